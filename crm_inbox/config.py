@@ -1,0 +1,245 @@
+"""Typed, frozen settings read from one TOML file, with environment overrides.
+
+Every key has a default in ``config/default.toml``; a bad file or key stops start-up with one
+``ConfigError`` line that names the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CRM_INBOX_"
+CONFIG_ENV = "CRM_INBOX_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator (one line, names the key)."""
+
+
+DEFAULT_FREE_MAIL_DOMAINS = (
+    "gmail.com", "googlemail.com", "gmx.de", "gmx.net", "gmx.at", "gmx.ch", "web.de", "t-online.de",
+    "freenet.de", "arcor.de", "posteo.de", "mailbox.org", "online.de", "email.de", "1und1.de",
+    "aol.com", "aol.de", "outlook.com", "outlook.de", "hotmail.com", "hotmail.de", "live.com", "live.de",
+    "msn.com", "yahoo.com", "yahoo.de", "ymail.com", "icloud.com", "me.com", "mac.com", "proton.me",
+    "protonmail.com", "bluewin.ch", "gmx.com", "mail.com", "yandex.com", "zoho.com",
+)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    instance_dir: str = "instance"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///instance/crm.db"
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str = ""
+    base_url: str = ""
+    threads: int = 8
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_message_bytes: int = 26_214_400
+    hostname: str = ""
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    crm_addresses: tuple[str, ...] = ("crm@localhost",)
+    support_addresses: tuple[str, ...] = ("support@localhost",)
+    staff_domains: tuple[str, ...] = ()
+    free_mail_domains: tuple[str, ...] = DEFAULT_FREE_MAIL_DOMAINS
+    trusted_relays: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    trusted_authserv_ids: tuple[str, ...] = ()
+    create_company_for_unknown_domain: bool = False
+    max_nesting_depth: int = 20
+    max_parts: int = 500
+
+    def __post_init__(self) -> None:
+        # Addresses and domains compare case-insensitively everywhere; normalise once here.
+        for name in ("crm_addresses", "support_addresses", "staff_domains", "free_mail_domains"):
+            object.__setattr__(self, name, tuple(v.strip().lower() for v in getattr(self, name)))
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        return frozenset(self.crm_addresses) | frozenset(self.support_addresses)
+
+
+@dataclass(frozen=True)
+class PhoneSettings:
+    default_region: str = "DE"
+    own_numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    phone: PhoneSettings = field(default_factory=PhoneSettings)
+
+    @property
+    def instance_path(self) -> Path:
+        return Path(self.service.instance_dir)
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "service": ServiceSettings, "database": DatabaseSettings, "web": WebSettings,
+    "smtp": SmtpSettings, "mail": MailSettings, "phone": PhoneSettings,
+}
+
+
+def _coerce(where: str, expected: Any, value: Any) -> Any:
+    """Check one TOML value against the dataclass field type; return it in the field's shape."""
+    origin = typing.get_origin(expected)
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
+            return value.lower() in {"true", "1", "yes"}
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if expected is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    if expected is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if origin is tuple:
+        if isinstance(value, str):  # from the environment: comma-separated
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    raise ConfigError(f"{where}: unsupported type")  # pragma: no cover - a programming error
+
+
+def _resolve_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, vars(types) | globals())
+
+
+def _build_section(name: str, raw: Mapping[str, Any]) -> Any:
+    cls = _SECTION_TYPES[name]
+    hints = _resolve_types(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in hints:
+            raise ConfigError(f"config: unknown key [{name}] {key}")
+        values[key] = _coerce(f"config: [{name}] {key}", hints[key], value)
+    return cls(**values)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``CRM_INBOX_SMTP_PORT=2526`` overrides ``[smtp] port``; ``…_FILE`` reads the value from a file.
+
+    Variables whose second word is not a section (``CRM_INBOX_CONFIG``, test settings) are not keys.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        section, _, key = var[len(ENV_PREFIX):].lower().partition("_")
+        if section not in _SECTION_TYPES or not key:
+            continue
+        if key.endswith("_file") and key[:-5] in _resolve_types(_SECTION_TYPES[section]):
+            key = key[:-5]
+            try:
+                value = Path(value).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"config: {var}: cannot read {value}: {exc.strerror}") from None
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _validate(settings: Settings) -> None:
+    if not settings.database.url.strip():
+        raise ConfigError("config: [database] url must not be empty")
+    for name, port in (("web", settings.web.port), ("smtp", settings.smtp.port)):
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"config: [{name}] port must be between 0 and 65535, got {port}")
+    if settings.smtp.max_message_bytes < 1024:
+        raise ConfigError("config: [smtp] max_message_bytes must be at least 1024")
+    for key in ("crm_addresses", "support_addresses"):
+        for addr in getattr(settings.mail, key):
+            if addr.count("@") != 1 or addr.startswith("@") or addr.endswith("@"):
+                raise ConfigError(f"config: [mail] {key}: {addr!r} is not an e-mail address")
+    if not settings.mail.own_addresses:
+        raise ConfigError("config: [mail] crm_addresses: at least one CRM or support address is needed")
+    for net in settings.mail.trusted_relays:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"config: [mail] trusted_relays: {net!r} is not a network") from None
+    import phonenumbers  # local: only needed for this check
+
+    if settings.phone.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"config: [phone] default_region: unknown region {settings.phone.default_region!r}")
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (``path``, else ``$CRM_INBOX_CONFIG``, else defaults) plus env overrides."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(CONFIG_ENV) or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config: file not found: {p}") from None
+        except OSError as exc:
+            raise ConfigError(f"config: cannot read {p}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config: {p} is not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {p} is not valid TOML: {exc}") from None
+    return settings_from_mapping(data, environ)
+
+
+def settings_from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    merged: dict[str, dict[str, Any]] = {}
+    for section, values in data.items():
+        if section not in _SECTION_TYPES:
+            raise ConfigError(f"config: unknown section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config: [{section}] must be a table")
+        merged[section] = dict(values)
+    for section, values in _env_overrides(environ or {}).items():
+        merged.setdefault(section, {}).update(values)
+    settings = Settings(**{name: _build_section(name, merged.get(name, {})) for name in _SECTION_TYPES})
+    _validate(settings)
+    return settings
+
+
+def replace(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
+    """A copy of ``settings`` with some keys changed, e.g. ``replace(s, smtp={"port": 0})`` (tests, demo)."""
+    changed = {name: dataclasses.replace(getattr(settings, name), **values) for name, values in sections.items()}
+    return dataclasses.replace(settings, **changed)

@@ -1,0 +1,56 @@
+"""Who is who: finds staff and contacts by address and companies by domain (database reads only)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_inbox.config import MailSettings
+from crm_inbox.models import CompanyDomain, ContactEmail, StaffEmail
+
+
+@dataclass
+class Directory:
+    """A read view for one unit of work: staff addresses are loaded once, contacts on demand."""
+
+    session: Session
+    mail: MailSettings
+    _staff: dict[str, int] | None = None
+
+    @property
+    def staff_by_email(self) -> dict[str, int]:
+        if self._staff is None:
+            rows = self.session.execute(select(StaffEmail.email, StaffEmail.staff_id)).all()
+            self._staff = {email.lower(): staff_id for email, staff_id in rows}
+        return self._staff
+
+    def is_staff(self, email: str) -> bool:
+        """A staff user's address, or any address at one of the company's own domains."""
+        email = email.lower()
+        return email in self.staff_by_email or email.rpartition("@")[2] in self.mail.staff_domains
+
+    def is_own(self, email: str) -> bool:
+        return email.lower() in self.mail.own_addresses
+
+    def contacts_by_email(self, emails: Iterable[str]) -> dict[str, list[int]]:
+        wanted = sorted({e.lower() for e in emails if e})
+        found: dict[str, list[int]] = defaultdict(list)
+        if wanted:
+            rows = self.session.execute(
+                select(ContactEmail.email, ContactEmail.contact_id).where(ContactEmail.email.in_(wanted))
+            ).all()
+            for email, contact_id in rows:
+                if contact_id not in found[email]:
+                    found[email].append(contact_id)
+        return dict(found)
+
+    def company_for_domain(self, domain: str) -> int | None:
+        domain = domain.lower()
+        if not domain or domain in self.mail.free_mail_domains:
+            return None
+        return self.session.execute(
+            select(CompanyDomain.company_id).where(CompanyDomain.domain == domain)).scalar_one_or_none()

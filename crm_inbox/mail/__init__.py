@@ -1,0 +1,1 @@
+"""Pure mail handling: parsing bytes, addresses, HTML, attachment names. No database here."""

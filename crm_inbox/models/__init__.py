@@ -1,0 +1,32 @@
+"""All tables. Importing this package registers every model on ``Base.metadata``."""
+
+from crm_inbox.models.audit import AuditEntry
+from crm_inbox.models.base import Base, utcnow
+from crm_inbox.models.contacts import (
+    Category,
+    Company,
+    CompanyDomain,
+    CompanyPhone,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    CustomerType,
+    Role,
+)
+from crm_inbox.models.inbound import InboundMessage, InboundState
+from crm_inbox.models.interactions import (
+    Attachment,
+    Direction,
+    Interaction,
+    InteractionContact,
+    InteractionKind,
+    InteractionStaff,
+)
+from crm_inbox.models.staff import ApiToken, StaffEmail, StaffRole, StaffUser
+
+__all__ = [
+    "ApiToken", "Attachment", "AuditEntry", "Base", "Category", "Company", "CompanyDomain", "CompanyPhone",
+    "Contact", "ContactEmail", "ContactPhone", "CustomerType", "Direction", "InboundMessage", "InboundState",
+    "Interaction", "InteractionContact", "InteractionKind", "InteractionStaff", "Role", "StaffEmail",
+    "StaffRole", "StaffUser", "utcnow",
+]

@@ -1,0 +1,45 @@
+"""Raw inbound mail, stored before anything else; processing state lives on this row."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_inbox.models.base import Base, str_enum, utcnow
+
+
+class InboundState(enum.StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    IGNORED = "ignored"
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int]
+    # Identity for idempotency: SHA-256 over the message without trace headers (Received, …), so a
+    # redelivery over another path is still the same message. Unique: a race stores one row.
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The Message-ID header exactly as it arrived (unfolded), not parsed: broken ones are common.
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    # Another message with the same Message-ID but different content exists: kept, flagged.
+    message_id_conflict: Mapped[bool] = mapped_column(default=False)
+    envelope_from: Mapped[str | None] = mapped_column(String(998))
+    envelope_to: Mapped[list[str]] = mapped_column(default=list)
+    peer: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(30), default="smtp")
+    deliveries: Mapped[int] = mapped_column(default=1)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    state: Mapped[InboundState] = mapped_column(
+        str_enum(InboundState, "inbound_state"),
+        default=InboundState.RECEIVED, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    processed_at: Mapped[datetime | None]

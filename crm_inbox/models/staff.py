@@ -1,0 +1,64 @@
+"""Staff users (the company's own people), their addresses and API tokens."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm_inbox.models.base import Base, str_enum, utcnow
+
+
+class StaffRole(enum.StrEnum):
+    ADMIN = "admin"
+    STAFF = "staff"
+    READONLY = "readonly"
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[StaffRole] = mapped_column(
+        str_enum(StaffRole, "staff_role"),
+        default=StaffRole.STAFF)
+    extension: Mapped[str | None] = mapped_column(String(32), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    emails: Mapped[list[StaffEmail]] = relationship(
+        back_populates="staff", cascade="all, delete-orphan", order_by="StaffEmail.id")
+
+    @property
+    def primary_email(self) -> str | None:
+        return self.emails[0].email if self.emails else None
+
+
+class StaffEmail(Base):
+    __tablename__ = "staff_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+
+    staff: Mapped[StaffUser] = relationship(back_populates="emails")
+
+
+class ApiToken(Base):
+    """A bearer token; only its SHA-256 is stored, the token itself is shown once at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    staff: Mapped[StaffUser] = relationship()

@@ -1,0 +1,44 @@
+"""What the steps share while one inbound message is processed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from crm_inbox.attribution import Attribution
+from crm_inbox.config import Settings
+from crm_inbox.directory import Directory
+from crm_inbox.mail.parse import ParsedMail
+from crm_inbox.models import Contact, InboundMessage, Interaction
+
+
+@dataclass
+class MailContext:
+    session: Session
+    settings: Settings
+    inbound: InboundMessage
+    directory: Directory
+    parsed: ParsedMail | None = None
+    attribution: Attribution | None = None
+    # (contact, role) pairs the interaction is linked to, in order
+    contacts: list[tuple[Contact, str]] = field(default_factory=list)
+    new_contacts: list[Contact] = field(default_factory=list)
+    interaction: Interaction | None = None
+    stopped: str | None = None
+
+    def stop(self, reason: str) -> None:
+        self.stopped = reason
+
+    def note(self, reason: str) -> None:
+        """Add to the human-readable explanation of where the mail landed and why."""
+        assert self.attribution is not None
+        self.attribution.reasons.append(reason)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    description: str
+    run: Callable[[MailContext], None]

@@ -1,0 +1,121 @@
+"""Recording interactions and reading a contact's timeline (newest first, cursor paging)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from crm_inbox.models import (
+    Attachment,
+    Contact,
+    Direction,
+    Interaction,
+    InteractionContact,
+    InteractionKind,
+    InteractionStaff,
+)
+
+EXCERPT_CHARS = 280
+
+
+def excerpt_of(text: str | None, limit: int = EXCERPT_CHARS) -> str:
+    flat = re.sub(r"\s+", " ", text or "").strip()
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def record_interaction(
+    session: Session,
+    *,
+    kind: InteractionKind,
+    direction: Direction,
+    occurred_at: datetime,
+    subject: str | None = None,
+    text: str | None = None,
+    excerpt: str | None = None,
+    html: str | None = None,
+    source_ref: str | None = None,
+    inbound_message_id: int | None = None,
+    contacts: Sequence[tuple[Contact, str]] = (),
+    staff_ids: Sequence[int] = (),
+    attachments: Sequence[tuple[str, str, bytes]] = (),
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    created_by_id: int | None = None,
+) -> Interaction:
+    interaction = Interaction(
+        kind=kind, direction=direction, occurred_at=occurred_at, subject=subject, text=text,
+        excerpt=excerpt if excerpt is not None else excerpt_of(text), html=html, source_ref=source_ref,
+        inbound_message_id=inbound_message_id, attribution_reason=reason, details=details or {},
+        created_by_id=created_by_id,
+    )
+    seen: set[int] = set()
+    for contact, role in contacts:
+        if contact.id not in seen:
+            seen.add(contact.id)
+            interaction.contact_links.append(
+                InteractionContact(contact_id=contact.id, occurred_at=occurred_at, role=role))
+    for staff_id in dict.fromkeys(staff_ids):
+        interaction.staff_links.append(InteractionStaff(staff_id=staff_id))
+    for filename, content_type, content in attachments:
+        interaction.attachments.append(Attachment(
+            filename=filename, content_type=content_type[:255], size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(), content=content))
+    session.add(interaction)
+    session.flush()
+    return interaction
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(occurred_at: datetime, interaction_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{occurred_at.isoformat()}|{interaction_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        when, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(when), int(ident)
+    except (ValueError, UnicodeError) as exc:
+        raise BadCursor("cursor is not valid") from exc
+
+
+@dataclass
+class TimelinePage:
+    items: list[Interaction]
+    next_cursor: str | None
+
+
+def contact_timeline(session: Session, contact_id: int, *, limit: int = 50, cursor: str | None = None,
+                     kind: InteractionKind | None = None) -> TimelinePage:
+    """A page of the contact's interactions, newest first; one index range scan on the link table."""
+    link = InteractionContact
+    query = select(link.interaction_id).where(link.contact_id == contact_id)
+    if cursor:
+        when, ident = decode_cursor(cursor)
+        query = query.where(or_(link.occurred_at < when,
+                                and_(link.occurred_at == when, link.interaction_id < ident)))
+    if kind is not None:
+        query = query.join(Interaction, Interaction.id == link.interaction_id).where(Interaction.kind == kind)
+    ids = session.execute(
+        query.order_by(link.occurred_at.desc(), link.interaction_id.desc()).limit(limit + 1)).scalars().all()
+    has_more = len(ids) > limit
+    ids = ids[:limit]
+    rows = session.execute(
+        select(Interaction).where(Interaction.id.in_(ids))
+        .options(selectinload(Interaction.contact_links), selectinload(Interaction.attachments).load_only(
+            Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size, Attachment.sha256))
+    ).scalars().all()
+    by_id = {r.id: r for r in rows}
+    items = [by_id[i] for i in ids if i in by_id]
+    next_cursor = encode_cursor(items[-1].occurred_at, items[-1].id) if has_more and items else None
+    return TimelinePage(items, next_cursor)

@@ -1,0 +1,149 @@
+"""Processing stored inbound mail: claim a ``received`` row, run the pipeline, record the outcome.
+
+Processing is one unit of work: the interaction, new leads and the state change commit together,
+so a crash half-way leaves the row ``received`` and it is processed again later, never twice.
+A message that fails keeps its raw bytes with state ``failed`` and the reason, and can be retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox.config import Settings
+from crm_inbox.db import unit_of_work
+from crm_inbox.directory import Directory
+from crm_inbox.mail.parse import MailParseError
+from crm_inbox.models import InboundMessage, InboundState, utcnow
+from crm_inbox.pipeline import DEFAULT_STEPS, MailContext, Step, run_pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    inbound_id: int
+    state: InboundState | None  # None: somebody else had already processed it (or it was not waiting)
+    interaction_id: int | None = None
+    error: str | None = None
+
+
+def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
+            steps: tuple[Step, ...] = DEFAULT_STEPS) -> Outcome:
+    try:
+        with unit_of_work(factory) as session:
+            # Claim first: this write takes the row (PostgreSQL) or the database (SQLite) lock, so a
+            # second worker waits and then sees the row is no longer 'received'.
+            claimed = session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
+                .values(attempts=InboundMessage.attempts + 1)
+            ).rowcount
+            if not claimed:
+                return Outcome(inbound_id, None)
+            inbound = session.get_one(InboundMessage, inbound_id)
+            ctx = MailContext(session, settings, inbound, Directory(session, settings.mail))
+            run_pipeline(ctx, steps)
+            inbound.state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
+            inbound.error = ctx.stopped
+            inbound.processed_at = utcnow()
+            return Outcome(inbound_id, inbound.state, ctx.interaction.id if ctx.interaction else None)
+    except (OperationalError, DBAPIError) as exc:
+        # Our outage, not the message's fault: it stays 'received' and is picked up again later.
+        log.error("inbound %s: database error while processing, will retry: %s", inbound_id, exc.orig)
+        return Outcome(inbound_id, None, error=f"database error: {exc.orig}")
+    except MailParseError as exc:
+        log.warning("inbound %s: cannot be processed: %s", inbound_id, exc)
+        return _mark_failed(factory, inbound_id, str(exc))
+    except Exception as exc:
+        log.exception("inbound %s: processing failed", inbound_id)
+        return _mark_failed(factory, inbound_id, f"internal error: {exc.__class__.__name__}: {exc}")
+
+
+def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str) -> Outcome:
+    try:
+        with unit_of_work(factory) as session:
+            session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
+                .values(state=InboundState.FAILED, error=error[:4000], processed_at=utcnow()))
+    except (OperationalError, DBAPIError) as exc:
+        log.error("inbound %s: could not record the failure (stays received): %s", inbound_id, exc.orig)
+    return Outcome(inbound_id, InboundState.FAILED, error=error)
+
+
+def waiting_ids(session: Session, limit: int = 1000) -> list[int]:
+    return list(session.execute(
+        select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED)
+        .order_by(InboundMessage.id).limit(limit)).scalars())
+
+
+def retry(factory: sessionmaker[Session], ids: Iterable[int] | None) -> list[int]:
+    """Put failed messages back to ``received`` (all of them when ``ids`` is None); returns their ids."""
+    with unit_of_work(factory) as session:
+        query = select(InboundMessage.id).where(InboundMessage.state == InboundState.FAILED)
+        if ids is not None:
+            query = query.where(InboundMessage.id.in_(list(ids)))
+        chosen = list(session.execute(query.order_by(InboundMessage.id)).scalars())
+        if chosen:
+            session.execute(update(InboundMessage).where(InboundMessage.id.in_(chosen))
+                            .values(state=InboundState.RECEIVED, error=None))
+    return chosen
+
+
+class Worker:
+    """A background thread that processes accepted messages as they arrive, and sweeps for any
+    ``received`` rows left behind (a restart, a database outage, another node's crash)."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, sweep_seconds: float = 30.0) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.sweep_seconds = sweep_seconds
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="crm-inbox-worker", daemon=True)
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, inbound_id: int) -> None:
+        self._queue.put(inbound_id)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what is queued, then stop."""
+        self._stopping.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def sweep(self) -> int:
+        try:
+            with self.factory() as session:
+                ids = waiting_ids(session)
+        except (OperationalError, DBAPIError) as exc:
+            log.error("worker: cannot look for waiting messages: %s", exc.orig)
+            return 0
+        for inbound_id in ids:
+            process(self.factory, self.settings, inbound_id)
+        return len(ids)
+
+    def _run(self) -> None:
+        self.sweep()
+        while True:
+            try:
+                item = self._queue.get(timeout=self.sweep_seconds)
+            except queue.Empty:
+                if not self._stopping.is_set():
+                    self.sweep()
+                continue
+            if item is None:
+                if self._queue.empty():
+                    return
+                continue
+            process(self.factory, self.settings, item)
