@@ -1,0 +1,91 @@
+"""Staff users, their passwords and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from crm_inbox.contacts import ValidationError
+from crm_inbox.mail.addresses import normalise_email
+from crm_inbox.models import ApiToken, StaffEmail, StaffRole, StaffUser, utcnow
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "crm_"
+
+
+class StaffExists(Exception):
+    pass
+
+
+def find_staff(session: Session, email: str) -> StaffUser | None:
+    return session.execute(
+        select(StaffUser).join(StaffEmail).where(StaffEmail.email == email.strip().lower())
+        .options(selectinload(StaffUser.emails))).scalar_one_or_none()
+
+
+def add_staff(session: Session, email: str, name: str, role: str = "staff", extension: str | None = None,
+              password: str | None = None, more_emails: list[str] | None = None) -> StaffUser:
+    addresses = []
+    for raw in [email, *(more_emails or [])]:
+        addr = normalise_email(raw)
+        if not addr:
+            raise ValidationError("email", f"{raw!r} is not an e-mail address")
+        addresses.append(addr)
+    try:
+        staff_role = StaffRole(role)
+    except ValueError:
+        raise ValidationError("role", "must be one of " + ", ".join(r.value for r in StaffRole)) from None
+    for addr in addresses:
+        if find_staff(session, addr) is not None:
+            raise StaffExists(f"a staff user with {addr} exists already")
+    user = StaffUser(name=name.strip() or addresses[0], role=staff_role, extension=extension or None,
+                     password_hash=hash_password(password) if password else None)
+    user.emails = [StaffEmail(email=a) for a in addresses]
+    session.add(user)
+    session.flush()
+    return user
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(user: StaffUser, password: str) -> bool:
+    if not user.password_hash or not user.active:
+        return False
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, user: StaffUser, name: str | None = None) -> str:
+    """A new API token for ``user``; only its hash is stored, so this is the one chance to see it."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(staff_id=user.id, token_hash=_token_hash(token), name=name))
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str) -> StaffUser | None:
+    if not token:
+        return None
+    row = session.execute(
+        select(ApiToken).where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None))
+    ).scalar_one_or_none()
+    if row is None or not row.staff.active:
+        return None
+    now = utcnow()
+    # Written at most once a minute, so reads through the API do not each become a write.
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        row.last_used_at = now
+    return row.staff

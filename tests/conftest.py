@@ -1,0 +1,128 @@
+"""Fixtures: a fresh database per test (SQLite by default, PostgreSQL when
+CRM_INBOX_TEST_DATABASE_URL is set), settings, the Flask app and an API token."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox.config import Settings, replace
+from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from crm_inbox.models import Base
+from crm_inbox.staff import add_staff, create_token
+
+PG_URL_ENV = "CRM_INBOX_TEST_DATABASE_URL"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MAIL_SAMPLES = SHARED / "mail-samples" / "mail-parser"
+
+CRM = "crm@beispiel-firma.de"
+SUPPORT = "support@beispiel-firma.de"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import os
+
+    return f"database: {os.environ.get(PG_URL_ENV) or 'SQLite (a fresh file per test)'}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str | None:
+    import os
+
+    return os.environ.get(PG_URL_ENV) or None
+
+
+@pytest.fixture(scope="session")
+def _schema(tmp_path_factory: pytest.TempPathFactory, pg_url: str | None) -> Iterator[str]:
+    """Migrate once per run: a template SQLite file, or the PostgreSQL test database from scratch."""
+    if pg_url:
+        engine = make_engine(pg_url)
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade(engine)
+        engine.dispose()
+        yield pg_url
+    else:
+        template = tmp_path_factory.mktemp("schema") / "template.db"
+        engine = make_engine(f"sqlite:///{template}")
+        upgrade(engine)
+        engine.dispose()
+        yield str(template)
+
+
+@pytest.fixture
+def database_url(_schema: str, pg_url: str | None, tmp_path: Path) -> str:
+    if pg_url:
+        engine = make_engine(pg_url)
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return pg_url
+    db = tmp_path / "crm.db"
+    shutil.copy(_schema, db)
+    return f"sqlite:///{db}"
+
+
+def make_settings(database_url: str, instance: Path, **sections: dict[str, Any]) -> Settings:
+    base = replace(
+        Settings(),
+        service={"instance_dir": str(instance)},
+        database={"url": database_url},
+        smtp={"port": 0},
+        mail={"crm_addresses": (CRM,), "support_addresses": (SUPPORT,), "staff_domains": ("beispiel-firma.de",)},
+    )
+    return replace(base, **sections) if sections else base
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path / "instance")
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.database.url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def app(settings: Settings, factory: sessionmaker[Session]):  # type: ignore[no-untyped-def]
+    from web import create_app
+
+    app = create_app(settings, factory)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+def make_token(factory: sessionmaker[Session], email: str, role: str = "admin", name: str = "Test User") -> str:
+    with unit_of_work(factory) as session:
+        return create_token(session, add_staff(session, email, name, role))
+
+
+@pytest.fixture
+def token(factory: sessionmaker[Session]) -> str:
+    return make_token(factory, "anna.schmidt@beispiel-firma.de")
+
+
+@pytest.fixture
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

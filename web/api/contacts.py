@@ -1,0 +1,176 @@
+"""Contacts, companies and a contact's timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request, url_for
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from crm_inbox import audit
+from crm_inbox.contacts import apply_company, apply_contact
+from crm_inbox.mail.addresses import normalise_email
+from crm_inbox.models import (
+    Company,
+    CompanyDomain,
+    CompanyPhone,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    InteractionKind,
+)
+from crm_inbox.phone import to_e164
+from crm_inbox.timeline import contact_timeline
+from web.api import api
+from web.api import serialize as ser
+from web.api.errors import fail, int_arg, json_body
+from web.auth import api_user, require_token
+from web.requestdb import db, state
+
+
+def _region() -> str:
+    return state().settings.phone.default_region
+
+
+def _get_contact(contact_id: int) -> Contact:
+    contact = db().get(Contact, contact_id, options=[selectinload(Contact.emails), selectinload(Contact.phones)])
+    if contact is None:
+        fail(404, "not_found", f"contact {contact_id} not found")
+    return contact
+
+
+def _get_company(company_id: int) -> Company:
+    company = db().get(Company, company_id)
+    if company is None:
+        fail(404, "not_found", f"company {company_id} not found")
+    return company
+
+
+def _actor() -> int | None:
+    user = api_user()
+    return user.id if user else None
+
+
+def _created(body: dict[str, Any], location: str) -> Response:
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = location
+    return response
+
+
+@api.post("/contacts")
+@require_token(write=True)
+def create_contact() -> Response:
+    data = json_body()
+    contact = Contact(origin="api", tags=[], fields={})
+    changed = apply_contact(db(), contact, data, _region())
+    db().add(contact)
+    db().flush()
+    audit.record(db(), _actor(), "create", "contact", contact.id, changed)
+    return _created(ser.contact(contact), url_for("api.get_contact", contact_id=contact.id))
+
+
+@api.get("/contacts")
+@require_token()
+def list_contacts() -> Response:
+    limit = int_arg("limit", 50, 1, 500)
+    offset = int_arg("offset", 0, 0, 10_000_000)
+    query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.phones))
+    if email := request.args.get("email"):
+        query = query.where(Contact.id.in_(
+            select(ContactEmail.contact_id).where(ContactEmail.email == (normalise_email(email) or email.lower()))))
+    if phone := request.args.get("phone"):
+        e164 = to_e164(phone, _region())
+        if e164 is None:
+            fail(400, "invalid", "phone is not a phone number", field="phone")
+        query = query.where(Contact.id.in_(select(ContactPhone.contact_id).where(ContactPhone.e164 == e164)))
+    if q := request.args.get("q", "").strip():
+        like = f"%{q.lower()}%"
+        query = query.where(or_(
+            Contact.name.ilike(like),
+            Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.email.like(like)))))
+    if company_id := request.args.get("company_id"):
+        if not company_id.isdigit():
+            fail(400, "invalid", "company_id must be a whole number", field="company_id")
+        query = query.where(Contact.company_id == int(company_id))
+    rows = db().execute(query.order_by(Contact.id).limit(limit).offset(offset)).scalars().all()
+    return jsonify(items=[ser.contact(c) for c in rows])
+
+
+@api.get("/contacts/<int:contact_id>")
+@require_token()
+def get_contact(contact_id: int) -> Response:
+    return jsonify(ser.contact(_get_contact(contact_id)))
+
+
+@api.patch("/contacts/<int:contact_id>")
+@require_token(write=True)
+def patch_contact(contact_id: int) -> Response:
+    contact = _get_contact(contact_id)
+    changed = apply_contact(db(), contact, json_body(), _region())
+    db().flush()
+    audit.record(db(), _actor(), "update", "contact", contact.id, changed)
+    return jsonify(ser.contact(contact))
+
+
+@api.get("/contacts/<int:contact_id>/timeline")
+@require_token()
+def timeline(contact_id: int) -> Response:
+    _get_contact(contact_id)
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in {k.value for k in InteractionKind}:
+        fail(400, "invalid", "kind must be one of " + ", ".join(k.value for k in InteractionKind), field="kind")
+    page = contact_timeline(db(), contact_id, limit=int_arg("limit", 50, 1, 200),
+                            cursor=request.args.get("cursor") or None,
+                            kind=InteractionKind(kind) if kind else None)
+    return jsonify(items=[ser.timeline_item(i) for i in page.items], next_cursor=page.next_cursor)
+
+
+@api.post("/companies")
+@require_token(write=True)
+def create_company() -> Response:
+    data = json_body()
+    if not data.get("name"):
+        fail(400, "invalid", "name is required", field="name")
+    company = Company(origin="api", tags=[], fields={})
+    changed = apply_company(db(), company, data, _region())
+    db().add(company)
+    db().flush()
+    audit.record(db(), _actor(), "create", "company", company.id, changed)
+    return _created(ser.company(company), url_for("api.get_company", company_id=company.id))
+
+
+@api.get("/companies")
+@require_token()
+def list_companies() -> Response:
+    limit = int_arg("limit", 50, 1, 500)
+    offset = int_arg("offset", 0, 0, 10_000_000)
+    query = select(Company).options(selectinload(Company.domains), selectinload(Company.phones))
+    if domain := request.args.get("domain", "").strip().lower():
+        query = query.where(Company.id.in_(select(CompanyDomain.company_id).where(CompanyDomain.domain == domain)))
+    if phone := request.args.get("phone"):
+        e164 = to_e164(phone, _region())
+        if e164 is None:
+            fail(400, "invalid", "phone is not a phone number", field="phone")
+        query = query.where(Company.id.in_(select(CompanyPhone.company_id).where(CompanyPhone.e164 == e164)))
+    if q := request.args.get("q", "").strip():
+        query = query.where(Company.name.ilike(f"%{q}%"))
+    rows = db().execute(query.order_by(Company.id).limit(limit).offset(offset)).scalars().all()
+    return jsonify(items=[ser.company(c) for c in rows])
+
+
+@api.get("/companies/<int:company_id>")
+@require_token()
+def get_company(company_id: int) -> Response:
+    return jsonify(ser.company(_get_company(company_id)))
+
+
+@api.patch("/companies/<int:company_id>")
+@require_token(write=True)
+def patch_company(company_id: int) -> Response:
+    company = _get_company(company_id)
+    changed = apply_company(db(), company, json_body(), _region())
+    db().flush()
+    audit.record(db(), _actor(), "update", "company", company.id, changed)
+    return jsonify(ser.company(company))

@@ -1,0 +1,83 @@
+"""JSON errors: ``{"error": {"code": …, "message": …}}`` with the right status, for every API failure."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+from flask import Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from crm_inbox.contacts import Conflict, ValidationError
+from crm_inbox.timeline import BadCursor
+from web.api import api
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def fail(status: int, code: str, message: str, **extra: Any) -> NoReturn:
+    raise ApiError(status, code, message, **extra)
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
+    response = jsonify(error={"code": code, "message": message, **extra})
+    response.status_code = status
+    return response
+
+
+@api.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, **exc.extra)
+
+
+@api.errorhandler(ValidationError)
+def _validation(exc: ValidationError) -> Response:
+    return error_response(400, "invalid", exc.message, field=exc.field)
+
+
+@api.errorhandler(BadCursor)
+def _bad_cursor(exc: BadCursor) -> Response:
+    return error_response(400, "invalid", str(exc), field="cursor")
+
+
+@api.errorhandler(Conflict)
+def _conflict(exc: Conflict) -> Response:
+    return error_response(409, "conflict", str(exc))
+
+
+@api.errorhandler(HTTPException)
+def _http(exc: HTTPException) -> Response:
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return error_response(exc.code or 500, code, exc.description or exc.name)
+
+
+@api.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    log.exception("API %s %s failed", request.method, request.path)
+    return error_response(500, "internal", "internal error")
+
+
+def json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        fail(400, "invalid", "the request body must be a JSON object")
+    return data
+
+
+def int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        fail(400, "invalid", f"{name} must be a whole number", field=name)
+    if not lo <= value <= hi:
+        fail(400, "invalid", f"{name} must be between {lo} and {hi}", field=name)
+    return value

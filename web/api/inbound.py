@@ -1,0 +1,44 @@
+"""Stored inbound messages: list them (failed ones for triage) and retry failed ones."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+from sqlalchemy import select
+
+from crm_inbox.models import InboundMessage, InboundState
+from crm_inbox.worker import process, retry
+from web.api import api
+from web.api import serialize as ser
+from web.api.errors import fail, int_arg
+from web.auth import require_token
+from web.requestdb import db, state
+
+
+@api.get("/inbound")
+@require_token()
+def list_inbound() -> Response:
+    query = select(InboundMessage)
+    if raw_state := request.args.get("state"):
+        if raw_state not in {s.value for s in InboundState}:
+            fail(400, "invalid", "state must be one of " + ", ".join(s.value for s in InboundState), field="state")
+        query = query.where(InboundMessage.state == InboundState(raw_state))
+    limit = int_arg("limit", 50, 1, 500)
+    rows = db().execute(query.order_by(InboundMessage.id.desc()).limit(limit)).scalars().all()
+    return jsonify(items=[ser.inbound(m) for m in rows])
+
+
+@api.post("/inbound/<int:inbound_id>/retry")
+@require_token(write=True)
+def retry_inbound(inbound_id: int) -> Response:
+    message = db().get(InboundMessage, inbound_id)
+    if message is None:
+        fail(404, "not_found", f"inbound message {inbound_id} not found")
+    if message.state != InboundState.FAILED:
+        fail(409, "conflict", f"inbound message {inbound_id} is {message.state.value}, not failed")
+    db().rollback()  # the retry runs in its own units of work
+    app_state = state()
+    retry(app_state.factory, [inbound_id])
+    outcome = process(app_state.factory, app_state.settings, inbound_id)
+    fresh = db().get_one(InboundMessage, inbound_id)
+    db().refresh(fresh)
+    return jsonify({**ser.inbound(fresh), "interaction_id": outcome.interaction_id})

@@ -1,0 +1,197 @@
+"""The OpenAPI 3.1 document for /api/v1, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+
+from web.api import api
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _list_of(name: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {"items": {"type": "array", "items": _ref(name)}}}
+
+
+ERRORS = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+}
+NOT_FOUND = {"404": {"$ref": "#/components/responses/NotFound"}}
+FORBIDDEN = {"403": {"$ref": "#/components/responses/Forbidden"}}
+ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+
+def _q(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+PAGING = [_q("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+          _q("offset", {"type": "integer", "minimum": 0})]
+
+_str_or_null = {"type": ["string", "null"]}
+_tags = {"type": "array", "items": {"type": "string"}}
+_fields = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}
+_phone = {"type": "object", "properties": {"raw": {"type": "string"}, "e164": _str_or_null}}
+_category = {"type": ["string", "null"], "enum": ["A", "B", "C", None]}
+_role = {"type": "string", "enum": ["lead", "prospect", "customer", "debtor", "supplier", "other"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}},
+    "Contact": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": _str_or_null, "display_name": {"type": "string"},
+        "company_id": {"type": ["integer", "null"]}, "emails": {"type": "array", "items": {"type": "string"}},
+        "bouncing_emails": {"type": "array", "items": {"type": "string"}},
+        "phones": {"type": "array", "items": _phone}, "role": _role, "category": _category, "tags": _tags,
+        "fields": _fields, "owner_id": {"type": ["integer", "null"]}, "origin": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"}}},
+    "ContactInput": {"type": "object", "additionalProperties": False, "properties": {
+        "name": _str_or_null, "company_id": {"type": ["integer", "null"]},
+        "emails": {"type": "array", "items": {"type": "string", "format": "email"}},
+        "phones": {"type": "array", "items": {"type": "string"}}, "role": _role, "category": _category,
+        "tags": _tags, "fields": _fields, "owner_id": {"type": ["integer", "null"]}}},
+    "Company": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"},
+        "domains": {"type": "array", "items": {"type": "string"}}, "phones": {"type": "array", "items": _phone},
+        "industry": _str_or_null, "size": _str_or_null,
+        "customer_type": {"type": ["string", "null"], "enum": ["B2B", "B2C", None]},
+        "category": _category, "tags": _tags, "fields": _fields,
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"}}},
+    "CompanyInput": {"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string", "minLength": 1}, "domains": {"type": "array", "items": {"type": "string"}},
+        "phones": {"type": "array", "items": {"type": "string"}}, "industry": _str_or_null, "size": _str_or_null,
+        "customer_type": {"type": ["string", "null"], "enum": ["B2B", "B2C", None]},
+        "category": _category, "tags": _tags, "fields": _fields}},
+    "Attachment": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "filename": {"type": "string"}, "content_type": {"type": "string"},
+        "size": {"type": "integer"}, "sha256": {"type": "string"}, "url": {"type": "string"}}},
+    "TimelineItem": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "kind": {"type": "string"}, "direction": {"type": "string"},
+        "occurred_at": {"type": "string", "format": "date-time"}, "subject": _str_or_null,
+        "excerpt": _str_or_null, "message_id": _str_or_null, "source_ref": _str_or_null,
+        "contact_ids": {"type": "array", "items": {"type": "integer"}},
+        "attachments": {"type": "array", "items": _ref("Attachment")}}},
+    "Interaction": {"allOf": [_ref("TimelineItem"), {"type": "object", "properties": {
+        "text": _str_or_null, "html": _str_or_null, "attribution_reason": _str_or_null,
+        "inbound_message_id": {"type": ["integer", "null"]}, "details": {"type": "object"},
+        "staff_ids": {"type": "array", "items": {"type": "integer"}},
+        "links": {"type": "array", "items": {"type": "object"}}}}]},
+    "Inbound": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "state": {"type": "string", "enum": ["received", "processed", "failed", "ignored"]},
+        "error": _str_or_null, "message_id": _str_or_null, "message_id_conflict": {"type": "boolean"},
+        "envelope_from": _str_or_null, "envelope_to": {"type": "array", "items": {"type": "string"}},
+        "source": {"type": "string"}, "size": {"type": "integer"}, "deliveries": {"type": "integer"},
+        "attempts": {"type": "integer"}, "received_at": {"type": "string", "format": "date-time"},
+        "processed_at": {"type": ["string", "null"], "format": "date-time"}}},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+PATHS: dict[str, Any] = {
+    "/contacts": {
+        "get": {"summary": "Find contacts", "operationId": "listContacts",
+                "parameters": [_q("email", {"type": "string"}, "any address of the contact"),
+                               _q("phone", {"type": "string"}, "a phone number in any format"),
+                               _q("q", {"type": "string"}, "part of the name or an address"),
+                               _q("company_id", {"type": "integer", "minimum": 1}), *PAGING],
+                "responses": {"200": _json(_list_of("Contact")), **ERRORS}},
+        "post": {"summary": "Create a contact", "operationId": "createContact",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ContactInput")}}},
+                 "responses": {"201": _json(_ref("Contact"), "Created"), **ERRORS, **FORBIDDEN}}},
+    "/contacts/{id}": {
+        "parameters": [ID],
+        "get": {"summary": "One contact", "operationId": "getContact",
+                "responses": {"200": _json(_ref("Contact")), **ERRORS, **NOT_FOUND}},
+        "patch": {"summary": "Change a contact", "operationId": "patchContact",
+                  "requestBody": {"required": True,
+                                  "content": {"application/json": {"schema": _ref("ContactInput")}}},
+                  "responses": {"200": _json(_ref("Contact")), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
+    "/contacts/{id}/timeline": {
+        "parameters": [ID],
+        "get": {"summary": "The contact's interactions, newest first", "operationId": "contactTimeline",
+                "parameters": [_q("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                               _q("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                               _q("kind", {"type": "string", "enum": ["email", "call", "note", "document",
+                                                                      "meeting", "other"]})],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "items": {"type": "array", "items": _ref("TimelineItem")},
+                    "next_cursor": _str_or_null}}), **ERRORS, **NOT_FOUND}}},
+    "/companies": {
+        "get": {"summary": "Find companies", "operationId": "listCompanies",
+                "parameters": [_q("domain", {"type": "string"}), _q("phone", {"type": "string"}),
+                               _q("q", {"type": "string"}), *PAGING],
+                "responses": {"200": _json(_list_of("Company")), **ERRORS}},
+        "post": {"summary": "Create a company", "operationId": "createCompany",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CompanyInput")}}},
+                 "responses": {"201": _json(_ref("Company"), "Created"), **ERRORS, **FORBIDDEN,
+                               "409": _error("A domain belongs to another company")}}},
+    "/companies/{id}": {
+        "parameters": [ID],
+        "get": {"summary": "One company", "operationId": "getCompany",
+                "responses": {"200": _json(_ref("Company")), **ERRORS, **NOT_FOUND}},
+        "patch": {"summary": "Change a company", "operationId": "patchCompany",
+                  "requestBody": {"required": True,
+                                  "content": {"application/json": {"schema": _ref("CompanyInput")}}},
+                  "responses": {"200": _json(_ref("Company")), **ERRORS, **FORBIDDEN, **NOT_FOUND,
+                                "409": _error("A domain belongs to another company")}}},
+    "/interactions/{id}": {
+        "parameters": [ID],
+        "get": {"summary": "One interaction with its full text", "operationId": "getInteraction",
+                "responses": {"200": _json(_ref("Interaction")), **ERRORS, **NOT_FOUND}}},
+    "/attachments/{id}": {
+        "parameters": [ID],
+        "get": {"summary": "Download an attachment", "operationId": "getAttachment",
+                "responses": {"200": {"description": "The file, always as a download",
+                                      "content": {"application/octet-stream": {}}}, **ERRORS, **NOT_FOUND}}},
+    "/inbound": {
+        "get": {"summary": "Stored inbound messages", "operationId": "listInbound",
+                "parameters": [_q("state", {"type": "string", "enum": ["received", "processed", "failed",
+                                                                       "ignored"]}),
+                               _q("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
+                "responses": {"200": _json(_list_of("Inbound")), **ERRORS}}},
+    "/inbound/{id}/retry": {
+        "parameters": [ID],
+        "post": {"summary": "Process a failed message again", "operationId": "retryInbound",
+                 "responses": {"200": _json(_ref("Inbound")), **ERRORS, **FORBIDDEN, **NOT_FOUND,
+                               "409": _error("The message has not failed")}}},
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "CRM Inbox API", "version": "1",
+             "description": "Contacts, companies, the timeline and inbound mail. Every request needs "
+                            "`Authorization: Bearer <token>` (create one with `crm-inbox token create EMAIL`)."},
+    "servers": [{"url": "/api/v1"}],
+    "security": [{"bearer": []}],
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": SCHEMAS,
+        "responses": {
+            "BadRequest": _error("Bad input; `field` names what is wrong"),
+            "Unauthorized": _error("No or an invalid bearer token"),
+            "Forbidden": _error("The user's role does not allow this"),
+            "NotFound": _error("No such object"),
+        },
+    },
+}
+
+
+@api.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(DOCUMENT)

@@ -1,0 +1,84 @@
+"""Application factory. The typed settings live on ``app.extensions["crm_inbox"]``, not in app.config."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, Response, request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from crm_inbox.config import Settings
+from crm_inbox.db import make_engine, make_sessionmaker
+from web import requestdb
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+
+
+def _secret_key(settings: Settings) -> str:
+    """The configured key, else one generated once and kept in the instance folder."""
+    if settings.web.secret_key:
+        return settings.web.secret_key
+    path = settings.instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
+
+
+def create_app(settings: Settings, factory: sessionmaker[Session] | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(Path(__file__).parent / "templates"))
+    if factory is None:
+        engine = make_engine(settings.database.url, echo=settings.database.echo)
+        factory = make_sessionmaker(engine)
+    engine = factory.kw["bind"]
+    app.extensions["crm_inbox"] = AppState(settings, engine, factory)
+    app.secret_key = _secret_key(settings)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.web.base_url.startswith("https://"),
+        MAX_CONTENT_LENGTH=settings.smtp.max_message_bytes + 1_000_000,
+        JSON_SORT_KEYS=False,
+    )
+    requestdb.init_app(app)
+
+    from web.api import api
+    from web.pages import pages
+
+    app.register_blueprint(api)
+    app.register_blueprint(pages)
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def not_found(exc: HTTPException) -> Response | HTTPException:
+        # Blueprint handlers only see routes that matched; unknown /api paths still answer JSON.
+        if request.path.startswith("/api/"):
+            from web.api.errors import error_response
+
+            return error_response(exc.code or 404, (exc.name or "").lower().replace(" ", "_"),
+                                  exc.description or "")
+        return exc
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

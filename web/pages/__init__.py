@@ -1,0 +1,9 @@
+"""Staff pages (server-rendered). A plain contact list and contact page for now."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+pages = Blueprint("pages", __name__)
+
+from web.pages import views  # noqa: E402,F401  (registers routes)

@@ -1,0 +1,48 @@
+"""One database session per request, committed after a successful response, rolled back otherwise."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, g, jsonify
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+
+def state():  # type: ignore[no-untyped-def]
+    return current_app.extensions["crm_inbox"]
+
+
+def db() -> Session:
+    """The request's session (created on first use)."""
+    if "db" not in g:
+        g.db = state().factory()
+    return g.db
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def commit(response: Response) -> Response:
+        session: Session | None = g.get("db")
+        if session is None:
+            return response
+        if response.status_code >= 400:
+            session.rollback()
+            return response
+        try:
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            log.error("request commit failed: %s", exc.orig)
+            failed = jsonify(error={"code": "unavailable", "message": "database unavailable, try again"})
+            failed.status_code = 503
+            return failed
+        return response
+
+    @app.teardown_request
+    def close(_exc: BaseException | None) -> None:
+        session: Session | None = g.pop("db", None)
+        if session is not None:
+            session.close()
