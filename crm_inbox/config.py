@@ -133,8 +133,6 @@ def _coerce(where: str, expected: Any, value: Any) -> Any:
             return value
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     if origin is tuple:
-        if isinstance(value, str):  # from the environment: comma-separated
-            value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
         return tuple(value)
@@ -174,6 +172,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 value = Path(value).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(f"config: {var}: cannot read {value}: {exc.strerror}") from None
+        hint = _resolve_types(_SECTION_TYPES[section]).get(key)
+        if typing.get_origin(hint) is tuple:  # lists come comma-separated from the environment
+            value = [v.strip() for v in value.split(",") if v.strip()]  # type: ignore[assignment]
         out.setdefault(section, {})[key] = value
     return out
 

@@ -14,9 +14,9 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox.db import insert_ignoring_conflicts
+from crm_inbox.db import insert_ignoring_conflicts, unit_of_work
 from crm_inbox.models import InboundMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -134,3 +134,9 @@ def accept(session: Session, raw: bytes, envelope: Envelope) -> Accepted:
     log.info("inbound %s: stored %d bytes, message-id %s, from %s via %s",
              new_id, len(raw), message_id, envelope.mail_from, envelope.source)
     return Accepted(new_id, duplicate=False, message_id_conflict=conflict)
+
+
+def store(factory: sessionmaker[Session], raw: bytes, envelope: Envelope) -> Accepted:
+    """Accept ``raw`` in its own unit of work: when this returns, the message is committed."""
+    with unit_of_work(factory) as session:
+        return accept(session, raw, envelope)

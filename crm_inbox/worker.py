@@ -122,6 +122,10 @@ class Worker:
         self._queue.put(None)
         self._thread.join(timeout)
 
+    def wait_idle(self) -> None:
+        """Block until everything submitted so far is processed (tests, benchmarks, shutdown)."""
+        self._queue.join()
+
     def sweep(self) -> int:
         try:
             with self.factory() as session:
@@ -142,8 +146,11 @@ class Worker:
                 if not self._stopping.is_set():
                     self.sweep()
                 continue
-            if item is None:
-                if self._queue.empty():
-                    return
-                continue
-            process(self.factory, self.settings, item)
+            try:
+                if item is None:
+                    if self._queue.empty():
+                        return
+                    continue
+                process(self.factory, self.settings, item)
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,275 @@
+"""The ``crm-inbox`` command line (also ``python -m crm_inbox``)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from crm_inbox.config import ConfigError, Settings, load_settings, replace
+from crm_inbox.db import SchemaOutdated, check_schema, make_engine, make_sessionmaker, schema_revisions, upgrade
+
+
+class CliError(Exception):
+    """An error worded for the operator; printed as one line, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crm-inbox", description="CRM Inbox: a CRM that records customer "
+                                     "contact by itself (mail, calls, tickets, reminders).")
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration (default: $CRM_INBOX_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("serve", help="run the SMTP listener, the worker and the web app")
+    demo = sub.add_parser("demo", help="serve instance/demo.db, filled with believable demo data")
+    demo.add_argument("--no-serve", action="store_true", help="only create the demo database")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="migrate the database to the newest schema")
+    db.add_parser("status", help="show the database's schema revision")
+    revision = db.add_parser("revision", help="(developers) generate a migration from the model changes")
+    revision.add_argument("message")
+
+    ingest = sub.add_parser("ingest", help="import .eml files, mbox files and Maildir folders")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--json", action="store_true", help="print one JSON object per message")
+
+    inbox = sub.add_parser("inbox", help="stored inbound mail").add_subparsers(dest="inbox_command", required=True)
+    failed = inbox.add_parser("failed", help="list messages that failed to process")
+    failed.add_argument("--json", action="store_true")
+    retry = inbox.add_parser("retry", help="process failed messages again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    retry.add_argument("--all", action="store_true", help="retry every failed message")
+
+    user = sub.add_parser("user", help="staff users").add_subparsers(dest="user_command", required=True)
+    add = user.add_parser("add", help="add a staff user")
+    add.add_argument("email")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", choices=["admin", "staff", "readonly"], default="staff")
+    add.add_argument("--extension", help="phone extension")
+    add.add_argument("--password", action="store_true", help="ask for a password (or read it from stdin)")
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
+    create = token.add_parser("create", help="create an API token (printed as the last line)")
+    create.add_argument("email")
+    create.add_argument("--name", help="what the token is for")
+    return parser
+
+
+def _factory(settings: Settings, *, check: bool = True):  # type: ignore[no-untyped-def]
+    engine = make_engine(settings.database.url, echo=settings.database.echo)
+    if check:
+        check_schema(engine)
+    return make_sessionmaker(engine)
+
+
+def cmd_serve(settings: Settings) -> int:
+    from crm_inbox.runtime import Service
+
+    service = Service(settings)
+    service.start()
+    print(f"CRM Inbox: web http://{settings.web.host}:{service.web_port}/ · "
+          f"SMTP {settings.smtp.host}:{service.smtp_port}", flush=True)
+    _wait_for_signal()
+    service.stop()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_demo(settings: Settings, no_serve: bool) -> int:
+    from crm_inbox.db import unit_of_work
+    from crm_inbox.demo import build_demo, is_empty
+
+    db_file = settings.instance_path / "demo.db"
+    settings = replace(settings, database={"url": f"sqlite:///{db_file}"})
+    engine = make_engine(settings.database.url)
+    upgrade(engine)  # the demo may upgrade its own file
+    factory = make_sessionmaker(engine)
+    with unit_of_work(factory) as session:
+        empty = is_empty(session)
+    if empty:
+        print(f"Creating demo data in {db_file} …", flush=True)
+        login = build_demo(factory, settings)
+        (settings.instance_path / "demo-login.txt").write_text(f"{login.email}\n{login.password}\n")
+    login_text = (settings.instance_path / "demo-login.txt").read_text().split()
+    engine.dispose()
+    print(f"Login: {login_text[0]} / {login_text[1]}" if len(login_text) == 2 else "Login: see demo-login.txt")
+    if no_serve:
+        return 0
+    from crm_inbox.runtime import Service
+
+    service = Service(settings)
+    service.start()
+    print(f"Web: http://{settings.web.host}:{service.web_port}/\n"
+          f"SMTP: {settings.smtp.host}:{service.smtp_port} (mail to {', '.join(settings.mail.crm_addresses)})\n"
+          "Stop with Ctrl-C.", flush=True)
+    _wait_for_signal()
+    service.stop()
+    return 0
+
+
+def cmd_db(settings: Settings, what: str, message: str | None = None) -> int:
+    engine = make_engine(settings.database.url)
+    if what == "revision":
+        from alembic import command
+
+        from crm_inbox.db import alembic_config
+
+        check_schema(engine)  # autogenerate compares against an up-to-date database
+        command.revision(alembic_config(engine), message=message, autogenerate=True)
+        return 0
+    if what == "upgrade":
+        upgrade(engine)
+    current, head = schema_revisions(engine)
+    print(f"schema: {current or 'none'} (newest: {head})")
+    return 0
+
+
+def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
+    from tqdm import tqdm
+
+    from crm_inbox.intake import Envelope, store
+    from crm_inbox.worker import process
+    from handlers.files import UnreadableSource, count_messages, read_messages
+
+    factory = _factory(settings)
+    counts = {"processed": 0, "duplicates": 0, "failed": 0, "ignored": 0}
+    try:
+        total = count_messages(paths)
+        bar = tqdm(total=total, unit="msg", disable=as_json or not sys.stderr.isatty(), file=sys.stderr)
+        for label, raw in read_messages(paths):
+            accepted = store(factory, raw, Envelope(rcpt_to=settings.mail.crm_addresses[:1], source="file"))
+            result = {"source": label, "inbound_id": accepted.inbound_id, "duplicate": accepted.duplicate}
+            if accepted.duplicate:
+                counts["duplicates"] += 1
+            else:
+                outcome = process(factory, settings, accepted.inbound_id)
+                state = outcome.state.value if outcome.state else "received"
+                counts[state] = counts.get(state, 0) + 1
+                result.update(state=state, interaction_id=outcome.interaction_id, error=outcome.error)
+            if as_json:
+                print(json.dumps(result, ensure_ascii=False), flush=True)
+            bar.update(1)
+        bar.close()
+    except UnreadableSource as exc:
+        raise CliError(str(exc)) from None
+    summary = (f"processed: {counts['processed']}, duplicates: {counts['duplicates']}, "
+               f"failed: {counts['failed']}, ignored: {counts['ignored']}")
+    print(summary, file=sys.stderr if as_json else sys.stdout)
+    return 1 if counts["failed"] else 0
+
+
+def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from crm_inbox.models import InboundMessage, InboundState
+    from crm_inbox.worker import process, retry
+
+    factory = _factory(settings)
+    if args.inbox_command == "failed":
+        with factory() as session:
+            rows = session.execute(select(InboundMessage).where(InboundMessage.state == InboundState.FAILED)
+                                   .order_by(InboundMessage.id)).scalars().all()
+            for m in rows:
+                if args.json:
+                    print(json.dumps({"id": m.id, "message_id": m.message_id, "received_at":
+                                      m.received_at.isoformat(), "error": m.error}, ensure_ascii=False))
+                else:
+                    print(f"{m.id}\t{m.received_at:%Y-%m-%d %H:%M}\t{m.message_id or '-'}\t{m.error}")
+        if not args.json:
+            print(f"{len(rows)} failed", file=sys.stderr)
+        return 0
+    if not args.ids and not args.all:
+        raise CliError("inbox retry: name message ids or use --all")
+    chosen = retry(factory, None if args.all else args.ids)
+    if args.ids and set(chosen) != set(args.ids):
+        missing = sorted(set(args.ids) - set(chosen))
+        print(f"not failed or unknown, skipped: {', '.join(map(str, missing))}", file=sys.stderr)
+    still_failed = 0
+    for inbound_id in chosen:
+        outcome = process(factory, settings, inbound_id)
+        state = outcome.state.value if outcome.state else "received"
+        still_failed += state == "failed"
+        print(f"{inbound_id}\t{state}\t{outcome.error or ''}".rstrip())
+    return 1 if still_failed else 0
+
+
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
+    from crm_inbox.contacts import ValidationError
+    from crm_inbox.db import unit_of_work
+    from crm_inbox.staff import StaffExists, add_staff
+
+    password = None
+    if args.password:
+        password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if len(password) < 8:
+            raise CliError("the password must have at least 8 characters")
+    factory = _factory(settings)
+    try:
+        with unit_of_work(factory) as session:
+            user = add_staff(session, args.email, args.name, args.role, args.extension, password)
+            print(f"staff user {user.id}: {user.name} <{user.primary_email}> ({user.role.value})")
+    except (StaffExists, ValidationError) as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
+    from crm_inbox.db import unit_of_work
+    from crm_inbox.staff import create_token, find_staff
+
+    factory = _factory(settings)
+    with unit_of_work(factory) as session:
+        user = find_staff(session, args.email)
+        if user is None:
+            raise CliError(f"no staff user with the address {args.email}")
+        token = create_token(session, user, args.name)
+    print(f"API token for {args.email} (shown once, keep it safe):", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command not in {"serve", "demo"}:
+        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        settings = load_settings(args.config)
+        match args.command:
+            case "serve":
+                return cmd_serve(settings)
+            case "demo":
+                return cmd_demo(settings, args.no_serve)
+            case "db":
+                return cmd_db(settings, args.db_command, getattr(args, "message", None))
+            case "ingest":
+                return cmd_ingest(settings, args.paths, args.json)
+            case "inbox":
+                return cmd_inbox(settings, args)
+            case "user":
+                return cmd_user_add(settings, args)
+            case "token":
+                return cmd_token_create(settings, args)
+    except (ConfigError, SchemaOutdated, CliError) as exc:
+        print(f"crm-inbox: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The composition root: wires the core to the SMTP adapter, the worker and the web app in one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import partial
+
+from crm_inbox.config import Settings
+from crm_inbox.db import check_schema, make_engine, make_sessionmaker
+from crm_inbox.intake import Accepted, store
+from crm_inbox.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """``crm-inbox serve``: the SMTP listener, the processing worker and the web app."""
+
+    def __init__(self, settings: Settings, *, web: bool = True, smtp: bool = True) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database.url, echo=settings.database.echo)
+        self.factory = make_sessionmaker(self.engine)
+        self.worker = Worker(self.factory, settings)
+        self.smtp = None
+        self.web = None
+        self._web_thread: threading.Thread | None = None
+        self._want_web = web
+        self._want_smtp = smtp and settings.smtp.enabled
+
+    def start(self) -> None:
+        check_schema(self.engine)
+        self.worker.start()
+        if self._want_smtp:
+            from handlers.smtp import CrmSmtpHandler, SmtpServer
+
+            handler = CrmSmtpHandler(partial(store, self.factory), self.settings.mail.own_addresses,
+                                     on_stored=self._on_stored)
+            self.smtp = SmtpServer(handler, self.settings.smtp.host, self.settings.smtp.port,
+                                   max_message_bytes=self.settings.smtp.max_message_bytes,
+                                   hostname=self.settings.smtp.hostname)
+            self.smtp.start()
+        if self._want_web:
+            from waitress import create_server
+
+            from web import create_app
+
+            app = create_app(self.settings, self.factory)
+            self.web = create_server(app, host=self.settings.web.host, port=self.settings.web.port,
+                                     threads=self.settings.web.threads, ident="crm-inbox")
+            self._web_thread = threading.Thread(target=self.web.run, name="crm-inbox-web", daemon=True)
+            self._web_thread.start()
+            log.info("web: listening on http://%s:%s/", self.settings.web.host, self.web_port)
+
+    def _on_stored(self, accepted: Accepted) -> None:
+        if not accepted.duplicate:
+            self.worker.submit(accepted.inbound_id)
+
+    @property
+    def smtp_port(self) -> int | None:
+        return self.smtp.port if self.smtp else None
+
+    @property
+    def web_port(self) -> int | None:
+        return int(self.web.effective_port) if self.web else None  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        """Stop taking mail first, finish what is in flight, then stop the worker and the web app."""
+        if self.smtp is not None:
+            self.smtp.stop()
+        if self.web is not None:
+            self.web.close()
+            if self._web_thread is not None:
+                self._web_thread.join(10)
+        self.worker.stop()
+        self.engine.dispose()
+        log.info("service stopped")

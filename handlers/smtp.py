@@ -1,0 +1,150 @@
+"""SMTP adapter (aiosmtpd handler protocol): RCPT allow-list, commit before 250, 451 on our errors.
+
+The database work of DATA runs in a thread (``asyncio.to_thread``), so one slow commit never stalls
+the other connections. The server runs its own event loop in a background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from aiosmtpd.smtp import Session as SmtpSession
+
+from crm_inbox.intake import Accepted, Envelope
+
+log = logging.getLogger(__name__)
+
+# Replies, each basic code agreeing with its enhanced code (RFC 3463); a test checks they do.
+OK_RCPT = "250 2.1.5 Recipient ok"
+OK_STORED = "250 2.0.0 Message accepted"
+OK_DUPLICATE = "250 2.0.0 Message accepted (already received)"
+REFUSED_RCPT = "550 5.7.1 Relaying denied: this server only accepts mail for its CRM addresses"
+REFUSED_BARE_NEWLINE = "550 5.5.2 Bare CR or LF in message data is not accepted (RFC 5321 2.3.8)"
+REFUSED_NO_RCPT = "554 5.5.1 No valid recipients"
+TRY_LATER = "451 4.3.0 Temporary problem storing the message, please try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
+REPLIES = (OK_RCPT, OK_STORED, OK_DUPLICATE, REFUSED_RCPT, REFUSED_BARE_NEWLINE, REFUSED_NO_RCPT, TRY_LATER,
+           SHUTTING_DOWN)
+
+_BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+StoreFn = Callable[[bytes, Envelope], Accepted]
+
+
+class CrmSmtpHandler:
+    """aiosmtpd handler: ``store`` commits the raw message; ``on_stored`` hands it on for processing."""
+
+    def __init__(self, store: StoreFn, accepted_rcpts: frozenset[str],
+                 on_stored: Callable[[Accepted], None] | None = None) -> None:
+        self.store = store
+        self.accepted_rcpts = frozenset(a.lower() for a in accepted_rcpts)
+        self.on_stored = on_stored
+        self.in_flight = 0
+        self.closing = False
+
+    async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        # An exact match on the allow-list also refuses relay tricks (x%y@, source routes, x@y@z).
+        if address.strip().lower() not in self.accepted_rcpts:
+            log.info("smtp %s: refused RCPT %r", session.peer, address)
+            return REFUSED_RCPT
+        envelope.rcpt_tos.append(address)
+        return OK_RCPT
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope) -> str:
+        if self.closing:
+            return SHUTTING_DOWN
+        if not envelope.rcpt_tos:
+            return REFUSED_NO_RCPT
+        raw = envelope.original_content or b""
+        if _BARE_NEWLINE.search(raw):
+            log.info("smtp %s: refused message with bare CR/LF", session.peer)
+            return REFUSED_BARE_NEWLINE
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        meta = Envelope(mail_from=envelope.mail_from or "", rcpt_to=tuple(envelope.rcpt_tos), peer=peer,
+                        source="smtp")
+        self.in_flight += 1
+        try:
+            accepted = await asyncio.to_thread(self.store, raw, meta)
+        except Exception:
+            # Never a 5xx for our own trouble: the sender must keep the mail and try again.
+            log.exception("smtp %s: storing a %d byte message failed; answered 451", peer, len(raw))
+            return TRY_LATER
+        finally:
+            self.in_flight -= 1
+        if self.on_stored is not None:
+            try:
+                self.on_stored(accepted)
+            except Exception:  # processing is picked up by the worker's sweep anyway
+                log.exception("smtp: handing inbound %s on failed", accepted.inbound_id)
+        return OK_DUPLICATE if accepted.duplicate else OK_STORED
+
+
+class CrmSMTP(SMTP):
+    # RFC 5321 allows 1000 octets a line, but real mail (and Postfix, which relays it) has longer ones;
+    # refusing them would bounce customer mail. Size is still bounded by data_size_limit.
+    line_length_limit = 1 << 20
+
+
+class SmtpServer:
+    """Runs the handler on its own event loop in a background thread."""
+
+    def __init__(self, handler: CrmSmtpHandler, host: str, port: int, *, max_message_bytes: int,
+                 hostname: str | None = None) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.max_message_bytes = max_message_bytes
+        self.hostname = hostname or None
+        self.loop = asyncio.new_event_loop()
+        self._server: asyncio.AbstractServer | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, name="crm-inbox-smtp", daemon=True)
+
+    def _factory(self) -> SMTP:
+        kwargs: dict[str, Any] = {
+            "data_size_limit": self.max_message_bytes, "enable_SMTPUTF8": True, "decode_data": False,
+            "timeout": 300,
+        }
+        if self.hostname:
+            kwargs["hostname"] = self.hostname
+        return CrmSMTP(self.handler, **kwargs)
+
+    def start(self) -> int:
+        """Start listening; returns the bound port (useful with port 0)."""
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(
+            self.loop.create_server(self._factory, self.host, self.port, reuse_address=True), self.loop)
+        self._server = future.result(timeout=10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("smtp: listening on %s:%s", self.host, self.port)
+        return self.port
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting connections, let messages being stored finish, then close everything."""
+        if self._server is None:
+            return
+        self.handler.closing = True
+        self.loop.call_soon_threadsafe(self._server.close)
+
+        async def drain() -> None:
+            deadline = self.loop.time() + grace
+            while self.handler.in_flight and self.loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(drain(), self.loop).result(timeout=grace + 10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+        self._server = None
+        log.info("smtp: stopped")
