@@ -33,6 +33,18 @@ class ValidationError(ValueError):
         self.message = message
 
 
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL
+
+
+def _ref_id(field: str, value: Any) -> int | None:
+    """An id referring to another row: a whole number in the column's range, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ValidationError(field, "must be the id of an existing record")
+    return value
+
+
 class Conflict(Exception):
     """The change clashes with existing data (e.g. a domain that belongs to another company)."""
 
@@ -89,6 +101,8 @@ def _tags(value: Any) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise ValidationError("tags", "must be a list of strings")
+    if any(len(t) > 100 for t in value):
+        raise ValidationError("tags", "a tag must be at most 100 characters")
     return sorted({t.strip() for t in value if t.strip()})
 
 
@@ -111,7 +125,7 @@ def _emails(value: Any) -> list[str]:
     out: list[str] = []
     for raw in value:
         email = normalise_email(raw)
-        if not email:
+        if not email or len(email) > 320:
             raise ValidationError("emails", f"{raw!r} is not an e-mail address")
         if email not in out:
             out.append(email)
@@ -123,6 +137,8 @@ def _phones(value: Any, region: str) -> list[tuple[str, str | None]]:
         return []
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
         raise ValidationError("phones", "must be a list of phone numbers")
+    if any(len(p) > 100 for p in value):
+        raise ValidationError("phones", "a phone number must be at most 100 characters")
     return [(p.strip(), to_e164(p, region)) for p in value if p.strip()]
 
 
@@ -134,7 +150,7 @@ def _domains(value: Any) -> list[str]:
     out = []
     for raw in value:
         domain = raw.strip().lower().lstrip("@")
-        if not domain or "." not in domain or " " in domain or "@" in domain:
+        if not domain or "." not in domain or " " in domain or "@" in domain or len(domain) > 253:
             raise ValidationError("domains", f"{raw!r} is not a domain name")
         if domain not in out:
             out.append(domain)
@@ -159,9 +175,8 @@ def apply_contact(session: Session, contact: Contact, data: Mapping[str, Any], r
         contact.name = _str("name", data["name"])
         changed["name"] = contact.name
     if "company_id" in data:
-        company_id = data["company_id"]
-        if company_id is not None and (not isinstance(company_id, int) or isinstance(company_id, bool)
-                                       or session.get(Company, company_id) is None):
+        company_id = _ref_id("company_id", data["company_id"])
+        if company_id is not None and session.get(Company, company_id) is None:
             raise ValidationError("company_id", "no such company")
         contact.company_id = company_id
         changed["company_id"] = company_id
@@ -180,8 +195,8 @@ def apply_contact(session: Session, contact: Contact, data: Mapping[str, Any], r
     if "owner_id" in data:
         from crm_inbox.models import StaffUser
 
-        owner = data["owner_id"]
-        if owner is not None and (not isinstance(owner, int) or session.get(StaffUser, owner) is None):
+        owner = _ref_id("owner_id", data["owner_id"])
+        if owner is not None and session.get(StaffUser, owner) is None:
             raise ValidationError("owner_id", "no such staff user")
         contact.owner_id = owner
         changed["owner_id"] = owner

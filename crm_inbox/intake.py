@@ -85,7 +85,7 @@ def raw_message_id(raw: bytes) -> str | None:
     text = str(value)
     if any("\udc80" <= ch <= "\udcff" for ch in text):
         text = text.encode("ascii", "surrogateescape").decode("utf-8", "backslashreplace")
-    return " ".join(text.split())[:998] or None
+    return " ".join(text.replace("\x00", "").split())[:998] or None
 
 
 def accept(session: Session, raw: bytes, envelope: Envelope) -> Accepted:
@@ -101,7 +101,8 @@ def accept(session: Session, raw: bytes, envelope: Envelope) -> Accepted:
         InboundMessage.__table__,
         {
             "raw": raw, "size": len(raw), "content_hash": chash, "message_id": message_id,
-            "message_id_conflict": False, "envelope_from": envelope.mail_from, "envelope_to": rcpts,
+            "message_id_conflict": False, "envelope_to": rcpts,
+            "envelope_from": envelope.mail_from.replace("\x00", "")[:998] if envelope.mail_from else None,
             "peer": envelope.peer, "source": envelope.source, "deliveries": 1, "received_at": utcnow(),
             "state": "received", "attempts": 0,
         },

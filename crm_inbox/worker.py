@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
@@ -55,7 +55,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             inbound.error = ctx.stopped
             inbound.processed_at = utcnow()
             return Outcome(inbound_id, inbound.state, ctx.interaction.id if ctx.interaction else None)
-    except (OperationalError, DBAPIError) as exc:
+    except (OperationalError, InterfaceError) as exc:
         # Our outage, not the message's fault: it stays 'received' and is picked up again later.
         log.error("inbound %s: database error while processing, will retry: %s", inbound_id, exc.orig)
         return Outcome(inbound_id, None, error=f"database error: {exc.orig}")
@@ -73,7 +73,9 @@ def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str) ->
             session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
-                .values(state=InboundState.FAILED, error=error[:4000], processed_at=utcnow()))
+                # The claim's attempts+1 was rolled back with the failed attempt: count it here.
+                .values(state=InboundState.FAILED, error=error[:4000], processed_at=utcnow(),
+                        attempts=InboundMessage.attempts + 1))
     except (OperationalError, DBAPIError) as exc:
         log.error("inbound %s: could not record the failure (stays received): %s", inbound_id, exc.orig)
     return Outcome(inbound_id, InboundState.FAILED, error=error)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import html as html_lib
 import re
+from html.parser import HTMLParser
 
 import nh3
 
@@ -17,10 +17,6 @@ _ALLOWED_ATTRIBUTES = {
     "td": {"colspan", "rowspan", "align", "valign"},
     "th": {"colspan", "rowspan", "align", "valign"},
 }
-_BLOCK_END = re.compile(r"(?i)<\s*(br\s*/?|/p|/div|/tr|/li|/h[1-6]|/blockquote|/table)\s*>")
-_CELL_END = re.compile(r"(?i)<\s*/t[dh]\s*>")
-
-
 def sanitise_html(raw: str) -> str:
     """Safe HTML to show inside a sandboxed frame: no scripts, handlers, styles or remote images."""
     return nh3.clean(
@@ -33,9 +29,38 @@ def sanitise_html(raw: str) -> str:
     )
 
 
+_BLOCKS = frozenset({"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
+                     "blockquote", "pre", "hr", "dl", "dt", "dd", "section", "article", "header", "footer"})
+
+
+class _TextExtractor(HTMLParser):
+    """Text in document order: blocks end lines, table cells are separated by a space."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCKS:
+            self.parts.append("\n")
+        elif tag in {"td", "th"}:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(re.sub(r"\s+", " ", data))  # source line breaks are just spaces in HTML
+
+
 def html_to_text(raw: str) -> str:
     """Readable text of an HTML body (for HTML-only mail, search and the timeline excerpt)."""
-    marked = _CELL_END.sub(" \t", _BLOCK_END.sub("\n", raw))
-    text = html_lib.unescape(nh3.clean(marked, tags=set(), attributes={}, strip_comments=True))
-    lines = [" ".join(line.split()) for line in text.replace("\xa0", " ").splitlines()]
+    # Sanitise first: script and style content is dropped by Ammonia, comments too.
+    cleaned = nh3.clean(raw, tags=_ALLOWED_TAGS | {"br", "p", "div", "table", "tr", "td", "th"},
+                        attributes={}, strip_comments=True)
+    extractor = _TextExtractor()
+    extractor.feed(cleaned)
+    extractor.close()
+    lines = [" ".join(line.split()) for line in "".join(extractor.parts).replace("\xa0", " ").splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

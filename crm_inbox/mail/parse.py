@@ -81,7 +81,7 @@ def decode_header_value(value: object) -> str:
         joined = str(email.header.make_header(parts))
     except Exception:  # unknown or wrong charset in an encoded word
         joined = " ".join(c if isinstance(c, str) else _decode_bytes(c, cs) for c, cs in parts)
-    return " ".join(joined.split())
+    return " ".join(joined.split()).replace("\x00", "")
 
 
 # Labels mail gets wrong in practice, mapped to the superset that senders really used.
@@ -94,7 +94,14 @@ _CHARSET_SUPERSETS = {
 
 
 def _decode_bytes(data: bytes, charset: str | None) -> str:
-    """Bytes → text with the declared charset, else UTF-8, else cp1252 (never raises)."""
+    """Bytes → text with the declared charset, else UTF-8, else cp1252 (never raises).
+
+    NUL characters are dropped: they mean nothing in mail text and PostgreSQL cannot store them.
+    """
+    return _decode_any(data, charset).replace("\x00", "")
+
+
+def _decode_any(data: bytes, charset: str | None) -> str:
     candidates = [c for c in (charset, "utf-8") if c]
     for cs in candidates:
         cs = cs.strip().strip('"').lower()
@@ -129,7 +136,7 @@ def _raw_header(msg: Message, name: str) -> str | None:
     text = str(value)
     if any("\udc80" <= ch <= "\udcff" for ch in text):
         text = text.encode("ascii", "surrogateescape").decode("utf-8", "backslashreplace")
-    text = " ".join(text.split())
+    text = " ".join(text.replace("\x00", "").split())
     return text or None
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from crm_inbox.models.base import Base, str_enum, utcnow
 
@@ -36,11 +36,17 @@ class CustomerType(enum.StrEnum):
 
 
 
+def search_key(text: str | None) -> str | None:
+    """Case-folded text for case-insensitive search on every backend (SQLite folds ASCII only)."""
+    return " ".join(text.casefold().split()) if text else None
+
+
 class Company(Base):
     __tablename__ = "companies"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300), index=True)
+    search_name: Mapped[str | None] = mapped_column(String(300), index=True)
     industry: Mapped[str | None] = mapped_column(String(200))
     size: Mapped[str | None] = mapped_column(String(50))
     customer_type: Mapped[CustomerType | None] = mapped_column(str_enum(CustomerType, "customer_type"))
@@ -56,6 +62,11 @@ class Company(Base):
     phones: Mapped[list[CompanyPhone]] = relationship(
         back_populates="company", cascade="all, delete-orphan", order_by="CompanyPhone.id")
     contacts: Mapped[list[Contact]] = relationship(back_populates="company")
+
+    @validates("name")
+    def _set_search_name(self, _key: str, value: str) -> str:
+        self.search_name = search_key(value)
+        return value
 
 
 class CompanyDomain(Base):
@@ -89,6 +100,7 @@ class Contact(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(String(300), index=True)
+    search_name: Mapped[str | None] = mapped_column(String(300), index=True)
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"), index=True)
     role: Mapped[Role] = mapped_column(str_enum(Role, "contact_role"), default=Role.LEAD)
     category: Mapped[Category | None] = mapped_column(str_enum(Category, "category"))
@@ -106,6 +118,11 @@ class Contact(Base):
         back_populates="contact", cascade="all, delete-orphan", order_by="ContactEmail.id")
     phones: Mapped[list[ContactPhone]] = relationship(
         back_populates="contact", cascade="all, delete-orphan", order_by="ContactPhone.id")
+
+    @validates("name")
+    def _set_search_name(self, _key: str, value: str | None) -> str | None:
+        self.search_name = search_key(value)
+        return value
 
     @property
     def display_name(self) -> str:

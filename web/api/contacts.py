@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
@@ -20,11 +21,12 @@ from crm_inbox.models import (
     ContactPhone,
     InteractionKind,
 )
+from crm_inbox.models.contacts import search_key
 from crm_inbox.phone import to_e164
-from crm_inbox.timeline import contact_timeline
+from crm_inbox.timeline import BadCursor, contact_timeline, decode_cursor
 from web.api import api
 from web.api import serialize as ser
-from web.api.errors import fail, int_arg, json_body
+from web.api.errors import MAX_ID, fail, get_or_404, int_arg, json_body
 from web.auth import api_user, require_token
 from web.requestdb import db, state
 
@@ -34,17 +36,23 @@ def _region() -> str:
 
 
 def _get_contact(contact_id: int) -> Contact:
-    contact = db().get(Contact, contact_id, options=[selectinload(Contact.emails), selectinload(Contact.phones)])
-    if contact is None:
-        fail(404, "not_found", f"contact {contact_id} not found")
-    return contact
+    return get_or_404(Contact, contact_id, "contact",
+                      options=[selectinload(Contact.emails), selectinload(Contact.phones)])
 
 
 def _get_company(company_id: int) -> Company:
-    company = db().get(Company, company_id)
-    if company is None:
-        fail(404, "not_found", f"company {company_id} not found")
-    return company
+    return get_or_404(Company, company_id, "company")
+
+
+def _check_cursor(cursor: str) -> None:
+    """A cursor the database cannot compare with (no time zone, an id out of range) is bad input, not a 500."""
+    when, ident = decode_cursor(cursor)  # BadCursor → 400
+    try:
+        when.astimezone(UTC)  # a date that leaves the calendar in UTC cannot be bound
+    except (OverflowError, ValueError):
+        raise BadCursor("cursor is not valid") from None
+    if when.tzinfo is None or not 0 < ident <= MAX_ID:
+        raise BadCursor("cursor is not valid")
 
 
 def _actor() -> int | None:
@@ -86,14 +94,12 @@ def list_contacts() -> Response:
             fail(400, "invalid", "phone is not a phone number", field="phone")
         query = query.where(Contact.id.in_(select(ContactPhone.contact_id).where(ContactPhone.e164 == e164)))
     if q := request.args.get("q", "").strip():
-        like = f"%{q.lower()}%"
+        like = f"%{search_key(q)}%"
         query = query.where(or_(
-            Contact.name.ilike(like),
+            Contact.search_name.like(like),
             Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.email.like(like)))))
-    if company_id := request.args.get("company_id"):
-        if not company_id.isdigit():
-            fail(400, "invalid", "company_id must be a whole number", field="company_id")
-        query = query.where(Contact.company_id == int(company_id))
+    if company_id := int_arg("company_id", 0, 1, MAX_ID):
+        query = query.where(Contact.company_id == company_id)
     rows = db().execute(query.order_by(Contact.id).limit(limit).offset(offset)).scalars().all()
     return jsonify(items=[ser.contact(c) for c in rows])
 
@@ -121,8 +127,10 @@ def timeline(contact_id: int) -> Response:
     kind = request.args.get("kind") or None
     if kind is not None and kind not in {k.value for k in InteractionKind}:
         fail(400, "invalid", "kind must be one of " + ", ".join(k.value for k in InteractionKind), field="kind")
-    page = contact_timeline(db(), contact_id, limit=int_arg("limit", 50, 1, 200),
-                            cursor=request.args.get("cursor") or None,
+    cursor = request.args.get("cursor") or None
+    if cursor is not None:
+        _check_cursor(cursor)
+    page = contact_timeline(db(), contact_id, limit=int_arg("limit", 50, 1, 200), cursor=cursor,
                             kind=InteractionKind(kind) if kind else None)
     return jsonify(items=[ser.timeline_item(i) for i in page.items], next_cursor=page.next_cursor)
 
@@ -155,7 +163,7 @@ def list_companies() -> Response:
             fail(400, "invalid", "phone is not a phone number", field="phone")
         query = query.where(Company.id.in_(select(CompanyPhone.company_id).where(CompanyPhone.e164 == e164)))
     if q := request.args.get("q", "").strip():
-        query = query.where(Company.name.ilike(f"%{q}%"))
+        query = query.where(Company.search_name.like(f"%{search_key(q)}%"))
     rows = db().execute(query.order_by(Company.id).limit(limit).offset(offset)).scalars().all()
     return jsonify(items=[ser.company(c) for c in rows])
 

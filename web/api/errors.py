@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -11,8 +11,14 @@ from werkzeug.exceptions import HTTPException
 from crm_inbox.contacts import Conflict, ValidationError
 from crm_inbox.timeline import BadCursor
 from web.api import api
+from web.requestdb import db
 
 log = logging.getLogger(__name__)
+
+# The id columns are INTEGER: a larger id cannot exist, and PostgreSQL (like SQLite past 2**63) rejects it
+# as a parameter, so such a URL is a 404 and such a filter a 400, never a 500.
+MAX_ID = 2**31 - 1
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -66,7 +72,7 @@ def _unexpected(exc: Exception) -> Response:
 def json_body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        fail(400, "invalid", "the request body must be a JSON object")
+        fail(400, "invalid", "the request body must be a JSON object", field="body")
     return data
 
 
@@ -81,3 +87,11 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         fail(400, "invalid", f"{name} must be between {lo} and {hi}", field=name)
     return value
+
+
+def get_or_404(model: type[T], ident: int, what: str, **kwargs: Any) -> T:
+    """The row of ``model`` with id ``ident``, else a 404 naming ``what``."""
+    row = db().get(model, ident, **kwargs) if ident <= MAX_ID else None
+    if row is None:
+        fail(404, "not_found", f"{what} {ident} not found")
+    return row

@@ -9,7 +9,7 @@ from crm_inbox.models import InboundMessage, InboundState
 from crm_inbox.worker import process, retry
 from web.api import api
 from web.api import serialize as ser
-from web.api.errors import fail, int_arg
+from web.api.errors import fail, get_or_404, int_arg
 from web.auth import require_token
 from web.requestdb import db, state
 
@@ -30,9 +30,7 @@ def list_inbound() -> Response:
 @api.post("/inbound/<int:inbound_id>/retry")
 @require_token(write=True)
 def retry_inbound(inbound_id: int) -> Response:
-    message = db().get(InboundMessage, inbound_id)
-    if message is None:
-        fail(404, "not_found", f"inbound message {inbound_id} not found")
+    message = get_or_404(InboundMessage, inbound_id, "inbound message")
     if message.state != InboundState.FAILED:
         fail(409, "conflict", f"inbound message {inbound_id} is {message.state.value}, not failed")
     db().rollback()  # the retry runs in its own units of work

@@ -1,0 +1,705 @@
+"""Believable demo data: companies, people, staff and a few months of mail, calls and notes.
+
+Mail goes through the real core (``intake.accept`` then ``worker.process``), so the demo shows what
+the CRM makes of real messages: directions, attribution, new leads from unknown senders, attachments.
+Calls and notes are recorded directly on the timeline. Everything but the login password comes from
+``random.Random(seed)``, so two demo databases built at the same moment hold the same data.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import random
+import secrets
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox.config import Settings
+from crm_inbox.db import unit_of_work
+from crm_inbox.intake import Envelope, accept
+from crm_inbox.models import (
+    Category,
+    Company,
+    CompanyDomain,
+    CompanyPhone,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    CustomerType,
+    Direction,
+    InteractionKind,
+    Role,
+    utcnow,
+)
+from crm_inbox.phone import to_e164
+from crm_inbox.staff import add_staff
+from crm_inbox.timeline import record_interaction
+from crm_inbox.worker import process
+
+# --- data tables -------------------------------------------------------------------------------------
+
+HISTORY_DAYS = 120
+MAIL_THREADS = 125      # about 300 mails with the replies
+UNKNOWN_SENDERS = 6     # first contact by mail: they become leads
+CALLS = 80
+NOTES = 30
+OWN_COMPANY = "Beispiel Firma GmbH"
+OWN_PHONE = "+49 30 2045 180"
+
+# (name, domain, country, area code, switchboard, industry, size, type, category, relation, tags, fields)
+COMPANIES: tuple[tuple[Any, ...], ...] = (
+    ("Müller Maschinenbau GmbH", "mueller-maschinenbau.de", "DE", "711", "2845", "Maschinenbau", "50-249",
+     "B2B", "A", Role.CUSTOMER, ["Stammkunde", "Sondermaschinen"],
+     {"Kundennummer": "K-10023", "Zahlungsziel": "30 Tage"}),
+    ("Schäfer & Söhne Elektrotechnik KG", "schaefer-elektro.de", "DE", "221", "9573", "Elektrotechnik", "10-49",
+     "B2B", "B", Role.CUSTOMER, ["Elektro"], {"Kundennummer": "K-10041", "Rahmenvertrag": "bis 12/2026"}),
+    ("Krüger Logistik GmbH & Co. KG", "krueger-logistik.de", "DE", "40", "6688", "Logistik", "250-999",
+     "B2B", "A", Role.CUSTOMER, ["Logistik", "Rahmenvertrag"], {"Kundennummer": "K-10057", "Standorte": 4}),
+    ("Weißenberger Bau AG", "weissenberger-bau.de", "DE", "89", "4711", "Bauwesen", "250-999",
+     "B2B", "B", Role.PROSPECT, ["Ausschreibung"], {"Quelle": "Messe BAU München"}),
+    ("Fischer IT-Systemhaus GmbH", "fischer-it.de", "DE", "30", "8127", "IT-Dienstleistungen", "10-49",
+     "B2B", "C", Role.SUPPLIER, ["Dienstleister", "IT"], {"Lieferantennummer": "L-2004"}),
+    ("Autohaus Böhm GmbH", "autohaus-boehm.de", "DE", "341", "5520", "Autohandel", "50-249",
+     "B2C", "B", Role.CUSTOMER, ["Werkstatt"], {"Kundennummer": "K-10102"}),
+    ("Löwen-Apotheke am Markt", "loewen-apotheke-hannover.de", "DE", "511", "3219", "Apotheke", "1-9",
+     "B2C", "C", Role.LEAD, ["Einzelhandel"], {"Quelle": "Website"}),
+    ("Zimmermann Druck + Medien GmbH", "zimmermann-druck.de", "DE", "69", "7340", "Druckerei", "10-49",
+     "B2B", "B", Role.CUSTOMER, ["Druck"], {"Kundennummer": "K-10118", "Zahlungsziel": "14 Tage"}),
+    ("Brandt Verpackungen GmbH", "brandt-verpackungen.de", "DE", "421", "6190", "Verpackung", "50-249",
+     "B2B", "A", Role.SUPPLIER, ["Lieferant", "Verpackung"], {"Lieferantennummer": "L-2011"}),
+    ("Hofmann Metallbau e.K.", "hofmann-metallbau.de", "DE", "351", "4862", "Metallbau", "10-49",
+     "B2B", "C", Role.PROSPECT, ["Handwerk"], {"Quelle": "Empfehlung Müller Maschinenbau"}),
+    ("Kaiser Gastronomie-Service GmbH", "kaiser-gastro.de", "DE", "211", "1744", "Gastronomie", "50-249",
+     "B2C", "C", Role.DEBTOR, ["Mahnstufe 2"], {"Kundennummer": "K-10077", "Offener Betrag": "4.180,40 €"}),
+    ("Bäckerei Hoffmann OHG", "baeckerei-hoffmann.de", "DE", "911", "2630", "Lebensmittel", "10-49",
+     "B2C", "B", Role.CUSTOMER, ["Filialbetrieb"], {"Kundennummer": "K-10130", "Filialen": 7}),
+    ("Gruber Holztechnik GmbH", "gruber-holz.at", "AT", "662", "873104", "Holzverarbeitung", "50-249",
+     "B2B", "B", Role.CUSTOMER, ["Österreich", "Export"], {"UID": "ATU12345678"}),
+    ("Steiner Elektro GmbH", "steiner-elektro.at", "AT", "316", "482910", "Elektrotechnik", "10-49",
+     "B2B", "C", Role.PROSPECT, ["Österreich"], {"Quelle": "Anfrage über Website"}),
+    ("Brunner Präzisionstechnik AG", "brunner-praezision.ch", "CH", "44", "66818", "Feinmechanik", "50-249",
+     "B2B", "A", Role.CUSTOMER, ["Schweiz", "Export", "Zoll"], {"Incoterms": "DAP Zürich"}),
+    ("Thompson & Hale Ltd", "thompsonhale.co.uk", "GB", "20", "7946", "Industrial distribution", "50-249",
+     "B2B", "B", Role.CUSTOMER, ["UK", "Export", "English"], {"VAT": "GB123456789", "Incoterms": "DDP"}),
+)
+COUNTRY_CODES = {"DE": "49", "AT": "43", "CH": "41", "GB": "44"}
+EXTENSION_DIGITS = {"CH": 2, "GB": 4}  # switchboard number + extension must give a valid number there
+MOBILE_PREFIXES = {"DE": ("151", "160", "170", "171", "172", "176", "178"), "AT": ("664", "676", "699"),
+                   "CH": ("76", "78", "79"), "GB": ("7700", "7911", "7400")}
+
+FEMALE = ("Sabine", "Petra", "Claudia", "Monika", "Bärbel", "Dörte", "Julia", "Katharina", "Lea", "Sophie",
+          "Jördis", "Nicole", "Stefanie", "Ursula", "Marlene", "Hannah")
+MALE = ("Jürgen", "Jörg", "Björn", "Günther", "Uwe", "Sören", "Thomas", "Michael", "Stefan", "Matthias",
+        "Rüdiger", "Klaus", "Andreas", "Florian", "Tobias", "Lukas")
+SURNAMES = ("Müller", "Schröder", "Köhler", "Schäfer", "Krämer", "Böhm", "Jäger", "Günther", "Hübner", "Weiß",
+            "Groß", "Fuchs", "Wagner", "Richter", "Wolf", "Neumann", "Schwarz", "Braun", "Hartmann", "Lange",
+            "Krause", "Lehmann", "Möller", "Schmitt", "Vogt", "Kühn", "Förster", "Seidel")
+SURNAMES_AT = ("Huber", "Pichler", "Gruber", "Eder", "Moser", "Wimmer")
+SURNAMES_CH = ("Meier", "Keller", "Frei", "Brunner", "Baumgartner")
+FEMALE_EN = ("Emma", "Charlotte", "Olivia", "Amelia")
+MALE_EN = ("Oliver", "James", "Harry", "George")
+SURNAMES_EN = ("Thompson", "Hughes", "Clarke", "Patel", "Walker", "Wright")
+POSITIONS = ("Einkauf", "Geschäftsführung", "Buchhaltung", "Technik", "Vertrieb", "Qualitätssicherung",
+             "Lager / Logistik", "Projektleitung")
+POSITIONS_EN = ("Purchasing", "Managing Director", "Accounts", "Engineering")
+FREE_MAIL = ("gmx.de", "web.de", "gmail.com", "t-online.de")
+
+# (name, role, local part of the address, phone extension): the CRM's own people, at the staff domain
+STAFF = (("Katrin Vogel", "admin", "katrin.vogel", "12"), ("Jonas Becker", "staff", "jonas.becker", "14"),
+         ("Lena Hoffmann", "readonly", "lena.hoffmann", "17"))
+
+PRODUCTS_DE = ("Kugellager 6204-2RS", "Hydraulikschläuche DN12", "Steuerungsmodule SX-200",
+               "Förderband-Ersatzrollen", "Edelstahlschrauben M8 (A4)", "Induktive Sensoren IK-30",
+               "Druckluftventile 5/2-Wege", "Schaltschrank-Lüfter 230 V")
+PRODUCTS_EN = ("ball bearings 6204-2RS", "SX-200 control modules", "inductive sensors IK-30",
+               "stainless steel bolts M8 (A4)")
+
+# Mail topics: a subject and the messages of a thread, in order. "in" is from the contact, "out" from
+# staff. {placeholders} are filled per thread; "pdf"/"txt" name an attachment, "html" a formatted body.
+TOPICS_DE: tuple[dict[str, Any], ...] = (
+    {"subject": "Anfrage {product}", "weight": 3, "mails": (
+        ("in", "{greet_staff}\n\nfür unser Werk benötigen wir {qty} Stück {product}. Können Sie uns bis "
+               "{deadline} ein Angebot schicken? Bitte mit Angabe der Lieferzeit.\n\n{sig}", None),
+        ("out", "{greet}\n\nvielen Dank für Ihre Anfrage. Anbei erhalten Sie unser Angebot {quote} über {qty} "
+                "Stück {product} zum Gesamtpreis von {amount} netto. Die Lieferzeit beträgt ca. {weeks} Wochen "
+                "nach Auftragseingang.\n\nFür Rückfragen bin ich gern für Sie da.\n\n{staff_sig}",
+         "pdf:Angebot_{quote}"),
+        ("in", "{greet_staff}\n\ndanke für das Angebot. Wir stimmen das intern ab und melden uns bis Ende "
+               "nächster Woche.\n\n{sig}", None),
+    )},
+    {"subject": "Bestellung {order}", "weight": 3, "mails": (
+        ("in", "{greet_staff}\n\nhiermit bestellen wir gemäß Ihrem Angebot {quote}:\n\n  {qty} x {product}\n\n"
+               "Lieferanschrift wie gehabt. Bitte senden Sie uns eine Auftragsbestätigung.\n\n{sig}",
+         "pdf:Bestellung_{order}"),
+        ("out", "{greet}\n\nbesten Dank für Ihren Auftrag. Anbei die Auftragsbestätigung {ab}. Voraussichtlicher "
+                "Versand: {ship_date}.\n\n{staff_sig}", "pdf:Auftragsbestaetigung_{ab}"),
+    )},
+    {"subject": "Rechnung {invoice}", "weight": 3, "mails": (
+        ("out", "{greet}\n\nanbei erhalten Sie unsere Rechnung {invoice} über {amount} (zahlbar bis "
+                "{due_date} ohne Abzug).\n\n{staff_sig}", "pdf:Rechnung_{invoice}"),
+        ("in", "{greet_staff}\n\nzu Rechnung {invoice}: Auf unserer Bestellung ist ein Rabatt von 3 % "
+               "vereinbart, der fehlt. Können Sie die Rechnung bitte korrigieren?\n\n{sig}", None),
+        ("out", "{greet}\n\nSie haben recht, das tut mir leid. Die korrigierte Rechnung folgt heute "
+                "noch per Post und Mail.\n\n{staff_sig}", None),
+    )},
+    {"subject": "Lieferung zu Auftrag {ab}", "weight": 2, "mails": (
+        ("in", "{greet_staff}\n\nwann können wir mit der Lieferung zu Ihrer Auftragsbestätigung {ab} rechnen? "
+               "Unsere Montage ist für {deadline} geplant.\n\n{sig}", None),
+        ("out", "{greet}\n\ndie Ware verlässt am {ship_date} unser Lager. Die Sendungsnummer lautet "
+                "{tracking}.\n\n{staff_sig}", None),
+        ("in", "Danke, passt!\n\n{sig}", None),
+    )},
+    {"subject": "Reklamation Lieferschein {delivery}", "weight": 2, "mails": (
+        ("in", "{greet_staff}\n\nbei der Lieferung {delivery} waren 4 von {qty} {product} beschädigt "
+               "(siehe Protokoll im Anhang). Bitte um kurzfristigen Ersatz.\n\n{sig}", "txt:Pruefprotokoll_{delivery}"),
+        ("out", "{greet}\n\nentschuldigen Sie bitte den Ärger. Der Ersatz geht morgen als Expresssendung raus; "
+                "den Retourenschein für die beschädigten Teile finden Sie im Anhang.\n\n{staff_sig}",
+         "pdf:Retourenschein_{delivery}"),
+        ("in", "{greet_staff}\n\nErsatz ist heute angekommen, alles in Ordnung. Vielen Dank für die schnelle "
+               "Abwicklung!\n\n{sig}", None),
+    )},
+    {"subject": "Terminvorschlag {meeting_date}", "weight": 2, "mails": (
+        ("out", "{greet}\n\nich bin in der Woche vom {meeting_date} in Ihrer Gegend und würde Ihnen gern "
+                "unsere neuen {product} vorstellen. Passt Ihnen Dienstag um 10:00 Uhr?\n\n{staff_sig}", None),
+        ("in", "{greet_staff}\n\nDienstag passt leider nicht, Mittwoch ab 14 Uhr wäre möglich.\n\n{sig}", None),
+        ("out", "{greet}\n\nprima, dann Mittwoch um 14:00 Uhr bei Ihnen. Ich freue mich!\n\n{staff_sig}", None),
+    )},
+    {"subject": "Rückfrage technische Daten {product}", "weight": 1, "mails": (
+        ("in", "{greet_staff}\n\nkönnen Sie uns das Datenblatt zu {product} schicken? Uns interessiert vor "
+               "allem die zulässige Betriebstemperatur.\n\n{sig}", None),
+        ("out", "{greet}\n\ngern, das Datenblatt hängt an. Zulässig sind -20 °C bis +80 °C.\n\n{staff_sig}",
+         "pdf:Datenblatt"),
+    )},
+)
+TOPICS_DEBTOR = (
+    {"subject": "Zahlungserinnerung Rechnung {invoice}", "weight": 1, "mails": (
+        ("out", "{greet}\n\nsicher ist es Ihrer Aufmerksamkeit entgangen: Unsere Rechnung {invoice} über "
+                "{amount} war am {due_date} fällig. Bitte überweisen Sie den Betrag in den nächsten 7 Tagen."
+                "\n\n{staff_sig}", "pdf:Rechnung_{invoice}"),
+        ("in", "{greet_staff}\n\nentschuldigen Sie, die Zahlung ist gestern veranlasst worden.\n\n{sig}", None),
+    )},
+)
+TOPICS_SUPPLIER = (
+    {"subject": "Bestellung Verpackungsmaterial {order}", "weight": 1, "mails": (
+        ("out", "{greet}\n\nbitte liefern Sie uns 40 Rollen Luftpolsterfolie und 500 Faltkartons 400x300x200 "
+                "bis {deadline}.\n\n{staff_sig}", None),
+        ("in", "{greet_staff}\n\nvielen Dank, die Auftragsbestätigung {ab} liegt bei.\n\n{sig}",
+         "pdf:AB_{ab}"),
+    )},
+)
+TOPICS_EN = (
+    {"subject": "Quotation request: {product}", "weight": 3, "mails": (
+        ("in", "{greet_staff}\n\ncould you please send us a quotation for {qty} {product}, delivered to our "
+               "warehouse? We would need them by {deadline}.\n\n{sig}", None),
+        ("out", "{greet}\n\nthank you for your enquiry. Please find attached our quotation {quote} for {qty} "
+                "{product}, total {amount} (DDP). Lead time is about {weeks} weeks.\n\n{staff_sig}",
+         "pdf:Quotation_{quote}"),
+        ("in", "{greet_staff}\n\nthanks, that looks good. We will place the order next week.\n\n{sig}", None),
+    )},
+    {"subject": "Invoice {invoice}", "weight": 2, "mails": (
+        ("out", "{greet}\n\nplease find attached our invoice {invoice} for {amount}, due on {due_date}.\n\n"
+                "{staff_sig}", "pdf:Invoice_{invoice}"),
+        ("in", "{greet_staff}\n\nreceived with thanks, payment is scheduled for next Friday.\n\n{sig}", None),
+    )},
+    {"subject": "Delivery status order {ab}", "weight": 2, "mails": (
+        ("in", "{greet_staff}\n\nany news on order {ab}? Our customer is chasing us.\n\n{sig}", None),
+        ("out", "{greet}\n\nthe goods left our warehouse on {ship_date}, tracking number {tracking}. Customs "
+                "papers are with the carrier.\n\n{staff_sig}", None),
+    )},
+    {"subject": "Complaint: damaged goods, delivery note {delivery}", "weight": 1, "mails": (
+        ("in", "{greet_staff}\n\nthree of the {product} in delivery {delivery} arrived damaged, see the attached "
+               "report. Could you send replacements?\n\n{sig}", "txt:Damage_report_{delivery}"),
+        ("out", "{greet}\n\nsorry about that. Replacements are on their way by express.\n\n{staff_sig}", None),
+    )},
+)
+WEB_ENQUIRY = {"subject": "Anfrage über Ihre Website", "mails": (
+    ("in", "Guten Tag,\n\nich habe Ihre Seite gefunden und interessiere mich für {product}. Liefern Sie auch an "
+           "Privatkunden? Über einen Rückruf würde ich mich freuen.\n\nViele Grüße\n{name}\n{phone}", None),
+    ("out", "{greet}\n\nvielen Dank für Ihr Interesse. Ja, wir liefern auch an Privatkunden; ich rufe Sie "
+            "morgen Vormittag an.\n\n{staff_sig}", None),
+)}
+HTML_ORDER = ("<p>{greet_staff}</p><p>anbei unsere Bestellung {order}:</p><ul><li>{qty} x {product}</li></ul>"
+              "<p><b>Bitte bis spätestens {deadline} liefern.</b></p><p>{sig_html}</p>")
+
+CALL_NOTES = ("Rückfrage zur Lieferung, Liefertermin bestätigt.", "Möchte ein Angebot für 200 Stück, schicke ich "
+              "bis Freitag.", "Reklamation besprochen, Ersatz wird verschickt.", "Fragt nach Rabatt bei "
+              "Jahresabnahme. Rücksprache mit Vertrieb.", "Terminabstimmung für Besuch vor Ort.",
+              "Rechnung unklar, Kopie per Mail geschickt.", "Will Rückruf vom Techniker wegen Einbau.",
+              "Kurze Info: Bestellung folgt nächste Woche.", "Called about the customs papers, sent again.")
+NOTE_TEXTS = ("Besuch vor Ort: Neue Halle im Bau, Bedarf an Fördertechnik ab Q3.",
+              "Messegespräch: interessiert an Rahmenvertrag, Unterlagen zugesagt.",
+              "Zahlungsmoral schlecht, nur noch gegen Vorkasse liefern.",
+              "Ansprechpartner wechselt zum Monatsende, Nachfolger noch offen.",
+              "Wünscht Rechnungen nur noch als PDF an die Buchhaltung.",
+              "Sehr zufrieden mit der letzten Lieferung, Referenz möglich.",
+              "Preisvergleich mit Wettbewerber läuft, Angebot nachbessern?",
+              "Prefers e-mail in English; decisions are made in the UK head office.",
+              "Geburtstag im Kalender eingetragen, Weihnachtskarte schicken.",
+              "Kein Interesse mehr an Wartungsvertrag, Thema in 6 Monaten erneut ansprechen.")
+
+TINY_PDF_LINES = ("{own}", "{title}", "Datum: {date}", "Betrag: {amount}")
+
+
+# --- results -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    password: str
+
+
+@dataclass
+class Person:
+    contact: Contact
+    first: str
+    last: str
+    female: bool
+    english: bool
+    emails: list[str]
+    phones: list[str] = field(default_factory=list)
+    company: str = ""
+
+
+@dataclass
+class Mail:
+    when: datetime
+    raw: bytes
+    mail_from: str
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+def is_empty(session: Session) -> bool:
+    """No contacts and no companies yet (the demo only fills an empty database)."""
+    return (session.execute(select(Contact.id).limit(1)).first() is None
+            and session.execute(select(Company.id).limit(1)).first() is None)
+
+
+def ascii_local(text: str) -> str:
+    """``Jörg Weiß`` → ``joerg weiss``: how people spell umlauts in addresses."""
+    text = text.lower()
+    for umlaut, plain in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        text = text.replace(umlaut, plain)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in text if ch.isalnum() or ch in " .-")
+
+
+def _local_tz() -> tzinfo:
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo("Europe/Berlin")
+    except Exception:  # no tz database on this system: UTC will do
+        return UTC
+
+
+def business_time(rng: random.Random, now: datetime, days_back: float) -> datetime:
+    """A weekday, working hours (Berlin), about ``days_back`` days before ``now``; never in the future."""
+    local = (now - timedelta(days=days_back)).astimezone(_local_tz())
+    while local.weekday() >= 5:
+        local -= timedelta(days=1)
+    local = local.replace(hour=rng.randint(7, 17), minute=rng.randint(0, 59), second=rng.randint(0, 59),
+                          microsecond=0)
+    when = local.astimezone(UTC)
+    return min(when, now - timedelta(minutes=rng.randint(5, 90)))
+
+
+def later_business_time(rng: random.Random, when: datetime) -> datetime:
+    """A reply: a few hours to a few days after ``when``, again on a weekday during working hours."""
+    local = (when + timedelta(hours=rng.randint(1, 60), minutes=rng.randint(0, 59))).astimezone(_local_tz())
+    if local.hour < 7:
+        local = local.replace(hour=7 + rng.randint(0, 2))
+    elif local.hour > 17:
+        local = (local + timedelta(days=1)).replace(hour=7 + rng.randint(0, 3))
+    while local.weekday() >= 5:
+        local += timedelta(days=1)
+    return local.astimezone(UTC)
+
+
+def euro(amount: float, english: bool) -> str:
+    text = f"{amount:,.2f}"
+    return f"EUR {text}" if english else text.replace(",", "_").replace(".", ",").replace("_", ".") + " €"
+
+
+def tiny_pdf(lines: Sequence[str]) -> bytes:
+    """A small, valid one-page PDF showing ``lines`` (Helvetica, WinAnsi for umlauts)."""
+    def esc(s: str) -> str:
+        return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    text = "BT /F1 12 Tf 72 760 Td 16 TL " + " ".join(f"({esc(line)}) Tj T*" for line in lines) + " ET"
+    stream = text.encode("cp1252", "replace")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+# --- companies, people, staff ------------------------------------------------------------------------
+
+def _phone(country: str, area: str, number: str, ext: str, style: int) -> str:
+    """One number typed the way people type them; foreign numbers always international."""
+    cc = COUNTRY_CODES[country]
+    width = EXTENSION_DIGITS.get(country)
+    if width:  # fixed-length numbering plans: the extension fills the number up
+        ext = ext.zfill(width)[-width:]
+    if country == "GB":
+        return f"+{cc} {area} {number} {ext}"
+    if country != "DE" or style == 0:
+        return f"+{cc} {area} {number}-{ext}"
+    if style == 1:
+        return f"0{area} {number}-{ext}"
+    if style == 2:
+        return f"0{area}/{number}{ext}"
+    return f"(0{area}) {number[:2]} {number[2:]} {ext}"
+
+
+def _mobile(rng: random.Random, country: str, style: int) -> str:
+    prefix = rng.choice(MOBILE_PREFIXES[country])
+    digits = "".join(str(rng.randint(0, 9)) for _ in range(6 if country == "GB" else 7))
+    if country != "DE":
+        return f"+{COUNTRY_CODES[country]} {prefix} {digits[:3]} {digits[3:]}"
+    return (f"0{prefix}/{digits}", f"+49 {prefix} {digits}", f"0049 (0){prefix} {digits[:3]} {digits[3:]}",
+            f"0{prefix} {digits[:3]} {digits[3:5]} {digits[5:]}")[style % 4]
+
+
+def _address(rng: random.Random, first: str, last: str, domain: str) -> str:
+    f, la = ascii_local(first).replace(" ", ""), ascii_local(last).replace(" ", "")
+    style = rng.choice((f"{f}.{la}", f"{f}.{la}", f"{f[0]}.{la}", la, f"{f}{la[0]}"))
+    return f"{style}@{domain}"
+
+
+def _new_contact(session: Session, region: str, *, name: str, company: Company | None, role: Role,
+                 category: Category | None, emails: list[str], phones: list[tuple[str, str]],
+                 tags: list[str], fields: dict[str, Any], owner_id: int) -> Contact:
+    contact = Contact(name=name, company=company, role=role, category=category, tags=sorted(tags),
+                      fields=fields, owner_id=owner_id, origin="demo")
+    contact.emails = [ContactEmail(email=e, label=label) for e, label in
+                      zip(emails, ("work", "private", "other"), strict=False)]
+    contact.phones = [ContactPhone(raw=raw, label=label, e164=to_e164(raw, region)) for label, raw in phones]
+    session.add(contact)
+    return contact
+
+
+def _pick_name(rng: random.Random, country: str, used: set[str]) -> tuple[str, str, bool]:
+    while True:
+        female = rng.random() < 0.45
+        if country == "GB":
+            first, last = rng.choice(FEMALE_EN if female else MALE_EN), rng.choice(SURNAMES_EN)
+        else:
+            first = rng.choice(FEMALE if female else MALE)
+            pool = {"AT": SURNAMES_AT, "CH": SURNAMES_CH}.get(country, SURNAMES)
+            last = rng.choice(pool + SURNAMES[:6] if country != "DE" else pool)
+        if f"{first} {last}" not in used:
+            used.add(f"{first} {last}")
+            return first, last, female
+
+
+def create_companies_and_people(session: Session, settings: Settings, rng: random.Random,
+                                staff_ids: list[int]) -> list[Person]:
+    region = settings.phone.default_region
+    people: list[Person] = []
+    used: set[str] = set()
+    for (name, domain, country, area, switchboard, industry, size, ctype, category, relation,
+         tags, fields) in COMPANIES:
+        company = Company(name=name, industry=industry, size=size, customer_type=CustomerType(ctype),
+                          category=Category(category), tags=sorted(tags), fields=dict(fields), origin="demo")
+        company.domains = [CompanyDomain(domain=domain)]
+        central = _phone(country, area, switchboard, "0", rng.randint(0, 1))
+        company.phones = [CompanyPhone(label="Zentrale", raw=central, e164=to_e164(central, region))]
+        session.add(company)
+        for _ in range(rng.choice((2, 3, 3, 4))):
+            first, last, female = _pick_name(rng, country, used)
+            english = country == "GB"
+            emails = [_address(rng, first, last, domain)]
+            if rng.random() < 0.15:
+                emails.append(_address(rng, first, last, rng.choice(FREE_MAIL)))
+            phones = [("Büro", _phone(country, area, switchboard, str(rng.randint(10, 299)), rng.randint(0, 3)))]
+            if rng.random() < 0.5:
+                phones.append(("Mobil", _mobile(rng, country, rng.randint(0, 3))))
+            role = relation if rng.random() < 0.85 else rng.choice((Role.PROSPECT, Role.LEAD))
+            position = rng.choice(POSITIONS_EN if english else POSITIONS)
+            contact = _new_contact(
+                session, region, name=f"{first} {last}", company=company, role=role,
+                category=Category(category) if rng.random() < 0.7 else None, emails=emails, phones=phones,
+                tags=rng.sample(["Entscheider", "Newsletter", "Messe 2025", "Technik"], rng.randint(0, 2)),
+                fields={"Position": position}, owner_id=rng.choice(staff_ids[:2]))
+            people.append(Person(contact, first, last, female, english, emails, [p for _, p in phones], name))
+    for _ in range(10):  # private customers and leads at free-mail providers, no company
+        first, last, female = _pick_name(rng, "DE", used)
+        emails = [_address(rng, first, last, rng.choice(FREE_MAIL))]
+        phones = [("Mobil", _mobile(rng, "DE", rng.randint(0, 3)))] if rng.random() < 0.7 else []
+        contact = _new_contact(
+            session, region, name=f"{first} {last}", company=None, role=rng.choice((Role.LEAD, Role.CUSTOMER)),
+            category=rng.choice((Category.C, None)), emails=emails, phones=phones, tags=["Privatkunde"],
+            fields={"Quelle": rng.choice(("Website", "Empfehlung", "Telefon"))}, owner_id=rng.choice(staff_ids[:2]))
+        people.append(Person(contact, first, last, female, False, emails, [p for _, p in phones]))
+    session.flush()
+    return people
+
+
+def create_staff(session: Session, domain: str, password: str) -> list[tuple[int, str, str, str]]:
+    """(id, name, address, direct dial) of each staff user; all share the demo password."""
+    out = []
+    for name, role, local, ext in STAFF:
+        address = f"{local}@{domain}"
+        user = add_staff(session, address, name, role, extension=ext, password=password)
+        out.append((user.id, name, address, ext))
+    return out
+
+
+# --- mail ---------------------------------------------------------------------------------------------
+
+class MailWriter:
+    """Builds the demo's threads as RFC 5322 messages, oldest first."""
+
+    def __init__(self, rng: random.Random, settings: Settings, staff: list[tuple[int, str, str, str]],
+                 domain: str, now: datetime) -> None:
+        self.rng = rng
+        self.settings = settings
+        self.staff = staff[:2]  # the read-only user writes no mail
+        self.domain = domain
+        self.now = now
+        self.tz = _local_tz()
+        self.mails: list[Mail] = []
+        self.html_done = False
+
+    def _values(self, person: Person, staff_name: str, english: bool) -> dict[str, str]:
+        rng = self.rng
+        year = self.now.year
+        soon = self.now + timedelta(days=rng.randint(5, 30))
+        fmt = "%d %B %Y" if english else "%d.%m.%Y"
+        return {
+            "product": rng.choice(PRODUCTS_EN if english else PRODUCTS_DE),
+            "qty": str(rng.choice((20, 50, 100, 150, 250, 500))),
+            "quote": f"AN-{year}-{rng.randint(1000, 9999)}", "order": f"B-{rng.randint(40000, 49999)}",
+            "ab": f"AB-{year}-{rng.randint(1000, 9999)}", "invoice": f"RE-{year}-{rng.randint(10000, 19999)}",
+            "delivery": f"LS-{rng.randint(700000, 799999)}", "tracking": f"00340434{rng.randint(10**9, 10**10 - 1)}",
+            "amount": euro(rng.randint(300, 48000) + rng.choice((0, 0.5, 0.9, 0.4)), english),
+            "weeks": str(rng.randint(2, 8)), "deadline": soon.strftime(fmt),
+            "ship_date": (self.now - timedelta(days=rng.randint(1, 20))).strftime(fmt),
+            "due_date": soon.strftime(fmt), "meeting_date": soon.strftime(fmt),
+            "name": f"{person.first} {person.last}", "phone": person.phones[0] if person.phones else "",
+            "greet": self._greet(person, english), "greet_staff": self._greet_staff(staff_name, english),
+            "sig": self._signature(person, english), "staff_sig": self._staff_signature(staff_name, english),
+        }
+
+    @staticmethod
+    def _greet(person: Person, english: bool) -> str:
+        if english:
+            return f"Dear {person.first},"
+        return f"{'Sehr geehrte Frau' if person.female else 'Sehr geehrter Herr'} {person.last},"
+
+    def _greet_staff(self, staff_name: str, english: bool) -> str:
+        first, last = staff_name.split()
+        if english:
+            return f"Hi {first},"
+        female = first in {"Katrin", "Lena"}
+        return f"{'Hallo Frau' if female else 'Hallo Herr'} {last},"
+
+    @staticmethod
+    def _signature(person: Person, english: bool) -> str:
+        lines = ["Kind regards" if english else "Mit freundlichen Grüßen", f"{person.first} {person.last}"]
+        if person.company:
+            lines.append(person.company)
+        if person.phones:
+            lines.append(("Phone " if english else "Tel. ") + person.phones[0])
+        return "\n".join(lines)
+
+    def _staff_signature(self, staff_name: str, english: bool) -> str:
+        ext = next(s[3] for s in self.staff if s[1] == staff_name)
+        return "\n".join(("Best regards" if english else "Viele Grüße", staff_name, OWN_COMPANY,
+                          f"{'Phone' if english else 'Tel.'} {OWN_PHONE}-{ext}"))
+
+    def thread(self, person: Person, topic: dict[str, Any], days_back: float) -> None:
+        rng = self.rng
+        # Mostly the contact's owner writes; now and then a colleague steps in.
+        owner = [s for s in self.staff if s[0] == person.contact.owner_id]
+        _, staff_name, staff_addr, _ = owner[0] if owner and rng.random() < 0.8 else rng.choice(self.staff)
+        values = self._values(person, staff_name, person.english)
+        subject = topic["subject"].format(**values)
+        when = business_time(rng, self.now, days_back)
+        steps = topic["mails"][: rng.randint(1, len(topic["mails"]))] if rng.random() < 0.4 else topic["mails"]
+        customer = (f"{person.first} {person.last}", rng.choice(person.emails))
+        staff = (staff_name, staff_addr)
+        refs: list[str] = []
+        previous: tuple[str, str, datetime] | None = None  # (author, text, date) of the mail replied to
+        for index, (direction, body, attachment) in enumerate(steps):
+            if index:
+                when = later_business_time(rng, when)
+                if when >= self.now:
+                    return
+            sender, recipient = (customer, staff) if direction == "in" else (staff, customer)
+            own_text = body.format(**values)
+            text = own_text + (self._quote(*previous, person.english) if previous else "")
+            prefix = "" if not index else ("RE: " if person.english else rng.choice(("AW: ", "Re: ")))
+            html = None
+            if direction == "in" and "Bestellung" in subject and not self.html_done:
+                self.html_done = True
+                safe = {key: html_lib.escape(value) for key, value in values.items()}
+                html = HTML_ORDER.format(**safe, sig_html=safe["sig"].replace("\n", "<br>"))
+            msg = self._message(sender, recipient, prefix + subject, text, when, refs, html)
+            if attachment:
+                self._attach(msg, attachment.format(**values), values, person.english)
+            refs.append(msg["Message-ID"])
+            self.mails.append(Mail(when, bytes(msg), sender[1]))
+            previous = (sender[0], own_text, when)
+
+    def _quote(self, author: str, text: str, when: datetime, english: bool) -> str:
+        local = when.astimezone(self.tz)
+        if english:
+            head = f"On {local:%d %b %Y, at %H:%M}, {author} wrote:"
+        else:
+            head = f"Am {local:%d.%m.%Y um %H:%M} schrieb {author}:"
+        quoted = "\n".join(("> " + line).rstrip() for line in text.splitlines())
+        return f"\n\n{head}\n{quoted}\n"
+
+    def _message(self, sender: tuple[str, str], recipient: tuple[str, str], subject: str, text: str,
+                 when: datetime, refs: list[str], html: str | None) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = f"{sender[0]} <{sender[1]}>"
+        msg["To"] = f"{recipient[0]} <{recipient[1]}>"
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(when.astimezone(self.tz))
+        msg["Message-ID"] = f"<{self.rng.getrandbits(64):016x}.{int(when.timestamp())}@{sender[1].split('@')[1]}>"
+        if refs:
+            msg["In-Reply-To"] = refs[-1]
+            msg["References"] = " ".join(refs)
+        msg.set_content(text)
+        if html:
+            msg.add_alternative(html, subtype="html")
+        return msg
+
+    def _attach(self, msg: EmailMessage, spec: str, values: dict[str, str], english: bool) -> None:
+        kind, _, stem = spec.partition(":")
+        if kind == "pdf":
+            title = stem.replace("_", " ")
+            lines = [line.format(own=OWN_COMPANY, title=title, date=values["due_date"], amount=values["amount"])
+                     for line in TINY_PDF_LINES]
+            msg.add_attachment(tiny_pdf(lines), maintype="application", subtype="pdf", filename=f"{stem}.pdf")
+        else:
+            report = ("Inspection report" if english else "Prüfprotokoll") + f" {values['delivery']}\n"
+            report += "".join(f"Pos. {i}: {values['product']} – {'damaged' if english else 'beschädigt'}\n"
+                              for i in range(1, 5))
+            msg.add_attachment(report, subtype="plain", filename=f"{stem}.txt")
+
+    def web_enquiry(self, person: Person, days_back: float) -> None:
+        self.thread(person, WEB_ENQUIRY, days_back)
+
+
+def _weighted(rng: random.Random, topics: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return rng.choices(list(topics), weights=[t.get("weight", 1) for t in topics])[0]
+
+
+def _topics_for(person: Person) -> Sequence[dict[str, Any]]:
+    role = person.contact.role
+    if person.english:
+        return TOPICS_EN
+    if role == Role.SUPPLIER:
+        return TOPICS_SUPPLIER
+    if role == Role.DEBTOR:
+        return TOPICS_DEBTOR + TOPICS_DE
+    if not person.company:  # private customers: no quotes for "our plant"
+        return (WEB_ENQUIRY, TOPICS_DE[2], TOPICS_DE[3])
+    return TOPICS_DE
+
+
+def write_mails(rng: random.Random, writer: MailWriter, people: list[Person]) -> list[Mail]:
+    # A and B customers write more; everybody gets at least one thread.
+    weights = [{Category.A: 4, Category.B: 2}.get(p.contact.category, 1) for p in people]
+    chosen = list(people) + rng.choices(people, weights=weights, k=MAIL_THREADS - len(people))
+    for person in chosen:
+        writer.thread(person, _weighted(rng, _topics_for(person)), rng.uniform(0, HISTORY_DAYS))
+    used: set[str] = {f"{p.first} {p.last}" for p in people}
+    for _ in range(UNKNOWN_SENDERS):  # not in the CRM yet: the pipeline makes them leads
+        first, last, female = _pick_name(rng, "DE", used)
+        email = _address(rng, first, last, rng.choice(FREE_MAIL))
+        stranger = Person(Contact(), first, last, female, False, [email], [_mobile(rng, "DE", rng.randint(0, 3))])
+        writer.web_enquiry(stranger, rng.uniform(0, 30))
+    return sorted(writer.mails, key=lambda m: m.when)
+
+
+def deliver(factory: sessionmaker[Session], settings: Settings, mails: list[Mail]) -> None:
+    """Through the real core: store every message, then process each one."""
+    rcpt = (settings.mail.crm_addresses[0],)
+    with unit_of_work(factory) as session:
+        ids = [accept(session, m.raw, Envelope(mail_from=m.mail_from, rcpt_to=rcpt, source="demo")).inbound_id
+               for m in mails]
+    for inbound_id in ids:
+        process(factory, settings, inbound_id)
+
+
+# --- calls and notes -----------------------------------------------------------------------------------
+
+def record_calls_and_notes(session: Session, rng: random.Random, now: datetime, people: list[Person],
+                           staff: list[tuple[int, str, str, str]]) -> None:
+    callable_people = [p for p in people if p.phones]
+    for index in range(CALLS):
+        person = rng.choice(callable_people)
+        contact = session.get_one(Contact, person.contact.id)
+        staff_id = rng.choice(staff[:2])[0]
+        inbound = rng.random() < 0.6
+        answered = rng.random() < 0.8
+        number = rng.choice(contact.phones)
+        name = person.contact.name
+        if inbound:
+            subject = f"Anruf von {name}" if answered else f"Verpasster Anruf von {name}"
+        else:
+            subject = f"Anruf bei {name}" if answered else f"{name} nicht erreicht"
+        record_interaction(
+            session, kind=InteractionKind.CALL, direction=Direction.IN if inbound else Direction.OUT,
+            occurred_at=business_time(rng, now, rng.uniform(0, HISTORY_DAYS)), subject=subject,
+            text=rng.choice(CALL_NOTES) if answered else None, source_ref=f"demo-call-{index + 1}",
+            contacts=[(contact, "party")], staff_ids=[staff_id], created_by_id=staff_id,
+            details={"answered": answered, "duration_seconds": rng.randint(25, 1500) if answered else 0,
+                     "number": number.e164 or number.raw},
+        )
+    for _ in range(NOTES):
+        person = rng.choice(people)
+        contact = session.get_one(Contact, person.contact.id)
+        staff_id = rng.choice(staff[:2])[0]
+        record_interaction(
+            session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL,
+            occurred_at=business_time(rng, now, rng.uniform(0, HISTORY_DAYS)), subject="Notiz",
+            text=rng.choice(NOTE_TEXTS), contacts=[(contact, "party")], staff_ids=[staff_id],
+            created_by_id=staff_id,
+        )
+
+
+# --- entry point ---------------------------------------------------------------------------------------
+
+def build_demo(factory: sessionmaker[Session], settings: Settings, *, seed: int = 7) -> DemoLogin:
+    """Fill an empty, migrated database with demo data; returns the admin's login."""
+    rng = random.Random(seed)
+    domain = settings.mail.staff_domains[0] if settings.mail.staff_domains else "beispiel-firma.de"
+    password = secrets.token_urlsafe(12)  # never a well-known password, even on a demo
+    now = utcnow()
+    with unit_of_work(factory) as session:
+        staff = create_staff(session, domain, password)
+        people = create_companies_and_people(session, settings, rng, [s[0] for s in staff])
+    writer = MailWriter(rng, settings, staff, domain, now)
+    deliver(factory, settings, write_mails(rng, writer, people))
+    with unit_of_work(factory) as session:
+        record_calls_and_notes(session, rng, now, people, staff)
+    return DemoLogin(email=staff[0][2], password=password)
