@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings, replace
@@ -32,20 +33,31 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str | None:
+def pg_url() -> Iterator[str | None]:
+    """The PostgreSQL URL, pointed at a schema of this run's own, so parallel runs never collide."""
     import os
 
-    return os.environ.get(PG_URL_ENV) or None
+    base = os.environ.get(PG_URL_ENV)
+    if not base:
+        yield None
+        return
+    schema = f"crm_test_{os.getpid()}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
 def _schema(tmp_path_factory: pytest.TempPathFactory, pg_url: str | None) -> Iterator[str]:
-    """Migrate once per run: a template SQLite file, or the PostgreSQL test database from scratch."""
+    """Migrate once per run: a template SQLite file, or this run's PostgreSQL schema."""
     if pg_url:
         engine = make_engine(pg_url)
-        with engine.begin() as conn:
-            Base.metadata.drop_all(conn)
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         upgrade(engine)
         engine.dispose()
         yield pg_url
