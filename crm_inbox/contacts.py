@@ -61,10 +61,21 @@ def lead_name(address: Address) -> str | None:
     return name
 
 
-def create_lead(session: Session, directory: Directory, address: Address, origin_detail: str) -> Contact:
-    """An unknown sender becomes a lead with whatever is known (dirty CRM: nothing is mandatory)."""
+def create_lead(session: Session, directory: Directory, address: Address, origin_detail: str, *,
+                new_company_for_domain: bool = False) -> Contact:
+    """An unknown sender becomes a lead with whatever is known (dirty CRM: nothing is mandatory).
+
+    A person at a company's domain joins it; free-mail domains never create or join a company.
+    """
+    company_id = directory.company_for_domain(address.domain)
+    if company_id is None and new_company_for_domain and address.domain not in directory.mail.free_mail_domains:
+        company = Company(name=address.domain, origin="mail", tags=[], fields={})
+        company.domains.append(CompanyDomain(domain=address.domain))
+        session.add(company)
+        session.flush()
+        company_id = company.id
     contact = Contact(name=lead_name(address), role=Role.LEAD, origin="mail", origin_detail=origin_detail,
-                      company_id=directory.company_for_domain(address.domain), tags=[], fields={})
+                      company_id=company_id, tags=[], fields={})
     contact.emails.append(ContactEmail(email=address.email))
     session.add(contact)
     session.flush()

@@ -211,8 +211,8 @@ TOPICS_EN = (
     )},
     {"subject": "Delivery status order {ab}", "weight": 2, "mails": (
         ("in", "{greet_staff}\n\nany news on order {ab}? Our customer is chasing us.\n\n{sig}", None),
-        ("out", "{greet}\n\nthe goods left our warehouse on {ship_date}, tracking number {tracking}. Customs "
-                "papers are with the carrier.\n\n{staff_sig}", None),
+        ("out", "{greet}\n\nthe goods leave our warehouse on {ship_date}, tracking number {tracking}. Customs "
+                "papers will travel with the carrier.\n\n{staff_sig}", None),
     )},
     {"subject": "Complaint: damaged goods, delivery note {delivery}", "weight": 1, "mails": (
         ("in", "{greet_staff}\n\nthree of the {product} in delivery {delivery} arrived damaged, see the attached "
@@ -485,10 +485,11 @@ class MailWriter:
         self.mails: list[Mail] = []
         self.html_done = False
 
-    def _values(self, person: Person, staff_name: str, english: bool) -> dict[str, str]:
+    def _values(self, person: Person, staff_name: str, english: bool, start: datetime) -> dict[str, str]:
+        """What fills a topic's placeholders; dates are relative to the thread's first mail."""
         rng = self.rng
-        year = self.now.year
-        soon = self.now + timedelta(days=rng.randint(5, 30))
+        year = start.year
+        soon = start + timedelta(days=rng.randint(7, 30))
         fmt = "%d %B %Y" if english else "%d.%m.%Y"
         return {
             "product": rng.choice(PRODUCTS_EN if english else PRODUCTS_DE),
@@ -498,7 +499,7 @@ class MailWriter:
             "delivery": f"LS-{rng.randint(700000, 799999)}", "tracking": f"00340434{rng.randint(10**9, 10**10 - 1)}",
             "amount": euro(rng.randint(300, 48000) + rng.choice((0, 0.5, 0.9, 0.4)), english),
             "weeks": str(rng.randint(2, 8)), "deadline": soon.strftime(fmt),
-            "ship_date": (self.now - timedelta(days=rng.randint(1, 20))).strftime(fmt),
+            "ship_date": (start + timedelta(days=rng.randint(2, 6))).strftime(fmt),
             "due_date": soon.strftime(fmt), "meeting_date": soon.strftime(fmt),
             "name": f"{person.first} {person.last}", "phone": person.phones[0] if person.phones else "",
             "greet": self._greet(person, english), "greet_staff": self._greet_staff(staff_name, english),
@@ -537,9 +538,9 @@ class MailWriter:
         # Mostly the contact's owner writes; now and then a colleague steps in.
         owner = [s for s in self.staff if s[0] == person.contact.owner_id]
         _, staff_name, staff_addr, _ = owner[0] if owner and rng.random() < 0.8 else rng.choice(self.staff)
-        values = self._values(person, staff_name, person.english)
-        subject = topic["subject"].format(**values)
         when = business_time(rng, self.now, days_back)
+        values = self._values(person, staff_name, person.english, when)
+        subject = topic["subject"].format(**values)
         steps = topic["mails"][: rng.randint(1, len(topic["mails"]))] if rng.random() < 0.4 else topic["mails"]
         customer = (f"{person.first} {person.last}", rng.choice(person.emails))
         staff = (staff_name, staff_addr)

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import MailSettings
-from crm_inbox.models import CompanyDomain, ContactEmail, StaffEmail
+from crm_inbox.models import CompanyDomain, Contact, ContactEmail, StaffEmail
+from crm_inbox.models.contacts import search_key
 
 
 @dataclass
@@ -33,6 +34,10 @@ class Directory:
         email = email.lower()
         return email in self.staff_by_email or email.rpartition("@")[2] in self.mail.staff_domains
 
+    def is_staff_user(self, email: str) -> bool:
+        """The address of a staff user (a person), not merely an address at one of our domains."""
+        return email.lower() in self.staff_by_email
+
     def is_own(self, email: str) -> bool:
         return email.lower() in self.mail.own_addresses
 
@@ -47,6 +52,12 @@ class Directory:
                 if contact_id not in found[email]:
                     found[email].append(contact_id)
         return dict(found)
+
+    def contacts_by_name(self, name: str) -> list[int]:
+        key = search_key(name)
+        if not key:
+            return []
+        return list(self.session.execute(select(Contact.id).where(Contact.search_name == key).limit(5)).scalars())
 
     def company_for_domain(self, domain: str) -> int | None:
         domain = domain.lower()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mailparser_reply import EmailReplyParser
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -24,6 +25,19 @@ from crm_inbox.models import (
 )
 
 EXCERPT_CHARS = 280
+
+
+def clean_excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
+    """The new part of a mail for the timeline: quoted replies and the signature stripped
+    (mail-parser-reply, which knows German and English mail clients' reply headers)."""
+    if not text:
+        return ""
+    try:
+        replies = EmailReplyParser(languages=["de", "en"]).read(text).replies
+        latest = replies[0].body if replies else text
+    except Exception:  # a third-party heuristic must never fail the message: fall back to the text
+        latest = text
+    return excerpt_of(latest or text, limit)
 
 
 def excerpt_of(text: str | None, limit: int = EXCERPT_CHARS) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from crm_inbox.attribution import Attribution
 from crm_inbox.config import Settings
 from crm_inbox.directory import Directory
+from crm_inbox.mail.automatic import Automatic
 from crm_inbox.mail.parse import ParsedMail
 from crm_inbox.models import Contact, InboundMessage, Interaction
 
@@ -21,6 +22,7 @@ class MailContext:
     inbound: InboundMessage
     directory: Directory
     parsed: ParsedMail | None = None
+    automatic: Automatic | None = None
     attribution: Attribution | None = None
     # (contact, role) pairs the interaction is linked to, in order
     contacts: list[tuple[Contact, str]] = field(default_factory=list)

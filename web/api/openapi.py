@@ -149,6 +149,24 @@ PATHS: dict[str, Any] = {
                                   "content": {"application/json": {"schema": _ref("CompanyInput")}}},
                   "responses": {"200": _json(_ref("Company")), **ERRORS, **FORBIDDEN, **NOT_FOUND,
                                 "409": _error("A domain belongs to another company")}}},
+    "/interactions": {
+        "get": {"summary": "Interactions, newest first; unassigned=1 lists what waits for triage",
+                "operationId": "listInteractions",
+                "parameters": [_q("unassigned", {"type": "string", "enum": ["0", "1", "true", "false"]}),
+                               *PAGING],
+                "responses": {"200": _json(_list_of("TimelineItem")), **ERRORS}}},
+    "/interactions/{id}/assign": {
+        "parameters": [ID],
+        "post": {"summary": "Link an interaction to these contacts (kept, audited)",
+                 "operationId": "assignInteraction",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["contact_ids"], "additionalProperties": False,
+                     "properties": {
+                         "contact_ids": {"type": "array", "minItems": 1,
+                                         "items": {"type": "integer", "minimum": 1}},
+                         "remember_address": {"type": "boolean", "description":
+                                              "add the sender's address to the (single) contact"}}}}}},
+                 "responses": {"200": _json(_ref("Interaction")), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
     "/interactions/{id}": {
         "parameters": [ID],
         "get": {"summary": "One interaction with its full text", "operationId": "getInteraction",
