@@ -47,6 +47,7 @@ class Evidence:
 
     peer: str | None
     envelope_from: str | None
+    source: str = "smtp"
 
 
 def can_be_contact(email: str, is_staff: Callable[[str], bool], own: frozenset[str]) -> bool:
@@ -112,9 +113,12 @@ def decide(mail: ParsedMail, *, is_staff: Callable[[str], bool], is_staff_user: 
                            automatic=automatic.reason if automatic else None)
 
     if is_staff(author.email):
-        trust = ("arrived from trusted relay " + str(evidence.peer)
-                 if peer_is_trusted(evidence.peer, settings.trusted_relays)
-                 else authenticated_by_trusted_host(mail, settings.trusted_authserv_ids))
+        if evidence.source == "file":
+            trust: str | None = "imported from a file by the operator"
+        elif peer_is_trusted(evidence.peer, settings.trusted_relays):
+            trust = f"arrived from trusted relay {evidence.peer}"
+        else:
+            trust = authenticated_by_trusted_host(mail, settings.trusted_authserv_ids)
         if trust is None:
             # Anyone can type a staff address into From: treat it as external mail, and believe nothing
             # it claims to forward.

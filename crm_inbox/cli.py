@@ -103,7 +103,9 @@ def cmd_demo(settings: Settings, no_serve: bool) -> int:
     if empty:
         print(f"Creating demo data in {db_file} …", flush=True)
         login = build_demo(factory, settings)
-        (settings.instance_path / "demo-login.txt").write_text(f"{login.email}\n{login.password}\n")
+        login_file = settings.instance_path / "demo-login.txt"
+        login_file.touch(mode=0o600)  # the password is for this machine's user only
+        login_file.write_text(f"{login.email}\n{login.password}\n")
     login_text = (settings.instance_path / "demo-login.txt").read_text().split()
     engine.dispose()
     print(f"Login: {login_text[0]} / {login_text[1]}" if len(login_text) == 2 else "Login: see demo-login.txt")

@@ -448,7 +448,7 @@ def test_interaction_full_text_sanitised_html_and_attachments(client, factory, s
     download = client.get(passwd["url"], headers=auth)
     assert download.status_code == 200
     assert download.data == b"root:x:0:0:root:/root:/bin/bash\n"
-    assert download.headers["Content-Disposition"] == "attachment; filename=passwd"
+    assert download.headers["Content-Disposition"] == 'attachment; filename="passwd"'
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert download.mimetype == "application/octet-stream"
     assert passwd["size"] == len(download.data)

@@ -35,7 +35,7 @@ def find_parties(ctx: MailContext) -> None:
     assert ctx.parsed is not None
     ctx.attribution = decide(
         ctx.parsed, is_staff=ctx.directory.is_staff, is_staff_user=ctx.directory.is_staff_user,
-        settings=ctx.settings.mail, evidence=Evidence(ctx.inbound.peer, ctx.inbound.envelope_from),
+        settings=ctx.settings.mail, evidence=Evidence(ctx.inbound.peer, ctx.inbound.envelope_from, ctx.inbound.source),
         automatic=ctx.automatic, limits=_limits(ctx))
 
 

@@ -12,6 +12,7 @@ from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg, json_body
 from web.auth import api_user, require_token
+from web.downloads import attachment_response
 from web.requestdb import db
 
 
@@ -63,9 +64,4 @@ def assign_interaction(interaction_id: int) -> Response:
 @require_token()
 def download_attachment(attachment_id: int) -> Response:
     att = get_or_404(Attachment, attachment_id, "attachment")
-    # Always a download, never rendered: an attached .html or .svg must not run under our origin.
-    response = Response(att.content, mimetype="application/octet-stream")
-    response.headers.set("Content-Disposition", "attachment", filename=att.filename)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return attachment_response(att)

@@ -1,10 +1,270 @@
-"""Placeholder; the pages are filled in by the demo/pages work."""
+"""Staff pages, server-rendered: login, contact list and search, contact and company pages, mail view.
+
+Every page but /login and /healthz needs a logged-in staff user; every POST needs the CSRF token.
+Mail content is only ever shown escaped (autoescape), and mail HTML only inside a sandboxed frame
+served with its own restrictive Content-Security-Policy.
+"""
 
 from __future__ import annotations
 
-from web.pages import pages
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Response, abort, g, redirect, render_template, request, session, url_for
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response as BaseResponse
+
+from crm_inbox.models import (
+    Attachment,
+    Company,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    Interaction,
+    InteractionContact,
+    InteractionStaff,
+    StaffUser,
+)
+from crm_inbox.models.contacts import search_key
+from crm_inbox.phone import to_e164
+from crm_inbox.staff import check_password, find_staff, hash_password
+from crm_inbox.timeline import BadCursor, contact_timeline
+from web.downloads import attachment_response
+from web.pages import csrf, pages
+from web.requestdb import db, state
+
+PAGE_SIZE = 50
+TIMELINE_PAGE = 25
+PUBLIC_ENDPOINTS = frozenset({"pages.login", "pages.healthz"})
+# Mail HTML is shown in <iframe sandbox>; this policy also holds if the URL is opened directly.
+MAIL_HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+_PHONE_QUERY = re.compile(r"^\+?[\d\s()/.\-]+$")
+_dummy_hash: str | None = None
 
 
 @pages.get("/healthz")
 def healthz() -> tuple[str, int]:
     return "ok", 200
+
+
+# --- who is logged in ---------------------------------------------------------------------------------
+
+def _fingerprint(user: StaffUser) -> str:
+    """Changes when the password does, which ends every session opened with the old one."""
+    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+
+
+def current_user() -> StaffUser | None:
+    if "page_user" not in g:
+        user = None
+        staff_id = session.get("staff_id")
+        if isinstance(staff_id, int):
+            user = db().get(StaffUser, staff_id)
+            if user is None or not user.active or session.get("auth") != _fingerprint(user):
+                user = None
+        g.page_user = user
+    return g.page_user
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site: never another host (``//evil``, ``/\\evil``, ``https://…``)."""
+    default = url_for("pages.contacts")
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    return value
+
+
+def _here() -> str:
+    return request.full_path if request.query_string else request.path
+
+
+@pages.before_request
+def guard() -> BaseResponse | None:
+    if request.method == "POST":
+        csrf.check()
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if current_user() is None:
+        return redirect(url_for("pages.login", next=_here()))
+    return None
+
+
+@pages.context_processor
+def template_helpers() -> dict[str, Any]:
+    return {"csrf_field": csrf.field, "current_user": current_user}
+
+
+@pages.app_template_filter("when")
+def format_when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@pages.app_template_filter("duration")
+def format_duration(seconds: Any) -> str:
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        return ""
+    return f"{seconds // 60}:{seconds % 60:02d} min"
+
+
+@pages.app_template_filter("filesize")
+def format_size(size: int) -> str:
+    return f"{size} B" if size < 1024 else f"{size / 1024:.0f} KB" if size < 1024 * 1024 else f"{size / 2**20:.1f} MB"
+
+
+# --- login / logout -----------------------------------------------------------------------------------
+
+def _verify(email: str, password: str) -> StaffUser | None:
+    global _dummy_hash
+    user = find_staff(db(), email) if email.strip() and password else None
+    if user is None:
+        # As slow as a real check, so response times do not tell which addresses exist.
+        if _dummy_hash is None:
+            _dummy_hash = hash_password("not a password")
+        check_password(StaffUser(password_hash=_dummy_hash, active=True), password)
+        return None
+    return user if check_password(user, password) else None
+
+
+@pages.route("/login", methods=["GET", "POST"])
+def login() -> BaseResponse | str:
+    next_url = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if current_user() is not None:
+            return redirect(next_url)
+        return render_template("login.html", next_url=next_url, email="", error=None)
+    email = request.form.get("email", "")
+    user = _verify(email, request.form.get("password", ""))
+    if user is None:
+        return render_template("login.html", next_url=next_url, email=email,
+                               error="Wrong e-mail address or password.")
+    session.clear()
+    session["staff_id"] = user.id
+    session["auth"] = _fingerprint(user)
+    csrf.renew()
+    return redirect(next_url)
+
+
+@pages.post("/logout")
+def logout() -> BaseResponse:
+    session.clear()
+    csrf.renew()
+    return redirect(url_for("pages.login"))
+
+
+# --- contacts and companies ---------------------------------------------------------------------------
+
+@pages.get("/")
+def index() -> BaseResponse:
+    return redirect(url_for("pages.contacts"))
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern for "contains ``text``", with LIKE's own wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def contact_search(q: str) -> ColumnElement[bool]:
+    """Part of the name, of the company's name or of an address; or a phone number typed any way.
+
+    Names are matched on their case-folded copy, so "özdemir" finds "Özdemir" on SQLite too."""
+    name_like = _like(search_key(q) or "")
+    email_like = _like(q.strip().lower())
+    conditions: list[ColumnElement[bool]] = [
+        Contact.search_name.like(name_like, escape="\\"),
+        Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.email.like(email_like, escape="\\"))),
+        Contact.company_id.in_(select(Company.id).where(Company.search_name.like(name_like, escape="\\"))),
+    ]
+    if _PHONE_QUERY.match(q) and sum(ch.isdigit() for ch in q) >= 5:
+        e164 = to_e164(q, state().settings.phone.default_region)
+        if e164:
+            conditions.append(Contact.id.in_(select(ContactPhone.contact_id).where(ContactPhone.e164 == e164)))
+    return or_(*conditions)
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return min(int(raw), 100_000) if raw.isdigit() and int(raw) > 0 else 1
+
+
+@pages.get("/contacts")
+def contacts() -> str:
+    q = request.args.get("q", "").strip()[:200]
+    page = _page_number()
+    query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.company))
+    if q:
+        query = query.where(contact_search(q))
+    rows = db().execute(
+        query.order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)
+        .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).scalars().all()
+    return render_template("contacts.html", contacts=rows[:PAGE_SIZE], q=q, page=page,
+                           has_next=len(rows) > PAGE_SIZE)
+
+
+@pages.get("/contacts/<int:contact_id>")
+def contact(contact_id: int) -> str:
+    person = db().get(Contact, contact_id, options=[
+        selectinload(Contact.emails), selectinload(Contact.phones), selectinload(Contact.company),
+        selectinload(Contact.owner)])
+    if person is None:
+        abort(404)
+    cursor = request.args.get("cursor") or None
+    try:
+        timeline = contact_timeline(db(), contact_id, limit=TIMELINE_PAGE, cursor=cursor)
+    except BadCursor:
+        abort(400, description="This timeline link is not valid.")
+    return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor)
+
+
+@pages.get("/companies/<int:company_id>")
+def company(company_id: int) -> str:
+    firm = db().get(Company, company_id, options=[selectinload(Company.domains), selectinload(Company.phones)])
+    if firm is None:
+        abort(404)
+    people = db().execute(
+        select(Contact).where(Contact.company_id == company_id).options(selectinload(Contact.emails))
+        .order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)).scalars().all()
+    return render_template("company.html", company=firm, people=people)
+
+
+# --- interactions and attachments ---------------------------------------------------------------------
+
+@pages.get("/interactions/<int:interaction_id>")
+def interaction(interaction_id: int) -> str:
+    item = db().get(Interaction, interaction_id, options=[
+        selectinload(Interaction.contact_links).selectinload(InteractionContact.contact),
+        selectinload(Interaction.staff_links).selectinload(InteractionStaff.staff),
+        selectinload(Interaction.attachments).load_only(
+            Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size)])
+    if item is None:
+        abort(404)
+    return render_template("interaction.html", item=item)
+
+
+@pages.get("/interactions/<int:interaction_id>/html")
+def interaction_html(interaction_id: int) -> Response:
+    html = db().execute(select(Interaction.html).where(Interaction.id == interaction_id)).scalar_one_or_none()
+    if html is None:
+        abort(404)
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = MAIL_HTML_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@pages.get("/attachments/<int:attachment_id>")
+def attachment(attachment_id: int) -> Response:
+    att = db().get(Attachment, attachment_id)
+    if att is None:
+        abort(404)
+    return attachment_response(att)

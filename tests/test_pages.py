@@ -1,0 +1,289 @@
+"""The staff pages, as a person in a browser uses them: log in, find a contact, read a mail."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import pytest
+from sqlalchemy import select
+
+from crm_inbox.db import unit_of_work
+from crm_inbox.intake import Envelope, accept
+from crm_inbox.models import Attachment, Contact, ContactEmail, ContactPhone, InteractionKind
+from crm_inbox.phone import to_e164
+from crm_inbox.staff import add_staff
+from crm_inbox.worker import process
+
+STAFF = "jonas.becker@beispiel-firma.de"
+PASSWORD = "richtig-geheim-42"
+CLAUS = "claus.juergens@mueller-maschinenbau.de"
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def log_in(client, email: str = STAFF, password: str = PASSWORD, next_url: str | None = None):  # type: ignore[no-untyped-def]
+    page = client.get("/login" + (f"?next={next_url}" if next_url else ""))
+    data = {"email": email, "password": password, "csrf_token": csrf_token(page.get_data(as_text=True))}
+    if next_url:
+        data["next"] = next_url
+    return client.post("/login", data=data)
+
+
+def deliver(factory, settings, msg: EmailMessage) -> int:  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        envelope = Envelope(mail_from=msg["From"], rcpt_to=(settings.mail.crm_addresses[0],))
+        inbound_id = accept(session, bytes(msg), envelope).inbound_id
+    outcome = process(factory, settings, inbound_id)
+    assert outcome.interaction_id is not None, outcome
+    return outcome.interaction_id
+
+
+@pytest.fixture
+def staff(factory):  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
+
+
+@pytest.fixture
+def claus(factory) -> int:  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        contact = Contact(name="Claus Jürgens", tags=["Stammkunde"], fields={"Position": "Einkauf"})
+        contact.emails = [ContactEmail(email=CLAUS)]
+        contact.phones = [ContactPhone(raw="0171/2345678", e164=to_e164("0171/2345678"))]
+        session.add(contact)
+        other = Contact(name="Petra Köhler")
+        other.emails = [ContactEmail(email="petra@web.de")]
+        session.add(other)
+        session.flush()
+        return contact.id
+
+
+@pytest.fixture
+def mail_id(factory, settings, claus) -> int:  # type: ignore[no-untyped-def]
+    msg = EmailMessage()
+    msg["From"] = f"Claus Jürgens <{CLAUS}>"
+    msg["To"] = f"Jonas Becker <{STAFF}>"
+    msg["Subject"] = "Reklamation <script>alert(1)</script> Lieferung 4711"
+    msg["Date"] = format_datetime(datetime(2025, 3, 4, 9, 30, tzinfo=UTC))
+    msg["Message-ID"] = "<reklamation-4711@mueller-maschinenbau.de>"
+    msg.set_content("Guten Tag,\n\n4 Sensoren sind defekt. <script>alert('text')</script>\n\nGruß\nClaus Jürgens")
+    msg.add_alternative("<p>4 Sensoren sind <b>defekt</b>.</p><script>alert('html')</script>", subtype="html")
+    msg.add_attachment(b"%PDF-1.4\nfake\n", maintype="application", subtype="pdf", filename="Prüfprotokoll.pdf")
+    return deliver(factory, settings, msg)
+
+
+def test_pages_need_a_login(client, staff):
+    response = client.get("/contacts?q=Claus")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+    for path in ("/", "/contacts/1", "/interactions/1", "/interactions/1/html", "/attachments/1", "/companies/1"):
+        assert client.get(path).status_code == 302, path
+    assert client.get("/healthz").get_data(as_text=True) == "ok"
+    # after logging in, the person lands where they wanted to go
+    login_page = client.get(response.headers["Location"])
+    assert login_page.status_code == 200
+    html = login_page.get_data(as_text=True)
+    assert 'name="next" value="/contacts?q=Claus"' in html
+    response = client.post("/login", data={"email": STAFF, "password": PASSWORD, "next": "/contacts?q=Claus",
+                                           "csrf_token": csrf_token(html)})
+    assert response.headers["Location"] == "/contacts?q=Claus"
+
+
+def test_wrong_password_is_rejected(client, staff):
+    response = log_in(client, password="falsch")
+    assert response.status_code == 200
+    assert "Wrong e-mail address or password" in response.get_data(as_text=True)
+    assert log_in(client, email="nobody@beispiel-firma.de").status_code == 200
+    assert client.get("/contacts").status_code == 302
+
+
+def test_post_without_csrf_token_is_rejected(client, staff):
+    client.get("/login")
+    response = client.post("/login", data={"email": STAFF, "password": PASSWORD})
+    assert response.status_code == 400
+    response = client.post("/login", data={"email": STAFF, "password": PASSWORD, "csrf_token": "forged"})
+    assert response.status_code == 400
+    assert client.get("/contacts").status_code == 302  # still not logged in
+    assert log_in(client).status_code == 302
+    assert client.post("/logout").status_code == 400  # logged in, but no token: stays logged in
+    assert client.get("/contacts").status_code == 200
+
+
+def test_login_goes_to_the_page_asked_for_and_logout_ends_it(client, staff, claus):
+    response = log_in(client, next_url=f"/contacts/{claus}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/contacts/{claus}"
+    page = client.get("/contacts").get_data(as_text=True)
+    assert "Jonas Becker" in page  # who is logged in
+    assert "Log out" in page
+
+    response = client.post("/logout", data={"csrf_token": csrf_token(page)})
+    assert response.status_code == 302
+    assert client.get("/contacts").status_code == 302
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+def test_login_never_redirects_to_another_site(client, staff, target):
+    response = log_in(client, next_url=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/contacts"
+
+
+def test_contact_list_and_search(client, staff, claus):
+    log_in(client)
+    page = client.get("/contacts").get_data(as_text=True)
+    assert "Claus Jürgens" in page and "Petra Köhler" in page
+    assert CLAUS in page
+
+    page = client.get("/contacts", query_string={"q": "jürg"}).get_data(as_text=True)
+    assert "Claus Jürgens" in page and "Petra Köhler" not in page
+
+    page = client.get("/contacts", query_string={"q": "KÖHLER"}).get_data(as_text=True)  # any case, umlauts too
+    assert "Petra Köhler" in page and "Claus Jürgens" not in page
+
+    page = client.get("/contacts", query_string={"q": "petra@web"}).get_data(as_text=True)
+    assert "Petra Köhler" in page and "Claus Jürgens" not in page
+
+    # stored as "0171/2345678", found however it is typed
+    for typed in ("+49 171 2345678", "0049 171 234 56 78", "(0171) 2345678"):
+        page = client.get("/contacts", query_string={"q": typed}).get_data(as_text=True)
+        assert "Claus Jürgens" in page and "Petra Köhler" not in page, typed
+
+    for nothing in ("nobody here", "%", "_"):  # LIKE wildcards are plain characters
+        page = client.get("/contacts", query_string={"q": nothing}).get_data(as_text=True)
+        assert "No contacts match" in page and "Claus Jürgens" not in page, nothing
+
+
+def test_contact_list_pages(client, staff, factory):
+    with unit_of_work(factory) as session:
+        session.add_all([Contact(name=f"Person {n:03d}") for n in range(60)])
+    log_in(client)
+    first = client.get("/contacts").get_data(as_text=True)
+    assert "Person 000" in first and "Person 049" in first and "Person 050" not in first
+    assert "Next" in first
+    second = client.get("/contacts?page=2").get_data(as_text=True)
+    assert "Person 050" in second and "Person 059" in second and "Person 000" not in second
+
+
+def test_contact_page_shows_master_data_and_the_mail(client, staff, claus, mail_id):
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "Claus Jürgens" in page
+    assert f'href="mailto:{CLAUS}"' in page
+    assert 'href="tel:+491712345678"' in page
+    assert "Stammkunde" in page and "Einkauf" in page
+    assert "Reklamation &lt;script&gt;alert(1)&lt;/script&gt; Lieferung 4711" in page
+    assert "4 Sensoren sind defekt." in page
+    assert f'href="/interactions/{mail_id}"' in page
+    assert "Prüfprotokoll.pdf" in page
+    assert "<script>" not in page
+
+
+def test_contact_timeline_pages_to_older_entries(client, staff, claus, factory):
+    from crm_inbox.models import Direction
+    from crm_inbox.timeline import record_interaction
+
+    with unit_of_work(factory) as session:
+        contact = session.get_one(Contact, claus)
+        for day in range(1, 31):
+            record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL,
+                               occurred_at=datetime(2025, 1, day, 12, tzinfo=UTC), subject=f"Notiz {day:02d}",
+                               contacts=[(contact, "party")])
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "Notiz 30" in page and "Notiz 06" in page and "Notiz 05" not in page
+    older = re.search(r'href="([^"]+cursor=[^"]+)"', page)
+    assert older
+    page = client.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "Notiz 05" in page and "Notiz 01" in page and "Notiz 06" not in page
+    assert client.get(f"/contacts/{claus}?cursor=garbage").status_code == 400
+
+
+def test_interaction_page_escapes_mail_content(client, staff, mail_id):
+    log_in(client)
+    response = client.get(f"/interactions/{mail_id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<script>" not in page
+    assert "Reklamation &lt;script&gt;alert(1)&lt;/script&gt; Lieferung 4711" in page
+    assert "&lt;script&gt;alert(&#39;text&#39;)&lt;/script&gt;" in page
+    assert re.search(r'<pre class="mailtext">Guten Tag,\n\n4 Sensoren', page)
+    assert f"Claus Jürgens &lt;{CLAUS}&gt;" in page  # from
+    assert f"Jonas Becker &lt;{STAFF}&gt;" in page  # to
+    assert f'<iframe sandbox class="mailhtml" title="Formatted mail" src="/interactions/{mail_id}/html">' in page
+
+
+def test_mail_html_is_served_sandboxed(client, staff, mail_id):
+    log_in(client)
+    response = client.get(f"/interactions/{mail_id}/html")
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"] == (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.mimetype == "text/html"
+    body = response.get_data(as_text=True)
+    assert "<b>defekt</b>" in body
+    assert "script" not in body  # sanitised when the mail was processed
+
+
+def test_mail_without_html_has_no_frame(client, staff, factory, settings, claus):
+    msg = EmailMessage()
+    msg["From"] = CLAUS
+    msg["To"] = STAFF
+    msg["Subject"] = "Nur Text"
+    msg.set_content("Hallo")
+    interaction_id = deliver(factory, settings, msg)
+    log_in(client)
+    assert "<iframe" not in client.get(f"/interactions/{interaction_id}").get_data(as_text=True)
+    assert client.get(f"/interactions/{interaction_id}/html").status_code == 404
+    assert client.get("/interactions/999999").status_code == 404
+
+
+def test_attachment_is_a_download(client, staff, factory, mail_id):
+    with factory() as session:
+        attachment_id = session.execute(
+            select(Attachment.id).where(Attachment.interaction_id == mail_id)).scalar_one()
+    assert client.get(f"/attachments/{attachment_id}").status_code == 302  # not without a login
+    log_in(client)
+    response = client.get(f"/attachments/{attachment_id}")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=\"Prufprotokoll.pdf\"; filename*=UTF-8''Pr%C3%BCfprotokoll.pdf")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.mimetype == "application/octet-stream"
+    assert response.data == b"%PDF-1.4\nfake\n"
+
+
+def test_company_page_lists_its_people(client, staff, factory):
+    from crm_inbox.models import Company, CompanyDomain
+
+    with unit_of_work(factory) as session:
+        firm = Company(name="Müller Maschinenbau GmbH", industry="Maschinenbau", tags=[], fields={})
+        firm.domains = [CompanyDomain(domain="mueller-maschinenbau.de")]
+        firm.contacts = [Contact(name="Dörte Möller"), Contact(name="Uwe Weiß")]
+        session.add(firm)
+        session.flush()
+        company_id = firm.id
+    log_in(client)
+    page = client.get(f"/companies/{company_id}").get_data(as_text=True)
+    assert "Müller Maschinenbau GmbH" in page and "mueller-maschinenbau.de" in page
+    assert "Dörte Möller" in page and "Uwe Weiß" in page
+    listing = client.get("/contacts", query_string={"q": "maschinenbau"}).get_data(as_text=True)
+    assert "Dörte Möller" in listing and f'href="/companies/{company_id}"' in listing
+
+
+def test_pages_use_no_inline_styles_or_scripts(client, staff, mail_id):
+    log_in(client)
+    for path in ("/contacts", f"/interactions/{mail_id}"):
+        page = client.get(path).get_data(as_text=True)
+        assert "style=" not in page and "<style" not in page and "<script" not in page
+    assert client.get("/static/style.css").status_code == 200
+

@@ -1,0 +1,31 @@
+"""Attachment downloads, shared by the pages and the API: always a download, never rendered."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import quote
+
+from flask import Response
+
+from crm_inbox.models import Attachment
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name plus the real one (RFC 6266): headers must stay latin-1."""
+    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    fallback = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", fallback).strip() or "attachment"
+    value = f'attachment; filename="{fallback}"'
+    if fallback != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value
+
+
+def attachment_response(att: Attachment) -> Response:
+    # An attached .html, .svg or .js must never run under the app's own origin.
+    response = Response(att.content, mimetype="application/octet-stream")
+    response.headers["Content-Disposition"] = content_disposition(att.filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
