@@ -89,6 +89,23 @@ class MailSettings:
 class PhoneSettings:
     default_region: str = "DE"
     own_numbers: tuple[str, ...] = ()
+    max_call_minutes: int = 240
+
+
+@dataclass(frozen=True)
+class CtiSettings:
+    """Webhook secrets. Empty: that route refuses everything (a PBX must be given a token)."""
+
+    token: str = ""
+    sipgate_token: str = ""
+    placetel_token: str = ""
+    placetel_secret: str = ""
+    twilio_token: str = ""
+    twilio_auth_token: str = ""
+    threecx_token: str = ""
+
+    def token_for(self, system: str) -> str:
+        return str(getattr(self, f"{system}_token", "") or self.token)
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     mail: MailSettings = field(default_factory=MailSettings)
     phone: PhoneSettings = field(default_factory=PhoneSettings)
+    cti: CtiSettings = field(default_factory=CtiSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -107,7 +125,7 @@ class Settings:
 
 _SECTION_TYPES: dict[str, type] = {
     "service": ServiceSettings, "database": DatabaseSettings, "web": WebSettings,
-    "smtp": SmtpSettings, "mail": MailSettings, "phone": PhoneSettings,
+    "smtp": SmtpSettings, "mail": MailSettings, "phone": PhoneSettings, "cti": CtiSettings,
 }
 
 
@@ -198,6 +216,8 @@ def _validate(settings: Settings) -> None:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise ConfigError(f"config: [mail] trusted_relays: {net!r} is not a network") from None
+    if settings.phone.max_call_minutes < 1:
+        raise ConfigError("config: [phone] max_call_minutes must be at least 1")
     import phonenumbers  # local: only needed for this check
 
     if settings.phone.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:

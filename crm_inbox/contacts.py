@@ -255,6 +255,9 @@ def apply_company(session: Session, company: Company, data: Mapping[str, Any], r
         company.domains = [keep.get(d) or CompanyDomain(domain=d) for d in domains]
         changed["domains"] = domains
     if "phones" in data:
-        company.phones = [CompanyPhone(raw=raw, e164=e164) for raw, e164 in _phones(data["phones"], region)]
+        from crm_inbox.calls import block_prefix
+
+        company.phones = [CompanyPhone(raw=raw, e164=e164, block_prefix=block_prefix(raw, e164))
+                          for raw, e164 in _phones(data["phones"], region)]
         changed["phones"] = [raw for raw, _ in _phones(data["phones"], region)]
     return changed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask, Response, request
@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
+from crm_inbox.events import Broker
 from web import requestdb
 
 
@@ -21,6 +22,7 @@ class AppState:
     settings: Settings
     engine: Engine
     factory: sessionmaker[Session]
+    broker: Broker = field(default_factory=Broker)
 
 
 def _secret_key(settings: Settings) -> str:
@@ -56,8 +58,10 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
 
     from web.api import api
     from web.pages import pages
+    from web.webhooks import webhooks
 
     app.register_blueprint(api)
+    app.register_blueprint(webhooks)
     app.register_blueprint(pages)
 
     @app.errorhandler(404)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, current_app, g, jsonify
 from sqlalchemy.exc import OperationalError
@@ -22,6 +23,11 @@ def db() -> Session:
     return g.db
 
 
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the request's changes are committed (e.g. tell browsers about a call)."""
+    g.setdefault("after_commit", []).append(callback)
+
+
 def init_app(app: Flask) -> None:
     @app.after_request
     def commit(response: Response) -> Response:
@@ -39,6 +45,11 @@ def init_app(app: Flask) -> None:
             failed = jsonify(error={"code": "unavailable", "message": "database unavailable, try again"})
             failed.status_code = 503
             return failed
+        for callback in g.pop("after_commit", []):
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback failed")
         return response
 
     @app.teardown_request

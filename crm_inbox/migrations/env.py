@@ -4,9 +4,17 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from crm_inbox.models import Base
+from crm_inbox.models.base import UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Migrations use plain SQLAlchemy types: UTC handling is the models' business, not the schema's."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations() -> None:
@@ -20,6 +28,7 @@ def run_migrations() -> None:
             target_metadata=target_metadata,
             render_as_batch=True,  # SQLite can only ALTER through table copies
             compare_type=True,
+            render_item=render_item,
         )
         context.run_migrations()
 

@@ -2,6 +2,7 @@
 
 from crm_inbox.models.audit import AuditEntry
 from crm_inbox.models.base import Base, utcnow
+from crm_inbox.models.calls import Call, CallState
 from crm_inbox.models.contacts import (
     Category,
     Company,
@@ -25,7 +26,8 @@ from crm_inbox.models.interactions import (
 from crm_inbox.models.staff import ApiToken, StaffEmail, StaffRole, StaffUser
 
 __all__ = [
-    "ApiToken", "Attachment", "AuditEntry", "Base", "Category", "Company", "CompanyDomain", "CompanyPhone",
+    "ApiToken", "Attachment", "AuditEntry", "Base", "Call", "CallState", "Category", "Company", "CompanyDomain",
+    "CompanyPhone",
     "Contact", "ContactEmail", "ContactPhone", "CustomerType", "Direction", "InboundMessage", "InboundState",
     "Interaction", "InteractionContact", "InteractionKind", "InteractionStaff", "Role", "StaffEmail",
     "StaffRole", "StaffUser", "utcnow",

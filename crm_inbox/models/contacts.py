@@ -89,6 +89,8 @@ class CompanyPhone(Base):
     label: Mapped[str | None] = mapped_column(String(50))
     raw: Mapped[str] = mapped_column(String(100))
     e164: Mapped[str | None] = mapped_column(String(32), index=True)
+    # "+49 89 4711-0" is a switchboard: the company owns every extension "+49 89 4711-…".
+    block_prefix: Mapped[str | None] = mapped_column(String(32), index=True)
 
     company: Mapped[Company] = relationship(back_populates="phones")
 

@@ -45,6 +45,8 @@ class Interaction(Base):
     inbound_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("inbound_messages.id", ondelete="SET NULL"), unique=True)
     # Why the interaction landed where it did (shown to staff); details for the API.
+    # A call from a company's switchboard block with no known person lands on the company.
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"), index=True)
     attribution_reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
