@@ -579,7 +579,8 @@ def test_openapi_document_lists_every_route(app, client):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith(f"{API}/") or rule.rule == f"{API}/openapi.json":
             continue
-        path = re.sub(r"<(?:[^<>:]+:)?[^<>]+>", "{id}", rule.rule[len(API):])
+        path = re.sub(r"<(?:[^<>:]+:)?token>", "{token}", rule.rule[len(API):])
+        path = re.sub(r"<(?:[^<>:]+:)?[^<>]+>", "{id}", path)
         routes.setdefault(path, set()).update(m.lower() for m in rule.methods or () if m not in {"HEAD", "OPTIONS"})
     assert len(routes) >= 9
     for path, methods in routes.items():

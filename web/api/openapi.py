@@ -189,6 +189,71 @@ PATHS: dict[str, Any] = {
                                "409": _error("The message has not failed")}}},
 }
 
+TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "the phone system's secret from [cti] (or send it as X-CRM-Token)"}
+_form_or_json = {"application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                 "application/json": {"schema": {"type": "object"}}}
+WEBHOOK_ERRORS = {"400": {"$ref": "#/components/responses/BadRequest"},
+                  "401": {"$ref": "#/components/responses/Unauthorized"},
+                  "403": {"$ref": "#/components/responses/Forbidden"}}
+
+
+def _webhook(summary: str, op: str, ok: dict[str, Any]) -> dict[str, Any]:
+    return {"parameters": [TOKEN], "post": {
+        "summary": summary, "operationId": op, "security": [],
+        "requestBody": {"required": True, "content": _form_or_json},
+        "responses": {**ok, **WEBHOOK_ERRORS}}}
+
+
+CALL_EVENT = {"type": "object", "required": ["event", "call_id", "at"], "properties": {
+    "event": {"type": "string", "enum": ["new", "answer", "hangup"]}, "call_id": {"type": "string"},
+    "at": {"type": "string", "format": "date-time"}, "direction": {"type": "string", "enum": ["in", "out"]},
+    "from": {"type": "string"}, "to": {"type": "string"}, "user": {"type": "string"},
+    "extension": {"type": "string"}, "duration": {"type": "integer", "minimum": 0},
+    "cause": {"type": "string", "enum": ["normalClearing", "busy", "cancel", "noAnswer", "congestion", "notFound",
+                                         "forwarded"]}}}
+
+PATHS.update({
+    "/cti/{token}": _webhook("Zammad-style generic CTI events (newCall, answer, hangup)", "ctiEvent",
+                             {"200": _json({"type": "object"})}),
+    "/sipgate/{token}/in": _webhook("sipgate.io push events (incoming)", "sipgateIn",
+                                    {"200": {"description": "<Response onAnswer onHangup/>",
+                                             "content": {"application/xml": {}}}}),
+    "/sipgate/{token}/out": _webhook("sipgate.io push events (outgoing)", "sipgateOut",
+                                     {"200": {"description": "<Response onAnswer onHangup/>",
+                                              "content": {"application/xml": {}}}}),
+    "/placetel/{token}": _webhook("Placetel Notify API events", "placetelEvent", {"200": {"description": "OK"}}),
+    "/twilio/{token}": _webhook("Twilio voice status callbacks (X-Twilio-Signature)", "twilioStatus",
+                                {"204": {"description": "Recorded"}}),
+    "/3cx/{token}/journal": _webhook("3CX ReportCall (call journal)", "threecxJournal",
+                                     {"200": _json({"type": "object"})}),
+    "/3cx/{token}/lookup": {"parameters": [TOKEN], "get": {
+        "summary": "3CX contact lookup", "operationId": "threecxLookup", "security": [],
+        "parameters": [_q("number", {"type": "string"})],
+        "responses": {"200": _json({"type": "object"}), "401": {"$ref": "#/components/responses/Unauthorized"},
+                      "403": {"$ref": "#/components/responses/Forbidden"}}}},
+    "/3cx/template.xml": {"get": {
+        "summary": "The 3CX CRM template to upload (admin)", "operationId": "threecxTemplate",
+        "responses": {"200": {"description": "XML", "content": {"application/xml": {}}}, **ERRORS, **FORBIDDEN,
+                      "409": _error("No 3CX token is configured")}}},
+    "/calls/events": {"post": {
+        "summary": "Generic JSON call events (staff bearer token or the CTI token)", "operationId": "callEvent",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": CALL_EVENT}}},
+        "responses": {"200": _json({"type": "object"}), **WEBHOOK_ERRORS}}},
+    "/lookup": {"get": {
+        "summary": "Who is calling? JSON, or the display name with format=text", "operationId": "lookup",
+        "parameters": [_q("number", {"type": "string"}), _q("format", {"type": "string", "enum": ["json", "text"]}),
+                       _q("token", {"type": "string"}, "the CTI token, for PBXs that cannot send headers")],
+        "responses": {"200": _json({"type": "object"}), **ERRORS, **NOT_FOUND, **FORBIDDEN}}},
+    "/calls": {"get": {
+        "summary": "Calls, newest first", "operationId": "listCalls",
+        "parameters": [_q("missed", {"type": "string", "enum": ["0", "1"]}),
+                       _q("callback", {"type": "string", "enum": ["0", "1"]}, "missed and not yet called back"),
+                       _q("unassigned", {"type": "string", "enum": ["0", "1"]}, "no known caller"),
+                       _q("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
+        "responses": {"200": _json({"type": "object"}), **ERRORS}}},
+})
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "CRM Inbox API", "version": "1",
