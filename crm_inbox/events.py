@@ -5,6 +5,7 @@ In-process only: with several nodes, a browser sees the calls that reach its own
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 @dataclass(eq=False)
 class Subscription:
     staff_id: int
-    queue: queue.Queue[dict[str, Any]] = field(default_factory=lambda: queue.Queue(maxsize=100))
+    queue: queue.Queue[dict[str, Any] | None] = field(default_factory=lambda: queue.Queue(maxsize=100))
 
 
 class Broker:
@@ -27,6 +28,14 @@ class Broker:
         with self._lock:
             self._subscriptions.add(sub)
         return sub
+
+    def close(self) -> None:
+        """End every stream (shutdown): each subscriber receives None and stops."""
+        with self._lock:
+            subscriptions, self._subscriptions = list(self._subscriptions), set()
+        for sub in subscriptions:
+            with contextlib.suppress(queue.Full):
+                sub.queue.put_nowait(None)
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:

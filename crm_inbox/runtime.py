@@ -45,7 +45,7 @@ class Service:
 
             from web import create_app
 
-            app = create_app(self.settings, self.factory)
+            app = self.web_app = create_app(self.settings, self.factory)
             self.web = create_server(app, host=self.settings.web.host, port=self.settings.web.port,
                                      threads=self.settings.web.threads, ident="crm-inbox")
             self._web_thread = threading.Thread(target=self.web.run, name="crm-inbox-web", daemon=True)
@@ -69,6 +69,7 @@ class Service:
         if self.smtp is not None:
             self.smtp.stop()
         if self.web is not None:
+            self.web_app.extensions["crm_inbox"].broker.close()  # end the browsers' event streams
             self.web.close()
             if self._web_thread is not None:
                 self._web_thread.join(10)
