@@ -93,6 +93,33 @@ class PhoneSettings:
 
 
 @dataclass(frozen=True)
+class TicketSettings:
+    subject_prefix: str = "#"  # "[#10042]" in subjects finds the ticket
+    acknowledge: bool = False
+    ack_subject: str = "[{ticket}] {subject}"
+    ack_body: str = ("Guten Tag,\n\nvielen Dank für Ihre Nachricht. Wir haben sie unter der Nummer {ticket} "
+                     "erfasst und melden uns so schnell wie möglich.\n\nThank you for your message. We have "
+                     "recorded it as {ticket} and will get back to you as soon as we can.\n")
+    ack_window_minutes: int = 1440  # at most one acknowledgement per sender in this window
+    loop_max_tickets: int = 5  # more new tickets than this from one sender …
+    loop_window_minutes: int = 60  # … within this many minutes: a suspected mail loop, no new tickets
+    new_ticket_after_closed_days: int = 0  # a reply to a ticket closed longer ago opens a new, linked ticket
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    """How the CRM sends mail itself (ticket acknowledgements, reminders)."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    from_address: str = "crm@localhost"
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
 class CtiSettings:
     """Webhook secrets. Empty: that route refuses everything (a PBX must be given a token)."""
 
@@ -117,6 +144,8 @@ class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     phone: PhoneSettings = field(default_factory=PhoneSettings)
     cti: CtiSettings = field(default_factory=CtiSettings)
+    tickets: TicketSettings = field(default_factory=TicketSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -126,6 +155,7 @@ class Settings:
 _SECTION_TYPES: dict[str, type] = {
     "service": ServiceSettings, "database": DatabaseSettings, "web": WebSettings,
     "smtp": SmtpSettings, "mail": MailSettings, "phone": PhoneSettings, "cti": CtiSettings,
+    "tickets": TicketSettings, "notifications": NotificationSettings,
 }
 
 
@@ -216,6 +246,20 @@ def _validate(settings: Settings) -> None:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise ConfigError(f"config: [mail] trusted_relays: {net!r} is not a network") from None
+    for key in ("ack_window_minutes", "loop_max_tickets", "loop_window_minutes", "new_ticket_after_closed_days"):
+        if getattr(settings.tickets, key) < 0:
+            raise ConfigError(f"config: [tickets] {key} must not be negative")
+    if not 0 < settings.notifications.smtp_port <= 65535:
+        raise ConfigError("config: [notifications] smtp_port must be between 1 and 65535")
+    if settings.notifications.from_address.count("@") != 1:
+        raise ConfigError(f"config: [notifications] from_address: {settings.notifications.from_address!r} "
+                          "is not an e-mail address")
+    for key in ("ack_subject", "ack_body"):
+        try:
+            getattr(settings.tickets, key).format(ticket="#1", subject="x", name="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"config: [tickets] {key}: only {{ticket}}, {{subject}} and {{name}} may be used "
+                              f"({exc})") from None
     if settings.phone.max_call_minutes < 1:
         raise ConfigError("config: [phone] max_call_minutes must be at least 1")
     import phonenumbers  # local: only needed for this check

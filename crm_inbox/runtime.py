@@ -9,6 +9,7 @@ from functools import partial
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
 from crm_inbox.intake import Accepted, store
+from crm_inbox.outbox import Sender
 from crm_inbox.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,8 @@ class Service:
         self.settings = settings
         self.engine = make_engine(settings.database.url, echo=settings.database.echo)
         self.factory = make_sessionmaker(self.engine)
-        self.worker = Worker(self.factory, settings)
+        self.sender = Sender(self.factory, settings)
+        self.worker = Worker(self.factory, settings, on_processed=self.sender.wake)
         self.smtp = None
         self.web = None
         self._web_thread: threading.Thread | None = None
@@ -30,6 +32,7 @@ class Service:
 
     def start(self) -> None:
         check_schema(self.engine)
+        self.sender.start()
         self.worker.start()
         if self._want_smtp:
             from handlers.smtp import CrmSmtpHandler, SmtpServer
@@ -74,5 +77,6 @@ class Service:
             if self._web_thread is not None:
                 self._web_thread.join(10)
         self.worker.stop()
+        self.sender.stop()
         self.engine.dispose()
         log.info("service stopped")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -104,9 +104,11 @@ class Worker:
     """A background thread that processes accepted messages as they arrive, and sweeps for any
     ``received`` rows left behind (a restart, a database outage, another node's crash)."""
 
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, sweep_seconds: float = 30.0) -> None:
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, sweep_seconds: float = 30.0,
+                 on_processed: Callable[[], None] | None = None) -> None:
         self.factory = factory
         self.settings = settings
+        self.on_processed = on_processed
         self.sweep_seconds = sweep_seconds
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="crm-inbox-worker", daemon=True)
@@ -154,5 +156,7 @@ class Worker:
                         return
                     continue
                 process(self.factory, self.settings, item)
+                if self.on_processed is not None:
+                    self.on_processed()
             finally:
                 self._queue.task_done()

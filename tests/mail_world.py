@@ -86,7 +86,7 @@ def run_sample(factory: sessionmaker[Session], settings: Settings, name: str) ->
             new_leads.append({"email": contact.emails[0].email, "name": contact.name,
                               "company": company.name if company else None})
         bouncing = list(session.execute(select(ContactEmail.email).where(ContactEmail.bouncing)).scalars())
-        count = len(session.execute(select(Interaction.id)).all())
+        count = len(session.execute(select(Interaction.id).where(Interaction.kind == "email")).all())
         return expected, Observed(
             direction=interaction.direction.value,
             parties=[[e.email for e in c.emails] for c in linked],

@@ -20,6 +20,7 @@ class InteractionKind(enum.StrEnum):
     NOTE = "note"
     DOCUMENT = "document"
     MEETING = "meeting"
+    TICKET = "ticket"  # a change of a support ticket (opened, state, assignee, note, …)
     OTHER = "other"
 
 
@@ -47,6 +48,7 @@ class Interaction(Base):
     # Why the interaction landed where it did (shown to staff); details for the API.
     # A call from a company's switchboard block with no known person lands on the company.
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
     attribution_reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))

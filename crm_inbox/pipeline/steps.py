@@ -7,11 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from crm_inbox import tickets as ticket_service
 from crm_inbox.attribution import Evidence, decide
 from crm_inbox.contacts import create_lead
 from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail
-from crm_inbox.models import Contact, ContactEmail, InteractionKind, utcnow
+from crm_inbox.models import Contact, ContactEmail, Direction, InteractionKind, utcnow
 from crm_inbox.pipeline.context import MailContext, Step
 from crm_inbox.timeline import clean_excerpt, record_interaction
 
@@ -125,6 +126,51 @@ def record(ctx: MailContext) -> None:
              [c.id for c, _ in ctx.contacts] or "none", decision.reason)
 
 
+def tickets(ctx: MailContext) -> None:
+    """Open a ticket for a new request to support; thread follow-ups (customer or staff) into theirs."""
+    assert ctx.parsed is not None and ctx.attribution is not None and ctx.interaction is not None
+    parsed, decision, interaction, cfg = ctx.parsed, ctx.attribution, ctx.interaction, ctx.settings
+    prefix = cfg.tickets.subject_prefix
+    ticket, how = ticket_service.find_ticket(ctx.session, prefix, parsed.subject,
+                                             [*parsed.in_reply_to, *parsed.references])
+    contact = ctx.contacts[0][0] if ctx.contacts else None
+    sender = decision.parties[0].address.email if decision.parties else None
+    automatic = decision.automatic is not None
+    if ticket is not None:
+        if decision.direction == Direction.OUT:
+            staff = ctx.directory.staff_by_email.get(decision.staff[0]) if decision.staff else None
+            ticket_service.staff_reply(ctx.session, ticket, interaction, staff)
+            ctx.note(f"staff reply in ticket {ticket.label} ({how})")
+        elif decision.direction == Direction.IN and not decision.spoof_suspected:
+            if not automatic and ticket_service.reply_opens_new_ticket(ticket, cfg):
+                new = ticket_service.open_ticket(ctx.session, cfg, subject=parsed.subject, contact=contact,
+                                                 interaction=interaction, opened_by=sender, previous=ticket)
+                ctx.note(f"reply to closed ticket {ticket.label}: opened {new.label}")
+            else:
+                ticket_service.customer_reply(ctx.session, ticket, interaction, automatic=automatic)
+                ctx.note(f"follow-up in ticket {ticket.label} ({how})")
+        else:
+            interaction.ticket_id = ticket.id
+        return
+    to_support = set(ctx.inbound.envelope_to) | {a.email for a in parsed.to + parsed.cc}
+    if not to_support & set(cfg.mail.support_addresses) or decision.direction != Direction.IN:
+        return
+    if automatic or decision.spoof_suspected:
+        ctx.note("no ticket: " + ("automatic mail" if automatic else "possible spoof"))
+        return
+    if ticket_service.suspected_loop(ctx.session, cfg, sender):
+        log.warning("inbound %s: suspected mail loop from %s: more than %d tickets in %d minutes; no ticket",
+                    ctx.inbound.id, sender, cfg.tickets.loop_max_tickets, cfg.tickets.loop_window_minutes)
+        ctx.note(f"no ticket: suspected mail loop from {sender}")
+        return
+    ticket = ticket_service.open_ticket(ctx.session, cfg, subject=parsed.subject, contact=contact,
+                                        interaction=interaction, opened_by=sender)
+    ctx.note(f"opened ticket {ticket.label}")
+    if sender and ctx.inbound.source != "file":  # an import of old mail must not answer it now
+        name = contact.name if contact else None
+        ticket_service.queue_acknowledgement(ctx.session, cfg, ticket, sender, name, parsed.message_id)
+
+
 DEFAULT_STEPS: tuple[Step, ...] = (
     Step("parse", "read the raw bytes into headers, text, sanitised HTML and attachments", parse),
     Step("detect_automatic", "recognise auto-replies, bounces, list and bulk mail", detect_automatic_mail),
@@ -132,6 +178,7 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     Step("match_contacts", "link the parties to contacts; unknown people become leads", match_contacts),
     Step("mark_bounces", "flag addresses a delivery report says are failing", mark_bounces),
     Step("record", "write the interaction on the timeline", record),
+    Step("tickets", "open a support ticket or thread the mail into its ticket", tickets),
 )
 
 
@@ -140,4 +187,6 @@ def run_pipeline(ctx: MailContext, steps: tuple[Step, ...] = DEFAULT_STEPS) -> N
         step.run(ctx)
         if ctx.stopped:
             log.info("inbound %s: stopped at %s: %s", ctx.inbound.id, step.name, ctx.stopped)
-            return
+            break
+    if ctx.interaction is not None and ctx.attribution is not None:
+        ctx.interaction.attribution_reason = ctx.attribution.reason  # with what later steps added

@@ -254,6 +254,47 @@ PATHS.update({
         "responses": {"200": _json({"type": "object"}), **ERRORS}}},
 })
 
+_ticket = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "number": {"type": "integer"}, "label": {"type": "string"},
+    "subject": {"type": "string"}, "state": {"type": "string", "enum": ["new", "open", "pending", "solved", "closed"]},
+    "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},
+    "contact_id": {"type": ["integer", "null"]}, "company_id": {"type": ["integer", "null"]},
+    "assignee_id": {"type": ["integer", "null"]}, "merged_into_id": {"type": ["integer", "null"]},
+    "previous_ticket_id": {"type": ["integer", "null"]}}}
+SCHEMAS["Ticket"] = _ticket
+PATHS.update({
+    "/tickets": {"get": {
+        "summary": "Tickets, most recently changed first", "operationId": "listTickets",
+        "parameters": [_q("state", {"type": "string", "enum": ["new", "open", "pending", "solved", "closed"]}),
+                       _q("assignee", {"type": "string"}, "a staff id, me or none"),
+                       _q("contact_id", {"type": "integer", "minimum": 1}), *PAGING],
+        "responses": {"200": _json(_list_of("Ticket")), **ERRORS}}},
+    "/tickets/{id}": {
+        "parameters": [ID],
+        "get": {"summary": "A ticket with its thread and events", "operationId": "getTicket",
+                "responses": {"200": _json(_ref("Ticket")), **ERRORS, **NOT_FOUND}},
+        "patch": {"summary": "Change state, priority, assignee or subject", "operationId": "patchTicket",
+                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                      "type": "object", "additionalProperties": False, "properties": {
+                          "state": _ticket["properties"]["state"], "priority": _ticket["properties"]["priority"],
+                          "assignee_id": {"type": ["integer", "null"], "minimum": 1},
+                          "subject": {"type": "string", "minLength": 1}}}}}},
+                  "responses": {"200": _json(_ref("Ticket")), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
+    "/tickets/{id}/notes": {
+        "parameters": [ID],
+        "post": {"summary": "Add an internal note", "operationId": "addTicketNote",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}}}},
+                 "responses": {"201": _json({"type": "object"}, "Created"), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
+    "/tickets/{id}/merge": {
+        "parameters": [ID],
+        "post": {"summary": "Merge this ticket into target_id", "operationId": "mergeTicket",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["target_id"],
+                     "properties": {"target_id": {"type": "integer", "minimum": 1}}}}}},
+                 "responses": {"200": _json(_ref("Ticket")), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
+})
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "CRM Inbox API", "version": "1",

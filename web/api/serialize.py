@@ -45,7 +45,8 @@ def timeline_item(i: Interaction) -> dict[str, Any]:
         "id": i.id, "kind": i.kind.value, "direction": i.direction.value, "occurred_at": when(i.occurred_at),
         "subject": i.subject, "excerpt": i.excerpt,
         "message_id": i.source_ref if i.kind.value == "email" else None,
-        "source_ref": i.source_ref, "contact_ids": i.contact_ids,
+        "source_ref": i.source_ref, "contact_ids": i.contact_ids, "ticket_id": i.ticket_id,
+        "company_id": i.company_id,
         "attachments": [attachment(a) for a in i.attachments],
     }
 

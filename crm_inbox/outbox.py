@@ -1,0 +1,159 @@
+"""Sending the mail the CRM writes itself, from the ``outgoing_mail`` table.
+
+``enqueue`` runs inside the unit of work that decides to send (so the mail exists exactly when the reason
+for it was committed); ``send_pending`` claims rows one at a time and delivers them over SMTP. A row is
+claimed with a conditional update, so two processes never send the same mail; a claim older than the
+lease (a process died mid-send) is taken over.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox.config import Settings
+from crm_inbox.db import insert_ignoring_conflicts, unit_of_work
+from crm_inbox.models import OutboxState, OutgoingMail, utcnow
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 10
+
+
+def _one_line(text: str) -> str:
+    """Header values copied from mail or staff input: CR/LF would inject headers, so they become spaces."""
+    return " ".join(text.replace("\r", " ").replace("\n", " ").split())
+
+
+def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: str, to: str, subject: str, body: str,
+            headers: dict[str, str] | None = None) -> OutgoingMail | None:
+    """Queue a mail; None when one with this ``dedupe_key`` exists already."""
+    domain = settings.notifications.from_address.rpartition("@")[2] or "localhost"
+    new_id = insert_ignoring_conflicts(session, OutgoingMail.__table__, {
+        "purpose": purpose, "dedupe_key": dedupe_key[:200], "to_address": _one_line(to)[:320],
+        "subject": _one_line(subject)[:998], "body": body,
+        "headers": {k: _one_line(v) for k, v in (headers or {}).items()},
+        "message_id": make_msgid(idstring=purpose, domain=domain), "state": OutboxState.PENDING.value,
+        "attempts": 0, "created_at": utcnow()}, ["dedupe_key"])
+    return session.get(OutgoingMail, new_id) if new_id is not None else None
+
+
+def build_message(settings: Settings, mail: OutgoingMail) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = settings.notifications.from_address
+    msg["To"] = mail.to_address
+    msg["Subject"] = mail.subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = mail.message_id
+    for name, value in mail.headers.items():
+        msg[name] = value
+    msg.set_content(mail.body)
+    return msg
+
+
+def _claim(factory: sessionmaker[Session]) -> int | None:
+    now = utcnow()
+    with unit_of_work(factory) as session:
+        candidate = session.execute(
+            select(OutgoingMail.id).where(or_(
+                OutgoingMail.state == OutboxState.PENDING,
+                (OutgoingMail.state == OutboxState.SENDING) & (OutgoingMail.claimed_at < now - LEASE)))
+            .order_by(OutgoingMail.id).limit(1)).scalar_one_or_none()
+        if candidate is None:
+            return None
+        claimed = session.execute(
+            update(OutgoingMail).where(OutgoingMail.id == candidate, or_(
+                OutgoingMail.state == OutboxState.PENDING,
+                (OutgoingMail.state == OutboxState.SENDING) & (OutgoingMail.claimed_at < now - LEASE)))
+            .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutgoingMail.attempts + 1)).rowcount
+        return candidate if claimed else -1
+
+
+def _deliver(settings: Settings, message: EmailMessage) -> None:
+    cfg = settings.notifications
+    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.timeout_seconds) as client:
+        if cfg.smtp_starttls:
+            client.starttls()
+        if cfg.smtp_username:
+            client.login(cfg.smtp_username, cfg.smtp_password)
+        client.send_message(message)
+
+
+def send_pending(factory: sessionmaker[Session], settings: Settings, limit: int = 100) -> dict[str, int]:
+    """Send what is queued; returns counts. Failures are retried later (up to MAX_ATTEMPTS)."""
+    counts: dict[str, Any] = {"sent": 0, "failed": 0}
+    for _ in range(limit):
+        mail_id = _claim(factory)
+        if mail_id is None:
+            break
+        if mail_id == -1:
+            continue  # another process took it
+        with factory() as session:
+            mail = session.get_one(OutgoingMail, mail_id)
+            message = build_message(settings, mail)
+            attempts = mail.attempts
+        try:
+            _deliver(settings, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            state = OutboxState.FAILED if attempts >= MAX_ATTEMPTS else OutboxState.PENDING
+            with unit_of_work(factory) as session:
+                session.execute(update(OutgoingMail).where(OutgoingMail.id == mail_id)
+                                .values(state=state, error=f"{exc.__class__.__name__}: {exc}"[:2000]))
+            log.warning("outgoing mail %s to %s not sent (attempt %d): %s", mail_id, message["To"], attempts, exc)
+            counts["failed"] += 1
+            continue
+        with unit_of_work(factory) as session:
+            session.execute(update(OutgoingMail).where(OutgoingMail.id == mail_id)
+                            .values(state=OutboxState.SENT, sent_at=utcnow(), error=None))
+        log.info("outgoing mail %s (%s) sent to %s", mail_id, message["Subject"], message["To"])
+        counts["sent"] += 1
+    return counts
+
+
+class Sender:
+    """A background thread that sends queued mail when woken, and every ``interval`` seconds anyway
+    (mail queued by another node, or left behind by a crash or an unreachable relay)."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, interval: float = 30.0) -> None:
+        import threading
+
+        self.factory, self.settings, self.interval = factory, settings, interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="crm-inbox-outbox", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until everything queued before this call was attempted (tests, shutdown)."""
+        self.wake()
+        return self._idle.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                send_pending(self.factory, self.settings)
+            except Exception:  # never let the sender die: the next round retries
+                log.exception("outgoing mail: sending round failed")
+            if not self._wake.is_set():
+                self._idle.set()

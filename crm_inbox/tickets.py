@@ -1,0 +1,285 @@
+"""Support tickets: opened by mail to a support address, followed up by number or Message-ID, never looping.
+
+Follow-ups are found by the ticket number in the subject (``[#10042]``), then by In-Reply-To/References
+pointing at any message already in the ticket, and by nothing else: the same subject alone is not enough.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_inbox import audit, outbox
+from crm_inbox.config import Settings
+from crm_inbox.contacts import ValidationError
+from crm_inbox.models import (
+    Contact,
+    Direction,
+    Interaction,
+    InteractionKind,
+    OutgoingMail,
+    Priority,
+    Ticket,
+    TicketEvent,
+    TicketState,
+    utcnow,
+)
+from crm_inbox.models.tickets import NUMBER_OFFSET
+from crm_inbox.timeline import record_interaction
+
+log = logging.getLogger(__name__)
+
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|antw|wg|fw|fwd|tr|sv|vs|rif|r)\s*(\[\d+\])?\s*:\s*)+", re.I)
+
+
+class TicketError(ValueError):
+    pass
+
+
+def ticket_numbers(subject: str, prefix: str) -> list[int]:
+    """``[#10042]`` (with the configured prefix) in a subject, in order."""
+    return [int(n) for n in re.findall(rf"\[\s*{re.escape(prefix)}(\d{{1,12}})\s*\]", subject or "")]
+
+
+def clean_subject(subject: str, prefix: str) -> str:
+    """The subject without reply/forward prefixes and ticket tags: what the ticket is about."""
+    without_tags = re.sub(rf"\[\s*{re.escape(prefix)}\d{{1,12}}\s*\]", "", subject or "")
+    text = _REPLY_PREFIX.sub("", without_tags).strip()
+    return " ".join(text.split()) or "(no subject)"
+
+
+def _live(session: Session, ticket: Ticket | None) -> Ticket | None:
+    """Follow merges to the ticket that lives on."""
+    seen: set[int] = set()
+    while ticket is not None and ticket.merged_into_id is not None and ticket.id not in seen:
+        seen.add(ticket.id)
+        ticket = session.get(Ticket, ticket.merged_into_id)
+    return ticket
+
+
+def find_ticket(session: Session, prefix: str, subject: str, references: Iterable[str]) -> tuple[Ticket | None, str]:
+    for number in ticket_numbers(subject, prefix):
+        ticket = session.execute(select(Ticket).where(Ticket.number == number)).scalar_one_or_none()
+        if ticket is not None:
+            return _live(session, ticket), f"ticket number {prefix}{number} in the subject"
+    refs = [r for r in dict.fromkeys(references) if r][:50]
+    if refs:
+        ticket_id = session.execute(
+            select(Interaction.ticket_id).where(Interaction.source_ref.in_(refs), Interaction.ticket_id.is_not(None))
+            .order_by(Interaction.id.desc()).limit(1)).scalar_one_or_none()
+        if ticket_id is not None:
+            return _live(session, session.get(Ticket, ticket_id)), "In-Reply-To/References point into the ticket"
+    return None, ""
+
+
+def _event(session: Session, ticket: Ticket, kind: str, *, staff_id: int | None = None,
+           interaction_id: int | None = None, timeline: str | None = None, **details: Any) -> TicketEvent:
+    """Record a change on the ticket, and (for changes people make) on the customer's timeline."""
+    event = TicketEvent(ticket_id=ticket.id, kind=kind, staff_id=staff_id, interaction_id=interaction_id,
+                        details=details)
+    session.add(event)
+    if timeline is not None:
+        contacts = [(session.get_one(Contact, ticket.contact_id), "ticket")] if ticket.contact_id else []
+        item = record_interaction(session, kind=InteractionKind.TICKET, direction=Direction.INTERNAL,
+                                  occurred_at=utcnow(), subject=f"{ticket.label}: {timeline}", text=timeline,
+                                  contacts=contacts, staff_ids=[staff_id] if staff_id else [],
+                                  details={"ticket_event": kind, **details}, created_by_id=staff_id)
+        item.ticket_id = ticket.id
+        item.company_id = ticket.company_id
+    session.flush()
+    return event
+
+
+def open_ticket(session: Session, settings: Settings, *, subject: str, contact: Contact | None,
+                interaction: Interaction | None, opened_by: str | None, staff_id: int | None = None,
+                previous: Ticket | None = None) -> Ticket:
+    ticket = Ticket(subject=clean_subject(subject, settings.tickets.subject_prefix)[:998], state=TicketState.NEW,
+                    priority=Priority.NORMAL, contact_id=contact.id if contact else None,
+                    company_id=contact.company_id if contact else None,
+                    assignee_id=contact.owner_id if contact else None, opened_by_email=opened_by,
+                    previous_ticket_id=previous.id if previous else None, last_customer_reply_at=utcnow())
+    session.add(ticket)
+    session.flush()
+    ticket.number = NUMBER_OFFSET + ticket.id  # unique by construction, even with two nodes at once
+    if interaction is not None:
+        interaction.ticket_id = ticket.id
+    text = f"opened: {ticket.subject}" + (f" (follows closed ticket {previous.label})" if previous else "")
+    _event(session, ticket, "opened", staff_id=staff_id, interaction_id=interaction.id if interaction else None,
+           timeline=text, previous_ticket=previous.label if previous else None)
+    log.info("ticket %s opened for contact %s (%s)", ticket.label, ticket.contact_id, ticket.subject)
+    return ticket
+
+
+def suspected_loop(session: Session, settings: Settings, sender: str | None) -> bool:
+    """More new tickets from one address than the loop limit allows within the window."""
+    if not sender:
+        return False
+    since = utcnow() - timedelta(minutes=settings.tickets.loop_window_minutes)
+    count = session.execute(select(func.count()).select_from(Ticket).where(
+        Ticket.opened_by_email == sender, Ticket.opened_at >= since)).scalar_one()
+    return count >= settings.tickets.loop_max_tickets
+
+
+def customer_reply(session: Session, ticket: Ticket, interaction: Interaction, *, automatic: bool) -> None:
+    interaction.ticket_id = ticket.id
+    if automatic:  # an auto-reply joins the thread but changes nothing (no reopen, no loop)
+        _event(session, ticket, "automatic_reply", interaction_id=interaction.id)
+        return
+    ticket.last_customer_reply_at = utcnow()
+    before = ticket.state
+    if ticket.state in {TicketState.PENDING, TicketState.SOLVED}:
+        ticket.state = TicketState.OPEN
+    _event(session, ticket, "customer_reply", interaction_id=interaction.id,
+           timeline=f"reopened by the customer's reply (was {before.value})" if ticket.state != before else None,
+           state_before=before.value, state=ticket.state.value)
+
+
+def staff_reply(session: Session, ticket: Ticket, interaction: Interaction, staff_id: int | None) -> None:
+    interaction.ticket_id = ticket.id
+    ticket.last_staff_reply_at = utcnow()
+    before = ticket.state
+    if ticket.state in {TicketState.NEW, TicketState.OPEN}:
+        ticket.state = TicketState.PENDING  # answered: now waiting for the customer
+    if ticket.assignee_id is None and staff_id is not None:
+        ticket.assignee_id = staff_id  # whoever answers first takes it
+    _event(session, ticket, "staff_reply", staff_id=staff_id, interaction_id=interaction.id,
+           state_before=before.value, state=ticket.state.value)
+
+
+def reply_opens_new_ticket(ticket: Ticket, settings: Settings, now: datetime | None = None) -> bool:
+    if ticket.state != TicketState.CLOSED:
+        return False
+    closed = ticket.closed_at or ticket.updated_at
+    return (now or utcnow()) - closed >= timedelta(days=settings.tickets.new_ticket_after_closed_days)
+
+
+def queue_acknowledgement(session: Session, settings: Settings, ticket: Ticket, to: str, name: str | None,
+                          in_reply_to: str | None) -> OutgoingMail | None:
+    """At most one acknowledgement per sender per window, never to our own addresses (checked by the caller
+    for automatic mail). Recorded on the timeline so replies to it thread into the ticket."""
+    cfg = settings.tickets
+    if not cfg.acknowledge or to in settings.mail.own_addresses:
+        return None
+    since = utcnow() - timedelta(minutes=cfg.ack_window_minutes)
+    recent = session.execute(select(OutgoingMail.id).where(
+        OutgoingMail.purpose == "ticket_ack", OutgoingMail.to_address == to, OutgoingMail.created_at >= since)
+    ).first()
+    if recent is not None:
+        log.info("ticket %s: no acknowledgement, %s had one within %d minutes", ticket.label, to,
+                 cfg.ack_window_minutes)
+        return None
+    values = {"ticket": ticket.label, "subject": ticket.subject, "name": name or ""}
+    headers = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All", "Precedence": "auto_reply",
+               "X-CRM-Inbox-Ticket": ticket.label}
+    if in_reply_to:
+        headers.update({"In-Reply-To": in_reply_to, "References": in_reply_to})
+    mail = outbox.enqueue(session, settings, purpose="ticket_ack", dedupe_key=f"ticket_ack:{ticket.id}", to=to,
+                          subject=cfg.ack_subject.format(**values), body=cfg.ack_body.format(**values),
+                          headers=headers)
+    if mail is not None:
+        contacts = [(session.get_one(Contact, ticket.contact_id), "to")] if ticket.contact_id else []
+        item = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.OUT,
+                                  occurred_at=utcnow(), subject=mail.subject, text=mail.body,
+                                  source_ref=mail.message_id, contacts=contacts,
+                                  details={"automatic": "acknowledgement", "outgoing_mail_id": mail.id})
+        item.ticket_id = ticket.id
+    return mail
+
+
+# --- staff changes (API and pages) ---
+
+def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
+    """State, priority and assignee changes, each an event; returns what changed (for the audit log)."""
+    from crm_inbox.models import StaffUser
+
+    unknown = sorted(set(data) - {"state", "priority", "assignee_id", "subject"})
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field")
+    changed: dict[str, Any] = {}
+    if "state" in data:
+        try:
+            state = TicketState(data["state"])
+        except ValueError:
+            raise ValidationError("state", "must be one of " + ", ".join(s.value for s in TicketState)) from None
+        if state != ticket.state:
+            before, ticket.state = ticket.state, state
+            if state == TicketState.CLOSED:
+                ticket.closed_at = utcnow()
+            _event(session, ticket, "state", staff_id=staff_id, timeline=f"state {before.value} → {state.value}",
+                   before=before.value, after=state.value)
+            changed["state"] = state.value
+    if "priority" in data:
+        try:
+            priority = Priority(data["priority"])
+        except ValueError:
+            raise ValidationError("priority", "must be one of " + ", ".join(p.value for p in Priority)) from None
+        if priority != ticket.priority:
+            before_p, ticket.priority = ticket.priority, priority
+            _event(session, ticket, "priority", staff_id=staff_id,
+                   timeline=f"priority {before_p.value} → {priority.value}", before=before_p.value,
+                   after=priority.value)
+            changed["priority"] = priority.value
+    if "assignee_id" in data:
+        assignee = data["assignee_id"]
+        if assignee is not None and (isinstance(assignee, bool) or not isinstance(assignee, int)
+                                     or not 1 <= assignee <= 2**31 - 1 or session.get(StaffUser, assignee) is None):
+            raise ValidationError("assignee_id", "no such staff user")
+        if assignee != ticket.assignee_id:
+            before_a, ticket.assignee_id = ticket.assignee_id, assignee
+            name = session.get_one(StaffUser, assignee).name if assignee else "nobody"
+            _event(session, ticket, "assignee", staff_id=staff_id, timeline=f"assigned to {name}",
+                   before=before_a, after=assignee)
+            changed["assignee_id"] = assignee
+    if "subject" in data:
+        subject = data["subject"]
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > 998:
+            raise ValidationError("subject", "must be a non-empty string")
+        ticket.subject = subject.strip()
+        changed["subject"] = ticket.subject
+    if changed:
+        audit.record(session, staff_id, "update", "ticket", ticket.id, changed)
+    return changed
+
+
+def add_note(session: Session, ticket: Ticket, staff_id: int | None, text: Any) -> TicketEvent:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("text", "is required")
+    if len(text) > 20000:
+        raise ValidationError("text", "must be at most 20000 characters")
+    note = text.strip()
+    return _event(session, ticket, "note", staff_id=staff_id, timeline=f"internal note: {note}", text=note)
+
+
+def merge(session: Session, source: Ticket, target: Ticket, staff_id: int | None) -> None:
+    """Move ``source``'s messages into ``target``; ``source`` is closed and points at it."""
+    if source.id == target.id:
+        raise ValidationError("target_id", "a ticket cannot be merged into itself")
+    if _live(session, target) is not target:
+        raise ValidationError("target_id", f"{target.label} was itself merged; merge into the ticket it went to")
+    for item in session.execute(select(Interaction).where(Interaction.ticket_id == source.id)).scalars():
+        item.ticket_id = target.id
+    source.merged_into_id = target.id
+    source.state = TicketState.CLOSED
+    source.closed_at = utcnow()
+    _event(session, source, "merged", staff_id=staff_id, timeline=f"merged into {target.label}", into=target.label)
+    _event(session, target, "merged_in", staff_id=staff_id, timeline=f"{source.label} merged in", source=source.label)
+    audit.record(session, staff_id, "merge", "ticket", source.id, {"into": target.id})
+
+
+def open_count(session: Session, contact_id: int) -> int:
+    return session.execute(select(func.count()).select_from(Ticket).where(
+        Ticket.contact_id == contact_id, Ticket.merged_into_id.is_(None),
+        Ticket.state.in_([TicketState.NEW, TicketState.OPEN, TicketState.PENDING]))).scalar_one()
+
+
+def link_contact_timeline(session: Session, ticket: Ticket) -> list[int]:
+    """Interaction ids of the ticket (its thread), oldest first."""
+    return list(session.execute(select(Interaction.id).where(Interaction.ticket_id == ticket.id)
+                                .order_by(Interaction.occurred_at, Interaction.id)).scalars())
+
