@@ -213,6 +213,8 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     if hangup and not answer and hangup.get("duration_seconds"):
         # Some systems report only the end, with the talk time: it was answered that long before.
         call.answered_at = call.ended_at - timedelta(seconds=int(hangup["duration_seconds"]))  # type: ignore[operator]
+    if call.answered_at and call.ended_at and call.answered_at > call.ended_at:
+        call.answered_at = call.ended_at  # an answer delivered after the hangup (receipt-time stamps)
     call.state = (CallState.ENDED if hangup else CallState.ANSWERED if call.answered_at else CallState.RINGING)
     call.missed = (call.state == CallState.ENDED and call.answered_at is None and call.direction == Direction.IN
                    and call.cause != "forwarded")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,25 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
             raise
 
 
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(factory_or_engine: sessionmaker[Session] | Engine) -> AbstractContextManager[Any]:
+    """Serialise this process's write transactions on SQLite.
+
+    SQLite allows one writer at a time; a waiting writer polls with growing sleeps (busy_timeout), which
+    makes the SMTP listener wait up to 100 ms for a lock that was free after 2. Queueing on a Python lock
+    hands the database over at once. PostgreSQL locks rows itself: no lock here.
+    """
+    engine = factory_or_engine if isinstance(factory_or_engine, Engine) else factory_or_engine.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    key = engine.url.render_as_string(hide_password=False)
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
 def alembic_config(engine: Engine) -> Any:
     from alembic.config import Config
 
@@ -102,13 +122,16 @@ def insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, An
 
     Races between two deliveries are decided by the unique index, on SQLite and PostgreSQL alike.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    rows = insert_many_ignoring_conflicts(session, table, [values], conflict, list(table.primary_key.columns))
+    return rows[0][0] if rows else None
 
-        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+
+def insert_many_ignoring_conflicts(session: Session, table: Any, rows: list[dict[str, Any]], conflict: list[str],
+                                   returning: list[Any]) -> list[Any]:
+    """One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING …; returns the rows actually inserted."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    return session.execute(stmt.returning(*table.primary_key.columns)).scalar_one_or_none()
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(table).values(rows).on_conflict_do_nothing(index_elements=conflict)
+    return list(session.execute(stmt.returning(*returning)).all())

@@ -1,22 +1,28 @@
 """The one core entry for mail: accept raw bytes once and store them before anything else.
 
-SMTP, IMAP and file import all call ``accept``; processing happens afterwards (see ``worker``).
-A redelivery of the same message is recognised by its content hash and stored only once.
+SMTP, IMAP and file import all call ``store`` (or ``accept`` inside a unit of work of their own);
+processing happens afterwards (see ``worker``). A redelivery of the same message is recognised by its
+content hash and stored only once. Acceptance does as little as possible: one INSERT per message, and
+concurrent SMTP sessions share one commit (``BatchingStore``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import logging
+import queue
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox.db import insert_ignoring_conflicts, unit_of_work
+from crm_inbox.db import unit_of_work, write_lock
 from crm_inbox.models import InboundMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,9 @@ _TRACE_HEADERS = re.compile(
     rb"x-uid|x-keywords|lines|content-length)\s*:",
     re.IGNORECASE,
 )
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -45,23 +54,33 @@ class Envelope:
 class Accepted:
     inbound_id: int
     duplicate: bool
-    message_id_conflict: bool = False
 
 
-def split_headers(raw: bytes) -> tuple[bytes, bytes]:
-    """(header block, body), at the first empty line (CRLF or bare LF)."""
-    match = re.search(rb"\r?\n\r?\n", raw)
-    if match is None:
-        return raw, b""
-    return raw[: match.start()], raw[match.end():]
+def header_end(raw: bytes) -> tuple[int, int]:
+    """(end of the header block, start of the body), at the first empty line (CRLF or bare LF)."""
+    match = _HEADER_END.search(raw)
+    return (len(raw), len(raw)) if match is None else (match.start(), match.end())
+
+
+def _lf_chunks(view: memoryview) -> Iterator[bytes]:
+    """The body in 1 MiB pieces with CRLF turned into LF, without copying the whole message at once."""
+    carry = b""
+    for start in range(0, len(view), _CHUNK):
+        piece = carry + bytes(view[start:start + _CHUNK])
+        carry = b""
+        if piece.endswith(b"\r"):  # a CRLF split across two pieces
+            piece, carry = piece[:-1], b"\r"
+        yield piece.replace(b"\r\n", b"\n")
+    if carry:
+        yield carry
 
 
 def content_hash(raw: bytes) -> str:
-    """SHA-256 of the message without trace headers, line endings normalised."""
-    head, body = split_headers(raw)
+    """SHA-256 of the message without trace headers, line endings normalised, trailing newlines ignored."""
+    head_end, body_start = header_end(raw)
     kept: list[bytes] = []
     keep = True
-    for line in head.replace(b"\r\n", b"\n").split(b"\n"):
+    for line in raw[:head_end].replace(b"\r\n", b"\n").split(b"\n"):
         if line[:1] in (b" ", b"\t"):  # continuation of the previous header
             if keep:
                 kept.append(line)
@@ -72,72 +91,189 @@ def content_hash(raw: bytes) -> str:
     digest = hashlib.sha256()
     digest.update(b"\n".join(kept))
     digest.update(b"\n\n")
-    digest.update(body.replace(b"\r\n", b"\n").rstrip(b"\n"))
+    body = memoryview(raw)[body_start:]
+    end = len(body)
+    while end and body[end - 1] in (0x0A, 0x0D):  # trailing line ends differ between transports
+        end -= 1
+    for piece in _lf_chunks(body[:end]):
+        digest.update(piece)
     return digest.hexdigest()
 
 
 def raw_message_id(raw: bytes) -> str | None:
     """The Message-ID header exactly as sent (unfolded), without parsing the whole message."""
-    head, _ = split_headers(raw)
-    value = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n\n").get("Message-ID")
-    if value is None:
+    head_end, _ = header_end(raw)
+    match = _MESSAGE_ID.search(raw, 0, head_end)
+    if match is None:
         return None
-    text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
-        text = text.encode("ascii", "surrogateescape").decode("utf-8", "backslashreplace")
-    return " ".join(text.replace("\x00", "").split())[:998] or None
+    text = match.group(1).decode("utf-8", "backslashreplace").replace("\x00", "")
+    return " ".join(text.split())[:998] or None
 
 
 def accept(session: Session, raw: bytes, envelope: Envelope) -> Accepted:
-    """Store ``raw`` unless the same message is already stored; the caller commits.
+    """Store ``raw`` unless the same message is already stored; the caller commits."""
+    return accept_many(session, [(raw, envelope)])[0]
 
-    Two different messages with one Message-ID are both kept and flagged, never merged.
-    """
-    chash = content_hash(raw)
-    message_id = raw_message_id(raw)
-    rcpts = sorted({r.strip().lower() for r in envelope.rcpt_to})
-    new_id = insert_ignoring_conflicts(
-        session,
-        InboundMessage.__table__,
-        {
-            "raw": raw, "size": len(raw), "content_hash": chash, "message_id": message_id,
-            "message_id_conflict": False, "envelope_to": rcpts,
+
+def accept_many(session: Session, items: list[tuple[bytes, Envelope]]) -> list[Accepted]:
+    """Store several messages with one INSERT; a message already stored (or twice in ``items``) is
+    counted as another delivery of the stored one. The caller commits."""
+    now = utcnow()
+    rows: list[dict[str, object]] = []
+    hashes: list[str] = []
+    for raw, envelope in items:
+        chash = content_hash(raw)
+        hashes.append(chash)
+        if any(r["content_hash"] == chash for r in rows):
+            continue
+        rows.append({
+            "raw": raw, "size": len(raw), "content_hash": chash, "message_id": raw_message_id(raw),
+            "message_id_conflict": False, "envelope_to": sorted({r.strip().lower() for r in envelope.rcpt_to}),
             "envelope_from": envelope.mail_from.replace("\x00", "")[:998] if envelope.mail_from else None,
-            "peer": envelope.peer, "source": envelope.source, "deliveries": 1, "received_at": utcnow(),
+            "peer": envelope.peer, "source": envelope.source, "deliveries": 1, "received_at": now,
             "state": "received", "attempts": 0,
-        },
-        ["content_hash"],
-    )
-    if new_id is None:
-        existing = session.execute(
-            select(InboundMessage).where(InboundMessage.content_hash == chash)).scalar_one()
-        existing.deliveries += 1
-        merged = sorted(set(existing.envelope_to) | set(rcpts))
-        if merged != existing.envelope_to:
-            existing.envelope_to = merged
-        log.info("inbound %s: duplicate delivery of message-id %s (delivery %d)",
-                 existing.id, message_id, existing.deliveries)
-        return Accepted(existing.id, duplicate=True, message_id_conflict=existing.message_id_conflict)
+        })
+    statement = _insert_statement(session.get_bind().dialect.name)
+    inserted: dict[str, int] = {}
+    for row in rows:  # one cached statement per row: SQLAlchemy compiles multi-row VALUES every time
+        new = session.execute(statement, row).first()
+        if new is not None:
+            inserted[new.content_hash] = new.id
+    results: list[Accepted] = []
+    first_seen: set[str] = set()
+    for (raw, envelope), chash in zip(items, hashes, strict=True):
+        if chash in inserted and chash not in first_seen:
+            first_seen.add(chash)
+            log.info("inbound %s: stored %d bytes from %s via %s", inserted[chash], len(raw), envelope.mail_from,
+                     envelope.source)
+            results.append(Accepted(inserted[chash], duplicate=False))
+        else:
+            results.append(_another_delivery(session, chash, envelope))
+    return results
 
-    conflict = False
-    if message_id is not None:
-        others = session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.message_id == message_id, InboundMessage.content_hash != chash)
-            .values(message_id_conflict=True)
-        ).rowcount
-        if others:
-            conflict = True
-            session.execute(update(InboundMessage).where(InboundMessage.id == new_id)
-                            .values(message_id_conflict=True))
-            log.warning("inbound %s: message-id %s reused by a different message; both kept",
-                        new_id, message_id)
-    log.info("inbound %s: stored %d bytes, message-id %s, from %s via %s",
-             new_id, len(raw), message_id, envelope.mail_from, envelope.source)
-    return Accepted(new_id, duplicate=False, message_id_conflict=conflict)
+
+_COLUMNS = ("raw", "size", "content_hash", "message_id", "message_id_conflict", "envelope_from", "envelope_to",
+            "peer", "source", "deliveries", "received_at", "state", "attempts")
+
+
+@functools.cache
+def _insert_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING, built once so its compiled form is cached."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    table = InboundMessage.__table__
+    values = {c: bindparam(c, type_=table.c[c].type) for c in _COLUMNS}
+    return (dialect_insert(table).values(values).on_conflict_do_nothing(index_elements=["content_hash"])
+            .returning(table.c.id, table.c.content_hash))
+
+
+def _another_delivery(session: Session, chash: str, envelope: Envelope) -> Accepted:
+    existing_id, rcpts_before = session.execute(
+        select(InboundMessage.id, InboundMessage.envelope_to).where(InboundMessage.content_hash == chash)).one()
+    merged = sorted(set(rcpts_before) | {r.strip().lower() for r in envelope.rcpt_to})
+    values: dict[str, object] = {"deliveries": InboundMessage.deliveries + 1}
+    if merged != rcpts_before:
+        values["envelope_to"] = merged
+    session.execute(update(InboundMessage).where(InboundMessage.id == existing_id).values(**values))
+    log.info("inbound %s: duplicate delivery", existing_id)
+    return Accepted(existing_id, duplicate=True)
 
 
 def store(factory: sessionmaker[Session], raw: bytes, envelope: Envelope) -> Accepted:
     """Accept ``raw`` in its own unit of work: when this returns, the message is committed."""
-    with unit_of_work(factory) as session:
+    with write_lock(factory), unit_of_work(factory) as session:
         return accept(session, raw, envelope)
+
+
+@dataclass
+class _Pending:
+    raw: bytes
+    envelope: Envelope
+    done: threading.Event | None = None  # a thread waiting …
+    future: asyncio.Future[Accepted] | None = None  # … or an asyncio task (the SMTP listener)
+    result: Accepted | None = None
+    error: BaseException | None = None
+
+    def finish(self) -> None:
+        if self.done is not None:
+            self.done.set()
+        if self.future is not None:
+            self.future.get_loop().call_soon_threadsafe(_resolve, self.future, self.result, self.error)
+
+
+def _resolve(future: asyncio.Future[Accepted], result: Accepted | None, error: BaseException | None) -> None:
+    if future.done():  # the SMTP session went away meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
+class BatchingStore:
+    """``store`` for many concurrent callers: whatever has arrived while the previous commit ran is
+    committed together (group commit), so the commit and its fsync are paid once per batch, not per
+    message. Each caller still returns only after its own message is committed. If a batch fails, its
+    messages are stored one by one, so one bad message cannot fail the others."""
+
+    def __init__(self, factory: sessionmaker[Session], max_batch: int = 64) -> None:
+        self.factory = factory
+        self.max_batch = max_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="crm-inbox-intake", daemon=True)
+        self._thread.start()
+
+    def __call__(self, raw: bytes, envelope: Envelope) -> Accepted:
+        item = _Pending(raw, envelope, done=threading.Event())
+        self._queue.put(item)
+        assert item.done is not None
+        item.done.wait()
+        if item.error is not None:
+            raise item.error
+        assert item.result is not None
+        return item.result
+
+    async def submit(self, raw: bytes, envelope: Envelope) -> Accepted:
+        """The same for asyncio callers, without tying up a thread while the commit runs."""
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Pending(raw, envelope, future=future))
+        return await future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        try:
+            with write_lock(self.factory), unit_of_work(self.factory) as session:
+                results = accept_many(session, [(p.raw, p.envelope) for p in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                batch[0].finish()
+                return
+            for pending in batch:  # isolate the bad one
+                self._write([pending])
+            return
+        for pending, result in zip(batch, results, strict=True):
+            pending.result = result
+            pending.finish()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -24,6 +24,7 @@ from crm_inbox.models import OutboxState, OutgoingMail, utcnow
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)
+RETRY_AFTER = timedelta(minutes=5)  # a failed mail waits this long before its next attempt
 MAX_ATTEMPTS = 10
 
 
@@ -58,20 +59,25 @@ def build_message(settings: Settings, mail: OutgoingMail) -> EmailMessage:
     return msg
 
 
+def _due(now: datetime) -> Any:
+    """Pending and not failed just now (else one round would burn every attempt within milliseconds while
+    the relay is down), or claimed by a process that died mid-send."""
+    return or_(
+        (OutgoingMail.state == OutboxState.PENDING)
+        & or_(OutgoingMail.attempts == 0, OutgoingMail.claimed_at.is_(None),
+              OutgoingMail.claimed_at < now - RETRY_AFTER),
+        (OutgoingMail.state == OutboxState.SENDING) & (OutgoingMail.claimed_at < now - LEASE))
+
+
 def _claim(factory: sessionmaker[Session]) -> int | None:
     now = utcnow()
     with unit_of_work(factory) as session:
         candidate = session.execute(
-            select(OutgoingMail.id).where(or_(
-                OutgoingMail.state == OutboxState.PENDING,
-                (OutgoingMail.state == OutboxState.SENDING) & (OutgoingMail.claimed_at < now - LEASE)))
-            .order_by(OutgoingMail.id).limit(1)).scalar_one_or_none()
+            select(OutgoingMail.id).where(_due(now)).order_by(OutgoingMail.id).limit(1)).scalar_one_or_none()
         if candidate is None:
             return None
         claimed = session.execute(
-            update(OutgoingMail).where(OutgoingMail.id == candidate, or_(
-                OutgoingMail.state == OutboxState.PENDING,
-                (OutgoingMail.state == OutboxState.SENDING) & (OutgoingMail.claimed_at < now - LEASE)))
+            update(OutgoingMail).where(OutgoingMail.id == candidate, _due(now))
             .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutgoingMail.attempts + 1)).rowcount
         return candidate if claimed else -1
 
@@ -127,20 +133,31 @@ class Sender:
         self.factory, self.settings, self.interval = factory, settings, interval
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._idle = threading.Event()
+        # Rounds asked for, and the newest request a finished round started after: wait_idle waits for its
+        # own request to be covered (an "idle" flag could be set by a round that began before the request).
+        self._rounds = threading.Condition()
+        self._requested = 0
+        self._covered = 0
         self._thread = threading.Thread(target=self._run, name="crm-inbox-outbox", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def wake(self) -> None:
-        self._idle.clear()
+    def _request(self) -> int:
+        with self._rounds:
+            self._requested += 1
+            wanted = self._requested
         self._wake.set()
+        return wanted
+
+    def wake(self) -> None:
+        self._request()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until everything queued before this call was attempted (tests, shutdown)."""
-        self.wake()
-        return self._idle.wait(timeout)
+        wanted = self._request()
+        with self._rounds:
+            return self._rounds.wait_for(lambda: self._covered >= wanted, timeout)
 
     def stop(self) -> None:
         self._stop.set()
@@ -151,9 +168,12 @@ class Sender:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
+            with self._rounds:
+                covering = self._requested
             try:
                 send_pending(self.factory, self.settings)
             except Exception:  # never let the sender die: the next round retries
                 log.exception("outgoing mail: sending round failed")
-            if not self._wake.is_set():
-                self._idle.set()
+            with self._rounds:
+                self._covered = max(self._covered, covering)
+                self._rounds.notify_all()

@@ -30,7 +30,9 @@ def to_e164(raw: str | None, default_region: str = "DE") -> str | None:
     parsed = [n for n in candidates if n is not None]
     best = next((n for n in parsed if phonenumbers.is_valid_number(n)), None)
     if best is None:
-        best = next((n for n in parsed if phonenumbers.is_possible_number(n)), None)
+        # Possible, but not only as a local number ("12" is no German number, "+4912" is no answer).
+        best = next((n for n in parsed if phonenumbers.is_possible_number_with_reason(n)
+                     == phonenumbers.ValidationResult.IS_POSSIBLE), None)
     if best is None:
         return None
     return phonenumbers.format_number(best, phonenumbers.PhoneNumberFormat.E164)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import partial
 
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
-from crm_inbox.intake import Accepted, store
+from crm_inbox.intake import Accepted, BatchingStore
 from crm_inbox.outbox import Sender
 from crm_inbox.worker import Worker
 
@@ -37,12 +36,16 @@ class Service:
         if self._want_smtp:
             from handlers.smtp import CrmSmtpHandler, SmtpServer
 
-            handler = CrmSmtpHandler(partial(store, self.factory), self.settings.mail.own_addresses,
+            self.intake = BatchingStore(self.factory)
+            handler = CrmSmtpHandler(self.intake.submit, self.settings.mail.own_addresses,
                                      on_stored=self._on_stored)
+            # aiosmtpd logs every command at INFO; we log one line per stored message instead.
+            logging.getLogger("mail.log").setLevel(logging.WARNING)
             self.smtp = SmtpServer(handler, self.settings.smtp.host, self.settings.smtp.port,
                                    max_message_bytes=self.settings.smtp.max_message_bytes,
                                    hostname=self.settings.smtp.hostname)
             self.smtp.start()
+            self.worker.busy = handler.busy
         if self._want_web:
             from waitress import create_server
 
@@ -71,6 +74,7 @@ class Service:
         """Stop taking mail first, finish what is in flight, then stop the worker and the web app."""
         if self.smtp is not None:
             self.smtp.stop()
+            self.intake.close()
         if self.web is not None:
             self.web_app.extensions["crm_inbox"].broker.close()  # end the browsers' event streams
             self.web.close()

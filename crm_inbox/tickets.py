@@ -63,18 +63,37 @@ def _live(session: Session, ticket: Ticket | None) -> Ticket | None:
     return ticket
 
 
+def _current(session: Session, ticket: Ticket | None) -> Ticket | None:
+    """The live ticket, and for a closed one the newer ticket a reply to it opened (if any): otherwise every
+    further mail in the old thread (it still carries the old number) would open yet another ticket."""
+    seen: set[int] = set()
+    while ticket is not None and ticket.id not in seen:
+        seen.add(ticket.id)
+        ticket = _live(session, ticket)
+        if ticket is None or ticket.state != TicketState.CLOSED:
+            break
+        # Found by the old ticket's own events (indexed by ticket_id), not by scanning previous_ticket_id.
+        followed = session.execute(select(TicketEvent.details).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "followed_by")
+            .order_by(TicketEvent.id.desc()).limit(1)).scalar_one_or_none()
+        if not followed:
+            break
+        ticket = session.get(Ticket, followed["ticket_id"])
+    return ticket
+
+
 def find_ticket(session: Session, prefix: str, subject: str, references: Iterable[str]) -> tuple[Ticket | None, str]:
     for number in ticket_numbers(subject, prefix):
         ticket = session.execute(select(Ticket).where(Ticket.number == number)).scalar_one_or_none()
         if ticket is not None:
-            return _live(session, ticket), f"ticket number {prefix}{number} in the subject"
+            return _current(session, ticket), f"ticket number {prefix}{number} in the subject"
     refs = [r for r in dict.fromkeys(references) if r][:50]
     if refs:
         ticket_id = session.execute(
             select(Interaction.ticket_id).where(Interaction.source_ref.in_(refs), Interaction.ticket_id.is_not(None))
             .order_by(Interaction.id.desc()).limit(1)).scalar_one_or_none()
         if ticket_id is not None:
-            return _live(session, session.get(Ticket, ticket_id)), "In-Reply-To/References point into the ticket"
+            return _current(session, session.get(Ticket, ticket_id)), "In-Reply-To/References point into the ticket"
     return None, ""
 
 
@@ -112,6 +131,8 @@ def open_ticket(session: Session, settings: Settings, *, subject: str, contact: 
     text = f"opened: {ticket.subject}" + (f" (follows closed ticket {previous.label})" if previous else "")
     _event(session, ticket, "opened", staff_id=staff_id, interaction_id=interaction.id if interaction else None,
            timeline=text, previous_ticket=previous.label if previous else None)
+    if previous is not None:  # where later mail in the old thread goes (see _current)
+        _event(session, previous, "followed_by", staff_id=staff_id, label=ticket.label, ticket_id=ticket.id)
     log.info("ticket %s opened for contact %s (%s)", ticket.label, ticket.contact_id, ticket.subject)
     return ticket
 
@@ -133,8 +154,11 @@ def customer_reply(session: Session, ticket: Ticket, interaction: Interaction, *
         return
     ticket.last_customer_reply_at = utcnow()
     before = ticket.state
-    if ticket.state in {TicketState.PENDING, TicketState.SOLVED}:
+    # CLOSED too: the caller opens a new ticket instead only once the ticket has been closed long enough
+    # ([tickets] new_ticket_after_closed_days); before that the customer's mail must not sit in a closed one.
+    if ticket.state in {TicketState.PENDING, TicketState.SOLVED, TicketState.CLOSED}:
         ticket.state = TicketState.OPEN
+        ticket.closed_at = None
     _event(session, ticket, "customer_reply", interaction_id=interaction.id,
            timeline=f"reopened by the customer's reply (was {before.value})" if ticket.state != before else None,
            state_before=before.value, state=ticket.state.value)
@@ -240,8 +264,11 @@ def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[st
         subject = data["subject"]
         if not isinstance(subject, str) or not subject.strip() or len(subject) > 998:
             raise ValidationError("subject", "must be a non-empty string")
-        ticket.subject = subject.strip()
-        changed["subject"] = ticket.subject
+        if subject.strip() != ticket.subject:  # a change like any other: an event and on the timeline
+            before_s, ticket.subject = ticket.subject, subject.strip()
+            _event(session, ticket, "subject", staff_id=staff_id, timeline=f"subject changed to {ticket.subject!r}",
+                   before=before_s, after=ticket.subject)
+            changed["subject"] = ticket.subject
     if changed:
         audit.record(session, staff_id, "update", "ticket", ticket.id, changed)
     return changed
@@ -253,7 +280,9 @@ def add_note(session: Session, ticket: Ticket, staff_id: int | None, text: Any) 
     if len(text) > 20000:
         raise ValidationError("text", "must be at most 20000 characters")
     note = text.strip()
-    return _event(session, ticket, "note", staff_id=staff_id, timeline=f"internal note: {note}", text=note)
+    event = _event(session, ticket, "note", staff_id=staff_id, timeline=f"internal note: {note}", text=note)
+    audit.record(session, staff_id, "note", "ticket", ticket.id, {"event_id": event.id})
+    return event
 
 
 def merge(session: Session, source: Ticket, target: Ticket, staff_id: int | None) -> None:

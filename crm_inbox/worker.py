@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -18,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
-from crm_inbox.db import unit_of_work
+from crm_inbox.db import unit_of_work, write_lock
 from crm_inbox.directory import Directory
 from crm_inbox.mail.parse import MailParseError
 from crm_inbox.models import InboundMessage, InboundState, utcnow
@@ -37,23 +39,35 @@ class Outcome:
 
 def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             steps: tuple[Step, ...] = DEFAULT_STEPS) -> Outcome:
+    """Process one stored message. Parsing and the pure decisions run first without any lock; then the
+    message is claimed (a conditional update: two workers never both process it) and the writes and
+    the state change commit together, so the write lock is held only briefly."""
     try:
-        with unit_of_work(factory) as session:
-            # Claim first: this write takes the row (PostgreSQL) or the database (SQLite) lock, so a
-            # second worker waits and then sees the row is no longer 'received'.
-            claimed = session.execute(
-                update(InboundMessage)
-                .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
-                .values(attempts=InboundMessage.attempts + 1)
-            ).rowcount
-            if not claimed:
+        with factory() as session, ExitStack() as locked:
+            inbound = session.get(InboundMessage, inbound_id)
+            if inbound is None or inbound.state != InboundState.RECEIVED:
                 return Outcome(inbound_id, None)
-            inbound = session.get_one(InboundMessage, inbound_id)
             ctx = MailContext(session, settings, inbound, Directory(session, settings.mail))
-            run_pipeline(ctx, steps)
-            inbound.state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
-            inbound.error = ctx.stopped
-            inbound.processed_at = utcnow()
+
+            def claim() -> bool:
+                locked.enter_context(write_lock(factory))
+                return bool(session.execute(
+                    update(InboundMessage)
+                    .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
+                    .values(attempts=InboundMessage.attempts + 1)
+                ).rowcount)
+
+            try:
+                if not run_pipeline(ctx, steps, before_writes=claim):
+                    session.rollback()
+                    return Outcome(inbound_id, None)
+                inbound.state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
+                inbound.error = ctx.stopped
+                inbound.processed_at = utcnow()
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
             return Outcome(inbound_id, inbound.state, ctx.interaction.id if ctx.interaction else None)
     except (OperationalError, InterfaceError) as exc:
         # Our outage, not the message's fault: it stays 'received' and is picked up again later.
@@ -69,7 +83,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
 
 def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str) -> Outcome:
     try:
-        with unit_of_work(factory) as session:
+        with write_lock(factory), unit_of_work(factory) as session:
             session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
@@ -105,10 +119,15 @@ class Worker:
     ``received`` rows left behind (a restart, a database outage, another node's crash)."""
 
     def __init__(self, factory: sessionmaker[Session], settings: Settings, sweep_seconds: float = 30.0,
-                 on_processed: Callable[[], None] | None = None) -> None:
+                 on_processed: Callable[[], None] | None = None, busy: Callable[[], bool] | None = None,
+                 max_defer_seconds: float = 2.0) -> None:
         self.factory = factory
         self.settings = settings
         self.on_processed = on_processed
+        # While a burst of mail arrives, accepting it (the sender is waiting) goes before processing it
+        # (nobody waits; the rows are already safe). Deferral is bounded, so processing never starves.
+        self.busy = busy
+        self.max_defer_seconds = max_defer_seconds
         self.sweep_seconds = sweep_seconds
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="crm-inbox-worker", daemon=True)
@@ -129,6 +148,13 @@ class Worker:
     def wait_idle(self) -> None:
         """Block until everything submitted so far is processed (tests, benchmarks, shutdown)."""
         self._queue.join()
+
+    def _give_way(self) -> None:
+        if self.busy is None:
+            return
+        deadline = time.monotonic() + self.max_defer_seconds
+        while self.busy() and time.monotonic() < deadline and not self._stopping.is_set():
+            self._stopping.wait(0.01)
 
     def sweep(self) -> int:
         try:
@@ -155,6 +181,7 @@ class Worker:
                     if self._queue.empty():
                         return
                     continue
+                self._give_way()
                 process(self.factory, self.settings, item)
                 if self.on_processed is not None:
                     self.on_processed()

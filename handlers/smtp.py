@@ -10,7 +10,8 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
@@ -36,18 +37,32 @@ REPLIES = (OK_RCPT, OK_STORED, OK_DUPLICATE, REFUSED_RCPT, REFUSED_BARE_NEWLINE,
 _BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 StoreFn = Callable[[bytes, Envelope], Accepted]
+AsyncStoreFn = Callable[[bytes, Envelope], Awaitable[Accepted]]
+
+
+def in_thread(store: StoreFn) -> AsyncStoreFn:
+    """A blocking ``store`` run in a worker thread, so the event loop never waits for the database."""
+    async def run(raw: bytes, envelope: Envelope) -> Accepted:
+        return await asyncio.to_thread(store, raw, envelope)
+
+    return run
 
 
 class CrmSmtpHandler:
     """aiosmtpd handler: ``store`` commits the raw message; ``on_stored`` hands it on for processing."""
 
-    def __init__(self, store: StoreFn, accepted_rcpts: frozenset[str],
+    def __init__(self, store: AsyncStoreFn, accepted_rcpts: frozenset[str],
                  on_stored: Callable[[Accepted], None] | None = None) -> None:
         self.store = store
         self.accepted_rcpts = frozenset(a.lower() for a in accepted_rcpts)
         self.on_stored = on_stored
         self.in_flight = 0
         self.closing = False
+        self.last_data = 0.0  # time.monotonic() of the last DATA: while mail streams in, processing waits
+
+    def busy(self, quiet_seconds: float = 0.05) -> bool:
+        """Is mail arriving right now? (The worker gives way then: Python runs one thread at a time.)"""
+        return self.in_flight > 0 or time.monotonic() - self.last_data < quiet_seconds
 
     async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -71,14 +86,16 @@ class CrmSmtpHandler:
         meta = Envelope(mail_from=envelope.mail_from or "", rcpt_to=tuple(envelope.rcpt_tos), peer=peer,
                         source="smtp")
         self.in_flight += 1
+        self.last_data = time.monotonic()
         try:
-            accepted = await asyncio.to_thread(self.store, raw, meta)
+            accepted = await self.store(raw, meta)
         except Exception:
             # Never a 5xx for our own trouble: the sender must keep the mail and try again.
             log.exception("smtp %s: storing a %d byte message failed; answered 451", peer, len(raw))
             return TRY_LATER
         finally:
             self.in_flight -= 1
+            self.last_data = time.monotonic()
         if self.on_stored is not None:
             try:
                 self.on_stored(accepted)

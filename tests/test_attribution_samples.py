@@ -15,7 +15,7 @@ def test_sample(name, settings, factory):
     why = f"{name}: {expected['description']} — reason given: {got.reason}"
 
     assert got.direction == expected["direction"], why
-    tp, fp, fn = parties_match(expected["parties"], got.parties)
+    _tp, fp, fn = parties_match(expected["parties"], got.parties)
     assert (fp, fn) == (0, 0), f"{why}; linked {got.parties}"
     assert got.unassigned == expected["unassigned"], why
     assert sorted(got.new_leads, key=lambda lead: lead["email"]) == sorted(

@@ -16,7 +16,7 @@ from crm_inbox.intake import store
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
 from crm_inbox.runtime import Service
 from handlers import smtp as smtp_replies
-from handlers.smtp import CrmSmtpHandler, SmtpServer
+from handlers.smtp import CrmSmtpHandler, SmtpServer, in_thread
 from tests.conftest import CRM, SUPPORT
 from tests.mailfactory import make_mail
 
@@ -181,7 +181,7 @@ def test_storage_failure_answers_451_without_internal_detail(service, factory, e
 
 def test_database_down_answers_451():
     engine = make_engine("postgresql+psycopg://root@127.0.0.1:1/test")  # nothing listens there
-    handler = CrmSmtpHandler(partial(store, make_sessionmaker(engine)), frozenset({CRM}))
+    handler = CrmSmtpHandler(in_thread(partial(store, make_sessionmaker(engine))), frozenset({CRM}))
     server = SmtpServer(handler, "127.0.0.1", 0, max_message_bytes=1_000_000)
     port = server.start()
     try:
@@ -211,9 +211,9 @@ def test_processing_failure_is_kept_and_can_be_retried(settings, factory):
         service.stop()
     with factory() as session:
         failed = session.execute(select(InboundMessage)).scalar_one()
+        assert failed.raw == raw  # kept, byte for byte
     assert failed.state == InboundState.FAILED
     assert failed.error == "message has more than 3 MIME parts"
-    assert failed.raw == raw
     assert count(factory, Interaction) == 0
 
     # The operator raises the limit and retries: the kept message is processed.

@@ -22,7 +22,7 @@ class InboundMessage(Base):
     __tablename__ = "inbound_messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded only when needed
     size: Mapped[int]
     # Identity for idempotency: SHA-256 over the message without trace headers (Received, …), so a
     # redelivery over another path is still the same message. Unique: a race stores one row.

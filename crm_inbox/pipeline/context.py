@@ -44,3 +44,6 @@ class Step:
     name: str
     description: str
     run: Callable[[MailContext], None]
+    # Steps that write run after the message is claimed, under the write lock; the ones before them
+    # (parsing, pure decisions) run without holding any lock.
+    writes: bool = True

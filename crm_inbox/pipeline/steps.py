@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from crm_inbox import tickets as ticket_service
 from crm_inbox.attribution import Evidence, decide
 from crm_inbox.contacts import create_lead
 from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail
-from crm_inbox.models import Contact, ContactEmail, Direction, InteractionKind, utcnow
+from crm_inbox.models import Contact, ContactEmail, Direction, InboundMessage, InteractionKind, utcnow
 from crm_inbox.pipeline.context import MailContext, Step
 from crm_inbox.timeline import clean_excerpt, record_interaction
 
@@ -24,7 +25,24 @@ def _limits(ctx: MailContext) -> Limits:
 
 
 def parse(ctx: MailContext) -> None:
-    ctx.parsed = parse_mail(ctx.inbound.raw, _limits(ctx))
+    # The raw bytes are loaded here only (the column is deferred) and dropped right after parsing.
+    raw = ctx.session.execute(select(InboundMessage.raw).where(InboundMessage.id == ctx.inbound.id)).scalar_one()
+    ctx.parsed = parse_mail(raw, _limits(ctx))
+
+
+def flag_reused_message_id(ctx: MailContext) -> None:
+    """Two different messages with one Message-ID are both kept and flagged, never merged."""
+    inbound = ctx.inbound
+    if not inbound.message_id:
+        return
+    others = ctx.session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.message_id == inbound.message_id, InboundMessage.content_hash != inbound.content_hash)
+        .values(message_id_conflict=True)).rowcount
+    if others:
+        inbound.message_id_conflict = True
+        log.warning("inbound %s: message-id %s reused by a different message; both kept",
+                    inbound.id, inbound.message_id)
 
 
 def detect_automatic_mail(ctx: MailContext) -> None:
@@ -172,9 +190,12 @@ def tickets(ctx: MailContext) -> None:
 
 
 DEFAULT_STEPS: tuple[Step, ...] = (
-    Step("parse", "read the raw bytes into headers, text, sanitised HTML and attachments", parse),
-    Step("detect_automatic", "recognise auto-replies, bounces, list and bulk mail", detect_automatic_mail),
-    Step("find_parties", "decide direction and who the mail is about, with the reasons", find_parties),
+    Step("parse", "read the raw bytes into headers, text, sanitised HTML and attachments", parse, writes=False),
+    Step("detect_automatic", "recognise auto-replies, bounces, list and bulk mail", detect_automatic_mail,
+         writes=False),
+    Step("find_parties", "decide direction and who the mail is about, with the reasons", find_parties,
+         writes=False),
+    Step("flag_reused_message_id", "flag different messages that share one Message-ID", flag_reused_message_id),
     Step("match_contacts", "link the parties to contacts; unknown people become leads", match_contacts),
     Step("mark_bounces", "flag addresses a delivery report says are failing", mark_bounces),
     Step("record", "write the interaction on the timeline", record),
@@ -182,11 +203,20 @@ DEFAULT_STEPS: tuple[Step, ...] = (
 )
 
 
-def run_pipeline(ctx: MailContext, steps: tuple[Step, ...] = DEFAULT_STEPS) -> None:
+def run_pipeline(ctx: MailContext, steps: tuple[Step, ...] = DEFAULT_STEPS,
+                 before_writes: Callable[[], bool] | None = None) -> bool:
+    """Run the steps; ``before_writes`` (claiming the message) is called before the first writing step
+    and may return False to stop (someone else has it). Returns False when stopped that way."""
+    claimed = False
     for step in steps:
+        if step.writes and not claimed:
+            claimed = True
+            if before_writes is not None and not before_writes():
+                return False
         step.run(ctx)
         if ctx.stopped:
             log.info("inbound %s: stopped at %s: %s", ctx.inbound.id, step.name, ctx.stopped)
             break
     if ctx.interaction is not None and ctx.attribution is not None:
         ctx.interaction.attribution_reason = ctx.attribution.reason  # with what later steps added
+    return True

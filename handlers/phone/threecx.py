@@ -47,7 +47,7 @@ def parse_report(data: Mapping[str, Any], now: datetime) -> list[CallEvent]:
     agent = one(data, "Agent")
     direction = CALL_TYPES[call_type]
     call_id = hashlib.sha256(f"{number}|{agent}|{start.isoformat()}".encode()).hexdigest()[:40]
-    ours, theirs = (agent, number) if direction == Direction.OUT else (number, agent)
+    ours, theirs = agent, number  # the agent's extension is our side whichever way the call went
     common = {"source": "3cx", "call_id": call_id, "direction": direction, "extension": agent,
               "from_number": ours if direction == Direction.OUT else theirs,
               "to_number": theirs if direction == Direction.OUT else ours}

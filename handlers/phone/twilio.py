@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -42,6 +42,8 @@ def parse(data: Mapping[str, Any], now: datetime) -> list[CallEvent]:
             at = parsedate_to_datetime(stamp)
         except (TypeError, ValueError):
             raise CallEventError("Timestamp", "must be an RFC 2822 date") from None
+        # "-0000" (UTC, zone not given) parses as a naive time, which the database refuses
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     duration = seconds(data, "CallDuration")
     kinds, cause = STATUS[status]
     common = {"source": "twilio", "call_id": one(data, "CallSid", required=True) or "", "direction": direction,
