@@ -14,6 +14,16 @@ from crm_inbox.models import CompanyDomain, Contact, ContactEmail, StaffEmail
 from crm_inbox.models.contacts import search_key
 
 
+@dataclass(frozen=True)
+class ContactRef:
+    """What processing needs of a contact, read in one query instead of loading whole objects."""
+
+    id: int
+    name: str | None
+    company_id: int | None
+    owner_id: int | None
+
+
 @dataclass
 class Directory:
     """A read view for one unit of work: staff addresses are loaded once, contacts on demand."""
@@ -52,6 +62,14 @@ class Directory:
                 if contact_id not in found[email]:
                     found[email].append(contact_id)
         return dict(found)
+
+    def contact_refs(self, ids: Iterable[int]) -> dict[int, ContactRef]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = self.session.execute(select(Contact.id, Contact.name, Contact.company_id, Contact.owner_id)
+                                    .where(Contact.id.in_(wanted))).all()
+        return {row.id: ContactRef(row.id, row.name, row.company_id, row.owner_id) for row in rows}
 
     def contacts_by_name(self, name: str) -> list[int]:
         key = search_key(name)

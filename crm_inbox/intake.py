@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.db import unit_of_work, write_lock
@@ -115,7 +115,7 @@ def accept(session: Session, raw: bytes, envelope: Envelope) -> Accepted:
     return accept_many(session, [(raw, envelope)])[0]
 
 
-def accept_many(session: Session, items: list[tuple[bytes, Envelope]]) -> list[Accepted]:
+def accept_many(session: Session | Connection, items: list[tuple[bytes, Envelope]]) -> list[Accepted]:
     """Store several messages with one INSERT; a message already stored (or twice in ``items``) is
     counted as another delivery of the stored one. The caller commits."""
     now = utcnow()
@@ -133,7 +133,8 @@ def accept_many(session: Session, items: list[tuple[bytes, Envelope]]) -> list[A
             "peer": envelope.peer, "source": envelope.source, "deliveries": 1, "received_at": now,
             "state": "received", "attempts": 0,
         })
-    statement = _insert_statement(session.get_bind().dialect.name)
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    statement = _insert_statement(dialect.name)
     inserted: dict[str, int] = {}
     for row in rows:  # one cached statement per row: SQLAlchemy compiles multi-row VALUES every time
         new = session.execute(statement, row).first()
@@ -169,7 +170,7 @@ def _insert_statement(dialect: str) -> Any:
             .returning(table.c.id, table.c.content_hash))
 
 
-def _another_delivery(session: Session, chash: str, envelope: Envelope) -> Accepted:
+def _another_delivery(session: Session | Connection, chash: str, envelope: Envelope) -> Accepted:
     existing_id, rcpts_before = session.execute(
         select(InboundMessage.id, InboundMessage.envelope_to).where(InboundMessage.content_hash == chash)).one()
     merged = sorted(set(rcpts_before) | {r.strip().lower() for r in envelope.rcpt_to})
@@ -220,6 +221,7 @@ class BatchingStore:
 
     def __init__(self, factory: sessionmaker[Session], max_batch: int = 64) -> None:
         self.factory = factory
+        self.engine: Engine = factory.kw["bind"]
         self.max_batch = max_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="crm-inbox-intake", daemon=True)
@@ -264,8 +266,9 @@ class BatchingStore:
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
-            with write_lock(self.factory), unit_of_work(self.factory) as session:
-                results = accept_many(session, [(p.raw, p.envelope) for p in batch])
+            # A plain connection, not an ORM session: nothing here needs the unit of work's bookkeeping.
+            with write_lock(self.factory), self.engine.begin() as connection:
+                results = accept_many(connection, [(p.raw, p.envelope) for p in batch])
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error = exc

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
 from crm_inbox.contacts import ValidationError
+from crm_inbox.directory import ContactRef
 from crm_inbox.models import (
     Contact,
     Direction,
@@ -115,7 +116,7 @@ def _event(session: Session, ticket: Ticket, kind: str, *, staff_id: int | None 
     return event
 
 
-def open_ticket(session: Session, settings: Settings, *, subject: str, contact: Contact | None,
+def open_ticket(session: Session, settings: Settings, *, subject: str, contact: Contact | ContactRef | None,
                 interaction: Interaction | None, opened_by: str | None, staff_id: int | None = None,
                 previous: Ticket | None = None) -> Ticket:
     ticket = Ticket(subject=clean_subject(subject, settings.tickets.subject_prefix)[:998], state=TicketState.NEW,

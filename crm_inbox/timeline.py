@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from mailparser_reply import EmailReplyParser
 from sqlalchemy import and_, or_, select
@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox.models import (
     Attachment,
-    Contact,
     Direction,
     Interaction,
     InteractionContact,
@@ -25,6 +24,13 @@ from crm_inbox.models import (
 )
 
 EXCERPT_CHARS = 280
+
+
+class Identified(Protocol):
+    """Anything with a contact id: a Contact, or the lighter ContactRef used while processing mail."""
+
+    @property
+    def id(self) -> int: ...
 
 
 def clean_excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
@@ -57,7 +63,7 @@ def record_interaction(
     html: str | None = None,
     source_ref: str | None = None,
     inbound_message_id: int | None = None,
-    contacts: Sequence[tuple[Contact, str]] = (),
+    contacts: Sequence[tuple[Identified, str]] = (),
     staff_ids: Sequence[int] = (),
     attachments: Sequence[tuple[str, str, bytes]] = (),
     reason: str | None = None,

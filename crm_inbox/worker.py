@@ -51,10 +51,10 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
 
             def claim() -> bool:
                 locked.enter_context(write_lock(factory))
+                table = InboundMessage.__table__
                 return bool(session.execute(
-                    update(InboundMessage)
-                    .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
-                    .values(attempts=InboundMessage.attempts + 1)
+                    update(table).where(table.c.id == inbound_id, table.c.state == InboundState.RECEIVED.value)
+                    .values(attempts=table.c.attempts + 1)
                 ).rowcount)
 
             try:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from crm_inbox.attribution import Attribution
 from crm_inbox.config import Settings
-from crm_inbox.directory import Directory
+from crm_inbox.directory import ContactRef, Directory
 from crm_inbox.mail.automatic import Automatic
 from crm_inbox.mail.parse import ParsedMail
 from crm_inbox.models import Contact, InboundMessage, Interaction
@@ -25,7 +25,7 @@ class MailContext:
     automatic: Automatic | None = None
     attribution: Attribution | None = None
     # (contact, role) pairs the interaction is linked to, in order
-    contacts: list[tuple[Contact, str]] = field(default_factory=list)
+    contacts: list[tuple[ContactRef, str]] = field(default_factory=list)
     new_contacts: list[Contact] = field(default_factory=list)
     interaction: Interaction | None = None
     stopped: str | None = None

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from crm_inbox import tickets as ticket_service
 from crm_inbox.attribution import Evidence, decide
 from crm_inbox.contacts import create_lead
+from crm_inbox.directory import ContactRef
 from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail
 from crm_inbox.models import Contact, ContactEmail, Direction, InboundMessage, InteractionKind, utcnow
@@ -35,9 +36,9 @@ def flag_reused_message_id(ctx: MailContext) -> None:
     inbound = ctx.inbound
     if not inbound.message_id:
         return
+    table = InboundMessage.__table__  # a Core update: no ORM session bookkeeping needed
     others = ctx.session.execute(
-        update(InboundMessage)
-        .where(InboundMessage.message_id == inbound.message_id, InboundMessage.content_hash != inbound.content_hash)
+        update(table).where(table.c.message_id == inbound.message_id, table.c.content_hash != inbound.content_hash)
         .values(message_id_conflict=True)).rowcount
     if others:
         inbound.message_id_conflict = True
@@ -62,6 +63,7 @@ def match_contacts(ctx: MailContext) -> None:
     assert ctx.attribution is not None
     parties = ctx.attribution.parties
     found = ctx.directory.contacts_by_email(p.address.email for p in parties if not p.by_name)
+    chosen: list[tuple[int | Contact, str]] = []
     for party in parties:
         if party.by_name:
             ids = ctx.directory.contacts_by_name(party.address.name)
@@ -76,24 +78,29 @@ def match_contacts(ctx: MailContext) -> None:
             ctx.note(f"{party.address.email} belongs to {len(ids)} contacts: left for triage")
             continue
         if ids:
-            contact = ctx.session.get_one(Contact, ids[0])
+            chosen.append((ids[0], party.role))
         elif ctx.attribution.automatic:
             ctx.note(f"{party.address.email} is unknown and automatic mail creates no lead")
-            continue
         else:
-            contact = create_lead(ctx.session, ctx.directory, party.address,
-                                  f"mail {ctx.inbound.message_id or ctx.inbound.id}",
-                                  new_company_for_domain=ctx.settings.mail.create_company_for_unknown_domain)
-            ctx.new_contacts.append(contact)
+            lead = create_lead(ctx.session, ctx.directory, party.address,
+                               f"mail {ctx.inbound.message_id or ctx.inbound.id}",
+                               new_company_for_domain=ctx.settings.mail.create_company_for_unknown_domain)
+            ctx.new_contacts.append(lead)
             ctx.note(f"new lead {party.address.email}")
-        ctx.contacts.append((contact, party.role))
+            chosen.append((lead, party.role))
+    refs = ctx.directory.contact_refs(c for c, _ in chosen if isinstance(c, int))
+    for contact, role in chosen:
+        ref = refs[contact] if isinstance(contact, int) else ContactRef(
+            contact.id, contact.name, contact.company_id, contact.owner_id)
+        ctx.contacts.append((ref, role))
 
 
 def mark_bounces(ctx: MailContext) -> None:
     if ctx.automatic is None or not ctx.automatic.bounced:
         return
+    emails = ContactEmail.__table__
     marked = ctx.session.execute(
-        update(ContactEmail).where(ContactEmail.email.in_(ctx.automatic.bounced)).values(bouncing=True)).rowcount
+        update(emails).where(emails.c.email.in_(ctx.automatic.bounced)).values(bouncing=True)).rowcount
     if marked:
         ctx.note(f"marked {', '.join(ctx.automatic.bounced)} as bouncing")
 
