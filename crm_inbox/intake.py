@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.db import unit_of_work, write_lock
+from crm_inbox.memory import release_after
 from crm_inbox.models import InboundMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,19 @@ def store(factory: sessionmaker[Session], raw: bytes, envelope: Envelope) -> Acc
         return accept(session, raw, envelope)
 
 
+def raw_chunks(session: Session, inbound_id: int, size: int = 1 << 16) -> Iterator[bytes]:
+    """A stored message's raw bytes in pieces. On SQLite they are read through the incremental blob
+    API, so neither SQLite nor Python ever holds a 20 MB message whole; elsewhere it is one piece."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        dbapi = connection.connection.dbapi_connection
+        with dbapi.blobopen("inbound_messages", "raw", inbound_id, readonly=True) as blob:  # type: ignore[union-attr]
+            while chunk := blob.read(size):
+                yield chunk
+        return
+    yield session.execute(select(InboundMessage.raw).where(InboundMessage.id == inbound_id)).scalar_one()
+
+
 @dataclass
 class _Pending:
     raw: bytes
@@ -263,6 +277,7 @@ class BatchingStore:
                     break
                 batch.append(item)
             self._write(batch)
+            batch = first = item = None  # do not keep the last bytes alive until the next message arrives
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
@@ -280,3 +295,4 @@ class BatchingStore:
         for pending, result in zip(batch, results, strict=True):
             pending.result = result
             pending.finish()
+        release_after(max(len(p.raw) for p in batch))

@@ -23,6 +23,7 @@ from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work, write_lock
 from crm_inbox.directory import Directory
 from crm_inbox.mail.parse import MailParseError
+from crm_inbox.memory import release_after
 from crm_inbox.models import InboundMessage, InboundState, utcnow
 from crm_inbox.pipeline import DEFAULT_STEPS, MailContext, Step, run_pipeline
 
@@ -47,6 +48,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             inbound = session.get(InboundMessage, inbound_id)
             if inbound is None or inbound.state != InboundState.RECEIVED:
                 return Outcome(inbound_id, None)
+            release_after(inbound.size)  # what receiving a large message left behind, before parsing it
             ctx = MailContext(session, settings, inbound, Directory(session, settings.mail))
 
             def claim() -> bool:
@@ -65,6 +67,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
                 inbound.error = ctx.stopped
                 inbound.processed_at = utcnow()
                 session.commit()
+                release_after(inbound.size)
             except BaseException:
                 session.rollback()
                 raise

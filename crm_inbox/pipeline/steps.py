@@ -6,14 +6,15 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from crm_inbox import tickets as ticket_service
 from crm_inbox.attribution import Evidence, decide
 from crm_inbox.contacts import create_lead
 from crm_inbox.directory import ContactRef
+from crm_inbox.intake import raw_chunks
 from crm_inbox.mail.automatic import detect_automatic
-from crm_inbox.mail.parse import Limits, parse_mail
+from crm_inbox.mail.parse import Limits, parse_mail_chunks
 from crm_inbox.models import Contact, ContactEmail, Direction, InboundMessage, InteractionKind, utcnow
 from crm_inbox.pipeline.context import MailContext, Step
 from crm_inbox.timeline import clean_excerpt, record_interaction
@@ -26,9 +27,8 @@ def _limits(ctx: MailContext) -> Limits:
 
 
 def parse(ctx: MailContext) -> None:
-    # The raw bytes are loaded here only (the column is deferred) and dropped right after parsing.
-    raw = ctx.session.execute(select(InboundMessage.raw).where(InboundMessage.id == ctx.inbound.id)).scalar_one()
-    ctx.parsed = parse_mail(raw, _limits(ctx))
+    # The raw bytes are read here only (the column is deferred), piece by piece where the database can.
+    ctx.parsed = parse_mail_chunks(raw_chunks(ctx.session, ctx.inbound.id), _limits(ctx))
 
 
 def flag_reused_message_id(ctx: MailContext) -> None:
