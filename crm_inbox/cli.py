@@ -8,7 +8,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,23 +69,27 @@ def _factory(settings: Settings, *, check: bool = True):  # type: ignore[no-unty
     return make_sessionmaker(engine)
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _block_stop_signals() -> None:
+    """Call before any thread starts: threads inherit the mask, so SIGTERM/SIGINT reach only
+    ``sigwait`` in the main thread. (A Python handler would not run while the main thread waits and
+    the kernel hands the signal to another thread: the process would never stop.)"""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 def cmd_serve(settings: Settings) -> int:
     from crm_inbox.runtime import Service
 
+    _block_stop_signals()
     service = Service(settings)
     service.start()
     print(f"CRM Inbox: web http://{settings.web.host}:{service.web_port}/ · "
           f"SMTP {settings.smtp.host}:{service.smtp_port}", flush=True)
-    _wait_for_signal()
+    signal.sigwait(STOP_SIGNALS)
     service.stop()
     return 0
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
 
 
 def cmd_demo(settings: Settings, no_serve: bool) -> int:
@@ -113,12 +116,13 @@ def cmd_demo(settings: Settings, no_serve: bool) -> int:
         return 0
     from crm_inbox.runtime import Service
 
+    _block_stop_signals()
     service = Service(settings)
     service.start()
     print(f"Web: http://{settings.web.host}:{service.web_port}/\n"
           f"SMTP: {settings.smtp.host}:{service.smtp_port} (mail to {', '.join(settings.mail.crm_addresses)})\n"
           "Stop with Ctrl-C.", flush=True)
-    _wait_for_signal()
+    signal.sigwait(STOP_SIGNALS)
     service.stop()
     return 0
 

@@ -19,8 +19,12 @@ class SchemaOutdated(Exception):
     """The database is not at the newest migration; the message says what to run."""
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
-    """An engine for ``url``; SQLite files get their folder created and WAL mode with durable commits."""
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: bool = True) -> Engine:
+    """An engine for ``url``; SQLite files get their folder created and WAL mode with durable commits.
+
+    ``durable=False`` is for work that can be redone from what is already durable (processing a stored
+    message): on SQLite its commits skip the fsync, so a power cut may undo them, never corrupt them.
+    """
     sa_url = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if sa_url.get_backend_name() == "sqlite":
@@ -33,15 +37,19 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     engine = create_engine(sa_url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas if durable else _sqlite_pragmas_redoable)
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas_redoable(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record, synchronous="NORMAL")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL") -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit is on disk before SMTP says 250, even across a power cut, not only a crash.
-    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute(f"PRAGMA synchronous={synchronous}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()

@@ -21,8 +21,10 @@ class Service:
         self.settings = settings
         self.engine = make_engine(settings.database.url, echo=settings.database.echo)
         self.factory = make_sessionmaker(self.engine)
+        # Processing can be redone from the stored raw mail, so its commits need not wait for the disk.
+        self.processing_engine = make_engine(settings.database.url, echo=settings.database.echo, durable=False)
         self.sender = Sender(self.factory, settings)
-        self.worker = Worker(self.factory, settings, on_processed=self.sender.wake)
+        self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
         self.smtp = None
         self.web = None
         self._web_thread: threading.Thread | None = None
@@ -83,4 +85,5 @@ class Service:
         self.worker.stop()
         self.sender.stop()
         self.engine.dispose()
+        self.processing_engine.dispose()
         log.info("service stopped")

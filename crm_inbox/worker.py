@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +26,17 @@ from crm_inbox.mail.parse import MailParseError
 from crm_inbox.memory import release_after
 from crm_inbox.models import InboundMessage, InboundState, utcnow
 from crm_inbox.pipeline import DEFAULT_STEPS, MailContext, Step, run_pipeline
+from crm_inbox.pipeline.context import InboundView
+
+_VIEW_FIELDS = ("id", "size", "content_hash", "message_id", "envelope_from", "envelope_to", "peer", "source",
+                "received_at")
+# Built once: SQLAlchemy then reuses the compiled form for every message.
+_T = InboundMessage.__table__
+_LOAD = select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS)).where(_T.c.id == bindparam("id"))
+_CLAIM = (update(_T).where(_T.c.id == bindparam("row_id"), _T.c.state == InboundState.RECEIVED.value)
+          .values(attempts=_T.c.attempts + 1))
+_DONE = update(_T).where(_T.c.id == bindparam("row_id")).values(
+    state=bindparam("new_state"), error=bindparam("new_error"), processed_at=bindparam("done_at"))
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +56,30 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
     the state change commit together, so the write lock is held only briefly."""
     try:
         with factory() as session, ExitStack() as locked:
-            inbound = session.get(InboundMessage, inbound_id)
-            if inbound is None or inbound.state != InboundState.RECEIVED:
+            row = session.execute(_LOAD, {"id": inbound_id}).first()
+            if row is None or row.state != InboundState.RECEIVED.value:
                 return Outcome(inbound_id, None)
+            inbound = InboundView(**{f: getattr(row, f) for f in _VIEW_FIELDS})
             release_after(inbound.size)  # what receiving a large message left behind, before parsing it
             ctx = MailContext(session, settings, inbound, Directory(session, settings.mail))
 
             def claim() -> bool:
                 locked.enter_context(write_lock(factory))
-                table = InboundMessage.__table__
-                return bool(session.execute(
-                    update(table).where(table.c.id == inbound_id, table.c.state == InboundState.RECEIVED.value)
-                    .values(attempts=table.c.attempts + 1)
-                ).rowcount)
+                return bool(session.execute(_CLAIM, {"row_id": inbound_id}).rowcount)
 
             try:
                 if not run_pipeline(ctx, steps, before_writes=claim):
                     session.rollback()
                     return Outcome(inbound_id, None)
-                inbound.state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
-                inbound.error = ctx.stopped
-                inbound.processed_at = utcnow()
+                state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
+                session.execute(_DONE, {"row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped,
+                                        "done_at": utcnow()})
                 session.commit()
                 release_after(inbound.size)
             except BaseException:
                 session.rollback()
                 raise
-            return Outcome(inbound_id, inbound.state, ctx.interaction.id if ctx.interaction else None)
+            return Outcome(inbound_id, state, ctx.interaction.id if ctx.interaction else None)
     except (OperationalError, InterfaceError) as exc:
         # Our outage, not the message's fault: it stays 'received' and is picked up again later.
         log.error("inbound %s: database error while processing, will retry: %s", inbound_id, exc.orig)

@@ -23,13 +23,15 @@ def test_serve_takes_mail_shows_it_in_the_api_and_stops_on_sigterm(settings, fac
         f"[service]\ninstance_dir = '{tmp_path / 'instance'}'\n[database]\nurl = '{settings.database.url}'\n"
         f"[web]\nport = 0\n[smtp]\nport = 0\n[mail]\ncrm_addresses = ['{CRM}']\n")
     token = make_token(factory, "anna.schmidt@beispiel-firma.de")
+    # The log goes to a file: an unread pipe fills up and would block the server mid-write.
+    log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "crm_inbox", "--config", str(config), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:(\d+)/ · SMTP 127\.0\.0\.1:(\d+)", banner)
-        assert match, banner + (proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+        assert match, banner + (tmp_path / "serve.log").read_text()
         web_port, smtp_port = int(match.group(1)), int(match.group(2))
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=60) as client:
             client.sendmail("k@example.com", [CRM], make_mail(subject="Bitte um Rückruf"))
@@ -45,7 +47,7 @@ def test_serve_takes_mail_shows_it_in_the_api_and_stops_on_sigterm(settings, fac
 
     # And the API of a fresh process shows it on the contact's timeline.
     proc = subprocess.Popen([sys.executable, "-m", "crm_inbox", "--config", str(config), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         banner = proc.stdout.readline()  # type: ignore[union-attr]
         web_port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", banner).group(1))  # type: ignore[union-attr]

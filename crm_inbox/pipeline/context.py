@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -12,14 +13,29 @@ from crm_inbox.config import Settings
 from crm_inbox.directory import ContactRef, Directory
 from crm_inbox.mail.automatic import Automatic
 from crm_inbox.mail.parse import ParsedMail
-from crm_inbox.models import Contact, InboundMessage, Interaction
+from crm_inbox.models import Contact, Interaction
+
+
+@dataclass(frozen=True)
+class InboundView:
+    """The stored message's envelope and identity, as processing reads them (the bytes are read apart)."""
+
+    id: int
+    size: int
+    content_hash: str
+    message_id: str | None
+    envelope_from: str | None
+    envelope_to: list[str]
+    peer: str | None
+    source: str
+    received_at: datetime
 
 
 @dataclass
 class MailContext:
     session: Session
     settings: Settings
-    inbound: InboundMessage
+    inbound: InboundView
     directory: Directory
     parsed: ParsedMail | None = None
     automatic: Automatic | None = None

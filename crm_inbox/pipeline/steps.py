@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from crm_inbox import tickets as ticket_service
 from crm_inbox.attribution import Evidence, decide
@@ -15,7 +15,7 @@ from crm_inbox.directory import ContactRef
 from crm_inbox.intake import raw_chunks
 from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail_chunks
-from crm_inbox.models import Contact, ContactEmail, Direction, InboundMessage, InteractionKind, utcnow
+from crm_inbox.models import Contact, ContactEmail, Direction, InboundMessage, Interaction, InteractionKind, utcnow
 from crm_inbox.pipeline.context import MailContext, Step
 from crm_inbox.timeline import clean_excerpt, record_interaction
 
@@ -31,17 +31,24 @@ def parse(ctx: MailContext) -> None:
     ctx.parsed = parse_mail_chunks(raw_chunks(ctx.session, ctx.inbound.id), _limits(ctx))
 
 
+_INBOUND = InboundMessage.__table__
+_FLAG_OTHERS = update(_INBOUND).where(_INBOUND.c.message_id == bindparam("mid"),
+                                      _INBOUND.c.content_hash != bindparam("hash")).values(message_id_conflict=True)
+_FLAG_ONE = update(_INBOUND).where(_INBOUND.c.id == bindparam("row_id")).values(message_id_conflict=True)
+
+
+_SET_REASON = update(Interaction.__table__).where(Interaction.__table__.c.id == bindparam("row_id")).values(
+    attribution_reason=bindparam("new_reason"))
+
+
 def flag_reused_message_id(ctx: MailContext) -> None:
     """Two different messages with one Message-ID are both kept and flagged, never merged."""
     inbound = ctx.inbound
     if not inbound.message_id:
         return
-    table = InboundMessage.__table__  # a Core update: no ORM session bookkeeping needed
-    others = ctx.session.execute(
-        update(table).where(table.c.message_id == inbound.message_id, table.c.content_hash != inbound.content_hash)
-        .values(message_id_conflict=True)).rowcount
+    others = ctx.session.execute(_FLAG_OTHERS, {"mid": inbound.message_id, "hash": inbound.content_hash}).rowcount
     if others:
-        inbound.message_id_conflict = True
+        ctx.session.execute(_FLAG_ONE, {"row_id": inbound.id})
         log.warning("inbound %s: message-id %s reused by a different message; both kept",
                     inbound.id, inbound.message_id)
 
@@ -225,5 +232,8 @@ def run_pipeline(ctx: MailContext, steps: tuple[Step, ...] = DEFAULT_STEPS,
             log.info("inbound %s: stopped at %s: %s", ctx.inbound.id, step.name, ctx.stopped)
             break
     if ctx.interaction is not None and ctx.attribution is not None:
-        ctx.interaction.attribution_reason = ctx.attribution.reason  # with what later steps added
+        reason = ctx.attribution.reason  # with what later steps added
+        if reason != ctx.interaction.attribution_reason:
+            # a Core update: setting the ORM attribute would cost a whole flush at commit
+            ctx.session.execute(_SET_REASON, {"row_id": ctx.interaction.id, "new_reason": reason})
     return True
