@@ -216,9 +216,14 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     if call.answered_at and call.ended_at and call.answered_at > call.ended_at:
         call.answered_at = call.ended_at  # an answer delivered after the hangup (receipt-time stamps)
     call.state = (CallState.ENDED if hangup else CallState.ANSWERED if call.answered_at else CallState.RINGING)
+    was_missed = call.missed
     call.missed = (call.state == CallState.ENDED and call.answered_at is None and call.direction == Direction.IN
                    and call.cause != "forwarded")
-    call.callback_needed = call.missed and not call.remote_withheld and not call.closed_by_timeout
+    owed = call.missed and not call.remote_withheld and not call.closed_by_timeout
+    if not owed or not was_missed:
+        # Decided once, when the call turns out missed: a late event for it must not bring back a
+        # call-back that has meanwhile happened.
+        call.callback_needed = owed
 
     # Who took it: the answering user or extension, else the one user it rang for, else the dialling side.
     staff_id = None
@@ -360,6 +365,10 @@ def lookup(session: Session, settings: Settings, number: str) -> Lookup | None:
     else:
         newest = (select(Interaction.id).where(Interaction.company_id == match.company_id)
                   .order_by(Interaction.occurred_at.desc()).limit(1))
+    from crm_inbox.tickets import open_count
+
+    if match.contact_id:
+        result.open_tickets = open_count(session, match.contact_id)
     last_id = session.execute(newest).scalar_one_or_none()
     if last_id is not None:
         last = session.get_one(Interaction, last_id)

@@ -802,3 +802,40 @@ def test_the_same_new_call_posted_twice_at_once_is_one_call(app, auth, world, fa
     assert not errors and results == [200] * 20
     assert stored(factory) == (10, 10)
     assert len(call_timeline(app.test_client(), auth, world.klaus)) == 10
+
+
+def test_3cx_lookup_of_a_company_extension_names_the_company(client, auth, world):
+    contact = client.get(f"{API}/3cx/3cx-secret/lookup", query_string={"number": "089 4711 55"}).json["contact"]
+    assert contact["id"] == f"company-{world.company}"
+    assert contact["company"] == "Muster Maschinenbau GmbH"
+    assert contact["url"] == f"http://localhost/companies/{world.company}"
+
+
+def test_lookup_counts_the_callers_open_tickets(client, auth, world, factory, settings):
+    from crm_inbox import tickets
+    from crm_inbox.directory import ContactRef
+
+    with factory() as session:
+        for subject in ("Angebot", "Reklamation"):
+            tickets.open_ticket(session, settings, subject=subject, contact=ContactRef(world.klaus, None, None, None),
+                                interaction=None, opened_by=None)
+        session.commit()
+    assert client.get(f"{API}/lookup", query_string={"number": "0171/2345678"}, headers=auth).json[
+        "open_tickets"] == 2
+
+
+def test_a_late_event_does_not_bring_back_a_call_back_that_happened(client, auth, world, clock):
+    # the hangup of a missed call arrives first (its newCall got lost on the way) …
+    sipgate(client, clock, 20, event="hangup", callId="m1", cause="noAnswer", direction="in",
+            **{"from": "4930231250001"}, to="49891234567")
+    assert [c["external_call_id"] for c in calls(client, auth, callback="1")] == ["m1"]
+    # … staff call back …
+    sipgate(client, clock, 60, way="out", event="newCall", direction="out", callId="back",
+            **{"from": "49891234567"}, to="4930231250001")
+    sipgate(client, clock, 65, way="out", event="answer", callId="back")
+    sipgate(client, clock, 120, way="out", event="hangup", callId="back", cause="normalClearing")
+    assert calls(client, auth, callback="1") == []
+    # … and then the lost newCall turns up: the call-back has happened, nothing is owed again
+    sipgate(client, clock, 130, event="newCall", callId="m1", direction="in", **{"from": "4930231250001"},
+            to="49891234567")
+    assert calls(client, auth, callback="1") == []

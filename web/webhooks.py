@@ -151,9 +151,16 @@ def threecx_journal(token: str) -> Response:
 def threecx_lookup(token: str) -> Response:
     _check_token("threecx", token)
     found = lookup(db(), state().settings, request.args.get("number", ""))
-    if found is None or found.contact is None:
+    if found is None:
         return jsonify(contact=None)
+    if found.contact is None and found.company is not None:  # an extension of a company's switchboard
+        company = found.company
+        return jsonify(contact={
+            "id": f"company-{company.id}", "first_name": "", "last_name": company.name, "company": company.name,
+            "email": "", "phone": company.phones[0].raw if company.phones else "",
+            "url": _absolute(url_for("pages.company", company_id=company.id))})
     contact = found.contact
+    assert contact is not None
     first, _, last = (contact.name or "").rpartition(" ")
     return jsonify(contact={
         "id": contact.id, "first_name": first or last, "last_name": last if first else "",
