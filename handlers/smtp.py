@@ -60,7 +60,7 @@ class CrmSmtpHandler:
         self.closing = False
         self.last_data = 0.0  # time.monotonic() of the last DATA: while mail streams in, processing waits
 
-    def busy(self, quiet_seconds: float = 0.05) -> bool:
+    def busy(self, quiet_seconds: float = 0.01) -> bool:
         """Is mail arriving right now? (The worker gives way then: Python runs one thread at a time.)"""
         return self.in_flight > 0 or time.monotonic() - self.last_data < quiet_seconds
 

@@ -839,3 +839,26 @@ def test_a_late_event_does_not_bring_back_a_call_back_that_happened(client, auth
     sipgate(client, clock, 130, event="newCall", callId="m1", direction="in", **{"from": "4930231250001"},
             to="49891234567")
     assert calls(client, auth, callback="1") == []
+
+
+def test_serve_closes_calls_whose_hangup_never_came(settings, factory):
+    from datetime import UTC, datetime
+
+    from crm_inbox.calls import CallEvent, apply_event
+    from crm_inbox.models import Call, Direction
+    from crm_inbox.runtime import Service
+
+    with factory() as session:
+        started = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+        apply_event(session, settings, CallEvent("generic", "lost-hangup", "new", started, direction=Direction.IN,
+                                                 from_number="+493023125000", to_number="22"))
+        session.commit()
+    service = Service(settings, web=False, smtp=False)
+    service.start()
+    try:
+        assert service.housekeeping.run_once() == 1
+    finally:
+        service.stop()
+    with factory() as session:
+        call = session.query(Call).one()
+        assert call.state.value == "ended" and call.closed_by_timeout and call.cause == "timeout"
