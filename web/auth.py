@@ -27,6 +27,12 @@ def api_user() -> StaffUser | None:
     return g.staff
 
 
+def actor_id() -> int | None:
+    """The staff user making this API request (for the audit log and ticket events)."""
+    user = api_user()
+    return user.id if user else None
+
+
 def require_token(write: bool = False) -> Callable[[F], F]:
     """401 without a valid token; 403 when a read-only user tries to change something."""
     from web.api.errors import fail

@@ -27,7 +27,7 @@ from crm_inbox.timeline import BadCursor, contact_timeline, decode_cursor
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import MAX_ID, fail, get_or_404, int_arg, json_body
-from web.auth import api_user, require_token
+from web.auth import actor_id, require_token
 from web.requestdb import db, state
 
 
@@ -55,10 +55,6 @@ def _check_cursor(cursor: str) -> None:
         raise BadCursor("cursor is not valid")
 
 
-def _actor() -> int | None:
-    user = api_user()
-    return user.id if user else None
-
 
 def _created(body: dict[str, Any], location: str) -> Response:
     response = jsonify(body)
@@ -75,7 +71,7 @@ def create_contact() -> Response:
     changed = apply_contact(db(), contact, data, _region())
     db().add(contact)
     db().flush()
-    audit.record(db(), _actor(), "create", "contact", contact.id, changed)
+    audit.record(db(), actor_id(), "create", "contact", contact.id, changed)
     return _created(ser.contact(contact), url_for("api.get_contact", contact_id=contact.id))
 
 
@@ -116,7 +112,7 @@ def patch_contact(contact_id: int) -> Response:
     contact = _get_contact(contact_id)
     changed = apply_contact(db(), contact, json_body(), _region())
     db().flush()
-    audit.record(db(), _actor(), "update", "contact", contact.id, changed)
+    audit.record(db(), actor_id(), "update", "contact", contact.id, changed)
     return jsonify(ser.contact(contact))
 
 
@@ -145,7 +141,7 @@ def create_company() -> Response:
     changed = apply_company(db(), company, data, _region())
     db().add(company)
     db().flush()
-    audit.record(db(), _actor(), "create", "company", company.id, changed)
+    audit.record(db(), actor_id(), "create", "company", company.id, changed)
     return _created(ser.company(company), url_for("api.get_company", company_id=company.id))
 
 
@@ -180,5 +176,5 @@ def patch_company(company_id: int) -> Response:
     company = _get_company(company_id)
     changed = apply_company(db(), company, json_body(), _region())
     db().flush()
-    audit.record(db(), _actor(), "update", "company", company.id, changed)
+    audit.record(db(), actor_id(), "update", "company", company.id, changed)
     return jsonify(ser.company(company))

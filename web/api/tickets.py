@@ -12,7 +12,7 @@ from crm_inbox.models import Interaction, Ticket, TicketEvent, TicketState
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg, json_body
-from web.auth import api_user, require_token
+from web.auth import actor_id, require_token
 from web.requestdb import db
 
 
@@ -36,10 +36,6 @@ def _ticket_json(ticket: Ticket, *, full: bool = False) -> dict[str, Any]:
     return data
 
 
-def _actor() -> int | None:
-    user = api_user()
-    return user.id if user else None
-
 
 @api.get("/tickets")
 @require_token()
@@ -51,7 +47,7 @@ def list_tickets() -> Response:
         query = query.where(Ticket.state == TicketState(state))
     if assignee := request.args.get("assignee"):
         if assignee == "me":
-            query = query.where(Ticket.assignee_id == _actor())
+            query = query.where(Ticket.assignee_id == actor_id())
         elif assignee == "none":
             query = query.where(Ticket.assignee_id.is_(None))
         else:
@@ -74,7 +70,7 @@ def get_ticket(ticket_id: int) -> Response:
 @require_token(write=True)
 def patch_ticket(ticket_id: int) -> Response:
     ticket = get_or_404(Ticket, ticket_id, "ticket")
-    service.change(db(), ticket, _actor(), json_body())
+    service.change(db(), ticket, actor_id(), json_body())
     return jsonify(_ticket_json(ticket, full=True))
 
 
@@ -83,7 +79,7 @@ def patch_ticket(ticket_id: int) -> Response:
 def add_ticket_note(ticket_id: int) -> Response:
     ticket = get_or_404(Ticket, ticket_id, "ticket")
     data = json_body()
-    event = service.add_note(db(), ticket, _actor(), data.get("text"))
+    event = service.add_note(db(), ticket, actor_id(), data.get("text"))
     response = jsonify(id=event.id, kind=event.kind, at=ser.when(event.at), text=event.details["text"])
     response.status_code = 201
     return response
@@ -100,5 +96,5 @@ def merge_ticket(ticket_id: int) -> Response:
     target = db().get(Ticket, target_id)
     if target is None:
         fail(400, "invalid", "no such ticket", field="target_id")
-    service.merge(db(), source, target, _actor())
+    service.merge(db(), source, target, actor_id())
     return jsonify(_ticket_json(target, full=True))
