@@ -11,7 +11,7 @@ from crm_inbox.triage import assign, unassigned_query
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg, json_body
-from web.auth import api_user, require_token
+from web.auth import actor_id, require_token
 from web.downloads import attachment_response
 from web.requestdb import db
 
@@ -54,8 +54,7 @@ def assign_interaction(interaction_id: int) -> Response:
     remember = data.get("remember_address", False)
     if not isinstance(remember, bool):
         fail(400, "invalid", "remember_address must be true or false", field="remember_address")
-    user = api_user()
-    assign(db(), interaction, data.get("contact_ids"), user.id if user else None, remember_address=remember)
+    assign(db(), interaction, data.get("contact_ids"), actor_id(), remember_address=remember)
     db().refresh(interaction)
     return jsonify(ser.interaction(interaction))
 
