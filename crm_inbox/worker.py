@@ -47,6 +47,7 @@ class Outcome:
     state: InboundState | None  # None: somebody else had already processed it (or it was not waiting)
     interaction_id: int | None = None
     error: str | None = None
+    queued_mail: bool = False
 
 
 def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
@@ -79,7 +80,8 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             except BaseException:
                 session.rollback()
                 raise
-            return Outcome(inbound_id, state, ctx.interaction.id if ctx.interaction else None)
+            return Outcome(inbound_id, state, ctx.interaction.id if ctx.interaction else None,
+                           queued_mail=ctx.queued_mail)
     except (OperationalError, InterfaceError) as exc:
         # Our outage, not the message's fault: it stays 'received' and is picked up again later.
         log.error("inbound %s: database error while processing, will retry: %s", inbound_id, exc.orig)
@@ -193,8 +195,8 @@ class Worker:
                         return
                     continue
                 self._give_way()
-                process(self.factory, self.settings, item)
-                if self.on_processed is not None:
-                    self.on_processed()
+                outcome = process(self.factory, self.settings, item)
+                if outcome.queued_mail and self.on_processed is not None:
+                    self.on_processed()  # wake the sender only when there is something to send
             finally:
                 self._queue.task_done()

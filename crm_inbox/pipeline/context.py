@@ -44,6 +44,7 @@ class MailContext:
     contacts: list[tuple[ContactRef, str]] = field(default_factory=list)
     new_contacts: list[Contact] = field(default_factory=list)
     interaction: Interaction | None = None
+    queued_mail: bool = False  # an acknowledgement or other mail waits in the outbox
     stopped: str | None = None
 
     def stop(self, reason: str) -> None:

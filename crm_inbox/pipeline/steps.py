@@ -200,7 +200,8 @@ def tickets(ctx: MailContext) -> None:
     ctx.note(f"opened ticket {ticket.label}")
     if sender and ctx.inbound.source != "file":  # an import of old mail must not answer it now
         name = contact.name if contact else None
-        ticket_service.queue_acknowledgement(ctx.session, cfg, ticket, sender, name, parsed.message_id)
+        if ticket_service.queue_acknowledgement(ctx.session, cfg, ticket, sender, name, parsed.message_id):
+            ctx.queued_mail = True
 
 
 DEFAULT_STEPS: tuple[Step, ...] = (
