@@ -8,7 +8,7 @@ of events each time, so the same event twice changes nothing and late or out-of-
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -340,7 +340,6 @@ class Lookup:
     company: Company | None = None
     last_interaction: dict[str, Any] | None = None
     open_tickets: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def display_name(self) -> str:

@@ -306,10 +306,3 @@ def open_count(session: Session, contact_id: int) -> int:
     return session.execute(select(func.count()).select_from(Ticket).where(
         Ticket.contact_id == contact_id, Ticket.merged_into_id.is_(None),
         Ticket.state.in_([TicketState.NEW, TicketState.OPEN, TicketState.PENDING]))).scalar_one()
-
-
-def link_contact_timeline(session: Session, ticket: Ticket) -> list[int]:
-    """Interaction ids of the ticket (its thread), oldest first."""
-    return list(session.execute(select(Interaction.id).where(Interaction.ticket_id == ticket.id)
-                                .order_by(Interaction.occurred_at, Interaction.id)).scalars())
-
