@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
 import logging
 import queue
 import re
@@ -231,19 +232,31 @@ class BatchingStore:
     """``store`` for many concurrent callers: whatever has arrived while the previous commit ran is
     committed together (group commit), so the commit and its fsync are paid once per batch, not per
     message. Each caller still returns only after its own message is committed. If a batch fails, its
-    messages are stored one by one, so one bad message cannot fail the others."""
+    messages are stored one by one, so one bad message cannot fail the others.
 
-    def __init__(self, factory: sessionmaker[Session], max_batch: int = 64) -> None:
+    Small messages go before large ones, and a batch stops growing at ``max_batch_bytes``: ten 20 MB
+    mails arriving at once must not make an ordinary mail wait for all of them to be written."""
+
+    SMALL = 1 << 20
+
+    def __init__(self, factory: sessionmaker[Session], max_batch: int = 64, max_batch_bytes: int = 8 << 20) -> None:
         self.factory = factory
         self.engine: Engine = factory.kw["bind"]
         self.max_batch = max_batch
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self.max_batch_bytes = max_batch_bytes
+        # (size class, arrival number, item): small before large, otherwise first come first served
+        self._queue: queue.PriorityQueue[tuple[int, int, _Pending | None]] = queue.PriorityQueue()
+        self._arrivals = itertools.count()
         self._thread = threading.Thread(target=self._run, name="crm-inbox-intake", daemon=True)
         self._thread.start()
 
+    def _put(self, item: _Pending | None) -> None:
+        size_class = 2 if item is None else int(len(item.raw) >= self.SMALL)
+        self._queue.put((size_class, next(self._arrivals), item))
+
     def __call__(self, raw: bytes, envelope: Envelope) -> Accepted:
         item = _Pending(raw, envelope, done=threading.Event())
-        self._queue.put(item)
+        self._put(item)
         assert item.done is not None
         item.done.wait()
         if item.error is not None:
@@ -254,30 +267,31 @@ class BatchingStore:
     async def submit(self, raw: bytes, envelope: Envelope) -> Accepted:
         """The same for asyncio callers, without tying up a thread while the commit runs."""
         future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Pending(raw, envelope, future=future))
+        self._put(_Pending(raw, envelope, future=future))
         return await future
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._put(None)  # sorts after every message: what is queued is still written
         self._thread.join(30)
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            first = self._queue.get()[2]
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < self.max_batch:
+            batch, size = [first], len(first.raw)
+            while len(batch) < self.max_batch and size < self.max_batch_bytes:
                 try:
-                    item = self._queue.get_nowait()
+                    entry = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    self._queue.put(None)  # stop after this batch
+                if entry[2] is None or size + len(entry[2].raw) > self.max_batch_bytes:
+                    self._queue.put(entry)  # the next batch takes it (or stops, after this one)
                     break
-                batch.append(item)
+                batch.append(entry[2])
+                size += len(entry[2].raw)
             self._write(batch)
-            batch = first = item = None  # do not keep the last bytes alive until the next message arrives
+            batch = first = entry = None  # type: ignore[assignment]  # do not keep the bytes alive
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
