@@ -15,6 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from crm_inbox import reminders
 from crm_inbox.config import Settings
 from crm_inbox.db import insert_ignoring_conflicts
 from crm_inbox.models import (
@@ -176,6 +177,7 @@ def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple
     call.events = [*call.events, event.as_json()]
     _derive(session, settings, call, event)
     _record_on_timeline(session, call)
+    reminders.after_call(session, settings, call)
     if call.state == CallState.ENDED and call.answered_at is not None and call.remote_e164:
         _clear_callbacks(session, call)
     log.info("call %s/%s: %s → %s (contact %s, staff %s)", call.source, call.call_id, event.kind,
@@ -317,8 +319,12 @@ def _clear_callbacks(session: Session, call: Call) -> None:
     conditions = [Call.remote_e164 == call.remote_e164]
     if call.contact_id:
         conditions.append(Call.contact_id == call.contact_id)
-    session.execute(update(Call).where(Call.callback_needed, Call.id != call.id, or_(*conditions))
-                    .values(callback_needed=False))
+    owed = list(session.execute(select(Call.id).where(Call.callback_needed, Call.id != call.id,
+                                                      or_(*conditions))).scalars())
+    if owed:
+        session.execute(update(Call).where(Call.id.in_(owed)).values(callback_needed=False)
+                        .execution_options(synchronize_session=False))
+        reminders.callbacks_done(session, owed, call)
 
 
 def close_stale_calls(session: Session, settings: Settings, now: datetime | None = None) -> int:

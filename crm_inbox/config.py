@@ -120,6 +120,22 @@ class NotificationSettings:
 
 
 @dataclass(frozen=True)
+class ReminderSettings:
+    """Follow-up reminders: the rules that create them, and how they fire."""
+
+    missed_call_callback: bool = True  # a missed call → "call back" for the person it rang for
+    missed_call_callback_minutes: int = 0  # due this long after the call
+    ticket_no_reply: bool = True  # a ticket nobody answered → a reminder for its assignee
+    ticket_no_reply_minutes: int = 240  # … this long after opening or after the customer's last reply
+    mail_note: bool = True  # "Wiedervorlage Freitag" / "remind me in 3 days" in a forwarding note
+    timezone: str = "Europe/Berlin"  # for "tomorrow 9:00", and for times in notification mails
+    default_hour: int = 9  # a day without a time ("Freitag") means this hour
+    team_address: str = ""  # notifications of reminders for the team; empty: every active staff user
+    tick_seconds: int = 30  # how often the scheduler looks for due reminders anyway (other nodes' rows)
+    notify_by_mail: bool = True
+
+
+@dataclass(frozen=True)
 class CtiSettings:
     """Webhook secrets. Empty: that route refuses everything (a PBX must be given a token)."""
 
@@ -146,6 +162,7 @@ class Settings:
     cti: CtiSettings = field(default_factory=CtiSettings)
     tickets: TicketSettings = field(default_factory=TicketSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -155,7 +172,7 @@ class Settings:
 _SECTION_TYPES: dict[str, type] = {
     "service": ServiceSettings, "database": DatabaseSettings, "web": WebSettings,
     "smtp": SmtpSettings, "mail": MailSettings, "phone": PhoneSettings, "cti": CtiSettings,
-    "tickets": TicketSettings, "notifications": NotificationSettings,
+    "tickets": TicketSettings, "notifications": NotificationSettings, "reminders": ReminderSettings,
 }
 
 
@@ -260,6 +277,22 @@ def _validate(settings: Settings) -> None:
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(f"config: [tickets] {key}: only {{ticket}}, {{subject}} and {{name}} may be used "
                               f"({exc})") from None
+    for key in ("missed_call_callback_minutes", "ticket_no_reply_minutes"):
+        if getattr(settings.reminders, key) < 0:
+            raise ConfigError(f"config: [reminders] {key} must not be negative")
+    if not 1 <= settings.reminders.tick_seconds <= 3600:
+        raise ConfigError("config: [reminders] tick_seconds must be between 1 and 3600")
+    if not 0 <= settings.reminders.default_hour <= 23:
+        raise ConfigError("config: [reminders] default_hour must be between 0 and 23")
+    if settings.reminders.team_address and settings.reminders.team_address.count("@") != 1:
+        raise ConfigError(f"config: [reminders] team_address: {settings.reminders.team_address!r} "
+                          "is not an e-mail address")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(settings.reminders.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"config: [reminders] timezone: unknown time zone {settings.reminders.timezone!r}") from None
     if settings.phone.max_call_minutes < 1:
         raise ConfigError("config: [phone] max_call_minutes must be at least 1")
     import phonenumbers  # local: only needed for this check

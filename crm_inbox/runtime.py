@@ -5,51 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from crm_inbox.calls import close_stale_calls
 from crm_inbox.config import Settings
-from crm_inbox.db import check_schema, make_engine, make_sessionmaker, unit_of_work, write_lock
+from crm_inbox.db import check_schema, make_engine, make_sessionmaker
 from crm_inbox.intake import Accepted, BatchingStore
 from crm_inbox.outbox import Sender
+from crm_inbox.scheduler import Scheduler
 from crm_inbox.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-class Housekeeping:
-    """Periodic chores: closing calls whose hangup never came. (Reminders will move such work onto the
-    scheduler; one thread is enough for now.)"""
-
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, interval: float = 60.0) -> None:
-        self.factory, self.settings, self.interval = factory, settings, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="crm-inbox-housekeeping", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def run_once(self) -> int:
-        with write_lock(self.factory), unit_of_work(self.factory) as session:
-            closed = close_stale_calls(session, self.settings)
-        if closed:
-            log.info("housekeeping: closed %d call(s) whose hangup never arrived", closed)
-        return closed
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:  # an outage: try again next round
-                log.exception("housekeeping failed")
-
-
 class Service:
-    """``crm-inbox serve``: the SMTP listener, the processing worker and the web app."""
+    """``crm-inbox serve``: the SMTP listener, the processing worker, the scheduler, the outbox sender
+    and the web app."""
 
     def __init__(self, settings: Settings, *, web: bool = True, smtp: bool = True) -> None:
         self.settings = settings
@@ -58,7 +26,7 @@ class Service:
         # Processing can be redone from the stored raw mail, so its commits need not wait for the disk.
         self.processing_engine = make_engine(settings.database.url, echo=settings.database.echo, durable=False)
         self.sender = Sender(self.factory, settings)
-        self.housekeeping = Housekeeping(self.factory, settings)
+        self.scheduler = Scheduler(self.factory, settings, on_fired=self.sender.wake)
         self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
         self.smtp = None
         self.web = None
@@ -69,7 +37,7 @@ class Service:
     def start(self) -> None:
         check_schema(self.engine)
         self.sender.start()
-        self.housekeeping.start()
+        self.scheduler.start()
         self.worker.start()
         if self._want_smtp:
             from handlers.smtp import CrmSmtpHandler, SmtpServer
@@ -89,7 +57,7 @@ class Service:
 
             from web import create_app
 
-            app = self.web_app = create_app(self.settings, self.factory)
+            app = self.web_app = create_app(self.settings, self.factory, on_reminders_changed=self.scheduler.wake)
             self.web = create_server(app, host=self.settings.web.host, port=self.settings.web.port,
                                      threads=self.settings.web.threads, ident="crm-inbox")
             self._web_thread = threading.Thread(target=self.web.run, name="crm-inbox-web", daemon=True)
@@ -119,8 +87,8 @@ class Service:
             if self._web_thread is not None:
                 self._web_thread.join(10)
         self.worker.stop()
+        self.scheduler.stop()
         self.sender.stop()
-        self.housekeeping.stop()
         self.engine.dispose()
         self.processing_engine.dispose()
         log.info("service stopped")

@@ -89,3 +89,18 @@ def user_for_token(session: Session, token: str) -> StaffUser | None:
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now
     return row.staff
+
+
+def new_calendar_token(user: StaffUser) -> str:
+    """A new secret for ``user``'s iCalendar feed (the old feed URL stops working); shown once."""
+    token = secrets.token_urlsafe(32)
+    user.calendar_token_hash = _token_hash(token)
+    return token
+
+
+def user_for_calendar_token(session: Session, token: str) -> StaffUser | None:
+    if not token or len(token) > 100:
+        return None
+    user = session.execute(select(StaffUser).where(StaffUser.calendar_token_hash == _token_hash(token))
+                           ).scalar_one_or_none()
+    return user if user is not None and user.active else None

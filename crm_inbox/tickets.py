@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crm_inbox import audit, outbox
+from crm_inbox import audit, outbox, reminders
 from crm_inbox.config import Settings
 from crm_inbox.contacts import ValidationError
 from crm_inbox.directory import ContactRef
@@ -134,6 +134,7 @@ def open_ticket(session: Session, settings: Settings, *, subject: str, contact: 
            timeline=text, previous_ticket=previous.label if previous else None)
     if previous is not None:  # where later mail in the old thread goes (see _current)
         _event(session, previous, "followed_by", staff_id=staff_id, label=ticket.label, ticket_id=ticket.id)
+    reminders.ticket_waiting(session, settings, ticket, ticket.opened_at or utcnow())
     log.info("ticket %s opened for contact %s (%s)", ticket.label, ticket.contact_id, ticket.subject)
     return ticket
 
@@ -148,7 +149,8 @@ def suspected_loop(session: Session, settings: Settings, sender: str | None) -> 
     return count >= settings.tickets.loop_max_tickets
 
 
-def customer_reply(session: Session, ticket: Ticket, interaction: Interaction, *, automatic: bool) -> None:
+def customer_reply(session: Session, settings: Settings, ticket: Ticket, interaction: Interaction, *,
+                   automatic: bool) -> None:
     interaction.ticket_id = ticket.id
     if automatic:  # an auto-reply joins the thread but changes nothing (no reopen, no loop)
         _event(session, ticket, "automatic_reply", interaction_id=interaction.id)
@@ -163,6 +165,7 @@ def customer_reply(session: Session, ticket: Ticket, interaction: Interaction, *
     _event(session, ticket, "customer_reply", interaction_id=interaction.id,
            timeline=f"reopened by the customer's reply (was {before.value})" if ticket.state != before else None,
            state_before=before.value, state=ticket.state.value)
+    reminders.ticket_waiting(session, settings, ticket, ticket.last_customer_reply_at)
 
 
 def staff_reply(session: Session, ticket: Ticket, interaction: Interaction, staff_id: int | None) -> None:
@@ -175,6 +178,8 @@ def staff_reply(session: Session, ticket: Ticket, interaction: Interaction, staf
         ticket.assignee_id = staff_id  # whoever answers first takes it
     _event(session, ticket, "staff_reply", staff_id=staff_id, interaction_id=interaction.id,
            state_before=before.value, state=ticket.state.value)
+    reminders.ticket_reassigned(session, ticket)
+    reminders.ticket_answered(session, ticket, "answered by staff", staff_id)
 
 
 def reply_opens_new_ticket(ticket: Ticket, settings: Settings, now: datetime | None = None) -> bool:
@@ -238,6 +243,8 @@ def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[st
                 ticket.closed_at = utcnow()
             _event(session, ticket, "state", staff_id=staff_id, timeline=f"state {before.value} → {state.value}",
                    before=before.value, after=state.value)
+            if state in {TicketState.PENDING, TicketState.SOLVED, TicketState.CLOSED}:
+                reminders.ticket_answered(session, ticket, f"ticket set to {state.value}", staff_id)
             changed["state"] = state.value
     if "priority" in data:
         try:
@@ -260,6 +267,7 @@ def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[st
             name = session.get_one(StaffUser, assignee).name if assignee else "nobody"
             _event(session, ticket, "assignee", staff_id=staff_id, timeline=f"assigned to {name}",
                    before=before_a, after=assignee)
+            reminders.ticket_reassigned(session, ticket)
             changed["assignee_id"] = assignee
     if "subject" in data:
         subject = data["subject"]
@@ -298,6 +306,7 @@ def merge(session: Session, source: Ticket, target: Ticket, staff_id: int | None
     source.state = TicketState.CLOSED
     source.closed_at = utcnow()
     _event(session, source, "merged", staff_id=staff_id, timeline=f"merged into {target.label}", into=target.label)
+    reminders.ticket_answered(session, source, f"merged into {target.label}", staff_id)
     _event(session, target, "merged_in", staff_id=staff_id, timeline=f"{source.label} merged in", source=source.label)
     audit.record(session, staff_id, "merge", "ticket", source.id, {"into": target.id})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,8 @@ class AppState:
     engine: Engine
     factory: sessionmaker[Session]
     broker: Broker = field(default_factory=Broker)
+    # Tells the scheduler that reminders changed (a new one may be due before its next tick).
+    reminders_changed: Callable[[], None] = lambda: None
 
 
 def _secret_key(settings: Settings) -> str:
@@ -39,13 +42,16 @@ def _secret_key(settings: Settings) -> str:
     return key
 
 
-def create_app(settings: Settings, factory: sessionmaker[Session] | None = None) -> Flask:
+def create_app(settings: Settings, factory: sessionmaker[Session] | None = None, *,
+               on_reminders_changed: Callable[[], None] | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(Path(__file__).parent / "templates"))
     if factory is None:
         engine = make_engine(settings.database.url, echo=settings.database.echo)
         factory = make_sessionmaker(engine)
     engine = factory.kw["bind"]
     app.extensions["crm_inbox"] = AppState(settings, engine, factory)
+    if on_reminders_changed is not None:
+        app.extensions["crm_inbox"].reminders_changed = on_reminders_changed
     app.secret_key = _secret_key(settings)
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -57,11 +63,13 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
     requestdb.init_app(app)
 
     from web.api import api
+    from web.feeds import feeds
     from web.pages import pages
     from web.webhooks import webhooks
 
     app.register_blueprint(api)
     app.register_blueprint(webhooks)
+    app.register_blueprint(feeds)
     app.register_blueprint(pages)
 
     @app.errorhandler(404)

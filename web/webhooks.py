@@ -69,6 +69,8 @@ def _record(system: str, data: Mapping[str, Any]) -> list[Call]:
         call, changed = apply_event(db(), settings, event)
         if changed and event.kind == "new" and call.direction is not None and call.direction.value == "in":
             _screen_pop(call)
+        if changed and event.kind == "hangup":
+            after_commit(state().reminders_changed)  # a missed call's call-back may be due at once
         calls.append(call)
     return calls
 

@@ -24,6 +24,7 @@ from crm_inbox.models.interactions import (
     InteractionStaff,
 )
 from crm_inbox.models.outbox import OutboxState, OutgoingMail
+from crm_inbox.models.reminders import Reminder, ReminderState
 from crm_inbox.models.staff import ApiToken, StaffEmail, StaffRole, StaffUser
 from crm_inbox.models.tickets import Priority, Ticket, TicketEvent, TicketState
 
@@ -52,6 +53,8 @@ __all__ = [
     "OutboxState",
     "OutgoingMail",
     "Priority",
+    "Reminder",
+    "ReminderState",
     "Role",
     "StaffEmail",
     "StaffRole",

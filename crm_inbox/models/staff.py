@@ -28,6 +28,9 @@ class StaffUser(Base):
     extension: Mapped[str | None] = mapped_column(String(32), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # The private iCalendar feed's secret, hashed like API tokens; a separate secret because calendar apps
+    # keep the URL in places an API token must never be (shared calendars, sync logs).
+    calendar_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     emails: Mapped[list[StaffEmail]] = relationship(

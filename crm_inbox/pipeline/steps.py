@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, update
 
+from crm_inbox import reminders
 from crm_inbox import tickets as ticket_service
 from crm_inbox.attribution import Evidence, decide
 from crm_inbox.contacts import create_lead
@@ -179,7 +180,7 @@ def tickets(ctx: MailContext) -> None:
                                                  interaction=interaction, opened_by=sender, previous=ticket)
                 ctx.note(f"reply to closed ticket {ticket.label}: opened {new.label}")
             else:
-                ticket_service.customer_reply(ctx.session, ticket, interaction, automatic=automatic)
+                ticket_service.customer_reply(ctx.session, cfg, ticket, interaction, automatic=automatic)
                 ctx.note(f"follow-up in ticket {ticket.label} ({how})")
         else:
             interaction.ticket_id = ticket.id
@@ -204,6 +205,22 @@ def tickets(ctx: MailContext) -> None:
             ctx.queued_mail = True
 
 
+def follow_up_note(ctx: MailContext) -> None:
+    """A staff member's note above a forwarded mail ("Wiedervorlage Freitag") becomes their reminder."""
+    assert ctx.attribution is not None and ctx.interaction is not None
+    forwarded, decision = ctx.attribution.forwarded, ctx.attribution
+    if forwarded is None or not forwarded.note or not decision.staff:
+        return
+    staff_id = ctx.directory.staff_by_email.get(decision.staff[0])
+    if staff_id is None:
+        return
+    contact_id = ctx.contacts[0][0].id if ctx.contacts else None
+    reminder = reminders.from_mail_note(ctx.session, ctx.settings, note=forwarded.note, staff_id=staff_id,
+                                        contact_id=contact_id, interaction=ctx.interaction)
+    if reminder is not None:
+        ctx.note(f"reminder {reminder.id} for the forwarding staff member, due {reminder.due_at.isoformat()}")
+
+
 DEFAULT_STEPS: tuple[Step, ...] = (
     Step("parse", "read the raw bytes into headers, text, sanitised HTML and attachments", parse, writes=False),
     Step("detect_automatic", "recognise auto-replies, bounces, list and bulk mail", detect_automatic_mail,
@@ -215,6 +232,7 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     Step("mark_bounces", "flag addresses a delivery report says are failing", mark_bounces),
     Step("record", "write the interaction on the timeline", record),
     Step("tickets", "open a support ticket or thread the mail into its ticket", tickets),
+    Step("follow_up_note", "a forwarding note such as \"Wiedervorlage Freitag\" becomes a reminder", follow_up_note),
 )
 
 

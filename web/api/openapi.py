@@ -295,6 +295,57 @@ PATHS.update({
                  "responses": {"200": _json(_ref("Ticket")), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
 })
 
+_int_or_null = {"type": ["integer", "null"], "minimum": 1}
+_time_or_null = {"type": ["string", "null"], "format": "date-time"}
+_reminder_state = {"type": "string", "enum": ["open", "snoozed", "done", "cancelled"]}
+SCHEMAS["Reminder"] = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "title": {"type": "string"}, "note": _str_or_null,
+    "reason": {"type": "string", "description": "missed_call, ticket_no_reply, mail_note or manual"},
+    "state": _reminder_state, "due_at": {"type": "string", "format": "date-time"}, "fired_at": _time_or_null,
+    "pending_fire": {"type": "boolean"}, "contact_id": _int_or_null, "company_id": _int_or_null,
+    "ticket_id": _int_or_null, "interaction_id": _int_or_null, "call_id": _int_or_null,
+    "assignee_id": _int_or_null, "created_at": {"type": "string", "format": "date-time"},
+    "created_by_id": _int_or_null, "completed_at": _time_or_null, "completed_by_id": _int_or_null,
+    "completion": _str_or_null}}
+_due_words = {"type": "string", "description": "words such as \"tomorrow 9:00\", \"in 3 days\", \"Freitag 10 Uhr\""}
+_reminder_fields = {
+    "title": {"type": "string", "minLength": 1, "maxLength": 300}, "note": _str_or_null,
+    "due_at": {"type": "string", "format": "date-time"}, "due": _due_words, "assignee_id": _int_or_null,
+    "contact_id": _int_or_null, "ticket_id": _int_or_null, "interaction_id": _int_or_null}
+PATHS.update({
+    "/reminders": {
+        "get": {"summary": "Reminders, soonest due first", "operationId": "listReminders",
+                "parameters": [_q("assignee", {"type": "string"}, "a staff id, me, or team (unassigned)"),
+                               _q("state", {"type": "string", "enum": ["active", "open", "snoozed", "done",
+                                                                      "cancelled"]}),
+                               _q("due_before", {"type": "string", "format": "date-time"}),
+                               _q("contact_id", {"type": "integer", "minimum": 1}), *PAGING],
+                "responses": {"200": _json(_list_of("Reminder")), **ERRORS}},
+        "post": {"summary": "Create a reminder (assigned to the caller unless assignee_id says otherwise)",
+                 "operationId": "createReminder",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "additionalProperties": False, "required": ["title"],
+                     "properties": _reminder_fields}}}},
+                 "responses": {"201": _json(_ref("Reminder"), "Created"), **ERRORS, **FORBIDDEN}}},
+    "/reminders/{id}": {
+        "parameters": [ID],
+        "get": {"summary": "A reminder", "operationId": "getReminder",
+                "responses": {"200": _json(_ref("Reminder")), **ERRORS, **NOT_FOUND}},
+        "patch": {"summary": "Change, snooze, complete (state done), cancel or reopen a reminder",
+                  "operationId": "patchReminder",
+                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                      "type": "object", "additionalProperties": False, "properties": {
+                          **_reminder_fields, "state": _reminder_state, "snooze": _due_words,
+                          "snooze_until": {"type": "string", "format": "date-time"},
+                          "completion": {"type": "string"}}}}}},
+                  "responses": {"200": _json(_ref("Reminder")), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
+    "/me/calendar": {
+        "post": {"summary": "A new private iCalendar URL of the caller's open reminders (the old one stops)",
+                 "operationId": "newCalendarUrl",
+                 "responses": {"200": _json({"type": "object", "properties": {"url": {"type": "string"}}}),
+                               **ERRORS}}},
+})
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "CRM Inbox API", "version": "1",

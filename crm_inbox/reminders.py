@@ -1,0 +1,381 @@
+"""Follow-up reminders (Wiedervorlage): created by rules and by staff, completed by staff or by the rule
+itself when its condition clears, fired exactly once when due.
+
+The rules run inside the unit of work that records their reason (a missed call, a ticket waiting for an
+answer), so a reminder exists exactly when its reason was committed; ``rule_key`` makes a replayed event
+or a second node harmless. Firing (``fire_due``) takes each due row with a conditional update that only
+one process can win, and queues the notification mail in the same transaction: the outbox then sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox import audit, outbox
+from crm_inbox.config import Settings
+from crm_inbox.contacts import ValidationError
+from crm_inbox.db import insert_ignoring_conflicts, unit_of_work, write_lock
+from crm_inbox.due_time import parse_due
+from crm_inbox.models import (
+    Call,
+    Company,
+    Contact,
+    Interaction,
+    Reminder,
+    ReminderState,
+    StaffRole,
+    StaffUser,
+    Ticket,
+    utcnow,
+)
+from crm_inbox.models.reminders import ACTIVE_STATES
+
+log = logging.getLogger(__name__)
+
+MANUAL = "manual"
+MISSED_CALL = "missed_call"
+TICKET_NO_REPLY = "ticket_no_reply"
+MAIL_NOTE = "mail_note"
+_ACTIVE = [s.value for s in ACTIVE_STATES]
+
+
+def _create(session: Session, *, rule_key: str | None = None, **values: Any) -> Reminder | None:
+    """Insert a reminder; for a rule's reminder, None when that rule already made it."""
+    now = utcnow()
+    row = {"state": ReminderState.OPEN, "fire_at": values["due_at"], "created_at": now, "updated_at": now,
+           "rule_key": rule_key, **values}
+    if rule_key is None:
+        reminder = Reminder(**row)
+        session.add(reminder)
+        session.flush()
+        return reminder
+    new_id = insert_ignoring_conflicts(session, Reminder.__table__, row, ["rule_key"])
+    return session.get(Reminder, new_id) if new_id is not None else None
+
+
+def _finish(session: Session, where: Any, state: ReminderState, completion: str, by: int | None) -> list[int]:
+    """End the active reminders ``where`` selects; returns their ids."""
+    ids = list(session.execute(select(Reminder.id).where(where, Reminder.state.in_(_ACTIVE))).scalars())
+    if ids:
+        now = utcnow()
+        session.execute(update(Reminder).where(Reminder.id.in_(ids)).values(
+            state=state, fire_at=None, completed_at=now, completed_by_id=by, completion=completion[:300],
+            updated_at=now), execution_options={"synchronize_session": "fetch"})
+        log.info("reminders %s %s: %s", ids, state.value, completion)
+    return ids
+
+
+# --- rules ---
+
+def after_call(session: Session, settings: Settings, call: Call) -> None:
+    """A missed call owes a call-back: a reminder for whom it rang (the team if unknown). If a late event
+    shows it was answered after all, the reminder goes again."""
+    if call.callback_needed:
+        if not settings.reminders.missed_call_callback:
+            return
+        when = call.ended_at or call.started_at or utcnow()
+        who = _contact_label(session, call.contact_id, call.company_id) or call.remote_e164 or "unknown number"
+        _create(session, rule_key=f"{MISSED_CALL}:{call.id}", reason=MISSED_CALL, title=f"Call back {who}",
+                due_at=when + timedelta(minutes=settings.reminders.missed_call_callback_minutes),
+                note=f"Missed call from {call.remote_e164 or call.from_raw} at {_local(settings, when)}",
+                contact_id=call.contact_id, company_id=call.company_id, interaction_id=call.interaction_id,
+                call_id=call.id, assignee_id=call.staff_id)
+    else:
+        _finish(session, (Reminder.call_id == call.id) & (Reminder.reason == MISSED_CALL), ReminderState.CANCELLED,
+                "the call was not missed after all", None)
+
+
+def callbacks_done(session: Session, call_ids: list[int], by_call: Call) -> None:
+    """The call-back happened (an answered call with that person): their call-back reminders are done."""
+    if call_ids:
+        _finish(session, Reminder.call_id.in_(call_ids) & (Reminder.reason == MISSED_CALL), ReminderState.DONE,
+                f"call-back happened (call {by_call.id})", by_call.staff_id)
+
+
+def ticket_waiting(session: Session, settings: Settings, ticket: Ticket, since: datetime) -> None:
+    """The customer waits for an answer since ``since``: remind the assignee if none comes in time. An open
+    reminder for the ticket stays as it is (the customer has been waiting since then)."""
+    if not settings.reminders.ticket_no_reply:
+        return
+    active = session.execute(select(Reminder.id).where(
+        Reminder.ticket_id == ticket.id, Reminder.reason == TICKET_NO_REPLY, Reminder.state.in_(_ACTIVE))).first()
+    if active is not None:
+        return
+    _create(session, rule_key=f"{TICKET_NO_REPLY}:{ticket.id}:{int(since.timestamp())}", reason=TICKET_NO_REPLY,
+            title=f"Answer ticket {ticket.label}: {ticket.subject}"[:300],
+            due_at=since + timedelta(minutes=settings.reminders.ticket_no_reply_minutes),
+            note="No staff reply yet.", contact_id=ticket.contact_id, company_id=ticket.company_id,
+            ticket_id=ticket.id, assignee_id=ticket.assignee_id)
+
+
+def ticket_answered(session: Session, ticket: Ticket, why: str, by: int | None) -> None:
+    _finish(session, (Reminder.ticket_id == ticket.id) & (Reminder.reason == TICKET_NO_REPLY), ReminderState.DONE,
+            why, by)
+
+
+def ticket_reassigned(session: Session, ticket: Ticket) -> None:
+    """The ticket's open reminder follows the ticket to its new assignee."""
+    session.execute(update(Reminder).where(
+        Reminder.ticket_id == ticket.id, Reminder.reason == TICKET_NO_REPLY, Reminder.state.in_(_ACTIVE))
+        .values(assignee_id=ticket.assignee_id, updated_at=utcnow()), execution_options={"synchronize_session": False})
+
+
+def from_mail_note(session: Session, settings: Settings, *, note: str, staff_id: int, contact_id: int | None,
+                   interaction: Interaction) -> Reminder | None:
+    """"Wiedervorlage Freitag" or "remind me in 3 days" in the note above a forwarded mail: a reminder for
+    the forwarding staff member about this mail."""
+    if not settings.reminders.mail_note:
+        return None
+    phrase = note_phrase(note)
+    if phrase is None:
+        return None
+    due = parse_due(phrase, settings.reminders.timezone, default_hour=settings.reminders.default_hour)
+    if due is None:
+        return None
+    return _create(session, rule_key=f"{MAIL_NOTE}:{interaction.id}", reason=MAIL_NOTE,
+                   title=f"Follow up: {interaction.subject or '(no subject)'}"[:300], due_at=due, note=note[:2000],
+                   contact_id=contact_id, company_id=interaction.company_id, interaction_id=interaction.id,
+                   assignee_id=staff_id, created_by_id=staff_id)
+
+
+def note_phrase(note: str) -> str | None:
+    """The time after "Wiedervorlage"/"WV"/"remind me"/"follow up" on one line of a note, if any."""
+    import re
+
+    match = re.search(r"(?im)^\W*(?:wiedervorlage|wv|erinnern|erinnere mich|remind me|reminder|follow[- ]up)"
+                      r"\s*(?:am|an|on|in|:)?\s*(.{1,60})$", note or "")
+    if match is None:
+        return None
+    phrase = match.group(1).strip(" .!:-")
+    if re.match(r"(?i)in\b", match.group(0).split(None, 2)[-1]) and not phrase.lower().startswith("in "):
+        phrase = "in " + phrase  # "remind me in 3 days": keep the "in" that the pattern ate
+    return phrase or None
+
+
+# --- staff actions ---
+
+@dataclass(frozen=True)
+class ReminderInput:
+    """Fields a staff member may set, checked (API and pages)."""
+
+    title: str | None = None
+    due_at: datetime | None = None
+    note: str | None = None
+    assignee_id: int | None = None
+    contact_id: int | None = None
+    ticket_id: int | None = None
+    interaction_id: int | None = None
+    set_fields: frozenset[str] = frozenset()
+
+
+_REFERENCES: dict[str, type[Any]] = {"assignee_id": StaffUser, "contact_id": Contact, "ticket_id": Ticket,
+                                     "interaction_id": Interaction}
+
+
+def read_input(session: Session, settings: Settings, data: dict[str, Any], *, creating: bool) -> ReminderInput:
+    allowed = {"title", "due", "due_at", "note", "assignee_id", "contact_id", "ticket_id", "interaction_id"}
+    if not creating:
+        allowed |= {"state", "snooze", "snooze_until", "completion"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field")
+    values: dict[str, Any] = {}
+    if "title" in data or creating:
+        title = data.get("title")
+        if not isinstance(title, str) or not title.strip() or len(title) > 300:
+            raise ValidationError("title", "must be a non-empty string of at most 300 characters")
+        values["title"] = " ".join(title.split())
+    if "note" in data:
+        note = data["note"]
+        if note is not None and (not isinstance(note, str) or len(note) > 20000):
+            raise ValidationError("note", "must be a string of at most 20000 characters")
+        values["note"] = note
+    for key in ("due_at", "due"):
+        if key in data:
+            values["due_at"] = due_from(settings, data[key], key)
+    if creating and "due_at" not in values:
+        raise ValidationError("due_at", "is required (an ISO time, or \"due\": \"tomorrow 9:00\", \"in 3 days\")")
+    for key, model in _REFERENCES.items():
+        if key in data:
+            ref = data[key]
+            if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int) or not 1 <= ref <= 2**31 - 1
+                                    or session.get(model, ref) is None):
+                raise ValidationError(key, f"no such {key.removesuffix('_id')}")
+            values[key] = ref
+    return ReminderInput(**values, set_fields=frozenset(values))
+
+
+def due_from(settings: Settings, value: Any, field: str) -> datetime:
+    due = parse_due(value, settings.reminders.timezone, default_hour=settings.reminders.default_hour) \
+        if isinstance(value, str) else None
+    if due is None:
+        raise ValidationError(field, "must be a time: ISO 8601, or words such as \"tomorrow 9:00\", \"in 3 days\", "
+                                     "\"Freitag 10 Uhr\"")
+    return due
+
+
+def create(session: Session, data: ReminderInput, by: int | None) -> Reminder:
+    contact = session.get(Contact, data.contact_id) if data.contact_id else None
+    reminder = _create(session, reason=MANUAL, title=data.title, due_at=data.due_at, note=data.note,
+                       contact_id=data.contact_id, company_id=contact.company_id if contact else None,
+                       ticket_id=data.ticket_id, interaction_id=data.interaction_id,
+                       assignee_id=data.assignee_id if "assignee_id" in data.set_fields else by, created_by_id=by)
+    assert reminder is not None
+    audit.record(session, by, "create", "reminder", reminder.id, {"due_at": reminder.due_at.isoformat()})
+    return reminder
+
+
+def change(session: Session, settings: Settings, reminder: Reminder, data: dict[str, Any], by: int | None) -> None:
+    """Edit, snooze (``snooze``: "in 2 hours" or ``snooze_until``), complete (``state: done``), cancel or
+    reopen a reminder."""
+    fields = read_input(session, settings, {k: v for k, v in data.items()
+                                            if k not in {"state", "snooze", "snooze_until", "completion"}},
+                        creating=False)
+    now = utcnow()
+    changed: dict[str, Any] = {}
+    for key in fields.set_fields:
+        value = getattr(fields, key)
+        if getattr(reminder, key) != value:
+            setattr(reminder, key, value)
+            changed[key] = value.isoformat() if isinstance(value, datetime) else value
+    if "due_at" in fields.set_fields and reminder.active:
+        reminder.fire_at = reminder.due_at  # a new due time fires anew
+    snooze = data.get("snooze_until", data.get("snooze"))
+    if snooze is not None:
+        if not reminder.active:
+            raise ValidationError("snooze", f"a reminder that is {reminder.state.value} cannot be snoozed")
+        reminder.due_at = reminder.fire_at = due_from(settings, snooze, "snooze_until" if "snooze_until" in data
+                                                      else "snooze")
+        reminder.state = ReminderState.SNOOZED
+        changed["snoozed_until"] = reminder.due_at.isoformat()
+    if "state" in data:
+        try:
+            state = ReminderState(data["state"])
+        except (ValueError, TypeError):
+            raise ValidationError("state", "must be one of " + ", ".join(s.value for s in ReminderState)) from None
+        if state != reminder.state and not (state == ReminderState.SNOOZED and snooze is not None):
+            if state == ReminderState.SNOOZED:
+                raise ValidationError("state", "snooze with \"snooze\": \"in 2 hours\" or \"snooze_until\"")
+            if state in ACTIVE_STATES:  # reopened
+                reminder.state, reminder.fire_at = state, reminder.due_at
+                reminder.completed_at = reminder.completed_by_id = reminder.completion = None
+            else:
+                reminder.state, reminder.fire_at = state, None
+                reminder.completed_at, reminder.completed_by_id = now, by
+                completion = data.get("completion")
+                reminder.completion = (completion if isinstance(completion, str) and completion.strip()
+                                       else f"{state.value} by staff")[:300]
+            changed["state"] = state.value
+    if changed:
+        reminder.updated_at = now
+        audit.record(session, by, "update", "reminder", reminder.id, changed)
+
+
+# --- firing ---
+
+def next_fire_at(session: Session) -> datetime | None:
+    return session.execute(select(func.min(Reminder.fire_at))).scalar_one_or_none()
+
+
+def _claim_due(session: Session, now: datetime, limit: int) -> list[Reminder]:
+    query = select(Reminder).where(Reminder.fire_at <= now).order_by(Reminder.fire_at, Reminder.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        # Another node busy with some rows: take the others instead of waiting for its commit.
+        query = query.with_for_update(skip_locked=True)
+    due = list(session.execute(query).scalars())
+    claimed = []
+    for reminder in due:
+        # The conditional update is the claim: of two processes that read the row, one changes it.
+        won = session.execute(update(Reminder).where(Reminder.id == reminder.id, Reminder.fire_at <= now)
+                              .values(fire_at=None, fired_at=now, updated_at=now)
+                              .execution_options(synchronize_session=False)).rowcount
+        if won:
+            claimed.append(reminder)
+    return claimed
+
+
+def fire_due(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None,
+             batch: int = 200) -> int:
+    """Fire every reminder that is due: mark it fired and queue its notification, in one transaction per
+    batch. Returns how many fired here."""
+    fired = 0
+    while True:
+        moment = now or utcnow()
+        with write_lock(factory), unit_of_work(factory) as session:
+            claimed = _claim_due(session, moment, batch)
+            for reminder in claimed:
+                reminder.fired_at = moment
+                _notify(session, settings, reminder)
+        fired += len(claimed)
+        if len(claimed) < batch:
+            return fired
+
+
+def _recipients(session: Session, settings: Settings, reminder: Reminder) -> list[str]:
+    if reminder.assignee_id is not None:
+        user = session.get(StaffUser, reminder.assignee_id)
+        if user is not None and user.active and user.primary_email:
+            return [user.primary_email]
+    if settings.reminders.team_address:
+        return [settings.reminders.team_address]
+    users = session.execute(select(StaffUser).where(StaffUser.active, StaffUser.role != StaffRole.READONLY)
+                            .order_by(StaffUser.id)).scalars()
+    return [u.primary_email for u in users if u.primary_email]
+
+
+def _notify(session: Session, settings: Settings, reminder: Reminder) -> None:
+    if not settings.reminders.notify_by_mail:
+        return
+    subject, body = notification_text(session, settings, reminder)
+    stamp = reminder.fired_at.isoformat() if reminder.fired_at else ""
+    for address in _recipients(session, settings, reminder):
+        outbox.enqueue(session, settings, purpose="reminder", dedupe_key=f"reminder:{reminder.id}:{stamp}:{address}",
+                       to=address, subject=subject, body=body,
+                       headers={"Auto-Submitted": "auto-generated", "X-CRM-Inbox-Reminder": str(reminder.id)})
+
+
+def page_url(settings: Settings, path: str) -> str:
+    base = settings.web.base_url.rstrip("/") or f"http://{settings.web.host}:{settings.web.port}"
+    return base + path
+
+
+def _contact_label(session: Session, contact_id: int | None, company_id: int | None) -> str:
+    contact = session.get(Contact, contact_id) if contact_id else None
+    company = session.get(Company, company_id) if company_id else None
+    if contact is not None:
+        return contact.display_name + (f" ({company.name})" if company else "")
+    return company.name if company else ""
+
+
+def _local(settings: Settings, when: datetime) -> str:
+    return when.astimezone(ZoneInfo(settings.reminders.timezone)).strftime("%a %d.%m.%Y %H:%M")
+
+
+def notification_text(session: Session, settings: Settings, reminder: Reminder) -> tuple[str, str]:
+    who = _contact_label(session, reminder.contact_id, reminder.company_id)
+    if reminder.contact_id:
+        link = page_url(settings, f"/contacts/{reminder.contact_id}")
+    elif reminder.company_id:
+        link = page_url(settings, f"/companies/{reminder.company_id}")
+    elif reminder.interaction_id:
+        link = page_url(settings, f"/interactions/{reminder.interaction_id}")
+    else:
+        link = page_url(settings, "/dashboard")
+    lines = [f"Wiedervorlage / Reminder: {reminder.title}", "",
+             f"Due:      {_local(settings, reminder.due_at)} ({settings.reminders.timezone})",
+             f"Customer: {who or '(none)'}", f"Reason:   {reminder.reason.replace('_', ' ')}"]
+    if reminder.ticket_id:
+        ticket = session.get(Ticket, reminder.ticket_id)
+        if ticket is not None:
+            lines.append(f"Ticket:   {ticket.label} {ticket.subject}")
+    if reminder.note:
+        lines += ["", reminder.note.strip()]
+    lines += ["", f"Open the customer page: {link}", f"Your reminders: {page_url(settings, '/dashboard')}", ""]
+    return f"Wiedervorlage: {reminder.title}", "\n".join(lines)
