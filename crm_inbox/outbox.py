@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
@@ -23,9 +23,15 @@ from crm_inbox.db import insert_ignoring_conflicts, unit_of_work
 from crm_inbox.models import OutboxState, OutgoingMail, utcnow
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(minutes=5)
 RETRY_AFTER = timedelta(minutes=5)  # a failed mail waits this long before its next attempt
 MAX_ATTEMPTS = 10
+
+
+def lease(settings: Settings) -> timedelta:
+    """How long a claim protects a mail being sent. A live sender finishes or fails well within twice the
+    SMTP timeout (our mails are small), so an older claim belongs to a process that died mid-send: another
+    round (after a restart, or another node) sends it then. Shorter would risk a double; longer, a late mail."""
+    return timedelta(seconds=2 * settings.notifications.timeout_seconds + 5)
 
 
 def _one_line(text: str) -> str:
@@ -59,25 +65,38 @@ def build_message(settings: Settings, mail: OutgoingMail) -> EmailMessage:
     return msg
 
 
-def _due(now: datetime) -> Any:
+def _due(now: datetime, lease_time: timedelta) -> Any:
     """Pending and not failed just now (else one round would burn every attempt within milliseconds while
     the relay is down), or claimed by a process that died mid-send."""
     return or_(
         (OutgoingMail.state == OutboxState.PENDING)
         & or_(OutgoingMail.attempts == 0, OutgoingMail.claimed_at.is_(None),
               OutgoingMail.claimed_at < now - RETRY_AFTER),
-        (OutgoingMail.state == OutboxState.SENDING) & (OutgoingMail.claimed_at < now - LEASE))
+        (OutgoingMail.state == OutboxState.SENDING) & (OutgoingMail.claimed_at < now - lease_time))
 
 
-def _claim(factory: sessionmaker[Session]) -> int | None:
+def next_attempt_at(session: Session, settings: Settings) -> datetime | None:
+    """When the earliest mail that waits (a failed attempt, or a dead process's claim) becomes due again."""
+    retry = session.execute(select(func.min(OutgoingMail.claimed_at)).where(
+        OutgoingMail.state == OutboxState.PENDING, OutgoingMail.attempts > 0)).scalar_one_or_none()
+    stale = session.execute(select(func.min(OutgoingMail.claimed_at)).where(
+        OutgoingMail.state == OutboxState.SENDING)).scalar_one_or_none()
+    times = [t + RETRY_AFTER for t in (retry,) if t] + [t + lease(settings) for t in (stale,) if t]
+    return min(times) if times else None
+
+
+def _claim(factory: sessionmaker[Session], settings: Settings) -> int | None:
     now = utcnow()
+    lease_time = lease(settings)
     with unit_of_work(factory) as session:
-        candidate = session.execute(
-            select(OutgoingMail.id).where(_due(now)).order_by(OutgoingMail.id).limit(1)).scalar_one_or_none()
+        query = select(OutgoingMail.id).where(_due(now, lease_time)).order_by(OutgoingMail.id).limit(1)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # two senders take different mails
+        candidate = session.execute(query).scalar_one_or_none()
         if candidate is None:
             return None
         claimed = session.execute(
-            update(OutgoingMail).where(OutgoingMail.id == candidate, _due(now))
+            update(OutgoingMail).where(OutgoingMail.id == candidate, _due(now, lease_time))
             .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutgoingMail.attempts + 1)).rowcount
         return candidate if claimed else -1
 
@@ -95,12 +114,12 @@ def _deliver(settings: Settings, message: EmailMessage) -> None:
 def send_pending(factory: sessionmaker[Session], settings: Settings, limit: int = 100) -> dict[str, int]:
     """Send what is queued; returns counts. Failures are retried later (up to MAX_ATTEMPTS)."""
     counts: dict[str, Any] = {"sent": 0, "failed": 0}
-    for _ in range(limit):
-        mail_id = _claim(factory)
+    while counts["sent"] + counts["failed"] < limit:
+        mail_id = _claim(factory, settings)
         if mail_id is None:
             break
         if mail_id == -1:
-            continue  # another process took it
+            continue  # another process took it: that mail left the queue, so this ends
         with factory() as session:
             mail = session.get_one(OutgoingMail, mail_id)
             message = build_message(settings, mail)
@@ -126,6 +145,8 @@ def send_pending(factory: sessionmaker[Session], settings: Settings, limit: int 
 class Sender:
     """A background thread that sends queued mail when woken, and every ``interval`` seconds anyway
     (mail queued by another node, or left behind by a crash or an unreachable relay)."""
+
+    round_size = 100  # mails per round; a stop waits for at most one round
 
     def __init__(self, factory: sessionmaker[Session], settings: Settings, interval: float = 30.0) -> None:
         import threading
@@ -164,14 +185,29 @@ class Sender:
         self._wake.set()
         self._thread.join(30)
 
+    def _wait_time(self) -> float:
+        """Until the next round: the interval, or sooner when a waiting mail becomes due before it."""
+        try:
+            with self.factory() as session:
+                upcoming = next_attempt_at(session, self.settings)
+        except Exception:  # the database is away: try again after the interval
+            return self.interval
+        if upcoming is None:
+            return self.interval
+        return min(self.interval, max(0.0, (upcoming - utcnow()).total_seconds() + 0.05))
+
     def _run(self) -> None:
+        # The first round runs at once: mail a crash left behind goes out without waiting for a wake-up.
+        self._wake.set()
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(self._wait_time())
             self._wake.clear()
             with self._rounds:
                 covering = self._requested
             try:
-                send_pending(self.factory, self.settings)
+                counts = send_pending(self.factory, self.settings, limit=self.round_size)
+                if counts["sent"] + counts["failed"] >= self.round_size:
+                    self._wake.set()  # more is waiting: go on at once rather than after the interval
             except Exception:  # never let the sender die: the next round retries
                 log.exception("outgoing mail: sending round failed")
             with self._rounds:

@@ -10,6 +10,7 @@ one process can win, and queues the notification mail in the same transaction: t
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +45,8 @@ MISSED_CALL = "missed_call"
 TICKET_NO_REPLY = "ticket_no_reply"
 MAIL_NOTE = "mail_note"
 _ACTIVE = [s.value for s in ACTIVE_STATES]
+_NOTE_PHRASE = re.compile(r"(?im)^\W*(?:wiedervorlage|wv|erinnern|erinnere mich|remind me|reminder|follow[- ]up)"
+                          r"\s*(?:am|an|on|:)?\s*(.{1,60})$")
 
 
 def _create(session: Session, *, rule_key: str | None = None, **values: Any) -> Reminder | None:
@@ -104,11 +107,12 @@ def ticket_waiting(session: Session, settings: Settings, ticket: Ticket, since: 
     reminder for the ticket stays as it is (the customer has been waiting since then)."""
     if not settings.reminders.ticket_no_reply:
         return
-    active = session.execute(select(Reminder.id).where(
-        Reminder.ticket_id == ticket.id, Reminder.reason == TICKET_NO_REPLY, Reminder.state.in_(_ACTIVE))).first()
-    if active is not None:
+    earlier = session.execute(select(Reminder.state).where(
+        Reminder.ticket_id == ticket.id, Reminder.reason == TICKET_NO_REPLY)).scalars().all()
+    if any(state in ACTIVE_STATES for state in earlier):
         return
-    _create(session, rule_key=f"{TICKET_NO_REPLY}:{ticket.id}:{int(since.timestamp())}", reason=TICKET_NO_REPLY,
+    # Numbered per ticket: two nodes handling the same reply race for the same key, and one wins.
+    _create(session, rule_key=f"{TICKET_NO_REPLY}:{ticket.id}:{len(earlier) + 1}", reason=TICKET_NO_REPLY,
             title=f"Answer ticket {ticket.label}: {ticket.subject}"[:300],
             due_at=since + timedelta(minutes=settings.reminders.ticket_no_reply_minutes),
             note="No staff reply yet.", contact_id=ticket.contact_id, company_id=ticket.company_id,
@@ -147,15 +151,12 @@ def from_mail_note(session: Session, settings: Settings, *, note: str, staff_id:
 
 def note_phrase(note: str) -> str | None:
     """The time after "Wiedervorlage"/"WV"/"remind me"/"follow up" on one line of a note, if any."""
-    import re
-
-    match = re.search(r"(?im)^\W*(?:wiedervorlage|wv|erinnern|erinnere mich|remind me|reminder|follow[- ]up)"
-                      r"\s*(?:am|an|on|in|:)?\s*(.{1,60})$", note or "")
+    match = _NOTE_PHRASE.search(note or "")
     if match is None:
         return None
-    phrase = match.group(1).strip(" .!:-")
-    if re.match(r"(?i)in\b", match.group(0).split(None, 2)[-1]) and not phrase.lower().startswith("in "):
-        phrase = "in " + phrase  # "remind me in 3 days": keep the "in" that the pattern ate
+    phrase = match.group(1).strip(" !:-")
+    if phrase.endswith(".") and not re.search(r"\d\.$", phrase):
+        phrase = phrase.rstrip(".")  # a full stop, not the one of "1.12."
     return phrase or None
 
 
