@@ -289,3 +289,52 @@ def test_pages_use_no_inline_styles_or_scripts(client, staff, mail_id):
         assert re.search(r"<script(?![^>]*\ssrc=)", page) is None
     assert client.get("/static/style.css").status_code == 200
 
+
+
+def test_the_dashboard_shows_due_reminders_and_staff_complete_snooze_and_create_them(client, staff, factory,
+                                                                                      claus):
+    from datetime import timedelta
+
+    from crm_inbox.models import Reminder, ReminderState, StaffUser, utcnow
+
+    with unit_of_work(factory) as session:
+        jonas = session.execute(select(StaffUser)).scalar_one().id
+        overdue = utcnow() - timedelta(hours=1)
+        session.add(Reminder(title="Call back Claus Jürgens", reason="missed_call", due_at=overdue, fire_at=None,
+                             fired_at=overdue, contact_id=claus, assignee_id=jonas))
+        session.add(Reminder(title="Team: Messe vorbereiten", reason="manual", due_at=overdue, fire_at=overdue))
+        session.add(Reminder(title="Done long ago", reason="manual", due_at=overdue, fire_at=overdue,
+                             state=ReminderState.DONE))
+    log_in(client)
+    assert client.get("/").headers["Location"] == "/dashboard"
+    html = client.get("/dashboard").get_data(as_text=True)
+    due = html.split("Next 7 days")[0]
+    assert "Call back Claus Jürgens" in due and "Team: Messe vorbereiten" in due and "Done long ago" not in html
+    assert f'href="/contacts/{claus}">Claus Jürgens</a>' in due
+    token = csrf_token(html)
+
+    with factory() as session:
+        call_back = session.execute(select(Reminder).where(Reminder.reason == "missed_call")).scalar_one()
+        team = session.execute(select(Reminder).where(Reminder.title.like("Team%"))).scalar_one()
+    assert client.post(f"/reminders/{call_back.id}/done", data={"csrf_token": token}).status_code == 302
+    assert client.post(f"/reminders/{team.id}/snooze", data={"csrf_token": token, "until": "tomorrow 9:00"}
+                       ).status_code == 302
+    assert client.post(f"/reminders/{team.id}/done", data={}).status_code == 400  # no CSRF token, no change
+    html = client.get("/dashboard").get_data(as_text=True)
+    due, upcoming = html.split("Next 7 days")
+    assert "Call back Claus Jürgens" not in html
+    assert "Team: Messe vorbereiten" in upcoming and "snoozed" in upcoming
+
+    response = client.post("/reminders", data={"csrf_token": token, "title": "Angebot nachfassen",
+                                               "due": "in 3 Tagen"})
+    assert response.status_code == 302
+    assert "Angebot nachfassen" in client.get("/dashboard").get_data(as_text=True).split("Next 7 days")[1]
+    client.post("/reminders", data={"csrf_token": token, "title": "Ohne Zeit", "due": "irgendwann"})
+    assert "No reminder made: due" in client.get("/dashboard").get_data(as_text=True)
+    with factory() as session:
+        done = session.get_one(Reminder, call_back.id)
+        assert done.state == ReminderState.DONE and done.completed_by_id == jonas
+
+    page = client.post("/dashboard/calendar", data={"csrf_token": token}).get_data(as_text=True)
+    url = re.search(r'value="(http[^"]+/calendar/[^"]+)"', page).group(1)  # type: ignore[union-attr]
+    assert client.get(url.split("localhost", 1)[1]).mimetype == "text/calendar"

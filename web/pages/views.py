@@ -100,7 +100,16 @@ def guard() -> BaseResponse | None:
 
 @pages.context_processor
 def template_helpers() -> dict[str, Any]:
-    return {"csrf_field": csrf.field, "current_user": current_user}
+    return {"csrf_field": csrf.field, "current_user": current_user, "local_time": local_time}
+
+
+def local_time(value: datetime | None) -> str:
+    """A time as staff read it: in the office's time zone."""
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(state().settings.reminders.timezone)).strftime("%a %d.%m.%Y %H:%M")
 
 
 @pages.app_template_filter("when")
@@ -164,7 +173,7 @@ def logout() -> BaseResponse:
 
 @pages.get("/")
 def index() -> BaseResponse:
-    return redirect(url_for("pages.contacts"))
+    return redirect(url_for("pages.dashboard"))
 
 
 def _like(text: str) -> str:

@@ -1,0 +1,107 @@
+"""The dashboard's reminders: what is due now for me and the team, what comes next; done, snooze, new."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import or_, select
+from werkzeug.wrappers import Response as BaseResponse
+
+from crm_inbox import reminders as service
+from crm_inbox.contacts import ValidationError
+from crm_inbox.models import Contact, Reminder, StaffRole, utcnow
+from crm_inbox.models.reminders import ACTIVE_STATES
+from crm_inbox.staff import new_calendar_token
+from web.pages import pages
+from web.pages.views import current_user
+from web.requestdb import after_commit, db, state
+
+SNOOZE_CHOICES = ("in 1 hour", "tomorrow 9:00", "in 3 days", "next monday 9:00")
+
+
+def _mine_or_team(user_id: int) -> object:
+    return or_(Reminder.assignee_id == user_id, Reminder.assignee_id.is_(None))
+
+
+@pages.get("/dashboard")
+def dashboard() -> str:
+    user = current_user()
+    assert user is not None
+    now = utcnow()
+    base = select(Reminder).where(_mine_or_team(user.id), Reminder.state.in_(ACTIVE_STATES))
+    due = db().execute(base.where(Reminder.due_at <= now).order_by(Reminder.due_at).limit(200)).scalars().all()
+    upcoming = db().execute(base.where(Reminder.due_at > now, Reminder.due_at <= now + timedelta(days=7))
+                            .order_by(Reminder.due_at).limit(200)).scalars().all()
+    contact_ids = {r.contact_id for r in [*due, *upcoming] if r.contact_id}
+    names = {c.id: c.display_name for c in db().execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars()}
+    return render_template("dashboard.html", due=due, upcoming=upcoming, names=names, snooze=SNOOZE_CHOICES,
+                           tz=state().settings.reminders.timezone, now=now)
+
+
+def _reminder_or_404(reminder_id: int) -> Reminder:
+    from flask import abort
+
+    reminder = db().get(Reminder, reminder_id) if reminder_id <= 2**31 - 1 else None
+    if reminder is None:
+        abort(404)
+    return reminder
+
+
+def _may_change() -> int:
+    from flask import abort
+
+    user = current_user()
+    assert user is not None
+    if user.role == StaffRole.READONLY:
+        abort(403)
+    return user.id
+
+
+def _back() -> BaseResponse:
+    after_commit(state().reminders_changed)
+    target = request.form.get("back", "")
+    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.dashboard"))
+
+
+@pages.post("/reminders/<int:reminder_id>/done")
+def reminder_done(reminder_id: int) -> BaseResponse:
+    by = _may_change()
+    service.change(db(), state().settings, _reminder_or_404(reminder_id), {"state": "done"}, by)
+    return _back()
+
+
+@pages.post("/reminders/<int:reminder_id>/snooze")
+def reminder_snooze(reminder_id: int) -> BaseResponse:
+    by = _may_change()
+    try:
+        service.change(db(), state().settings, _reminder_or_404(reminder_id),
+                       {"snooze": request.form.get("until", "")}, by)
+    except ValidationError as exc:
+        flash(f"Not snoozed: {exc.message}")
+    return _back()
+
+
+@pages.post("/reminders")
+def reminder_new() -> BaseResponse:
+    by = _may_change()
+    data: dict[str, object] = {"title": request.form.get("title", ""), "due": request.form.get("due", "")}
+    if request.form.get("contact_id", "").isdigit():
+        data["contact_id"] = int(request.form["contact_id"])
+    if request.form.get("for") == "team":
+        data["assignee_id"] = None
+    try:
+        service.create(db(), service.read_input(db(), state().settings, data, creating=True), by)
+    except ValidationError as exc:
+        flash(f"No reminder made: {exc.field} {exc.message}")
+    return _back()
+
+
+@pages.post("/dashboard/calendar")
+def calendar_url() -> str:
+    user = current_user()
+    assert user is not None
+    token = new_calendar_token(user)
+    path = url_for("feeds.reminders_ics", token=token)
+    base = state().settings.web.base_url.rstrip("/")
+    return render_template("calendar_url.html", url=(base + path) if base else request.host_url.rstrip("/") + path)
