@@ -97,7 +97,8 @@ def cmd_demo(settings: Settings, no_serve: bool) -> int:
     from crm_inbox.demo import build_demo, is_empty
 
     db_file = settings.instance_path / "demo.db"
-    settings = replace(settings, database={"url": f"sqlite:///{db_file}"})
+    # Demo addresses are made up: reminders show on the dashboard but mail nobody.
+    settings = replace(settings, database={"url": f"sqlite:///{db_file}"}, reminders={"notify_by_mail": False})
     engine = make_engine(settings.database.url)
     upgrade(engine)  # the demo may upgrade its own file
     factory = make_sessionmaker(engine)

@@ -37,6 +37,7 @@ from crm_inbox.models import (
     CustomerType,
     Direction,
     InteractionKind,
+    Reminder,
     Role,
     utcnow,
 )
@@ -703,6 +704,25 @@ def record_calls_and_notes(session: Session, rng: random.Random, now: datetime, 
         )
 
 
+REMINDER_TITLES = ("Angebot nachfassen", "Rückruf wegen Lieferung", "Follow up on the quote",
+                   "Zahlungseingang prüfen", "Termin für Vorführung vereinbaren", "Send the updated price list")
+
+
+def create_reminders(session: Session, rng: random.Random, now: datetime, people: list[Person],
+                     staff: list[tuple[int, str, str, str]]) -> None:
+    """A few overdue, due-today and coming reminders for the first staff members and the team. The overdue
+    ones count as already notified, so a demo never sends mail."""
+    for index in range(12):
+        person = rng.choice(people)
+        due = now + timedelta(hours=rng.choice((-30, -4, -1, 2, 5, 26, 50, 74, 120)))
+        assignee = None if index % 4 == 3 else staff[index % 2][0]
+        session.add(Reminder(
+            title=f"{REMINDER_TITLES[index % len(REMINDER_TITLES)]}: {person.contact.name}", reason="manual",
+            due_at=due, fire_at=due if due > now else None, fired_at=due if due <= now else None,
+            contact_id=person.contact.id, company_id=person.contact.company_id, assignee_id=assignee,
+            created_by_id=staff[0][0]))
+
+
 # --- entry point ---------------------------------------------------------------------------------------
 
 def build_demo(factory: sessionmaker[Session], settings: Settings, *, seed: int = 7) -> DemoLogin:
@@ -718,4 +738,5 @@ def build_demo(factory: sessionmaker[Session], settings: Settings, *, seed: int 
     deliver(factory, settings, write_mails(rng, writer, people))
     with unit_of_work(factory) as session:
         record_calls_and_notes(session, rng, now, people, staff)
+        create_reminders(session, rng, now, people, staff)
     return DemoLogin(email=staff[0][2], password=password)
