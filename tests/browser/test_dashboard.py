@@ -1,0 +1,78 @@
+"""The dashboard in a real browser: due reminders, completing and snoozing them in place, a new one in words."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from crm_inbox.db import unit_of_work
+from crm_inbox.models import Contact, ContactEmail, Reminder, ReminderState, StaffUser, utcnow
+from tests.browser.conftest import log_in, screenshot
+
+
+def test_log_in_see_due_reminders_complete_snooze_and_add_one(page, live, staff_login):
+    with unit_of_work(live.factory) as session:
+        jonas = session.execute(select(StaffUser)).scalar_one().id
+        claus = Contact(name="Claus Jürgens")
+        claus.emails = [ContactEmail(email="claus.juergens@mueller-maschinenbau.de")]
+        session.add(claus)
+        session.flush()
+        overdue = utcnow() - timedelta(hours=2)
+        session.add(Reminder(title="Call back Claus Jürgens", reason="missed_call", due_at=overdue, fire_at=None,
+                             fired_at=overdue, contact_id=claus.id, assignee_id=jonas))
+        session.add(Reminder(title="Messe vorbereiten", reason="manual", due_at=overdue, fire_at=None,
+                             fired_at=overdue))
+
+    page.goto("/contacts")
+    assert page.url.endswith("/login?next=/contacts")  # nothing without a login
+    log_in(page, *staff_login)
+    page.goto("/")
+    assert page.url.endswith("/dashboard")
+    due = page.locator("section", has=page.get_by_role("heading", name="Due now"))
+    assert due.get_by_role("row").filter(has_text="Call back Claus Jürgens").count() == 1
+    assert due.get_by_role("row").filter(has_text="Messe vorbereiten").count() == 1
+    screenshot(page, "dashboard")
+
+    # the customer is one click away
+    due.get_by_role("link", name="Claus Jürgens").click()
+    assert page.get_by_role("heading", name="Claus Jürgens").is_visible()
+    page.go_back()
+
+    due.get_by_role("row").filter(has_text="Call back Claus Jürgens").get_by_role("button", name="Done").click()
+    assert due.get_by_role("row").filter(has_text="Call back Claus Jürgens").count() == 0
+    row = due.get_by_role("row").filter(has_text="Messe vorbereiten")
+    row.get_by_label("Snooze until").select_option("in 3 days")
+    row.get_by_role("button", name="Snooze").click()
+    upcoming = page.locator("section", has=page.get_by_role("heading", name="Next 7 days"))
+    assert upcoming.get_by_role("row").filter(has_text="Messe vorbereiten").filter(has_text="snoozed").count() == 1
+
+    page.get_by_label("What").fill("Angebot nachfassen")
+    page.get_by_label("When").fill("morgen 9 Uhr")
+    page.get_by_role("button", name="Remind me").click()
+    assert upcoming.get_by_role("row").filter(has_text="Angebot nachfassen").count() == 1
+    assert page.dialogs == []  # type: ignore[attr-defined]
+
+    with live.factory() as session:
+        rows = {r.title: r for r in session.execute(select(Reminder)).scalars()}
+    assert rows["Call back Claus Jürgens"].state == ReminderState.DONE
+    assert rows["Call back Claus Jürgens"].completed_by_id == jonas
+    assert rows["Messe vorbereiten"].state == ReminderState.SNOOZED
+    assert rows["Angebot nachfassen"].assignee_id == jonas and rows["Angebot nachfassen"].due_at > utcnow()
+
+    page.get_by_role("button", name="Log out").click()
+    page.goto("/dashboard")
+    assert "/login" in page.url
+
+
+def test_a_form_posted_without_its_csrf_token_changes_nothing(page, live, staff_login):
+    with unit_of_work(live.factory) as session:
+        session.add(Reminder(title="Bleibt offen", reason="manual", due_at=utcnow(), fire_at=None))
+    log_in(page, *staff_login)
+    page.goto("/dashboard")
+    page.eval_on_selector_all("input[name=csrf_token]", "inputs => inputs.forEach(i => i.value = 'forged')")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("row").filter(has_text="Bleibt offen").get_by_role("button", name="Done").click()
+    assert posted.value.status == 400
+    with live.factory() as session:
+        assert session.execute(select(Reminder.state)).scalar_one() == ReminderState.OPEN
