@@ -14,8 +14,11 @@ from mailparser_reply import EmailReplyParser
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from crm_inbox import audit
+from crm_inbox.contacts import ValidationError
 from crm_inbox.models import (
     Attachment,
+    Contact,
     Direction,
     Interaction,
     InteractionContact,
@@ -144,3 +147,18 @@ def contact_timeline(session: Session, contact_id: int, *, limit: int = 50, curs
     items = [by_id[i] for i in ids if i in by_id]
     next_cursor = encode_cursor(items[-1].occurred_at, items[-1].id) if has_more and items else None
     return TimelinePage(items, next_cursor)
+
+
+def add_note(session: Session, contact: Contact, staff_id: int | None, text: Any) -> Interaction:
+    """A staff member's note on a contact's timeline (audited)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("text", "is required")
+    if len(text) > 20000:
+        raise ValidationError("text", "must be at most 20000 characters")
+    note = record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL,
+                              occurred_at=utcnow(), subject="Note", text=text.strip(),
+                              contacts=[(contact, "about")], staff_ids=[staff_id] if staff_id else [],
+                              created_by_id=staff_id)
+    note.company_id = contact.company_id
+    audit.record(session, staff_id, "note", "contact", contact.id, {"interaction_id": note.id})
+    return note

@@ -23,7 +23,7 @@ from crm_inbox.models import (
 )
 from crm_inbox.models.contacts import search_key
 from crm_inbox.phone import to_e164
-from crm_inbox.timeline import BadCursor, contact_timeline, decode_cursor
+from crm_inbox.timeline import BadCursor, add_note, contact_timeline, decode_cursor
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import MAX_ID, fail, get_or_404, int_arg, json_body
@@ -129,6 +129,13 @@ def timeline(contact_id: int) -> Response:
     page = contact_timeline(db(), contact_id, limit=int_arg("limit", 50, 1, 200), cursor=cursor,
                             kind=InteractionKind(kind) if kind else None)
     return jsonify(items=[ser.timeline_item(i) for i in page.items], next_cursor=page.next_cursor)
+
+
+@api.post("/contacts/<int:contact_id>/notes")
+@require_token(write=True)
+def add_contact_note(contact_id: int) -> Response:
+    note = add_note(db(), _get_contact(contact_id), actor_id(), json_body().get("text"))
+    return _created(ser.timeline_item(note), f"/api/v1/interactions/{note.id}")
 
 
 @api.post("/companies")

@@ -339,6 +339,13 @@ PATHS.update({
                           "snooze_until": {"type": "string", "format": "date-time"},
                           "completion": {"type": "string"}}}}}},
                   "responses": {"200": _json(_ref("Reminder")), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
+    "/contacts/{id}/notes": {
+        "parameters": [ID],
+        "post": {"summary": "Add a note to the contact's timeline", "operationId": "addContactNote",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}}}},
+                 "responses": {"201": _json(_ref("TimelineItem"), "Created"), **ERRORS, **FORBIDDEN,
+                               **NOT_FOUND}}},
     "/me/calendar": {
         "post": {"summary": "A new private iCalendar URL of the caller's open reminders (the old one stops)",
                  "operationId": "newCalendarUrl",

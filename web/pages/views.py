@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, abort, g, redirect, render_template, request, session, url_for
+from flask import Response, abort, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox.contacts import ValidationError
 from crm_inbox.models import (
     Attachment,
     Company,
@@ -27,12 +28,17 @@ from crm_inbox.models import (
     Interaction,
     InteractionContact,
     InteractionStaff,
+    Reminder,
+    StaffRole,
     StaffUser,
+    Ticket,
+    TicketState,
 )
 from crm_inbox.models.contacts import search_key
+from crm_inbox.models.reminders import ACTIVE_STATES
 from crm_inbox.phone import to_e164
 from crm_inbox.staff import check_password, find_staff, hash_password
-from crm_inbox.timeline import BadCursor, contact_timeline
+from crm_inbox.timeline import BadCursor, add_note, contact_timeline
 from web.downloads import attachment_response
 from web.pages import csrf, pages
 from web.requestdb import db, state
@@ -231,7 +237,33 @@ def contact(contact_id: int) -> str:
         timeline = contact_timeline(db(), contact_id, limit=TIMELINE_PAGE, cursor=cursor)
     except BadCursor:
         abort(400, description="This timeline link is not valid.")
-    return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor)
+    open_reminders = db().execute(select(Reminder).where(
+        Reminder.contact_id == contact_id, Reminder.state.in_(ACTIVE_STATES)).order_by(Reminder.due_at).limit(50)
+    ).scalars().all()
+    open_tickets = db().execute(select(Ticket).where(
+        Ticket.contact_id == contact_id, Ticket.merged_into_id.is_(None),
+        Ticket.state.in_([TicketState.NEW, TicketState.OPEN, TicketState.PENDING])).order_by(Ticket.id.desc())
+        .limit(50)).scalars().all()
+    colleagues = db().execute(select(Contact).where(
+        Contact.company_id == person.company_id, Contact.id != contact_id).order_by(Contact.search_name).limit(20)
+    ).scalars().all() if person.company_id else []
+    return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor,
+                           reminders=open_reminders, tickets=open_tickets, colleagues=colleagues)
+
+
+@pages.post("/contacts/<int:contact_id>/notes")
+def contact_note(contact_id: int) -> BaseResponse:
+    user = current_user()
+    if user is None or user.role == StaffRole.READONLY:
+        abort(403)
+    person = db().get(Contact, contact_id)
+    if person is None:
+        abort(404)
+    try:
+        add_note(db(), person, user.id, request.form.get("text", ""))
+    except ValidationError as exc:
+        flash(f"No note added: {exc.message}")
+    return redirect(url_for("pages.contact", contact_id=contact_id) + "#timeline")
 
 
 @pages.get("/companies/<int:company_id>")
