@@ -40,8 +40,9 @@ def _one_line(text: str) -> str:
 
 
 def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: str, to: str, subject: str, body: str,
-            headers: dict[str, str] | None = None) -> OutgoingMail | None:
-    """Queue a mail; None when one with this ``dedupe_key`` exists already."""
+            headers: dict[str, str] | None = None, load: bool = True) -> OutgoingMail | None:
+    """Queue a mail; None when one with this ``dedupe_key`` exists already (or when ``load`` is False:
+    callers that queue many and need no row back skip reading it)."""
     domain = settings.notifications.from_address.rpartition("@")[2] or "localhost"
     new_id = insert_ignoring_conflicts(session, OutgoingMail.__table__, {
         "purpose": purpose, "dedupe_key": dedupe_key[:200], "to_address": _one_line(to)[:320],
@@ -49,7 +50,7 @@ def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: s
         "headers": {k: _one_line(v) for k, v in (headers or {}).items()},
         "message_id": make_msgid(idstring=purpose, domain=domain), "state": OutboxState.PENDING.value,
         "attempts": 0, "created_at": utcnow()}, ["dedupe_key"])
-    return session.get(OutgoingMail, new_id) if new_id is not None else None
+    return session.get(OutgoingMail, new_id) if new_id is not None and load else None
 
 
 def build_message(settings: Settings, mail: OutgoingMail) -> EmailMessage:

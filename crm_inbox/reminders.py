@@ -311,34 +311,37 @@ def fire_due(factory: sessionmaker[Session], settings: Settings, now: datetime |
         moment = now or utcnow()
         with write_lock(factory), unit_of_work(factory) as session:
             claimed = _claim_due(session, moment, batch)
-            for reminder in claimed:
-                reminder.fired_at = moment
-                _notify(session, settings, reminder)
+            if claimed and settings.reminders.notify_by_mail:
+                addresses = _Recipients(session, settings)
+                for reminder in claimed:
+                    _notify(session, settings, reminder, moment, addresses)
         fired += len(claimed)
         if len(claimed) < batch:
             return fired
 
 
-def _recipients(session: Session, settings: Settings, reminder: Reminder) -> list[str]:
-    if reminder.assignee_id is not None:
-        user = session.get(StaffUser, reminder.assignee_id)
-        if user is not None and user.active and user.primary_email:
-            return [user.primary_email]
-    if settings.reminders.team_address:
-        return [settings.reminders.team_address]
-    users = session.execute(select(StaffUser).where(StaffUser.active, StaffUser.role != StaffRole.READONLY)
-                            .order_by(StaffUser.id)).scalars()
-    return [u.primary_email for u in users if u.primary_email]
+class _Recipients:
+    """Who is mailed for a reminder: its assignee, else the team; staff read once per batch."""
+
+    def __init__(self, session: Session, settings: Settings) -> None:
+        users = session.execute(select(StaffUser).where(StaffUser.active)).scalars().all()
+        self.by_id = {u.id: u.primary_email for u in users if u.primary_email}
+        self.team = ([settings.reminders.team_address] if settings.reminders.team_address else
+                     [u.primary_email for u in sorted(users, key=lambda u: u.id)
+                      if u.primary_email and u.role != StaffRole.READONLY])
+
+    def __call__(self, reminder: Reminder) -> list[str]:
+        email = self.by_id.get(reminder.assignee_id) if reminder.assignee_id is not None else None
+        return [email] if email else self.team
 
 
-def _notify(session: Session, settings: Settings, reminder: Reminder) -> None:
-    if not settings.reminders.notify_by_mail:
-        return
+def _notify(session: Session, settings: Settings, reminder: Reminder, fired_at: datetime,
+            recipients: _Recipients) -> None:
     subject, body = notification_text(session, settings, reminder)
-    stamp = reminder.fired_at.isoformat() if reminder.fired_at else ""
-    for address in _recipients(session, settings, reminder):
-        outbox.enqueue(session, settings, purpose="reminder", dedupe_key=f"reminder:{reminder.id}:{stamp}:{address}",
-                       to=address, subject=subject, body=body,
+    for address in recipients(reminder):
+        outbox.enqueue(session, settings, purpose="reminder",
+                       dedupe_key=f"reminder:{reminder.id}:{fired_at.isoformat()}:{address}", to=address,
+                       subject=subject, body=body, load=False,
                        headers={"Auto-Submitted": "auto-generated", "X-CRM-Inbox-Reminder": str(reminder.id)})
 
 
