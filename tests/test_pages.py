@@ -338,3 +338,35 @@ def test_the_dashboard_shows_due_reminders_and_staff_complete_snooze_and_create_
     page = client.post("/dashboard/calendar", data={"csrf_token": token}).get_data(as_text=True)
     url = re.search(r'value="(http[^"]+/calendar/[^"]+)"', page).group(1)  # type: ignore[union-attr]
     assert client.get(url.split("localhost", 1)[1]).mimetype == "text/calendar"
+
+
+def test_triage_retries_a_failed_message_and_the_dashboard_counts_what_waits(client, staff, factory, settings,
+                                                                            claus):
+    from sqlalchemy import update
+
+    from crm_inbox.models import InboundMessage, InboundState
+
+    msg = EmailMessage()
+    msg["From"] = f"Claus Jürgens <{CLAUS}>"
+    msg["To"] = "crm@beispiel-firma.de"
+    msg["Subject"] = "Lieferschein 4711"
+    msg["Message-ID"] = "<lieferschein-4711@mueller-maschinenbau.de>"
+    msg.set_content("Anbei der Lieferschein.")
+    with unit_of_work(factory) as session:
+        inbound_id = accept(session, bytes(msg), Envelope(mail_from=CLAUS, rcpt_to=("crm@beispiel-firma.de",))
+                            ).inbound_id
+        # as a crash in an earlier version would have left it
+        session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
+                        .values(state=InboundState.FAILED, error="RuntimeError: simulated bug"))
+    log_in(client)
+    dashboard = client.get("/dashboard").get_data(as_text=True)
+    assert "0 unassigned interaction(s), 1 failed message(s)" in dashboard
+    page = client.get("/triage").get_data(as_text=True)
+    assert "RuntimeError: simulated bug" in page
+    response = client.post(f"/triage/inbound/{inbound_id}/retry", data={"csrf_token": csrf_token(page)})
+    assert response.status_code == 302
+    assert f"Message {inbound_id}: processed." in client.get("/triage").get_data(as_text=True)
+    with factory() as session:
+        assert session.get_one(InboundMessage, inbound_id).state == InboundState.PROCESSED
+    timeline = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "Lieferschein 4711" in timeline

@@ -1,18 +1,31 @@
-"""The dashboard's reminders: what is due now for me and the team, what comes next; done, snooze, new."""
+"""The daily dashboard: my due reminders (done, snooze, new), my open tickets, call-backs owed, mail waiting
+for triage, recent activity."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import reminders as service
 from crm_inbox.contacts import ValidationError
-from crm_inbox.models import Contact, Reminder, StaffRole, utcnow
+from crm_inbox.models import (
+    Call,
+    Contact,
+    InboundMessage,
+    InboundState,
+    Interaction,
+    Reminder,
+    StaffRole,
+    Ticket,
+    TicketState,
+    utcnow,
+)
 from crm_inbox.models.reminders import ACTIVE_STATES
 from crm_inbox.staff import new_calendar_token
+from crm_inbox.triage import unassigned_query
 from web.pages import pages
 from web.pages.views import current_user
 from web.requestdb import after_commit, db, state
@@ -33,10 +46,26 @@ def dashboard() -> str:
     due = db().execute(base.where(Reminder.due_at <= now).order_by(Reminder.due_at).limit(200)).scalars().all()
     upcoming = db().execute(base.where(Reminder.due_at > now, Reminder.due_at <= now + timedelta(days=7))
                             .order_by(Reminder.due_at).limit(200)).scalars().all()
-    contact_ids = {r.contact_id for r in [*due, *upcoming] if r.contact_id}
+    tickets = db().execute(select(Ticket).where(
+        Ticket.assignee_id == user.id, Ticket.merged_into_id.is_(None),
+        Ticket.state.in_([TicketState.NEW, TicketState.OPEN, TicketState.PENDING]))
+        .order_by(Ticket.updated_at.desc()).limit(50)).scalars().all()
+    unassigned_tickets = db().execute(select(func.count()).select_from(Ticket).where(
+        Ticket.assignee_id.is_(None), Ticket.merged_into_id.is_(None),
+        Ticket.state.in_([TicketState.NEW, TicketState.OPEN]))).scalar_one()
+    callbacks = db().execute(select(Call).where(
+        Call.callback_needed, or_(Call.staff_id == user.id, Call.staff_id.is_(None)))
+        .order_by(Call.started_at.desc()).limit(50)).scalars().all()
+    triage = db().execute(select(func.count()).select_from(unassigned_query().subquery())).scalar_one()
+    failed = db().execute(select(func.count()).select_from(InboundMessage)
+                          .where(InboundMessage.state == InboundState.FAILED)).scalar_one()
+    recent = db().execute(select(Interaction).order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+                          .limit(15)).scalars().all()
+    contact_ids = {r.contact_id for r in [*due, *upcoming, *tickets, *callbacks] if r.contact_id}
     names = {c.id: c.display_name for c in db().execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars()}
     return render_template("dashboard.html", due=due, upcoming=upcoming, names=names, snooze=SNOOZE_CHOICES,
-                           tz=state().settings.reminders.timezone, now=now)
+                           tickets=tickets, unassigned_tickets=unassigned_tickets, callbacks=callbacks,
+                           triage=triage, failed=failed, recent=recent)
 
 
 def _reminder_or_404(reminder_id: int) -> Reminder:

@@ -1,0 +1,64 @@
+"""Triage in a real browser: a mail nobody could be linked to is assigned to the right contact (picked from
+several that match), and hostile HTML in the mail never runs."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from sqlalchemy import select
+
+from crm_inbox.db import unit_of_work
+from crm_inbox.intake import Envelope, accept
+from crm_inbox.models import Contact, ContactEmail, Interaction
+from crm_inbox.worker import process
+from tests.browser.conftest import log_in, screenshot
+
+
+def test_assign_an_unassigned_mail_to_the_right_one_of_two_namesakes(page, live, staff_login):
+    with unit_of_work(live.factory) as session:
+        for name, email in (("Klaus Müller", "k.mueller@mueller-maschinenbau.de"),
+                            ("Klaus Müller", "klaus.mueller@gmx.de")):
+            contact = Contact(name=name)
+            contact.emails = [ContactEmail(email=email)]
+            session.add(contact)
+    # Forwarded by a colleague, the original sender known only by name: two contacts have it, so the
+    # machine must not guess.
+    msg = EmailMessage()
+    msg["From"] = "Jonas Becker <jonas.becker@beispiel-firma.de>"
+    msg["To"] = "crm@beispiel-firma.de"
+    msg["Subject"] = "Fwd: Angebot Prägestempel"
+    msg["Message-ID"] = "<fwd-triage-1@beispiel-firma.de>"
+    msg.set_content("Bitte zuordnen.\n\n---------- Forwarded message ---------\nFrom: Klaus Müller\n"
+                    "Date: Mon, 2 Nov 2026 at 10:58\nSubject: Angebot Prägestempel\nTo: Jonas Becker\n\n"
+                    "Hallo Herr Becker, wir brauchen ein Angebot.\n")
+    msg.add_alternative("<p>Bitte zuordnen.</p><img src=x onerror=\"alert('xss')\"><script>alert(1)</script>",
+                        subtype="html")
+    with unit_of_work(live.factory) as session:
+        inbound_id = accept(session, bytes(msg), Envelope("jonas.becker@beispiel-firma.de",
+                                                          ("crm@beispiel-firma.de",), "127.0.0.1")).inbound_id
+    outcome = process(live.factory, live.settings, inbound_id)
+    with live.factory() as session:
+        item = session.get_one(Interaction, outcome.interaction_id)
+        assert item.contact_ids == []  # unassigned: the name alone is ambiguous
+
+    log_in(page, *staff_login)
+    page.goto("/dashboard")
+    page.get_by_role("link", name="1 unassigned interaction(s), 0 failed message(s)").click()
+    card = page.get_by_role("article", name="Angebot Prägestempel")
+    assert "Why here:" in card.inner_text()
+    screenshot(page, "triage")
+    card.get_by_role("link", name="Angebot Prägestempel").click()  # read it first: its HTML must not run
+    assert page.dialogs == []  # type: ignore[attr-defined]
+    page.go_back()
+
+    card.get_by_label("Contact").fill("Klaus Müller")
+    card.get_by_role("button", name="Assign").click()
+    assert "Several contacts match" in page.locator("main").inner_text()
+    page.get_by_role("listitem").filter(has_text="klaus.mueller@gmx.de").get_by_role("button").click()
+    assert "is now on Klaus Müller's timeline" in page.locator(".flash").inner_text()
+    assert page.get_by_role("article", name="Angebot Prägestempel").count() == 0
+    with live.factory() as session:
+        gmx = session.execute(select(ContactEmail.contact_id).where(ContactEmail.email == "klaus.mueller@gmx.de")
+                              ).scalar_one()
+        assert session.get_one(Interaction, outcome.interaction_id).contact_ids == [gmx]
+    assert page.dialogs == []  # type: ignore[attr-defined]

@@ -1,0 +1,75 @@
+"""Triage: mail no contact could be linked to, and mail that failed to process. Assign to a contact found by
+name, address or phone number; retry a failed message."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from crm_inbox.contacts import ValidationError
+from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction, StaffRole
+from crm_inbox.triage import assign, unassigned_query
+from crm_inbox.worker import process, retry
+from web.pages import pages
+from web.pages.views import contact_search, current_user
+from web.requestdb import db, state
+
+MAX_CANDIDATES = 10
+
+
+def _staff_id() -> int:
+    user = current_user()
+    if user is None or user.role == StaffRole.READONLY:
+        abort(403)
+    return user.id
+
+
+@pages.get("/triage")
+def triage() -> str:
+    waiting = db().execute(unassigned_query().limit(50)).scalars().all()
+    failed = db().execute(select(InboundMessage).where(InboundMessage.state == InboundState.FAILED)
+                          .order_by(InboundMessage.id.desc()).limit(50)).scalars().all()
+    return render_template("triage.html", waiting=waiting, failed=failed)
+
+
+@pages.post("/triage/<int:interaction_id>/assign")
+def triage_assign(interaction_id: int) -> BaseResponse:
+    staff_id = _staff_id()
+    item = db().get(Interaction, interaction_id) if interaction_id <= 2**31 - 1 else None
+    if item is None:
+        abort(404)
+    query = request.form.get("contact", "").strip()[:200]
+    chosen = request.form.get("contact_id", "")
+    if chosen.isdigit():
+        candidates = [c for c in [db().get(Contact, int(chosen))] if c is not None]
+    elif query:
+        candidates = list(db().execute(select(Contact).where(contact_search(query)).order_by(Contact.id)
+                                       .limit(MAX_CANDIDATES + 1)).scalars())
+    else:
+        candidates = []
+    if len(candidates) != 1:
+        # Never a guess: with none or several matches the person picks.
+        return render_template("triage_pick.html", item=item, query=query,
+                               candidates=candidates[:MAX_CANDIDATES], too_many=len(candidates) > MAX_CANDIDATES)
+    try:
+        assign(db(), item, [candidates[0].id], staff_id, remember_address=request.form.get("remember") == "1")
+    except ValidationError as exc:
+        flash(f"Not assigned: {exc.message}")
+        return redirect(url_for("pages.triage"))
+    flash(f"“{item.subject or '(no subject)'}” is now on {candidates[0].display_name}'s timeline.")
+    return redirect(url_for("pages.triage"))
+
+
+@pages.post("/triage/inbound/<int:inbound_id>/retry")
+def triage_retry(inbound_id: int) -> BaseResponse:
+    _staff_id()
+    db().rollback()  # the retry runs in units of work of its own
+    app = state()
+    if not retry(app.factory, [inbound_id]):
+        flash(f"Message {inbound_id} is not waiting for a retry.")
+        return redirect(url_for("pages.triage"))
+    outcome = process(app.factory, app.settings, inbound_id)
+    result = "processed." if outcome.state != InboundState.FAILED else f"failed again: {outcome.error}"
+    flash(f"Message {inbound_id}: {result}")
+    return redirect(url_for("pages.triage"))
