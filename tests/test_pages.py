@@ -370,3 +370,22 @@ def test_triage_retries_a_failed_message_and_the_dashboard_counts_what_waits(cli
         assert session.get_one(InboundMessage, inbound_id).state == InboundState.PROCESSED
     timeline = client.get(f"/contacts/{claus}").get_data(as_text=True)
     assert "Lieferschein 4711" in timeline
+
+
+def test_search_finds_companies_by_name_and_domain_and_mail_by_subject(client, staff, factory, mail_id):
+    from crm_inbox.models import Company, CompanyDomain
+
+    with unit_of_work(factory) as session:
+        firm = Company(name="Müller Maschinenbau GmbH")
+        firm.domains = [CompanyDomain(domain="mueller-maschinenbau.de")]
+        session.add(firm)
+    log_in(client)
+    for q in ("müller masch", "mueller-maschinenbau.de", "@mueller-maschinenbau"):
+        html = client.get("/contacts", query_string={"q": q}).get_data(as_text=True)
+        assert ">Müller Maschinenbau GmbH</a>" in html, q
+    html = client.get("/contacts", query_string={"q": "Sensoren"}).get_data(as_text=True)
+    assert "Companies" not in html and "Search mail subjects for “Sensoren”" in html
+    found = client.get("/search/mail", query_string={"q": "Lieferung 4711"}).get_data(as_text=True)
+    assert f'href="/interactions/{mail_id}"' in found
+    assert "&lt;script&gt;" in found and "<script>alert(1)" not in found
+    assert "No subject contains" in client.get("/search/mail", query_string={"q": "100%_"}).get_data(as_text=True)

@@ -22,6 +22,7 @@ from crm_inbox.contacts import ValidationError
 from crm_inbox.models import (
     Attachment,
     Company,
+    CompanyDomain,
     Contact,
     ContactEmail,
     ContactPhone,
@@ -221,8 +222,29 @@ def contacts() -> str:
     rows = db().execute(
         query.order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)
         .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).scalars().all()
-    return render_template("contacts.html", contacts=rows[:PAGE_SIZE], q=q, page=page,
+    firms = db().execute(select(Company).where(company_search(q)).order_by(Company.search_name).limit(20)
+                         ).scalars().all() if q and page == 1 else []
+    return render_template("contacts.html", contacts=rows[:PAGE_SIZE], companies=firms, q=q, page=page,
                            has_next=len(rows) > PAGE_SIZE)
+
+
+def company_search(q: str) -> ColumnElement[bool]:
+    """Part of the company's name, or of one of its mail domains (``mueller-maschinenbau`` finds it)."""
+    domain_like = _like(q.strip().lower().lstrip("@"))
+    return or_(Company.search_name.like(_like(search_key(q) or ""), escape="\\"),
+               Company.id.in_(select(CompanyDomain.company_id)
+                              .where(CompanyDomain.domain.like(domain_like, escape="\\"))))
+
+
+@pages.get("/search/mail")
+def search_mail() -> str:
+    """Mail and other interactions by subject. Apart from the main search because it reads every subject
+    (no index helps a "contains" search): asked for on purpose, newest first, at most 50."""
+    q = request.args.get("q", "").strip()[:200]
+    items = db().execute(select(Interaction).where(Interaction.subject.like(_like(q), escape="\\"))
+                         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(50)
+                         ).scalars().all() if len(q) >= 3 else []
+    return render_template("search_mail.html", q=q, items=items)
 
 
 @pages.get("/contacts/<int:contact_id>")
