@@ -389,3 +389,43 @@ def test_search_finds_companies_by_name_and_domain_and_mail_by_subject(client, s
     assert f'href="/interactions/{mail_id}"' in found
     assert "&lt;script&gt;" in found and "<script>alert(1)" not in found
     assert "No subject contains" in client.get("/search/mail", query_string={"q": "100%_"}).get_data(as_text=True)
+
+
+def test_ticket_pages_list_change_note_and_merge(client, staff, factory, settings, claus):
+    from crm_inbox import tickets as ticket_service
+    from crm_inbox.models import Reminder, ReminderState, StaffUser, Ticket, TicketState
+
+    with unit_of_work(factory) as session:
+        person = session.get_one(Contact, claus)
+        first = ticket_service.open_ticket(session, settings, subject="Sensoren defekt", contact=person,
+                                           interaction=None, opened_by=CLAUS)
+        second = ticket_service.open_ticket(session, settings, subject="Nochmal: Sensoren", contact=person,
+                                            interaction=None, opened_by=CLAUS)
+        first_id, second_id, second_number = first.id, second.id, second.number
+        jonas = session.execute(select(StaffUser)).scalar_one().id
+    log_in(client)
+    listing = client.get("/tickets").get_data(as_text=True)
+    assert "Sensoren defekt" in listing and "Nochmal: Sensoren" in listing
+    assert "Sensoren defekt" not in client.get("/tickets?whose=mine").get_data(as_text=True)
+    page = client.get(f"/tickets/{first_id}").get_data(as_text=True)
+    token = csrf_token(page)
+    client.post(f"/tickets/{first_id}/change", data={"csrf_token": token, "state": "open", "priority": "high",
+                                                     "assignee_id": str(jonas)})
+    assert "Sensoren defekt" in client.get("/tickets?whose=mine").get_data(as_text=True)
+    client.post(f"/tickets/{first_id}/notes", data={"csrf_token": token, "text": "Ersatz ist unterwegs"})
+    page = client.get(f"/tickets/{first_id}").get_data(as_text=True)
+    assert "note: Ersatz ist unterwegs" in page and "priority: normal → high" in page
+    # the reminder that the ticket is waiting moved to Jonas with the ticket
+    with factory() as session:
+        waiting = session.execute(select(Reminder).where(Reminder.ticket_id == first_id)).scalar_one()
+        assert waiting.assignee_id == jonas and waiting.state == ReminderState.OPEN
+
+    response = client.post(f"/tickets/{first_id}/merge", data={"csrf_token": token, "target": f"#{second_number}"})
+    assert response.headers["Location"] == f"/tickets/{second_id}"
+    with factory() as session:
+        merged = session.get_one(Ticket, first_id)
+        assert merged.merged_into_id == second_id and merged.state == TicketState.CLOSED
+        assert session.get_one(Reminder, waiting.id).state == ReminderState.DONE
+    bad = client.post(f"/tickets/{second_id}/merge", data={"csrf_token": token, "target": "#999999"})
+    assert bad.status_code == 302
+    assert "No ticket #999999." in client.get(f"/tickets/{second_id}").get_data(as_text=True)

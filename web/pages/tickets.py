@@ -1,0 +1,114 @@
+"""Support tickets for staff: the list (by state, mine, nobody's) and one ticket with its thread, changes,
+internal notes and merging."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from crm_inbox import tickets as service
+from crm_inbox.contacts import ValidationError
+from crm_inbox.models import Contact, Interaction, Priority, StaffRole, StaffUser, Ticket, TicketEvent, TicketState
+from web.pages import pages
+from web.pages.views import current_user
+from web.requestdb import db
+
+OPEN_STATES = (TicketState.NEW, TicketState.OPEN, TicketState.PENDING)
+
+
+def _ticket(ticket_id: int) -> Ticket:
+    ticket = db().get(Ticket, ticket_id) if ticket_id <= 2**31 - 1 else None
+    if ticket is None:
+        abort(404)
+    return ticket
+
+
+def _editor() -> int:
+    user = current_user()
+    if user is None or user.role == StaffRole.READONLY:
+        abort(403)
+    return user.id
+
+
+@pages.get("/tickets")
+def tickets() -> str:
+    user = current_user()
+    assert user is not None
+    state = request.args.get("state", "open")
+    whose = request.args.get("whose", "all")
+    query = select(Ticket).where(Ticket.merged_into_id.is_(None))
+    if state == "open":
+        query = query.where(Ticket.state.in_(OPEN_STATES))
+    elif state in {s.value for s in TicketState}:
+        query = query.where(Ticket.state == TicketState(state))
+    if whose == "mine":
+        query = query.where(Ticket.assignee_id == user.id)
+    elif whose == "nobody":
+        query = query.where(Ticket.assignee_id.is_(None))
+    rows = db().execute(query.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(200)).scalars().all()
+    contact_ids = {t.contact_id for t in rows if t.contact_id}
+    names = {c.id: c.display_name for c in db().execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars()}
+    staff = {u.id: u.name for u in db().execute(select(StaffUser)).scalars()}
+    return render_template("tickets.html", tickets=rows, names=names, staff=staff, state=state, whose=whose,
+                           states=[s.value for s in TicketState])
+
+
+@pages.get("/tickets/<int:ticket_id>")
+def ticket(ticket_id: int) -> str:
+    item = _ticket(ticket_id)
+    thread = db().execute(select(Interaction).where(Interaction.ticket_id == item.id)
+                          .order_by(Interaction.occurred_at, Interaction.id)).scalars().all()
+    events = db().execute(select(TicketEvent).where(TicketEvent.ticket_id == item.id)
+                          .order_by(TicketEvent.at, TicketEvent.id)).scalars().all()
+    staff = db().execute(select(StaffUser).where(StaffUser.active).order_by(StaffUser.name)).scalars().all()
+    contact = db().get(Contact, item.contact_id) if item.contact_id else None
+    return render_template("ticket.html", ticket=item, thread=thread, events=events, staff=staff,
+                           contact=contact, states=[s.value for s in TicketState],
+                           priorities=[p.value for p in Priority])
+
+
+@pages.post("/tickets/<int:ticket_id>/change")
+def ticket_change(ticket_id: int) -> BaseResponse:
+    by = _editor()
+    item = _ticket(ticket_id)
+    data: dict[str, object] = {key: request.form[key] for key in ("state", "priority") if request.form.get(key)}
+    if "assignee_id" in request.form:
+        raw = request.form["assignee_id"]
+        data["assignee_id"] = int(raw) if raw.isdigit() else None
+    try:
+        changed = service.change(db(), item, by, data)
+    except ValidationError as exc:
+        flash(f"Not changed: {exc.field} {exc.message}")
+    else:
+        flash("Saved: " + ", ".join(f"{k} → {v}" for k, v in changed.items()) if changed else "Nothing changed.")
+    return redirect(url_for("pages.ticket", ticket_id=ticket_id))
+
+
+@pages.post("/tickets/<int:ticket_id>/notes")
+def ticket_note(ticket_id: int) -> BaseResponse:
+    by = _editor()
+    try:
+        service.add_note(db(), _ticket(ticket_id), by, request.form.get("text", ""))
+    except ValidationError as exc:
+        flash(f"No note added: {exc.message}")
+    return redirect(url_for("pages.ticket", ticket_id=ticket_id))
+
+
+@pages.post("/tickets/<int:ticket_id>/merge")
+def ticket_merge(ticket_id: int) -> BaseResponse:
+    by = _editor()
+    source = _ticket(ticket_id)
+    number = request.form.get("target", "").strip().lstrip("#")
+    target = db().execute(select(Ticket).where(Ticket.number == int(number))).scalar_one_or_none() \
+        if number.isdigit() and len(number) < 12 else None
+    if target is None:
+        flash(f"No ticket #{number}.")
+        return redirect(url_for("pages.ticket", ticket_id=ticket_id))
+    try:
+        service.merge(db(), source, target, by)
+    except ValidationError as exc:
+        flash(f"Not merged: {exc.message}")
+        return redirect(url_for("pages.ticket", ticket_id=ticket_id))
+    flash(f"{source.label} merged into {target.label}.")
+    return redirect(url_for("pages.ticket", ticket_id=target.id))
