@@ -84,3 +84,24 @@ def test_a_read_only_user_sees_the_page_but_cannot_change_it(page, live):
     assert response.status == 403
     with live.factory() as session:
         assert session.execute(select(Reminder)).first() is None
+
+
+def test_merge_a_duplicate_into_the_customer(page, live, staff_login):
+    claus = make_claus(live)
+    with unit_of_work(live.factory) as session:
+        dup = Contact(name=None)
+        dup.emails = [ContactEmail(email="claus.j@gmx.de")]
+        session.add(dup)
+        session.flush()
+        dup_id = dup.id
+    log_in(page, *staff_login)
+    page.goto(f"/contacts/{claus}")
+    page.get_by_text("Merge a duplicate into this contact").click()
+    page.get_by_label("Duplicate").fill("claus.j@gmx.de")
+    page.get_by_role("button", name="Merge …").click()
+    assert page.get_by_role("heading", name="Merge claus.j@gmx.de into Claus Jürgens?").is_visible()
+    page.get_by_role("button", name="Merge", exact=True).click()
+    assert "claus.j@gmx.de was merged into Claus Jürgens." in page.locator(".flash").inner_text()
+    assert page.get_by_role("link", name="claus.j@gmx.de").get_attribute("href") == "mailto:claus.j@gmx.de"
+    with live.factory() as session:
+        assert session.get(Contact, dup_id) is None

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from crm_inbox import audit
+from crm_inbox.contact_merge import merge_contacts
 from crm_inbox.contacts import apply_company, apply_contact
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import (
@@ -136,6 +137,21 @@ def timeline(contact_id: int) -> Response:
 def add_contact_note(contact_id: int) -> Response:
     note = add_note(db(), _get_contact(contact_id), actor_id(), json_body().get("text"))
     return _created(ser.timeline_item(note), f"/api/v1/interactions/{note.id}")
+
+
+@api.post("/contacts/<int:contact_id>/merge")
+@require_token(write=True)
+def merge_contact(contact_id: int) -> Response:
+    """Merge the contact ``duplicate_id`` into this one (all links and history move; it is deleted)."""
+    survivor = _get_contact(contact_id)
+    duplicate_id = json_body().get("duplicate_id")
+    if isinstance(duplicate_id, bool) or not isinstance(duplicate_id, int) or not 1 <= duplicate_id <= MAX_ID:
+        fail(400, "invalid", "duplicate_id must be a contact id", field="duplicate_id")
+    duplicate = db().get(Contact, duplicate_id)
+    if duplicate is None:
+        fail(400, "invalid", "no such contact", field="duplicate_id")
+    moved = merge_contacts(db(), survivor, duplicate, actor_id())
+    return jsonify({**ser.contact(survivor), "merged": moved})
 
 
 @api.post("/companies")

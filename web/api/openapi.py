@@ -346,6 +346,14 @@ PATHS.update({
                      "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}}}},
                  "responses": {"201": _json(_ref("TimelineItem"), "Created"), **ERRORS, **FORBIDDEN,
                                **NOT_FOUND}}},
+    "/contacts/{id}/merge": {
+        "parameters": [ID],
+        "post": {"summary": "Merge the contact duplicate_id into this one (links and history move; it is deleted)",
+                 "operationId": "mergeContact",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["duplicate_id"],
+                     "properties": {"duplicate_id": {"type": "integer", "minimum": 1}}}}}},
+                 "responses": {"200": _json(_ref("Contact")), **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
     "/me/calendar": {
         "post": {"summary": "A new private iCalendar URL of the caller's open reminders (the old one stops)",
                  "operationId": "newCalendarUrl",

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox.contact_merge import merge_contacts
 from crm_inbox.contacts import ValidationError
 from crm_inbox.models import (
     Attachment,
@@ -271,6 +272,34 @@ def contact(contact_id: int) -> str:
     ).scalars().all() if person.company_id else []
     return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor,
                            reminders=open_reminders, tickets=open_tickets, colleagues=colleagues)
+
+
+@pages.post("/contacts/<int:contact_id>/merge")
+def contact_merge(contact_id: int) -> BaseResponse | str:
+    """Merge a duplicate (by id or e-mail address) into this contact, after a confirmation."""
+    user = current_user()
+    if user is None or user.role == StaffRole.READONLY:
+        abort(403)
+    survivor = db().get(Contact, contact_id)
+    if survivor is None:
+        abort(404)
+    wanted = request.form.get("duplicate", "").strip()
+    if wanted.isdigit() and len(wanted) < 12:
+        matches = [c for c in [db().get(Contact, int(wanted))] if c is not None]
+    else:
+        matches = list(db().execute(select(Contact).join(ContactEmail).where(
+            ContactEmail.email == wanted.lower()).distinct()).scalars())
+    matches = [c for c in matches if c.id != contact_id]
+    if len(matches) != 1:
+        flash(f"No single other contact is “{wanted}”: give its number (from its address bar) or e-mail address.")
+        return redirect(url_for("pages.contact", contact_id=contact_id))
+    duplicate = matches[0]
+    if request.form.get("confirm") != "1":
+        return render_template("contact_merge.html", survivor=survivor, duplicate=duplicate)
+    name = duplicate.display_name
+    merge_contacts(db(), survivor, duplicate, user.id)
+    flash(f"{name} was merged into {survivor.display_name}.")
+    return redirect(url_for("pages.contact", contact_id=contact_id))
 
 
 @pages.post("/contacts/<int:contact_id>/notes")

@@ -1,0 +1,63 @@
+"""Merging a duplicate contact into the one that stays: every link and all history move, nothing is lost.
+
+The duplicate's addresses and numbers join the survivor's (without doubles), its timeline entries, tickets,
+calls and reminders point at the survivor, empty master data is filled from it, tags are united, and the
+audit log records what moved, so the merge can be understood (and undone by hand) later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from crm_inbox import audit
+from crm_inbox.contacts import ValidationError
+from crm_inbox.models import Call, Contact, ContactEmail, ContactPhone, InteractionContact, Reminder, Ticket
+
+
+def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staff_id: int | None) -> dict[str, Any]:
+    """Move everything of ``duplicate`` to ``survivor`` and delete ``duplicate``; returns what moved."""
+    if survivor.id == duplicate.id:
+        raise ValidationError("duplicate_id", "a contact cannot be merged into itself")
+    moved: dict[str, Any] = {"duplicate": {"id": duplicate.id, "name": duplicate.name,
+                                           "emails": [e.email for e in duplicate.emails],
+                                           "phones": [p.raw for p in duplicate.phones]}}
+
+    have_emails = {e.email for e in survivor.emails}
+    for email in list(duplicate.emails):
+        if email.email not in have_emails:
+            survivor.emails.append(ContactEmail(email=email.email, label=email.label, bouncing=email.bouncing))
+            have_emails.add(email.email)
+    have_phones = {p.e164 or p.raw for p in survivor.phones}
+    for phone in list(duplicate.phones):
+        if (phone.e164 or phone.raw) not in have_phones:
+            survivor.phones.append(ContactPhone(raw=phone.raw, e164=phone.e164, label=phone.label))
+            have_phones.add(phone.e164 or phone.raw)
+
+    # Timeline links: an interaction linked to both keeps the survivor's link; the rest move over.
+    both = select(InteractionContact.interaction_id).where(InteractionContact.contact_id == survivor.id)
+    session.execute(delete(InteractionContact).where(InteractionContact.contact_id == duplicate.id,
+                                                     InteractionContact.interaction_id.in_(both)))
+    moved["timeline_links"] = session.execute(
+        update(InteractionContact).where(InteractionContact.contact_id == duplicate.id)
+        .values(contact_id=survivor.id)).rowcount
+    for model, key in ((Ticket, "tickets"), (Call, "calls"), (Reminder, "reminders")):
+        moved[key] = session.execute(update(model).where(model.contact_id == duplicate.id)  # type: ignore[attr-defined]
+                                     .values(contact_id=survivor.id)).rowcount
+
+    # Master data: the survivor's values win; what it lacks comes from the duplicate.
+    for attr in ("name", "company_id", "category", "owner_id"):
+        if getattr(survivor, attr) is None and getattr(duplicate, attr) is not None:
+            setattr(survivor, attr, getattr(duplicate, attr))
+    survivor.tags = list(dict.fromkeys([*survivor.tags, *duplicate.tags]))
+    survivor.fields = {**duplicate.fields, **survivor.fields}
+    if survivor.role.value == "lead" and duplicate.role.value != "lead":
+        survivor.role = duplicate.role  # a lead that turns out to be a known customer is that customer
+
+    session.flush()
+    session.delete(duplicate)
+    audit.record(session, staff_id, "merge", "contact", survivor.id, moved)
+    session.flush()
+    return moved
