@@ -104,3 +104,12 @@ def user_for_calendar_token(session: Session, token: str) -> StaffUser | None:
     user = session.execute(select(StaffUser).where(StaffUser.calendar_token_hash == _token_hash(token))
                            ).scalar_one_or_none()
     return user if user is not None and user.active else None
+
+
+def revoke_token(session: Session, user: StaffUser, token_id: int) -> bool:
+    """Revoke one of ``user``'s own tokens; False when it is not theirs or already revoked."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.staff_id != user.id or token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    return True

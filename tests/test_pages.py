@@ -429,3 +429,22 @@ def test_ticket_pages_list_change_note_and_merge(client, staff, factory, setting
     bad = client.post(f"/tickets/{second_id}/merge", data={"csrf_token": token, "target": "#999999"})
     assert bad.status_code == 302
     assert "No ticket #999999." in client.get(f"/tickets/{second_id}").get_data(as_text=True)
+
+
+def test_staff_create_and_revoke_their_own_api_tokens(client, staff):
+    log_in(client)
+    page = client.get("/me").get_data(as_text=True)
+    assert "No tokens." in page
+    created = client.post("/me/tokens", data={"csrf_token": csrf_token(page), "name": "Telefonanlage"})
+    html = created.get_data(as_text=True)
+    shown = re.search(r'readonly value="(crm_[^"]+)" aria-label="New API token"', html)
+    assert shown is not None, html
+    token_value = shown.group(1)
+    api = client.get("/api/v1/contacts", headers={"Authorization": f"Bearer {token_value}"})
+    assert api.status_code == 200
+    page = client.get("/me").get_data(as_text=True)
+    assert "Telefonanlage" in page and token_value not in page  # shown once only
+    token_id = re.search(r'/me/tokens/(\d+)/revoke', page).group(1)  # type: ignore[union-attr]
+    client.post(f"/me/tokens/{token_id}/revoke", data={"csrf_token": csrf_token(page)})
+    assert client.get("/api/v1/contacts", headers={"Authorization": f"Bearer {token_value}"}).status_code == 401
+    assert "revoked" in client.get("/me").get_data(as_text=True)
