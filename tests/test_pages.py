@@ -448,3 +448,16 @@ def test_staff_create_and_revoke_their_own_api_tokens(client, staff):
     client.post(f"/me/tokens/{token_id}/revoke", data={"csrf_token": csrf_token(page)})
     assert client.get("/api/v1/contacts", headers={"Authorization": f"Bearer {token_value}"}).status_code == 401
     assert "revoked" in client.get("/me").get_data(as_text=True)
+
+
+def test_the_timeline_filters_by_kind(client, staff, factory, claus, mail_id):
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    client.post(f"/contacts/{claus}/notes", data={"csrf_token": csrf_token(page), "text": "Rückruf vereinbart"})
+    everything = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "Rückruf vereinbart" in everything and f"/interactions/{mail_id}" in everything
+    notes = client.get(f"/contacts/{claus}?kind=note").get_data(as_text=True)
+    assert "Rückruf vereinbart" in notes and f"/interactions/{mail_id}\"" not in notes
+    mails = client.get(f"/contacts/{claus}?kind=email").get_data(as_text=True)
+    assert "Rückruf vereinbart" not in mails and f"/interactions/{mail_id}" in mails
+    assert client.get(f"/contacts/{claus}?kind=gossip").status_code == 400

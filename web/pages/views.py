@@ -29,6 +29,7 @@ from crm_inbox.models import (
     ContactPhone,
     Interaction,
     InteractionContact,
+    InteractionKind,
     InteractionStaff,
     Reminder,
     StaffRole,
@@ -256,8 +257,12 @@ def contact(contact_id: int) -> str:
     if person is None:
         abort(404)
     cursor = request.args.get("cursor") or None
+    kind = request.args.get("kind") or None
+    if kind not in {None, *(k.value for k in InteractionKind)}:
+        abort(400, description="Unknown kind of timeline entry.")
     try:
-        timeline = contact_timeline(db(), contact_id, limit=TIMELINE_PAGE, cursor=cursor)
+        timeline = contact_timeline(db(), contact_id, limit=TIMELINE_PAGE, cursor=cursor,
+                                    kind=InteractionKind(kind) if kind else None)
     except BadCursor:
         abort(400, description="This timeline link is not valid.")
     open_reminders = db().execute(select(Reminder).where(
@@ -270,8 +275,9 @@ def contact(contact_id: int) -> str:
     colleagues = db().execute(select(Contact).where(
         Contact.company_id == person.company_id, Contact.id != contact_id).order_by(Contact.search_name).limit(20)
     ).scalars().all() if person.company_id else []
-    return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor,
-                           reminders=open_reminders, tickets=open_tickets, colleagues=colleagues)
+    return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor, kind=kind,
+                           kinds=[k.value for k in InteractionKind], reminders=open_reminders, tickets=open_tickets,
+                           colleagues=colleagues)
 
 
 @pages.post("/contacts/<int:contact_id>/merge")
