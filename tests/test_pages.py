@@ -461,3 +461,27 @@ def test_the_timeline_filters_by_kind(client, staff, factory, claus, mail_id):
     mails = client.get(f"/contacts/{claus}?kind=email").get_data(as_text=True)
     assert "Rückruf vereinbart" not in mails and f"/interactions/{mail_id}" in mails
     assert client.get(f"/contacts/{claus}?kind=gossip").status_code == 400
+
+
+def test_edit_the_contact_in_place(client, staff, factory, claus):
+    from crm_inbox.models import AuditEntry
+
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert 'name="emails"' in page
+    response = client.post(f"/contacts/{claus}/edit", data={
+        "csrf_token": csrf_token(page), "name": "Claus Jürgens-Weber", "role": "customer", "category": "A",
+        "tags": "Stammkunde, Messe 2026", "emails": f"{CLAUS}\nclaus@privat.de", "phones": "0171/2345678\n089 4711-33",
+        "owner_id": ""})
+    assert response.status_code == 302
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "<h1>Claus Jürgens-Weber</h1>" in page and 'href="mailto:claus@privat.de"' in page
+    assert 'href="tel:+4989471133"' in page and "Messe 2026" in page
+    bad = client.post(f"/contacts/{claus}/edit", data={"csrf_token": csrf_token(page), "emails": "kein-at-zeichen",
+                                                         "role": "customer"})
+    assert bad.status_code == 302
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "Not saved: emails" in page and "<h1>Claus Jürgens-Weber</h1>" in page
+    with factory() as session:
+        entry = session.execute(select(AuditEntry).where(AuditEntry.object_type == "contact")).scalar_one()
+        assert entry.details["name"] == "Claus Jürgens-Weber"

@@ -18,10 +18,12 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox import audit
 from crm_inbox.contact_merge import merge_contacts
-from crm_inbox.contacts import ValidationError
+from crm_inbox.contacts import ValidationError, apply_contact
 from crm_inbox.models import (
     Attachment,
+    Category,
     Company,
     CompanyDomain,
     Contact,
@@ -32,6 +34,7 @@ from crm_inbox.models import (
     InteractionKind,
     InteractionStaff,
     Reminder,
+    Role,
     StaffRole,
     StaffUser,
     Ticket,
@@ -275,7 +278,9 @@ def contact(contact_id: int) -> str:
     colleagues = db().execute(select(Contact).where(
         Contact.company_id == person.company_id, Contact.id != contact_id).order_by(Contact.search_name).limit(20)
     ).scalars().all() if person.company_id else []
+    staff = db().execute(select(StaffUser).where(StaffUser.active).order_by(StaffUser.name)).scalars().all()
     return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor, kind=kind,
+                           staff=staff, roles=[r.value for r in Role], categories=[c.value for c in Category],
                            kinds=[k.value for k in InteractionKind], reminders=open_reminders, tickets=open_tickets,
                            colleagues=colleagues)
 
@@ -305,6 +310,36 @@ def contact_merge(contact_id: int) -> BaseResponse | str:
     name = duplicate.display_name
     merge_contacts(db(), survivor, duplicate, user.id)
     flash(f"{name} was merged into {survivor.display_name}.")
+    return redirect(url_for("pages.contact", contact_id=contact_id))
+
+
+@pages.post("/contacts/<int:contact_id>/edit")
+def contact_edit(contact_id: int) -> BaseResponse:
+    """Master data from the page's edit form: one address or number per line, tags separated by commas."""
+    user = current_user()
+    if user is None or user.role == StaffRole.READONLY:
+        abort(403)
+    person = db().get(Contact, contact_id)
+    if person is None:
+        abort(404)
+    form = request.form
+
+    def lines(key: str) -> list[str]:
+        return [line.strip() for line in form.get(key, "").splitlines() if line.strip()]
+
+    data = {"name": form.get("name", "").strip() or None, "role": form.get("role") or "lead",
+            "category": form.get("category") or None,
+            "tags": [t.strip() for t in form.get("tags", "").split(",") if t.strip()],
+            "emails": lines("emails"), "phones": lines("phones"),
+            "owner_id": int(form["owner_id"]) if form.get("owner_id", "").isdigit() else None}
+    try:
+        changed = apply_contact(db(), person, data, state().settings.phone.default_region)
+    except ValidationError as exc:
+        db().rollback()
+        flash(f"Not saved: {exc.field} {exc.message}")
+        return redirect(url_for("pages.contact", contact_id=contact_id))
+    audit.record(db(), user.id, "update", "contact", contact_id, changed)
+    flash("Saved.")
     return redirect(url_for("pages.contact", contact_id=contact_id))
 
 
