@@ -136,6 +136,26 @@ def contact_timeline(session: Session, contact_id: int, *, limit: int = 50, curs
         query = query.join(Interaction, Interaction.id == link.interaction_id).where(Interaction.kind == kind)
     ids = session.execute(
         query.order_by(link.occurred_at.desc(), link.interaction_id.desc()).limit(limit + 1)).scalars().all()
+    return _page(session, list(ids), limit)
+
+
+def company_timeline(session: Session, company_id: int, *, limit: int = 50, cursor: str | None = None) -> TimelinePage:
+    """All its people's interactions and those recorded on the company itself (a call to the switchboard),
+    merged, newest first."""
+    people = select(Contact.id).where(Contact.company_id == company_id)
+    linked = select(InteractionContact.interaction_id).where(InteractionContact.contact_id.in_(people))
+    query = select(Interaction.id).where(or_(Interaction.id.in_(linked), Interaction.company_id == company_id))
+    if cursor:
+        when, ident = decode_cursor(cursor)
+        query = query.where(or_(Interaction.occurred_at < when,
+                                and_(Interaction.occurred_at == when, Interaction.id < ident)))
+    ids = session.execute(
+        query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit + 1)).scalars().all()
+    return _page(session, list(ids), limit)
+
+
+def _page(session: Session, ids: list[int], limit: int) -> TimelinePage:
+    """The interactions of ``ids`` (one more than a page, to know whether there is more), in that order."""
     has_more = len(ids) > limit
     ids = ids[:limit]
     rows = session.execute(

@@ -485,3 +485,27 @@ def test_edit_the_contact_in_place(client, staff, factory, claus):
     with factory() as session:
         entry = session.execute(select(AuditEntry).where(AuditEntry.object_type == "contact")).scalar_one()
         assert entry.details["name"] == "Claus Jürgens-Weber"
+
+
+def test_the_company_page_merges_the_timelines_of_its_people(client, staff, factory):
+    from crm_inbox.models import Company
+    from crm_inbox.timeline import add_note
+
+    with unit_of_work(factory) as session:
+        firm = Company(name="Weber Logistik GmbH")
+        session.add(firm)
+        session.flush()
+        petra, jan, outsider = Contact(name="Petra Weber", company_id=firm.id), \
+            Contact(name="Jan Weber", company_id=firm.id), Contact(name="Fremd")
+        session.add_all([petra, jan, outsider])
+        session.flush()
+        for n in range(30):
+            add_note(session, petra if n % 2 else jan, None, f"Notiz {n:02d}")
+        add_note(session, outsider, None, "Nicht von Weber")
+        firm_id = firm.id
+    log_in(client)
+    first = client.get(f"/companies/{firm_id}").get_data(as_text=True)
+    assert "Notiz 29" in first and "Notiz 28" in first and "Nicht von Weber" not in first
+    older = re.search(r'href="(/companies/\d+\?cursor=[^"#]+)#timeline">Older', first).group(1)  # type: ignore[union-attr]
+    second = client.get(older.replace("&amp;", "&")).get_data(as_text=True)
+    assert "Notiz 00" in second and "Notiz 29" not in second

@@ -44,7 +44,7 @@ from crm_inbox.models.contacts import search_key
 from crm_inbox.models.reminders import ACTIVE_STATES
 from crm_inbox.phone import to_e164
 from crm_inbox.staff import check_password, find_staff, hash_password
-from crm_inbox.timeline import BadCursor, add_note, contact_timeline
+from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response
 from web.pages import csrf, pages
 from web.requestdb import db, state
@@ -366,7 +366,12 @@ def company(company_id: int) -> str:
     people = db().execute(
         select(Contact).where(Contact.company_id == company_id).options(selectinload(Contact.emails))
         .order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)).scalars().all()
-    return render_template("company.html", company=firm, people=people)
+    cursor = request.args.get("cursor") or None
+    try:
+        timeline = company_timeline(db(), company_id, limit=TIMELINE_PAGE, cursor=cursor)
+    except BadCursor:
+        abort(400, description="This timeline link is not valid.")
+    return render_template("company.html", company=firm, people=people, timeline=timeline, cursor=cursor)
 
 
 # --- interactions and attachments ---------------------------------------------------------------------
