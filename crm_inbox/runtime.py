@@ -76,6 +76,26 @@ class Service:
     def web_port(self) -> int | None:
         return int(self.web.effective_port) if self.web else None  # type: ignore[attr-defined]
 
+    def _stop_web(self) -> None:
+        """Close waitress's sockets inside its own loop thread: closing them from here while that thread
+        waits in select() makes it die with EBADF (and requests in flight fail with a traceback)."""
+        from waitress import wasyncore
+
+        server = self.web
+        socket_map = getattr(server, "_map", None)
+        if socket_map is not None and getattr(server, "trigger", None) is not None:
+            try:
+                server.trigger.pull_trigger(lambda: wasyncore.close_all(socket_map))  # type: ignore[union-attr]
+            except OSError:  # the loop is gone already: nobody else uses the sockets
+                wasyncore.close_all(socket_map)
+            if self._web_thread is not None:
+                self._web_thread.join(10)
+            server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        else:  # another server class: its own close
+            server.close()  # type: ignore[union-attr]
+            if self._web_thread is not None:
+                self._web_thread.join(10)
+
     def stop(self) -> None:
         """Stop taking mail first, finish what is in flight, then stop the worker and the web app."""
         if self.smtp is not None:
@@ -83,9 +103,7 @@ class Service:
             self.intake.close()
         if self.web is not None:
             self.web_app.extensions["crm_inbox"].broker.close()  # end the browsers' event streams
-            self.web.close()
-            if self._web_thread is not None:
-                self._web_thread.join(10)
+            self._stop_web()
         self.worker.stop()
         self.scheduler.stop()
         self.sender.stop()

@@ -3,6 +3,7 @@ added and the reminder completed in place; a read-only user sees it all and can 
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm_inbox.db import unit_of_work
@@ -42,24 +43,25 @@ def test_find_by_phone_add_a_note_and_a_reminder_and_complete_it(page, live, sta
     page.get_by_label("Search").fill("0171/2345678")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="Claus Jürgens").click()
-    assert page.get_by_role("heading", name="Claus Jürgens").is_visible()
+    expect(page.get_by_role("heading", name="Claus Jürgens")).to_be_visible()
     assert page.get_by_role("link", name="+49 171 2345678").get_attribute("href") == "tel:+491712345678"
-    assert page.get_by_role("link", name="Petra Köhler").is_visible()  # the company's other people
+    expect(page.get_by_role("link", name="Petra Köhler")).to_be_visible()  # the company's other people
 
     page.get_by_label("Add a note").fill("Will das Angebot bis Freitag, <b>nicht</b> früher.")
     page.get_by_role("button", name="Save note").click()
-    assert page.locator("ol.timeline").get_by_text("Will das Angebot bis Freitag, <b>nicht</b> früher.").is_visible()
+    note = "Will das Angebot bis Freitag, <b>nicht</b> früher."
+    expect(page.locator("ol.timeline").get_by_text(note)).to_be_visible()
 
     page.get_by_label("Reminder", exact=True).fill("Angebot nachfassen")
     page.get_by_label("When").fill("Freitag 10 Uhr")
     page.get_by_role("button", name="Remind me").click()
     panel = page.locator("section.panel", has=page.get_by_role("heading", name="Open reminders"))
-    assert panel.get_by_text("Angebot nachfassen").is_visible()
+    expect(panel.get_by_text("Angebot nachfassen")).to_be_visible()
     assert "Fri" in panel.locator(".due").first.inner_text()
     screenshot(page, "contact")
 
     panel.get_by_role("button", name="Done").click()
-    assert panel.get_by_text("Angebot nachfassen").count() == 0
+    expect(panel.get_by_text("Angebot nachfassen")).to_have_count(0)
     with live.factory() as session:
         reminder = session.execute(select(Reminder)).scalar_one()
         note = session.execute(select(Interaction).where(Interaction.kind == InteractionKind.NOTE)).scalar_one()
@@ -74,8 +76,9 @@ def test_a_read_only_user_sees_the_page_but_cannot_change_it(page, live):
         add_staff(session, "praktikant@beispiel-firma.de", "Paul Praktikant", "readonly", password=PASSWORD)
     log_in(page, "praktikant@beispiel-firma.de", PASSWORD)
     page.goto(f"/contacts/{claus}")
-    assert page.get_by_role("heading", name="Claus Jürgens").is_visible()
-    assert page.get_by_label("Add a note").count() == 0 and page.get_by_role("button", name="Remind me").count() == 0
+    expect(page.get_by_role("heading", name="Claus Jürgens")).to_be_visible()
+    expect(page.get_by_label("Add a note")).to_have_count(0)
+    expect(page.get_by_role("button", name="Remind me")).to_have_count(0)
     # posting anyway (a forged form with a valid session token) is refused
     token = page.locator("input[name=csrf_token]").first.get_attribute("value")
     response = page.request.post(f"/contacts/{claus}/notes", form={"csrf_token": token or "", "text": "x"})
@@ -99,9 +102,9 @@ def test_merge_a_duplicate_into_the_customer(page, live, staff_login):
     page.get_by_text("Merge a duplicate into this contact").click()
     page.get_by_label("Duplicate").fill("claus.j@gmx.de")
     page.get_by_role("button", name="Merge …").click()
-    assert page.get_by_role("heading", name="Merge claus.j@gmx.de into Claus Jürgens?").is_visible()
+    expect(page.get_by_role("heading", name="Merge claus.j@gmx.de into Claus Jürgens?")).to_be_visible()
     page.get_by_role("button", name="Merge", exact=True).click()
-    assert "claus.j@gmx.de was merged into Claus Jürgens." in page.locator(".flash").inner_text()
-    assert page.get_by_role("link", name="claus.j@gmx.de").get_attribute("href") == "mailto:claus.j@gmx.de"
+    expect(page.locator(".flash")).to_contain_text("claus.j@gmx.de was merged into Claus Jürgens.")
+    expect(page.get_by_role("link", name="claus.j@gmx.de")).to_have_attribute("href", "mailto:claus.j@gmx.de")
     with live.factory() as session:
         assert session.get(Contact, dup_id) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm_inbox.db import unit_of_work
@@ -30,27 +31,27 @@ def test_log_in_see_due_reminders_complete_snooze_and_add_one(page, live, staff_
     page.goto("/")
     assert page.url.endswith("/dashboard")
     due = page.locator("section", has=page.get_by_role("heading", name="Due now"))
-    assert due.get_by_role("row").filter(has_text="Call back Claus Jürgens").count() == 1
-    assert due.get_by_role("row").filter(has_text="Messe vorbereiten").count() == 1
+    expect(due.get_by_role("row").filter(has_text="Call back Claus Jürgens")).to_have_count(1)
+    expect(due.get_by_role("row").filter(has_text="Messe vorbereiten")).to_have_count(1)
     screenshot(page, "dashboard")
 
     # the customer is one click away
     due.get_by_role("link", name="Claus Jürgens").click()
-    assert page.get_by_role("heading", name="Claus Jürgens").is_visible()
+    expect(page.get_by_role("heading", name="Claus Jürgens")).to_be_visible()
     page.go_back()
 
     due.get_by_role("row").filter(has_text="Call back Claus Jürgens").get_by_role("button", name="Done").click()
-    assert due.get_by_role("row").filter(has_text="Call back Claus Jürgens").count() == 0
+    expect(due.get_by_role("row").filter(has_text="Call back Claus Jürgens")).to_have_count(0)
     row = due.get_by_role("row").filter(has_text="Messe vorbereiten")
     row.get_by_label("Snooze until").select_option("in 3 days")
     row.get_by_role("button", name="Snooze").click()
     upcoming = page.locator("section", has=page.get_by_role("heading", name="Next 7 days"))
-    assert upcoming.get_by_role("row").filter(has_text="Messe vorbereiten").filter(has_text="snoozed").count() == 1
+    expect(upcoming.get_by_role("row").filter(has_text="Messe vorbereiten").filter(has_text="snoozed")).to_have_count(1)
 
     page.get_by_label("What").fill("Angebot nachfassen")
     page.get_by_label("When").fill("morgen 9 Uhr")
     page.get_by_role("button", name="Remind me").click()
-    assert upcoming.get_by_role("row").filter(has_text="Angebot nachfassen").count() == 1
+    expect(upcoming.get_by_role("row").filter(has_text="Angebot nachfassen")).to_have_count(1)
     assert page.dialogs == []  # type: ignore[attr-defined]
 
     with live.factory() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm_inbox.db import unit_of_work
@@ -53,10 +54,10 @@ def test_assign_an_unassigned_mail_to_the_right_one_of_two_namesakes(page, live,
 
     card.get_by_label("Contact").fill("Klaus Müller")
     card.get_by_role("button", name="Assign").click()
-    assert "Several contacts match" in page.locator("main").inner_text()
+    expect(page.locator("main")).to_contain_text("Several contacts match")
     page.get_by_role("listitem").filter(has_text="klaus.mueller@gmx.de").get_by_role("button").click()
-    assert "is now on Klaus Müller's timeline" in page.locator(".flash").inner_text()
-    assert page.get_by_role("article", name="Angebot Prägestempel").count() == 0
+    expect(page.locator(".flash")).to_contain_text("is now on Klaus Müller's timeline")
+    expect(page.get_by_role("article", name="Angebot Prägestempel")).to_have_count(0)
     with live.factory() as session:
         gmx = session.execute(select(ContactEmail.contact_id).where(ContactEmail.email == "klaus.mueller@gmx.de")
                               ).scalar_one()

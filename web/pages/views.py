@@ -298,8 +298,8 @@ def contact_merge(contact_id: int) -> BaseResponse | str:
     if wanted.isdigit() and len(wanted) < 12:
         matches = [c for c in [db().get(Contact, int(wanted))] if c is not None]
     else:
-        matches = list(db().execute(select(Contact).join(ContactEmail).where(
-            ContactEmail.email == wanted.lower()).distinct()).scalars())
+        owners = select(ContactEmail.contact_id).where(ContactEmail.email == wanted.lower())
+        matches = list(db().execute(select(Contact).where(Contact.id.in_(owners))).scalars())
     matches = [c for c in matches if c.id != contact_id]
     if len(matches) != 1:
         flash(f"No single other contact is “{wanted}”: give its number (from its address bar) or e-mail address.")
