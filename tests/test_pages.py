@@ -360,7 +360,7 @@ def test_triage_retries_a_failed_message_and_the_dashboard_counts_what_waits(cli
                         .values(state=InboundState.FAILED, error="RuntimeError: simulated bug"))
     log_in(client)
     dashboard = client.get("/dashboard").get_data(as_text=True)
-    assert "0 unassigned interaction(s), 1 failed message(s)" in dashboard
+    assert "Unassigned: 0 · failed: 1" in dashboard
     page = client.get("/triage").get_data(as_text=True)
     assert "RuntimeError: simulated bug" in page
     response = client.post(f"/triage/inbound/{inbound_id}/retry", data={"csrf_token": csrf_token(page)})

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
 from crm_inbox.events import Broker
-from web import requestdb
+from web import i18n, requestdb
 
 
 @dataclass
@@ -61,6 +61,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         JSON_SORT_KEYS=False,
     )
     requestdb.init_app(app)
+    i18n.init_app(app, settings.reminders.timezone)
 
     from web.api import api
     from web.feeds import feeds

@@ -69,7 +69,7 @@ def staff_login(live: Service) -> tuple[str, str]:
 
 @pytest.fixture
 def page(browser: Any, base_url: str) -> Iterator[Any]:
-    context = browser.new_context(base_url=base_url, locale="de-DE", timezone_id="Europe/Berlin")
+    context = browser.new_context(base_url=base_url, locale="en-US", timezone_id="Europe/Berlin")
     page = context.new_page()
     page.set_default_timeout(10_000)
     dialogs: list[str] = []

@@ -77,3 +77,23 @@ def test_a_form_posted_without_its_csrf_token_changes_nothing(page, live, staff_
     assert posted.value.status == 400
     with live.factory() as session:
         assert session.execute(select(Reminder.state)).scalar_one() == ReminderState.OPEN
+
+
+def test_a_german_browser_sees_the_dashboard_in_german(browser, base_url, live, staff_login):
+    with unit_of_work(live.factory) as session:
+        session.add(Reminder(title="Angebot nachfassen", reason="manual", due_at=utcnow() - timedelta(minutes=5),
+                             fire_at=None))
+    context = browser.new_context(base_url=base_url, locale="de-DE", timezone_id="Europe/Berlin")
+    page = context.new_page()
+    try:
+        page.goto("/login")
+        page.get_by_label("E-Mail-Adresse").fill(staff_login[0])
+        page.get_by_label("Passwort").fill(staff_login[1])
+        page.get_by_role("button", name="Anmelden").click()
+        page.goto("/")
+        expect(page.get_by_role("heading", name="Jetzt fällig")).to_be_visible()
+        row = page.get_by_role("row").filter(has_text="Angebot nachfassen")
+        expect(row.get_by_role("button", name="Erledigt")).to_be_visible()
+        screenshot(page, "dashboard-de")
+    finally:
+        context.close()

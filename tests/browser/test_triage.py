@@ -44,7 +44,7 @@ def test_assign_an_unassigned_mail_to_the_right_one_of_two_namesakes(page, live,
 
     log_in(page, *staff_login)
     page.goto("/dashboard")
-    page.get_by_role("link", name="1 unassigned interaction(s), 0 failed message(s)").click()
+    page.get_by_role("link", name="Unassigned: 1 · failed: 0").click()
     card = page.get_by_role("article", name="Angebot Prägestempel")
     assert "Why here:" in card.inner_text()
     screenshot(page, "triage")

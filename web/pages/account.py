@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -45,5 +46,5 @@ def account_revoke_token(token_id: int) -> BaseResponse:
     user = _me()
     if revoke_token(db(), user, token_id):
         audit.record(db(), user.id, "revoke", "api_token", token_id)
-        flash("Token revoked: programs using it can no longer reach the API.")
+        flash(_("Token revoked: programs using it can no longer reach the API."))
     return redirect(url_for("pages.account"))

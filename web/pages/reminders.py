@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -26,11 +27,13 @@ from crm_inbox.models import (
 from crm_inbox.models.reminders import ACTIVE_STATES
 from crm_inbox.staff import new_calendar_token
 from crm_inbox.triage import unassigned_query
+from web.i18n import N_
 from web.pages import pages
 from web.pages.views import current_user
 from web.requestdb import after_commit, db, state
 
-SNOOZE_CHOICES = ("in 1 hour", "tomorrow 9:00", "in 3 days", "next monday 9:00")
+# Sent as they are (dateparser reads them); shown translated.
+SNOOZE_CHOICES = (N_("in 1 hour"), N_("tomorrow 9:00"), N_("in 3 days"), N_("next monday 9:00"))
 
 
 def _mine_or_team(user_id: int) -> object:
@@ -107,7 +110,7 @@ def reminder_snooze(reminder_id: int) -> BaseResponse:
         service.change(db(), state().settings, _reminder_or_404(reminder_id),
                        {"snooze": request.form.get("until", "")}, by)
     except ValidationError as exc:
-        flash(f"Not snoozed: {exc.message}")
+        flash(_("Not snoozed: %(why)s", why=exc.message))
     return _back()
 
 
@@ -122,7 +125,7 @@ def reminder_new() -> BaseResponse:
     try:
         service.create(db(), service.read_input(db(), state().settings, data, creating=True), by)
     except ValidationError as exc:
-        flash(f"No reminder made: {exc.field} {exc.message}")
+        flash(_("No reminder made: %(field)s %(why)s", field=exc.field, why=exc.message))
     return _back()
 
 

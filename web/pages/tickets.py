@@ -4,6 +4,7 @@ internal notes and merging."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -79,9 +80,10 @@ def ticket_change(ticket_id: int) -> BaseResponse:
     try:
         changed = service.change(db(), item, by, data)
     except ValidationError as exc:
-        flash(f"Not changed: {exc.field} {exc.message}")
+        flash(_("Not changed: %(field)s %(why)s", field=exc.field, why=exc.message))
     else:
-        flash("Saved: " + ", ".join(f"{k} → {v}" for k, v in changed.items()) if changed else "Nothing changed.")
+        flash(_("Saved: %(what)s", what=", ".join(f"{k} → {v}" for k, v in changed.items())) if changed
+              else _("Nothing changed."))
     return redirect(url_for("pages.ticket", ticket_id=ticket_id))
 
 
@@ -91,7 +93,7 @@ def ticket_note(ticket_id: int) -> BaseResponse:
     try:
         service.add_note(db(), _ticket(ticket_id), by, request.form.get("text", ""))
     except ValidationError as exc:
-        flash(f"No note added: {exc.message}")
+        flash(_("No note added: %(why)s", why=exc.message))
     return redirect(url_for("pages.ticket", ticket_id=ticket_id))
 
 
@@ -103,12 +105,12 @@ def ticket_merge(ticket_id: int) -> BaseResponse:
     target = db().execute(select(Ticket).where(Ticket.number == int(number))).scalar_one_or_none() \
         if number.isdigit() and len(number) < 12 else None
     if target is None:
-        flash(f"No ticket #{number}.")
+        flash(_("No ticket #%(number)s.", number=number))
         return redirect(url_for("pages.ticket", ticket_id=ticket_id))
     try:
         service.merge(db(), source, target, by)
     except ValidationError as exc:
-        flash(f"Not merged: {exc.message}")
+        flash(_("Not merged: %(why)s", why=exc.message))
         return redirect(url_for("pages.ticket", ticket_id=ticket_id))
-    flash(f"{source.label} merged into {target.label}.")
+    flash(_("%(source)s merged into %(target)s.", source=source.label, target=target.label))
     return redirect(url_for("pages.ticket", ticket_id=target.id))

@@ -4,6 +4,7 @@ name, address or phone number; retry a failed message."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -55,9 +56,10 @@ def triage_assign(interaction_id: int) -> BaseResponse:
     try:
         assign(db(), item, [candidates[0].id], staff_id, remember_address=request.form.get("remember") == "1")
     except ValidationError as exc:
-        flash(f"Not assigned: {exc.message}")
+        flash(_("Not assigned: %(why)s", why=exc.message))
         return redirect(url_for("pages.triage"))
-    flash(f"“{item.subject or '(no subject)'}” is now on {candidates[0].display_name}'s timeline.")
+    flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=item.subject or _("(no subject)"),
+            name=candidates[0].display_name))
     return redirect(url_for("pages.triage"))
 
 
@@ -67,9 +69,11 @@ def triage_retry(inbound_id: int) -> BaseResponse:
     db().rollback()  # the retry runs in units of work of its own
     app = state()
     if not retry(app.factory, [inbound_id]):
-        flash(f"Message {inbound_id} is not waiting for a retry.")
+        flash(_("Message %(id)s is not waiting for a retry.", id=inbound_id))
         return redirect(url_for("pages.triage"))
     outcome = process(app.factory, app.settings, inbound_id)
-    result = "processed." if outcome.state != InboundState.FAILED else f"failed again: {outcome.error}"
-    flash(f"Message {inbound_id}: {result}")
+    if outcome.state != InboundState.FAILED:
+        flash(_("Message %(id)s: processed.", id=inbound_id))
+    else:
+        flash(_("Message %(id)s: failed again: %(error)s", id=inbound_id, error=outcome.error))
     return redirect(url_for("pages.triage"))

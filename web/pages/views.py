@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Response, abort, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
@@ -46,6 +47,7 @@ from crm_inbox.phone import to_e164
 from crm_inbox.staff import check_password, find_staff, hash_password
 from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response
+from web.i18n import local_time
 from web.pages import csrf, pages
 from web.requestdb import db, state
 
@@ -115,18 +117,9 @@ def template_helpers() -> dict[str, Any]:
     return {"csrf_field": csrf.field, "current_user": current_user, "local_time": local_time}
 
 
-def local_time(value: datetime | None) -> str:
-    """A time as staff read it: in the office's time zone."""
-    from zoneinfo import ZoneInfo
-
-    if value is None:
-        return ""
-    return value.astimezone(ZoneInfo(state().settings.reminders.timezone)).strftime("%a %d.%m.%Y %H:%M")
-
-
 @pages.app_template_filter("when")
 def format_when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    return local_time(value)
 
 
 @pages.app_template_filter("duration")
@@ -166,7 +159,7 @@ def login() -> BaseResponse | str:
     user = _verify(email, request.form.get("password", ""))
     if user is None:
         return render_template("login.html", next_url=next_url, email=email,
-                               error="Wrong e-mail address or password.")
+                               error=_("Wrong e-mail address or password."))
     session.clear()
     session["staff_id"] = user.id
     session["auth"] = _fingerprint(user)
@@ -302,14 +295,15 @@ def contact_merge(contact_id: int) -> BaseResponse | str:
         matches = list(db().execute(select(Contact).where(Contact.id.in_(owners))).scalars())
     matches = [c for c in matches if c.id != contact_id]
     if len(matches) != 1:
-        flash(f"No single other contact is “{wanted}”: give its number (from its address bar) or e-mail address.")
+        flash(_("No single other contact is “%(wanted)s”: give its number (from its address bar) or e-mail address.",
+                wanted=wanted))
         return redirect(url_for("pages.contact", contact_id=contact_id))
     duplicate = matches[0]
     if request.form.get("confirm") != "1":
         return render_template("contact_merge.html", survivor=survivor, duplicate=duplicate)
     name = duplicate.display_name
     merge_contacts(db(), survivor, duplicate, user.id)
-    flash(f"{name} was merged into {survivor.display_name}.")
+    flash(_("%(name)s was merged into %(survivor)s.", name=name, survivor=survivor.display_name))
     return redirect(url_for("pages.contact", contact_id=contact_id))
 
 
@@ -336,10 +330,10 @@ def contact_edit(contact_id: int) -> BaseResponse:
         changed = apply_contact(db(), person, data, state().settings.phone.default_region)
     except ValidationError as exc:
         db().rollback()
-        flash(f"Not saved: {exc.field} {exc.message}")
+        flash(_("Not saved: %(field)s %(why)s", field=exc.field, why=exc.message))
         return redirect(url_for("pages.contact", contact_id=contact_id))
     audit.record(db(), user.id, "update", "contact", contact_id, changed)
-    flash("Saved.")
+    flash(_("Saved."))
     return redirect(url_for("pages.contact", contact_id=contact_id))
 
 
@@ -354,7 +348,7 @@ def contact_note(contact_id: int) -> BaseResponse:
     try:
         add_note(db(), person, user.id, request.form.get("text", ""))
     except ValidationError as exc:
-        flash(f"No note added: {exc.message}")
+        flash(_("No note added: %(why)s", why=exc.message))
     return redirect(url_for("pages.contact", contact_id=contact_id) + "#timeline")
 
 
