@@ -509,3 +509,21 @@ def test_the_company_page_merges_the_timelines_of_its_people(client, staff, fact
     older = re.search(r'href="(/companies/\d+\?cursor=[^"#]+)#timeline">Older', first).group(1)  # type: ignore[union-attr]
     second = client.get(older.replace("&amp;", "&")).get_data(as_text=True)
     assert "Notiz 00" in second and "Notiz 29" not in second
+
+
+def test_a_mail_on_the_wrong_customer_is_moved_from_its_page(client, staff, factory, claus, mail_id):
+    with factory() as session:
+        petra = session.execute(select(ContactEmail.contact_id).where(ContactEmail.email == "petra@web.de")
+                                ).scalar_one()
+    log_in(client)
+    page = client.get(f"/interactions/{mail_id}").get_data(as_text=True)
+    assert "Wrong customer? Move it" in page
+    response = client.post(f"/triage/{mail_id}/assign", data={
+        "csrf_token": csrf_token(page), "contact": "petra@web.de", "back": f"/interactions/{mail_id}"})
+    assert response.headers["Location"] == f"/interactions/{mail_id}"
+    import html
+
+    assert "is now on Petra Köhler's timeline" in html.unescape(client.get(f"/interactions/{mail_id}").get_data(
+        as_text=True))
+    assert f"/interactions/{mail_id}" in client.get(f"/contacts/{petra}").get_data(as_text=True)
+    assert f"/interactions/{mail_id}" not in client.get(f"/contacts/{claus}").get_data(as_text=True)

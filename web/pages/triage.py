@@ -51,16 +51,18 @@ def triage_assign(interaction_id: int) -> BaseResponse:
         candidates = []
     if len(candidates) != 1:
         # Never a guess: with none or several matches the person picks.
-        return render_template("triage_pick.html", item=item, query=query,
+        return render_template("triage_pick.html", item=item, query=query, back=request.form.get("back", ""),
                                candidates=candidates[:MAX_CANDIDATES], too_many=len(candidates) > MAX_CANDIDATES)
+    back = request.form.get("back", "")
+    back = back if back.startswith("/") and not back.startswith("//") else url_for("pages.triage")
     try:
         assign(db(), item, [candidates[0].id], staff_id, remember_address=request.form.get("remember") == "1")
     except ValidationError as exc:
         flash(_("Not assigned: %(why)s", why=exc.message))
-        return redirect(url_for("pages.triage"))
+        return redirect(back)
     flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=item.subject or _("(no subject)"),
             name=candidates[0].display_name))
-    return redirect(url_for("pages.triage"))
+    return redirect(back)
 
 
 @pages.post("/triage/inbound/<int:inbound_id>/retry")
