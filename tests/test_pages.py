@@ -527,3 +527,23 @@ def test_a_mail_on_the_wrong_customer_is_moved_from_its_page(client, staff, fact
         as_text=True))
     assert f"/interactions/{mail_id}" in client.get(f"/contacts/{petra}").get_data(as_text=True)
     assert f"/interactions/{mail_id}" not in client.get(f"/contacts/{claus}").get_data(as_text=True)
+
+
+def test_staff_open_a_ticket_from_the_customer_page(client, staff, factory, claus):
+    from crm_inbox.models import StaffUser, Ticket, TicketEvent
+
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    response = client.post(f"/contacts/{claus}/tickets", data={"csrf_token": csrf_token(page),
+                                                              "subject": "Rückruf wegen Sensoren"})
+    with factory() as session:
+        ticket = session.execute(select(Ticket)).scalar_one()
+        jonas = session.execute(select(StaffUser.id)).scalar_one()
+        kinds = [e.kind for e in session.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id))
+                 .scalars()]
+    assert response.headers["Location"] == f"/tickets/{ticket.id}"
+    assert ticket.contact_id == claus and ticket.assignee_id == jonas and kinds[0] == "opened"
+    assert f"#{ticket.number}" in client.get(f"/contacts/{claus}").get_data(as_text=True)
+    empty = client.post(f"/contacts/{claus}/tickets", data={"csrf_token": csrf_token(page), "subject": "  "})
+    assert empty.status_code == 302
+    assert "a subject is needed" in client.get(f"/contacts/{claus}").get_data(as_text=True)

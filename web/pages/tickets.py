@@ -13,7 +13,7 @@ from crm_inbox.contacts import ValidationError
 from crm_inbox.models import Contact, Interaction, Priority, StaffRole, StaffUser, Ticket, TicketEvent, TicketState
 from web.pages import pages
 from web.pages.views import current_user
-from web.requestdb import db
+from web.requestdb import db, state
 
 OPEN_STATES = (TicketState.NEW, TicketState.OPEN, TicketState.PENDING)
 
@@ -95,6 +95,24 @@ def ticket_note(ticket_id: int) -> BaseResponse:
     except ValidationError as exc:
         flash(_("No note added: %(why)s", why=exc.message))
     return redirect(url_for("pages.ticket", ticket_id=ticket_id))
+
+
+@pages.post("/contacts/<int:contact_id>/tickets")
+def contact_open_ticket(contact_id: int) -> BaseResponse:
+    """A ticket opened by staff for this customer (a phone request, say), assigned to whoever opens it."""
+    by = _editor()
+    contact = db().get(Contact, contact_id) if contact_id <= 2**31 - 1 else None
+    if contact is None:
+        abort(404)
+    subject = " ".join(request.form.get("subject", "").split())[:998]
+    if not subject:
+        flash(_("No ticket opened: a subject is needed."))
+        return redirect(url_for("pages.contact", contact_id=contact_id))
+    item = service.open_ticket(db(), state().settings, subject=subject, contact=contact, interaction=None,
+                               opened_by=None, staff_id=by)
+    if item.assignee_id is None:
+        service.change(db(), item, by, {"assignee_id": by})
+    return redirect(url_for("pages.ticket", ticket_id=item.id))
 
 
 @pages.post("/tickets/<int:ticket_id>/merge")
