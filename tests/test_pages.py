@@ -547,3 +547,30 @@ def test_staff_open_a_ticket_from_the_customer_page(client, staff, factory, clau
     empty = client.post(f"/contacts/{claus}/tickets", data={"csrf_token": csrf_token(page), "subject": "  "})
     assert empty.status_code == 302
     assert "a subject is needed" in client.get(f"/contacts/{claus}").get_data(as_text=True)
+
+
+def test_triage_makes_a_new_contact_from_an_unassigned_mail(client, staff, factory, settings):
+    from crm_inbox.models import Interaction
+
+    msg = EmailMessage()
+    msg["From"] = f"Jonas Becker <{STAFF}>"
+    msg["To"] = "crm@beispiel-firma.de"
+    msg["Subject"] = "Fwd: Anfrage Messestand"
+    msg["Message-ID"] = "<fwd-new-contact@beispiel-firma.de>"
+    msg.set_content("---------- Forwarded message ---------\nFrom: Hans Neumann\nDate: Mon, 2 Nov 2026 at 10:58\n"
+                    "Subject: Anfrage Messestand\nTo: Jonas Becker\n\nGuten Tag, wir planen einen Messestand.\n")
+    with unit_of_work(factory) as session:
+        inbound_id = accept(session, bytes(msg), Envelope(mail_from=STAFF, rcpt_to=("crm@beispiel-firma.de",),
+                                                          peer="127.0.0.1")).inbound_id
+    interaction_id = process(factory, settings, inbound_id).interaction_id
+    log_in(client)
+    page = client.get("/triage").get_data(as_text=True)
+    assert 'name="name" maxlength="300" value="Hans Neumann"' in page
+    response = client.post(f"/triage/{interaction_id}/new-contact", data={
+        "csrf_token": csrf_token(page), "name": "Hans Neumann", "email": "h.neumann@messebau-nord.de"})
+    assert response.status_code == 302
+    with factory() as session:
+        contact = session.execute(select(Contact).where(Contact.name == "Hans Neumann")).scalar_one()
+        assert [e.email for e in contact.emails] == ["h.neumann@messebau-nord.de"] and contact.origin == "triage"
+        assert session.get_one(Interaction, interaction_id).contact_ids == [contact.id]
+    assert "Nothing waits for a decision." in client.get("/triage").get_data(as_text=True)

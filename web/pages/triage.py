@@ -8,7 +8,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox.contacts import ValidationError
+from crm_inbox import audit
+from crm_inbox.contacts import ValidationError, apply_contact
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction, StaffRole
 from crm_inbox.triage import assign, unassigned_query
 from crm_inbox.worker import process, retry
@@ -63,6 +64,34 @@ def triage_assign(interaction_id: int) -> BaseResponse:
     flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=item.subject or _("(no subject)"),
             name=candidates[0].display_name))
     return redirect(back)
+
+
+@pages.post("/triage/<int:interaction_id>/new-contact")
+def triage_new_contact(interaction_id: int) -> BaseResponse:
+    """Nobody in the CRM yet: make the contact from what the mail says (name, address) and assign it."""
+    staff_id = _staff_id()
+    item = db().get(Interaction, interaction_id) if interaction_id <= 2**31 - 1 else None
+    if item is None:
+        abort(404)
+    name = " ".join(request.form.get("name", "").split())[:300] or None
+    email = request.form.get("email", "").strip().lower()[:320]
+    data: dict[str, object] = {"name": name, "emails": [email] if email else [], "role": "lead"}
+    contact = Contact(origin="triage", origin_detail=f"made from interaction {item.id}", tags=[], fields={})
+    try:
+        if not name and not email:
+            raise ValidationError("name", _("a name or an e-mail address is needed"))
+        apply_contact(db(), contact, data, state().settings.phone.default_region)
+        db().add(contact)
+        db().flush()
+        assign(db(), item, [contact.id], staff_id)
+    except ValidationError as exc:
+        db().rollback()
+        flash(_("No contact made: %(why)s", why=exc.message))
+        return redirect(url_for("pages.triage"))
+    audit.record(db(), staff_id, "create", "contact", contact.id, {"from_interaction": item.id})
+    flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=item.subject or _("(no subject)"),
+            name=contact.display_name))
+    return redirect(url_for("pages.triage"))
 
 
 @pages.post("/triage/inbound/<int:inbound_id>/retry")
