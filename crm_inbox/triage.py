@@ -72,3 +72,16 @@ def _drop_orphan_leads(session: Session, interaction: Interaction, keep: set[int
             session.delete(contact)
             dropped.append(contact_id)
     return dropped
+
+
+def ignore_failed(session: Session, inbound_id: int, staff_id: int | None) -> bool:
+    """A failed message staff decided needs nothing (spam, a test): kept, marked ignored, audited."""
+    from crm_inbox.models import InboundMessage, InboundState
+
+    message = session.get(InboundMessage, inbound_id)
+    if message is None or message.state != InboundState.FAILED:
+        return False
+    message.state = InboundState.IGNORED
+    message.error = f"ignored by staff user {staff_id} (was: {message.error or 'failed'})"[:2000]
+    audit.record(session, staff_id, "ignore", "inbound_message", inbound_id)
+    return True

@@ -370,6 +370,16 @@ def test_triage_retries_a_failed_message_and_the_dashboard_counts_what_waits(cli
         assert session.get_one(InboundMessage, inbound_id).state == InboundState.PROCESSED
     timeline = client.get(f"/contacts/{claus}").get_data(as_text=True)
     assert "Lieferschein 4711" in timeline
+    # a second failure that needs nothing is ignored: it stays stored, off the list
+    with unit_of_work(factory) as session:
+        session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
+                        .values(state=InboundState.FAILED, error="RuntimeError: again"))
+    page = client.get("/triage").get_data(as_text=True)
+    client.post(f"/triage/inbound/{inbound_id}/ignore", data={"csrf_token": csrf_token(page)})
+    assert "No failed messages." in client.get("/triage").get_data(as_text=True)
+    with factory() as session:
+        kept = session.get_one(InboundMessage, inbound_id)
+        assert kept.state == InboundState.IGNORED and "RuntimeError: again" in (kept.error or "")
 
 
 def test_search_finds_companies_by_name_and_domain_and_mail_by_subject(client, staff, factory, mail_id):

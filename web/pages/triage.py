@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox import audit
 from crm_inbox.contacts import ValidationError, apply_contact
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction, StaffRole
-from crm_inbox.triage import assign, unassigned_query
+from crm_inbox.triage import assign, ignore_failed, unassigned_query
 from crm_inbox.worker import process, retry
 from web.pages import pages
 from web.pages.views import contact_search, current_user
@@ -107,4 +107,11 @@ def triage_retry(inbound_id: int) -> BaseResponse:
         flash(_("Message %(id)s: processed.", id=inbound_id))
     else:
         flash(_("Message %(id)s: failed again: %(error)s", id=inbound_id, error=outcome.error))
+    return redirect(url_for("pages.triage"))
+
+
+@pages.post("/triage/inbound/<int:inbound_id>/ignore")
+def triage_ignore(inbound_id: int) -> BaseResponse:
+    if ignore_failed(db(), inbound_id, _staff_id()):
+        flash(_("Message %(id)s is marked as ignored (it stays stored).", id=inbound_id))
     return redirect(url_for("pages.triage"))
