@@ -689,7 +689,7 @@ def record_calls_and_notes(session: Session, rng: random.Random, now: datetime, 
             occurred_at=business_time(rng, now, rng.uniform(0, HISTORY_DAYS)), subject=subject,
             text=rng.choice(CALL_NOTES) if answered else None, source_ref=f"demo-call-{index + 1}",
             contacts=[(contact, "party")], staff_ids=[staff_id], created_by_id=staff_id,
-            details={"answered": answered, "duration_seconds": rng.randint(25, 1500) if answered else 0,
+            details={"answered": answered, "talk_seconds": rng.randint(25, 1500) if answered else 0,
                      "number": number.e164 or number.raw},
         )
     for _ in range(NOTES):

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from mailparser_reply import EmailReplyParser
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox import audit
@@ -130,8 +130,9 @@ def contact_timeline(session: Session, contact_id: int, *, limit: int = 50, curs
     query = select(link.interaction_id).where(link.contact_id == contact_id)
     if cursor:
         when, ident = decode_cursor(cursor)
-        query = query.where(or_(link.occurred_at < when,
-                                and_(link.occurred_at == when, link.interaction_id < ident)))
+        # A row comparison, so both databases narrow the index range by the cursor too (an OR of two
+        # conditions made them walk every newer entry of the contact first).
+        query = query.where(tuple_(link.occurred_at, link.interaction_id) < tuple_(when, ident))
     if kind is not None:
         query = query.join(Interaction, Interaction.id == link.interaction_id).where(Interaction.kind == kind)
     ids = session.execute(
@@ -147,8 +148,7 @@ def company_timeline(session: Session, company_id: int, *, limit: int = 50, curs
     query = select(Interaction.id).where(or_(Interaction.id.in_(linked), Interaction.company_id == company_id))
     if cursor:
         when, ident = decode_cursor(cursor)
-        query = query.where(or_(Interaction.occurred_at < when,
-                                and_(Interaction.occurred_at == when, Interaction.id < ident)))
+        query = query.where(tuple_(Interaction.occurred_at, Interaction.id) < tuple_(when, ident))
     ids = session.execute(
         query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit + 1)).scalars().all()
     return _page(session, list(ids), limit)

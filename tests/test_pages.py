@@ -584,3 +584,20 @@ def test_triage_makes_a_new_contact_from_an_unassigned_mail(client, staff, facto
         assert [e.email for e in contact.emails] == ["h.neumann@messebau-nord.de"] and contact.origin == "triage"
         assert session.get_one(Interaction, interaction_id).contact_ids == [contact.id]
     assert "Nothing waits for a decision." in client.get("/triage").get_data(as_text=True)
+
+
+def test_a_call_shows_who_talked_how_long_on_the_customer_page(client, staff, factory, settings, claus):
+    from datetime import timedelta
+
+    from crm_inbox.calls import CallEvent, apply_event
+    from crm_inbox.models import Direction
+
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    with unit_of_work(factory) as session:
+        for kind, seconds in (("new", 0), ("answer", 10), ("hangup", 100)):
+            apply_event(session, settings, CallEvent(
+                "generic", "talk-1", kind, start + timedelta(seconds=seconds),
+                direction=Direction.IN, from_number="+49 171 2345678", to_number="22", cause="normalClearing"))
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "answered · 1:30" in " ".join(page.split())

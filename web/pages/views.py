@@ -220,8 +220,8 @@ def contacts() -> str:
     rows = db().execute(
         query.order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)
         .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).scalars().all()
-    firms = db().execute(select(Company).where(company_search(q)).order_by(Company.search_name).limit(20)
-                         ).scalars().all() if q and page == 1 else []
+    firms = db().execute(select(Company).where(company_search(q)).options(selectinload(Company.domains))
+                         .order_by(Company.search_name).limit(20)).scalars().all() if q and page == 1 else []
     return render_template("contacts.html", contacts=rows[:PAGE_SIZE], companies=firms, q=q, page=page,
                            has_next=len(rows) > PAGE_SIZE)
 
