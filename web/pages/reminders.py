@@ -19,7 +19,6 @@ from crm_inbox.models import (
     InboundState,
     Interaction,
     Reminder,
-    StaffRole,
     Ticket,
     TicketState,
     utcnow,
@@ -29,7 +28,7 @@ from crm_inbox.staff import new_calendar_token
 from crm_inbox.triage import unassigned_query
 from web.i18n import N_
 from web.pages import pages
-from web.pages.views import current_user
+from web.pages.views import current_user, editor_id, row_or_404
 from web.requestdb import after_commit, db, state
 
 # Sent as they are (dateparser reads them); shown translated.
@@ -71,25 +70,6 @@ def dashboard() -> str:
                            triage=triage, failed=failed, recent=recent)
 
 
-def _reminder_or_404(reminder_id: int) -> Reminder:
-    from flask import abort
-
-    reminder = db().get(Reminder, reminder_id) if reminder_id <= 2**31 - 1 else None
-    if reminder is None:
-        abort(404)
-    return reminder
-
-
-def _may_change() -> int:
-    from flask import abort
-
-    user = current_user()
-    assert user is not None
-    if user.role == StaffRole.READONLY:
-        abort(403)
-    return user.id
-
-
 def _back() -> BaseResponse:
     after_commit(state().reminders_changed)
     target = request.form.get("back", "")
@@ -98,16 +78,16 @@ def _back() -> BaseResponse:
 
 @pages.post("/reminders/<int:reminder_id>/done")
 def reminder_done(reminder_id: int) -> BaseResponse:
-    by = _may_change()
-    service.change(db(), state().settings, _reminder_or_404(reminder_id), {"state": "done"}, by)
+    by = editor_id()
+    service.change(db(), state().settings, row_or_404(Reminder, reminder_id), {"state": "done"}, by)
     return _back()
 
 
 @pages.post("/reminders/<int:reminder_id>/snooze")
 def reminder_snooze(reminder_id: int) -> BaseResponse:
-    by = _may_change()
+    by = editor_id()
     try:
-        service.change(db(), state().settings, _reminder_or_404(reminder_id),
+        service.change(db(), state().settings, row_or_404(Reminder, reminder_id),
                        {"snooze": request.form.get("until", "")}, by)
     except ValidationError as exc:
         flash(_("Not snoozed: %(why)s", why=exc.message))
@@ -116,7 +96,7 @@ def reminder_snooze(reminder_id: int) -> BaseResponse:
 
 @pages.post("/reminders")
 def reminder_new() -> BaseResponse:
-    by = _may_change()
+    by = editor_id()
     data: dict[str, object] = {"title": request.form.get("title", ""), "due": request.form.get("due", "")}
     if request.form.get("contact_id", "").isdigit():
         data["contact_id"] = int(request.form["contact_id"])

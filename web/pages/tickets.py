@@ -3,33 +3,19 @@ internal notes and merging."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import tickets as service
 from crm_inbox.contacts import ValidationError
-from crm_inbox.models import Contact, Interaction, Priority, StaffRole, StaffUser, Ticket, TicketEvent, TicketState
+from crm_inbox.models import Contact, Interaction, Priority, StaffUser, Ticket, TicketEvent, TicketState
 from web.pages import pages
-from web.pages.views import current_user
+from web.pages.views import current_user, editor_id, row_or_404
 from web.requestdb import db, state
 
 OPEN_STATES = (TicketState.NEW, TicketState.OPEN, TicketState.PENDING)
-
-
-def _ticket(ticket_id: int) -> Ticket:
-    ticket = db().get(Ticket, ticket_id) if ticket_id <= 2**31 - 1 else None
-    if ticket is None:
-        abort(404)
-    return ticket
-
-
-def _editor() -> int:
-    user = current_user()
-    if user is None or user.role == StaffRole.READONLY:
-        abort(403)
-    return user.id
 
 
 @pages.get("/tickets")
@@ -57,7 +43,7 @@ def tickets() -> str:
 
 @pages.get("/tickets/<int:ticket_id>")
 def ticket(ticket_id: int) -> str:
-    item = _ticket(ticket_id)
+    item = row_or_404(Ticket, ticket_id)
     thread = db().execute(select(Interaction).where(Interaction.ticket_id == item.id)
                           .order_by(Interaction.occurred_at, Interaction.id)).scalars().all()
     events = db().execute(select(TicketEvent).where(TicketEvent.ticket_id == item.id)
@@ -71,8 +57,8 @@ def ticket(ticket_id: int) -> str:
 
 @pages.post("/tickets/<int:ticket_id>/change")
 def ticket_change(ticket_id: int) -> BaseResponse:
-    by = _editor()
-    item = _ticket(ticket_id)
+    by = editor_id()
+    item = row_or_404(Ticket, ticket_id)
     data: dict[str, object] = {key: request.form[key] for key in ("state", "priority") if request.form.get(key)}
     if "assignee_id" in request.form:
         raw = request.form["assignee_id"]
@@ -89,9 +75,9 @@ def ticket_change(ticket_id: int) -> BaseResponse:
 
 @pages.post("/tickets/<int:ticket_id>/notes")
 def ticket_note(ticket_id: int) -> BaseResponse:
-    by = _editor()
+    by = editor_id()
     try:
-        service.add_note(db(), _ticket(ticket_id), by, request.form.get("text", ""))
+        service.add_note(db(), row_or_404(Ticket, ticket_id), by, request.form.get("text", ""))
     except ValidationError as exc:
         flash(_("No note added: %(why)s", why=exc.message))
     return redirect(url_for("pages.ticket", ticket_id=ticket_id))
@@ -100,10 +86,8 @@ def ticket_note(ticket_id: int) -> BaseResponse:
 @pages.post("/contacts/<int:contact_id>/tickets")
 def contact_open_ticket(contact_id: int) -> BaseResponse:
     """A ticket opened by staff for this customer (a phone request, say), assigned to whoever opens it."""
-    by = _editor()
-    contact = db().get(Contact, contact_id) if contact_id <= 2**31 - 1 else None
-    if contact is None:
-        abort(404)
+    by = editor_id()
+    contact = row_or_404(Contact, contact_id)
     subject = " ".join(request.form.get("subject", "").split())[:998]
     if not subject:
         flash(_("No ticket opened: a subject is needed."))
@@ -117,8 +101,8 @@ def contact_open_ticket(contact_id: int) -> BaseResponse:
 
 @pages.post("/tickets/<int:ticket_id>/merge")
 def ticket_merge(ticket_id: int) -> BaseResponse:
-    by = _editor()
-    source = _ticket(ticket_id)
+    by = editor_id()
+    source = row_or_404(Ticket, ticket_id)
     number = request.form.get("target", "").strip().lstrip("#")
     target = db().execute(select(Ticket).where(Ticket.number == int(number))).scalar_one_or_none() \
         if number.isdigit() and len(number) < 12 else None

@@ -3,28 +3,21 @@ name, address or phone number; retry a failed message."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import audit
 from crm_inbox.contacts import ValidationError, apply_contact
-from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction, StaffRole
+from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
 from crm_inbox.triage import assign, ignore_failed, unassigned_query
 from crm_inbox.worker import process, retry
 from web.pages import pages
-from web.pages.views import contact_search, current_user
+from web.pages.views import contact_search, editor_id, row_or_404
 from web.requestdb import db, state
 
 MAX_CANDIDATES = 10
-
-
-def _staff_id() -> int:
-    user = current_user()
-    if user is None or user.role == StaffRole.READONLY:
-        abort(403)
-    return user.id
 
 
 @pages.get("/triage")
@@ -37,10 +30,8 @@ def triage() -> str:
 
 @pages.post("/triage/<int:interaction_id>/assign")
 def triage_assign(interaction_id: int) -> BaseResponse:
-    staff_id = _staff_id()
-    item = db().get(Interaction, interaction_id) if interaction_id <= 2**31 - 1 else None
-    if item is None:
-        abort(404)
+    staff_id = editor_id()
+    item = row_or_404(Interaction, interaction_id)
     query = request.form.get("contact", "").strip()[:200]
     chosen = request.form.get("contact_id", "")
     if chosen.isdigit():
@@ -69,10 +60,8 @@ def triage_assign(interaction_id: int) -> BaseResponse:
 @pages.post("/triage/<int:interaction_id>/new-contact")
 def triage_new_contact(interaction_id: int) -> BaseResponse:
     """Nobody in the CRM yet: make the contact from what the mail says (name, address) and assign it."""
-    staff_id = _staff_id()
-    item = db().get(Interaction, interaction_id) if interaction_id <= 2**31 - 1 else None
-    if item is None:
-        abort(404)
+    staff_id = editor_id()
+    item = row_or_404(Interaction, interaction_id)
     name = " ".join(request.form.get("name", "").split())[:300] or None
     email = request.form.get("email", "").strip().lower()[:320]
     data: dict[str, object] = {"name": name, "emails": [email] if email else [], "role": "lead"}
@@ -96,7 +85,7 @@ def triage_new_contact(interaction_id: int) -> BaseResponse:
 
 @pages.post("/triage/inbound/<int:inbound_id>/retry")
 def triage_retry(inbound_id: int) -> BaseResponse:
-    _staff_id()
+    editor_id()
     db().rollback()  # the retry runs in units of work of its own
     app = state()
     if not retry(app.factory, [inbound_id]):
@@ -112,6 +101,6 @@ def triage_retry(inbound_id: int) -> BaseResponse:
 
 @pages.post("/triage/inbound/<int:inbound_id>/ignore")
 def triage_ignore(inbound_id: int) -> BaseResponse:
-    if ignore_failed(db(), inbound_id, _staff_id()):
+    if ignore_failed(db(), inbound_id, editor_id()):
         flash(_("Message %(id)s is marked as ignored (it stays stored).", id=inbound_id))
     return redirect(url_for("pages.triage"))

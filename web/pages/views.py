@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Response, abort, flash, g, redirect, render_template, request, session, url_for
@@ -51,6 +51,7 @@ from web.i18n import local_time
 from web.pages import csrf, pages
 from web.requestdb import db, state
 
+T = TypeVar("T")
 PAGE_SIZE = 50
 TIMELINE_PAGE = 25
 PUBLIC_ENDPOINTS = frozenset({"pages.login", "pages.healthz"})
@@ -110,6 +111,21 @@ def guard() -> BaseResponse | None:
     if current_user() is None:
         return redirect(url_for("pages.login", next=_here()))
     return None
+
+
+def editor_id() -> int:
+    """The logged-in user's id when they may change things; 403 for read-only users."""
+    user = current_user()
+    if user is None or user.role == StaffRole.READONLY:
+        abort(403)
+    return user.id
+
+
+def row_or_404(model: type[T], ident: int) -> T:
+    row = db().get(model, ident) if ident <= 2**31 - 1 else None
+    if row is None:
+        abort(404)
+    return row
 
 
 @pages.context_processor
@@ -281,12 +297,8 @@ def contact(contact_id: int) -> str:
 @pages.post("/contacts/<int:contact_id>/merge")
 def contact_merge(contact_id: int) -> BaseResponse | str:
     """Merge a duplicate (by id or e-mail address) into this contact, after a confirmation."""
-    user = current_user()
-    if user is None or user.role == StaffRole.READONLY:
-        abort(403)
-    survivor = db().get(Contact, contact_id)
-    if survivor is None:
-        abort(404)
+    by = editor_id()
+    survivor = row_or_404(Contact, contact_id)
     wanted = request.form.get("duplicate", "").strip()
     if wanted.isdigit() and len(wanted) < 12:
         matches = [c for c in [db().get(Contact, int(wanted))] if c is not None]
@@ -302,7 +314,7 @@ def contact_merge(contact_id: int) -> BaseResponse | str:
     if request.form.get("confirm") != "1":
         return render_template("contact_merge.html", survivor=survivor, duplicate=duplicate)
     name = duplicate.display_name
-    merge_contacts(db(), survivor, duplicate, user.id)
+    merge_contacts(db(), survivor, duplicate, by)
     flash(_("%(name)s was merged into %(survivor)s.", name=name, survivor=survivor.display_name))
     return redirect(url_for("pages.contact", contact_id=contact_id))
 
@@ -310,12 +322,8 @@ def contact_merge(contact_id: int) -> BaseResponse | str:
 @pages.post("/contacts/<int:contact_id>/edit")
 def contact_edit(contact_id: int) -> BaseResponse:
     """Master data from the page's edit form: one address or number per line, tags separated by commas."""
-    user = current_user()
-    if user is None or user.role == StaffRole.READONLY:
-        abort(403)
-    person = db().get(Contact, contact_id)
-    if person is None:
-        abort(404)
+    by = editor_id()
+    person = row_or_404(Contact, contact_id)
     form = request.form
 
     def lines(key: str) -> list[str]:
@@ -332,21 +340,16 @@ def contact_edit(contact_id: int) -> BaseResponse:
         db().rollback()
         flash(_("Not saved: %(field)s %(why)s", field=exc.field, why=exc.message))
         return redirect(url_for("pages.contact", contact_id=contact_id))
-    audit.record(db(), user.id, "update", "contact", contact_id, changed)
+    audit.record(db(), by, "update", "contact", contact_id, changed)
     flash(_("Saved."))
     return redirect(url_for("pages.contact", contact_id=contact_id))
 
 
 @pages.post("/contacts/<int:contact_id>/notes")
 def contact_note(contact_id: int) -> BaseResponse:
-    user = current_user()
-    if user is None or user.role == StaffRole.READONLY:
-        abort(403)
-    person = db().get(Contact, contact_id)
-    if person is None:
-        abort(404)
+    by = editor_id()
     try:
-        add_note(db(), person, user.id, request.form.get("text", ""))
+        add_note(db(), row_or_404(Contact, contact_id), by, request.form.get("text", ""))
     except ValidationError as exc:
         flash(_("No note added: %(why)s", why=exc.message))
     return redirect(url_for("pages.contact", contact_id=contact_id) + "#timeline")
