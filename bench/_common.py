@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.header import Header
@@ -223,6 +223,37 @@ COMPANY_FORMS = ("GmbH", "GmbH & Co. KG", "AG", "KG", "e.K.", "Ltd", "SE")
 FREE_MAIL = ("gmx.de", "web.de", "t-online.de", "gmail.com", "outlook.de", "posteo.de", "freenet.de")
 TLDS = ("de", "de", "de", "com", "at", "ch", "eu", "co.uk")
 _ASCII = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
+
+
+@contextlib.contextmanager
+def backends(postgres_url: str | None, tmp: Path) -> Iterator[list[Any]]:
+    """SQLite (a migrated template) and, if asked for and reachable, PostgreSQL at ``postgres_url``; the
+    PostgreSQL database is dropped on the way out, also after errors and Ctrl-C."""
+    opened: list[Any] = []
+    try:
+        progress("migrating the SQLite template")
+        opened.append(SqliteDatabases(tmp))
+        if postgres_url is not None:
+            reason = postgres_available(postgres_url)
+            if reason is None:
+                progress(f"creating and migrating the PostgreSQL database {make_url(postgres_url).database}")
+                opened.append(PostgresDatabases(postgres_url))
+            else:
+                print(f"PostgreSQL skipped: {reason}")
+        yield opened
+    finally:
+        for db in opened:
+            db.close()
+
+
+def pg_url(url: str, database: str) -> str:
+    """The server of ``url``, with the benchmark's own ``database`` (never one of the protected ones)."""
+    name = make_url(url).database
+    if name and name != database:
+        print(f"note: the run uses the database {database!r}, not {name!r} from the URL")
+    target = make_url(url).set(database=database)
+    assert target.database not in PROTECTED_DATABASES
+    return target.render_as_string(hide_password=False)
 
 
 def ascii_slug(value: str) -> str:

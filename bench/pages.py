@@ -67,15 +67,13 @@ from _common import (
     EN_SENTENCES,
     EN_SUBJECTS,
     FREE_MAIL,
-    PROTECTED_DATABASES,
     ROOT,
     People,
-    PostgresDatabases,
-    SqliteDatabases,
+    backends,
     bench_settings,
     environment,
     percentile,
-    postgres_available,
+    pg_url,
     progress,
     setup_logging,
 )
@@ -117,37 +115,6 @@ ROLES = ["customer"] * 60 + ["lead"] * 25 + ["prospect"] * 10 + ["supplier"] * 5
 
 
 # --- databases ---
-
-@contextmanager
-def backends(postgres_url: str | None, tmp: Path) -> Iterator[list[Any]]:
-    """SQLite (a migrated template) and, if asked for and reachable, PostgreSQL; the PostgreSQL database
-    is dropped on the way out, also after errors and Ctrl-C."""
-    opened: list[Any] = []
-    try:
-        progress("migrating the SQLite template")
-        opened.append(SqliteDatabases(tmp))
-        if postgres_url is not None:
-            reason = postgres_available(postgres_url)
-            if reason is None:
-                progress(f"creating and migrating the PostgreSQL database {PG_DATABASE}")
-                opened.append(PostgresDatabases(postgres_url))
-            else:
-                print(f"PostgreSQL skipped: {reason}")
-        yield opened
-    finally:
-        for db in opened:
-            db.close()
-
-
-def pg_url(url: str) -> str:
-    """The server of ``url``, with the benchmark's own database (never one of the protected ones)."""
-    name = make_url(url).database
-    if name and name != PG_DATABASE:
-        print(f"note: the run uses the database {PG_DATABASE!r}, not {name!r} from the URL")
-    target = make_url(url).set(database=PG_DATABASE)
-    assert target.database not in PROTECTED_DATABASES
-    return target.render_as_string(hide_password=False)
-
 
 # --- the data ---
 
@@ -751,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(tmp)
     results: list[bool] = []
     try:
-        with backends(None if args.no_postgres else pg_url(args.postgres), tmp) as dbs:
+        with backends(None if args.no_postgres else pg_url(args.postgres, PG_DATABASE), tmp) as dbs:
             pg = next((db for db in dbs if db.name == "PostgreSQL"), None)
             print(f"CRM Inbox staff pages benchmark ({'quick' if args.quick else 'full'}) — Python {env['python']}, "
                   f"{env['cpus']} CPUs, SQLite {env['sqlite']}"

@@ -40,19 +40,16 @@ from typing import Any
 
 from _common import (
     DEFAULT_PG_URL,
-    PROTECTED_DATABASES,
     People,
-    PostgresDatabases,
-    SqliteDatabases,
+    backends,
     bench_settings,
     environment,
     insert_contacts,
     percentile,
-    postgres_available,
+    pg_url,
     progress,
 )
 from sqlalchemy import Engine, event, func, insert, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
@@ -78,37 +75,6 @@ KINDS = (("missed_call", "Call back {who}", "Missed call from +49 711 {n}"),
 
 
 # --- databases ---
-
-@contextmanager
-def backends(postgres_url: str | None, tmp: Path) -> Iterator[list[Any]]:
-    """SQLite (a migrated template copied per part) and, if asked for and reachable, PostgreSQL; the
-    PostgreSQL database is dropped on the way out, also after errors and Ctrl-C."""
-    opened: list[Any] = []
-    try:
-        progress("migrating the SQLite template")
-        opened.append(SqliteDatabases(tmp))
-        if postgres_url is not None:
-            reason = postgres_available(postgres_url)
-            if reason is None:
-                progress(f"creating and migrating the PostgreSQL database {PG_DATABASE}")
-                opened.append(PostgresDatabases(postgres_url))
-            else:
-                print(f"PostgreSQL skipped: {reason}")
-        yield opened
-    finally:
-        for db in opened:
-            db.close()
-
-
-def pg_url(url: str) -> str:
-    """The server of ``url``, with the benchmark's own database (never one of the protected ones)."""
-    name = make_url(url).database
-    if name and name != PG_DATABASE:
-        print(f"note: the run uses the database {PG_DATABASE!r}, not {name!r} from the URL")
-    target = make_url(url).set(database=PG_DATABASE)
-    assert target.database not in PROTECTED_DATABASES
-    return target.render_as_string(hide_password=False)
-
 
 @dataclass
 class World:
@@ -368,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(tmp)
     results: list[bool] = []
     try:
-        with backends(None if args.no_postgres else pg_url(args.postgres), tmp) as dbs:
+        with backends(None if args.no_postgres else pg_url(args.postgres, PG_DATABASE), tmp) as dbs:
             pg = next((db for db in dbs if db.name == "PostgreSQL"), None)
             print(f"CRM Inbox reminders benchmark ({'quick' if args.quick else 'full'}) — Python {env['python']}, "
                   f"{env['cpus']} CPUs, SQLite {env['sqlite']}"
