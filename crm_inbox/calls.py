@@ -364,11 +364,15 @@ def lookup(session: Session, settings: Settings, number: str) -> Lookup | None:
         return None
     result = Lookup(contact=session.get(Contact, match.contact_id) if match.contact_id else None,
                     company=session.get(Company, match.company_id) if match.company_id else None)
+    # The last time we were in touch: ticket changes and reminders on the timeline are our own bookkeeping.
+    in_touch = Interaction.kind.not_in([InteractionKind.TICKET, InteractionKind.REMINDER])
     if match.contact_id:
-        newest = (select(InteractionContact.interaction_id).where(InteractionContact.contact_id == match.contact_id)
+        newest = (select(InteractionContact.interaction_id)
+                  .join(Interaction, Interaction.id == InteractionContact.interaction_id)
+                  .where(InteractionContact.contact_id == match.contact_id, in_touch)
                   .order_by(InteractionContact.occurred_at.desc()).limit(1))
     else:
-        newest = (select(Interaction.id).where(Interaction.company_id == match.company_id)
+        newest = (select(Interaction.id).where(Interaction.company_id == match.company_id, in_touch)
                   .order_by(Interaction.occurred_at.desc()).limit(1))
     from crm_inbox.tickets import open_count
 

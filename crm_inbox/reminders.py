@@ -28,7 +28,9 @@ from crm_inbox.models import (
     Call,
     Company,
     Contact,
+    Direction,
     Interaction,
+    InteractionKind,
     Reminder,
     ReminderState,
     StaffRole,
@@ -37,6 +39,7 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.models.reminders import ACTIVE_STATES
+from crm_inbox.timeline import record_interaction
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ MISSED_CALL = "missed_call"
 TICKET_NO_REPLY = "ticket_no_reply"
 MAIL_NOTE = "mail_note"
 _ACTIVE = [s.value for s in ACTIVE_STATES]
+_PERSONAL = frozenset({MANUAL, MAIL_NOTE})
 _NOTE_PHRASE = re.compile(r"(?im)^\W*(?:wiedervorlage|wv|erinnern|erinnere mich|remind me|reminder|follow[- ]up)"
                           r"\s*(?:am|an|on|:)?\s*(.{1,60})$")
 
@@ -55,24 +59,45 @@ def _create(session: Session, *, rule_key: str | None = None, **values: Any) -> 
     row = {"state": ReminderState.OPEN, "fire_at": values["due_at"], "created_at": now, "updated_at": now,
            "rule_key": rule_key, **values}
     if rule_key is None:
-        reminder = Reminder(**row)
+        reminder: Reminder | None = Reminder(**row)
         session.add(reminder)
         session.flush()
-        return reminder
-    new_id = insert_ignoring_conflicts(session, Reminder.__table__, row, ["rule_key"])
-    return session.get(Reminder, new_id) if new_id is not None else None
+    else:
+        new_id = insert_ignoring_conflicts(session, Reminder.__table__, row, ["rule_key"])
+        reminder = session.get(Reminder, new_id) if new_id is not None else None
+    if reminder is not None:
+        _on_timeline(session, reminder, "set", values.get("created_by_id"), reminder.note)
+    return reminder
 
 
 def _finish(session: Session, where: Any, state: ReminderState, completion: str, by: int | None) -> list[int]:
     """End the active reminders ``where`` selects; returns their ids."""
-    ids = list(session.execute(select(Reminder.id).where(where, Reminder.state.in_(_ACTIVE))).scalars())
+    ended = session.execute(select(Reminder).where(where, Reminder.state.in_(_ACTIVE))).scalars().all()
+    ids = [r.id for r in ended]
     if ids:
         now = utcnow()
         session.execute(update(Reminder).where(Reminder.id.in_(ids)).values(
             state=state, fire_at=None, completed_at=now, completed_by_id=by, completion=completion[:300],
             updated_at=now), execution_options={"synchronize_session": "fetch"})
+        for reminder in ended:
+            _on_timeline(session, reminder, state.value, by, completion)
         log.info("reminders %s %s: %s", ids, state.value, completion)
     return ids
+
+
+def _on_timeline(session: Session, reminder: Reminder, event: str, by: int | None, text: str | None) -> None:
+    """A reminder a person asked for (by hand or in a note above a forward) shows on its customer's timeline,
+    or its company's, when it is set, done, cancelled or reopened. The rules' reminders stay off it: the
+    missed call and the ticket's own entries already tell that story."""
+    if reminder.reason not in _PERSONAL or (reminder.contact_id is None and reminder.company_id is None):
+        return
+    contacts = [(session.get_one(Contact, reminder.contact_id), "about")] if reminder.contact_id else []
+    item = record_interaction(
+        session, kind=InteractionKind.REMINDER, direction=Direction.INTERNAL, occurred_at=utcnow(),
+        subject=reminder.title, text=text, contacts=contacts, staff_ids=[by] if by else [], created_by_id=by,
+        details={"reminder_id": reminder.id, "reminder_event": event, "due_at": reminder.due_at.isoformat(),
+                 "assignee_id": reminder.assignee_id})
+    item.company_id = reminder.company_id
 
 
 # --- rules ---
@@ -267,12 +292,14 @@ def change(session: Session, settings: Settings, reminder: Reminder, data: dict[
             if state in ACTIVE_STATES:  # reopened
                 reminder.state, reminder.fire_at = state, reminder.due_at
                 reminder.completed_at = reminder.completed_by_id = reminder.completion = None
+                _on_timeline(session, reminder, "reopened", by, None)
             else:
                 reminder.state, reminder.fire_at = state, None
                 reminder.completed_at, reminder.completed_by_id = now, by
                 completion = data.get("completion")
                 reminder.completion = (completion if isinstance(completion, str) and completion.strip()
                                        else f"{state.value} by staff")[:300]
+                _on_timeline(session, reminder, state.value, by, reminder.completion)
             changed["state"] = state.value
     if changed:
         reminder.updated_at = now

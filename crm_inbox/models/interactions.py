@@ -21,6 +21,7 @@ class InteractionKind(enum.StrEnum):
     DOCUMENT = "document"
     MEETING = "meeting"
     TICKET = "ticket"  # a change of a support ticket (opened, state, assignee, note, …)
+    REMINDER = "reminder"  # a reminder set, done, cancelled or reopened
     OTHER = "other"
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
+from crm_inbox.models import InteractionKind
 from web.api import api
 
 
@@ -126,8 +127,7 @@ PATHS: dict[str, Any] = {
         "get": {"summary": "The contact's interactions, newest first", "operationId": "contactTimeline",
                 "parameters": [_q("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                                _q("cursor", {"type": "string"}, "next_cursor of the previous page"),
-                               _q("kind", {"type": "string", "enum": ["email", "call", "note", "document",
-                                                                      "meeting", "other"]})],
+                               _q("kind", {"type": "string", "enum": [k.value for k in InteractionKind]})],
                 "responses": {"200": _json({"type": "object", "properties": {
                     "items": {"type": "array", "items": _ref("TimelineItem")},
                     "next_cursor": _str_or_null}}), **ERRORS, **NOT_FOUND}}},
