@@ -160,7 +160,9 @@ def _page(session: Session, ids: list[int], limit: int) -> TimelinePage:
     ids = ids[:limit]
     rows = session.execute(
         select(Interaction).where(Interaction.id.in_(ids))
-        .options(selectinload(Interaction.contact_links), selectinload(Interaction.attachments).load_only(
+        .options(selectinload(Interaction.contact_links),
+                 selectinload(Interaction.staff_links).selectinload(InteractionStaff.staff),
+                 selectinload(Interaction.attachments).load_only(
             Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size, Attachment.sha256))
     ).scalars().all()
     by_id = {r.id: r for r in rows}

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 import pytest
 from sqlalchemy import select
 
+from crm_inbox.calls import CallEvent, apply_event
 from crm_inbox.db import unit_of_work
 from crm_inbox.intake import Envelope, accept
-from crm_inbox.models import Attachment, Contact, ContactEmail, ContactPhone, InteractionKind
+from crm_inbox.models import Attachment, Contact, ContactEmail, ContactPhone, Direction, InteractionKind, Reminder
 from crm_inbox.phone import to_e164
 from crm_inbox.staff import add_staff
 from crm_inbox.worker import process
@@ -601,3 +602,85 @@ def test_a_call_shows_who_talked_how_long_on_the_customer_page(client, staff, fa
     log_in(client)
     page = client.get(f"/contacts/{claus}").get_data(as_text=True)
     assert "answered · 1:30" in " ".join(page.split())
+
+
+# --- the timeline tells the whole story: reminders, who took a call, a mail read in place ---
+
+ITEM_SPLIT = '<li class="item '
+
+
+def _timeline_items(page: str) -> list[str]:
+    return [" ".join(chunk.split()) for chunk in page.split(ITEM_SPLIT)[1:]]
+
+
+def test_a_reminder_set_and_done_shows_on_the_timeline(client, staff, factory, claus):
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    client.post("/reminders", data={"csrf_token": csrf_token(page), "title": "Angebot nachfassen",
+                                    "due": "in 3 days", "contact_id": str(claus), "back": f"/contacts/{claus}"})
+    items = _timeline_items(client.get(f"/contacts/{claus}").get_data(as_text=True))
+    assert len(items) == 1 and "Angebot nachfassen" in items[0] and "Reminder set, due" in items[0]
+    assert "Jonas Becker" in items[0]  # who set it
+
+    with unit_of_work(factory) as session:
+        reminder_id = session.execute(select(Reminder.id)).scalar_one()
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    client.post(f"/reminders/{reminder_id}/done", data={"csrf_token": csrf_token(page),
+                                                         "back": f"/contacts/{claus}"})
+    items = _timeline_items(client.get(f"/contacts/{claus}?kind=reminder").get_data(as_text=True))
+    assert [("Reminder done" in i, "Reminder set" in i) for i in items] == [(True, False), (False, True)]
+    german = client.get(f"/contacts/{claus}?lang=de").get_data(as_text=True)
+    assert "Wiedervorlage erledigt" in german
+
+
+def test_a_missed_calls_own_call_back_reminder_stays_off_the_timeline(client, staff, factory, settings, claus):
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    with unit_of_work(factory) as session:
+        for kind, seconds in (("new", 0), ("hangup", 30)):
+            apply_event(session, settings, CallEvent("generic", "missed-1", kind, start + timedelta(seconds=seconds),
+                                                     direction=Direction.IN, from_number="+49 171 2345678",
+                                                     to_number="22", cause="cancel"))
+        assert session.execute(select(Reminder.reason)).scalars().all() == ["missed_call"]
+    log_in(client)
+    items = _timeline_items(client.get(f"/contacts/{claus}").get_data(as_text=True))
+    assert len(items) == 1 and "not answered" in items[0]
+
+
+def test_a_call_names_the_colleague_who_took_it(client, staff, factory, settings, claus):
+    with unit_of_work(factory) as session:
+        add_staff(session, "mia.wolf@beispiel-firma.de", "Mia Wolf", "staff", extension="22")
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    with unit_of_work(factory) as session:
+        for kind, seconds in (("new", 0), ("answer", 5), ("hangup", 65)):
+            apply_event(session, settings, CallEvent(
+                "generic", "talk-22", kind, start + timedelta(seconds=seconds), direction=Direction.IN,
+                from_number="+49 171 2345678", to_number="22", extension="22", cause="normalClearing"))
+    log_in(client)
+    items = _timeline_items(client.get(f"/contacts/{claus}").get_data(as_text=True))
+    assert len(items) == 1 and "Mia Wolf" in items[0] and "answered · 1:00" in items[0]
+
+
+def test_a_mails_full_text_opens_in_place(client, staff, factory, settings, claus, mail_id):
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    item = page.split(ITEM_SPLIT)[1]
+    details = item[item.index('<details class="fulltext">'):item.index("</details>")]
+    # The whole text (the excerpt alone ends before the signature), escaped.
+    assert "4 Sensoren sind defekt." in details and "Gruß\nClaus Jürgens" in details
+    assert "&lt;script&gt;alert(&#39;text&#39;)&lt;/script&gt;" in details and "<script" not in details
+
+
+def test_an_html_only_mail_opens_in_a_sandboxed_frame(client, staff, factory, settings, claus):
+    msg = EmailMessage()
+    msg["From"] = f"Claus Jürgens <{CLAUS}>"
+    msg["To"] = STAFF
+    msg["Subject"] = "Nur HTML"
+    msg["Message-ID"] = "<nur-html@mueller-maschinenbau.de>"
+    msg.set_content("<p>Bitte <b>rufen</b> Sie zurück.</p><img src=x onerror=alert(1)>", subtype="html")
+    interaction_id = deliver(factory, settings, msg)
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert '<iframe sandbox loading="lazy" class="mailhtml"' in page
+    assert f'src="/interactions/{interaction_id}/html"' in page
+    frame = client.get(f"/interactions/{interaction_id}/html")
+    assert "sandbox" in frame.headers["Content-Security-Policy"] and "onerror" not in frame.get_data(as_text=True)
