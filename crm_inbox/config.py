@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import types
 import typing
@@ -341,3 +342,25 @@ def replace(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
     """A copy of ``settings`` with some keys changed, e.g. ``replace(s, smtp={"port": 0})`` (tests, demo)."""
     changed = {name: dataclasses.replace(getattr(settings, name), **values) for name, values in sections.items()}
     return dataclasses.replace(settings, **changed)
+
+
+_SECRET_KEY = re.compile(r"(secret|password|token)(_key|_file|_env)?$")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def public_view(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The settings in force, section by section, for the admin's settings page: secrets show only whether
+    they are set, a database URL without its password."""
+
+    def shown(key: str, value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: shown(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [shown(key, v) for v in value]
+        if isinstance(value, str) and _SECRET_KEY.search(key) and not key.endswith(("_env", "_file")):
+            return "(set)" if value else "(not set)"
+        if isinstance(value, str) and key == "url":
+            return _URL_PASSWORD.sub(r"\1***@", value)
+        return value
+
+    return {name: shown(name, getattr(settings, name)) for name in _SECTION_TYPES}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -113,3 +114,59 @@ def revoke_token(session: Session, user: StaffUser, token_id: int) -> bool:
         return False
     token.revoked_at = utcnow()
     return True
+
+
+def _other_active_admins(session: Session, user: StaffUser) -> int:
+    return len(session.execute(select(StaffUser.id).where(
+        StaffUser.role == StaffRole.ADMIN, StaffUser.active, StaffUser.id != user.id)).all())
+
+
+def change_staff(session: Session, user: StaffUser, *, name: str | None = None, role: str | None = None,
+                 extension: str | None = None, active: bool | None = None, emails: list[str] | None = None,
+                 password: str | None = None) -> dict[str, Any]:
+    """An admin's change to a staff user; returns what changed (for the audit log, without the password).
+
+    The last active admin can neither lose the role nor be deactivated: nobody could manage users then.
+    A new password or deactivation ends the user's sessions (their fingerprint changes or they are inactive);
+    a deactivated user's API tokens stop working too."""
+    changed: dict[str, Any] = {}
+    if name is not None and name.strip() and name.strip() != user.name:
+        user.name = changed["name"] = name.strip()[:200]
+    if role is not None and role != user.role.value:
+        try:
+            new_role = StaffRole(role)
+        except ValueError:
+            raise ValidationError("role", "must be one of " + ", ".join(r.value for r in StaffRole)) from None
+        if user.role == StaffRole.ADMIN and user.active and not _other_active_admins(session, user):
+            raise ValidationError("role", "the last active admin must stay admin")
+        user.role, changed["role"] = new_role, new_role.value
+    if extension is not None and (extension.strip() or None) != user.extension:
+        user.extension = changed["extension"] = extension.strip()[:32] or None
+    if active is not None and active != user.active:
+        if not active and user.role == StaffRole.ADMIN and not _other_active_admins(session, user):
+            raise ValidationError("active", "the last active admin cannot be deactivated")
+        user.active = changed["active"] = active
+    if emails is not None:
+        wanted = []
+        for raw in emails:
+            addr = normalise_email(raw)
+            if not addr:
+                raise ValidationError("emails", f"{raw!r} is not an e-mail address")
+            other = find_staff(session, addr)
+            if other is not None and other.id != user.id:
+                raise ValidationError("emails", f"{addr} belongs to {other.name}")
+            wanted.append(addr)
+        wanted = list(dict.fromkeys(wanted))
+        if not wanted:
+            raise ValidationError("emails", "at least one address is required")
+        if wanted != [e.email for e in user.emails]:
+            kept = {e.email: e for e in user.emails}
+            user.emails = [kept.get(a) or StaffEmail(email=a) for a in wanted]
+            changed["emails"] = wanted
+    if password:
+        if len(password) < 8:
+            raise ValidationError("password", "must have at least 8 characters")
+        user.password_hash = hash_password(password)
+        changed["password"] = "changed"
+    session.flush()
+    return changed

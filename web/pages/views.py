@@ -47,7 +47,7 @@ from crm_inbox.phone import to_e164
 from crm_inbox.staff import check_password, find_staff, hash_password
 from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response
-from web.i18n import local_time
+from web.i18n import N_, local_time
 from web.pages import csrf, pages
 from web.requestdb import db, state
 
@@ -59,6 +59,10 @@ PUBLIC_ENDPOINTS = frozenset({"pages.login", "pages.healthz"})
 MAIL_HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 _PHONE_QUERY = re.compile(r"^\+?[\d\s()/.\-]+$")
 _dummy_hash: str | None = None
+KIND_LABELS = {"email": N_("mail"), "call": N_("call"), "note": N_("note"), "document": N_("document"),
+               "meeting": N_("meeting"), "ticket": N_("ticket"), "reminder": N_("reminder"), "other": N_("other")}
+ROLE_LABELS = {"admin": N_("admin"), "staff": N_("staff"), "readonly": N_("read-only")}
+DIRECTION_LABELS = {"in": N_("incoming"), "out": N_("outgoing"), "internal": N_("internal")}
 
 
 @pages.get("/healthz")
@@ -130,12 +134,24 @@ def row_or_404(model: type[T], ident: int) -> T:
 
 @pages.context_processor
 def template_helpers() -> dict[str, Any]:
-    return {"csrf_field": csrf.field, "current_user": current_user, "local_time": local_time}
+    return {"csrf_field": csrf.field, "current_user": current_user, "local_time": local_time,
+            "kind_label": lambda kind: _(KIND_LABELS.get(kind, kind)),
+            "direction_label": lambda direction: _(DIRECTION_LABELS.get(direction, direction)),
+            "role_label": lambda role: _(ROLE_LABELS.get(role, role))}
 
 
 @pages.app_template_filter("when")
 def format_when(value: datetime | None) -> str:
     return local_time(value)
+
+
+@pages.app_template_filter("iso_when")
+def format_iso_when(value: Any) -> str:
+    """A time kept as ISO text (in an interaction's details), shown like any other."""
+    try:
+        return local_time(datetime.fromisoformat(value)) if isinstance(value, str) else ""
+    except ValueError:
+        return ""
 
 
 @pages.app_template_filter("duration")

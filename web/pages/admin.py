@@ -1,0 +1,97 @@
+"""Admin pages: staff users (add, change role, addresses, extension, password, deactivate) and the settings
+in force. Settings come from the configuration file, so the page shows them and says where to change them."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response as BaseResponse
+
+from crm_inbox import audit
+from crm_inbox.config import public_view
+from crm_inbox.contacts import ValidationError
+from crm_inbox.models import StaffRole, StaffUser
+from crm_inbox.staff import StaffExists, add_staff, change_staff
+from web.pages import pages
+from web.pages.views import current_user, row_or_404
+from web.requestdb import db, state
+
+ROLES = [r.value for r in StaffRole]
+
+
+def admin_id() -> int:
+    """The logged-in user's id when they are an admin; 403 for everyone else."""
+    user = current_user()
+    if user is None or user.role != StaffRole.ADMIN:
+        abort(403)
+    return user.id
+
+
+def _addresses(text: str) -> list[str]:
+    return [a for a in text.replace(",", " ").split() if a]
+
+
+def _users_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
+    users = db().execute(select(StaffUser).options(selectinload(StaffUser.emails))
+                         .order_by(StaffUser.active.desc(), StaffUser.name)).scalars().all()
+    return render_template("admin_users.html", users=users, roles=ROLES, error=error, form=request.form), status
+
+
+@pages.get("/admin/users")
+def admin_users() -> tuple[str, int]:
+    admin_id()
+    return _users_page()
+
+
+@pages.post("/admin/users")
+def admin_user_add() -> BaseResponse | tuple[str, int]:
+    by = admin_id()
+    form = request.form
+    emails = _addresses(form.get("emails", ""))
+    password = form.get("password", "")
+    try:
+        if not emails:
+            raise ValidationError("emails", "at least one address is required")
+        if password and len(password) < 8:
+            raise ValidationError("password", "must have at least 8 characters")
+        user = add_staff(db(), emails[0], form.get("name", ""), form.get("role", "staff"),
+                         form.get("extension", "").strip() or None, password or None, more_emails=emails[1:])
+    except (ValidationError, StaffExists) as exc:
+        return _users_page(str(exc), 400)
+    audit.record(db(), by, "create", "staff_user", user.id, {"emails": emails, "role": user.role.value})
+    flash(_("%(name)s can now log in.", name=user.name) if password else
+          _("%(name)s was added; set a password so they can log in.", name=user.name))
+    return redirect(url_for("pages.admin_users"))
+
+
+@pages.get("/admin/users/<int:user_id>")
+def admin_user(user_id: int) -> str:
+    admin_id()
+    return render_template("admin_user.html", user=row_or_404(StaffUser, user_id), roles=ROLES, error=None)
+
+
+@pages.post("/admin/users/<int:user_id>")
+def admin_user_change(user_id: int) -> BaseResponse | tuple[str, int]:
+    by = admin_id()
+    user = row_or_404(StaffUser, user_id)
+    form = request.form
+    try:
+        changed = change_staff(db(), user, name=form.get("name"), role=form.get("role"),
+                               extension=form.get("extension"), active=form.get("active") == "on",
+                               emails=_addresses(form.get("emails", "")), password=form.get("password") or None)
+    except ValidationError as exc:
+        db().rollback()
+        return render_template("admin_user.html", user=row_or_404(StaffUser, user_id), roles=ROLES,
+                               error=str(exc)), 400
+    if changed:
+        audit.record(db(), by, "update", "staff_user", user.id, changed)
+        flash(_("Saved."))
+    return redirect(url_for("pages.admin_user", user_id=user.id))
+
+
+@pages.get("/admin/settings")
+def admin_settings() -> str:
+    admin_id()
+    return render_template("admin_settings.html", sections=public_view(state().settings))
