@@ -684,3 +684,12 @@ def test_an_html_only_mail_opens_in_a_sandboxed_frame(client, staff, factory, se
     assert f'src="/interactions/{interaction_id}/html"' in page
     frame = client.get(f"/interactions/{interaction_id}/html")
     assert "sandbox" in frame.headers["Content-Security-Policy"] and "onerror" not in frame.get_data(as_text=True)
+
+
+def test_search_as_you_type_suggests_contacts_for_logged_in_staff_only(client, staff, claus):
+    assert client.get("/contacts/suggest?q=claus").status_code == 302  # to the login page
+    log_in(client)
+    items = client.get("/contacts/suggest?q=jürg").json["items"]
+    assert items == [{"id": claus, "label": f"Claus Jürgens · {CLAUS}"}]
+    assert client.get("/contacts/suggest?q=0171 2345678").json["items"][0]["id"] == claus  # a number, any format
+    assert client.get("/contacts/suggest?q=c").json["items"] == []  # one letter finds too much to help

@@ -63,3 +63,38 @@ def test_assign_an_unassigned_mail_to_the_right_one_of_two_namesakes(page, live,
                               ).scalar_one()
         assert session.get_one(Interaction, outcome.interaction_id).contact_ids == [gmx]
     assert page.dialogs == []  # type: ignore[attr-defined]
+
+
+def test_search_as_you_type_assigns_the_picked_contact_at_once(page, live, staff_login):
+    with unit_of_work(live.factory) as session:
+        for name, email in (("Klaus Müller", "k.mueller@mueller-maschinenbau.de"),
+                            ("Klaus Müller", "klaus.mueller@gmx.de"), ("Petra Köhler", "petra@web.de")):
+            contact = Contact(name=name)
+            contact.emails = [ContactEmail(email=email)]
+            session.add(contact)
+    msg = EmailMessage()
+    msg["From"] = "Jonas Becker <jonas.becker@beispiel-firma.de>"
+    msg["To"] = "crm@beispiel-firma.de"
+    msg["Subject"] = "Fwd: Rückfrage Lieferung"
+    msg["Message-ID"] = "<fwd-triage-2@beispiel-firma.de>"
+    msg.set_content("---------- Forwarded message ---------\nFrom: Klaus Müller\nDate: Mon, 2 Nov 2026 at 10:58\n"
+                    "Subject: Rückfrage Lieferung\nTo: Jonas Becker\n\nWann kommt die Lieferung?\n")
+    with unit_of_work(live.factory) as session:
+        inbound_id = accept(session, bytes(msg), Envelope("jonas.becker@beispiel-firma.de",
+                                                          ("crm@beispiel-firma.de",), "127.0.0.1")).inbound_id
+    outcome = process(live.factory, live.settings, inbound_id)
+
+    log_in(page, *staff_login)
+    page.goto("/triage")
+    card = page.get_by_role("article", name="Rückfrage Lieferung")
+    card.get_by_label("Contact").press_sequentially("mülle")
+    options = card.get_by_role("option")
+    expect(options).to_have_count(2)  # both namesakes, not Petra
+    options.filter(has_text="klaus.mueller@gmx.de").click()
+    expect(card.get_by_label("Contact")).to_have_value("Klaus Müller · klaus.mueller@gmx.de")
+    card.get_by_role("button", name="Assign").click()
+    expect(page.locator(".flash")).to_contain_text("is now on Klaus Müller's timeline")  # no pick page between
+    with live.factory() as session:
+        gmx = session.execute(select(ContactEmail.contact_id).where(ContactEmail.email == "klaus.mueller@gmx.de")
+                              ).scalar_one()
+        assert session.get_one(Interaction, outcome.interaction_id).contact_ids == [gmx]

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Response, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Response, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
@@ -256,6 +256,23 @@ def contacts() -> str:
                          .order_by(Company.search_name).limit(20)).scalars().all() if q and page == 1 else []
     return render_template("contacts.html", contacts=rows[:PAGE_SIZE], companies=firms, q=q, page=page,
                            has_next=len(rows) > PAGE_SIZE)
+
+
+SUGGESTIONS = 8
+
+
+@pages.get("/contacts/suggest")
+def contact_suggest() -> Response:
+    """Search as you type: the first contacts that match, for a field that asks "which contact?"."""
+    q = request.args.get("q", "").strip()[:200]
+    rows = db().execute(
+        select(Contact).where(contact_search(q)).options(selectinload(Contact.emails), selectinload(Contact.company))
+        .order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id).limit(SUGGESTIONS)
+    ).scalars().all() if len(q) >= 2 else []
+    items = [{"id": c.id, "label": " · ".join(filter(None, [
+        c.display_name, c.company.name if c.company else None, c.emails[0].email if c.emails else None]))}
+        for c in rows]
+    return jsonify({"items": items})
 
 
 def company_search(q: str) -> ColumnElement[bool]:
