@@ -261,3 +261,22 @@ def apply_company(session: Session, company: Company, data: Mapping[str, Any], r
                           for raw, e164 in _phones(data["phones"], region)]
         changed["phones"] = [raw for raw, _ in _phones(data["phones"], region)]
     return changed
+
+
+def company_named(session: Session, name: str) -> tuple[Company, bool]:
+    """The company a person typed by name: the one with that name (case and umlaut spelling aside), or a
+    new one when none has it (returned with True). Several with that name: a ValidationError, never a guess."""
+    from crm_inbox.models.contacts import search_key
+
+    wanted = _str("company", name, max_len=300, required=True) or ""
+    found = session.execute(select(Company).where(Company.search_name == search_key(wanted)).limit(2)
+                            ).scalars().all()
+    if len(found) > 1:
+        raise ValidationError("company", f"several companies are named {wanted!r}: open the right one and add the "
+                                         "person there")
+    if found:
+        return found[0], False
+    company = Company(name=wanted, tags=[], fields={})
+    session.add(company)
+    session.flush()
+    return company, True

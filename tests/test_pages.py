@@ -693,3 +693,83 @@ def test_search_as_you_type_suggests_contacts_for_logged_in_staff_only(client, s
     assert items == [{"id": claus, "label": f"Claus Jürgens · {CLAUS}"}]
     assert client.get("/contacts/suggest?q=0171 2345678").json["items"][0]["id"] == claus  # a number, any format
     assert client.get("/contacts/suggest?q=c").json["items"] == []  # one letter finds too much to help
+
+
+def test_edit_a_persons_company_and_free_fields_in_place(client, staff, factory, claus):
+    from crm_inbox.models import AuditEntry, Company
+
+    log_in(client)
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "Position: Einkauf</textarea>" in page  # the free fields, ready to edit
+    form = {"csrf_token": csrf_token(page), "name": "Claus Jürgens", "role": "customer", "emails": CLAUS,
+            "phones": "0171/2345678", "company": "Müller Maschinenbau GmbH",
+            "fields": "Position: Einkaufsleiter\nKundennummer: 4711"}
+    assert client.post(f"/contacts/{claus}/edit", data=form).status_code == 302
+    page = client.get(f"/contacts/{claus}").get_data(as_text=True)
+    assert "Einkaufsleiter" in page and "<dd>4711</dd>" in page
+    with factory() as session:
+        firm = session.execute(select(Company)).scalar_one()  # a new name made the company
+        assert firm.name == "Müller Maschinenbau GmbH"
+        assert session.get_one(Contact, claus).company_id == firm.id
+        assert session.get_one(Contact, claus).fields == {"Position": "Einkaufsleiter", "Kundennummer": "4711"}
+        assert session.execute(select(AuditEntry.action).where(AuditEntry.object_type == "company")).scalar_one() \
+            == "create"
+    # The same name typed another way is the same company; two of that name are never guessed between.
+    form["company"] = "MÜLLER maschinenbau gmbh"
+    client.post(f"/contacts/{claus}/edit", data=form)
+    with unit_of_work(factory) as session:
+        assert len(session.execute(select(Company)).all()) == 1
+        session.add(Company(name="Petras Laden"))
+        session.add(Company(name="Petras Laden"))
+    form["company"] = "Petras Laden"
+    client.post(f"/contacts/{claus}/edit", data=form)
+    assert "several companies are named" in client.get(f"/contacts/{claus}").get_data(as_text=True)
+    form.update(company="", fields="kein Doppelpunkt")
+    client.post(f"/contacts/{claus}/edit", data=form)
+    assert "is not “Key: value”" in client.get(f"/contacts/{claus}").get_data(as_text=True)
+    with factory() as session:
+        assert session.get_one(Contact, claus).company_id is not None  # nothing of the refused form was saved
+
+
+def test_edit_the_company_in_place(client, staff, factory):
+    from crm_inbox.models import Company, CompanyDomain
+
+    with unit_of_work(factory) as session:
+        firm = Company(name="Weber Logistik", tags=[], fields={})
+        other = Company(name="Andere GmbH", tags=[], fields={})
+        other.domains = [CompanyDomain(domain="andere.de")]
+        session.add_all([firm, other])
+        session.flush()
+        firm_id = firm.id
+    log_in(client)
+    page = client.get(f"/companies/{firm_id}").get_data(as_text=True)
+    form = {"csrf_token": csrf_token(page), "name": "Weber Logistik GmbH", "industry": "Logistik", "size": "50",
+            "customer_type": "B2B", "category": "A", "tags": "Spedition", "domains": "weber-logistik.de",
+            "phones": "089 4711-0", "fields": "USt-IdNr: DE123456789"}
+    assert client.post(f"/companies/{firm_id}/edit", data=form).status_code == 302
+    page = client.get(f"/companies/{firm_id}").get_data(as_text=True)
+    assert "<h1>Weber Logistik GmbH</h1>" in page and "weber-logistik.de" in page and "DE123456789" in page
+    assert 'href="tel:+498947110"' in page
+    form["domains"] = "andere.de"
+    client.post(f"/companies/{firm_id}/edit", data=form)
+    page = client.get(f"/companies/{firm_id}").get_data(as_text=True)
+    assert "Not saved: domains" in page and "already belongs to another company" in page
+
+
+def test_a_read_only_user_cannot_edit_a_company(app, factory):
+    from crm_inbox.models import Company
+
+    with unit_of_work(factory) as session:
+        add_staff(session, "leser@beispiel-firma.de", "Leser", "readonly", password=PASSWORD)
+        firm = Company(name="Weber Logistik", tags=[], fields={})
+        session.add(firm)
+        session.flush()
+        firm_id = firm.id
+    client = app.test_client()
+    log_in(client, "leser@beispiel-firma.de")
+    page = client.get(f"/companies/{firm_id}").get_data(as_text=True)
+    assert 'name="industry"' not in page
+    assert client.post(f"/companies/{firm_id}/edit", data={"csrf_token": csrf_token(page), "name": "X"}
+                       ).status_code == 403
+    with factory() as session:
+        assert session.get_one(Company, firm_id).name == "Weber Logistik"

@@ -19,9 +19,8 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit
 from crm_inbox.contact_merge import merge_contacts
-from crm_inbox.contacts import ValidationError, apply_contact
+from crm_inbox.contacts import ValidationError
 from crm_inbox.models import (
     Attachment,
     Category,
@@ -30,6 +29,7 @@ from crm_inbox.models import (
     Contact,
     ContactEmail,
     ContactPhone,
+    CustomerType,
     Interaction,
     InteractionContact,
     InteractionKind,
@@ -352,32 +352,6 @@ def contact_merge(contact_id: int) -> BaseResponse | str:
     return redirect(url_for("pages.contact", contact_id=contact_id))
 
 
-@pages.post("/contacts/<int:contact_id>/edit")
-def contact_edit(contact_id: int) -> BaseResponse:
-    """Master data from the page's edit form: one address or number per line, tags separated by commas."""
-    by = editor_id()
-    person = row_or_404(Contact, contact_id)
-    form = request.form
-
-    def lines(key: str) -> list[str]:
-        return [line.strip() for line in form.get(key, "").splitlines() if line.strip()]
-
-    data = {"name": form.get("name", "").strip() or None, "role": form.get("role") or "lead",
-            "category": form.get("category") or None,
-            "tags": [t.strip() for t in form.get("tags", "").split(",") if t.strip()],
-            "emails": lines("emails"), "phones": lines("phones"),
-            "owner_id": int(form["owner_id"]) if form.get("owner_id", "").isdigit() else None}
-    try:
-        changed = apply_contact(db(), person, data, state().settings.phone.default_region)
-    except ValidationError as exc:
-        db().rollback()
-        flash(_("Not saved: %(field)s %(why)s", field=exc.field, why=exc.message))
-        return redirect(url_for("pages.contact", contact_id=contact_id))
-    audit.record(db(), by, "update", "contact", contact_id, changed)
-    flash(_("Saved."))
-    return redirect(url_for("pages.contact", contact_id=contact_id))
-
-
 @pages.post("/contacts/<int:contact_id>/notes")
 def contact_note(contact_id: int) -> BaseResponse:
     by = editor_id()
@@ -401,7 +375,8 @@ def company(company_id: int) -> str:
         timeline = company_timeline(db(), company_id, limit=TIMELINE_PAGE, cursor=cursor)
     except BadCursor:
         abort(400, description="This timeline link is not valid.")
-    return render_template("company.html", company=firm, people=people, timeline=timeline, cursor=cursor)
+    return render_template("company.html", company=firm, people=people, timeline=timeline, cursor=cursor,
+                           categories=[c.value for c in Category], customer_types=[t.value for t in CustomerType])
 
 
 # --- interactions and attachments ---------------------------------------------------------------------
