@@ -19,6 +19,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
 from crm_inbox.intake import Accepted, Envelope
+from handlers.smtp_data import ChunkedData
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class CrmSmtpHandler:
         return OK_DUPLICATE if accepted.duplicate else OK_STORED
 
 
-class CrmSMTP(SMTP):
+class CrmSMTP(ChunkedData):
     # RFC 5321 allows 1000 octets a line, but real mail (and Postfix, which relays it) has longer ones;
     # refusing them would bounce customer mail. Size is still bounded by data_size_limit.
     line_length_limit = 1 << 20

@@ -1,0 +1,119 @@
+"""DATA read in large pieces (handlers/smtp_data.py) gives exactly what aiosmtpd's own line-by-line DATA
+gives: the same replies and the same message bytes, for every way a client may send them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from aiosmtpd.smtp import SMTP
+
+from handlers.smtp_data import ChunkedData
+
+LIMIT = 200_000
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        self.messages.append(envelope.original_content)
+        return "250 2.0.0 stored"
+
+
+class Server:
+    def __init__(self, cls: type[SMTP]) -> None:
+        self.handler = Recorder()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        factory = lambda: cls(self.handler, data_size_limit=LIMIT, decode_data=False)  # noqa: E731
+        self.server = asyncio.run_coroutine_threadsafe(
+            self.loop.create_server(factory, "127.0.0.1", 0), self.loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[Server, Server]]:
+    stock, chunked = Server(SMTP), Server(type("Chunked", (ChunkedData,), {}))
+    yield stock, chunked
+    stock.close()
+    chunked.close()
+
+
+def converse(port: int, pieces: list[bytes], replies: int) -> list[bytes]:
+    """Send ``pieces`` (each its own write, so TCP may split the stream anywhere) after the greeting and
+    HELO/MAIL/RCPT/DATA, then read ``replies`` reply lines."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        stream = sock.makefile("rb")
+        lines = [stream.readline()]  # greeting
+        sock.sendall(b"HELO test\r\nMAIL FROM:<a@b.de>\r\nRCPT TO:<crm@c.de>\r\nDATA\r\n")
+        for _ in range(4):
+            lines.append(stream.readline())
+        for piece in pieces:
+            sock.sendall(piece)
+        for _ in range(replies):
+            lines.append(stream.readline())
+        sock.sendall(b"QUIT\r\n")
+        lines.append(stream.readline())
+    return [line.split(b" ")[0] for line in lines]
+
+
+BIG = b"".join(b"Zeile %06d mit etwas Text, damit sie lang genug ist.\r\n" % i for i in range(3000))
+CASES = {
+    "plain": ([b"Subject: x\r\n\r\nHallo\r\n.\r\n"], 1),
+    "dot-stuffed lines": ([b"Subject: x\r\n\r\n..punkt\r\n...\r\n.x\r\nEnde\r\n.\r\n"], 1),
+    "first line with a dot": ([b"..erste\r\nzweite\r\n.\r\n"], 1),
+    "one line": ([b"nur eine Zeile\r\n.\r\n"], 1),
+    "empty": ([b".\r\n"], 1),
+    "end marker split over writes": ([b"Subject: x\r\n\r\nHallo\r", b"\n", b".", b"\r", b"\n"], 1),
+    "a bare LF before the dot does not end it": ([b"A\n.\r\nB\r\n.\r\n"], 1),
+    "a bare LF after the dot does not end it": ([b"A\r\n.\nB\r\n.\r\n"], 1),
+    "pipelined commands after the data": ([b"Hallo\r\n.\r\nRSET\r\nNOOP\r\n"], 3),
+    "byte by byte": ([bytes([c]) for c in b"Sub: y\r\n\r\n.a\r\n.\r\n"], 1),
+    "large, in many writes": ([BIG[i:i + 4096] for i in range(0, len(BIG), 4096)] + [b".\r\n"], 1),
+    "over the size limit": ([BIG * 2, b".\r\n"], 1),
+    "a second message after the first": ([b"eins\r\n.\r\nMAIL FROM:<a@b.de>\r\nRCPT TO:<c@d.de>\r\nDATA\r\n",
+                                          b"zwei\r\n..\r\n.\r\n"], 4),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_chunked_data_is_what_aiosmtpd_gives(servers, name):
+    stock, chunked = servers
+    pieces, replies = CASES[name]
+    before = len(stock.handler.messages), len(chunked.handler.messages)
+    expected = converse(stock.port, pieces, replies)
+    got = converse(chunked.port, pieces, replies)
+    assert got == expected
+    assert chunked.handler.messages[before[1]:] == stock.handler.messages[before[0]:]
+
+
+def test_the_messages_are_the_unstuffed_data():
+    from handlers.smtp_data import unstuff
+
+    buffer = bytearray(b"\r\n..a\r\nb\r\n.c\r\n\r\n.\r\n")
+    assert unstuff(buffer, buffer.find(b"\r\n.\r\n", 0)) == b".a\r\nb\r\nc\r\n\r\n"
+
+
+def test_a_client_gone_mid_data_stores_nothing_and_the_server_goes_on(servers):
+    _, chunked = servers
+    before = len(chunked.handler.messages)
+    with socket.create_connection(("127.0.0.1", chunked.port), timeout=20) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+        sock.sendall(b"HELO test\r\nMAIL FROM:<a@b.de>\r\nRCPT TO:<crm@c.de>\r\nDATA\r\n")
+        for _ in range(4):
+            stream.readline()
+        sock.sendall(b"Subject: halb\r\n\r\nabgebrochen mitten im")
+    assert converse(chunked.port, [b"danach\r\n.\r\n"], 1)[-2] == b"250"
+    assert chunked.handler.messages[before:] == [b"danach\r\n"]
