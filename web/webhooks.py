@@ -136,7 +136,9 @@ def twilio_status(token: str) -> Response:
 def generic_events() -> Response:
     """The generic JSON format; a staff API token or the CTI token as bearer."""
     user = api_user()
-    if user is None or user.role == StaffRole.READONLY:
+    if user is not None and user.role == StaffRole.READONLY:
+        fail(403, "forbidden", "read-only users cannot change data")
+    if user is None:
         _check_token("generic", request.headers.get("Authorization", "").removeprefix("Bearer ").strip())
     calls = _record("generic", _payload())
     return jsonify(call_id=calls[-1].id if calls else None)
