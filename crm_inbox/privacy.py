@@ -30,13 +30,14 @@ import enum
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
@@ -175,8 +176,10 @@ def write_export(session: Session, contact_id: int, target: IO[bytes]) -> dict[s
             data["calls"].append(_row(call))  # its events are the ``events`` column
         data["reminders"] = [_row(r) for r in _rows(session, Reminder, owned.reminders)]
         about = _about(owned, contact_id)
+        # Only from the contact's creation on: SQLite may give a new row the id of a deleted (erased) one.
         data["audit_log"] = [_row(a) for a in session.execute(
-            select(AuditEntry).where(about).order_by(AuditEntry.at, AuditEntry.id)).scalars()]
+            select(AuditEntry).where(about, AuditEntry.at >= contact.created_at)
+            .order_by(AuditEntry.at, AuditEntry.id)).scalars()]
         counts.update(tickets=len(data["tickets"]), calls=len(data["calls"]), reminders=len(data["reminders"]),
                       audit_entries=len(data["audit_log"]))
         archive.writestr("contact.json", json.dumps(data, ensure_ascii=False, indent=2))
@@ -216,7 +219,7 @@ def _write_raw(session: Session, archive: zipfile.ZipFile, inbound_id: int | Non
 
 def _about(owned: Owned, contact_id: int) -> Any:
     """Audit entries about the contact or about anything that is its own."""
-    from sqlalchemy import and_, or_
+    from sqlalchemy import and_
 
     conditions = [and_(AuditEntry.object_type == "contact", AuditEntry.object_id == contact_id)]
     for object_type, ids in (("interaction", owned.interactions), ("ticket", owned.tickets),
@@ -346,10 +349,9 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
                                                          func.lower(InboundMessage.envelope_from).in_(emails))
                             .values(envelope_from=None))
     _redact_rows(session, Interaction, _TEXT_COLUMNS, shared, redact)
-    kept_tickets = set(session.execute(select(Interaction.ticket_id).where(
-        _in(Interaction.id, shared), Interaction.ticket_id.is_not(None))).scalars()) if shared else set()
-    _redact_rows(session, Ticket, ("subject", "opened_by_email"), kept_tickets, redact)
-    counts["outgoing_mail"] = _forget_outgoing(session, emails, redact)
+    counts["outgoing_mail"] = session.execute(delete(OutgoingMail).where(_in(OutgoingMail.to_address, emails))
+                                              ).rowcount if emails else 0
+    counts["mentions_redacted"] = _redact_mentions(session, contact_id, redact, _needles(contact))
     # The person goes; addresses, numbers and timeline links cascade.
     session.execute(delete(Contact).where(Contact.id == contact_id))
     counts["audit_entries_scrubbed"] = _scrub_audit(session, audit_wipe, redact)
@@ -406,12 +408,49 @@ def _redact_rows(session: Session, model: Any, columns: tuple[str, ...], ids: se
                 session.execute(update(table).where(table.c.id == row.id).values(**changed))
 
 
-def _forget_outgoing(session: Session, emails: list[str], redact: Redactor) -> int:
-    removed = session.execute(delete(OutgoingMail).where(_in(OutgoingMail.to_address, emails))).rowcount \
-        if emails else 0
-    ids = set(session.execute(select(OutgoingMail.id)).scalars())
-    _redact_rows(session, OutgoingMail, ("subject", "body", "headers"), ids, redact)
-    return removed
+# Free text kept for others that may mention the person: (model, text columns, JSON columns). Calls are
+# left out on purpose: a call of another contact with the same number is that contact's number too.
+_MENTIONS: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...] = (
+    (Interaction, ("subject", "text", "excerpt", "html", "attribution_reason"), ("details",)),
+    (Ticket, ("subject", "opened_by_email"), ()),
+    (TicketEvent, (), ("details",)),
+    (Reminder, ("title", "note", "completion"), ()),
+    (Contact, ("origin_detail",), ("fields",)),
+    (Company, (), ("fields",)),
+    (OutgoingMail, ("subject", "body"), ("headers",)),
+)
+
+
+def _needles(contact: Contact) -> list[str]:
+    """Short strings a mention must contain one of (lower-cased), for a cheap LIKE before the real match:
+    an address, the name, the last four digits of a number."""
+    out = {e.email.lower() for e in contact.emails}
+    if contact.name and (len(contact.name.split()) >= 2 or len(contact.name) >= 6):
+        out.add(contact.name.lower())
+    out |= {re.sub(r"\D", "", p.e164 or p.raw)[-4:] for p in contact.phones if len(re.sub(r"\D", "", p.raw)) >= 5}
+    return sorted(n for n in out if n)
+
+
+def _redact_mentions(session: Session, contact_id: int, redact: Redactor, needles: list[str]) -> int:
+    """Replace the person's identifiers wherever other records mention them; returns how many rows changed."""
+    if not needles:
+        return 0
+    changed = 0
+    for model, text_columns, json_columns in _MENTIONS:
+        table = model.__table__
+        columns = [table.c[c] for c in (*text_columns, *json_columns)]
+        searchable = [func.lower(table.c[c]) for c in text_columns] + \
+                     [func.lower(cast(table.c[c], Text)) for c in json_columns]
+        query = select(table.c.id, *columns).where(or_(*(col.like(f"%{n}%") for col in searchable for n in needles)))
+        if model is Contact:
+            query = query.where(table.c.id != contact_id)
+        for row in session.execute(query).all():
+            new = {c.key: redact.value(getattr(row, c.key)) for c in columns if getattr(row, c.key) is not None}
+            new = {k: v for k, v in new.items() if v != getattr(row, k)}
+            if new:
+                session.execute(update(table).where(table.c.id == row.id).values(**new))
+                changed += 1
+    return changed
 
 
 def _scrub_audit(session: Session, about: Any, redact: Redactor) -> int:
