@@ -177,8 +177,10 @@ def threecx_lookup(token: str) -> Response:
 @webhooks.get("/3cx/template.xml")
 def threecx_template() -> Response:
     user = api_user()
-    if user is None or user.role != StaffRole.ADMIN:
-        fail(401 if user is None else 403, "unauthorized", "an admin's bearer token is required")
+    if user is None:
+        fail(401, "unauthorized", "an admin's bearer token is required")
+    if user.role != StaffRole.ADMIN:
+        fail(403, "forbidden", "only an admin may download the template")
     token = state().settings.cti.token_for("threecx")
     if not token:
         fail(409, "conflict", "set [cti] threecx_token (or token) first")
