@@ -351,10 +351,11 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
     _redact_rows(session, Interaction, _TEXT_COLUMNS, shared, redact)
     counts["outgoing_mail"] = session.execute(delete(OutgoingMail).where(_in(OutgoingMail.to_address, emails))
                                               ).rowcount if emails else 0
-    counts["mentions_redacted"] = _redact_mentions(session, contact_id, redact, _needles(contact))
+    needles = _needles(contact, redact)
+    counts["mentions_redacted"] = _redact_mentions(session, contact_id, redact, needles)
     # The person goes; addresses, numbers and timeline links cascade.
     session.execute(delete(Contact).where(Contact.id == contact_id))
-    counts["audit_entries_scrubbed"] = _scrub_audit(session, audit_wipe, redact)
+    counts["audit_entries_scrubbed"] = _scrub_audit(session, audit_wipe, redact, needles)
     session.expire_all()
     audit.record(session, actor_id, "erase", "contact", contact_id, counts)
     session.flush()
@@ -421,14 +422,21 @@ _MENTIONS: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
-def _needles(contact: Contact) -> list[str]:
-    """Short strings a mention must contain one of (lower-cased), for a cheap LIKE before the real match:
-    an address, the name, the last four digits of a number."""
-    out = {e.email.lower() for e in contact.emails}
-    if contact.name and (len(contact.name.split()) >= 2 or len(contact.name) >= 6):
-        out.add(contact.name.lower())
+def _needles(contact: Contact, redact: Redactor) -> list[str]:
+    """Short strings any mention contains, for a cheap LIKE before the real match: an address, a name, the
+    last four digits of a number; each also as JSON writes it (``\\u00fc`` for ``ü``)."""
+    out = {e.email for e in contact.emails} | set(redact.names)
     out |= {re.sub(r"\D", "", p.e164 or p.raw)[-4:] for p in contact.phones if len(re.sub(r"\D", "", p.raw)) >= 5}
+    out |= {json.dumps(n)[1:-1] for n in out}
     return sorted(n for n in out if n)
+
+
+def _mentioning(columns: list[Any], json_columns: list[Any], needles: list[str]) -> Any:
+    """Rows where a column contains a needle. Both as written and lower-cased: SQLite's lower() and LIKE
+    fold ASCII only, PostgreSQL's LIKE folds nothing."""
+    searchable = [*columns, *(cast(c, Text) for c in json_columns)]
+    return or_(*(cond for col in searchable for n in needles
+                 for cond in (col.like(f"%{n}%"), func.lower(col).like(f"%{n.lower()}%"))))
 
 
 def _redact_mentions(session: Session, contact_id: int, redact: Redactor, needles: list[str]) -> int:
@@ -438,27 +446,27 @@ def _redact_mentions(session: Session, contact_id: int, redact: Redactor, needle
     changed = 0
     for model, text_columns, json_columns in _MENTIONS:
         table = model.__table__
-        columns = [table.c[c] for c in (*text_columns, *json_columns)]
-        searchable = [func.lower(table.c[c]) for c in text_columns] + \
-                     [func.lower(cast(table.c[c], Text)) for c in json_columns]
-        query = select(table.c.id, *columns).where(or_(*(col.like(f"%{n}%") for col in searchable for n in needles)))
+        texts, jsons = [table.c[c] for c in text_columns], [table.c[c] for c in json_columns]
+        query = select(table.c.id, *texts, *jsons).where(_mentioning(texts, jsons, needles))
         if model is Contact:
             query = query.where(table.c.id != contact_id)
         for row in session.execute(query).all():
-            new = {c.key: redact.value(getattr(row, c.key)) for c in columns if getattr(row, c.key) is not None}
-            new = {k: v for k, v in new.items() if v != getattr(row, k)}
+            values = {c.key: getattr(row, c.key) for c in (*texts, *jsons)}
+            new = {k: redact.value(v) for k, v in values.items() if v is not None and redact.value(v) != v}
             if new:
                 session.execute(update(table).where(table.c.id == row.id).values(**new))
                 changed += 1
     return changed
 
 
-def _scrub_audit(session: Session, about: Any, redact: Redactor) -> int:
+def _scrub_audit(session: Session, about: Any, redact: Redactor, needles: list[str]) -> int:
     """Entries about the person lose their details; the person's identifiers leave every other entry."""
     wiped = session.execute(update(AuditEntry).where(about).values(details={"erased": True})).rowcount
+    if not needles:
+        return wiped
     redacted = 0
-    rows = session.execute(select(AuditEntry.id, AuditEntry.details).where(~about)
-                           .execution_options(yield_per=_BATCH)).all()
+    rows = session.execute(select(AuditEntry.id, AuditEntry.details).where(
+        ~about, _mentioning([], [AuditEntry.details], needles))).all()
     for entry_id, details in rows:
         clean = redact.value(details)
         if clean != details:

@@ -46,8 +46,8 @@ class Redactor:
         # Numbers that could not be read as E.164 are matched as typed.
         parts += [re.escape(r.strip()) for r in phones_raw if r and len(re.sub(r"\D", "", r)) >= 5]
         # A single short word ("Max") would blank other people's text; names count from two words or 6 letters.
-        parts += [rf"\b{re.escape(n.strip())}\b" for n in names
-                  if n and (len(n.split()) >= 2 or len(n.strip()) >= 6)]
+        self.names = sorted({n.strip() for n in names if n and (len(n.split()) >= 2 or len(n.strip()) >= 6)})
+        parts += [rf"\b{re.escape(n)}\b" for n in self.names]
         self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
     def text(self, value: str) -> str:

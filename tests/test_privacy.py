@@ -34,6 +34,7 @@ from crm_inbox.models import (
     Ticket,
     utcnow,
 )
+from crm_inbox.redaction import Redactor
 from crm_inbox.retention import purge
 from crm_inbox.scheduler import RETENTION, Scheduler
 from crm_inbox.worker import process
@@ -408,3 +409,30 @@ def test_admins_export_and_erase_on_the_customer_page(client, auth, factory, wor
     german = client.get(f"/contacts/{world['bert']}?lang=de").get_data(as_text=True)
     assert "Daten exportieren" in german and "Person löschen" in german
 
+
+
+def test_redaction_finds_every_spelling_of_the_number_and_the_whole_name_only():
+    redact = Redactor(emails=["j.oezdemir@firma.example"], phones_e164=["+491715550123"],
+                      names=["Jürgen Özdemir", "Max"])
+    for spelling in ("+49 171 5550123", "0171/5550123", "0049 (0)171 555 01 23", "+491715550123", "01715550123"):
+        assert redact.text(f"Tel. {spelling}, bitte") == "Tel. [erased], bitte", spelling
+    assert redact.text("Tel. 0171 55501234") == "Tel. 0171 55501234"  # a longer, other number
+    assert redact.text("JÜRGEN ÖZDEMIR schrieb an J.Oezdemir@Firma.example") == "[erased] schrieb an [erased]"
+    assert redact.text("Max Mustermann, Maximilian") == "Max Mustermann, Maximilian"  # "Max" alone is too short
+    assert redact.value({"to": ["Jürgen Özdemir <j.oezdemir@firma.example>"], "n": 3}) == {
+        "to": ["[erased] <[erased]>"], "n": 3}
+
+
+def test_erasure_finds_a_name_with_umlauts_in_other_records_and_the_audit_log(client, auth, factory):
+    person = create_contact(client, auth, name="Jürgen Özdemir", emails=["j.oezdemir@firma.example"])
+    other = create_contact(client, auth, name="Bert Bekannt", fields={"Chef": "Jürgen Özdemir"})
+    assert client.post(f"{API}/contacts/{other['id']}/notes", headers=auth,
+                       json={"text": "Vertretung für Jürgen Özdemir"}).status_code == 201
+    assert client.post(f"{API}/contacts/{person['id']}/erase", headers=auth).status_code == 200
+    assert client.get(f"{API}/contacts/{other['id']}", headers=auth).json["fields"] == {"Chef": "[erased]"}
+    [note] = client.get(f"{API}/contacts/{other['id']}/timeline", headers=auth).json["items"]
+    assert note["excerpt"] == "Vertretung für [erased]"
+    with factory() as session:
+        for entry in session.execute(select(AuditEntry)).scalars():
+            text = json.dumps(entry.details, ensure_ascii=False)
+            assert "Özdemir" not in text and "oezdemir" not in text, (entry.action, entry.details)
