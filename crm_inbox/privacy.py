@@ -436,7 +436,13 @@ def _mentioning(columns: list[Any], json_columns: list[Any], needles: list[str])
     fold ASCII only, PostgreSQL's LIKE folds nothing."""
     searchable = [*columns, *(cast(c, Text) for c in json_columns)]
     return or_(*(cond for col in searchable for n in needles
-                 for cond in (col.like(f"%{n}%"), func.lower(col).like(f"%{n.lower()}%"))))
+                 for cond in (col.like(_contains(n), escape="\\"),
+                              func.lower(col).like(_contains(n.lower()), escape="\\"))))
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern for "contains ``text``" (backslashes in JSON escapes taken literally)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _redact_mentions(session: Session, contact_id: int, redact: Redactor, needles: list[str]) -> int:
