@@ -349,6 +349,20 @@ def test_opening_a_mail_is_audited_when_configured(client, auth, factory, databa
         assert (entry.object_type, entry.object_id) == ("interaction", world["first_interaction"])
         assert entry.staff_id is not None and entry.at is not None
 
+    # The page too, with the logged-in user as who.
+    from crm_inbox.staff import add_staff
+    from tests.test_pages import log_in
+
+    with unit_of_work(factory) as session:
+        reader = add_staff(session, "leser@beispiel-firma.de", "Leser", "readonly", password="richtig-geheim-42").id
+    log_in(watched, "leser@beispiel-firma.de", "richtig-geheim-42")
+    assert watched.get(f"/interactions/{world['first_interaction']}").status_code == 200
+    assert watched.get(f"/interactions/{world['shared']}").status_code == 200
+    with factory() as session:
+        views = session.execute(select(AuditEntry.object_id).where(AuditEntry.action == "view",
+                                                                   AuditEntry.staff_id == reader)).scalars().all()
+        assert sorted(views) == sorted([world["first_interaction"], world["shared"]])
+
 
 def test_cli_exports_erases_and_purges(factory, settings, client, auth, world, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CRM_INBOX_DATABASE_URL", settings.database.url)
