@@ -85,6 +85,13 @@ def world(client, auth, factory, settings) -> dict[str, Any]:  # type: ignore[no
     """Petra (mail with an attachment, a support ticket with a note, a missed call, a reminder, a note, a
     mail shared with Bert) and Bert, who stays."""
     bert = create_contact(client, auth, name="Bert Bekannt", emails=[BERT], role="customer")
+    # Before she is known: her out-of-office reply, which creates no lead and waits in triage.
+    auto = mail(f"{PETRA_NAME} <{PETRA}>", CRM, "Abwesenheitsnotiz", "Ich bin bis Montag nicht da.\n",
+                message_id="<ooo@privat-mail.example>")
+    auto = auto.replace(b"Subject:", b"Auto-Submitted: auto-replied\nSubject:", 1)
+    _, ooo = deliver(factory, settings, auto, PETRA)
+    unassigned = client.get(f"{API}/interactions", query_string={"unassigned": 1}, headers=auth).json["items"]
+    assert [i["id"] for i in unassigned] == [ooo.interaction_id]
     first = mail(f"{PETRA_NAME} <{PETRA}>", CRM, "Angebot bitte", "Guten Tag,\nbitte ein Angebot.\nPetra Privat\n",
                  message_id="<angebot-1@privat-mail.example>", attachment=("anfrage.pdf", b"%PDF-1.4 Petra Privat"))
     first_inbound, outcome = deliver(factory, settings, first, PETRA)
