@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import Text, cast, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
@@ -154,7 +154,12 @@ def write_export(session: Session, contact_id: int, target: IO[bytes]) -> dict[s
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for chunk in _chunks(owned.interactions):
             rows = session.execute(select(Interaction).where(_in(Interaction.id, chunk))
+                                   .options(selectinload(Interaction.contact_links),
+                                            selectinload(Interaction.attachments))
                                    .order_by(Interaction.occurred_at, Interaction.id)).scalars().all()
+            kept_raw = set(session.execute(select(InboundMessage.id).where(
+                _in(InboundMessage.id, [i.inbound_message_id for i in rows if i.inbound_message_id]),
+                InboundMessage.raw_deleted_at.is_(None))).scalars())
             for item in rows:
                 entry = _row(item)
                 entry["links"] = [{"contact_id": link.contact_id, "role": link.role} for link in item.contact_links]
@@ -164,7 +169,8 @@ def write_export(session: Session, contact_id: int, target: IO[bytes]) -> dict[s
                     archive.writestr(name, att.content)
                     entry["attachments"].append({**_row(att, {"content", "interaction_id"}), "file": name})
                     counts["attachments"] += 1
-                entry["raw_message"] = _write_raw(session, archive, item.inbound_message_id)
+                entry["raw_message"] = _write_raw(session, archive, item.inbound_message_id) \
+                    if item.inbound_message_id in kept_raw else None
                 counts["raw_messages"] += entry["raw_message"] is not None
                 data["interactions"].append(entry)
                 counts["interactions"] += 1
@@ -204,12 +210,7 @@ def _rows(session: Session, model: Any, ids: list[int]) -> list[Any]:
     return out
 
 
-def _write_raw(session: Session, archive: zipfile.ZipFile, inbound_id: int | None) -> str | None:
-    if inbound_id is None:
-        return None
-    deleted = session.execute(select(InboundMessage.raw_deleted_at).where(InboundMessage.id == inbound_id)).first()
-    if deleted is None or deleted[0] is not None:
-        return None
+def _write_raw(session: Session, archive: zipfile.ZipFile, inbound_id: int) -> str:
     name = f"mail/{inbound_id}.eml"
     with archive.open(name, "w", force_zip64=True) as out:  # piece by piece: a 20 MB mail is never held twice
         for piece in raw_chunks(session, inbound_id):
@@ -432,12 +433,16 @@ def _needles(contact: Contact, redact: Redactor) -> list[str]:
 
 
 def _mentioning(columns: list[Any], json_columns: list[Any], needles: list[str]) -> Any:
-    """Rows where a column contains a needle. Both as written and lower-cased: SQLite's lower() and LIKE
-    fold ASCII only, PostgreSQL's LIKE folds nothing."""
-    searchable = [*columns, *(cast(c, Text) for c in json_columns)]
-    return or_(*(cond for col in searchable for n in needles
-                 for cond in (col.like(_contains(n), escape="\\"),
-                              func.lower(col).like(_contains(n.lower()), escape="\\"))))
+    """Rows where one of the columns contains a needle: the columns are searched as one text, lower-cased;
+    a non-ASCII needle also as written (SQLite's lower() folds ASCII only)."""
+    parts = [func.coalesce(c, "") for c in columns] + [func.coalesce(cast(c, Text), "") for c in json_columns]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + "\n" + part
+    lowered = func.lower(joined)
+    conditions = [lowered.like(_contains(n.lower()), escape="\\") for n in needles]
+    conditions += [joined.like(_contains(n), escape="\\") for n in needles if not n.isascii()]
+    return or_(*conditions)
 
 
 def _contains(text: str) -> str:
