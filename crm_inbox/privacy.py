@@ -332,6 +332,11 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
               "attachments": session.execute(select(func.count()).select_from(Attachment).where(
                   _in(Attachment.interaction_id, doomed))).scalar_one() if doomed else 0}
     audit_wipe = _about(Owned(sorted(doomed), sorted(tickets), sorted(calls), sorted(reminders)), contact_id)
+    # The searches run before the first write: on SQLite the write lock is then held only for the writes.
+    needles = _needles(contact, redact)
+    going = {Interaction.__table__: doomed, Ticket.__table__: tickets, Reminder.__table__: reminders}
+    mentions = [c for c in _mentions(session, contact_id, redact, needles) if c[1] not in going.get(c[0], ())]
+    audit_mentions = _audit_mentions(session, audit_wipe, redact, needles)
 
     for chunk in _chunks(sorted(reminders)):
         session.execute(delete(Reminder).where(_in(Reminder.id, chunk)))
@@ -352,11 +357,11 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
     _redact_rows(session, Interaction, _TEXT_COLUMNS, shared, redact)
     counts["outgoing_mail"] = session.execute(delete(OutgoingMail).where(_in(OutgoingMail.to_address, emails))
                                               ).rowcount if emails else 0
-    needles = _needles(contact, redact)
-    counts["mentions_redacted"] = _redact_mentions(session, contact_id, redact, needles)
+    counts["mentions_redacted"] = _apply(session, mentions)
     # The person goes; addresses, numbers and timeline links cascade.
     session.execute(delete(Contact).where(Contact.id == contact_id))
-    counts["audit_entries_scrubbed"] = _scrub_audit(session, audit_wipe, redact, needles)
+    wiped = session.execute(update(AuditEntry).where(audit_wipe).values(details={"erased": True})).rowcount
+    counts["audit_entries_scrubbed"] = wiped + _apply(session, audit_mentions)
     session.expire_all()
     audit.record(session, actor_id, "erase", "contact", contact_id, counts)
     session.flush()
@@ -450,12 +455,13 @@ def _contains(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _redact_mentions(session: Session, contact_id: int, redact: Redactor, needles: list[str]) -> int:
-    """Replace the person's identifiers wherever other records mention them; returns how many rows changed."""
-    if not needles:
-        return 0
-    changed = 0
-    for model, text_columns, json_columns in _MENTIONS:
+Change = tuple[Any, int, dict[str, Any]]  # (table, row id, new column values)
+
+
+def _mentions(session: Session, contact_id: int, redact: Redactor, needles: list[str]) -> list[Change]:
+    """The redacted values of every other record that mentions the person (read only)."""
+    changes: list[Change] = []
+    for model, text_columns, json_columns in _MENTIONS if needles else ():
         table = model.__table__
         texts, jsons = [table.c[c] for c in text_columns], [table.c[c] for c in json_columns]
         query = select(table.c.id, *texts, *jsons).where(_mentioning(texts, jsons, needles))
@@ -465,22 +471,22 @@ def _redact_mentions(session: Session, contact_id: int, redact: Redactor, needle
             values = {c.key: getattr(row, c.key) for c in (*texts, *jsons)}
             new = {k: redact.value(v) for k, v in values.items() if v is not None and redact.value(v) != v}
             if new:
-                session.execute(update(table).where(table.c.id == row.id).values(**new))
-                changed += 1
-    return changed
+                changes.append((table, row.id, new))
+    return changes
 
 
-def _scrub_audit(session: Session, about: Any, redact: Redactor, needles: list[str]) -> int:
-    """Entries about the person lose their details; the person's identifiers leave every other entry."""
-    wiped = session.execute(update(AuditEntry).where(about).values(details={"erased": True})).rowcount
+def _audit_mentions(session: Session, about: Any, redact: Redactor, needles: list[str]) -> list[Change]:
+    """The redacted details of audit entries (not about the person) that mention them (read only)."""
     if not needles:
-        return wiped
-    redacted = 0
+        return []
     rows = session.execute(select(AuditEntry.id, AuditEntry.details).where(
         ~about, _mentioning([], [AuditEntry.details], needles))).all()
-    for entry_id, details in rows:
-        clean = redact.value(details)
-        if clean != details:
-            session.execute(update(AuditEntry).where(AuditEntry.id == entry_id).values(details=clean))
-            redacted += 1
-    return wiped + redacted
+    table = AuditEntry.__table__
+    return [(table, entry_id, {"details": redact.value(details)}) for entry_id, details in rows
+            if redact.value(details) != details]
+
+
+def _apply(session: Session, changes: list[Change]) -> int:
+    for table, row_id, values in changes:
+        session.execute(update(table).where(table.c.id == row_id).values(**values))
+    return len(changes)
