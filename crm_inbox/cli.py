@@ -55,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--extension", help="phone extension")
     add.add_argument("--password", action="store_true", help="ask for a password (or read it from stdin)")
 
+    privacy = sub.add_parser("privacy", help="data protection: export or erase a person, apply retention") \
+        .add_subparsers(dest="privacy_command", required=True)
+    export = privacy.add_parser("export", help="everything stored about a person as a zip (JSON + files)")
+    export.add_argument("contact", metavar="CONTACT", help="contact id or e-mail address")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="where to write the zip (default: contact-ID-export.zip here)")
+    erase = privacy.add_parser("erase", help="erase a person everywhere (asks for confirmation)")
+    erase.add_argument("contact", metavar="CONTACT", help="contact id or e-mail address")
+    erase.add_argument("--yes", action="store_true", help="do not ask")
+    privacy.add_parser("purge", help="apply [retention] now (serve does it daily)")
+
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="create an API token (printed as the last line)")
     create.add_argument("email")
@@ -249,6 +260,48 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy(settings: Settings, args: argparse.Namespace) -> int:
+    from crm_inbox import audit, privacy
+    from crm_inbox.db import unit_of_work, write_lock
+
+    factory = _factory(settings)
+    if args.privacy_command == "purge":
+        from crm_inbox.retention import purge
+
+        counts = purge(factory, settings)
+        print(f"raw messages emptied: {counts['raw_messages']}, calls deleted: {counts['calls']}")
+        return 0
+    try:
+        if args.privacy_command == "export":
+            with unit_of_work(factory) as session:
+                contact = privacy.find_contact(session, args.contact)
+                path = args.output or Path(f"contact-{contact.id}-export.zip")
+                partial = path.with_name(path.name + ".part")
+                with partial.open("wb") as out:
+                    counts = privacy.write_export(session, contact.id, out)
+                partial.replace(path)  # never a half-written archive under the real name
+                audit.record(session, None, "export", "contact", contact.id, {"by": "cli", **counts})
+            print(path)
+            return 0
+        with factory() as session:
+            contact = privacy.find_contact(session, args.contact)
+            contact_id, label = contact.id, contact.display_name
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CliError("privacy erase: confirm with --yes (no terminal to ask on)")
+            answer = input(f"Erase contact {contact_id} ({label}) and everything about them? This cannot be "
+                           "undone. Type yes: ")
+            if answer.strip().lower() != "yes":
+                print("nothing erased", file=sys.stderr)
+                return 1
+        with write_lock(factory), unit_of_work(factory) as session:
+            counts = privacy.erase_contact(session, contact_id, None)
+    except privacy.NotFound as exc:
+        raise CliError(str(exc)) from None
+    print(f"contact {contact_id} erased: " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -272,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return cmd_user_add(settings, args)
             case "token":
                 return cmd_token_create(settings, args)
+            case "privacy":
+                return cmd_privacy(settings, args)
     except (ConfigError, SchemaOutdated, CliError) as exc:
         print(f"crm-inbox: {exc}", file=sys.stderr)
         return 2

@@ -153,6 +153,19 @@ class CtiSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long raw data is kept (0: for ever). Run daily inside ``serve`` and by ``crm-inbox privacy purge``."""
+
+    inbound_raw_days: int = 0  # raw bytes of processed/ignored inbound mail; the row (hashes) stays
+    call_days: int = 0  # calls, their events and their timeline entries
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    audit_mail_views: bool = False  # opening a mail's full text (page or API) writes an audit entry
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -164,6 +177,8 @@ class Settings:
     tickets: TicketSettings = field(default_factory=TicketSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @property
     def instance_path(self) -> Path:
@@ -174,6 +189,7 @@ _SECTION_TYPES: dict[str, type] = {
     "service": ServiceSettings, "database": DatabaseSettings, "web": WebSettings,
     "smtp": SmtpSettings, "mail": MailSettings, "phone": PhoneSettings, "cti": CtiSettings,
     "tickets": TicketSettings, "notifications": NotificationSettings, "reminders": ReminderSettings,
+    "retention": RetentionSettings, "privacy": PrivacySettings,
 }
 
 
@@ -294,6 +310,9 @@ def _validate(settings: Settings) -> None:
         ZoneInfo(settings.reminders.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"config: [reminders] timezone: unknown time zone {settings.reminders.timezone!r}") from None
+    for key in ("inbound_raw_days", "call_days"):
+        if getattr(settings.retention, key) < 0:
+            raise ConfigError(f"config: [retention] {key} must not be negative (0 keeps for ever)")
     if settings.phone.max_call_minutes < 1:
         raise ConfigError("config: [phone] max_call_minutes must be at least 1")
     import phonenumbers  # local: only needed for this check

@@ -16,6 +16,11 @@ from crm_inbox import audit
 from crm_inbox.contacts import ValidationError
 from crm_inbox.models import Call, Contact, ContactEmail, ContactPhone, InteractionContact, Reminder, Ticket
 
+# Every table that points at a contact besides its own addresses and numbers (which go with it) and the
+# timeline links (InteractionContact). Merging moves these rows to the survivor; erasure (privacy.py)
+# removes them. A test fails when a new table references contacts without being listed here.
+CONTACT_REFERENCES: tuple[type[Ticket] | type[Call] | type[Reminder], ...] = (Ticket, Call, Reminder)
+
 
 def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staff_id: int | None) -> dict[str, Any]:
     """Move everything of ``duplicate`` to ``survivor`` and delete ``duplicate``; returns what moved."""
@@ -43,9 +48,9 @@ def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staf
     moved["timeline_links"] = session.execute(
         update(InteractionContact).where(InteractionContact.contact_id == duplicate.id)
         .values(contact_id=survivor.id)).rowcount
-    for model, key in ((Ticket, "tickets"), (Call, "calls"), (Reminder, "reminders")):
-        moved[key] = session.execute(update(model).where(model.contact_id == duplicate.id)  # type: ignore[attr-defined]
-                                     .values(contact_id=survivor.id)).rowcount
+    for model in CONTACT_REFERENCES:
+        moved[model.__tablename__] = session.execute(update(model).where(model.contact_id == duplicate.id)
+                                                     .values(contact_id=survivor.id)).rowcount
 
     # Master data: the survivor's values win; what it lacks comes from the duplicate.
     for attr in ("name", "company_id", "category", "owner_id"):

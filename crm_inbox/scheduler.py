@@ -1,4 +1,5 @@
-"""Timed work inside ``crm-inbox serve``: firing due reminders and closing calls whose hangup never came.
+"""Timed work inside ``crm-inbox serve``: firing due reminders, closing calls whose hangup never came and
+the daily retention purge.
 
 APScheduler 3 runs with its in-memory job store and only *wakes* the code; what is due lives in the
 database (``reminders.fire_at``). APScheduler's persistent job stores cannot be shared between processes,
@@ -23,12 +24,14 @@ from crm_inbox.calls import close_stale_calls
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work, write_lock
 from crm_inbox.reminders import fire_due, next_fire_at
+from crm_inbox.retention import purge
 
 log = logging.getLogger(__name__)
 
 TICK = "reminders-tick"  # every [reminders] tick_seconds: rows other nodes wrote, and the safety net
 NEXT = "reminders-next"  # one shot at the earliest due time, so a reminder fires on time, not a tick late
 STALE_CALLS = "close-stale-calls"
+RETENTION = "retention-purge"  # daily, and once at start (a restart must not postpone it by a day)
 
 
 class Scheduler:
@@ -50,6 +53,10 @@ class Scheduler:
                                 next_run_time=now, replace_existing=True)
         self._scheduler.add_job(self.close_stale_calls, "interval", seconds=60, id=STALE_CALLS, next_run_time=now,
                                 replace_existing=True)
+        retention = self.settings.retention
+        if retention.inbound_raw_days or retention.call_days:
+            self._scheduler.add_job(self.purge, "interval", days=1, id=RETENTION, next_run_time=now,
+                                    replace_existing=True)
         self._scheduler.start()
 
     def stop(self) -> None:
@@ -98,6 +105,13 @@ class Scheduler:
         if self._scheduler.running:
             self._scheduler.add_job(self.tick, "date", run_date=max(upcoming, now), id=NEXT, replace_existing=True,
                                     max_instances=3)
+
+    def purge(self) -> dict[str, int]:
+        try:
+            return purge(self.factory, self.settings)
+        except Exception:  # the database is away: tomorrow's run (or a restart) tries again
+            log.exception("retention purge failed")
+            return {}
 
     def close_stale_calls(self) -> int:
         try:

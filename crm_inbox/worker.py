@@ -27,6 +27,7 @@ from crm_inbox.memory import release_after
 from crm_inbox.models import InboundMessage, InboundState, utcnow
 from crm_inbox.pipeline import DEFAULT_STEPS, MailContext, Step, run_pipeline
 from crm_inbox.pipeline.context import InboundView
+from crm_inbox.privacy import tombstone_values
 
 _VIEW_FIELDS = ("id", "size", "content_hash", "message_id", "envelope_from", "envelope_to", "peer", "source",
                 "received_at")
@@ -75,6 +76,10 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
                 state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
                 session.execute(_DONE, {"row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped,
                                         "done_at": utcnow()})
+                if ctx.erased:
+                    state = InboundState.ERASED
+                    session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
+                                    .values(**tombstone_values(inbound.message_id)))
                 session.commit()
                 release_after(inbound.size)
             except BaseException:

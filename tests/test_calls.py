@@ -597,8 +597,10 @@ def test_generic_format_with_staff_or_cti_token(client, auth, world, factory):
     assert response.json == {"call_id": call["call_id"]}
     assert (call["source"], call["talk_seconds"], call["staff_id"]) == ("generic", 60, world.jonas)
     readonly = {"Authorization": f"Bearer {make_token(factory, 'ro@beispiel-firma.de', role='readonly')}"}
-    for headers in ({}, readonly, {"Authorization": "Bearer wrong"}):
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
         assert_error(generic(client, headers, event="new", call_id="gen-2", at=at(0), direction="in"), 401)
+    # A read-only user is known, and refused like everywhere else in the API.
+    assert_error(generic(client, readonly, event="new", call_id="gen-2", at=at(0), direction="in"), 403)
     assert stored(factory) == (1, 1)
 
 

@@ -33,8 +33,9 @@ def actor_id() -> int | None:
     return user.id if user else None
 
 
-def require_token(write: bool = False) -> Callable[[F], F]:
-    """401 without a valid token; 403 when a read-only user tries to change something."""
+def require_token(write: bool = False, admin: bool = False) -> Callable[[F], F]:
+    """401 without a valid token; 403 when a read-only user tries to change something, or when ``admin``
+    and the user is not an admin (data-protection exports and erasure)."""
     from web.api.errors import fail
 
     def decorate(view: F) -> F:
@@ -45,6 +46,8 @@ def require_token(write: bool = False) -> Callable[[F], F]:
                 fail(401, "unauthorized", "a valid bearer token is required")
             if write and user.role == StaffRole.READONLY:
                 fail(403, "forbidden", "read-only users cannot change data")
+            if admin and user.role != StaffRole.ADMIN:
+                fail(403, "forbidden", "only an admin may do this")
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]

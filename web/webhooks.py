@@ -136,7 +136,9 @@ def twilio_status(token: str) -> Response:
 def generic_events() -> Response:
     """The generic JSON format; a staff API token or the CTI token as bearer."""
     user = api_user()
-    if user is None or user.role == StaffRole.READONLY:
+    if user is not None and user.role == StaffRole.READONLY:
+        fail(403, "forbidden", "read-only users cannot change data")
+    if user is None:
         _check_token("generic", request.headers.get("Authorization", "").removeprefix("Bearer ").strip())
     calls = _record("generic", _payload())
     return jsonify(call_id=calls[-1].id if calls else None)
@@ -175,8 +177,10 @@ def threecx_lookup(token: str) -> Response:
 @webhooks.get("/3cx/template.xml")
 def threecx_template() -> Response:
     user = api_user()
-    if user is None or user.role != StaffRole.ADMIN:
-        fail(401 if user is None else 403, "unauthorized", "an admin's bearer token is required")
+    if user is None:
+        fail(401, "unauthorized", "an admin's bearer token is required")
+    if user.role != StaffRole.ADMIN:
+        fail(403, "forbidden", "only an admin may download the template")
     token = state().settings.cti.token_for("threecx")
     if not token:
         fail(409, "conflict", "set [cti] threecx_token (or token) first")

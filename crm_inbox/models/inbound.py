@@ -16,6 +16,9 @@ class InboundState(enum.StrEnum):
     PROCESSED = "processed"
     FAILED = "failed"
     IGNORED = "ignored"
+    # The person it concerned was erased (privacy): only the hashes are kept, so a redelivery is recognised
+    # and stays gone. Never processed again.
+    ERASED = "erased"
 
 
 class InboundMessage(Base):
@@ -43,3 +46,9 @@ class InboundMessage(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     processed_at: Mapped[datetime | None]
+    # When the raw bytes were deleted (retention, or erasure): the row stays as the message's identity
+    # (content hash, Message-ID), so a redelivery is still recognised as a duplicate.
+    raw_deleted_at: Mapped[datetime | None]
+    # An erased message keeps only the SHA-256 of its Message-ID: a re-sent copy with changed content
+    # (a relay that rewrote something) is still known as the erased message.
+    message_id_sha256: Mapped[str | None] = mapped_column(String(64), index=True)

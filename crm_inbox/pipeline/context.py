@@ -46,6 +46,8 @@ class MailContext:
     interaction: Interaction | None = None
     queued_mail: bool = False  # an acknowledgement or other mail waits in the outbox
     stopped: str | None = None
+    erased: bool = False  # a copy of erased mail: the row becomes a tombstone again
+
 
     def stop(self, reason: str) -> None:
         self.stopped = reason

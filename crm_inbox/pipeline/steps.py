@@ -27,6 +27,16 @@ def _limits(ctx: MailContext) -> Limits:
     return Limits(ctx.settings.mail.max_nesting_depth, ctx.settings.mail.max_parts)
 
 
+def honour_erasure(ctx: MailContext) -> None:
+    """A re-sent copy of mail that was erased (same Message-ID, content changed on the way) stays erased.
+    (An unchanged copy never gets here: its content hash makes it a duplicate at intake.)"""
+    from crm_inbox.privacy import is_erased_message
+
+    if is_erased_message(ctx.session, ctx.inbound.message_id, ctx.inbound.id):
+        ctx.erased = True
+        ctx.stop("a copy of mail that was erased (privacy): not recorded again")
+
+
 def parse(ctx: MailContext) -> None:
     # The raw bytes are read here only (the column is deferred), piece by piece where the database can.
     ctx.parsed = parse_mail_chunks(raw_chunks(ctx.session, ctx.inbound.id), _limits(ctx))
@@ -222,6 +232,7 @@ def follow_up_note(ctx: MailContext) -> None:
 
 
 DEFAULT_STEPS: tuple[Step, ...] = (
+    Step("honour_erasure", "drop a copy of mail that was erased for data protection", honour_erasure, writes=False),
     Step("parse", "read the raw bytes into headers, text, sanitised HTML and attachments", parse, writes=False),
     Step("detect_automatic", "recognise auto-replies, bounces, list and bulk mail", detect_automatic_mail,
          writes=False),
@@ -250,6 +261,8 @@ def run_pipeline(ctx: MailContext, steps: tuple[Step, ...] = DEFAULT_STEPS,
         if ctx.stopped:
             log.info("inbound %s: stopped at %s: %s", ctx.inbound.id, step.name, ctx.stopped)
             break
+    if not claimed and before_writes is not None and not before_writes():
+        return False  # stopped before any writing step: the state change still needs the claim
     if ctx.interaction is not None and ctx.attribution is not None:
         reason = ctx.attribution.reason  # with what later steps added
         if reason != ctx.interaction.attribution_reason:

@@ -6,4 +6,13 @@ from flask import Blueprint
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from web.api import contacts, errors, inbound, interactions, openapi, reminders, tickets  # noqa: E402,F401  (registers routes)
+from web.api import (  # noqa: E402,F401  (registers routes)
+    contacts,
+    errors,
+    inbound,
+    interactions,
+    openapi,
+    privacy,
+    reminders,
+    tickets,
+)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
+from crm_inbox import audit
 from crm_inbox.models import InboundMessage, InboundState
 from crm_inbox.worker import process, retry
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg
-from web.auth import require_token
+from web.auth import actor_id, require_token
 from web.requestdb import db, state
 
 
@@ -39,4 +40,5 @@ def retry_inbound(inbound_id: int) -> Response:
     outcome = process(app_state.factory, app_state.settings, inbound_id)
     fresh = db().get_one(InboundMessage, inbound_id)
     db().refresh(fresh)
+    audit.record(db(), actor_id(), "retry", "inbound_message", inbound_id, {"state": fresh.state.value})
     return jsonify({**ser.inbound(fresh), "interaction_id": outcome.interaction_id})

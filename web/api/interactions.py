@@ -7,13 +7,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm_inbox.models import Attachment, Interaction
+from crm_inbox.privacy import audit_mail_view
 from crm_inbox.triage import assign, unassigned_query
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg, json_body
 from web.auth import actor_id, require_token
 from web.downloads import attachment_response
-from web.requestdb import db
+from web.requestdb import db, state
 
 
 @api.get("/interactions/<int:interaction_id>")
@@ -22,6 +23,7 @@ def get_interaction(interaction_id: int) -> Response:
     interaction = get_or_404(Interaction, interaction_id, "interaction", options=[
         selectinload(Interaction.contact_links), selectinload(Interaction.staff_links),
         selectinload(Interaction.attachments)])
+    audit_mail_view(db(), state().settings, interaction, actor_id())
     return jsonify(ser.interaction(interaction))
 
 

@@ -90,7 +90,8 @@ SCHEMAS: dict[str, Any] = {
         "staff_ids": {"type": "array", "items": {"type": "integer"}},
         "links": {"type": "array", "items": {"type": "object"}}}}]},
     "Inbound": {"type": "object", "properties": {
-        "id": {"type": "integer"}, "state": {"type": "string", "enum": ["received", "processed", "failed", "ignored"]},
+        "id": {"type": "integer"},
+        "state": {"type": "string", "enum": ["received", "processed", "failed", "ignored", "erased"]},
         "error": _str_or_null, "message_id": _str_or_null, "message_id_conflict": {"type": "boolean"},
         "envelope_from": _str_or_null, "envelope_to": {"type": "array", "items": {"type": "string"}},
         "source": {"type": "string"}, "size": {"type": "integer"}, "deliveries": {"type": "integer"},
@@ -179,7 +180,7 @@ PATHS: dict[str, Any] = {
     "/inbound": {
         "get": {"summary": "Stored inbound messages", "operationId": "listInbound",
                 "parameters": [_q("state", {"type": "string", "enum": ["received", "processed", "failed",
-                                                                       "ignored"]}),
+                                                                       "ignored", "erased"]}),
                                _q("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
                 "responses": {"200": _json(_list_of("Inbound")), **ERRORS}}},
     "/inbound/{id}/retry": {
@@ -359,6 +360,25 @@ PATHS.update({
                  "operationId": "newCalendarUrl",
                  "responses": {"200": _json({"type": "object", "properties": {"url": {"type": "string"}}}),
                                **ERRORS}}},
+})
+
+PATHS.update({
+    "/contacts/{id}/export": {
+        "parameters": [ID],
+        "get": {"summary": "Everything stored about the person as a zip (admin; audited): contact.json with master "
+                           "data, company, timeline with full texts, tickets with events, calls, reminders and audit "
+                           "entries; attachments/ and the raw mail under mail/",
+                "operationId": "exportContact",
+                "responses": {"200": {"description": "The archive, as a download",
+                                      "content": {"application/zip": {}}}, **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
+    "/contacts/{id}/erase": {
+        "parameters": [ID],
+        "post": {"summary": "Erase the person everywhere (admin; cannot be undone; audited with counts only)",
+                 "operationId": "eraseContact",
+                 "responses": {"200": _json({"type": "object", "properties": {
+                     "erased": {"type": "integer"},
+                     "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}),
+                     **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
 })
 
 DOCUMENT: dict[str, Any] = {

@@ -6,4 +6,4 @@ from flask import Blueprint
 
 pages = Blueprint("pages", __name__)
 
-from web.pages import account, admin, masterdata, reminders, screenpop, tickets, triage, views  # noqa: E402,F401  (registers routes)
+from web.pages import account, admin, masterdata, privacy, reminders, screenpop, tickets, triage, views  # noqa: E402,F401  (registers routes)

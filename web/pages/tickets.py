@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox import audit
 from crm_inbox import tickets as service
 from crm_inbox.contacts import ValidationError
 from crm_inbox.models import Contact, Interaction, Priority, StaffUser, Ticket, TicketEvent, TicketState
@@ -94,6 +95,7 @@ def contact_open_ticket(contact_id: int) -> BaseResponse:
         return redirect(url_for("pages.contact", contact_id=contact_id))
     item = service.open_ticket(db(), state().settings, subject=subject, contact=contact, interaction=None,
                                opened_by=None, staff_id=by)
+    audit.record(db(), by, "create", "ticket", item.id, {"contact_id": contact_id, "subject": subject})
     if item.assignee_id is None:
         service.change(db(), item, by, {"assignee_id": by})
     return redirect(url_for("pages.ticket", ticket_id=item.id))

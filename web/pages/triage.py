@@ -85,13 +85,15 @@ def triage_new_contact(interaction_id: int) -> BaseResponse:
 
 @pages.post("/triage/inbound/<int:inbound_id>/retry")
 def triage_retry(inbound_id: int) -> BaseResponse:
-    editor_id()
+    staff_id = editor_id()
     db().rollback()  # the retry runs in units of work of its own
     app = state()
     if not retry(app.factory, [inbound_id]):
         flash(_("Message %(id)s is not waiting for a retry.", id=inbound_id))
         return redirect(url_for("pages.triage"))
     outcome = process(app.factory, app.settings, inbound_id)
+    audit.record(db(), staff_id, "retry", "inbound_message", inbound_id,
+                 {"state": outcome.state.value if outcome.state else None})
     if outcome.state != InboundState.FAILED:
         flash(_("Message %(id)s: processed.", id=inbound_id))
     else:

@@ -44,6 +44,7 @@ from crm_inbox.models import (
 from crm_inbox.models.contacts import search_key
 from crm_inbox.models.reminders import ACTIVE_STATES
 from crm_inbox.phone import to_e164
+from crm_inbox.privacy import audit_mail_view
 from crm_inbox.staff import check_password, find_staff, hash_password
 from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response
@@ -123,6 +124,11 @@ def editor_id() -> int:
     if user is None or user.role == StaffRole.READONLY:
         abort(403)
     return user.id
+
+
+def editor_or_reader_id() -> int | None:
+    user = current_user()
+    return user.id if user else None
 
 
 def row_or_404(model: type[T], ident: int) -> T:
@@ -390,6 +396,7 @@ def interaction(interaction_id: int) -> str:
             Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size)])
     if item is None:
         abort(404)
+    audit_mail_view(db(), state().settings, item, editor_or_reader_id())
     return render_template("interaction.html", item=item)
 
 

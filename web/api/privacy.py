@@ -1,0 +1,37 @@
+"""Data protection over the API (admins only): a person's data as a zip, and erasing the person."""
+
+from __future__ import annotations
+
+import tempfile
+
+from flask import Response, jsonify, send_file
+
+from crm_inbox import audit, privacy
+from crm_inbox.models import Contact
+from web.api import api
+from web.api.errors import get_or_404
+from web.auth import actor_id, require_token
+from web.requestdb import db
+
+
+@api.get("/contacts/<int:contact_id>/export")
+@require_token(admin=True)
+def export_contact(contact_id: int) -> Response:
+    get_or_404(Contact, contact_id, "contact")
+    # Spooled: small archives stay in memory, one with large attachments goes to a temporary file.
+    archive = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115  (send_file closes it)
+    counts = privacy.write_export(db(), contact_id, archive)
+    archive.seek(0)
+    audit.record(db(), actor_id(), "export", "contact", contact_id, counts)
+    response = send_file(archive, mimetype="application/zip", as_attachment=True,
+                         download_name=f"contact-{contact_id}-export.zip", max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@api.post("/contacts/<int:contact_id>/erase")
+@require_token(write=True, admin=True)
+def erase_contact(contact_id: int) -> Response:
+    get_or_404(Contact, contact_id, "contact")
+    counts = privacy.erase_contact(db(), contact_id, actor_id())
+    return jsonify(erased=contact_id, counts=counts)
