@@ -58,12 +58,14 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.index": READ, "pages.dashboard": READ, "pages.contacts": READ, "pages.search_mail": READ,
     "pages.contact": READ, "pages.company": READ, "pages.interaction": READ, "pages.interaction_html": READ,
     "pages.attachment": READ, "pages.tickets": READ, "pages.ticket": READ, "pages.triage": READ,
-    "pages.call_events": READ,
+    "pages.call_events": READ, "pages.contact_suggest": READ,
     "pages.contact_edit": WRITE, "pages.contact_note": WRITE, "pages.contact_merge": WRITE,
     "pages.contact_open_ticket": WRITE, "pages.ticket_change": WRITE, "pages.ticket_note": WRITE,
     "pages.ticket_merge": WRITE, "pages.reminder_new": WRITE, "pages.reminder_done": WRITE,
     "pages.reminder_snooze": WRITE, "pages.triage_assign": WRITE, "pages.triage_new_contact": WRITE,
-    "pages.triage_retry": WRITE, "pages.triage_ignore": WRITE,
+    "pages.triage_retry": WRITE, "pages.triage_ignore": WRITE, "pages.company_edit": WRITE,
+    "pages.admin_users": ADMIN, "pages.admin_user_add": ADMIN, "pages.admin_user": ADMIN,
+    "pages.admin_user_change": ADMIN, "pages.admin_settings": ADMIN,
     "pages.contact_export": ADMIN, "pages.contact_erase": ADMIN,
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,
     "pages.calendar_url": OWN, "pages.logout": OWN,
@@ -127,6 +129,7 @@ def world(factory, database_url, tmp_path) -> World:  # type: ignore[no-untyped-
                                                  from_number="+49 30 1234567", to_number="22", cause="noAnswer"))
         ids["token"] = session.execute(select(ApiToken.id).join(StaffUser)
                                        .where(StaffUser.role == "readonly")).scalar_one()
+        ids["users"] = session.execute(select(StaffUser.id).where(StaffUser.role == "readonly")).scalar_one()
         state = session.get_one(InboundMessage, failed.inbound_id).state
     assert state == InboundState.FAILED and ids["reminders"]
     return World(tokens, ids)
@@ -233,7 +236,7 @@ def page_routes(app: Any) -> list[tuple[str, str, str]]:
 
 _ARG_IDS = {"contact_id": "contacts", "company_id": "companies", "interaction_id": "interaction",
             "attachment_id": "attachments", "ticket_id": "tickets", "reminder_id": "reminders",
-            "inbound_id": "inbound", "token_id": "token"}
+            "inbound_id": "inbound", "token_id": "token", "user_id": "users"}
 
 
 def page_url(rule: str, world: World) -> str:
