@@ -53,13 +53,15 @@ def dovecot_available() -> bool:
 class Dovecot:
     """One private Dovecot instance. ``start()``/``stop()``/``restart()`` keep the port and the mail."""
 
-    def __init__(self, root: Path | None = None, *, tls_cert: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, tls_cert: tuple[Path, Path] | None = None,
+                 extra_config: str = "") -> None:
         # Short path: Dovecot's unix sockets live under base_dir (108 bytes at most).
         self.root = Path(tempfile.mkdtemp(prefix="crm-dovecot-")) if root is None else root
         self.root.chmod(0o755)  # the mail processes run as an unprivileged user and must get in
         self.port = free_port()
         self.tls_port = free_port() if tls_cert else 0
         self.tls_cert = tls_cert
+        self.extra_config = extra_config
         self.users: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         if os.getuid() == 0:  # Dovecot gives no mail access as root: the mail belongs to nobody
@@ -120,6 +122,7 @@ service imap-login {{
 protocol imap {{
   mail_max_userip_connections = 100
 }}
+{self.extra_config}
 """)
 
     def add_user(self, name: str, password: str) -> None:

@@ -411,6 +411,29 @@ def test_the_server_restarted_while_the_poller_runs(dovecot, settings, factory, 
     assert len(retries) < 20  # backoff, not a spin
 
 
+def test_without_idle_the_poller_polls(settings, factory, tmp_path, running):
+    if not dovecot_available():
+        pytest.skip("Dovecot is not installed")
+    server = Dovecot(extra_config="imap_capability = IMAP4rev1 UIDPLUS MOVE NAMESPACE")  # no IDLE
+    server.add_user("crm", PASSWORD)
+    server.start()
+    try:
+        with server.client("crm") as conn:
+            assert not conn.has_capability("IDLE")
+        settings = with_accounts(settings, account(server, tmp_path, poll_seconds=1))
+        poller = start_poller(settings, factory, running)
+        wait_until(lambda: poller.connects == 1, what="the poller to connect")
+        seed(server, mails(2))
+        wait_until(lambda: stored(factory) == 2, timeout=30, what="the next poll")
+        seed(server, mails(1, "Später"))
+        wait_until(lambda: stored(factory) == 3, timeout=30, what="the poll after that")
+        assert poller.connects == 1 and poller.last_error is None
+    finally:
+        for poller in running:
+            poller.stop()
+        server.cleanup()
+
+
 def test_backoff_doubles_up_to_the_cap():
     assert [reconnect_delay(n, 60) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert reconnect_delay(10_000, 300) == 300
