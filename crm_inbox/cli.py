@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     imap = sub.add_parser("imap", help="IMAP mailboxes").add_subparsers(dest="imap_command", required=True)
     fetch = imap.add_parser("fetch", help="import what is new in the configured mailboxes once")
     fetch.add_argument("account", nargs="?", help="only this account (its name in [[imap.accounts]])")
+    status = imap.add_parser("status", help="what was imported from each folder, and the last error")
+    status.add_argument("--json", action="store_true")
 
     inbox = sub.add_parser("inbox", help="stored inbound mail").add_subparsers(dest="inbox_command", required=True)
     failed = inbox.add_parser("failed", help="list messages that failed to process")
@@ -233,6 +235,32 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
     return 1 if problems else 0
 
 
+def cmd_imap_status(settings: Settings, as_json: bool) -> int:
+    from sqlalchemy import select
+
+    from crm_inbox.models import ImapFolder
+
+    factory = _factory(settings)
+    with factory() as session:
+        rows = session.execute(select(ImapFolder).order_by(ImapFolder.account, ImapFolder.folder)).scalars().all()
+    configured = {a.name for a in settings.imap.accounts}
+    for row in rows:
+        fields = {"account": row.account, "folder": row.folder, "configured": row.account in configured,
+                  "uidvalidity": row.uidvalidity, "last_uid": row.last_uid, "imported": row.imported,
+                  "uidvalidity_changes": row.uidvalidity_changes,
+                  "last_success_at": row.last_success_at.isoformat() if row.last_success_at else None,
+                  "last_error_at": row.last_error_at.isoformat() if row.last_error_at else None,
+                  "last_error": row.last_error}
+        if as_json:
+            print(json.dumps(fields, ensure_ascii=False))
+            continue
+        ok = f"{row.last_success_at:%Y-%m-%d %H:%M}" if row.last_success_at else "never"
+        error = f"\tlast error {row.last_error_at:%Y-%m-%d %H:%M}: {row.last_error}" if row.last_error_at else ""
+        print(f"{row.account}\t{row.folder}\timported {row.imported}\tlast UID {row.last_uid}\t"
+              f"UIDVALIDITY {row.uidvalidity or '-'}\tlast complete pass {ok}{error}")
+    return 0
+
+
 def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
@@ -321,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "ingest":
                 return cmd_ingest(settings, args.paths, args.json)
             case "imap":
+                if args.imap_command == "status":
+                    return cmd_imap_status(settings, args.json)
                 return cmd_imap_fetch(settings, args.account)
             case "inbox":
                 return cmd_inbox(settings, args)

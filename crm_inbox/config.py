@@ -414,6 +414,8 @@ def _validate_imap(settings: Settings) -> None:
             raise ConfigError(f"config: {label} poll_seconds must be at least 1")
         if account.after_import == "move" and not account.move_to.strip():
             raise ConfigError(f"config: {label} move_to is required with after_import = \"move\"")
+        if account.after_import == "flag" and not account.flag.strip():
+            raise ConfigError(f"config: {label} flag is required with after_import = \"flag\"")
         if account.after_import == "move" and account.move_to.strip("/") == account.folder.strip("/"):
             raise ConfigError(f"config: {label} move_to must differ from folder")
         if account.since:

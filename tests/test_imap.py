@@ -157,6 +157,9 @@ password_file = "{account(dovecot, tmp_path)['password_file']}"
         assert (folder.account, folder.folder, folder.last_uid, folder.imported) == ("crm-box", "INBOX", 500, 500)
     assert folder_uids(dovecot, "INBOX") == []
     assert len(folder_uids(dovecot, "CRM.Imported")) == 500  # "CRM/Imported" in the server's own separator
+    assert main(["--config", str(config), "imap", "status"]) == 0
+    assert re.match(r"crm-box\tINBOX\timported 500\tlast UID 500\tUIDVALIDITY \d+\tlast complete pass 20",
+                    capsys.readouterr().out)
     # Fetched with BODY.PEEK[]: nobody's "unread" mark was taken away.
     with dovecot.client("crm") as conn:
         conn.select_folder("CRM.Imported", readonly=True)
@@ -586,6 +589,7 @@ ACCOUNT = '[[imap.accounts]]\nname = "support"\nhost = "imap.example.com"\nusern
         ('[[imap.accounts]]\nhost = "h"\nusername = "u"\npassword_env = "A"\n',
          "config: [[imap.accounts]] #1: name is required"),
         (ACCOUNT + 'password_env = "A"\nmove_to = "INBOX"\nfolder = "INBOX"\n', "move_to must differ from folder"),
+        (ACCOUNT + 'password_env = "A"\nafter_import = "flag"\nflag = ""\n', "flag is required with after_import"),
         ("[imap]\naccounts = 1\n", "config: [imap] accounts: expected [[imap.accounts]] tables"),
         ("[imap]\nidle_seconds = 0\n", "config: [imap] idle_seconds must be at least 1"),
         ("[mail]\nsupport_addresses = []\n" + ACCOUNT + 'password_env = "A"\nrole = "support"\n',
