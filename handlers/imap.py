@@ -259,7 +259,10 @@ class Mailbox:
                 progress: Progress | None) -> None:
         client = self.client
         assert client is not None
-        sizes = {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in client.fetch(uids, ["RFC822.SIZE"]).items()}
+        sizes: dict[int, int] = {}
+        for chunk in _chunks(uids):  # servers limit the command line (Dovecot: 64 KB)
+            sizes.update((uid, int(data.get(b"RFC822.SIZE", 0)))
+                         for uid, data in client.fetch(chunk, ["RFC822.SIZE"]).items())
         done = 0
         for batch in batches(uids, sizes, self.imap.batch_size, BATCH_BYTES):
             if stop is not None and stop.is_set():
@@ -300,7 +303,8 @@ class Mailbox:
         leftovers = [uid for uid in client.search(criteria) if uid <= last_uid]
         if leftovers:
             log.info("imap %s: moving %d message(s) stored earlier but not yet moved", self.name, len(leftovers))
-            self._after_import(leftovers)
+            for chunk in _chunks(leftovers):
+                self._after_import(chunk)
 
     def _fetch_bodies(self, uids: list[int]) -> dict[int, bytes]:
         """The raw messages of ``uids`` (one round trip). A message expunged meanwhile is simply not in the
@@ -397,6 +401,10 @@ class Mailbox:
             client.idle_done()
 
 
+def _chunks(uids: list[int], size: int = 1000) -> list[list[int]]:
+    return [uids[i:i + size] for i in range(0, len(uids), size)]
+
+
 def _is_news(response: object) -> bool:
     """EXISTS (new mail), or BYE (the server is going away: reconnect)."""
     if not isinstance(response, tuple) or len(response) < 2:
@@ -460,9 +468,9 @@ class Poller:
                     log.info("imap %s: connected again", name)
                 while not self._stop.is_set():
                     mailbox.sync(self._stop)
-                    attempt = 0
                     self.last_error = None
                     mailbox.wait(self._stop)
+                    attempt = 0  # only a whole cycle counts: a connection that always fails in IDLE backs off too
             except Exception as exc:
                 mailbox.close()  # before the backoff: no half-dead connection is kept meanwhile
                 if self._stop.is_set():
