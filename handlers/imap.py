@@ -443,11 +443,21 @@ class Poller:
         self.on_stored = on_stored
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"crm-inbox-imap-{account.name}", daemon=True)
+        self._last_progress = time.monotonic()
         self.connects = 0  # successful connections (for tests and logs)
         self.last_error: str | None = None
 
     def start(self) -> None:
         self._thread.start()
+
+    def _log_progress(self, done: int, total: int) -> None:
+        """A large first import says how far it is, every 10 s or so (small passes stay quiet)."""
+        now = time.monotonic()
+        if done < total and now - self._last_progress < 10:
+            return
+        if done < total or total > self.settings.imap.batch_size:
+            log.info("imap %s: %d of %d new message(s) stored", self.account.name, done, total)
+        self._last_progress = now
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -467,7 +477,7 @@ class Poller:
                 if attempt:
                     log.info("imap %s: connected again", name)
                 while not self._stop.is_set():
-                    mailbox.sync(self._stop)
+                    mailbox.sync(self._stop, progress=self._log_progress)
                     self.last_error = None
                     mailbox.wait(self._stop)
                     attempt = 0  # only a whole cycle counts: a connection that always fails in IDLE backs off too
