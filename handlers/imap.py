@@ -476,6 +476,12 @@ class Poller:
                 self.connects += 1
                 if attempt:
                     log.info("imap %s: connected again", name)
+                elif self.connects == 1:
+                    assert mailbox.client is not None
+                    how = ("IDLE" if mailbox.client.has_capability("IDLE")
+                           else f"polling every {self.account.poll_seconds} s")
+                    log.info("imap %s: watching %r on %s:%s as %s (%s)", name, self.account.folder,
+                             self.account.host, self.account.effective_port, self.account.username, how)
                 while not self._stop.is_set():
                     mailbox.sync(self._stop, progress=self._log_progress)
                     self.last_error = None
