@@ -188,9 +188,12 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
 def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
     """One pass over each account (or the named one): store, move/flag, process; a summary line each.
     A broken account gets one error line and does not stop the others."""
+    from collections import Counter
+
     from tqdm import tqdm
 
-    from crm_inbox.worker import process
+    from crm_inbox.models import InboundState
+    from crm_inbox.worker import process, waiting_ids
     from handlers.imap import Mailbox, describe
 
     accounts = settings.imap.accounts
@@ -232,6 +235,14 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
         print(f"{account.name}: new: {len(result.new)}, duplicates: {result.duplicates}, skipped: {result.skipped}"
               f" · processed: {counts['processed']}, failed: {counts['failed']}, ignored: {counts['ignored']}"
               + (" · UIDVALIDITY changed, folder scanned again" if result.rescanned else ""), flush=True)
+    # Stored by an earlier run that was stopped before processing them (without `serve`, nobody else will).
+    with factory() as session:
+        waiting = waiting_ids(session, limit=100_000)
+    if waiting:
+        left = Counter((process(factory, settings, i).state or InboundState.RECEIVED).value for i in waiting)
+        problems += left["failed"]
+        print(f"stored earlier, processed now: {left['processed']}, failed: {left['failed']}, "
+              f"ignored: {left['ignored']}", flush=True)
     return 1 if problems else 0
 
 

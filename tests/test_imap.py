@@ -191,6 +191,35 @@ def test_a_restart_in_the_middle_of_an_import_continues_where_it_stopped(dovecot
     assert folder_uids(dovecot, "INBOX") == []
 
 
+def test_imap_fetch_killed_mid_import_and_run_again_stores_and_processes_everything_once(dovecot, settings,
+                                                                                         factory, tmp_path):
+    seed(dovecot, mails(300))
+    config = tmp_path / "crm.toml"
+    config.write_text(f"[database]\nurl = '{settings.database.url}'\n[mail]\ncrm_addresses = ['{CRM}']\n"
+                      "[imap]\nbatch_size = 25\n[[imap.accounts]]\n" + "".join(
+                          f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n"
+                          for k, v in account(dovecot, tmp_path).items()))
+    command = [sys.executable, "-m", "crm_inbox", "--config", str(config), "imap", "fetch"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: stored(factory) > 0 or proc.poll() is not None, what="the first stored batch")
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait(30)
+    with factory() as session:  # it died with work undone: mail left to fetch, or stored mail not processed
+        processed = session.execute(select(func.count()).select_from(InboundMessage)
+                                    .where(InboundMessage.state == InboundState.PROCESSED)).scalar_one()
+    assert stored(factory) > 0 and processed < 300
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    with factory() as session:
+        rows = session.execute(select(InboundMessage.state, InboundMessage.deliveries)).all()
+    assert len(rows) == 300
+    assert {(state, deliveries) for state, deliveries in rows} == {(InboundState.PROCESSED, 1)}
+    assert folder_uids(dovecot, "INBOX") == []
+    assert len(folder_uids(dovecot, "CRM.Imported")) == 300
+
+
 class Crash(BaseException):
     """The process dies (nothing catches a BaseException that is not an Exception)."""
 
