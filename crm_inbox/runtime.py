@@ -55,7 +55,7 @@ class Service:
             self.smtp.start()
             self.worker.busy = handler.busy
         if self.settings.imap.accounts:
-            from handlers.imap import Poller
+            from handlers.imap_poller import Poller
 
             # One thread per mailbox; their stored mail goes to the same worker as SMTP mail.
             self.imap_pollers = [Poller(account, self.settings, self.factory, on_stored=self._on_stored)

@@ -24,7 +24,8 @@ from crm_inbox.cli import main
 from crm_inbox.config import ConfigError, Settings, load_settings, replace
 from crm_inbox.models import ImapFolder, InboundMessage, InboundState, Interaction
 from crm_inbox.worker import process
-from handlers.imap import ImapError, Mailbox, Poller, reconnect_delay
+from handlers.imap import ImapError, Mailbox
+from handlers.imap_poller import Poller, reconnect_delay
 from tests.conftest import CRM, SUPPORT
 from tests.imap_server import Dovecot, Proxy, dovecot_available, self_signed_cert
 from tests.mailfactory import make_mail
