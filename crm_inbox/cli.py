@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--json", action="store_true", help="print one JSON object per message")
 
+    imap = sub.add_parser("imap", help="IMAP mailboxes").add_subparsers(dest="imap_command", required=True)
+    fetch = imap.add_parser("fetch", help="import what is new in the configured mailboxes once")
+    fetch.add_argument("account", nargs="?", help="only this account (its name in [[imap.accounts]])")
+    status = imap.add_parser("status", help="what was imported from each folder, and the last error")
+    status.add_argument("--json", action="store_true")
+
     inbox = sub.add_parser("inbox", help="stored inbound mail").add_subparsers(dest="inbox_command", required=True)
     failed = inbox.add_parser("failed", help="list messages that failed to process")
     failed.add_argument("--json", action="store_true")
@@ -190,6 +196,93 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
     return 1 if counts["failed"] else 0
 
 
+def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
+    """One pass over each account (or the named one): store, move/flag, process; a summary line each.
+    A broken account gets one error line and does not stop the others."""
+    from collections import Counter
+
+    from tqdm import tqdm
+
+    from crm_inbox.models import InboundState
+    from crm_inbox.worker import process, waiting_ids
+    from handlers.imap import Mailbox, describe
+
+    accounts = settings.imap.accounts
+    if account_name is not None:
+        accounts = tuple(a for a in accounts if a.name == account_name)
+        if not accounts:
+            known = ", ".join(a.name for a in settings.imap.accounts) or "none configured"
+            raise CliError(f"imap fetch: no account {account_name!r} in [[imap.accounts]] ({known})")
+    if not accounts:
+        raise CliError("imap fetch: no [[imap.accounts]] in the configuration")
+    factory = _factory(settings)
+    problems = 0
+    for account in accounts:
+        counts = {"processed": 0, "failed": 0, "ignored": 0}
+        bar = tqdm(total=0, unit="msg", desc=account.name, disable=not sys.stderr.isatty(), file=sys.stderr)
+
+        def progress(done: int, total: int, bar=bar) -> None:  # type: ignore[no-untyped-def]
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        mailbox = Mailbox(account, settings, factory)
+        try:
+            mailbox.open()
+            result = mailbox.sync(progress=progress)
+        except Exception as exc:
+            bar.close()
+            print(f"crm-inbox: imap {account.name}: {describe(exc)}", file=sys.stderr)
+            problems += 1
+            continue
+        finally:
+            mailbox.close()
+        bar.close()
+        for inbound_id in result.new:
+            outcome = process(factory, settings, inbound_id)
+            state = outcome.state.value if outcome.state else "received"
+            counts[state] = counts.get(state, 0) + 1
+        problems += counts["failed"]
+        print(f"{account.name}: new: {len(result.new)}, duplicates: {result.duplicates}, skipped: {result.skipped}"
+              f" · processed: {counts['processed']}, failed: {counts['failed']}, ignored: {counts['ignored']}"
+              + (" · UIDVALIDITY changed, folder scanned again" if result.rescanned else ""), flush=True)
+    # Stored by an earlier run that was stopped before processing them (without `serve`, nobody else will).
+    with factory() as session:
+        waiting = waiting_ids(session, limit=100_000)
+    if waiting:
+        left = Counter((process(factory, settings, i).state or InboundState.RECEIVED).value for i in waiting)
+        problems += left["failed"]
+        print(f"stored earlier, processed now: {left['processed']}, failed: {left['failed']}, "
+              f"ignored: {left['ignored']}", flush=True)
+    return 1 if problems else 0
+
+
+def cmd_imap_status(settings: Settings, as_json: bool) -> int:
+    from sqlalchemy import select
+
+    from crm_inbox.models import ImapFolder
+
+    factory = _factory(settings)
+    with factory() as session:
+        rows = session.execute(select(ImapFolder).order_by(ImapFolder.account, ImapFolder.folder)).scalars().all()
+    configured = {a.name for a in settings.imap.accounts}
+    for row in rows:
+        fields = {"account": row.account, "folder": row.folder, "configured": row.account in configured,
+                  "uidvalidity": row.uidvalidity, "last_uid": row.last_uid, "imported": row.imported,
+                  "uidvalidity_changes": row.uidvalidity_changes,
+                  "last_success_at": row.last_success_at.isoformat() if row.last_success_at else None,
+                  "last_error_at": row.last_error_at.isoformat() if row.last_error_at else None,
+                  "last_error": row.last_error}
+        if as_json:
+            print(json.dumps(fields, ensure_ascii=False))
+            continue
+        ok = f"{row.last_success_at:%Y-%m-%d %H:%M}" if row.last_success_at else "never"
+        error = f"\tlast error {row.last_error_at:%Y-%m-%d %H:%M}: {row.last_error}" if row.last_error_at else ""
+        print(f"{row.account}\t{row.folder}\timported {row.imported}\tlast UID {row.last_uid}\t"
+              f"UIDVALIDITY {row.uidvalidity or '-'}\tlast complete pass {ok}{error}")
+    return 0
+
+
 def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
@@ -319,6 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return cmd_db(settings, args.db_command, getattr(args, "message", None))
             case "ingest":
                 return cmd_ingest(settings, args.paths, args.json)
+            case "imap":
+                if args.imap_command == "status":
+                    return cmd_imap_status(settings, args.json)
+                return cmd_imap_fetch(settings, args.account)
             case "inbox":
                 return cmd_inbox(settings, args)
             case "user":

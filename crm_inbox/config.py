@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,59 @@ class CtiSettings:
         return str(getattr(self, f"{system}_token", "") or self.token)
 
 
+IMAP_TLS_MODES = ("tls", "starttls", "none")
+IMAP_AFTER_IMPORT = ("move", "flag")
+IMAP_ROLES = ("crm", "support")
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    """One mailbox the CRM polls (``[[imap.accounts]]``). The password never lives in the config file."""
+
+    name: str = ""
+    host: str = ""
+    port: int = 0  # 0: 993 with tls = "tls", else 143
+    tls: str = "tls"  # "tls" (implicit, port 993), "starttls", or "none" (local tests only)
+    ca_file: str = ""  # a private CA or self-signed certificate to trust; empty: the system's CAs
+    username: str = ""
+    password_env: str = ""  # name of the environment variable that holds the password …
+    password_file: str = ""  # … or a file holding it
+    folder: str = "INBOX"  # levels separated by "/", whatever the server's separator
+    after_import: str = "move"  # "move" to move_to, or "flag" (set ``flag`` and leave the message)
+    move_to: str = "CRM/Imported"  # created when missing
+    flag: str = "\\Seen"
+    role: str = "crm"  # "crm": like mail to the CRM address; "support": like mail to the support address
+    poll_seconds: int = 60  # without IDLE: look for new mail this often
+    since: str = ""  # "2026-01-31": the first import of an existing folder skips older mail
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.tls == "tls" else 143)
+
+    def password(self, environ: Mapping[str, str] | None = None) -> str:
+        """Read when connecting (not at start-up), so one account's missing secret stops only that account."""
+        if self.password_env:
+            value = (os.environ if environ is None else environ).get(self.password_env)
+            if not value:
+                raise ConfigError(f"config: [[imap.accounts]] {self.name!r}: the environment variable "
+                                  f"{self.password_env} (password_env) is not set")
+            return value
+        try:
+            return Path(self.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"config: [[imap.accounts]] {self.name!r}: cannot read password_file "
+                              f"{self.password_file}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    accounts: tuple[ImapAccount, ...] = ()
+    timeout_seconds: int = 60  # socket timeout: a dead connection is given up after this long
+    idle_seconds: int = 300  # IDLE is renewed (and the folder searched) at least this often
+    reconnect_max_seconds: int = 300  # reconnect backoff doubles from 1 s up to this
+    batch_size: int = 200  # messages per FETCH and per commit
+
+
 @dataclass(frozen=True)
 class RetentionSettings:
     """How long raw data is kept (0: for ever). Run daily inside ``serve`` and by ``crm-inbox privacy purge``."""
@@ -179,6 +233,7 @@ class Settings:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -190,7 +245,10 @@ _SECTION_TYPES: dict[str, type] = {
     "smtp": SmtpSettings, "mail": MailSettings, "phone": PhoneSettings, "cti": CtiSettings,
     "tickets": TicketSettings, "notifications": NotificationSettings, "reminders": ReminderSettings,
     "retention": RetentionSettings, "privacy": PrivacySettings,
+    "imap": ImapSettings,
 }
+# Tables that appear as arrays of tables (``[[imap.accounts]]``), by the dataclass of one entry.
+_TABLE_TYPES: dict[type, str] = {ImapAccount: "imap.accounts"}
 
 
 def _coerce(where: str, expected: Any, value: Any) -> Any:
@@ -214,6 +272,11 @@ def _coerce(where: str, expected: Any, value: Any) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if origin is tuple and typing.get_args(expected)[0] in _TABLE_TYPES:
+        cls = typing.get_args(expected)[0]
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{where}: expected [[{_TABLE_TYPES[cls]}]] tables")
+        return tuple(_build_entry(cls, index, entry) for index, entry in enumerate(value, 1))
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
@@ -226,14 +289,31 @@ def _resolve_types(cls: type) -> dict[str, Any]:
 
 
 def _build_section(name: str, raw: Mapping[str, Any]) -> Any:
-    cls = _SECTION_TYPES[name]
+    return _build_table(f"[{name}]", _SECTION_TYPES[name], raw)
+
+
+def _build_table(label: str, cls: type, raw: Mapping[str, Any], refused: Mapping[str, str] | None = None) -> Any:
     hints = _resolve_types(cls)
     values: dict[str, Any] = {}
     for key, value in raw.items():
+        if refused and key in refused:
+            raise ConfigError(f"config: {label} {key}: {refused[key]}")
         if key not in hints:
-            raise ConfigError(f"config: unknown key [{name}] {key}")
-        values[key] = _coerce(f"config: [{name}] {key}", hints[key], value)
+            raise ConfigError(f"config: unknown key {label} {key}")
+        values[key] = _coerce(f"config: {label} {key}", hints[key], value)
     return cls(**values)
+
+
+_REFUSED_ACCOUNT_KEYS = {"password": "a password must not be written in the config file; "
+                                     "use password_env (an environment variable) or password_file"}
+
+
+def _build_entry(cls: type, index: int, raw: Mapping[str, Any]) -> Any:
+    """One ``[[imap.accounts]]`` table; errors name it by its ``name`` (or its place in the file)."""
+    name = raw.get("name")
+    which = repr(name) if isinstance(name, str) and name else f"#{index}"
+    label = f"[[{_TABLE_TYPES[cls]}]] {which}"
+    return _build_table(label, cls, raw, _REFUSED_ACCOUNT_KEYS)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -255,6 +335,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             except OSError as exc:
                 raise ConfigError(f"config: {var}: cannot read {value}: {exc.strerror}") from None
         hint = _resolve_types(_SECTION_TYPES[section]).get(key)
+        if typing.get_origin(hint) is tuple and typing.get_args(hint)[0] in _TABLE_TYPES:
+            raise ConfigError(f"config: {var}: [[{_TABLE_TYPES[typing.get_args(hint)[0]]}]] can only be set in "
+                              "the config file")
         if typing.get_origin(hint) is tuple:  # lists come comma-separated from the environment
             value = [v.strip() for v in value.split(",") if v.strip()]  # type: ignore[assignment]
         out.setdefault(section, {})[key] = value
@@ -313,12 +396,58 @@ def _validate(settings: Settings) -> None:
     for key in ("inbound_raw_days", "call_days"):
         if getattr(settings.retention, key) < 0:
             raise ConfigError(f"config: [retention] {key} must not be negative (0 keeps for ever)")
+    _validate_imap(settings)
     if settings.phone.max_call_minutes < 1:
         raise ConfigError("config: [phone] max_call_minutes must be at least 1")
     import phonenumbers  # local: only needed for this check
 
     if settings.phone.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(f"config: [phone] default_region: unknown region {settings.phone.default_region!r}")
+
+
+def _validate_imap(settings: Settings) -> None:
+    imap = settings.imap
+    for key in ("timeout_seconds", "idle_seconds", "reconnect_max_seconds", "batch_size"):
+        if getattr(imap, key) < 1:
+            raise ConfigError(f"config: [imap] {key} must be at least 1")
+    seen: set[str] = set()
+    for index, account in enumerate(imap.accounts, 1):
+        label = f"[[imap.accounts]] {account.name!r}" if account.name else f"[[imap.accounts]] #{index}"
+        if not account.name.strip():
+            raise ConfigError(f"config: {label}: name is required")
+        if account.name in seen:
+            raise ConfigError(f"config: {label}: the name is used by another account")
+        seen.add(account.name)
+        for key in ("host", "username", "folder"):
+            if not getattr(account, key).strip():
+                raise ConfigError(f"config: {label} {key} is required")
+        choices = {"tls": IMAP_TLS_MODES, "after_import": IMAP_AFTER_IMPORT, "role": IMAP_ROLES}
+        for key, allowed in choices.items():
+            if getattr(account, key) not in allowed:
+                raise ConfigError(f"config: {label} {key}: expected one of {', '.join(allowed)}, "
+                                  f"got {getattr(account, key)!r}")
+        if bool(account.password_env) == bool(account.password_file):
+            raise ConfigError(f"config: {label}: give exactly one of password_env or password_file")
+        if not 0 <= account.port <= 65535:
+            raise ConfigError(f"config: {label} port must be between 0 and 65535, got {account.port}")
+        if account.poll_seconds < 1:
+            raise ConfigError(f"config: {label} poll_seconds must be at least 1")
+        if account.after_import == "move" and not account.move_to.strip():
+            raise ConfigError(f"config: {label} move_to is required with after_import = \"move\"")
+        if account.after_import == "flag" and not account.flag.strip():
+            raise ConfigError(f"config: {label} flag is required with after_import = \"flag\"")
+        if account.after_import == "move" and account.move_to.strip("/") == account.folder.strip("/"):
+            raise ConfigError(f"config: {label} move_to must differ from folder")
+        if account.since:
+            try:
+                date.fromisoformat(account.since)
+            except ValueError:
+                raise ConfigError(f"config: {label} since: expected a date like 2026-01-31, "
+                                  f"got {account.since!r}") from None
+        addresses = settings.mail.crm_addresses if account.role == "crm" else settings.mail.support_addresses
+        if not addresses:
+            raise ConfigError(f"config: {label} role = {account.role!r} needs at least one address in "
+                              f"[mail] {account.role}_addresses")
 
 
 def load_settings(path: str | os.PathLike[str] | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
@@ -16,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    """``crm-inbox serve``: the SMTP listener, the processing worker, the scheduler, the outbox sender
-    and the web app."""
+    """``crm-inbox serve``: the SMTP listener, the IMAP pollers, the processing worker, the scheduler, the
+    outbox sender and the web app."""
 
     def __init__(self, settings: Settings, *, web: bool = True, smtp: bool = True) -> None:
         self.settings = settings
@@ -29,6 +30,7 @@ class Service:
         self.scheduler = Scheduler(self.factory, settings, on_fired=self.sender.wake)
         self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
         self.smtp = None
+        self.imap_pollers: list[Any] = []
         self.web = None
         self._web_thread: threading.Thread | None = None
         self._want_web = web
@@ -52,6 +54,14 @@ class Service:
                                    hostname=self.settings.smtp.hostname)
             self.smtp.start()
             self.worker.busy = handler.busy
+        if self.settings.imap.accounts:
+            from handlers.imap_poller import Poller
+
+            # One thread per mailbox; their stored mail goes to the same worker as SMTP mail.
+            self.imap_pollers = [Poller(account, self.settings, self.factory, on_stored=self._on_stored)
+                                 for account in self.settings.imap.accounts]
+            for poller in self.imap_pollers:
+                poller.start()
         if self._want_web:
             from waitress import create_server
 
@@ -101,6 +111,10 @@ class Service:
         if self.smtp is not None:
             self.smtp.stop()
             self.intake.close()
+        for poller in self.imap_pollers:  # each stops at its next IDLE tick or batch boundary
+            poller.request_stop()
+        for poller in self.imap_pollers:
+            poller.stop()
         if self.web is not None:
             self.web_app.extensions["crm_inbox"].broker.close()  # end the browsers' event streams
             self._stop_web()

@@ -14,6 +14,7 @@ from crm_inbox.models.contacts import (
     CustomerType,
     Role,
 )
+from crm_inbox.models.imap import ImapFolder
 from crm_inbox.models.inbound import InboundMessage, InboundState
 from crm_inbox.models.interactions import (
     Attachment,
@@ -44,6 +45,7 @@ __all__ = [
     "ContactPhone",
     "CustomerType",
     "Direction",
+    "ImapFolder",
     "InboundMessage",
     "InboundState",
     "Interaction",
