@@ -74,6 +74,7 @@ class MailSettings:
     create_company_for_unknown_domain: bool = False
     max_nesting_depth: int = 20
     max_parts: int = 500
+    max_decoded_bytes: int = 52_428_800
 
     def __post_init__(self) -> None:
         # Addresses and domains compare case-insensitively everywhere; normalise once here.
