@@ -52,6 +52,11 @@ class WebSettings:
     secret_key: str = ""
     base_url: str = ""
     threads: int = 8
+    secure_cookies: bool = False  # Secure cookies even without an https base_url (TLS ends at a proxy)
+    proxy_hops: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
+    login_max_failures: int = 5  # failed logins per address and client within the window …
+    login_max_failures_per_ip: int = 50  # … or per client for any addresses, before 429
+    login_window_minutes: int = 15
 
 
 @dataclass(frozen=True)
