@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from crm_inbox.db import unit_of_work
 from crm_inbox.intake import Envelope, store
-from crm_inbox.models import Base, Company, LoginFailure, Reminder, utcnow
+from crm_inbox.models import Base, Company, Contact, LoginFailure, Reminder, utcnow
 from crm_inbox.staff import add_staff, create_token
 from crm_inbox.worker import process
 from tests.conftest import CRM, SUPPORT, make_settings
@@ -245,3 +245,22 @@ def test_no_template_or_view_marks_user_text_as_safe_html():
             if needle in source and not (path.name == "csrf.py" and needle == "Markup("):
                 offenders.append(f"{path.relative_to(WEB)}: {needle}")
     assert offenders == []
+
+
+def test_nul_characters_in_any_input_are_refused_with_400_on_every_backend(client, auth, factory, world):
+    """PostgreSQL cannot store U+0000 (found by schemathesis as a 500 on /calls/events); refused at the door."""
+    with factory() as session:
+        before = session.execute(select(Contact.id)).scalars().all()
+    for response in (
+        client.post("/api/v1/contacts", json={"name": "Klaus\x00Müller"}, headers=auth),
+        client.post("/api/v1/calls/events", json={"event": "new", "call_id": "c1", "user": "a\x00b"}, headers=auth),
+        client.patch("/api/v1/contacts/1", json={"tags": ["ok", {"x\x00": 1}]}, headers=auth),
+        client.get("/api/v1/contacts?q=a%00b", headers=auth),
+    ):
+        assert response.status_code == 400 and response.json["error"]["code"] == "invalid", response.json
+    log_in(client)
+    assert client.get("/contacts?q=a%00b").status_code == 400
+    page = client.get("/contacts/1").get_data(as_text=True)
+    assert client.post("/contacts/1/notes", data={"text": "x\x00y", "csrf_token": csrf_token(page)}).status_code == 400
+    with factory() as session:
+        assert session.execute(select(Contact.id)).scalars().all() == before

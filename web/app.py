@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
 from crm_inbox.events import Broker
-from web import i18n, requestdb
+from web import i18n, input_guard, requestdb
 
 
 @dataclass
@@ -68,6 +68,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         hops = settings.web.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     requestdb.init_app(app)
+    app.before_request(input_guard.refuse_nul)
     i18n.init_app(app, settings.reminders.timezone)
 
     from web.api import api
