@@ -143,12 +143,9 @@ def test_placetel_replay_with_a_changed_body_is_refused(signed_client, factory):
 
 @fuzz_settings(max_examples=fuzz_settings.default.max_examples)
 @given(route=st.sampled_from([f"{API}/twilio/tw-secret", f"{API}/placetel/pt-secret"]), payload=form_payload,
-       signature=st.one_of(st.text(max_size=60), st.binary(max_size=40).map(lambda b: b.hex())))
+       signature=st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=60),
+                           st.binary(max_size=40).map(lambda b: b.hex())))
 def test_wrongly_signed_requests_store_nothing(signed_client, factory, route, payload, signature):
     header = "X-Twilio-Signature" if "twilio" in route else "X-PLACETEL-SIGNATURE"
-    try:
-        signature.encode("latin-1")
-    except UnicodeEncodeError:
-        signature = signature.encode("utf-8").hex()
     status = check(signed_client, factory, route, data=payload, headers={header: signature})
     assert status in {400, 401, 403}  # 400: input no phone system sends (a NUL character), refused first
