@@ -244,7 +244,9 @@ def _check_limits(msg: Message, limits: Limits) -> None:
 
 
 class _DecodedBudget:
-    """Counts decoded bytes across all parts; over the limit is a clear parse error, not memory exhaustion."""
+    """Counts decoded bytes across all parts; over the limit is a clear parse error, not memory exhaustion.
+    (One part decodes to no more than its encoded text, which is already in memory: checking after each part
+    bounds the total.)"""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -253,13 +255,6 @@ class _DecodedBudget:
     def take(self, size: int) -> None:
         self.used += size
         if self.used > self.limit:
-            raise MailParseError(f"message decodes to more than {self.limit} bytes (limit max_decoded_bytes)")
-
-    def encoded(self, part: Message) -> None:
-        """Refuse before decoding when the encoded text alone proves it cannot fit: every transfer encoding
-        decodes to at least 3 bytes per 4 characters (base64 is the densest), so nothing is allocated for it."""
-        payload = part.get_payload()
-        if isinstance(payload, str) and self.used + len(payload) * 3 // 4 - 4 > self.limit:
             raise MailParseError(f"message decodes to more than {self.limit} bytes (limit max_decoded_bytes)")
 
 
@@ -291,7 +286,6 @@ def _walk_bodies(msg: Message, limits: Limits | None = None
         disposition = header_str(part, "Content-Disposition").split(";")[0].strip().lower()
         filename = _filename(part)
         is_body = disposition != "attachment" and not filename and ctype in {"text/plain", "text/html"}
-        budget.encoded(part)
         if is_body:
             body = part_text(part)
             budget.take(len(body))
