@@ -264,3 +264,15 @@ def test_nul_characters_in_any_input_are_refused_with_400_on_every_backend(clien
     assert client.post("/contacts/1/notes", data={"text": "x\x00y", "csrf_token": csrf_token(page)}).status_code == 400
     with factory() as session:
         assert session.execute(select(Contact.id)).scalars().all() == before
+
+
+def test_the_input_check_leaves_the_raw_body_for_signature_checks(app):
+    """The NUL check parses the form; the raw bytes a webhook signs must still be readable afterwards."""
+    with app.test_request_context("/api/v1/placetel/x", method="POST", data="a=1&b=2",
+                                  content_type="application/x-www-form-urlencoded"):
+        from flask import request
+
+        from web.input_guard import offending_field
+
+        assert offending_field() is None
+        assert request.get_data() == b"a=1&b=2" and request.form["b"] == "2"

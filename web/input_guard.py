@@ -25,6 +25,8 @@ def _has_nul(value: Any, depth: int = 0) -> bool:
 
 def offending_field() -> str | None:
     """The name of the first query, form or JSON field with a NUL character (``body`` for JSON), else None."""
+    # Cache the raw body first: webhooks check signatures over it, and parsing the form would consume it.
+    request.get_data(cache=True)
     for source in (request.args, request.form):
         for key in source:
             if "\x00" in key or any("\x00" in v for v in source.getlist(key)):
