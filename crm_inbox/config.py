@@ -54,6 +54,11 @@ class WebSettings:
     secret_key: str = ""
     base_url: str = ""
     threads: int = 8
+    secure_cookies: bool = False  # Secure cookies even without an https base_url (TLS ends at a proxy)
+    proxy_hops: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
+    login_max_failures: int = 5  # failed logins per address and client within the window …
+    login_max_failures_per_ip: int = 50  # … or per client for any addresses, before 429
+    login_window_minutes: int = 15
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class MailSettings:
     create_company_for_unknown_domain: bool = False
     max_nesting_depth: int = 20
     max_parts: int = 500
+    max_decoded_bytes: int = 52_428_800
 
     def __post_init__(self) -> None:
         # Addresses and domains compare case-insensitively everywhere; normalise once here.

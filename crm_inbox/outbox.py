@@ -9,6 +9,7 @@ lease (a process died mid-send) is taken over.
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -34,20 +35,37 @@ def lease(settings: Settings) -> timedelta:
     return timedelta(seconds=2 * settings.notifications.timeout_seconds + 5)
 
 
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 field name: printable ASCII without ":" or space
+
+
 def _one_line(text: str) -> str:
     """Header values copied from mail or staff input: CR/LF would inject headers, so they become spaces."""
-    return " ".join(text.replace("\r", " ").replace("\n", " ").split())
+    return " ".join(text.replace("\r", " ").replace("\n", " ").replace("\x00", "").split())
+
+
+_ADDR_SPEC = re.compile(r"^[^\s@<>,;:\"()\[\]\\]+@[A-Za-z0-9\u0080-\uffff.-]+$")
+
+
+def single_recipient(to: str) -> str | None:
+    """``to`` when it is exactly one bare address; None for lists, display names, routes or line breaks,
+    which would turn one notification into mail to somebody the CRM never meant to write to."""
+    to = to.strip()
+    return to if _ADDR_SPEC.match(to) and ".." not in to.rpartition("@")[2] else None
 
 
 def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: str, to: str, subject: str, body: str,
             headers: dict[str, str] | None = None, load: bool = True) -> OutgoingMail | None:
     """Queue a mail; None when one with this ``dedupe_key`` exists already (or when ``load`` is False:
-    callers that queue many and need no row back skip reading it)."""
+    callers that queue many and need no row back skip reading it), or when ``to`` is not one plain address."""
+    if single_recipient(to) is None:
+        log.warning("outgoing %s mail not queued: %r is not a single address", purpose, to[:200])
+        return None
+    headers = {name: value for name, value in (headers or {}).items() if _HEADER_NAME.match(name)}
     domain = settings.notifications.from_address.rpartition("@")[2] or "localhost"
     new_id = insert_ignoring_conflicts(session, OutgoingMail.__table__, {
         "purpose": purpose, "dedupe_key": dedupe_key[:200], "to_address": _one_line(to)[:320],
         "subject": _one_line(subject)[:998], "body": body,
-        "headers": {k: _one_line(v) for k, v in (headers or {}).items()},
+        "headers": {k: _one_line(v) for k, v in headers.items()},
         "message_id": make_msgid(idstring=purpose, domain=domain), "state": OutboxState.PENDING.value,
         "attempts": 0, "created_at": utcnow()}, ["dedupe_key"])
     return session.get(OutgoingMail, new_id) if new_id is not None and load else None

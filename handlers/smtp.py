@@ -30,10 +30,15 @@ OK_DUPLICATE = "250 2.0.0 Message accepted (already received)"
 REFUSED_RCPT = "550 5.7.1 Relaying denied: this server only accepts mail for its CRM addresses"
 REFUSED_BARE_NEWLINE = "550 5.5.2 Bare CR or LF in message data is not accepted (RFC 5321 2.3.8)"
 REFUSED_NO_RCPT = "554 5.5.1 No valid recipients"
+REFUSED_RCPT_SYNTAX = "501 5.1.3 Syntax: RCPT TO:<address> (angle brackets, no source route)"
 TRY_LATER = "451 4.3.0 Temporary problem storing the message, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 REPLIES = (OK_RCPT, OK_STORED, OK_DUPLICATE, REFUSED_RCPT, REFUSED_BARE_NEWLINE, REFUSED_NO_RCPT, TRY_LATER,
-           SHUTTING_DOWN)
+           SHUTTING_DOWN, REFUSED_RCPT_SYNTAX)
+# RFC 5321 RCPT TO:<local@domain>: anything else is a relay trick or a broken client. aiosmtpd accepts a
+# bracketless address and silently drops a source route ("<@relay:crm@us>" becomes "crm@us"), so the raw
+# argument is checked before it parses it.
+_STRICT_RCPT = re.compile(r"^\s*TO:\s*<[^<>@\s,:]+@[^<>@\s,:%!]+>(\s+\S.*)?$", re.IGNORECASE)
 
 _BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
@@ -109,6 +114,13 @@ class CrmSMTP(ChunkedData):
     # RFC 5321 allows 1000 octets a line, but real mail (and Postfix, which relays it) has longer ones;
     # refusing them would bounce customer mail. Size is still bounded by data_size_limit.
     line_length_limit = 1 << 20
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if arg is not None and self.envelope is not None and self.envelope.mail_from and not _STRICT_RCPT.match(arg):
+            log.info("smtp %s: refused RCPT %r (syntax)", self.session.peer if self.session else "?", arg)
+            await self.push(REFUSED_RCPT_SYNTAX)
+            return
+        await super().smtp_RCPT(arg)
 
 
 class SmtpServer:

@@ -3,6 +3,7 @@ CRM_INBOX_TEST_DATABASE_URL is set), settings, the Flask app and an API token.""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,20 @@ from crm_inbox.models import Base
 from crm_inbox.staff import add_staff, create_token
 
 PG_URL_ENV = "CRM_INBOX_TEST_DATABASE_URL"
+
+try:  # the fuzz tests' budget: bounded, so every CI run stops by itself in about a minute per database
+    from hypothesis import HealthCheck
+    from hypothesis import settings as hypothesis_settings
+
+    hypothesis_settings.register_profile(
+        "ci", max_examples=150, deadline=None, database=None, print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                               HealthCheck.data_too_large, HealthCheck.filter_too_much])
+    # A longer local hunt: HYPOTHESIS_PROFILE=long pytest tests/test_fuzz_*.py
+    hypothesis_settings.register_profile("long", parent=hypothesis_settings.get_profile("ci"), max_examples=5000)
+    hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis comes with the test extra; without it only the fuzz tests cannot run
+    pass
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MAIL_SAMPLES = SHARED / "mail-samples" / "mail-parser"
 

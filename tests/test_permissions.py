@@ -58,7 +58,7 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.index": READ, "pages.dashboard": READ, "pages.contacts": READ, "pages.search_mail": READ,
     "pages.contact": READ, "pages.company": READ, "pages.interaction": READ, "pages.interaction_html": READ,
     "pages.attachment": READ, "pages.tickets": READ, "pages.ticket": READ, "pages.triage": READ,
-    "pages.call_events": READ, "pages.contact_suggest": READ,
+    "pages.call_events": READ, "pages.contact_suggest": READ, "pages.contacts_csv": READ,
     "pages.contact_edit": WRITE, "pages.contact_note": WRITE, "pages.contact_merge": WRITE,
     "pages.contact_open_ticket": WRITE, "pages.ticket_change": WRITE, "pages.ticket_note": WRITE,
     "pages.ticket_merge": WRITE, "pages.reminder_new": WRITE, "pages.reminder_done": WRITE,

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
 from crm_inbox.events import Broker
-from web import i18n, requestdb
+from web import i18n, input_guard, requestdb
 
 
 @dataclass
@@ -56,11 +56,19 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.web.base_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=settings.web.secure_cookies or settings.web.base_url.startswith("https://"),
         MAX_CONTENT_LENGTH=settings.smtp.max_message_bytes + 1_000_000,
         JSON_SORT_KEYS=False,
     )
+    if settings.web.proxy_hops > 0:
+        # Behind a reverse proxy: the client address (login limits) and scheme come from its headers,
+        # believed for exactly that many hops, never from whatever a client sends itself.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.web.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     requestdb.init_app(app)
+    app.before_request(input_guard.refuse_nul)
     i18n.init_app(app, settings.reminders.timezone)
 
     from web.api import api

@@ -29,3 +29,13 @@ def attachment_response(att: Attachment) -> Response:
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+def csv_response(text: str, filename: str) -> Response:
+    """An export: a download, never shown inline, never cached."""
+    response = Response(text.encode("utf-8"), mimetype="text/csv")
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = content_disposition(filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

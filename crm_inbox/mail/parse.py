@@ -31,8 +31,11 @@ class MailParseError(Exception):
 
 @dataclass(frozen=True)
 class Limits:
+    """Bounds on what one message may make the parser do (a MIME bomb is kept as ``failed``, not a crash)."""
+
     max_nesting_depth: int = 20
     max_parts: int = 500
+    max_decoded_bytes: int = 52_428_800  # all bodies and attachments together, after base64/QP decoding
 
 
 @dataclass
@@ -240,8 +243,25 @@ def _check_limits(msg: Message, limits: Limits) -> None:
                 stack.extend((p, depth + 1) for p in payload if isinstance(p, Message))
 
 
-def _walk_bodies(msg: Message) -> tuple[list[str], list[str], list[ParsedAttachment]]:
+class _DecodedBudget:
+    """Counts decoded bytes across all parts; over the limit is a clear parse error, not memory exhaustion.
+    (One part decodes to no more than its encoded text, which is already in memory: checking after each part
+    bounds the total.)"""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise MailParseError(f"message decodes to more than {self.limit} bytes (limit max_decoded_bytes)")
+
+
+def _walk_bodies(msg: Message, limits: Limits | None = None
+                 ) -> tuple[list[str], list[str], list[ParsedAttachment]]:
     """Collect inline text and HTML bodies and the attachments, without recursion into rfc822 parts."""
+    budget = _DecodedBudget((limits or Limits()).max_decoded_bytes)
     texts: list[str] = []
     htmls: list[str] = []
     attachments: list[ParsedAttachment] = []
@@ -253,6 +273,7 @@ def _walk_bodies(msg: Message) -> tuple[list[str], list[str], list[ParsedAttachm
             inner = part.get_payload()
             inner_msg = inner[0] if isinstance(inner, list) and inner else None
             data = inner_msg.as_bytes() if isinstance(inner_msg, Message) else b""
+            budget.take(len(data))
             subject = decode_header_value(inner_msg.get("Subject")) if isinstance(inner_msg, Message) else ""
             name = _filename(part) or (subject[:80] + ".eml" if subject else "message.eml")
             attachments.append(ParsedAttachment(safe_filename(name, ctype), "message/rfc822", data))
@@ -266,9 +287,13 @@ def _walk_bodies(msg: Message) -> tuple[list[str], list[str], list[ParsedAttachm
         filename = _filename(part)
         is_body = disposition != "attachment" and not filename and ctype in {"text/plain", "text/html"}
         if is_body:
-            (texts if ctype == "text/plain" else htmls).append(part_text(part))
+            body = part_text(part)
+            budget.take(len(body))
+            (texts if ctype == "text/plain" else htmls).append(body)
             continue
-        attachments.append(ParsedAttachment(safe_filename(filename, ctype), ctype, _decoded(part)))
+        content = _decoded(part)
+        budget.take(len(content))
+        attachments.append(ParsedAttachment(safe_filename(filename, ctype), ctype, content))
         part.set_payload("")  # the encoded text is no longer needed: do not hold a large file twice
     return texts, htmls, attachments
 
@@ -301,7 +326,7 @@ def parse_mail_chunks(chunks: Iterable[bytes], limits: Limits | None = None) -> 
     try:
         msg = _feed(chunks)
         _check_limits(msg, limits)
-        texts, htmls, attachments = _walk_bodies(msg)
+        texts, htmls, attachments = _walk_bodies(msg, limits)
     except MailParseError:
         raise
     except RecursionError:

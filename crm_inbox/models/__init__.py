@@ -24,6 +24,7 @@ from crm_inbox.models.interactions import (
     InteractionKind,
     InteractionStaff,
 )
+from crm_inbox.models.login import LoginFailure
 from crm_inbox.models.outbox import OutboxState, OutgoingMail
 from crm_inbox.models.reminders import Reminder, ReminderState
 from crm_inbox.models.staff import ApiToken, StaffEmail, StaffRole, StaffUser
@@ -52,6 +53,7 @@ __all__ = [
     "InteractionContact",
     "InteractionKind",
     "InteractionStaff",
+    "LoginFailure",
     "OutboxState",
     "OutgoingMail",
     "Priority",

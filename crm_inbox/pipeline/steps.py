@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import closing
 from datetime import timedelta
 
 from sqlalchemy import bindparam, update
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def _limits(ctx: MailContext) -> Limits:
-    return Limits(ctx.settings.mail.max_nesting_depth, ctx.settings.mail.max_parts)
+    mail = ctx.settings.mail
+    return Limits(mail.max_nesting_depth, mail.max_parts, mail.max_decoded_bytes)
 
 
 def honour_erasure(ctx: MailContext) -> None:
@@ -39,7 +41,9 @@ def honour_erasure(ctx: MailContext) -> None:
 
 def parse(ctx: MailContext) -> None:
     # The raw bytes are read here only (the column is deferred), piece by piece where the database can.
-    ctx.parsed = parse_mail_chunks(raw_chunks(ctx.session, ctx.inbound.id), _limits(ctx))
+    # Closed at once also when parsing stops early (a limit): an open SQLite blob must not outlive the session.
+    with closing(raw_chunks(ctx.session, ctx.inbound.id)) as chunks:
+        ctx.parsed = parse_mail_chunks(chunks, _limits(ctx))
 
 
 _INBOUND = InboundMessage.__table__

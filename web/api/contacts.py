@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 from crm_inbox import audit
 from crm_inbox.contact_merge import merge_contacts
 from crm_inbox.contacts import apply_company, apply_contact
+from crm_inbox.csv_export import contacts_csv
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import (
     Company,
@@ -29,6 +30,7 @@ from web.api import api
 from web.api import serialize as ser
 from web.api.errors import MAX_ID, fail, get_or_404, int_arg, json_body
 from web.auth import actor_id, require_token
+from web.downloads import csv_response
 from web.requestdb import db, state
 
 
@@ -97,6 +99,15 @@ def list_contacts() -> Response:
             Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.email.like(like)))))
     if company_id := int_arg("company_id", 0, 1, MAX_ID):
         query = query.where(Contact.company_id == company_id)
+    if request.args.get("format", "json") not in {"json", "csv"}:
+        fail(400, "invalid", "format must be json or csv", field="format")
+    if request.args.get("format") == "csv":
+        # An export: the same filters and paging (limit up to 500), with the company and owner by name.
+        rows = db().execute(query.options(selectinload(Contact.company), selectinload(Contact.owner))
+                            .order_by(Contact.id).limit(limit).offset(offset)).scalars().all()
+        audit.record(db(), actor_id(), "export", "contact", None,
+                     {"format": "csv", "query": request.args.to_dict(), "count": len(rows)})
+        return csv_response(contacts_csv(rows), "contacts.csv")
     rows = db().execute(query.order_by(Contact.id).limit(limit).offset(offset)).scalars().all()
     return jsonify(items=[ser.contact(c) for c in rows])
 

@@ -8,6 +8,7 @@ served with its own restrictive Content-Security-Policy.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,8 +20,11 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox import audit, login_limits
 from crm_inbox.contact_merge import merge_contacts
 from crm_inbox.contacts import ValidationError
+from crm_inbox.csv_export import contacts_csv as contacts_csv_text
+from crm_inbox.login_limits import LoginPolicy
 from crm_inbox.models import (
     Attachment,
     Category,
@@ -40,6 +44,7 @@ from crm_inbox.models import (
     StaffUser,
     Ticket,
     TicketState,
+    utcnow,
 )
 from crm_inbox.models.contacts import search_key
 from crm_inbox.models.reminders import ACTIVE_STATES
@@ -47,7 +52,7 @@ from crm_inbox.phone import to_e164
 from crm_inbox.privacy import audit_mail_view
 from crm_inbox.staff import check_password, find_staff, hash_password
 from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
-from web.downloads import attachment_response
+from web.downloads import attachment_response, csv_response
 from web.i18n import N_, local_time
 from web.pages import csrf, pages
 from web.requestdb import db, state
@@ -188,16 +193,28 @@ def _verify(email: str, password: str) -> StaffUser | None:
 
 @pages.route("/login", methods=["GET", "POST"])
 def login() -> BaseResponse | str:
+    """Failed attempts are counted per address and client (and per client) in the database: see login_limits."""
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
         if current_user() is not None:
             return redirect(next_url)
         return render_template("login.html", next_url=next_url, email="", error=None)
     email = request.form.get("email", "")
+    account, client = email.strip().lower()[:320], (request.remote_addr or "unknown")[:100]
+    policy = LoginPolicy.from_settings(state().settings.web)
+    wait = login_limits.blocked_for(db(), policy, account, client, utcnow())
+    if wait is not None:
+        # Checked before the password, so a blocked client learns nothing and costs no hashing.
+        minutes = max(1, math.ceil(wait.total_seconds() / 60))
+        page = render_template("login.html", next_url=next_url, email=email, error=_(
+            "Too many failed log-ins. Please try again in %(minutes)d minutes.", minutes=minutes))
+        return Response(page, status=429, headers={"Retry-After": str(math.ceil(wait.total_seconds()))})
     user = _verify(email, request.form.get("password", ""))
     if user is None:
+        login_limits.record_failure(db(), policy, account, client, utcnow())
         return render_template("login.html", next_url=next_url, email=email,
                                error=_("Wrong e-mail address or password."))
+    login_limits.clear(db(), account, client)
     session.clear()
     session["staff_id"] = user.id
     session["auth"] = _fingerprint(user)
@@ -279,6 +296,22 @@ def contact_suggest() -> Response:
         c.display_name, c.company.name if c.company else None, c.emails[0].email if c.emails else None]))}
         for c in rows]
     return jsonify({"items": items})
+
+
+@pages.get("/contacts.csv")
+def contacts_csv() -> Response:
+    """The contact list (with the search's filter) as a spreadsheet file; read-only users may export too.
+    Every export is written to the audit log: who, when, what filter, how many."""
+    q = request.args.get("q", "").strip()[:200]
+    query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.phones),
+                                    selectinload(Contact.company), selectinload(Contact.owner))
+    if q:
+        query = query.where(contact_search(q))
+    rows = db().execute(query.order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)).scalars().all()
+    user = current_user()
+    assert user is not None  # the blueprint's guard
+    audit.record(db(), user.id, "export", "contact", None, {"format": "csv", "query": q, "count": len(rows)})
+    return csv_response(contacts_csv_text(rows), "contacts.csv")
 
 
 def company_search(q: str) -> ColumnElement[bool]:
