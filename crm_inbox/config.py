@@ -53,7 +53,7 @@ class WebSettings:
     port: int = 8000
     secret_key: str = ""
     base_url: str = ""
-    threads: int = 8
+    threads: int = 32
     secure_cookies: bool = False  # Secure cookies even without an https base_url (TLS ends at a proxy)
     proxy_hops: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
     login_max_failures: int = 5  # failed logins per address and client within the window …

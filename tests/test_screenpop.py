@@ -50,9 +50,7 @@ def test_incoming_call_reaches_the_logged_in_browser_within_a_second(settings, f
             {"event": "newCall", "direction": "in", "from": "491712345678", "to": "4989123456",
              "callId": "pop-1"}).encode(), timeout=10)
         assert posted.status == 200
-        lines = []
-        while not lines or lines[-1] != b"\n":
-            lines.append(events.readline())
+        lines = read_event(events)
         elapsed = time.monotonic() - started
         data = json.loads(next(line for line in lines if line.startswith(b"data: "))[6:])
         assert data["name"] == "Klaus Müller" and data["number"] == "+491712345678"
@@ -66,3 +64,99 @@ def test_incoming_call_reaches_the_logged_in_browser_within_a_second(settings, f
 def test_the_stream_needs_a_login(client):
     response = client.get("/events/calls")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def read_event(response: http.client.HTTPResponse) -> list[bytes]:
+    """The next event's lines (keepalive comments skipped)."""
+    lines: list[bytes] = []
+    while True:
+        line = response.readline()
+        if not line:
+            return lines  # the stream ended
+        if line == b"\n":
+            if any(not part.startswith(b":") for part in lines):
+                return lines
+            lines = []
+            continue
+        lines.append(line)
+
+
+def log_in(base: str, email: str) -> str:
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login_page = browser.open(f"{base}/login", timeout=10).read().decode()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login_page).group(1)  # type: ignore[union-attr]
+    browser.open(f"{base}/login", data=urllib.parse.urlencode(
+        {"email": email, "password": "richtig-geheim", "csrf_token": csrf}).encode(), timeout=10).read()
+    return "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+def open_stream(port: int, cookie: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/events/calls", headers={"Cookie": cookie, "Accept": "text/event-stream"})
+    return connection, connection.getresponse()
+
+
+def serve_with_threads(settings, factory, threads: int) -> Service:  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        for name in ("jonas", "mia"):
+            add_staff(session, f"{name}@beispiel-firma.de", name.title(), password="richtig-geheim")
+    service = Service(replace(settings, web={"port": 0, "threads": threads}), smtp=False)
+    service.start()
+    return service
+
+
+def test_a_users_newest_streams_replace_their_oldest(settings, factory):
+    service = serve_with_threads(settings, factory, threads=12)  # room for 4 streams
+    try:
+        cookie = log_in(f"http://127.0.0.1:{service.web_port}", "jonas@beispiel-firma.de")
+        streams = [open_stream(service.web_port, cookie) for _ in range(3)]
+        assert [response.status for _, response in streams] == [200, 200, 200]
+        fourth = open_stream(service.web_port, cookie)
+        assert fourth[1].status == 200
+        first = streams[0][1]
+        assert b"event: replaced\n" in read_event(first)
+        assert first.readline() == b""  # and that stream ended, freeing its thread
+        for connection, _ in [*streams, fourth]:
+            connection.close()
+    finally:
+        service.stop()
+
+
+def test_past_the_limit_a_stream_is_refused_and_pages_still_answer(settings, factory):
+    service = serve_with_threads(settings, factory, threads=10)  # room for 2 streams
+    try:
+        base = f"http://127.0.0.1:{service.web_port}"
+        jonas, mia = log_in(base, "jonas@beispiel-firma.de"), log_in(base, "mia@beispiel-firma.de")
+        held = [open_stream(service.web_port, jonas) for _ in range(2)]
+        assert [response.status for _, response in held] == [200, 200]
+        refused = open_stream(service.web_port, mia)
+        assert refused[1].status == 503 and refused[1].headers["Retry-After"] == "30"
+        page = urllib.request.Request(f"{base}/dashboard", headers={"Cookie": mia})
+        with urllib.request.urlopen(page, timeout=10) as answer:
+            assert answer.status == 200 and b"Dashboard" in answer.read()
+        for connection, _ in [*held, refused]:
+            connection.close()
+    finally:
+        service.stop()
+
+
+def test_streams_of_browsers_that_went_away_free_their_threads_within_seconds(settings, factory):
+    service = serve_with_threads(settings, factory, threads=10)  # room for 2 streams
+    try:
+        cookie = log_in(f"http://127.0.0.1:{service.web_port}", "jonas@beispiel-firma.de")
+        for connection, response in [open_stream(service.web_port, cookie) for _ in range(2)]:
+            assert response.status == 200
+            connection.close()  # the tab was closed: the server learns it at the next keepalive
+        mia = log_in(f"http://127.0.0.1:{service.web_port}", "mia@beispiel-firma.de")
+        deadline = time.monotonic() + 15
+        while True:
+            connection, response = open_stream(service.web_port, mia)
+            connection.close()
+            if response.status == 200:
+                break
+            assert time.monotonic() < deadline, "the closed streams still hold their threads"
+            time.sleep(0.2)  # polling for the freed slot, as the page's script would (later)
+        assert time.monotonic() < deadline
+    finally:
+        service.stop()

@@ -49,7 +49,9 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         engine = make_engine(settings.database.url, echo=settings.database.echo)
         factory = make_sessionmaker(engine)
     engine = factory.kw["bind"]
-    app.extensions["crm_inbox"] = AppState(settings, engine, factory)
+    # Screen-pop streams may take the web threads but eight: pages always have some left.
+    app.extensions["crm_inbox"] = AppState(settings, engine, factory,
+                                           Broker(total=max(1, settings.web.threads - 8)))
     if on_reminders_changed is not None:
         app.extensions["crm_inbox"].reminders_changed = on_reminders_changed
     app.secret_key = _secret_key(settings)

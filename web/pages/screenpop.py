@@ -1,4 +1,8 @@
-"""The live screen pop: a logged-in browser listens for incoming calls (Server-Sent Events)."""
+"""The live screen pop: a logged-in browser listens for incoming calls (Server-Sent Events).
+
+A stream holds one of the web server's threads while it is open. The page's script keeps it open only while
+the tab is visible; a keepalive every few seconds lets the server notice a stream whose browser went away (a
+page left, a tab closed) and free its thread; the broker bounds how many are open (see crm_inbox.events)."""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ from collections.abc import Iterator
 
 from flask import Response
 
+from crm_inbox.events import REPLACED, TooManyStreams
 from web.pages import pages
 from web.pages.views import current_user
 from web.requestdb import state
 
-KEEPALIVE_SECONDS = 15
+KEEPALIVE_SECONDS = 2
 
 
 @pages.get("/events/calls")
@@ -20,7 +25,12 @@ def call_events() -> Response:
     user = current_user()
     assert user is not None  # the blueprint's guard sends anonymous visitors to the login
     broker = state().broker
-    subscription = broker.subscribe(user.id)
+    try:
+        subscription = broker.subscribe(user.id)
+    except TooManyStreams:
+        # The page's script tries again later; pages themselves keep their threads.
+        return Response("too many open screen-pop streams\n", status=503, mimetype="text/plain",
+                        headers={"Retry-After": "30"})
 
     def stream() -> Iterator[str]:
         try:
@@ -31,7 +41,10 @@ def call_events() -> Response:
                 except queue.Empty:
                     yield ": keepalive\n\n"
                     continue
-                if event is None:  # the service is stopping
+                if event is None:  # the service is stopping: the browser reconnects later
+                    return
+                if event is REPLACED:  # a newer stream of this user took its place: the script closes it
+                    yield "event: replaced\ndata: {}\n\n"
                     return
                 yield f"event: call\ndata: {json.dumps(event)}\n\n"
         finally:
