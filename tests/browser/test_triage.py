@@ -14,32 +14,45 @@ from crm_inbox.models import Contact, ContactEmail, Interaction
 from crm_inbox.worker import process
 from tests.browser.conftest import log_in, screenshot
 
+NAMESAKES = (("Klaus Müller", "k.mueller@mueller-maschinenbau.de"), ("Klaus Müller", "klaus.mueller@gmx.de"))
 
-def test_assign_an_unassigned_mail_to_the_right_one_of_two_namesakes(page, live, staff_login):
+
+def add_people(live, people) -> None:  # type: ignore[no-untyped-def]
     with unit_of_work(live.factory) as session:
-        for name, email in (("Klaus Müller", "k.mueller@mueller-maschinenbau.de"),
-                            ("Klaus Müller", "klaus.mueller@gmx.de")):
+        for name, email in people:
             contact = Contact(name=name)
             contact.emails = [ContactEmail(email=email)]
             session.add(contact)
-    # Forwarded by a colleague, the original sender known only by name: two contacts have it, so the
-    # machine must not guess.
+
+
+def forward_from_klaus(live, subject: str, message_id: str, note: str = "", html: str | None = None) -> int:  # type: ignore[no-untyped-def]
+    """A colleague forwards a mail whose original sender is known only by the name two contacts have: the
+    machine must not guess, so it waits in triage. Returns the interaction's id."""
     msg = EmailMessage()
     msg["From"] = "Jonas Becker <jonas.becker@beispiel-firma.de>"
     msg["To"] = "crm@beispiel-firma.de"
-    msg["Subject"] = "Fwd: Angebot Prägestempel"
-    msg["Message-ID"] = "<fwd-triage-1@beispiel-firma.de>"
-    msg.set_content("Bitte zuordnen.\n\n---------- Forwarded message ---------\nFrom: Klaus Müller\n"
-                    "Date: Mon, 2 Nov 2026 at 10:58\nSubject: Angebot Prägestempel\nTo: Jonas Becker\n\n"
+    msg["Subject"] = f"Fwd: {subject}"
+    msg["Message-ID"] = message_id
+    msg.set_content(f"{note}---------- Forwarded message ---------\nFrom: Klaus Müller\n"
+                    f"Date: Mon, 2 Nov 2026 at 10:58\nSubject: {subject}\nTo: Jonas Becker\n\n"
                     "Hallo Herr Becker, wir brauchen ein Angebot.\n")
-    msg.add_alternative("<p>Bitte zuordnen.</p><img src=x onerror=\"alert('xss')\"><script>alert(1)</script>",
-                        subtype="html")
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
     with unit_of_work(live.factory) as session:
         inbound_id = accept(session, bytes(msg), Envelope("jonas.becker@beispiel-firma.de",
                                                           ("crm@beispiel-firma.de",), "127.0.0.1")).inbound_id
-    outcome = process(live.factory, live.settings, inbound_id)
+    interaction_id = process(live.factory, live.settings, inbound_id).interaction_id
+    assert interaction_id is not None
+    return interaction_id
+
+
+def test_assign_an_unassigned_mail_to_the_right_one_of_two_namesakes(page, live, staff_login):
+    add_people(live, NAMESAKES)
+    interaction_id = forward_from_klaus(
+        live, "Angebot Prägestempel", "<fwd-triage-1@beispiel-firma.de>", note="Bitte zuordnen.\n\n",
+        html="<p>Bitte zuordnen.</p><img src=x onerror=\"alert('xss')\"><script>alert(1)</script>")
     with live.factory() as session:
-        item = session.get_one(Interaction, outcome.interaction_id)
+        item = session.get_one(Interaction, interaction_id)
         assert item.contact_ids == []  # unassigned: the name alone is ambiguous
 
     log_in(page, *staff_login)
@@ -61,28 +74,13 @@ def test_assign_an_unassigned_mail_to_the_right_one_of_two_namesakes(page, live,
     with live.factory() as session:
         gmx = session.execute(select(ContactEmail.contact_id).where(ContactEmail.email == "klaus.mueller@gmx.de")
                               ).scalar_one()
-        assert session.get_one(Interaction, outcome.interaction_id).contact_ids == [gmx]
+        assert session.get_one(Interaction, interaction_id).contact_ids == [gmx]
     assert page.dialogs == []  # type: ignore[attr-defined]
 
 
 def test_search_as_you_type_assigns_the_picked_contact_at_once(page, live, staff_login):
-    with unit_of_work(live.factory) as session:
-        for name, email in (("Klaus Müller", "k.mueller@mueller-maschinenbau.de"),
-                            ("Klaus Müller", "klaus.mueller@gmx.de"), ("Petra Köhler", "petra@web.de")):
-            contact = Contact(name=name)
-            contact.emails = [ContactEmail(email=email)]
-            session.add(contact)
-    msg = EmailMessage()
-    msg["From"] = "Jonas Becker <jonas.becker@beispiel-firma.de>"
-    msg["To"] = "crm@beispiel-firma.de"
-    msg["Subject"] = "Fwd: Rückfrage Lieferung"
-    msg["Message-ID"] = "<fwd-triage-2@beispiel-firma.de>"
-    msg.set_content("---------- Forwarded message ---------\nFrom: Klaus Müller\nDate: Mon, 2 Nov 2026 at 10:58\n"
-                    "Subject: Rückfrage Lieferung\nTo: Jonas Becker\n\nWann kommt die Lieferung?\n")
-    with unit_of_work(live.factory) as session:
-        inbound_id = accept(session, bytes(msg), Envelope("jonas.becker@beispiel-firma.de",
-                                                          ("crm@beispiel-firma.de",), "127.0.0.1")).inbound_id
-    outcome = process(live.factory, live.settings, inbound_id)
+    add_people(live, (*NAMESAKES, ("Petra Köhler", "petra@web.de")))
+    interaction_id = forward_from_klaus(live, "Rückfrage Lieferung", "<fwd-triage-2@beispiel-firma.de>")
 
     log_in(page, *staff_login)
     page.goto("/triage")
@@ -97,4 +95,4 @@ def test_search_as_you_type_assigns_the_picked_contact_at_once(page, live, staff
     with live.factory() as session:
         gmx = session.execute(select(ContactEmail.contact_id).where(ContactEmail.email == "klaus.mueller@gmx.de")
                               ).scalar_one()
-        assert session.get_one(Interaction, outcome.interaction_id).contact_ids == [gmx]
+        assert session.get_one(Interaction, interaction_id).contact_ids == [gmx]
