@@ -9,6 +9,7 @@ from typing import Any
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
 from crm_inbox.intake import Accepted, BatchingStore
+from crm_inbox.memory import return_large_blocks_at_once
 from crm_inbox.outbox import Sender
 from crm_inbox.scheduler import Scheduler
 from crm_inbox.worker import Worker
@@ -38,6 +39,7 @@ class Service:
 
     def start(self) -> None:
         check_schema(self.engine)
+        return_large_blocks_at_once()
         self.sender.start()
         self.scheduler.start()
         self.worker.start()
