@@ -377,6 +377,10 @@ class Mailbox:
         client.idle()
         deadline = time.monotonic() + self.imap.idle_seconds
         try:
+            # Mail that arrived between the pass's SEARCH and IDLE is announced as IDLE starts, before the
+            # server's "+ idling": imaplib files that EXISTS with the untagged responses, not idle_check's.
+            if client._imap.untagged_responses.pop("EXISTS", None):
+                return
             while not stop.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
