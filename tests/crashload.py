@@ -33,6 +33,7 @@ from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work
 from crm_inbox.models import (
     Call,
     CallState,
+    ContactEmail,
     InboundMessage,
     InboundState,
     Interaction,
@@ -70,6 +71,7 @@ class Report:
     acknowledged: int = 0
     found: int = 0
     duplicates: int = 0  # extra copies of a message in inbound_messages or on the timeline
+    duplicate_leads: int = 0  # extra contacts made for one sender address
     lost: int = 0  # acknowledged, not in the database
     unprocessed: int = 0  # stored, not processed by the end
     never_acknowledged: int = 0  # the client gave up (time ran out)
@@ -100,7 +102,7 @@ class Report:
             f"({how}), {self.elapsed:.0f} s",
             f"messages acknowledged: {self.acknowledged} of {p.messages}",
             f"messages found: {self.found}",
-            f"duplicates: {self.duplicates}",
+            f"duplicates: {self.duplicates} (duplicate leads: {self.duplicate_leads})",
             f"lost: {self.lost}",
             f"stored but not processed at the end: {self.unprocessed}",
             f"not acknowledged at first, sent again: {self.resent} (already stored when resent: "
@@ -397,9 +399,14 @@ def _check_mail(plan: Plan, run_id: str, results: list[Path], factory: Any, repo
                                               .where(Interaction.inbound_message_id.is_not(None))).scalars())
         texts = dict(session.execute(select(Interaction.source_ref, Interaction.text)
                                      .where(Interaction.inbound_message_id.is_not(None))).all())
+        leads = Counter(session.execute(select(ContactEmail.email)).scalars())
     report.found = sum(1 for mid in acked if stored[mid])
     report.lost = report.acknowledged - report.found
     report.duplicates = sum(n - 1 for n in stored.values() if n > 1) + sum(n - 1 for n in on_timeline.values() if n > 1)
+    report.duplicate_leads = sum(n - 1 for n in leads.values() if n > 1)
+    if report.duplicate_leads:
+        report.problems.append(f"{report.duplicate_leads} extra contacts for one address: "
+                               f"{[a for a, n in leads.items() if n > 1][:5]}")
     report.unprocessed = sum(1 for mid in states if states[mid] != InboundState.PROCESSED)
     if report.lost:
         report.problems.append(f"{report.lost} acknowledged messages are not stored: "

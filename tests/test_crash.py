@@ -1,14 +1,19 @@
 """Crashes and stops under load (issue #9): `crm-inbox serve` is killed with SIGKILL (or stopped with SIGTERM)
 five times while three SMTP client processes send mail and a phone system posts call events; every message
 that got a 250 is stored exactly once and processed, every call is recorded once with its final state.
-Runs on SQLite and, with CRM_INBOX_TEST_DATABASE_URL, on PostgreSQL; also alone:
-``.venv/bin/pytest tests/test_crash.py``."""
+Two nodes (two serve processes on one PostgreSQL database) share mail and webhooks the same way; that
+500 due reminders fire once across two nodes is tests/test_reminders_serve.py's. Runs on SQLite and, with
+CRM_INBOX_TEST_DATABASE_URL, on PostgreSQL; also alone: ``.venv/bin/pytest tests/test_crash.py``."""
 
 from __future__ import annotations
 
+import os
 import signal
 
+import pytest
+
 from tests import crashload
+from tests.conftest import PG_URL_ENV
 from tests.crashload import Plan
 
 
@@ -34,3 +39,33 @@ def test_sigterm_under_load_exits_0_promptly_and_loses_nothing(database_url, tmp
     assert report.acknowledged == report.found == 300, summary
     assert (report.lost, report.duplicates, report.unprocessed) == (0, 0, 0), summary
     assert report.calls_right == 6, summary
+
+
+two_nodes = pytest.mark.skipif(not os.environ.get(PG_URL_ENV), reason="several serve processes share one database "
+                               "only on PostgreSQL (on SQLite one process writes); runs in the PostgreSQL pass")
+
+
+@two_nodes
+def test_two_nodes_share_mail_and_calls_and_send_each_reminder_once(database_url, tmp_path):
+    plan = Plan(clients=4, messages_per_client=100, kills=0, calls=12, nodes=2)
+    report = crashload.run(plan, database_url, tmp_path)
+    summary = "\n".join(report.lines())
+    assert report.ok, summary
+    assert report.acknowledged == report.found == 400, summary
+    assert (report.lost, report.duplicates, report.duplicate_leads, report.unprocessed) == (0, 0, 0, 0), summary
+    assert report.calls_right == 12, summary
+    # Both nodes look for due reminders every second; each missed call's call-back is mailed exactly once.
+    assert report.reminders_fired_once == 6, summary
+    assert (report.notifications_delivered, report.notifications_twice) == (6, 0), summary
+
+
+@two_nodes
+def test_two_nodes_while_one_after_the_other_is_killed(database_url, tmp_path):
+    plan = Plan(clients=4, messages_per_client=100, kills=4, calls=12, nodes=2)
+    report = crashload.run(plan, database_url, tmp_path)
+    summary = "\n".join(report.lines())
+    assert report.ok, summary
+    assert report.kills == 4, summary
+    assert report.acknowledged == report.found == 400, summary
+    assert (report.lost, report.duplicates, report.unprocessed) == (0, 0, 0), summary
+    assert report.calls_right == 12 and report.reminders_fired_once == 6, summary
