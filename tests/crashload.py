@@ -162,7 +162,7 @@ def call_events(run: str, n: int, start: datetime) -> list[dict[str, Any]]:
 
 # --- an SMTP client process ---
 
-def _send(client: smtplib.SMTP, sender: str, rcpt: str, raw: bytes) -> tuple[int, str]:
+def send_one(client: smtplib.SMTP, sender: str, rcpt: str, raw: bytes) -> tuple[int, str]:
     """One SMTP transaction; the first reply that is not a success ends it."""
     client.ehlo_or_helo_if_needed()
     for code, reply in (client.mail(sender), client.rcpt(rcpt)):
@@ -188,7 +188,7 @@ def client_main(index: int, run: str, count: int, ports: list[int], progress: An
             try:
                 if port not in connections:
                     connections[port] = smtplib.SMTP("127.0.0.1", port, timeout=120)
-                code, reply = _send(connections[port], sender, rcpt, raw)
+                code, reply = send_one(connections[port], sender, rcpt, raw)
             except (OSError, smtplib.SMTPException) as exc:
                 code, reply = 0, f"{exc.__class__.__name__}: {exc}"
             if code == 250:

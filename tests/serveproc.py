@@ -96,13 +96,14 @@ class Serve:
         return sum(int(n) for n in re.findall(r"reminders: (\d+) fired", self.log.read_text(errors="replace")))
 
 
-def serve(config: Path, log: Path, *, timeout: float = 120, preexec_fn: Callable[[], None] | None = None) -> Serve:
+def serve(config: Path, log: Path, *, timeout: float = 120) -> Serve:
     """Start ``crm-inbox serve`` and return once it listens (it prints its banner then)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # The log goes to a file: an unread pipe fills up and would block the server mid-write.
-    with log.open("a") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "crm_inbox", "--config", str(config), "serve"],
-                                stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, preexec_fn=preexec_fn)
+    proc = subprocess.Popen([sys.executable, "-m", "crm_inbox", "--config", str(config), "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # The log is copied into the file by a thread of ours: an unread pipe would fill up and block the server
+    # mid-write, and a file written by the server itself would fail with it when its file size limit is cut.
+    threading.Thread(target=_copy_log, args=(proc.stderr, log), name="serve-log", daemon=True).start()
     assert proc.stdout is not None
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)
@@ -116,6 +117,13 @@ def serve(config: Path, log: Path, *, timeout: float = 120, preexec_fn: Callable
         raise AssertionError(f"serve did not start within {timeout} s: {banner!r}\n{log.read_text()[-4000:]}")
     smtp_port = None if match.group(2) == "None" else int(match.group(2))
     return Serve(proc, log, int(match.group(1)), smtp_port)
+
+
+def _copy_log(stream: Any, log: Path) -> None:
+    with log.open("a") as out:
+        for line in stream:
+            out.write(line)
+            out.flush()
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
