@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
+import threading
 
 import pytest
+from sqlalchemy import select
 
+from crm_inbox.models import ContactEmail, InboundMessage, InboundState
 from tests import crashload
-from tests.conftest import PG_URL_ENV
+from tests.conftest import CRM, PG_URL_ENV
 from tests.crashload import Plan
+from tests.mailfactory import make_mail
+from tests.serveproc import config_file, serve, wait_until
 
 
 def test_sigkill_five_times_under_load_loses_and_duplicates_nothing(database_url, tmp_path):
@@ -69,3 +75,35 @@ def test_two_nodes_while_one_after_the_other_is_killed(database_url, tmp_path):
     assert report.acknowledged == report.found == 400, summary
     assert (report.lost, report.duplicates, report.unprocessed) == (0, 0, 0), summary
     assert report.calls_right == 12 and report.reminders_fired_once == 6, summary
+
+
+@two_nodes
+def test_two_nodes_make_one_lead_for_a_new_sender_who_writes_to_both_at_once(database_url, factory, tmp_path):
+    nodes = [serve(config_file(tmp_path, f"node{i}", database_url), tmp_path / f"node{i}.log") for i in range(2)]
+    try:
+        for k in range(20):
+            mails = [(node.smtp_port, make_mail(sender=f"Neu {k} <neu{k}@kunde{k}.example>", subject=f"Frage {j}"))
+                     for j, node in enumerate(nodes)]
+            senders = [threading.Thread(target=deliver, args=mail) for mail in mails]
+            for thread in senders:
+                thread.start()
+            for thread in senders:
+                thread.join(120)
+
+        def processed() -> bool:
+            with factory() as session:
+                return session.execute(select(InboundMessage.state)).scalars().all() == [InboundState.PROCESSED] * 40
+
+        assert wait_until(processed, timeout=120)
+    finally:
+        assert [node.stop() for node in nodes] == [0, 0]
+        for node in nodes:
+            node.ensure_gone()
+    with factory() as session:
+        addresses = session.execute(select(ContactEmail.email)).scalars().all()
+    assert sorted(addresses) == sorted(f"neu{k}@kunde{k}.example" for k in range(20))  # one lead each
+
+
+def deliver(port: int, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+        client.sendmail("neu@kunde.example", [CRM], raw)
