@@ -111,6 +111,8 @@ class Report:
             f"{self.calls_right} of {p.calls}",
             f"missed-call reminders fired once: {self.reminders_fired_once} of {len(missed_calls(p))}; "
             f"notifications delivered: {self.notifications_delivered}, twice: {self.notifications_twice}",
+            *([f"SIGTERM stops: exit codes {sorted(set(self.stop_exit_codes))}, longest "
+               f"{max(self.stop_seconds):.1f} s"] if p.stop_signal == signal.SIGTERM and self.stop_seconds else []),
             *(f"problem: {problem}" for problem in self.problems[:20]),
         ]
 
