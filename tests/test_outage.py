@@ -1,5 +1,6 @@
 """The database goes away under a running `crm-inbox serve` (issue #9): PostgreSQL unreachable (a TCP proxy in
-between is cut), or the disk full under SQLite (the process's file size limit drops to nothing). Meanwhile SMTP
+between is cut), the disk full under SQLite (the process's file size limit drops to nothing), or the SQLite file
+locked by another program for longer than the 30 s busy timeout. Meanwhile SMTP
 answers 451 4.3.0 (try again later), never 250 and never a 5xx, and a phone system's webhook gets a 5xx (it
 retries); once the database is back the same message is accepted and processed and the web app answers
 again, without restarting anything."""
@@ -10,9 +11,11 @@ import json
 import os
 import resource
 import smtplib
+import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,15 +65,19 @@ def call_event(call_id: str) -> dict:
             "from": "+49 30 98765012", "to": "+49 89 4711-22"}
 
 
-def outage_and_recovery(node: Serve, factory, token: str, cut: Callable[[], None], restore: Callable[[], None]):
+def outage_and_recovery(node: Serve, factory, token: str, cut: Callable[[], None], restore: Callable[[], None],
+                        attempts: int = 3):
     assert node.smtp_port is not None
     assert deliver(node.smtp_port, make_mail(subject="Vorher"))[0] == 250
+    mail = make_mail(subject="Während der Störung")
     cut()
     try:
-        mail = make_mail(subject="Während der Störung")
-        during = [deliver(node.smtp_port, mail) for _ in range(3)]
-        assert during == [(451, TRY_LATER[4:])] * 3
-        assert http(node, "POST", "/api/v1/calls/events", CTI_TOKEN, call_event("during")) >= 500
+        # The mail and a phone system's webhook at the same time (each may wait for the database first).
+        with ThreadPoolExecutor(2) as pool:
+            smtp = pool.submit(lambda: [deliver(node.smtp_port, mail) for _ in range(attempts)])
+            webhook = pool.submit(http, node, "POST", "/api/v1/calls/events", CTI_TOKEN, call_event("during"))
+            assert smtp.result() == [(451, TRY_LATER[4:])] * attempts
+            assert webhook.result() >= 500
     finally:
         restore()
     # The sender's queue tries the same bytes again; the service was not restarted.
@@ -161,3 +168,20 @@ def test_mail_stored_before_an_outage_is_processed_soon_after_it(database_url, s
         worker.stop()
         engine.dispose()
         proxy.close()
+
+
+@on_sqlite
+def test_sqlite_locked_by_another_program_gives_451_and_the_service_recovers_by_itself(database_url, factory,
+                                                                                       tmp_path):
+    token = make_token(factory, "anna.schmidt@beispiel-firma.de")
+    node = start(tmp_path, database_url)
+    other = sqlite3.connect(make_url(database_url).database, isolation_level=None)  # say, a backup tool
+
+    def lock() -> None:
+        other.execute("BEGIN EXCLUSIVE")  # writers wait out their 30 s busy timeout, then give up
+
+    try:
+        outage_and_recovery(node, factory, token, lock, lambda: other.execute("ROLLBACK"), attempts=1)
+    finally:
+        other.close()
+        node.ensure_gone()
