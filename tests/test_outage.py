@@ -34,8 +34,8 @@ from tests.tcpproxy import CuttableProxy
 CTI_TOKEN = "outage-cti-token"
 on_postgresql = pytest.mark.skipif(not os.environ.get(PG_URL_ENV), reason="needs PostgreSQL (the database server "
                                    "becomes unreachable); runs in the PostgreSQL pass")
-on_sqlite = pytest.mark.skipif(bool(os.environ.get(PG_URL_ENV)), reason="the full disk is the SQLite file's; "
-                               "PostgreSQL's disk is its server's (its outage is the unreachable-server test)")
+on_sqlite = pytest.mark.skipif(bool(os.environ.get(PG_URL_ENV)), reason="a full disk or a locked file is SQLite's "
+                               "outage; PostgreSQL's is the unreachable server (runs in the PostgreSQL pass)")
 
 
 def deliver(port: int, raw: bytes) -> tuple[int, str]:
