@@ -185,11 +185,11 @@ class Worker:
                     ids = waiting_ids(session, after=after)
             except (OperationalError, DBAPIError) as exc:
                 log.error("worker: cannot look for waiting messages: %s", exc.orig)
-                self._database_failed()
+                self._next_sweep = time.monotonic() + self._database_failed()
                 return tried
             for inbound_id in ids:
                 if process(self.factory, self.settings, inbound_id).retry_soon:
-                    self._database_failed()
+                    self._next_sweep = time.monotonic() + self._database_failed()
                     return tried
                 tried += 1
             if not ids:
@@ -199,11 +199,12 @@ class Worker:
         self._next_sweep = time.monotonic() + self.sweep_seconds
         return tried
 
-    def _database_failed(self) -> None:
-        """A message stayed received because the database failed: sweep again soon, then less often."""
+    def _database_failed(self) -> float:
+        """A message stayed received because the database failed: the pause until the next sweep (1 s after
+        the first failure, doubling with each failed sweep up to ``sweep_seconds``)."""
         pause = 1.0 if self._retry_pause is None else min(self._retry_pause * 2, self.sweep_seconds)
         self._retry_pause = pause
-        self._next_sweep = min(self._next_sweep, time.monotonic() + pause)
+        return pause
 
     def _run(self) -> None:
         self.sweep()
@@ -221,8 +222,8 @@ class Worker:
                     continue
                 self._give_way()
                 outcome = process(self.factory, self.settings, item)
-                if outcome.retry_soon:
-                    self._database_failed()
+                if outcome.retry_soon:  # sweep soon, unless one is planned sooner
+                    self._next_sweep = min(self._next_sweep, time.monotonic() + self._database_failed())
                 if outcome.queued_mail and self.on_processed is not None:
                     self.on_processed()  # wake the sender only when there is something to send
             finally:
