@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from crm_inbox.models import Call, InboundMessage, InboundState
 from handlers.smtp import TRY_LATER
 from tests.conftest import CRM, PG_URL_ENV, make_token
-from tests.crashload import send_one
+from tests.loadclients import send_one
 from tests.mailfactory import make_mail
 from tests.serveproc import Serve, config_file, serve, wait_until
 from tests.tcpproxy import CuttableProxy
