@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from crm_inbox.directory import Directory
@@ -59,6 +59,17 @@ def lead_name(address: Address) -> str | None:
         if first and last and " " not in last:
             return f"{first} {last}"
     return name
+
+
+def lock_new_addresses(session: Session, emails: Iterable[str]) -> None:
+    """Before making leads for addresses nobody has: with several nodes on one PostgreSQL database, two mails
+    from one new sender processed at once would each make a lead. A transaction-scoped advisory lock per
+    address (taken in sorted order, so two messages never wait for each other) makes the second wait for the
+    first's commit; looking again then finds the first's lead. (SQLite has one writing process.)"""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for email in sorted({e.lower() for e in emails}):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"lead:{email}"})
 
 
 def create_lead(session: Session, directory: Directory, address: Address, origin_detail: str, *,

@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
-from crm_inbox.db import insert_ignoring_conflicts, unit_of_work
+from crm_inbox.db import insert_ignoring_conflicts, unit_of_work, write_lock
 from crm_inbox.models import OutboxState, OutgoingMail, utcnow
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def next_attempt_at(session: Session, settings: Settings) -> datetime | None:
 def _claim(factory: sessionmaker[Session], settings: Settings) -> int | None:
     now = utcnow()
     lease_time = lease(settings)
-    with unit_of_work(factory) as session:
+    with write_lock(factory), unit_of_work(factory) as session:
         query = select(OutgoingMail.id).where(_due(now, lease_time)).order_by(OutgoingMail.id).limit(1)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)  # two senders take different mails
@@ -147,13 +147,15 @@ def send_pending(factory: sessionmaker[Session], settings: Settings, limit: int 
             _deliver(settings, message)
         except (OSError, smtplib.SMTPException) as exc:
             state = OutboxState.FAILED if attempts >= MAX_ATTEMPTS else OutboxState.PENDING
-            with unit_of_work(factory) as session:
+            with write_lock(factory), unit_of_work(factory) as session:
                 session.execute(update(OutgoingMail).where(OutgoingMail.id == mail_id)
                                 .values(state=state, error=f"{exc.__class__.__name__}: {exc}"[:2000]))
             log.warning("outgoing mail %s to %s not sent (attempt %d): %s", mail_id, message["To"], attempts, exc)
             counts["failed"] += 1
             continue
-        with unit_of_work(factory) as session:
+        # Recorded at once (on SQLite without polling for the lock): a crash between the relay's 250 and
+        # this commit makes the mail go out twice after the lease, so the gap is kept short.
+        with write_lock(factory), unit_of_work(factory) as session:
             session.execute(update(OutgoingMail).where(OutgoingMail.id == mail_id)
                             .values(state=OutboxState.SENT, sent_at=utcnow(), error=None))
         log.info("outgoing mail %s (%s) sent to %s", mail_id, message["Subject"], message["To"])

@@ -49,6 +49,7 @@ class Outcome:
     interaction_id: int | None = None
     error: str | None = None
     queued_mail: bool = False
+    retry_soon: bool = False  # the database failed, not the message: it stays received for another try
 
 
 def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
@@ -90,7 +91,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
     except (OperationalError, InterfaceError) as exc:
         # Our outage, not the message's fault: it stays 'received' and is picked up again later.
         log.error("inbound %s: database error while processing, will retry: %s", inbound_id, exc.orig)
-        return Outcome(inbound_id, None, error=f"database error: {exc.orig}")
+        return Outcome(inbound_id, None, error=f"database error: {exc.orig}", retry_soon=True)
     except MailParseError as exc:
         log.warning("inbound %s: cannot be processed: %s", inbound_id, exc)
         return _mark_failed(factory, inbound_id, str(exc))
@@ -113,9 +114,9 @@ def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str) ->
     return Outcome(inbound_id, InboundState.FAILED, error=error)
 
 
-def waiting_ids(session: Session, limit: int = 1000) -> list[int]:
+def waiting_ids(session: Session, limit: int = 1000, after: int = 0) -> list[int]:
     return list(session.execute(
-        select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED)
+        select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED, InboundMessage.id > after)
         .order_by(InboundMessage.id).limit(limit)).scalars())
 
 
@@ -147,6 +148,10 @@ class Worker:
         self.busy = busy
         self.max_defer_seconds = max_defer_seconds
         self.sweep_seconds = sweep_seconds
+        # After a database error the next sweep comes sooner (1 s, doubling up to sweep_seconds), so mail
+        # that waited through an outage is processed soon after the database is back.
+        self._retry_pause: float | None = None
+        self._next_sweep = time.monotonic() + sweep_seconds
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="crm-inbox-worker", daemon=True)
         self._stopping = threading.Event()
@@ -175,21 +180,42 @@ class Worker:
             self._stopping.wait(0.01)
 
     def sweep(self) -> int:
-        try:
-            with self.factory() as session:
-                ids = waiting_ids(session)
-        except (OperationalError, DBAPIError) as exc:
-            log.error("worker: cannot look for waiting messages: %s", exc.orig)
-            return 0
-        for inbound_id in ids:
-            process(self.factory, self.settings, inbound_id)
-        return len(ids)
+        """Process every waiting message (page by page); returns how many were tried. A sweep that meets a
+        database error stops and plans the next one soon (1 s, doubling up to ``sweep_seconds``)."""
+        tried = 0
+        after = 0
+        while not self._stopping.is_set():
+            try:
+                with self.factory() as session:
+                    ids = waiting_ids(session, after=after)
+            except (OperationalError, DBAPIError) as exc:
+                log.error("worker: cannot look for waiting messages: %s", exc.orig)
+                self._next_sweep = time.monotonic() + self._database_failed()
+                return tried
+            for inbound_id in ids:
+                if process(self.factory, self.settings, inbound_id).retry_soon:
+                    self._next_sweep = time.monotonic() + self._database_failed()
+                    return tried
+                tried += 1
+            if not ids:
+                break
+            after = ids[-1]  # a message that stays received (its failure could not be recorded) waits
+        self._retry_pause = None
+        self._next_sweep = time.monotonic() + self.sweep_seconds
+        return tried
+
+    def _database_failed(self) -> float:
+        """A message stayed received because the database failed: the pause until the next sweep (1 s after
+        the first failure, doubling with each failed sweep up to ``sweep_seconds``)."""
+        pause = 1.0 if self._retry_pause is None else min(self._retry_pause * 2, self.sweep_seconds)
+        self._retry_pause = pause
+        return pause
 
     def _run(self) -> None:
         self.sweep()
         while True:
             try:
-                item = self._queue.get(timeout=self.sweep_seconds)
+                item = self._queue.get(timeout=max(0.0, self._next_sweep - time.monotonic()))
             except queue.Empty:
                 if not self._stopping.is_set():
                     self.sweep()
@@ -201,7 +227,11 @@ class Worker:
                     continue
                 self._give_way()
                 outcome = process(self.factory, self.settings, item)
+                if outcome.retry_soon:  # sweep soon, unless one is planned sooner
+                    self._next_sweep = min(self._next_sweep, time.monotonic() + self._database_failed())
                 if outcome.queued_mail and self.on_processed is not None:
                     self.on_processed()  # wake the sender only when there is something to send
             finally:
                 self._queue.task_done()
+            if self._retry_pause is not None and time.monotonic() >= self._next_sweep and not self._stopping.is_set():
+                self.sweep()  # mail keeps arriving, but what the outage left behind must not wait for a lull

@@ -3,15 +3,7 @@ notification is being sent, and restarts. Notifications go to a real SMTP sink (
 
 from __future__ import annotations
 
-import asyncio
-import os
-import re
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,86 +16,20 @@ from crm_inbox.db import unit_of_work
 from crm_inbox.models import OutboxState, OutgoingMail, Reminder, ReminderState, utcnow
 from crm_inbox.runtime import Service
 from crm_inbox.staff import add_staff
-from handlers.smtp import SmtpServer
+from tests import serveproc
 from tests.conftest import make_settings
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class CountingSink:
-    """An aiosmtpd handler that counts notification mails per reminder. With ``hold_first`` the first
-    message is held at DATA (the sender waits for its reply) until ``release`` is set, then refused."""
-
-    hold_first: bool = False
-    received: list[str] = field(default_factory=list)
-    arrived: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-    closing: bool = False
-    in_flight: int = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.hold_first and not self.arrived.is_set():
-            self.arrived.set()
-            await asyncio.to_thread(self.release.wait, 60)
-            return "451 4.3.0 the sender died meanwhile; this one is not delivered"
-        header = re.search(rb"X-CRM-Inbox-Reminder: (\d+)", envelope.original_content)
-        with self.changed:
-            self.received.append(header.group(1).decode() if header else "?")
-            self.changed.notify_all()
-        return "250 2.0.0 Ok"
-
-    def wait_for(self, count: int, timeout: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: len(self.received) >= count, timeout)
+from tests.serveproc import CountingSink, counting_sink, notifications, serve
 
 
 @pytest.fixture
 def sink() -> Iterator[tuple[CountingSink, int]]:
-    handler = CountingSink()
-    server = SmtpServer(handler, "127.0.0.1", 0, max_message_bytes=1_000_000)  # type: ignore[arg-type]
-    port = server.start()
-    yield handler, port
-    handler.release.set()
-    server.stop()
+    yield from counting_sink()
 
 
 def config_file(tmp_path: Path, name: str, database_url: str, sink_port: int, smtp_timeout: int = 1,
                 **reminders: Any) -> Path:
-    extra = "".join(f"{key} = {value}\n" for key, value in reminders.items())
-    path = tmp_path / f"{name}.toml"
-    path.write_text(
-        f"[service]\ninstance_dir = '{tmp_path / name}'\n[database]\nurl = '{database_url}'\n"
-        f"[web]\nport = 0\nsecret_key = 'test'\n[smtp]\nenabled = false\n"
-        f"[mail]\ncrm_addresses = ['crm@beispiel-firma.de']\n"
-        f"[notifications]\nsmtp_host = '127.0.0.1'\nsmtp_port = {sink_port}\ntimeout_seconds = {smtp_timeout}\n"
-        f"from_address = 'crm@beispiel-firma.de'\n[reminders]\n{extra}")
-    return path
-
-
-@dataclass
-class Serve:
-    proc: subprocess.Popen[str]
-    log: Path
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-    def fired(self) -> int:
-        return sum(int(n) for n in re.findall(r"reminders: (\d+) fired", self.log.read_text()))
-
-
-def serve(config: Path, log: Path) -> Serve:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # The log goes to a file: an unread pipe fills up and would block the server mid-write.
-    proc = subprocess.Popen([sys.executable, "-m", "crm_inbox", "--config", str(config), "serve"],
-                            stdout=subprocess.PIPE, stderr=log.open("a"), text=True, env=env)
-    assert proc.stdout is not None
-    banner = proc.stdout.readline()  # printed once the service is up
-    assert "CRM Inbox: web" in banner, banner + log.read_text()
-    return Serve(proc, log)
+    return serveproc.config_file(tmp_path, name, database_url, smtp={"enabled": False},
+                                 notifications=notifications(sink_port, smtp_timeout), reminders=reminders)
 
 
 def add_due(factory: Any, count: int, assignee: int, due_in: timedelta = timedelta(0)) -> None:

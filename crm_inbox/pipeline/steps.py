@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, update
 from crm_inbox import reminders
 from crm_inbox import tickets as ticket_service
 from crm_inbox.attribution import Evidence, decide
-from crm_inbox.contacts import create_lead
+from crm_inbox.contacts import create_lead, lock_new_addresses
 from crm_inbox.directory import ContactRef
 from crm_inbox.intake import raw_chunks
 from crm_inbox.mail.automatic import detect_automatic
@@ -85,6 +85,10 @@ def match_contacts(ctx: MailContext) -> None:
     assert ctx.attribution is not None
     parties = ctx.attribution.parties
     found = ctx.directory.contacts_by_email(p.address.email for p in parties if not p.by_name)
+    new = [p.address.email for p in parties if not p.by_name and p.address.email not in found]
+    if new and not ctx.attribution.automatic:
+        lock_new_addresses(ctx.session, new)
+        found.update(ctx.directory.contacts_by_email(new))  # a lead another node made meanwhile
     chosen: list[tuple[int | Contact, str]] = []
     for party in parties:
         if party.by_name:
