@@ -61,15 +61,20 @@ def lead_name(address: Address) -> str | None:
     return name
 
 
-def lock_new_addresses(session: Session, emails: Iterable[str]) -> None:
+def lock_new_addresses(session: Session, emails: Iterable[str]) -> bool:
     """Before making leads for addresses nobody has: with several nodes on one PostgreSQL database, two mails
     from one new sender processed at once would each make a lead. A transaction-scoped advisory lock per
     address (taken in sorted order, so two messages never wait for each other) makes the second wait for the
-    first's commit; looking again then finds the first's lead. (SQLite has one writing process.)"""
+    first's commit; looking again then finds the first's lead. True when locks were taken (and a second look
+    is due); SQLite has one writing process, so nothing to lock there."""
     if session.get_bind().dialect.name != "postgresql":
-        return
+        return False
     for email in sorted({e.lower() for e in emails}):
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"lead:{email}"})
+        session.execute(_ADVISORY_LOCK, {"key": f"lead:{email}"})
+    return True
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 def create_lead(session: Session, directory: Directory, address: Address, origin_detail: str, *,

@@ -40,7 +40,13 @@ REPLIES = (OK_RCPT, OK_STORED, OK_DUPLICATE, REFUSED_RCPT, REFUSED_BARE_NEWLINE,
 # argument is checked before it parses it.
 _STRICT_RCPT = re.compile(r"^\s*TO:\s*<[^<>@\s,:]+@[^<>@\s,:%!]+>(\s+\S.*)?$", re.IGNORECASE)
 
-_BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+def has_bare_newline(raw: bytes) -> bool:
+    """A CR not followed by LF, or an LF not after a CR. Counted rather than searched with a regular
+    expression: this runs on the event loop, and for a 20 MB message the regex held it for ~0.4 s."""
+    pairs = raw.count(b"\r\n")
+    return raw.count(b"\r") != pairs or raw.count(b"\n") != pairs
 
 StoreFn = Callable[[bytes, Envelope], Accepted]
 AsyncStoreFn = Callable[[bytes, Envelope], Awaitable[Accepted]]
@@ -85,7 +91,7 @@ class CrmSmtpHandler:
         if not envelope.rcpt_tos:
             return REFUSED_NO_RCPT
         raw = envelope.original_content or b""
-        if _BARE_NEWLINE.search(raw):
+        if has_bare_newline(raw):
             log.info("smtp %s: refused message with bare CR/LF", session.peer)
             return REFUSED_BARE_NEWLINE
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)

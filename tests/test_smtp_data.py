@@ -117,3 +117,12 @@ def test_a_client_gone_mid_data_stores_nothing_and_the_server_goes_on(servers):
         sock.sendall(b"Subject: halb\r\n\r\nabgebrochen mitten im")
     assert converse(chunked.port, [b"danach\r\n.\r\n"], 1)[-2] == b"250"
     assert chunked.handler.messages[before:] == [b"danach\r\n"]
+
+
+@pytest.mark.parametrize(("raw", "bare"), [
+    (b"a\r\nb\r\n", False), (b"", False), (b"a\nb\r\n", True), (b"a\rb\r\n", True), (b"a\r\r\n", True),
+    (b"a\r\n\n", True), (b"\n\r", True), (b"a\r", True), (b"\na", True)])
+def test_bare_cr_or_lf_is_found(raw, bare):
+    from handlers.smtp import has_bare_newline
+
+    assert has_bare_newline(raw) is bare

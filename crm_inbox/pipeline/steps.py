@@ -86,8 +86,7 @@ def match_contacts(ctx: MailContext) -> None:
     parties = ctx.attribution.parties
     found = ctx.directory.contacts_by_email(p.address.email for p in parties if not p.by_name)
     new = [p.address.email for p in parties if not p.by_name and p.address.email not in found]
-    if new and not ctx.attribution.automatic:
-        lock_new_addresses(ctx.session, new)
+    if new and not ctx.attribution.automatic and lock_new_addresses(ctx.session, new):
         found.update(ctx.directory.contacts_by_email(new))  # a lead another node made meanwhile
     chosen: list[tuple[int | Contact, str]] = []
     for party in parties:
