@@ -33,12 +33,17 @@ from tests.mailfactory import make_mail
 PASSWORD = "geheim-123"
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
+def need_dovecot() -> None:
+    """Skip without Dovecot on a developer's machine; fail in CI, where it must be installed."""
     if not dovecot_available():
         if os.environ.get("CI"):
             pytest.fail("Dovecot (/usr/sbin/dovecot, Debian package dovecot-imapd) is required in CI")
         pytest.skip("Dovecot is not installed (apt-get install dovecot-imapd)")
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    need_dovecot()
     server = Dovecot()
     server.add_user("crm", PASSWORD)
     server.start()
@@ -445,8 +450,7 @@ def test_the_server_restarted_while_the_poller_runs(dovecot, settings, factory, 
 
 
 def test_without_idle_the_poller_polls(settings, factory, tmp_path, running):
-    if not dovecot_available():
-        pytest.skip("Dovecot is not installed")
+    need_dovecot()
     server = Dovecot(extra_config="imap_capability = IMAP4rev1 UIDPLUS MOVE NAMESPACE")  # no IDLE
     server.add_user("crm", PASSWORD)
     server.start()
@@ -567,8 +571,7 @@ def test_serve_runs_one_poller_per_account_and_a_broken_one_does_not_stop_the_ot
 
 
 def test_implicit_tls_and_starttls_with_a_private_certificate(settings, factory, tmp_path):
-    if not dovecot_available():
-        pytest.skip("Dovecot is not installed")
+    need_dovecot()
     cert, key = self_signed_cert(tmp_path)
     server = Dovecot(tls_cert=(cert, key))
     server.add_user("crm", PASSWORD)
