@@ -153,3 +153,14 @@ def token(factory: sessionmaker[Session]) -> str:
 @pytest.fixture
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[Any]:
+    """``serve``'s SMTP listener and worker in this process (no web app), stopped after the test."""
+    from crm_inbox.runtime import Service
+
+    service = Service(settings, web=False)
+    service.start()
+    yield service
+    service.stop()

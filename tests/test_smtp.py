@@ -21,14 +21,6 @@ from tests.conftest import CRM, SUPPORT
 from tests.mailfactory import make_mail
 
 
-@pytest.fixture
-def service(settings):
-    service = Service(settings, web=False)
-    service.start()
-    yield service
-    service.stop()
-
-
 def send(port: int, raw: bytes, rcpts: list[str] | None = None, sender: str = "klaus@example.com") -> dict:
     with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
         return client.sendmail(sender, rcpts or [CRM], raw)

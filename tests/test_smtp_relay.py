@@ -8,17 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_inbox.models import InboundMessage
-from crm_inbox.runtime import Service
 from tests.conftest import CRM
 from tests.mailfactory import make_mail
-
-
-@pytest.fixture
-def service(settings):
-    service = Service(settings, web=False)
-    service.start()
-    yield service
-    service.stop()
 
 
 @pytest.mark.parametrize("argument", [
