@@ -74,11 +74,12 @@ def setup_logging(log_file: Path | str | None, level: str = "INFO") -> None:
     root.setLevel(getattr(logging, level))
 
 
-def memory_status() -> dict[str, float]:
-    """This process's memory in MB: ru_maxrss (peak), VmHWM (peak) and VmRSS (now) from /proc."""
-    out = {"ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+def memory_status(pid: int | None = None) -> dict[str, float]:
+    """A process's memory in MB (this one's by default): VmHWM (peak) and VmRSS (now) from /proc; for this
+    process also ru_maxrss (peak)."""
+    out = {"ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024} if pid is None else {}
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
             key, _, value = line.partition(":")
             if key in ("VmHWM", "VmRSS"):
                 out[key.lower() + "_mb"] = int(value.split()[0]) / 1024

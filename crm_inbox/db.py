@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -19,11 +21,13 @@ class SchemaOutdated(Exception):
     """The database is not at the newest migration; the message says what to run."""
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: bool = True) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: bool = True,
+                pre_ping: bool = True) -> Engine:
     """An engine for ``url``; SQLite files get their folder created and WAL mode with durable commits.
 
     ``durable=False`` is for work that can be redone from what is already durable (processing a stored
     message): on SQLite its commits skip the fsync, so a power cut may undo them, never corrupt them.
+    ``pre_ping=False`` saves a round trip per transaction where a failed one is simply tried again.
     """
     sa_url = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -34,7 +38,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
         # One connection per thread at most; SQLite serialises writers itself (busy_timeout).
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
     engine = create_engine(sa_url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas if durable else _sqlite_pragmas_redoable)
@@ -71,15 +75,45 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
             raise
 
 
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
+class _WriteLock:
+    """This process's threads queue on a Python lock; processes queue on an ``flock`` of a file beside
+    the database (the SMTP intake writer, ``crm-inbox ingest`` next to ``serve``)."""
+
+    def __init__(self, lock_file: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._lock_file = lock_file
+        self._fd: int | None = None
+        self._fd_pid = 0  # a forked child must open its own: an inherited descriptor shares the lock
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._lock_file is None:
+            return
+        try:
+            if self._fd is None or self._fd_pid != os.getpid():
+                self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+                self._fd_pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError:  # cannot create the file (a read-only folder): SQLite's busy timeout still serialises
+            self._fd = None
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._fd is not None and self._fd_pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+_WRITE_LOCKS: dict[str, _WriteLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
 def write_lock(factory_or_engine: sessionmaker[Session] | Engine) -> AbstractContextManager[Any]:
-    """Serialise this process's write transactions on SQLite.
+    """Serialise write transactions on SQLite.
 
     SQLite allows one writer at a time; a waiting writer polls with growing sleeps (busy_timeout), which
-    makes the SMTP listener wait up to 100 ms for a lock that was free after 2. Queueing on a Python lock
+    makes the SMTP listener wait up to 100 ms for a lock that was free after 2. Queueing on a lock
     hands the database over at once. PostgreSQL locks rows itself: no lock here.
     """
     engine = factory_or_engine if isinstance(factory_or_engine, Engine) else factory_or_engine.kw["bind"]
@@ -87,7 +121,11 @@ def write_lock(factory_or_engine: sessionmaker[Session] | Engine) -> AbstractCon
         return nullcontext()
     key = engine.url.render_as_string(hide_password=False)
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+        if key not in _WRITE_LOCKS:
+            db = engine.url.database
+            on_disk = bool(db) and db != ":memory:" and not db.startswith("file:")
+            _WRITE_LOCKS[key] = _WriteLock(Path(f"{Path(db).resolve()}-writelock") if on_disk else None)
+        return _WRITE_LOCKS[key]
 
 
 def alembic_config(engine: Engine) -> Any:

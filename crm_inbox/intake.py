@@ -60,6 +60,10 @@ class Accepted:
 
 def header_end(raw: bytes) -> tuple[int, int]:
     """(end of the header block, start of the body), at the first empty line (CRLF or bare LF)."""
+    crlf = raw.find(b"\r\n\r\n")  # nearly all mail: a plain search, several times faster than the pattern
+    # …unless a bare-LF empty line comes first (its first LF at or before ``crlf``)
+    if crlf != -1 and raw.find(b"\n\n", 0, crlf + 2) == -1 and raw.find(b"\n\r\n", 0, crlf + 3) == -1:
+        return crlf, crlf + 4
     match = _HEADER_END.search(raw)
     return (len(raw), len(raw)) if match is None else (match.start(), match.end())
 
@@ -137,11 +141,9 @@ def accept_many(session: Session | Connection, items: list[tuple[bytes, Envelope
         })
     dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
     statement = _insert_statement(dialect.name)
-    inserted: dict[str, int] = {}
-    for row in rows:  # one cached statement per row: SQLAlchemy compiles multi-row VALUES every time
-        new = session.execute(statement, row).first()
-        if new is not None:
-            inserted[new.content_hash] = new.id
+    # A list of rows is one "insertmanyvalues" round trip with a cached statement; rows that were
+    # already stored (ON CONFLICT DO NOTHING) return nothing, so the answers are matched by hash.
+    inserted: dict[str, int] = {new.content_hash: new.id for new in session.execute(statement, rows)} if rows else {}
     results: list[Accepted] = []
     first_seen: set[str] = set()
     for (raw, envelope), chash in zip(items, hashes, strict=True):
@@ -294,19 +296,24 @@ class BatchingStore:
             batch = first = entry = None  # type: ignore[assignment]  # do not keep the bytes alive
 
     def _write(self, batch: list[_Pending]) -> None:
-        try:
-            # A plain connection, not an ORM session: nothing here needs the unit of work's bookkeeping.
-            with write_lock(self.factory), self.engine.begin() as connection:
-                results = accept_many(connection, [(p.raw, p.envelope) for p in batch])
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-                batch[0].finish()
-                return
-            for pending in batch:  # isolate the bad one
-                self._write([pending])
-            return
-        for pending, result in zip(batch, results, strict=True):
-            pending.result = result
+        outcomes = commit_batch(self.engine, [(p.raw, p.envelope) for p in batch])
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Accepted):
+                pending.result = outcome
+            else:
+                pending.error = outcome
             pending.finish()
         release_after(max(len(p.raw) for p in batch))
+
+
+def commit_batch(engine: Engine, items: list[tuple[bytes, Envelope]]) -> list[Accepted | Exception]:
+    """Store ``items`` in one transaction (one commit, one fsync); for each, what was stored or why not.
+    If the batch fails, its messages are stored one by one, so one bad message cannot fail the others."""
+    try:
+        # A plain connection, not an ORM session: nothing here needs the unit of work's bookkeeping.
+        with write_lock(engine), engine.begin() as connection:
+            return list(accept_many(connection, items))
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        return [outcome for item in items for outcome in commit_batch(engine, [item])]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any
 
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
-from crm_inbox.intake import Accepted, BatchingStore
+from crm_inbox.intake import Accepted, BatchingStore, Envelope
 from crm_inbox.memory import return_large_blocks_at_once
 from crm_inbox.outbox import Sender
 from crm_inbox.scheduler import Scheduler
@@ -44,17 +45,26 @@ class Service:
         self.scheduler.start()
         self.worker.start()
         if self._want_smtp:
+            from crm_inbox.intake_process import IntakeProcess
             from handlers.smtp import CrmSmtpHandler, SmtpServer
 
+            # Ordinary mail is committed by a writer process; large mail in this one (see intake_process).
             self.intake = BatchingStore(self.factory)
-            handler = CrmSmtpHandler(self.intake.submit, self.settings.mail.own_addresses,
-                                     on_stored=self._on_stored)
+            self.intake_process = IntakeProcess(self.settings.database.url)
+
+            async def store(raw: bytes, envelope: Envelope) -> Accepted:
+                if len(raw) >= BatchingStore.SMALL:
+                    return await self.intake.submit(raw, envelope)
+                return await self.intake_process.submit(raw, envelope)
+
+            handler = CrmSmtpHandler(store, self.settings.mail.own_addresses, on_stored=self._on_stored)
             # aiosmtpd logs every command at INFO; we log one line per stored message instead.
             logging.getLogger("mail.log").setLevel(logging.WARNING)
             self.smtp = SmtpServer(handler, self.settings.smtp.host, self.settings.smtp.port,
                                    max_message_bytes=self.settings.smtp.max_message_bytes,
-                                   hostname=self.settings.smtp.hostname)
+                                   hostname=self.settings.smtp.hostname, on_drained=self.intake_process.close)
             self.smtp.start()
+            asyncio.run_coroutine_threadsafe(self.intake_process.start(), self.smtp.loop).result(30)
             self.worker.busy = handler.busy
         if self.settings.imap.accounts:
             from handlers.imap_poller import Poller

@@ -133,8 +133,9 @@ class SmtpServer:
     """Runs the handler on its own event loop in a background thread."""
 
     def __init__(self, handler: CrmSmtpHandler, host: str, port: int, *, max_message_bytes: int,
-                 hostname: str | None = None) -> None:
+                 hostname: str | None = None, on_drained: Callable[[], Awaitable[None]] | None = None) -> None:
         self.handler = handler
+        self.on_drained = on_drained  # runs on the loop once no message is being stored any more
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -173,6 +174,8 @@ class SmtpServer:
             deadline = self.loop.time() + grace
             while self.handler.in_flight and self.loop.time() < deadline:
                 await asyncio.sleep(0.05)
+            if self.on_drained is not None:
+                await self.on_drained()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()

@@ -87,6 +87,13 @@ class Serve:
         self.proc.kill()
         self.proc.wait(60)
 
+    def processes(self) -> list[int]:
+        """The serve process and its children (the SMTP intake's writer process)."""
+        found = [self.proc.pid]
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            found += [int(pid) for pid in (task / "children").read_text().split()]
+        return found
+
     def ensure_gone(self) -> None:
         if self.proc.poll() is None:
             self.kill()

@@ -126,17 +126,18 @@ def test_postgresql_unreachable_gives_451_and_the_service_recovers_by_itself(dat
 def test_disk_full_gives_451_and_the_service_recovers_by_itself(database_url, factory, tmp_path):
     token = make_token(factory, "anna.schmidt@beispiel-firma.de")
     node = start(tmp_path, database_url)
-    pid = node.proc.pid
-    soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    pids = node.processes()  # the service and its SMTP intake writer: the disk is full for both
+    assert len(pids) == 2
+    soft, hard = resource.prlimit(pids[0], resource.RLIMIT_FSIZE)
 
-    def disk_full() -> None:
-        # Every write past the first byte of any file fails with EFBIG, as on a full disk (Python ignores
-        # SIGXFSZ, so the process is not killed by it). Reads still work.
-        resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, hard))
+    def file_size_limit(limit: int) -> None:
+        for pid in pids:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, hard))
 
     try:
-        outage_and_recovery(node, factory, token, disk_full,
-                            lambda: resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard)))
+        # Every write past the first byte of any file fails with EFBIG, as on a full disk (Python ignores
+        # SIGXFSZ, so the process is not killed by it). Reads still work.
+        outage_and_recovery(node, factory, token, lambda: file_size_limit(1), lambda: file_size_limit(soft))
     finally:
         node.ensure_gone()
 

@@ -1,0 +1,217 @@
+"""Acceptance in a process of its own: the SMTP listener hands each message to a writer process, which
+commits what has arrived meanwhile together (group commit) and answers with the stored ids.
+
+Why a process: Python runs one thread at a time. In one process the SMTP event loop and the thread
+that commits take turns at the interpreter lock around every database call, and a commit that costs
+0.2 ms alone took over 1 ms under load. A writer process commits while the listener talks SMTP.
+Messages of ``BatchingStore.SMALL`` or more stay in-process: sending them across would hold them twice.
+
+To the writer: frames of ``!IQ`` (meta length, raw length), the meta as JSON, the raw bytes; the first
+frame is the configuration. From the writer: one JSON line per message. The writer exits when its
+input closes, so it never outlives the service, not even after a SIGKILL; when it dies, the messages
+it had not answered get 451 (the senders retry) and the next message starts a new writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import select
+import signal
+import struct
+import sys
+from typing import Any, BinaryIO
+
+from crm_inbox.intake import Accepted, Envelope
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!IQ")
+MAX_BATCH = 64
+MAX_BATCH_BYTES = 8 << 20
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class IntakeError(Exception):
+    """The writer could not store the message (its reason), or the writer itself is gone."""
+
+
+def frame(meta: dict[str, Any], raw: bytes) -> bytes:
+    head = json.dumps(meta).encode()
+    return _HEADER.pack(len(head), len(raw)) + head + raw
+
+
+# --- the writer process ---
+
+class FrameReader:
+    """Frames from a file descriptor: ``next(block=False)`` returns None when no whole frame is ready."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.eof = False
+
+    def _frame_size(self) -> int | None:
+        if len(self.buffer) < _HEADER.size:
+            return None
+        meta_len, raw_len = _HEADER.unpack_from(self.buffer)
+        size = _HEADER.size + meta_len + raw_len
+        return size if len(self.buffer) >= size else None
+
+    def next(self, block: bool) -> tuple[dict[str, Any], bytes] | None:
+        while (size := self._frame_size()) is None:
+            if self.eof or (not block and not select.select([self.fd], [], [], 0)[0]):
+                return None
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                self.eof = True
+                return None
+            self.buffer += chunk
+        meta_len, _ = _HEADER.unpack_from(self.buffer)
+        meta = json.loads(bytes(self.buffer[_HEADER.size:_HEADER.size + meta_len]))
+        raw = bytes(self.buffer[_HEADER.size + meta_len:size])
+        del self.buffer[:size]
+        return meta, raw
+
+
+def _answer(number: int, outcome: Accepted | Exception) -> bytes:
+    if isinstance(outcome, Accepted):
+        body: dict[str, Any] = {"n": number, "id": outcome.inbound_id, "duplicate": outcome.duplicate}
+    else:
+        body = {"n": number, "error": f"{outcome.__class__.__name__}: {outcome}"[:2000]}
+    return json.dumps(body).encode() + b"\n"
+
+
+def serve(inp: int, out: BinaryIO) -> None:
+    """The writer's loop: take what has arrived (up to a batch), commit it, answer; until input ends."""
+    from crm_inbox.db import make_engine
+    from crm_inbox.intake import commit_batch
+
+    frames = FrameReader(inp)
+    first = frames.next(block=True)
+    if first is None:
+        return
+    config = first[0]
+    logging.basicConfig(level=config["log_level"], format=LOG_FORMAT)
+    # No ping before each batch: a batch that meets a dropped connection is tried again message by
+    # message on a fresh one (``commit_batch``), which costs less than a round trip per batch.
+    engine = make_engine(config["url"], pool_size=1, pre_ping=False)
+    try:
+        while (item := frames.next(block=True)) is not None:
+            batch, size = [item], len(item[1])
+            while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and (item := frames.next(block=False)):
+                batch.append(item)
+                size += len(item[1])
+            outcomes = commit_batch(engine, [(raw, Envelope(**meta["envelope"])) for meta, raw in batch])
+            out.write(b"".join(_answer(meta["n"], outcome) for (meta, _), outcome in zip(batch, outcomes,
+                                                                                           strict=True)))
+            out.flush()
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the service decides when the writer stops
+    # (by closing its input), so it finishes the batch it has and nothing accepted is cut off.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    serve(sys.stdin.fileno(), sys.stdout.buffer)
+
+
+# --- the listener's side (asyncio, on the SMTP event loop) ---
+
+class _Writer:
+    """One writer process and the messages it has not answered yet."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.pending: dict[int, asyncio.Future[Accepted]] = {}
+        self.alive = True
+        self.reader = asyncio.create_task(self._read_answers())
+
+    async def _read_answers(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while line := await self.proc.stdout.readline():
+                answer = json.loads(line)
+                future = self.pending.pop(answer["n"], None)
+                if future is None or future.done():  # the SMTP session went away meanwhile
+                    continue
+                if "error" in answer:
+                    future.set_exception(IntakeError(answer["error"]))
+                else:
+                    future.set_result(Accepted(answer["id"], answer["duplicate"]))
+        finally:
+            self.alive = False
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(IntakeError("the intake writer process ended"))
+            self.pending.clear()
+
+
+class IntakeProcess:
+    """``submit(raw, envelope)`` for the SMTP listener: returns once the message is committed."""
+
+    def __init__(self, database_url: str, log_level: int | None = None) -> None:
+        self.database_url = database_url
+        self.log_level = logging.getLogger().getEffectiveLevel() if log_level is None else log_level
+        self._writer: _Writer | None = None
+        self._starting = asyncio.Lock()
+        self._numbers = itertools.count(1)
+
+    async def start(self) -> None:
+        async with self._starting:
+            if self._writer is not None and self._writer.alive:
+                return
+            if self._writer is not None:
+                log.error("intake: the writer process ended (exit code %s); starting a new one",
+                          await self._writer.proc.wait())
+            # The child imports this very code, wherever it was loaded from.
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "crm_inbox.intake_process", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, env=env)
+            assert proc.stdin is not None
+            proc.stdin.write(frame({"url": self.database_url, "log_level": self.log_level}, b""))
+            self._writer = _Writer(proc)
+
+    async def submit(self, raw: bytes, envelope: Envelope) -> Accepted:
+        if self._writer is None or not self._writer.alive:
+            await self.start()
+        writer = self._writer
+        assert writer is not None and writer.proc.stdin is not None
+        number = next(self._numbers)
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        writer.pending[number] = future
+        meta = {"n": number, "envelope": {"mail_from": envelope.mail_from, "rcpt_to": list(envelope.rcpt_to),
+                                          "peer": envelope.peer, "source": envelope.source}}
+        try:
+            writer.proc.stdin.write(frame(meta, raw))
+            await writer.proc.stdin.drain()
+        except (ConnectionError, RuntimeError) as exc:  # the pipe broke: the writer is gone
+            writer.pending.pop(number, None)
+            raise IntakeError("the intake writer process ended") from exc
+        return await future
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Let the writer answer what it has, then let it exit."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        assert writer.proc.stdin is not None
+        writer.proc.stdin.close()
+        try:
+            await asyncio.wait_for(writer.proc.wait(), timeout)
+        except TimeoutError:
+            log.error("intake: the writer process did not exit in %.0f s; killing it", timeout)
+            writer.proc.kill()
+            await writer.proc.wait()
+        await writer.reader
+
+
+if __name__ == "__main__":
+    main()

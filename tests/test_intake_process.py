@@ -1,0 +1,101 @@
+"""The SMTP intake's writer process (crm_inbox/intake_process.py): when it dies, mail in flight gets 451 and the
+next message starts a new one; it never outlives the service; the header split it relies on is exact."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from crm_inbox.intake import _HEADER_END, header_end
+from crm_inbox.models import InboundMessage
+from handlers import smtp as smtp_replies
+from tests.conftest import CRM
+from tests.mailfactory import make_mail
+from tests.serveproc import config_file, serve, wait_until
+
+
+def send(port: int, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("kunde@example.org", [CRM], raw)
+
+
+def stored(factory) -> int:
+    with factory() as session:
+        return session.execute(select(func.count()).select_from(InboundMessage)).scalar_one()
+
+
+def writer_pid(service) -> int:
+    writer = service.intake_process._writer
+    assert writer is not None and writer.alive
+    return writer.proc.pid
+
+
+def test_mail_in_flight_when_the_writer_dies_gets_451_and_the_retry_is_stored_once(service, factory):
+    send(service.smtp_port, make_mail(subject="before"))
+    pid = writer_pid(service)
+    os.kill(pid, signal.SIGSTOP)  # the writer holds the next message without answering…
+    raw = make_mail(subject="in flight")
+    outcome: list[BaseException | None] = []
+
+    def deliver() -> None:
+        try:
+            send(service.smtp_port, raw)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=deliver)
+    sender.start()
+    try:
+        wait_until(lambda: service.smtp.handler.in_flight == 1, timeout=10, interval=0.01)
+    finally:
+        os.kill(pid, signal.SIGKILL)  # …and dies with it
+    sender.join(30)
+    assert isinstance(outcome[0], smtplib.SMTPDataError), outcome
+    assert outcome[0].smtp_code == 451
+    assert outcome[0].smtp_error.decode() == smtp_replies.TRY_LATER[4:]
+    # The sender tries again: a new writer takes it, once.
+    send(service.smtp_port, raw)
+    send(service.smtp_port, raw)
+    assert stored(factory) == 2
+    assert writer_pid(service) != pid
+
+
+def test_the_writer_never_outlives_a_killed_service(database_url, tmp_path):
+    running = serve(config_file(tmp_path, "node", database_url), tmp_path / "node.log")
+    try:
+        send(running.smtp_port, make_mail())  # the writer has answered: it is running
+        writers = {pid for pid in running.processes()
+                   if b"crm_inbox.intake_process" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+        assert len(writers) == 1
+        running.kill()
+        (writer,) = writers
+        # Its input closed with the service: it exits by itself (a zombie until reaped counts as gone).
+        assert wait_until(lambda: not Path(f"/proc/{writer}").exists()
+                          or Path(f"/proc/{writer}/stat").read_text().split(") ")[1][0] == "Z", timeout=30)
+    finally:
+        running.ensure_gone()
+
+
+def _by_pattern(raw: bytes) -> tuple[int, int]:
+    match = _HEADER_END.search(raw)
+    return (len(raw), len(raw)) if match is None else (match.start(), match.end())
+
+
+@given(st.lists(st.sampled_from([b"a", b":", b" ", b"\r", b"\n", b"\r\n"]), max_size=40).map(b"".join))
+def test_the_fast_header_split_agrees_with_its_definition(raw):
+    # The content hash (duplicate detection) and the Message-ID both start at this split.
+    assert header_end(raw) == _by_pattern(raw)
+
+
+@pytest.mark.parametrize("raw", [b"A: 1\nB: 2\n\nbody\r\n\r\nmore", b"A: 1\r\n\nbody\r\n\r\n", b"A: 1\r\nbody"])
+def test_a_bare_lf_empty_line_before_a_crlf_one_ends_the_header(raw):
+    assert header_end(raw) == _by_pattern(raw)
