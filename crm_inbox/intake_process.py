@@ -95,7 +95,9 @@ def serve(inp: int, out: BinaryIO) -> None:
     if first is None:
         return
     config = first[0]
-    logging.basicConfig(level=config["log_level"], format=LOG_FORMAT)
+    # The service logs each stored message itself, where its own logging goes; the writer's stderr (the
+    # service's, inherited) gets only what goes wrong here.
+    logging.basicConfig(level=max(config["log_level"], logging.WARNING), format=LOG_FORMAT)
     # One connection for the writer's life, each INSERT committing by itself (see ``commit_batch``), no
     # ping: a batch that meets a dropped connection is tried again message by message, and SQLAlchemy
     # reconnects for the first of them. This costs the fewest round trips per batch.
@@ -200,7 +202,13 @@ class IntakeProcess:
         except (ConnectionError, RuntimeError) as exc:  # the pipe broke: the writer is gone
             writer.pending.pop(number, None)
             raise IntakeError("the intake writer process ended") from exc
-        return await future
+        accepted = await future
+        if accepted.duplicate:
+            log.info("inbound %s: duplicate delivery", accepted.inbound_id)
+        else:
+            log.info("inbound %s: stored %d bytes from %s via %s", accepted.inbound_id, len(raw), envelope.mail_from,
+                     envelope.source)
+        return accepted
 
     async def close(self, timeout: float = 30.0) -> None:
         """Let the writer answer what it has, then let it exit."""
