@@ -19,6 +19,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
 from crm_inbox.intake import Accepted, Envelope
+from crm_inbox.intake_process import IntakeError
 from handlers.smtp_data import ChunkedData
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,11 @@ class CrmSmtpHandler:
         self.last_data = time.monotonic()
         try:
             accepted = await self.store(raw, meta)
-        except Exception:
-            # Never a 5xx for our own trouble: the sender must keep the mail and try again.
-            log.exception("smtp %s: storing a %d byte message failed; answered 451", peer, len(raw))
+        except Exception as exc:
+            # Never a 5xx for our own trouble: the sender must keep the mail and try again. The writer
+            # process's reason is its own text; a traceback of this side would only repeat the await.
+            log.error("smtp %s: storing a %d byte message failed; answered 451: %s", peer, len(raw), exc,
+                      exc_info=not isinstance(exc, IntakeError))
             return TRY_LATER
         finally:
             self.in_flight -= 1

@@ -38,7 +38,7 @@ def writer_pid(service) -> int:
     return writer.proc.pid
 
 
-def test_mail_in_flight_when_the_writer_dies_gets_451_and_the_retry_is_stored_once(service, factory):
+def test_mail_in_flight_when_the_writer_dies_gets_451_and_the_retry_is_stored_once(service, factory, caplog):
     send(service.smtp_port, make_mail(subject="before"))
     pid = writer_pid(service)
     os.kill(pid, signal.SIGSTOP)  # the writer holds the next message without answering…
@@ -62,6 +62,10 @@ def test_mail_in_flight_when_the_writer_dies_gets_451_and_the_retry_is_stored_on
     assert isinstance(outcome[0], smtplib.SMTPDataError), outcome
     assert outcome[0].smtp_code == 451
     assert outcome[0].smtp_error.decode() == smtp_replies.TRY_LATER[4:]
+    # The operator's log says why in one line, without a traceback of the listener's side.
+    (failure,) = [r for r in caplog.records if "answered 451" in r.getMessage()]
+    assert failure.getMessage().endswith("answered 451: the intake writer process ended")
+    assert not failure.exc_info
     # The sender tries again: a new writer takes it, once.
     send(service.smtp_port, raw)
     send(service.smtp_port, raw)
