@@ -102,22 +102,27 @@ def serve(inp: int, out: BinaryIO) -> None:
     # ping: a batch that meets a dropped connection is tried again message by message, and SQLAlchemy
     # reconnects for the first of them. This costs the fewest round trips per batch.
     engine = make_engine(config["url"], pool_size=1, pre_ping=False).execution_options(isolation_level="AUTOCOMMIT")
+    connection: Connection | None = None
     try:
-        with engine.connect() as connection:
-            _loop(frames, connection, out)
+        while (item := frames.next(block=True)) is not None:
+            batch, size = [item], len(item[1])
+            while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and (item := frames.next(block=False)):
+                batch.append(item)
+                size += len(item[1])
+            items = [(raw, Envelope(**meta["envelope"])) for meta, raw in batch]
+            outcomes: list[Accepted | Exception]
+            try:
+                connection = connection or engine.connect()
+            except Exception as exc:  # the database is down: 451 for these, try again with the next batch
+                outcomes = [exc] * len(items)
+            else:
+                outcomes = commit_batch(connection, items)
+            out.write(b"".join(_answer(meta["n"], o) for (meta, _), o in zip(batch, outcomes, strict=True)))
+            out.flush()
     finally:
+        if connection is not None:
+            connection.close()
         engine.dispose()
-
-
-def _loop(frames: FrameReader, connection: Connection, out: BinaryIO) -> None:
-    while (item := frames.next(block=True)) is not None:
-        batch, size = [item], len(item[1])
-        while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and (item := frames.next(block=False)):
-            batch.append(item)
-            size += len(item[1])
-        outcomes = commit_batch(connection, [(raw, Envelope(**meta["envelope"])) for meta, raw in batch])
-        out.write(b"".join(_answer(meta["n"], outcome) for (meta, _), outcome in zip(batch, outcomes, strict=True)))
-        out.flush()
 
 
 def main() -> None:
@@ -152,6 +157,8 @@ class _Writer:
                     future.set_exception(IntakeError(answer["error"]))
                 else:
                     future.set_result(Accepted(answer["id"], answer["duplicate"]))
+        except (ValueError, KeyError, TypeError):  # not an answer: this writer cannot be trusted any more
+            log.error("intake: the writer process answered %r; replacing it", line[:200])
         finally:
             self.alive = False
             for future in self.pending.values():
@@ -174,7 +181,9 @@ class IntakeProcess:
         async with self._starting:
             if self._writer is not None and self._writer.alive:
                 return
-            if self._writer is not None:
+            if self._writer is not None:  # it died, or answered nonsense: make sure it is gone
+                if self._writer.proc.returncode is None:
+                    self._writer.proc.kill()
                 log.error("intake: the writer process ended (exit code %s); starting a new one",
                           await self._writer.proc.wait())
             # The child imports this very code, wherever it was loaded from.

@@ -13,13 +13,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
+from crm_inbox.config import replace
 from crm_inbox.intake import _HEADER_END, header_end
 from crm_inbox.models import InboundMessage
+from crm_inbox.runtime import Service
 from handlers import smtp as smtp_replies
-from tests.conftest import CRM
+from tests.conftest import CRM, PG_URL_ENV
 from tests.mailfactory import make_mail
 from tests.serveproc import config_file, serve, wait_until
+from tests.tcpproxy import CuttableProxy
 
 
 def send(port: int, raw: bytes) -> None:
@@ -71,6 +75,34 @@ def test_mail_in_flight_when_the_writer_dies_gets_451_and_the_retry_is_stored_on
     send(service.smtp_port, raw)
     assert stored(factory) == 2
     assert writer_pid(service) != pid
+
+
+@pytest.mark.skipif(not os.environ.get(PG_URL_ENV), reason="needs PostgreSQL (its server becomes unreachable)")
+def test_a_writer_started_while_the_database_is_unreachable_answers_451_and_then_stores(settings, factory):
+    url = make_url(settings.database.url)
+    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    service = Service(replace(settings, database={"url": through_proxy}), web=False)
+    service.start()
+    try:
+        send(service.smtp_port, make_mail(subject="before"))
+        proxy.cut()
+        old = writer_pid(service)
+        os.kill(old, signal.SIGKILL)
+        assert wait_until(lambda: not service.intake_process._writer.alive, timeout=10, interval=0.01)
+        for attempt in range(2):  # the new writer cannot connect: 451, and it stays up for the next message
+            with pytest.raises(smtplib.SMTPDataError) as caught:
+                send(service.smtp_port, make_mail(subject=f"during {attempt}"))
+            assert caught.value.smtp_code == 451
+        new = writer_pid(service)
+        assert new != old
+        proxy.restore()
+        send(service.smtp_port, make_mail(subject="after"))
+        assert writer_pid(service) == new
+        assert stored(factory) == 2
+    finally:
+        service.stop()
+        proxy.close()
 
 
 def test_the_writer_never_outlives_a_killed_service(database_url, tmp_path):
