@@ -1,6 +1,6 @@
 """Live notifications inside one process (the screen pop): staff browsers subscribe, calls publish.
 
-In-process only: with several nodes, a browser sees the calls that reach its own node (see README).
+With several nodes on PostgreSQL, ``event_relay`` carries each node's events to the others' brokers.
 Each open stream holds a web server thread, so streams are bounded: a user's newest streams replace their
 oldest beyond ``per_user``, and past ``total`` a new one is refused, so pages always have threads left.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class Broker:
         self._subscriptions: dict[Subscription, None] = {}  # insertion order: oldest first
         self.total = total
         self.per_user = per_user
+        self.node = uuid.uuid4().hex  # tells this node's events from the other nodes' (event_relay)
 
     def subscribe(self, staff_id: int) -> Subscription:
         sub = Subscription(staff_id)

@@ -9,6 +9,7 @@ from typing import Any
 
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
+from crm_inbox.event_relay import Relay
 from crm_inbox.intake import Accepted, BatchingStore, Envelope
 from crm_inbox.memory import return_large_blocks_at_once
 from crm_inbox.outbox import Sender
@@ -34,6 +35,7 @@ class Service:
         self.smtp = None
         self.imap_pollers: list[Any] = []
         self.web = None
+        self.relay: Relay | None = None
         self._web_thread: threading.Thread | None = None
         self._want_web = web
         self._want_smtp = smtp and settings.smtp.enabled
@@ -80,6 +82,9 @@ class Service:
             from web import create_app
 
             app = self.web_app = create_app(self.settings, self.factory, on_reminders_changed=self.scheduler.wake)
+            if self.engine.dialect.name == "postgresql":  # several nodes may share it: relay the screen pops
+                self.relay = Relay(self.settings.database.url, app.extensions["crm_inbox"].broker)
+                self.relay.start()
             self.web = create_server(app, host=self.settings.web.host, port=self.settings.web.port,
                                      threads=self.settings.web.threads, ident="crm-inbox")
             self._web_thread = threading.Thread(target=self.web.run, name="crm-inbox-web", daemon=True)
@@ -127,6 +132,8 @@ class Service:
             poller.request_stop()
         for poller in self.imap_pollers:
             poller.stop()
+        if self.relay is not None:
+            self.relay.stop()
         if self.web is not None:
             self.web_app.extensions["crm_inbox"].broker.close()  # end the browsers' event streams
             self._stop_web()

@@ -6,25 +6,36 @@ from __future__ import annotations
 import http.client
 import http.cookiejar
 import json
+import os
 import re
 import time
 import urllib.parse
 import urllib.request
 
+import pytest
+from sqlalchemy import select
+
 from crm_inbox.config import replace
 from crm_inbox.db import unit_of_work
-from crm_inbox.models import Contact, ContactPhone
+from crm_inbox.models import Call, Contact, ContactPhone
 from crm_inbox.runtime import Service
 from crm_inbox.staff import add_staff
+from tests.conftest import PG_URL_ENV
 
 
-def test_incoming_call_reaches_the_logged_in_browser_within_a_second(settings, factory):
-    settings = replace(settings, web={"port": 0}, cti={"token": "pbx-secret"})
+def jonas_and_a_customer(factory) -> Contact:  # type: ignore[no-untyped-def]
+    """Staff user Jonas (who logs in) and Klaus Müller, who calls."""
     with unit_of_work(factory) as session:
         add_staff(session, "jonas@beispiel-firma.de", "Jonas Becker", password="richtig-geheim")
         contact = Contact(name="Klaus Müller", tags=[], fields={})
         contact.phones.append(ContactPhone(raw="0171 2345678", e164="+491712345678"))
         session.add(contact)
+    return contact
+
+
+def test_incoming_call_reaches_the_logged_in_browser_within_a_second(settings, factory):
+    settings = replace(settings, web={"port": 0}, cti={"token": "pbx-secret"})
+    contact = jonas_and_a_customer(factory)
     service = Service(settings, smtp=False)
     service.start()
     try:
@@ -66,10 +77,12 @@ def test_the_stream_needs_a_login(client):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def read_event(response: http.client.HTTPResponse) -> list[bytes]:
-    """The next event's lines (keepalive comments skipped)."""
+def read_event(response: http.client.HTTPResponse, within: float = 30.0) -> list[bytes]:
+    """The next event's lines (keepalive comments skipped); fails when none comes ``within`` seconds."""
     lines: list[bytes] = []
+    deadline = time.monotonic() + within
     while True:
+        assert time.monotonic() < deadline, f"no event within {within} s"
         line = response.readline()
         if not line:
             return lines  # the stream ended
@@ -160,3 +173,43 @@ def test_streams_of_browsers_that_went_away_free_their_threads_within_seconds(se
         assert time.monotonic() < deadline
     finally:
         service.stop()
+
+
+@pytest.mark.skipif(not os.environ.get(PG_URL_ENV), reason="several nodes share one database only on PostgreSQL")
+def test_a_call_that_reaches_one_node_pops_up_on_the_others_once(settings, factory):
+    settings = replace(settings, web={"port": 0}, cti={"token": "pbx-secret"})
+    contact = jonas_and_a_customer(factory)
+    here, there = Service(settings, smtp=False), Service(settings, smtp=False)  # two nodes, one database
+    here.start()
+    there.start()
+    try:
+        connection, events = open_stream(here.web_port, log_in(f"http://127.0.0.1:{here.web_port}",
+                                                                "jonas@beispiel-firma.de"))
+        assert [events.readline(), events.readline()] == [b": connected\n", b"\n"]
+
+        def call(node: Service, call_id: str) -> None:
+            posted = urllib.request.urlopen(
+                f"http://127.0.0.1:{node.web_port}/api/v1/sipgate/pbx-secret/in", data=urllib.parse.urlencode(
+                    {"event": "newCall", "direction": "in", "from": "491712345678", "to": "4989123456",
+                     "callId": call_id}).encode(), timeout=10)
+            assert posted.status == 200
+
+        def next_call() -> dict[str, object]:
+            lines = read_event(events, within=5)
+            return json.loads(next(line for line in lines if line.startswith(b"data: "))[6:])
+
+        started = time.monotonic()
+        call(there, "other-node")
+        event = next_call()
+        assert time.monotonic() - started < 1.0
+        assert event["name"] == "Klaus Müller" and event["url"] == f"/contacts/{contact.id}"
+        # A call to this node's own webhook pops up once: heard back from PostgreSQL, it is not shown again.
+        call(here, "this-node")
+        call(there, "other-node-again")
+        with factory() as session:
+            ids = dict(session.execute(select(Call.call_id, Call.id)).all())
+        assert [next_call()["call_id"], next_call()["call_id"]] == [ids["this-node"], ids["other-node-again"]]
+        connection.close()
+    finally:
+        here.stop()
+        there.stop()

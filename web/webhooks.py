@@ -17,6 +17,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select
 
 from crm_inbox.calls import CallEventError, apply_event, call_details, lookup
+from crm_inbox.event_relay import notify_nodes
 from crm_inbox.models import Call, Contact, StaffRole, utcnow
 from handlers.phone import ADAPTERS, placetel, threecx, twilio
 from web.api.errors import ApiError, error_response, fail, int_arg
@@ -84,6 +85,7 @@ def _screen_pop(call: Call) -> None:
     targets = {call.staff_id} if call.staff_id else None
     broker = state().broker
     after_commit(lambda: broker.publish(message, targets))
+    notify_nodes(db(), broker, message, targets)  # the browsers on the other nodes
 
 
 @webhooks.post("/cti/<token>")
