@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from crm_inbox.cli import main
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
 from crm_inbox.runtime import Service
-from tests.conftest import CRM, MAIL_SAMPLES
+from tests.conftest import CRM, shared_samples
 from tests.mailfactory import make_mail
 
 
@@ -99,14 +99,11 @@ def test_missing_path_is_one_clear_error(config_file, tmp_path, capsys):
     assert err.strip() == f"crm-inbox: {tmp_path / 'nothing.mbox'}: no such file or folder"
 
 
-SAMPLES = sorted(MAIL_SAMPLES.glob("*.eml"))
-
-
 def test_real_world_corpus_through_ingest_never_crashes_or_loses_a_message(config_file, factory, capsys):
-    assert len(SAMPLES) >= 20, "the shared mail samples are missing"
-    run_cli(config_file, "ingest", *map(str, SAMPLES), "--json", capsys=capsys)
+    samples = shared_samples()
+    run_cli(config_file, "ingest", *map(str, samples), "--json", capsys=capsys)
     counts = states(factory)
-    assert sum(counts.values()) == len(SAMPLES)
+    assert sum(counts.values()) == len(samples)
     assert counts.get("received", 0) == 0
     with factory() as session:
         for failed in session.execute(select(InboundMessage).where(InboundMessage.state == InboundState.FAILED)):
@@ -114,11 +111,12 @@ def test_real_world_corpus_through_ingest_never_crashes_or_loses_a_message(confi
 
 
 def test_real_world_corpus_through_smtp(settings, factory):
+    samples = shared_samples()
     service = Service(settings, web=False)
     service.start()
     try:
         with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=60) as client:
-            for sample in SAMPLES:
+            for sample in samples:
                 # The files have LF endings; an MTA relaying them speaks CRLF on the wire.
                 wire = re.sub(rb"\r\n|\r|\n", b"\r\n", sample.read_bytes())
                 client.sendmail("sender@example.com", [CRM], wire)
@@ -126,7 +124,7 @@ def test_real_world_corpus_through_smtp(settings, factory):
     finally:
         service.stop()
     counts = states(factory)
-    assert sum(counts.values()) == len(SAMPLES)
+    assert sum(counts.values()) == len(samples)
     assert counts.get("received", 0) == 0
 
 
