@@ -35,7 +35,7 @@ CTI_TOKEN = "outage-cti-token"
 on_postgresql = pytest.mark.skipif(not os.environ.get(PG_URL_ENV), reason="needs PostgreSQL (the database server "
                                    "becomes unreachable); runs in the PostgreSQL pass")
 on_sqlite = pytest.mark.skipif(bool(os.environ.get(PG_URL_ENV)), reason="a full disk or a locked file is SQLite's "
-                               "outage; PostgreSQL's is the unreachable server (runs in the PostgreSQL pass)")
+                               "outage (runs in the SQLite pass); PostgreSQL's is the unreachable server")
 
 
 def deliver(port: int, raw: bytes) -> tuple[int, str]:
