@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox.contacts import ValidationError
 from crm_inbox.mail.addresses import normalise_email
-from crm_inbox.models import ApiToken, StaffEmail, StaffRole, StaffUser, utcnow
+from crm_inbox.models import ApiToken, StaffEmail, StaffRole, StaffSession, StaffUser, utcnow
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "crm_"
@@ -107,6 +108,43 @@ def user_for_calendar_token(session: Session, token: str) -> StaffUser | None:
     return user if user is not None and user.active else None
 
 
+# As long as Flask accepts a signed session cookie: a login lasts at most this long.
+SESSION_LIFETIME = timedelta(days=31)
+
+
+def open_session(session: Session, user: StaffUser, now: datetime | None = None) -> str:
+    """A new login for ``user`` in one browser; returns the key for its cookie (only the hash is stored).
+    Logins past their lifetime, anybody's, are cleared out on the way, so the table holds live ones only."""
+    now = now or utcnow()
+    session.execute(delete(StaffSession).where(StaffSession.created_at < now - SESSION_LIFETIME))
+    key = secrets.token_urlsafe(32)
+    session.add(StaffSession(staff_id=user.id, key_hash=_token_hash(key), created_at=now))
+    session.flush()
+    return key
+
+
+def user_for_session(session: Session, key: object, now: datetime | None = None) -> StaffUser | None:
+    """The active user whose login ``key`` is still open; None for an ended, expired or unknown one."""
+    if not isinstance(key, str) or not key or len(key) > 100:
+        return None
+    row = session.execute(select(StaffSession).where(StaffSession.key_hash == _token_hash(key))
+                          ).scalar_one_or_none()
+    if row is None or row.created_at < (now or utcnow()) - SESSION_LIFETIME or not row.staff.active:
+        return None
+    return row.staff
+
+
+def end_session(session: Session, key: object) -> None:
+    """Logout: this login ends, in every copy of its cookie; the user's other logins stay."""
+    if isinstance(key, str) and key:
+        session.execute(delete(StaffSession).where(StaffSession.key_hash == _token_hash(key)))
+
+
+def end_all_sessions(session: Session, user: StaffUser) -> None:
+    """Every login of ``user`` on every device ends (a new password, deactivation)."""
+    session.execute(delete(StaffSession).where(StaffSession.staff_id == user.id))
+
+
 def revoke_token(session: Session, user: StaffUser, token_id: int) -> bool:
     """Revoke one of ``user``'s own tokens; False when it is not theirs or already revoked."""
     token = session.get(ApiToken, token_id)
@@ -127,8 +165,8 @@ def change_staff(session: Session, user: StaffUser, *, name: str | None = None, 
     """An admin's change to a staff user; returns what changed (for the audit log, without the password).
 
     The last active admin can neither lose the role nor be deactivated: nobody could manage users then.
-    A new password or deactivation ends the user's sessions (their fingerprint changes or they are inactive);
-    a deactivated user's API tokens stop working too."""
+    A new password or deactivation ends all the user's logins on every device (a role change does not need
+    to: the role is read on every request); a deactivated user's API tokens stop working too."""
     changed: dict[str, Any] = {}
     if name is not None and name.strip() and name.strip() != user.name:
         user.name = changed["name"] = name.strip()[:200]
@@ -168,5 +206,7 @@ def change_staff(session: Session, user: StaffUser, *, name: str | None = None, 
             raise ValidationError("password", "must have at least 8 characters")
         user.password_hash = hash_password(password)
         changed["password"] = "changed"
+    if "password" in changed or changed.get("active") is False:
+        end_all_sessions(session, user)
     session.flush()
     return changed

@@ -27,7 +27,7 @@ from crm_inbox.models.interactions import (
 from crm_inbox.models.login import LoginFailure
 from crm_inbox.models.outbox import OutboxState, OutgoingMail
 from crm_inbox.models.reminders import Reminder, ReminderState
-from crm_inbox.models.staff import ApiToken, StaffEmail, StaffRole, StaffUser
+from crm_inbox.models.staff import ApiToken, StaffEmail, StaffRole, StaffSession, StaffUser
 from crm_inbox.models.tickets import Priority, Ticket, TicketEvent, TicketState
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "Role",
     "StaffEmail",
     "StaffRole",
+    "StaffSession",
     "StaffUser",
     "Ticket",
     "TicketEvent",

@@ -51,6 +51,21 @@ class StaffEmail(Base):
     staff: Mapped[StaffUser] = relationship(back_populates="emails")
 
 
+class StaffSession(Base):
+    """One login in one browser. The signed session cookie carries a random key whose SHA-256 is stored
+    here; a cookie is good only while its row exists, so logout (this row), a new password or deactivation
+    (all the user's rows) end it on the server, also for a copy of the cookie."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    staff: Mapped[StaffUser] = relationship()
+
+
 class ApiToken(Base):
     """A bearer token; only its SHA-256 is stored, the token itself is shown once at creation."""
 

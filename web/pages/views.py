@@ -7,7 +7,6 @@ served with its own restrictive Content-Security-Policy.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from datetime import datetime
@@ -50,7 +49,7 @@ from crm_inbox.models.contacts import search_key
 from crm_inbox.models.reminders import ACTIVE_STATES
 from crm_inbox.phone import to_e164
 from crm_inbox.privacy import audit_mail_view
-from crm_inbox.staff import check_password, find_staff, hash_password
+from crm_inbox.staff import check_password, end_session, find_staff, hash_password, open_session, user_for_session
 from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response, csv_response
 from web.i18n import N_, local_time
@@ -78,20 +77,13 @@ def healthz() -> tuple[str, int]:
 
 # --- who is logged in ---------------------------------------------------------------------------------
 
-def _fingerprint(user: StaffUser) -> str:
-    """Changes when the password does, which ends every session opened with the old one."""
-    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+SESSION_KEY = "login"  # the cookie's key of the login's row in staff_sessions
 
 
 def current_user() -> StaffUser | None:
+    """The user of this browser's login, while the login lasts on the server (see staff.open_session)."""
     if "page_user" not in g:
-        user = None
-        staff_id = session.get("staff_id")
-        if isinstance(staff_id, int):
-            user = db().get(StaffUser, staff_id)
-            if user is None or not user.active or session.get("auth") != _fingerprint(user):
-                user = None
-        g.page_user = user
+        g.page_user = user_for_session(db(), session.get(SESSION_KEY))
     return g.page_user
 
 
@@ -145,22 +137,31 @@ def row_or_404(model: type[T], ident: int) -> T:
 
 @pages.context_processor
 def template_helpers() -> dict[str, Any]:
-    return {"csrf_field": csrf.field, "current_user": current_user, "local_time": local_time,
+    return {"csrf_field": csrf.field, "current_user": current_user, "local_time": shown_time,
             "kind_label": lambda kind: _(KIND_LABELS.get(kind, kind)),
             "direction_label": lambda direction: _(DIRECTION_LABELS.get(direction, direction)),
             "role_label": lambda role: _(ROLE_LABELS.get(role, role))}
 
 
+def shown_time(value: datetime | None) -> str:
+    """The local time; the stored UTC value where converting overflows (rows from year 9999 exist): a page
+    never fails on a stored time."""
+    try:
+        return local_time(value)
+    except (OverflowError, ValueError):
+        return f"{value:%Y-%m-%d %H:%M} UTC" if value is not None else ""
+
+
 @pages.app_template_filter("when")
 def format_when(value: datetime | None) -> str:
-    return local_time(value)
+    return shown_time(value)
 
 
 @pages.app_template_filter("iso_when")
 def format_iso_when(value: Any) -> str:
     """A time kept as ISO text (in an interaction's details), shown like any other."""
     try:
-        return local_time(datetime.fromisoformat(value)) if isinstance(value, str) else ""
+        return shown_time(datetime.fromisoformat(value)) if isinstance(value, str) else ""
     except ValueError:
         return ""
 
@@ -216,14 +217,15 @@ def login() -> BaseResponse | str:
                                error=_("Wrong e-mail address or password."))
     login_limits.clear(db(), account, client)
     session.clear()
-    session["staff_id"] = user.id
-    session["auth"] = _fingerprint(user)
+    session[SESSION_KEY] = open_session(db(), user)
     csrf.renew()
     return redirect(next_url)
 
 
 @pages.post("/logout")
 def logout() -> BaseResponse:
+    """Ends this login on the server too: a copy of the cookie taken before is worthless afterwards."""
+    end_session(db(), session.get(SESSION_KEY))
     session.clear()
     csrf.renew()
     return redirect(url_for("pages.login"))
