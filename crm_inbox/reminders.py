@@ -23,7 +23,7 @@ from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
 from crm_inbox.contacts import ValidationError
 from crm_inbox.db import insert_ignoring_conflicts, unit_of_work, write_lock
-from crm_inbox.due_time import parse_due
+from crm_inbox.due_time import DueOutOfRange, parse_due, read_due
 from crm_inbox.models import (
     Call,
     Company,
@@ -239,8 +239,11 @@ def read_input(session: Session, settings: Settings, data: dict[str, Any], *, cr
 
 
 def due_from(settings: Settings, value: Any, field: str) -> datetime:
-    due = parse_due(value, settings.reminders.timezone, default_hour=settings.reminders.default_hour) \
-        if isinstance(value, str) else None
+    try:
+        due = read_due(value, settings.reminders.timezone, default_hour=settings.reminders.default_hour) \
+            if isinstance(value, str) else None
+    except DueOutOfRange as exc:
+        raise ValidationError(field, str(exc)) from None
     if due is None:
         raise ValidationError(field, "must be a time: ISO 8601, or words such as \"tomorrow 9:00\", \"in 3 days\", "
                                      "\"Freitag 10 Uhr\"")

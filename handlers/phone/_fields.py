@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_inbox.calls import CallEventError
+from crm_inbox.time_range import EARLIEST, LATEST, in_range
 
 MAX_FIELD = 200
 
@@ -51,7 +52,15 @@ def timestamp(data: Mapping[str, Any], name: str, default: datetime) -> datetime
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise CallEventError(name, "must be an ISO 8601 time, e.g. 2026-11-23T10:15:00+01:00") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return in_utc(name, parsed)
+
+
+def in_utc(name: str, moment: datetime) -> datetime:
+    """``moment`` in UTC (naive counts as UTC), refused naming ``name`` when outside the accepted range:
+    a stored year 9999 breaks every page that shows it, and year 1 with an offset cannot even be converted."""
+    if not in_range(moment):
+        raise CallEventError(name, f"must lie between {EARLIEST.year} and {LATEST.year} (UTC)")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def seconds(data: Mapping[str, Any], name: str) -> int | None:

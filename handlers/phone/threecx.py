@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from crm_inbox.calls import CallEvent, CallEventError
 from crm_inbox.models import Direction
-from handlers.phone._fields import one
+from handlers.phone._fields import in_utc, one
 
 CALL_TYPES = {"Inbound": Direction.IN, "Outbound": Direction.OUT, "Missed": Direction.IN,
               "Notanswered": Direction.OUT}
@@ -27,6 +27,8 @@ def _duration(value: str | None) -> int:
     total = 0
     for part in parts:
         total = total * 60 + int(part)
+    if total > 7 * 24 * 3600:  # no call lasts a week; a huge one overflows the time arithmetic
+        raise CallEventError("Duration", "must be at most 7 days")
     return total
 
 
@@ -37,12 +39,13 @@ def parse_report(data: Mapping[str, Any], now: datetime) -> list[CallEvent]:
         raise CallEventError("CallType", "must be Inbound, Outbound, Missed or Notanswered")
     start_text = one(data, "CallStartTimeUTC", required=True) or ""
     try:
-        start = datetime.strptime(start_text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        start = datetime.strptime(start_text, "%Y-%m-%d %H:%M:%S")
     except ValueError:
         try:
-            start = datetime.fromisoformat(start_text.replace("Z", "+00:00")).astimezone(UTC)
+            start = datetime.fromisoformat(start_text.replace("Z", "+00:00"))
         except ValueError:
             raise CallEventError("CallStartTimeUTC", "must be yyyy-MM-dd HH:mm:ss (UTC)") from None
+    start = in_utc("CallStartTimeUTC", start)
     talk = _duration(one(data, "Duration"))
     agent = one(data, "Agent")
     direction = CALL_TYPES[call_type]
@@ -59,9 +62,10 @@ def parse_report(data: Mapping[str, Any], now: datetime) -> list[CallEvent]:
     end = start + timedelta(seconds=talk)
     if end_text:
         try:
-            end = datetime.strptime(end_text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            end = datetime.strptime(end_text, "%Y-%m-%d %H:%M:%S")
         except ValueError:
             raise CallEventError("CallEndTimeUTC", "must be yyyy-MM-dd HH:mm:ss (UTC)") from None
+        end = in_utc("CallEndTimeUTC", end)
     answered = end - timedelta(seconds=talk)
     return [CallEvent(kind="new", at=start, **common),  # type: ignore[arg-type]
             CallEvent(kind="answer", at=answered, **common),  # type: ignore[arg-type]

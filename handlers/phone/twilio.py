@@ -6,13 +6,13 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from crm_inbox.calls import CallEvent, CallEventError
 from crm_inbox.models import Direction
-from handlers.phone._fields import one, seconds
+from handlers.phone._fields import in_utc, one, seconds
 
 # CallStatus → the events it implies (a "completed" call was answered, then ended) and the hangup cause.
 STATUS: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -42,8 +42,8 @@ def parse(data: Mapping[str, Any], now: datetime) -> list[CallEvent]:
             at = parsedate_to_datetime(stamp)
         except (TypeError, ValueError):
             raise CallEventError("Timestamp", "must be an RFC 2822 date") from None
-        # "-0000" (UTC, zone not given) parses as a naive time, which the database refuses
-        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        # "-0000" (UTC, zone not given) parses as a naive time, which the database refuses: in_utc makes it UTC
+        at = in_utc("Timestamp", at)
     duration = seconds(data, "CallDuration")
     kinds, cause = STATUS[status]
     common = {"source": "twilio", "call_id": one(data, "CallSid", required=True) or "", "direction": direction,

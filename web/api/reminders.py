@@ -11,6 +11,7 @@ from sqlalchemy import select
 from crm_inbox import reminders as service
 from crm_inbox.models import Reminder, ReminderState
 from crm_inbox.staff import new_calendar_token
+from crm_inbox.time_range import EARLIEST, LATEST, in_range
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg, json_body
@@ -61,6 +62,9 @@ def list_reminders() -> Response:
             fail(400, "invalid", "due_before must be an ISO 8601 time", field="due_before")
         if moment.tzinfo is None:
             fail(400, "invalid", "due_before needs a time zone (Z or +01:00)", field="due_before")
+        if not in_range(moment):
+            fail(400, "invalid", f"due_before must lie between {EARLIEST.year} and {LATEST.year}",
+                 field="due_before")
         query = query.where(Reminder.due_at < moment)
     if request.args.get("contact_id"):
         query = query.where(Reminder.contact_id == int_arg("contact_id", 0, 1, 2**31 - 1))

@@ -1,0 +1,146 @@
+"""Bad input gets a clear 4xx, never a 500: times outside the range the CRM keeps, JSON nested too deep; and
+secrets in webhook URLs never reach the log.
+
+A time such as year 9999 used to be stored and then broke every page that showed it (converting it to local
+time overflows), for every user, until someone edited the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_inbox.calls import CallEvent, apply_event
+from crm_inbox.db import unit_of_work
+from crm_inbox.models import Call, Direction, Reminder, ReminderState
+from tests.conftest import make_settings
+from tests.test_api import create_contact
+from tests.test_pages import STAFF, csrf_token, log_in
+
+API = "/api/v1"
+CTI = {"token": "cti-secret", "threecx_token": "3cx-secret"}
+CTI_BEARER = {"Authorization": "Bearer cti-secret"}
+NUMBER = "+49 171 2345678"
+YEAR_9999 = "9999-12-31T23:30:00Z"
+YEAR_1_EAST = "0001-01-01T00:00:00+05:00"  # overflows when converted to UTC
+
+
+@pytest.fixture
+def settings(database_url, tmp_path):  # type: ignore[no-untyped-def]
+    return make_settings(database_url, tmp_path / "instance", cti=CTI)
+
+
+def calls_stored(factory) -> int:  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        return session.execute(select(func.count()).select_from(Call)).scalar_one()
+
+
+def generic_event(at: str) -> dict[str, str]:
+    return {"event": "new", "call_id": "c-1", "at": at, "direction": "in", "from": NUMBER, "to": "22"}
+
+
+# --- times out of range are refused where they enter ---
+
+@pytest.mark.parametrize("at", [YEAR_9999, YEAR_1_EAST, "1899-12-31T23:59:59Z", "2200-01-01T00:00:00Z"])
+def test_a_call_event_at_a_time_out_of_range_is_refused_naming_the_field(client, factory, at):
+    response = client.post(f"{API}/calls/events", json=generic_event(at), headers=CTI_BEARER)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"]["field"] == "at"
+    assert calls_stored(factory) == 0
+
+
+def test_a_call_event_in_range_is_still_stored(client, factory):
+    response = client.post(f"{API}/calls/events", json=generic_event("2026-11-23T10:15:00+01:00"),
+                           headers=CTI_BEARER)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert calls_stored(factory) == 1
+
+
+@pytest.mark.parametrize(("field", "value"), [("CallStartTimeUTC", "9999-12-31 23:30:00"),
+                                              ("CallStartTimeUTC", YEAR_1_EAST),
+                                              ("CallEndTimeUTC", "9999-12-31 23:30:00"),
+                                              ("Duration", "99999999:00:00")])
+def test_a_3cx_journal_out_of_range_is_refused_naming_the_field(client, factory, field, value):
+    report = {"Number": NUMBER, "CallType": "Inbound", "Agent": "22", "Duration": "00:01:00",
+              "CallStartTimeUTC": "2026-11-23 09:00:00", "CallEndTimeUTC": "2026-11-23 09:01:10", field: value}
+    response = client.post(f"{API}/3cx/3cx-secret/journal", data=report)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"]["field"] == field
+    assert calls_stored(factory) == 0
+
+
+@pytest.mark.parametrize(("field", "value"), [("due_at", YEAR_9999), ("due_at", YEAR_1_EAST),
+                                              ("due", "in 10000 years"), ("due", "in 300 Jahren")])
+def test_an_api_reminder_due_out_of_range_is_refused_naming_the_field(client, auth, factory, field, value):
+    response = client.post(f"{API}/reminders", json={"title": "Call back", field: value}, headers=auth)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"]["field"] == field
+    assert "between the years 1900 and 2199" in response.json["error"]["message"]
+    with unit_of_work(factory) as session:
+        assert session.execute(select(func.count()).select_from(Reminder)).scalar_one() == 0
+
+
+def test_snoozing_to_a_time_out_of_range_is_refused(client, auth):
+    created = client.post(f"{API}/reminders", json={"title": "Call back", "due": "tomorrow 9:00"}, headers=auth)
+    assert created.status_code == 201
+    response = client.patch(f"{API}/reminders/{created.json['id']}", json={"snooze_until": YEAR_9999}, headers=auth)
+    assert response.status_code == 400
+    assert response.json["error"]["field"] == "snooze_until"
+
+
+@pytest.mark.parametrize("value", [YEAR_9999, YEAR_1_EAST, "1899-12-31T00:00:00Z"])
+def test_a_due_before_filter_out_of_range_is_refused(client, auth, value):
+    response = client.get(f"{API}/reminders", query_string={"due_before": value}, headers=auth)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"]["field"] == "due_before"
+
+
+def test_a_reminder_in_10000_years_from_the_dashboard_form_is_refused_with_a_reason(client, factory, staff):
+    log_in(client)
+    page = client.get("/dashboard")
+    response = client.post("/reminders", data={"title": "Later", "due": "in 10000 years",
+                                               "csrf_token": csrf_token(page.get_data(as_text=True))},
+                           follow_redirects=True)
+    assert response.status_code == 200
+    assert "between the years 1900 and 2199" in response.get_data(as_text=True)
+    with unit_of_work(factory) as session:
+        assert session.execute(select(func.count()).select_from(Reminder)).scalar_one() == 0
+
+
+# --- stored values out of range (written before the checks existed) never break a page ---
+
+@pytest.fixture
+def staff(factory):  # type: ignore[no-untyped-def]
+    from crm_inbox.staff import add_staff
+
+    with unit_of_work(factory) as session:
+        add_staff(session, STAFF, "Jonas Becker", "staff", password="richtig-geheim-42")
+
+
+@pytest.fixture
+def contact_with_a_call_in_9999(client, auth, factory, settings) -> int:  # type: ignore[no-untyped-def]
+    contact = create_contact(client, auth, name="Klaus Müller", phones=[NUMBER])
+    at = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
+    with unit_of_work(factory) as session:  # straight into the database, as an old version stored it
+        apply_event(session, settings, CallEvent(source="generic", call_id="old-9999", kind="new", at=at,
+                                                 direction=Direction.IN, from_number=NUMBER, to_number="22"))
+    return int(contact["id"])
+
+
+@pytest.mark.parametrize("state", [ReminderState.OPEN, ReminderState.CANCELLED])
+def test_pages_show_stored_times_out_of_range_instead_of_failing(client, factory, staff, contact_with_a_call_in_9999,
+                                                                  state):
+    contact_id = contact_with_a_call_in_9999
+    due = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
+    with unit_of_work(factory) as session:
+        session.add(Reminder(reason="manual", title="Far away", due_at=due, state=state, contact_id=contact_id,
+                             fire_at=due if state == ReminderState.OPEN else None,
+                             completed_at=datetime.now(UTC) - timedelta(hours=1)
+                             if state == ReminderState.CANCELLED else None))
+    log_in(client)
+    for path in ("/", "/dashboard", "/triage", f"/contacts/{contact_id}"):
+        response = client.get(path, follow_redirects=True)
+        assert response.status_code == 200, (path, response.status_code)
+    assert "9999-12-31 23:30 UTC" in client.get(f"/contacts/{contact_id}").get_data(as_text=True)
