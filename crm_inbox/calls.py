@@ -107,12 +107,12 @@ def match_number(session: Session, e164: str | None) -> PhoneMatch:
         return PhoneMatch(None, company_ids[0], f"number {e164} belongs to company {company_ids[0]}")
     # Every prefix of the number is a candidate block: one indexed IN query, the longest prefix wins.
     prefixes = [e164[:n] for n in range(4, len(e164))]
-    blocks = session.execute(
+    blocks = [(prefix, company_id) for prefix, company_id in session.execute(
         select(CompanyPhone.block_prefix, CompanyPhone.company_id).where(CompanyPhone.block_prefix.in_(prefixes))
-    ).all()
+    ).tuples() if prefix is not None]
     if blocks:
-        longest = max(len(b[0]) for b in blocks)
-        owners = {b[1] for b in blocks if len(b[0]) == longest}
+        longest = max(len(prefix) for prefix, _ in blocks)
+        owners = {company_id for prefix, company_id in blocks if len(prefix) == longest}
         if len(owners) == 1:
             company_id = owners.pop()
             return PhoneMatch(None, company_id, f"number {e164} is an extension of company {company_id}'s "
@@ -191,7 +191,7 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     first = by_kind.get("new") or events[0]
     direction = first.get("direction") or (event.direction and event.direction.value)
     extensions = {ext: sid for sid, ext in session.execute(
-        select(StaffUser.id, StaffUser.extension).where(StaffUser.extension.is_not(None))).all()}
+        select(StaffUser.id, StaffUser.extension).where(StaffUser.extension.is_not(None))).tuples() if ext}
     from_number = first.get("from") or next((e.get("from") for e in events if e.get("from")), None)
     to_number = first.get("to") or next((e.get("to") for e in events if e.get("to")), None)
     from_ours, from_staff = _own_side(settings, from_number, extensions)
@@ -212,9 +212,9 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     call.answered_at = datetime.fromisoformat(answer["at"]) if answer else None
     call.ended_at = datetime.fromisoformat(hangup["at"]) if hangup else None
     call.cause = hangup.get("cause") if hangup else None
-    if hangup and not answer and hangup.get("duration_seconds"):
+    if hangup and call.ended_at and not answer and hangup.get("duration_seconds"):
         # Some systems report only the end, with the talk time: it was answered that long before.
-        call.answered_at = call.ended_at - timedelta(seconds=int(hangup["duration_seconds"]))  # type: ignore[operator]
+        call.answered_at = call.ended_at - timedelta(seconds=int(hangup["duration_seconds"]))
     if call.answered_at and call.ended_at and call.answered_at > call.ended_at:
         call.answered_at = call.ended_at  # an answer delivered after the hangup (receipt-time stamps)
     call.state = (CallState.ENDED if hangup else CallState.ANSWERED if call.answered_at else CallState.RINGING)

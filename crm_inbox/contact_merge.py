@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from crm_inbox import audit
 from crm_inbox.contacts import ValidationError
+from crm_inbox.db import affected
 from crm_inbox.models import Call, Contact, ContactEmail, ContactPhone, InteractionContact, Reminder, Ticket
 
 # Every table that points at a contact besides its own addresses and numbers (which go with it) and the
@@ -45,12 +46,12 @@ def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staf
     both = select(InteractionContact.interaction_id).where(InteractionContact.contact_id == survivor.id)
     session.execute(delete(InteractionContact).where(InteractionContact.contact_id == duplicate.id,
                                                      InteractionContact.interaction_id.in_(both)))
-    moved["timeline_links"] = session.execute(
+    moved["timeline_links"] = affected(session.execute(
         update(InteractionContact).where(InteractionContact.contact_id == duplicate.id)
-        .values(contact_id=survivor.id)).rowcount
+        .values(contact_id=survivor.id)))
     for model in CONTACT_REFERENCES:
-        moved[model.__tablename__] = session.execute(update(model).where(model.contact_id == duplicate.id)
-                                                     .values(contact_id=survivor.id)).rowcount
+        moved[model.__tablename__] = affected(session.execute(
+            update(model).where(model.contact_id == duplicate.id).values(contact_id=survivor.id)))
 
     # Master data: the survivor's values win; what it lacks comes from the duplicate.
     for attr in ("name", "company_id", "category", "owner_id"):

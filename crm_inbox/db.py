@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -181,3 +181,10 @@ def insert_many_ignoring_conflicts(session: Session, table: Any, rows: list[dict
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     stmt = dialect_insert(table).values(rows).on_conflict_do_nothing(index_elements=conflict)
     return list(session.execute(stmt.returning(*returning)).all())
+
+
+def affected(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. ``Session.execute`` is typed to return a ``Result``; for DML it is a
+    ``CursorResult``, which alone knows the count."""
+    assert isinstance(result, CursorResult), "affected() takes the result of an UPDATE or DELETE"
+    return result.rowcount

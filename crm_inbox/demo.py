@@ -634,7 +634,8 @@ def _topics_for(person: Person) -> Sequence[dict[str, Any]]:
 
 def write_mails(rng: random.Random, writer: MailWriter, people: list[Person]) -> list[Mail]:
     # A and B customers write more; everybody gets at least one thread.
-    weights = [{Category.A: 4, Category.B: 2}.get(p.contact.category, 1) for p in people]
+    by_category: dict[Category | None, int] = {Category.A: 4, Category.B: 2}
+    weights = [by_category.get(p.contact.category, 1) for p in people]
     chosen = list(people) + rng.choices(people, weights=weights, k=MAIL_THREADS - len(people))
     for person in chosen:
         writer.thread(person, _weighted(rng, _topics_for(person)), rng.uniform(0, HISTORY_DAYS))

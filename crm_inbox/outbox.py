@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
-from crm_inbox.db import insert_ignoring_conflicts, unit_of_work, write_lock
+from crm_inbox.db import affected, insert_ignoring_conflicts, unit_of_work, write_lock
 from crm_inbox.models import OutboxState, OutgoingMail, utcnow
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,9 @@ def _claim(factory: sessionmaker[Session], settings: Settings) -> int | None:
         candidate = session.execute(query).scalar_one_or_none()
         if candidate is None:
             return None
-        claimed = session.execute(
+        claimed = affected(session.execute(
             update(OutgoingMail).where(OutgoingMail.id == candidate, _due(now, lease_time))
-            .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutgoingMail.attempts + 1)).rowcount
+            .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutgoingMail.attempts + 1)))
         return candidate if claimed else -1
 
 

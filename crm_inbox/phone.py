@@ -20,7 +20,7 @@ def to_e164(raw: str | None, default_region: str = "DE") -> str | None:
     text = re.sub(r"\(0\)", "", text)  # "+49 (0)171 …": the trunk zero in brackets is not dialled
     if text.startswith("00"):
         text = "+" + text[2:]
-    candidates: list[phonenumbers.PhoneNumber] = []
+    candidates: list[phonenumbers.PhoneNumber | None] = []
     digits = re.sub(r"\D", "", text)
     # Phone systems often send international numbers without '+' or '00' (4930123456): a long number
     # with no trunk zero is read as international first, since national numbers start with 0.

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
 from crm_inbox.contacts import ValidationError
-from crm_inbox.db import insert_ignoring_conflicts, unit_of_work, write_lock
+from crm_inbox.db import affected, insert_ignoring_conflicts, unit_of_work, write_lock
 from crm_inbox.due_time import DueOutOfRange, parse_due, read_due
 from crm_inbox.models import (
     Call,
@@ -324,9 +324,9 @@ def _claim_due(session: Session, now: datetime, limit: int) -> list[Reminder]:
     claimed = []
     for reminder in due:
         # The conditional update is the claim: of two processes that read the row, one changes it.
-        won = session.execute(update(Reminder).where(Reminder.id == reminder.id, Reminder.fire_at <= now)
+        won = affected(session.execute(update(Reminder).where(Reminder.id == reminder.id, Reminder.fire_at <= now)
                               .values(fire_at=None, fired_at=now, updated_at=now)
-                              .execution_options(synchronize_session=False)).rowcount
+                              .execution_options(synchronize_session=False)))
         if won:
             claimed.append(reminder)
     return claimed

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
-from crm_inbox.db import unit_of_work, write_lock
+from crm_inbox.db import affected, unit_of_work, write_lock
 from crm_inbox.models import Call, InboundMessage, InboundState, Interaction, InteractionKind, utcnow
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,8 @@ def _purge_raw_batch(session: Session, cutoff: datetime, now: datetime) -> int:
         .order_by(InboundMessage.id).limit(BATCH)).scalars())
     if not ids:
         return 0
-    return session.execute(update(InboundMessage).where(InboundMessage.id.in_(ids), InboundMessage.raw_deleted_at
-                                                        .is_(None)).values(raw=b"", raw_deleted_at=now)).rowcount
+    return affected(session.execute(update(InboundMessage).where(
+        InboundMessage.id.in_(ids), InboundMessage.raw_deleted_at.is_(None)).values(raw=b"", raw_deleted_at=now)))
 
 
 def _purge_calls_batch(session: Session, cutoff: datetime) -> int:
@@ -44,7 +44,7 @@ def _purge_calls_batch(session: Session, cutoff: datetime) -> int:
     if not rows:
         return 0
     timeline = [i for _, i in rows if i is not None]
-    deleted = session.execute(delete(Call).where(Call.id.in_([c for c, _ in rows]))).rowcount
+    deleted = affected(session.execute(delete(Call).where(Call.id.in_([c for c, _ in rows]))))
     if timeline:
         session.execute(delete(Interaction).where(Interaction.id.in_(timeline),
                                                   Interaction.kind == InteractionKind.CALL))

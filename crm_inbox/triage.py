@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +18,7 @@ def unassigned_query():  # type: ignore[no-untyped-def]
             .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()))
 
 
-def assign(session: Session, interaction: Interaction, contact_ids: Sequence[object], staff_id: int | None, *,
+def assign(session: Session, interaction: Interaction, contact_ids: object, staff_id: int | None, *,
            remember_address: bool = False) -> list[int]:
     """Link ``interaction`` to exactly these contacts. The decision is kept on the interaction (who, when,
     what it was before) and in the audit log; with ``remember_address`` the sender's address is added to

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
-from crm_inbox.db import unit_of_work, write_lock
+from crm_inbox.db import affected, unit_of_work, write_lock
 from crm_inbox.directory import Directory
 from crm_inbox.mail.parse import MailParseError
 from crm_inbox.memory import release_after
@@ -68,7 +68,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
 
             def claim() -> bool:
                 locked.enter_context(write_lock(factory))
-                return bool(session.execute(_CLAIM, {"row_id": inbound_id}).rowcount)
+                return bool(affected(session.execute(_CLAIM, {"row_id": inbound_id})))
 
             try:
                 if not run_pipeline(ctx, steps, before_writes=claim):

@@ -259,7 +259,7 @@ PATHS.update({
         "responses": {"200": _json({"type": "object"}), **ERRORS}}},
 })
 
-_ticket = {"type": "object", "properties": {
+_ticket: dict[str, Any] = {"type": "object", "properties": {
     "id": {"type": "integer"}, "number": {"type": "integer"}, "label": {"type": "string"},
     "subject": {"type": "string"}, "state": {"type": "string", "enum": ["new", "open", "pending", "solved", "closed"]},
     "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},

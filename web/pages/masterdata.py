@@ -61,7 +61,7 @@ def contact_edit(contact_id: int) -> BaseResponse:
     form = request.form
 
     try:
-        data = {"name": form.get("name", "").strip() or None, "role": form.get("role") or "lead",
+        data: dict[str, Any] = {"name": form.get("name", "").strip() or None, "role": form.get("role") or "lead",
                 "category": form.get("category") or None,
                 "tags": [t.strip() for t in form.get("tags", "").split(",") if t.strip()],
                 "emails": lines(form.get("emails", "")), "phones": lines(form.get("phones", "")),

@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import reminders as service
@@ -35,7 +36,7 @@ from web.requestdb import after_commit, db, state
 SNOOZE_CHOICES = (N_("in 1 hour"), N_("tomorrow 9:00"), N_("in 3 days"), N_("next monday 9:00"))
 
 
-def _mine_or_team(user_id: int) -> object:
+def _mine_or_team(user_id: int) -> ColumnElement[bool]:
     return or_(Reminder.assignee_id == user_id, Reminder.assignee_id.is_(None))
 
 
@@ -63,7 +64,8 @@ def dashboard() -> str:
                           .where(InboundMessage.state == InboundState.FAILED)).scalar_one()
     recent = db().execute(select(Interaction).order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
                           .limit(15)).scalars().all()
-    contact_ids = {r.contact_id for r in [*due, *upcoming, *tickets, *callbacks] if r.contact_id}
+    contact_ids = ({r.contact_id for r in [*due, *upcoming]} | {t.contact_id for t in tickets}
+                   | {c.contact_id for c in callbacks}) - {None}
     names = {c.id: c.display_name for c in db().execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars()}
     return render_template("dashboard.html", due=due, upcoming=upcoming, names=names, snooze=SNOOZE_CHOICES,
                            tickets=tickets, unassigned_tickets=unassigned_tickets, callbacks=callbacks,

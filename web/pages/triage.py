@@ -29,7 +29,7 @@ def triage() -> str:
 
 
 @pages.post("/triage/<int:interaction_id>/assign")
-def triage_assign(interaction_id: int) -> BaseResponse:
+def triage_assign(interaction_id: int) -> BaseResponse | str:
     staff_id = editor_id()
     item = row_or_404(Interaction, interaction_id)
     query = request.form.get("contact", "").strip()[:200]
