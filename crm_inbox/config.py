@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from crm_inbox.time_range import EARLIEST, LATEST
+
 ENV_PREFIX = "CRM_INBOX_"
 CONFIG_ENV = "CRM_INBOX_CONFIG"
 
@@ -446,10 +448,12 @@ def _validate_imap(settings: Settings) -> None:
             raise ConfigError(f"config: {label} move_to must differ from folder")
         if account.since:
             try:
-                date.fromisoformat(account.since)
+                since: date | None = date.fromisoformat(account.since)
             except ValueError:
-                raise ConfigError(f"config: {label} since: expected a date like 2026-01-31, "
-                                  f"got {account.since!r}") from None
+                since = None
+            if since is None or not EARLIEST.year <= since.year < LATEST.year:
+                raise ConfigError(f"config: {label} since: expected a date like 2026-01-31 (years "
+                                  f"{EARLIEST.year} to {LATEST.year - 1}), got {account.since!r}")
         addresses = settings.mail.crm_addresses if account.role == "crm" else settings.mail.support_addresses
         if not addresses:
             raise ConfigError(f"config: {label} role = {account.role!r} needs at least one address in "

@@ -144,3 +144,14 @@ def test_pages_show_stored_times_out_of_range_instead_of_failing(client, factory
         response = client.get(path, follow_redirects=True)
         assert response.status_code == 200, (path, response.status_code)
     assert "9999-12-31 23:30 UTC" in client.get(f"/contacts/{contact_id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("since", ["0001-01-01", "9999-12-31", "1899-12-31"])
+def test_an_imap_since_out_of_range_stops_start_up_with_one_line_naming_the_key(since):
+    from crm_inbox.config import ConfigError, settings_from_mapping
+
+    account = {"name": "crm-box", "host": "imap.example", "username": "crm", "password_env": "IMAP_PASSWORD",
+               "since": since}
+    with pytest.raises(ConfigError, match="since: expected a date like 2026-01-31 \\(years 1900 to 2199\\)"):
+        settings_from_mapping({"imap": {"accounts": [account]},
+                               "mail": {"crm_addresses": ["crm@example.org"]}}, {})
