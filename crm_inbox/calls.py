@@ -255,7 +255,7 @@ def _summary(call: Call) -> tuple[str, str]:
     if call.state != CallState.ENDED:
         status = "answered, in progress" if call.answered_at else "ringing"
     elif call.answered_at:
-        talk = int((call.ended_at - call.answered_at).total_seconds()) if call.ended_at else 0  # type: ignore[operator]
+        talk = int((call.ended_at - call.answered_at).total_seconds()) if call.ended_at else 0
         status = f"answered, {talk // 60}:{talk % 60:02d} min"
     elif call.cause == "forwarded":
         status = "forwarded"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
@@ -11,7 +11,7 @@ from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import Contact, ContactEmail, Direction, Interaction, InteractionContact, utcnow
 
 
-def unassigned_query():  # type: ignore[no-untyped-def]
+def unassigned_query() -> Select[Interaction]:
     """Interactions with the outside world that no contact is linked to, newest first."""
     linked = exists().where(InteractionContact.interaction_id == Interaction.id)
     return (select(Interaction).where(Interaction.direction != Direction.INTERNAL, ~linked)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from flask import Flask, Response, current_app, g, jsonify
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+if TYPE_CHECKING:  # web.app imports this module
+    from web.app import AppState
+
 log = logging.getLogger(__name__)
 
 
-def state():  # type: ignore[no-untyped-def]
-    return current_app.extensions["crm_inbox"]
+def state() -> AppState:
+    return cast("AppState", current_app.extensions["crm_inbox"])
 
 
 def db() -> Session:
@@ -23,7 +27,7 @@ def db() -> Session:
     return g.db
 
 
-def after_commit(callback: Callable[[], None]) -> None:
+def after_commit(callback: Callable[[], object]) -> None:
     """Run ``callback`` once the request's changes are committed (e.g. tell browsers about a call)."""
     g.setdefault("after_commit", []).append(callback)
 
