@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from crm_inbox import log_masking
 from crm_inbox.config import ConfigError, Settings, load_settings, replace
 from crm_inbox.db import SchemaOutdated, check_schema, make_engine, make_sessionmaker, schema_revisions, upgrade
 
@@ -399,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_masking.install()  # webhook and feed secrets in request paths never reach the log
     if args.command not in {"serve", "demo"}:
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:

@@ -7,6 +7,7 @@ time overflows), for every user, until someone edited the database.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -155,3 +156,71 @@ def test_an_imap_since_out_of_range_stops_start_up_with_one_line_naming_the_key(
     with pytest.raises(ConfigError, match="since: expected a date like 2026-01-31 \\(years 1900 to 2199\\)"):
         settings_from_mapping({"imap": {"accounts": [account]},
                                "mail": {"crm_addresses": ["crm@example.org"]}}, {})
+
+
+# --- JSON nested too deep: 400 on every path, before authentication ---
+
+DEEP = "[" * 100_000
+
+
+@pytest.mark.parametrize("path", ["/api/v1/contacts", "/api/v1/reminders", "/api/v1/calls/events",
+                                  "/api/v1/cti/wrong-token", "/api/v1/3cx/cti-secret/journal", "/login",
+                                  "/api/v1/no-such-route"])
+def test_json_nested_too_deep_is_a_400_before_authentication_with_one_log_line(client, caplog, path):
+    caplog.set_level(logging.INFO)
+    response = client.post(path, data=DEEP, content_type="application/json")
+    assert response.status_code == 400, (path, response.status_code)
+    if path.startswith("/api/"):
+        assert response.json["error"] == {"code": "invalid", "message": "the JSON body is nested too deeply",
+                                          "field": "body"}
+    lines = [r for r in caplog.records if "nested too deeply" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_json_nested_within_the_limit_still_reaches_the_view(client, auth):
+    response = client.post("/api/v1/contacts", data="[" * 500 + "]" * 500, content_type="application/json",
+                           headers=auth)
+    assert response.status_code == 400
+    assert response.json["error"]["message"] == "the request body must be a JSON object"
+
+
+# --- secrets in URLs never reach the log ---
+
+@pytest.mark.parametrize(("line", "masked"), [
+    ('127.0.0.1 - - "POST /api/v1/cti/s3cr3t HTTP/1.1" 200', '127.0.0.1 - - "POST /api/v1/cti/*** HTTP/1.1" 200'),
+    ("Exception on /api/v1/sipgate/s3cr3t/in [POST]", "Exception on /api/v1/sipgate/***/in [POST]"),
+    ("/api/v1/placetel/s3cr3t and /api/v1/twilio/s3cr3t?x=1", "/api/v1/placetel/*** and /api/v1/twilio/***?x=1"),
+    ("/api/v1/3cx/s3cr3t/journal /api/v1/3cx/s3cr3t/lookup?number=1",
+     "/api/v1/3cx/***/journal /api/v1/3cx/***/lookup?number=1"),
+    ("GET /api/v1/3cx/template.xml", "GET /api/v1/3cx/template.xml"),
+    ("https://crm.example/calendar/s3cr3t/reminders.ics", "https://crm.example/calendar/***/reminders.ics"),
+    ("GET /api/v1/lookup?number=0171&token=s3cr3t HTTP/1.1", "GET /api/v1/lookup?number=0171&token=*** HTTP/1.1"),
+    ("GET /dashboard/calendar", "GET /dashboard/calendar"),
+])
+def test_secrets_in_webhook_and_feed_urls_are_masked(line, masked):
+    from crm_inbox.log_masking import mask_secrets
+
+    assert mask_secrets(line) == masked
+
+
+def test_a_failing_webhook_logs_its_path_without_the_token(app, client, caplog, monkeypatch):
+    from flask import request
+
+    def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError(f"cannot record the call posted to {request.path}")
+
+    monkeypatch.setattr("web.webhooks.apply_event", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # log and answer 500, as in production
+    caplog.set_level(logging.INFO)
+    response = client.post("/api/v1/cti/cti-secret", data={"event": "newCall", "callId": "c-1", "direction": "in",
+                                                           "from": NUMBER, "to": "22"})
+    assert response.status_code == 500
+    logged = [r for r in caplog.records if "Exception on" in r.getMessage()]
+    assert logged and logged[0].getMessage() == "Exception on /api/v1/cti/*** [POST]"
+    assert "cannot record the call posted to /api/v1/cti/***" in caplog.text  # the traceback, masked too
+    for record in caplog.records:
+        assert "cti-secret" not in record.getMessage()
+        assert "cti-secret" not in repr(record.args)
+        assert "cti-secret" not in (record.exc_text or "")
+    assert "cti-secret" not in caplog.text

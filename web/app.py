@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
+from crm_inbox import log_masking
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
 from crm_inbox.events import Broker
 from web import i18n, input_guard, requestdb
+
+log = logging.getLogger(__name__)
+
+
+class NestedTooDeep(BadRequest):
+    description = "the JSON body is nested too deeply"
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a body nested deeper than the parser's recursion limit (100,000 ``[``) is a
+    400 wherever it is read, also in the NUL check before any authentication, instead of a RecursionError."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise NestedTooDeep() from None
 
 
 @dataclass
@@ -44,7 +65,9 @@ def _secret_key(settings: Settings) -> str:
 
 def create_app(settings: Settings, factory: sessionmaker[Session] | None = None, *,
                on_reminders_changed: Callable[[], None] | None = None) -> Flask:
+    log_masking.install()  # webhook tokens in request paths never reach the log
     app = Flask(__name__, template_folder=str(Path(__file__).parent / "templates"))
+    app.json = JsonProvider(app)
     if factory is None:
         engine = make_engine(settings.database.url, echo=settings.database.echo)
         factory = make_sessionmaker(engine)
@@ -82,6 +105,15 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     app.register_blueprint(webhooks)
     app.register_blueprint(feeds)
     app.register_blueprint(pages)
+
+    @app.errorhandler(NestedTooDeep)
+    def nested_too_deep(exc: NestedTooDeep) -> Response | HTTPException:
+        log.info("%s %s: refused a JSON body nested too deeply", request.method, request.path)
+        if request.path.startswith("/api/"):
+            from web.api.errors import error_response
+
+            return error_response(400, "invalid", exc.description or "", field="body")
+        return exc
 
     @app.errorhandler(404)
     @app.errorhandler(405)
