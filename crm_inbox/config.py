@@ -503,7 +503,14 @@ def replace(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
 
 
 _SECRET_KEY = re.compile(r"(secret|password|token)(_key|_file|_env)?$")
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+# Up to the last "@" before the query: an unencoded "@" or "/" in a password must not leave part of it shown.
+_URL_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^?#]*@")
+_URL_SECRET_PARAM = re.compile(r"([?&;](?:\w*password|passwd|pass|secret|token|key)=)[^&;#]*", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` fit to show: the password of ``user:pass@`` and secret query parameters (``?password=``) as ***."""
+    return _URL_SECRET_PARAM.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
 
 
 def public_view(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -518,7 +525,7 @@ def public_view(settings: Settings) -> dict[str, dict[str, Any]]:
         if isinstance(value, str) and _SECRET_KEY.search(key) and not key.endswith(("_env", "_file")):
             return "(set)" if value else "(not set)"
         if isinstance(value, str) and key == "url":
-            return _URL_PASSWORD.sub(r"\1***@", value)
+            return mask_url(value)
         return value
 
     return {name: shown(name, getattr(settings, name)) for name in _SECTION_TYPES}

@@ -224,3 +224,38 @@ def test_a_failing_webhook_logs_its_path_without_the_token(app, client, caplog, 
         assert "cti-secret" not in repr(record.args)
         assert "cti-secret" not in (record.exc_text or "")
     assert "cti-secret" not in caplog.text
+
+
+# --- secrets on the settings page ---
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+psycopg://crm:pw-123@db.local/crm", "postgresql+psycopg://crm:***@db.local/crm"),
+    ("postgresql+psycopg://crm@db.local/crm?password=pw-123&sslmode=require",
+     "postgresql+psycopg://crm@db.local/crm?password=***&sslmode=require"),
+    ("postgresql://crm@db.local/crm?sslmode=require&PASSWORD=pw-123;token=pw-123&key=pw-123&pass=pw-123",
+     "postgresql://crm@db.local/crm?sslmode=require&PASSWORD=***;token=***&key=***&pass=***"),
+    ("postgresql://crm@db.local/crm?sslpassword=pw-123&passwd=pw-123&secret=pw-123",
+     "postgresql://crm@db.local/crm?sslpassword=***&passwd=***&secret=***"),
+    ("postgresql://crm:pw@123/x@db.local/crm", "postgresql://crm:***@db.local/crm"),  # unencoded "@" and "/"
+    ("sqlite:////var/lib/crm-inbox/crm.db", "sqlite:////var/lib/crm-inbox/crm.db"),
+])
+def test_database_urls_are_shown_without_passwords(url, shown):
+    from crm_inbox.config import mask_url
+
+    assert mask_url(url) == shown
+
+
+def test_the_settings_page_masks_a_password_given_as_url_parameter(settings, factory):
+    from crm_inbox.config import replace
+    from crm_inbox.staff import add_staff
+    from web import create_app
+
+    shown = replace(settings, database={"url": "postgresql+psycopg://crm@db.local/crm?password=pw-123"})
+    app = create_app(shown, factory)  # the page shows this URL; the requests use the test database
+    with unit_of_work(factory) as session:
+        add_staff(session, "anna.schmidt@beispiel-firma.de", "Anna Schmidt", "admin", password="richtig-geheim-42")
+    client = app.test_client()
+    log_in(client, "anna.schmidt@beispiel-firma.de")
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert "db.local/crm?password=***" in page
+    assert "pw-123" not in page
