@@ -6,7 +6,7 @@ from datetime import UTC
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm_inbox import audit
@@ -23,8 +23,8 @@ from crm_inbox.models import (
     ContactPhone,
     InteractionKind,
 )
-from crm_inbox.models.contacts import search_key
 from crm_inbox.phone import to_e164
+from crm_inbox.search import company_matches, contact_matches, query_text
 from crm_inbox.timeline import BadCursor, add_note, contact_timeline, decode_cursor
 from web.api import api
 from web.api import serialize as ser
@@ -92,11 +92,8 @@ def list_contacts() -> Response:
         if e164 is None:
             fail(400, "invalid", "phone is not a phone number", field="phone")
         query = query.where(Contact.id.in_(select(ContactPhone.contact_id).where(ContactPhone.e164 == e164)))
-    if q := request.args.get("q", "").strip():
-        like = f"%{search_key(q)}%"
-        query = query.where(or_(
-            Contact.search_name.like(like),
-            Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.email.like(like)))))
+    if q := query_text(request.args.get("q")):  # the pages' search: name, company, address, phone
+        query = query.where(contact_matches(q, _region()))
     if company_id := int_arg("company_id", 0, 1, MAX_ID):
         query = query.where(Contact.company_id == company_id)
     if request.args.get("format", "json") not in {"json", "csv"}:
@@ -192,8 +189,8 @@ def list_companies() -> Response:
         if e164 is None:
             fail(400, "invalid", "phone is not a phone number", field="phone")
         query = query.where(Company.id.in_(select(CompanyPhone.company_id).where(CompanyPhone.e164 == e164)))
-    if q := request.args.get("q", "").strip():
-        query = query.where(Company.search_name.like(f"%{search_key(q)}%"))
+    if q := query_text(request.args.get("q")):  # the pages' search: name or mail domain
+        query = query.where(company_matches(q))
     rows = db().execute(query.order_by(Company.id).limit(limit).offset(offset)).scalars().all()
     return jsonify(items=[ser.company(c) for c in rows])
 

@@ -8,14 +8,13 @@ served with its own restrictive Content-Security-Policy.
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Response, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -28,10 +27,8 @@ from crm_inbox.models import (
     Attachment,
     Category,
     Company,
-    CompanyDomain,
     Contact,
     ContactEmail,
-    ContactPhone,
     CustomerType,
     Interaction,
     InteractionContact,
@@ -45,10 +42,16 @@ from crm_inbox.models import (
     TicketState,
     utcnow,
 )
-from crm_inbox.models.contacts import search_key
 from crm_inbox.models.reminders import ACTIVE_STATES
-from crm_inbox.phone import to_e164
 from crm_inbox.privacy import audit_mail_view
+from crm_inbox.search import (
+    MAX_QUERY,
+    company_matches,
+    contact_matches,
+    contacts_by_name,
+    query_text,
+    subject_matches,
+)
 from crm_inbox.staff import check_password, end_session, find_staff, hash_password, open_session, user_for_session
 from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response, csv_response
@@ -62,7 +65,6 @@ TIMELINE_PAGE = 25
 PUBLIC_ENDPOINTS = frozenset({"pages.login", "pages.healthz"})
 # Mail HTML is shown in <iframe sandbox>; this policy also holds if the URL is opened directly.
 MAIL_HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
-_PHONE_QUERY = re.compile(r"^\+?[\d\s()/.\-]+$")
 _dummy_hash: str | None = None
 KIND_LABELS = {"email": N_("mail"), "call": N_("call"), "note": N_("note"), "document": N_("document"),
                "meeting": N_("meeting"), "ticket": N_("ticket"), "reminder": N_("reminder"), "other": N_("other")}
@@ -238,28 +240,18 @@ def index() -> BaseResponse:
     return redirect(url_for("pages.dashboard"))
 
 
-def _like(text: str) -> str:
-    """A LIKE pattern for "contains ``text``", with LIKE's own wildcards taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def contact_search(q: str) -> ColumnElement[bool]:
-    """Part of the name, of the company's name or of an address; or a phone number typed any way.
+    """The one contact search (crm_inbox.search), with this installation's phone region."""
+    return contact_matches(q, state().settings.phone.default_region)
 
-    Names are matched on their case-folded copy, so "özdemir" finds "Özdemir" on SQLite too."""
-    name_like = _like(search_key(q) or "")
-    email_like = _like(q.strip().lower())
-    conditions: list[ColumnElement[bool]] = [
-        Contact.search_name.like(name_like, escape="\\"),
-        Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.email.like(email_like, escape="\\"))),
-        Contact.company_id.in_(select(Company.id).where(Company.search_name.like(name_like, escape="\\"))),
-    ]
-    if _PHONE_QUERY.match(q) and sum(ch.isdigit() for ch in q) >= 5:
-        e164 = to_e164(q, state().settings.phone.default_region)
-        if e164:
-            conditions.append(Contact.id.in_(select(ContactPhone.contact_id).where(ContactPhone.e164 == e164)))
-    return or_(*conditions)
+
+def search_query() -> str:
+    """``?q=`` as typed; a ValidationError when it is longer than anybody types (see crm_inbox.search)."""
+    return query_text(request.args.get("q"))
+
+
+def too_long_text() -> str:
+    return _("The search is too long: at most %(count)d characters.", count=MAX_QUERY)
 
 
 def _page_number() -> int:
@@ -268,32 +260,36 @@ def _page_number() -> int:
 
 
 @pages.get("/contacts")
-def contacts() -> str:
-    q = request.args.get("q", "").strip()[:200]
+def contacts() -> str | tuple[str, int]:
+    try:
+        q = search_query()
+    except ValidationError:
+        return render_template("contacts.html", contacts=[], companies=[], q="", page=1, has_next=False,
+                               error=too_long_text()), 400
     page = _page_number()
     query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.company))
     if q:
         query = query.where(contact_search(q))
-    rows = db().execute(
-        query.order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)
-        .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).scalars().all()
-    firms = db().execute(select(Company).where(company_search(q)).options(selectinload(Company.domains))
+    rows = db().execute(contacts_by_name(query).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).scalars().all()
+    firms = db().execute(select(Company).where(company_matches(q)).options(selectinload(Company.domains))
                          .order_by(Company.search_name).limit(20)).scalars().all() if q and page == 1 else []
     return render_template("contacts.html", contacts=rows[:PAGE_SIZE], companies=firms, q=q, page=page,
-                           has_next=len(rows) > PAGE_SIZE)
+                           has_next=len(rows) > PAGE_SIZE, error=None)
 
 
 SUGGESTIONS = 8
 
 
 @pages.get("/contacts/suggest")
-def contact_suggest() -> Response:
+def contact_suggest() -> Response | tuple[Response, int]:
     """Search as you type: the first contacts that match, for a field that asks "which contact?"."""
-    q = request.args.get("q", "").strip()[:200]
-    rows = db().execute(
+    try:
+        q = search_query()
+    except ValidationError:
+        return jsonify({"items": [], "error": too_long_text()}), 400
+    rows = db().execute(contacts_by_name(
         select(Contact).where(contact_search(q)).options(selectinload(Contact.emails), selectinload(Contact.company))
-        .order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id).limit(SUGGESTIONS)
-    ).scalars().all() if len(q) >= 2 else []
+    ).limit(SUGGESTIONS)).scalars().all() if len(q) >= 2 else []
     items = [{"id": c.id, "label": " · ".join(filter(None, [
         c.display_name, c.company.name if c.company else None, c.emails[0].email if c.emails else None]))}
         for c in rows]
@@ -304,35 +300,33 @@ def contact_suggest() -> Response:
 def contacts_csv() -> Response:
     """The contact list (with the search's filter) as a spreadsheet file; read-only users may export too.
     Every export is written to the audit log: who, when, what filter, how many."""
-    q = request.args.get("q", "").strip()[:200]
+    try:
+        q = search_query()
+    except ValidationError:
+        abort(400, description=too_long_text())
     query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.phones),
                                     selectinload(Contact.company), selectinload(Contact.owner))
     if q:
         query = query.where(contact_search(q))
-    rows = db().execute(query.order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)).scalars().all()
+    rows = db().execute(contacts_by_name(query)).scalars().all()
     user = current_user()
     assert user is not None  # the blueprint's guard
     audit.record(db(), user.id, "export", "contact", None, {"format": "csv", "query": q, "count": len(rows)})
     return csv_response(contacts_csv_text(rows), "contacts.csv")
 
 
-def company_search(q: str) -> ColumnElement[bool]:
-    """Part of the company's name, or of one of its mail domains (``mueller-maschinenbau`` finds it)."""
-    domain_like = _like(q.strip().lower().lstrip("@"))
-    return or_(Company.search_name.like(_like(search_key(q) or ""), escape="\\"),
-               Company.id.in_(select(CompanyDomain.company_id)
-                              .where(CompanyDomain.domain.like(domain_like, escape="\\"))))
-
-
 @pages.get("/search/mail")
-def search_mail() -> str:
+def search_mail() -> str | tuple[str, int]:
     """Mail and other interactions by subject. Apart from the main search because it reads every subject
     (no index helps a "contains" search): asked for on purpose, newest first, at most 50."""
-    q = request.args.get("q", "").strip()[:200]
-    items = db().execute(select(Interaction).where(Interaction.subject.like(_like(q), escape="\\"))
+    try:
+        q = search_query()
+    except ValidationError:
+        return render_template("search_mail.html", q="", items=[], error=too_long_text()), 400
+    items = db().execute(select(Interaction).where(subject_matches(q))
                          .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(50)
                          ).scalars().all() if len(q) >= 3 else []
-    return render_template("search_mail.html", q=q, items=items)
+    return render_template("search_mail.html", q=q, items=items, error=None)
 
 
 @pages.get("/contacts/<int:contact_id>")
