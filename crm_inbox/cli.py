@@ -357,6 +357,7 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_privacy(settings: Settings, args: argparse.Namespace) -> int:
     from crm_inbox import audit, privacy
     from crm_inbox.db import unit_of_work, write_lock
+    from crm_inbox.private_files import open_private
 
     factory = _factory(settings)
     if args.privacy_command == "purge":
@@ -371,9 +372,13 @@ def cmd_privacy(settings: Settings, args: argparse.Namespace) -> int:
                 contact = privacy.find_contact(session, args.contact)
                 path = args.output or Path(f"contact-{contact.id}-export.zip")
                 partial = path.with_name(path.name + ".part")
-                with partial.open("wb") as out:
-                    counts = privacy.write_export(session, contact.id, out)
-                partial.replace(path)  # never a half-written archive under the real name
+                try:
+                    with open_private(partial) as out:  # personal data: for this user's eyes only
+                        counts = privacy.write_export(session, contact.id, out)
+                    partial.replace(path)  # never a half-written archive under the real name
+                except OSError as exc:  # a missing folder, no permission, a full disk: one line, no audit entry
+                    partial.unlink(missing_ok=True)
+                    raise CliError(f"privacy export: cannot write {path}: {exc.strerror or exc}") from None
                 audit.record(session, None, "export", "contact", contact.id, {"by": "cli", **counts})
             print(path)
             return 0

@@ -14,6 +14,8 @@ from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_inbox.private_files import PRIVATE, create_private
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -35,6 +37,9 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
         db = sa_url.database
         if db and db != ":memory:" and not db.startswith("file:"):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+            # Mail and customers' data: the file is ours alone, and SQLite gives its -wal and -shm the
+            # file's mode. (SQLite itself would create it 0644 less the umask.)
+            create_private(Path(db))
         # One connection per thread at most; SQLite serialises writers itself (busy_timeout).
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
@@ -91,7 +96,7 @@ class _WriteLock:
             return
         try:
             if self._fd is None or self._fd_pid != os.getpid():
-                self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+                self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, PRIVATE)
                 self._fd_pid = os.getpid()
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError:  # cannot create the file (a read-only folder): SQLite's busy timeout still serialises

@@ -457,3 +457,71 @@ def test_erasure_finds_a_name_with_umlauts_in_other_records_and_the_audit_log(cl
         for entry in session.execute(select(AuditEntry)).scalars():
             text = json.dumps(entry.details, ensure_ascii=False)
             assert "Özdemir" not in text and "oezdemir" not in text, (entry.action, entry.details)
+
+
+# --- files with personal data are private ---
+
+@pytest.fixture
+def open_umask():  # type: ignore[no-untyped-def]
+    """The most permissive umask: the modes below must not depend on it."""
+    import os
+
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+def mode(path: Any) -> int:
+    import os
+    import stat
+
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_the_cli_export_zip_is_readable_by_its_owner_only(factory, settings, world, tmp_path, monkeypatch, open_umask):
+    monkeypatch.setenv("CRM_INBOX_DATABASE_URL", settings.database.url)
+    monkeypatch.setenv("CRM_INBOX_SERVICE_INSTANCE_DIR", str(tmp_path / "instance"))
+    target = tmp_path / "petra.zip"
+    assert cli.main(["privacy", "export", PETRA, "-o", str(target)]) == 0
+    assert mode(target) == 0o600
+    target.write_bytes(b"")
+    target.chmod(0o644)
+    assert cli.main(["privacy", "export", PETRA, "-o", str(target)]) == 0  # written anew: private again
+    assert mode(target) == 0o600
+
+
+def test_an_export_into_a_missing_folder_is_one_error_line(factory, settings, world, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CRM_INBOX_DATABASE_URL", settings.database.url)
+    monkeypatch.setenv("CRM_INBOX_SERVICE_INSTANCE_DIR", str(tmp_path / "instance"))
+    target = tmp_path / "missing-dir" / "x.zip"
+    assert cli.main(["privacy", "export", PETRA, "-o", str(target)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"crm-inbox: privacy export: cannot write {target}: No such file or directory\n"
+    with factory() as session:  # nothing was exported, so nothing is audited as exported
+        assert session.execute(select(AuditEntry).where(AuditEntry.action == "export")).first() is None
+
+
+def test_a_new_sqlite_database_and_its_companions_are_readable_by_their_owner_only(tmp_path, open_umask):
+    from sqlalchemy import text
+
+    from crm_inbox.db import make_engine, write_lock
+
+    db = tmp_path / "data" / "crm.db"
+    engine = make_engine(f"sqlite:///{db}")
+    with write_lock(engine), engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x TEXT)"))
+        conn.execute(text("INSERT INTO t VALUES ('Petra Weber')"))
+        for companion in ("-wal", "-shm", "-writelock"):
+            assert mode(f"{db}{companion}") == 0o600, companion
+    assert mode(db) == 0o600
+    engine.dispose()
+
+
+def test_the_generated_session_key_is_readable_by_its_owner_only(settings, factory, open_umask):
+    from web import create_app
+
+    create_app(settings, factory)
+    key_file = settings.instance_path / "secret_key"
+    assert mode(key_file) == 0o600
+    assert create_app(settings, factory).secret_key == key_file.read_text()  # and it is kept

@@ -19,6 +19,7 @@ from crm_inbox import log_masking
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
 from crm_inbox.events import Broker
+from crm_inbox.private_files import open_private
 from web import i18n, input_guard, requestdb
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ def _secret_key(settings: Settings) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(key)
+    with open_private(path) as out:  # whoever reads it can forge any user's session
+        out.write(key.encode())
     return key
 
 
