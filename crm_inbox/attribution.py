@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from crm_inbox.config import MailSettings
-from crm_inbox.mail.addresses import Address, is_noreply
+from crm_inbox.mail.addresses import Address, is_noreply, normalise_email
 from crm_inbox.mail.automatic import Automatic
 from crm_inbox.mail.forwarded import Forwarded, find_forwarded
 from crm_inbox.mail.parse import Limits, ParsedMail
@@ -73,11 +73,13 @@ def _aligned(domain: str, author_domain: str) -> bool:
     return bool(domain) and (author_domain == domain or author_domain.endswith("." + domain))
 
 
-def authenticated_by_trusted_host(mail: ParsedMail, authserv_ids: Iterable[str]) -> str | None:
-    """A passing DKIM or SPF verdict for the From domain, in an Authentication-Results header added by
-    one of our own hosts (RFC 8601); anyone can write such a header, so the host name must be ours."""
+def authenticated_by_trusted_host(mail: ParsedMail, authserv_ids: Iterable[str],
+                                  author: Address | None = None) -> str | None:
+    """A passing DKIM or SPF verdict for the author's domain (From's, unless ``author`` says otherwise), in an
+    Authentication-Results header added by one of our own hosts (RFC 8601); anyone can write such a header,
+    so the host name must be ours."""
     trusted = {a.lower() for a in authserv_ids}
-    author = mail.author
+    author = author or mail.author
     if not trusted or author is None or not author.email:
         return None
     for value in mail.message.get_all("Authentication-Results") or []:
@@ -101,8 +103,35 @@ def decide(mail: ParsedMail, *, is_staff: Callable[[str], bool], is_staff_user: 
            settings: MailSettings, evidence: Evidence, automatic: Automatic | None = None,
            limits: Limits | None = None) -> Attribution:
     """``is_staff``: a staff user's address or any address at our domains; ``is_staff_user``: a person's."""
-    own = settings.own_addresses
+    author, fallback = sender_of(mail, evidence)
+    result = _decide(mail, author, is_staff=is_staff, is_staff_user=is_staff_user, settings=settings,
+                     evidence=evidence, automatic=automatic, limits=limits)
+    if fallback and not (automatic is not None and automatic.bounced):
+        result.reasons.insert(0, fallback)
+    return result
+
+
+def sender_of(mail: ParsedMail, evidence: Evidence) -> tuple[Address | None, str | None]:
+    """Who sent the mail: the first usable From address (what an MTA's DMARC check sees); without one the
+    Sender, then the Reply-To, then the envelope sender. The second value is the reason when From did not
+    decide (stored with the decision), else None."""
     author = mail.author
+    header = mail.author_header
+    if author is not None and author.email:
+        if header == "From":
+            return author, None
+        return author, f"no usable From address: sender taken from {header} ({author.email})"
+    envelope = normalise_email(evidence.envelope_from or "")
+    if envelope:
+        return (Address(author.name if author else "", envelope),
+                f"no usable address in From, Sender or Reply-To: sender taken from the envelope ({envelope})")
+    return author, None
+
+
+def _decide(mail: ParsedMail, author: Address | None, *, is_staff: Callable[[str], bool],
+            is_staff_user: Callable[[str], bool], settings: MailSettings, evidence: Evidence,
+            automatic: Automatic | None, limits: Limits | None) -> Attribution:
+    own = settings.own_addresses
     if automatic is not None and automatic.bounced:
         result = Attribution(Direction.IN, automatic=automatic.reason)
         result.parties = [Party(Address("", email), "bounced") for email in automatic.bounced]
@@ -118,7 +147,7 @@ def decide(mail: ParsedMail, *, is_staff: Callable[[str], bool], is_staff_user: 
         elif peer_is_trusted(evidence.peer, settings.trusted_relays):
             trust = f"arrived from trusted relay {evidence.peer}"
         else:
-            trust = authenticated_by_trusted_host(mail, settings.trusted_authserv_ids)
+            trust = authenticated_by_trusted_host(mail, settings.trusted_authserv_ids, author)
         if trust is None:
             # Anyone can type a staff address into From: treat it as external mail, and believe nothing
             # it claims to forward.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import mailbox
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 class UnreadableSource(Exception):
@@ -15,9 +17,70 @@ def _is_maildir(path: Path) -> bool:
     return path.is_dir() and all((path / sub).is_dir() for sub in ("cur", "new"))
 
 
-def _is_mbox(path: Path) -> bool:
+_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")
+_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))', re.I)
+
+
+def _starts_with_envelope(path: Path) -> bool:
     with path.open("rb") as fh:
         return fh.read(5) == b"From "
+
+
+def _is_mbox(path: Path) -> bool:
+    """An mbox has a second message: a ``From `` line after an empty line, followed by a header field, and
+    not inside the first message's open MIME multipart (a bounce quoting the original with its envelope
+    line), unless there are several such (a first message whose closing boundary is missing). A single
+    message saved with its envelope line (``From ``, then headers) is one message."""
+    if not _starts_with_envelope(path):
+        return False
+    with path.open("rb") as fh:
+        fh.readline()
+        return _has_second_message(fh)
+
+
+def _has_second_message(fh: BinaryIO) -> bool:
+    quoted = 0  # envelope lines inside the first message's multipart
+    header: list[bytes] = []
+    in_header = True
+    closing: bytes | None = None  # the first message's closing MIME boundary, until it is seen
+    previous_empty = False
+    while line := fh.readline():
+        stripped = line.rstrip(b"\r\n")
+        if in_header:
+            if not stripped:
+                in_header = False
+                match = _BOUNDARY.search(b" ".join(header)) if _multipart(header) else None
+                if match:
+                    closing = b"--" + (match.group(1) or match.group(2)) + b"--"
+            elif len(header) < 1000:
+                header.append(stripped)
+        elif closing is not None and stripped.rstrip() == closing:
+            closing = None
+        elif stripped.startswith(b"From ") and previous_empty:
+            offset = fh.tell()
+            if _FIELD.match(fh.readline()):
+                if closing is None:
+                    return True
+                quoted += 1
+                if quoted > 1:
+                    return True
+            fh.seek(offset)
+        previous_empty = not stripped
+    return False
+
+
+def _multipart(header: list[bytes]) -> bool:
+    """The header lines (unfolded enough for a search) declare a multipart Content-Type."""
+    text = b" ".join(header).lower()
+    return re.search(rb"(?:^| )content-type\s*:\s*multipart/", text) is not None
+
+
+def _single_message(path: Path) -> bytes:
+    """A file of one message; an mbox envelope line (``From sender date``) before it is not part of it."""
+    raw = path.read_bytes()
+    if raw.startswith(b"From "):
+        raw = raw[raw.find(b"\n") + 1:] if b"\n" in raw else b""
+    return raw
 
 
 def count_messages(paths: list[Path]) -> int:
@@ -46,10 +109,10 @@ def read_messages(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
                 yield f"{path}/{key}", box.get_bytes(key)
         elif path.is_dir():
             for file in sorted(path.rglob("*.eml")):
-                yield str(file), file.read_bytes()
+                yield str(file), _single_message(file)
         elif _is_mbox(path):
             box = mailbox.mbox(path, create=False)
             for index, key in enumerate(box.keys()):
                 yield f"{path}#{index + 1}", box.get_bytes(key)
         else:
-            yield str(path), path.read_bytes()
+            yield str(path), _single_message(path)

@@ -14,13 +14,18 @@ import email.message
 import email.parser
 import email.policy
 import email.utils
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from weakref import WeakKeyDictionary
 
+from crm_inbox.mail import charsets
 from crm_inbox.mail.addresses import Address, parse_addresses
 from crm_inbox.mail.attachments import safe_filename
+from crm_inbox.mail.encoded_words import decode_words
 from crm_inbox.mail.html import html_to_text, sanitise_html
+from crm_inbox.time_range import in_range
 
 Message = email.message.Message
 
@@ -65,82 +70,133 @@ class ParsedMail:
 
     @property
     def author(self) -> Address | None:
-        return self.from_[0] if self.from_ else (self.sender[0] if self.sender else None)
+        """The first usable From address; without one, Sender's, then Reply-To's (``author_header`` says which).
+        With no usable address anywhere, the first From (or Sender) name, for a match by name."""
+        return self._author()[0]
+
+    @property
+    def author_header(self) -> str | None:
+        """The header ``author`` comes from: "From", "Sender" or "Reply-To"."""
+        return self._author()[1]
+
+    def _author(self) -> tuple[Address | None, str | None]:
+        for header, addresses in (("From", self.from_), ("Sender", self.sender), ("Reply-To", self.reply_to)):
+            for address in addresses:
+                if address.email:
+                    return address, header
+        if self.from_:
+            return self.from_[0], "From"
+        return (self.sender[0], "Sender") if self.sender else (None, None)
+
+
+def _has_8bit(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _header_bytes_to_text(text: str, msg: Message | None) -> str:
+    """A raw header value as text. Raw 8-bit bytes (kept by the parser as surrogates) are UTF-8 when valid
+    (RFC 6532), else in the charset the message's text parts declare, else what detection over the message's
+    8-bit headers and bodies finds. 7-bit ISO-2022-JP (escape sequences) is decoded too."""
+    if not _has_8bit(text) and "\x1b" not in text:
+        return text
+    data = text.encode("ascii", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    declared, sample = _charset_hint(msg) if msg is not None else ([], data)
+    return charsets.decode(data, declared, sample=data + b"\n" + sample)
+
+
+_HINTS: WeakKeyDictionary[Message, tuple[list[str], bytes]] = WeakKeyDictionary()
+
+
+def _charset_hint(msg: Message) -> tuple[list[str], bytes]:
+    """The charsets the message's own text parts declare and a sample of its 8-bit header and body bytes:
+    software that writes raw 8-bit headers writes them in the charset of its body."""
+    if msg in _HINTS:
+        return _HINTS[msg]
+    declared: list[str] = []
+    sample = bytearray()
+    for _key, value in msg.raw_items():
+        if _has_8bit(str(value)):
+            sample += str(value).encode("ascii", "surrogateescape") + b"\n"
+    stack = [msg]
+    while stack and len(declared) < 20:
+        part = stack.pop(0)
+        if part.get_content_maintype() == "message":
+            continue  # an attached message has its own charsets
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend(p for p in payload if isinstance(p, Message))
+            continue
+        if part.get_content_maintype() != "text":
+            continue
+        charset = part.get_content_charset()
+        if charset:
+            declared.append(charset)
+        if len(sample) < charsets.DETECT_BYTES:
+            body = part.get_payload(decode=True)
+            if isinstance(body, bytes) and not body.isascii():
+                sample += body[:charsets.DETECT_BYTES] + b"\n"
+    _HINTS[msg] = (declared, bytes(sample))
+    return _HINTS[msg]
+
+
+def _raw_values(msg: Message, name: str) -> list[str]:
+    """Every value of header ``name`` as sent (compat32's ``get`` turns raw 8-bit bytes into U+FFFD)."""
+    wanted = name.lower()
+    return [str(value) for key, value in msg.raw_items() if key.lower() == wanted]
+
+
+def _unfold(text: str) -> str:
+    return re.sub(r"\r?\n|\r", " ", text)
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.replace("\x00", "").split())
 
 
 def decode_header_value(value: object) -> str:
-    """A header as readable text: RFC 2047 words decoded, raw 8-bit bytes read as UTF-8 or cp1252."""
+    """A header as readable text: raw 8-bit bytes read as UTF-8 or detected, RFC 2047 words decoded.
+    (Unstructured headers only: an address header is split before its names are decoded, see
+    ``addresses.parse_addresses``.)"""
     if value is None:
         return ""
     if isinstance(value, email.header.Header):
-        value = str(value)
-    text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit bytes kept by surrogateescape
-        raw = text.encode("ascii", "surrogateescape")
-        text = _decode_bytes(raw, None)
-    try:
-        parts = email.header.decode_header(text)
-    except Exception:  # malformed encoded-words: keep the text as it came
-        return " ".join(text.split())
-    try:
-        # make_header puts back the spaces between encoded and plain words correctly
-        joined = str(email.header.make_header(parts))
-    except Exception:  # unknown or wrong charset in an encoded word
-        joined = " ".join(c if isinstance(c, str) else _decode_bytes(c, cs) for c, cs in parts)
-    return " ".join(joined.split()).replace("\x00", "")
+        # compat32 wraps a raw 8-bit value in a Header whose str() is U+FFFD: take the original chunks back.
+        chunks = getattr(value, "_chunks", None)
+        value = "".join(str(c) for c, _cs in chunks) if chunks else str(value)
+    return _clean(decode_words(_header_bytes_to_text(str(value), None)))
 
 
-# Labels mail gets wrong in practice, mapped to the superset that senders really used.
-_CHARSET_SUPERSETS = {
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "iso-8859-1": "cp1252", "latin1": "cp1252",
-    "latin-1": "cp1252", "us-ascii": "utf-8", "ascii": "utf-8", "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
-    "shift_jis": "cp932", "sjis": "cp932", "iso-8859-9": "cp1254", "unknown-8bit": "utf-8",
-    "x-unknown": "utf-8", "default": "utf-8", "utf8": "utf-8",
-}
+def _unstructured(msg: Message, name: str) -> str:
+    values = _raw_values(msg, name)
+    return _clean(decode_words(_header_bytes_to_text(values[0], msg))) if values else ""
 
 
 def _decode_bytes(data: bytes, charset: str | None) -> str:
-    """Bytes → text with the declared charset, else UTF-8, else cp1252 (never raises).
+    """Bytes → text with the declared charset, else UTF-8, else detected (never raises).
 
     NUL characters are dropped: they mean nothing in mail text and PostgreSQL cannot store them.
     """
-    return _decode_any(data, charset).replace("\x00", "")
-
-
-def _decode_any(data: bytes, charset: str | None) -> str:
-    candidates = [c for c in (charset, "utf-8") if c]
-    for cs in candidates:
-        cs = cs.strip().strip('"').lower()
-        cs = _CHARSET_SUPERSETS.get(cs, cs)
-        try:
-            return data.decode(cs)
-        except (LookupError, UnicodeDecodeError, ValueError):
-            continue
-    return data.decode("cp1252", errors="replace")
+    return charsets.decode(data, [charset]).replace("\x00", "")
 
 
 def header_str(msg: Message, name: str) -> str:
-    """A header as ``str``; raw 8-bit bytes read as UTF-8 or cp1252.
-
-    compat32 hands back ``Header`` objects with U+FFFD for raw 8-bit values, so read the raw item.
-    """
-    wanted = name.lower()
-    for key, value in msg.raw_items():
-        if key.lower() == wanted:
-            text = str(value)
-            if any("\udc80" <= ch <= "\udcff" for ch in text):
-                text = _decode_bytes(text.encode("ascii", "surrogateescape"), None)
-            return text
-    return ""
+    """A header as ``str``, raw 8-bit bytes read as UTF-8 or in the message's charset (not RFC 2047-decoded)."""
+    values = _raw_values(msg, name)
+    return _header_bytes_to_text(values[0], msg) if values else ""
 
 
 def _raw_header(msg: Message, name: str) -> str | None:
     """The header's value unfolded but otherwise untouched (Message-IDs are identity, not text)."""
-    value = msg.get(name)
-    if value is None:
+    values = _raw_values(msg, name)
+    if not values:
         return None
-    text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    text = values[0]
+    if _has_8bit(text):
         text = text.encode("ascii", "surrogateescape").decode("utf-8", "backslashreplace")
     text = " ".join(text.replace("\x00", "").split())
     return text or None
@@ -165,16 +221,17 @@ def _msg_ids(value: str | None) -> list[str]:
 
 
 def _header_addresses(msg: Message, name: str) -> list[Address]:
-    values = msg.get_all(name) or []
-    return parse_addresses(*(decode_header_value(v) for v in values))
+    """Addresses from the raw header: split first, display names decoded after (``parse_addresses``)."""
+    return parse_addresses(*(_unfold(_header_bytes_to_text(v, msg)) for v in _raw_values(msg, name)))
 
 
 def _parse_date(msg: Message) -> datetime | None:
-    value = msg.get("Date")
+    """The Date header in UTC; None when missing, unreadable or outside the range any real mail has."""
+    value = _unstructured(msg, "Date")
     if not value:
         return None
     try:
-        parsed = email.utils.parsedate_to_datetime(decode_header_value(value))
+        parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed is None:
@@ -182,9 +239,10 @@ def _parse_date(msg: Message) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(UTC)
+        moment = parsed.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
+    return moment if in_range(moment) else None
 
 
 def part_text(part: Message) -> str:
@@ -265,6 +323,7 @@ def _walk_bodies(msg: Message, limits: Limits | None = None
     texts: list[str] = []
     htmls: list[str] = []
     attachments: list[ParsedAttachment] = []
+    named_texts: list[tuple[ParsedAttachment, str]] = []  # text/plain with only a name=, not marked attachment
     stack: list[Message] = [msg]
     while stack:
         part = stack.pop(0)
@@ -274,7 +333,7 @@ def _walk_bodies(msg: Message, limits: Limits | None = None
             inner_msg = inner[0] if isinstance(inner, list) and inner else None
             data = inner_msg.as_bytes() if isinstance(inner_msg, Message) else b""
             budget.take(len(data))
-            subject = decode_header_value(inner_msg.get("Subject")) if isinstance(inner_msg, Message) else ""
+            subject = _unstructured(inner_msg, "Subject") if isinstance(inner_msg, Message) else ""
             name = _filename(part) or (subject[:80] + ".eml" if subject else "message.eml")
             attachments.append(ParsedAttachment(safe_filename(name, ctype), "message/rfc822", data))
             continue
@@ -293,22 +352,77 @@ def _walk_bodies(msg: Message, limits: Limits | None = None
             continue
         content = _decoded(part)
         budget.take(len(content))
-        attachments.append(ParsedAttachment(safe_filename(filename, ctype), ctype, content))
+        attachment = ParsedAttachment(safe_filename(filename, ctype), ctype, content)
+        attachments.append(attachment)
+        if ctype == "text/plain" and disposition != "attachment" and not part.get_param(
+                "filename", header="content-disposition"):
+            named_texts.append((attachment, part_text(part)))
         part.set_payload("")  # the encoded text is no longer needed: do not hold a large file twice
+    if not texts and not htmls and len(named_texts) == 1:
+        # Some mailers name their only text part (Content-Type: text/plain; name="message.txt"): it is the
+        # body, not an attachment that leaves the mail without text.
+        attachment, body = named_texts[0]
+        attachments.remove(attachment)
+        texts.append(body)
     return texts, htmls, attachments
 
 
 CHUNK = 1 << 16
 
 
+_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")
+_BLANK_LINE = re.compile(rb"(?:\A|\n)(\r?\n)")
+MAX_HEADER_BLOCK = 8 << 20  # beyond this the header block is passed on as it is
+
+
+def repair_header_block(head: bytes) -> bytes:
+    """Unindented continuation lines made indented, so they do not end the header block.
+
+    The stdlib parser ends the headers at the first line that is not ``Name:`` or indented: a wrapped
+    Subject written without the leading space lost every header after it (From among them). A line
+    counts as a continuation when more header fields follow it; after the last field it stays the start
+    of the body, as before. ``Subject : x`` (RFC 822's space before the colon) becomes ``Subject: x``.
+    """
+    lines = head.splitlines(keepends=True)
+    start = 1 if lines and lines[0].startswith(b"From ") else 0  # an mbox envelope line
+    fields = [_FIELD.match(line) for line in lines]
+    last = max((i for i in range(start, len(lines)) if fields[i]), default=-1)
+    broken = [i for i in range(start, last) if not fields[i] and lines[i][:1] not in (b" ", b"\t")]
+    spaced = [i for i in range(start, last + 1) if (m := fields[i]) is not None and m.group()[-2:-1] in (b" ", b"\t")]
+    if not broken and not spaced:
+        return head
+    for i in broken:
+        lines[i] = b" " + lines[i]
+    for i in spaced:
+        match = fields[i]
+        assert match is not None
+        lines[i] = match.group().rstrip(b": \t") + b":" + lines[i][match.end():]
+    return b"".join(lines)
+
+
 def _feed(chunks: Iterable[bytes]) -> Message:
     """Feed the parser piece by piece: ``message_from_bytes`` first turns the whole message into one
-    string and a StringIO of it (4 bytes a character), several times the message's size in memory."""
+    string and a StringIO of it (4 bytes a character), several times the message's size in memory.
+    The header block is collected first and repaired (``repair_header_block``)."""
     parser = email.parser.BytesFeedParser(policy=email.policy.compat32)
     empty = True
+    head = bytearray()
+    in_head = True
     for chunk in chunks:
         empty = empty and not chunk.strip()
-        parser.feed(chunk)
+        if not in_head:
+            parser.feed(chunk)
+            continue
+        searched = max(0, len(head) - 2)
+        head += chunk
+        blank = _BLANK_LINE.search(head, searched)
+        if blank is None and len(head) < MAX_HEADER_BLOCK:
+            continue
+        end = blank.start(1) if blank is not None else len(head)
+        parser.feed(repair_header_block(bytes(head[:end])) + bytes(head[end:]))
+        head, in_head = bytearray(), False
+    if head:
+        parser.feed(repair_header_block(bytes(head)))
     if empty:
         raise MailParseError("message is empty")
     return parser.close()
@@ -340,7 +454,7 @@ def parse_mail_chunks(chunks: Iterable[bytes], limits: Limits | None = None) -> 
     return ParsedMail(
         message=msg,
         message_id=_raw_header(msg, "Message-ID"),
-        subject=decode_header_value(msg.get("Subject")),
+        subject=_unstructured(msg, "Subject"),
         date=_parse_date(msg),
         from_=_header_addresses(msg, "From"),
         sender=_header_addresses(msg, "Sender"),
