@@ -6,8 +6,10 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -97,17 +99,39 @@ def _block_stop_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
+SERVE_STOP_AFTER_DEATH_SECONDS = 60
+
+
 def cmd_serve(settings: Settings) -> int:
-    from crm_inbox.runtime import Service
+    """Runs until SIGTERM/SIGINT (exit 0 after a clean stop) or until a component thread dies (exit 1 after
+    stopping the rest, so that the supervisor, e.g. systemd, restarts a whole service)."""
+    from crm_inbox.runtime import Service, Supervisor, raise_open_files_limit
 
     _block_stop_signals()
+    raise_open_files_limit()
+    supervisor = Supervisor()
+    supervisor.install()
     service = Service(settings)
     service.start()
+    supervisor.watch_running()
     print(f"CRM Inbox: web http://{settings.web.host}:{service.web_port}/ · "
           f"SMTP {settings.smtp.host}:{service.smtp_port}", flush=True)
-    signal.sigwait(STOP_SIGNALS)
-    service.stop()
-    return 0
+    death = supervisor.wait(STOP_SIGNALS)
+    supervisor.uninstall()
+    if death is None:
+        service.stop()
+        return 0
+    log = logging.getLogger("crm_inbox.serve")
+    log.error("%s; stopping the rest, exit status 1", death)
+    # The dead component may leave the stop waiting for it: bounded, and the exit happens regardless.
+    stopping = threading.Thread(target=service.stop, name="serve-stop", daemon=True)
+    stopping.start()
+    stopping.join(SERVE_STOP_AFTER_DEATH_SECONDS)
+    if stopping.is_alive():
+        log.error("stopping did not finish within %d s; exiting anyway", SERVE_STOP_AFTER_DEATH_SECONDS)
+        logging.shutdown()
+        os._exit(1)
+    return 1
 
 
 def cmd_demo(settings: Settings, no_serve: bool) -> int:

@@ -56,6 +56,8 @@ class WebSettings:
     secret_key: str = ""
     base_url: str = ""
     threads: int = 32
+    connection_limit: int = 1000  # open connections (idle and half-sent ones too) before new ones wait
+    channel_timeout: int = 60  # seconds a connection may stay quiet (no request in progress) before it is closed
     secure_cookies: bool = False  # Secure cookies even without an https base_url (TLS ends at a proxy)
     proxy_hops: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
     login_max_failures: int = 5  # failed logins per address and client within the window …
@@ -358,6 +360,10 @@ def _validate(settings: Settings) -> None:
     for name, port in (("web", settings.web.port), ("smtp", settings.smtp.port)):
         if not 0 <= port <= 65535:
             raise ConfigError(f"config: [{name}] port must be between 0 and 65535, got {port}")
+    if settings.web.connection_limit < 10:
+        raise ConfigError("config: [web] connection_limit must be at least 10")
+    if settings.web.channel_timeout < 1:
+        raise ConfigError("config: [web] channel_timeout must be at least 1")
     if settings.smtp.max_message_bytes < 1024:
         raise ConfigError("config: [smtp] max_message_bytes must be at least 1024")
     for key in ("crm_addresses", "support_addresses"):

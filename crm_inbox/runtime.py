@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
+import signal
 import threading
+import traceback
+from collections.abc import Collection
 from typing import Any
 
 from crm_inbox.config import Settings
@@ -85,8 +89,14 @@ class Service:
             if self.engine.dialect.name == "postgresql":  # several nodes may share it: relay the screen pops
                 self.relay = Relay(self.settings.database.url, app.extensions["crm_inbox"].broker)
                 self.relay.start()
-            self.web = create_server(app, host=self.settings.web.host, port=self.settings.web.port,
-                                     threads=self.settings.web.threads, ident="crm-inbox")
+            web = self.settings.web
+            # poll(), not select(): select() cannot watch a descriptor above 1023, and 1,000 SMTP sessions
+            # push the web's new sockets there. The connection limit counts half-sent requests too, so it is
+            # set far above the thread count; channel_timeout closes those that go quiet.
+            self.web = create_server(app, host=web.host, port=web.port, threads=web.threads, ident="crm-inbox",
+                                     asyncore_use_poll=True, connection_limit=web.connection_limit,
+                                     channel_timeout=web.channel_timeout,
+                                     cleanup_interval=max(1, min(30, web.channel_timeout // 2)))
             self._web_thread = threading.Thread(target=self.web.run, name="crm-inbox-web", daemon=True)
             self._web_thread.start()
             log.info("web: listening on http://%s:%s/", self.settings.web.host, self.web_port)
@@ -143,3 +153,113 @@ class Service:
         self.engine.dispose()
         self.processing_engine.dispose()
         log.info("service stopped")
+
+# --- the process around the service: open files, supervision --------------------------------------------
+
+# No more than the kernel allows any process (fs.nr_open's default); "unlimited" hard limits are not
+# accepted as a soft limit for open files.
+_OPEN_FILES_CEILING = 1 << 20
+
+
+def open_files_target(soft: int, hard: int) -> int:
+    """The soft limit of open files serve should run with: as high as the hard limit allows. Every SMTP
+    session, web connection and database connection is a descriptor; the usual soft limit of 1,024 lets a
+    burst of idle SMTP clients use up what the web needs."""
+    if soft == resource.RLIM_INFINITY:
+        return soft
+    ceiling = _OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else min(hard, _OPEN_FILES_CEILING)
+    return max(soft, ceiling)
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to the hard limit, log it, and return the limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = open_files_target(soft, hard)
+    if target == soft:
+        log.info("open files: limit %s", soft)
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open files: cannot raise the limit from %s to %s: %s", soft, target, exc)
+        return soft
+    log.info("open files: limit raised from %s to %s", soft, target)
+    return target
+
+
+COMPONENT_THREAD_PREFIX = "crm-inbox-"  # every component names its thread so (web, smtp, worker, imap-…)
+
+
+def describe_death(thread_name: str, exc: BaseException | None, tb: Any = None) -> str:
+    """One line for the log: which component died, of what, and where."""
+    if exc is None:
+        return f"component thread {thread_name} ended unexpectedly"
+    where = ""
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    if frames:
+        where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"
+    return f"component thread {thread_name} died: {type(exc).__name__}: {exc}{where}"
+
+
+class Supervisor:
+    """Keeps ``serve`` from running half-alive: when one of its component threads (the web server's loop, the
+    SMTP loop, the worker, the outbox, an IMAP poller, the event relay …) raises or ends while the service
+    runs, ``wait`` returns, so that serve stops the rest and exits non-zero and systemd (Restart=on-failure)
+    starts it afresh. The components own their threads; an exception is caught with ``threading.excepthook``,
+    a quiet end by checking the threads that were alive once the service had started."""
+
+    def __init__(self, check_seconds: float = 0.5) -> None:
+        self.check_seconds = check_seconds
+        self._lock = threading.Lock()
+        self._death: str | None = None
+        self._watched: list[threading.Thread] = []
+        self._previous_hook = threading.excepthook
+        self._installed = False
+
+    def install(self) -> None:
+        """Catch component threads' exceptions from now on (call before the service starts its threads)."""
+        self._previous_hook = threading.excepthook
+        threading.excepthook = self._thread_raised
+        self._installed = True
+
+    def uninstall(self) -> None:
+        """Back to the previous hook: exceptions while stopping are printed as usual, not turned into exits."""
+        if self._installed:
+            threading.excepthook = self._previous_hook
+            self._installed = False
+
+    def watch_running(self) -> None:
+        """Watch the component threads alive now (call once the service has started)."""
+        self._watched = [t for t in threading.enumerate() if t.name.startswith(COMPONENT_THREAD_PREFIX)]
+
+    def _thread_raised(self, args: threading.ExceptHookArgs) -> None:
+        thread = args.thread
+        if thread is None or not thread.name.startswith(COMPONENT_THREAD_PREFIX):
+            self._previous_hook(args)
+            return
+        with self._lock:
+            if self._death is None:
+                self._death = describe_death(thread.name, args.exc_value, args.exc_traceback)
+
+    def death(self) -> str | None:
+        """The first component that died, as one line; None while every one is alive."""
+        with self._lock:
+            if self._death is not None:
+                return self._death
+        for thread in self._watched:
+            if not thread.is_alive():
+                with self._lock:
+                    if self._death is None:  # its exception may have been recorded meanwhile
+                        self._death = describe_death(thread.name, None)
+                    return self._death
+        return None
+
+    def wait(self, stop_signals: Collection[signal.Signals]) -> str | None:
+        """Block until a stop signal arrives (None: a clean stop) or a component dies (its line). The stop
+        signals must be blocked in every thread (see cli)."""
+        while True:
+            if signal.sigtimedwait(stop_signals, self.check_seconds) is not None:
+                return None
+            death = self.death()
+            if death is not None:
+                return death

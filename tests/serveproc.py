@@ -103,11 +103,17 @@ class Serve:
         return sum(int(n) for n in re.findall(r"reminders: (\d+) fired", self.log.read_text(errors="replace")))
 
 
-def serve(config: Path, log: Path, *, timeout: float = 120) -> Serve:
-    """Start ``crm-inbox serve`` and return once it listens (it prints its banner then)."""
+def serve(config: Path, log: Path, *, timeout: float = 120, open_files: int | None = None,
+          prelude: str | None = None) -> Serve:
+    """Start ``crm-inbox serve`` and return once it listens (it prints its banner then). ``open_files``: the
+    soft limit of open files it starts with (as a shell or a service manager would give it); ``prelude``:
+    Python run in its process before the command line (a fault a test injects)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "crm_inbox", "--config", str(config), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    command = ["-m", "crm_inbox"] if prelude is None else ["-c", f"{prelude}\nfrom crm_inbox.cli import main\n"
+                                                                  "raise SystemExit(main())"]
+    proc = subprocess.Popen([sys.executable, *command, "--config", str(config), "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=None if open_files is None else lambda: _limit_open_files(open_files))
     # The log is copied into the file by a thread of ours: an unread pipe would fill up and block the server
     # mid-write, and a file written by the server itself would fail with it when its file size limit is cut.
     threading.Thread(target=_copy_log, args=(proc.stderr, log), name="serve-log", daemon=True).start()
@@ -124,6 +130,12 @@ def serve(config: Path, log: Path, *, timeout: float = 120) -> Serve:
         raise AssertionError(f"serve did not start within {timeout} s: {banner!r}\n{log.read_text()[-4000:]}")
     smtp_port = None if match.group(2) == "None" else int(match.group(2))
     return Serve(proc, log, int(match.group(1)), smtp_port)
+
+
+def _limit_open_files(soft: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
 
 def _copy_log(stream: Any, log: Path) -> None:
