@@ -21,7 +21,7 @@ from tests.test_api import create_contact
 from tests.test_pages import STAFF, csrf_token, log_in
 
 API = "/api/v1"
-CTI = {"token": "cti-secret", "threecx_token": "3cx-secret"}
+CTI = {"token": "cti-secret", "threecx_token": "3cx-secret", "twilio_token": "tw-secret"}
 CTI_BEARER = {"Authorization": "Bearer cti-secret"}
 NUMBER = "+49 171 2345678"
 YEAR_9999 = "9999-12-31T23:30:00Z"
@@ -69,6 +69,15 @@ def test_a_3cx_journal_out_of_range_is_refused_naming_the_field(client, factory,
     response = client.post(f"{API}/3cx/3cx-secret/journal", data=report)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.json["error"]["field"] == field
+    assert calls_stored(factory) == 0
+
+
+@pytest.mark.parametrize("stamp", ["Fri, 31 Dec 9999 23:30:00 +0000", "Sat, 31 Dec 1898 23:00:00 +0000"])
+def test_a_twilio_callback_with_a_timestamp_out_of_range_is_refused(client, factory, stamp):
+    response = client.post(f"{API}/twilio/tw-secret", data={"CallSid": "CA1", "CallStatus": "ringing",
+                                                             "From": NUMBER, "To": "22", "Timestamp": stamp})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"]["field"] == "Timestamp"
     assert calls_stored(factory) == 0
 
 
