@@ -72,6 +72,11 @@ class SmtpSettings:
     port: int = 2525
     max_message_bytes: int = 26_214_400
     hostname: str = ""
+    bare_newline: str = "normalize"  # a line ending in a bare LF: "normalize" to CRLF (as Postfix) or "reject"
+    max_sessions: int = 200  # concurrent sessions; beyond: 421 4.7.0
+    max_sessions_per_client: int = 20  # from one client address (trusted relays are not capped)
+    idle_timeout_seconds: int = 300  # waiting for a command or for more DATA; then 421 4.4.2 and closed
+    max_recipients: int = 100  # RCPTs per message; beyond: 452 4.5.3
 
 
 @dataclass(frozen=True)
@@ -366,6 +371,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("config: [web] channel_timeout must be at least 1")
     if settings.smtp.max_message_bytes < 1024:
         raise ConfigError("config: [smtp] max_message_bytes must be at least 1024")
+    if settings.smtp.bare_newline not in ("normalize", "reject"):
+        raise ConfigError(f"config: [smtp] bare_newline must be \"normalize\" or \"reject\", "
+                          f"got {settings.smtp.bare_newline!r}")
+    for key in ("max_sessions", "max_sessions_per_client", "idle_timeout_seconds", "max_recipients"):
+        if getattr(settings.smtp, key) < 1:
+            raise ConfigError(f"config: [smtp] {key} must be at least 1")
     for key in ("crm_addresses", "support_addresses"):
         for addr in getattr(settings.mail, key):
             if addr.count("@") != 1 or addr.startswith("@") or addr.endswith("@"):

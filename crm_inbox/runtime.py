@@ -53,6 +53,7 @@ class Service:
         if self._want_smtp:
             from crm_inbox.intake_process import IntakeProcess
             from handlers.smtp import CrmSmtpHandler, SmtpServer
+            from handlers.smtp_sessions import SessionLimits
 
             # Ordinary mail is committed by a writer process; large mail in this one (see intake_process).
             self.intake = BatchingStore(self.factory)
@@ -63,12 +64,18 @@ class Service:
                     return await self.intake.submit(raw, envelope)
                 return await self.intake_process.submit(raw, envelope)
 
-            handler = CrmSmtpHandler(store, self.settings.mail.own_addresses, on_stored=self._on_stored)
+            smtp = self.settings.smtp
+            handler = CrmSmtpHandler(store, self.settings.mail.own_addresses, on_stored=self._on_stored,
+                                     max_recipients=smtp.max_recipients)
             # aiosmtpd logs every command at INFO; we log one line per stored message instead.
             logging.getLogger("mail.log").setLevel(logging.WARNING)
             self.smtp = SmtpServer(handler, self.settings.smtp.host, self.settings.smtp.port,
                                    max_message_bytes=self.settings.smtp.max_message_bytes,
-                                   hostname=self.settings.smtp.hostname, on_drained=self.intake_process.close)
+                                   hostname=self.settings.smtp.hostname, on_drained=self.intake_process.close,
+                                   limits=SessionLimits(smtp.max_sessions, smtp.max_sessions_per_client,
+                                                        uncapped_clients=self.settings.mail.trusted_relays),
+                                   idle_timeout=smtp.idle_timeout_seconds,
+                                   normalize_bare_lf=smtp.bare_newline == "normalize")
             self.smtp.start()
             asyncio.run_coroutine_threadsafe(self.intake_process.start(), self.smtp.loop).result(30)
             self.worker.busy = handler.busy

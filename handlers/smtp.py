@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,14 @@ from aiosmtpd.smtp import Session as SmtpSession
 from crm_inbox.intake import Accepted, Envelope
 from crm_inbox.intake_process import IntakeError
 from handlers.smtp_data import ChunkedData
+from handlers.smtp_sessions import (
+    TOO_MANY_FROM_CLIENT,
+    TOO_MANY_SESSIONS,
+    SessionLimits,
+    Sessions,
+    accept_forever,
+    listening_sockets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +43,10 @@ REFUSED_NO_RCPT = "554 5.5.1 No valid recipients"
 REFUSED_RCPT_SYNTAX = "501 5.1.3 Syntax: RCPT TO:<address> (angle brackets, no source route)"
 TRY_LATER = "451 4.3.0 Temporary problem storing the message, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
+TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+IDLE_TIMEOUT = "421 4.4.2 Idle too long, closing connection"
 REPLIES = (OK_RCPT, OK_STORED, OK_DUPLICATE, REFUSED_RCPT, REFUSED_BARE_NEWLINE, REFUSED_NO_RCPT, TRY_LATER,
-           SHUTTING_DOWN, REFUSED_RCPT_SYNTAX)
+           SHUTTING_DOWN, REFUSED_RCPT_SYNTAX, TOO_MANY_RCPTS, IDLE_TIMEOUT, TOO_MANY_SESSIONS, TOO_MANY_FROM_CLIENT)
 # RFC 5321 RCPT TO:<local@domain>: anything else is a relay trick or a broken client. aiosmtpd accepts a
 # bracketless address and silently drops a source route ("<@relay:crm@us>" becomes "crm@us"), so the raw
 # argument is checked before it parses it.
@@ -65,8 +76,9 @@ class CrmSmtpHandler:
     """aiosmtpd handler: ``store`` commits the raw message; ``on_stored`` hands it on for processing."""
 
     def __init__(self, store: AsyncStoreFn, accepted_rcpts: frozenset[str],
-                 on_stored: Callable[[Accepted], None] | None = None) -> None:
+                 on_stored: Callable[[Accepted], None] | None = None, *, max_recipients: int = 100) -> None:
         self.store = store
+        self.max_recipients = max_recipients  # RFC 5321 4.5.3.1.8: at least 100; 452 beyond (4.5.3.1.10)
         self.accepted_rcpts = frozenset(a.lower() for a in accepted_rcpts)
         self.on_stored = on_stored
         self.in_flight = 0
@@ -83,6 +95,8 @@ class CrmSmtpHandler:
         if address.strip().lower() not in self.accepted_rcpts:
             log.info("smtp %s: refused RCPT %r", session.peer, address)
             return REFUSED_RCPT
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return TOO_MANY_RCPTS
         envelope.rcpt_tos.append(address)
         return OK_RCPT
 
@@ -123,6 +137,25 @@ class CrmSMTP(ChunkedData):
     # RFC 5321 allows 1000 octets a line, but real mail (and Postfix, which relays it) has longer ones;
     # refusing them would bounce customer mail. Size is still bounded by data_size_limit.
     line_length_limit = 1 << 20
+    on_closed: Callable[[], None] | None = None  # ends the session's count (handlers/smtp_sessions.py)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if self.on_closed is not None:
+            self.on_closed()
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd closes silently; RFC 5321 3.8 wants a 421 first. A client that does not read its replies
+        # leaves them in our buffer, and close() would wait for it to drain for ever: that one is aborted.
+        transport = self.transport
+        if transport is None:
+            return
+        log.info("smtp %s: idle for %s s, closed", self.session.peer if self.session else "?", self._timeout_duration)
+        transport.write(IDLE_TIMEOUT.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
+        if transport.get_write_buffer_size():  # type: ignore[attr-defined]
+            transport.abort()  # type: ignore[attr-defined]
+        else:
+            transport.close()
 
     async def smtp_RCPT(self, arg: str | None) -> None:
         if arg is not None and self.envelope is not None and self.envelope.mail_from and not _STRICT_RCPT.match(arg):
@@ -136,42 +169,62 @@ class SmtpServer:
     """Runs the handler on its own event loop in a background thread."""
 
     def __init__(self, handler: CrmSmtpHandler, host: str, port: int, *, max_message_bytes: int,
-                 hostname: str | None = None, on_drained: Callable[[], Awaitable[None]] | None = None) -> None:
+                 hostname: str | None = None, on_drained: Callable[[], Awaitable[None]] | None = None,
+                 limits: SessionLimits | None = None, idle_timeout: float = 300,
+                 normalize_bare_lf: bool = True) -> None:
         self.handler = handler
+        self.sessions = Sessions(limits or SessionLimits())
+        self.idle_timeout = idle_timeout  # RFC 5321 4.5.3.2.7: at least 5 minutes awaiting a command
+        self.normalize_bare_lf = normalize_bare_lf
         self.on_drained = on_drained  # runs on the loop once no message is being stored any more
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
         self.hostname = hostname or None
         self.loop = asyncio.new_event_loop()
-        self._server: asyncio.AbstractServer | None = None
+        self._sockets: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
         self._thread = threading.Thread(target=self.loop.run_forever, name="crm-inbox-smtp", daemon=True)
 
-    def _factory(self) -> SMTP:
+    def _factory(self, on_closed: Callable[[], None]) -> SMTP:
         kwargs: dict[str, Any] = {
             "data_size_limit": self.max_message_bytes, "enable_SMTPUTF8": True, "decode_data": False,
-            "timeout": 300,
+            "timeout": self.idle_timeout,
         }
         if self.hostname:
             kwargs["hostname"] = self.hostname
-        return CrmSMTP(self.handler, **kwargs)
+        protocol = CrmSMTP(self.handler, **kwargs)
+        protocol.on_closed = on_closed
+        protocol.normalize_bare_lf = self.normalize_bare_lf
+        return protocol
 
     def start(self) -> int:
         """Start listening; returns the bound port (useful with port 0)."""
+        self._sockets = listening_sockets(self.host, self.port)
         self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(
-            self.loop.create_server(self._factory, self.host, self.port, reuse_address=True), self.loop)
-        self._server = future.result(timeout=10)
-        self.port = self._server.sockets[0].getsockname()[1]
+
+        async def accept() -> None:
+            self._accepting = [asyncio.create_task(accept_forever(sock, self.sessions, self._factory))
+                               for sock in self._sockets]
+
+        asyncio.run_coroutine_threadsafe(accept(), self.loop).result(timeout=10)
+        self.port = self._sockets[0].getsockname()[1]
         log.info("smtp: listening on %s:%s", self.host, self.port)
         return self.port
 
+    async def _stop_accepting(self) -> None:
+        for task in self._accepting:
+            task.cancel()
+        await asyncio.gather(*self._accepting, return_exceptions=True)
+        for sock in self._sockets:
+            sock.close()
+
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting connections, let messages being stored finish, then close everything."""
-        if self._server is None:
+        if not self._sockets:
             return
         self.handler.closing = True
-        self.loop.call_soon_threadsafe(self._server.close)
+        asyncio.run_coroutine_threadsafe(self._stop_accepting(), self.loop).result(timeout=10)
 
         async def drain() -> None:
             deadline = self.loop.time() + grace
@@ -188,5 +241,5 @@ class SmtpServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
-        self._server = None
+        self._sockets = []
         log.info("smtp: stopped")

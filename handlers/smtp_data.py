@@ -10,6 +10,11 @@ What it keeps from aiosmtpd 1.4.6's ``smtp_DATA``: HELO/AUTH/RCPT checks, the 35
 the data (a bare LF before the dot does not: SMTP smuggling), the size limit answered with 552 after the data
 has been read, ``envelope.content``/``original_content``, the DATA hook and the post-DATA state. Commands a
 client pipelines after the end marker (RFC 2920) are handed back to the stream for the command loop.
+
+What it adds: with ``normalize_bare_lf`` a line ending in a bare LF counts as ending in CRLF, before the
+dot-stuffing is undone (Postfix's ``smtpd_forbid_bare_newline = normalize``; smtplib stuffs the dot of a line
+after a bare LF too). The end of the data stays ``CRLF.CRLF`` on the wire. Each piece read restarts the idle
+timer, so a long message on a slow link is not cut off by a timer aiosmtpd restarts only per command.
 """
 
 from __future__ import annotations
@@ -42,8 +47,18 @@ def unstuff(buffer: bytearray, end: int) -> bytearray:
     return buffer.replace(b"\r\n.", b"\r\n")[2:]
 
 
+def crlf_lines(data: bytearray) -> bytearray:
+    """``data`` with each bare LF made CRLF; ``data`` itself when it has none (the common case: two counts,
+    no copy). A bare CR stays: it is refused later, since nothing sends it but a smuggler."""
+    if data.count(b"\n") == data.count(b"\r\n"):
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 class ChunkedData(SMTP):
     """An aiosmtpd ``SMTP`` whose DATA reads large pieces (mix in before ``SMTP``)."""
+
+    normalize_bare_lf = False  # aiosmtpd's behaviour unless set: a bare LF is kept in the data
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -69,6 +84,7 @@ class ChunkedData(SMTP):
             piece = await reader.read(PIECE)
             if not piece:  # the client went away mid-DATA
                 return
+            self._reset_timeout()
             buffer += piece
             end = end_of_data(buffer, scanned)
             if end >= 0:
@@ -83,7 +99,11 @@ class ChunkedData(SMTP):
         if len(buffer) > end + len(END):
             # Pipelined commands after the data: back to the front of the stream for the command loop.
             reader._buffer[:0] = buffer[end + len(END):]  # StreamReader has no unread
-        size = end + discarded
+        if self.normalize_bare_lf and not discarded:
+            del buffer[end + 2:]  # the end marker (but for its CRLF, the data's last)
+            buffer = crlf_lines(buffer)
+            end = len(buffer) - 2
+        size = end + discarded  # after normalising: what is stored stays within the limit
         if limit and size > limit:
             del buffer
             await self.push(TOO_MUCH)

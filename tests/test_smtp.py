@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import smtplib
 import threading
+from email.message import EmailMessage
 from functools import partial
 
 import pytest
@@ -138,21 +139,75 @@ def test_malformed_message_ids_never_crash(service, factory):
     assert count(factory, InboundMessage, InboundMessage.state == InboundState.PROCESSED) == 4
 
 
-@pytest.mark.parametrize("data", [
-    b"From: a@example.com\r\nSubject: smuggle\r\n\r\nline\n.\nMAIL FROM:<x@example.com>\r\n",
-    b"From: a@example.com\r\nSubject: bare cr\r\n\r\nline\r.\rmore\r\n",
-])
-def test_bare_cr_or_lf_in_data_is_refused(service, factory, data):
-    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:
-        client.ehlo()
-        client.mail("a@example.com")
-        client.rcpt(CRM)
-        client.putcmd("data")
-        assert client.getreply()[0] == 354
-        client.send(data + b".\r\n")
-        code, message = client.getreply()
-    assert code == 550, message
+def test_smtplib_sendmail_of_as_bytes_with_bare_lf_is_stored_with_crlf(service, factory):
+    # How many scripts send mail: the email package writes "\n" line ends and smtplib sends bytes as they are,
+    # stuffing a dot after each "\n". Postfix takes that (smtpd_forbid_bare_newline = normalize); so do we.
+    msg = EmailMessage()
+    msg["From"] = "Klaus Müller <klaus.mueller@mueller-maschinenbau.de>"
+    msg["To"] = CRM
+    msg["Subject"] = "Bestellung per Skript"
+    msg.set_content("Guten Tag,\n.punkt am Zeilenanfang\n..zwei\n.\nEnde\n")
+    raw = msg.as_bytes()
+    assert b"\n" in raw and b"\r" not in raw
+    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=60) as client:
+        assert client.sendmail("klaus@example.com", [CRM], raw) == {}
+    with factory() as session:
+        stored = session.execute(select(InboundMessage.raw)).scalar_one()
+    # smtplib ends data that does not end in CRLF with one of its own: that empty line is the client's.
+    assert stored == raw.replace(b"\n", b"\r\n") + b"\r\n"
+    service.worker.wait_idle()
+    with factory() as session:
+        interaction = session.execute(select(Interaction)).scalar_one()
+    assert interaction.subject == "Bestellung per Skript"
+
+
+def test_bare_lf_in_reject_mode_gets_550(settings, factory):
+    strict = Service(replace(settings, smtp={"bare_newline": "reject", "port": 0}), web=False)
+    strict.start()
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as caught:
+            send(strict.smtp_port, make_mail().replace(b"\r\n", b"\n"))
+    finally:
+        strict.stop()
+    assert caught.value.smtp_code == 550
+    assert caught.value.smtp_error.decode() == smtp_replies.REFUSED_BARE_NEWLINE[4:]
     assert count(factory, InboundMessage) == 0
+
+
+SMUGGLED = b"MAIL FROM:<x@example.com>\r\nRCPT TO:<" + CRM.encode() + b">\r\nDATA\r\nSmuggled\r\n"
+# A false end of data, then a second transaction: it must never be one (SMTP smuggling).
+FALSE_ENDS = {"LF.LF": b"\n.\n", "LF.CRLF": b"\n.\r\n", "CRLF.LF": b"\r\n.\n", "CR.CR": b"\r.\r",
+              "CR.CRLF": b"\r.\r\n", "CRLF.CR": b"\r\n.\r", "LF.CR": b"\n.\r", "CR.LF": b"\r.\n"}
+
+
+@pytest.mark.parametrize("mode", ["normalize", "reject"])
+@pytest.mark.parametrize("false_end", FALSE_ENDS)
+def test_no_false_end_of_data_ends_the_message(settings, factory, mode, false_end):
+    service = Service(replace(settings, smtp={"bare_newline": mode, "port": 0}), web=False)
+    service.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:
+            client.ehlo()
+            client.mail("a@example.com")
+            client.rcpt(CRM)
+            client.putcmd("data")
+            assert client.getreply()[0] == 354
+            client.send(b"From: a@example.com\r\nSubject: smuggle\r\n\r\nline" + FALSE_ENDS[false_end] + SMUGGLED
+                        + b".\r\n")
+            code, message = client.getreply()
+            # The next reply answers our QUIT: no reply was owed to a smuggled MAIL, RCPT or DATA.
+            assert client.docmd("QUIT")[0] == 221
+    finally:
+        service.stop()
+    with factory() as session:
+        stored = session.execute(select(InboundMessage.raw)).scalars().all()
+    if mode == "normalize" and b"\r" not in FALSE_ENDS[false_end].replace(b"\r\n", b""):
+        assert code == 250, message  # one message, the would-be commands inside it, every line end CRLF
+        assert len(stored) == 1 and SMUGGLED.replace(b"\r\n", b"") in stored[0].replace(b"\r\n", b"")
+        assert stored[0].count(b"\n") == stored[0].count(b"\r\n") == stored[0].count(b"\r")
+    else:  # a bare CR, or any bare newline in reject mode
+        assert (code, message.decode()) == (550, smtp_replies.REFUSED_BARE_NEWLINE[4:])
+        assert stored == []
 
 
 def test_storage_failure_answers_451_without_internal_detail(service, factory, engine):

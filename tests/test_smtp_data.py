@@ -98,6 +98,47 @@ def test_chunked_data_is_what_aiosmtpd_gives(servers, name):
     assert chunked.handler.messages[before[1]:] == stock.handler.messages[before[0]:]
 
 
+@pytest.fixture(scope="module")
+def normalizing() -> Iterator[Server]:
+    server = Server(type("Normalizing", (ChunkedData,), {"normalize_bare_lf": True}))
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_normalizing_bare_lf_ends_data_where_aiosmtpd_does(servers, normalizing, name):
+    stock, _ = servers
+    pieces, replies = CASES[name]
+    assert converse(normalizing.port, pieces, replies) == converse(stock.port, pieces, replies)
+
+
+@pytest.mark.parametrize(("pieces", "message"), [
+    ([b"A\nB\r\n.\r\n"], b"A\r\nB\r\n"),
+    # smtplib stuffs the dot of a line after a bare LF: it is undone after the line end is made CRLF.
+    ([b"A\n..b\n.\n..\nC\r\n.\r\n"], b"A\r\n.b\r\n\r\n.\r\nC\r\n"),
+    ([b"..a\nb\n\r\n.\r\n"], b".a\r\nb\r\n\r\n"),
+    # a false end of data is a line of the message, never its end
+    ([b"A\n.\r\nB\r\n.\r\n"], b"A\r\n\r\nB\r\n"),
+    ([b"A\r\n.\nB\r\n.\r\n"], b"A\r\n\r\nB\r\n"),
+    ([b"A\n", b".", b"\n", b"B\n\r", b"\n.\r\n"], b"A\r\n\r\nB\r\n\r\n"),
+    # a bare CR stays (the CRM's handler refuses it); CRLF data is untouched
+    ([b"A\rB\r\n.\r\n"], b"A\rB\r\n"),
+    ([b"A\r\n..\r\n.\r\n"], b"A\r\n.\r\n"),
+])
+def test_normalizing_makes_bare_lf_crlf_before_undoing_dot_stuffing(normalizing, pieces, message):
+    before = len(normalizing.handler.messages)
+    assert converse(normalizing.port, pieces, 1)[-2] == b"250"
+    assert normalizing.handler.messages[before:] == [message]
+
+
+def test_normalized_data_over_the_size_limit_gets_552(normalizing):
+    # The limit holds for what would be stored: LF-only data grows by one byte a line when normalised.
+    data = b"x\n" * (LIMIT // 2 - 10) + b"\r\n.\r\n"
+    before = len(normalizing.handler.messages)
+    assert converse(normalizing.port, [data], 1)[-2] == b"552"
+    assert normalizing.handler.messages[before:] == []
+
+
 def test_the_messages_are_the_unstuffed_data():
     from handlers.smtp_data import unstuff
 
