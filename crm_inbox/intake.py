@@ -41,6 +41,10 @@ _TRACE_HEADERS = re.compile(
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _CHUNK = 1 << 20
+_RETURN_PATH = re.compile(rb"^return-path[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+# The null reverse-path (RFC 5321 ``MAIL FROM:<>``: bounces and other notices), as it is stored.
+NULL_SENDER = "<>"
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,20 @@ def raw_message_id(raw: bytes) -> str | None:
     return " ".join(text.split())[:998] or None
 
 
+def envelope_sender(mail_from: str | None, raw: bytes) -> str | None:
+    """The envelope sender as stored: ``NULL_SENDER`` for the null reverse-path however it came (SMTP's
+    ``<>``, ``""``, ``< >``; for IMAP and files, which have no envelope, a ``Return-Path: <>`` that the
+    delivering MTA wrote); None when unknown; otherwise the address as given."""
+    if mail_from is not None:
+        value = mail_from.replace("\x00", "").strip()
+        return NULL_SENDER if not value.strip("<> \t") else value[:998]
+    head_end, _ = header_end(raw)
+    match = _RETURN_PATH.search(raw, 0, head_end)  # the topmost one: the final delivery's
+    if match is not None and not match.group(1).strip(b"<> \t\r\n"):
+        return NULL_SENDER
+    return None
+
+
 def accept(session: Session, raw: bytes, envelope: Envelope) -> Accepted:
     """Store ``raw`` unless the same message is already stored; the caller commits."""
     return accept_many(session, [(raw, envelope)])[0]
@@ -136,7 +154,7 @@ def accept_many(session: Session | Connection, items: list[tuple[bytes, Envelope
         rows.append({
             "raw": raw, "size": len(raw), "content_hash": chash, "message_id": raw_message_id(raw),
             "message_id_conflict": False, "envelope_to": sorted({r.strip().lower() for r in envelope.rcpt_to}),
-            "envelope_from": envelope.mail_from.replace("\x00", "")[:998] if envelope.mail_from else None,
+            "envelope_from": envelope_sender(envelope.mail_from, raw),
             "peer": envelope.peer, "source": envelope.source, "deliveries": 1, "received_at": now,
             "state": "received", "attempts": 0,
         })

@@ -1,71 +1,206 @@
-"""Automatic mail (RFC 3834 and its de-facto relatives): out-of-office replies, bounces, lists, bulk.
+"""Automatic mail (RFC 3834 and its de-facto relatives): out-of-office replies, bounces, reports, lists, bulk.
 
 Such mail is recorded for known people only: it never creates a lead, never opens a ticket and is
-never answered.
+never answered. Robots rarely say so in one standard way, so the signs are read in order of how much
+they can be trusted: report structure and headers first, then system senders and the null sender, then
+the subject labels auto-responders and MTAs use, and last the opening words of a short reply.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from crm_inbox.mail.addresses import normalise_email
-from crm_inbox.mail.parse import Message, ParsedMail, header_str, part_text
+from crm_inbox.intake import NULL_SENDER
+from crm_inbox.mail.addresses import normalise_email, parse_addresses
+from crm_inbox.mail.bounces import (
+    RecipientStatus,
+    bounce_shape,
+    delivery_statuses,
+    is_delay_notice,
+    named_in,
+    original_recipients,
+    report_type,
+)
+from crm_inbox.mail.parse import Message, ParsedMail, header_str
 
-_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply", "auto-reply"})
+_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply", "auto-reply", "autoreply"})
+# Present (with any value but a "no") only on automatic mail. Not X-Auto-Response-Suppress: Outlook and
+# mail gateways put it on ordinary mail too; it only backs up a subject below.
+_AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Autoresponder", "X-AutoReply-From",
+                 "X-Mail-Autoreply", "X-MS-Exchange-Message-Is-Ndr", "X-Failed-Recipients",
+                 "X-List-Administrivia", "Mailing-List")
+_NO = frozenset({"no", "false", "0", "none"})
+
+# Local parts of MTAs, list managers and Exchange's system mailbox (MicrosoftExchange + 32 hex digits).
+_SYSTEM_SENDER = re.compile(
+    r"^(mailer[-_.]?daemon|mail[-_.]?daemon|post[-_.]?master|mail[-_.]?delivery[-_.]?(sub)?system|"
+    r"microsoftexchange[0-9a-f]{32}|listserv|majordomo|sympa|mailman|ezmlm|"
+    r"[^@]+-(owner|bounces?|request)(\+[^@]*)?|owner-[^@]+|bounces?([-+.][^@]*)?)$")
+_SYSTEM_NAME = re.compile(r"^(mail delivery (sub)?system|mailer[- ]daemon|microsoft (exchange|outlook)|"
+                          r"mail router|courier mail server|postmaster)\b", re.IGNORECASE)
+
+_TAG = r"^\s*(?:\[[^\]]{1,30}\]\s*)?"  # "[EXTERNAL] Undeliverable: …"
+_BOUNCE_SUBJECT = re.compile(
+    _TAG + r"(undeliver|undelivered|mail delivery fail|delivery status notification|delivery fail|"
+    r"delivery notification|returned mail|failure notice|message delivery fail|mail system error|"
+    r"non-?deliver|non delivery|delivery report|delivery problem|mail delivery problem|"
+    r"warning: could not send message|warning: message \S+ delayed|delayed mail|delivery delayed|"
+    r"message not delivered|undelivered message|could not deliver|delivery has failed|"
+    r"(uncaught )?bounce notification|mail could not be delivered|message could not be delivered|"
+    r"complaint about message from|abuse report|spam report|feedback report|spam complaint|"
+    r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|fehlgeschlagene zustellung|"
+    r"unzustellbare nachricht|non remis|non distribuable|échec de (la )?(remise|distribution)|"
+    r"non recapitabile|impossibile recapitare|recapito non riuscito|no se puede entregar|no entregado|"
+    r"error en la entrega|onbestelbaar|niet bezorgd|kan niet worden bezorgd)", re.IGNORECASE)
+
+# The labels Exchange/Outlook, Gmail, Apple and others put in front of an auto-reply, in six languages,
+# followed by a colon, a dash, a bracket or nothing: "Abwesend: Angebot", "Out of Office".
+_AUTO_REPLY_SUBJECT = re.compile(
+    _TAG + r"(auto|automatic reply|auto[- ]?reply|auto[- ]?response|automatic response|automated response|"
+    r"out of (the )?office( auto ?reply)?|ooo|vacation (reply|response|notice)|away from (the )?office|"
+    r"automatische antwort|automatische rückantwort|autom\. antwort|abwesend|abwesenheitsnotiz|"
+    r"abwesenheitsnachricht|abwesenheitsmeldung|abwesenheitsbenachrichtigung|nicht im büro|außer haus|"
+    r"ausser haus|im urlaub|réponse automatique|reponse automatique|absence du bureau|absent du bureau|"
+    r"message d.absence|respuesta automática|respuesta automatica|fuera de la oficina|"
+    r"fuera de oficina|mensaje de ausencia|risposta automatica|fuori sede|fuori ufficio|"
+    r"fuori dall.ufficio|automatisch antwoord|automatisch bericht|niet aanwezig|afwezig|"
+    r"buiten kantoor|afwezigheidsbericht)\s*(?:[:\-–(]|$)", re.IGNORECASE)
+
+# Words of an auto-reply's first lines. "This is an automatic reply" alone is enough; the others only in
+# a short, unquoted reply (a person who writes "I'm out of the office next week" quotes or says more).
+_AUTOMATIC_WORDS = re.compile(
+    r"this is an? (automatic|automated|auto-generated) (reply|response|message|notification)|"
+    r"dies ist eine automatische (antwort|nachricht|benachrichtigung)|automatisch generierte nachricht|"
+    r"ceci est une réponse automatique|ceci est un message automatique|"
+    r"esta es una respuesta automática|este es un mensaje automático|"
+    r"questa è una risposta automatica|questo è un messaggio automatico|"
+    r"dit is een automatisch (antwoord|bericht|gegenereerd bericht)", re.IGNORECASE)
+_AWAY_WORDS = re.compile(
+    r"\b(i am|i'm|i will be|i'll be) (currently |now |presently )?(out of (the )?office|away|on (annual )?"
+    r"(leave|vacation|holiday)|out of town|travell?ing)|"
+    r"\bich bin (bis|vom|ab|derzeit|zurzeit|zur zeit|momentan|leider|heute|nicht)\b.{0,80}"
+    r"(nicht im büro|abwesend|im urlaub|nicht erreichbar|außer haus|ausser haus|nicht im hause)|"
+    r"\bich bin (im urlaub|abwesend|nicht im büro)|"
+    r"\bje (suis|serai) (actuellement )?(absente?|en congés?|en vacances|hors du bureau)|"
+    r"\b(estoy|estaré|me encuentro) (actualmente )?(fuera de la oficina|de vacaciones|ausente)|"
+    r"\b(sono|sarò) (attualmente )?(fuori (sede|ufficio)|assente|in ferie)|"
+    r"\bik ben (momenteel |tot en met .{0,30})?(afwezig|met vakantie|niet aanwezig|buiten kantoor|op vakantie)",
+    re.IGNORECASE)
+_REPLY_SUBJECT = re.compile(r"^\s*(re|aw|antw|r|rif|rv|ref|sv|vs|odp)\s*:", re.IGNORECASE)
+_QUOTED = re.compile(r"^>|-----\s*original|\b(wrote|schrieb|a écrit|escribió|ha scritto|schreef)\s*:",
+                     re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class Automatic:
     reason: str
-    bounced: tuple[str, ...] = ()  # recipients a delivery status notification reports as failed
+    bounced: tuple[str, ...] = ()  # recipients a delivery report says failed (every one of them)
+    # every per-recipient block of the report's delivery-status parts (failed, delayed, delivered …)
+    statuses: tuple[RecipientStatus, ...] = ()
+
+
+def is_null_sender(envelope_from: str | None) -> bool:
+    return envelope_from == NULL_SENDER
 
 
 def detect_automatic(mail: ParsedMail, envelope_from: str | None) -> Automatic | None:
     msg = mail.message
-    ctype = msg.get_content_type()
-    if ctype == "multipart/report":
-        return Automatic(f"delivery report ({msg.get_param('report-type') or 'unknown type'})",
-                         tuple(failed_recipients(msg)))
+    reason = _why_automatic(mail, envelope_from)
+    if reason is None:
+        return None
+    kind = report_type(msg)
+    statuses = tuple(delivery_statuses(msg))
+    bounced = [s.recipient for s in statuses if s.failed]
+    if not statuses and kind in (None, "delivery-status"):
+        bounced = _failed_from_text(mail, reason)
+    return Automatic(reason, tuple(dict.fromkeys(bounced)), statuses)
+
+
+def _why_automatic(mail: ParsedMail, envelope_from: str | None) -> str | None:
+    msg = mail.message
+    kind = report_type(msg)
+    if kind is not None:
+        return f"delivery report ({kind})"
     auto_submitted = header_str(msg, "Auto-Submitted").split(";")[0].strip().lower()
     if auto_submitted and auto_submitted != "no":
-        return Automatic(f"Auto-Submitted: {auto_submitted}")
-    precedence = header_str(msg, "Precedence").strip().lower()
-    if precedence in _PRECEDENCE:
-        return Automatic(f"Precedence: {precedence}")
-    for header in ("X-Autoreply", "X-Autorespond", "X-Autoresponse"):
-        if msg.get(header) is not None:
-            return Automatic(f"{header} header")
+        return f"Auto-Submitted: {auto_submitted}"
+    for name in ("Precedence", "X-Precedence"):
+        precedence = header_str(msg, name).strip().lower()
+        if precedence in _PRECEDENCE:
+            return f"{name}: {precedence}"
+    for header in _AUTO_HEADERS:
+        value = msg.get(header)
+        if value is not None and header_str(msg, header).strip().lower() not in _NO:
+            return f"{header} header"
+    if "reply" in header_str(msg, "X-Autogenerated").lower():
+        return "X-Autogenerated: reply"
+    if "vacation" in header_str(msg, "X-Apple-Action").lower():  # iCloud's vacation reply
+        return "X-Apple-Action: vacation"
     if msg.get("List-Id") is not None:
-        return Automatic(f"mailing list ({header_str(msg, 'List-Id').strip()[:100]})")
-    if envelope_from == "":
-        return Automatic("null envelope sender (a bounce or other automatic notice)")
+        return f"mailing list ({header_str(msg, 'List-Id').strip()[:100]})"
+    if is_null_sender(envelope_from) or (envelope_from is None and _return_path_is_null(msg)):
+        return "null envelope sender (a bounce or other automatic notice)"
+    system = _system_sender(mail, envelope_from)
+    if system:
+        return f"sent by the mail system ({system})"
+    subject = mail.subject
+    if _BOUNCE_SUBJECT.search(subject):
+        return f"bounce (subject {subject[:60]!r})"
+    if _AUTO_REPLY_SUBJECT.search(subject):
+        return f"auto-reply (subject {subject[:60]!r})"
+    return _auto_reply_words(mail)
+
+
+def _return_path_is_null(msg: Message) -> bool:
+    """IMAP and files have no envelope: the delivering MTA recorded it as Return-Path (the topmost one)."""
+    value = header_str(msg, "Return-Path").strip()
+    return bool(value) and not value.strip("<> \t")
+
+
+def _system_sender(mail: ParsedMail, envelope_from: str | None) -> str | None:
+    candidates = [*mail.from_, *mail.sender]
+    if envelope_from and envelope_from != NULL_SENDER:
+        candidates += parse_addresses(envelope_from)
+    for address in candidates:
+        local = address.local_part
+        if local and _SYSTEM_SENDER.match(local):
+            return address.email
+        if address.name and _SYSTEM_NAME.match(address.name):
+            return address.name
+    raw_from = header_str(mail.message, "From").strip().strip('"')
+    return raw_from[:60] if _SYSTEM_NAME.match(raw_from) else None  # "From: MAILER-DAEMON", no usable address
+
+
+def _auto_reply_words(mail: ParsedMail) -> str | None:
+    opening = mail.text.replace("\r\n", "\n")[:600]
+    if _QUOTED.search(mail.text[:3000]):
+        return None
+    if _AUTOMATIC_WORDS.search(opening):
+        return "auto-reply (says it is automatic)"
+    headers = mail.message
+    backed = (headers.get("X-Auto-Response-Suppress") is not None or _REPLY_SUBJECT.match(mail.subject)
+              or bool(mail.in_reply_to))
+    if backed and len(mail.text) < 2000 and _AWAY_WORDS.search(opening):
+        return "auto-reply (an away notice in reply)"
     return None
 
 
-def failed_recipients(msg: Message) -> list[str]:
-    """Final-Recipient of every ``Action: failed`` block in a delivery-status part (RFC 3464)."""
-    failed: list[str] = []
-    for part in msg.walk():
-        if part.get_content_type() != "message/delivery-status":
-            continue
-        payload = part.get_payload()
-        blocks: list[str] = []
-        if isinstance(payload, list):  # the email package parses the fields into pseudo-messages
-            for block in payload:
-                if isinstance(block, Message):
-                    blocks.append("\n".join(f"{k}: {v}" for k, v in block.items()))
-        else:
-            blocks = part_text(part).replace("\r\n", "\n").split("\n\n")
-        for block in blocks:
-            fields: dict[str, str] = {}
-            for line in block.splitlines():
-                key, sep, value = line.partition(":")
-                if sep:
-                    fields[key.strip().lower()] = value.strip()
-            if fields.get("action", "").lower() != "failed":
-                continue
-            recipient = fields.get("final-recipient") or fields.get("original-recipient") or ""
-            email = normalise_email(recipient.partition(";")[2] if ";" in recipient else recipient)
-            if email and email not in failed:
-                failed.append(email)
-    return failed
+def _failed_from_text(mail: ParsedMail, reason: str) -> list[str]:
+    """Failed recipients of a bounce without a delivery-status part: the MTA's own wording, the
+    X-Failed-Recipients header, and last the returned original's only recipient when the notice names it."""
+    msg = mail.message
+    header = header_str(msg, "X-Failed-Recipients")
+    listed = [e for e in (normalise_email(v) for v in re.split(r"[,\s]+", header)) if e]
+    if is_delay_notice(mail.subject, mail.text):
+        return []
+    shape = bounce_shape(mail.text)
+    found = list(dict.fromkeys([*listed, *(shape[1] if shape else [])]))
+    if found:
+        return found
+    looks_like_bounce = reason.startswith(("bounce", "sent by the mail system", "null envelope",
+                                           "delivery report")) or bool(_BOUNCE_SUBJECT.search(mail.subject))
+    originals = original_recipients(msg)
+    if looks_like_bounce and len(originals) == 1:
+        return named_in(originals, mail.text)
+    return []

@@ -121,13 +121,21 @@ def match_contacts(ctx: MailContext) -> None:
 
 
 def mark_bounces(ctx: MailContext) -> None:
-    if ctx.automatic is None or not ctx.automatic.bounced:
+    """Every failed recipient that is a contact's address is marked bouncing; every per-recipient block
+    of the report (failed, delayed, delivered) is kept in the reason shown to staff."""
+    if ctx.automatic is None:
+        return
+    if ctx.automatic.statuses:
+        ctx.note("delivery status: " + "; ".join(s.describe() for s in ctx.automatic.statuses))
+    if not ctx.automatic.bounced:
         return
     emails = ContactEmail.__table__
+    bounced = list(ctx.automatic.bounced)
     marked = ctx.session.execute(
-        update(emails).where(emails.c.email.in_(ctx.automatic.bounced)).values(bouncing=True)).rowcount
+        update(emails).where(emails.c.email.in_(bounced)).values(bouncing=True)).rowcount
     if marked:
-        ctx.note(f"marked {', '.join(ctx.automatic.bounced)} as bouncing")
+        ctx.note(f"marked {', '.join(bounced)} as bouncing" if marked == len(bounced) else
+                 f"marked the contacts' addresses among {', '.join(bounced)} as bouncing")
 
 
 def record(ctx: MailContext) -> None:
