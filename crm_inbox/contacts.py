@@ -22,6 +22,7 @@ from crm_inbox.models import (
     Role,
 )
 from crm_inbox.phone import to_e164
+from crm_inbox.text import single_line
 
 
 class ValidationError(ValueError):
@@ -51,7 +52,7 @@ class Conflict(Exception):
 
 def lead_name(address: Address) -> str | None:
     """A lead's name from the display name; none when the display name is just the address again."""
-    name = address.name.strip()
+    name = single_line(address.name)  # an encoded-word can carry CR/LF into a display name
     if not name or normalise_email(name) or "@" in name:
         return None
     if "," in name and name.count(",") == 1:  # "Müller, Klaus" as Outlook writes it
@@ -111,13 +112,14 @@ def _choice(field: str, enum_cls: Any, value: Any) -> Any:
 
 
 def _str(field: str, value: Any, *, max_len: int = 300, required: bool = False) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    """A name or similar one-line value: control characters (CR/LF/TAB…) become spaces."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    value = single_line(value) if value is not None else None
+    if not value:
         if required:
             raise ValidationError(field, "is required")
         return None
-    if not isinstance(value, str):
-        raise ValidationError(field, "must be a string")
-    value = value.strip()
     if len(value) > max_len:
         raise ValidationError(field, f"must be at most {max_len} characters")
     return value
@@ -130,7 +132,7 @@ def _tags(value: Any) -> list[str]:
         raise ValidationError("tags", "must be a list of strings")
     if any(len(t) > 100 for t in value):
         raise ValidationError("tags", "a tag must be at most 100 characters")
-    return sorted({t.strip() for t in value if t.strip()})
+    return sorted({single_line(t) for t in value if single_line(t)})
 
 
 def _fields(value: Any) -> dict[str, Any]:

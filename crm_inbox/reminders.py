@@ -39,6 +39,7 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.models.reminders import ACTIVE_STATES
+from crm_inbox.text import single_line
 from crm_inbox.timeline import record_interaction
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ def _create(session: Session, *, rule_key: str | None = None, **values: Any) -> 
     """Insert a reminder; for a rule's reminder, None when that rule already made it."""
     now = utcnow()
     row = {"state": ReminderState.OPEN, "fire_at": values["due_at"], "created_at": now, "updated_at": now,
-           "rule_key": rule_key, **values}
+           "rule_key": rule_key, **values,
+           # Rules build titles from mail subjects and names: one line, whatever the mail carried.
+           "title": single_line(values["title"])[:300]}
     if rule_key is None:
         reminder: Reminder | None = Reminder(**row)
         session.add(reminder)
@@ -215,9 +218,9 @@ def read_input(session: Session, settings: Settings, data: dict[str, Any], *, cr
     values: dict[str, Any] = {}
     if "title" in data or creating:
         title = data.get("title")
-        if not isinstance(title, str) or not title.strip() or len(title) > 300:
+        if not isinstance(title, str) or not single_line(title) or len(title) > 300:
             raise ValidationError("title", "must be a non-empty string of at most 300 characters")
-        values["title"] = " ".join(title.split())
+        values["title"] = " ".join(single_line(title).split())
     if "note" in data:
         note = data["note"]
         if note is not None and (not isinstance(note, str) or len(note) > 20000):
@@ -393,7 +396,10 @@ def _local(settings: Settings, when: datetime) -> str:
 
 
 def notification_text(session: Session, settings: Settings, reminder: Reminder) -> tuple[str, str]:
-    who = _contact_label(session, reminder.contact_id, reminder.company_id)
+    # Names and titles are one line on input; rows from before that are made so here, so that no name can
+    # add a line to the mail.
+    who = single_line(_contact_label(session, reminder.contact_id, reminder.company_id))
+    title = single_line(reminder.title)
     if reminder.contact_id:
         link = page_url(settings, f"/contacts/{reminder.contact_id}")
     elif reminder.company_id:
@@ -402,14 +408,14 @@ def notification_text(session: Session, settings: Settings, reminder: Reminder) 
         link = page_url(settings, f"/interactions/{reminder.interaction_id}")
     else:
         link = page_url(settings, "/dashboard")
-    lines = [f"Wiedervorlage / Reminder: {reminder.title}", "",
+    lines = [f"Wiedervorlage / Reminder: {title}", "",
              f"Due:      {_local(settings, reminder.due_at)} ({settings.reminders.timezone})",
              f"Customer: {who or '(none)'}", f"Reason:   {reminder.reason.replace('_', ' ')}"]
     if reminder.ticket_id:
         ticket = session.get(Ticket, reminder.ticket_id)
         if ticket is not None:
-            lines.append(f"Ticket:   {ticket.label} {ticket.subject}")
+            lines.append(f"Ticket:   {ticket.label} {single_line(ticket.subject)}")
     if reminder.note:
         lines += ["", reminder.note.strip()]
     lines += ["", f"Open the customer page: {link}", f"Your reminders: {page_url(settings, '/dashboard')}", ""]
-    return f"Wiedervorlage: {reminder.title}", "\n".join(lines)
+    return f"Wiedervorlage: {title}", "\n".join(lines)

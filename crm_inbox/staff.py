@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from crm_inbox.contacts import ValidationError
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import ApiToken, StaffEmail, StaffRole, StaffSession, StaffUser, utcnow
+from crm_inbox.text import single_line
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "crm_"
@@ -45,7 +46,7 @@ def add_staff(session: Session, email: str, name: str, role: str = "staff", exte
     for addr in addresses:
         if find_staff(session, addr) is not None:
             raise StaffExists(f"a staff user with {addr} exists already")
-    user = StaffUser(name=name.strip() or addresses[0], role=staff_role, extension=extension or None,
+    user = StaffUser(name=single_line(name)[:200] or addresses[0], role=staff_role, extension=extension or None,
                      password_hash=hash_password(password) if password else None)
     user.emails = [StaffEmail(email=a) for a in addresses]
     session.add(user)
@@ -168,8 +169,9 @@ def change_staff(session: Session, user: StaffUser, *, name: str | None = None, 
     A new password or deactivation ends all the user's logins on every device (a role change does not need
     to: the role is read on every request); a deactivated user's API tokens stop working too."""
     changed: dict[str, Any] = {}
-    if name is not None and name.strip() and name.strip() != user.name:
-        user.name = changed["name"] = name.strip()[:200]
+    name = single_line(name)[:200] if name is not None else None
+    if name and name != user.name:
+        user.name = changed["name"] = name
     if role is not None and role != user.role.value:
         try:
             new_role = StaffRole(role)

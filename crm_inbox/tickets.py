@@ -32,6 +32,7 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.models.tickets import NUMBER_OFFSET
+from crm_inbox.text import single_line
 from crm_inbox.timeline import record_interaction
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def clean_subject(subject: str, prefix: str) -> str:
     """The subject without reply/forward prefixes and ticket tags: what the ticket is about."""
     without_tags = re.sub(rf"\[\s*{re.escape(prefix)}\d{{1,12}}\s*\]", "", subject or "")
     text = _REPLY_PREFIX.sub("", without_tags).strip()
-    return " ".join(text.split()) or "(no subject)"
+    return " ".join(single_line(text).split()) or "(no subject)"
 
 
 def _live(session: Session, ticket: Ticket | None) -> Ticket | None:
@@ -204,7 +205,7 @@ def queue_acknowledgement(session: Session, settings: Settings, ticket: Ticket, 
         log.info("ticket %s: no acknowledgement, %s had one within %d minutes", ticket.label, to,
                  cfg.ack_window_minutes)
         return None
-    values = {"ticket": ticket.label, "subject": ticket.subject, "name": name or ""}
+    values = {"ticket": ticket.label, "subject": ticket.subject, "name": single_line(name or "")}
     headers = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All", "Precedence": "auto_reply",
                "X-CRM-Inbox-Ticket": ticket.label}
     if in_reply_to:
@@ -271,10 +272,10 @@ def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[st
             changed["assignee_id"] = assignee
     if "subject" in data:
         subject = data["subject"]
-        if not isinstance(subject, str) or not subject.strip() or len(subject) > 998:
+        if not isinstance(subject, str) or not single_line(subject) or len(subject) > 998:
             raise ValidationError("subject", "must be a non-empty string")
-        if subject.strip() != ticket.subject:  # a change like any other: an event and on the timeline
-            before_s, ticket.subject = ticket.subject, subject.strip()
+        if single_line(subject) != ticket.subject:  # a change like any other: an event and on the timeline
+            before_s, ticket.subject = ticket.subject, single_line(subject)
             _event(session, ticket, "subject", staff_id=staff_id, timeline=f"subject changed to {ticket.subject!r}",
                    before=before_s, after=ticket.subject)
             changed["subject"] = ticket.subject

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox import audit
 from crm_inbox.contacts import ValidationError, apply_contact
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
+from crm_inbox.text import shorten
 from crm_inbox.triage import assign, ignore_failed, unassigned_query
 from crm_inbox.worker import process, retry
 from web.pages import pages
@@ -52,7 +53,7 @@ def triage_assign(interaction_id: int) -> BaseResponse | str:
     except ValidationError as exc:
         flash(_("Not assigned: %(why)s", why=exc.message))
         return redirect(back)
-    flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=item.subject or _("(no subject)"),
+    flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=shorten(item.subject) or _("(no subject)"),
             name=candidates[0].display_name))
     return redirect(back)
 
@@ -78,7 +79,7 @@ def triage_new_contact(interaction_id: int) -> BaseResponse:
         flash(_("No contact made: %(why)s", why=exc.message))
         return redirect(url_for("pages.triage"))
     audit.record(db(), staff_id, "create", "contact", contact.id, {"from_interaction": item.id})
-    flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=item.subject or _("(no subject)"),
+    flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=shorten(item.subject) or _("(no subject)"),
             name=contact.display_name))
     return redirect(url_for("pages.triage"))
 

@@ -53,6 +53,7 @@ from crm_inbox.search import (
     subject_matches,
 )
 from crm_inbox.staff import check_password, end_session, find_staff, hash_password, open_session, user_for_session
+from crm_inbox.text import shorten
 from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response, csv_response
 from web.i18n import N_, local_time
@@ -178,6 +179,12 @@ def format_duration(seconds: Any) -> str:
 @pages.app_template_filter("filesize")
 def format_size(size: int) -> str:
     return f"{size} B" if size < 1024 else f"{size / 1024:.0f} KB" if size < 1024 * 1024 else f"{size / 2**20:.1f} MB"
+
+
+@pages.app_template_filter("short")
+def format_short(text: str | None) -> str:
+    """A subject or title as lists show it: at most 200 characters (the record's own page shows all)."""
+    return shorten(text)
 
 
 # --- login / logout -----------------------------------------------------------------------------------
