@@ -161,6 +161,7 @@ class Service:
         self.processing_engine.dispose()
         log.info("service stopped")
 
+
 # --- the process around the service: open files, supervision --------------------------------------------
 
 # No more than the kernel allows any process (fs.nr_open's default); "unlimited" hard limits are not
