@@ -133,3 +133,79 @@ def test_python_dash_m_entry_point():
                             timeout=60)
     assert result.returncode == 0
     assert "ingest" in result.stdout and "serve" in result.stdout
+
+
+# A bounce saved as one .eml by a mail client that keeps the mbox envelope line: the quoted original
+# carries its own envelope line and headers, inside the report's MIME structure.
+BOUNCE_EML = b"""From MAILER-DAEMON Mon Nov  9 10:00:05 2026
+Return-Path: <>
+From: Mail Delivery System <MAILER-DAEMON@mx.example.com>
+To: crm@beispiel-firma.de
+Subject: Undelivered Mail Returned to Sender
+Date: Mon, 9 Nov 2026 10:00:05 +0100
+Message-ID: <20261109090005.1A2B3@mx.example.com>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B1"
+
+--B1
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system at host mx.example.com.
+
+From the mail system: your message could not be delivered.
+
+--B1
+Content-Type: text/plain; charset=us-ascii
+Content-Description: Undelivered Message
+
+From lisa.klein@example.net Mon Nov  9 09:59:58 2026
+Return-Path: <lisa.klein@example.net>
+From: Lisa Klein <lisa.klein@example.net>
+To: nobody@example.com
+Subject: Angebot
+
+Hallo.
+
+--B1--
+"""
+
+# One plain message saved with its envelope line; its body quotes a line that starts with "From ".
+PLAIN_EML = b"""From eva@wagner-technik.de Tue Nov 10 08:00:00 2026
+From: Eva Wagner <eva@wagner-technik.de>
+To: crm@beispiel-firma.de
+Subject: Weitergeleitet
+Date: Tue, 10 Nov 2026 08:00:00 +0100
+Message-ID: <plain-envelope-line@wagner-technik.de>
+
+Unten die Antwort:
+
+From Lisa: the price is fine.
+"""
+
+
+@pytest.mark.parametrize("raw", [BOUNCE_EML, PLAIN_EML], ids=["bounce-quoting-original", "plain-from-in-body"])
+def test_a_single_eml_starting_with_an_envelope_line_is_one_message(config_file, factory, tmp_path, capsys, raw):
+    path = tmp_path / "saved.eml"
+    path.write_bytes(raw)
+    code, out, _ = run_cli(config_file, "ingest", str(path), "--json", capsys=capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [(line["source"], line["state"]) for line in lines] == [(str(path), "processed")]
+    with factory() as session:
+        assert session.execute(select(func.count()).select_from(Interaction)).scalar_one() == 1
+        emails = [e for c in session.execute(select(Contact)).scalars() for e in (x.email for x in c.emails)]
+        assert "lisa.klein@example.net" not in emails  # the quoted original made no lead
+        raw_stored = session.execute(select(InboundMessage.raw)).scalar_one()
+        assert not raw_stored.startswith(b"From ")  # the envelope line is not part of the message
+
+
+def test_an_mbox_starting_with_a_bounce_still_splits_into_its_messages(config_file, factory, tmp_path, capsys):
+    path = tmp_path / "export.mbox"
+    box = mailbox.mbox(path)  # escapes "From " at the start of body lines, as mbox writers do
+    for raw in (BOUNCE_EML, PLAIN_EML, make_mail(subject="dritte")):
+        box.add(raw.split(b"\n", 1)[1] if raw.startswith(b"From ") else raw)
+    box.flush()
+    box.close()
+    code, out, _ = run_cli(config_file, "ingest", str(path), capsys=capsys)
+    assert code == 0
+    assert out.strip() == "processed: 3, duplicates: 0, failed: 0, ignored: 0"

@@ -97,8 +97,9 @@ def _header_bytes_to_text(text: str, msg: Message | None) -> str:
     """A raw header value as text. Raw 8-bit bytes (kept by the parser as surrogates) are UTF-8 when valid
     (RFC 6532), else in the charset the message's text parts declare, else what detection over the message's
     8-bit headers and bodies finds. 7-bit ISO-2022-JP (escape sequences) is decoded too."""
-    if not _has_8bit(text) and "\x1b" not in text:
-        return text
+    if not _has_8bit(text):
+        # 7-bit ISO-2022-JP written raw (old Japanese mailers): its escape sequences are not text
+        return charsets.decode(text.encode("ascii")) if "\x1b" in text else text
     data = text.encode("ascii", "surrogateescape")
     try:
         return data.decode("utf-8")
@@ -448,7 +449,7 @@ def parse_mail_chunks(chunks: Iterable[bytes], limits: Limits | None = None) -> 
     except Exception as exc:  # the stdlib parser's rare hard failures on garbage
         raise MailParseError(f"cannot parse MIME structure: {exc.__class__.__name__}: {exc}") from exc
     raw_html = "\n".join(htmls) if htmls else None
-    text = "\n\n".join(t.strip("\n") for t in texts if t.strip())
+    text = "\n\n".join(t.strip("\r\n") for t in texts if t.strip())
     if not text and raw_html:
         text = html_to_text(raw_html)
     return ParsedMail(
