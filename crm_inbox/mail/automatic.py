@@ -32,32 +32,44 @@ _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Autorespon
                  "X-List-Administrivia", "Mailing-List")
 _NO = frozenset({"no", "false", "0", "none"})
 
-# Local parts of MTAs, list managers and Exchange's system mailbox (MicrosoftExchange + 32 hex digits).
-_SYSTEM_SENDER = re.compile(
-    r"^(mailer[-_.]?daemon|mail[-_.]?daemon|post[-_.]?master|mail[-_.]?delivery[-_.]?(sub)?system|"
-    r"microsoftexchange[0-9a-f]{32}|listserv|majordomo|sympa|mailman|ezmlm|"
-    r"[^@]+-(owner|bounces?|request)(\+[^@]*)?|owner-[^@]+|bounces?([-+.][^@]*)?)$")
+# Local parts of MTAs and Exchange's system mailbox (MicrosoftExchange + 32 hex digits) …
+_MTA_LOCALS = (r"mailer[-_.]?daemon|mail[-_.]?daemon|post[-_.]?master|mail[-_.]?delivery[-_.]?(sub)?system|"
+               r"microsoftexchange[0-9a-f]{32}")
+_MTA_SENDER = re.compile(rf"^({_MTA_LOCALS})$")
+# … and of list managers, as the From of their notices. (Not in the envelope: bounces+…@ there is the
+# VERP address of ordinary mail sent through a mailing service, web forms included.)
+_SYSTEM_SENDER = re.compile(rf"^({_MTA_LOCALS}|listserv|majordomo|sympa|mailman|ezmlm|"
+                            r"[^@]+-(owner|bounces?|request)(\+[^@]*)?|owner-[^@]+)$")
 _SYSTEM_NAME = re.compile(r"^(mail delivery (sub)?system|mailer[- ]daemon|microsoft (exchange|outlook)|"
                           r"mail router|courier mail server|postmaster)\b", re.IGNORECASE)
 
 _TAG = r"^\s*(?:\[[^\]]{1,30}\]\s*)?"  # "[EXTERNAL] Undeliverable: …"
+# What MTAs put in a bounce's subject, anchored at its start (a customer's "Fwd: Undeliverable…" is a
+# person asking). Labels end in a colon: "Unzustellbares Paket" is a customer's parcel, not a bounce.
 _BOUNCE_SUBJECT = re.compile(
-    _TAG + r"(undeliver|undelivered|mail delivery fail|delivery status notification|delivery fail|"
-    r"delivery notification|returned mail|failure notice|message delivery fail|mail system error|"
-    r"non-?deliver|non delivery|delivery report|delivery problem|mail delivery problem|"
-    r"warning: could not send message|warning: message \S+ delayed|delayed mail|delivery delayed|"
-    r"message not delivered|undelivered message|could not deliver|delivery has failed|"
-    r"(uncaught )?bounce notification|mail could not be delivered|message could not be delivered|"
-    r"complaint about message from|abuse report|spam report|feedback report|spam complaint|"
-    r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|fehlgeschlagene zustellung|"
-    r"unzustellbare nachricht|non remis|non distribuable|échec de (la )?(remise|distribution)|"
-    r"non recapitabile|impossibile recapitare|recapito non riuscito|no se puede entregar|no entregado|"
-    r"error en la entrega|onbestelbaar|niet bezorgd|kan niet worden bezorgd)", re.IGNORECASE)
+    _TAG + r"((undeliverable|undelivered|unzustellbar|nicht zustellbar|non remis|non distribuable|"
+    r"non recapitabile|no se puede entregar|no entregado|onbestelbaar|niet bezorgd|returned mail|"
+    r"delivery notification|delivery failure|mail delivery failed|message delivery failure)\s*:|"
+    r"undelivered mail returned to sender|undeliverable (mail|message)\b|mail delivery fail|"
+    r"delivery status notification|returned mail\b|failure notice|mail system error|"
+    r"non-?delivery (report|notification)|nondeliverable|message not delivered|undelivered message|"
+    r"(mail|message) could not be delivered|could not deliver (your )?message|warning: could not send message|"
+    r"warning: message \S+ delayed|delayed mail|(uncaught )?bounce notification|mail delivery problem|"
+    r"zustellung fehlgeschlagen|fehlgeschlagene zustellung|unzustellbare nachricht|"
+    r"échec de (la )?(remise|distribution)|impossibile recapitare|recapito non riuscito|error en la entrega|"
+    r"kan niet worden bezorgd|complaint about message from)", re.IGNORECASE)
+# Words a bounce or report may start with that a customer may also use about goods ("Delivery failed"):
+# they count only with a returned original attached or a recognised bounce text.
+_MAYBE_BOUNCE_SUBJECT = re.compile(
+    _TAG + r"(delivery fail|delivery has failed|delivery report|delivery delayed|delivery problem|"
+    r"delivery notification|undeliver|unzustellbar|abuse report|spam report|feedback report|spam complaint)",
+    re.IGNORECASE)
 
 # The labels Exchange/Outlook, Gmail, Apple and others put in front of an auto-reply, in six languages,
 # followed by a colon, a dash, a bracket or nothing: "Abwesend: Angebot", "Out of Office".
 _AUTO_REPLY_SUBJECT = re.compile(
-    _TAG + r"(auto|automatic reply|auto[- ]?reply|auto[- ]?response|automatic response|automated response|"
+    _TAG + r"((?-i:AUTO)(?=\s*:)|automatic reply|auto[- ]?reply|auto[- ]?response|automatic response|"
+    r"automated response|"
     r"out of (the )?office( auto ?reply)?|ooo|vacation (reply|response|notice)|away from (the )?office|"
     r"automatische antwort|automatische rückantwort|autom\. antwort|abwesend|abwesenheitsnotiz|"
     r"abwesenheitsnachricht|abwesenheitsmeldung|abwesenheitsbenachrichtigung|nicht im büro|außer haus|"
@@ -145,11 +157,17 @@ def _why_automatic(mail: ParsedMail, envelope_from: str | None) -> str | None:
     if system:
         return f"sent by the mail system ({system})"
     subject = mail.subject
-    if _BOUNCE_SUBJECT.search(subject):
+    if _BOUNCE_SUBJECT.search(subject) or (_MAYBE_BOUNCE_SUBJECT.search(subject) and (
+            _has_returned_original(msg) or bounce_shape(mail.text) is not None)):
         return f"bounce (subject {subject[:60]!r})"
     if _AUTO_REPLY_SUBJECT.search(subject):
         return f"auto-reply (subject {subject[:60]!r})"
     return _auto_reply_words(mail)
+
+
+def _has_returned_original(msg: Message) -> bool:
+    return any(p.get_content_type() in ("message/rfc822", "text/rfc822-headers", "message/global",
+                                         "text/global-headers") for p in msg.walk())
 
 
 def _return_path_is_null(msg: Message) -> bool:
@@ -159,10 +177,11 @@ def _return_path_is_null(msg: Message) -> bool:
 
 
 def _system_sender(mail: ParsedMail, envelope_from: str | None) -> str | None:
-    candidates = [*mail.from_, *mail.sender]
     if envelope_from and envelope_from != NULL_SENDER:
-        candidates += parse_addresses(envelope_from)
-    for address in candidates:
+        for address in parse_addresses(envelope_from):
+            if _MTA_SENDER.match(address.local_part):
+                return address.email
+    for address in [*mail.from_, *mail.sender]:
         local = address.local_part
         if local and _SYSTEM_SENDER.match(local):
             return address.email

@@ -341,6 +341,13 @@ _EMPTY_DSN = (f"Return-Path: <>\nFrom: Mail Delivery Subsystem <mailer-daemon@go
 case("dsn-empty-status-x-failed", "dsn", "Gmail report with an empty delivery-status part: X-Failed-Recipients names the recipient",
      _EMPTY_DSN, failed=[KLAUS])
 
+plain("bounce-subject-label-only", "bounce", "a gateway's bounce recognised by its subject label alone (no system sender)",
+      frm="mail-gw@example.com", subject="Unzustellbar: Angebot 4711", failed=[UNKNOWN_3],
+      body=f"Die Zustellung an folgende Empfänger oder Gruppen ist fehlgeschlagen:\n\n{UNKNOWN_3}\nDas Postfach existiert nicht.\n")
+plain("bounce-weak-subject-with-original", "bounce", "'Delivery failure' counts as a bounce because the returned original is attached",
+      frm="gateway@example.com", subject="Delivery failure", failed=[UNKNOWN_1], attach_original=returned(to=UNKNOWN_1),
+      body=f"The message could not be delivered to {UNKNOWN_1}.\nThe remote server said: 550 no such mailbox.\n")
+
 # --- ARF feedback reports (RFC 5965) and read receipts ---------------------------------------------------
 
 _ARF_FIELDS = ("Feedback-Type: abuse\nUser-Agent: SomeGenerator/1.0\nVersion: 1\nOriginal-Mail-From: <anna.schmidt@beispiel-firma.de>\n"
@@ -469,6 +476,16 @@ plain("human-reply-on-leave", "human", "a reply that quotes our mail and mention
       frm="Ines Roth <ines.roth@example.com>", subject="AW: Angebot 4711", automatic=False,
       headers="In-Reply-To: <angebot-4711@beispiel-firma.de>\n",
       body="Danke, ich bin ab morgen im Urlaub, mein Kollege meldet sich.\n\nAm 30.11.2026 schrieb Anna Schmidt:\n> anbei unser Angebot\n")
+
+plain("human-car-subject", "human", "a customer writes about a car (Auto): not Lotus Notes' AUTO:",
+      frm="Kai Vogel <kai.vogel@example.net>", subject="Auto: Reparatur nächste Woche möglich?", automatic=False,
+      body="Hallo, können Sie unser Firmenauto nächste Woche reparieren?\nKai Vogel")
+plain("human-delivery-failed-goods", "human", "a customer's parcel did not arrive: 'Delivery failed' is not a bounce",
+      frm="Lea Frank <lea.frank@example.org>", subject="Delivery failed - order 4711", automatic=False,
+      body="Hello, the courier says delivery failed twice. Can you send the order again?\nLea Frank")
+plain("human-parcel-undeliverable-de", "human", "'Unzustellbares Paket' is a customer's parcel, not a bounce",
+      frm="Jonas Hahn <jonas.hahn@example.com>", subject="Unzustellbares Paket", automatic=False,
+      body="Guten Tag, Ihr Paket kam als unzustellbar zurück. Bitte prüfen Sie die Adresse.\nJonas Hahn")
 
 
 def main() -> None:
