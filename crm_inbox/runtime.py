@@ -9,7 +9,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
@@ -19,6 +19,9 @@ from crm_inbox.memory import return_large_blocks_at_once
 from crm_inbox.outbox import Sender
 from crm_inbox.scheduler import Scheduler
 from crm_inbox.worker import Worker
+
+if TYPE_CHECKING:
+    from handlers.smtp import SmtpServer
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +39,9 @@ class Service:
         self.sender = Sender(self.factory, settings)
         self.scheduler = Scheduler(self.factory, settings, on_fired=self.sender.wake)
         self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
-        self.smtp = None
+        self.smtp: SmtpServer | None = None
         self.imap_pollers: list[Any] = []
-        self.web = None
+        self.web: Any = None  # waitress's server (the library has no type hints)
         self.relay: Relay | None = None
         self._web_thread: threading.Thread | None = None
         self._want_web = web
@@ -118,7 +121,7 @@ class Service:
 
     @property
     def web_port(self) -> int | None:
-        return int(self.web.effective_port) if self.web else None  # type: ignore[attr-defined]
+        return int(self.web.effective_port) if self.web else None
 
     def _stop_web(self) -> None:
         """Close waitress's sockets inside its own loop thread: closing them from here while that thread
@@ -129,14 +132,14 @@ class Service:
         socket_map = getattr(server, "_map", None)
         if socket_map is not None and getattr(server, "trigger", None) is not None:
             try:
-                server.trigger.pull_trigger(lambda: wasyncore.close_all(socket_map))  # type: ignore[union-attr]
+                server.trigger.pull_trigger(lambda: wasyncore.close_all(socket_map))
             except OSError:  # the loop is gone already: nobody else uses the sockets
                 wasyncore.close_all(socket_map)
             if self._web_thread is not None:
                 self._web_thread.join(10)
-            server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+            server.task_dispatcher.shutdown()
         else:  # another server class: its own close
-            server.close()  # type: ignore[union-attr]
+            server.close()
             if self._web_thread is not None:
                 self._web_thread.join(10)
 
