@@ -145,8 +145,9 @@ class CrmSMTP(ChunkedData):
             self.on_closed()
 
     def _timeout_cb(self) -> None:
-        # aiosmtpd closes silently; RFC 5321 3.8 wants a 421 first. A client that does not read its replies
-        # leaves them in our buffer, and close() would wait for it to drain for ever: that one is aborted.
+        # aiosmtpd closes silently; like Postfix we say why first (RFC 5321 3.8 allows the close either way).
+        # A client that does not read its replies leaves them in our buffer, and close() would wait for it to
+        # drain for ever, holding the session's slot: that one is aborted.
         transport = self.transport
         if transport is None:
             return

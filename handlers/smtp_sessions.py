@@ -37,7 +37,7 @@ RETRY_FIRST, RETRY_MAX = 0.05, 1.0  # seconds to wait before accepting again aft
 class SessionLimits:
     max_sessions: int = 200
     max_sessions_per_client: int = 20
-    uncapped_clients: tuple[str, ...] = ()  # networks not capped per client (trusted relays)
+    uncapped_clients: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # not capped per client: [mail] trusted_relays
 
 
 def refusal(limits: SessionLimits, open_total: int, open_from_client: int, uncapped: bool) -> str | None:

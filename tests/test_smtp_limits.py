@@ -166,7 +166,7 @@ def test_out_of_file_descriptors_logs_a_few_lines_and_serves_again_when_they_are
         proc.wait(60)
     assert "Traceback (most recent call last):" not in during
     assert sum("cannot accept connections" in line for line in during) == 1, during
-    assert len(during) <= 5, during
+    assert len(during) <= 10, during  # room for other parts' own lines; asyncio alone wrote ~1,800 here
     assert "smtp: accepting connections again" in log.read_text(errors="replace")
     assert len(stored(factory)) == 1
 
