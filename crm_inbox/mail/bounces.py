@@ -135,19 +135,21 @@ def _typed_address(value: str) -> str:
     return normalise_email(address.split()[0] if address.split() else "")
 
 
+def _status(fields: dict[str, str]) -> RecipientStatus | None:
+    recipient = _typed_address(fields.get("final-recipient") or fields.get("original-recipient") or "")
+    if not recipient:
+        return None  # the per-message block (Reporting-MTA, Arrival-Date), or an unusable address
+    status = (fields.get("status") or "").split()
+    return RecipientStatus(recipient, (fields.get("action") or "").split(" ")[0].lower(), status[0] if status else "",
+                           " ".join((fields.get("diagnostic-code") or "").split()))
+
+
 def delivery_statuses(msg: Message) -> list[RecipientStatus]:
     """Every per-recipient block of every delivery-status part, in order."""
     statuses: list[RecipientStatus] = []
     for part in msg.walk():
-        if part.get_content_type() not in STATUS_TYPES:
-            continue
-        for fields in _field_groups(_flatten(part)):
-            recipient = _typed_address(fields.get("final-recipient") or fields.get("original-recipient") or "")
-            if not recipient:
-                continue  # the per-message block (Reporting-MTA, Arrival-Date), or an unusable address
-            status = (fields.get("status") or "").split()[0] if fields.get("status") else ""
-            statuses.append(RecipientStatus(recipient, (fields.get("action") or "").split(" ")[0].lower(), status,
-                                            " ".join((fields.get("diagnostic-code") or "").split())))
+        if part.get_content_type() in STATUS_TYPES:
+            statuses += [s for s in map(_status, _field_groups(_flatten(part))) if s is not None]
     return statuses
 
 
@@ -170,13 +172,16 @@ _ORIGINAL_STARTS = re.compile(
 _ANGLE_LINE = re.compile(rf"^<({_ADDR})>(?: \(expanded from <[^>]*>\))?:")  # Postfix, qmail, Yahoo, Courier
 _INDENTED_ADDR = re.compile(rf"^\s*<?({_ADDR})>?\s*(?:\(.*\))?\s*$")
 _SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
-    ("Postfix", re.compile(r"This is the mail system at host|^\s*The mail system\s*$", re.I | re.M), _ANGLE_LINE),
+    ("Postfix", re.compile(r"This is the mail system at host|This is the (?:[\w-]+ )?Postfix program|"
+                           r"^\s*The (?:[\w-]+ )?(?:mail system|Postfix program|Postfix on .+ program)\s*$",
+                           re.I | re.M), _ANGLE_LINE),
     ("qmail", re.compile(r"This is the qmail-send program|I'm afraid I wasn't able to deliver your message", re.I),
      _ANGLE_LINE),
     ("Yahoo", re.compile(r"we were unable to deliver your message to the following address", re.I), _ANGLE_LINE),
     ("Courier", re.compile(r"Your message to the following recipients cannot be delivered", re.I), _ANGLE_LINE),
-    ("Exim", re.compile(r"The following address\(es\) failed:|following addresses failed:", re.I),
-     re.compile(rf"^\s{{1,4}}<?({_ADDR})>?\s*$")),
+    # "  a@b", "  a@b: forced freeze", "  a@b <c@d>: …" (also after "A message sent by <x> could not …")
+    ("Exim", re.compile(r"The following\s+address\(es\)\s+failed:|following\s+addresses\s+failed:", re.I),
+     re.compile(rf"^\s{{1,4}}<?({_ADDR})>?(?::.*|\s+<[^>]*>:.*)?\s*$")),
     ("Sendmail", re.compile(r"-+ ?The following addresses had permanent fatal errors ?-+", re.I), _INDENTED_ADDR),
     ("Exchange", re.compile(
         r"Delivery has failed to these recipients or (?:groups|distribution lists):|"
@@ -194,6 +199,7 @@ _SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
                               re.I), _INDENTED_ADDR),
     ("OpenSMTPD", re.compile(r"the following list of\s+recipients:", re.I), re.compile(rf"^\s*<?({_ADDR})>?:\s")),
     ("Domino", re.compile(r"was not delivered to:", re.I), _INDENTED_ADDR),
+    ("Lotus Notes", re.compile(r"-+\s*Failure Reasons\s*-+", re.I), _INDENTED_ADDR),
     ("mail server", re.compile(r"could not be delivered to the following recipients?:|"
                                r"permanent error\. The following address(?:es)? failed:|"
                                r"Delivery to the following recipients? failed[:.]", re.I), _INDENTED_ADDR),
@@ -219,6 +225,28 @@ def notice_text(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\xa0", " ")
     match = _ORIGINAL_STARTS.search(text)
     return text[:match.start()] if match else text
+
+
+def angle_colon_lines(text: str) -> list[str]:
+    """``<a@b>: …`` at the start of a line of the notice: how Postfix, qmail, Yahoo and Courier (and
+    their renamed copies) list failed recipients. Only for mail already known to be a bounce."""
+    found: list[str] = []
+    for line in notice_text(text).split("\n"):
+        hit = _ANGLE_LINE.match(line)
+        email = normalise_email(hit.group(1)) if hit else ""
+        if email and email not in found:
+            found.append(email)
+    return found
+
+
+def statuses_in_text(text: str) -> list[RecipientStatus]:
+    """Delivery-status fields written into the text itself (a report part mislabelled text/plain, or a
+    bounce whose MIME structure was lost on the way): the same per-recipient blocks."""
+    if "final-recipient" not in text.lower():
+        return []
+    groups = (g for g in _field_groups(notice_text(text))
+              if "final-recipient" in g and ("action" in g or "status" in g))
+    return [s for s in map(_status, groups) if s is not None]
 
 
 def bounce_shape(text: str) -> tuple[str, list[str]] | None:
@@ -258,7 +286,8 @@ _DELAY_SUBJECT = re.compile(
 _DELAY_TEXT = re.compile(
     r"has not yet been delivered|not been delivered yet|will continue trying|will (?:be )?retr(?:y|ied)|"
     r"still trying|is being retried|THIS IS A WARNING|Delivery to the following recipients? has been delayed|"
-    r"Delivery Incomplete|wird weiter versucht|noch nicht zugestellt", re.IGNORECASE)
+    r"Delivery Incomplete|wird weiter versucht|noch nicht zugestellt|No action is required on your part|"
+    r"Delay reason:", re.IGNORECASE)
 
 
 def is_delay_notice(subject: str, text: str) -> bool:

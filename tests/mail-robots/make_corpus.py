@@ -348,6 +348,36 @@ plain("bounce-weak-subject-with-original", "bounce", "'Delivery failure' counts 
       frm="gateway@example.com", subject="Delivery failure", failed=[UNKNOWN_1], attach_original=returned(to=UNKNOWN_1),
       body=f"The message could not be delivered to {UNKNOWN_1}.\nThe remote server said: 550 no such mailbox.\n")
 
+plain("bounce-exim-sent-by", "bounce", "Exim bounce to a forwarder: 'A message sent by <x>', the list wrapped over two lines",
+      frm="Mail Delivery System <Mailer-Daemon@fwd.example.org>", subject="Mail failure - rejected by local scanning code",
+      failed=[UNKNOWN_1, UNKNOWN_2],
+      body="This message was created automatically by mail delivery software.\n\nA message sent by\n\n  <anna.schmidt@beispiel-firma.de>\n\n"
+           "could not be delivered to one or more of its recipients. The following\naddress(es) failed:\n\n"
+           f"  {UNKNOWN_1}\n    SMTP error from remote mail server after RCPT TO:<{UNKNOWN_1}>:\n    550 5.1.1 unknown\n"
+           f"  {UNKNOWN_2}: forced freeze\n\n------ This is a copy of the message's headers. ------\n\n" + original(to=f"{UNKNOWN_1}, {UNKNOWN_2}"))
+plain("bounce-postfix-renamed", "bounce", "a Postfix whose program name was changed by its operator",
+      frm="Mail Delivery System <MAILER-DAEMON@mx.example.net>", subject="Undelivered Mail Returned to Sender", failed=[KLAUS],
+      attach_original=returned(),
+      body="This is the Example-Mail Postfix program at host mx.example.net.\n\nI'm sorry to have to inform you that your message could not\n"
+           f"be delivered to one or more recipients.\n\n\t\t\tThe Example-Mail Postfix program\n\n<{KLAUS}>: host\n    mx.mueller-maschinenbau.de[203.0.113.20] said: 550 User unknown\n")
+plain("bounce-inline-dsn-fields", "bounce", "a relay's plain-text bounce with the delivery-status fields written into the text",
+      frm="mail-relay@example.com", subject="Returned mail: User unknown", failed=[UNKNOWN_3, KLAUS],
+      body="The message below could not be delivered.\n\nReporting-MTA: dns; relay.example.com\n\n"
+           f"Final-Recipient: rfc822; {UNKNOWN_3}\nAction: failed\nStatus: 5.1.1\n\n"
+           f"Final-Recipient: rfc822; {KLAUS}\nAction: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 mailbox full\n\n"
+           "--- Below this line is a copy of the message.\n\n" + returned(to=f"{UNKNOWN_3}, {KLAUS}"))
+plain("bounce-angle-colon-unknown-intro", "bounce", "an unfamiliar notice listing '<addr>: reason' lines",
+      frm="Mail Delivery System <MAILER-DAEMON@gw.example.org>", subject="Undelivered Mail Returned to Sender", failed=[UNKNOWN_2],
+      body=f"Message from the mail gateway at gw.example.org.\n\n<{UNKNOWN_2}>: 550 mailbox unavailable\n")
+plain("bounce-postfix-report-unavailable", "bounce", "Postfix lost its log: the returned original's only recipient",
+      frm="MAILER-DAEMON@mx.example.net (Mail Delivery System)", subject="Undelivered Mail Returned to Sender", failed=[UNKNOWN_1],
+      attach_original=returned(to=f"Martin Weber <{UNKNOWN_1}>"),
+      body="This is the mail system at host mx.example.net.\n\nI'm sorry to have to inform you that your message could not\n"
+           "be delivered to one or more recipients. It's attached below.\n\n                   The mail system\n\n\t--- Delivery report unavailable ---\n")
+plain("bounce-lotus-notes", "bounce", "Lotus Notes failure report", frm="Mail Router <postmaster@notes.example.com>",
+      subject="Undeliverable Message", failed=[UNKNOWN_3],
+      body=f"------- Failure Reasons  --------\n\nUser not listed in public Name & Address Book\n{UNKNOWN_3}\n\n\n------- Returned Message --------\n" + returned(to=UNKNOWN_3))
+
 # --- ARF feedback reports (RFC 5965) and read receipts ---------------------------------------------------
 
 _ARF_FIELDS = ("Feedback-Type: abuse\nUser-Agent: SomeGenerator/1.0\nVersion: 1\nOriginal-Mail-From: <anna.schmidt@beispiel-firma.de>\n"
@@ -365,6 +395,9 @@ raw_jmrp = (f"From: complaints@mail.example.net\nTo: abuse@beispiel-firma.de\nSu
             'Content-Type: multipart/mixed; boundary="J"\n\n'
             f"--J\nContent-Type: message/rfc822\nContent-Disposition: inline\n\n{returned(to=UNKNOWN_1)}\n--J--\n")
 case("arf-complaint-only-original", "arf", "a complaint (feedback loop) holding only the reported message", raw_jmrp)
+plain("arf-text-says-so", "arf", "a feedback report that says what it is, with only the reported mail attached",
+      frm="abuse@isp.example.com", subject="Spam", attach_original=returned(to=UNKNOWN_1),
+      body="This is an email abuse report for an email message received from IP 192.0.2.1 on Tue, 1 Dec 2026.\n")
 raw_arf_text = raw_arf_mixed.replace("Content-Type: message/feedback-report\n", "Content-Type: text/plain\n").replace(
     "<arf-mixed@", "<arf-text@")
 case("arf-mixed-text-fields", "arf", "feedback report whose fields part is labelled text/plain", raw_arf_text)
@@ -435,6 +468,9 @@ plain("ooo-apple-x-apple-action", "auto-reply", "iCloud vacation reply: X-Apple-
 plain("ooo-notes-auto", "auto-reply", "Lotus Notes auto-reply: AUTO: in the subject",
       frm="Rolf Berg/Example@example.com", subject="AUTO: Rolf Berg ist außer Haus (Rückkehr am 11.12.2026)",
       body="Ich bin bis 11.12.2026 abwesend. Ihre Nachricht wird nicht weitergeleitet.")
+plain("ooo-auto-re", "auto-reply", "'Auto: Re: …' in front of the subject, no headers",
+      frm="Nina Graf <nina.graf@example.com>", subject="Auto: Re: Angebot 4711",
+      body="Danke! Ich bin bis Montag nicht erreichbar.")
 plain("ooo-x-autoreply", "auto-reply", "X-Autoreply: yes", frm="info@hotel-example.com", subject="Ihre Anfrage",
       headers="X-Autoreply: yes\n", body="Danke für Ihre Anfrage, wir melden uns.")
 plain("ooo-x-autorespond", "auto-reply", "X-Autorespond header", frm="office@example.com", subject="We received your mail",
