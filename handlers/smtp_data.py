@@ -98,7 +98,7 @@ class ChunkedData(SMTP):
                 scanned = 0
         if len(buffer) > end + len(END):
             # Pipelined commands after the data: back to the front of the stream for the command loop.
-            reader._buffer[:0] = buffer[end + len(END):]  # StreamReader has no unread
+            reader._buffer[:0] = buffer[end + len(END):]  # type: ignore[attr-defined]  # StreamReader has no unread
         if self.normalize_bare_lf and not discarded:
             del buffer[end + 2:]  # the end marker (but for its CRLF, the data's last)
             buffer = crlf_lines(buffer)
@@ -111,8 +111,9 @@ class ChunkedData(SMTP):
             return
         content = unstuff(buffer, end)
         del buffer
-        self.envelope.content = content
-        self.envelope.original_content = content
+        # A bytearray where aiosmtpd types bytes: the same reading, without a copy of the whole message.
+        self.envelope.content = content  # type: ignore[assignment]
+        self.envelope.original_content = content  # type: ignore[assignment]
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)

@@ -174,3 +174,19 @@ def test_out_of_file_descriptors_logs_a_few_lines_and_serves_again_when_they_are
 def test_the_log_throttle_lets_one_line_through_per_period_and_counts_the_rest():
     throttle = Throttle(every=10)
     assert [throttle.due(t) for t in (0.0, 1.0, 5.0, 9.9, 10.0, 12.0, 25.0)] == [0, None, None, None, 3, None, 1]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('bare_newline = "lenient"', 'config: [smtp] bare_newline must be "normalize" or "reject", got \'lenient\''),
+    ("max_sessions = 0", "config: [smtp] max_sessions must be at least 1"),
+    ("idle_timeout_seconds = 0", "config: [smtp] idle_timeout_seconds must be at least 1"),
+    ("max_recipients = -1", "config: [smtp] max_recipients must be at least 1"),
+])
+def test_a_bad_smtp_limit_stops_start_up_with_one_line_naming_it(tmp_path, line, message):
+    from crm_inbox.config import ConfigError, load_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text(f"[smtp]\n{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert str(caught.value) == message
