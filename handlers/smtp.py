@@ -21,7 +21,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 
 from crm_inbox.intake import Accepted, Envelope
 from crm_inbox.intake_process import IntakeError
-from handlers.smtp_data import ChunkedData
+from handlers.smtp_data import ChunkedData, line_ends
 from handlers.smtp_sessions import (
     TOO_MANY_FROM_CLIENT,
     TOO_MANY_SESSIONS,
@@ -55,10 +55,8 @@ _STRICT_RCPT = re.compile(r"^\s*TO:\s*<[^<>@\s,:]+@[^<>@\s,:%!]+>(\s+\S.*)?$", r
 
 
 def has_bare_newline(raw: bytes) -> bool:
-    """A CR not followed by LF, or an LF not after a CR. Counted rather than searched with a regular
-    expression: this runs on the event loop, and for a 20 MB message the regex held it for ~0.4 s."""
-    pairs = raw.count(b"\r\n")
-    return raw.count(b"\r") != pairs or raw.count(b"\n") != pairs
+    """A CR not followed by LF, or an LF not after a CR."""
+    return any(line_ends(raw))
 
 StoreFn = Callable[[bytes, Envelope], Accepted]
 AsyncStoreFn = Callable[[bytes, Envelope], Awaitable[Accepted]]
@@ -106,7 +104,8 @@ class CrmSmtpHandler:
         if not envelope.rcpt_tos:
             return REFUSED_NO_RCPT
         raw = envelope.original_content or b""
-        if has_bare_newline(raw):
+        checked = getattr(server, "bare_cr_left", None)  # counted already where bare LF was normalised
+        if has_bare_newline(raw) if checked is None else checked:
             log.info("smtp %s: refused message with bare CR/LF", session.peer)
             return REFUSED_BARE_NEWLINE
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
