@@ -111,8 +111,8 @@ def read_messages(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
             for file in sorted(path.rglob("*.eml")):
                 yield str(file), _single_message(file)
         elif _is_mbox(path):
-            box = mailbox.mbox(path, create=False)
-            for index, key in enumerate(box.keys()):
-                yield f"{path}#{index + 1}", box.get_bytes(key)
+            mbox = mailbox.mbox(path, create=False)
+            for index, key in enumerate(mbox.keys()):
+                yield f"{path}#{index + 1}", mbox.get_bytes(key)
         else:
             yield str(path), _single_message(path)
