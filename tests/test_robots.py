@@ -111,6 +111,7 @@ def test_a_known_contacts_failed_address_is_marked_bouncing_among_several(settin
     klaus_id = load_world(factory)
     interaction = deliver(factory, settings, "dsn-postfix-three")
     assert bouncing(factory) == [KLAUS]
+    assert f"marked {KLAUS} as bouncing" in interaction.reason  # only the contact's address, not the others
     assert interaction.contact_ids == [klaus_id]
     assert contacts(factory) == [KLAUS]
     for status in ("5.1.1", "5.2.2"):

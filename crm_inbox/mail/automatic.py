@@ -31,7 +31,7 @@ _PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply", "auto-reply", "au
 # mail gateways put it on ordinary mail too; it only backs up a subject below.
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Autoresponder", "X-AutoReply-From",
                  "X-Mail-Autoreply", "X-MS-Exchange-Message-Is-Ndr", "X-Failed-Recipients",
-                 "X-List-Administrivia", "Mailing-List")
+                 "X-List-Administrivia", "Mailing-List", "X-MLServer")
 _NO = frozenset({"no", "false", "0", "none"})
 
 # Local parts of MTAs and Exchange's system mailbox (MicrosoftExchange + 32 hex digits) …

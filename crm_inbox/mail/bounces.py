@@ -170,7 +170,7 @@ _ORIGINAL_STARTS = re.compile(
 # Each shape: (name, how the MTA introduces the list of failed recipients, how one line of it looks).
 # The list runs from the introduction to the first line that is not an entry (after entries were seen).
 _ANGLE_LINE = re.compile(rf"^<({_ADDR})>(?: \(expanded from <[^>]*>\))?:")  # Postfix, qmail, Yahoo, Courier
-_INDENTED_ADDR = re.compile(rf"^\s*<?({_ADDR})>?\s*(?:\(.*\))?\s*$")
+_INDENTED_ADDR = re.compile(rf"^\s*(?:[^<>@\n]{{1,60}}<)?<?({_ADDR})>?\s*(?:\(.*\))?\s*$")  # "  a@b", "Name <a@b>"
 _SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
     ("Postfix", re.compile(r"This is the mail system at host|This is the (?:[\w-]+ )?Postfix program|"
                            r"^\s*The (?:[\w-]+ )?(?:mail system|Postfix program|Postfix on .+ program)\s*$",
@@ -180,8 +180,9 @@ _SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
     ("Yahoo", re.compile(r"we were unable to deliver your message to the following address", re.I), _ANGLE_LINE),
     ("Courier", re.compile(r"Your message to the following recipients cannot be delivered", re.I), _ANGLE_LINE),
     # "  a@b", "  a@b: forced freeze", "  a@b <c@d>: …" (also after "A message sent by <x> could not …")
-    ("Exim", re.compile(r"The following\s+address\(es\)\s+failed:|following\s+addresses\s+failed:", re.I),
-     re.compile(rf"^\s{{1,4}}<?({_ADDR})>?(?::.*|\s+<[^>]*>:.*)?\s*$")),
+    # (GMX and 1&1 run it too: "The following address\nfailed:", entries unindented or quoted)
+    ("Exim", re.compile(r"The following\s+address(?:\(es\)|es)?\s+failed:", re.I),
+     re.compile(rf"^\s{{0,4}}[\"<]?({_ADDR})[\">]?(?::.*|\s+<[^>]*>:.*)?\s*$")),
     ("Sendmail", re.compile(r"-+ ?The following addresses had permanent fatal errors ?-+", re.I), _INDENTED_ADDR),
     ("Exchange", re.compile(
         r"Delivery has failed to these recipients or (?:groups|distribution lists):|"

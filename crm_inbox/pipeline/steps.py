@@ -130,12 +130,10 @@ def mark_bounces(ctx: MailContext) -> None:
     if not ctx.automatic.bounced:
         return
     emails = ContactEmail.__table__
-    bounced = list(ctx.automatic.bounced)
-    marked = ctx.session.execute(
-        update(emails).where(emails.c.email.in_(bounced)).values(bouncing=True)).rowcount
+    marked = ctx.session.execute(update(emails).where(emails.c.email.in_(ctx.automatic.bounced))
+                                 .values(bouncing=True).returning(emails.c.email)).scalars().all()
     if marked:
-        ctx.note(f"marked {', '.join(bounced)} as bouncing" if marked == len(bounced) else
-                 f"marked the contacts' addresses among {', '.join(bounced)} as bouncing")
+        ctx.note(f"marked {', '.join(dict.fromkeys(marked))} as bouncing")
 
 
 def record(ctx: MailContext) -> None:
