@@ -1,62 +1,177 @@
-"""The demo: believable data through the real core, and a login that works."""
+"""The demo: believable data through the real core, every part of the CRM shown, one language per demo, a
+login that works, and a command line that says what it does."""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import re
+import selectors
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox.demo import DemoLogin, build_demo, is_empty
+from crm_inbox.config import Settings
+from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from crm_inbox.demo import (
+    CALL_SUBJECTS_DE,
+    CALL_SUBJECTS_EN,
+    COMPANIES,
+    COMPANIES_EN,
+    REMINDER_TITLES_DE,
+    REMINDER_TITLES_EN,
+    DemoLogin,
+    build_demo,
+    is_empty,
+    language_from_environment,
+)
 from crm_inbox.models import (
     Attachment,
+    Call,
     Company,
+    CompanyPhone,
     Contact,
+    ContactPhone,
     InboundMessage,
     InboundState,
     Interaction,
     InteractionContact,
     InteractionKind,
+    Reminder,
+    Ticket,
+    TicketState,
 )
+from tests.conftest import make_settings, make_token
+from tests.serveproc import ROOT, config_file
 
 
 def count(session, *where, model=Interaction) -> int:  # type: ignore[no-untyped-def]
     return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def test_demo_fills_an_empty_database_and_its_login_works(factory, settings, client):
-    with factory() as session:
-        assert is_empty(session)
+@dataclass
+class Demo:
+    settings: Settings
+    factory: sessionmaker[Session]
+    login: DemoLogin
+    took: float
+    records: list[logging.LogRecord]  # what was logged at INFO and above while the demo was built
 
-    started = time.monotonic()
-    login = build_demo(factory, settings)
-    took = time.monotonic() - started
+
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _database(pg_url: str | None, directory: Path, name: str) -> Iterator[str]:
+    """A database of this module's own (built once, read by many tests): a SQLite file, or a schema of its
+    own on PostgreSQL (the per-test fixtures empty the shared one)."""
+    if not pg_url:
+        yield f"sqlite:///{directory / f'{name}.db'}"
+        return
+    schema = f"crm_demo_{os.getpid()}_{name}"
+    admin = make_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"}) \
+        .render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
+
+
+def _built(pg_url: str | None, directory: Path, language: str) -> Iterator[Demo]:
+    for url in _database(pg_url, directory, language):
+        settings = make_settings(url, directory / f"instance-{language}")
+        engine = make_engine(url)
+        upgrade(engine)
+        factory = make_sessionmaker(engine)
+        with factory() as session:
+            assert is_empty(session)
+        # As `serve` runs it: INFO and above reach the log (pytest alone would leave the root at WARNING).
+        root, keep = logging.getLogger(), _Keep()
+        level = root.level
+        root.setLevel(logging.INFO)
+        root.addHandler(keep)
+        try:
+            started = time.monotonic()
+            login = build_demo(factory, settings, language=language)
+            took = time.monotonic() - started
+        finally:
+            root.removeHandler(keep)
+            root.setLevel(level)
+        yield Demo(settings, factory, login, took, keep.records)
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def german(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    yield from _built(pg_url, tmp_path_factory.mktemp("demo-de"), "de")
+
+
+@pytest.fixture(scope="module")
+def english(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    yield from _built(pg_url, tmp_path_factory.mktemp("demo-en"), "en")
+
+
+@pytest.fixture(params=["de", "en"])
+def demo(request: pytest.FixtureRequest) -> Demo:
+    return request.getfixturevalue({"de": "german", "en": "english"}[request.param])
+
+
+def api_client(demo: Demo):  # type: ignore[no-untyped-def]
+    from web import create_app
+
+    app = create_app(demo.settings, demo.factory)
+    app.config["TESTING"] = True
+    token = make_token(demo.factory, f"reader-{time.monotonic_ns()}@beispiel-firma.de", "readonly")
+    return app.test_client(), {"Authorization": f"Bearer {token}"}
+
+
+def test_demo_fills_an_empty_database_and_its_login_works(german: Demo):
+    login, settings = german.login, german.settings
     assert isinstance(login, DemoLogin)
     assert login.email.endswith("@" + settings.mail.staff_domains[0])
-    assert took < 60  # about 3 s on SQLite; generous for slow CI disks
+    assert german.took < 90  # about 5 s on SQLite; generous for slow CI disks and PostgreSQL
 
-    with factory() as session:
+    with german.factory() as session:
         assert not is_empty(session)
         assert count(session, model=Company) >= 12
         assert count(session, model=Contact) >= 45
-        mails = count(session, Interaction.kind == InteractionKind.EMAIL)
+        mails = count(session, Interaction.kind == InteractionKind.EMAIL, Interaction.inbound_message_id.is_not(None))
         assert mails >= 250
-        # every mail went through intake and processing, none failed or was skipped
-        assert count(session, model=InboundMessage) == mails
-        assert count(session, InboundMessage.state != InboundState.PROCESSED, model=InboundMessage) == 0
-        assert count(session, Interaction.kind == InteractionKind.EMAIL,
-                     Interaction.inbound_message_id.is_(None)) == 0
+        # every mail went through intake and processing; one fails on purpose (see the triage test)
+        assert count(session, model=InboundMessage) == mails + 1
+        assert count(session, InboundMessage.state != InboundState.PROCESSED, model=InboundMessage) == 1
+        assert count(session, Interaction.kind == InteractionKind.EMAIL, Interaction.inbound_message_id.is_(None)) == 0
         assert count(session, Interaction.kind == InteractionKind.CALL) >= 60
         assert count(session, Interaction.kind == InteractionKind.NOTE) >= 20
         assert count(session, Interaction.html.is_not(None)) >= 1
         assert count(session, model=Attachment) >= 5
-        # everything shows up on somebody's timeline
-        assert count(session, ~Interaction.id.in_(select(InteractionContact.interaction_id))) == 0
+        # everything about a person shows up on somebody's timeline; what does not waits in triage
         busiest = session.execute(
             select(InteractionContact.contact_id).group_by(InteractionContact.contact_id)
             .order_by(func.count().desc(), InteractionContact.contact_id).limit(1)).scalar_one()
         some_company = session.execute(select(Company.id).order_by(Company.id).limit(1)).scalar_one()
 
+    from web import create_app
+
+    client = create_app(settings, german.factory).test_client()
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token
@@ -77,23 +192,240 @@ def test_demo_fills_an_empty_database_and_its_login_works(factory, settings, cli
     assert "gmx.de" in client.get("/contacts", query_string={"q": "gmx.de"}).get_data(as_text=True)
 
 
+def test_demo_has_open_tickets_mail_waiting_in_triage_and_a_failed_message(demo: Demo):
+    with demo.factory() as session:
+        states = dict(session.execute(select(Ticket.state, func.count()).group_by(Ticket.state)).all())
+    assert states.get(TicketState.NEW, 0) + states.get(TicketState.OPEN, 0) > 0  # waiting for staff
+    assert states.get(TicketState.PENDING, 0) > 0  # a staff reply (BCC) made it pending
+    assert states.get(TicketState.SOLVED, 0) == 1
+
+    client, auth = api_client(demo)
+    waiting = client.get("/api/v1/interactions", query_string={"unassigned": "1"}, headers=auth).get_json()
+    forwards = [item for item in waiting["items"] if item["kind"] == "email"]
+    assert len(forwards) >= 2
+    reasons = " ".join(item["attribution_reason"] for item in forwards)
+    assert "2 contact(s) named" in reasons  # namesakes at two companies: the CRM does not guess
+    assert "left for triage" in reasons
+
+    failed = client.get("/api/v1/inbound", query_string={"state": "failed"}, headers=auth).get_json()["items"]
+    assert [item["error"] for item in failed] == [
+        f"message has more than {demo.settings.mail.max_parts} MIME parts"]
+
+
+def test_demo_calls_come_from_phone_events_like_a_webhook_makes_them(demo: Demo):
+    client, auth = api_client(demo)
+    calls = client.get("/api/v1/calls", query_string={"limit": "500"}, headers=auth).get_json()["items"]
+    assert len(calls) >= 80
+    assert all(c["source"] == "demo" and c["interaction_id"] for c in calls)
+    assert len({c["external_call_id"] for c in calls}) == len(calls)
+    assert any(c["answered"] and c["talk_seconds"] for c in calls)
+    assert any(c["staff_id"] for c in calls)  # the extension tells who took it
+    owed = client.get("/api/v1/calls", query_string={"callback": "1"}, headers=auth).get_json()["items"]
+    assert owed and all(c["missed"] for c in owed)
+    unknown = client.get("/api/v1/calls", query_string={"unassigned": "1"}, headers=auth).get_json()["items"]
+    assert unknown
+
+    with demo.factory() as session:
+        # every call on a timeline has its call behind it
+        assert count(session, Interaction.kind == InteractionKind.CALL,
+                     ~Interaction.id.in_(select(Call.interaction_id).where(Call.interaction_id.is_not(None)))) == 0
+        # a missed call owes a call-back reminder
+        assert count(session, Reminder.reason == "missed_call", model=Reminder) >= len(owed)
+
+
+def test_every_person_has_a_direct_number_of_their_own(demo: Demo):
+    with demo.factory() as session:
+        numbers = session.execute(select(ContactPhone.contact_id, ContactPhone.raw, ContactPhone.e164)).all()
+        switchboards = set(session.execute(select(CompanyPhone.e164)).scalars())
+        people_with_company = set(session.execute(
+            select(Contact.id).where(Contact.company_id.is_not(None))).scalars())
+    assert all(e164 for _, _, e164 in numbers), [raw for _, raw, e164 in numbers if not e164]
+    owners: dict[str, set[int]] = {}
+    for contact_id, _, e164 in numbers:
+        owners.setdefault(e164, set()).add(contact_id)
+    assert {e164: ids for e164, ids in owners.items() if len(ids) > 1} == {}
+    assert not switchboards & set(owners)
+    with_number = {contact_id for contact_id, _, _ in numbers}
+    assert people_with_company <= with_number  # everybody at a company has a direct dial
+
+
+def test_one_language_per_demo(german: Demo, english: Demo):
+    def texts(demo: Demo) -> tuple[list[str], list[str], list[str], list[str]]:
+        with demo.factory() as session:
+            return (list(session.execute(select(Interaction.subject).where(
+                        Interaction.kind == InteractionKind.CALL)).scalars()),
+                    list(session.execute(select(Reminder.title).where(Reminder.reason == "manual")).scalars()),
+                    list(session.execute(select(Company.name)).scalars()),
+                    list(session.execute(select(Interaction.subject).where(
+                        Interaction.kind == InteractionKind.EMAIL)).scalars()))
+
+    def starts(subjects: list[str], templates: dict[tuple[bool, bool], str]) -> list[str]:
+        prefixes = tuple(t.split("{")[0] for t in templates.values() if not t.startswith("{"))
+        suffixes = tuple(t.split("}")[1] for t in templates.values() if t.startswith("{"))
+        return [s for s in subjects if s.startswith(prefixes) or s.endswith(suffixes)]
+
+    calls, reminders, companies, mails = texts(german)
+    assert len(starts(calls, CALL_SUBJECTS_DE)) == len(calls) > 0
+    assert starts(calls, CALL_SUBJECTS_EN) == []
+    assert reminders and all(r.startswith(REMINDER_TITLES_DE) for r in reminders)
+    assert not any(r.startswith(REMINDER_TITLES_EN) for r in reminders)
+    assert not set(companies) & {c[0] for c in COMPANIES_EN}
+    assert not [m for m in mails if m and re.search(r"\b(Quotation|Invoice|Delivery status|Complaint)\b", m)]
+
+    calls, reminders, companies, mails = texts(english)
+    assert len(starts(calls, CALL_SUBJECTS_EN)) == len(calls) > 0
+    assert starts(calls, CALL_SUBJECTS_DE) == []
+    assert reminders and all(r.startswith(REMINDER_TITLES_EN) for r in reminders)
+    assert not any(r.startswith(REMINDER_TITLES_DE) for r in reminders)
+    assert not set(companies) & {c[0] for c in COMPANIES}
+    assert not [m for m in mails if m and re.search(r"\b(Anfrage|Bestellung|Rechnung|Lieferung|AW:|WG:)", m)]
+    with english.factory() as session:
+        names = " ".join(session.execute(select(Contact.name)).scalars())
+    assert not re.search("[äöüßÄÖÜ]", names)
+
+
+def test_seeding_logs_no_line_per_message(demo: Demo):
+    """Intake, worker, tickets and calls log each message at INFO: while seeding they keep quiet, so the
+    service's start-up lines and the demo's block are not buried. Warnings still show."""
+    info = [r.getMessage() for r in demo.records if r.levelno == logging.INFO and r.name.startswith("crm_inbox")]
+    assert info == []
+    warnings = [r.getMessage() for r in demo.records if r.levelno == logging.WARNING]
+    assert any("MIME parts" in w for w in warnings)  # the message that fails on purpose
+    assert logging.getLogger("crm_inbox").level == logging.NOTSET  # restored: serve logs as always
+
+
 def test_the_same_seed_gives_the_same_people_and_mail(factory, settings, tmp_path):
     from crm_inbox.config import replace
-    from crm_inbox.db import make_engine, make_sessionmaker, upgrade
 
     def snapshot(some_factory):  # type: ignore[no-untyped-def]
         with some_factory() as session:
             return (sorted(session.execute(select(Contact.name)).scalars(), key=str),
                     sorted(session.execute(select(Interaction.subject)).scalars(), key=str))
 
-    first = build_demo(factory, settings, seed=3)
+    first = build_demo(factory, settings, seed=3, language="en")
     other_url = f"sqlite:///{tmp_path / 'other.db'}"
     engine = make_engine(other_url)
     try:
         upgrade(engine)
-        second = build_demo(make_sessionmaker(engine), replace(settings, database={"url": other_url}), seed=3)
+        second = build_demo(make_sessionmaker(engine), replace(settings, database={"url": other_url}), seed=3,
+                            language="en")
         assert snapshot(factory) == snapshot(make_sessionmaker(engine))
     finally:
         engine.dispose()
     assert first.email == second.email
     assert first.password != second.password  # never a well-known demo password
+
+
+# --- the command line -------------------------------------------------------------------------------------
+
+def test_demo_language_follows_the_environment_unless_chosen():
+    assert language_from_environment({"LANG": "de_DE.UTF-8"}) == "de"
+    assert language_from_environment({"LANG": "de_AT.UTF-8", "LC_ALL": "en_GB.UTF-8"}) == "en"  # LC_ALL wins
+    assert language_from_environment({"LC_ALL": "de_CH"}) == "de"
+    assert language_from_environment({"LANG": "C.UTF-8"}) == "en"
+    assert language_from_environment({}) == "en"
+
+
+def _read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float) -> list[str]:
+    """Output lines up to the one containing ``marker``; read from the descriptor itself, since a buffered
+    reader may hold several lines that the selector no longer reports."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    received = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            received += chunk
+            lines = received.decode(errors="replace").splitlines()
+            done = [i for i, line in enumerate(lines) if marker in line]
+            if done:
+                return lines[:done[0] + 1]
+    raise AssertionError(f"no {marker!r} within {timeout} s:\n" + received.decode(errors="replace"))
+
+
+def test_demo_prints_its_block_last_once_the_service_is_up(tmp_path: Path):
+    """The login, the web address, the SMTP port and how to stop come after serve's start-up lines."""
+    config = config_file(tmp_path, "demo", "sqlite:///unused.db", web={"host": "127.0.0.1"})
+    instance = tmp_path / "demo"
+    instance.mkdir()
+    engine = make_engine(f"sqlite:///{instance / 'demo-en.db'}")  # an existing demo: served as it is
+    upgrade(engine)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        session.add(Company(name="Thompson & Hale Ltd", origin="demo"))
+    engine.dispose()
+    (instance / "demo-en-login.txt").write_text("kate.morgan@example-trading.co.uk\nsecret-demo-pw\n")
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LANG": "en_GB.UTF-8", "LC_ALL": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "crm_inbox", "--config", str(config), "demo"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        lines = _read_until(proc, "Ctrl-C stops it.", 120)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    assert lines[0].startswith("Demo language: en (from the LANG/LC_ALL environment")
+    listening = [i for i, line in enumerate(lines) if "listening on" in line]
+    block = next(i for i, line in enumerate(lines) if line.startswith("CRM Inbox demo (English data"))
+    assert len(listening) == 2 and max(listening) < block  # web and SMTP said they listen, then the block
+    assert lines[block + 1] == "  Login:  kate.morgan@example-trading.co.uk / secret-demo-pw"
+    assert re.fullmatch(r"  Web:    http://127\.0\.0\.1:\d+/\?lang=en", lines[block + 2])
+    assert re.match(r"  SMTP:   127\.0\.0\.1:\d+ \(staff BCC to crm@beispiel-firma\.de", lines[block + 3])
+    assert lines[block + 4:] == ["Ctrl-C stops it."]
+    assert proc.returncode == 0
+
+
+def _actions(parser: argparse.ArgumentParser, path: str = "crm-inbox") -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        yield path, action
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _actions(sub, f"{path} {name}")
+
+
+def test_every_command_line_argument_has_help():
+    from crm_inbox.cli import _parser
+
+    missing = [f"{path}: {action.dest}" for path, action in _actions(_parser())
+               if not action.help or action.help == argparse.SUPPRESS]
+    assert missing == []
+    # and every subcommand says what it is for in the list of commands
+    unexplained = [f"{path}: {choice.dest}" for path, action in _actions(_parser())
+                   if isinstance(action, argparse._SubParsersAction)
+                   for choice in action._choices_actions if not choice.help]
+    assert unexplained == []
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crm_inbox", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+
+
+def test_serve_help_says_what_it_starts_and_which_settings_matter():
+    out = _run("serve", "--help").stdout
+    for part in ("SMTP listener", "web app", "REST API", "worker", "reminder scheduler", "IMAP poller",
+                 "retention"):
+        assert part in out
+    for key in ("[smtp] host, port", "[web] host, port, base_url", "[database] url", "[mail] crm_addresses",
+                "[mail] support_addresses", "[mail] staff_domains", "[[imap.accounts]]"):
+        assert key in out
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = _run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"crm-inbox {version('crm-inbox')}"
+
+
+def test_user_add_says_what_password_the_user_gets(settings: Settings, tmp_path: Path):
+    usage = " ".join(_run("user", "add", "--help").stdout.split())
+    assert "cannot log in to the web app until an admin sets one" in usage
+    config = config_file(tmp_path, "users", settings.database.url)
+    result = _run("--config", str(config), "user", "add", "paula.neu@beispiel-firma.de", "--name", "Paula Neu")
+    assert result.returncode == 0, result.stderr
+    assert "no password: cannot log in to the web app until an admin sets one" in result.stdout
