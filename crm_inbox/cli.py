@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from crm_inbox import log_masking
@@ -22,50 +23,102 @@ class CliError(Exception):
     """An error worded for the operator; printed as one line, exit status 2."""
 
 
+SERVE_DESCRIPTION = """\
+Runs CRM Inbox until Ctrl-C or SIGTERM, in one process:
+  - the SMTP listener: staff BCC or forward mail to the CRM addresses, customers write to the support
+    addresses (your mail server relays copies there);
+  - the web app and the REST API (/api/v1, with the phone webhooks);
+  - the worker that processes stored mail (attribution, timeline, tickets);
+  - the reminder scheduler (due reminders, call-backs) and the outbox that sends the CRM's own mail;
+  - one IMAP poller per configured mailbox;
+  - daily retention ([retention]).
+
+Configuration keys that matter (TOML file from --config or $CRM_INBOX_CONFIG; see config/default.toml):
+  [smtp] host, port                where the SMTP listener accepts mail
+  [web] host, port, base_url       where the web app listens, and the address links in mail point to
+  [database] url                   SQLite file or PostgreSQL (several serve processes may share one)
+  [mail] crm_addresses             addresses staff BCC or forward to
+  [mail] support_addresses         addresses that open support tickets
+  [mail] staff_domains             your own mail domains: senders there are staff
+  [[imap.accounts]]                mailboxes to fetch from instead of (or besides) SMTP
+"""
+
+USER_ADD_PASSWORD_HELP = ("ask for a password (or read one line from stdin). Without it the user gets no password "
+                          "and cannot log in to the web app until an admin sets one on the staff page "
+                          "(/admin/users); API tokens (crm-inbox token create) work either way")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crm-inbox")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crm-inbox", description="CRM Inbox: a CRM that records customer "
                                      "contact by itself (mail, calls, tickets, reminders).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the installed version and exit")
     parser.add_argument("--config", metavar="FILE", help="TOML configuration (default: $CRM_INBOX_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
-    sub.add_parser("serve", help="run the SMTP listener, the worker and the web app")
-    demo = sub.add_parser("demo", help="serve instance/demo.db, filled with believable demo data")
+    sub.add_parser("serve", help="run the SMTP listener, the web app and API, the worker and the schedulers",
+                   description=SERVE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo = sub.add_parser("demo", help="serve a demo database filled with believable demo data",
+                          description="Creates instance/demo.db (German) or instance/demo-en.db (English) with "
+                          "demo companies, people, mail, tickets, calls and reminders, then serves it like "
+                          "`serve`. An existing demo database is served as it is.")
     demo.add_argument("--no-serve", action="store_true", help="only create the demo database")
+    demo.add_argument("--language", choices=["de", "en"],
+                      help="language of the demo data: de (German companies and texts, instance/demo.db) or en "
+                      "(English-speaking companies, instance/demo-en.db); default: de if LC_ALL or LANG starts "
+                      "with de, else en")
 
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True,
+                                                                       metavar="ACTION", help="what to do")
     db.add_parser("upgrade", help="migrate the database to the newest schema")
     db.add_parser("status", help="show the database's schema revision")
     revision = db.add_parser("revision", help="(developers) generate a migration from the model changes")
-    revision.add_argument("message")
+    revision.add_argument("message", help="what the migration does (its file name and docstring)")
 
     ingest = sub.add_parser("ingest", help="import .eml files, mbox files and Maildir folders")
-    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="an .eml file, an mbox file or a Maildir folder (several allowed)")
     ingest.add_argument("--json", action="store_true", help="print one JSON object per message")
 
-    imap = sub.add_parser("imap", help="IMAP mailboxes").add_subparsers(dest="imap_command", required=True)
+    imap = sub.add_parser("imap", help="IMAP mailboxes").add_subparsers(dest="imap_command", required=True,
+                                                                         metavar="ACTION", help="what to do")
     fetch = imap.add_parser("fetch", help="import what is new in the configured mailboxes once")
     fetch.add_argument("account", nargs="?", help="only this account (its name in [[imap.accounts]])")
     status = imap.add_parser("status", help="what was imported from each folder, and the last error")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print one JSON object per folder")
 
-    inbox = sub.add_parser("inbox", help="stored inbound mail").add_subparsers(dest="inbox_command", required=True)
+    inbox = sub.add_parser("inbox", help="stored inbound mail").add_subparsers(
+        dest="inbox_command", required=True, metavar="ACTION", help="what to do")
     failed = inbox.add_parser("failed", help="list messages that failed to process")
-    failed.add_argument("--json", action="store_true")
+    failed.add_argument("--json", action="store_true", help="print one JSON object per message")
     retry = inbox.add_parser("retry", help="process failed messages again")
-    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="inbound message ids (see `inbox failed`)")
     retry.add_argument("--all", action="store_true", help="retry every failed message")
 
-    user = sub.add_parser("user", help="staff users").add_subparsers(dest="user_command", required=True)
-    add = user.add_parser("add", help="add a staff user")
-    add.add_argument("email")
-    add.add_argument("--name", required=True)
-    add.add_argument("--role", choices=["admin", "staff", "readonly"], default="staff")
+    user = sub.add_parser("user", help="staff users").add_subparsers(dest="user_command", required=True,
+                                                                      metavar="ACTION", help="what to do")
+    add = user.add_parser("add", help="add a staff user", description="Adds a staff user. " +
+                          USER_ADD_PASSWORD_HELP[0].upper() + USER_ADD_PASSWORD_HELP[1:] + ".")
+    add.add_argument("email", help="the user's e-mail address (also their login)")
+    add.add_argument("--name", required=True, help="the user's full name")
+    add.add_argument("--role", choices=["admin", "staff", "readonly"], default="staff",
+                     help="admin: also manages users and settings; staff: works with the data; readonly: only "
+                     "reads (default: staff)")
     add.add_argument("--extension", help="phone extension")
-    add.add_argument("--password", action="store_true", help="ask for a password (or read it from stdin)")
+    add.add_argument("--password", action="store_true", help=USER_ADD_PASSWORD_HELP)
 
     privacy = sub.add_parser("privacy", help="data protection: export or erase a person, apply retention") \
-        .add_subparsers(dest="privacy_command", required=True)
+        .add_subparsers(dest="privacy_command", required=True, metavar="ACTION", help="what to do")
     export = privacy.add_parser("export", help="everything stored about a person as a zip (JSON + files)")
     export.add_argument("contact", metavar="CONTACT", help="contact id or e-mail address")
     export.add_argument("-o", "--output", type=Path, metavar="FILE",
@@ -75,9 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--yes", action="store_true", help="do not ask")
     privacy.add_parser("purge", help="apply [retention] now (serve does it daily)")
 
-    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True,
+                                                                       metavar="ACTION", help="what to do")
     create = token.add_parser("create", help="create an API token (printed as the last line)")
-    create.add_argument("email")
+    create.add_argument("email", help="the staff user the token acts as")
     create.add_argument("--name", help="what the token is for")
     return parser
 
@@ -134,11 +188,42 @@ def cmd_serve(settings: Settings) -> int:
     return 1
 
 
-def cmd_demo(settings: Settings, no_serve: bool) -> int:
-    from crm_inbox.db import unit_of_work
-    from crm_inbox.demo import build_demo, is_empty
+def demo_files(instance: Path, language: str) -> tuple[Path, Path]:
+    """(database, login file) of the demo in ``language``: one file per language, so a German and an
+    English demo never mix and each keeps its data."""
+    suffix = "" if language == "de" else f"-{language}"
+    return instance / f"demo{suffix}.db", instance / f"demo{suffix}-login.txt"
 
-    db_file = settings.instance_path / "demo.db"
+
+def demo_block(*, language: str, db_file: Path, login: list[str], web: str | None, smtp: str | None,
+               crm_addresses: Sequence[str], support_addresses: Sequence[str]) -> str:
+    """What a newcomer needs, printed last: the login, where to look and where to send mail, how to stop."""
+    name = {"de": "German", "en": "English"}[language]
+    lines = [f"CRM Inbox demo ({name} data, {db_file}; --language de|en for the other, in its own file)"]
+    lines.append(f"  Login:  {login[0]} / {login[1]}" if len(login) == 2
+                 else f"  Login:  see {db_file.with_name(db_file.stem + '-login.txt')}")
+    if web:
+        lines.append(f"  Web:    {web}?lang={language}")
+    if smtp:
+        lines.append(f"  SMTP:   {smtp} (staff BCC to {', '.join(crm_addresses)}; customers write to "
+                     f"{', '.join(support_addresses) or 'no support address'})")
+    if web or smtp:
+        lines.append("Ctrl-C stops it.")
+    return "\n".join(lines)
+
+
+def cmd_demo(settings: Settings, no_serve: bool, language: str | None = None) -> int:
+    from crm_inbox.db import unit_of_work
+    from crm_inbox.demo import build_demo, is_empty, language_from_environment
+
+    if language is None:
+        language = language_from_environment(dict(os.environ))
+        print(f"Demo language: {language} (from the LANG/LC_ALL environment; --language de|en to choose)",
+              flush=True)
+    db_file, login_file = demo_files(settings.instance_path, language)
+    # Migrations and the scheduler's every-30-seconds job lines would push the demo's block out of sight.
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # Demo addresses are made up: reminders show on the dashboard but mail nobody.
     settings = replace(settings, database={"url": f"sqlite:///{db_file}"}, reminders={"notify_by_mail": False})
     engine = make_engine(settings.database.url)
@@ -147,24 +232,27 @@ def cmd_demo(settings: Settings, no_serve: bool) -> int:
     with unit_of_work(factory) as session:
         empty = is_empty(session)
     if empty:
-        print(f"Creating demo data in {db_file} …", flush=True)
-        login = build_demo(factory, settings)
-        login_file = settings.instance_path / "demo-login.txt"
+        print(f"Creating demo data in {db_file} … (one message fails on purpose: it has more MIME parts than "
+              "[mail] max_parts allows; triage shows it)", flush=True)
+        login = build_demo(factory, settings, language=language)
         login_file.touch(mode=0o600)  # the password is for this machine's user only
         login_file.write_text(f"{login.email}\n{login.password}\n")
-    login_text = (settings.instance_path / "demo-login.txt").read_text().split()
+    login_text = login_file.read_text().split() if login_file.exists() else []
     engine.dispose()
-    print(f"Login: {login_text[0]} / {login_text[1]}" if len(login_text) == 2 else "Login: see demo-login.txt")
+    block = partial(demo_block, language=language, db_file=db_file, login=login_text,
+                    crm_addresses=settings.mail.crm_addresses, support_addresses=settings.mail.support_addresses)
     if no_serve:
+        print(block(web=None, smtp=None), flush=True)
         return 0
     from crm_inbox.runtime import Service
 
     _block_stop_signals()
     service = Service(settings)
     service.start()
-    print(f"Web: http://{settings.web.host}:{service.web_port}/\n"
-          f"SMTP: {settings.smtp.host}:{service.smtp_port} (mail to {', '.join(settings.mail.crm_addresses)})\n"
-          "Stop with Ctrl-C.", flush=True)
+    # Last, after the service's start-up log lines: what the newcomer needs stays at the bottom.
+    web = f"http://{settings.web.host}:{service.web_port}/" if service.web_port else None
+    smtp = f"{settings.smtp.host}:{service.smtp_port}" if service.smtp_port else None
+    print(block(web=web, smtp=smtp), flush=True)
     signal.sigwait(STOP_SIGNALS)
     service.stop()
     return 0
@@ -358,6 +446,9 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
         with unit_of_work(factory) as session:
             user = add_staff(session, args.email, args.name, args.role, args.extension, password)
             print(f"staff user {user.id}: {user.name} <{user.primary_email}> ({user.role.value})")
+            if password is None:
+                print("no password: cannot log in to the web app until an admin sets one on the staff page "
+                      "(/admin/users); `crm-inbox token create` gives API access")
     except (StaffExists, ValidationError) as exc:
         raise CliError(str(exc)) from None
     return 0
@@ -438,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "serve":
                 return cmd_serve(settings)
             case "demo":
-                return cmd_demo(settings, args.no_serve)
+                return cmd_demo(settings, args.no_serve, args.language)
             case "db":
                 return cmd_db(settings, args.db_command, getattr(args, "message", None))
             case "ingest":
