@@ -146,3 +146,20 @@ def test_mail_from_null_over_real_smtp_creates_no_lead(service, factory):
         assert session.execute(select(func.count()).select_from(Contact)).scalar_one() == 0
         interaction = session.execute(select(Interaction)).scalar_one()
         assert "null envelope sender" in str(interaction.details.get("automatic"))
+
+
+def test_nul_characters_in_a_report_never_stop_it_being_recorded(settings, factory):
+    """PostgreSQL cannot store NUL: the per-recipient blocks and header text go into the reason without it."""
+    load_world(factory)
+    raw = ("From: MAILER-DAEMON@mx.example.net\r\nTo: anna.schmidt@beispiel-firma.de\r\nSubject: Undelivered\r\n"
+           "Auto-Submitted: auto-replied\x00\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+           "--B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+           f"Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; {KLAUS}\r\nAction: failed\x00\r\n"
+           "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 no\x00 such user\r\n--B--\r\n").encode()
+    outcome = process(factory, settings, store(factory, raw, Envelope(mail_from="<>", rcpt_to=(CRM,))).inbound_id)
+    assert outcome.interaction_id is not None
+    with factory() as session:
+        reason = session.get_one(Interaction, outcome.interaction_id).attribution_reason or ""
+    assert f"{KLAUS} failed 5.1.1 (smtp; 550 no such user)" in reason
+    assert bouncing(factory) == [KLAUS]

@@ -130,6 +130,7 @@ def detect_automatic(mail: ParsedMail, envelope_from: str | None) -> Automatic |
     reason = _why_automatic(mail, envelope_from)
     if reason is None:
         return None
+    reason = reason.replace("\x00", "")  # header text in the reason: PostgreSQL cannot store NUL
     kind = report_type(msg)
     statuses = tuple(delivery_statuses(msg))
     if not statuses and kind in (None, "delivery-status"):

@@ -16,8 +16,6 @@ import quopri
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from email.generator import Generator
-from io import StringIO
 
 from crm_inbox.mail.addresses import normalise_email, parse_addresses
 from crm_inbox.mail.parse import Message, decode_header_value, header_str, part_text
@@ -72,18 +70,18 @@ def _looks_like_feedback_fields(part: Message) -> bool:
 def _flatten(part: Message) -> str:
     """The part's body as the sender wrote it, decoded (base64 and quoted-printable reports exist)."""
     payload = part.get_payload()
-    if isinstance(payload, list):  # compat32 parses the fields into pseudo-messages: write them back
-        out = StringIO()
-        generator = Generator(out, mangle_from_=False, maxheaderlen=0)
+    if isinstance(payload, list):  # compat32 parses the fields into pseudo-messages: put the text back
+        blocks = []
         for block in payload:
             if isinstance(block, Message):
-                generator.flatten(block)
-                out.write("\n")
-        text = out.getvalue()
+                body = block.get_payload()
+                fields = "\n".join(f"{key}: {value}" for key, value in block.raw_items())
+                blocks.append(fields + ("\n" + body if isinstance(body, str) and body.strip() else ""))
+        text = "\n\n".join(blocks)
     else:
         text = payload if isinstance(payload, str) else ""
     cte = header_str(part, "Content-Transfer-Encoding").strip().lower()
-    raw = text.encode("ascii", "surrogateescape")
+    raw = text.encode("utf-8", "surrogateescape")  # 8-bit text stays as the bytes that came
     if cte == "base64":
         try:
             raw = base64.b64decode(b"".join(raw.split()), validate=False)
@@ -136,12 +134,14 @@ def _typed_address(value: str) -> str:
 
 
 def _status(fields: dict[str, str]) -> RecipientStatus | None:
+    fields = {key: value.replace("\x00", "") for key, value in fields.items()}  # NUL: PostgreSQL cannot store it
     recipient = _typed_address(fields.get("final-recipient") or fields.get("original-recipient") or "")
     if not recipient:
         return None  # the per-message block (Reporting-MTA, Arrival-Date), or an unusable address
     status = (fields.get("status") or "").split()
-    return RecipientStatus(recipient, (fields.get("action") or "").split(" ")[0].lower(), status[0] if status else "",
-                           " ".join((fields.get("diagnostic-code") or "").split()))
+    diagnostic = " ".join((fields.get("diagnostic-code") or "").split())
+    return RecipientStatus(recipient, (fields.get("action") or "").split(" ")[0].lower()[:20],
+                           (status[0] if status else "")[:20], diagnostic[:500])
 
 
 def delivery_statuses(msg: Message) -> list[RecipientStatus]:
