@@ -22,6 +22,7 @@ from crm_inbox.mail.bounces import (
     named_in,
     original_recipients,
     report_type,
+    ses_notification,
     statuses_in_text,
 )
 from crm_inbox.mail.parse import Message, ParsedMail, header_str
@@ -207,6 +208,9 @@ def _auto_reply_words(mail: ParsedMail) -> str | None:
     opening = mail.text.replace("\r\n", "\n")[:600]
     if _REPORT_WORDS.search(opening):
         return "feedback report (says so)"
+    ses = ses_notification(mail.text[:100_000])
+    if ses is not None:
+        return f"Amazon SES notification ({ses[0][:40]})"
     if _QUOTED.search(mail.text[:3000]):
         return None
     if _AUTOMATIC_WORDS.search(opening):
@@ -228,7 +232,8 @@ def _failed_from_text(mail: ParsedMail, reason: str) -> list[str]:
     if is_delay_notice(mail.subject, mail.text):
         return []
     shape = bounce_shape(mail.text)
-    found = list(dict.fromkeys([*listed, *(shape[1] if shape else [])]))
+    ses = ses_notification(mail.text[:100_000]) if reason.startswith("Amazon SES") else None
+    found = list(dict.fromkeys([*listed, *(shape[1] if shape else []), *(ses[1] if ses else [])]))
     if found:
         return found
     looks_like_bounce = reason.startswith(("bounce", "sent by the mail system", "null envelope",

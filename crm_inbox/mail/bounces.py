@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import quopri
 import re
 from collections.abc import Iterable, Iterator
@@ -248,6 +249,34 @@ def statuses_in_text(text: str) -> list[RecipientStatus]:
     groups = (g for g in _field_groups(notice_text(text))
               if "final-recipient" in g and ("action" in g or "status" in g))
     return [s for s in map(_status, groups) if s is not None]
+
+
+def ses_notification(text: str) -> tuple[str, list[str]] | None:
+    """An Amazon SES notification mailed by SNS (JSON with ``notificationType``): its kind and, for a
+    permanent bounce, the bounced recipients."""
+    start = text.find("{")
+    if start < 0 or "notificationType" not in text:  # also escaped inside an SNS envelope
+        return None
+    try:
+        data, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("Message"), str):  # wrapped in an SNS envelope
+        try:
+            data = json.loads(data["Message"])
+        except ValueError:
+            return None
+    if not isinstance(data, dict) or not isinstance(data.get("notificationType"), str):
+        return None
+    kind = data["notificationType"]
+    bounce = data.get("bounce") if isinstance(data.get("bounce"), dict) else {}
+    failed: list[str] = []
+    if kind == "Bounce" and bounce.get("bounceType") == "Permanent":
+        for item in bounce.get("bouncedRecipients") or []:
+            email = normalise_email(_typed_address(str(item.get("emailAddress", "")))) if isinstance(item, dict) else ""
+            if email and email not in failed:
+                failed.append(email)
+    return kind, failed
 
 
 def bounce_shape(text: str) -> tuple[str, list[str]] | None:

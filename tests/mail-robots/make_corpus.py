@@ -378,6 +378,24 @@ plain("bounce-lotus-notes", "bounce", "Lotus Notes failure report", frm="Mail Ro
       subject="Undeliverable Message", failed=[UNKNOWN_3],
       body=f"------- Failure Reasons  --------\n\nUser not listed in public Name & Address Book\n{UNKNOWN_3}\n\n\n------- Returned Message --------\n" + returned(to=UNKNOWN_3))
 
+_SES_BOUNCE = json.dumps({
+    "notificationType": "Bounce",
+    "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "timestamp": "2026-12-01T09:15:00.000Z",
+               "feedbackId": "0100018c-example", "reportingMTA": "dsn; a27-19.smtp-out.eu-central-1.amazonses.com",
+               "bouncedRecipients": [{"emailAddress": KLAUS, "action": "failed", "status": "5.1.1",
+                                      "diagnosticCode": "smtp; 550 5.1.1 user unknown"},
+                                     {"emailAddress": f"Jan Vos <{UNKNOWN_3}>", "action": "failed", "status": "5.1.1"}]},
+    "mail": {"timestamp": "2026-12-01T09:14:58.000Z", "source": STAFF, "destination": [KLAUS, UNKNOWN_3]}})
+plain("bounce-ses-sns-json", "bounce", "an Amazon SES bounce notification mailed by SNS as JSON",
+      frm="AWS Notifications <no-reply@sns.amazonaws.com>", subject="AWS Notification Message", failed=[KLAUS, UNKNOWN_3],
+      body=json.dumps({"Type": "Notification", "MessageId": "5e0b-example", "TopicArn": "arn:aws:sns:eu-central-1:123456789012:bounces",
+                       "Message": _SES_BOUNCE, "Timestamp": "2026-12-01T09:15:01.000Z"}, indent=2)
+           + "\n\n--\nIf you wish to stop receiving notifications from this topic, please click or visit the link below to unsubscribe:\n")
+plain("report-ses-sns-complaint", "arf", "an Amazon SES complaint notification (JSON): automatic, nothing failed",
+      frm="AWS Notifications <no-reply@sns.amazonaws.com>", subject="AWS Notification Message",
+      body=json.dumps({"notificationType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": UNKNOWN_1}],
+                       "complaintFeedbackType": "abuse"}, "mail": {"source": STAFF, "destination": [UNKNOWN_1]}}))
+
 # --- ARF feedback reports (RFC 5965) and read receipts ---------------------------------------------------
 
 _ARF_FIELDS = ("Feedback-Type: abuse\nUser-Agent: SomeGenerator/1.0\nVersion: 1\nOriginal-Mail-From: <anna.schmidt@beispiel-firma.de>\n"
