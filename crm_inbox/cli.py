@@ -214,7 +214,7 @@ def demo_block(*, language: str, db_file: Path, login: list[str], web: str | Non
 
 def cmd_demo(settings: Settings, no_serve: bool, language: str | None = None) -> int:
     from crm_inbox.db import unit_of_work
-    from crm_inbox.demo import build_demo, is_empty, language_from_environment
+    from crm_inbox.demo import build_demo, is_empty, language_from_environment, regional_settings
 
     if language is None:
         language = language_from_environment(dict(os.environ))
@@ -225,7 +225,8 @@ def cmd_demo(settings: Settings, no_serve: bool, language: str | None = None) ->
     for noisy in ("alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # Demo addresses are made up: reminders show on the dashboard but mail nobody.
-    settings = replace(settings, database={"url": f"sqlite:///{db_file}"}, reminders={"notify_by_mail": False})
+    settings = replace(regional_settings(settings, language), database={"url": f"sqlite:///{db_file}"},
+                       reminders={"notify_by_mail": False})
     engine = make_engine(settings.database.url)
     upgrade(engine)  # the demo may upgrade its own file
     factory = make_sessionmaker(engine)

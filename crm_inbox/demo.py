@@ -502,6 +502,19 @@ def demo_language(code: str) -> DemoLanguage:
     return ENGLISH if code == "en" else GERMAN
 
 
+def regional_settings(settings: Settings, language: str) -> Settings:
+    """The English demo's office is in London: its phone region and time zone, unless the configuration
+    chose others than the defaults (there is no other locale setting; the web pages follow the browser)."""
+    if language != "en":
+        return settings
+    defaults = Settings()
+    if settings.phone.default_region == defaults.phone.default_region:
+        settings = replace(settings, phone={"default_region": "GB"})
+    if settings.reminders.timezone == defaults.reminders.timezone:
+        settings = replace(settings, reminders={"timezone": "Europe/London"})
+    return settings
+
+
 def language_from_environment(environ: dict[str, str]) -> str:
     """``de`` when the locale (LC_ALL, else LANG) is German, ``en`` for anything else."""
     locale = environ.get("LC_ALL") or environ.get("LANG") or ""

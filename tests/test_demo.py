@@ -326,6 +326,18 @@ def test_demo_language_follows_the_environment_unless_chosen():
     assert language_from_environment({}) == "en"
 
 
+def test_the_english_demo_office_is_in_london_unless_configured_otherwise(settings: Settings):
+    from crm_inbox.config import replace
+    from crm_inbox.demo import regional_settings
+
+    english = regional_settings(settings, "en")
+    assert (english.phone.default_region, english.reminders.timezone) == ("GB", "Europe/London")
+    german = regional_settings(settings, "de")
+    assert (german.phone.default_region, german.reminders.timezone) == ("DE", "Europe/Berlin")
+    chosen = replace(settings, phone={"default_region": "IE"}, reminders={"timezone": "Europe/Dublin"})
+    assert regional_settings(chosen, "en") == chosen  # the configuration's choice stands
+
+
 def _read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float) -> list[str]:
     """Output lines up to the one containing ``marker``; read from the descriptor itself, since a buffered
     reader may hold several lines that the selector no longer reports."""
