@@ -132,14 +132,12 @@ def detect_automatic(mail: ParsedMail, envelope_from: str | None) -> Automatic |
     if reason is None:
         return None
     reason = reason.replace("\x00", "")  # header text in the reason: PostgreSQL cannot store NUL
-    kind = report_type(msg)
     statuses = tuple(delivery_statuses(msg))
-    if not statuses and kind in (None, "delivery-status"):
+    if not statuses and report_type(msg) in (None, "delivery-status"):  # not for read receipts or ARF
         statuses = tuple(statuses_in_text(mail.text))
-    bounced = [s.recipient for s in statuses if s.failed]
-    if not statuses and kind in (None, "delivery-status"):
-        bounced = _failed_from_text(mail, reason)
-    return Automatic(reason, tuple(dict.fromkeys(bounced)), statuses)
+        if not statuses:
+            return Automatic(reason, tuple(_failed_from_text(mail, reason)))
+    return Automatic(reason, tuple(dict.fromkeys(s.recipient for s in statuses if s.failed)), statuses)
 
 
 def _why_automatic(mail: ParsedMail, envelope_from: str | None) -> str | None:

@@ -169,7 +169,8 @@ _ORIGINAL_STARTS = re.compile(
     re.IGNORECASE | re.MULTILINE)
 
 # Each shape: (name, how the MTA introduces the list of failed recipients, how one line of it looks).
-# The list runs from the introduction to the first line that is not an entry (after entries were seen).
+# Entries are read from the introduction to the end of the notice (or a "-----" section line after
+# them); explanations between entries are skipped, and an entry is a whole line of its own shape.
 _ANGLE_LINE = re.compile(rf"^<({_ADDR})>(?: \(expanded from <[^>]*>\))?:")  # Postfix, qmail, Yahoo, Courier
 _INDENTED_ADDR = re.compile(rf"^\s*(?:[^<>@\n]{{1,60}}<)?<?({_ADDR})>?\s*(?:\(.*\))?\s*$")  # "  a@b", "Name <a@b>"
 _SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
@@ -220,6 +221,10 @@ _SENTENCES = re.compile(
     rf"Unable to deliver (?:your )?message to <?({_ADDR})>?\.?\s*$|"
     rf"There was an error delivering your mail to <?({_ADDR})>?",
     re.IGNORECASE | re.MULTILINE)
+
+
+# Addresses a notice gives for help ("contact postmaster@…"), never the recipient that failed.
+_CONTACT_POINT = re.compile(r"^(postmaster|mailer-daemon|hostmaster|abuse|helpdesk|no-?reply)@")
 
 
 def notice_text(text: str) -> str:
@@ -294,7 +299,7 @@ def bounce_shape(text: str) -> tuple[str, list[str]] | None:
             hit = entry.match(line)
             if hit:
                 email = normalise_email(hit.group(1))
-                if email and email not in found:
+                if email and email not in found and not _CONTACT_POINT.match(email):
                     found.append(email)
             elif found and line.lstrip().startswith("---"):
                 break  # the next section (Sendmail's transcript): entries end here
