@@ -182,3 +182,36 @@ def test_a_date_outside_the_accepted_range_counts_as_missing(factory, settings, 
     interaction = run(factory, settings, raw)
     assert in_range(interaction.occurred_at)
     assert interaction.occurred_at.year >= 2000  # the time it arrived, as for a missing Date
+
+
+def test_a_header_mixing_utf8_and_latin1_bytes_reads_each_part_in_its_charset():
+    mail = parse_mail(b"From: a@example.com\r\nSubject: Angebot f\xc3\xbcr \xe4\xf6\xfc gemischt\r\n\r\nx\r\n")
+    assert mail.subject == "Angebot für äöü gemischt"
+
+
+@pytest.mark.parametrize(("text", "charset"), [
+    ("Иван Петров", "cp1251"), ("Προσφορά Γιώργος", "iso-8859-7"), ("Łukasz Wójcik", "iso-8859-2"),
+    ("Señor Muñoz", "iso-8859-1"), ("お見積りについて 山田太郎", "euc-jp"), ("견적 문의 김민수", "euc-kr"),
+])
+def test_short_legacy_subjects_without_any_body_hint(text, charset):
+    raw = b"From: a@example.com\r\nSubject: " + text.encode(charset) + b"\r\n\r\nhello\r\n"
+    assert parse_mail(raw).subject == text
+
+
+def test_utf8_body_with_one_damaged_byte_stays_utf8():
+    body = ("Профессионалы.ru — ведущая деловая сеть России и СНГ для поиска специалистов. " * 3).encode()
+    damaged = body[:40] + b"\xff" + body[41:]
+    mail = parse_mail(b"From: a@example.com\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + damaged)
+    assert mail.text.startswith("Профессионалы.ru — вед")
+    assert mail.text.count("\ufffd") <= 2
+    assert "деловая сеть России и СНГ для поиска специалистов" in mail.text
+
+
+def test_a_malformed_encoded_word_is_shown_as_it_came():
+    mail = parse_mail(b"From: a@example.com\r\nSubject: =?utf-8?B?!!!kaputt?= und =?utf-8?q?gut?=\r\n\r\nx")
+    assert mail.subject == "=?utf-8?B?!!!kaputt?= und gut"
+
+
+def test_an_unbracketed_address_after_a_name_is_not_guessed():
+    mail = parse_mail(b"From: Rolf Berg/Example@example.com\r\nSubject: x\r\n\r\nx")
+    assert mail.author is not None and mail.author.email == ""

@@ -167,7 +167,8 @@ def _mailbox(tokens: list[tuple[str, str]]) -> tuple[str, str, bool] | None:
         if addr.lower().startswith("mailto:"):
             addr = addr[7:]
         return phrase, addr, True
-    # A bare address: exactly one word with "@", made of plain atoms (never a quoted or encoded name).
+    # A bare address: the first word, made of plain atoms (never a quoted or encoded name), and the only one
+    # with "@"; words after it are debris (a folded line), words before it an unbracketed name: unusable.
     words: list[list[tuple[str, str]]] = [[]]
     for kind, value in tokens:
         if kind in {"space", "comment"}:
@@ -176,11 +177,9 @@ def _mailbox(tokens: list[tuple[str, str]]) -> tuple[str, str, bool] | None:
             words[-1].append((kind, value))
     words = [word for word in words if word]
     with_at = [i for i, word in enumerate(words) if any("@" in value for _, value in word)]
-    if len(with_at) != 1 or any(kind != "atom" for kind, _ in words[with_at[0]]):
+    if with_at != [0] or any(kind != "atom" for kind, _ in words[0]):
         return _phrase(tokens) or comments, "", False
-    index = with_at[0]
-    before = [token for word in words[:index] for token in (*word, ("space", " "))]
-    return comments or _phrase(before), "".join(value for _, value in words[index]), False
+    return comments, "".join(value for _, value in words[0]), False
 
 
 def _phrase(tokens: list[tuple[str, str]]) -> str:

@@ -9,6 +9,7 @@ replacement characters. ISO-2022-JP is read with the vendor extensions Japanese 
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -36,9 +37,10 @@ _MULTI_BYTE = ("gb18030", "big5hkscs", "cp932", "euc_jp", "cp949")
 _8BIT_RUN = re.compile(rb"[\x80-\xff]{2}")
 _SCORE_BYTES = 4096
 _WORD = re.compile(r"\w+")
-# Alphabets that share words in real writing (Japanese mixes kana, kanji and Latin; Korean Hangul and Hanja).
-_SCRIPTS_TOGETHER = (frozenset({"HIRAGANA", "KATAKANA", "CJK", "LATIN", "FULLWIDTH", "HALFWIDTH"}),
-                     frozenset({"HANGUL", "CJK", "LATIN", "FULLWIDTH"}))
+# Alphabets that share words in real writing (Japanese mixes kana, kanji and Latin; Korean today writes Hangul
+# without Hanja inside a word).
+_SCRIPTS_TOGETHER = (frozenset({"HIRAGANA", "KATAKANA", "CJK", "LATIN", "FULLWIDTH"}),
+                     frozenset({"HANGUL", "LATIN", "FULLWIDTH"}))
 _ESCAPES_2022 = re.compile(rb"\x1b(?:\$[@B(]|\([BJI])")
 DETECT_BYTES = 64 * 1024  # enough text for the detector; more only costs time
 
@@ -80,19 +82,26 @@ def detected(sample: bytes) -> list[str]:
         matches = list(from_bytes(sample, cp_isolation=list(candidates)))
     except Exception:  # a detector bug must not lose a message; the caller falls back
         return []
+    # The detector's proposals first, in its order; then every other candidate the bytes are valid in (on a
+    # short sample the detector drops a single-byte charset as soon as a multi-byte one fits).
+    proposed = [n for m in matches for n in dict.fromkeys([m.encoding, *m.could_be_from_charset]) if n in candidates]
     head = sample[:_SCORE_BYTES]
     ranked: list[tuple[int, int, int, str]] = []
-    for rank, match in enumerate(matches):
-        penalty = implausibility(head.decode(match.encoding, errors="replace"))
-        for name in dict.fromkeys([match.encoding, *match.could_be_from_charset]):
-            if name in candidates:
-                ranked.append((penalty, 0 if name == "cp1252" else 1, rank, name))
-    return list(dict.fromkeys(name for *_, name in sorted(ranked)))
+    for rank, name in enumerate(dict.fromkeys([*proposed, *candidates])):
+        try:
+            text = head.decode(name)
+        except UnicodeDecodeError:
+            if name not in proposed:
+                continue
+            text = head.decode(name, errors="replace")  # the sample may end inside a character
+        ranked.append((implausibility(text), 0 if name == "cp1252" else 1, rank, name))
+    return [name for *_, name in sorted(ranked)]
 
 
 def implausibility(text: str) -> int:
-    """How little ``text`` looks like human writing: rare or symbol characters, and words that mix alphabets
-    (Latin with Cyrillic, Hangul with kana), which a wrong charset produces and no writer does."""
+    """How little ``text`` looks like human writing: rare or symbol characters, words that mix alphabets
+    (Latin with Cyrillic, Hangul with kana) and Latin words made (nearly) only of accented letters, which a wrong
+    charset produces and no writer does."""
     penalty = 0
     for ch in text:
         if ch < "\x80":
@@ -110,6 +119,10 @@ def implausibility(text: str) -> int:
         scripts = {_script(ch) for ch in word if ch.isalpha()}
         if len(scripts) > 1 and not any(scripts <= group for group in _SCRIPTS_TOGETHER):
             penalty += 2
+        elif scripts == {"LATIN"} and len(word) >= 4 and sum(ch.isascii() for ch in word) <= 1:
+            penalty += 1  # "Èâàí": Cyrillic or Greek read as Latin-1; real Latin words are mostly ASCII letters
+        if any(a.islower() and b.isupper() for a, b in itertools.pairwise(word)):
+            penalty += 1  # "РспуцпсЬ", "fĂĽr": a capital inside a word, after small letters
     return penalty
 
 
@@ -144,8 +157,8 @@ def _rare_letter(ch: str) -> int:
 
 
 def decode(data: bytes, declared: Iterable[str | None] = (), sample: bytes | None = None) -> str:
-    """Text from ``data``: declared charsets, then UTF-8, then detection over ``sample`` (default: ``data``)
-    and finally cp1252 with replacement characters. Never raises."""
+    """Text from ``data``: declared charsets, then UTF-8 (also UTF-8 with a few damaged bytes), then detection
+    over ``sample`` (default: ``data``) and finally cp1252 with replacement characters. Never raises."""
     names = [c for c in declared if c]
     if data.isascii():
         if _ESCAPES_2022.search(data) and not any(_name(n) == "utf-7" for n in names):
@@ -156,11 +169,50 @@ def decode(data: bytes, declared: Iterable[str | None] = (), sample: bytes | Non
         text = decode_strict(data, name)
         if text is not None:
             return text
+    if _nearly_utf8(data):
+        return data.decode("utf-8", errors="replace")
     for name in detected(data if sample is None else sample):
         text = decode_strict(data, name)
         if text is not None:
             return text
     return data.decode("cp1252", errors="replace")
+
+
+_UTF8_SEQUENCE = re.compile(
+    rb"([\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})")
+
+
+def _nearly_utf8(data: bytes) -> bool:
+    """UTF-8 text with a few damaged bytes (a cut or a corrupted character): at least 40 8-bit bytes, and at
+    most one in 50 outside a well-formed sequence. Legacy CJK text has far more (most of its byte pairs are
+    no UTF-8), so this never takes one for UTF-8."""
+    high = sum(1 for b in data if b >= 0x80)
+    if high < 40:
+        return False
+    valid = sum(len(m) for m in _UTF8_SEQUENCE.findall(data))
+    return high - valid <= high // 50
+
+
+def decode_header(data: bytes, declared: Iterable[str | None] = (), sample: bytes | None = None) -> str:
+    """A raw 8-bit header value that is not UTF-8: as a whole (``decode``), or, when a header was written by
+    two programs, its well-formed UTF-8 sequences as UTF-8 and the rest in a legacy charset
+    ("f\xc3\xbcr \xe4\xf6\xfc"). The more plausible reading wins: in legacy text a byte pair that is
+    well-formed UTF-8 by chance reads as a letter of another alphabet inside a word ("张ΰ"), which costs the
+    mixed reading; a tie goes to the mixed one (UTF-8 read as Latin-2 still looks like letters: "fĂĽr")."""
+    whole = decode(data, declared, sample)
+    pieces = _UTF8_SEQUENCE.split(data)
+    if len(pieces) == 1:
+        return whole
+    rest = b"\n".join(pieces[0::2])
+    names = [c for c in declared if c]
+    chosen = next((n for n in (*names, *detected(rest)) if _name(n) != "utf-8" and decode_strict(rest, n) is not None),
+                  None)
+    if chosen is None:
+        return whole
+    mixed = "".join(piece.decode("utf-8") if i % 2 else (decode_strict(piece, chosen) or "")
+                    for i, piece in enumerate(pieces))
+    return mixed if implausibility(mixed) <= implausibility(whole) else whole
 
 
 def _jis_to_sjis(j1: int, j2: int) -> bytes:

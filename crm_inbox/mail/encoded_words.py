@@ -18,14 +18,17 @@ _HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 _B64_JUNK = re.compile(r"[^A-Za-z0-9+/]")
 
 
-def _b64(text: str) -> bytes:
-    data = _B64_JUNK.sub("", text)
+def _b64(text: str) -> bytes | None:
+    """Base64 with missing padding repaired; None when the text is no base64 at all (kept as it is)."""
+    data = "".join(text.split()).rstrip("=")
+    if _B64_JUNK.search(data):
+        return None
     if len(data) % 4 == 1:  # one stray character cannot be decoded: drop it rather than the word
         data = data[:-1]
     try:
         return binascii.a2b_base64(data + "=" * (-len(data) % 4))
     except binascii.Error:
-        return b""
+        return None
 
 
 def _q(text: str) -> bytes:
@@ -55,6 +58,11 @@ def decode_words(text: str) -> str:
             out.append(between)
         charset = match.group(1).split("*", 1)[0]  # RFC 2231 language suffix: utf-8*de
         data = _b64(match.group(3)) if match.group(2) in "bB" else _q(match.group(3))
+        if data is None:  # a malformed word is shown as it came (RFC 2047 6.3)
+            flush()
+            out.append(match.group(0))
+            position = match.end()
+            continue
         if pending_charset and charset.lower() != pending_charset.lower():
             flush()
         pending += data

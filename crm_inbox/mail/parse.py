@@ -105,8 +105,9 @@ def _header_bytes_to_text(text: str, msg: Message | None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    declared, sample = _charset_hint(msg) if msg is not None else ([], data)
-    return charsets.decode(data, declared, sample=data + b"\n" + sample)
+    declared, sample = _charset_hint(msg) if msg is not None else ([], b"")
+    sample = data + b"\n" + sample
+    return charsets.decode_header(data, declared, sample)
 
 
 _HINTS: WeakKeyDictionary[Message, tuple[list[str], bytes]] = WeakKeyDictionary()
