@@ -203,13 +203,13 @@ def _system_sender(mail: ParsedMail, envelope_from: str | None) -> str | None:
 
 
 def _auto_reply_words(mail: ParsedMail) -> str | None:
-    opening = mail.text.replace("\r\n", "\n")[:600]
+    opening = mail.text[:600].replace("\r\n", "\n").replace("\r", "\n")
     if _REPORT_WORDS.search(opening):
         return "feedback report (says so)"
     ses = ses_notification(mail.text[:100_000])
     if ses is not None:
         return f"Amazon SES notification ({ses[0][:40]})"
-    if _QUOTED.search(mail.text[:3000]):
+    if _QUOTED.search(mail.text[:3000].replace("\r", "\n")):
         return None
     if _AUTOMATIC_WORDS.search(opening):
         return "auto-reply (says it is automatic)"

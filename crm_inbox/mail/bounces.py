@@ -229,7 +229,7 @@ _CONTACT_POINT = re.compile(r"^(postmaster|mailer-daemon|hostmaster|abuse|helpde
 
 def notice_text(text: str) -> str:
     """The notice without the returned original below it (its addresses are not the MTA's words)."""
-    text = text.replace("\r\n", "\n").replace("\xa0", " ")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")  # old Macs end lines in CR
     match = _ORIGINAL_STARTS.search(text)
     return text[:match.start()] if match else text
 
