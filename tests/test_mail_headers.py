@@ -215,3 +215,13 @@ def test_a_malformed_encoded_word_is_shown_as_it_came():
 def test_an_unbracketed_address_after_a_name_is_not_guessed():
     mail = parse_mail(b"From: Rolf Berg/Example@example.com\r\nSubject: x\r\n\r\nx")
     assert mail.author is not None and mail.author.email == ""
+
+
+def test_an_encoded_name_that_reads_like_an_address_is_stored_as_a_quoted_name(factory, settings):
+    name = base64.b64encode(b"chef@beispiel-firma.de").decode()
+    raw = f"From: =?utf-8?b?{name}?= <attacker@evil.example>\r\nTo: {CRM}\r\nSubject: bank\r\n\r\nx\r\n".encode()
+    interaction = run(factory, settings, raw)
+    assert interaction.details["from"] == '"chef@beispiel-firma.de" <attacker@evil.example>'
+    with factory() as session:
+        emails = [e.email for c in session.execute(select(Contact)).scalars() for e in c.emails]
+    assert emails == ["attacker@evil.example"]

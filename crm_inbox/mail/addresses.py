@@ -29,7 +29,12 @@ class Address:
         return self.email.rpartition("@")[0]
 
     def __str__(self) -> str:
-        return f"{self.name} <{self.email}>" if self.name else self.email
+        if not self.name:
+            return self.email
+        # A name that reads like an address is shown quoted, so "boss@our.example" <x@evil.example> is not
+        # taken for mail from boss@ at a glance.
+        name = '"' + self.name.replace("\\", "\\\\").replace('"', '\\"') + '"' if "@" in self.name else self.name
+        return f"{name} <{self.email}>"
 
 
 def normalise_email(value: str) -> str:
