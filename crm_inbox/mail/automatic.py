@@ -39,9 +39,9 @@ _NO = frozenset({"no", "false", "0", "none"})
 _MTA_LOCALS = (r"mailer[-_.]?daemon|mail[-_.]?daemon|post[-_.]?master|mail[-_.]?delivery[-_.]?(sub)?system|"
                r"microsoftexchange[0-9a-f]{32}")
 _MTA_SENDER = re.compile(rf"^({_MTA_LOCALS})$")
-# … and of list managers, as the From of their notices. (Not in the envelope: bounces+…@ there is the
+# … and of list managers and feedback loops, as the From of their notices. (Not in the envelope: bounces+…@ there is the
 # VERP address of ordinary mail sent through a mailing service, web forms included.)
-_SYSTEM_SENDER = re.compile(rf"^({_MTA_LOCALS}|listserv|majordomo|sympa|mailman|ezmlm|"
+_SYSTEM_SENDER = re.compile(rf"^({_MTA_LOCALS}|listserv|majordomo|sympa|mailman|ezmlm|scomp|fbl|feedback-?loop|"
                             r"[^@]+-(owner|bounces?|request)(\+[^@]*)?|owner-[^@]+)$")
 _SYSTEM_NAME = re.compile(r"^(mail delivery (sub)?system|mailer[- ]daemon|microsoft (exchange|outlook)|"
                           r"mail router|courier mail server|postmaster)\b", re.IGNORECASE)
@@ -60,7 +60,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"warning: message \S+ delayed|delayed mail|(uncaught )?bounce notification|mail delivery problem|"
     r"zustellung fehlgeschlagen|fehlgeschlagene zustellung|unzustellbare nachricht|"
     r"échec de (la )?(remise|distribution)|impossibile recapitare|recapito non riuscito|error en la entrega|"
-    r"kan niet worden bezorgd|complaint about message from)", re.IGNORECASE)
+    r"kan niet worden bezorgd|complaint about message from|client tos notification|\[bounce\])", re.IGNORECASE)
 # Words a bounce or report may start with that a customer may also use about goods ("Delivery failed"):
 # they count only with a returned original attached or a recognised bounce text.
 _MAYBE_BOUNCE_SUBJECT = re.compile(
@@ -109,6 +109,7 @@ _AWAY_WORDS = re.compile(
     r"\b(sono|sarò) (attualmente )?(fuori (sede|ufficio)|assente|in ferie)|"
     r"\bik ben (momenteel |tot en met .{0,30})?(afwezig|met vakantie|niet aanwezig|buiten kantoor|op vakantie)",
     re.IGNORECASE)
+_FEEDBACK_SUBJECT = re.compile(r"complaint|abuse|feedback|spam|tos notification", re.IGNORECASE)
 _REPLY_SUBJECT = re.compile(r"^\s*(re|aw|antw|r|rif|rv|ref|sv|vs|odp)\s*:", re.IGNORECASE)
 _QUOTED = re.compile(r"^>|-----\s*original|\b(wrote|schrieb|a écrit|escribió|ha scritto|schreef)\s*:",
                      re.IGNORECASE | re.MULTILINE)
@@ -236,8 +237,8 @@ def _failed_from_text(mail: ParsedMail, reason: str) -> list[str]:
         return found
     looks_like_bounce = reason.startswith(("bounce", "sent by the mail system", "null envelope",
                                            "delivery report")) or bool(_BOUNCE_SUBJECT.search(mail.subject))
-    if not looks_like_bounce:
-        return []
+    if not looks_like_bounce or _FEEDBACK_SUBJECT.search(mail.subject):
+        return []  # a complaint names the person who complained: that address did not fail
     found = angle_colon_lines(mail.text)
     if found:
         return found

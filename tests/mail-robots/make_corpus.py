@@ -416,6 +416,9 @@ case("arf-complaint-only-original", "arf", "a complaint (feedback loop) holding 
 plain("arf-text-says-so", "arf", "a feedback report that says what it is, with only the reported mail attached",
       frm="abuse@isp.example.com", subject="Spam", attach_original=returned(to=UNKNOWN_1),
       body="This is an email abuse report for an email message received from IP 192.0.2.1 on Tue, 1 Dec 2026.\n")
+plain("arf-aol-style", "arf", "an AOL-style feedback loop notice: its own subject, the reported mail attached",
+      frm="scomp@aol.example.net", subject="Client TOS Notification", attach_original=returned(to=UNKNOWN_2),
+      body="This is a notification of a spam complaint.\n")
 raw_arf_text = raw_arf_mixed.replace("Content-Type: message/feedback-report\n", "Content-Type: text/plain\n").replace(
     "<arf-mixed@", "<arf-text@")
 case("arf-mixed-text-fields", "arf", "feedback report whose fields part is labelled text/plain", raw_arf_text)
