@@ -13,10 +13,14 @@ import threading
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crm_inbox import log_masking
 from crm_inbox.config import ConfigError, Settings, load_settings, replace
 from crm_inbox.db import SchemaOutdated, check_schema, make_engine, make_sessionmaker, schema_revisions, upgrade
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 class CliError(Exception):
@@ -136,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _factory(settings: Settings, *, check: bool = True):  # type: ignore[no-untyped-def]
+def _factory(settings: Settings, *, check: bool = True) -> sessionmaker[Session]:
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     if check:
         check_schema(engine)
@@ -335,7 +339,7 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
         counts = {"processed": 0, "failed": 0, "ignored": 0}
         bar = tqdm(total=0, unit="msg", desc=account.name, disable=not sys.stderr.isatty(), file=sys.stderr)
 
-        def progress(done: int, total: int, bar=bar) -> None:  # type: ignore[no-untyped-def]
+        def progress(done: int, total: int, bar: Any = bar) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()

@@ -128,8 +128,8 @@ def write_lock(factory_or_engine: sessionmaker[Session] | Engine) -> AbstractCon
     with _WRITE_LOCKS_GUARD:
         if key not in _WRITE_LOCKS:
             db = engine.url.database
-            on_disk = bool(db) and db != ":memory:" and not db.startswith("file:")
-            _WRITE_LOCKS[key] = _WriteLock(Path(f"{Path(db).resolve()}-writelock") if on_disk else None)
+            on_disk = db is not None and db not in ("", ":memory:") and not db.startswith("file:")
+            _WRITE_LOCKS[key] = _WriteLock(Path(f"{Path(db).resolve()}-writelock") if db and on_disk else None)
         return _WRITE_LOCKS[key]
 
 

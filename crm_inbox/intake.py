@@ -16,7 +16,7 @@ import logging
 import queue
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -211,7 +211,7 @@ def store(factory: sessionmaker[Session], raw: bytes, envelope: Envelope) -> Acc
         return accept(session, raw, envelope)
 
 
-def raw_chunks(session: Session, inbound_id: int, size: int = 1 << 16) -> Iterator[bytes]:
+def raw_chunks(session: Session, inbound_id: int, size: int = 1 << 16) -> Generator[bytes, None, None]:
     """A stored message's raw bytes in pieces. On SQLite they are read through the incremental blob
     API, so neither SQLite nor Python ever holds a 20 MB message whole; elsewhere it is one piece."""
     connection = session.connection()

@@ -37,13 +37,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import Text, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Text, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
 from crm_inbox.contact_merge import CONTACT_REFERENCES
 from crm_inbox.contacts import lead_name
+from crm_inbox.db import affected
 from crm_inbox.intake import raw_chunks
 from crm_inbox.mail.addresses import parse_addresses
 from crm_inbox.mail.attachments import safe_filename
@@ -109,8 +110,9 @@ def _row(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
             if attr.key not in skipped}
 
 
-def _in(column: Any, ids: Iterable[int]) -> Any:
-    return column.in_(sorted(set(ids)))
+def _in(column: Any, values: Iterable[int | str | None]) -> Any:
+    """``column IN (values)``, sorted and without repeats (None, as from an outer column, never matches)."""
+    return column.in_(sorted({v for v in values if v is not None}, key=str))
 
 
 @dataclass(frozen=True)
@@ -266,13 +268,21 @@ def is_erased_message(session: Session, message_id: str | None, own_id: int) -> 
     return session.connection().execute(_ERASED_COPY, {"digest": digest, "own_id": own_id}).first() is not None
 
 
+def _inbound_of(session: Session, interaction_ids: set[int]) -> set[int]:
+    """The stored raw messages behind these timeline entries."""
+    if not interaction_ids:
+        return set()
+    return {i for i in session.execute(select(Interaction.inbound_message_id).where(
+        _in(Interaction.id, interaction_ids), Interaction.inbound_message_id.is_not(None))).scalars() if i is not None}
+
+
 def _tombstone(session: Session, inbound_ids: Iterable[int]) -> int:
     done = 0
     for inbound_id in sorted(set(inbound_ids)):
         message_id = session.execute(select(InboundMessage.message_id).where(InboundMessage.id == inbound_id)
                                      ).scalar_one_or_none()
-        done += session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
-                                .values(**tombstone_values(message_id))).rowcount
+        done += affected(session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
+                                         .values(**tombstone_values(message_id))))
     return done
 
 
@@ -311,8 +321,8 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
         calls |= set(session.execute(select(Call.id).where(
             Call.contact_id.is_(None), _in(Call.remote_e164, numbers))).scalars())
     # The timeline entries of those calls and tickets, unless other contacts are linked to them.
-    followers = set(session.execute(select(Call.interaction_id).where(
-        _in(Call.id, calls), Call.interaction_id.is_not(None))).scalars()) if calls else set()
+    followers: set[int] = {i for i in session.execute(select(Call.interaction_id).where(
+        _in(Call.id, calls), Call.interaction_id.is_not(None))).scalars() if i is not None} if calls else set()
     if tickets:
         followers |= set(session.execute(select(Interaction.id).where(_in(Interaction.ticket_id, tickets))).scalars())
     others = set(session.execute(select(InteractionContact.interaction_id).where(
@@ -327,11 +337,8 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
         if ids:
             reminders |= set(session.execute(select(Reminder.id).where(_in(column, ids))).scalars())
 
-    inbound_doomed = set(session.execute(select(Interaction.inbound_message_id).where(
-        _in(Interaction.id, doomed), Interaction.inbound_message_id.is_not(None))).scalars()) if doomed else set()
-    inbound_doomed |= _raw_mentions(session, emails)
-    inbound_shared = set(session.execute(select(Interaction.inbound_message_id).where(
-        _in(Interaction.id, shared), Interaction.inbound_message_id.is_not(None))).scalars()) if shared else set()
+    inbound_doomed = _inbound_of(session, doomed) | _raw_mentions(session, emails)
+    inbound_shared = _inbound_of(session, shared)
 
     counts = {"interactions": len(doomed), "shared_interactions_kept": len(shared), "tickets": len(tickets),
               "calls": len(calls), "reminders": len(reminders), "raw_messages": len(inbound_doomed | inbound_shared),
@@ -361,12 +368,12 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
                                                          func.lower(InboundMessage.envelope_from).in_(emails))
                             .values(envelope_from=None))
     _redact_rows(session, Interaction, _TEXT_COLUMNS, shared, redact)
-    counts["outgoing_mail"] = session.execute(delete(OutgoingMail).where(_in(OutgoingMail.to_address, emails))
-                                              ).rowcount if emails else 0
+    counts["outgoing_mail"] = affected(session.execute(
+        delete(OutgoingMail).where(_in(OutgoingMail.to_address, emails)))) if emails else 0
     counts["mentions_redacted"] = _apply(session, mentions)
     # The person goes; addresses, numbers and timeline links cascade.
     session.execute(delete(Contact).where(Contact.id == contact_id))
-    wiped = session.execute(update(AuditEntry).where(audit_wipe).values(details={"erased": True})).rowcount
+    wiped = affected(session.execute(update(AuditEntry).where(audit_wipe).values(details={"erased": True})))
     counts["audit_entries_scrubbed"] = wiped + _apply(session, audit_mentions)
     session.expire_all()
     audit.record(session, actor_id, "erase", "contact", contact_id, counts)
@@ -446,7 +453,8 @@ def _needles(contact: Contact, redact: Redactor) -> list[str]:
 def _mentioning(columns: list[Any], json_columns: list[Any], needles: list[str]) -> Any:
     """Rows where one of the columns contains a needle: the columns are searched as one text, lower-cased;
     a non-ASCII needle also as written (SQLite's lower() folds ASCII only)."""
-    parts = [func.coalesce(c, "") for c in columns] + [func.coalesce(cast(c, Text), "") for c in json_columns]
+    parts: list[ColumnElement[Any]] = [func.coalesce(c, "") for c in columns]
+    parts += [func.coalesce(cast(c, Text), "") for c in json_columns]
     joined = parts[0]
     for part in parts[1:]:
         joined = joined + "\n" + part

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from crm_inbox.contacts import ValidationError
 from crm_inbox.models import Company, CompanyDomain, Contact, ContactEmail, ContactPhone, Interaction
@@ -36,7 +37,7 @@ def like_contains(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _contains(column: ColumnElement[str | None] | ColumnElement[str], text: str) -> ColumnElement[bool]:
+def _contains(column: SQLCoreOperations[str | None] | SQLCoreOperations[str], text: str) -> ColumnElement[bool]:
     return column.like(like_contains(text), escape="\\")
 
 
@@ -74,6 +75,6 @@ def subject_matches(q: str) -> ColumnElement[bool]:
     return _contains(Interaction.subject, q)
 
 
-def contacts_by_name(query: Select[tuple[Contact]]) -> Select[tuple[Contact]]:
+def contacts_by_name(query: Select[Contact]) -> Select[Contact]:
     """The order of search results people read: by name, nameless last, then oldest first."""
     return query.order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)

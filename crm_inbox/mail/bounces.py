@@ -274,7 +274,9 @@ def ses_notification(text: str) -> tuple[str, list[str]] | None:
     if not isinstance(data, dict) or not isinstance(data.get("notificationType"), str):
         return None
     kind = data["notificationType"]
-    bounce = data.get("bounce") if isinstance(data.get("bounce"), dict) else {}
+    bounce = data.get("bounce")
+    if not isinstance(bounce, dict):
+        bounce = {}
     failed: list[str] = []
     if kind == "Bounce" and bounce.get("bounceType") == "Permanent":
         for item in bounce.get("bouncedRecipients") or []:

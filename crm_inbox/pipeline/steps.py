@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, update
 
@@ -13,6 +14,7 @@ from crm_inbox import reminders
 from crm_inbox import tickets as ticket_service
 from crm_inbox.attribution import Evidence, decide
 from crm_inbox.contacts import create_lead, lock_new_addresses
+from crm_inbox.db import affected
 from crm_inbox.directory import ContactRef
 from crm_inbox.intake import raw_chunks
 from crm_inbox.mail.automatic import detect_automatic
@@ -61,7 +63,7 @@ def flag_reused_message_id(ctx: MailContext) -> None:
     inbound = ctx.inbound
     if not inbound.message_id:
         return
-    others = ctx.session.execute(_FLAG_OTHERS, {"mid": inbound.message_id, "hash": inbound.content_hash}).rowcount
+    others = affected(ctx.session.execute(_FLAG_OTHERS, {"mid": inbound.message_id, "hash": inbound.content_hash}))
     if others:
         ctx.session.execute(_FLAG_ONE, {"row_id": inbound.id})
         log.warning("inbound %s: message-id %s reused by a different message; both kept",
@@ -144,7 +146,7 @@ def record(ctx: MailContext) -> None:
     occurred = parsed.date if parsed.date and parsed.date <= received + timedelta(days=1) else received
     staff_ids = [ctx.directory.staff_by_email[e] for e in decision.staff if e in ctx.directory.staff_by_email]
     forwarded = decision.forwarded
-    details = {
+    details: dict[str, Any] = {
         "from": str(parsed.author) if parsed.author else None,
         "to": [str(a) for a in parsed.to], "cc": [str(a) for a in parsed.cc],
         "envelope_to": ctx.inbound.envelope_to,

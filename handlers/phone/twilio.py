@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from crm_inbox.calls import CallEvent, CallEventError
+from crm_inbox.calls import CallEvent, CallEventError, EventKind
 from crm_inbox.models import Direction
 from handlers.phone._fields import in_utc, one, seconds
 
 # CallStatus → the events it implies (a "completed" call was answered, then ended) and the hangup cause.
-STATUS: dict[str, tuple[tuple[str, ...], str | None]] = {
+STATUS: dict[str, tuple[tuple[EventKind, ...], str | None]] = {
     "queued": (("new",), None), "initiated": (("new",), None), "ringing": (("new",), None),
     "in-progress": (("new", "answer"), None), "answered": (("new", "answer"), None),
     "completed": (("new", "answer", "hangup"), "normalClearing"),
@@ -46,13 +46,15 @@ def parse(data: Mapping[str, Any], now: datetime) -> list[CallEvent]:
         at = in_utc("Timestamp", at)
     duration = seconds(data, "CallDuration")
     kinds, cause = STATUS[status]
-    common = {"source": "twilio", "call_id": one(data, "CallSid", required=True) or "", "direction": direction,
-              "from_number": one(data, "From", "Caller"), "to_number": one(data, "To", "Called")}
+    call_id = one(data, "CallSid", required=True) or ""
+    from_number, to_number = one(data, "From", "Caller"), one(data, "To", "Called")
     events = []
     for kind in kinds:
         when = at
         if kind == "answer" and "hangup" in kinds and duration is not None:
             when = at - timedelta(seconds=duration)
-        events.append(CallEvent(kind=kind, at=when, cause=cause if kind == "hangup" else None,  # type: ignore[arg-type]
-                                duration_seconds=duration if kind == "hangup" else None, **common))
+        events.append(CallEvent(source="twilio", call_id=call_id, kind=kind, at=when, direction=direction,
+                                from_number=from_number, to_number=to_number,
+                                cause=cause if kind == "hangup" else None,
+                                duration_seconds=duration if kind == "hangup" else None))
     return events
