@@ -33,7 +33,7 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.models.contacts import search_key
-from crm_inbox.phone import to_e164
+from crm_inbox.phone import block_prefix, to_e164
 from crm_inbox.timeline import record_interaction
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,6 @@ log = logging.getLogger(__name__)
 EventKind = Literal["new", "answer", "hangup"]
 # Hangup causes (sipgate/Zammad words) that mean nobody answered; "forwarded" is not missed.
 NOT_ANSWERED = frozenset({"noAnswer", "busy", "cancel", "congestion", "notFound", "unavailable", "rejected"})
-
-
-class CallEventError(ValueError):
-    """A malformed event; ``field`` names what is wrong (answered 400)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -118,13 +109,6 @@ def match_number(session: Session, e164: str | None) -> PhoneMatch:
             return PhoneMatch(None, company_id, f"number {e164} is an extension of company {company_id}'s "
                                                  f"switchboard")
     return PhoneMatch(reason=f"number {e164} is unknown")
-
-
-def block_prefix(raw: str, e164: str | None) -> str | None:
-    """``+49 89 4711-0`` (DIN 5008: the switchboard's "-0") owns the block ``+49894711…``."""
-    if e164 and raw.strip().replace(" ", "").endswith("-0") and e164.endswith("0"):
-        return e164[:-1]
-    return None
 
 
 # --- our side of the call ---

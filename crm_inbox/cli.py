@@ -437,9 +437,9 @@ def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
-    from crm_inbox.contacts import ValidationError
     from crm_inbox.db import unit_of_work
-    from crm_inbox.staff import StaffExists, add_staff
+    from crm_inbox.errors import StaffExists, ValidationError
+    from crm_inbox.staff import add_staff
 
     password = None
     if args.password:

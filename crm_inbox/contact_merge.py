@@ -13,8 +13,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
-from crm_inbox.contacts import ValidationError
 from crm_inbox.db import affected
+from crm_inbox.errors import ValidationError
 from crm_inbox.models import Call, Contact, ContactEmail, ContactPhone, InteractionContact, Reminder, Ticket
 
 # Every table that points at a contact besides its own addresses and numbers (which go with it) and the

@@ -9,6 +9,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from crm_inbox.directory import Directory
+from crm_inbox.errors import Conflict, ValidationError
+from crm_inbox.ids import ref_id
 from crm_inbox.mail.addresses import Address, normalise_email
 from crm_inbox.models import (
     Category,
@@ -21,33 +23,8 @@ from crm_inbox.models import (
     CustomerType,
     Role,
 )
-from crm_inbox.phone import to_e164
+from crm_inbox.phone import block_prefix, to_e164
 from crm_inbox.text import single_line
-
-
-class ValidationError(ValueError):
-    """Bad input from a person or client; ``field`` names what is wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL
-
-
-def _ref_id(field: str, value: Any) -> int | None:
-    """An id referring to another row: a whole number in the column's range, or None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
-        raise ValidationError(field, "must be the id of an existing record")
-    return value
-
-
-class Conflict(Exception):
-    """The change clashes with existing data (e.g. a domain that belongs to another company)."""
 
 
 def lead_name(address: Address) -> str | None:
@@ -204,7 +181,7 @@ def apply_contact(session: Session, contact: Contact, data: Mapping[str, Any], r
         contact.name = _str("name", data["name"])
         changed["name"] = contact.name
     if "company_id" in data:
-        company_id = _ref_id("company_id", data["company_id"])
+        company_id = ref_id("company_id", data["company_id"])
         if company_id is not None and session.get(Company, company_id) is None:
             raise ValidationError("company_id", "no such company")
         contact.company_id = company_id
@@ -224,7 +201,7 @@ def apply_contact(session: Session, contact: Contact, data: Mapping[str, Any], r
     if "owner_id" in data:
         from crm_inbox.models import StaffUser
 
-        owner = _ref_id("owner_id", data["owner_id"])
+        owner = ref_id("owner_id", data["owner_id"])
         if owner is not None and session.get(StaffUser, owner) is None:
             raise ValidationError("owner_id", "no such staff user")
         contact.owner_id = owner
@@ -273,8 +250,6 @@ def apply_company(session: Session, company: Company, data: Mapping[str, Any], r
         company.domains = [keep.get(d) or CompanyDomain(domain=d) for d in domains]
         changed["domains"] = domains
     if "phones" in data:
-        from crm_inbox.calls import block_prefix
-
         company.phones = [CompanyPhone(raw=raw, e164=e164, block_prefix=block_prefix(raw, e164))
                           for raw, e164 in _phones(data["phones"], region)]
         changed["phones"] = [raw for raw, _ in _phones(data["phones"], region)]

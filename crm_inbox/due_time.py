@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 from dateparser.date import DateDataParser
 
-from crm_inbox.time_range import EARLIEST, LATEST, in_range
+from crm_inbox.errors import DueOutOfRange
+from crm_inbox.time_range import in_range
 
 # dateparser reads "9 Uhr" and "um 9" as no time at all, and "1.12." as 01:12: say them its way first.
 _FULL_HOUR_UHR = re.compile(r"(?<![:\d])(\d{1,2})\s*uhr\b", re.I)
@@ -17,13 +18,6 @@ _CLOCK_UHR = re.compile(r"(\d{1,2}:\d{2})\s*uhr\b", re.I)
 _UM_HOUR = re.compile(r"\b(um|at)\s+(\d{1,2})\b(?![:.\d]|\s*(am|pm)\b)", re.I)
 _DAY_MONTH = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(?!\d)")
 _BIG_NUMBER = re.compile(r"\d{4,}")
-
-
-class DueOutOfRange(ValueError):
-    """The words name a time, but one outside the range the CRM keeps ("in 10000 years")."""
-
-    def __init__(self) -> None:
-        super().__init__(f"must lie between the years {EARLIEST.year} and {LATEST.year - 1}")
 
 
 def parse_due(text: str, tz_name: str, now: datetime | None = None, default_hour: int = 9) -> datetime | None:

@@ -43,3 +43,10 @@ def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
         return phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
+
+
+def block_prefix(raw: str, e164: str | None) -> str | None:
+    """``+49 89 4711-0`` (DIN 5008: the switchboard's "-0") owns the block ``+49894711…``."""
+    if e164 and raw.strip().replace(" ", "").endswith("-0") and e164.endswith("0"):
+        return e164[:-1]
+    return None

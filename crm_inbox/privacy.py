@@ -45,6 +45,7 @@ from crm_inbox.config import Settings
 from crm_inbox.contact_merge import CONTACT_REFERENCES
 from crm_inbox.contacts import lead_name
 from crm_inbox.db import affected
+from crm_inbox.errors import NotFound
 from crm_inbox.intake import raw_chunks
 from crm_inbox.mail.addresses import parse_addresses
 from crm_inbox.mail.attachments import safe_filename
@@ -69,10 +70,6 @@ from crm_inbox.redaction import Redactor
 
 FORMAT = "crm-inbox-export/1"
 _BATCH = 500
-
-
-class NotFound(LookupError):
-    """No contact with that id or address."""
 
 
 def find_contact(session: Session, ref: str | int) -> Contact:

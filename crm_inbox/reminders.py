@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
-from crm_inbox.contacts import ValidationError
 from crm_inbox.db import affected, insert_ignoring_conflicts, unit_of_work, write_lock
-from crm_inbox.due_time import DueOutOfRange, parse_due, read_due
+from crm_inbox.due_time import parse_due, read_due
+from crm_inbox.errors import DueOutOfRange, ValidationError
+from crm_inbox.ids import is_id
 from crm_inbox.models import (
     Call,
     Company,
@@ -234,8 +235,7 @@ def read_input(session: Session, settings: Settings, data: dict[str, Any], *, cr
     for key, model in _REFERENCES.items():
         if key in data:
             ref = data[key]
-            if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int) or not 1 <= ref <= 2**31 - 1
-                                    or session.get(model, ref) is None):
+            if ref is not None and (not is_id(ref) or session.get(model, ref) is None):
                 raise ValidationError(key, f"no such {key.removesuffix('_id')}")
             values[key] = ref
     return ReminderInput(**values, set_fields=frozenset(values))

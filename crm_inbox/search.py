@@ -12,7 +12,7 @@ import re
 from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from crm_inbox.contacts import ValidationError
+from crm_inbox.errors import ValidationError
 from crm_inbox.models import Company, CompanyDomain, Contact, ContactEmail, ContactPhone, Interaction
 from crm_inbox.models.contacts import search_key
 from crm_inbox.phone import to_e164

@@ -12,17 +12,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from crm_inbox.contacts import ValidationError
+from crm_inbox.errors import StaffExists, ValidationError
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import ApiToken, StaffEmail, StaffRole, StaffSession, StaffUser, utcnow
 from crm_inbox.text import single_line
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "crm_"
-
-
-class StaffExists(Exception):
-    pass
 
 
 def find_staff(session: Session, email: str) -> StaffUser | None:

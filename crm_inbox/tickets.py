@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from crm_inbox import audit, outbox, reminders
 from crm_inbox.config import Settings
-from crm_inbox.contacts import ValidationError
 from crm_inbox.directory import ContactRef
+from crm_inbox.errors import ValidationError
+from crm_inbox.ids import is_id
 from crm_inbox.models import (
     Contact,
     Direction,
@@ -38,10 +39,6 @@ from crm_inbox.timeline import record_interaction
 log = logging.getLogger(__name__)
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|antw|wg|fw|fwd|tr|sv|vs|rif|r)\s*(\[\d+\])?\s*:\s*)+", re.I)
-
-
-class TicketError(ValueError):
-    pass
 
 
 def ticket_numbers(subject: str, prefix: str) -> list[int]:
@@ -260,8 +257,7 @@ def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[st
             changed["priority"] = priority.value
     if "assignee_id" in data:
         assignee = data["assignee_id"]
-        if assignee is not None and (isinstance(assignee, bool) or not isinstance(assignee, int)
-                                     or not 1 <= assignee <= 2**31 - 1 or session.get(StaffUser, assignee) is None):
+        if assignee is not None and (not is_id(assignee) or session.get(StaffUser, assignee) is None):
             raise ValidationError("assignee_id", "no such staff user")
         if assignee != ticket.assignee_id:
             before_a, ticket.assignee_id = ticket.assignee_id, assignee

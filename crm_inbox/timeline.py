@@ -15,7 +15,7 @@ from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox import audit
-from crm_inbox.contacts import ValidationError
+from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.models import (
     Attachment,
     Contact,
@@ -99,10 +99,6 @@ def record_interaction(
 
 
 _INSERT_INTERACTION = insert(Interaction.__table__).returning(Interaction.__table__.c.id)
-
-
-class BadCursor(ValueError):
-    pass
 
 
 def encode_cursor(occurred_at: datetime, interaction_id: int) -> str:

@@ -6,7 +6,8 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
-from crm_inbox.contacts import ValidationError, _ref_id
+from crm_inbox.errors import ValidationError
+from crm_inbox.ids import ref_id
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import Contact, ContactEmail, Direction, Interaction, InteractionContact, utcnow
 
@@ -25,7 +26,7 @@ def assign(session: Session, interaction: Interaction, contact_ids: object, staf
     the (single) contact so that later mail from it lands there by itself."""
     if not isinstance(contact_ids, list) or not contact_ids:
         raise ValidationError("contact_ids", "must be a non-empty list of contact ids")
-    ids = sorted({_ref_id("contact_ids", cid) or 0 for cid in contact_ids})
+    ids = sorted({ref_id("contact_ids", cid) or 0 for cid in contact_ids})
     contacts = session.execute(select(Contact).where(Contact.id.in_(ids))).scalars().all()
     if len(contacts) != len(ids):
         missing = sorted(set(ids) - {c.id for c in contacts})

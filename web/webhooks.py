@@ -16,7 +16,8 @@ from xml.sax.saxutils import quoteattr
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select
 
-from crm_inbox.calls import CallEventError, apply_event, call_details, lookup
+from crm_inbox.calls import apply_event, call_details, lookup
+from crm_inbox.errors import CallEventError
 from crm_inbox.event_relay import notify_nodes
 from crm_inbox.models import Call, Contact, StaffRole, utcnow
 from handlers.phone import ADAPTERS, placetel, threecx, twilio

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_inbox.calls import CallEventError
+from crm_inbox.errors import CallEventError
 from crm_inbox.time_range import EARLIEST, LATEST, in_range
 
 MAX_FIELD = 200

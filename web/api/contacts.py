@@ -13,6 +13,8 @@ from crm_inbox import audit
 from crm_inbox.contact_merge import merge_contacts
 from crm_inbox.contacts import apply_company, apply_contact
 from crm_inbox.csv_export import contacts_csv
+from crm_inbox.errors import BadCursor
+from crm_inbox.ids import MAX_ID, is_id
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import (
     Company,
@@ -25,10 +27,10 @@ from crm_inbox.models import (
 )
 from crm_inbox.phone import to_e164
 from crm_inbox.search import company_matches, contact_matches, query_text
-from crm_inbox.timeline import BadCursor, add_note, contact_timeline, decode_cursor
+from crm_inbox.timeline import add_note, contact_timeline, decode_cursor
 from web.api import api
 from web.api import serialize as ser
-from web.api.errors import MAX_ID, fail, get_or_404, int_arg, json_body
+from web.api.errors import fail, get_or_404, int_arg, json_body
 from web.auth import actor_id, require_token
 from web.downloads import csv_response
 from web.requestdb import db, state
@@ -153,7 +155,7 @@ def merge_contact(contact_id: int) -> Response:
     """Merge the contact ``duplicate_id`` into this one (all links and history move; it is deleted)."""
     survivor = _get_contact(contact_id)
     duplicate_id = json_body().get("duplicate_id")
-    if isinstance(duplicate_id, bool) or not isinstance(duplicate_id, int) or not 1 <= duplicate_id <= MAX_ID:
+    if not is_id(duplicate_id):
         fail(400, "invalid", "duplicate_id must be a contact id", field="duplicate_id")
     duplicate = db().get(Contact, duplicate_id)
     if duplicate is None:

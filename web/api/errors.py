@@ -8,8 +8,8 @@ from typing import Any, NoReturn, TypeVar
 from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from crm_inbox.contacts import Conflict, ValidationError
-from crm_inbox.timeline import BadCursor
+from crm_inbox.errors import BadCursor, Conflict, ValidationError
+from crm_inbox.ids import MAX_ID
 from web.api import api
 from web.requestdb import db
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # The id columns are INTEGER: a larger id cannot exist, and PostgreSQL (like SQLite past 2**63) rejects it
 # as a parameter, so such a URL is a 404 and such a filter a 400, never a 500.
-MAX_ID = 2**31 - 1
+
 T = TypeVar("T")
 
 

@@ -9,6 +9,7 @@ from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 
 from crm_inbox import reminders as service
+from crm_inbox.ids import MAX_ID
 from crm_inbox.models import Reminder, ReminderState
 from crm_inbox.staff import new_calendar_token
 from crm_inbox.time_range import EARLIEST, LATEST, in_range
@@ -46,7 +47,7 @@ def list_reminders() -> Response:
         elif assignee in {"team", "none"}:
             query = query.where(Reminder.assignee_id.is_(None))
         else:
-            query = query.where(Reminder.assignee_id == int_arg("assignee", 0, 1, 2**31 - 1))
+            query = query.where(Reminder.assignee_id == int_arg("assignee", 0, 1, MAX_ID))
     if wanted := request.args.get("state"):
         states = {s.value for s in ReminderState}
         if wanted == "active":
@@ -67,7 +68,7 @@ def list_reminders() -> Response:
                  field="due_before")
         query = query.where(Reminder.due_at < moment)
     if request.args.get("contact_id"):
-        query = query.where(Reminder.contact_id == int_arg("contact_id", 0, 1, 2**31 - 1))
+        query = query.where(Reminder.contact_id == int_arg("contact_id", 0, 1, MAX_ID))
     limit = int_arg("limit", 50, 1, 500)
     offset = int_arg("offset", 0, 0, 10_000_000)
     rows = db().execute(query.order_by(Reminder.due_at, Reminder.id).limit(limit).offset(offset)).scalars()

@@ -8,6 +8,7 @@ from flask import Response, jsonify, request
 from sqlalchemy import select
 
 from crm_inbox import tickets as service
+from crm_inbox.ids import MAX_ID, is_id
 from crm_inbox.models import Interaction, Ticket, TicketEvent, TicketState
 from web.api import api
 from web.api import serialize as ser
@@ -51,9 +52,9 @@ def list_tickets() -> Response:
         elif assignee == "none":
             query = query.where(Ticket.assignee_id.is_(None))
         else:
-            query = query.where(Ticket.assignee_id == int_arg("assignee", 0, 1, 2**31 - 1))
+            query = query.where(Ticket.assignee_id == int_arg("assignee", 0, 1, MAX_ID))
     if request.args.get("contact_id"):
-        query = query.where(Ticket.contact_id == int_arg("contact_id", 0, 1, 2**31 - 1))
+        query = query.where(Ticket.contact_id == int_arg("contact_id", 0, 1, MAX_ID))
     limit = int_arg("limit", 50, 1, 500)
     offset = int_arg("offset", 0, 0, 10_000_000)
     rows = db().execute(query.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(limit).offset(offset))
@@ -91,7 +92,7 @@ def merge_ticket(ticket_id: int) -> Response:
     """Merge this ticket into ``target_id`` (its messages move there; this one is closed)."""
     source = get_or_404(Ticket, ticket_id, "ticket")
     target_id = json_body().get("target_id")
-    if isinstance(target_id, bool) or not isinstance(target_id, int) or not 1 <= target_id <= 2**31 - 1:
+    if not is_id(target_id):
         fail(400, "invalid", "target_id must be a ticket id", field="target_id")
     target = db().get(Ticket, target_id)
     if target is None:

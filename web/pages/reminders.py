@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import reminders as service
-from crm_inbox.contacts import ValidationError
+from crm_inbox.errors import ValidationError
 from crm_inbox.models import (
     Call,
     Contact,

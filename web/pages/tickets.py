@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import audit
 from crm_inbox import tickets as service
-from crm_inbox.contacts import ValidationError
+from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, Interaction, Priority, StaffUser, Ticket, TicketEvent, TicketState
 from web.pages import pages
 from web.pages.views import current_user, editor_id, row_or_404

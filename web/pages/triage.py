@@ -9,7 +9,8 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import audit
-from crm_inbox.contacts import ValidationError, apply_contact
+from crm_inbox.contacts import apply_contact
+from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
 from crm_inbox.text import shorten
 from crm_inbox.triage import assign, ignore_failed, unassigned_query

@@ -20,8 +20,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import audit, login_limits
 from crm_inbox.contact_merge import merge_contacts
-from crm_inbox.contacts import ValidationError
 from crm_inbox.csv_export import contacts_csv as contacts_csv_text
+from crm_inbox.errors import BadCursor, ValidationError
+from crm_inbox.ids import MAX_ID
 from crm_inbox.login_limits import LoginPolicy
 from crm_inbox.models import (
     Attachment,
@@ -54,7 +55,7 @@ from crm_inbox.search import (
 )
 from crm_inbox.staff import check_password, end_session, find_staff, hash_password, open_session, user_for_session
 from crm_inbox.text import shorten
-from crm_inbox.timeline import BadCursor, add_note, company_timeline, contact_timeline
+from crm_inbox.timeline import add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response, csv_response
 from web.i18n import N_, local_time
 from web.pages import csrf, pages
@@ -132,7 +133,7 @@ def editor_or_reader_id() -> int | None:
 
 
 def row_or_404(model: type[T], ident: int) -> T:
-    row = db().get(model, ident) if ident <= 2**31 - 1 else None
+    row = db().get(model, ident) if ident <= MAX_ID else None
     if row is None:
         abort(404)
     return row
