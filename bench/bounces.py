@@ -33,13 +33,13 @@ from sqlalchemy import select  # noqa: E402
 
 from crm_inbox.config import Settings, replace  # noqa: E402
 from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work, upgrade  # noqa: E402
-from crm_inbox.intake import Envelope, store  # noqa: E402
+from crm_inbox.intake.store import Envelope, store  # noqa: E402
 from crm_inbox.mail.automatic import _MTA_SENDER, detect_automatic  # noqa: E402
 from crm_inbox.mail.bounces import STATUS_TYPES, is_delay_notice  # noqa: E402
 from crm_inbox.mail.parse import MailParseError, parse_mail  # noqa: E402
 from crm_inbox.models import Contact, ContactEmail, InboundMessage, Interaction  # noqa: E402
-from crm_inbox.staff import add_staff  # noqa: E402
-from crm_inbox.worker import process  # noqa: E402
+from crm_inbox.pipeline.runner import process  # noqa: E402
+from crm_inbox.staff.service import add_staff  # noqa: E402
 
 CRM = "crm@beispiel-firma.de"
 OWN = ROOT / "tests" / "mail-robots"

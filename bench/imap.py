@@ -42,7 +42,7 @@ from ingest import ProcessingData
 
 from crm_inbox.config import ImapAccount
 from crm_inbox.db import make_engine, make_sessionmaker
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
 from handlers.imap import Mailbox
 
 sys.path.insert(0, str(ROOT))

@@ -58,12 +58,12 @@ from _common import (
 from sqlalchemy import func, select
 
 from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import Attachment, Contact, InboundMessage, Interaction
 from crm_inbox.pipeline import DEFAULT_STEPS, Step
+from crm_inbox.pipeline.runner import process
 from crm_inbox.runtime import Service
-from crm_inbox.staff import add_staff, create_token
-from crm_inbox.worker import process
+from crm_inbox.staff.service import add_staff, create_token
 
 SIZES: dict[str, dict[str, int]] = {
     # smtp: messages per client and rounds (each round: sink, then CRM Inbox, per backend)

@@ -41,7 +41,7 @@ from crm_inbox.config import Settings, replace
 from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from crm_inbox.models import Call, Company, CompanyPhone, Contact, ContactPhone, Role
 from crm_inbox.phone import to_e164
-from crm_inbox.staff import add_staff, create_token
+from crm_inbox.staff.service import add_staff, create_token
 
 PG_DATABASE = "bench_lookup"
 CTI_TOKEN = "bench-sipgate-token"

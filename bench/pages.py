@@ -96,8 +96,8 @@ from crm_inbox.models import (
 from crm_inbox.models.contacts import search_key
 from crm_inbox.models.tickets import NUMBER_OFFSET
 from crm_inbox.phone import to_e164
-from crm_inbox.staff import add_staff
-from crm_inbox.timeline import excerpt_of
+from crm_inbox.staff.service import add_staff
+from crm_inbox.timeline.service import excerpt_of
 from web import create_app
 
 PG_DATABASE = "bench_pages"

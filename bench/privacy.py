@@ -35,9 +35,8 @@ from sqlalchemy import insert, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import DEFAULT_PG_URL, backends, environment, pg_url, progress
-from crm_inbox import privacy
 from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work
-from crm_inbox.intake import content_hash
+from crm_inbox.intake.store import content_hash
 from crm_inbox.models import (
     Attachment,
     AuditEntry,
@@ -53,6 +52,7 @@ from crm_inbox.models import (
     Ticket,
     TicketEvent,
 )
+from crm_inbox.privacy import service as privacy
 
 PERSON_EMAIL = "petra.privat@privat-mail.example"
 PERSON_NAME = "Petra Privat"

@@ -2,7 +2,7 @@
 
 1. Firing: a fresh database with a few staff users and 2,000 contacts gets N due reminders (default 10,000:
    ``fire_at`` = ``due_at`` in the last three days, state open, an assignee with an address, most with a
-   contact) by SQLAlchemy Core bulk inserts; one ``crm_inbox.reminders.fire_due`` call then fires them all
+   contact) by SQLAlchemy Core bulk inserts; one ``crm_inbox.reminders.service.fire_due`` call then fires them all
    (claim, mark fired, queue one notification mail each in ``outgoing_mail``, one transaction per batch of
    200). Checked afterwards: exactly N rows fired (``fire_at`` NULL, ``fired_at`` set) and exactly N queued
    mails with purpose "reminder". Prints the seconds, reminders/s and SQL statements per reminder.
@@ -55,9 +55,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work
 from crm_inbox.models import Contact, OutgoingMail, Reminder
-from crm_inbox.reminders import fire_due, next_fire_at
+from crm_inbox.reminders.service import fire_due, next_fire_at
 from crm_inbox.scheduler import Scheduler
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 
 PG_DATABASE = "bench_reminders"
 TARGET_TICK_P95_MS = 10.0

@@ -1,4 +1,4 @@
-"""How fast is a follow-up matched to its ticket? ``crm_inbox.tickets.find_ticket`` over a large database.
+"""How fast is a follow-up matched to its ticket? ``crm_inbox.tickets.service.find_ticket`` over a large database.
 
 Fills a fresh database with 100,000 tickets, each with 1–3 mail interactions (realistic Message-IDs in
 ``interactions.source_ref``, ``ticket_id`` set) plus mail that belongs to no ticket, with SQLAlchemy Core bulk
@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from crm_inbox.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from crm_inbox.models import Interaction, Ticket, TicketEvent  # noqa: E402
 from crm_inbox.models.tickets import NUMBER_OFFSET  # noqa: E402
-from crm_inbox.tickets import find_ticket  # noqa: E402
+from crm_inbox.tickets.service import find_ticket  # noqa: E402
 
 BENCH_DB = "bench_tickets"
 PROTECTED = frozenset({"test", "postgres", "template0", "template1"})

@@ -283,8 +283,8 @@ def cmd_db(settings: Settings, what: str, message: str | None = None) -> int:
 def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
     from tqdm import tqdm
 
-    from crm_inbox.intake import Envelope, store
-    from crm_inbox.worker import process
+    from crm_inbox.intake.store import Envelope, store
+    from crm_inbox.pipeline.runner import process
     from handlers.files import UnreadableSource, count_messages, read_messages
 
     factory = _factory(settings)
@@ -322,7 +322,7 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
     from tqdm import tqdm
 
     from crm_inbox.models import InboundState
-    from crm_inbox.worker import process, waiting_ids
+    from crm_inbox.pipeline.runner import process, waiting_ids
     from handlers.imap import Mailbox, describe
 
     accounts = settings.imap.accounts
@@ -405,7 +405,7 @@ def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from crm_inbox.models import InboundMessage, InboundState
-    from crm_inbox.worker import process, retry
+    from crm_inbox.pipeline.runner import process, retry
 
     factory = _factory(settings)
     if args.inbox_command == "failed":
@@ -439,7 +439,7 @@ def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     from crm_inbox.db import unit_of_work
     from crm_inbox.errors import StaffExists, ValidationError
-    from crm_inbox.staff import add_staff
+    from crm_inbox.staff.service import add_staff
 
     password = None
     if args.password:
@@ -461,7 +461,7 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     from crm_inbox.db import unit_of_work
-    from crm_inbox.staff import create_token, find_staff
+    from crm_inbox.staff.service import create_token, find_staff
 
     factory = _factory(settings)
     with unit_of_work(factory) as session:
@@ -475,13 +475,14 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_privacy(settings: Settings, args: argparse.Namespace) -> int:
-    from crm_inbox import audit, privacy
+    from crm_inbox import audit
     from crm_inbox.db import unit_of_work, write_lock
+    from crm_inbox.privacy import service as privacy
     from crm_inbox.private_files import open_private
 
     factory = _factory(settings)
     if args.privacy_command == "purge":
-        from crm_inbox.retention import purge
+        from crm_inbox.privacy.retention import purge
 
         counts = purge(factory, settings)
         print(f"raw messages emptied: {counts['raw_messages']}, calls deleted: {counts['calls']}")

@@ -28,11 +28,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox import tickets
-from crm_inbox.calls import CallEvent, apply_event
+from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, accept
+from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import (
     Category,
     Company,
@@ -52,9 +51,10 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.phone import to_e164
-from crm_inbox.staff import add_staff
-from crm_inbox.timeline import record_interaction
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import add_staff
+from crm_inbox.tickets import service as tickets
+from crm_inbox.timeline.service import record_interaction
 
 LANGUAGES = ("de", "en")
 

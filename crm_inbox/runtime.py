@@ -11,14 +11,14 @@ import traceback
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+from crm_inbox.calls.relay import Relay
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
-from crm_inbox.event_relay import Relay
-from crm_inbox.intake import Accepted, BatchingStore, Envelope
-from crm_inbox.memory import return_large_blocks_at_once
+from crm_inbox.intake.memory import return_large_blocks_at_once
+from crm_inbox.intake.store import Accepted, BatchingStore, Envelope
 from crm_inbox.outbox import Sender
+from crm_inbox.pipeline.runner import Worker
 from crm_inbox.scheduler import Scheduler
-from crm_inbox.worker import Worker
 
 if TYPE_CHECKING:
     from handlers.smtp import SmtpServer
@@ -54,7 +54,7 @@ class Service:
         self.scheduler.start()
         self.worker.start()
         if self._want_smtp:
-            from crm_inbox.intake_process import IntakeProcess
+            from crm_inbox.intake.writer import IntakeProcess
             from handlers.smtp import CrmSmtpHandler, SmtpServer
             from handlers.smtp_sessions import SessionLimits
 

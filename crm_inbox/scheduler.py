@@ -20,11 +20,11 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox.calls import close_stale_calls
+from crm_inbox.calls.service import close_stale_calls
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work, write_lock
-from crm_inbox.reminders import fire_due, next_fire_at
-from crm_inbox.retention import purge
+from crm_inbox.privacy.retention import purge
+from crm_inbox.reminders.service import fire_due, next_fire_at
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ the folder, import what is new in batches (``BODY.PEEK[]``, so nothing is marked
 store and advance the folder's ``last_uid`` in one commit; only then move or flag), and wait for news with
 IDLE, or by polling when the server has no IDLE. ``Poller`` runs that in a thread for ``crm-inbox serve``
 and reconnects with capped exponential backoff after any error. The decisions (which UIDs, what a changed
-UIDVALIDITY means) are pure functions in ``crm_inbox.imap_folders``.
+UIDVALIDITY means) are pure functions in ``crm_inbox.intake.imap_folders``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import ConfigError, ImapAccount, ImapSettings, Settings
-from crm_inbox.imap_folders import (
+from crm_inbox.intake.imap_folders import (
     batches,
     begin_pass,
     load_state,
@@ -35,7 +35,7 @@ from crm_inbox.imap_folders import (
     store_batch,
     uids_to_fetch,
 )
-from crm_inbox.intake import Accepted, Envelope
+from crm_inbox.intake.store import Accepted, Envelope
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import ConfigError, ImapAccount, Settings
-from crm_inbox.imap_folders import record_error
-from crm_inbox.intake import Accepted
+from crm_inbox.intake.imap_folders import record_error
+from crm_inbox.intake.store import Accepted
 from handlers.imap import ImapError, Mailbox, describe
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from crm_inbox.intake import Accepted, Envelope
-from crm_inbox.intake_process import IntakeError
+from crm_inbox.intake.store import Accepted, Envelope
+from crm_inbox.intake.writer import IntakeError
 from handlers.smtp_data import ChunkedData, line_ends
 from handlers.smtp_sessions import (
     TOO_MANY_FROM_CLIENT,

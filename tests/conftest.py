@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from crm_inbox.models import Base
-from crm_inbox.staff import add_staff, create_token
+from crm_inbox.staff.service import add_staff, create_token
 
 PG_URL_ENV = "CRM_INBOX_TEST_DATABASE_URL"
 

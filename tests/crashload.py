@@ -35,7 +35,7 @@ from crm_inbox.models import (
     OutgoingMail,
     Reminder,
 )
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.loadclients import CTI_TOKEN, PhoneSystem, call_id, client_main, message_id, missed_calls, token
 from tests.serveproc import CountingSink, Serve, config_file, counting_sink, free_port, notifications
 from tests.serveproc import serve as start_serve

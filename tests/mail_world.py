@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import Company, CompanyDomain, Contact, ContactEmail, Interaction
-from crm_inbox.staff import add_staff
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import add_staff
 
 CORPUS = Path(__file__).parent / "mail"
 WORLD = json.loads((CORPUS / "world.json").read_text(encoding="utf-8"))

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import AuditEntry, StaffUser
-from crm_inbox.staff import add_staff, create_token, find_staff
+from crm_inbox.staff.service import add_staff, create_token, find_staff
 from tests.test_pages import PASSWORD, STAFF, csrf_token, log_in
 
 ADMIN = "anna.schmidt@beispiel-firma.de"

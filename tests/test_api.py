@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, accept
+from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import ApiToken, AuditEntry, InboundState, utcnow
-from crm_inbox.staff import find_staff
-from crm_inbox.worker import Outcome, process
+from crm_inbox.pipeline.runner import Outcome, process
+from crm_inbox.staff.service import find_staff
 from tests.conftest import CRM, make_settings, make_token
 
 API = "/api/v1"

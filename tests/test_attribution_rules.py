@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from crm_inbox.attribution import Evidence, authenticated_by_trusted_host, decide
 from crm_inbox.config import MailSettings
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
+from crm_inbox.mail.attribution import Evidence, authenticated_by_trusted_host, decide
 from crm_inbox.mail.forwarded import find_inline_forward
 from crm_inbox.mail.html import html_to_text
 from crm_inbox.mail.parse import parse_mail
 from crm_inbox.models import Company, Contact, Direction, Interaction
-from crm_inbox.timeline import clean_excerpt
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
+from crm_inbox.timeline.service import clean_excerpt
 from tests.conftest import make_settings
 from tests.mailfactory import make_mail
 

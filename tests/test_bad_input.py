@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from crm_inbox.calls import CallEvent, apply_event
+from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Call, Direction, Reminder, ReminderState
 from tests.conftest import make_settings
@@ -123,7 +123,7 @@ def test_a_reminder_in_10000_years_from_the_dashboard_form_is_refused_with_a_rea
 
 @pytest.fixture
 def staff(factory):  # type: ignore[no-untyped-def]
-    from crm_inbox.staff import add_staff
+    from crm_inbox.staff.service import add_staff
 
     with unit_of_work(factory) as session:
         add_staff(session, STAFF, "Jonas Becker", "staff", password="richtig-geheim-42")
@@ -256,7 +256,7 @@ def test_database_urls_are_shown_without_passwords(url, shown):
 
 def test_the_settings_page_masks_a_password_given_as_url_parameter(settings, factory):
     from crm_inbox.config import replace
-    from crm_inbox.staff import add_staff
+    from crm_inbox.staff.service import add_staff
     from web import create_app
 
     shown = replace(settings, database={"url": "postgresql+psycopg://crm@db.local/crm?password=pw-123"})

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from crm_inbox.calls import close_stale_calls
+from crm_inbox.calls.service import close_stale_calls
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Call, Interaction, InteractionKind
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from handlers.phone import placetel, twilio
 from tests.conftest import make_settings, make_token
 from tests.test_api import assert_error, create_company, create_contact
@@ -814,8 +814,8 @@ def test_3cx_lookup_of_a_company_extension_names_the_company(client, auth, world
 
 
 def test_lookup_counts_the_callers_open_tickets(client, auth, world, factory, settings):
-    from crm_inbox import tickets
-    from crm_inbox.directory import ContactRef
+    from crm_inbox.contacts.directory import ContactRef
+    from crm_inbox.tickets import service as tickets
 
     with factory() as session:
         for subject in ("Angebot", "Reklamation"):
@@ -846,7 +846,7 @@ def test_a_late_event_does_not_bring_back_a_call_back_that_happened(client, auth
 def test_serve_closes_calls_whose_hangup_never_came(settings, factory):
     from datetime import UTC, datetime
 
-    from crm_inbox.calls import CallEvent, apply_event
+    from crm_inbox.calls.service import CallEvent, apply_event
     from crm_inbox.models import Call, Direction
     from crm_inbox.runtime import Service
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from crm_inbox import tickets as ticket_service
-from crm_inbox.calls import CallEvent, apply_event
+from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import AuditEntry, Call, Contact, Direction, Reminder, Ticket
+from crm_inbox.tickets import service as ticket_service
 from tests.test_api import API, assert_error, create_contact
 
 

@@ -14,7 +14,7 @@ import pytest
 from crm_inbox import outbox
 from crm_inbox.config import replace
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, accept
+from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import (
     Company,
     Contact,
@@ -26,11 +26,11 @@ from crm_inbox.models import (
     Ticket,
     utcnow,
 )
-from crm_inbox.reminders import fire_due
-from crm_inbox.staff import add_staff, find_staff
+from crm_inbox.pipeline.runner import process
+from crm_inbox.reminders.service import fire_due
+from crm_inbox.staff.service import add_staff, find_staff
 from crm_inbox.text import LIST_LENGTH, shorten, single_line
-from crm_inbox.timeline import record_interaction
-from crm_inbox.worker import process
+from crm_inbox.timeline.service import record_interaction
 from tests.conftest import CRM
 from tests.test_outgoing_headers import assert_no_injection
 from tests.test_pages import PASSWORD, STAFF, csrf_token, log_in

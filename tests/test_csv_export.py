@@ -9,10 +9,10 @@ import io
 import pytest
 from sqlalchemy import select
 
-from crm_inbox.csv_export import csv_text, neutralise
+from crm_inbox.contacts.csv_export import csv_text, neutralise
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import AuditEntry, Contact, ContactEmail, ContactPhone
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.conftest import make_token
 from tests.test_pages import PASSWORD, log_in
 

@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.mail.forwarded import find_inline_forward
 from crm_inbox.mail.parse import Limits, MailParseError, parse_mail
 from crm_inbox.models import Attachment, Contact, InboundMessage, InboundState, Interaction
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
 from tests.conftest import CRM
 
 CORPUS = [p.read_bytes() for p in sorted((Path(__file__).parent / "mail-broken").glob("*.eml"))]

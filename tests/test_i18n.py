@@ -12,7 +12,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from crm_inbox.db import unit_of_work
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.test_pages import PASSWORD, STAFF, log_in
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from crm_inbox.cli import main
 from crm_inbox.config import ConfigError, Settings, load_settings, replace
 from crm_inbox.models import ImapFolder, InboundMessage, InboundState, Interaction
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
 from handlers.imap import ImapError, Mailbox
 from handlers.imap_poller import Poller, reconnect_delay
 from tests.conftest import CRM, SUPPORT

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from crm_inbox.config import replace
-from crm_inbox.intake import _HEADER_END, header_end
+from crm_inbox.intake.store import _HEADER_END, header_end
 from crm_inbox.models import InboundMessage
 from crm_inbox.runtime import Service
 from handlers import smtp as smtp_replies
@@ -110,7 +110,7 @@ def test_the_writer_never_outlives_a_killed_service(database_url, tmp_path):
     try:
         send(running.smtp_port, make_mail())  # the writer has answered: it is running
         writers = {pid for pid in running.processes()
-                   if b"crm_inbox.intake_process" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+                   if b"crm_inbox.intake.writer" in Path(f"/proc/{pid}/cmdline").read_bytes()}
         assert len(writers) == 1
         running.kill()
         (writer,) = writers

@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings, replace
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.mail.attachments import safe_filename
 from crm_inbox.mail.parse import Limits, MailParseError, parse_mail
 from crm_inbox.models import Attachment, Contact, InboundMessage, InboundState, Interaction, Ticket
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
 from tests.conftest import CRM, shared_samples
 
 CORPUS = Path(__file__).parent / "mail-broken"

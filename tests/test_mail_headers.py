@@ -12,12 +12,12 @@ import base64
 import pytest
 from sqlalchemy import select
 
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.mail.addresses import Address
 from crm_inbox.mail.parse import parse_mail
 from crm_inbox.models import Attachment, Contact, InboundMessage, InboundState, Interaction
+from crm_inbox.pipeline.runner import process
 from crm_inbox.time_range import in_range
-from crm_inbox.worker import process
 from tests.conftest import CRM
 
 # (label, charset, the body's Content-Type charset parameter or None, sender name, subject, body)

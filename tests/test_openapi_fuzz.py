@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from crm_inbox.intake import Envelope, store
-from crm_inbox.worker import process
+from crm_inbox.intake.store import Envelope, store
+from crm_inbox.pipeline.runner import process
 from tests.conftest import SUPPORT, make_settings
 from tests.mailfactory import make_mail
 from web.api.openapi import DOCUMENT

@@ -14,8 +14,8 @@ from crm_inbox import outbox
 from crm_inbox.config import replace
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import OutgoingMail, utcnow
-from crm_inbox.reminders import ReminderInput, create, fire_due
-from crm_inbox.staff import add_staff
+from crm_inbox.reminders.service import ReminderInput, create, fire_due
+from crm_inbox.staff.service import add_staff
 from tests.conftest import SUPPORT, make_settings
 from tests.test_tickets import CollectingHandler, running, sink  # noqa: F401  (sink is a fixture)
 

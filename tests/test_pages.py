@@ -10,13 +10,13 @@ from email.utils import format_datetime
 import pytest
 from sqlalchemy import select
 
-from crm_inbox.calls import CallEvent, apply_event
+from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, accept
+from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import Attachment, Contact, ContactEmail, ContactPhone, Direction, InteractionKind, Reminder
 from crm_inbox.phone import to_e164
-from crm_inbox.staff import add_staff
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import add_staff
 
 STAFF = "jonas.becker@beispiel-firma.de"
 PASSWORD = "richtig-geheim-42"
@@ -189,7 +189,7 @@ def test_contact_page_shows_master_data_and_the_mail(client, staff, claus, mail_
 
 def test_contact_timeline_pages_to_older_entries(client, staff, claus, factory):
     from crm_inbox.models import Direction
-    from crm_inbox.timeline import record_interaction
+    from crm_inbox.timeline.service import record_interaction
 
     with unit_of_work(factory) as session:
         contact = session.get_one(Contact, claus)
@@ -403,8 +403,8 @@ def test_search_finds_companies_by_name_and_domain_and_mail_by_subject(client, s
 
 
 def test_ticket_pages_list_change_note_and_merge(client, staff, factory, settings, claus):
-    from crm_inbox import tickets as ticket_service
     from crm_inbox.models import Reminder, ReminderState, StaffUser, Ticket, TicketState
+    from crm_inbox.tickets import service as ticket_service
 
     with unit_of_work(factory) as session:
         person = session.get_one(Contact, claus)
@@ -500,7 +500,7 @@ def test_edit_the_contact_in_place(client, staff, factory, claus):
 
 def test_the_company_page_merges_the_timelines_of_its_people(client, staff, factory):
     from crm_inbox.models import Company
-    from crm_inbox.timeline import add_note
+    from crm_inbox.timeline.service import add_note
 
     with unit_of_work(factory) as session:
         firm = Company(name="Weber Logistik GmbH")
@@ -590,7 +590,7 @@ def test_triage_makes_a_new_contact_from_an_unassigned_mail(client, staff, facto
 def test_a_call_shows_who_talked_how_long_on_the_customer_page(client, staff, factory, settings, claus):
     from datetime import timedelta
 
-    from crm_inbox.calls import CallEvent, apply_event
+    from crm_inbox.calls.service import CallEvent, apply_event
     from crm_inbox.models import Direction
 
     start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from crm_inbox.calls import CallEvent, apply_event
+from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, accept
+from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import ApiToken, Direction, InboundMessage, InboundState, Reminder, StaffUser, Ticket, utcnow
-from crm_inbox.staff import add_staff, create_token
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import add_staff, create_token
 from tests.conftest import SUPPORT, make_settings
 
 # --- who may do what ---------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import ForeignKey, select, update
 
 from crm_inbox import cli
-from crm_inbox.calls import CallEvent, apply_event
-from crm_inbox.contact_merge import CONTACT_REFERENCES
+from crm_inbox.calls.service import CallEvent, apply_event
+from crm_inbox.contacts.merge import CONTACT_REFERENCES
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, accept
+from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import (
     AuditEntry,
     Base,
@@ -34,10 +34,10 @@ from crm_inbox.models import (
     Ticket,
     utcnow,
 )
-from crm_inbox.redaction import Redactor
-from crm_inbox.retention import purge
+from crm_inbox.pipeline.runner import process
+from crm_inbox.privacy.redaction import Redactor
+from crm_inbox.privacy.retention import purge
 from crm_inbox.scheduler import RETENTION, Scheduler
-from crm_inbox.worker import process
 from tests.conftest import CRM, SUPPORT, make_settings, make_token
 from tests.test_api import API, assert_error, create_contact
 
@@ -357,7 +357,7 @@ def test_opening_a_mail_is_audited_when_configured(client, auth, factory, databa
         assert entry.staff_id is not None and entry.at is not None
 
     # The page too, with the logged-in user as who.
-    from crm_inbox.staff import add_staff
+    from crm_inbox.staff.service import add_staff
     from tests.test_pages import log_in
 
     with unit_of_work(factory) as session:
@@ -397,7 +397,7 @@ def test_cli_exports_erases_and_purges(factory, settings, client, auth, world, t
 
 
 def test_admins_export_and_erase_on_the_customer_page(client, auth, factory, world):
-    from crm_inbox.staff import add_staff
+    from crm_inbox.staff.service import add_staff
     from tests.test_pages import csrf_token, log_in
 
     with unit_of_work(factory) as session:

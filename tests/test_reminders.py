@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from crm_inbox.config import replace
 from crm_inbox.db import unit_of_work
-from crm_inbox.due_time import parse_due
 from crm_inbox.models import OutgoingMail, Reminder, ReminderState, utcnow
-from crm_inbox.reminders import fire_due, note_phrase
-from crm_inbox.staff import add_staff
+from crm_inbox.reminders.due_time import parse_due
+from crm_inbox.reminders.service import fire_due, note_phrase
+from crm_inbox.staff.service import add_staff
 from tests.conftest import make_settings, make_token
 from tests.test_api import create_contact
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crm_inbox import tickets as ticket_service
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Reminder, ReminderState, Ticket
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
+from crm_inbox.tickets import service as ticket_service
 from tests.conftest import CRM, make_settings
 from tests.mailfactory import make_mail
 from tests.test_tickets import (

@@ -15,7 +15,7 @@ from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import OutboxState, OutgoingMail, Reminder, ReminderState, utcnow
 from crm_inbox.runtime import Service
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests import serveproc
 from tests.conftest import make_settings
 from tests.serveproc import CountingSink, counting_sink, notifications, serve

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import NULL_SENDER, Envelope, envelope_sender, store
+from crm_inbox.intake.store import Envelope, envelope_sender, store
+from crm_inbox.mail.addresses import NULL_SENDER
 from crm_inbox.models import Contact, ContactEmail, InboundMessage, Interaction
-from crm_inbox.staff import add_staff
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import add_staff
 from tests.conftest import CRM
 
 CORPUS = Path(__file__).parent / "mail-robots"

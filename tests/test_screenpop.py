@@ -19,7 +19,7 @@ from crm_inbox.config import replace
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Call, Contact, ContactPhone
 from crm_inbox.runtime import Service
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.conftest import PG_URL_ENV
 
 

@@ -1,4 +1,4 @@
-"""One contact search for the pages and the API (crm_inbox.search): LIKE's wildcards are taken literally,
+"""One contact search for the pages and the API (crm_inbox.contacts.search): LIKE's wildcards are taken literally,
 an over-long query is a 400 with a reason, and both give the same people for the same words."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from crm_inbox.contacts.search import MAX_QUERY
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Company, CompanyDomain, Contact, ContactEmail, ContactPhone
 from crm_inbox.phone import to_e164
-from crm_inbox.search import MAX_QUERY
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.test_pages import PASSWORD, STAFF, log_in
 
 LONG = "x" * 60_000

@@ -156,12 +156,12 @@ def test_a_quiet_half_sent_request_is_closed_after_channel_timeout(settings, tmp
 # The worker thread meets a bug (an exception nobody catches) on the first message it processes. Injected
 # into the serve process by the test: product code has no switch to break itself.
 BROKEN_WORKER = """
-import crm_inbox.worker
+import crm_inbox.pipeline.runner
 
 def process(*args, **kwargs):
     raise RuntimeError("injected by the test: a bug in processing")
 
-crm_inbox.worker.process = process
+crm_inbox.pipeline.runner.process = process
 """
 
 

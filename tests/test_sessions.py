@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import StaffSession, utcnow
-from crm_inbox.staff import SESSION_LIFETIME, add_staff
+from crm_inbox.staff.service import SESSION_LIFETIME, add_staff
 from tests.test_pages import PASSWORD, STAFF, csrf_token, log_in
 
 ADMIN = "anna.schmidt@beispiel-firma.de"

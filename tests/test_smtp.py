@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 from crm_inbox.config import replace
 from crm_inbox.db import make_engine, make_sessionmaker
-from crm_inbox.intake import store
+from crm_inbox.intake.store import store
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
 from crm_inbox.runtime import Service
 from handlers import smtp as smtp_replies
@@ -264,7 +264,7 @@ def test_processing_failure_is_kept_and_can_be_retried(settings, factory):
     assert count(factory, Interaction) == 0
 
     # The operator raises the limit and retries: the kept message is processed.
-    from crm_inbox.worker import process, retry
+    from crm_inbox.pipeline.runner import process, retry
 
     assert retry(factory, [failed.id]) == [failed.id]
     outcome = process(factory, settings, failed.id)

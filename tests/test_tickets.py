@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from crm_inbox import tickets as ticket_service
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import (
     Contact,
@@ -38,7 +37,8 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.runtime import Service
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
+from crm_inbox.tickets import service as ticket_service
 from handlers.smtp import SmtpServer
 from tests.conftest import CRM, SUPPORT, make_settings
 from tests.mailfactory import make_mail

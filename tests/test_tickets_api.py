@@ -9,10 +9,10 @@ from email.utils import make_msgid
 import pytest
 from sqlalchemy import select
 
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import AuditEntry, Interaction, Ticket
-from crm_inbox.staff import find_staff
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import find_staff
 from tests.conftest import SUPPORT, make_token
 from tests.mailfactory import make_mail
 

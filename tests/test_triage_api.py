@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import AuditEntry
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
 from tests.mailfactory import make_mail
 
 API = "/api/v1"

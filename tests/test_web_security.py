@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select, update
 
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, store
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import Base, Company, Contact, LoginFailure, Reminder, utcnow
-from crm_inbox.staff import add_staff, create_token
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import add_staff, create_token
 from tests.conftest import CRM, SUPPORT, make_settings
 from tests.test_pages import PASSWORD, STAFF, csrf_token, log_in
 from tests.test_permissions import ADMIN, PAGE_PERMISSIONS
@@ -221,7 +221,7 @@ def test_attachments_are_downloads_that_cannot_run_here(client, auth, world):
 
 def test_api_tokens_are_stored_only_as_hashes_and_shown_once(factory, client, world):
     with unit_of_work(factory) as session:
-        from crm_inbox.staff import find_staff
+        from crm_inbox.staff.service import find_staff
 
         raw = create_token(session, find_staff(session, STAFF), "script")
     log_in(client)

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from crm_inbox import log_masking
+from crm_inbox.calls.screenpop import Broker
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
-from crm_inbox.events import Broker
 from crm_inbox.private_files import open_private
 from web import i18n, input_guard, requestdb
 

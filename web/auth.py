@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import g, request
 
 from crm_inbox.models import StaffRole, StaffUser
-from crm_inbox.staff import user_for_token
+from crm_inbox.staff.service import user_for_token
 from web.requestdb import db
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort
 
-from crm_inbox.calendar_feed import open_reminders_feed
-from crm_inbox.staff import user_for_calendar_token
+from crm_inbox.reminders.calendar_feed import open_reminders_feed
+from crm_inbox.staff.service import user_for_calendar_token
 from web.requestdb import db, state
 
 feeds = Blueprint("feeds", __name__)

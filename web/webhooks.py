@@ -2,7 +2,7 @@
 the caller lookup for screen pops and PBX caller names, and the list of calls.
 
 Each route checks its system's secret in constant time, lets ``handlers.phone`` turn the payload into
-call events, records them through ``crm_inbox.calls`` and answers in the phone system's own format.
+call events, records them through ``crm_inbox.calls.service`` and answers in the phone system's own format.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from xml.sax.saxutils import quoteattr
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select
 
-from crm_inbox.calls import apply_event, call_details, lookup
+from crm_inbox.calls.relay import notify_nodes
+from crm_inbox.calls.service import apply_event, call_details, lookup
 from crm_inbox.errors import CallEventError
-from crm_inbox.event_relay import notify_nodes
 from crm_inbox.models import Call, Contact, StaffRole, utcnow
 from handlers.phone import ADAPTERS, placetel, threecx, twilio
 from web.api.errors import ApiError, error_response, fail, int_arg

@@ -12,6 +12,9 @@ _DOMAIN_OK = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$|^\[[0-9a-f:.]+\]$")
 _NOREPLY = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|noreply[-_.].*|.*[-_.]noreply)$")
 _SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "bounce", "bounces"})
 
+# The null reverse-path (RFC 5321 ``MAIL FROM:<>``: bounces and other notices), as it is stored.
+NULL_SENDER = "<>"
+
 
 @dataclass(frozen=True)
 class Address:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from crm_inbox.intake import NULL_SENDER
-from crm_inbox.mail.addresses import normalise_email, parse_addresses
+from crm_inbox.mail.addresses import NULL_SENDER, normalise_email, parse_addresses
 from crm_inbox.mail.bounces import (
     RecipientStatus,
     angle_colon_lines,

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from crm_inbox.attribution import Attribution
 from crm_inbox.config import Settings
-from crm_inbox.directory import ContactRef, Directory
+from crm_inbox.contacts.directory import ContactRef, Directory
+from crm_inbox.mail.attribution import Attribution
 from crm_inbox.mail.automatic import Automatic
 from crm_inbox.mail.parse import ParsedMail
 from crm_inbox.models import Contact, Interaction

@@ -10,18 +10,18 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 
-from crm_inbox import reminders
-from crm_inbox import tickets as ticket_service
-from crm_inbox.attribution import Evidence, decide
-from crm_inbox.contacts import create_lead, lock_new_addresses
+from crm_inbox.contacts.directory import ContactRef
+from crm_inbox.contacts.service import create_lead, lock_new_addresses
 from crm_inbox.db import affected
-from crm_inbox.directory import ContactRef
-from crm_inbox.intake import raw_chunks
+from crm_inbox.intake.store import raw_chunks
+from crm_inbox.mail.attribution import Evidence, decide
 from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail_chunks
 from crm_inbox.models import Contact, ContactEmail, Direction, InboundMessage, Interaction, InteractionKind, utcnow
 from crm_inbox.pipeline.context import MailContext, Step
-from crm_inbox.timeline import clean_excerpt, record_interaction
+from crm_inbox.reminders import service as reminders
+from crm_inbox.tickets import service as ticket_service
+from crm_inbox.timeline.service import clean_excerpt, record_interaction
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _limits(ctx: MailContext) -> Limits:
 def honour_erasure(ctx: MailContext) -> None:
     """A re-sent copy of mail that was erased (same Message-ID, content changed on the way) stays erased.
     (An unchanged copy never gets here: its content hash makes it a duplicate at intake.)"""
-    from crm_inbox.privacy import is_erased_message
+    from crm_inbox.privacy.service import is_erased_message
 
     if is_erased_message(ctx.session, ctx.inbound.message_id, ctx.inbound.id):
         ctx.erased = True

@@ -1,4 +1,4 @@
-"""Phone-system adapters: each turns one webhook payload into ``CallEvent``s for ``crm_inbox.calls``.
+"""Phone-system adapters: each turns one webhook payload into ``CallEvent``s for ``crm_inbox.calls.service``.
 
 Payloads arrive as a plain mapping (form fields or JSON); repeated form fields (sipgate's ``user[]``)
 arrive as lists. An adapter raises ``CallEventError`` naming the field when the payload is unusable.
@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from crm_inbox.calls import CallEvent
+from crm_inbox.calls.service import CallEvent
 from handlers.phone import generic, placetel, sipgate, threecx, twilio
 
 Adapter = Callable[[Mapping[str, Any], datetime], list[CallEvent]]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from crm_inbox.calls import CallEvent
+from crm_inbox.calls.service import CallEvent
 from crm_inbox.errors import CallEventError
 from crm_inbox.models import Direction
 from handlers.phone._fields import many, one, seconds, timestamp

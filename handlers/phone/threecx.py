@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from crm_inbox.calls import CallEvent
+from crm_inbox.calls.service import CallEvent
 from crm_inbox.errors import CallEventError
 from crm_inbox.models import Direction
 from handlers.phone._fields import in_utc, one

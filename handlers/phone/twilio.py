@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from crm_inbox.calls import CallEvent, EventKind
+from crm_inbox.calls.service import CallEvent, EventKind
 from crm_inbox.errors import CallEventError
 from crm_inbox.models import Direction
 from handlers.phone._fields import in_utc, one, seconds

@@ -16,7 +16,7 @@ import pytest
 
 from crm_inbox.db import unit_of_work
 from crm_inbox.runtime import Service
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.conftest import make_settings
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"

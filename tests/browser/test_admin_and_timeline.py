@@ -8,9 +8,9 @@ from email.message import EmailMessage
 from playwright.sync_api import expect
 
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, accept
-from crm_inbox.staff import add_staff
-from crm_inbox.worker import process
+from crm_inbox.intake.store import Envelope, accept
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import add_staff
 from tests.browser.conftest import PASSWORD, log_in, screenshot
 from tests.browser.test_contact_page import make_claus
 

@@ -18,7 +18,7 @@ from crm_inbox.models import (
     ReminderState,
 )
 from crm_inbox.phone import to_e164
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.browser.conftest import PASSWORD, log_in, screenshot
 
 

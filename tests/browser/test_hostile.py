@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Attachment, Interaction, Ticket, utcnow
-from crm_inbox.reminders import ReminderInput, create, fire_due
+from crm_inbox.reminders.service import ReminderInput, create, fire_due
 from crm_inbox.runtime import Service
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.browser.conftest import PASSWORD, log_in, screenshot
 from tests.conftest import CRM, SUPPORT, make_settings
 from tests.test_outgoing_headers import assert_no_injection

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Contact, ContactEmail
-from crm_inbox.staff import add_staff
+from crm_inbox.staff.service import add_staff
 from tests.browser.conftest import PASSWORD, log_in, screenshot
 
 

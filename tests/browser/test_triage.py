@@ -9,9 +9,9 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm_inbox.db import unit_of_work
-from crm_inbox.intake import Envelope, accept
+from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import Contact, ContactEmail, Interaction
-from crm_inbox.worker import process
+from crm_inbox.pipeline.runner import process
 from tests.browser.conftest import log_in, screenshot
 
 NAMESAKES = (("Klaus Müller", "k.mueller@mueller-maschinenbau.de"), ("Klaus Müller", "klaus.mueller@gmx.de"))

@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm_inbox import audit
-from crm_inbox.contact_merge import merge_contacts
-from crm_inbox.contacts import apply_company, apply_contact
-from crm_inbox.csv_export import contacts_csv
+from crm_inbox.contacts.csv_export import contacts_csv
+from crm_inbox.contacts.merge import merge_contacts
+from crm_inbox.contacts.search import company_matches, contact_matches, query_text
+from crm_inbox.contacts.service import apply_company, apply_contact
 from crm_inbox.errors import BadCursor
 from crm_inbox.ids import MAX_ID, is_id
 from crm_inbox.mail.addresses import normalise_email
@@ -26,8 +27,7 @@ from crm_inbox.models import (
     InteractionKind,
 )
 from crm_inbox.phone import to_e164
-from crm_inbox.search import company_matches, contact_matches, query_text
-from crm_inbox.timeline import add_note, contact_timeline, decode_cursor
+from crm_inbox.timeline.service import add_note, contact_timeline, decode_cursor
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg, json_body

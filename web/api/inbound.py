@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from crm_inbox import audit
 from crm_inbox.models import InboundMessage, InboundState
-from crm_inbox.worker import process, retry
+from crm_inbox.pipeline.runner import process, retry
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm_inbox.models import Attachment, Interaction
-from crm_inbox.privacy import audit_mail_view
-from crm_inbox.triage import assign, unassigned_query
+from crm_inbox.privacy.service import audit_mail_view
+from crm_inbox.timeline.triage import assign, unassigned_query
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg, json_body

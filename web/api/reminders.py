@@ -8,10 +8,10 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 
-from crm_inbox import reminders as service
 from crm_inbox.ids import MAX_ID
 from crm_inbox.models import Reminder, ReminderState
-from crm_inbox.staff import new_calendar_token
+from crm_inbox.reminders import service
+from crm_inbox.staff.service import new_calendar_token
 from crm_inbox.time_range import EARLIEST, LATEST, in_range
 from web.api import api
 from web.api import serialize as ser

@@ -7,9 +7,9 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
-from crm_inbox import tickets as service
 from crm_inbox.ids import MAX_ID, is_id
 from crm_inbox.models import Interaction, Ticket, TicketEvent, TicketState
+from crm_inbox.tickets import service
 from web.api import api
 from web.api import serialize as ser
 from web.api.errors import fail, get_or_404, int_arg, json_body

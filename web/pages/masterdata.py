@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import audit
-from crm_inbox.contacts import apply_company, apply_contact, company_named
+from crm_inbox.contacts.service import apply_company, apply_contact, company_named
 from crm_inbox.errors import Conflict, ValidationError
 from crm_inbox.models import Company, Contact
 from crm_inbox.models.contacts import search_key

@@ -9,8 +9,9 @@ from flask import Response, abort, flash, redirect, render_template, request, se
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit, privacy
+from crm_inbox import audit
 from crm_inbox.models import Contact, StaffRole
+from crm_inbox.privacy import service as privacy
 from web.pages import pages
 from web.pages.views import current_user, row_or_404
 from web.requestdb import db

@@ -11,7 +11,6 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import reminders as service
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import (
     Call,
@@ -25,8 +24,9 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.models.reminders import ACTIVE_STATES
-from crm_inbox.staff import new_calendar_token
-from crm_inbox.triage import unassigned_query
+from crm_inbox.reminders import service
+from crm_inbox.staff.service import new_calendar_token
+from crm_inbox.timeline.triage import unassigned_query
 from web.i18n import N_
 from web.pages import pages
 from web.pages.views import current_user, editor_id, row_or_404

@@ -2,7 +2,7 @@
 
 A stream holds one of the web server's threads while it is open. The page's script keeps it open only while
 the tab is visible; a keepalive every few seconds lets the server notice a stream whose browser went away (a
-page left, a tab closed) and free its thread; the broker bounds how many are open (see crm_inbox.events)."""
+page left, a tab closed) and free its thread; the broker bounds how many are open (see crm_inbox.calls.screenpop)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from flask import Response
 
-from crm_inbox.events import REPLACED, TooManyStreams
+from crm_inbox.calls.screenpop import REPLACED, TooManyStreams
 from web.pages import pages
 from web.pages.views import current_user
 from web.requestdb import state

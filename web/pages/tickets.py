@@ -9,9 +9,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import audit
-from crm_inbox import tickets as service
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, Interaction, Priority, StaffUser, Ticket, TicketEvent, TicketState
+from crm_inbox.tickets import service
 from web.pages import pages
 from web.pages.views import current_user, editor_id, row_or_404
 from web.requestdb import db, state

@@ -9,12 +9,12 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import audit
-from crm_inbox.contacts import apply_contact
+from crm_inbox.contacts.service import apply_contact
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
+from crm_inbox.pipeline.runner import process, retry
 from crm_inbox.text import shorten
-from crm_inbox.triage import assign, ignore_failed, unassigned_query
-from crm_inbox.worker import process, retry
+from crm_inbox.timeline.triage import assign, ignore_failed, unassigned_query
 from web.pages import pages
 from web.pages.views import contact_search, editor_id, row_or_404
 from web.requestdb import db, state

@@ -18,12 +18,19 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit, login_limits
-from crm_inbox.contact_merge import merge_contacts
-from crm_inbox.csv_export import contacts_csv as contacts_csv_text
+from crm_inbox import audit
+from crm_inbox.contacts.csv_export import contacts_csv as contacts_csv_text
+from crm_inbox.contacts.merge import merge_contacts
+from crm_inbox.contacts.search import (
+    MAX_QUERY,
+    company_matches,
+    contact_matches,
+    contacts_by_name,
+    query_text,
+    subject_matches,
+)
 from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.ids import MAX_ID
-from crm_inbox.login_limits import LoginPolicy
 from crm_inbox.models import (
     Attachment,
     Category,
@@ -44,18 +51,19 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.models.reminders import ACTIVE_STATES
-from crm_inbox.privacy import audit_mail_view
-from crm_inbox.search import (
-    MAX_QUERY,
-    company_matches,
-    contact_matches,
-    contacts_by_name,
-    query_text,
-    subject_matches,
+from crm_inbox.privacy.service import audit_mail_view
+from crm_inbox.staff import login_limits
+from crm_inbox.staff.login_limits import LoginPolicy
+from crm_inbox.staff.service import (
+    check_password,
+    end_session,
+    find_staff,
+    hash_password,
+    open_session,
+    user_for_session,
 )
-from crm_inbox.staff import check_password, end_session, find_staff, hash_password, open_session, user_for_session
 from crm_inbox.text import shorten
-from crm_inbox.timeline import add_note, company_timeline, contact_timeline
+from crm_inbox.timeline.service import add_note, company_timeline, contact_timeline
 from web.downloads import attachment_response, csv_response
 from web.i18n import N_, local_time
 from web.pages import csrf, pages
@@ -249,12 +257,12 @@ def index() -> BaseResponse:
 
 
 def contact_search(q: str) -> ColumnElement[bool]:
-    """The one contact search (crm_inbox.search), with this installation's phone region."""
+    """The one contact search (crm_inbox.contacts.search), with this installation's phone region."""
     return contact_matches(q, state().settings.phone.default_region)
 
 
 def search_query() -> str:
-    """``?q=`` as typed; a ValidationError when it is longer than anybody types (see crm_inbox.search)."""
+    """``?q=`` as typed; a ValidationError when it is longer than anybody types (see crm_inbox.contacts.search)."""
     return query_text(request.args.get("q"))
 
 

@@ -20,14 +20,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
+from crm_inbox.contacts.directory import Directory
 from crm_inbox.db import affected, unit_of_work, write_lock
-from crm_inbox.directory import Directory
+from crm_inbox.intake.memory import release_after
 from crm_inbox.mail.parse import MailParseError
-from crm_inbox.memory import release_after
 from crm_inbox.models import InboundMessage, InboundState, utcnow
 from crm_inbox.pipeline import DEFAULT_STEPS, MailContext, Step, run_pipeline
 from crm_inbox.pipeline.context import InboundView
-from crm_inbox.privacy import tombstone_values
+from crm_inbox.privacy.service import tombstone_values
 
 _VIEW_FIELDS = ("id", "size", "content_hash", "message_id", "envelope_from", "envelope_to", "peer", "source",
                 "received_at")

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
 from crm_inbox.db import affected, insert_ignoring_conflicts, unit_of_work, write_lock
-from crm_inbox.due_time import parse_due, read_due
 from crm_inbox.errors import DueOutOfRange, ValidationError
 from crm_inbox.ids import is_id
 from crm_inbox.models import (
@@ -40,8 +39,9 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.models.reminders import ACTIVE_STATES
+from crm_inbox.reminders.due_time import parse_due, read_due
 from crm_inbox.text import single_line
-from crm_inbox.timeline import record_interaction
+from crm_inbox.timeline.service import record_interaction
 
 log = logging.getLogger(__name__)
 

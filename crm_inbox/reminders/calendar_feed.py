@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from crm_inbox.config import Settings
 from crm_inbox.models import Reminder, StaffUser
 from crm_inbox.models.reminders import ACTIVE_STATES
-from crm_inbox.reminders import notification_text, page_url
+from crm_inbox.reminders.service import notification_text, page_url
 
 EVENT_MINUTES = 15  # a reminder is a point in time; calendars show it as a short appointment
 

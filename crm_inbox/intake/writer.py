@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import Connection
 
 from crm_inbox.db import make_engine
-from crm_inbox.intake import Accepted, Envelope, commit_batch
+from crm_inbox.intake.store import Accepted, Envelope, commit_batch
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class IntakeProcess:
             # The child imports this very code, wherever it was loaded from.
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "crm_inbox.intake_process", stdin=asyncio.subprocess.PIPE,
+                sys.executable, "-m", "crm_inbox.intake.writer", stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, env=env)
             assert proc.stdin is not None
             proc.stdin.write(frame({"url": self.database_url, "log_level": self.log_level}, b""))

@@ -25,7 +25,8 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.db import unit_of_work, write_lock
-from crm_inbox.memory import release_after
+from crm_inbox.intake.memory import release_after
+from crm_inbox.mail.addresses import NULL_SENDER
 from crm_inbox.models import InboundMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ _MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNOREC
 _CHUNK = 1 << 20
 _RETURN_PATH = re.compile(rb"^return-path[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
-# The null reverse-path (RFC 5321 ``MAIL FROM:<>``: bounces and other notices), as it is stored.
-NULL_SENDER = "<>"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crm_inbox import audit, outbox, reminders
+from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
-from crm_inbox.directory import ContactRef
+from crm_inbox.contacts.directory import ContactRef
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import is_id
 from crm_inbox.models import (
@@ -33,8 +33,9 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.models.tickets import NUMBER_OFFSET
+from crm_inbox.reminders import service as reminders
 from crm_inbox.text import single_line
-from crm_inbox.timeline import record_interaction
+from crm_inbox.timeline.service import record_interaction
 
 log = logging.getLogger(__name__)
 

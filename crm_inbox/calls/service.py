@@ -15,7 +15,6 @@ from typing import Any, Literal
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from crm_inbox import reminders
 from crm_inbox.config import Settings
 from crm_inbox.db import insert_ignoring_conflicts
 from crm_inbox.models import (
@@ -34,7 +33,8 @@ from crm_inbox.models import (
 )
 from crm_inbox.models.contacts import search_key
 from crm_inbox.phone import block_prefix, to_e164
-from crm_inbox.timeline import record_interaction
+from crm_inbox.reminders import service as reminders
+from crm_inbox.timeline.service import record_interaction
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def lookup(session: Session, settings: Settings, number: str) -> Lookup | None:
     else:
         newest = (select(Interaction.id).where(Interaction.company_id == match.company_id, in_touch)
                   .order_by(Interaction.occurred_at.desc()).limit(1))
-    from crm_inbox.tickets import open_count
+    from crm_inbox.tickets.service import open_count
 
     if match.contact_id:
         result.open_tickets = open_count(session, match.contact_id)

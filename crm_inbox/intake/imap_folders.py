@@ -17,7 +17,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.db import insert_ignoring_conflicts, unit_of_work, write_lock
-from crm_inbox.intake import Accepted, Envelope, accept_many
+from crm_inbox.intake.store import Accepted, Envelope, accept_many
 from crm_inbox.models import ImapFolder, utcnow
 
 log = logging.getLogger(__name__)

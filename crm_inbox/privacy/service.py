@@ -42,11 +42,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
-from crm_inbox.contact_merge import CONTACT_REFERENCES
-from crm_inbox.contacts import lead_name
+from crm_inbox.contacts.merge import CONTACT_REFERENCES
+from crm_inbox.contacts.service import lead_name
 from crm_inbox.db import affected
 from crm_inbox.errors import NotFound
-from crm_inbox.intake import raw_chunks
+from crm_inbox.intake.store import raw_chunks
 from crm_inbox.mail.addresses import parse_addresses
 from crm_inbox.mail.attachments import safe_filename
 from crm_inbox.models import (
@@ -66,7 +66,7 @@ from crm_inbox.models import (
     TicketEvent,
     utcnow,
 )
-from crm_inbox.redaction import Redactor
+from crm_inbox.privacy.redaction import Redactor
 
 FORMAT = "crm-inbox-export/1"
 _BATCH = 500
@@ -382,7 +382,7 @@ def _unassigned_from(session: Session, emails: list[str]) -> set[int]:
     """Mail from one of these addresses that waits for triage (linked to nobody)."""
     if not emails:
         return set()
-    from crm_inbox.triage import unassigned_query
+    from crm_inbox.timeline.triage import unassigned_query
 
     wanted = set(emails)
     found: set[int] = set()

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from crm_inbox.directory import Directory
+from crm_inbox.contacts.directory import Directory
 from crm_inbox.errors import Conflict, ValidationError
 from crm_inbox.ids import ref_id
 from crm_inbox.mail.addresses import Address, normalise_email

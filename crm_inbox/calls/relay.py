@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from crm_inbox.events import Broker
+from crm_inbox.calls.screenpop import Broker
 
 log = logging.getLogger(__name__)
 
