@@ -415,9 +415,11 @@ def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
             for m in rows:
                 if args.json:
                     print(json.dumps({"id": m.id, "message_id": m.message_id, "received_at":
-                                      m.received_at.isoformat(), "error": m.error}, ensure_ascii=False))
+                                      m.received_at.isoformat(), "failed_step": m.failed_step,
+                                      "error": m.error}, ensure_ascii=False))
                 else:
-                    print(f"{m.id}\t{m.received_at:%Y-%m-%d %H:%M}\t{m.message_id or '-'}\t{m.error}")
+                    print(f"{m.id}\t{m.received_at:%Y-%m-%d %H:%M}\t{m.message_id or '-'}\t"
+                          f"{m.failed_step or '-'}\t{m.error}")
         if not args.json:
             print(f"{len(rows)} failed", file=sys.stderr)
         return 0

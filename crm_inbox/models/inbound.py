@@ -44,6 +44,8 @@ class InboundMessage(Base):
         str_enum(InboundState, "inbound_state"),
         default=InboundState.RECEIVED, index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # The pipeline step a failed message failed in ("parse", "record", …), for staff and for finding the bug.
+    failed_step: Mapped[str | None] = mapped_column(String(60))
     attempts: Mapped[int] = mapped_column(default=0)
     processed_at: Mapped[datetime | None]
     # When the raw bytes were deleted (retention, or erasure): the row stays as the message's identity

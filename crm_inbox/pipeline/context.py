@@ -47,7 +47,7 @@ class MailContext:
     queued_mail: bool = False  # an acknowledgement or other mail waits in the outbox
     stopped: str | None = None
     erased: bool = False  # a copy of erased mail: the row becomes a tombstone again
-
+    step: str | None = None  # the step running now: when one raises, the message failed there
 
     def stop(self, reason: str) -> None:
         self.stopped = reason

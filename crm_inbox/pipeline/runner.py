@@ -50,6 +50,7 @@ class Outcome:
     error: str | None = None
     queued_mail: bool = False
     retry_soon: bool = False  # the database failed, not the message: it stays received for another try
+    failed_step: str | None = None  # the pipeline step that raised (None: outside the steps)
 
 
 def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
@@ -57,6 +58,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
     """Process one stored message. Parsing and the pure decisions run first without any lock; then the
     message is claimed (a conditional update: two workers never both process it) and the writes and
     the state change commit together, so the write lock is held only briefly."""
+    ctx: MailContext | None = None
     try:
         with factory() as session, ExitStack() as locked:
             row = session.execute(_LOAD, {"id": inbound_id}).first()
@@ -93,25 +95,27 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
         log.error("inbound %s: database error while processing, will retry: %s", inbound_id, exc.orig)
         return Outcome(inbound_id, None, error=f"database error: {exc.orig}", retry_soon=True)
     except MailParseError as exc:
-        log.warning("inbound %s: cannot be processed: %s", inbound_id, exc)
-        return _mark_failed(factory, inbound_id, str(exc))
+        step = ctx.step if ctx else None
+        log.warning("inbound %s: cannot be processed (step %s): %s", inbound_id, step or "-", exc)
+        return _mark_failed(factory, inbound_id, str(exc), step)
     except Exception as exc:
-        log.exception("inbound %s: processing failed", inbound_id)
-        return _mark_failed(factory, inbound_id, f"internal error: {exc.__class__.__name__}: {exc}")
+        step = ctx.step if ctx else None
+        log.exception("inbound %s: processing failed (step %s)", inbound_id, step or "-")
+        return _mark_failed(factory, inbound_id, f"internal error: {exc.__class__.__name__}: {exc}", step)
 
 
-def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str) -> Outcome:
+def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str, step: str | None) -> Outcome:
     try:
         with write_lock(factory), unit_of_work(factory) as session:
             session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
                 # The claim's attempts+1 was rolled back with the failed attempt: count it here.
-                .values(state=InboundState.FAILED, error=error[:4000], processed_at=utcnow(),
+                .values(state=InboundState.FAILED, error=error[:4000], failed_step=step, processed_at=utcnow(),
                         attempts=InboundMessage.attempts + 1))
     except (OperationalError, DBAPIError) as exc:
         log.error("inbound %s: could not record the failure (stays received): %s", inbound_id, exc.orig)
-    return Outcome(inbound_id, InboundState.FAILED, error=error)
+    return Outcome(inbound_id, InboundState.FAILED, error=error, failed_step=step)
 
 
 def waiting_ids(session: Session, limit: int = 1000, after: int = 0) -> list[int]:
@@ -129,7 +133,7 @@ def retry(factory: sessionmaker[Session], ids: Iterable[int] | None) -> list[int
         chosen = list(session.execute(query.order_by(InboundMessage.id)).scalars())
         if chosen:
             session.execute(update(InboundMessage).where(InboundMessage.id.in_(chosen))
-                            .values(state=InboundState.RECEIVED, error=None))
+                            .values(state=InboundState.RECEIVED, error=None, failed_step=None))
     return chosen
 
 

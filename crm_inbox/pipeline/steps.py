@@ -17,10 +17,11 @@ from crm_inbox.intake.store import raw_chunks
 from crm_inbox.mail.attribution import Evidence, decide
 from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail_chunks
-from crm_inbox.models import Contact, ContactEmail, Direction, InboundMessage, Interaction, InteractionKind, utcnow
+from crm_inbox.models import Contact, ContactEmail, InboundMessage, Interaction, InteractionKind, utcnow
 from crm_inbox.pipeline.context import MailContext, Step
 from crm_inbox.reminders import service as reminders
 from crm_inbox.tickets import service as ticket_service
+from crm_inbox.tickets.policy import MailFacts
 from crm_inbox.timeline.service import clean_excerpt, record_interaction
 
 log = logging.getLogger(__name__)
@@ -187,47 +188,22 @@ def record(ctx: MailContext) -> None:
 def tickets(ctx: MailContext) -> None:
     """Open a ticket for a new request to support; thread follow-ups (customer or staff) into theirs."""
     assert ctx.parsed is not None and ctx.attribution is not None and ctx.interaction is not None
-    parsed, decision, interaction, cfg = ctx.parsed, ctx.attribution, ctx.interaction, ctx.settings
-    prefix = cfg.tickets.subject_prefix
-    ticket, how = ticket_service.find_ticket(ctx.session, prefix, parsed.subject,
-                                             [*parsed.in_reply_to, *parsed.references])
-    contact = ctx.contacts[0][0] if ctx.contacts else None
-    sender = decision.parties[0].address.email if decision.parties else None
-    automatic = decision.automatic is not None
-    if ticket is not None:
-        if decision.direction == Direction.OUT:
-            staff = ctx.directory.staff_by_email.get(decision.staff[0]) if decision.staff else None
-            ticket_service.staff_reply(ctx.session, ticket, interaction, staff)
-            ctx.note(f"staff reply in ticket {ticket.label} ({how})")
-        elif decision.direction == Direction.IN and not decision.spoof_suspected:
-            if not automatic and ticket_service.reply_opens_new_ticket(ticket, cfg):
-                new = ticket_service.open_ticket(ctx.session, cfg, subject=parsed.subject, contact=contact,
-                                                 interaction=interaction, opened_by=sender, previous=ticket)
-                ctx.note(f"reply to closed ticket {ticket.label}: opened {new.label}")
-            else:
-                ticket_service.customer_reply(ctx.session, cfg, ticket, interaction, automatic=automatic)
-                ctx.note(f"follow-up in ticket {ticket.label} ({how})")
-        else:
-            interaction.ticket_id = ticket.id
-        return
-    to_support = set(ctx.inbound.envelope_to) | {a.email for a in parsed.to + parsed.cc}
-    if not to_support & set(cfg.mail.support_addresses) or decision.direction != Direction.IN:
-        return
-    if automatic or decision.spoof_suspected:
-        ctx.note("no ticket: " + ("automatic mail" if automatic else "possible spoof"))
-        return
-    if ticket_service.suspected_loop(ctx.session, cfg, sender):
-        log.warning("inbound %s: suspected mail loop from %s: more than %d tickets in %d minutes; no ticket",
-                    ctx.inbound.id, sender, cfg.tickets.loop_max_tickets, cfg.tickets.loop_window_minutes)
-        ctx.note(f"no ticket: suspected mail loop from {sender}")
-        return
-    ticket = ticket_service.open_ticket(ctx.session, cfg, subject=parsed.subject, contact=contact,
-                                        interaction=interaction, opened_by=sender)
-    ctx.note(f"opened ticket {ticket.label}")
-    if sender and ctx.inbound.source != "file":  # an import of old mail must not answer it now
-        name = contact.name if contact else None
-        if ticket_service.queue_acknowledgement(ctx.session, cfg, ticket, sender, name, parsed.message_id):
-            ctx.queued_mail = True
+    parsed, decision = ctx.parsed, ctx.attribution
+    facts = MailFacts(
+        direction=decision.direction, automatic=decision.automatic is not None,
+        spoof_suspected=decision.spoof_suspected,
+        to_support=bool((set(ctx.inbound.envelope_to) | {a.email for a in parsed.to + parsed.cc})
+                        & set(ctx.settings.mail.support_addresses)),
+        sender=decision.parties[0].address.email if decision.parties else None,
+        imported=ctx.inbound.source == "file")
+    filed = ticket_service.file_mail(
+        ctx.session, ctx.settings, facts, ctx.interaction, subject=parsed.subject,
+        references=[*parsed.in_reply_to, *parsed.references], message_id=parsed.message_id,
+        contact=ctx.contacts[0][0] if ctx.contacts else None,
+        staff_id=ctx.directory.staff_by_email.get(decision.staff[0]) if decision.staff else None)
+    if filed.note:
+        ctx.note(filed.note)
+    ctx.queued_mail = ctx.queued_mail or filed.queued_mail
 
 
 def follow_up_note(ctx: MailContext) -> None:
@@ -272,12 +248,14 @@ def run_pipeline(ctx: MailContext, steps: tuple[Step, ...] = DEFAULT_STEPS,
             claimed = True
             if before_writes is not None and not before_writes():
                 return False
+        ctx.step = step.name
         step.run(ctx)
         if ctx.stopped:
             log.info("inbound %s: stopped at %s: %s", ctx.inbound.id, step.name, ctx.stopped)
             break
     if not claimed and before_writes is not None and not before_writes():
         return False  # stopped before any writing step: the state change still needs the claim
+    ctx.step = None
     if ctx.interaction is not None and ctx.attribution is not None:
         reason = ctx.attribution.reason  # with what later steps added
         if reason != ctx.interaction.attribution_reason:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,6 +28,7 @@ from crm_inbox.models import (
     InteractionKind,
     OutgoingMail,
     Priority,
+    StaffUser,
     Ticket,
     TicketEvent,
     TicketState,
@@ -35,6 +37,8 @@ from crm_inbox.models import (
 from crm_inbox.models.tickets import NUMBER_OFFSET
 from crm_inbox.reminders import service as reminders
 from crm_inbox.text import single_line
+from crm_inbox.tickets import policy
+from crm_inbox.tickets.policy import InThread, MailFacts
 from crm_inbox.timeline.service import record_interaction
 
 log = logging.getLogger(__name__)
@@ -138,14 +142,56 @@ def open_ticket(session: Session, settings: Settings, *, subject: str, contact: 
     return ticket
 
 
-def suspected_loop(session: Session, settings: Settings, sender: str | None) -> bool:
-    """More new tickets from one address than the loop limit allows within the window."""
-    if not sender:
-        return False
-    since = utcnow() - timedelta(minutes=settings.tickets.loop_window_minutes)
-    count = session.execute(select(func.count()).select_from(Ticket).where(
+@dataclass(frozen=True)
+class Filed:
+    """Where an inbound mail went: its ticket (if any), a note for the mail's explanation, mail queued."""
+
+    ticket: Ticket | None
+    note: str | None = None
+    queued_mail: bool = False
+
+
+def file_mail(session: Session, settings: Settings, facts: MailFacts, interaction: Interaction, *, subject: str,
+              references: Iterable[str], message_id: str | None, contact: ContactRef | None,
+              staff_id: int | None) -> Filed:
+    """Thread a recorded mail into its ticket, or open one for a new request to support (see ``policy``)."""
+    cfg = settings.tickets
+    ticket, how = find_ticket(session, cfg.subject_prefix, subject, references)
+    if ticket is not None:
+        action = policy.reply_in_thread(facts, ticket.state, ticket.closed_at or ticket.updated_at, cfg, utcnow())
+        if action is InThread.STAFF_REPLY:
+            staff_reply(session, ticket, interaction, staff_id)
+            return Filed(ticket, f"staff reply in ticket {ticket.label} ({how})")
+        if action is InThread.NEW_TICKET:
+            new = open_ticket(session, settings, subject=subject, contact=contact, interaction=interaction,
+                              opened_by=facts.sender, previous=ticket)
+            return Filed(new, f"reply to closed ticket {ticket.label}: opened {new.label}")
+        if action is InThread.CUSTOMER_REPLY:
+            customer_reply(session, settings, ticket, interaction, automatic=facts.automatic)
+            return Filed(ticket, f"follow-up in ticket {ticket.label} ({how})")
+        interaction.ticket_id = ticket.id
+        return Filed(ticket)
+    why_not = policy.why_no_new_ticket(facts)
+    if why_not is not None:
+        return Filed(None, f"no ticket: {why_not}" if why_not else None)
+    if facts.sender and policy.is_loop(_recent_tickets(session, cfg.loop_window_minutes, facts.sender), cfg):
+        log.warning("interaction %s: suspected mail loop from %s: more than %d tickets in %d minutes; no ticket",
+                    interaction.id, facts.sender, cfg.loop_max_tickets, cfg.loop_window_minutes)
+        return Filed(None, f"no ticket: suspected mail loop from {facts.sender}")
+    ticket = open_ticket(session, settings, subject=subject, contact=contact, interaction=interaction,
+                         opened_by=facts.sender)
+    queued = False
+    if facts.sender and policy.may_acknowledge(facts, cfg, settings.mail.own_addresses):
+        queued = queue_acknowledgement(session, settings, ticket, facts.sender, contact.name if contact else None,
+                                       message_id) is not None
+    return Filed(ticket, f"opened ticket {ticket.label}", queued)
+
+
+def _recent_tickets(session: Session, window_minutes: int, sender: str) -> int:
+    """New tickets from one address within the loop window."""
+    since = utcnow() - timedelta(minutes=window_minutes)
+    return session.execute(select(func.count()).select_from(Ticket).where(
         Ticket.opened_by_email == sender, Ticket.opened_at >= since)).scalar_one()
-    return count >= settings.tickets.loop_max_tickets
 
 
 def customer_reply(session: Session, settings: Settings, ticket: Ticket, interaction: Interaction, *,
@@ -158,7 +204,7 @@ def customer_reply(session: Session, settings: Settings, ticket: Ticket, interac
     before = ticket.state
     # CLOSED too: the caller opens a new ticket instead only once the ticket has been closed long enough
     # ([tickets] new_ticket_after_closed_days); before that the customer's mail must not sit in a closed one.
-    if ticket.state in {TicketState.PENDING, TicketState.SOLVED, TicketState.CLOSED}:
+    if ticket.state in policy.REOPENED_BY_REPLY:
         ticket.state = TicketState.OPEN
         ticket.closed_at = None
     _event(session, ticket, "customer_reply", interaction_id=interaction.id,
@@ -171,7 +217,7 @@ def staff_reply(session: Session, ticket: Ticket, interaction: Interaction, staf
     interaction.ticket_id = ticket.id
     ticket.last_staff_reply_at = utcnow()
     before = ticket.state
-    if ticket.state in {TicketState.NEW, TicketState.OPEN}:
+    if ticket.state in policy.ANSWERED_BY_STAFF_REPLY:
         ticket.state = TicketState.PENDING  # answered: now waiting for the customer
     if ticket.assignee_id is None and staff_id is not None:
         ticket.assignee_id = staff_id  # whoever answers first takes it
@@ -181,20 +227,12 @@ def staff_reply(session: Session, ticket: Ticket, interaction: Interaction, staf
     reminders.ticket_answered(session, ticket, "answered by staff", staff_id)
 
 
-def reply_opens_new_ticket(ticket: Ticket, settings: Settings, now: datetime | None = None) -> bool:
-    if ticket.state != TicketState.CLOSED:
-        return False
-    closed = ticket.closed_at or ticket.updated_at
-    return (now or utcnow()) - closed >= timedelta(days=settings.tickets.new_ticket_after_closed_days)
-
-
 def queue_acknowledgement(session: Session, settings: Settings, ticket: Ticket, to: str, name: str | None,
                           in_reply_to: str | None) -> OutgoingMail | None:
-    """At most one acknowledgement per sender per window, never to our own addresses (checked by the caller
-    for automatic mail). Recorded on the timeline so replies to it thread into the ticket."""
+    """At most one acknowledgement per sender per window (whether one is allowed at all is
+    ``policy.may_acknowledge``, checked by the caller). Recorded on the timeline so replies to it thread into
+    the ticket."""
     cfg = settings.tickets
-    if not cfg.acknowledge or to in settings.mail.own_addresses:
-        return None
     since = utcnow() - timedelta(minutes=cfg.ack_window_minutes)
     recent = session.execute(select(OutgoingMail.id).where(
         OutgoingMail.purpose == "ticket_ack", OutgoingMail.to_address == to, OutgoingMail.created_at >= since)
@@ -225,8 +263,6 @@ def queue_acknowledgement(session: Session, settings: Settings, ticket: Ticket, 
 
 def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
     """State, priority and assignee changes, each an event; returns what changed (for the audit log)."""
-    from crm_inbox.models import StaffUser
-
     unknown = sorted(set(data) - {"state", "priority", "assignee_id", "subject"})
     if unknown:
         raise ValidationError(unknown[0], "is not a known field")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, jsonify
 
 from crm_inbox.models import InteractionKind
-from web.api import api
+from web.api.blueprint import api
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -93,6 +93,7 @@ SCHEMAS: dict[str, Any] = {
         "id": {"type": "integer"},
         "state": {"type": "string", "enum": ["received", "processed", "failed", "ignored", "erased"]},
         "error": _str_or_null, "message_id": _str_or_null, "message_id_conflict": {"type": "boolean"},
+        "failed_step": {"type": ["string", "null"], "description": "the pipeline step a failed message failed in"},
         "envelope_from": _str_or_null, "envelope_to": {"type": "array", "items": {"type": "string"}},
         "source": {"type": "string"}, "size": {"type": "integer"}, "deliveries": {"type": "integer"},
         "attempts": {"type": "integer"}, "received_at": {"type": "string", "format": "date-time"},

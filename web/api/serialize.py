@@ -63,7 +63,8 @@ def interaction(i: Interaction) -> dict[str, Any]:
 
 def inbound(m: InboundMessage) -> dict[str, Any]:
     return {
-        "id": m.id, "state": m.state.value, "error": m.error, "message_id": m.message_id,
+        "id": m.id, "state": m.state.value, "error": m.error, "failed_step": m.failed_step,
+        "message_id": m.message_id,
         "message_id_conflict": m.message_id_conflict, "envelope_from": m.envelope_from,
         "envelope_to": m.envelope_to, "source": m.source, "size": m.size, "deliveries": m.deliveries,
         "attempts": m.attempts, "received_at": when(m.received_at), "processed_at": when(m.processed_at),
