@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
+from crm_inbox.contacts.lookup import contacts_named_by
 from crm_inbox.contacts.merge import CONTACT_REFERENCES
 from crm_inbox.contacts.service import lead_name
 from crm_inbox.db import affected
@@ -74,20 +75,11 @@ _BATCH = 500
 
 def find_contact(session: Session, ref: str | int) -> Contact:
     """A contact by id, or by an address that belongs to exactly one contact."""
-    from crm_inbox.models import ContactEmail
-
-    text = str(ref).strip()
-    if text.isdigit() and len(text) < 12:
-        contact = session.get(Contact, int(text))
-        if contact is None:
-            raise NotFound(f"no contact {text}")
-        return contact
-    owners = list(session.execute(select(ContactEmail.contact_id).where(ContactEmail.email == text.lower())
-                                  .distinct()).scalars())
-    if len(owners) != 1:
-        raise NotFound(f"no contact with the address {text}" if not owners
-                       else f"{len(owners)} contacts have the address {text}: name one by its id")
-    return session.get_one(Contact, owners[0])
+    matches = contacts_named_by(session, ref)
+    if len(matches) != 1:
+        raise NotFound(f"no contact {str(ref).strip()}" if not matches
+                       else f"{len(matches)} contacts have the address {str(ref).strip()}: name one by its id")
+    return matches[0]
 
 
 # --- export ---
