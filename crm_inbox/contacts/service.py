@@ -1,14 +1,17 @@
-"""Creating and changing contacts and companies (leads from mail, and staff edits through the API)."""
+"""Creating and changing contacts and companies: leads from mail, and staff edits (API and pages), each
+audited here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from crm_inbox import audit
 from crm_inbox.contacts.directory import Directory
+from crm_inbox.contacts.inputs import NOT_GIVEN, CompanyChanges, ContactChanges
 from crm_inbox.errors import Conflict, ValidationError
 from crm_inbox.ids import ref_id
 from crm_inbox.mail.addresses import Address, normalise_email
@@ -76,9 +79,11 @@ def create_lead(session: Session, directory: Directory, address: Address, origin
     return contact
 
 
-# --- staff edits (API) ---
+# --- staff edits (API and pages) ---
+# The edges hand over typed changes (contacts.inputs); the rules for values live here, and every change is
+# audited here with the actor passed in, so a new entry point cannot forget it.
 
-def _choice(field: str, enum_cls: Any, value: Any) -> Any:
+def _choice(field: str, enum_cls: Any, value: str | None) -> Any:
     if value is None:
         return None
     try:
@@ -88,10 +93,8 @@ def _choice(field: str, enum_cls: Any, value: Any) -> Any:
         raise ValidationError(field, f"must be one of {allowed}") from None
 
 
-def _str(field: str, value: Any, *, max_len: int = 300, required: bool = False) -> str | None:
+def _str(field: str, value: str | None, *, max_len: int = 300, required: bool = False) -> str | None:
     """A name or similar one-line value: control characters (CR/LF/TAB…) become spaces."""
-    if value is not None and not isinstance(value, str):
-        raise ValidationError(field, "must be a string")
     value = single_line(value) if value is not None else None
     if not value:
         if required:
@@ -102,32 +105,13 @@ def _str(field: str, value: Any, *, max_len: int = 300, required: bool = False) 
     return value
 
 
-def _tags(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise ValidationError("tags", "must be a list of strings")
+def _tags(value: tuple[str, ...]) -> list[str]:
     if any(len(t) > 100 for t in value):
         raise ValidationError("tags", "a tag must be at most 100 characters")
     return sorted({single_line(t) for t in value if single_line(t)})
 
 
-def _fields(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationError("fields", "must be an object")
-    for key, val in value.items():
-        if not isinstance(val, str | int | float | bool) and val is not None:
-            raise ValidationError(f"fields.{key}", "must be a string, number, boolean or null")
-    return dict(value)
-
-
-def _emails(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
-        raise ValidationError("emails", "must be a list of e-mail addresses")
+def _emails(value: tuple[str, ...]) -> list[str]:
     out: list[str] = []
     for raw in value:
         email = normalise_email(raw)
@@ -138,21 +122,13 @@ def _emails(value: Any) -> list[str]:
     return out
 
 
-def _phones(value: Any, region: str) -> list[tuple[str, str | None]]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-        raise ValidationError("phones", "must be a list of phone numbers")
+def _phones(value: tuple[str, ...], region: str) -> list[tuple[str, str | None]]:
     if any(len(p) > 100 for p in value):
         raise ValidationError("phones", "a phone number must be at most 100 characters")
     return [(p.strip(), to_e164(p, region)) for p in value if p.strip()]
 
 
-def _domains(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
-        raise ValidationError("domains", "must be a list of domain names")
+def _domains(value: tuple[str, ...]) -> list[str]:
     out = []
     for raw in value:
         domain = raw.strip().lower().lstrip("@")
@@ -163,84 +139,101 @@ def _domains(value: Any) -> list[str]:
     return out
 
 
-def _check_keys(data: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ValidationError(unknown[0], "is not a known field")
+def _existing(session: Session, model: Any, field: str, ident: int | None, what: str) -> int | None:
+    """An id another row is linked by: in the id range and naming a row that exists."""
+    ident = ref_id(field, ident)
+    if ident is not None and session.get(model, ident) is None:
+        raise ValidationError(field, f"no such {what}")
+    return ident
 
 
-CONTACT_FIELDS = ("name", "company_id", "emails", "phones", "role", "category", "tags", "fields", "owner_id")
-COMPANY_FIELDS = ("name", "domains", "phones", "industry", "size", "customer_type", "category", "tags", "fields")
-
-
-def apply_contact(session: Session, contact: Contact, data: Mapping[str, Any], region: str) -> dict[str, Any]:
+def _apply_contact(session: Session, contact: Contact, changes: ContactChanges, region: str) -> dict[str, Any]:
     """Set the given fields on ``contact``; returns {field: new value} for the audit log."""
-    _check_keys(data, CONTACT_FIELDS)
-    changed: dict[str, Any] = {}
-    if "name" in data:
-        contact.name = _str("name", data["name"])
-        changed["name"] = contact.name
-    if "company_id" in data:
-        company_id = ref_id("company_id", data["company_id"])
-        if company_id is not None and session.get(Company, company_id) is None:
-            raise ValidationError("company_id", "no such company")
-        contact.company_id = company_id
-        changed["company_id"] = company_id
-    if "role" in data:
-        contact.role = _choice("role", Role, data["role"]) or Role.LEAD
-        changed["role"] = contact.role.value
-    if "category" in data:
-        contact.category = _choice("category", Category, data["category"])
-        changed["category"] = contact.category.value if contact.category else None
-    if "tags" in data:
-        contact.tags = _tags(data["tags"])
-        changed["tags"] = contact.tags
-    if "fields" in data:
-        contact.fields = _fields(data["fields"])
-        changed["fields"] = contact.fields
-    if "owner_id" in data:
-        from crm_inbox.models import StaffUser
+    from crm_inbox.models import StaffUser
 
-        owner = ref_id("owner_id", data["owner_id"])
-        if owner is not None and session.get(StaffUser, owner) is None:
-            raise ValidationError("owner_id", "no such staff user")
-        contact.owner_id = owner
-        changed["owner_id"] = owner
-    if "emails" in data:
-        emails = _emails(data["emails"])
+    changed: dict[str, Any] = {}
+    if changes.name is not NOT_GIVEN:
+        contact.name = _str("name", changes.name)
+        changed["name"] = contact.name
+    if changes.company_id is not NOT_GIVEN:
+        contact.company_id = _existing(session, Company, "company_id", changes.company_id, "company")
+        changed["company_id"] = contact.company_id
+    if changes.role is not NOT_GIVEN:
+        contact.role = _choice("role", Role, changes.role) or Role.LEAD
+        changed["role"] = contact.role.value
+    if changes.category is not NOT_GIVEN:
+        contact.category = _choice("category", Category, changes.category)
+        changed["category"] = contact.category.value if contact.category else None
+    if changes.tags is not NOT_GIVEN:
+        contact.tags = _tags(changes.tags)
+        changed["tags"] = contact.tags
+    if changes.fields is not NOT_GIVEN:
+        contact.fields = dict(changes.fields)
+        changed["fields"] = contact.fields
+    if changes.owner_id is not NOT_GIVEN:
+        contact.owner_id = _existing(session, StaffUser, "owner_id", changes.owner_id, "staff user")
+        changed["owner_id"] = contact.owner_id
+    if changes.emails is not NOT_GIVEN:
+        emails = _emails(changes.emails)
         keep = {e.email: e for e in contact.emails}
         contact.emails = [keep.get(e) or ContactEmail(email=e) for e in emails]
         changed["emails"] = emails
-    if "phones" in data:
-        contact.phones = [ContactPhone(raw=raw, e164=e164) for raw, e164 in _phones(data["phones"], region)]
-        changed["phones"] = [raw for raw, _ in _phones(data["phones"], region)]
+    if changes.phones is not NOT_GIVEN:
+        phones = _phones(changes.phones, region)
+        contact.phones = [ContactPhone(raw=raw, e164=e164) for raw, e164 in phones]
+        changed["phones"] = [raw for raw, _ in phones]
     return changed
 
 
-def apply_company(session: Session, company: Company, data: Mapping[str, Any], region: str) -> dict[str, Any]:
-    _check_keys(data, COMPANY_FIELDS)
+def create_contact(session: Session, changes: ContactChanges, region: str, actor: int | None, *,
+                   origin: str = "api", origin_detail: str | None = None) -> Contact:
+    """A contact staff make (nothing is mandatory: a dirty CRM), audited as made by ``actor``."""
+    contact = Contact(origin=origin, origin_detail=origin_detail, tags=[], fields={})
+    changed = _apply_contact(session, contact, changes, region)
+    session.add(contact)
+    session.flush()
+    # Where it came from stays in the log even when the contact is later merged away or erased.
+    audit.record(session, actor, "create", "contact", contact.id,
+                 {**changed, "origin_detail": origin_detail} if origin_detail else changed)
+    return contact
+
+
+def update_contact(session: Session, contact: Contact, changes: ContactChanges, region: str,
+                   actor: int | None) -> dict[str, Any]:
+    """Change the given fields, audited as changed by ``actor``; returns {field: new value}. Nothing given is
+    no change and leaves no audit entry."""
+    changed = _apply_contact(session, contact, changes, region)
+    session.flush()
+    if changed:
+        audit.record(session, actor, "update", "contact", contact.id, changed)
+    return changed
+
+
+def _apply_company(session: Session, company: Company, changes: CompanyChanges, region: str) -> dict[str, Any]:
     changed: dict[str, Any] = {}
-    if "name" in data:
-        company.name = _str("name", data["name"], required=True) or ""
+    if changes.name is not NOT_GIVEN:
+        company.name = _str("name", changes.name, required=True) or ""
         changed["name"] = company.name
-    for key in ("industry", "size"):
-        if key in data:
-            setattr(company, key, _str(key, data[key], max_len=200))
-            changed[key] = getattr(company, key)
-    if "customer_type" in data:
-        company.customer_type = _choice("customer_type", CustomerType, data["customer_type"])
+    if changes.industry is not NOT_GIVEN:
+        company.industry = _str("industry", changes.industry, max_len=200)
+        changed["industry"] = company.industry
+    if changes.size is not NOT_GIVEN:
+        company.size = _str("size", changes.size, max_len=200)
+        changed["size"] = company.size
+    if changes.customer_type is not NOT_GIVEN:
+        company.customer_type = _choice("customer_type", CustomerType, changes.customer_type)
         changed["customer_type"] = company.customer_type.value if company.customer_type else None
-    if "category" in data:
-        company.category = _choice("category", Category, data["category"])
+    if changes.category is not NOT_GIVEN:
+        company.category = _choice("category", Category, changes.category)
         changed["category"] = company.category.value if company.category else None
-    if "tags" in data:
-        company.tags = _tags(data["tags"])
+    if changes.tags is not NOT_GIVEN:
+        company.tags = _tags(changes.tags)
         changed["tags"] = company.tags
-    if "fields" in data:
-        company.fields = _fields(data["fields"])
+    if changes.fields is not NOT_GIVEN:
+        company.fields = dict(changes.fields)
         changed["fields"] = company.fields
-    if "domains" in data:
-        domains = _domains(data["domains"])
+    if changes.domains is not NOT_GIVEN:
+        domains = _domains(changes.domains)
         taken = session.execute(
             select(CompanyDomain.domain).where(CompanyDomain.domain.in_(domains),
                                                CompanyDomain.company_id != (company.id or -1))).scalars().all()
@@ -249,16 +242,41 @@ def apply_company(session: Session, company: Company, data: Mapping[str, Any], r
         keep = {d.domain: d for d in company.domains}
         company.domains = [keep.get(d) or CompanyDomain(domain=d) for d in domains]
         changed["domains"] = domains
-    if "phones" in data:
+    if changes.phones is not NOT_GIVEN:
+        phones = _phones(changes.phones, region)
         company.phones = [CompanyPhone(raw=raw, e164=e164, block_prefix=block_prefix(raw, e164))
-                          for raw, e164 in _phones(data["phones"], region)]
-        changed["phones"] = [raw for raw, _ in _phones(data["phones"], region)]
+                          for raw, e164 in phones]
+        changed["phones"] = [raw for raw, _ in phones]
     return changed
 
 
-def company_named(session: Session, name: str) -> tuple[Company, bool]:
+def create_company(session: Session, changes: CompanyChanges, region: str, actor: int | None, *,
+                   origin: str = "api") -> Company:
+    """A company staff make: it needs a name. Audited as made by ``actor``."""
+    if changes.name is NOT_GIVEN:
+        raise ValidationError("name", "is required")
+    company = Company(origin=origin, tags=[], fields={})
+    changed = _apply_company(session, company, changes, region)
+    session.add(company)
+    session.flush()
+    audit.record(session, actor, "create", "company", company.id, changed)
+    return company
+
+
+def update_company(session: Session, company: Company, changes: CompanyChanges, region: str,
+                   actor: int | None) -> dict[str, Any]:
+    """Change the given fields, audited as changed by ``actor``; returns {field: new value}."""
+    changed = _apply_company(session, company, changes, region)
+    session.flush()
+    if changed:
+        audit.record(session, actor, "update", "company", company.id, changed)
+    return changed
+
+
+def company_named(session: Session, name: str, actor: int | None) -> tuple[Company, bool]:
     """The company a person typed by name: the one with that name (case and umlaut spelling aside), or a
-    new one when none has it (returned with True). Several with that name: a ValidationError, never a guess."""
+    new one when none has it (returned with True, audited as made by ``actor``). Several with that name: a
+    ValidationError, never a guess."""
     from crm_inbox.models.contacts import search_key
 
     wanted = _str("company", name, max_len=300, required=True) or ""
@@ -272,4 +290,5 @@ def company_named(session: Session, name: str) -> tuple[Company, bool]:
     company = Company(name=wanted, tags=[], fields={})
     session.add(company)
     session.flush()
+    audit.record(session, actor, "create", "company", company.id, {"name": company.name})
     return company, True

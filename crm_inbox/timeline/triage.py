@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, exists, select
+from collections.abc import Sequence
+
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
@@ -19,14 +21,19 @@ def unassigned_query() -> Select[Interaction]:
             .order_by(Interaction.occurred_at.desc(), Interaction.id.desc()))
 
 
-def assign(session: Session, interaction: Interaction, contact_ids: object, staff_id: int | None, *,
+def unassigned_count(session: Session) -> int:
+    """How much waits for triage (the dashboard's count)."""
+    return session.execute(select(func.count()).select_from(unassigned_query().subquery())).scalar_one()
+
+
+def assign(session: Session, interaction: Interaction, contact_ids: Sequence[int], staff_id: int | None, *,
            remember_address: bool = False) -> list[int]:
     """Link ``interaction`` to exactly these contacts. The decision is kept on the interaction (who, when,
     what it was before) and in the audit log; with ``remember_address`` the sender's address is added to
     the (single) contact so that later mail from it lands there by itself."""
-    if not isinstance(contact_ids, list) or not contact_ids:
+    if not contact_ids:
         raise ValidationError("contact_ids", "must be a non-empty list of contact ids")
-    ids = sorted({ref_id("contact_ids", cid) or 0 for cid in contact_ids})
+    ids = sorted({ref_id("contact_ids", cid) or 0 for cid in contact_ids})  # an id out of range: a 400, not a 500
     contacts = session.execute(select(Contact).where(Contact.id.in_(ids))).scalars().all()
     if len(contacts) != len(ids):
         missing = sorted(set(ids) - {c.id for c in contacts})

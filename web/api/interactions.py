@@ -6,11 +6,13 @@ from flask import Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from crm_inbox.errors import ValidationError
+from crm_inbox.ids import is_id
 from crm_inbox.models import Attachment, Interaction
 from crm_inbox.privacy.service import audit_mail_view
 from crm_inbox.timeline.triage import assign, unassigned_query
-from web.api import api
 from web.api import serialize as ser
+from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
 from web.auth import actor_id, require_token
 from web.downloads import attachment_response
@@ -56,7 +58,10 @@ def assign_interaction(interaction_id: int) -> Response:
     remember = data.get("remember_address", False)
     if not isinstance(remember, bool):
         fail(400, "invalid", "remember_address must be true or false", field="remember_address")
-    assign(db(), interaction, data.get("contact_ids"), actor_id(), remember_address=remember)
+    contact_ids = data.get("contact_ids")
+    if not isinstance(contact_ids, list) or not all(is_id(c) for c in contact_ids):
+        raise ValidationError("contact_ids", "must be a non-empty list of contact ids")
+    assign(db(), interaction, contact_ids, actor_id(), remember_address=remember)
     db().refresh(interaction)
     return jsonify(ser.interaction(interaction))
 

@@ -9,14 +9,14 @@ from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit
-from crm_inbox.contacts.service import apply_company, apply_contact, company_named
+from crm_inbox.contacts.inputs import NOT_GIVEN, CompanyChanges, ContactChanges
+from crm_inbox.contacts.service import company_named, update_company, update_contact
 from crm_inbox.errors import Conflict, ValidationError
 from crm_inbox.models import Company, Contact
 from crm_inbox.models.contacts import search_key
-from web.pages import pages
-from web.pages.views import editor_id, row_or_404
-from web.requestdb import db, state
+from web.auth import editor_id
+from web.pages.blueprint import pages
+from web.requestdb import db, row_or_404, state
 
 
 def lines(text: str) -> list[str]:
@@ -43,15 +43,16 @@ def fields_text(fields: dict[str, Any]) -> str:
 
 def company_of(text: str, person: Contact, by: int) -> int | None:
     """The company field of a person's form: empty for none, their company while its name stands, else the
-    company of that name (made if new)."""
+    company of that name (made if new, audited by the service)."""
     if not text.strip():
         return None
     if person.company is not None and search_key(person.company.name) == search_key(text):
         return person.company.id
-    company, created = company_named(db(), text)
-    if created:
-        audit.record(db(), by, "create", "company", company.id, {"name": company.name})
-    return company.id
+    return company_named(db(), text, by)[0].id
+
+
+def tag_list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 @pages.post("/contacts/<int:contact_id>/edit")
@@ -61,23 +62,21 @@ def contact_edit(contact_id: int) -> BaseResponse:
     person = row_or_404(Contact, contact_id)
     form = request.form
 
+    owner = form.get("owner_id", "")
     try:
-        data: dict[str, Any] = {"name": form.get("name", "").strip() or None, "role": form.get("role") or "lead",
-                "category": form.get("category") or None,
-                "tags": [t.strip() for t in form.get("tags", "").split(",") if t.strip()],
-                "emails": lines(form.get("emails", "")), "phones": lines(form.get("phones", "")),
-                "owner_id": int(form["owner_id"]) if form.get("owner_id", "").isdigit() else None}
-        # Only what the form has: a form of an older page (or a script) without them leaves them as they are.
-        if "fields" in form:
-            data["fields"] = free_fields(form["fields"])
-        if "company" in form:
-            data["company_id"] = company_of(form["company"], person, by)
-        changed = apply_contact(db(), person, data, state().settings.phone.default_region)
+        changes = ContactChanges(
+            name=form.get("name", "").strip() or None, role=form.get("role") or "lead",
+            category=form.get("category") or None, tags=tag_list(form.get("tags", "")),
+            emails=tuple(lines(form.get("emails", ""))), phones=tuple(lines(form.get("phones", ""))),
+            owner_id=int(owner) if owner.isascii() and owner.isdigit() and len(owner) < 12 else None,
+            # Only what the form has: a form of an older page (or a script) without them leaves them as they are.
+            fields=free_fields(form["fields"]) if "fields" in form else NOT_GIVEN,
+            company_id=company_of(form["company"], person, by) if "company" in form else NOT_GIVEN)
+        update_contact(db(), person, changes, state().settings.phone.default_region, by)
     except ValidationError as exc:
         db().rollback()
         flash(_("Not saved: %(field)s %(why)s", field=exc.field, why=exc.message))
         return redirect(url_for("pages.contact", contact_id=contact_id))
-    audit.record(db(), by, "update", "contact", contact_id, changed)
     flash(_("Saved."))
     return redirect(url_for("pages.contact", contact_id=contact_id))
 
@@ -88,18 +87,17 @@ def company_edit(company_id: int) -> BaseResponse:
     firm = row_or_404(Company, company_id)
     form = request.form
     try:
-        data = {"name": form.get("name", "").strip(), "industry": form.get("industry", "").strip() or None,
-                "size": form.get("size", "").strip() or None, "customer_type": form.get("customer_type") or None,
-                "category": form.get("category") or None,
-                "tags": [t.strip() for t in form.get("tags", "").split(",") if t.strip()],
-                "domains": lines(form.get("domains", "")), "phones": lines(form.get("phones", "")),
-                "fields": free_fields(form.get("fields", ""))}
-        changed = apply_company(db(), firm, data, state().settings.phone.default_region)
+        changes = CompanyChanges(
+            name=form.get("name", "").strip(), industry=form.get("industry", "").strip() or None,
+            size=form.get("size", "").strip() or None, customer_type=form.get("customer_type") or None,
+            category=form.get("category") or None, tags=tag_list(form.get("tags", "")),
+            domains=tuple(lines(form.get("domains", ""))), phones=tuple(lines(form.get("phones", ""))),
+            fields=free_fields(form.get("fields", "")))
+        update_company(db(), firm, changes, state().settings.phone.default_region, by)
     except (ValidationError, Conflict) as exc:
         db().rollback()
         field, why = (exc.field, exc.message) if isinstance(exc, ValidationError) else ("domains", str(exc))
         flash(_("Not saved: %(field)s %(why)s", field=field, why=why))
         return redirect(url_for("pages.company", company_id=company_id))
-    audit.record(db(), by, "update", "company", company_id, changed)
     flash(_("Saved."))
     return redirect(url_for("pages.company", company_id=company_id))

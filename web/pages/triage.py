@@ -9,15 +9,18 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import audit
-from crm_inbox.contacts.service import apply_contact
+from crm_inbox.contacts.inputs import ContactChanges
+from crm_inbox.contacts.service import create_contact
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
 from crm_inbox.pipeline.runner import process, retry
 from crm_inbox.text import shorten
 from crm_inbox.timeline.triage import assign, ignore_failed, unassigned_query
-from web.pages import pages
-from web.pages.views import contact_search, editor_id, row_or_404
-from web.requestdb import db, state
+from web.auth import editor_id
+from web.pages.blueprint import pages
+from web.pages.contacts import contact_search
+from web.redirects import safe_next
+from web.requestdb import db, row_or_404, state
 
 MAX_CANDIDATES = 10
 
@@ -48,7 +51,7 @@ def triage_assign(interaction_id: int) -> BaseResponse | str:
         return render_template("triage_pick.html", item=item, query=query, back=request.form.get("back", ""),
                                candidates=candidates[:MAX_CANDIDATES], too_many=len(candidates) > MAX_CANDIDATES)
     back = request.form.get("back", "")
-    back = back if back.startswith("/") and not back.startswith("//") else url_for("pages.triage")
+    back = safe_next(back, url_for("pages.triage"))
     try:
         assign(db(), item, [candidates[0].id], staff_id, remember_address=request.form.get("remember") == "1")
     except ValidationError as exc:
@@ -66,20 +69,17 @@ def triage_new_contact(interaction_id: int) -> BaseResponse:
     item = row_or_404(Interaction, interaction_id)
     name = " ".join(request.form.get("name", "").split())[:300] or None
     email = request.form.get("email", "").strip().lower()[:320]
-    data: dict[str, object] = {"name": name, "emails": [email] if email else [], "role": "lead"}
-    contact = Contact(origin="triage", origin_detail=f"made from interaction {item.id}", tags=[], fields={})
     try:
         if not name and not email:
             raise ValidationError("name", _("a name or an e-mail address is needed"))
-        apply_contact(db(), contact, data, state().settings.phone.default_region)
-        db().add(contact)
-        db().flush()
+        contact = create_contact(db(), ContactChanges(name=name, emails=(email,) if email else (), role="lead"),
+                                 state().settings.phone.default_region, staff_id, origin="triage",
+                                 origin_detail=f"made from interaction {item.id}")
         assign(db(), item, [contact.id], staff_id)
     except ValidationError as exc:
         db().rollback()
         flash(_("No contact made: %(why)s", why=exc.message))
         return redirect(url_for("pages.triage"))
-    audit.record(db(), staff_id, "create", "contact", contact.id, {"from_interaction": item.id})
     flash(_("“%(subject)s” is now on %(name)s's timeline.", subject=shorten(item.subject) or _("(no subject)"),
             name=contact.display_name))
     return redirect(url_for("pages.triage"))

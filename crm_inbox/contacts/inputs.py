@@ -1,0 +1,56 @@
+"""What staff may change on a contact or a company, as the service takes it.
+
+Each field is either given (a value; None clears it) or ``NOT_GIVEN`` (left as it is): a PATCH names only
+what it changes, and a form of an older page may lack a field. A sentinel per field (rather than a set of
+given names beside Optional fields) keeps the value and whether it was given in one place, so they cannot
+disagree. The edges (the API's JSON, the pages' forms) only translate their shapes into these; what a value
+may be (an e-mail address, a phone number, a known role, a company name's length) is checked once, in
+``contacts.service``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+
+class NotGiven(enum.Enum):
+    NOT_GIVEN = "not given"
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Final = NotGiven.NOT_GIVEN
+
+# A free field's value as JSON has it (the pages give strings).
+FieldValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class ContactChanges:
+    name: str | NotGiven | None = NOT_GIVEN
+    company_id: int | NotGiven | None = NOT_GIVEN
+    emails: tuple[str, ...] | NotGiven = NOT_GIVEN
+    phones: tuple[str, ...] | NotGiven = NOT_GIVEN
+    role: str | NotGiven | None = NOT_GIVEN  # a Role's value; the service refuses others, naming the choices
+    category: str | NotGiven | None = NOT_GIVEN
+    tags: tuple[str, ...] | NotGiven = NOT_GIVEN
+    fields: Mapping[str, FieldValue] | NotGiven = NOT_GIVEN
+    owner_id: int | NotGiven | None = NOT_GIVEN
+
+
+@dataclass(frozen=True)
+class CompanyChanges:
+    name: str | NotGiven | None = NOT_GIVEN
+    domains: tuple[str, ...] | NotGiven = NOT_GIVEN
+    phones: tuple[str, ...] | NotGiven = NOT_GIVEN
+    industry: str | NotGiven | None = NOT_GIVEN
+    size: str | NotGiven | None = NOT_GIVEN
+    customer_type: str | NotGiven | None = NOT_GIVEN
+    category: str | NotGiven | None = NOT_GIVEN
+    tags: tuple[str, ...] | NotGiven = NOT_GIVEN
+    fields: Mapping[str, FieldValue] | NotGiven = NOT_GIVEN
+
