@@ -130,11 +130,17 @@ def test_login_goes_to_the_page_asked_for_and_logout_ends_it(client, staff, clau
     assert client.get("/contacts").status_code == 302
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example",
+                                    "/\t/evil.example"])
 def test_login_never_redirects_to_another_site(client, staff, target):
     response = log_in(client, next_url=target)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/contacts"
+    assert response.headers["Location"] == "/dashboard"  # where a login lands without a (safe) next
+
+
+def test_login_lands_on_the_dashboard(client, staff):
+    response = log_in(client)
+    assert response.headers["Location"] == "/dashboard"
 
 
 def test_contact_list_and_search(client, staff, claus):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from crm_inbox import log_masking
 from crm_inbox.calls.screenpop import Broker
@@ -21,6 +20,12 @@ from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
 from crm_inbox.private_files import open_private
 from web import i18n, input_guard, requestdb
+from web.api import api
+from web.feeds import feeds
+from web.json_errors import error_response
+from web.pages import pages
+from web.state import AppState
+from web.webhooks import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +43,6 @@ class JsonProvider(DefaultJSONProvider):
             return super().loads(s, **kwargs)
         except RecursionError:
             raise NestedTooDeep() from None
-
-
-@dataclass
-class AppState:
-    settings: Settings
-    engine: Engine
-    factory: sessionmaker[Session]
-    broker: Broker = field(default_factory=Broker)
-    # Tells the scheduler that reminders changed (a new one may be due before its next tick).
-    reminders_changed: Callable[[], None] = lambda: None
 
 
 def _secret_key(settings: Settings) -> str:
@@ -89,18 +84,11 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     if settings.web.proxy_hops > 0:
         # Behind a reverse proxy: the client address (login limits) and scheme come from its headers,
         # believed for exactly that many hops, never from whatever a client sends itself.
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         hops = settings.web.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     requestdb.init_app(app)
     app.before_request(input_guard.refuse_nul)
     i18n.init_app(app, settings.reminders.timezone)
-
-    from web.api import api
-    from web.feeds import feeds
-    from web.pages import pages
-    from web.webhooks import webhooks
 
     app.register_blueprint(api)
     app.register_blueprint(webhooks)
@@ -111,8 +99,6 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     def nested_too_deep(exc: NestedTooDeep) -> Response | HTTPException:
         log.info("%s %s: refused a JSON body nested too deeply", request.method, request.path)
         if request.path.startswith("/api/"):
-            from web.api.errors import error_response
-
             return error_response(400, "invalid", exc.description or "", field="body")
         return exc
 
@@ -121,8 +107,6 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     def not_found(exc: HTTPException) -> Response | HTTPException:
         # Blueprint handlers only see routes that matched; unknown /api paths still answer JSON.
         if request.path.startswith("/api/"):
-            from web.api.errors import error_response
-
             return error_response(exc.code or 404, (exc.name or "").lower().replace(" ", "_"),
                                   exc.description or "")
         return exc

@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import Response, abort, request
 
+from web.json_errors import error_response
+
 
 def _has_nul(value: Any, depth: int = 0) -> bool:
     if isinstance(value, str):
@@ -42,7 +44,5 @@ def refuse_nul() -> Response | None:
         return None
     message = "text must not contain NUL characters"
     if request.path.startswith("/api/"):
-        from web.api.errors import error_response
-
         return error_response(400, "invalid", message, field=field)
     abort(400, description=message)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TypeVar, cast
 
-from flask import Flask, Response, current_app, g, jsonify
+from flask import Flask, Response, abort, current_app, g, jsonify
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:  # web.app imports this module
-    from web.app import AppState
+from crm_inbox.ids import MAX_ID
+from web.state import AppState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def state() -> AppState:
-    return cast("AppState", current_app.extensions["crm_inbox"])
+    return cast(AppState, current_app.extensions["crm_inbox"])
 
 
 def db() -> Session:
@@ -61,3 +62,11 @@ def init_app(app: Flask) -> None:
         session: Session | None = g.pop("db", None)
         if session is not None:
             session.close()
+
+
+def row_or_404(model: type[T], ident: int) -> T:
+    """The row with this id, else a 404 (also for ids beyond the id range, which no row has)."""
+    row = db().get(model, ident) if ident <= MAX_ID else None
+    if row is None:
+        abort(404)
+    return row

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
-
-api = Blueprint("api", __name__, url_prefix="/api/v1")
-
-from web.api import (  # noqa: E402,F401  (registers routes)
+from web.api import (  # noqa: F401  (registers routes)
     contacts,
     errors,
     inbound,
@@ -16,3 +12,6 @@ from web.api import (  # noqa: E402,F401  (registers routes)
     reminders,
     tickets,
 )
+from web.api.blueprint import api
+
+__all__ = ["api"]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
-from flask import Response, jsonify, request
+from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
 from crm_inbox.errors import BadCursor, Conflict, ValidationError
 from crm_inbox.ids import MAX_ID
-from web.api import api
+from web.api.blueprint import api
+from web.json_errors import ApiError, error_response, fail
 from web.requestdb import db
 
 log = logging.getLogger(__name__)
@@ -19,22 +20,6 @@ log = logging.getLogger(__name__)
 # as a parameter, so such a URL is a 404 and such a filter a 400, never a 500.
 
 T = TypeVar("T")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
-
-
-def fail(status: int, code: str, message: str, **extra: Any) -> NoReturn:
-    raise ApiError(status, code, message, **extra)
-
-
-def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
-    response = jsonify(error={"code": code, "message": message, **extra})
-    response.status_code = status
-    return response
 
 
 @api.errorhandler(ApiError)

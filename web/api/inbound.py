@@ -8,8 +8,8 @@ from sqlalchemy import select
 from crm_inbox import audit
 from crm_inbox.models import InboundMessage, InboundState
 from crm_inbox.pipeline.runner import process, retry
-from web.api import api
 from web.api import serialize as ser
+from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg
 from web.auth import actor_id, require_token
 from web.requestdb import db, state

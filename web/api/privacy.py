@@ -9,7 +9,7 @@ from flask import Response, jsonify, send_file
 from crm_inbox import audit
 from crm_inbox.models import Contact
 from crm_inbox.privacy import service as privacy
-from web.api import api
+from web.api.blueprint import api
 from web.api.errors import get_or_404
 from web.auth import actor_id, require_token
 from web.requestdb import db

@@ -13,8 +13,8 @@ from crm_inbox.models import Reminder, ReminderState
 from crm_inbox.reminders import service
 from crm_inbox.staff.service import new_calendar_token
 from crm_inbox.time_range import EARLIEST, LATEST, in_range
-from web.api import api
 from web.api import serialize as ser
+from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
 from web.auth import actor_id, api_user, require_token
 from web.requestdb import after_commit, db, state

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from crm_inbox.ids import MAX_ID, is_id
 from crm_inbox.models import Interaction, Ticket, TicketEvent, TicketState
 from crm_inbox.tickets import service
-from web.api import api
 from web.api import serialize as ser
+from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
 from web.auth import actor_id, require_token
 from web.requestdb import db

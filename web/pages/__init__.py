@@ -1,9 +1,28 @@
-"""Staff pages (server-rendered). A plain contact list and contact page for now."""
+"""Staff pages, server-rendered: one module per page or feature, all on the blueprint of web.pages.blueprint.
+
+Mail content is only ever shown escaped (autoescape), and mail HTML only inside a sandboxed frame served with
+its own restrictive Content-Security-Policy (web.pages.mail).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from web.pages import (  # noqa: F401  (registers routes)
+    account,
+    admin,
+    companies,
+    contacts,
+    customer,
+    filters,
+    login,
+    mail,
+    masterdata,
+    merge,
+    privacy,
+    reminders,
+    screenpop,
+    tickets,
+    triage,
+)
+from web.pages.blueprint import pages
 
-pages = Blueprint("pages", __name__)
-
-from web.pages import account, admin, masterdata, privacy, reminders, screenpop, tickets, triage, views  # noqa: E402,F401  (registers routes)
+__all__ = ["pages"]

@@ -10,8 +10,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox import audit
 from crm_inbox.models import ApiToken, StaffUser
 from crm_inbox.staff.service import create_token, revoke_token
-from web.pages import pages
-from web.pages.views import current_user
+from web.auth import current_user
+from web.pages.blueprint import pages
 from web.requestdb import db
 
 

@@ -14,9 +14,9 @@ from crm_inbox.config import public_view
 from crm_inbox.errors import StaffExists, ValidationError
 from crm_inbox.models import StaffRole, StaffUser
 from crm_inbox.staff.service import add_staff, change_staff
-from web.pages import pages
-from web.pages.views import current_user, row_or_404
-from web.requestdb import db, state
+from web.auth import current_user
+from web.pages.blueprint import pages
+from web.requestdb import db, row_or_404, state
 
 ROLES = [r.value for r in StaffRole]
 

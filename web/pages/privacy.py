@@ -12,9 +12,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox import audit
 from crm_inbox.models import Contact, StaffRole
 from crm_inbox.privacy import service as privacy
-from web.pages import pages
-from web.pages.views import current_user, row_or_404
-from web.requestdb import db
+from web.auth import current_user
+from web.pages.blueprint import pages
+from web.requestdb import db, row_or_404
 
 
 def admin_id() -> int:

@@ -27,10 +27,11 @@ from crm_inbox.models.reminders import ACTIVE_STATES
 from crm_inbox.reminders import service
 from crm_inbox.staff.service import new_calendar_token
 from crm_inbox.timeline.triage import unassigned_query
+from web.auth import current_user, editor_id
 from web.i18n import N_
-from web.pages import pages
-from web.pages.views import current_user, editor_id, row_or_404
-from web.requestdb import after_commit, db, state
+from web.pages.blueprint import pages
+from web.redirects import safe_next
+from web.requestdb import after_commit, db, row_or_404, state
 
 # Sent as they are (dateparser reads them); shown translated.
 SNOOZE_CHOICES = (N_("in 1 hour"), N_("tomorrow 9:00"), N_("in 3 days"), N_("next monday 9:00"))
@@ -75,7 +76,7 @@ def dashboard() -> str:
 def _back() -> BaseResponse:
     after_commit(state().reminders_changed)
     target = request.form.get("back", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.dashboard"))
+    return redirect(safe_next(target, url_for("pages.dashboard")))
 
 
 @pages.post("/reminders/<int:reminder_id>/done")

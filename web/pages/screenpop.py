@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from flask import Response
 
 from crm_inbox.calls.screenpop import REPLACED, TooManyStreams
-from web.pages import pages
-from web.pages.views import current_user
+from web.auth import current_user
+from web.pages.blueprint import pages
 from web.requestdb import state
 
 KEEPALIVE_SECONDS = 2

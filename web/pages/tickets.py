@@ -12,9 +12,9 @@ from crm_inbox import audit
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, Interaction, Priority, StaffUser, Ticket, TicketEvent, TicketState
 from crm_inbox.tickets import service
-from web.pages import pages
-from web.pages.views import current_user, editor_id, row_or_404
-from web.requestdb import db, state
+from web.auth import current_user, editor_id
+from web.pages.blueprint import pages
+from web.requestdb import db, row_or_404, state
 
 OPEN_STATES = (TicketState.NEW, TicketState.OPEN, TicketState.PENDING)
 

@@ -1,4 +1,4 @@
-"""CSRF protection for the staff pages: one random token per login session, checked on every POST.
+"""CSRF protection for the staff pages: one random token per login session, checked on every POST (web.auth).
 
 Forms carry it in a hidden ``csrf_token`` field (``{{ csrf_field() }}`` in templates).
 """

@@ -1,0 +1,33 @@
+"""Companies: the list of all (name, domains, people, last contact) and one company's page with everyone's
+timeline."""
+
+from __future__ import annotations
+
+from flask import abort, render_template, request
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from crm_inbox.errors import BadCursor
+from crm_inbox.models import Category, Company, Contact, CustomerType
+from crm_inbox.timeline.service import company_timeline
+from web.pages.blueprint import pages
+from web.requestdb import db
+
+TIMELINE_PAGE = 25
+
+
+@pages.get("/companies/<int:company_id>")
+def company(company_id: int) -> str:
+    firm = db().get(Company, company_id, options=[selectinload(Company.domains), selectinload(Company.phones)])
+    if firm is None:
+        abort(404)
+    people = db().execute(
+        select(Contact).where(Contact.company_id == company_id).options(selectinload(Contact.emails))
+        .order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)).scalars().all()
+    cursor = request.args.get("cursor") or None
+    try:
+        timeline = company_timeline(db(), company_id, limit=TIMELINE_PAGE, cursor=cursor)
+    except BadCursor:
+        abort(400, description="This timeline link is not valid.")
+    return render_template("company.html", company=firm, people=people, timeline=timeline, cursor=cursor,
+                           categories=[c.value for c in Category], customer_types=[t.value for t in CustomerType])

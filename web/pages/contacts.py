@@ -1,0 +1,100 @@
+"""The contact list: everybody by name, the search over names, companies, addresses and numbers, search as
+you type, and the list as a spreadsheet."""
+
+from __future__ import annotations
+
+from flask import Response, abort, jsonify, render_template, request
+from flask_babel import gettext as _
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import selectinload
+
+from crm_inbox import audit
+from crm_inbox.contacts.csv_export import contacts_csv as contacts_csv_text
+from crm_inbox.contacts.search import (
+    MAX_QUERY,
+    company_matches,
+    contact_matches,
+    contacts_by_name,
+    query_text,
+)
+from crm_inbox.errors import ValidationError
+from crm_inbox.models import Company, Contact
+from web.auth import current_user
+from web.downloads import csv_response
+from web.pages.blueprint import pages
+from web.requestdb import db, state
+
+PAGE_SIZE = 50
+SUGGESTIONS = 8
+
+
+def contact_search(q: str) -> ColumnElement[bool]:
+    """The one contact search (crm_inbox.contacts.search), with this installation's phone region."""
+    return contact_matches(q, state().settings.phone.default_region)
+
+
+def search_query() -> str:
+    """``?q=`` as typed; a ValidationError when it is longer than anybody types (see crm_inbox.contacts.search)."""
+    return query_text(request.args.get("q"))
+
+
+def too_long_text() -> str:
+    return _("The search is too long: at most %(count)d characters.", count=MAX_QUERY)
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return min(int(raw), 100_000) if raw.isdigit() and int(raw) > 0 else 1
+
+
+@pages.get("/contacts")
+def contacts() -> str | tuple[str, int]:
+    try:
+        q = search_query()
+    except ValidationError:
+        return render_template("contacts.html", contacts=[], companies=[], q="", page=1, has_next=False,
+                               error=too_long_text()), 400
+    page = _page_number()
+    query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.company))
+    if q:
+        query = query.where(contact_search(q))
+    rows = db().execute(contacts_by_name(query).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).scalars().all()
+    firms = db().execute(select(Company).where(company_matches(q)).options(selectinload(Company.domains))
+                         .order_by(Company.search_name).limit(20)).scalars().all() if q and page == 1 else []
+    return render_template("contacts.html", contacts=rows[:PAGE_SIZE], companies=firms, q=q, page=page,
+                           has_next=len(rows) > PAGE_SIZE, error=None)
+
+
+@pages.get("/contacts/suggest")
+def contact_suggest() -> Response | tuple[Response, int]:
+    """Search as you type: the first contacts that match, for a field that asks "which contact?"."""
+    try:
+        q = search_query()
+    except ValidationError:
+        return jsonify({"items": [], "error": too_long_text()}), 400
+    rows = db().execute(contacts_by_name(
+        select(Contact).where(contact_search(q)).options(selectinload(Contact.emails), selectinload(Contact.company))
+    ).limit(SUGGESTIONS)).scalars().all() if len(q) >= 2 else []
+    items = [{"id": c.id, "label": " · ".join(filter(None, [
+        c.display_name, c.company.name if c.company else None, c.emails[0].email if c.emails else None]))}
+        for c in rows]
+    return jsonify({"items": items})
+
+
+@pages.get("/contacts.csv")
+def contacts_csv() -> Response:
+    """The contact list (with the search's filter) as a spreadsheet file; read-only users may export too.
+    Every export is written to the audit log: who, when, what filter, how many."""
+    try:
+        q = search_query()
+    except ValidationError:
+        abort(400, description=too_long_text())
+    query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.phones),
+                                    selectinload(Contact.company), selectinload(Contact.owner))
+    if q:
+        query = query.where(contact_search(q))
+    rows = db().execute(contacts_by_name(query)).scalars().all()
+    user = current_user()
+    assert user is not None  # the blueprint's guard
+    audit.record(db(), user.id, "export", "contact", None, {"format": "csv", "query": q, "count": len(rows)})
+    return csv_response(contacts_csv_text(rows), "contacts.csv")

@@ -1,0 +1,71 @@
+"""The customer page: one contact's master data, timeline, open reminders and tickets, colleagues; notes."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response as BaseResponse
+
+from crm_inbox.errors import BadCursor, ValidationError
+from crm_inbox.models import (
+    Category,
+    Contact,
+    InteractionKind,
+    Reminder,
+    Role,
+    StaffUser,
+    Ticket,
+    TicketState,
+)
+from crm_inbox.models.reminders import ACTIVE_STATES
+from crm_inbox.timeline.service import add_note, contact_timeline
+from web.auth import editor_id
+from web.pages.blueprint import pages
+from web.requestdb import db, row_or_404
+
+TIMELINE_PAGE = 25
+
+
+@pages.get("/contacts/<int:contact_id>")
+def contact(contact_id: int) -> str:
+    person = db().get(Contact, contact_id, options=[
+        selectinload(Contact.emails), selectinload(Contact.phones), selectinload(Contact.company),
+        selectinload(Contact.owner)])
+    if person is None:
+        abort(404)
+    cursor = request.args.get("cursor") or None
+    kind = request.args.get("kind") or None
+    if kind not in {None, *(k.value for k in InteractionKind)}:
+        abort(400, description="Unknown kind of timeline entry.")
+    try:
+        timeline = contact_timeline(db(), contact_id, limit=TIMELINE_PAGE, cursor=cursor,
+                                    kind=InteractionKind(kind) if kind else None)
+    except BadCursor:
+        abort(400, description="This timeline link is not valid.")
+    open_reminders = db().execute(select(Reminder).where(
+        Reminder.contact_id == contact_id, Reminder.state.in_(ACTIVE_STATES)).order_by(Reminder.due_at).limit(50)
+    ).scalars().all()
+    open_tickets = db().execute(select(Ticket).where(
+        Ticket.contact_id == contact_id, Ticket.merged_into_id.is_(None),
+        Ticket.state.in_([TicketState.NEW, TicketState.OPEN, TicketState.PENDING])).order_by(Ticket.id.desc())
+        .limit(50)).scalars().all()
+    colleagues = db().execute(select(Contact).where(
+        Contact.company_id == person.company_id, Contact.id != contact_id).order_by(Contact.search_name).limit(20)
+    ).scalars().all() if person.company_id else []
+    staff = db().execute(select(StaffUser).where(StaffUser.active).order_by(StaffUser.name)).scalars().all()
+    return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor, kind=kind,
+                           staff=staff, roles=[r.value for r in Role], categories=[c.value for c in Category],
+                           kinds=[k.value for k in InteractionKind], reminders=open_reminders, tickets=open_tickets,
+                           colleagues=colleagues)
+
+
+@pages.post("/contacts/<int:contact_id>/notes")
+def contact_note(contact_id: int) -> BaseResponse:
+    by = editor_id()
+    try:
+        add_note(db(), row_or_404(Contact, contact_id), by, request.form.get("text", ""))
+    except ValidationError as exc:
+        flash(_("No note added: %(why)s", why=exc.message))
+    return redirect(url_for("pages.contact", contact_id=contact_id) + "#timeline")

@@ -1,0 +1,22 @@
+"""What the app keeps for all its requests: settings, database, the screen-pop broker (``app.extensions``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox.calls.screenpop import Broker
+from crm_inbox.config import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    broker: Broker = field(default_factory=Broker)
+    # Tells the scheduler that reminders changed (a new one may be due before its next tick).
+    reminders_changed: Callable[[], None] = lambda: None
