@@ -402,16 +402,12 @@ def cmd_imap_status(settings: Settings, as_json: bool) -> int:
 
 
 def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from crm_inbox.models import InboundMessage, InboundState
-    from crm_inbox.pipeline.runner import process, retry
+    from crm_inbox.pipeline.runner import failed_messages, process, retry
 
     factory = _factory(settings)
     if args.inbox_command == "failed":
         with factory() as session:
-            rows = session.execute(select(InboundMessage).where(InboundMessage.state == InboundState.FAILED)
-                                   .order_by(InboundMessage.id)).scalars().all()
+            rows = session.execute(failed_messages()).scalars().all()
             for m in rows:
                 if args.json:
                     print(json.dumps({"id": m.id, "message_id": m.message_id, "received_at":

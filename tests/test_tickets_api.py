@@ -99,8 +99,22 @@ def test_list_filters_by_state_assignee_and_contact(client, auth, factory, setti
         second["number"], f"#{second['number']}", "open", anna)
 
 
+def test_open_lists_new_open_and_pending_but_not_solved_closed_or_merged(client, auth, factory, settings):
+    new, answered, solved, merged, kept = (open_ticket(factory, settings, PETRA, f"Anfrage {n}")["id"]
+                                           for n in range(5))
+    assert patch(client, auth, answered, state="pending").status_code == 200
+    assert patch(client, auth, solved, state="solved").status_code == 200
+    response = client.post(f"{API}/tickets/{merged}/merge", json={"target_id": kept}, headers=auth)
+    assert response.status_code == 200, response.json
+
+    assert sorted(listed(client, auth, open="1")) == sorted([new, answered, kept])
+    assert listed(client, auth, open="1", state="pending") == [answered]
+    assert sorted(listed(client, auth, open="0")) == sorted([new, answered, solved, kept])  # merged: never listed
+
+
 @pytest.mark.parametrize("params, field", [
-    ({"state": "done"}, "state"), ({"assignee": "anna"}, "assignee"), ({"assignee": "0"}, "assignee"),
+    ({"open": "yes"}, "open"), ({"state": "done"}, "state"), ({"assignee": "anna"}, "assignee"),
+    ({"assignee": "0"}, "assignee"),
     ({"contact_id": "x"}, "contact_id"), ({"contact_id": str(2**40)}, "contact_id"), ({"limit": "0"}, "limit"),
 ])
 def test_list_rejects_bad_filters_naming_them(client, auth, params, field):

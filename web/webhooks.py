@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select
 
 from crm_inbox.calls.relay import notify_nodes
-from crm_inbox.calls.service import apply_event, call_details, lookup
+from crm_inbox.calls.service import apply_event, call_details, lookup, owes_callback
 from crm_inbox.errors import CallEventError
 from crm_inbox.models import Call, Contact, StaffRole, utcnow
 from handlers.phone import ADAPTERS, placetel, threecx, twilio
@@ -235,7 +235,7 @@ def list_calls() -> Response:
     if api_user() is None:
         fail(401, "unauthorized", "a valid bearer token is required")
     query = select(Call).order_by(Call.started_at.desc().nulls_last(), Call.id.desc())
-    for name, condition in (("missed", Call.missed), ("callback", Call.callback_needed)):
+    for name, condition in (("missed", Call.missed), ("callback", owes_callback())):
         if request.args.get(name) == "1":
             query = query.where(condition)
     if request.args.get("unassigned") == "1":

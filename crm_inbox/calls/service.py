@@ -8,11 +8,12 @@ of events each time, so the same event twice changes nothing and late or out-of-
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import Settings
@@ -34,6 +35,7 @@ from crm_inbox.models import (
 from crm_inbox.models.contacts import search_key
 from crm_inbox.phone import block_prefix, to_e164
 from crm_inbox.reminders import service as reminders
+from crm_inbox.tickets.queries import open_count
 from crm_inbox.timeline.service import record_interaction
 
 log = logging.getLogger(__name__)
@@ -358,8 +360,6 @@ def lookup(session: Session, settings: Settings, number: str) -> Lookup | None:
     else:
         newest = (select(Interaction.id).where(Interaction.company_id == match.company_id, in_touch)
                   .order_by(Interaction.occurred_at.desc()).limit(1))
-    from crm_inbox.tickets.service import open_count
-
     if match.contact_id:
         result.open_tickets = open_count(session, match.contact_id)
     last_id = session.execute(newest).scalar_one_or_none()
@@ -368,3 +368,14 @@ def lookup(session: Session, settings: Settings, number: str) -> Lookup | None:
         result.last_interaction = {"id": last.id, "kind": last.kind.value, "direction": last.direction.value,
                                    "occurred_at": last.occurred_at.isoformat(), "subject": last.subject}
     return result
+
+
+def owes_callback() -> ColumnElement[bool]:
+    """A missed call nobody has called back yet (a later call with the number settles it)."""
+    return Call.callback_needed == True  # noqa: E712 (a comparison SQL can answer from the index)
+
+
+def callbacks_owed_by(session: Session, staff_id: int, limit: int = 50) -> Sequence[Call]:
+    """Call-backs a staff member owes: their missed calls and those that reached nobody, newest first."""
+    return session.execute(select(Call).where(owes_callback(), or_(Call.staff_id == staff_id, Call.staff_id.is_(None)))
+                           .order_by(Call.started_at.desc()).limit(limit)).scalars().all()

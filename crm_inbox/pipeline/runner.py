@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -122,6 +122,16 @@ def waiting_ids(session: Session, limit: int = 1000, after: int = 0) -> list[int
     return list(session.execute(
         select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED, InboundMessage.id > after)
         .order_by(InboundMessage.id).limit(limit)).scalars())
+
+
+def failed_messages() -> Select[InboundMessage]:
+    """Messages that failed to process, oldest first (the triage page, ``crm-inbox inbox failed``)."""
+    return select(InboundMessage).where(InboundMessage.state == InboundState.FAILED).order_by(InboundMessage.id)
+
+
+def failed_count(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(InboundMessage)
+                           .where(InboundMessage.state == InboundState.FAILED)).scalar_one()
 
 
 def retry(factory: sessionmaker[Session], ids: Iterable[int] | None) -> list[int]:

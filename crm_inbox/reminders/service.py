@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox import audit, outbox
@@ -313,6 +314,34 @@ def change(session: Session, settings: Settings, reminder: Reminder, data: dict[
 
 
 # --- firing ---
+
+# --- what the dashboard and the API read ---
+
+def is_active() -> ColumnElement[bool]:
+    """Open or snoozed: still to be done."""
+    return Reminder.state.in_(ACTIVE_STATES)
+
+
+def assigned_to(staff_id: int, *, with_team: bool) -> ColumnElement[bool]:
+    """A staff member's reminders; ``with_team``: and the team's (assigned to nobody), which anyone may do."""
+    mine = Reminder.assignee_id == staff_id
+    return or_(mine, Reminder.assignee_id.is_(None)) if with_team else mine
+
+
+def due_for(session: Session, staff_id: int, now: datetime, limit: int = 200) -> Sequence[Reminder]:
+    """Active reminders of a staff member and the team that are due, soonest first (the dashboard)."""
+    return session.execute(select(Reminder).where(assigned_to(staff_id, with_team=True), is_active(),
+                                                  Reminder.due_at <= now)
+                           .order_by(Reminder.due_at, Reminder.id).limit(limit)).scalars().all()
+
+
+def upcoming_for(session: Session, staff_id: int, now: datetime, days: int = 7, limit: int = 200
+                 ) -> Sequence[Reminder]:
+    """Active reminders of a staff member and the team due within the next ``days``, soonest first."""
+    return session.execute(select(Reminder).where(assigned_to(staff_id, with_team=True), is_active(),
+                                                  Reminder.due_at > now, Reminder.due_at <= now + timedelta(days=days))
+                           .order_by(Reminder.due_at, Reminder.id).limit(limit)).scalars().all()
+
 
 def next_fire_at(session: Session) -> datetime | None:
     return session.execute(select(func.min(Reminder.fire_at))).scalar_one_or_none()

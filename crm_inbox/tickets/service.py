@@ -343,9 +343,3 @@ def merge(session: Session, source: Ticket, target: Ticket, staff_id: int | None
     reminders.ticket_answered(session, source, f"merged into {target.label}", staff_id)
     _event(session, target, "merged_in", staff_id=staff_id, timeline=f"{source.label} merged in", source=source.label)
     audit.record(session, staff_id, "merge", "ticket", source.id, {"into": target.id})
-
-
-def open_count(session: Session, contact_id: int) -> int:
-    return session.execute(select(func.count()).select_from(Ticket).where(
-        Ticket.contact_id == contact_id, Ticket.merged_into_id.is_(None),
-        Ticket.state.in_([TicketState.NEW, TicketState.OPEN, TicketState.PENDING]))).scalar_one()

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from mailparser_reply import EmailReplyParser
-from sqlalchemy import insert, or_, select, tuple_
+from sqlalchemy import Select, insert, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox import audit
@@ -180,3 +180,12 @@ def add_note(session: Session, contact: Contact, staff_id: int | None, text: Any
     note.company_id = contact.company_id
     audit.record(session, staff_id, "note", "contact", contact.id, {"interaction_id": note.id})
     return note
+
+
+def newest_first() -> Select[Interaction]:
+    """Everything on the timeline, newest first (the dashboard's recent activity, the API's list)."""
+    return select(Interaction).order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+
+
+def recent(session: Session, limit: int = 15) -> Sequence[Interaction]:
+    return session.execute(newest_first().limit(limit)).scalars().all()

@@ -274,6 +274,7 @@ PATHS.update({
     "/tickets": {"get": {
         "summary": "Tickets, most recently changed first", "operationId": "listTickets",
         "parameters": [_q("state", {"type": "string", "enum": ["new", "open", "pending", "solved", "closed"]}),
+                       _q("open", {"type": "string", "enum": ["0", "1"]}, "1: new, open or pending"),
                        _q("assignee", {"type": "string"}, "a staff id, me or none"),
                        _q("contact_id", {"type": "integer", "minimum": 1}), *PAGING],
         "responses": {"200": _json(_list_of("Ticket")), **ERRORS}}},

@@ -51,7 +51,7 @@ def list_reminders() -> Response:
     if wanted := request.args.get("state"):
         states = {s.value for s in ReminderState}
         if wanted == "active":
-            query = query.where(Reminder.state.in_([ReminderState.OPEN, ReminderState.SNOOZED]))
+            query = query.where(service.is_active())
         elif wanted in states:
             query = query.where(Reminder.state == ReminderState(wanted))
         else:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from crm_inbox.ids import MAX_ID, is_id
 from crm_inbox.models import Interaction, Ticket, TicketEvent, TicketState
-from crm_inbox.tickets import service
+from crm_inbox.tickets import queries, service
 from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
@@ -46,6 +46,10 @@ def list_tickets() -> Response:
         if state not in {s.value for s in TicketState}:
             fail(400, "invalid", "state must be one of " + ", ".join(s.value for s in TicketState), field="state")
         query = query.where(Ticket.state == TicketState(state))
+    if (wanted_open := request.args.get("open", "0")) not in {"0", "1"}:
+        fail(400, "invalid", "open must be 1 or 0", field="open")
+    if wanted_open == "1":  # new, open or pending: what the pages list as open
+        query = query.where(queries.is_open())
     if assignee := request.args.get("assignee"):
         if assignee == "me":
             query = query.where(Ticket.assignee_id == actor_id())
@@ -57,7 +61,7 @@ def list_tickets() -> Response:
         query = query.where(Ticket.contact_id == int_arg("contact_id", 0, 1, MAX_ID))
     limit = int_arg("limit", 50, 1, 500)
     offset = int_arg("offset", 0, 0, 10_000_000)
-    rows = db().execute(query.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(limit).offset(offset))
+    rows = db().execute(queries.newest_first(query).limit(limit).offset(offset))
     return jsonify(items=[_ticket_json(t) for t in rows.scalars()])
 
 

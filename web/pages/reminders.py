@@ -3,30 +3,20 @@ for triage, recent activity."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox.calls.service import callbacks_owed_by
 from crm_inbox.errors import ValidationError
-from crm_inbox.models import (
-    Call,
-    Contact,
-    InboundMessage,
-    InboundState,
-    Interaction,
-    Reminder,
-    Ticket,
-    TicketState,
-    utcnow,
-)
-from crm_inbox.models.reminders import ACTIVE_STATES
+from crm_inbox.models import Contact, Reminder, utcnow
+from crm_inbox.pipeline.runner import failed_count
 from crm_inbox.reminders import service
 from crm_inbox.staff.service import new_calendar_token
-from crm_inbox.timeline.triage import unassigned_query
+from crm_inbox.tickets import queries as tickets_queries
+from crm_inbox.timeline.service import recent as recent_activity
+from crm_inbox.timeline.triage import unassigned_count
 from web.auth import current_user, editor_id
 from web.i18n import N_
 from web.pages.blueprint import pages
@@ -37,34 +27,19 @@ from web.requestdb import after_commit, db, row_or_404, state
 SNOOZE_CHOICES = (N_("in 1 hour"), N_("tomorrow 9:00"), N_("in 3 days"), N_("next monday 9:00"))
 
 
-def _mine_or_team(user_id: int) -> ColumnElement[bool]:
-    return or_(Reminder.assignee_id == user_id, Reminder.assignee_id.is_(None))
-
-
 @pages.get("/dashboard")
 def dashboard() -> str:
     user = current_user()
     assert user is not None
     now = utcnow()
-    base = select(Reminder).where(_mine_or_team(user.id), Reminder.state.in_(ACTIVE_STATES))
-    due = db().execute(base.where(Reminder.due_at <= now).order_by(Reminder.due_at).limit(200)).scalars().all()
-    upcoming = db().execute(base.where(Reminder.due_at > now, Reminder.due_at <= now + timedelta(days=7))
-                            .order_by(Reminder.due_at).limit(200)).scalars().all()
-    tickets = db().execute(select(Ticket).where(
-        Ticket.assignee_id == user.id, Ticket.merged_into_id.is_(None),
-        Ticket.state.in_([TicketState.NEW, TicketState.OPEN, TicketState.PENDING]))
-        .order_by(Ticket.updated_at.desc()).limit(50)).scalars().all()
-    unassigned_tickets = db().execute(select(func.count()).select_from(Ticket).where(
-        Ticket.assignee_id.is_(None), Ticket.merged_into_id.is_(None),
-        Ticket.state.in_([TicketState.NEW, TicketState.OPEN]))).scalar_one()
-    callbacks = db().execute(select(Call).where(
-        Call.callback_needed, or_(Call.staff_id == user.id, Call.staff_id.is_(None)))
-        .order_by(Call.started_at.desc()).limit(50)).scalars().all()
-    triage = db().execute(select(func.count()).select_from(unassigned_query().subquery())).scalar_one()
-    failed = db().execute(select(func.count()).select_from(InboundMessage)
-                          .where(InboundMessage.state == InboundState.FAILED)).scalar_one()
-    recent = db().execute(select(Interaction).order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-                          .limit(15)).scalars().all()
+    due = service.due_for(db(), user.id, now)
+    upcoming = service.upcoming_for(db(), user.id, now, days=7)
+    tickets = tickets_queries.open_assigned_to(db(), user.id)
+    unassigned_tickets = tickets_queries.unassigned_awaiting_staff_count(db())
+    callbacks = callbacks_owed_by(db(), user.id)
+    triage = unassigned_count(db())
+    failed = failed_count(db())
+    recent = recent_activity(db())
     contact_ids = ({r.contact_id for r in [*due, *upcoming]} | {t.contact_id for t in tickets}
                    | {c.contact_id for c in callbacks}) - {None}
     names = {c.id: c.display_name for c in db().execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars()}

@@ -11,12 +11,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox import audit
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, Interaction, Priority, StaffUser, Ticket, TicketEvent, TicketState
-from crm_inbox.tickets import service
+from crm_inbox.tickets import queries, service
 from web.auth import current_user, editor_id
 from web.pages.blueprint import pages
 from web.requestdb import db, row_or_404, state
-
-OPEN_STATES = (TicketState.NEW, TicketState.OPEN, TicketState.PENDING)
 
 
 @pages.get("/tickets")
@@ -26,15 +24,15 @@ def tickets() -> str:
     state = request.args.get("state", "open")
     whose = request.args.get("whose", "all")
     query = select(Ticket).where(Ticket.merged_into_id.is_(None))
-    if state == "open":
-        query = query.where(Ticket.state.in_(OPEN_STATES))
+    if state == "open":  # the page's default: new, open or pending (TicketState.OPEN alone is not offered)
+        query = query.where(queries.is_open())
     elif state in {s.value for s in TicketState}:
         query = query.where(Ticket.state == TicketState(state))
     if whose == "mine":
         query = query.where(Ticket.assignee_id == user.id)
     elif whose == "nobody":
         query = query.where(Ticket.assignee_id.is_(None))
-    rows = db().execute(query.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(200)).scalars().all()
+    rows = db().execute(queries.newest_first(query).limit(200)).scalars().all()
     contact_ids = {t.contact_id for t in rows if t.contact_id}
     names = {c.id: c.display_name for c in db().execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars()}
     staff = {u.id: u.name for u in db().execute(select(StaffUser)).scalars()}
