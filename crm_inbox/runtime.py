@@ -15,12 +15,14 @@ from crm_inbox.calls.relay import Relay
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
 from crm_inbox.intake.memory import return_large_blocks_at_once
-from crm_inbox.intake.store import Accepted, BatchingStore, Envelope
+from crm_inbox.intake.store import Accepted
 from crm_inbox.outbox import Sender
 from crm_inbox.pipeline.runner import Worker
 from crm_inbox.scheduler import Scheduler
 
 if TYPE_CHECKING:
+    from crm_inbox.intake.smtp_store import SmtpStore
+    from crm_inbox.intake.writer import IntakeProcess
     from handlers.smtp import SmtpServer
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class Service:
         self.scheduler = Scheduler(self.factory, settings, on_fired=self.sender.wake)
         self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
         self.smtp: SmtpServer | None = None
+        self.intake: SmtpStore | None = None
         self.imap_pollers: list[Any] = []
         self.web: Any = None  # waitress's server (the library has no type hints)
         self.relay: Relay | None = None
@@ -54,33 +57,26 @@ class Service:
         self.scheduler.start()
         self.worker.start()
         if self._want_smtp:
-            from crm_inbox.intake.writer import IntakeProcess
+            from crm_inbox.intake.smtp_store import SmtpStore
             from handlers.smtp import CrmSmtpHandler, SmtpServer
             from handlers.smtp_sessions import SessionLimits
 
-            # Ordinary mail is committed by a writer process; large mail in this one (see intake_process).
-            self.intake = BatchingStore(self.factory)
-            self.intake_process = IntakeProcess(self.settings.database.url)
-
-            async def store(raw: bytes, envelope: Envelope) -> Accepted:
-                if len(raw) >= BatchingStore.SMALL:
-                    return await self.intake.submit(raw, envelope)
-                return await self.intake_process.submit(raw, envelope)
-
+            # The handler sees one Store; which process commits a message is the store's choice (docs/intake.md).
+            self.intake = SmtpStore(self.factory, self.settings.database.url)
             smtp = self.settings.smtp
-            handler = CrmSmtpHandler(store, self.settings.mail.own_addresses, on_stored=self._on_stored,
+            handler = CrmSmtpHandler(self.intake, self.settings.mail.own_addresses, on_stored=self._on_stored,
                                      max_recipients=smtp.max_recipients)
             # aiosmtpd logs every command at INFO; we log one line per stored message instead.
             logging.getLogger("mail.log").setLevel(logging.WARNING)
             self.smtp = SmtpServer(handler, self.settings.smtp.host, self.settings.smtp.port,
                                    max_message_bytes=self.settings.smtp.max_message_bytes,
-                                   hostname=self.settings.smtp.hostname, on_drained=self.intake_process.close,
+                                   hostname=self.settings.smtp.hostname, on_drained=self.intake.close,
                                    limits=SessionLimits(smtp.max_sessions, smtp.max_sessions_per_client,
                                                         uncapped_clients=self.settings.mail.trusted_relays),
                                    idle_timeout=smtp.idle_timeout_seconds,
                                    normalize_bare_lf=smtp.bare_newline == "normalize")
             self.smtp.start()
-            asyncio.run_coroutine_threadsafe(self.intake_process.start(), self.smtp.loop).result(30)
+            asyncio.run_coroutine_threadsafe(self.intake.start(), self.smtp.loop).result(30)
             self.worker.busy = handler.busy
         if self.settings.imap.accounts:
             from handlers.imap_poller import Poller
@@ -110,6 +106,12 @@ class Service:
             self._web_thread = threading.Thread(target=self.web.run, name="crm-inbox-web", daemon=True)
             self._web_thread.start()
             log.info("web: listening on http://%s:%s/", self.settings.web.host, self.web_port)
+
+    @property
+    def intake_process(self) -> IntakeProcess:
+        """The SMTP intake's writer process (tests and the benchmark look at its pid)."""
+        assert self.intake is not None, "the SMTP listener is not running"
+        return self.intake.writer
 
     def _on_stored(self, accepted: Accepted) -> None:
         if not accepted.duplicate:
@@ -146,8 +148,7 @@ class Service:
     def stop(self) -> None:
         """Stop taking mail first, finish what is in flight, then stop the worker and the web app."""
         if self.smtp is not None:
-            self.smtp.stop()
-            self.intake.close()
+            self.smtp.stop()  # closes the intake's store once the last message in flight is committed
         for poller in self.imap_pollers:  # each stops at its next IDLE tick or batch boundary
             poller.request_stop()
         for poller in self.imap_pollers:

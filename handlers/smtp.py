@@ -1,7 +1,8 @@
 """SMTP adapter (aiosmtpd handler protocol): RCPT allow-list, commit before 250, 451 on our errors.
 
-The database work of DATA runs in a thread (``asyncio.to_thread``), so one slow commit never stalls
-the other connections. The server runs its own event loop in a background thread.
+The handler hands each message to a ``Store`` (crm_inbox.intake.store) and knows nothing else of the intake:
+serve's commits in a writer process or, for large mail, in a thread of this one (docs/intake.md), so one
+slow commit never stalls the other connections. The server runs its own event loop in a background thread.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from crm_inbox.intake.store import Accepted, Envelope
-from crm_inbox.intake.writer import IntakeError
+from crm_inbox.intake.store import Accepted, Envelope, Store, StoreFailed
 from handlers.smtp_data import ChunkedData, line_ends
 from handlers.smtp_sessions import (
     TOO_MANY_FROM_CLIENT,
@@ -58,22 +58,29 @@ def has_bare_newline(raw: bytes) -> bool:
     """A CR not followed by LF, or an LF not after a CR."""
     return any(line_ends(raw))
 
-StoreFn = Callable[[bytes, Envelope], Accepted]
-AsyncStoreFn = Callable[[bytes, Envelope], Awaitable[Accepted]]
+class _InThread:
+    """A blocking store function as a ``Store``: each message in a worker thread."""
+
+    def __init__(self, store: Callable[[bytes, Envelope], Accepted]) -> None:
+        self._store = store
+
+    async def store(self, raw: bytes, envelope: Envelope) -> Accepted:
+        return await asyncio.to_thread(self._store, raw, envelope)
+
+    async def close(self) -> None:
+        """Nothing to finish: each call returned after its own commit."""
 
 
-def in_thread(store: StoreFn) -> AsyncStoreFn:
-    """A blocking ``store`` run in a worker thread, so the event loop never waits for the database."""
-    async def run(raw: bytes, envelope: Envelope) -> Accepted:
-        return await asyncio.to_thread(store, raw, envelope)
-
-    return run
+def in_thread(store: Callable[[bytes, Envelope], Accepted]) -> Store:
+    """A blocking ``store`` (``intake.store.store`` with its session factory) as a listener's ``Store``, run in
+    a worker thread so the event loop never waits for the database. No group commit, no writer process."""
+    return _InThread(store)
 
 
 class CrmSmtpHandler:
     """aiosmtpd handler: ``store`` commits the raw message; ``on_stored`` hands it on for processing."""
 
-    def __init__(self, store: AsyncStoreFn, accepted_rcpts: frozenset[str],
+    def __init__(self, store: Store, accepted_rcpts: frozenset[str],
                  on_stored: Callable[[Accepted], None] | None = None, *, max_recipients: int = 100) -> None:
         self.store = store
         self.max_recipients = max_recipients  # RFC 5321 4.5.3.1.8: at least 100; 452 beyond (4.5.3.1.10)
@@ -114,12 +121,12 @@ class CrmSmtpHandler:
         self.in_flight += 1
         self.last_data = time.monotonic()
         try:
-            accepted = await self.store(raw, meta)
+            accepted = await self.store.store(raw, meta)
         except Exception as exc:
-            # Never a 5xx for our own trouble: the sender must keep the mail and try again. The writer
-            # process's reason is its own text; a traceback of this side would only repeat the await.
+            # Never a 5xx for our own trouble: the sender must keep the mail and try again. A StoreFailed
+            # says its reason in full; a traceback of this side would only repeat the await.
             log.error("smtp %s: storing a %d byte message failed; answered 451: %s", peer, len(raw), exc,
-                      exc_info=not isinstance(exc, IntakeError))
+                      exc_info=not isinstance(exc, StoreFailed))
             return TRY_LATER
         finally:
             self.in_flight -= 1

@@ -1,5 +1,7 @@
-"""The SMTP intake's writer process (crm_inbox/intake_process.py): when it dies, mail in flight gets 451 and the
-next message starts a new one; it never outlives the service; the header split it relies on is exact."""
+"""The SMTP intake's writer process (crm_inbox/intake/writer.py): when it dies, mail in flight gets 451 and the
+next message starts a new one; it never outlives the service; the header split it relies on is exact. Which
+mail it takes is SmtpStore's choice (crm_inbox/intake/smtp_store.py): below 1 MiB the writer, from there the
+listener's own process."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from crm_inbox.config import replace
+from crm_inbox.intake.smtp_store import LARGE
 from crm_inbox.intake.store import _HEADER_END, header_end
 from crm_inbox.models import InboundMessage
 from crm_inbox.runtime import Service
@@ -119,6 +122,53 @@ def test_the_writer_never_outlives_a_killed_service(database_url, tmp_path):
                           or Path(f"/proc/{writer}/stat").read_text().split(") ")[1][0] == "Z", timeout=30)
     finally:
         running.ensure_gone()
+
+
+def mail_of(size: int) -> bytes:
+    """A message of exactly ``size`` bytes as stored (CRLF lines of 1,000 bytes, a shorter last one)."""
+    head = f"From: kunde@example.org\r\nTo: {CRM}\r\nSubject: {size} bytes\r\n\r\n".encode()
+    full_lines, rest = divmod(size - len(head) - 2, 1000)
+    return head + (b"x" * 998 + b"\r\n") * full_lines + b"y" * rest + b"\r\n"
+
+
+def test_mail_from_one_mebibyte_on_is_committed_by_the_listener_and_smaller_mail_by_the_writer(service, factory):
+    large, just_below = mail_of(LARGE), mail_of(LARGE - 1)
+    pid = writer_pid(service)
+    os.kill(pid, signal.SIGSTOP)  # the writer answers nothing from now on
+    outcome: list[BaseException | None] = []
+
+    def deliver() -> None:
+        try:
+            send(service.smtp_port, just_below)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    try:
+        send(service.smtp_port, large)  # 250 all the same: not the writer's
+        sender = threading.Thread(target=deliver)
+        sender.start()
+        wait_until(lambda: service.smtp.handler.in_flight == 1, timeout=10, interval=0.01)
+    finally:
+        os.kill(pid, signal.SIGKILL)  # the writer held the smaller one: it goes with it
+    sender.join(30)
+    assert isinstance(outcome[0], smtplib.SMTPDataError) and outcome[0].smtp_code == 451, outcome
+    with factory() as session:
+        assert session.execute(select(InboundMessage.raw)).scalars().all() == [large]
+
+
+def test_a_clean_stop_ends_the_writer_process_and_the_in_process_batcher(settings, factory):
+    service = Service(settings, web=False)
+    service.start()
+    try:
+        send(service.smtp_port, make_mail(subject="small"))
+        send(service.smtp_port, mail_of(LARGE))
+        writer = service.intake_process._writer
+    finally:
+        service.stop()
+    assert writer.proc.returncode == 0  # its input closed: it exited by itself, nothing was killed
+    assert not service.intake.in_process._thread.is_alive()
+    assert stored(factory) == 2
 
 
 def _by_pattern(raw: bytes) -> tuple[int, int]:

@@ -1,9 +1,11 @@
 """The one core entry for mail: accept raw bytes once and store them before anything else.
 
-SMTP, IMAP and file import all call ``store`` (or ``accept`` inside a unit of work of their own);
-processing happens afterwards (see ``worker``). A redelivery of the same message is recognised by its
-content hash and stored only once. Acceptance does as little as possible: one INSERT per message, and
-concurrent SMTP sessions share one commit (``BatchingStore``).
+Every channel ends in ``accept_many``: file import through ``store`` (one message, one unit of work), IMAP
+inside the commit that also advances its folder (``imap_folders``), SMTP through a ``Store`` (serve's is
+``smtp_store.SmtpStore``) whose writers commit batches with ``commit_batch``. Processing happens afterwards
+(``pipeline.runner``). A redelivery of the same message is recognised by its content hash and stored only
+once. Acceptance does as little as possible: one INSERT per batch, and concurrent SMTP sessions share one
+commit (``BatchingStore``, the writer process). docs/intake.md follows a message from socket to row.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -60,6 +62,25 @@ class Envelope:
 class Accepted:
     inbound_id: int
     duplicate: bool
+
+
+class StoreFailed(Exception):
+    """Storing failed for a reason its text says in full (the writer process's own error, or that it is gone):
+    the listener logs that one line, without a traceback of its own side."""
+
+
+class Store(Protocol):
+    """What a listener hands its mail to; the SMTP handler knows nothing else of the intake.
+
+    ``store`` returns once the message is committed (the listener may answer 250) and raises when it was not
+    (451: the sender keeps the mail and tries again). ``close`` is awaited once, on the listener's event loop,
+    after the last ``store`` has returned: it finishes what was handed over, then frees what the store holds.
+    Implementations: ``intake.smtp_store.SmtpStore`` (serve's), ``handlers.smtp.in_thread`` (a blocking
+    ``store`` function). The path behind serve's is drawn in docs/intake.md."""
+
+    async def store(self, raw: bytes, envelope: Envelope) -> Accepted: ...
+
+    async def close(self) -> None: ...
 
 
 def header_end(raw: bytes) -> tuple[int, int]:

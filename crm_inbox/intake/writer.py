@@ -4,7 +4,8 @@ commits what has arrived meanwhile together (group commit) and answers with the 
 Why a process: Python runs one thread at a time. In one process the SMTP event loop and the thread
 that commits take turns at the interpreter lock around every database call, and a commit that costs
 0.2 ms alone took over 1 ms under load. A writer process commits while the listener talks SMTP.
-Messages of ``BatchingStore.SMALL`` or more stay in-process: sending them across would hold them twice.
+Messages of ``smtp_store.LARGE`` or more stay in-process (``smtp_store.SmtpStore`` decides): sending them
+across would hold them twice.
 
 To the writer: frames of ``!IQ`` (meta length, raw length), the meta as JSON, the raw bytes; the first
 frame is the configuration. From the writer: one JSON line per message. The writer exits when its
@@ -28,7 +29,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import Connection
 
 from crm_inbox.db import make_engine
-from crm_inbox.intake.store import Accepted, Envelope, commit_batch
+from crm_inbox.intake.store import Accepted, Envelope, StoreFailed, commit_batch
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ MAX_BATCH_BYTES = 8 << 20
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class IntakeError(Exception):
+class IntakeError(StoreFailed):
     """The writer could not store the message (its reason), or the writer itself is gone."""
 
 
@@ -210,6 +211,8 @@ class IntakeProcess:
             await writer.proc.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:  # the pipe broke: the writer is gone
             writer.pending.pop(number, None)
+            if future.done():  # failed meanwhile by the answer reader (a message bigger than the pipe's buffer)
+                future.exception()  # taken, so asyncio does not log it as never retrieved: this raise reports it
             raise IntakeError("the intake writer process ended") from exc
         accepted = await future
         if accepted.duplicate:
