@@ -26,6 +26,7 @@ from crm_inbox.models import (
     Contact,
     ContactPhone,
     Direction,
+    Interaction,
     InteractionContact,
     InteractionKind,
     InteractionStaff,
@@ -41,9 +42,6 @@ from crm_inbox.timeline.service import record_interaction
 log = logging.getLogger(__name__)
 
 EventKind = Literal["new", "answer", "hangup"]
-# Hangup causes (sipgate/Zammad words) that mean nobody answered; "forwarded" is not missed.
-NOT_ANSWERED = frozenset({"noAnswer", "busy", "cancel", "congestion", "notFound", "unavailable", "rejected"})
-
 
 @dataclass(frozen=True)
 class CallEvent:
@@ -161,8 +159,8 @@ def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple
     if any(_event_key(e) == event.kind for e in call.events):
         return call, False
     call.events = [*call.events, event.as_json()]
-    _derive(session, settings, call, event)
-    _record_on_timeline(session, call)
+    reason = _derive(session, settings, call, event)
+    _record_on_timeline(session, call, reason)
     reminders.after_call(session, settings, call)
     if call.state == CallState.ENDED and call.answered_at is not None and call.remote_e164:
         _clear_callbacks(session, call)
@@ -171,7 +169,9 @@ def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple
     return call, True
 
 
-def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) -> None:
+def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) -> str:
+    """Everything about the call from all its events so far (order of arrival does not matter); returns why
+    the number was matched to whom, for the timeline."""
     events = call.events
     by_kind = {e["kind"]: e for e in events}
     first = by_kind.get("new") or events[0]
@@ -230,7 +230,7 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     match = match_number(session, remote)
     call.contact_id, call.company_id = match.contact_id, match.company_id
     call.events = [*events]  # keep the JSON column marked as changed
-    call._match_reason = match.reason  # type: ignore[attr-defined]
+    return match.reason
 
 
 def _summary(call: Call) -> tuple[str, str]:
@@ -269,11 +269,8 @@ def call_details(call: Call) -> dict[str, Any]:
             "orig_call_id": call.orig_call_id, "diversion": call.diversion}
 
 
-def _record_on_timeline(session: Session, call: Call) -> None:
-    from crm_inbox.models import Interaction
-
+def _record_on_timeline(session: Session, call: Call, reason: str) -> None:
     subject, status = _summary(call)
-    reason = getattr(call, "_match_reason", "")
     occurred = call.started_at or utcnow()
     if call.interaction_id is None:
         contacts = [(session.get_one(Contact, call.contact_id), "caller")] if call.contact_id else []
@@ -343,8 +340,6 @@ class Lookup:
 
 def lookup(session: Session, settings: Settings, number: str) -> Lookup | None:
     """Who is calling? The contact (or company) behind ``number`` in any format, or None."""
-    from crm_inbox.models import Interaction
-
     match = match_number(session, to_e164(number, settings.phone.default_region))
     if match.contact_id is None and match.company_id is None:
         return None

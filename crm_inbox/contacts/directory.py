@@ -56,9 +56,6 @@ class Directory:
         """The address of a staff user (a person), not merely an address at one of our domains."""
         return email.lower() in self.staff_by_email
 
-    def is_own(self, email: str) -> bool:
-        return email.lower() in self.mail.own_addresses
-
     def contacts_by_email(self, emails: Iterable[str]) -> dict[str, list[int]]:
         wanted = sorted({e.lower() for e in emails if e})
         found: dict[str, list[int]] = defaultdict(list)

@@ -19,6 +19,7 @@ from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail_chunks
 from crm_inbox.models import Contact, ContactEmail, InboundMessage, Interaction, InteractionKind, utcnow
 from crm_inbox.pipeline.context import MailContext, Step
+from crm_inbox.privacy.service import is_erased_message
 from crm_inbox.reminders import service as reminders
 from crm_inbox.tickets import service as ticket_service
 from crm_inbox.tickets.policy import MailFacts
@@ -35,8 +36,6 @@ def _limits(ctx: MailContext) -> Limits:
 def honour_erasure(ctx: MailContext) -> None:
     """A re-sent copy of mail that was erased (same Message-ID, content changed on the way) stays erased.
     (An unchanged copy never gets here: its content hash makes it a duplicate at intake.)"""
-    from crm_inbox.privacy.service import is_erased_message
-
     if is_erased_message(ctx.session, ctx.inbound.message_id, ctx.inbound.id):
         ctx.erased = True
         ctx.stop("a copy of mail that was erased (privacy): not recorded again")

@@ -62,6 +62,3 @@ class Redactor:
         if isinstance(value, list):
             return [self.value(v) for v in value]
         return value
-
-    def found_in(self, value: Any) -> bool:
-        return self.value(value) != value

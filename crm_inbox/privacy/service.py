@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import io
 import json
 import re
 import zipfile
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import ColumnElement, Text, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Text, and_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox import audit
@@ -183,12 +182,6 @@ def write_export(session: Session, contact_id: int, target: IO[bytes]) -> dict[s
     return counts
 
 
-def export_contact(session: Session, contact_id: int) -> bytes:
-    buffer = io.BytesIO()
-    write_export(session, contact_id, buffer)
-    return buffer.getvalue()
-
-
 def _chunks(ids: list[int]) -> Iterable[list[int]]:
     for start in range(0, len(ids), _BATCH):
         yield ids[start:start + _BATCH]
@@ -211,8 +204,6 @@ def _write_raw(session: Session, archive: zipfile.ZipFile, inbound_id: int) -> s
 
 def _about(owned: Owned, contact_id: int) -> Any:
     """Audit entries about the contact or about anything that is its own."""
-    from sqlalchemy import and_
-
     conditions = [and_(AuditEntry.object_type == "contact", AuditEntry.object_id == contact_id)]
     for object_type, ids in (("interaction", owned.interactions), ("ticket", owned.tickets),
                              ("reminder", owned.reminders)):

@@ -11,7 +11,16 @@ from crm_inbox import audit
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import ref_id
 from crm_inbox.mail.addresses import normalise_email
-from crm_inbox.models import Contact, ContactEmail, Direction, Interaction, InteractionContact, utcnow
+from crm_inbox.models import (
+    Contact,
+    ContactEmail,
+    Direction,
+    InboundMessage,
+    InboundState,
+    Interaction,
+    InteractionContact,
+    utcnow,
+)
 
 
 def unassigned_query() -> Select[Interaction]:
@@ -82,8 +91,6 @@ def _drop_orphan_leads(session: Session, interaction: Interaction, keep: set[int
 
 def ignore_failed(session: Session, inbound_id: int, staff_id: int | None) -> bool:
     """A failed message staff decided needs nothing (spam, a test): kept, marked ignored, audited."""
-    from crm_inbox.models import InboundMessage, InboundState
-
     message = session.get(InboundMessage, inbound_id)
     if message is None or message.state != InboundState.FAILED:
         return False
