@@ -401,7 +401,7 @@ def test_search_finds_companies_by_name_and_domain_and_mail_by_subject(client, s
         html = client.get("/contacts", query_string={"q": q}).get_data(as_text=True)
         assert ">Müller Maschinenbau GmbH</a>" in html, q
     html = client.get("/contacts", query_string={"q": "Sensoren"}).get_data(as_text=True)
-    assert "Companies" not in html and "Search mail subjects for “Sensoren”" in html
+    assert "<h2>Companies</h2>" not in html and "Search mail subjects for “Sensoren”" in html
     found = client.get("/search/mail", query_string={"q": "Lieferung 4711"}).get_data(as_text=True)
     assert f'href="/interactions/{mail_id}"' in found
     assert "&lt;script&gt;" in found and "<script>alert(1)" not in found

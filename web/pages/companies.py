@@ -7,13 +7,23 @@ from flask import abort, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from crm_inbox.contacts.listing import companies_page, people_of
 from crm_inbox.errors import BadCursor
 from crm_inbox.models import Category, Company, Contact, CustomerType
 from crm_inbox.timeline.service import company_timeline
 from web.pages.blueprint import pages
+from web.pages.contacts import page_number
 from web.requestdb import db
 
 TIMELINE_PAGE = 25
+PAGE_SIZE = 50
+
+
+@pages.get("/companies")
+def companies() -> str:
+    page = page_number()
+    rows, has_next = companies_page(db(), None, page, PAGE_SIZE)
+    return render_template("companies.html", companies=rows, page=page, has_next=has_next)
 
 
 @pages.get("/companies/<int:company_id>")
@@ -29,5 +39,7 @@ def company(company_id: int) -> str:
         timeline = company_timeline(db(), company_id, limit=TIMELINE_PAGE, cursor=cursor)
     except BadCursor:
         abort(400, description="This timeline link is not valid.")
-    return render_template("company.html", company=firm, people=people, timeline=timeline, cursor=cursor,
+    # Each entry names whom it is about: everybody's mail is in one list here.
+    about = people_of(db(), [item.id for item in timeline.items])
+    return render_template("company.html", company=firm, people=people, timeline=timeline, cursor=cursor, about=about,
                            categories=[c.value for c in Category], customer_types=[t.value for t in CustomerType])

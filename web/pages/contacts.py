@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from crm_inbox import audit
 from crm_inbox.contacts.csv_export import contacts_csv as contacts_csv_text
+from crm_inbox.contacts.listing import companies_page, contacts_page
 from crm_inbox.contacts.search import (
     MAX_QUERY,
     company_matches,
@@ -18,7 +19,7 @@ from crm_inbox.contacts.search import (
     query_text,
 )
 from crm_inbox.errors import ValidationError
-from crm_inbox.models import Company, Contact
+from crm_inbox.models import Contact
 from web.auth import current_user
 from web.downloads import csv_response
 from web.pages.blueprint import pages
@@ -42,7 +43,7 @@ def too_long_text() -> str:
     return _("The search is too long: at most %(count)d characters.", count=MAX_QUERY)
 
 
-def _page_number() -> int:
+def page_number() -> int:
     raw = request.args.get("page", "1")
     return min(int(raw), 100_000) if raw.isdigit() and int(raw) > 0 else 1
 
@@ -54,15 +55,11 @@ def contacts() -> str | tuple[str, int]:
     except ValidationError:
         return render_template("contacts.html", contacts=[], companies=[], q="", page=1, has_next=False,
                                error=too_long_text()), 400
-    page = _page_number()
-    query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.company))
-    if q:
-        query = query.where(contact_search(q))
-    rows = db().execute(contacts_by_name(query).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).scalars().all()
-    firms = db().execute(select(Company).where(company_matches(q)).options(selectinload(Company.domains))
-                         .order_by(Company.search_name).limit(20)).scalars().all() if q and page == 1 else []
-    return render_template("contacts.html", contacts=rows[:PAGE_SIZE], companies=firms, q=q, page=page,
-                           has_next=len(rows) > PAGE_SIZE, error=None)
+    page = page_number()
+    rows, has_next = contacts_page(db(), contact_search(q) if q else None, page, PAGE_SIZE)
+    firms = companies_page(db(), company_matches(q), 1, 20)[0] if q and page == 1 else []
+    return render_template("contacts.html", contacts=rows, companies=firms, q=q, page=page,
+                           has_next=has_next, error=None)
 
 
 @pages.get("/contacts/suggest")

@@ -16,10 +16,9 @@ from crm_inbox.models import (
     Reminder,
     Role,
     StaffUser,
-    Ticket,
-    TicketState,
 )
 from crm_inbox.models.reminders import ACTIVE_STATES
+from crm_inbox.tickets import queries as ticket_queries
 from crm_inbox.timeline.service import add_note, contact_timeline
 from web.auth import editor_id
 from web.pages.blueprint import pages
@@ -47,10 +46,7 @@ def contact(contact_id: int) -> str:
     open_reminders = db().execute(select(Reminder).where(
         Reminder.contact_id == contact_id, Reminder.state.in_(ACTIVE_STATES)).order_by(Reminder.due_at).limit(50)
     ).scalars().all()
-    open_tickets = db().execute(select(Ticket).where(
-        Ticket.contact_id == contact_id, Ticket.merged_into_id.is_(None),
-        Ticket.state.in_([TicketState.NEW, TicketState.OPEN, TicketState.PENDING])).order_by(Ticket.id.desc())
-        .limit(50)).scalars().all()
+    open_tickets = ticket_queries.open_for_contact(db(), contact_id)
     colleagues = db().execute(select(Contact).where(
         Contact.company_id == person.company_id, Contact.id != contact_id).order_by(Contact.search_name).limit(20)
     ).scalars().all() if person.company_id else []

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox.calls.service import callbacks_owed_by
+from crm_inbox.contacts.listing import people_of
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, Reminder, utcnow
 from crm_inbox.pipeline.runner import failed_count
@@ -45,7 +46,8 @@ def dashboard() -> str:
     names = {c.id: c.display_name for c in db().execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars()}
     return render_template("dashboard.html", due=due, upcoming=upcoming, names=names, snooze=SNOOZE_CHOICES,
                            tickets=tickets, unassigned_tickets=unassigned_tickets, callbacks=callbacks,
-                           triage=triage, failed=failed, recent=recent)
+                           triage=triage, failed=failed, recent=recent,
+                           recent_people=people_of(db(), [i.id for i in recent]))
 
 
 def _back() -> BaseResponse:
