@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
+import threading
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -170,7 +171,6 @@ class Sender:
     round_size = 100  # mails per round; a stop waits for at most one round
 
     def __init__(self, factory: sessionmaker[Session], settings: Settings, interval: float = 30.0) -> None:
-        import threading
 
         self.factory, self.settings, self.interval = factory, settings, interval
         self._wake = threading.Event()

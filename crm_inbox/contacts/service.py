@@ -25,7 +25,9 @@ from crm_inbox.models import (
     ContactPhone,
     CustomerType,
     Role,
+    StaffUser,
 )
+from crm_inbox.models.contacts import search_key
 from crm_inbox.phone import block_prefix, to_e164
 from crm_inbox.text import single_line
 
@@ -149,7 +151,6 @@ def _existing(session: Session, model: Any, field: str, ident: int | None, what:
 
 def _apply_contact(session: Session, contact: Contact, changes: ContactChanges, region: str) -> dict[str, Any]:
     """Set the given fields on ``contact``; returns {field: new value} for the audit log."""
-    from crm_inbox.models import StaffUser
 
     changed: dict[str, Any] = {}
     if changes.name is not NOT_GIVEN:
@@ -277,7 +278,6 @@ def company_named(session: Session, name: str, actor: int | None) -> tuple[Compa
     """The company a person typed by name: the one with that name (case and umlaut spelling aside), or a
     new one when none has it (returned with True, audited as made by ``actor``). Several with that name: a
     ValidationError, never a guess."""
-    from crm_inbox.models.contacts import search_key
 
     wanted = _str("company", name, max_len=300, required=True) or ""
     found = session.execute(select(Company).where(Company.search_name == search_key(wanted)).limit(2)

@@ -17,6 +17,7 @@ import quopri
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from email.parser import HeaderParser
 
 from crm_inbox.mail.addresses import normalise_email, parse_addresses
 from crm_inbox.mail.parse import Message, decode_header_value, header_str, part_text
@@ -341,7 +342,6 @@ def original_recipients(msg: Message) -> list[str]:
             inner = part.get_payload()
             headers = inner[0] if isinstance(inner, list) and inner and isinstance(inner[0], Message) else None
         elif ctype in ("text/rfc822-headers", "text/global-headers"):
-            from email.parser import HeaderParser
 
             headers = HeaderParser().parsestr(part_text(part).replace("\r\n", "\n"), headersonly=True)
         if headers is not None:

@@ -1,5 +1,5 @@
 """Data protection: everything about a person as a zip and erasure everywhere (service), redaction of what
 others keep (redaction), and the retention purge (retention).
 
-May import contacts, intake (raw mail) and the shared modules.
+May import contacts, timeline, intake (raw mail), mail and the shared modules.
 """

@@ -67,6 +67,7 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.privacy.redaction import Redactor
+from crm_inbox.timeline.triage import unassigned_query
 
 FORMAT = "crm-inbox-export/1"
 _BATCH = 500
@@ -365,7 +366,6 @@ def _unassigned_from(session: Session, emails: list[str]) -> set[int]:
     """Mail from one of these addresses that waits for triage (linked to nobody)."""
     if not emails:
         return set()
-    from crm_inbox.timeline.triage import unassigned_query
 
     wanted = set(emails)
     found: set[int] = set()
