@@ -100,7 +100,7 @@ def match_number(session: Session, e164: str | None) -> PhoneMatch:
     prefixes = [e164[:n] for n in range(4, len(e164))]
     blocks = [(prefix, company_id) for prefix, company_id in session.execute(
         select(CompanyPhone.block_prefix, CompanyPhone.company_id).where(CompanyPhone.block_prefix.in_(prefixes))
-    ).tuples() if prefix is not None]
+    ).all() if prefix is not None]
     if blocks:
         longest = max(len(prefix) for prefix, _ in blocks)
         owners = {company_id for prefix, company_id in blocks if len(prefix) == longest}
@@ -177,7 +177,7 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     first = by_kind.get("new") or events[0]
     direction = first.get("direction") or (event.direction and event.direction.value)
     extensions = {ext: sid for sid, ext in session.execute(
-        select(StaffUser.id, StaffUser.extension).where(StaffUser.extension.is_not(None))).tuples() if ext}
+        select(StaffUser.id, StaffUser.extension).where(StaffUser.extension.is_not(None))).all() if ext}
     from_number = first.get("from") or next((e.get("from") for e in events if e.get("from")), None)
     to_number = first.get("to") or next((e.get("to") for e in events if e.get("to")), None)
     from_ours, from_staff = _own_side(settings, from_number, extensions)
