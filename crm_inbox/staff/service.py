@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
+from crm_inbox import audit
 from crm_inbox.errors import StaffExists, ValidationError
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import ApiToken, StaffEmail, StaffRole, StaffSession, StaffUser, utcnow
@@ -19,6 +20,12 @@ from crm_inbox.text import single_line
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "crm_"
+
+# Staff actions are audited here with the actor passed in (None: the command line), so every entry point
+# writes the same entry. SETUP (the default of add_staff and create_token only) is set-up outside any staff
+# action, test fixtures and demo data, which is not audited.
+SETUP: Literal[False] = False
+Actor = int | None | Literal[False]
 
 
 def find_staff(session: Session, email: str) -> StaffUser | None:
@@ -28,7 +35,9 @@ def find_staff(session: Session, email: str) -> StaffUser | None:
 
 
 def add_staff(session: Session, email: str, name: str, role: str = "staff", extension: str | None = None,
-              password: str | None = None, more_emails: list[str] | None = None) -> StaffUser:
+              password: str | None = None, more_emails: list[str] | None = None, *,
+              actor: Actor = SETUP) -> StaffUser:
+    """A new staff user, audited as made by ``actor`` (never with the password)."""
     addresses = []
     for raw in [email, *(more_emails or [])]:
         addr = normalise_email(raw)
@@ -47,6 +56,9 @@ def add_staff(session: Session, email: str, name: str, role: str = "staff", exte
     user.emails = [StaffEmail(email=a) for a in addresses]
     session.add(user)
     session.flush()
+    if actor is not SETUP:
+        audit.record(session, actor, "create", "staff_user", user.id,
+                     {"emails": [email, *(more_emails or [])], "role": user.role.value})
     return user
 
 
@@ -67,11 +79,14 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: StaffUser, name: str | None = None) -> str:
-    """A new API token for ``user``; only its hash is stored, so this is the one chance to see it."""
+def create_token(session: Session, user: StaffUser, name: str | None = None, *, actor: Actor = SETUP) -> str:
+    """A new API token for ``user``, audited as made by ``actor``; only its hash is stored, so this is the one
+    chance to see it."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(staff_id=user.id, token_hash=_token_hash(token), name=name))
     session.flush()
+    if actor is not SETUP:
+        audit.record(session, actor, "create", "api_token", None, {"name": name})
     return token
 
 
@@ -142,12 +157,14 @@ def end_all_sessions(session: Session, user: StaffUser) -> None:
     session.execute(delete(StaffSession).where(StaffSession.staff_id == user.id))
 
 
-def revoke_token(session: Session, user: StaffUser, token_id: int) -> bool:
-    """Revoke one of ``user``'s own tokens; False when it is not theirs or already revoked."""
+def revoke_token(session: Session, user: StaffUser, token_id: int, *, actor: int | None) -> bool:
+    """Revoke one of ``user``'s own tokens, audited as done by ``actor``; False when it is not theirs or
+    already revoked (no entry then)."""
     token = session.get(ApiToken, token_id)
     if token is None or token.staff_id != user.id or token.revoked_at is not None:
         return False
     token.revoked_at = utcnow()
+    audit.record(session, actor, "revoke", "api_token", token_id)
     return True
 
 
@@ -158,8 +175,9 @@ def _other_active_admins(session: Session, user: StaffUser) -> int:
 
 def change_staff(session: Session, user: StaffUser, *, name: str | None = None, role: str | None = None,
                  extension: str | None = None, active: bool | None = None, emails: list[str] | None = None,
-                 password: str | None = None) -> dict[str, Any]:
-    """An admin's change to a staff user; returns what changed (for the audit log, without the password).
+                 password: str | None = None, actor: int | None) -> dict[str, Any]:
+    """An admin's change to a staff user, audited as made by ``actor`` when anything changed; returns what
+    changed (as in the audit entry: a new password shows as "changed", never itself).
 
     The last active admin can neither lose the role nor be deactivated: nobody could manage users then.
     A new password or deactivation ends all the user's logins on every device (a role change does not need
@@ -207,4 +225,6 @@ def change_staff(session: Session, user: StaffUser, *, name: str | None = None, 
     if "password" in changed or changed.get("active") is False:
         end_all_sessions(session, user)
     session.flush()
+    if changed:
+        audit.record(session, actor, "update", "staff_user", user.id, changed)
     return changed

@@ -7,7 +7,6 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit
 from crm_inbox.models import ApiToken, StaffUser
 from crm_inbox.staff.service import create_token, revoke_token
 from web.auth import current_user
@@ -34,8 +33,7 @@ def account() -> str:
 def account_new_token() -> str:
     user = _me()
     name = request.form.get("name", "").strip()[:100] or None
-    token = create_token(db(), user, name)
-    audit.record(db(), user.id, "create", "api_token", None, {"name": name})
+    token = create_token(db(), user, name, actor=user.id)
     tokens = db().execute(select(ApiToken).where(ApiToken.staff_id == user.id).order_by(ApiToken.id.desc())
                           ).scalars().all()
     return render_template("account.html", user=user, tokens=tokens, new_token=token)
@@ -44,7 +42,6 @@ def account_new_token() -> str:
 @pages.post("/me/tokens/<int:token_id>/revoke")
 def account_revoke_token(token_id: int) -> BaseResponse:
     user = _me()
-    if revoke_token(db(), user, token_id):
-        audit.record(db(), user.id, "revoke", "api_token", token_id)
+    if revoke_token(db(), user, token_id, actor=user.id):
         flash(_("Token revoked: programs using it can no longer reach the API."))
     return redirect(url_for("pages.account"))

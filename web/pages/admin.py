@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit
 from crm_inbox.config import public_view
 from crm_inbox.errors import StaffExists, ValidationError
 from crm_inbox.models import StaffRole, StaffUser
@@ -57,10 +56,9 @@ def admin_user_add() -> BaseResponse | tuple[str, int]:
         if password and len(password) < 8:
             raise ValidationError("password", "must have at least 8 characters")
         user = add_staff(db(), emails[0], form.get("name", ""), form.get("role", "staff"),
-                         form.get("extension", "").strip() or None, password or None, more_emails=emails[1:])
+                         form.get("extension", "").strip() or None, password or None, more_emails=emails[1:], actor=by)
     except (ValidationError, StaffExists) as exc:
         return _users_page(str(exc), 400)
-    audit.record(db(), by, "create", "staff_user", user.id, {"emails": emails, "role": user.role.value})
     flash(_("%(name)s can now log in.", name=user.name) if password else
           _("%(name)s was added; set a password so they can log in.", name=user.name))
     return redirect(url_for("pages.admin_users"))
@@ -80,13 +78,13 @@ def admin_user_change(user_id: int) -> BaseResponse | tuple[str, int]:
     try:
         changed = change_staff(db(), user, name=form.get("name"), role=form.get("role"),
                                extension=form.get("extension"), active=form.get("active") == "on",
-                               emails=_addresses(form.get("emails", "")), password=form.get("password") or None)
+                               emails=_addresses(form.get("emails", "")), password=form.get("password") or None,
+                               actor=by)
     except ValidationError as exc:
         db().rollback()
         return render_template("admin_user.html", user=row_or_404(StaffUser, user_id), roles=ROLES,
                                error=str(exc)), 400
     if changed:
-        audit.record(db(), by, "update", "staff_user", user.id, changed)
         flash(_("Saved."))
     return redirect(url_for("pages.admin_user", user_id=user.id))
 
