@@ -402,7 +402,7 @@ def cmd_imap_status(settings: Settings, as_json: bool) -> int:
 
 
 def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
-    from crm_inbox.pipeline.runner import failed_messages, process, retry
+    from crm_inbox.pipeline.runner import failed_messages, retry_now
 
     factory = _factory(settings)
     if args.inbox_command == "failed":
@@ -421,16 +421,15 @@ def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if not args.ids and not args.all:
         raise CliError("inbox retry: name message ids or use --all")
-    chosen = retry(factory, None if args.all else args.ids)
-    if args.ids and set(chosen) != set(args.ids):
-        missing = sorted(set(args.ids) - set(chosen))
+    outcomes = retry_now(factory, settings, None if args.all else args.ids, None)
+    if args.ids and {o.inbound_id for o in outcomes} != set(args.ids):
+        missing = sorted(set(args.ids) - {o.inbound_id for o in outcomes})
         print(f"not failed or unknown, skipped: {', '.join(map(str, missing))}", file=sys.stderr)
     still_failed = 0
-    for inbound_id in chosen:
-        outcome = process(factory, settings, inbound_id)
+    for outcome in outcomes:
         state = outcome.state.value if outcome.state else "received"
         still_failed += state == "failed"
-        print(f"{inbound_id}\t{state}\t{outcome.error or ''}".rstrip())
+        print(f"{outcome.inbound_id}\t{state}\t{outcome.error or ''}".rstrip())
     return 1 if still_failed else 0
 
 
@@ -447,7 +446,7 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     factory = _factory(settings)
     try:
         with unit_of_work(factory) as session:
-            user = add_staff(session, args.email, args.name, args.role, args.extension, password)
+            user = add_staff(session, args.email, args.name, args.role, args.extension, password, actor=None)
             print(f"staff user {user.id}: {user.name} <{user.primary_email}> ({user.role.value})")
             if password is None:
                 print("no password: cannot log in to the web app until an admin sets one on the staff page "
@@ -466,14 +465,13 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
         user = find_staff(session, args.email)
         if user is None:
             raise CliError(f"no staff user with the address {args.email}")
-        token = create_token(session, user, args.name)
+        token = create_token(session, user, args.name, actor=None)
     print(f"API token for {args.email} (shown once, keep it safe):", file=sys.stderr)
     print(token)
     return 0
 
 
 def cmd_privacy(settings: Settings, args: argparse.Namespace) -> int:
-    from crm_inbox import audit
     from crm_inbox.db import unit_of_work, write_lock
     from crm_inbox.privacy import service as privacy
     from crm_inbox.private_files import open_private
@@ -493,12 +491,12 @@ def cmd_privacy(settings: Settings, args: argparse.Namespace) -> int:
                 partial = path.with_name(path.name + ".part")
                 try:
                     with open_private(partial) as out:  # personal data: for this user's eyes only
-                        counts = privacy.write_export(session, contact.id, out)
+                        privacy.write_export(session, contact.id, out, None, via="cli")
                     partial.replace(path)  # never a half-written archive under the real name
-                except OSError as exc:  # a missing folder, no permission, a full disk: one line, no audit entry
+                except OSError as exc:  # a missing folder, no permission, a full disk: one line; the rollback
+                    # takes the export's audit entry with it
                     partial.unlink(missing_ok=True)
                     raise CliError(f"privacy export: cannot write {path}: {exc.strerror or exc}") from None
-                audit.record(session, None, "export", "contact", contact.id, {"by": "cli", **counts})
             print(path)
             return 0
         with factory() as session:

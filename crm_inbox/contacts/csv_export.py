@@ -3,6 +3,7 @@
 A cell that a spreadsheet would read as a formula (``=HYPERLINK(…)``, ``+cmd|…``, ``-2+3``, ``@SUM(…)``, or
 one hidden behind a tab or line break) gets a leading ``'``, so Excel and LibreOffice show it as text.
 Names, subjects and addresses come from strangers' mail, so every cell is treated that way.
+An export of contacts is written to the audit log here (who, what filter, how many), whichever page or API asks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from crm_inbox import audit
 from crm_inbox.models import Contact
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -45,3 +49,9 @@ def contact_row(contact: Contact) -> tuple[Any, ...]:
 
 def contacts_csv(contacts: Iterable[Contact]) -> str:
     return csv_text(CONTACT_COLUMNS, (contact_row(c) for c in contacts))
+
+
+def export_contacts_csv(session: Session, contacts: Sequence[Contact], actor: int | None, query: Any) -> str:
+    """The contacts as CSV, audited as exported by ``actor`` with the filter ``query`` as the caller has it."""
+    audit.record(session, actor, "export", "contact", None, {"format": "csv", "query": query, "count": len(contacts)})
+    return contacts_csv(contacts)

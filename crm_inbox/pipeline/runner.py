@@ -19,6 +19,7 @@ from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_inbox import audit
 from crm_inbox.config import Settings
 from crm_inbox.contacts.directory import Directory
 from crm_inbox.db import affected, unit_of_work, write_lock
@@ -145,6 +146,21 @@ def retry(factory: sessionmaker[Session], ids: Iterable[int] | None) -> list[int
             session.execute(update(InboundMessage).where(InboundMessage.id.in_(chosen))
                             .values(state=InboundState.RECEIVED, error=None, failed_step=None))
     return chosen
+
+
+def retry_now(factory: sessionmaker[Session], settings: Settings, ids: Iterable[int] | None,
+              actor: int | None) -> list[Outcome]:
+    """Staff's retry (page, API, command line): put failed messages back, process each at once and audit it
+    as retried by ``actor`` with the state it ended in. Ids that were not failed are left out of the result."""
+    outcomes = []
+    for inbound_id in retry(factory, ids):
+        outcome = process(factory, settings, inbound_id)
+        with write_lock(factory), unit_of_work(factory) as session:
+            # Read back, not taken from the outcome: it has no state when another worker got there first.
+            now = session.get_one(InboundMessage, inbound_id).state
+            audit.record(session, actor, "retry", "inbound_message", inbound_id, {"state": now.value})
+        outcomes.append(outcome)
+    return outcomes
 
 
 class Worker:

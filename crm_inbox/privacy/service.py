@@ -124,9 +124,11 @@ def _owned(session: Session, contact_id: int) -> Owned:
     return Owned(sorted(interactions), ids["tickets"], ids["calls"], ids["reminders"])
 
 
-def write_export(session: Session, contact_id: int, target: IO[bytes]) -> dict[str, int]:
+def write_export(session: Session, contact_id: int, target: IO[bytes], actor: int | None, *,
+                 via: str | None = None) -> dict[str, int]:
     """Write the archive of everything stored about the contact to ``target`` (a zip: ``contact.json``,
-    ``attachments/<id>-<name>``, ``mail/<inbound id>.eml``); returns counts."""
+    ``attachments/<id>-<name>``, ``mail/<inbound id>.eml``); returns counts. Audited as exported by ``actor``
+    (``via``: the channel named in the entry, "cli"); a caller whose copy then fails rolls the entry back."""
     contact = session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
@@ -180,6 +182,7 @@ def write_export(session: Session, contact_id: int, target: IO[bytes]) -> dict[s
         counts.update(tickets=len(data["tickets"]), calls=len(data["calls"]), reminders=len(data["reminders"]),
                       audit_entries=len(data["audit_log"]))
         archive.writestr("contact.json", json.dumps(data, ensure_ascii=False, indent=2))
+    audit.record(session, actor, "export", "contact", contact_id, {"by": via, **counts} if via else counts)
     return counts
 
 

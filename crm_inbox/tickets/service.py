@@ -261,6 +261,18 @@ def queue_acknowledgement(session: Session, settings: Settings, ticket: Ticket, 
 
 # --- staff changes (API and pages) ---
 
+def open_for_contact(session: Session, settings: Settings, contact: Contact, subject: str,
+                     actor: int | None) -> Ticket:
+    """A ticket staff open for a customer (a phone request, say), audited as opened by ``actor`` and assigned to
+    them unless the contact's owner already has it."""
+    ticket = open_ticket(session, settings, subject=subject, contact=contact, interaction=None, opened_by=None,
+                         staff_id=actor)
+    audit.record(session, actor, "create", "ticket", ticket.id, {"contact_id": contact.id, "subject": subject})
+    if ticket.assignee_id is None and actor is not None:
+        change(session, ticket, actor, {"assignee_id": actor})
+    return ticket
+
+
 def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
     """State, priority and assignee changes, each an event; returns what changed (for the audit log)."""
     unknown = sorted(set(data) - {"state", "priority", "assignee_id", "subject"})

@@ -10,8 +10,7 @@ from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from crm_inbox import audit
-from crm_inbox.contacts.csv_export import contacts_csv
+from crm_inbox.contacts.csv_export import export_contacts_csv
 from crm_inbox.contacts.inputs import CompanyChanges, ContactChanges, FieldValue
 from crm_inbox.contacts.merge import merge_contacts
 from crm_inbox.contacts.search import company_matches, contact_matches, query_text
@@ -148,9 +147,7 @@ def list_contacts() -> Response:
         # An export: the same filters and paging (limit up to 500), with the company and owner by name.
         rows = db().execute(query.options(selectinload(Contact.company), selectinload(Contact.owner))
                             .order_by(Contact.id).limit(limit).offset(offset)).scalars().all()
-        audit.record(db(), actor_id(), "export", "contact", None,
-                     {"format": "csv", "query": request.args.to_dict(), "count": len(rows)})
-        return csv_response(contacts_csv(rows), "contacts.csv")
+        return csv_response(export_contacts_csv(db(), rows, actor_id(), request.args.to_dict()), "contacts.csv")
     rows = db().execute(query.order_by(Contact.id).limit(limit).offset(offset)).scalars().all()
     return jsonify(items=[ser.contact(c) for c in rows])
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
-from crm_inbox import audit
 from crm_inbox.models import InboundMessage, InboundState
-from crm_inbox.pipeline.runner import process, retry
+from crm_inbox.pipeline.runner import retry_now
 from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg
@@ -36,9 +35,9 @@ def retry_inbound(inbound_id: int) -> Response:
         fail(409, "conflict", f"inbound message {inbound_id} is {message.state.value}, not failed")
     db().rollback()  # the retry runs in its own units of work
     app_state = state()
-    retry(app_state.factory, [inbound_id])
-    outcome = process(app_state.factory, app_state.settings, inbound_id)
+    outcomes = retry_now(app_state.factory, app_state.settings, [inbound_id], actor_id())
+    if not outcomes:  # another retry was first
+        fail(409, "conflict", f"inbound message {inbound_id} is not failed any more")
     fresh = db().get_one(InboundMessage, inbound_id)
     db().refresh(fresh)
-    audit.record(db(), actor_id(), "retry", "inbound_message", inbound_id, {"state": fresh.state.value})
-    return jsonify({**ser.inbound(fresh), "interaction_id": outcome.interaction_id})
+    return jsonify({**ser.inbound(fresh), "interaction_id": outcomes[0].interaction_id})

@@ -6,7 +6,6 @@ import tempfile
 
 from flask import Response, jsonify, send_file
 
-from crm_inbox import audit
 from crm_inbox.models import Contact
 from crm_inbox.privacy import service as privacy
 from web.api.blueprint import api
@@ -21,9 +20,8 @@ def export_contact(contact_id: int) -> Response:
     get_or_404(Contact, contact_id, "contact")
     # Spooled: small archives stay in memory, one with large attachments goes to a temporary file.
     archive = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115  (send_file closes it)
-    counts = privacy.write_export(db(), contact_id, archive)
+    privacy.write_export(db(), contact_id, archive, actor_id())
     archive.seek(0)
-    audit.record(db(), actor_id(), "export", "contact", contact_id, counts)
     response = send_file(archive, mimetype="application/zip", as_attachment=True,
                          download_name=f"contact-{contact_id}-export.zip", max_age=0)
     response.headers["Cache-Control"] = "private, no-store"

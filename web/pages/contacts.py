@@ -8,8 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import selectinload
 
-from crm_inbox import audit
-from crm_inbox.contacts.csv_export import contacts_csv as contacts_csv_text
+from crm_inbox.contacts.csv_export import export_contacts_csv
 from crm_inbox.contacts.listing import companies_page, contacts_page
 from crm_inbox.contacts.search import (
     MAX_QUERY,
@@ -93,5 +92,4 @@ def contacts_csv() -> Response:
     rows = db().execute(contacts_by_name(query)).scalars().all()
     user = current_user()
     assert user is not None  # the blueprint's guard
-    audit.record(db(), user.id, "export", "contact", None, {"format": "csv", "query": q, "count": len(rows)})
-    return csv_response(contacts_csv_text(rows), "contacts.csv")
+    return csv_response(export_contacts_csv(db(), rows, user.id, q), "contacts.csv")

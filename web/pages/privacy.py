@@ -9,7 +9,6 @@ from flask import Response, abort, flash, redirect, render_template, request, se
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit
 from crm_inbox.models import Contact, StaffRole
 from crm_inbox.privacy import service as privacy
 from web.auth import current_user
@@ -30,9 +29,8 @@ def contact_export(contact_id: int) -> Response:
     by = admin_id()
     row_or_404(Contact, contact_id)
     archive = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115  (send_file closes it)
-    counts = privacy.write_export(db(), contact_id, archive)
+    privacy.write_export(db(), contact_id, archive, by)
     archive.seek(0)
-    audit.record(db(), by, "export", "contact", contact_id, counts)
     response = send_file(archive, mimetype="application/zip", as_attachment=True,
                          download_name=f"contact-{contact_id}-export.zip", max_age=0)
     response.headers["Cache-Control"] = "private, no-store"

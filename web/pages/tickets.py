@@ -8,7 +8,6 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, Interaction, Priority, StaffUser, Ticket, TicketEvent, TicketState
 from crm_inbox.tickets import queries, service
@@ -91,11 +90,7 @@ def contact_open_ticket(contact_id: int) -> BaseResponse:
     if not subject:
         flash(_("No ticket opened: a subject is needed."))
         return redirect(url_for("pages.contact", contact_id=contact_id))
-    item = service.open_ticket(db(), state().settings, subject=subject, contact=contact, interaction=None,
-                               opened_by=None, staff_id=by)
-    audit.record(db(), by, "create", "ticket", item.id, {"contact_id": contact_id, "subject": subject})
-    if item.assignee_id is None:
-        service.change(db(), item, by, {"assignee_id": by})
+    item = service.open_for_contact(db(), state().settings, contact, subject, by)
     return redirect(url_for("pages.ticket", ticket_id=item.id))
 
 

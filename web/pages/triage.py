@@ -8,12 +8,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import audit
 from crm_inbox.contacts.inputs import ContactChanges
 from crm_inbox.contacts.service import create_contact
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
-from crm_inbox.pipeline.runner import process, retry
+from crm_inbox.pipeline.runner import retry_now
 from crm_inbox.text import shorten
 from crm_inbox.timeline.triage import assign, ignore_failed, unassigned_query
 from web.auth import editor_id
@@ -90,12 +89,11 @@ def triage_retry(inbound_id: int) -> BaseResponse:
     staff_id = editor_id()
     db().rollback()  # the retry runs in units of work of its own
     app = state()
-    if not retry(app.factory, [inbound_id]):
+    outcomes = retry_now(app.factory, app.settings, [inbound_id], staff_id)
+    if not outcomes:
         flash(_("Message %(id)s is not waiting for a retry.", id=inbound_id))
         return redirect(url_for("pages.triage"))
-    outcome = process(app.factory, app.settings, inbound_id)
-    audit.record(db(), staff_id, "retry", "inbound_message", inbound_id,
-                 {"state": outcome.state.value if outcome.state else None})
+    outcome = outcomes[0]
     if outcome.state != InboundState.FAILED:
         flash(_("Message %(id)s: processed.", id=inbound_id))
     else:
