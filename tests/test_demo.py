@@ -177,7 +177,7 @@ def test_demo_fills_an_empty_database_and_its_login_works(german: Demo):
     assert token
     response = client.post("/login", data={"email": login.email, "password": login.password,
                                            "csrf_token": token.group(1)})
-    assert response.status_code == 302 and response.headers["Location"] == "/contacts"
+    assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
 
     listing = client.get("/contacts").get_data(as_text=True)
     assert "Katrin Vogel" in listing  # the admin is logged in
