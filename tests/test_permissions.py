@@ -56,7 +56,8 @@ API_PERMISSIONS: dict[str, str] = {
 PAGE_PERMISSIONS: dict[str, str] = {
     "pages.login": PUBLIC, "pages.healthz": PUBLIC,
     "pages.index": READ, "pages.dashboard": READ, "pages.contacts": READ, "pages.search_mail": READ,
-    "pages.contact": READ, "pages.company": READ, "pages.companies": READ, "pages.interaction": READ, "pages.interaction_html": READ,
+    "pages.contact": READ, "pages.company": READ, "pages.companies": READ, "pages.interaction": READ,
+    "pages.interaction_html": READ,
     "pages.attachment": READ, "pages.tickets": READ, "pages.ticket": READ, "pages.triage": READ,
     "pages.call_events": READ, "pages.contact_suggest": READ, "pages.contacts_csv": READ,
     "pages.contact_edit": WRITE, "pages.contact_note": WRITE, "pages.contact_merge": WRITE,
