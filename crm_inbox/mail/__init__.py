@@ -1,1 +1,5 @@
-"""Pure mail handling: parsing bytes, addresses, HTML, attachment names. No database here."""
+"""Pure mail handling, no database: parsing bytes (parse, charsets, encoded_words), addresses, HTML sanitising,
+attachment names, forwarded mail, automatic mail and bounces, and attribution (who a mail is about).
+
+May import config, models (enums only), time_range; nothing that does I/O.
+"""
