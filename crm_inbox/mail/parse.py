@@ -410,7 +410,13 @@ def _feed(chunks: Iterable[bytes]) -> Message:
     empty = True
     head = bytearray()
     in_head = True
+    cr_only: bool | None = None
     for chunk in chunks:
+        if cr_only is None and chunk:
+            # Old Mac mail ends its lines in a lone CR; the parser would see one endless header line.
+            cr_only = b"\r" in chunk and b"\n" not in chunk
+        if cr_only:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         empty = empty and not chunk.strip()
         if not in_head:
             parser.feed(chunk)
