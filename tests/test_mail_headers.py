@@ -225,3 +225,19 @@ def test_an_encoded_name_that_reads_like_an_address_is_stored_as_a_quoted_name(f
     with factory() as session:
         emails = [e.email for c in session.execute(select(Contact)).scalars() for e in c.emails]
     assert emails == ["attacker@evil.example"]
+
+
+@pytest.mark.parametrize("sender", ["\x00.schneider@example.com", "m.sch\x01neider@example.com",
+                                    "Markus <m.schneider\x7f@example.com>"])
+def test_an_address_with_a_control_character_is_no_address(factory, settings, sender):
+    """A NUL in a broken header must not become an address: PostgreSQL refuses NUL in text, so the mail failed
+    with an internal error in match_contacts (found by the fuzz test)."""
+    raw = (f"From: {sender}\r\nTo: {CRM}\r\nSubject: Rueckruf\r\nMessage-ID: <ctl@example.com>\r\n\r\n"
+           "Bitte um Rueckruf.\r\n").encode("latin-1")
+    interaction = run(factory, settings, raw)
+    with factory() as session:
+        # The From address is unusable, so the envelope sender is the author (its reason is recorded).
+        leads = [e.email for c in session.execute(select(Contact)).scalars() for e in c.emails]
+    assert leads == ["sender@example.net"]
+    assert interaction.subject == "Rueckruf"
+    assert "envelope" in (interaction.attribution_reason or "")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from crm_inbox.mail.encoded_words import decode_words
 
-_LOCAL_OK = re.compile(r"^[^\s@<>()\[\],;:\"\\]+$")
+# No control characters: a NUL from a broken header must not become an address (PostgreSQL refuses it in text).
+_LOCAL_OK = re.compile(r"^[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]+$")
 _DOMAIN_OK = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$|^\[[0-9a-f:.]+\]$")
 _NOREPLY = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|noreply[-_.].*|.*[-_.]noreply)$")
 _SYSTEM_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "bounce", "bounces"})
