@@ -10,20 +10,12 @@ may be (an e-mail address, a phone number, a known role, a company name's length
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
 
+from crm_inbox.inputs import NOT_GIVEN, NotGiven
 
-class NotGiven(enum.Enum):
-    NOT_GIVEN = "not given"
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-NOT_GIVEN: Final = NotGiven.NOT_GIVEN
+__all__ = ["NOT_GIVEN", "CompanyChanges", "ContactChanges", "FieldValue", "NotGiven"]
 
 # A free field's value as JSON has it (the pages give strings).
 FieldValue = str | int | float | bool | None

@@ -41,6 +41,7 @@ from crm_inbox.models import (
 )
 from crm_inbox.models.reminders import ACTIVE_STATES
 from crm_inbox.reminders.due_time import parse_due, read_due
+from crm_inbox.reminders.inputs import NOT_GIVEN, NOTE_RULE, TITLE_RULE, WHEN_RULE, ReminderChanges, ReminderFields
 from crm_inbox.text import single_line
 from crm_inbox.timeline.service import record_interaction
 
@@ -210,32 +211,32 @@ _REFERENCES: dict[str, type[Any]] = {"assignee_id": StaffUser, "contact_id": Con
                                      "interaction_id": Interaction}
 
 
-def read_input(session: Session, settings: Settings, data: dict[str, Any], *, creating: bool) -> ReminderInput:
-    allowed = {"title", "due", "due_at", "note", "assignee_id", "contact_id", "ticket_id", "interaction_id"}
-    if not creating:
-        allowed |= {"state", "snooze", "snooze_until", "completion"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValidationError(unknown[0], "is not a known field")
+def read_input(session: Session, settings: Settings, fields: ReminderFields) -> ReminderInput:
+    """A new reminder's fields, checked: a title and a due time are required."""
+    return _check(session, settings, fields, creating=True)
+
+
+def _check(session: Session, settings: Settings, data: ReminderFields | ReminderChanges, *,
+           creating: bool) -> ReminderInput:
     values: dict[str, Any] = {}
-    if "title" in data or creating:
-        title = data.get("title")
+    if data.title is not NOT_GIVEN or creating:
+        title = data.title
         if not isinstance(title, str) or not single_line(title) or len(title) > 300:
-            raise ValidationError("title", "must be a non-empty string of at most 300 characters")
+            raise ValidationError("title", TITLE_RULE)
         values["title"] = " ".join(single_line(title).split())
-    if "note" in data:
-        note = data["note"]
-        if note is not None and (not isinstance(note, str) or len(note) > 20000):
-            raise ValidationError("note", "must be a string of at most 20000 characters")
-        values["note"] = note
+    if data.note is not NOT_GIVEN:
+        if data.note is not None and (not isinstance(data.note, str) or len(data.note) > 20000):
+            raise ValidationError("note", NOTE_RULE)
+        values["note"] = data.note
     for key in ("due_at", "due"):
-        if key in data:
-            values["due_at"] = due_from(settings, data[key], key)
+        when = getattr(data, key)
+        if when is not NOT_GIVEN:
+            values["due_at"] = due_from(settings, when, key)
     if creating and "due_at" not in values:
         raise ValidationError("due_at", "is required (an ISO time, or \"due\": \"tomorrow 9:00\", \"in 3 days\")")
     for key, model in _REFERENCES.items():
-        if key in data:
-            ref = data[key]
+        ref = getattr(data, key)
+        if ref is not NOT_GIVEN:
             if ref is not None and (not is_id(ref) or session.get(model, ref) is None):
                 raise ValidationError(key, f"no such {key.removesuffix('_id')}")
             values[key] = ref
@@ -249,8 +250,7 @@ def due_from(settings: Settings, value: Any, field: str) -> datetime:
     except DueOutOfRange as exc:
         raise ValidationError(field, str(exc)) from None
     if due is None:
-        raise ValidationError(field, "must be a time: ISO 8601, or words such as \"tomorrow 9:00\", \"in 3 days\", "
-                                     "\"Freitag 10 Uhr\"")
+        raise ValidationError(field, WHEN_RULE)
     return due
 
 
@@ -265,12 +265,10 @@ def create(session: Session, data: ReminderInput, by: int | None) -> Reminder:
     return reminder
 
 
-def change(session: Session, settings: Settings, reminder: Reminder, data: dict[str, Any], by: int | None) -> None:
+def change(session: Session, settings: Settings, reminder: Reminder, data: ReminderChanges, by: int | None) -> None:
     """Edit, snooze (``snooze``: "in 2 hours" or ``snooze_until``), complete (``state: done``), cancel or
     reopen a reminder."""
-    fields = read_input(session, settings, {k: v for k, v in data.items()
-                                            if k not in {"state", "snooze", "snooze_until", "completion"}},
-                        creating=False)
+    fields = _check(session, settings, data, creating=False)
     now = utcnow()
     changed: dict[str, Any] = {}
     for key in fields.set_fields:
@@ -280,20 +278,21 @@ def change(session: Session, settings: Settings, reminder: Reminder, data: dict[
             changed[key] = value.isoformat() if isinstance(value, datetime) else value
     if "due_at" in fields.set_fields and reminder.active:
         reminder.fire_at = reminder.due_at  # a new due time fires anew
-    snooze = data.get("snooze_until", data.get("snooze"))
-    if snooze is not None:
+    snooze_field = "snooze_until" if data.snooze_until is not NOT_GIVEN else "snooze"
+    snooze = getattr(data, snooze_field)
+    snoozing = snooze is not NOT_GIVEN and snooze is not None  # null: no snooze
+    if snoozing:
         if not reminder.active:
             raise ValidationError("snooze", f"a reminder that is {reminder.state.value} cannot be snoozed")
-        reminder.due_at = reminder.fire_at = due_from(settings, snooze, "snooze_until" if "snooze_until" in data
-                                                      else "snooze")
+        reminder.due_at = reminder.fire_at = due_from(settings, snooze, snooze_field)
         reminder.state = ReminderState.SNOOZED
         changed["snoozed_until"] = reminder.due_at.isoformat()
-    if "state" in data:
+    if data.state is not NOT_GIVEN:
         try:
-            state = ReminderState(data["state"])
+            state = ReminderState(data.state)
         except (ValueError, TypeError):
             raise ValidationError("state", "must be one of " + ", ".join(s.value for s in ReminderState)) from None
-        if state != reminder.state and not (state == ReminderState.SNOOZED and snooze is not None):
+        if state != reminder.state and not (state == ReminderState.SNOOZED and snoozing):
             if state == ReminderState.SNOOZED:
                 raise ValidationError("state", "snooze with \"snooze\": \"in 2 hours\" or \"snooze_until\"")
             if state in ACTIVE_STATES:  # reopened
@@ -303,7 +302,7 @@ def change(session: Session, settings: Settings, reminder: Reminder, data: dict[
             else:
                 reminder.state, reminder.fire_at = state, None
                 reminder.completed_at, reminder.completed_by_id = now, by
-                completion = data.get("completion")
+                completion = data.completion
                 reminder.completion = (completion if isinstance(completion, str) and completion.strip()
                                        else f"{state.value} by staff")[:300]
                 _on_timeline(session, reminder, state.value, by, reminder.completion)

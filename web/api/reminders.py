@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 
+from crm_inbox.errors import ValidationError
 from crm_inbox.ids import MAX_ID
 from crm_inbox.models import Reminder, ReminderState
 from crm_inbox.reminders import service
+from crm_inbox.reminders.inputs import NOTE_RULE, TITLE_RULE, WHEN_RULE, ReminderChanges, ReminderFields
 from crm_inbox.staff.service import new_calendar_token
 from crm_inbox.time_range import EARLIEST, LATEST, in_range
 from web.api import serialize as ser
@@ -33,6 +36,41 @@ def reminder_json(r: Reminder) -> dict[str, Any]:
 
 def _changed() -> None:
     after_commit(state().reminders_changed)
+
+
+# --- JSON into the service's typed inputs: shapes only (the values' rules are the service's) ---
+
+def _string(rule: str, *, nullable: bool) -> Callable[[str, Any], str | None]:
+    def parse(field: str, value: Any) -> str | None:
+        if not isinstance(value, str) and not (nullable and value is None):
+            raise ValidationError(field, rule)
+        return value
+    return parse
+
+
+def _reference(field: str, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValidationError(field, f"no such {field.removesuffix('_id')}")
+    return value
+
+
+_STATES = "must be one of " + ", ".join(s.value for s in ReminderState)
+_FIELDS_JSON: dict[str, Callable[[str, Any], Any]] = {
+    "title": _string(TITLE_RULE, nullable=False), "note": _string(NOTE_RULE, nullable=True),
+    "due_at": _string(WHEN_RULE, nullable=False), "due": _string(WHEN_RULE, nullable=False),
+    "assignee_id": _reference, "contact_id": _reference, "ticket_id": _reference, "interaction_id": _reference}
+_CHANGES_JSON: dict[str, Callable[[str, Any], Any]] = {
+    **_FIELDS_JSON, "state": _string(_STATES, nullable=False), "snooze": _string(WHEN_RULE, nullable=True),
+    "snooze_until": _string(WHEN_RULE, nullable=True), "completion": _string("must be a string", nullable=True)}
+R = TypeVar("R", ReminderFields, ReminderChanges)
+
+
+def _input(kind: type[R], parsers: dict[str, Callable[[str, Any], Any]], data: dict[str, Any]) -> R:
+    """Only the keys sent are given (a PATCH changes just those); an unknown key is a 400 naming it."""
+    unknown = sorted(set(data) - set(parsers))
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field")
+    return kind(**{key: parsers[key](key, value) for key, value in data.items()})
 
 
 @api.get("/reminders")
@@ -81,7 +119,7 @@ def create_reminder() -> Response:
     """``due_at`` (ISO) or ``due`` ("tomorrow 9:00", "in 3 days", "Freitag 10 Uhr"); the assignee defaults
     to the caller (``assignee_id: null`` for the team)."""
     settings = state().settings
-    data = service.read_input(db(), settings, json_body(), creating=True)
+    data = service.read_input(db(), settings, _input(ReminderFields, _FIELDS_JSON, json_body()))
     reminder = service.create(db(), data, actor_id())
     _changed()
     response = jsonify(reminder_json(reminder))
@@ -101,7 +139,8 @@ def get_reminder(reminder_id: int) -> Response:
 def patch_reminder(reminder_id: int) -> Response:
     """Change fields; ``snooze``/``snooze_until`` moves it on; ``state``: done, cancelled, open."""
     reminder = get_or_404(Reminder, reminder_id, "reminder")
-    service.change(db(), state().settings, reminder, json_body(), actor_id())
+    service.change(db(), state().settings, reminder, _input(ReminderChanges, _CHANGES_JSON, json_body()),
+                   actor_id())
     _changed()
     return jsonify(reminder_json(reminder))
 

@@ -14,6 +14,7 @@ from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, Reminder, utcnow
 from crm_inbox.pipeline.runner import failed_count
 from crm_inbox.reminders import service
+from crm_inbox.reminders.inputs import NOT_GIVEN, ReminderChanges, ReminderFields
 from crm_inbox.staff.service import new_calendar_token
 from crm_inbox.tickets import queries as tickets_queries
 from crm_inbox.timeline.service import recent as recent_activity
@@ -59,7 +60,7 @@ def _back() -> BaseResponse:
 @pages.post("/reminders/<int:reminder_id>/done")
 def reminder_done(reminder_id: int) -> BaseResponse:
     by = editor_id()
-    service.change(db(), state().settings, row_or_404(Reminder, reminder_id), {"state": "done"}, by)
+    service.change(db(), state().settings, row_or_404(Reminder, reminder_id), ReminderChanges(state="done"), by)
     return _back()
 
 
@@ -68,7 +69,7 @@ def reminder_snooze(reminder_id: int) -> BaseResponse:
     by = editor_id()
     try:
         service.change(db(), state().settings, row_or_404(Reminder, reminder_id),
-                       {"snooze": request.form.get("until", "")}, by)
+                       ReminderChanges(snooze=request.form.get("until", "")), by)
     except ValidationError as exc:
         flash(_("Not snoozed: %(why)s", why=exc.message))
     return _back()
@@ -77,13 +78,12 @@ def reminder_snooze(reminder_id: int) -> BaseResponse:
 @pages.post("/reminders")
 def reminder_new() -> BaseResponse:
     by = editor_id()
-    data: dict[str, object] = {"title": request.form.get("title", ""), "due": request.form.get("due", "")}
-    if request.form.get("contact_id", "").isdigit():
-        data["contact_id"] = int(request.form["contact_id"])
-    if request.form.get("for") == "team":
-        data["assignee_id"] = None
+    contact = request.form.get("contact_id", "")
+    fields = ReminderFields(title=request.form.get("title", ""), due=request.form.get("due", ""),
+                            contact_id=int(contact) if contact.isdigit() else NOT_GIVEN,
+                            assignee_id=None if request.form.get("for") == "team" else NOT_GIVEN)
     try:
-        service.create(db(), service.read_input(db(), state().settings, data, creating=True), by)
+        service.create(db(), service.read_input(db(), state().settings, fields), by)
     except ValidationError as exc:
         flash(_("No reminder made: %(field)s %(why)s", field=exc.field, why=exc.message))
     return _back()
