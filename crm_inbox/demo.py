@@ -54,6 +54,7 @@ from crm_inbox.phone import to_e164
 from crm_inbox.pipeline.runner import process
 from crm_inbox.staff.service import add_staff
 from crm_inbox.tickets import service as tickets
+from crm_inbox.tickets.inputs import TicketChanges
 from crm_inbox.timeline.service import record_interaction
 
 LANGUAGES = ("de", "en")
@@ -1024,7 +1025,7 @@ def solve_one_ticket(session: Session, staff_id: int) -> None:
     ticket = session.execute(select(Ticket).where(Ticket.state == TicketState.OPEN).order_by(Ticket.id)
                              .limit(1)).scalar_one_or_none()
     if ticket is not None:
-        tickets.change(session, ticket, staff_id, {"state": TicketState.SOLVED.value})
+        tickets.change(session, ticket, staff_id, TicketChanges(state=TicketState.SOLVED.value))
 
 
 # --- calls and notes -----------------------------------------------------------------------------------

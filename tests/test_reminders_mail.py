@@ -14,6 +14,7 @@ from crm_inbox.db import unit_of_work
 from crm_inbox.models import Reminder, ReminderState, Ticket
 from crm_inbox.staff.service import add_staff
 from crm_inbox.tickets import service as ticket_service
+from crm_inbox.tickets.inputs import TicketChanges
 from tests.conftest import CRM, make_settings
 from tests.mailfactory import make_mail
 from tests.test_tickets import (
@@ -98,11 +99,11 @@ def test_closing_or_merging_the_ticket_completes_its_reminder_and_reassigning_mo
     jonas = staff_user(crm, "jonas.becker@beispiel-firma.de", "Jonas Becker")
     ticket, _ = open_ticket(crm)
     with unit_of_work(crm.factory) as session:
-        ticket_service.change(session, session.get_one(Ticket, ticket.id), None, {"assignee_id": jonas})
+        ticket_service.change(session, session.get_one(Ticket, ticket.id), None, TicketChanges(assignee_id=jonas))
     [reminder] = ticket_reminders(crm)
     assert reminder.assignee_id == jonas and reminder.state == ReminderState.OPEN
     with unit_of_work(crm.factory) as session:
-        ticket_service.change(session, session.get_one(Ticket, ticket.id), jonas, {"state": "closed"})
+        ticket_service.change(session, session.get_one(Ticket, ticket.id), jonas, TicketChanges(state="closed"))
     [reminder] = ticket_reminders(crm)
     assert reminder.state == ReminderState.DONE and reminder.completion == "ticket set to closed"
     assert reminder.completed_by_id == jonas

@@ -39,6 +39,7 @@ from crm_inbox.models import (
 from crm_inbox.runtime import Service
 from crm_inbox.staff.service import add_staff
 from crm_inbox.tickets import service as ticket_service
+from crm_inbox.tickets.inputs import TicketChanges
 from handlers.smtp import SmtpServer
 from tests.conftest import CRM, SUPPORT, make_settings
 from tests.mailfactory import make_mail
@@ -309,7 +310,7 @@ def test_staff_reply_via_bcc_makes_it_pending_and_the_customer_reply_reopens_it(
 def test_reply_to_a_closed_ticket_opens_a_new_linked_ticket(crm):
     ticket, first_id = open_one(crm)
     with unit_of_work(crm.factory) as session:
-        ticket_service.change(session, session.get_one(Ticket, ticket.id), None, {"state": "closed"})
+        ticket_service.change(session, session.get_one(Ticket, ticket.id), None, TicketChanges(state="closed"))
 
     raw, late_id = customer_mail(f"Re: [#{ticket.number}] Lieferung 4711 beschädigt",
                                  headers={"In-Reply-To": first_id})
@@ -337,7 +338,7 @@ def test_reply_to_a_recently_closed_ticket_reopens_it_when_configured(database_u
     with running(settings) as crm:
         ticket, first_id = open_one(crm)
         with unit_of_work(crm.factory) as session:
-            ticket_service.change(session, session.get_one(Ticket, ticket.id), None, {"state": "closed"})
+            ticket_service.change(session, session.get_one(Ticket, ticket.id), None, TicketChanges(state="closed"))
         raw, late_id = customer_mail("Re: Lieferung 4711 beschädigt", headers={"In-Reply-To": first_id})
         crm.send(raw)
         crm.settle()
@@ -348,7 +349,7 @@ def test_reply_to_a_recently_closed_ticket_reopens_it_when_configured(database_u
 
         # Closed long ago: a new, linked ticket.
         with unit_of_work(crm.factory) as session:
-            ticket_service.change(session, session.get_one(Ticket, ticket.id), None, {"state": "closed"})
+            ticket_service.change(session, session.get_one(Ticket, ticket.id), None, TicketChanges(state="closed"))
             session.execute(update(Ticket).where(Ticket.id == ticket.id)
                             .values(closed_at=utcnow() - timedelta(days=8)))
         raw, later_id = customer_mail("Re: Lieferung 4711 beschädigt", headers={"In-Reply-To": late_id})
@@ -413,7 +414,7 @@ def test_an_auto_reply_joins_its_ticket_but_changes_nothing(crm):
     anna = staff_user(crm)
     ticket, first_id = open_one(crm)
     with unit_of_work(crm.factory) as session:
-        ticket_service.change(session, session.get_one(Ticket, ticket.id), anna, {"state": "pending"})
+        ticket_service.change(session, session.get_one(Ticket, ticket.id), anna, TicketChanges(state="pending"))
     raw, ooo_id = customer_mail(f"Automatische Antwort: [#{ticket.number}] Lieferung",
                                 headers={"Auto-Submitted": "auto-replied", "In-Reply-To": first_id})
     crm.send(raw)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
 from crm_inbox.contacts.directory import ContactRef
+from crm_inbox.contacts.inputs import NOT_GIVEN
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import is_id
 from crm_inbox.models import (
@@ -38,6 +39,7 @@ from crm_inbox.models.tickets import NUMBER_OFFSET
 from crm_inbox.reminders import service as reminders
 from crm_inbox.text import single_line
 from crm_inbox.tickets import policy
+from crm_inbox.tickets.inputs import TicketChanges
 from crm_inbox.tickets.policy import InThread, MailFacts
 from crm_inbox.timeline.service import record_interaction
 
@@ -269,61 +271,53 @@ def open_for_contact(session: Session, settings: Settings, contact: Contact, sub
                          staff_id=actor)
     audit.record(session, actor, "create", "ticket", ticket.id, {"contact_id": contact.id, "subject": subject})
     if ticket.assignee_id is None and actor is not None:
-        change(session, ticket, actor, {"assignee_id": actor})
+        change(session, ticket, actor, TicketChanges(assignee_id=actor))
     return ticket
 
 
-def change(session: Session, ticket: Ticket, staff_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
-    """State, priority and assignee changes, each an event; returns what changed (for the audit log)."""
-    unknown = sorted(set(data) - {"state", "priority", "assignee_id", "subject"})
-    if unknown:
-        raise ValidationError(unknown[0], "is not a known field")
+def change(session: Session, ticket: Ticket, staff_id: int | None, changes: TicketChanges) -> dict[str, Any]:
+    """State, priority, assignee and subject changes, each an event, audited as made by ``staff_id``; returns what
+    changed. Every value is checked before the first change, so a bad one changes nothing."""
+    if changes.state is not NOT_GIVEN and changes.state not in {s.value for s in TicketState}:
+        raise ValidationError("state", "must be one of " + ", ".join(s.value for s in TicketState))
+    if changes.priority is not NOT_GIVEN and changes.priority not in {p.value for p in Priority}:
+        raise ValidationError("priority", "must be one of " + ", ".join(p.value for p in Priority))
+    assignee = changes.assignee_id
+    if assignee is not NOT_GIVEN and assignee is not None and (
+            not is_id(assignee) or session.get(StaffUser, assignee) is None):
+        raise ValidationError("assignee_id", "no such staff user")
+    subject = changes.subject
+    if subject is not NOT_GIVEN and (not single_line(subject) or len(subject) > 998):
+        raise ValidationError("subject", "must be a non-empty string")
     changed: dict[str, Any] = {}
-    if "state" in data:
-        try:
-            state = TicketState(data["state"])
-        except ValueError:
-            raise ValidationError("state", "must be one of " + ", ".join(s.value for s in TicketState)) from None
-        if state != ticket.state:
-            before, ticket.state = ticket.state, state
-            if state == TicketState.CLOSED:
-                ticket.closed_at = utcnow()
-            _event(session, ticket, "state", staff_id=staff_id, timeline=f"state {before.value} → {state.value}",
-                   before=before.value, after=state.value)
-            if state in {TicketState.PENDING, TicketState.SOLVED, TicketState.CLOSED}:
-                reminders.ticket_answered(session, ticket, f"ticket set to {state.value}", staff_id)
-            changed["state"] = state.value
-    if "priority" in data:
-        try:
-            priority = Priority(data["priority"])
-        except ValueError:
-            raise ValidationError("priority", "must be one of " + ", ".join(p.value for p in Priority)) from None
-        if priority != ticket.priority:
-            before_p, ticket.priority = ticket.priority, priority
-            _event(session, ticket, "priority", staff_id=staff_id,
-                   timeline=f"priority {before_p.value} → {priority.value}", before=before_p.value,
-                   after=priority.value)
-            changed["priority"] = priority.value
-    if "assignee_id" in data:
-        assignee = data["assignee_id"]
-        if assignee is not None and (not is_id(assignee) or session.get(StaffUser, assignee) is None):
-            raise ValidationError("assignee_id", "no such staff user")
-        if assignee != ticket.assignee_id:
-            before_a, ticket.assignee_id = ticket.assignee_id, assignee
-            name = session.get_one(StaffUser, assignee).name if assignee else "nobody"
-            _event(session, ticket, "assignee", staff_id=staff_id, timeline=f"assigned to {name}",
-                   before=before_a, after=assignee)
-            reminders.ticket_reassigned(session, ticket)
-            changed["assignee_id"] = assignee
-    if "subject" in data:
-        subject = data["subject"]
-        if not isinstance(subject, str) or not single_line(subject) or len(subject) > 998:
-            raise ValidationError("subject", "must be a non-empty string")
-        if single_line(subject) != ticket.subject:  # a change like any other: an event and on the timeline
-            before_s, ticket.subject = ticket.subject, single_line(subject)
-            _event(session, ticket, "subject", staff_id=staff_id, timeline=f"subject changed to {ticket.subject!r}",
-                   before=before_s, after=ticket.subject)
-            changed["subject"] = ticket.subject
+    if changes.state is not NOT_GIVEN and (state := TicketState(changes.state)) != ticket.state:
+        before, ticket.state = ticket.state, state
+        if state == TicketState.CLOSED:
+            ticket.closed_at = utcnow()
+        _event(session, ticket, "state", staff_id=staff_id, timeline=f"state {before.value} → {state.value}",
+               before=before.value, after=state.value)
+        if state in {TicketState.PENDING, TicketState.SOLVED, TicketState.CLOSED}:
+            reminders.ticket_answered(session, ticket, f"ticket set to {state.value}", staff_id)
+        changed["state"] = state.value
+    if changes.priority is not NOT_GIVEN and (priority := Priority(changes.priority)) != ticket.priority:
+        before_p, ticket.priority = ticket.priority, priority
+        _event(session, ticket, "priority", staff_id=staff_id,
+               timeline=f"priority {before_p.value} → {priority.value}", before=before_p.value,
+               after=priority.value)
+        changed["priority"] = priority.value
+    if assignee is not NOT_GIVEN and assignee != ticket.assignee_id:
+        before_a, ticket.assignee_id = ticket.assignee_id, assignee
+        name = session.get_one(StaffUser, assignee).name if assignee else "nobody"
+        _event(session, ticket, "assignee", staff_id=staff_id, timeline=f"assigned to {name}",
+               before=before_a, after=assignee)
+        reminders.ticket_reassigned(session, ticket)
+        changed["assignee_id"] = assignee
+    # A subject change is a change like any other: an event, and on the timeline.
+    if subject is not NOT_GIVEN and single_line(subject) != ticket.subject:
+        before_s, ticket.subject = ticket.subject, single_line(subject)
+        _event(session, ticket, "subject", staff_id=staff_id, timeline=f"subject changed to {ticket.subject!r}",
+               before=before_s, after=ticket.subject)
+        changed["subject"] = ticket.subject
     if changed:
         audit.record(session, staff_id, "update", "ticket", ticket.id, changed)
     return changed

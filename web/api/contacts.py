@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm_inbox.contacts.csv_export import export_contacts_csv
-from crm_inbox.contacts.inputs import CompanyChanges, ContactChanges, FieldValue
+from crm_inbox.contacts.inputs import CompanyChanges, ContactChanges
 from crm_inbox.contacts.merge import merge_contacts
 from crm_inbox.contacts.search import company_matches, contact_matches, query_text
 from crm_inbox.contacts.service import create_company as new_company
 from crm_inbox.contacts.service import create_contact as new_contact
 from crm_inbox.contacts.service import update_company, update_contact
-from crm_inbox.errors import BadCursor, ValidationError
+from crm_inbox.errors import BadCursor
 from crm_inbox.ids import MAX_ID, is_id, ref_id
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import (
@@ -34,6 +34,7 @@ from crm_inbox.timeline.service import add_note, contact_timeline, decode_cursor
 from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
+from web.api.shapes import changes, free_fields, list_of, text
 from web.auth import actor_id, require_token
 from web.downloads import csv_response
 from web.requestdb import db, state
@@ -63,50 +64,12 @@ def _check_cursor(cursor: str) -> None:
         raise BadCursor("cursor is not valid")
 
 
-# --- JSON into the services' typed changes: shapes only (the values' rules are the service's) ---
-
-def _text(field: str, value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ValidationError(field, "must be a string")
-    return value
-
-
-def _list_of(what: str) -> Callable[[str, Any], tuple[str, ...]]:
-    def parse(field: str, value: Any) -> tuple[str, ...]:
-        if value is None:  # null clears the list
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValidationError(field, f"must be a list of {what}")
-        return tuple(value)
-    return parse
-
-
-def _free_fields(field: str, value: Any) -> dict[str, FieldValue]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationError(field, "must be an object")
-    for key, val in value.items():
-        if not isinstance(val, str | int | float | bool) and val is not None:
-            raise ValidationError(f"{field}.{key}", "must be a string, number, boolean or null")
-    return dict(value)
-
-
 _CONTACT_JSON: dict[str, Callable[[str, Any], Any]] = {
-    "name": _text, "company_id": ref_id, "emails": _list_of("e-mail addresses"), "phones": _list_of("phone numbers"),
-    "role": _text, "category": _text, "tags": _list_of("strings"), "fields": _free_fields, "owner_id": ref_id}
+    "name": text, "company_id": ref_id, "emails": list_of("e-mail addresses"), "phones": list_of("phone numbers"),
+    "role": text, "category": text, "tags": list_of("strings"), "fields": free_fields, "owner_id": ref_id}
 _COMPANY_JSON: dict[str, Callable[[str, Any], Any]] = {
-    "name": _text, "domains": _list_of("domain names"), "phones": _list_of("phone numbers"), "industry": _text,
-    "size": _text, "customer_type": _text, "category": _text, "tags": _list_of("strings"), "fields": _free_fields}
-C = TypeVar("C", ContactChanges, CompanyChanges)
-
-
-def _changes(changes: type[C], parsers: dict[str, Callable[[str, Any], Any]], data: dict[str, Any]) -> C:
-    """Only the keys sent are given (a PATCH changes just those); an unknown key is a 400 naming it."""
-    unknown = sorted(set(data) - set(parsers))
-    if unknown:
-        raise ValidationError(unknown[0], "is not a known field")
-    return changes(**{key: parsers[key](key, value) for key, value in data.items()})
+    "name": text, "domains": list_of("domain names"), "phones": list_of("phone numbers"), "industry": text,
+    "size": text, "customer_type": text, "category": text, "tags": list_of("strings"), "fields": free_fields}
 
 
 def _created(body: dict[str, Any], location: str) -> Response:
@@ -119,7 +82,7 @@ def _created(body: dict[str, Any], location: str) -> Response:
 @api.post("/contacts")
 @require_token(write=True)
 def create_contact() -> Response:
-    contact = new_contact(db(), _changes(ContactChanges, _CONTACT_JSON, json_body()), _region(), actor_id())
+    contact = new_contact(db(), changes(ContactChanges, _CONTACT_JSON, json_body()), _region(), actor_id())
     return _created(ser.contact(contact), url_for("api.get_contact", contact_id=contact.id))
 
 
@@ -162,7 +125,7 @@ def get_contact(contact_id: int) -> Response:
 @require_token(write=True)
 def patch_contact(contact_id: int) -> Response:
     contact = _get_contact(contact_id)
-    update_contact(db(), contact, _changes(ContactChanges, _CONTACT_JSON, json_body()), _region(), actor_id())
+    update_contact(db(), contact, changes(ContactChanges, _CONTACT_JSON, json_body()), _region(), actor_id())
     return jsonify(ser.contact(contact))
 
 
@@ -206,7 +169,7 @@ def merge_contact(contact_id: int) -> Response:
 @api.post("/companies")
 @require_token(write=True)
 def create_company() -> Response:
-    company = new_company(db(), _changes(CompanyChanges, _COMPANY_JSON, json_body()), _region(), actor_id())
+    company = new_company(db(), changes(CompanyChanges, _COMPANY_JSON, json_body()), _region(), actor_id())
     return _created(ser.company(company), url_for("api.get_company", company_id=company.id))
 
 
@@ -239,5 +202,5 @@ def get_company(company_id: int) -> Response:
 @require_token(write=True)
 def patch_company(company_id: int) -> Response:
     company = _get_company(company_id)
-    update_company(db(), company, _changes(CompanyChanges, _COMPANY_JSON, json_body()), _region(), actor_id())
+    update_company(db(), company, changes(CompanyChanges, _COMPANY_JSON, json_body()), _region(), actor_id())
     return jsonify(ser.company(company))

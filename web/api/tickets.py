@@ -7,12 +7,14 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
-from crm_inbox.ids import MAX_ID, is_id
+from crm_inbox.ids import MAX_ID, is_id, ref_id
 from crm_inbox.models import Interaction, Ticket, TicketEvent, TicketState
 from crm_inbox.tickets import queries, service
+from crm_inbox.tickets.inputs import TicketChanges
 from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
+from web.api.shapes import Parser, changes, string
 from web.auth import actor_id, require_token
 from web.requestdb import db
 
@@ -71,11 +73,14 @@ def get_ticket(ticket_id: int) -> Response:
     return jsonify(_ticket_json(get_or_404(Ticket, ticket_id, "ticket"), full=True))
 
 
+_TICKET_JSON: dict[str, Parser] = {"state": string, "priority": string, "assignee_id": ref_id, "subject": string}
+
+
 @api.patch("/tickets/<int:ticket_id>")
 @require_token(write=True)
 def patch_ticket(ticket_id: int) -> Response:
     ticket = get_or_404(Ticket, ticket_id, "ticket")
-    service.change(db(), ticket, actor_id(), json_body())
+    service.change(db(), ticket, actor_id(), changes(TicketChanges, _TICKET_JSON, json_body()))
     return jsonify(_ticket_json(ticket, full=True))
 
 

@@ -8,9 +8,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox.contacts.inputs import NOT_GIVEN
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact, Interaction, Priority, StaffUser, Ticket, TicketEvent, TicketState
 from crm_inbox.tickets import queries, service
+from crm_inbox.tickets.inputs import TicketChanges
 from web.auth import current_user, editor_id
 from web.pages.blueprint import pages
 from web.requestdb import db, row_or_404, state
@@ -57,12 +59,13 @@ def ticket(ticket_id: int) -> str:
 def ticket_change(ticket_id: int) -> BaseResponse:
     by = editor_id()
     item = row_or_404(Ticket, ticket_id)
-    data: dict[str, object] = {key: request.form[key] for key in ("state", "priority") if request.form.get(key)}
-    if "assignee_id" in request.form:
-        raw = request.form["assignee_id"]
-        data["assignee_id"] = int(raw) if raw.isdigit() else None
+    form = request.form
+    raw_assignee = form.get("assignee_id")
+    wanted = TicketChanges(
+        state=form.get("state") or NOT_GIVEN, priority=form.get("priority") or NOT_GIVEN,
+        assignee_id=NOT_GIVEN if raw_assignee is None else int(raw_assignee) if raw_assignee.isdecimal() else None)
     try:
-        changed = service.change(db(), item, by, data)
+        changed = service.change(db(), item, by, wanted)
     except ValidationError as exc:
         flash(_("Not changed: %(field)s %(why)s", field=exc.field, why=exc.message))
     else:
