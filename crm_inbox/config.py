@@ -16,6 +16,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,58 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class CompanySettings:
+    """Our own company: the letterhead and footer of quotes and order confirmations, and the business-letter
+    details German law requires on them and in mail (§ 35a GmbHG, § 37a HGB)."""
+
+    name: str = ""  # with the legal form: "Muster Maschinenbau GmbH"
+    street: str = ""
+    postcode: str = ""
+    city: str = ""
+    country: str = "DE"  # ISO 3166 code; a recipient in another country gets the country line
+    phone: str = ""
+    email: str = ""
+    web: str = ""
+    vat_id: str = ""  # USt-IdNr.
+    seat: str = ""  # Sitz der Gesellschaft
+    register_court: str = ""  # Registergericht: "Amtsgericht München"
+    register_number: str = ""  # "HRB 123456"
+    managing_directors: str = ""  # Geschäftsführer, as printed
+    bank_name: str = ""
+    iban: str = ""
+    bic: str = ""
+    logo_file: str = ""  # PNG or JPEG for the letterhead; relative paths are read from the instance folder
+    language: str = "de"  # documents for a customer with no language of their own: "de" or "en"
+    payment_terms_days: int = 14  # "zahlbar innerhalb von 14 Tagen ohne Abzug"
+    quote_valid_days: int = 30  # a quote is valid this many days from its date
+
+
+@dataclass(frozen=True)
+class SalesSettings:
+    """Opportunities, quotes and orders."""
+
+    # Open stages in pipeline order, "key:probability" (won and lost always exist and end a deal).
+    stages: tuple[str, ...] = ("qualified:10", "needs_analysis:25", "quote_sent:50", "negotiation:75")
+    vat_rates: tuple[str, ...] = ("19", "7", "0")  # percent; the first is the default for a new line
+    quote_number_format: str = "AN-{year}-{seq:04d}"
+    order_number_format: str = "AB-{year}-{seq:04d}"
+    quote_follow_up_days: int = 7  # a sent quote without the customer's reply → "Angebot nachfassen"
+
+    @property
+    def stage_probabilities(self) -> dict[str, int]:
+        """The open stages in order with their default probability, then won (100) and lost (0)."""
+        out: dict[str, int] = {}
+        for entry in self.stages:
+            key, _, probability = entry.partition(":")
+            out[key.strip()] = int(probability)
+        return out | {"won": 100, "lost": 0}
+
+    @property
+    def rates(self) -> tuple[Decimal, ...]:
+        return tuple(Decimal(rate) for rate in self.vat_rates)
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -249,6 +302,8 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     imap: ImapSettings = field(default_factory=ImapSettings)
+    company: CompanySettings = field(default_factory=CompanySettings)
+    sales: SalesSettings = field(default_factory=SalesSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -260,7 +315,7 @@ _SECTION_TYPES: dict[str, type] = {
     "smtp": SmtpSettings, "mail": MailSettings, "phone": PhoneSettings, "cti": CtiSettings,
     "tickets": TicketSettings, "notifications": NotificationSettings, "reminders": ReminderSettings,
     "retention": RetentionSettings, "privacy": PrivacySettings,
-    "imap": ImapSettings,
+    "imap": ImapSettings, "company": CompanySettings, "sales": SalesSettings,
 }
 # Tables that appear as arrays of tables (``[[imap.accounts]]``), by the dataclass of one entry.
 _TABLE_TYPES: dict[type, str] = {ImapAccount: "imap.accounts"}
@@ -422,12 +477,59 @@ def _validate(settings: Settings) -> None:
         if getattr(settings.retention, key) < 0:
             raise ConfigError(f"config: [retention] {key} must not be negative (0 keeps for ever)")
     _validate_imap(settings)
+    _validate_sales(settings)
     if settings.phone.max_call_minutes < 1:
         raise ConfigError("config: [phone] max_call_minutes must be at least 1")
     import phonenumbers  # local: only needed for this check
 
     if settings.phone.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(f"config: [phone] default_region: unknown region {settings.phone.default_region!r}")
+
+
+_NUMBER_FORMAT_KEYS = {"year": 2026, "seq": 1}
+
+
+def _validate_sales(settings: Settings) -> None:
+    sales = settings.sales
+    seen: set[str] = set()
+    for entry in sales.stages:
+        key, colon, probability = entry.partition(":")
+        key = key.strip()
+        if not colon or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", key) or not probability.strip().isdigit() \
+                or not 0 <= int(probability) <= 100:
+            raise ConfigError(f"config: [sales] stages: {entry!r} is not \"key:probability\" (a lower-case key, "
+                              "0 to 100)")
+        if key in seen or key in ("won", "lost"):
+            raise ConfigError(f"config: [sales] stages: {key!r} is given twice or is a closing stage (won, lost)")
+        seen.add(key)
+    if not sales.stages:
+        raise ConfigError("config: [sales] stages: at least one open stage is needed")
+    for rate in sales.vat_rates:
+        try:
+            ok = Decimal(rate).is_finite() and 0 <= Decimal(rate) < 100
+        except InvalidOperation:
+            ok = False
+        if not ok:
+            raise ConfigError(f"config: [sales] vat_rates: {rate!r} is not a percentage")
+    if not sales.vat_rates:
+        raise ConfigError("config: [sales] vat_rates: at least one rate is needed")
+    for key in ("quote_number_format", "order_number_format"):
+        fmt = getattr(sales, key)
+        try:
+            sample = fmt.format(**_NUMBER_FORMAT_KEYS)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"config: [sales] {key}: only {{year}} and {{seq}} may be used ({exc})") from None
+        if "{seq" not in fmt or not sample.strip() or not re.fullmatch(r"[A-Za-z0-9/_.-]+", sample):
+            raise ConfigError(f"config: [sales] {key} must contain {{seq}} and give letters, digits and - / _ . "
+                              "only")
+    if settings.sales.quote_follow_up_days < 0:
+        raise ConfigError("config: [sales] quote_follow_up_days must not be negative")
+    company = settings.company
+    if company.language not in ("de", "en"):
+        raise ConfigError(f"config: [company] language must be \"de\" or \"en\", got {company.language!r}")
+    for key in ("payment_terms_days", "quote_valid_days"):
+        if getattr(company, key) < 0:
+            raise ConfigError(f"config: [company] {key} must not be negative")
 
 
 def _validate_imap(settings: Settings) -> None:

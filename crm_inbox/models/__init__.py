@@ -13,6 +13,7 @@ from crm_inbox.models.contacts import (
     ContactPhone,
     CustomerType,
     Role,
+    Salutation,
 )
 from crm_inbox.models.imap import ImapFolder
 from crm_inbox.models.inbound import InboundMessage, InboundState
@@ -27,6 +28,20 @@ from crm_inbox.models.interactions import (
 from crm_inbox.models.login import LoginFailure
 from crm_inbox.models.outbox import OutboxState, OutgoingMail
 from crm_inbox.models.reminders import Reminder, ReminderState
+from crm_inbox.models.sales import (
+    Event,
+    InteractionOpportunity,
+    NumberCounter,
+    Opportunity,
+    OpportunitySource,
+    Order,
+    OrderLine,
+    OrderState,
+    Product,
+    Quote,
+    QuoteLine,
+    QuoteState,
+)
 from crm_inbox.models.staff import ApiToken, StaffEmail, StaffRole, StaffSession, StaffUser
 from crm_inbox.models.tickets import Priority, Ticket, TicketEvent, TicketState
 
@@ -46,20 +61,33 @@ __all__ = [
     "ContactPhone",
     "CustomerType",
     "Direction",
+    "Event",
     "ImapFolder",
     "InboundMessage",
     "InboundState",
     "Interaction",
     "InteractionContact",
     "InteractionKind",
+    "InteractionOpportunity",
     "InteractionStaff",
     "LoginFailure",
+    "NumberCounter",
+    "Opportunity",
+    "OpportunitySource",
+    "Order",
+    "OrderLine",
+    "OrderState",
     "OutboxState",
     "OutgoingMail",
     "Priority",
+    "Product",
+    "Quote",
+    "QuoteLine",
+    "QuoteState",
     "Reminder",
     "ReminderState",
     "Role",
+    "Salutation",
     "StaffEmail",
     "StaffRole",
     "StaffSession",

@@ -30,6 +30,14 @@ class Category(enum.StrEnum):
     C = "C"
 
 
+class Salutation(enum.StrEnum):
+    """How a person is addressed in letters: "Sehr geehrte Frau …", "Sehr geehrter Herr …", or by name."""
+
+    FRAU = "frau"
+    HERR = "herr"
+    NONE = "none"
+
+
 class CustomerType(enum.StrEnum):
     B2B = "B2B"
     B2C = "B2C"
@@ -54,6 +62,17 @@ class Company(Base):
     tags: Mapped[list[str]] = mapped_column(default=list)
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     origin: Mapped[str] = mapped_column(String(30), default="manual")
+    customer_number: Mapped[str | None] = mapped_column(String(50), index=True)  # the ERP's Kundennummer
+    # The postal (billing) address; quotes and orders are addressed with it.
+    street: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(20), index=True)
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166 code
+    # Where goods go, when not to the billing address.
+    delivery_street: Mapped[str | None] = mapped_column(String(200))
+    delivery_postcode: Mapped[str | None] = mapped_column(String(20))
+    delivery_city: Mapped[str | None] = mapped_column(String(100))
+    delivery_country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -111,6 +130,15 @@ class Contact(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
     origin: Mapped[str] = mapped_column(String(30), default="manual")
     origin_detail: Mapped[str | None] = mapped_column(Text)
+    salutation: Mapped[Salutation | None] = mapped_column(str_enum(Salutation, "salutation"))
+    title: Mapped[str | None] = mapped_column(String(50))  # "Dr.", "Prof. Dr."
+    language: Mapped[str | None] = mapped_column(String(5))  # "de" or "en"; None: the company's default
+    customer_number: Mapped[str | None] = mapped_column(String(50), index=True)  # the ERP's Kundennummer
+    # A person's own postal address (private customers; a company's people use the company's).
+    street: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(20), index=True)
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -22,6 +22,7 @@ class InteractionKind(enum.StrEnum):
     MEETING = "meeting"
     TICKET = "ticket"  # a change of a support ticket (opened, state, assignee, note, …)
     REMINDER = "reminder"  # a reminder set, done, cancelled or reopened
+    DEAL = "deal"  # an opportunity opened or changed, a quote sent, accepted or declined, an order created
     OTHER = "other"
 
 

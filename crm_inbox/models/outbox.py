@@ -7,7 +7,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_inbox.models.base import Base, str_enum, utcnow
@@ -39,3 +39,7 @@ class OutgoingMail(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # Mail staff write in the CRM: its timeline entry, whose attachments go with it, and the writer's name
+    # shown in From (the address stays ours, so the customer's reply comes back to the CRM).
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+    from_name: Mapped[str | None] = mapped_column(String(200))
