@@ -60,7 +60,8 @@ def _secret_key(settings: Settings) -> str:
 
 
 def create_app(settings: Settings, factory: sessionmaker[Session] | None = None, *,
-               on_reminders_changed: Callable[[], None] | None = None) -> Flask:
+               on_reminders_changed: Callable[[], None] | None = None,
+               on_mail_queued: Callable[[], None] | None = None) -> Flask:
     log_masking.install()  # webhook tokens in request paths never reach the log
     app = Flask(__name__, template_folder=str(Path(__file__).parent / "templates"))
     app.json = JsonProvider(app)
@@ -73,6 +74,8 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
                                            Broker(total=max(1, settings.web.threads - 8)))
     if on_reminders_changed is not None:
         app.extensions["crm_inbox"].reminders_changed = on_reminders_changed
+    if on_mail_queued is not None:
+        app.extensions["crm_inbox"].mail_queued = on_mail_queued
     app.secret_key = _secret_key(settings)
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,

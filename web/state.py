@@ -20,3 +20,5 @@ class AppState:
     broker: Broker = field(default_factory=Broker)
     # Tells the scheduler that reminders changed (a new one may be due before its next tick).
     reminders_changed: Callable[[], None] = lambda: None
+    # Tells the outbox sender that mail was queued (staff wrote a mail, a quote was sent): send it now.
+    mail_queued: Callable[[], None] = lambda: None
