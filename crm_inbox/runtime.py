@@ -92,7 +92,7 @@ class Service:
             from web import create_app
 
             app = self.web_app = create_app(self.settings, self.factory, on_reminders_changed=self.scheduler.wake,
-                                                  on_mail_queued=self.sender.wake)
+                                         on_mail_queued=self.sender.wake)
             if self.engine.dialect.name == "postgresql":  # several nodes may share it: relay the screen pops
                 self.relay = Relay(self.settings.database.url, app.extensions["crm_inbox"].broker)
                 self.relay.start()
