@@ -191,6 +191,20 @@ def note_phrase(note: str) -> str | None:
     return phrase or None
 
 
+def create_for_rule(session: Session, *, rule_key: str, reason: str, title: str, due_at: datetime,
+                    **values: Any) -> Reminder | None:
+    """A rule of a capability above this one (sales: "follow up quote") makes its reminder, at most once per
+    ``rule_key``; None when it exists already."""
+    return _create(session, rule_key=rule_key, reason=reason, title=title, due_at=due_at, **values)
+
+
+def finish_by_rule_keys(session: Session, rule_keys: Sequence[str], completion: str, by: int | None) -> list[int]:
+    """Those rules' reasons cleared: their active reminders are done. Returns their ids."""
+    if not rule_keys:
+        return []
+    return _finish(session, Reminder.rule_key.in_(list(rule_keys)), ReminderState.DONE, completion, by)
+
+
 # --- staff actions ---
 
 @dataclass(frozen=True)
