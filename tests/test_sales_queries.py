@@ -1,0 +1,85 @@
+"""The pipeline by stage (one query, whatever the number of deals), the weighted forecast per month, and the
+lists of a customer's open deals."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox.config import Settings
+from crm_inbox.db import unit_of_work
+from crm_inbox.models import Company, Contact, Opportunity, Role, utcnow
+from crm_inbox.sales.inputs import OpportunityChanges, OpportunityFields
+from crm_inbox.sales.opportunities import create_opportunity, update_opportunity
+from crm_inbox.sales.queries import forecast, open_for_company, open_for_contact, pipeline
+from crm_inbox.staff.service import add_staff
+
+
+def month(offset: int, day: int = 15) -> date:
+    first = utcnow().date().replace(day=1)
+    index = first.year * 12 + first.month - 1 + offset
+    return date(index // 12, index % 12 + 1, day)
+
+
+def test_pipeline_and_forecast(factory: sessionmaker[Session], settings: Settings) -> None:
+    with unit_of_work(factory) as session:
+        anna = add_staff(session, "anna.schmidt@beispiel-firma.de", "Anna Schmidt").id
+        jonas = add_staff(session, "jonas.becker@beispiel-firma.de", "Jonas Becker").id
+        company = Company(name="Muster GmbH", tags=[], fields={})
+        session.add(company)
+        session.flush()
+        klaus = Contact(name="Klaus Müller", role=Role.CUSTOMER, company_id=company.id, tags=[], fields={})
+        private = Contact(name=None, role=Role.CUSTOMER, tags=[], fields={})
+        session.add_all([klaus, private])
+        session.flush()
+
+        def deal(title: str, by: int, **kw: Any) -> Opportunity:
+            return create_opportunity(session, settings, OpportunityFields(title=title, **kw), by=by)
+
+        a = deal("A", anna, contact_id=klaus.id, amount=Decimal("1000.00"), close_date=month(0))
+        b = deal("B", anna, company_id=company.id, amount=Decimal("333.33"), close_date=month(0, 1),
+                 stage="quote_sent")  # 50 %
+        c = deal("C", jonas, contact_id=private.id, amount=Decimal("100.01"), close_date=month(2),
+                 stage="negotiation", probability=33)
+        deal("no amount", jonas, company_id=company.id, close_date=month(1))
+        deal("overdue", jonas, company_id=company.id, amount=Decimal("5000"), close_date=month(-1))
+        deal("too late", jonas, company_id=company.id, amount=Decimal("5000"), close_date=month(6))
+        won = deal("won", anna, company_id=company.id, amount=Decimal("7000"), close_date=month(0))
+        update_opportunity(session, settings, won, OpportunityChanges(stage="won"), by=anna)
+        a.last_contact_at = utcnow() - timedelta(days=4)
+        session.flush()
+
+        statements: list[str] = []
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(session.get_bind(), "before_cursor_execute", listen)
+        try:
+            board = pipeline(session, settings)
+        finally:
+            event.remove(session.get_bind(), "before_cursor_execute", listen)
+        assert len(statements) == 1  # one query with joins: no query per card
+        assert list(board) == ["qualified", "needs_analysis", "quote_sent", "negotiation"]
+        assert [card.title for card in board["qualified"]] == ["overdue", "A", "no amount", "too late"]
+        card_a = board["qualified"][1]
+        assert (card_a.customer, card_a.owner, card_a.amount, card_a.probability, card_a.days_since_contact) == (
+            "Klaus Müller (Muster GmbH)", "Anna Schmidt", Decimal("1000.00"), 10, 4)
+        assert board["needs_analysis"] == []
+        assert (board["quote_sent"][0].customer, board["quote_sent"][0].days_since_contact) == ("Muster GmbH", None)
+        assert board["negotiation"][0].customer == f"Contact {private.id}"
+        assert [c.title for cards in pipeline(session, settings, owner_id=anna).values() for c in cards] == \
+            ["A", "B"]
+
+        # 1000 × 10 % + 333.33 × 50 % = 266.665 → 266.67; 100.01 × 33 % = 33.0033 → 33.00.
+        assert forecast(session) == [(month(0, 1), Decimal("266.67")), (month(1, 1), Decimal("0.00")),
+                                     (month(2, 1), Decimal("33.00")), (month(3, 1), Decimal("0.00")),
+                                     (month(4, 1), Decimal("0.00")), (month(5, 1), Decimal("0.00"))]
+        assert forecast(session, owner_id=jonas, months=3)[2] == (month(2, 1), Decimal("33.00"))
+        assert forecast(session, months=7)[6] == (month(6, 1), Decimal("500.00"))
+
+        assert [o.title for o in open_for_contact(session, klaus.id)] == ["A"]
+        assert {o.title for o in open_for_company(session, company.id)} == {"A", "B", "no amount", "overdue",
+                                                                            "too late"}
+        assert c.id not in {o.id for o in open_for_company(session, company.id)}
