@@ -41,7 +41,7 @@ def test_pipeline_and_forecast(factory: sessionmaker[Session], settings: Setting
             return create_opportunity(session, settings, OpportunityFields(title=title, **kw), by=by)
 
         a = deal("A", anna, contact_id=klaus.id, amount=Decimal("1000.00"), close_date=month(0))
-        b = deal("B", anna, company_id=company.id, amount=Decimal("333.33"), close_date=month(0, 1),
+        deal("B", anna, company_id=company.id, amount=Decimal("333.33"), close_date=month(0, 1),
                  stage="quote_sent")  # 50 %
         c = deal("C", jonas, contact_id=private.id, amount=Decimal("100.01"), close_date=month(2),
                  stage="negotiation", probability=33)
