@@ -19,8 +19,10 @@ from crm_inbox import audit
 from crm_inbox.models import Contact
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+# Columns added later come last: a sheet built on the earlier order keeps reading the same columns.
 CONTACT_COLUMNS = ("id", "name", "company", "role", "category", "emails", "phones", "tags", "owner", "origin",
-                   "created_at")
+                   "created_at", "salutation", "title", "street", "postcode", "city", "country", "customer_number",
+                   "language")
 
 
 def neutralise(value: Any) -> str:
@@ -44,7 +46,9 @@ def contact_row(contact: Contact) -> tuple[Any, ...]:
     return (contact.id, contact.name or "", contact.company.name if contact.company else "", contact.role.value,
             contact.category.value if contact.category else "", "; ".join(e.email for e in contact.emails),
             "; ".join(p.raw for p in contact.phones), "; ".join(contact.tags or []),
-            contact.owner.name if contact.owner else "", contact.origin, contact.created_at.isoformat())
+            contact.owner.name if contact.owner else "", contact.origin, contact.created_at.isoformat(),
+            contact.salutation.value if contact.salutation else "", contact.title, contact.street, contact.postcode,
+            contact.city, contact.country, contact.customer_number, contact.language)
 
 
 def contacts_csv(contacts: Iterable[Contact]) -> str:

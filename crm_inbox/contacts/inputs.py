@@ -32,6 +32,15 @@ class ContactChanges:
     tags: tuple[str, ...] | NotGiven = NOT_GIVEN
     fields: Mapping[str, FieldValue] | NotGiven = NOT_GIVEN
     owner_id: int | NotGiven | None = NOT_GIVEN
+    salutation: str | NotGiven | None = NOT_GIVEN  # a Salutation's value: "frau", "herr", "none"
+    title: str | NotGiven | None = NOT_GIVEN  # "Dr.", "Prof. Dr."
+    language: str | NotGiven | None = NOT_GIVEN  # "de" or "en"; None: the company's default
+    customer_number: str | NotGiven | None = NOT_GIVEN
+    # The person's own postal address (private customers); country an ISO 3166 code ("DE", "at" is taken).
+    street: str | NotGiven | None = NOT_GIVEN
+    postcode: str | NotGiven | None = NOT_GIVEN
+    city: str | NotGiven | None = NOT_GIVEN
+    country: str | NotGiven | None = NOT_GIVEN
 
 
 @dataclass(frozen=True)
@@ -45,4 +54,13 @@ class CompanyChanges:
     category: str | NotGiven | None = NOT_GIVEN
     tags: tuple[str, ...] | NotGiven = NOT_GIVEN
     fields: Mapping[str, FieldValue] | NotGiven = NOT_GIVEN
-
+    customer_number: str | NotGiven | None = NOT_GIVEN
+    # The billing address (quotes and orders are addressed with it) and where goods go, when elsewhere.
+    street: str | NotGiven | None = NOT_GIVEN
+    postcode: str | NotGiven | None = NOT_GIVEN
+    city: str | NotGiven | None = NOT_GIVEN
+    country: str | NotGiven | None = NOT_GIVEN
+    delivery_street: str | NotGiven | None = NOT_GIVEN
+    delivery_postcode: str | NotGiven | None = NOT_GIVEN
+    delivery_city: str | NotGiven | None = NOT_GIVEN
+    delivery_country: str | NotGiven | None = NOT_GIVEN

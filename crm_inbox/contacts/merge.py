@@ -1,8 +1,10 @@
 """Merging a duplicate contact into the one that stays: every link and all history move, nothing is lost.
 
 The duplicate's addresses and numbers join the survivor's (without doubles), its timeline entries, tickets,
-calls and reminders point at the survivor, empty master data is filled from it, tags are united, and the
-audit log records what moved, so the merge can be understood (and undone by hand) later.
+calls, reminders, opportunities, quotes and orders point at the survivor (a reminder's link to an opportunity
+needs no change: the opportunity itself moves), empty master data is filled from it (the postal address as a
+whole, never a street of one with the city of the other), tags are united, and the audit log records what
+moved, so the merge can be understood (and undone by hand) later. There is no merge of companies.
 """
 
 from __future__ import annotations
@@ -15,12 +17,28 @@ from sqlalchemy.orm import Session
 from crm_inbox import audit
 from crm_inbox.db import affected
 from crm_inbox.errors import ValidationError
-from crm_inbox.models import Call, Contact, ContactEmail, ContactPhone, InteractionContact, Reminder, Ticket
+from crm_inbox.models import (
+    Call,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    InteractionContact,
+    Opportunity,
+    Order,
+    Quote,
+    Reminder,
+    Ticket,
+)
 
 # Every table that points at a contact besides its own addresses and numbers (which go with it) and the
-# timeline links (InteractionContact). Merging moves these rows to the survivor; erasure (privacy.py)
-# removes them. A test fails when a new table references contacts without being listed here.
-CONTACT_REFERENCES: tuple[type[Ticket] | type[Call] | type[Reminder], ...] = (Ticket, Call, Reminder)
+# timeline links (InteractionContact). Merging moves these rows to the survivor; erasure (privacy/) removes
+# them, or for quotes and orders keeps them detached (privacy/sales.py). A test fails when a new table
+# references contacts without being listed here.
+Reference = type[Ticket] | type[Call] | type[Reminder] | type[Opportunity] | type[Quote] | type[Order]
+CONTACT_REFERENCES: tuple[Reference, ...] = (Ticket, Call, Reminder, Opportunity, Quote, Order)
+# Master data the survivor takes from the duplicate when it has none; the address only as a whole.
+_FILL = ("name", "company_id", "category", "owner_id", "salutation", "title", "language", "customer_number")
+_ADDRESS = ("street", "postcode", "city", "country")
 
 
 def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staff_id: int | None) -> dict[str, Any]:
@@ -54,8 +72,11 @@ def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staf
             update(model).where(model.contact_id == duplicate.id).values(contact_id=survivor.id)))
 
     # Master data: the survivor's values win; what it lacks comes from the duplicate.
-    for attr in ("name", "company_id", "category", "owner_id"):
+    for attr in _FILL:
         if getattr(survivor, attr) is None and getattr(duplicate, attr) is not None:
+            setattr(survivor, attr, getattr(duplicate, attr))
+    if all(getattr(survivor, a) is None for a in _ADDRESS):
+        for attr in _ADDRESS:
             setattr(survivor, attr, getattr(duplicate, attr))
     survivor.tags = list(dict.fromkeys([*survivor.tags, *duplicate.tags]))
     survivor.fields = {**duplicate.fields, **survivor.fields}

@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
+from crm_inbox.contacts.countries import country_code
 from crm_inbox.contacts.directory import Directory
 from crm_inbox.contacts.inputs import NOT_GIVEN, CompanyChanges, ContactChanges
 from crm_inbox.errors import Conflict, ValidationError
@@ -25,6 +26,7 @@ from crm_inbox.models import (
     ContactPhone,
     CustomerType,
     Role,
+    Salutation,
     StaffUser,
 )
 from crm_inbox.models.contacts import search_key
@@ -141,6 +143,71 @@ def _domains(value: tuple[str, ...]) -> list[str]:
     return out
 
 
+LANGUAGES = ("de", "en")
+# Postal fields and their longest value (the columns' sizes); the country is checked apart.
+_POSTAL = {"street": 200, "postcode": 20, "city": 100}
+
+
+def _country(field: str, value: str | None) -> str | None:
+    """An ISO 3166 code, upper-cased ("de" → "DE"); a name ("Deutschland") is refused, not guessed."""
+    if value is None or not value.strip():
+        return None
+    code = country_code(value)
+    if code is None:
+        raise ValidationError(field, f"{value.strip()[:40]!r} is not a country code: give the two-letter ISO 3166 "
+                                     "code, e.g. DE, AT, CH")
+    return code
+
+
+def _language(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if value.strip().lower() not in LANGUAGES:
+        raise ValidationError("language", "must be one of " + ", ".join(LANGUAGES))
+    return value.strip().lower()
+
+
+def _address(changes: Any, prefix: str = "") -> dict[str, Any]:
+    """The given fields of one postal address (``prefix`` "delivery_" for a company's delivery address),
+    checked: {column: new value}."""
+    out: dict[str, Any] = {}
+    for name, max_len in _POSTAL.items():
+        value = getattr(changes, prefix + name)
+        if value is not NOT_GIVEN:
+            out[prefix + name] = _str(prefix + name, value, max_len=max_len)
+    country = getattr(changes, prefix + "country")
+    if country is not NOT_GIVEN:
+        out[prefix + "country"] = _country(prefix + "country", country)
+    return out
+
+
+def _contact_master(changes: ContactChanges) -> dict[str, Any]:
+    """Salutation, title, language, customer number and address, checked before anything changes."""
+    out: dict[str, Any] = {}
+    if changes.salutation is not NOT_GIVEN:
+        out["salutation"] = _choice("salutation", Salutation, changes.salutation)
+    if changes.title is not NOT_GIVEN:
+        out["title"] = _str("title", changes.title, max_len=50)
+    if changes.language is not NOT_GIVEN:
+        out["language"] = _language(changes.language)
+    if changes.customer_number is not NOT_GIVEN:
+        out["customer_number"] = _str("customer_number", changes.customer_number, max_len=50)
+    return {**out, **_address(changes)}
+
+
+def _company_master(changes: CompanyChanges) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if changes.customer_number is not NOT_GIVEN:
+        out["customer_number"] = _str("customer_number", changes.customer_number, max_len=50)
+    return {**out, **_address(changes), **_address(changes, "delivery_")}
+
+
+def _set(row: Any, values: dict[str, Any], changed: dict[str, Any]) -> None:
+    for column, value in values.items():
+        setattr(row, column, value)
+        changed[column] = value.value if isinstance(value, Salutation) else value
+
+
 def _existing(session: Session, model: Any, field: str, ident: int | None, what: str) -> int | None:
     """An id another row is linked by: in the id range and naming a row that exists."""
     ident = ref_id(field, ident)
@@ -152,6 +219,7 @@ def _existing(session: Session, model: Any, field: str, ident: int | None, what:
 def _apply_contact(session: Session, contact: Contact, changes: ContactChanges, region: str) -> dict[str, Any]:
     """Set the given fields on ``contact``; returns {field: new value} for the audit log."""
 
+    master = _contact_master(changes)
     changed: dict[str, Any] = {}
     if changes.name is not NOT_GIVEN:
         contact.name = _str("name", changes.name)
@@ -183,6 +251,7 @@ def _apply_contact(session: Session, contact: Contact, changes: ContactChanges, 
         phones = _phones(changes.phones, region)
         contact.phones = [ContactPhone(raw=raw, e164=e164) for raw, e164 in phones]
         changed["phones"] = [raw for raw, _ in phones]
+    _set(contact, master, changed)
     return changed
 
 
@@ -211,6 +280,7 @@ def update_contact(session: Session, contact: Contact, changes: ContactChanges, 
 
 
 def _apply_company(session: Session, company: Company, changes: CompanyChanges, region: str) -> dict[str, Any]:
+    master = _company_master(changes)
     changed: dict[str, Any] = {}
     if changes.name is not NOT_GIVEN:
         company.name = _str("name", changes.name, required=True) or ""
@@ -248,6 +318,7 @@ def _apply_company(session: Session, company: Company, changes: CompanyChanges, 
         company.phones = [CompanyPhone(raw=raw, e164=e164, block_prefix=block_prefix(raw, e164))
                           for raw, e164 in phones]
         changed["phones"] = [raw for raw, _ in phones]
+    _set(company, master, changed)
     return changed
 
 

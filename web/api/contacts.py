@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from typing import Any
 
@@ -17,7 +18,7 @@ from crm_inbox.contacts.search import company_matches, contact_matches, query_te
 from crm_inbox.contacts.service import create_company as new_company
 from crm_inbox.contacts.service import create_contact as new_contact
 from crm_inbox.contacts.service import update_company, update_contact
-from crm_inbox.errors import BadCursor
+from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.ids import MAX_ID, is_id, ref_id
 from crm_inbox.mail.addresses import normalise_email
 from crm_inbox.models import (
@@ -34,7 +35,7 @@ from crm_inbox.timeline.service import add_note, contact_timeline, decode_cursor
 from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
-from web.api.shapes import changes, free_fields, list_of, text
+from web.api.shapes import ADDRESS_KEYS, changes, flatten_addresses, free_fields, json_field, list_of, text
 from web.auth import actor_id, require_token
 from web.downloads import csv_response
 from web.requestdb import db, state
@@ -66,10 +67,35 @@ def _check_cursor(cursor: str) -> None:
 
 _CONTACT_JSON: dict[str, Callable[[str, Any], Any]] = {
     "name": text, "company_id": ref_id, "emails": list_of("e-mail addresses"), "phones": list_of("phone numbers"),
-    "role": text, "category": text, "tags": list_of("strings"), "fields": free_fields, "owner_id": ref_id}
+    "role": text, "category": text, "tags": list_of("strings"), "fields": free_fields, "owner_id": ref_id,
+    "salutation": text, "title": text, "language": text, "customer_number": text,
+    **dict.fromkeys(ADDRESS_KEYS, text)}
 _COMPANY_JSON: dict[str, Callable[[str, Any], Any]] = {
     "name": text, "domains": list_of("domain names"), "phones": list_of("phone numbers"), "industry": text,
-    "size": text, "customer_type": text, "category": text, "tags": list_of("strings"), "fields": free_fields}
+    "size": text, "customer_type": text, "category": text, "tags": list_of("strings"), "fields": free_fields,
+    "customer_number": text, **dict.fromkeys(ADDRESS_KEYS, text),
+    **dict.fromkeys((f"delivery_{key}" for key in ADDRESS_KEYS), text)}
+# The JSON nests the postal addresses ({"address": {"city": …}}); the services take flat fields.
+_CONTACT_NESTS = {"address": ""}
+_COMPANY_NESTS = {"address": "", "delivery_address": "delivery_"}
+
+
+def _contact_changes() -> ContactChanges:
+    return changes(ContactChanges, _CONTACT_JSON, flatten_addresses(json_body(), _CONTACT_NESTS))
+
+
+def _company_changes() -> CompanyChanges:
+    return changes(CompanyChanges, _COMPANY_JSON, flatten_addresses(json_body(), _COMPANY_NESTS))
+
+
+@contextmanager
+def _json_names(nests: dict[str, str]) -> Iterator[None]:
+    """A service's error names the field as the JSON has it ("city" → "address.city"); the shapes' errors
+    already do."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(json_field(exc.field, nests), exc.message) from None
 
 
 def _created(body: dict[str, Any], location: str) -> Response:
@@ -82,7 +108,9 @@ def _created(body: dict[str, Any], location: str) -> Response:
 @api.post("/contacts")
 @require_token(write=True)
 def create_contact() -> Response:
-    contact = new_contact(db(), changes(ContactChanges, _CONTACT_JSON, json_body()), _region(), actor_id())
+    given = _contact_changes()
+    with _json_names(_CONTACT_NESTS):
+        contact = new_contact(db(), given, _region(), actor_id())
     return _created(ser.contact(contact), url_for("api.get_contact", contact_id=contact.id))
 
 
@@ -125,7 +153,9 @@ def get_contact(contact_id: int) -> Response:
 @require_token(write=True)
 def patch_contact(contact_id: int) -> Response:
     contact = _get_contact(contact_id)
-    update_contact(db(), contact, changes(ContactChanges, _CONTACT_JSON, json_body()), _region(), actor_id())
+    given = _contact_changes()
+    with _json_names(_CONTACT_NESTS):
+        update_contact(db(), contact, given, _region(), actor_id())
     return jsonify(ser.contact(contact))
 
 
@@ -169,7 +199,9 @@ def merge_contact(contact_id: int) -> Response:
 @api.post("/companies")
 @require_token(write=True)
 def create_company() -> Response:
-    company = new_company(db(), changes(CompanyChanges, _COMPANY_JSON, json_body()), _region(), actor_id())
+    given = _company_changes()
+    with _json_names(_COMPANY_NESTS):
+        company = new_company(db(), given, _region(), actor_id())
     return _created(ser.company(company), url_for("api.get_company", company_id=company.id))
 
 
@@ -202,5 +234,7 @@ def get_company(company_id: int) -> Response:
 @require_token(write=True)
 def patch_company(company_id: int) -> Response:
     company = _get_company(company_id)
-    update_company(db(), company, changes(CompanyChanges, _COMPANY_JSON, json_body()), _region(), actor_id())
+    given = _company_changes()
+    with _json_names(_COMPANY_NESTS):
+        update_company(db(), company, given, _region(), actor_id())
     return jsonify(ser.company(company))

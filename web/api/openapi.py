@@ -44,6 +44,17 @@ _fields = {"type": "object", "additionalProperties": {"type": ["string", "number
 _phone = {"type": "object", "properties": {"raw": {"type": "string"}, "e164": _str_or_null}}
 _category = {"type": ["string", "null"], "enum": ["A", "B", "C", None]}
 _role = {"type": "string", "enum": ["lead", "prospect", "customer", "debtor", "supplier", "other"]}
+_address_props = {"street": {"type": ["string", "null"], "maxLength": 200},
+                  "postcode": {"type": ["string", "null"], "maxLength": 20},
+                  "city": {"type": ["string", "null"], "maxLength": 100},
+                  "country": {"type": ["string", "null"], "description": "ISO 3166 code (DE, AT, CH)"}}
+_address = {"type": "object", "properties": _address_props, "description": "a postal address"}
+_address_input = {"type": ["object", "null"], "additionalProperties": False, "properties": _address_props,
+                  "description": "the keys sent change; null clears the address"}
+_salutation = {"type": ["string", "null"], "enum": ["frau", "herr", "none", None]}
+_language = {"type": ["string", "null"], "enum": ["de", "en", None]}
+_customer_number = {"type": ["string", "null"], "maxLength": 50, "description": "the ERP's customer number"}
+_title = {"type": ["string", "null"], "maxLength": 50, "description": "Dr., Prof. Dr."}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -55,26 +66,32 @@ SCHEMAS: dict[str, Any] = {
         "bouncing_emails": {"type": "array", "items": {"type": "string"}},
         "phones": {"type": "array", "items": _phone}, "role": _role, "category": _category, "tags": _tags,
         "fields": _fields, "owner_id": {"type": ["integer", "null"]}, "origin": {"type": "string"},
+        "salutation": _salutation, "title": _title, "language": _language, "customer_number": _customer_number,
+        "address": _address,
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"}}},
     "ContactInput": {"type": "object", "additionalProperties": False, "properties": {
         "name": _str_or_null, "company_id": {"type": ["integer", "null"]},
         "emails": {"type": "array", "items": {"type": "string", "format": "email"}},
         "phones": {"type": "array", "items": {"type": "string"}}, "role": _role, "category": _category,
-        "tags": _tags, "fields": _fields, "owner_id": {"type": ["integer", "null"]}}},
+        "tags": _tags, "fields": _fields, "owner_id": {"type": ["integer", "null"]},
+        "salutation": _salutation, "title": _title, "language": _language, "customer_number": _customer_number,
+        "address": _address_input}},
     "Company": {"type": "object", "properties": {
         "id": {"type": "integer"}, "name": {"type": "string"},
         "domains": {"type": "array", "items": {"type": "string"}}, "phones": {"type": "array", "items": _phone},
         "industry": _str_or_null, "size": _str_or_null,
         "customer_type": {"type": ["string", "null"], "enum": ["B2B", "B2C", None]},
-        "category": _category, "tags": _tags, "fields": _fields,
+        "category": _category, "tags": _tags, "fields": _fields, "customer_number": _customer_number,
+        "address": _address, "delivery_address": _address,
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"}}},
     "CompanyInput": {"type": "object", "additionalProperties": False, "properties": {
         "name": {"type": "string", "minLength": 1}, "domains": {"type": "array", "items": {"type": "string"}},
         "phones": {"type": "array", "items": {"type": "string"}}, "industry": _str_or_null, "size": _str_or_null,
         "customer_type": {"type": ["string", "null"], "enum": ["B2B", "B2C", None]},
-        "category": _category, "tags": _tags, "fields": _fields}},
+        "category": _category, "tags": _tags, "fields": _fields, "customer_number": _customer_number,
+        "address": _address_input, "delivery_address": _address_input}},
     "Attachment": {"type": "object", "properties": {
         "id": {"type": "integer"}, "filename": {"type": "string"}, "content_type": {"type": "string"},
         "size": {"type": "integer"}, "sha256": {"type": "string"}, "url": {"type": "string"}}},

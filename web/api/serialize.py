@@ -12,6 +12,11 @@ def when(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def address(row: Contact | Company, prefix: str = "") -> dict[str, str | None]:
+    """A postal address as one object; every key present (null when unknown)."""
+    return {key: getattr(row, prefix + key) for key in ("street", "postcode", "city", "country")}
+
+
 def contact(c: Contact) -> dict[str, Any]:
     return {
         "id": c.id, "name": c.name, "display_name": c.display_name, "company_id": c.company_id,
@@ -20,6 +25,8 @@ def contact(c: Contact) -> dict[str, Any]:
         "phones": [{"raw": p.raw, "e164": p.e164} for p in c.phones],
         "role": c.role.value, "category": c.category.value if c.category else None,
         "tags": c.tags, "fields": c.fields, "owner_id": c.owner_id, "origin": c.origin,
+        "salutation": c.salutation.value if c.salutation else None, "title": c.title, "language": c.language,
+        "customer_number": c.customer_number, "address": address(c),
         "created_at": when(c.created_at), "updated_at": when(c.updated_at),
     }
 
@@ -31,6 +38,8 @@ def company(c: Company) -> dict[str, Any]:
         "industry": c.industry, "size": c.size,
         "customer_type": c.customer_type.value if c.customer_type else None,
         "category": c.category.value if c.category else None, "tags": c.tags, "fields": c.fields,
+        "customer_number": c.customer_number, "address": address(c),
+        "delivery_address": address(c, "delivery_"),
         "created_at": when(c.created_at), "updated_at": when(c.updated_at),
     }
 

@@ -50,6 +50,42 @@ def free_fields(field: str, value: Any) -> dict[str, FieldValue]:
     return dict(value)
 
 
+ADDRESS_KEYS = ("street", "postcode", "city", "country")
+
+
+def flatten_addresses(data: dict[str, Any], nests: dict[str, str]) -> dict[str, Any]:
+    """The JSON's nested addresses as the dataclass's flat fields: ``nests`` maps a key ("address",
+    "delivery_address") to the fields' prefix ("", "delivery_"). ``{"address": {"city": "Wien"}}`` gives
+    ``{"city": "Wien"}`` (only the keys sent change), ``"address": null`` clears all four; a flat "city" on
+    the top level is unknown. Errors name the JSON path ("address.city")."""
+    out = {key: value for key, value in data.items() if key not in nests}
+    flat = {prefix + key for prefix in nests.values() for key in ADDRESS_KEYS}
+    clash = sorted(set(out) & flat)
+    if clash:
+        raise ValidationError(clash[0], "is not a known field")
+    for key, prefix in nests.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if value is None:
+            value = dict.fromkeys(ADDRESS_KEYS)
+        if not isinstance(value, dict):
+            raise ValidationError(key, "must be an object with street, postcode, city and country, or null")
+        for sub, sub_value in value.items():
+            if sub not in ADDRESS_KEYS:
+                raise ValidationError(f"{key}.{sub}", "is not a known field")
+            out[prefix + sub] = text(f"{key}.{sub}", sub_value)
+    return out
+
+
+def json_field(name: str, nests: dict[str, str]) -> str:
+    """A service's field name as the JSON spells it: "delivery_city" → "delivery_address.city"."""
+    for key, prefix in sorted(nests.items(), key=lambda item: -len(item[1])):
+        if name.startswith(prefix) and name[len(prefix):] in ADDRESS_KEYS:
+            return f"{key}.{name[len(prefix):]}"
+    return name
+
+
 def changes(kind: Callable[..., T], parsers: dict[str, Parser], data: dict[str, Any]) -> T:
     """Only the keys sent are given (a PATCH changes just those); an unknown key is a 400 naming it."""
     unknown = sorted(set(data) - set(parsers))

@@ -1,8 +1,12 @@
-"""The customer page: one contact's master data, timeline, open reminders and tickets, colleagues; notes."""
+"""The customer page: one contact's master data (with the postal address as a letter has it), timeline, open
+reminders and tickets, colleagues; notes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -15,6 +19,7 @@ from crm_inbox.models import (
     InteractionKind,
     Reminder,
     Role,
+    Salutation,
     StaffUser,
 )
 from crm_inbox.models.reminders import ACTIVE_STATES
@@ -22,9 +27,38 @@ from crm_inbox.tickets import queries as ticket_queries
 from crm_inbox.timeline.service import add_note, contact_timeline
 from web.auth import editor_id
 from web.pages.blueprint import pages
-from web.requestdb import db, row_or_404
+from web.requestdb import db, row_or_404, state
 
 TIMELINE_PAGE = 25
+
+
+def country_name(code: str) -> str:
+    """"AT" → "Österreich" / "Austria" in the page's language; an unknown code as it is."""
+    locale = get_locale()
+    return locale.territories.get(code, code) if locale is not None else code
+
+
+@pages.app_template_global()
+def postal_lines(row: Any, prefix: str = "") -> list[str]:
+    """A contact's or company's address (``prefix`` "delivery_" for the delivery address) as a letter has it:
+    street, postcode and city, the country only when it is not ours."""
+    street, postcode, city, country = (getattr(row, prefix + key) for key in ("street", "postcode", "city",
+                                                                                "country"))
+    lines = [street] if street else []
+    if postcode or city:
+        lines.append(" ".join(filter(None, [postcode, city])))
+    if country and country != state().settings.company.country:
+        lines.append(country_name(country))
+    return lines
+
+
+@pages.app_template_global()
+def salutation_label(value: Salutation | None) -> str:
+    if value == Salutation.FRAU:
+        return _("Ms")
+    if value == Salutation.HERR:
+        return _("Mr")
+    return _("by name") if value == Salutation.NONE else "—"
 
 
 @pages.get("/contacts/<int:contact_id>")
@@ -53,6 +87,7 @@ def contact(contact_id: int) -> str:
     staff = db().execute(select(StaffUser).where(StaffUser.active).order_by(StaffUser.name)).scalars().all()
     return render_template("contact.html", contact=person, timeline=timeline, cursor=cursor, kind=kind,
                            staff=staff, roles=[r.value for r in Role], categories=[c.value for c in Category],
+                           salutations=list(Salutation), languages=("de", "en"),
                            kinds=[k.value for k in InteractionKind], reminders=open_reminders, tickets=open_tickets,
                            colleagues=colleagues)
 

@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox.contacts.inputs import NOT_GIVEN, CompanyChanges, ContactChanges
+from crm_inbox.contacts.inputs import NOT_GIVEN, CompanyChanges, ContactChanges, NotGiven
 from crm_inbox.contacts.service import company_named, update_company, update_contact
 from crm_inbox.errors import Conflict, ValidationError
 from crm_inbox.models import Company, Contact
@@ -55,6 +55,16 @@ def tag_list(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def optional(name: str) -> str | NotGiven | None:
+    """A one-line field of the form: empty clears it; missing (a form of an older page) leaves it."""
+    if name not in request.form:
+        return NOT_GIVEN
+    return request.form[name].strip() or None
+
+
+ADDRESS = ("street", "postcode", "city", "country")
+
+
 @pages.post("/contacts/<int:contact_id>/edit")
 def contact_edit(contact_id: int) -> BaseResponse:
     """Master data from the page's edit form: one address or number per line, tags separated by commas."""
@@ -71,7 +81,9 @@ def contact_edit(contact_id: int) -> BaseResponse:
             owner_id=int(owner) if owner.isascii() and owner.isdigit() and len(owner) < 12 else None,
             # Only what the form has: a form of an older page (or a script) without them leaves them as they are.
             fields=free_fields(form["fields"]) if "fields" in form else NOT_GIVEN,
-            company_id=company_of(form["company"], person, by) if "company" in form else NOT_GIVEN)
+            company_id=company_of(form["company"], person, by) if "company" in form else NOT_GIVEN,
+            salutation=optional("salutation"), title=optional("title"), language=optional("language"),
+            customer_number=optional("customer_number"), **{key: optional(key) for key in ADDRESS})
         update_contact(db(), person, changes, state().settings.phone.default_region, by)
     except ValidationError as exc:
         db().rollback()
@@ -92,7 +104,9 @@ def company_edit(company_id: int) -> BaseResponse:
             size=form.get("size", "").strip() or None, customer_type=form.get("customer_type") or None,
             category=form.get("category") or None, tags=tag_list(form.get("tags", "")),
             domains=tuple(lines(form.get("domains", ""))), phones=tuple(lines(form.get("phones", ""))),
-            fields=free_fields(form.get("fields", "")))
+            fields=free_fields(form.get("fields", "")), customer_number=optional("customer_number"),
+            **{key: optional(key) for key in ADDRESS}, **{f"delivery_{key}": optional(f"delivery_{key}")
+                                                           for key in ADDRESS})
         update_company(db(), firm, changes, state().settings.phone.default_region, by)
     except (ValidationError, Conflict) as exc:
         db().rollback()
