@@ -1,0 +1,189 @@
+"""Orders (Aufträge): made from an accepted quote with the same lines and the same totals (one function,
+``totals.compute``, sums both), numbered when created (``AB-2026-0001``), confirmed with a PDF
+(Auftragsbestätigung) on the timeline, and handed to the ERP: as JSON (``order_for_erp``, also the payload of
+the ``order.created`` event written in the same transaction) and as CSV (``orders_csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_inbox import audit, events
+from crm_inbox.config import Settings
+from crm_inbox.contacts.csv_export import neutralise
+from crm_inbox.errors import Conflict
+from crm_inbox.models import Company, Contact, Opportunity, Order, OrderLine, Product, Quote
+from crm_inbox.sales import letters, pdf
+from crm_inbox.sales.numbers import ORDER, next_number
+from crm_inbox.sales.records import parties, store_document, stored_pdf, today
+from crm_inbox.sales.totals import compute, money
+
+CURRENCY = "EUR"
+ORDER_CREATED = "order.created"
+
+
+def title(order: Order) -> str:
+    """"Auftragsbestätigung AB-2026-0001" / "Order confirmation AB-2026-0001"."""
+    return f"{'Auftragsbestätigung' if order.language == 'de' else 'Order confirmation'} {order.number}"
+
+
+def filename(order: Order) -> str:
+    return f"{'Auftragsbestätigung' if order.language == 'de' else 'Order_confirmation'}_{order.number}.pdf"
+
+
+def _render(session: Session, settings: Settings, order: Order) -> bytes:
+    contact, company = parties(session, order.contact_id, order.company_id)
+    return pdf.render(pdf.document_from_order(order, contact, company, settings), settings.company,
+                      settings.instance_path)
+
+
+def order_from_quote(session: Session, settings: Settings, quote: Quote, *, by: int | None) -> Order:
+    """The order of a quote (``quotes.accept_quote`` calls this): its lines with each line's net and the
+    product's number as it is now, the quote's frozen address, a new order number, the confirmation PDF as a
+    document, and the ``order.created`` event. One order per quote, over all its versions."""
+    versions = [quote.id] if quote.number is None else list(
+        session.scalars(select(Quote.id).where(Quote.number == quote.number)))
+    existing = session.scalars(select(Order).where(Order.quote_id.in_(versions)).limit(1)).first()
+    if existing is not None:
+        raise Conflict(f"quote {quote.label} has its order already: {existing.number}")
+    contact, company = parties(session, quote.contact_id, quote.company_id)
+    totals = compute(quote.lines)
+    day = today(settings)
+    order = Order(
+        number=next_number(session, ORDER, settings.sales.order_number_format, day), quote_id=quote.id,
+        opportunity_id=quote.opportunity_id, contact_id=quote.contact_id, company_id=quote.company_id,
+        language=quote.language, order_date=day,
+        address=list(quote.address) or letters.recipient_address(contact, company, settings.company.country,
+                                                                 quote.language),
+        net_total=totals.net, vat_total=totals.vat, gross_total=totals.gross, created_by_id=by)
+    for line, net in zip(quote.lines, totals.line_nets, strict=True):
+        product = session.get(Product, line.product_id) if line.product_id is not None else None
+        order.lines.append(OrderLine(
+            position=line.position, product_id=line.product_id, product_number=product.number if product else None,
+            text=line.text, description=line.description, quantity=line.quantity, unit=line.unit,
+            unit_price=line.unit_price, discount_percent=line.discount_percent, vat_rate=line.vat_rate, net=net))
+    session.add(order)
+    session.flush()
+    opp = session.get(Opportunity, order.opportunity_id) if order.opportunity_id is not None else None
+    document = store_document(
+        session, opp, contact_id=order.contact_id, company_id=order.company_id, subject=title(order),
+        filename=filename(order), content=_render(session, settings, order), by=by, reason="order confirmation",
+        details={"event": "order.document", "order_id": order.id, "quote_id": quote.id, "number": order.number,
+                 "gross": money(order.gross_total)})
+    order.document_id = document.id
+    events.record(session, ORDER_CREATED, "order", order.id, order_for_erp(session, order))
+    audit.record(session, by, "order.create", "order", order.id,
+                 {"number": order.number, "quote_id": quote.id, "quote_number": quote.label,
+                  "gross": money(order.gross_total)})
+    return order
+
+
+def order_pdf(session: Session, settings: Settings, order: Order) -> bytes:
+    """The stored confirmation, or rendered now if its document is gone (an erased contact)."""
+    return stored_pdf(session, order.document_id) or _render(session, settings, order)
+
+
+def _decimal(value: Decimal) -> str:
+    """A quantity or unit price as stored (``"2.500"``, ``"12.3400"``): plain notation, never ``1E+2``."""
+    return f"{value:f}"
+
+
+def _email(contact: Contact | None) -> str | None:
+    if contact is None:
+        return None
+    usable = [e.email for e in contact.emails if not e.bouncing] or [e.email for e in contact.emails]
+    return usable[0] if usable else None
+
+
+def _address(holder: Contact | Company | None, prefix: str = "") -> dict[str, str | None] | None:
+    if holder is None:
+        return None
+    fields = {name: getattr(holder, prefix + name) for name in ("street", "postcode", "city", "country")}
+    return fields if any(fields.values()) else None
+
+
+def order_for_erp(session: Session, order: Order) -> dict[str, Any]:
+    """The order as the ERP takes it, JSON-ready: every amount a decimal string, totals from the same function
+    as the quote's and the confirmation's."""
+    contact, company = parties(session, order.contact_id, order.company_id)
+    quote = session.get(Quote, order.quote_id) if order.quote_id is not None else None
+    totals = compute(order.lines)
+    billing = _address(company) or _address(contact)
+    return {
+        "id": order.id,
+        "number": order.number,
+        "date": order.order_date.isoformat(),
+        "state": order.state.value,
+        "currency": CURRENCY,
+        "language": order.language,
+        "quote_id": order.quote_id,
+        "quote_number": quote.label if quote is not None and quote.number else None,
+        "opportunity_id": order.opportunity_id,
+        "customer": {
+            "contact_id": order.contact_id,
+            "company_id": order.company_id,
+            "contact_name": contact.name if contact else None,
+            "company_name": company.name if company else None,
+            # The ERP's Kundennummer: the company's (it is invoiced), else the person's.
+            "customer_number": (company.customer_number if company else None)
+            or (contact.customer_number if contact else None),
+            "email": _email(contact),
+            "address_lines": list(order.address),
+            "address": billing,
+            "delivery_address": _address(company, "delivery_"),
+        },
+        "lines": [{
+            "position": line.position,
+            "product_number": line.product_number,
+            "text": line.text,
+            "description": line.description,
+            "quantity": _decimal(line.quantity),
+            "unit": line.unit,
+            "unit_price": _decimal(line.unit_price),
+            "discount_percent": _decimal(line.discount_percent),
+            "vat_rate": _decimal(line.vat_rate),
+            "net": money(net),
+        } for line, net in zip(order.lines, totals.line_nets, strict=True)],
+        "totals": {
+            "net": money(totals.net), "vat": money(totals.vat), "gross": money(totals.gross),
+            "rates": [{"rate": _decimal(r.rate), "net": money(r.net), "vat": money(r.vat)} for r in totals.rates],
+        },
+    }
+
+
+CSV_COLUMNS = ("order_number", "order_date", "state", "currency", "quote_number", "customer_number",
+               "company", "contact", "street", "postcode", "city", "country", "position", "product_number",
+               "text", "quantity", "unit", "unit_price", "discount_percent", "vat_rate", "line_net",
+               "order_net", "order_vat", "order_gross")
+
+
+def orders_csv(session: Session, orders: Sequence[Order]) -> str:
+    """One row per order line, ``;``-separated (what German spreadsheets and ERP imports expect), UTF-8 with a
+    byte-order mark, amounts with a decimal point. Text that came from people (names, addresses, line texts)
+    has spreadsheet formulas neutralised as in the contacts export; our own numbers are written as they are
+    (a credit line's ``-1.000`` must stay a number)."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for order in orders:
+        data = order_for_erp(session, order)
+        customer, totals = data["customer"], data["totals"]
+        address = customer["address"] or {}
+        head = [neutralise(order.number), data["date"], data["state"], data["currency"],
+                neutralise(data["quote_number"]), neutralise(customer["customer_number"]),
+                neutralise(customer["company_name"]), neutralise(customer["contact_name"])]
+        head += [neutralise(address.get(name)) for name in ("street", "postcode", "city", "country")]
+        for line in data["lines"]:
+            writer.writerow([*head, line["position"], neutralise(line["product_number"]), neutralise(line["text"]),
+                             line["quantity"], neutralise(line["unit"]), line["unit_price"],
+                             line["discount_percent"], line["vat_rate"], line["net"], totals["net"],
+                             totals["vat"], totals["gross"]])
+    return out.getvalue()
