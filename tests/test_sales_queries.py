@@ -15,7 +15,14 @@ from crm_inbox.db import unit_of_work
 from crm_inbox.models import Company, Contact, Opportunity, Role, utcnow
 from crm_inbox.sales.inputs import OpportunityChanges, OpportunityFields
 from crm_inbox.sales.opportunities import create_opportunity, update_opportunity
-from crm_inbox.sales.queries import forecast, open_for_company, open_for_contact, pipeline
+from crm_inbox.sales.queries import (
+    StageTotal,
+    forecast,
+    open_for_company,
+    open_for_contact,
+    pipeline,
+    stage_totals,
+)
 from crm_inbox.staff.service import add_staff
 
 
@@ -71,6 +78,14 @@ def test_pipeline_and_forecast(factory: sessionmaker[Session], settings: Setting
         assert board["negotiation"][0].customer == f"Contact {private.id}"
         assert [c.title for cards in pipeline(session, settings, owner_id=anna).values() for c in cards] == \
             ["A", "B"]
+        # A capped board: the first cards of each stage, cut in the database; the headers count them all.
+        capped = pipeline(session, settings, per_stage=2)
+        assert [c.title for c in capped["qualified"]] == ["overdue", "A"]
+        assert [c.title for c in capped["quote_sent"]] == ["B"]
+        assert stage_totals(session, settings) == {
+            "qualified": StageTotal(4, Decimal("11000.00")), "needs_analysis": StageTotal(0, Decimal("0.00")),
+            "quote_sent": StageTotal(1, Decimal("333.33")), "negotiation": StageTotal(1, Decimal("100.01"))}
+        assert stage_totals(session, settings, owner_id=anna)["qualified"] == StageTotal(1, Decimal("1000.00"))
 
         # 1000 × 10 % + 333.33 × 50 % = 266.665 → 266.67; 100.01 × 33 % = 33.0033 → 33.00.
         assert forecast(session) == [(month(0, 1), Decimal("266.67")), (month(1, 1), Decimal("0.00")),

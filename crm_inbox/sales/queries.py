@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import Settings
@@ -42,20 +42,27 @@ def _customer(contact_name: str | None, contact_id: int | None, company_name: st
     return person or company_name or ""
 
 
-def pipeline(session: Session, settings: Settings, *, owner_id: int | None = None
-             ) -> dict[str, list[PipelineCard]]:
+def pipeline(session: Session, settings: Settings, *, owner_id: int | None = None,
+             per_stage: int | None = None) -> dict[str, list[PipelineCard]]:
     """Open opportunities by stage key, in pipeline order (every open stage, empty ones too), soonest close
-    date first; a stage no longer configured keeps its cards under its own key at the end."""
+    date first; a stage no longer configured keeps its cards under its own key at the end. ``per_stage``:
+    at most that many cards a stage, cut in the database (a board of 10,000 deals reads only what it shows;
+    ``stage_totals`` gives each stage's count and sum)."""
+    order = (Opportunity.close_date.is_(None), Opportunity.close_date, Opportunity.id)
+    where: list[ColumnElement[bool]] = [Opportunity.stage.not_in((WON, LOST))]
+    if owner_id is not None:
+        where.append(Opportunity.owner_id == owner_id)
+    if per_stage is not None:
+        rank = func.row_number().over(partition_by=Opportunity.stage, order_by=order).label("rank")
+        ranked = select(Opportunity.id, rank).where(*where).subquery()
+        where = [Opportunity.id.in_(select(ranked.c.id).where(ranked.c.rank <= max(per_stage, 0)))]
     query = (select(Opportunity.id, Opportunity.title, Opportunity.stage, Opportunity.contact_id,
                     Opportunity.company_id, Opportunity.amount, Opportunity.probability, Opportunity.close_date,
                     Opportunity.last_contact_at, Contact.name, Company.name, StaffUser.name)
              .outerjoin(Contact, Contact.id == Opportunity.contact_id)
              .outerjoin(Company, Company.id == Opportunity.company_id)
              .outerjoin(StaffUser, StaffUser.id == Opportunity.owner_id)
-             .where(Opportunity.stage.not_in((WON, LOST)))
-             .order_by(Opportunity.close_date.is_(None), Opportunity.close_date, Opportunity.id))
-    if owner_id is not None:
-        query = query.where(Opportunity.owner_id == owner_id)
+             .where(*where).order_by(*order))
     today = utcnow().date()
     out: dict[str, list[PipelineCard]] = {s.key: [] for s in stages(settings) if s.is_open}
     for (ident, title, stage, contact_id, company_id, amount, probability, close_date, last_contact,
@@ -65,6 +72,25 @@ def pipeline(session: Session, settings: Settings, *, owner_id: int | None = Non
             contact_id=contact_id, company_id=company_id, amount=amount, probability=probability,
             close_date=close_date, owner=owner_name,
             days_since_contact=(today - last_contact.date()).days if last_contact is not None else None))
+    return out
+
+
+@dataclass(frozen=True)
+class StageTotal:
+    count: int  # open deals in the stage
+    amount: Decimal  # their expected amounts summed (deals without one count as nothing)
+
+
+def stage_totals(session: Session, settings: Settings, *, owner_id: int | None = None) -> dict[str, StageTotal]:
+    """Each open stage's count and sum, in pipeline order (the column headers of a capped board)."""
+    query = select(Opportunity.stage, func.count(), func.sum(Opportunity.amount)).where(
+        Opportunity.stage.not_in((WON, LOST))).group_by(Opportunity.stage)
+    if owner_id is not None:
+        query = query.where(Opportunity.owner_id == owner_id)
+    out = {s.key: StageTotal(0, Decimal("0.00")) for s in stages(settings) if s.is_open}
+    for stage, count, total in session.execute(query).all():
+        # SQLite sums its stored numbers as floats: back to cents (exact on PostgreSQL anyway).
+        out[stage] = StageTotal(count, Decimal(str(total or 0)).quantize(CENT, rounding=ROUND_HALF_UP))
     return out
 
 
