@@ -1,5 +1,8 @@
 """Sending the mail the CRM writes itself, from the ``outgoing_mail`` table.
 
+Mail staff write in the CRM (``correspondence``) carries the writer's name in From (the address stays ours, so
+the customer's reply comes back into the CRM) and the attachments of its timeline entry (``interaction_id``).
+
 ``enqueue`` runs inside the unit of work that decides to send (so the mail exists exactly when the reason
 for it was committed); ``send_pending`` claims rows one at a time and delivers them over SMTP. A row is
 claimed with a conditional update, so two processes never send the same mail; a claim older than the
@@ -12,17 +15,19 @@ import logging
 import re
 import smtplib
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from crm_inbox.config import Settings
 from crm_inbox.db import affected, insert_ignoring_conflicts, unit_of_work, write_lock
-from crm_inbox.models import OutboxState, OutgoingMail, utcnow
+from crm_inbox.models import Attachment, OutboxState, OutgoingMail, utcnow
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = timedelta(minutes=5)  # a failed mail waits this long before its next attempt
@@ -54,27 +59,41 @@ def single_recipient(to: str) -> str | None:
     return to if _ADDR_SPEC.match(to) and ".." not in to.rpartition("@")[2] else None
 
 
+def new_message_id(settings: Settings, purpose: str) -> str:
+    """A Message-ID in our own domain (the notification sender's)."""
+    domain = settings.notifications.from_address.rpartition("@")[2] or "localhost"
+    return make_msgid(idstring=purpose, domain=domain)
+
+
 def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: str, to: str, subject: str, body: str,
-            headers: dict[str, str] | None = None, load: bool = True) -> OutgoingMail | None:
+            headers: dict[str, str] | None = None, load: bool = True, message_id: str | None = None,
+            interaction_id: int | None = None, from_name: str | None = None) -> OutgoingMail | None:
     """Queue a mail; None when one with this ``dedupe_key`` exists already (or when ``load`` is False:
-    callers that queue many and need no row back skip reading it), or when ``to`` is not one plain address."""
+    callers that queue many and need no row back skip reading it), or when ``to`` is not one plain address.
+    ``message_id`` when the caller recorded it already (a timeline entry), ``interaction_id`` to send that
+    entry's attachments with it, ``from_name`` as the display name in From."""
     if single_recipient(to) is None:
         log.warning("outgoing %s mail not queued: %r is not a single address", purpose, to[:200])
         return None
     headers = {name: value for name, value in (headers or {}).items() if _HEADER_NAME.match(name)}
-    domain = settings.notifications.from_address.rpartition("@")[2] or "localhost"
     new_id = insert_ignoring_conflicts(session, OutgoingMail.__table__, {
         "purpose": purpose, "dedupe_key": dedupe_key[:200], "to_address": _one_line(to)[:320],
         "subject": _one_line(subject)[:998], "body": body,
         "headers": {k: _one_line(v) for k, v in headers.items()},
-        "message_id": make_msgid(idstring=purpose, domain=domain), "state": OutboxState.PENDING.value,
-        "attempts": 0, "created_at": utcnow()}, ["dedupe_key"])
+        "message_id": _one_line(message_id or new_message_id(settings, purpose)), "state": OutboxState.PENDING.value,
+        "attempts": 0, "created_at": utcnow(), "interaction_id": interaction_id,
+        "from_name": _one_line(from_name)[:200] if from_name else None}, ["dedupe_key"])
     return session.get(OutgoingMail, new_id) if new_id is not None and load else None
 
 
-def build_message(settings: Settings, mail: OutgoingMail) -> EmailMessage:
+def build_message(settings: Settings, mail: OutgoingMail,
+                  attachments: Sequence[Attachment] | None = None) -> EmailMessage:
+    """The message as sent. ``attachments`` default to those of the mail's timeline entry (read through the
+    session the row belongs to)."""
     msg = EmailMessage()
-    msg["From"] = settings.notifications.from_address
+    address = settings.notifications.from_address
+    # The writer's name, our address: a reply goes to the CRM and lands on the customer's timeline.
+    msg["From"] = Address(display_name=mail.from_name, addr_spec=address) if mail.from_name else address
     msg["To"] = mail.to_address
     msg["Subject"] = mail.subject
     msg["Date"] = formatdate(localtime=False)
@@ -82,7 +101,22 @@ def build_message(settings: Settings, mail: OutgoingMail) -> EmailMessage:
     for name, value in mail.headers.items():
         msg[name] = value
     msg.set_content(mail.body)
+    if attachments is None:
+        attachments = _attachments_of(mail)
+    for item in attachments:
+        maintype, _, subtype = item.content_type.partition("/")
+        if not maintype or not subtype or maintype == "multipart":
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(item.content, maintype=maintype, subtype=subtype, filename=item.filename)
     return msg
+
+
+def _attachments_of(mail: OutgoingMail) -> Sequence[Attachment]:
+    session = object_session(mail)
+    if mail.interaction_id is None or session is None:
+        return ()
+    return session.execute(select(Attachment).where(Attachment.interaction_id == mail.interaction_id)
+                           .order_by(Attachment.id)).scalars().all()
 
 
 def _due(now: datetime, lease_time: timedelta) -> Any:

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import replace as with_changes
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
 from crm_inbox.contacts.directory import ContactRef
 from crm_inbox.contacts.inputs import NOT_GIVEN
+from crm_inbox.correspondence.service import MailDraft, send_mail
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import is_id
 from crm_inbox.models import (
@@ -262,6 +264,36 @@ def queue_acknowledgement(session: Session, settings: Settings, ticket: Ticket, 
 
 
 # --- staff changes (API and pages) ---
+
+def last_customer_mail(session: Session, ticket: Ticket) -> Interaction | None:
+    """The newest mail from the customer in the ticket: what a reply from the ticket page answers."""
+    return session.execute(select(Interaction).where(
+        Interaction.ticket_id == ticket.id, Interaction.kind == InteractionKind.EMAIL,
+        Interaction.direction == Direction.IN).order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(1)).scalar_one_or_none()
+
+
+def reply_by_mail(session: Session, settings: Settings, ticket: Ticket, draft: MailDraft, *, by: int) -> Interaction:
+    """A reply written on the ticket page: sent from the CRM (correspondence.send_mail) in answer to the
+    customer's last mail unless the draft names another, with the ticket's tag in the subject (the customer's
+    reply finds the ticket even when a relay drops In-Reply-To); the ticket then becomes pending exactly as
+    when staff reply by mail with the CRM in BCC (``staff_reply``)."""
+    live = _live(session, ticket) or ticket
+    prefix = settings.tickets.subject_prefix
+    subject = draft.subject.strip()
+    if subject and live.number is not None and live.number not in ticket_numbers(subject, prefix):
+        subject = f"{subject} [{prefix}{live.number}]"
+    answered = draft.in_reply_to
+    if answered is None:
+        last = last_customer_mail(session, live)
+        answered = last.id if last is not None else None
+    draft = with_changes(draft, subject=subject, in_reply_to=answered,
+                         contact_id=draft.contact_id if draft.contact_id is not None else live.contact_id,
+                         company_id=draft.company_id if draft.company_id is not None else live.company_id)
+    item = send_mail(session, settings, draft, by=by, ticket_id=live.id, purpose="ticket_reply")
+    staff_reply(session, live, item, by)
+    return item
+
 
 def open_for_contact(session: Session, settings: Settings, contact: Contact, subject: str,
                      actor: int | None) -> Ticket:
