@@ -21,6 +21,7 @@ from crm_inbox.models import Contact, ContactEmail, InboundMessage, Interaction,
 from crm_inbox.pipeline.context import MailContext, Step
 from crm_inbox.privacy.service import is_erased_message
 from crm_inbox.reminders import service as reminders
+from crm_inbox.sales import replies
 from crm_inbox.tickets import service as ticket_service
 from crm_inbox.tickets.policy import MailFacts
 from crm_inbox.timeline.service import clean_excerpt, record_interaction
@@ -205,6 +206,20 @@ def tickets(ctx: MailContext) -> None:
     ctx.queued_mail = ctx.queued_mail or filed.queued_mail
 
 
+def link_deals(ctx: MailContext) -> None:
+    """A customer's reply to our mail about a deal, or a mail naming a quote or order number, lands on the deal
+    (``sales.replies`` decides; precision first: another customer's number is only suggested)."""
+    assert ctx.parsed is not None and ctx.attribution is not None and ctx.interaction is not None
+    parsed, decision = ctx.parsed, ctx.attribution
+    notes = replies.file_reply(
+        ctx.session, ctx.settings, ctx.interaction, direction=decision.direction,
+        automatic=decision.automatic is not None, spoof_suspected=decision.spoof_suspected,
+        contacts=[(ref.id, ref.company_id) for ref, _ in ctx.contacts], subject=ctx.interaction.subject or "",
+        text=parsed.text, references=[*parsed.in_reply_to, *parsed.references])
+    for note in notes:
+        ctx.note(note)
+
+
 def follow_up_note(ctx: MailContext) -> None:
     """A staff member's note above a forwarded mail ("Wiedervorlage Freitag") becomes their reminder."""
     assert ctx.attribution is not None and ctx.interaction is not None
@@ -233,6 +248,7 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     Step("mark_bounces", "flag addresses a delivery report says are failing", mark_bounces),
     Step("record", "write the interaction on the timeline", record),
     Step("tickets", "open a support ticket or thread the mail into its ticket", tickets),
+    Step("link_deals", "link a reply about a quote or order to its deal and complete the follow-up", link_deals),
     Step("follow_up_note", "a forwarding note such as \"Wiedervorlage Freitag\" becomes a reminder", follow_up_note),
 )
 
