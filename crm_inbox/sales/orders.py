@@ -90,9 +90,15 @@ def order_pdf(session: Session, settings: Settings, order: Order) -> bytes:
     return stored_pdf(session, order.document_id) or _render(session, settings, order)
 
 
-def _decimal(value: Decimal) -> str:
-    """A quantity or unit price as stored (``"2.500"``, ``"12.3400"``): plain notation, never ``1E+2``."""
-    return f"{value:f}"
+def _decimal(value: Decimal, least: int = 0) -> str:
+    """A quantity, price or rate without trailing zeros but at least ``least`` places (``"2.5"``, ``"19"``,
+    ``"12.34"``, ``"0.1249"``): the same string whether the row was just written or read back from either
+    database; plain notation, never ``1E+2``."""
+    plain = value.normalize()
+    exponent = plain.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent < least:
+        plain = plain.quantize(Decimal(1).scaleb(-least))
+    return f"{plain:f}"
 
 
 def _email(contact: Contact | None) -> str | None:
@@ -146,7 +152,7 @@ def order_for_erp(session: Session, order: Order) -> dict[str, Any]:
             "description": line.description,
             "quantity": _decimal(line.quantity),
             "unit": line.unit,
-            "unit_price": _decimal(line.unit_price),
+            "unit_price": _decimal(line.unit_price, 2),
             "discount_percent": _decimal(line.discount_percent),
             "vat_rate": _decimal(line.vat_rate),
             "net": money(net),

@@ -1,0 +1,103 @@
+"""Orders and the ERP handoff: an accepted quote's order carries the same lines and totals (also where per-line
+rounding would drift by a cent), its JSON has every amount as a decimal string, and its CSV is ;-separated with
+spreadsheet formulas neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox.config import Settings
+from crm_inbox.db import unit_of_work
+from crm_inbox.errors import Conflict
+from crm_inbox.models import Event, Order
+from crm_inbox.sales import orders, quotes
+from crm_inbox.sales.inputs import LineFields, QuoteFields
+from crm_inbox.sales.totals import compute
+from tests.sales_data import D, World, lines, sales_settings, world
+
+YEAR = date.today().year
+
+
+def _order(session: Session, settings: Settings, w: World, quote_lines: tuple[LineFields, ...]) -> Order:
+    quote = quotes.create_quote(session, settings, QuoteFields(opportunity_id=w.opp.id, lines=quote_lines),
+                                by=w.staff.id)
+    quotes.finalise_quote(session, settings, quote, by=w.staff.id)
+    return quotes.accept_quote(session, settings, quote, by=w.staff.id)
+
+
+def test_order_json_for_the_erp(settings: Settings, factory: sessionmaker[Session]) -> None:
+    sales = sales_settings(settings)
+    with unit_of_work(factory) as session:
+        w = world(session, sales)
+        order = _order(session, sales, w, lines(w))
+        data = orders.order_for_erp(session, order)
+        assert json.loads(json.dumps(data)) == data  # JSON-ready as it is
+        assert (data["number"], data["quote_number"], data["currency"], data["state"]) == (
+            f"AB-{YEAR}-0001", f"AN-{YEAR}-0001", "EUR", "open")
+        customer = data["customer"]
+        assert (customer["customer_number"], customer["company_name"], customer["contact_name"]) == (
+            "K-10042", "Kunde AG", "Eva Müller")
+        assert customer["email"] == "eva.mueller@kunde-ag.de"
+        assert customer["address"] == {"street": "Industriestr. 5", "postcode": "70173", "city": "Stuttgart",
+                                       "country": "DE"}
+        assert customer["delivery_address"]["street"] == "Lagerweg 2"
+        assert customer["address_lines"][:2] == ["Kunde AG", "z. Hd. Frau Dr. Eva Müller"]
+        assert data["lines"][0] == {
+            "position": 1, "product_number": "W-100", "text": "Wartung", "description": "Wartung vor Ort",
+            "quantity": "3", "unit": "Stunde", "unit_price": "120.00", "discount_percent": "0",
+            "vat_rate": "19", "net": "360.00"}
+        assert data["lines"][2]["net"] == "45.00"  # 1.5 × 33.3333 less 10 %
+        assert data["totals"] == {"net": "454.80", "vat": "80.44", "gross": "535.24", "rates": [
+            {"rate": "19", "net": "405.00", "vat": "76.95"}, {"rate": "7", "net": "49.80", "vat": "3.49"}]}
+        event = session.scalars(select(Event).where(Event.type == "order.created")).one()
+        assert event.payload == data
+        assert orders.order_pdf(session, sales, order).startswith(b"%PDF")
+        quote = quotes.quote_versions(session, session.get_one(quotes.Quote, order.quote_id))[0]
+        with pytest.raises(Conflict):  # a quote makes one order
+            orders.order_from_quote(session, sales, quote, by=w.staff.id)
+        order_id = order.id
+    with factory() as session:  # read back from the database: the same strings
+        assert orders.order_for_erp(session, session.get_one(Order, order_id)) == data
+
+
+def test_totals_agree_where_per_line_rounding_drifts(settings: Settings, factory: sessionmaker[Session]) -> None:
+    sales = sales_settings(settings)
+    # 0.125 a piece: each line's net rounds half-up; VAT is taken on each rate's sum, not per line.
+    tricky = tuple(LineFields(text=f"Schraube {i}", quantity=D("1.001"), unit_price=D("0.1249"),
+                              vat_rate=D("19") if i % 3 else D("7"), discount_percent=D("0.5") if i % 2 else D(0))
+                   for i in range(60))
+    with unit_of_work(factory) as session:
+        w = world(session, sales)
+        order = _order(session, sales, w, tricky)
+        quote = session.get_one(quotes.Quote, order.quote_id)
+        expected = compute(quote.lines)
+        assert (order.net_total, order.vat_total, order.gross_total) == (expected.net, expected.vat, expected.gross)
+        assert (quote.net_total, quote.vat_total, quote.gross_total) == (expected.net, expected.vat, expected.gross)
+        assert compute(order.lines) == expected
+        assert [line.net for line in order.lines] == list(expected.line_nets)
+        assert orders.order_for_erp(session, order)["totals"]["gross"] == f"{expected.gross:.2f}"
+
+
+def test_orders_csv(settings: Settings, factory: sessionmaker[Session]) -> None:
+    sales = sales_settings(settings)
+    with unit_of_work(factory) as session:
+        w = world(session, sales)
+        order = _order(session, sales, w, (
+            LineFields(text='=HYPERLINK("http://evil.example","klick")', unit_price=D("100")),
+            LineFields(text="Gutschrift; alt", quantity=D("-1"), unit_price=D("10"), vat_rate=D("19"))))
+        text = orders.orders_csv(session, [order])
+    assert text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text[1:]), delimiter=";"))
+    assert [row["position"] for row in rows] == ["1", "2"]
+    assert rows[0]["text"] == "'=HYPERLINK(\"http://evil.example\",\"klick\")"
+    assert (rows[1]["text"], rows[1]["quantity"], rows[1]["line_net"]) == ("Gutschrift; alt", "-1", "-10.00")
+    assert rows[0]["order_number"] == f"AB-{YEAR}-0001" and rows[0]["customer_number"] == "K-10042"
+    assert (rows[0]["order_net"], rows[0]["order_vat"], rows[0]["order_gross"]) == ("90.00", "17.10", "107.10")
+    assert "\r\n" in text
