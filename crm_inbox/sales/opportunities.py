@@ -246,10 +246,10 @@ def update_opportunity(session: Session, settings: Settings, opp: Opportunity, c
     new = _changes(session, settings, opp, changes)
     diff = {key: {"from": _json(getattr(opp, key)), "to": _json(value)} for key, value in new.items()
             if getattr(opp, key) != value and key not in ("closed_at", "amount_from_quote")}
+    for key, value in new.items():
+        setattr(opp, key, value)  # also a typed amount equal to the quote's: it stops following the quote
     if not diff:
         return
-    for key, value in new.items():
-        setattr(opp, key, value)
     session.flush()
     event = {WON: "opportunity.won", LOST: "opportunity.lost"}.get(opp.stage, "opportunity.changed") \
         if "stage" in diff else "opportunity.changed"
