@@ -8,7 +8,12 @@ from web.api import (  # noqa: F401  (registers routes)
     inbound,
     interactions,
     openapi,
+    openapi_sales,
+    opportunities,
+    orders,
     privacy,
+    products,
+    quotes,
     reminders,
     tickets,
 )

@@ -1,0 +1,95 @@
+"""Orders (Aufträge): the list (JSON, or CSV for a spreadsheet or the ERP), one order as the ERP takes it
+(``sales.orders.order_for_erp``: every amount a decimal string), as CSV, and its confirmation PDF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+from sqlalchemy.orm import selectinload
+
+from crm_inbox.ids import MAX_ID
+from crm_inbox.models import Order
+from crm_inbox.sales import orders as service
+from crm_inbox.sales import queries
+from crm_inbox.sales.totals import money
+from web.api import sales_json as out
+from web.api import serialize as ser
+from web.api.blueprint import api
+from web.api.errors import fail, get_or_404, int_arg
+from web.auth import require_token
+from web.downloads import content_disposition, csv_response
+from web.requestdb import db, state
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    """The ERP handoff of one order, with its id and where its documents are."""
+    return {**service.order_for_erp(db(), order), "pdf_url": f"{out.API}/orders/{order.id}/pdf",
+            "csv_url": f"{out.API}/orders/{order.id}.csv"}
+
+
+def _summary(order: Order) -> dict[str, Any]:
+    return {"id": order.id, "number": order.number, "state": order.state.value,
+            "order_date": order.order_date.isoformat(), "quote_id": order.quote_id,
+            "opportunity_id": order.opportunity_id, "contact_id": order.contact_id, "company_id": order.company_id,
+            "net_total": money(order.net_total), "vat_total": money(order.vat_total),
+            "gross_total": money(order.gross_total), "created_at": ser.when(order.created_at),
+            "url": f"{out.API}/orders/{order.id}"}
+
+
+def _format() -> str:
+    wanted = request.args.get("format", "json")
+    if wanted not in {"json", "csv"}:
+        fail(400, "invalid", "format must be json or csv", field="format")
+    return wanted
+
+
+def _get(order_id: int) -> Order:
+    return get_or_404(Order, order_id, "order", options=[selectinload(Order.lines)])
+
+
+@api.get("/orders")
+@require_token()
+def list_orders() -> Response:
+    """Newest first; ``contact_id``, ``company_id``; ``format=csv``: one row per line of the orders listed."""
+    rows = queries.list_orders(db(), limit=int_arg("limit", 50, 1, 500), offset=int_arg("offset", 0, 0, 10_000_000),
+                               contact_id=int_arg("contact_id", 0, 1, MAX_ID) or None,
+                               company_id=int_arg("company_id", 0, 1, MAX_ID) or None)
+    if _format() == "csv":
+        return csv_response(service.orders_csv(db(), rows), "orders.csv")
+    return jsonify(items=[_summary(o) for o in rows])
+
+
+@api.get("/orders/<int:order_id>")
+@require_token()
+def get_order(order_id: int) -> Response:
+    """The order for the ERP (JSON), or with ``format=csv`` its lines as CSV."""
+    order = _get(order_id)
+    if _format() == "csv":
+        return csv_response(service.orders_csv(db(), [order]), f"{order.number}.csv")
+    return jsonify(order_json(order))
+
+
+@api.get("/orders/<int:order_id>.csv")
+@require_token()
+def get_order_csv(order_id: int) -> Response:
+    order = _get(order_id)
+    return csv_response(service.orders_csv(db(), [order]), f"{order.number}.csv")
+
+
+@api.get("/orders/<int:order_id>/pdf")
+@require_token()
+def order_pdf(order_id: int) -> Response:
+    """The order confirmation (Auftragsbestätigung) as a download."""
+    order = _get(order_id)
+    return pdf_response(service.order_pdf(db(), state().settings, order), service.filename(order))
+
+
+def pdf_response(content: bytes, filename: str) -> Response:
+    """A PDF as a download: never shown inline under the app's origin, never sniffed, never cached."""
+    response = Response(content, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = content_disposition(filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
