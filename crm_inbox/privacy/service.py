@@ -20,20 +20,22 @@ Erasure, what happens (``erase_contact``):
   lose their details; every other entry is redacted. The erasure itself is recorded with who, when,
   the contact id and counts only.
 - The person's company stays (it is not the person's data), as do other contacts.
+- Sales: the person's opportunities and draft quotes are deleted; quotes that went out and orders are
+  commercial letters that must be kept (§ 257 HGB, § 147 AO; GDPR Art. 17 (3)(b)): they stay, detached from
+  the person and with the person's line of their address blanked, as do their PDFs, and the summary says so.
+  The details, and the opportunities that must stay, are in ``privacy.sales``.
 
 A later mail from the same address is a new message: it makes a fresh lead with nothing of the old data.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import ColumnElement, Text, and_, bindparam, cast, delete, func, or_, select, update
@@ -55,17 +57,21 @@ from crm_inbox.models import (
     Call,
     Company,
     Contact,
+    Event,
     InboundMessage,
     InboundState,
     Interaction,
     InteractionContact,
     InteractionKind,
+    Opportunity,
     OutgoingMail,
+    Quote,
     Reminder,
     Ticket,
     TicketEvent,
     utcnow,
 )
+from crm_inbox.privacy import sales
 from crm_inbox.privacy.redaction import Redactor
 from crm_inbox.timeline.triage import unassigned_query
 
@@ -84,18 +90,10 @@ def find_contact(session: Session, ref: str | int) -> Contact:
 
 # --- export ---
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
-
-
 def _row(obj: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
     """Every column of a row, JSON-ready (binary columns are written as files, never inline)."""
     skipped = set(skip)
-    return {attr.key: _plain(getattr(obj, attr.key)) for attr in obj.__mapper__.column_attrs
+    return {attr.key: sales.plain(getattr(obj, attr.key)) for attr in obj.__mapper__.column_attrs
             if attr.key not in skipped}
 
 
@@ -128,7 +126,9 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
                  via: str | None = None) -> dict[str, int]:
     """Write the archive of everything stored about the contact to ``target`` (a zip: ``contact.json``,
     ``attachments/<id>-<name>``, ``mail/<inbound id>.eml``); returns counts. Audited as exported by ``actor``
-    (``via``: the channel named in the entry, "cli"); a caller whose copy then fails rolls the entry back."""
+    (``via``: the channel named in the entry, "cli"); a caller whose copy then fails rolls the entry back.
+    The person's opportunities, quotes and orders (with lines) are in it; their PDFs are timeline entries with
+    attachments, also when not linked to the person."""
     contact = session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
@@ -141,11 +141,13 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
         "company": {**_row(company), "domains": [d.domain for d in company.domains],
                     "phones": [_row(p, {"company_id"}) for p in company.phones]} if company else None,
         "interactions": [], "tickets": [], "calls": [], "reminders": [], "audit_log": [],
+        **sales.export(session, contact_id),
     }
     counts = {"interactions": 0, "attachments": 0, "raw_messages": 0, "tickets": 0, "calls": 0, "reminders": 0,
-              "audit_entries": 0}
+              "audit_entries": 0, **{key: len(data[key]) for key in ("opportunities", "quotes", "orders")}}
+    interactions = sorted(set(owned.interactions) | sales.document_ids(session, contact_id))
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for chunk in _chunks(owned.interactions):
+        for chunk in _chunks(interactions):
             rows = session.execute(select(Interaction).where(_in(Interaction.id, chunk))
                                    .options(selectinload(Interaction.contact_links),
                                             selectinload(Interaction.attachments))
@@ -289,8 +291,9 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
     numbers = sorted({p.e164 for p in contact.phones if p.e164})
     redact = _redactor(session, contact)
     owned = _owned(session, contact_id)
+    deals = sales.plan(session, contact_id)
 
-    linked = set(owned.interactions)
+    linked = set(owned.interactions) - deals.kept_documents
     shared = set(session.execute(select(InteractionContact.interaction_id).where(
         _in(InteractionContact.interaction_id, linked), InteractionContact.contact_id != contact_id)).scalars()) \
         if linked else set()
@@ -314,8 +317,9 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
         if followers else set()
     doomed |= followers - others
     shared |= followers & others
+    doomed -= deals.kept_documents  # commercial letters stay (privacy.sales)
 
-    reminders = set(owned.reminders)
+    reminders = set(owned.reminders) | deals.reminders
     for column, ids in ((Reminder.ticket_id, tickets), (Reminder.call_id, calls),
                         (Reminder.interaction_id, doomed)):
         if ids:
@@ -328,10 +332,12 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
               "calls": len(calls), "reminders": len(reminders), "raw_messages": len(inbound_doomed | inbound_shared),
               "attachments": session.execute(select(func.count()).select_from(Attachment).where(
                   _in(Attachment.interaction_id, doomed))).scalar_one() if doomed else 0}
-    audit_wipe = _about(Owned(sorted(doomed), sorted(tickets), sorted(calls), sorted(reminders)), contact_id)
+    audit_wipe = or_(_about(Owned(sorted(doomed), sorted(tickets), sorted(calls), sorted(reminders)), contact_id),
+                     *sales.audit_about(deals))
     # The searches run before the first write: on SQLite the write lock is then held only for the writes.
     needles = _needles(contact, redact)
-    going = {Interaction.__table__: doomed, Ticket.__table__: tickets, Reminder.__table__: reminders}
+    going = {Interaction.__table__: doomed, Ticket.__table__: tickets, Reminder.__table__: reminders,
+             Opportunity.__table__: deals.opportunities, Quote.__table__: deals.draft_quotes}
     mentions = [c for c in _mentions(session, contact_id, redact, needles) if c[1] not in going.get(c[0], ())]
     audit_mentions = _audit_mentions(session, audit_wipe, redact, needles)
 
@@ -341,6 +347,7 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
         session.execute(delete(Call).where(_in(Call.id, chunk)))
     for chunk in _chunks(sorted(tickets)):
         session.execute(delete(Ticket).where(_in(Ticket.id, chunk)))  # events go with it (ON DELETE CASCADE)
+    counts.update(sales.apply(session, deals, redact))
     for chunk in _chunks(sorted(doomed)):
         session.execute(delete(Interaction).where(_in(Interaction.id, chunk)))  # links, attachments cascade
     _tombstone(session, inbound_doomed)
@@ -421,6 +428,9 @@ _MENTIONS: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...] = (
     (Contact, ("origin_detail",), ("fields",)),
     (Company, (), ("fields",)),
     (OutgoingMail, ("subject", "body"), ("headers",)),
+    (Opportunity, ("title", "lost_reason"), ()),
+    (Quote, ("decline_reason",), ()),  # not the letter's own text: that is kept as sent (privacy.sales)
+    (Event, (), ("payload",)),
 )
 
 

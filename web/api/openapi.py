@@ -402,7 +402,9 @@ PATHS.update({
                  "operationId": "eraseContact",
                  "responses": {"200": _json({"type": "object", "properties": {
                      "erased": {"type": "integer"},
-                     "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}),
+                     "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                     "kept": {"type": ["string", "null"], "description": "quotes and orders kept as commercial "
+                              "letters (§ 257 HGB, § 147 AO), and why"}}}),
                      **ERRORS, **FORBIDDEN, **NOT_FOUND}}},
 })
 

@@ -8,6 +8,7 @@ from flask import Response, jsonify, send_file
 
 from crm_inbox.models import Contact
 from crm_inbox.privacy import service as privacy
+from crm_inbox.privacy.sales import kept_summary
 from web.api.blueprint import api
 from web.api.errors import get_or_404
 from web.auth import actor_id, require_token
@@ -33,4 +34,5 @@ def export_contact(contact_id: int) -> Response:
 def erase_contact(contact_id: int) -> Response:
     get_or_404(Contact, contact_id, "contact")
     counts = privacy.erase_contact(db(), contact_id, actor_id())
-    return jsonify(erased=contact_id, counts=counts)
+    # "kept": the commercial letters (quotes that went out, orders) that had to stay, and why; null for none.
+    return jsonify(erased=contact_id, counts=counts, kept=kept_summary(counts))

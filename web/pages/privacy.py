@@ -43,6 +43,11 @@ def contact_erase(contact_id: int) -> BaseResponse | str:
     person = row_or_404(Contact, contact_id)
     if request.form.get("confirm") != "1":
         return render_template("contact_erase.html", contact=person)
-    privacy.erase_contact(db(), contact_id, by)
+    counts = privacy.erase_contact(db(), contact_id, by)
     flash(_("Contact %(id)s was erased with everything stored about them.", id=contact_id))
+    if counts.get("quotes_kept") or counts.get("orders_kept"):
+        flash(_("Kept, without the person: %(quotes)d quotes and %(orders)d orders with their PDFs. They are "
+                "commercial letters that § 257 HGB and § 147 AO require to be kept (GDPR Art. 17 (3)(b)); the "
+                "person's name is removed from their address.",
+                quotes=counts.get("quotes_kept", 0), orders=counts.get("orders_kept", 0)))
     return redirect(url_for("pages.contacts"))
