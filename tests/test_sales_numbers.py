@@ -6,10 +6,17 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
+from crm_inbox.models import Quote
+from crm_inbox.sales import quotes
+from crm_inbox.sales.inputs import QuoteFields
 from crm_inbox.sales.numbers import ORDER, QUOTE, next_number
+from crm_inbox.sales.records import today
+from tests.sales_data import lines, sales_settings, world
 
 FMT = "AN-{year}-{seq:04d}"
 DAY = date(2026, 3, 2)
@@ -75,3 +82,36 @@ def test_series_and_years_count_separately(factory: sessionmaker[Session]) -> No
         assert next_number(session, ORDER, "AB-{year}-{seq:04d}", DAY) == "AB-2026-0001"
         assert next_number(session, QUOTE, FMT, date(2027, 1, 1)) == "AN-2027-0001"
         assert next_number(session, QUOTE, FMT, DAY) == "AN-2026-0003"  # the old year goes on where it was
+
+
+def test_quotes_finalised_at_once_get_distinct_numbers(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """The real path: staff finalising drafts at the same moment (PDF rendering inside the counter's lock)."""
+    sales = sales_settings(settings)
+    postgres = factory.kw["bind"].dialect.name == "postgresql"
+    threads, per_thread = (6, 3) if postgres else (3, 2)
+    with unit_of_work(factory) as session:
+        w = world(session, sales)
+        drafts = [quotes.create_quote(session, sales, QuoteFields(opportunity_id=w.opp.id, lines=lines(w)),
+                                      by=w.staff.id).id for _ in range(threads * per_thread)]
+        staff_id = w.staff.id
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def work(ids: list[int]) -> None:
+        try:
+            start.wait()
+            for quote_id in ids:
+                with unit_of_work(factory) as session:
+                    quotes.finalise_quote(session, sales, session.get_one(Quote, quote_id), by=staff_id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(drafts[i::threads],)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors, errors
+    with factory() as session:
+        numbers = sorted(session.scalars(select(Quote.number)))
+    assert numbers == [f"AN-{today(sales).year}-{seq:04d}" for seq in range(1, threads * per_thread + 1)]

@@ -59,6 +59,8 @@ def test_draft_final_version_sent_accepted(sales: Settings, factory: sessionmake
         draft = quotes.create_quote(session, sales, QuoteFields(opportunity_id=w.opp.id, lines=lines(w)), by=by)
         # A draft: no number, its totals from the one function; the deal's amount follows it.
         assert (draft.number, draft.state, draft.version) == (None, QuoteState.DRAFT, 1)
+        assert quotes.filename(draft) == f"Angebot_Entwurf_{draft.id}.pdf"
+        assert quotes.quote_pdf(session, sales, draft).startswith(b"%PDF")  # rendered now, marked a draft
         assert [line.position for line in draft.lines] == [1, 2, 3]
         assert [line.text for line in draft.lines] == ["Wartung", "Handbuch", "Anfahrt"]
         assert (draft.lines[0].unit, draft.lines[0].vat_rate, draft.lines[1].vat_rate) == ("Stunde", 19, 7)

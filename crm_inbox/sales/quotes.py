@@ -41,7 +41,10 @@ def title(quote: Quote) -> str:
 
 
 def filename(quote: Quote) -> str:
-    return f"{'Angebot' if quote.language == 'de' else 'Quote'}_{quote.label}.pdf"
+    """"Angebot_AN-2026-0001.pdf"; a first draft, which has no number yet, "Angebot_Entwurf_12.pdf"."""
+    german = quote.language == "de"
+    label = quote.label if quote.number else f"{'Entwurf' if german else 'draft'}_{quote.id}"
+    return f"{'Angebot' if german else 'Quote'}_{label}.pdf"
 
 
 def _language(settings: Settings, value: str | None, contact: Contact | None) -> str:
@@ -270,6 +273,7 @@ def accept_quote(session: Session, settings: Settings, quote: Quote, *, by: int 
     quote.state = QuoteState.ACCEPTED
     quote.decided_at = utcnow()
     order = orders.order_from_quote(session, settings, quote, by=by)
+    opportunities.set_amount_from_quote(session, opp, order.net_total)
     opportunities.mark_won(session, settings, opp, by=by)
     opportunities.make_customer(session, quote.contact_id, quote.company_id, by=by)
     follow_up.settle(session, [v.id for v in quote_versions(session, quote)], "the quote was accepted", by=by)
