@@ -3,6 +3,7 @@ threading headers, the writer's name in From and the attachments; a ticket reply
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import pytest
@@ -35,7 +36,9 @@ from crm_inbox.staff.service import add_staff
 from crm_inbox.tickets import service as tickets
 from crm_inbox.timeline.service import record_interaction
 from tests.conftest import CRM
+from tests.test_pages import PASSWORD, STAFF, csrf_token, log_in
 from tests.test_tickets import sink  # noqa: F401  (a fixture)
+from web.pages import compose  # noqa: F401  (its routes; until web/pages/__init__.py imports it)
 
 PDF = b"%PDF-1.4\n% a small test document\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
 COMPANY = {"name": "Beispiel Firma GmbH", "seat": "München", "register_court": "Amtsgericht München",
@@ -202,3 +205,50 @@ def test_a_reply_from_the_ticket_answers_the_customers_last_mail_and_makes_the_t
 def ticket_events(session: Session, ticket_id: int) -> list[TicketEvent]:
     return list(session.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
                                 .order_by(TicketEvent.id)).scalars())
+
+
+# --- the compose form on the pages ---
+
+def test_staff_write_a_mail_with_an_attachment_on_the_customer_page(factory, mail_settings, world, client):
+    with unit_of_work(factory) as session:
+        add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
+    log_in(client, STAFF)
+    token = csrf_token(client.get(f"/contacts/{world.petra}").get_data(as_text=True))
+    form = {"csrf_token": token, "to": "", "subject": "Unterlagen", "text": "Anbei die Unterlagen.",
+            "attachments": (io.BytesIO(PDF), "Unterlagen.pdf", "application/pdf")}
+    sent = client.post(f"/contacts/{world.petra}/mail", data=form, content_type="multipart/form-data")
+    assert sent.status_code == 302 and sent.headers["Location"].endswith(f"/contacts/{world.petra}#timeline")
+    with factory() as session:
+        mail = session.execute(select(OutgoingMail)).scalar_one()
+        assert (mail.to_address, mail.subject, mail.from_name) == ("petra@weber-logistik.de", "Unterlagen",
+                                                                  "Jonas Becker")
+        item = session.get_one(Interaction, mail.interaction_id)
+        assert [a.filename for a in item.attachments] == ["Unterlagen.pdf"] and item.contact_ids == [world.petra]
+
+    refused = client.post(f"/contacts/{world.petra}/mail", content_type="multipart/form-data", data={
+        "csrf_token": token, "to": "a@x.de, b@x.de", "subject": "Noch etwas", "text": "Mein langer Text"})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Not sent: to must be exactly one e-mail address" in page
+    assert "Mein langer Text" in page and 'value="Noch etwas"' in page  # nothing typed is lost
+    with factory() as session:
+        assert len(session.execute(select(OutgoingMail)).all()) == 1
+
+
+def test_a_reply_from_the_ticket_page_makes_the_ticket_pending(factory, mail_settings, world, client):
+    with unit_of_work(factory) as session:
+        add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
+        asked = customer_mail(session, world)
+        ticket = tickets.open_ticket(session, mail_settings, subject="Lieferung", contact=session.get_one(
+            Contact, world.petra), interaction=asked, opened_by="petra@weber-logistik.de")
+        ticket_id = ticket.id
+    log_in(client, STAFF)
+    token = csrf_token(client.get(f"/tickets/{ticket_id}").get_data(as_text=True))
+    refused = client.post(f"/tickets/{ticket_id}/mail", content_type="multipart/form-data", data={
+        "csrf_token": token, "subject": "Re: Lieferung", "text": " ", "to": ""})
+    assert refused.status_code == 422 and "Not sent: text is required" in refused.get_data(as_text=True)
+    sent = client.post(f"/tickets/{ticket_id}/mail", content_type="multipart/form-data", data={
+        "csrf_token": token, "subject": "Re: Lieferung", "text": "Kommt morgen.", "to": ""})
+    assert sent.status_code == 302 and sent.headers["Location"].endswith(f"/tickets/{ticket_id}")
+    with factory() as session:
+        assert session.get_one(Ticket, ticket_id).state == TicketState.PENDING
+        assert session.execute(select(OutgoingMail.headers)).scalar_one()["In-Reply-To"] == "<q1@weber-logistik.de>"
