@@ -190,6 +190,25 @@ def test_an_empty_company_and_odd_text_still_render() -> None:
     assert "0,0049 €" in everything and "1.000" in everything
 
 
+def test_a_description_longer_than_a_page_continues() -> None:
+    description = "\n".join(f"Schritt {i}: prüfen und dokumentieren" for i in range(1, 121))
+    long_word = "https://example.com/" + "x" * 150
+    lines = (DocumentLine(1, "Wartungsvertrag", description, D(1), "pauschal", D(100), D(0), D(19), D("100.00")),
+             DocumentLine(2, long_word, None, D(1), "Stück", D(1), D(0), D(19), D("1.00")))
+    text = pages(render(document(lines=lines), COMPANY))
+    everything = " ".join(text)
+    assert len(text) >= 3
+    assert "Schritt 1:" in everything and "Schritt 120: prüfen und dokumentieren" in everything
+    assert "x" * 25 in everything and everything.count("x") >= 150  # the long word is broken, not cut off
+
+
+def test_a_long_address_line_stays_in_the_window() -> None:
+    address = ["Allgemeine Maschinen- und Anlagenbau Gesellschaft für Hydraulik mbH & Co. KG", "Weg 1", "80331 München"]
+    with pdfplumber.open(io.BytesIO(render(document(address=address), COMPANY))) as pdf:
+        words = [w for w in pdf.pages[0].extract_words() if w["text"] in ("Allgemeine", "KG")]
+        assert words and all(w["x0"] / MM >= 20 and w["x1"] / MM <= 105 for w in words)
+
+
 def _p95(doc: SalesDocument, runs: int) -> float:
     times = []
     for _ in range(runs):

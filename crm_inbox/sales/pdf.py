@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from reportlab import rl_config  # type: ignore[import-untyped]
 from reportlab.lib import colors  # type: ignore[import-untyped]
 from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]
 from reportlab.lib.styles import ParagraphStyle  # type: ignore[import-untyped]
 from reportlab.lib.units import mm  # type: ignore[import-untyped]
-from reportlab.lib.utils import ImageReader  # type: ignore[import-untyped]
+from reportlab.lib.utils import ImageReader, simpleSplit  # type: ignore[import-untyped]
 from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
 from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]
 from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
@@ -58,6 +59,8 @@ __all__ = ["DocumentLine", "SalesDocument", "business_details", "document_from_o
            "render"]
 
 log = logging.getLogger(__name__)
+# Binary streams (zlib only) instead of zlib + ASCII85: smaller files and one pure-Python encoder less.
+rl_config.useA85 = 0
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
 LEFT, RIGHT = 25 * mm, 20 * mm  # DIN 5008 margins; the text starts where the address text starts
@@ -71,6 +74,9 @@ BODY_TOP = 98.5 * mm  # the subject begins below the address field
 FOOTER_TOP = 30 * mm  # from the bottom edge: the business details live below this line
 FOLD_MARKS = (105 * mm, 210 * mm)  # form B
 PUNCH_MARK = PAGE_HEIGHT / 2
+CELL_SIZE, CELL_LEADING, CELL_PADDING = 8.5, 10.5, 3  # the lines table: font size, line height, cell padding
+ROW_LINES = 12  # text lines per table row: a longer description continues in the next row
+GREY, RULE = colors.HexColor("#555555"), colors.HexColor("#BBBBBB")
 
 _FONT_PATHS = (Path("/usr/share/fonts/truetype/liberation"), Path("/usr/share/fonts/liberation-sans"),
                Path("/usr/share/fonts/truetype/dejavu"))
@@ -157,34 +163,46 @@ class _Page:
 
     def _letterhead(self, canvas: Canvas) -> None:
         company = self.company
-        if self.logo is not None:
-            canvas.drawImage(self.logo, PAGE_WIDTH - RIGHT - 60 * mm, _from_top(32 * mm), 60 * mm, 22 * mm,
+        if self.logo is not None:  # top right, at most 60 × 20 mm, beside the name and contact lines
+            canvas.drawImage(self.logo, PAGE_WIDTH - RIGHT - 60 * mm, _from_top(30 * mm), 60 * mm, 20 * mm,
                              preserveAspectRatio=True, anchor="ne", mask="auto")
         canvas.setFont(self.bold, 15)
         canvas.drawString(LEFT, _from_top(20 * mm), company.name)
         place = " ".join(part for part in (company.postcode, company.city) if part)
-        contact = [company.street, place, f"{self.words['phone']} {company.phone}" if company.phone else "",
-                   company.email, company.web]
+        phone = f"{self.words['phone']} {company.phone}" if company.phone.strip() else ""
         canvas.setFont(self.regular, 8)
         canvas.setFillColor(colors.HexColor("#444444"))
-        canvas.drawString(LEFT, _from_top(26 * mm), " · ".join(part.strip() for part in contact if part.strip()))
+        for index, parts in enumerate(([company.street, place], [phone, company.email, company.web])):
+            canvas.drawString(LEFT, _from_top((25.5 + index * 3.6) * mm),
+                              " · ".join(part.strip() for part in parts if part.strip()))
         canvas.setFillColor(colors.black)
 
     def _window(self, canvas: Canvas) -> None:
         company = self.company
         place = " ".join(part for part in (company.postcode, company.city) if part)
         back = " · ".join(part.strip() for part in (company.name, company.street, place) if part.strip())
-        canvas.setFont(self.regular, 7)
+        room = WINDOW_X + WINDOW_WIDTH - LEFT - 2 * mm
+        size = max(5.0, min(7.0, 7 * room / max(canvas.stringWidth(back, self.regular, 7), 1)))
+        canvas.setFont(self.regular, size)
         y = _from_top(WINDOW_TOP + 5 * mm)
         canvas.drawString(LEFT, y, back)
         canvas.setLineWidth(0.3)
-        canvas.line(LEFT, y - 1.2, LEFT + canvas.stringWidth(back, self.regular, 7), y - 1.2)
-        lines = self.document.address[:9]
+        canvas.line(LEFT, y - 1.2, LEFT + canvas.stringWidth(back, self.regular, size), y - 1.2)
+        printed: list[tuple[str, float]] = []
+        for line in self.document.address:
+            # A long line is printed a little smaller, a very long one wrapped, never beyond the window.
+            if canvas.stringWidth(line, self.regular, 10) <= room:
+                printed.append((line, 10))
+            elif canvas.stringWidth(line, self.regular, 8.5) <= room:
+                printed.append((line, 8.5))
+            else:
+                printed += [(part, 10) for part in simpleSplit(line, self.regular, 10, room)]
+        printed = printed[:9]
         leading = 4.2 * mm
         # Six lines fit the address zone; a longer address starts higher, in the zone for notes.
-        top = max(ADDRESS_TOP - max(0, len(lines) - 6) * leading, WINDOW_TOP + 4 * mm)
-        canvas.setFont(self.regular, 10)
-        for index, line in enumerate(lines):
+        top = max(ADDRESS_TOP - max(0, len(printed) - 6) * leading, WINDOW_TOP + 4 * mm)
+        for index, (line, size) in enumerate(printed):
+            canvas.setFont(self.regular, size)
             canvas.drawString(LEFT, _from_top(top + 3.5 * mm + index * leading), line)
 
     def _info(self, canvas: Canvas) -> None:
@@ -252,7 +270,6 @@ def _styles(regular: str, bold: str) -> dict[str, ParagraphStyle]:
     return {
         "body": body,
         "subject": ParagraphStyle("subject", parent=body, fontName=bold, fontSize=12, leading=15),
-        "cell": ParagraphStyle("cell", parent=body, fontSize=8.5, leading=10.5),
         "small": ParagraphStyle("small", parent=body, fontSize=8.5, leading=11),
     }
 
@@ -262,31 +279,84 @@ def _text(value: str) -> str:
     return "<br/>".join(escape(line) for line in value.splitlines())
 
 
-def _lines_table(document: SalesDocument, styles: dict[str, ParagraphStyle], bold: str) -> Table:
+def _wrap(text: str, font: str, width: float) -> list[str]:
+    """Lines of at most ``width``: broken at spaces, and a word longer than the line (a URL) by characters."""
+    out: list[str] = []
+    for line in simpleSplit(text, font, CELL_SIZE, width):
+        while pdfmetrics.stringWidth(line, font, CELL_SIZE) > width and len(line) > 1:
+            cut = len(line) - 1
+            while cut > 1 and pdfmetrics.stringWidth(line[:cut], font, CELL_SIZE) > width:
+                cut -= 1
+            out.append(line[:cut])
+            line = line[cut:]
+        out.append(line)
+    return out
+
+
+class _TextCell(Flowable):
+    """A line's text (bold) and description (grey), wrapped once by width. A Paragraph would do the same at
+    several times the cost (markup parsing, per-fragment layout), which is most of a 200-line quote's time."""
+
+    def __init__(self, lines: list[tuple[str, bool]], regular: str, bold: str) -> None:
+        super().__init__()
+        self.lines, self.regular, self.bold = lines, regular, bold
+
+    @classmethod
+    def of(cls, line: DocumentLine, width: float, regular: str, bold: str) -> list[_TextCell]:
+        """The cells of one line: one, or more when the text is too long for one page (a table row never
+        splits, and a row higher than the page could not be laid out at all)."""
+        lines = [(part, True) for part in _wrap(line.text, bold, width)]
+        if line.description:
+            lines += [(part, False) for part in _wrap(line.description, regular, width)]
+        return [cls(lines[start:start + ROW_LINES], regular, bold) for start in range(0, max(len(lines), 1),
+                                                                                   ROW_LINES)]
+
+    def wrap(self, available_width: float, _available_height: float) -> tuple[float, float]:
+        self.width = available_width
+        return available_width, len(self.lines) * CELL_LEADING
+
+    def draw(self) -> None:
+        canvas = self.canv
+        y = len(self.lines) * CELL_LEADING - CELL_SIZE
+        for text, strong in self.lines:
+            canvas.setFont(self.bold if strong else self.regular, CELL_SIZE)
+            canvas.setFillColor(colors.black if strong else GREY)
+            canvas.drawString(0, y, text)
+            y -= CELL_LEADING
+        canvas.setFillColor(colors.black)
+
+
+def _lines_table(document: SalesDocument, page: _Page) -> Table:
     words, language = texts(document.language), document.language
     header = [words[key] for key in ("pos", "text", "quantity", "unit", "unit_price", "discount", "vat", "amount")]
     rows: list[list[Any]] = [header]
+    widths = [w * mm for w in (10, 54, 16, 15, 24, 12, 10, 24)]
+    text_width = widths[1] - 2 * CELL_PADDING
+    ends = []  # the last row of each line, which gets a rule below it
+    joins: list[tuple[Any, ...]] = []
     for line in document.lines:
-        text = f"<b>{_text(line.text)}</b>"
-        if line.description:
-            text += f"<br/><font color='#555555'>{_text(line.description)}</font>"
-        rows.append([str(line.position), Paragraph(text, styles["cell"]), format_quantity(line.quantity, language),
-                     line.unit, format_unit_price(line.unit_price, language),
+        first, *more = _TextCell.of(line, text_width, page.regular, page.bold)
+        rows.append([str(line.position), first, format_quantity(line.quantity, language), line.unit,
+                     format_unit_price(line.unit_price, language),
                      f"{format_percent(line.discount_percent, language)} %" if line.discount_percent else "",
                      f"{format_percent(line.vat_rate, language)} %", amount(line.net, language)])
-    widths = [w * mm for w in (10, 54, 16, 15, 24, 12, 10, 24)]
-    table = Table(rows, colWidths=widths, repeatRows=1, splitInRow=1)
-    table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, 0), bold, 8.5),
-        ("FONT", (0, 1), (-1, -1), styles["cell"].fontName, 8.5),
+        for cell in more:  # continuation rows join their line without a gap
+            rows.append(["", cell, "", "", "", "", "", ""])
+            joins += [("BOTTOMPADDING", (0, len(rows) - 2), (-1, len(rows) - 2), 0),
+                      ("TOPPADDING", (0, len(rows) - 1), (-1, len(rows) - 1), 0)]
+        ends.append(len(rows) - 1)
+    table = Table(rows, colWidths=widths, repeatRows=1)
+    rules = [("LINEBELOW", (0, end), (-1, end), 0.25, RULE) for end in ends]
+    table.setStyle(TableStyle([*rules, *joins,
+        ("FONT", (0, 0), (-1, 0), page.bold, CELL_SIZE),
+        ("FONT", (0, 1), (-1, -1), page.regular, CELL_SIZE),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEEEEE")),
         ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
-        ("LINEBELOW", (0, 1), (-1, -1), 0.25, colors.HexColor("#BBBBBB")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("ALIGN", (2, 0), (2, -1), "RIGHT"),
         ("ALIGN", (4, 0), (-1, -1), "RIGHT"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
+        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
     ]))
     return table
 
@@ -324,7 +394,7 @@ def _story(document: SalesDocument, company: CompanySettings, page: _Page) -> li
                              Spacer(1, 6 * mm), Paragraph(_text(document.greeting), styles["body"])]
     if document.intro:
         story += [Spacer(1, 3 * mm), Paragraph(_text(document.intro), styles["body"])]
-    story += [Spacer(1, 5 * mm), _lines_table(document, styles, page.bold), Spacer(1, 4 * mm)]
+    story += [Spacer(1, 5 * mm), _lines_table(document, page), Spacer(1, 4 * mm)]
     terms = [document.terms] if document.terms else []
     days = company.payment_terms_days
     terms.append(words["payment"].format(days=days) if days > 0 else words["payment_now"])
