@@ -18,6 +18,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import CompanySettings, Settings
+from crm_inbox.correspondence import signature
 from crm_inbox.models import Company, Contact, Opportunity, Order, OrderLine, Quote, QuoteLine
 from crm_inbox.models.contacts import Salutation
 from crm_inbox.models.sales import QuoteState
@@ -119,6 +120,18 @@ def test_number_totals_and_business_details_are_printed() -> None:
     assert "Geschäftsführer: Anna Beispiel, Bernd Muster · USt-IdNr.: DE123456789" in text[0]
     assert "IBAN: DE89 3704 0044 0532 0130 00" in text[0]
     assert f"Seite 1 von {len(text)}" in text[0]
+
+
+def test_business_details_match_the_mail_signature() -> None:
+    footer = " · ".join(business_details(COMPANY, "en"))
+    for line in signature.business_details(COMPANY, "en"):
+        assert line in footer
+    # a sole trader (e.K., § 37a HGB) has no managing directors and no bank given: nothing empty is printed
+    sole = CompanySettings(name="Hans Muster e.K.", city="Köln", seat="Köln", register_court="Amtsgericht Köln",
+                           register_number="HRA 4711")
+    assert business_details(sole, "de") == [
+        "Hans Muster e.K. · Köln", "Sitz der Gesellschaft: Köln · Registergericht: Amtsgericht Köln, HRA 4711"]
+    assert business_details(CompanySettings(), "de") == []
 
 
 def test_english_document() -> None:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import object_session
 
 from crm_inbox.config import CompanySettings, Settings
+from crm_inbox.correspondence import signature
 from crm_inbox.models import Company, Contact, Order, OrderLine, Quote, QuoteLine
 from crm_inbox.models.sales import QuoteState
 from crm_inbox.sales import letters
@@ -69,8 +70,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "validity": "Dieses Angebot ist gültig bis zum {date}.", "closing": "Mit freundlichen Grüßen",
         "intro_quote": "vielen Dank für Ihre Anfrage. Gerne bieten wir Ihnen Folgendes an:",
         "intro_order": "vielen Dank für Ihren Auftrag, den wir Ihnen hiermit wie folgt bestätigen:",
-        "seat": "Sitz der Gesellschaft", "court": "Registergericht", "directors": "Geschäftsführer",
-        "vat_id": "USt-IdNr.", "bank": "Bank",
+        "bank": "Bank",
     },
     "en": {
         "quote": "Quote", "order": "Order confirmation", "draft": "DRAFT",
@@ -85,8 +85,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "validity": "This quote is valid until {date}.", "closing": "Kind regards",
         "intro_quote": "Thank you for your enquiry. We are pleased to offer you the following:",
         "intro_order": "Thank you for your order, which we hereby confirm as follows:",
-        "seat": "Registered office", "court": "Register court", "directors": "Managing directors",
-        "vat_id": "VAT ID", "bank": "Bank",
+        "bank": "Bank",
     },
 }
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -142,25 +141,20 @@ def _group_iban(iban: str) -> str:
 
 
 def business_details(company: CompanySettings, language: str) -> list[str]:
-    """The lines a business letter and a business mail must carry (§ 35a GmbHG, § 37a HGB): name with legal form
-    and address, seat, register court and number, managing directors, VAT ID, bank. Empty parts are left out."""
+    """The lines a business letter must carry (§ 35a GmbHG, § 37a HGB), packed for a page footer: name with legal
+    form and address; seat, register court and number, managing directors and VAT ID as the mail signature
+    words them (one wording for letters and mail); the bank. Empty parts are left out."""
     words = texts(language)
-
-    def joined(*parts: str) -> str:
-        return " · ".join(part for part in parts if part)
-
-    def labelled(label: str, value: str) -> str:
-        value = " ".join(value.split())
-        return f"{label}: {value}" if value else ""
-
+    legal = signature.business_details(company, language_of(language))
     place = " ".join(part for part in (company.postcode.strip(), company.city.strip()) if part)
-    register = ", ".join(part for part in (company.register_court.strip(), company.register_number.strip()) if part)
+    bank = [f"{label}: {value}" for label, value in ((words["bank"], " ".join(company.bank_name.split())),
+                                                     ("IBAN", _group_iban(company.iban)),
+                                                     ("BIC", company.bic.strip())) if value]
     lines = [
-        joined(company.name.strip(), company.street.strip(), place),
-        joined(labelled(words["seat"], company.seat), labelled(words["court"], register)),
-        joined(labelled(words["directors"], company.managing_directors), labelled(words["vat_id"], company.vat_id)),
-        joined(labelled(words["bank"], company.bank_name), labelled("IBAN", _group_iban(company.iban)),
-               labelled("BIC", company.bic)),
+        " · ".join(part for part in (company.name.strip(), company.street.strip(), place) if part),
+        " · ".join(legal[:2]),
+        " · ".join(legal[2:]),
+        " · ".join(bank),
     ]
     return [line for line in lines if line]
 
