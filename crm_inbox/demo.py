@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import unit_of_work
+from crm_inbox.demo_sales import create_sales
 from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import (
     Category,
@@ -505,15 +506,34 @@ def demo_language(code: str) -> DemoLanguage:
 
 def regional_settings(settings: Settings, language: str) -> Settings:
     """The English demo's office is in London: its phone region and time zone, unless the configuration
-    chose others than the defaults (there is no other locale setting; the web pages follow the browser)."""
+    chose others than the defaults (there is no other locale setting; the web pages follow the browser).
+    Without a configured [company], the demo's made-up company prints the quotes' letterhead."""
+    defaults = Settings()
+    if settings.company.name == defaults.company.name:  # quotes need a letterhead: the demo's own company
+        settings = replace(settings, company=demo_company(language))
     if language != "en":
         return settings
-    defaults = Settings()
     if settings.phone.default_region == defaults.phone.default_region:
         settings = replace(settings, phone={"default_region": "GB"})
     if settings.reminders.timezone == defaults.reminders.timezone:
         settings = replace(settings, reminders={"timezone": "Europe/London"})
     return settings
+
+
+def demo_company(language: str) -> dict[str, Any]:
+    if language == "en":
+        return {"name": "Example Engineering Ltd", "street": "1 Example Street", "postcode": "EC1A 1BB",
+                "city": "London", "country": "GB", "phone": "+44 20 7946 0000", "email": "sales@example.co.uk",
+                "web": "www.example.co.uk", "vat_id": "GB123456789", "seat": "London",
+                "register_court": "Companies House", "register_number": "01234567",
+                "managing_directors": "Emma Taylor", "bank_name": "Example Bank", "iban": "GB33BUKB20201555555555",
+                "bic": "BUKBGB22", "language": "en"}
+    return {"name": "Beispiel Maschinenbau GmbH", "street": "Hauptstraße 1", "postcode": "80331",
+            "city": "München", "phone": "+49 89 123456-0", "email": "vertrieb@beispiel-firma.de",
+            "web": "www.beispiel-firma.de", "vat_id": "DE123456789", "seat": "München",
+            "register_court": "Amtsgericht München", "register_number": "HRB 123456",
+            "managing_directors": "Anna Schmidt, Bernd Weber", "bank_name": "Stadtsparkasse München",
+            "iban": "DE02701500000000123456", "bic": "SSKMDEMMXXX"}
 
 
 def language_from_environment(environ: dict[str, str]) -> str:
@@ -1167,4 +1187,6 @@ def build_demo(factory: sessionmaker[Session], settings: Settings, *, seed: int 
             record_calls(session, settings, rng, plan_calls(rng, now, people, staff, lang), lang)
             record_notes(session, rng, now, people, staff, lang)
             create_reminders(session, rng, now, people, staff, lang)
+            create_sales(session, regional_settings(settings, language), rng, people, [s[0] for s in staff],
+                         now.date(), language)
     return DemoLogin(email=staff[0][2], password=password)

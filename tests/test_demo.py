@@ -212,6 +212,24 @@ def test_demo_has_open_tickets_mail_waiting_in_triage_and_a_failed_message(demo:
         f"message has more than {demo.settings.mail.max_parts} MIME parts"]
 
 
+def test_demo_has_a_sales_pipeline_with_quotes_and_an_order(demo: Demo):
+    from crm_inbox.models import Opportunity, Order, Product, Quote, QuoteState
+
+    with demo.factory() as session:
+        assert session.scalar(select(func.count()).select_from(Product)) >= 5
+        stages = set(session.scalars(select(Opportunity.stage)))
+        assert {"qualified", "needs_analysis", "won"} <= stages
+        quotes = session.scalars(select(Quote)).all()
+        assert {QuoteState.DRAFT, QuoteState.FINAL, QuoteState.SUPERSEDED, QuoteState.ACCEPTED} <= \
+            {q.state for q in quotes}
+        assert any(q.version == 2 and q.label.endswith("-2") for q in quotes)
+        numbered = sorted(q.number for q in quotes if q.number and q.version == 1)
+        assert numbered and all(n.startswith("AN-") for n in numbered)
+        assert all(q.document_id for q in quotes if q.state != QuoteState.DRAFT)  # each has its PDF
+        order = session.scalars(select(Order)).first()
+        assert order is not None and order.number.startswith("AB-") and order.gross_total > 0
+
+
 def test_demo_calls_come_from_phone_events_like_a_webhook_makes_them(demo: Demo):
     client, auth = api_client(demo)
     calls = client.get("/api/v1/calls", query_string={"limit": "500"}, headers=auth).get_json()["items"]
@@ -334,8 +352,12 @@ def test_the_english_demo_office_is_in_london_unless_configured_otherwise(settin
     assert (english.phone.default_region, english.reminders.timezone) == ("GB", "Europe/London")
     german = regional_settings(settings, "de")
     assert (german.phone.default_region, german.reminders.timezone) == ("DE", "Europe/Berlin")
-    chosen = replace(settings, phone={"default_region": "IE"}, reminders={"timezone": "Europe/Dublin"})
+    chosen = replace(settings, phone={"default_region": "IE"}, reminders={"timezone": "Europe/Dublin"},
+                     company={"name": "Dublin Tools Ltd"})
     assert regional_settings(chosen, "en") == chosen  # the configuration's choice stands
+    # Without a configured company, the demo's own prints the quotes' letterhead, in the demo's country.
+    assert (english.company.name, english.company.country) == ("Example Engineering Ltd", "GB")
+    assert german.company.register_court == "Amtsgericht München"
 
 
 def _read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float) -> list[str]:
