@@ -41,6 +41,7 @@ from crm_inbox.sales.replies import (
     ReplyFacts,
     Suggestion,
     decide,
+    link_by_hand,
     named_numbers,
     suggested,
 )
@@ -232,4 +233,17 @@ def test_an_auto_reply_to_the_quote_mail_lands_on_no_deal(factory, settings, dea
     assert deal_links(factory, interaction_id) == []
     assert follow_ups(factory, deals.ours) == [ReminderState.OPEN]
     with factory() as session:
+        assert session.execute(suggested()).first() is None
+
+
+def test_staff_link_a_suggested_mail_by_hand(factory, settings, deals):
+    raw = make_mail(f"Petra Weber <{PETRA}>", CRM, "Frage zu AN-2026-0043", "Ist das auch für uns?")
+    interaction_id = feed(factory, settings, raw)
+    with unit_of_work(factory) as session:
+        item = session.get_one(Interaction, interaction_id)
+        assert link_by_hand(session, item, session.get_one(Opportunity, deals.theirs), by=deals.anna)
+    assert deal_links(factory, interaction_id) == [(deals.theirs, f"linked by staff user {deals.anna}")]
+    assert follow_ups(factory, deals.theirs) == [ReminderState.DONE]
+    with factory() as session:
+        assert "deal_suggestions" not in session.get_one(Interaction, interaction_id).details
         assert session.execute(suggested()).first() is None

@@ -24,7 +24,9 @@ from functools import lru_cache
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from crm_inbox import audit
 from crm_inbox.config import SalesSettings, Settings
+from crm_inbox.errors import ValidationError
 from crm_inbox.models import (
     Direction,
     Interaction,
@@ -246,6 +248,23 @@ def file_reply(session: Session, settings: Settings, interaction: Interaction, *
     facts = ReplyFacts(direction, automatic, spoof_suspected, frozenset(c for c, _ in people),
                        frozenset(company for _, company in people if company is not None), tuple(found))
     return apply(session, interaction, decide(facts))
+
+
+def link_by_hand(session: Session, interaction: Interaction, opp: Opportunity, *, by: int | None) -> bool:
+    """Staff decided a suggested (or any) mail belongs to the deal: linked with that reason, the suggestion
+    dropped, the follow-ups completed when it is the customer's mail, audited. False if it was linked already."""
+    if interaction.kind not in (InteractionKind.EMAIL, InteractionKind.CALL, InteractionKind.MEETING,
+                                InteractionKind.NOTE, InteractionKind.DOCUMENT):
+        raise ValidationError("interaction_id", "only mail, calls, meetings, notes and documents go on a deal")
+    linked = link_interaction(session, opp, interaction, f"linked by staff user {by}")
+    left = [s for s in interaction.details.get("deal_suggestions", []) if s.get("opportunity_id") != opp.id]
+    if "deal_suggestions" in interaction.details:
+        details = {k: v for k, v in interaction.details.items() if k != "deal_suggestions"}
+        interaction.details = details | ({"deal_suggestions": left} if left else {})
+    if interaction.direction == Direction.IN and interaction.kind == InteractionKind.EMAIL:
+        follow_up.customer_replied(session, opp.id)
+    audit.record(session, by, "link", "interaction", interaction.id, {"opportunity_id": opp.id})
+    return linked
 
 
 def suggested(days: int = 30) -> Select[Interaction]:
