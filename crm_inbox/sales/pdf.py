@@ -35,25 +35,20 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
     PageTemplate,
     Paragraph,
     Spacer,
-    Table,
-    TableStyle,
 )
 
 from crm_inbox.config import CompanySettings
 from crm_inbox.sales.document import (
     DocumentLine,
     SalesDocument,
-    amount,
     business_details,
     document_from_order,
     document_from_quote,
     format_date,
-    format_percent,
-    format_quantity,
-    format_unit_price,
     language_of,
     texts,
 )
+from crm_inbox.sales.pdf_tables import lines_table, totals_table
 
 __all__ = ["DocumentLine", "SalesDocument", "business_details", "document_from_order", "document_from_quote",
            "render"]
@@ -74,9 +69,6 @@ BODY_TOP = 98.5 * mm  # the subject begins below the address field
 FOOTER_TOP = 30 * mm  # from the bottom edge: the business details live below this line
 FOLD_MARKS = (105 * mm, 210 * mm)  # form B
 PUNCH_MARK = PAGE_HEIGHT / 2
-CELL_SIZE, CELL_LEADING, CELL_PADDING = 8.5, 10.5, 3  # the lines table: font size, line height, cell padding
-ROW_LINES = 12  # text lines per table row: a longer description continues in the next row
-GREY, RULE = colors.HexColor("#555555"), colors.HexColor("#BBBBBB")
 
 _FONT_PATHS = (Path("/usr/share/fonts/truetype/liberation"), Path("/usr/share/fonts/liberation-sans"),
                Path("/usr/share/fonts/truetype/dejavu"))
@@ -182,12 +174,13 @@ class _Page:
         place = " ".join(part for part in (company.postcode, company.city) if part)
         back = " · ".join(part.strip() for part in (company.name, company.street, place) if part.strip())
         room = WINDOW_X + WINDOW_WIDTH - LEFT - 2 * mm
-        size = max(5.0, min(7.0, 7 * room / max(canvas.stringWidth(back, self.regular, 7), 1)))
-        canvas.setFont(self.regular, size)
-        y = _from_top(WINDOW_TOP + 5 * mm)
-        canvas.drawString(LEFT, y, back)
-        canvas.setLineWidth(0.3)
-        canvas.line(LEFT, y - 1.2, LEFT + canvas.stringWidth(back, self.regular, size), y - 1.2)
+        if back:
+            size = max(5.0, min(7.0, 7 * room / max(canvas.stringWidth(back, self.regular, 7), 1)))
+            canvas.setFont(self.regular, size)
+            y = _from_top(WINDOW_TOP + 5 * mm)
+            canvas.drawString(LEFT, y, back)
+            canvas.setLineWidth(0.3)
+            canvas.line(LEFT, y - 1.2, LEFT + canvas.stringWidth(back, self.regular, size), y - 1.2)
         printed: list[tuple[str, float]] = []
         for line in self.document.address:
             # A long line is printed a little smaller, a very long one wrapped, never beyond the window.
@@ -279,114 +272,6 @@ def _text(value: str) -> str:
     return "<br/>".join(escape(line) for line in value.splitlines())
 
 
-def _wrap(text: str, font: str, width: float) -> list[str]:
-    """Lines of at most ``width``: broken at spaces, and a word longer than the line (a URL) by characters."""
-    out: list[str] = []
-    for line in simpleSplit(text, font, CELL_SIZE, width):
-        while pdfmetrics.stringWidth(line, font, CELL_SIZE) > width and len(line) > 1:
-            cut = len(line) - 1
-            while cut > 1 and pdfmetrics.stringWidth(line[:cut], font, CELL_SIZE) > width:
-                cut -= 1
-            out.append(line[:cut])
-            line = line[cut:]
-        out.append(line)
-    return out
-
-
-class _TextCell(Flowable):
-    """A line's text (bold) and description (grey), wrapped once by width. A Paragraph would do the same at
-    several times the cost (markup parsing, per-fragment layout), which is most of a 200-line quote's time."""
-
-    def __init__(self, lines: list[tuple[str, bool]], regular: str, bold: str) -> None:
-        super().__init__()
-        self.lines, self.regular, self.bold = lines, regular, bold
-
-    @classmethod
-    def of(cls, line: DocumentLine, width: float, regular: str, bold: str) -> list[_TextCell]:
-        """The cells of one line: one, or more when the text is too long for one page (a table row never
-        splits, and a row higher than the page could not be laid out at all)."""
-        lines = [(part, True) for part in _wrap(line.text, bold, width)]
-        if line.description:
-            lines += [(part, False) for part in _wrap(line.description, regular, width)]
-        return [cls(lines[start:start + ROW_LINES], regular, bold) for start in range(0, max(len(lines), 1),
-                                                                                   ROW_LINES)]
-
-    def wrap(self, available_width: float, _available_height: float) -> tuple[float, float]:
-        self.width = available_width
-        return available_width, len(self.lines) * CELL_LEADING
-
-    def draw(self) -> None:
-        canvas = self.canv
-        y = len(self.lines) * CELL_LEADING - CELL_SIZE
-        for text, strong in self.lines:
-            canvas.setFont(self.bold if strong else self.regular, CELL_SIZE)
-            canvas.setFillColor(colors.black if strong else GREY)
-            canvas.drawString(0, y, text)
-            y -= CELL_LEADING
-        canvas.setFillColor(colors.black)
-
-
-def _lines_table(document: SalesDocument, page: _Page) -> Table:
-    words, language = texts(document.language), document.language
-    header = [words[key] for key in ("pos", "text", "quantity", "unit", "unit_price", "discount", "vat", "amount")]
-    rows: list[list[Any]] = [header]
-    widths = [w * mm for w in (10, 54, 16, 15, 24, 12, 10, 24)]
-    text_width = widths[1] - 2 * CELL_PADDING
-    ends = []  # the last row of each line, which gets a rule below it
-    joins: list[tuple[Any, ...]] = []
-    for line in document.lines:
-        first, *more = _TextCell.of(line, text_width, page.regular, page.bold)
-        rows.append([str(line.position), first, format_quantity(line.quantity, language), line.unit,
-                     format_unit_price(line.unit_price, language),
-                     f"{format_percent(line.discount_percent, language)} %" if line.discount_percent else "",
-                     f"{format_percent(line.vat_rate, language)} %", amount(line.net, language)])
-        for cell in more:  # continuation rows join their line without a gap
-            rows.append(["", cell, "", "", "", "", "", ""])
-            joins += [("BOTTOMPADDING", (0, len(rows) - 2), (-1, len(rows) - 2), 0),
-                      ("TOPPADDING", (0, len(rows) - 1), (-1, len(rows) - 1), 0)]
-        ends.append(len(rows) - 1)
-    table = Table(rows, colWidths=widths, repeatRows=1)
-    rules = [("LINEBELOW", (0, end), (-1, end), 0.25, RULE) for end in ends]
-    table.setStyle(TableStyle([*rules, *joins,
-        ("FONT", (0, 0), (-1, 0), page.bold, CELL_SIZE),
-        ("FONT", (0, 1), (-1, -1), page.regular, CELL_SIZE),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEEEEE")),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("ALIGN", (2, 0), (2, -1), "RIGHT"),
-        ("ALIGN", (4, 0), (-1, -1), "RIGHT"),
-        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
-        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
-    ]))
-    return table
-
-
-def _totals_table(document: SalesDocument, bold: str, regular: str) -> Table:
-    words, language, totals = texts(document.language), document.language, document.totals
-    rows: list[list[str]] = []
-    if len(totals.rates) > 1:
-        rows += [[words["net_at"].format(rate=format_percent(rate.rate, language)), amount(rate.net, language)]
-                 for rate in totals.rates]
-    net_row = len(rows)
-    rows.append([words["net"], amount(totals.net, language)])
-    rows += [[words["vat_at"].format(rate=format_percent(rate.rate, language)), amount(rate.vat, language)]
-             for rate in totals.rates]
-    rows.append([words["gross"], amount(totals.gross, language)])
-    table = Table(rows, colWidths=[70 * mm, 30 * mm], hAlign="RIGHT")
-    table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, -1), regular, 9),
-        ("FONT", (0, -1), (-1, -1), bold, 10),
-        ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-        ("LINEABOVE", (0, -1), (-1, -1), 0.6, colors.black),
-        ("LINEBELOW", (0, -1), (-1, -1), 0.6, colors.black),
-        ("LINEABOVE", (0, net_row), (-1, net_row), 0.3 if net_row else 0, colors.grey),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-    ]))
-    return table
-
-
 def _story(document: SalesDocument, company: CompanySettings, page: _Page) -> list[Flowable]:
     styles = _styles(page.regular, page.bold)
     words = page.words
@@ -394,13 +279,13 @@ def _story(document: SalesDocument, company: CompanySettings, page: _Page) -> li
                              Spacer(1, 6 * mm), Paragraph(_text(document.greeting), styles["body"])]
     if document.intro:
         story += [Spacer(1, 3 * mm), Paragraph(_text(document.intro), styles["body"])]
-    story += [Spacer(1, 5 * mm), _lines_table(document, page), Spacer(1, 4 * mm)]
+    story += [Spacer(1, 5 * mm), lines_table(document, page.regular, page.bold), Spacer(1, 4 * mm)]
     terms = [document.terms] if document.terms else []
     days = company.payment_terms_days
     terms.append(words["payment"].format(days=days) if days > 0 else words["payment_now"])
     if document.kind == "quote" and document.valid_until is not None:
         terms.append(words["validity"].format(date=format_date(document.valid_until, page.language)))
-    closing: list[Flowable] = [_totals_table(document, page.bold, page.regular), Spacer(1, 6 * mm)]
+    closing: list[Flowable] = [totals_table(document, page.regular, page.bold), Spacer(1, 6 * mm)]
     closing += [Paragraph(_text(term), styles["small"]) for term in terms]
     closing += [Spacer(1, 6 * mm), Paragraph(_text(words["closing"]), styles["body"])]
     if company.name.strip():
