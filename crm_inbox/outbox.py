@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -91,9 +91,7 @@ def build_message(settings: Settings, mail: OutgoingMail,
     """The message as sent. ``attachments`` default to those of the mail's timeline entry (read through the
     session the row belongs to)."""
     msg = EmailMessage()
-    address = settings.notifications.from_address
-    # The writer's name, our address: a reply goes to the CRM and lands on the customer's timeline.
-    msg["From"] = Address(display_name=mail.from_name, addr_spec=address) if mail.from_name else address
+    msg["From"] = _sender(settings.notifications.from_address, mail.from_name)
     msg["To"] = mail.to_address
     msg["Subject"] = mail.subject
     msg["Date"] = formatdate(localtime=False)
@@ -109,6 +107,17 @@ def build_message(settings: Settings, mail: OutgoingMail,
             maintype, subtype = "application", "octet-stream"
         msg.add_attachment(item.content, maintype=maintype, subtype=subtype, filename=item.filename)
     return msg
+
+
+def _sender(address: str, name: str | None) -> Address | str:
+    """The writer's name with our address: a reply goes to the CRM and lands on the customer's timeline. A
+    configured address with a display name of its own ("CRM <crm@…>") gets the writer's name instead."""
+    if not name:
+        return address
+    try:
+        return Address(display_name=name, addr_spec=parseaddr(address)[1] or address)
+    except ValueError:  # not an address the email package can write: as configured, without the name
+        return address
 
 
 def _attachments_of(mail: OutgoingMail) -> Sequence[Attachment]:
