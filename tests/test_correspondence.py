@@ -213,7 +213,10 @@ def test_staff_write_a_mail_with_an_attachment_on_the_customer_page(factory, mai
     with unit_of_work(factory) as session:
         add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
     log_in(client, STAFF)
-    token = csrf_token(client.get(f"/contacts/{world.petra}").get_data(as_text=True))
+    page = client.get(f"/contacts/{world.petra}").get_data(as_text=True)
+    assert f'action="/contacts/{world.petra}/mail"' in page  # the form, to her first address
+    assert 'name="to" value="petra@weber-logistik.de"' in page
+    token = csrf_token(page)
     form = {"csrf_token": token, "to": "", "subject": "Unterlagen", "text": "Anbei die Unterlagen.",
             "attachments": (io.BytesIO(PDF), "Unterlagen.pdf", "application/pdf")}
     sent = client.post(f"/contacts/{world.petra}/mail", data=form, content_type="multipart/form-data")
