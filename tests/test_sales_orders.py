@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from datetime import date
 
 import pytest
@@ -101,3 +102,44 @@ def test_orders_csv(settings: Settings, factory: sessionmaker[Session]) -> None:
     assert rows[0]["order_number"] == f"AB-{YEAR}-0001" and rows[0]["customer_number"] == "K-10042"
     assert (rows[0]["order_net"], rows[0]["order_vat"], rows[0]["order_gross"]) == ("90.00", "17.10", "107.10")
     assert "\r\n" in text
+
+
+def test_one_decision_when_two_come_at_once(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """A double click on accept, or a colleague declining at the same moment: the later request waits for the
+    first and finds the quote decided (Conflict), never a second order or a declined quote with an order."""
+    sales = sales_settings(settings)
+    with unit_of_work(factory) as session:
+        w = world(session, sales)
+        ids = []
+        for _ in range(2):
+            quote = quotes.create_quote(session, sales, QuoteFields(opportunity_id=w.opp.id, lines=lines(w)),
+                                        by=w.staff.id)
+            quotes.finalise_quote(session, sales, quote, by=w.staff.id)
+            ids.append(quote.id)
+        staff_id = w.staff.id
+
+    def decide(quote_id: int, how: str, start: threading.Barrier, outcomes: list[str]) -> None:
+        start.wait()
+        try:
+            with unit_of_work(factory) as session:
+                quote = session.get_one(quotes.Quote, quote_id)
+                if how == "accept":
+                    quotes.accept_quote(session, sales, quote, by=staff_id)
+                else:
+                    quotes.decline_quote(session, sales, quote, "zu teuer", by=staff_id)
+            outcomes.append(how)
+        except Conflict:
+            outcomes.append("conflict")
+
+    for quote_id, (first, second) in zip(ids, [("accept", "accept"), ("accept", "decline")], strict=True):
+        start, outcomes = threading.Barrier(2), []
+        workers = [threading.Thread(target=decide, args=(quote_id, how, start, outcomes)) for how in (first, second)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert len(outcomes) == 2 and outcomes.count("conflict") == 1, outcomes
+    with factory() as session:
+        states = {row.id: row.state for row in session.execute(select(quotes.Quote.id, quotes.Quote.state))}
+        made = session.scalars(select(Order.quote_id)).all()
+    assert sorted(made) == sorted(i for i in ids if states[i] is quotes.QuoteState.ACCEPTED)

@@ -13,12 +13,13 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
 from crm_inbox.correspondence.service import FileUpload, MailDraft, check, send_mail
+from crm_inbox.db import affected
 from crm_inbox.errors import Conflict, ValidationError
 from crm_inbox.models import Contact, Interaction, Opportunity, Order, Quote, QuoteState, utcnow
 from crm_inbox.sales import follow_up, letters, opportunities, orders, pdf
@@ -185,12 +186,12 @@ def finalise_quote(session: Session, settings: Settings, quote: Quote, *, by: in
     contact, company = parties(session, quote.contact_id, quote.company_id)
     opp = _opportunity(session, quote)
 
+    _claim(session, quote, (QuoteState.DRAFT,), QuoteState.FINAL)  # one number and one document, also at once
     if quote.number is None:  # allocated here, in the caller's transaction: a rollback gives it back
         quote.number = next_number(session, QUOTE, settings.sales.quote_number_format, day)
     quote.quote_date = day
     quote.valid_until = quote.valid_until or day + timedelta(days=settings.company.quote_valid_days)
     quote.address = letters.recipient_address(contact, company, settings.company.country, quote.language)
-    quote.state = QuoteState.FINAL
     for older in earlier:
         if older.state in DECIDABLE:
             older.state = QuoteState.SUPERSEDED
@@ -251,6 +252,20 @@ def send_quote(session: Session, settings: Settings, quote: Quote, mail: MailDra
     return item
 
 
+def _claim(session: Session, quote: Quote, states: tuple[QuoteState, ...], to: QuoteState) -> None:
+    """Move the quote from one of ``states`` to ``to`` as one conditional UPDATE: of two requests at once
+    (a double click on "accept", two colleagues), the second waits for the first's commit (PostgreSQL's row
+    lock; SQLite's single writer) and then finds the state changed: Conflict, never a second order."""
+    claimed = affected(session.execute(
+        update(Quote).where(Quote.id == quote.id, Quote.state.in_(states)).values(state=to)
+        .execution_options(synchronize_session=False)))
+    if not claimed:
+        session.refresh(quote)
+        raise Conflict(f"quote {quote.label} is {quote.state.value} now")
+    quote.state = to
+    session.flush()
+
+
 def _decidable(quote: Quote) -> None:
     if quote.state not in DECIDABLE:
         what = {QuoteState.DRAFT: "a draft: finalise or send it first",
@@ -270,7 +285,7 @@ def accept_quote(session: Session, settings: Settings, quote: Quote, *, by: int 
     customer, the follow-ups done."""
     _decidable(quote)
     opp = _opportunity(session, quote)
-    quote.state = QuoteState.ACCEPTED
+    _claim(session, quote, DECIDABLE, QuoteState.ACCEPTED)
     quote.decided_at = utcnow()
     order = orders.order_from_quote(session, settings, quote, by=by)
     opportunities.set_amount_from_quote(session, opp, order.net_total)
@@ -291,7 +306,7 @@ def decline_quote(session: Session, settings: Settings, quote: Quote, reason: st
         raise ValidationError("reason", "say why the quote was declined")
     _decidable(quote)
     opp = _opportunity(session, quote)
-    quote.state = QuoteState.DECLINED
+    _claim(session, quote, DECIDABLE, QuoteState.DECLINED)
     quote.decided_at = utcnow()
     quote.decline_reason = why
     if opp.is_open:  # a deal won with another quote stays won
