@@ -282,3 +282,23 @@ def test_a_bad_mail_leaves_the_draft_unnumbered(sales: Settings, factory: sessio
         assert err.value.field == "subject"
         assert (quote.state, quote.number) == (QuoteState.DRAFT, None)
         assert session.scalars(select(Quote.number)).all() == [None]
+
+
+def test_a_draft_finalised_meanwhile_is_not_changed(sales: Settings, factory: sessionmaker[Session]) -> None:
+    """Two browser tabs: one finalises the draft, the other (still showing the draft) saves a change: the
+    letter that went out stays as it was."""
+    with unit_of_work(factory) as session:
+        w = world(session, sales)
+        quote_id = quotes.create_quote(session, sales, QuoteFields(opportunity_id=w.opp.id, lines=lines(w)),
+                                       by=w.staff.id).id
+        staff_id = w.staff.id
+    with factory() as stale:
+        draft = stale.get_one(Quote, quote_id)
+        assert draft.state is QuoteState.DRAFT
+        with unit_of_work(factory) as session:
+            quotes.finalise_quote(session, sales, session.get_one(Quote, quote_id), by=staff_id)
+        with pytest.raises(Conflict):
+            quotes.update_quote(stale, sales, draft, QuoteChanges(lines=lines(w)[:1]), by=staff_id)
+        stale.rollback()
+    with factory() as session:
+        assert len(session.get_one(Quote, quote_id).lines) == 3

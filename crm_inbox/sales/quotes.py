@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
@@ -127,7 +128,10 @@ def update_quote(session: Session, settings: Settings, quote: Quote, changes: Qu
     totals = checked_totals(lines if lines is not None else quote.lines)
 
     target = quote
-    if quote.state is not QuoteState.DRAFT:
+    if quote.state is QuoteState.DRAFT:
+        # Still a draft? A colleague may have finalised it since it was read: its letter must not change.
+        _claim(session, quote, (QuoteState.DRAFT,), QuoteState.DRAFT)
+    else:
         target = Quote(opportunity_id=quote.opportunity_id, number=quote.number, version=quote.version + 1,
                        previous_id=quote.id, state=QuoteState.DRAFT, contact_id=quote.contact_id,
                        company_id=quote.company_id, valid_until=None, address=[], created_by_id=by)
@@ -139,7 +143,10 @@ def update_quote(session: Session, settings: Settings, quote: Quote, changes: Qu
     if lines is not None:
         target.lines = lines
     _set_totals(target, totals)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a colleague made the same version at the same moment (number, version)
+        raise Conflict(f"quote {quote.label} got a newer version meanwhile: change that one") from exc
     opportunities.set_amount_from_quote(session, _opportunity(session, target), totals.net)
     action = "quote.update" if target is quote else "quote.new_version"
     audit.record(session, by, action, "quote", target.id,
@@ -154,6 +161,7 @@ def delete_draft(session: Session, quote: Quote, *, by: int | None) -> None:
     versions before). A numbered, final quote is a business letter: Conflict."""
     if quote.state is not QuoteState.DRAFT:
         raise Conflict(f"quote {quote.label} is {quote.state.value}: only drafts can be deleted")
+    _claim(session, quote, (QuoteState.DRAFT,), QuoteState.DRAFT)  # not finalised meanwhile
     audit.record(session, by, "quote.delete", "quote", quote.id,
                  {"opportunity_id": quote.opportunity_id, "number": quote.number, "version": quote.version})
     session.delete(quote)
