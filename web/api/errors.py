@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
-from crm_inbox.errors import BadCursor, Conflict, ValidationError
+from crm_inbox.errors import BadCursor, Conflict, NotFound, ValidationError
 from crm_inbox.ids import MAX_ID
 from web.api.blueprint import api
 from web.json_errors import ApiError, error_response, fail
@@ -30,6 +30,13 @@ def _api_error(exc: ApiError) -> Response:
 @api.errorhandler(ValidationError)
 def _validation(exc: ValidationError) -> Response:
     return error_response(400, "invalid", exc.message, field=exc.field)
+
+
+@api.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Response:
+    """A service's NotFound (a row named in the request vanished) is a 404, not an internal error."""
+    log.info("API %s %s: not found: %s", request.method, request.path, exc)
+    return error_response(404, "not_found", str(exc) or "not found")
 
 
 @api.errorhandler(BadCursor)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm_inbox.correspondence.service import MailDraft
-from crm_inbox.errors import NotFound, ValidationError
+from crm_inbox.errors import ValidationError
 from crm_inbox.ids import MAX_ID, ref_id
 from crm_inbox.models import Product, Quote, QuoteState
 from crm_inbox.sales import quotes as service
@@ -28,17 +28,9 @@ from web.api.orders import order_json, pdf_response
 from web.api.products import created
 from web.api.shapes import Parser, changes, string, text
 from web.auth import actor_id, require_token
-from web.json_errors import error_response
 from web.requestdb import after_commit, db, state
 
 log = logging.getLogger(__name__)
-
-
-@api.errorhandler(NotFound)
-def _not_found(exc: NotFound) -> Response:
-    """A service's NotFound (a row named in the request vanished) is a 404, not an internal error."""
-    log.info("API %s %s: not found: %s", request.method, request.path, exc)
-    return error_response(404, "not_found", str(exc) or "not found")
 
 
 def _get(quote_id: int) -> Quote:
