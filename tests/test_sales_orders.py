@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
 from crm_inbox.errors import Conflict
-from crm_inbox.models import Event, Order
+from crm_inbox.models import AuditEntry, Event, Order
 from crm_inbox.sales import orders, quotes
 from crm_inbox.sales.inputs import LineFields, QuoteFields
 from crm_inbox.sales.totals import compute
@@ -93,7 +93,11 @@ def test_orders_csv(settings: Settings, factory: sessionmaker[Session]) -> None:
         order = _order(session, sales, w, (
             LineFields(text='=HYPERLINK("http://evil.example","klick")', unit_price=D("100")),
             LineFields(text="Gutschrift; alt", quantity=D("-1"), unit_price=D("10"), vat_rate=D("19"))))
-        text = orders.orders_csv(session, [order])
+        text = orders.export_orders_csv(session, [order], w.staff.id, {"contact_id": w.contact.id})
+        assert text == orders.orders_csv(session, [order])
+        [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "export",
+                                                          AuditEntry.object_type == "order"))
+        assert (entry.staff_id, entry.details["count"], entry.details["orders"]) == (w.staff.id, 1, [order.number])
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text[1:]), delimiter=";"))
     assert [row["position"] for row in rows] == ["1", "2"]

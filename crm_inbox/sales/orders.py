@@ -193,3 +193,11 @@ def orders_csv(session: Session, orders: Sequence[Order]) -> str:
                              line["discount_percent"], line["vat_rate"], line["net"], totals["net"],
                              totals["vat"], totals["gross"]])
     return out.getvalue()
+
+
+def export_orders_csv(session: Session, orders: Sequence[Order], actor: int | None, query: Any = None) -> str:
+    """``orders_csv``, audited as exported by ``actor`` with the filter as the caller has it (as the contacts
+    export is): customer data leaving the CRM is on record, whichever page or API asks."""
+    audit.record(session, actor, "export", "order", None,
+                 {"format": "csv", "query": query, "count": len(orders), "orders": [o.number for o in orders][:100]})
+    return orders_csv(session, orders)
