@@ -1,0 +1,128 @@
+"""What the sales pages share: reading numbers, money and dates from forms (a wrong value is a ValidationError
+naming the field, shown as a flash), stage labels, money as the reader's language writes it, PDF downloads."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import Response
+from flask_babel import format_date, get_locale
+from flask_babel import gettext as _
+from werkzeug.datastructures import MultiDict
+
+from crm_inbox.errors import ValidationError
+from crm_inbox.sales.totals import format_money
+from web.downloads import content_disposition
+from web.i18n import N_
+from web.pages.blueprint import pages
+
+STAGE_LABELS = {"qualified": N_("qualified"), "needs_analysis": N_("needs analysis"),
+                "quote_sent": N_("quote sent"), "negotiation": N_("negotiation"), "won": N_("won"), "lost": N_("lost")}
+QUOTE_STATE_LABELS = {"draft": N_("draft"), "final": N_("final"), "sent": N_("sent"), "accepted": N_("accepted"),
+                      "declined": N_("declined"), "superseded": N_("superseded")}
+ORDER_STATE_LABELS = {"open": N_("open"), "handed_off": N_("handed off"), "cancelled": N_("cancelled")}
+SOURCE_LABELS = {"mail": N_("mail"), "call": N_("call"), "web_form": N_("web form"), "campaign": N_("campaign"),
+                 "manual": N_("manual")}
+MAX_NUMBER = 40  # characters of a typed number: longer is no amount anybody means
+
+
+def language() -> str:
+    """The reader's language, "de" or "en" (money and dates are written as they read them)."""
+    locale = get_locale()
+    return "de" if locale is not None and locale.language == "de" else "en"
+
+
+def stage_label(key: str) -> str:
+    return _(STAGE_LABELS[key]) if key in STAGE_LABELS else key.replace("_", " ")
+
+
+@pages.app_template_filter("money")
+def format_money_filter(value: Decimal | None) -> str:
+    return "—" if value is None else format_money(value, language())
+
+
+@pages.context_processor
+def sales_helpers() -> dict[str, Any]:
+    return {"stage_label": stage_label,
+            "quote_state_label": lambda s: _(QUOTE_STATE_LABELS.get(s, s)),
+            "order_state_label": lambda s: _(ORDER_STATE_LABELS.get(s, s)),
+            "source_label": lambda s: _(SOURCE_LABELS.get(s, s))}
+
+
+def text(form: MultiDict[str, str], name: str) -> str | None:
+    """The field's text with outer blanks removed; None when empty."""
+    value = (form.get(name) or "").strip()
+    return value or None
+
+
+def decimal_value(raw: str | None, field: str) -> Decimal | None:
+    """A number as typed, German ("1.234,50") or English ("1,234.50" or "1234.50"); None when empty."""
+    value = (raw or "").strip().replace(" ", "").replace("€", "").replace("%", "")
+    if not value:
+        return None
+    if len(value) > MAX_NUMBER:
+        raise ValidationError(field, _("is not a number"))
+    if "," in value and "." in value:  # the later one separates the decimals
+        value = value.replace(".", "").replace(",", ".") if value.rfind(",") > value.rfind(".") \
+            else value.replace(",", "")
+    elif "," in value:
+        value = value.replace(",", ".")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValidationError(field, _("is not a number")) from None
+    if not number.is_finite():
+        raise ValidationError(field, _("is not a number"))
+    return number
+
+
+def int_value(raw: str | None, field: str) -> int | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not value.isdecimal() or len(value) > 12:
+        raise ValidationError(field, _("is not a whole number"))
+    return int(value)
+
+
+def date_value(raw: str | None, field: str) -> date | None:
+    """A date from an <input type=date> (ISO), or as Germans type it (31.12.2026)."""
+    value = (raw or "").strip()
+    if not value:
+        return None
+    try:
+        if "." in value:
+            day, month, year = value.split(".")
+            return date(int(year), int(month), int(day))
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(field, _("is not a date")) from None
+
+
+def pdf_response(content: bytes, filename: str) -> Response:
+    """A document as a download (never shown under the app's origin)."""
+    response = Response(content, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = content_disposition(filename)
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def error_text(exc: ValidationError) -> str:
+    return _("%(field)s: %(why)s", field=exc.field.replace("_", " "), why=exc.message)
+
+
+@pages.app_template_filter("short_date")
+def format_short_date(value: date | None) -> str:
+    """A date as the staff pages write times (dd.MM.yyyy in both languages)."""
+    return format_date(value, "dd.MM.yyyy") if value else ""
+
+
+@pages.app_template_filter("plain")
+def format_plain(value: Decimal | None) -> str:
+    """A number for an input field: no exponent, no trailing zeros ("1.000" → "1", "12.5000" → "12.5")."""
+    if value is None:
+        return ""
+    text = f"{value.normalize():f}"
+    return text
