@@ -17,7 +17,7 @@ from web.api import sales_json as out
 from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg
-from web.auth import require_token
+from web.auth import actor_id, require_token
 from web.downloads import content_disposition, csv_response
 from web.requestdb import db, state
 
@@ -56,7 +56,7 @@ def list_orders() -> Response:
                                contact_id=int_arg("contact_id", 0, 1, MAX_ID) or None,
                                company_id=int_arg("company_id", 0, 1, MAX_ID) or None)
     if _format() == "csv":
-        return csv_response(service.orders_csv(db(), rows), "orders.csv")
+        return csv_response(service.export_orders_csv(db(), rows, actor_id(), dict(request.args)), "orders.csv")
     return jsonify(items=[_summary(o) for o in rows])
 
 
@@ -66,7 +66,7 @@ def get_order(order_id: int) -> Response:
     """The order for the ERP (JSON), or with ``format=csv`` its lines as CSV."""
     order = _get(order_id)
     if _format() == "csv":
-        return csv_response(service.orders_csv(db(), [order]), f"{order.number}.csv")
+        return _one_csv(order)
     return jsonify(order_json(order))
 
 
@@ -74,7 +74,12 @@ def get_order(order_id: int) -> Response:
 @require_token()
 def get_order_csv(order_id: int) -> Response:
     order = _get(order_id)
-    return csv_response(service.orders_csv(db(), [order]), f"{order.number}.csv")
+    return _one_csv(order)
+
+
+def _one_csv(order: Order) -> Response:
+    text = service.export_orders_csv(db(), [order], actor_id(), {"order_id": order.id})
+    return csv_response(text, f"{order.number}.csv")
 
 
 @api.get("/orders/<int:order_id>/pdf")
