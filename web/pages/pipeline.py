@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from flask import render_template, request
+from flask import render_template, request, url_for
 from flask_babel import format_date
 from sqlalchemy import select
 
@@ -50,12 +50,13 @@ class Chart:
     total: str
 
 
-def columns(by_stage: dict[str, list[Any]], keys: list[str]) -> list[Column]:
+def columns(by_stage: dict[str, list[Any]], totals: dict[str, Any], keys: list[str]) -> list[Column]:
+    """The open stages in order; the cards are cut in the database, the header counts all of the stage."""
     out = []
     for key in keys:
-        cards = by_stage.get(key, [])
-        out.append(Column(key, cards[:CARDS_PER_COLUMN], len(cards),
-                          sum((c.amount for c in cards if c.amount is not None), Decimal(0))))
+        total = totals.get(key)
+        out.append(Column(key, by_stage.get(key, [])[:CARDS_PER_COLUMN], total.count if total else 0,
+                          total.amount if total else Decimal(0)))
     return out
 
 
@@ -73,17 +74,35 @@ def forecast_chart(months: list[tuple[date, Decimal]], *, width: int = 720, heig
     return Chart(width, height, base, bars, format_money_filter(sum((v for _, v in months), Decimal(0))))
 
 
+@dataclass(frozen=True)
+class Links:
+    """The cards' link prefixes, built once: url_for for each of hundreds of cards costs more than the rest."""
+
+    opportunity: str
+    contact: str
+    company: str
+
+
+def links() -> Links:
+    def prefix(endpoint: str, arg: str) -> str:
+        return url_for(endpoint, **{arg: 1})[:-1]
+
+    return Links(prefix("pages.opportunity", "opportunity_id"), prefix("pages.contact", "contact_id"),
+                 prefix("pages.company", "company_id"))
+
+
 @pages.get("/pipeline")
 def pipeline() -> str:
     settings = state().settings
     raw_owner = request.args.get("owner", "")
     owner_id = int(raw_owner) if raw_owner.isdecimal() and len(raw_owner) < 12 else None
-    by_stage = queries.pipeline(db(), settings, owner_id=owner_id)
+    by_stage = queries.pipeline(db(), settings, owner_id=owner_id, per_stage=CARDS_PER_COLUMN)
+    totals = queries.stage_totals(db(), settings, owner_id=owner_id)
     keys = [s.key for s in stages(settings) if s.is_open]
     chart = forecast_chart(queries.forecast(db(), owner_id=owner_id))
     staff = db().execute(select(StaffUser).where(StaffUser.active).order_by(StaffUser.name)).scalars().all()
-    return render_template("pipeline.html", columns=columns(by_stage, keys), chart=chart, staff=staff,
-                           owner_id=owner_id, cap=CARDS_PER_COLUMN)
+    return render_template("pipeline.html", columns=columns(by_stage, totals, keys), chart=chart, staff=staff,
+                           owner_id=owner_id, cap=CARDS_PER_COLUMN, links=links())
 
 
 @dataclass(frozen=True)
