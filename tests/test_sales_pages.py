@@ -222,3 +222,20 @@ def test_german_pages_write_money_the_german_way(client: Any, world: dict[str, i
     log_in(client)
     html = client.get(f"/opportunities/{world['opp']}?lang=de").get_data(as_text=True)
     assert "10.000,00 €" in html
+
+
+def test_deals_panel_for_the_customer_and_company_pages(app: Any, client: Any, world: dict[str, int],
+                                                        factory: sessionmaker[Session], settings: Settings) -> None:
+    """_deals.html as contact.html and company.html include it: the open deal, its quotes, a link to open one."""
+    new_quote(factory, settings, world, LineFields(text="Beratung", unit_price=Decimal("100")))
+    from flask import render_template_string
+
+    log_in(client)
+    with client:
+        client.get("/dashboard")  # the request context, logged in, stays for the rendering below
+        html = render_template_string('{% set deals = open_deals(contact_id=cid) %}{% include "_deals.html" %}',
+                                      cid=world["contact"])
+        empty = render_template_string('{% set deals = open_deals(company_id=999999) %}{% include "_deals.html" %}')
+    assert "Fräsmaschine für Halle 3" in html and "needs analysis" in html and "Draft #" in html
+    assert "€119.00" in html and f"/opportunities/new?contact_id={world['contact']}" in html
+    assert "None." in empty and "company_id=999999" in empty
