@@ -12,13 +12,14 @@ from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox.correspondence.service import FileUpload, MailDraft
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.inputs import NOT_GIVEN
-from crm_inbox.models import Company, Contact, Opportunity, Product, Quote, QuoteState
+from crm_inbox.models import Company, Contact, Opportunity, Order, Product, Quote, QuoteState
 from crm_inbox.sales import quotes as service
 from crm_inbox.sales.inputs import LineFields, QuoteChanges
 from crm_inbox.sales.letters import greeting
@@ -130,7 +131,9 @@ def quote(quote_id: int) -> str:
         "quote.html", quote=item, opp=opp, contact=contact, company=company, totals=compute(item.lines),
         editable=item.state in EDITABLE, can_version=item.state in NEW_VERSION_FROM,
         versions=service.quote_versions(db(), item), rates=state().settings.sales.rates,
-        mail=mail_defaults(item, contact), reader_language=language())
+        mail=mail_defaults(item, contact), reader_language=language(),
+        order=db().execute(select(Order).where(Order.quote_id == item.id).limit(1)).scalar_one_or_none()
+        if item.state is QuoteState.ACCEPTED else None)
 
 
 @pages.post("/quotes/<int:quote_id>/totals")
