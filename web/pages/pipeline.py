@@ -85,7 +85,8 @@ class Links:
 
 def links() -> Links:
     def prefix(endpoint: str, arg: str) -> str:
-        return url_for(endpoint, **{arg: 1})[:-1]
+        values: dict[str, Any] = {arg: 1}
+        return url_for(endpoint, **values)[:-1]
 
     return Links(prefix("pages.opportunity", "opportunity_id"), prefix("pages.contact", "contact_id"),
                  prefix("pages.company", "company_id"))
