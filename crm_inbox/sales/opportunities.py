@@ -32,6 +32,7 @@ from crm_inbox.models import (
     InteractionStaff,
     Opportunity,
     OpportunitySource,
+    Quote,
     Role,
     StaffUser,
     utcnow,
@@ -192,7 +193,7 @@ def create_opportunity(session: Session, settings: Settings, fields: Opportunity
                "probability": probability, "source": source.value}
     audit.record(session, by, "opportunity.create", "opportunity", opp.id, created)
     _entry(session, opp, f"Opportunity opened: {title}",
-           {"event": "opportunity.created", "opportunity_id": opp.id, "changes": created}, by)
+           {"event": "opportunity.created", "opportunity_id": opp.id, "title": title, "changes": created}, by)
     events.record(session, "opportunity.created", "opportunity", opp.id, {"stage": stage, **created})
     _promote_lead(session, opp, by)
     return opp
@@ -258,8 +259,12 @@ def update_opportunity(session: Session, settings: Settings, opp: Opportunity, c
         event, "Opportunity changed")
     if "stage" in diff and event == "opportunity.changed":
         subject = f"Opportunity moved to {opp.stage}"
-    _entry(session, opp, f"{subject}: {opp.title}" + (f" ({opp.lost_reason})" if event == "opportunity.lost" else ""),
-           {"event": event, "opportunity_id": opp.id, "changes": diff}, by)
+    lost = event == "opportunity.lost"
+    # The facts the pages write the entry from in the reader's language (the subject stays plain English).
+    details: dict[str, Any] = {"event": event, "opportunity_id": opp.id, "title": opp.title, "changes": diff}
+    if lost:
+        details["reason"] = opp.lost_reason
+    _entry(session, opp, f"{subject}: {opp.title}" + (f" ({opp.lost_reason})" if lost else ""), details, by)
     if event != "opportunity.changed":
         events.record(session, event, "opportunity", opp.id,
                       {"stage": opp.stage, "amount": _json(opp.amount), "lost_reason": opp.lost_reason})
@@ -269,11 +274,24 @@ def update_opportunity(session: Session, settings: Settings, opp: Opportunity, c
 
 # --- what quotes and orders do to a deal (helper functions for sales.quotes / sales.orders) ---
 
-def set_amount_from_quote(session: Session, opp: Opportunity, net: Decimal) -> None:
-    """The current quote's net total becomes the expected amount, unless staff typed one."""
-    if opp.amount_from_quote or opp.amount is None:
-        opp.amount = net
-        opp.amount_from_quote = True
+def set_amount_from_quote(session: Session, opp: Opportunity, net: Decimal, *, quote: Quote | None = None,
+                          by: int | None = None) -> None:
+    """The current quote's net total becomes the expected amount, unless staff typed one. A change is audited
+    and on the timeline; the callers are saves (a draft saved, a quote sent or accepted), never the editor's
+    live totals, so a draft's typing is one change per save."""
+    if not (opp.amount_from_quote or opp.amount is None):
+        return
+    before = opp.amount
+    opp.amount = net
+    opp.amount_from_quote = True
+    if before is not None and before == net:
+        return
+    label = quote.label if quote is not None else "?"
+    diff = {"amount": {"from": _json(before), "to": _json(net)}}
+    audit.record(session, by, "opportunity.update", "opportunity", opp.id, {**diff, "reason": f"quote {label}"})
+    _entry(session, opp, f"Amount follows quote {label}: {_json(net)}",
+           {"event": "opportunity.amount", "opportunity_id": opp.id, "title": opp.title, "quote": label,
+            "quote_id": quote.id if quote is not None else None, "amount": _json(net), "changes": diff}, by)
 
 
 def advance_to(session: Session, settings: Settings, opp: Opportunity, stage: str, *, by: int | None) -> None:

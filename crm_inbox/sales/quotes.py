@@ -101,7 +101,7 @@ def create_quote(session: Session, settings: Settings, fields: QuoteFields, *, b
     _set_totals(quote, totals)
     session.add(quote)
     session.flush()
-    opportunities.set_amount_from_quote(session, opp, totals.net)
+    opportunities.set_amount_from_quote(session, opp, totals.net, quote=quote, by=by)
     audit.record(session, by, "quote.create", "quote", quote.id,
                  {"opportunity_id": opp.id, "lines": len(lines), "net": money(totals.net)})
     return quote
@@ -147,7 +147,7 @@ def update_quote(session: Session, settings: Settings, quote: Quote, changes: Qu
         session.flush()
     except IntegrityError as exc:  # a colleague made the same version at the same moment (number, version)
         raise Conflict(f"quote {quote.label} got a newer version meanwhile: change that one") from exc
-    opportunities.set_amount_from_quote(session, _opportunity(session, target), totals.net)
+    opportunities.set_amount_from_quote(session, _opportunity(session, target), totals.net, quote=target, by=by)
     action = "quote.update" if target is quote else "quote.new_version"
     audit.record(session, by, action, "quote", target.id,
                  {"number": target.label if target.number else None, "previous_id": target.previous_id,
@@ -249,7 +249,7 @@ def send_quote(session: Session, settings: Settings, quote: Quote, mail: MailDra
     opp = _opportunity(session, quote)
     if opp.is_open and QUOTE_SENT in settings.sales.stage_probabilities:
         opportunities.advance_to(session, settings, opp, QUOTE_SENT, by=by)
-    opportunities.set_amount_from_quote(session, opp, quote.net_total)
+    opportunities.set_amount_from_quote(session, opp, quote.net_total, quote=quote, by=by)
     session.flush()
     follow_up.start(session, settings, quote)
     earlier = [v.id for v in quote_versions(session, quote) if v.version < quote.version]
@@ -296,7 +296,7 @@ def accept_quote(session: Session, settings: Settings, quote: Quote, *, by: int 
     _claim(session, quote, DECIDABLE, QuoteState.ACCEPTED)
     quote.decided_at = utcnow()
     order = orders.order_from_quote(session, settings, quote, by=by)
-    opportunities.set_amount_from_quote(session, opp, order.net_total)
+    opportunities.set_amount_from_quote(session, opp, order.net_total, quote=quote, by=by)
     opportunities.mark_won(session, settings, opp, by=by)
     opportunities.make_customer(session, quote.contact_id, quote.company_id, by=by)
     follow_up.settle(session, [v.id for v in quote_versions(session, quote)], "the quote was accepted", by=by)
@@ -320,5 +320,5 @@ def decline_quote(session: Session, settings: Settings, quote: Quote, reason: st
     if opp.is_open:  # a deal won with another quote stays won
         opportunities.mark_lost(session, settings, opp, why, by=by)
     follow_up.settle(session, [v.id for v in quote_versions(session, quote)], "the quote was declined", by=by)
-    _decision(session, quote, opp, "quote.declined", f"Quote {quote.label} declined", why, by, {})
+    _decision(session, quote, opp, "quote.declined", f"Quote {quote.label} declined", why, by, {"reason": why})
     audit.record(session, by, "quote.decline", "quote", quote.id, {"number": quote.label, "reason": why})
