@@ -98,7 +98,7 @@ def test_sending_a_quote_from_its_page(page, live, staff_login):
     log_in(page, *staff_login)
     page.goto(f"/quotes/{ids['quote']}")
     assert page.get_by_label("To", exact=True).input_value() == "klara@mueller-technik.example"
-    assert page.get_by_label("Message", exact=True).input_value().startswith("Sehr geehrte Frau Dr. Müller,")
+    assert page.locator("textarea[name=text]").input_value().startswith("Sehr geehrte Frau Dr. Müller,")
     page.get_by_role("button", name="Send quote").click()
     page.get_by_text("sent.").wait_for()
     screenshot(page, "sales-quote-sent")

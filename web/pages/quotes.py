@@ -109,15 +109,15 @@ def _failed(what: str, exc: Exception) -> None:
     flash(_("%(what)s: %(why)s", what=what, why=why))
 
 
-def mail_defaults(quote: Quote, contact: Contact | None) -> dict[str, str]:
+def mail_defaults(quote: Quote, contact: Contact | None) -> dict[str, Any]:
     """The send form's prefill: the contact's first working address, "Angebot AN-…", greeting and a line."""
     lang = quote.language if quote.language in MAIL_TEXTS else "de"
     word, line, closing = MAIL_TEXTS[lang]
     label = quote.label if quote.number else ""
     hello = greeting(contact.salutation, contact.title, contact.name, lang) if contact \
         else greeting(None, None, None, lang)
-    to = next((e.email for e in contact.emails if not e.bouncing), "") if contact else ""
-    return {"to": to, "subject": f"{word} {label}".strip(),
+    working = tuple(e.email for e in contact.emails if not e.bouncing) if contact else ()
+    return {"to": working[0] if working else "", "recipients": working, "subject": f"{word} {label}".strip(),
             "text": f"{hello}\n\n{line.format(label=f' {label}' if label else '')}\n\n{closing}"}
 
 
