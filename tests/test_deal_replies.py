@@ -27,6 +27,7 @@ from crm_inbox.models import (
     QuoteState,
     Reminder,
     ReminderState,
+    StaffUser,
     utcnow,
 )
 from crm_inbox.pipeline.runner import process
@@ -41,11 +42,10 @@ from crm_inbox.sales.replies import (
     ReplyFacts,
     Suggestion,
     decide,
-    link_by_hand,
     named_numbers,
     suggested,
 )
-from crm_inbox.staff.service import add_staff
+from crm_inbox.staff.service import add_staff, hash_password
 from tests.conftest import CRM
 from tests.mailfactory import make_mail
 
@@ -236,14 +236,22 @@ def test_an_auto_reply_to_the_quote_mail_lands_on_no_deal(factory, settings, dea
         assert session.execute(suggested()).first() is None
 
 
-def test_staff_link_a_suggested_mail_by_hand(factory, settings, deals):
+def test_staff_put_a_suggested_mail_on_the_deal_from_the_triage_page(factory, settings, deals, client):
+    from tests.test_pages import csrf_token, log_in
+
     raw = make_mail(f"Petra Weber <{PETRA}>", CRM, "Frage zu AN-2026-0043", "Ist das auch für uns?")
     interaction_id = feed(factory, settings, raw)
     with unit_of_work(factory) as session:
-        item = session.get_one(Interaction, interaction_id)
-        assert link_by_hand(session, item, session.get_one(Opportunity, deals.theirs), by=deals.anna)
+        session.get_one(StaffUser, deals.anna).password_hash = hash_password("richtig-geheim-42")
+    assert log_in(client, "anna.schmidt@beispiel-firma.de", "richtig-geheim-42").status_code == 302
+    page = client.get("/triage").get_data(as_text=True)
+    assert "Frage zu AN-2026-0043" in page and "belongs to another customer" in page
+    action = f"/triage/{interaction_id}/deal/{deals.theirs}"
+    assert action in page
+    assert client.post(action, data={"csrf_token": csrf_token(page)}).status_code == 302
     assert deal_links(factory, interaction_id) == [(deals.theirs, f"linked by staff user {deals.anna}")]
     assert follow_ups(factory, deals.theirs) == [ReminderState.DONE]
     with factory() as session:
         assert "deal_suggestions" not in session.get_one(Interaction, interaction_id).details
         assert session.execute(suggested()).first() is None
+    assert action not in client.get("/triage").get_data(as_text=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from email.message import EmailMessage
 from typing import Any
 
@@ -49,6 +50,14 @@ API_PERMISSIONS: dict[str, str] = {
     # phone: staff tokens (or the CTI token) …
     "listCalls": READ, "lookup": READ, "callEvent": WRITE, "threecxTemplate": ADMIN,
     # … and the phone systems' own webhooks
+    # the sales path: staff change, everyone reads (stages, number formats, letterhead are configuration)
+    "listProducts": READ, "getProduct": READ, "createProduct": WRITE, "patchProduct": WRITE,
+    "listOpportunities": READ, "getOpportunity": READ, "opportunityTimeline": READ, "pipeline": READ,
+    "stages": READ, "createOpportunity": WRITE, "patchOpportunity": WRITE,
+    "listQuotes": READ, "getQuote": READ, "quotePdf": READ, "quoteVersions": READ, "quoteTotals": READ,
+    "createQuote": WRITE, "patchQuote": WRITE, "deleteQuote": WRITE, "finaliseQuote": WRITE, "sendQuote": WRITE,
+    "acceptQuote": WRITE, "declineQuote": WRITE,
+    "listOrders": READ, "getOrder": READ, "getOrderCsv": READ, "orderPdf": READ,
     "ctiEvent": WEBHOOK, "sipgateIn": WEBHOOK, "sipgateOut": WEBHOOK, "placetelEvent": WEBHOOK,
     "twilioStatus": WEBHOOK, "threecxJournal": WEBHOOK, "threecxLookup": WEBHOOK,
 }
@@ -64,9 +73,19 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.contact_open_ticket": WRITE, "pages.ticket_change": WRITE, "pages.ticket_note": WRITE,
     "pages.ticket_merge": WRITE, "pages.reminder_new": WRITE, "pages.reminder_done": WRITE,
     "pages.reminder_snooze": WRITE, "pages.triage_assign": WRITE, "pages.triage_new_contact": WRITE,
-    "pages.triage_retry": WRITE, "pages.triage_ignore": WRITE, "pages.company_edit": WRITE,
+    "pages.triage_retry": WRITE, "pages.triage_link_deal": WRITE,
+    "pages.contact_mail": WRITE, "pages.company_mail": WRITE, "pages.ticket_mail": WRITE,
+    "pages.triage_ignore": WRITE, "pages.company_edit": WRITE,
     "pages.admin_users": ADMIN, "pages.admin_user_add": ADMIN, "pages.admin_user": ADMIN,
     "pages.admin_user_change": ADMIN, "pages.admin_settings": ADMIN,
+    "pages.pipeline": READ, "pages.opportunity": READ, "pages.opportunity_new": READ, "pages.orders": READ,
+    "pages.order": READ, "pages.order_document": READ, "pages.order_json": READ, "pages.order_csv": READ,
+    "pages.products": READ, "pages.product_search": READ, "pages.quote": READ, "pages.quote_pdf": READ,
+    "pages.quote_totals": READ,
+    "pages.opportunity_create": WRITE, "pages.opportunity_edit": WRITE, "pages.opportunity_new_quote": WRITE,
+    "pages.product_add": WRITE, "pages.product_edit": WRITE, "pages.quote_save": WRITE,
+    "pages.quote_new_version": WRITE, "pages.quote_finalise": WRITE, "pages.quote_send": WRITE,
+    "pages.quote_accept": WRITE, "pages.quote_decline": WRITE,
     "pages.contact_export": ADMIN, "pages.contact_erase": ADMIN,
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,
     "pages.calendar_url": OWN, "pages.logout": OWN,
@@ -91,7 +110,12 @@ class World:
 
 
 @pytest.fixture
-def world(factory, database_url, tmp_path) -> World:  # type: ignore[no-untyped-def]
+def world(factory, database_url, tmp_path) -> World:
+    from crm_inbox.sales.inputs import LineFields, OpportunityFields, ProductFields, QuoteFields
+    from crm_inbox.sales.opportunities import create_opportunity
+    from crm_inbox.sales.products import create_product
+    from crm_inbox.sales.quotes import accept_quote, create_quote, finalise_quote
+  # type: ignore[no-untyped-def]
     settings = make_settings(database_url, tmp_path / "instance", cti={"token": CTI_TOKEN})
     tokens: dict[str, str] = {}
     ids: dict[str, int] = {}
@@ -132,6 +156,17 @@ def world(factory, database_url, tmp_path) -> World:  # type: ignore[no-untyped-
                                        .where(StaffUser.role == "readonly")).scalar_one()
         ids["users"] = session.execute(select(StaffUser.id).where(StaffUser.role == "readonly")).scalar_one()
         state = session.get_one(InboundMessage, failed.inbound_id).state
+    # The sales path: a product, an opportunity with a draft quote, and an accepted quote's order.
+    with unit_of_work(factory) as session:
+        admin = session.execute(select(StaffUser.id).where(StaffUser.role == "admin")).scalar_one()
+        product = create_product(session, settings, ProductFields("P-1", "Wartung", Decimal("100")), by=admin)
+        opp = create_opportunity(session, settings, OpportunityFields("Wartung", contact_id=ids["contacts"]), by=admin)
+        lines = (LineFields(product_id=product.id),)
+        draft = create_quote(session, settings, QuoteFields(opp.id, lines), by=admin)
+        won = create_opportunity(session, settings, OpportunityFields("Anlage", contact_id=ids["contacts"]), by=admin)
+        sold = create_quote(session, settings, QuoteFields(won.id, lines), by=admin)
+        order = accept_quote(session, settings, finalise_quote(session, settings, sold, by=admin), by=admin)
+        ids |= {"products": product.id, "opportunities": opp.id, "quotes": draft.id, "orders": order.id}
     assert state == InboundState.FAILED and ids["reminders"]
     return World(tokens, ids)
 
@@ -237,7 +272,8 @@ def page_routes(app: Any) -> list[tuple[str, str, str]]:
 
 _ARG_IDS = {"contact_id": "contacts", "company_id": "companies", "interaction_id": "interaction",
             "attachment_id": "attachments", "ticket_id": "tickets", "reminder_id": "reminders",
-            "inbound_id": "inbound", "token_id": "token", "user_id": "users"}
+            "inbound_id": "inbound", "token_id": "token", "user_id": "users", "opportunity_id": "opportunities",
+            "quote_id": "quotes", "order_id": "orders", "product_id": "products"}
 
 
 def page_url(rule: str, world: World) -> str:

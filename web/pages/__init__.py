@@ -10,6 +10,7 @@ from web.pages import (  # noqa: F401  (registers routes)
     account,
     admin,
     companies,
+    compose,
     contacts,
     customer,
     filters,

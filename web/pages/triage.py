@@ -11,8 +11,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox.contacts.inputs import ContactChanges
 from crm_inbox.contacts.service import create_contact
 from crm_inbox.errors import ValidationError
-from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
+from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction, Opportunity
 from crm_inbox.pipeline.runner import retry_now
+from crm_inbox.sales.replies import link_by_hand, suggested
 from crm_inbox.text import shorten
 from crm_inbox.timeline.triage import assign, ignore_failed, unassigned_query
 from web.auth import editor_id
@@ -29,7 +30,24 @@ def triage() -> str:
     waiting = db().execute(unassigned_query().limit(50)).scalars().all()
     failed = db().execute(select(InboundMessage).where(InboundMessage.state == InboundState.FAILED)
                           .order_by(InboundMessage.id.desc()).limit(50)).scalars().all()
-    return render_template("triage.html", waiting=waiting, failed=failed)
+    deal_suggestions = db().execute(suggested().limit(50)).scalars().all()
+    return render_template("triage.html", waiting=waiting, failed=failed, deal_suggestions=deal_suggestions)
+
+
+@pages.post("/triage/<int:interaction_id>/deal/<int:opportunity_id>")
+def triage_link_deal(interaction_id: int, opportunity_id: int) -> BaseResponse:
+    """Staff confirm a suggested deal: the mail goes on it (the rule lives in sales.replies)."""
+    staff_id = editor_id()
+    item = row_or_404(Interaction, interaction_id)
+    opp = row_or_404(Opportunity, opportunity_id)
+    try:
+        link_by_hand(db(), item, opp, by=staff_id)
+    except ValidationError as exc:
+        flash(_("Not linked: %(why)s", why=exc.message))
+        return redirect(url_for("pages.triage"))
+    flash(_("“%(subject)s” is now on the deal “%(title)s”.", subject=shorten(item.subject) or _("(no subject)"),
+            title=opp.title))
+    return redirect(url_for("pages.triage"))
 
 
 @pages.post("/triage/<int:interaction_id>/assign")
