@@ -222,9 +222,10 @@ def quote_pdf(session: Session, settings: Settings, quote: Quote) -> bytes:
 
 def send_quote(session: Session, settings: Settings, quote: Quote, mail: MailDraft, *,
                by: int | None) -> Interaction:
-    """Finalise if needed, then mail it with its PDF (unless the caller attached it already) from the CRM;
-    the deal moves to "quote sent", its amount follows the quote, the follow-up starts and the earlier
-    versions' follow-ups are done. Mail from the CRM is always a person's (``by``)."""
+    """Finalise if needed, then mail it with its PDF (unless the caller attached it already) from the CRM with
+    the quote's number in the subject (appended unless named); the deal moves to "quote sent", its amount
+    follows the quote, the follow-up starts and the earlier versions' follow-ups are done. Mail from the CRM
+    is always a person's (``by``)."""
     if by is None:
         raise ValidationError("by", "a quote is sent by a staff user")
     if quote.state not in (QuoteState.DRAFT, *DECIDABLE):
@@ -237,6 +238,8 @@ def send_quote(session: Session, settings: Settings, quote: Quote, mail: MailDra
     # The mail's rules (recipient, subject, text, sender) before the quote is numbered and frozen.
     check(session, settings, draft, by=by, opportunity_id=quote.opportunity_id)
     quote = finalise_quote(session, settings, quote, by=by)
+    if quote.label not in draft.subject:  # the customer's reply names the quote (and finds the deal by it)
+        draft = replace(draft, subject=f"{draft.subject.rstrip()} – {quote.label}")
     content = quote_pdf(session, settings, quote)
     if not any(a.content == content for a in draft.attachments):
         draft = replace(draft, attachments=(*draft.attachments, FileUpload(
