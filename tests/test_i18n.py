@@ -55,6 +55,11 @@ def test_every_text_of_the_pages_has_a_german_translation(tmp_path):
     untranslated = sorted(i for i in wanted if not german.get(i))
     assert not untranslated, f"add German for these to messages.po (see babel.cfg): {untranslated}"
     with (CATALOGUE / "messages.mo").open("rb") as f:
-        compiled = {m.id: m.string for m in read_mo(f) if m.id}
-    assert {i: german[i] for i in wanted} == {i: compiled.get(i) for i in wanted}, \
+        compiled = {_key(m.id): _key(m.string) for m in read_mo(f) if m.id}
+    assert {i: _key(german[i]) for i in wanted} == {i: compiled.get(i) for i in wanted}, \
         "messages.mo is older than messages.po: run pybabel compile -d web/translations"
+
+
+def _key(value: str | tuple[str, ...] | list[str]) -> str | tuple[str, ...]:
+    """A message id or text; plural forms (read as lists from the compiled catalogue) as a tuple."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
