@@ -163,7 +163,7 @@ def test_sending_a_quote_queues_the_mail_with_its_pdf_and_accepting_makes_the_or
     with unit_of_work(factory) as session:
         quote = session.get_one(Quote, quote_id)
         mail = session.execute(select(OutgoingMail)).scalar_one()
-        assert quote.state is QuoteState.SENT and mail.subject == f"Angebot {quote.number}"
+        assert quote.state is QuoteState.SENT and mail.subject == f"Angebot – {quote.number}"
         names = session.execute(select(Attachment.filename).where(
             Attachment.interaction_id == mail.interaction_id)).scalars().all()
         assert any(name.endswith(".pdf") and quote.number in name for name in names)

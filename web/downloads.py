@@ -31,6 +31,17 @@ def attachment_response(att: Attachment) -> Response:
     return response
 
 
+def pdf_response(content: bytes, filename: str) -> Response:
+    """A PDF (a quote, an order confirmation) as a download: never shown inline under the app's origin, never
+    sniffed, never cached. The pages and the API send it alike."""
+    response = Response(content, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = content_disposition(filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
 def csv_response(text: str, filename: str) -> Response:
     """An export: a download, never shown inline, never cached."""
     response = Response(text.encode("utf-8"), mimetype="text/csv")

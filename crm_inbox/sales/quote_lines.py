@@ -9,15 +9,17 @@ must not come out below zero.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import Settings
 from crm_inbox.errors import ValidationError
+from crm_inbox.ids import ref_id
 from crm_inbox.models import Product, QuoteLine
 from crm_inbox.sales.inputs import LineFields
-from crm_inbox.sales.totals import Totals, compute
+from crm_inbox.sales.totals import Totals, compute, line_net
 from crm_inbox.sales.values import amount, long_text
 from crm_inbox.sales.values import line as one_line
 
@@ -45,7 +47,8 @@ def build_lines(session: Session, settings: Settings, fields: Sequence[LineField
         where = f"lines[{position - 1}]"
         product: Product | None = None
         if line.product_id is not None:
-            product = session.get(Product, line.product_id)
+            # In the id columns' range before the lookup (PostgreSQL refuses a larger int4 with an error).
+            product = session.get(Product, ref_id(f"{where}.product_id", line.product_id))
             if product is None:
                 raise ValidationError(f"{where}.product_id", "no such product")
             if not product.active and product.id not in known_products:
@@ -81,8 +84,20 @@ def build_lines(session: Session, settings: Settings, fields: Sequence[LineField
     return out
 
 
+def preview(session: Session, settings: Settings, fields: Sequence[LineFields], *,
+            known_products: Collection[int] = ()) -> Totals:
+    """The totals the lines would have if saved, with every check saving makes (the editor's live totals), and
+    nothing written. A line still being typed may lack its text: the sum does not depend on it."""
+    typed = [line if line.text is not None or line.product_id is not None else replace(line, text="-")
+             for line in fields]
+    return checked_totals(build_lines(session, settings, typed, language="de", known_products=known_products))
+
+
 def checked_totals(lines: Sequence[QuoteLine]) -> Totals:
     """``totals.compute`` of the lines, refused when the quote would come out negative or too large."""
+    # Each line first: a thousand lines near the column limits would overflow the sum's decimal context.
+    if any(abs(line_net(line)) >= MAX_TOTAL for line in lines):
+        raise ValidationError("lines", "the amounts are too large")
     totals = compute(lines)
     if totals.gross < 0:
         raise ValidationError("lines", "the quote's total must not be negative")

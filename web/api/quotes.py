@@ -5,7 +5,6 @@ the server by ``sales.totals.compute`` so that no JavaScript does money."""
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -15,19 +14,20 @@ from sqlalchemy.orm import selectinload
 from crm_inbox.correspondence.service import MailDraft
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import MAX_ID, ref_id
-from crm_inbox.models import Product, Quote, QuoteState
+from crm_inbox.models import Quote, QuoteState
 from crm_inbox.sales import quotes as service
-from crm_inbox.sales.products import vat_rate
-from crm_inbox.sales.totals import LineAmounts, compute, format_money
+from crm_inbox.sales.quote_lines import preview
+from crm_inbox.sales.totals import format_money
 from web.api import sales_json as out
 from web.api import sales_shapes as shapes
 from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
-from web.api.orders import order_json, pdf_response
+from web.api.orders import order_json
 from web.api.products import created
 from web.api.shapes import Parser, changes, string, text
 from web.auth import actor_id, require_token
+from web.downloads import pdf_response
 from web.requestdb import after_commit, db, state
 
 log = logging.getLogger(__name__)
@@ -171,35 +171,11 @@ def quote_versions(quote_id: int) -> Response:
     return jsonify(items=[out.quote_summary(q) for q in service.quote_versions(db(), _get(quote_id))])
 
 
-def _amounts(index: int, given: dict[str, Any]) -> LineAmounts:
-    """One editor line as the sum needs it; a product fills in a price and rate that are not given."""
-    field = f"lines[{index}]"
-    settings = state().settings
-    product = None
-    if given.get("product_id") is not None:
-        product = db().get(Product, given["product_id"])
-        if product is None:
-            raise ValidationError(f"{field}.product_id", "no such product")
-    unit_price = given.get("unit_price")
-    if unit_price is None:
-        if product is None:
-            raise ValidationError(f"{field}.unit_price", "is required (or a product_id)")
-        unit_price = product.net_price
-    rate = given.get("vat_rate")
-    if rate is None and product is not None:
-        rate = product.vat_rate
-    discount = given.get("discount_percent", Decimal(0))
-    if not 0 <= discount <= 100:
-        raise ValidationError(f"{field}.discount_percent", "must be between 0 and 100")
-    return LineAmounts(quantity=given.get("quantity", Decimal(1)), unit_price=unit_price,
-                       discount_percent=discount, vat_rate=vat_rate(settings, rate, f"{field}.vat_rate"))
-
-
 @api.post("/quotes/totals")
 @require_token()
 def quote_totals() -> Response:
-    """The editor's live totals: ``lines`` in (quantity, unit_price, discount_percent, vat_rate, or a
-    product_id for the price and rate), the totals out, as decimal strings and as printed in ``language``."""
+    """The editor's live totals: ``lines`` in (as a quote's lines; a line may leave out its text, and a
+    product fills in its price and rate), the totals out, as decimal strings and as printed in ``language``."""
     data = json_body()
     unknown = sorted(set(data) - {"lines", "language"})
     if unknown:
@@ -207,7 +183,8 @@ def quote_totals() -> Response:
     language = data.get("language", state().settings.company.language)
     if language not in {"de", "en"}:
         raise ValidationError("language", "must be de or en")
-    result = compute([_amounts(i, line) for i, line in enumerate(shapes.totals_lines(data.get("lines")))])
+    # The checks saving makes (products, limits, places): what saving would refuse is refused here alike.
+    result = preview(db(), state().settings, shapes.lines("lines", data.get("lines")))
     shown = {"net": format_money(result.net, language), "vat": format_money(result.vat, language),
              "gross": format_money(result.gross, language),
              "line_nets": [format_money(n, language) for n in result.line_nets],

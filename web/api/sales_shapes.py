@@ -32,7 +32,8 @@ from web.api.shapes import Parser, changes, string, text
 
 T = TypeVar("T")
 
-_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")  # no exponent, no "_", no "NaN" in a string
+# ASCII digits only (Decimal reads "١٢٣" as 123); no exponent, no "_", no "NaN" in a string.
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 
 def decimal(places: int, digits: int) -> Parser:
@@ -77,7 +78,7 @@ def iso_date(field: str, value: Any) -> date | None:
     """A calendar day "2026-12-31", or null."""
     if value is None:
         return None
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
         raise ValidationError(field, "must be a date such as \"2026-12-31\"")
     try:
         return date.fromisoformat(value)
@@ -181,29 +182,3 @@ def quote_fields(data: dict[str, Any]) -> QuoteFields:
 
 def quote_changes(data: dict[str, Any]) -> QuoteChanges:
     return changes(QuoteChanges, QUOTE_CHANGES_JSON, data)
-
-
-# The live totals of the editor: only what a sum needs. A line of a product may leave out its price and rate.
-TOTALS_LINE_JSON: dict[str, Parser] = {
-    "product_id": ref_id, "quantity": quantity, "unit_price": nullable(price), "discount_percent": percent,
-    "vat_rate": nullable(percent)}
-_EDITOR_ONLY = {"text", "unit", "description"}  # sent along by an editor that posts its whole lines; ignored
-
-
-def totals_lines(value: Any) -> list[dict[str, Any]]:
-    """The lines of a totals request, each a dict of the parsed values given (the route fills in the rest)."""
-    if not isinstance(value, list):
-        raise ValidationError("lines", "must be a list of lines")
-    if len(value) > 1000:
-        raise ValidationError("lines", "must have at most 1000 lines")
-    out: list[dict[str, Any]] = []
-    for index, item in enumerate(value):
-        field = f"lines[{index}]"
-        if not isinstance(item, dict):
-            raise ValidationError(field, "must be an object")
-        unknown = sorted(set(item) - set(TOTALS_LINE_JSON) - _EDITOR_ONLY)
-        if unknown:
-            raise ValidationError(f"{field}.{unknown[0]}", "is not a known field")
-        out.append({key: TOTALS_LINE_JSON[key](f"{field}.{key}", val) for key, val in item.items()
-                    if key in TOTALS_LINE_JSON})
-    return out

@@ -19,7 +19,7 @@ from crm_inbox.sales.opportunities import create_opportunity, opportunity_timeli
 from crm_inbox.sales.quotes import create_quote
 from web.auth import editor_id
 from web.pages.blueprint import pages
-from web.pages.sales_forms import date_value, decimal_value, error_text, int_value, text
+from web.pages.sales_forms import date_value, decimal_value, error_text, id_arg, id_value, int_value, text
 from web.requestdb import db, row_or_404, state
 
 TIMELINE_PAGE = 25
@@ -31,8 +31,8 @@ def _staff() -> list[StaffUser]:
 
 def _party(raw: str | None, model: type[Contact] | type[Company]) -> int | None:
     """An id from the form or the link, when that contact or company exists."""
-    ident = raw if raw and raw.isdecimal() and len(raw) < 12 else None
-    return int(ident) if ident is not None and db().get(model, int(ident)) is not None else None
+    ident = id_arg(raw)
+    return ident if ident is not None and db().get(model, ident) is not None else None
 
 
 @pages.get("/opportunities/new")
@@ -57,7 +57,7 @@ def opportunity_create() -> BaseResponse:
     try:
         fields = OpportunityFields(
             title=text(form, "title") or "", contact_id=contact_id, company_id=company_id,
-            owner_id=int_value(form.get("owner_id"), "owner") or by,
+            owner_id=id_value(form.get("owner_id"), "owner") or by,
             amount=decimal_value(form.get("amount"), "amount"),
             close_date=date_value(form.get("close_date"), "close_date"), stage=text(form, "stage"),
             probability=int_value(form.get("probability"), "probability"), source=text(form, "source") or "manual")
@@ -108,7 +108,7 @@ def changes_from_form(opp: Opportunity, form: Any) -> OpportunityChanges:
         if close_date != opp.close_date:
             wanted["close_date"] = close_date
     if "owner_id" in form:
-        owner_id = int_value(form.get("owner_id"), "owner")
+        owner_id = id_value(form.get("owner_id"), "owner")
         if owner_id != opp.owner_id:
             wanted["owner_id"] = owner_id
     if "source" in form and (source := text(form, "source")) and source != opp.source.value:

@@ -17,7 +17,7 @@ from crm_inbox.models import Opportunity, Quote, StaffUser
 from crm_inbox.sales import queries
 from crm_inbox.sales.opportunities import stages
 from web.pages.blueprint import pages
-from web.pages.sales_forms import format_money_filter
+from web.pages.sales_forms import format_money_filter, id_arg
 from web.requestdb import db, state
 
 CARDS_PER_COLUMN = 50  # a column shows this many; its header counts and sums all of them
@@ -95,8 +95,7 @@ def links() -> Links:
 @pages.get("/pipeline")
 def pipeline() -> str:
     settings = state().settings
-    raw_owner = request.args.get("owner", "")
-    owner_id = int(raw_owner) if raw_owner.isdecimal() and len(raw_owner) < 12 else None
+    owner_id = id_arg(request.args.get("owner"))
     by_stage = queries.pipeline(db(), settings, owner_id=owner_id, per_stage=CARDS_PER_COLUMN)
     totals = queries.stage_totals(db(), settings, owner_id=owner_id)
     keys = [s.key for s in stages(settings) if s.is_open]

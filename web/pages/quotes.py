@@ -19,27 +19,40 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox.correspondence.service import FileUpload, MailDraft
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.inputs import NOT_GIVEN
-from crm_inbox.models import Company, Contact, Opportunity, Order, Product, Quote, QuoteState
+from crm_inbox.models import (
+    Company,
+    Contact,
+    Direction,
+    Interaction,
+    InteractionContact,
+    InteractionKind,
+    InteractionOpportunity,
+    Opportunity,
+    Order,
+    Quote,
+    QuoteState,
+)
+from crm_inbox.sales import quote_lines
 from crm_inbox.sales import quotes as service
 from crm_inbox.sales.inputs import LineFields, QuoteChanges
 from crm_inbox.sales.letters import greeting
-from crm_inbox.sales.totals import LineAmounts, Totals, compute, money
+from crm_inbox.sales.totals import Totals, compute, money
 from web.auth import editor_id
+from web.downloads import pdf_response
 from web.pages.blueprint import pages
 from web.pages.sales_forms import (
     date_value,
     decimal_value,
     error_text,
     format_money_filter,
-    int_value,
+    id_value,
     language,
-    pdf_response,
     text,
 )
-from web.requestdb import db, row_or_404, state
+from web.requestdb import after_commit, db, row_or_404, state
 
 LINE_FIELDS = ("text", "product_id", "quantity", "unit", "unit_price", "discount", "vat", "description")
-MAX_LINES = 500
+MAX_LINES = quote_lines.MAX_LINES
 EDITABLE = (QuoteState.DRAFT,)
 NEW_VERSION_FROM = (QuoteState.FINAL, QuoteState.SENT)
 # The mail goes out in the quote's language, whatever the reader's interface speaks.
@@ -64,26 +77,12 @@ def lines_from_form(form: MultiDict[str, str]) -> tuple[LineFields, ...]:
         where = f"line {len(out) + 1} "
         quantity = decimal_value(row["quantity"], where + "quantity")
         out.append(LineFields(
-            text=row["text"] or None, product_id=int_value(row["product_id"], where + "product"),
+            text=row["text"] or None, product_id=id_value(row["product_id"], where + "product"),
             quantity=Decimal(1) if quantity is None else quantity,
             unit=row["unit"] or None, unit_price=decimal_value(row["unit_price"], where + "price"),
             discount_percent=decimal_value(row["discount"], where + "discount") or Decimal(0),
             vat_rate=decimal_value(row["vat"], where + "VAT"), description=row["description"] or None))
     return tuple(out)
-
-
-def amounts(lines: tuple[LineFields, ...]) -> list[LineAmounts]:
-    """What the totals need: a product's price and rate where the row leaves them open, as the service fills."""
-    products = {p.id: p for p in (db().get(Product, line.product_id) for line in lines if line.product_id) if p}
-    default_rate = state().settings.sales.rates[0]
-    out = []
-    for line in lines:
-        product = products.get(line.product_id) if line.product_id else None
-        price = line.unit_price if line.unit_price is not None else product.net_price if product else Decimal(0)
-        rate = line.vat_rate if line.vat_rate is not None else product.vat_rate if product else default_rate
-        out.append(LineAmounts(quantity=line.quantity, unit_price=price, discount_percent=line.discount_percent,
-                               vat_rate=rate))
-    return out
 
 
 def totals_json(totals: Totals) -> dict[str, Any]:
@@ -118,7 +117,24 @@ def mail_defaults(quote: Quote, contact: Contact | None) -> dict[str, Any]:
         else greeting(None, None, None, lang)
     working = tuple(e.email for e in contact.emails if not e.bouncing) if contact else ()
     return {"to": working[0] if working else "", "recipients": working, "subject": f"{word} {label}".strip(),
-            "text": f"{hello}\n\n{line.format(label=f' {label}' if label else '')}\n\n{closing}"}
+            "text": f"{hello}\n\n{line.format(label=f' {label}' if label else '')}\n\n{closing}",
+            "in_reply_to": last_inbound_mail(quote)}
+
+
+def last_inbound_mail(quote: Quote) -> int | None:
+    """The customer's newest mail on the deal, else the contact's: what the quote mail answers (its thread).
+    Walked along the timeline indexes (link table by occurred_at), newest first."""
+    links: list[tuple[Any, Any, Any]] = [(InteractionOpportunity, InteractionOpportunity.opportunity_id,
+                                          quote.opportunity_id)]
+    if quote.contact_id is not None:
+        links.append((InteractionContact, InteractionContact.contact_id, quote.contact_id))
+    for table, column, value in links:
+        found = db().execute(select(Interaction.id).join(table, table.interaction_id == Interaction.id).where(
+            column == value, Interaction.kind == InteractionKind.EMAIL, Interaction.direction == Direction.IN)
+            .order_by(table.occurred_at.desc(), Interaction.id.desc()).limit(1)).scalar_one_or_none()
+        if found is not None:
+            return found
+    return None
 
 
 @pages.get("/quotes/<int:quote_id>")
@@ -138,13 +154,15 @@ def quote(quote_id: int) -> str:
 
 @pages.post("/quotes/<int:quote_id>/totals")
 def quote_totals(quote_id: int) -> tuple[BaseResponse, int] | BaseResponse:
-    """The editor's live totals for the lines as they stand in the form (nothing is saved)."""
-    row_or_404(Quote, quote_id)
+    """The editor's live totals for the lines as they stand in the form (nothing is saved), checked as saving
+    checks them: what saving would refuse is an error text in the totals box (400), never a sum."""
+    item = row_or_404(Quote, quote_id)
+    known = {line.product_id for line in item.lines if line.product_id is not None}  # a retired product stays
     try:
-        lines = lines_from_form(request.form)
+        totals = quote_lines.preview(db(), state().settings, lines_from_form(request.form), known_products=known)
     except ValidationError as exc:
         return jsonify(error={"field": exc.field, "message": error_text(exc)}), 400
-    return jsonify(totals_json(compute(amounts(lines))))
+    return jsonify(totals_json(totals))
 
 
 @pages.post("/quotes/<int:quote_id>")
@@ -202,7 +220,7 @@ def quote_pdf(quote_id: int) -> BaseResponse:
         content = service.quote_pdf(db(), state().settings, item)
     except NotFound:
         return _back(quote_id)
-    return pdf_response(content, f"{item.label.lstrip('#') if item.number else f'draft-{item.id}'}.pdf")
+    return pdf_response(content, service.filename(item))
 
 
 @pages.post("/quotes/<int:quote_id>/send")
@@ -211,19 +229,17 @@ def quote_send(quote_id: int) -> BaseResponse:
     item = row_or_404(Quote, quote_id)
     form = request.form
     try:
-        if item.state == QuoteState.DRAFT:  # numbered now, so that the subject can name the number
-            item = service.finalise_quote(db(), state().settings, item, by=by)
-        subject = text(form, "subject") or ""
-        if subject and item.label not in subject:
-            subject = f"{subject} {item.label}"
         files = tuple(FileUpload(f.filename or "attachment", f.mimetype or "application/octet-stream", f.read())
                       for f in request.files.getlist("attachments") if f.filename)
-        draft = MailDraft(to=text(form, "to") or "", subject=subject, text=form.get("text", ""),
-                          attachments=files, contact_id=item.contact_id, company_id=item.company_id)
+        # The service numbers a draft and puts the number into the subject, as for the API.
+        draft = MailDraft(to=text(form, "to") or "", subject=text(form, "subject") or "", text=form.get("text", ""),
+                          attachments=files, contact_id=item.contact_id, company_id=item.company_id,
+                          in_reply_to=id_value(form.get("in_reply_to"), "in_reply_to"))
         service.send_quote(db(), state().settings, item, draft, by=by)
     except (ValidationError, Conflict) as exc:
         _failed(_("Not sent"), exc)
         return _back(quote_id)
+    after_commit(state().mail_queued)  # the outbox sender sends it now, not at its next round
     flash(_("Quote %(label)s sent.", label=item.label))
     return _back(item.id)
 

@@ -1,20 +1,21 @@
 """What the sales pages share: reading numbers, money and dates from forms (a wrong value is a ValidationError
-naming the field, shown as a flash), stage labels, money as the reader's language writes it, PDF downloads."""
+naming the field, shown as a flash), stage labels, money as the reader's language writes it
+(PDF downloads: web.downloads.pdf_response, as the API sends them)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask import Response
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from crm_inbox.errors import ValidationError
+from crm_inbox.ids import MAX_ID
 from crm_inbox.sales.totals import format_money
-from web.downloads import content_disposition
 from web.i18n import N_
 from web.pages.blueprint import pages
 
@@ -26,6 +27,9 @@ ORDER_STATE_LABELS = {"open": N_("open"), "handed_off": N_("handed off"), "cance
 SOURCE_LABELS = {"mail": N_("mail"), "call": N_("call"), "web_form": N_("web form"), "campaign": N_("campaign"),
                  "manual": N_("manual")}
 MAX_NUMBER = 40  # characters of a typed number: longer is no amount anybody means
+# After the separators are read: ASCII digits only (Decimal and int() read "١٢٣" as 123), no exponent, no NaN.
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+_WHOLE = re.compile(r"[0-9]{1,12}")
 
 
 def language() -> str:
@@ -69,22 +73,39 @@ def decimal_value(raw: str | None, field: str) -> Decimal | None:
             else value.replace(",", "")
     elif "," in value:
         value = value.replace(",", ".")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise ValidationError(field, _("is not a number")) from None
-    if not number.is_finite():
+    if not _NUMBER.fullmatch(value):
         raise ValidationError(field, _("is not a number"))
-    return number
+    try:
+        return Decimal(value)
+    except InvalidOperation:  # the pattern lets none through; kept so that no typed value is ever a 500
+        raise ValidationError(field, _("is not a number")) from None
 
 
 def int_value(raw: str | None, field: str) -> int | None:
     value = (raw or "").strip()
     if not value:
         return None
-    if not value.isdecimal() or len(value) > 12:
+    if not _WHOLE.fullmatch(value):
         raise ValidationError(field, _("is not a whole number"))
     return int(value)
+
+
+def id_value(raw: str | None, field: str) -> int | None:
+    """The id of a record chosen in a form (a product, an owner): None when empty; outside the id columns'
+    range it cannot name a record (and PostgreSQL would refuse the lookup with an error)."""
+    number = int_value(raw, field)
+    if number is not None and not 1 <= number <= MAX_ID:
+        raise ValidationError(field, _("is not a known record"))
+    return number
+
+
+def id_arg(raw: str | None) -> int | None:
+    """An id from a link's query (a filter): anything that cannot be an id is no filter."""
+    value = (raw or "").strip()
+    if not _WHOLE.fullmatch(value):
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_ID else None
 
 
 def date_value(raw: str | None, field: str) -> date | None:
@@ -92,6 +113,8 @@ def date_value(raw: str | None, field: str) -> date | None:
     value = (raw or "").strip()
     if not value:
         return None
+    if not value.isascii():  # int() and fromisoformat read other scripts' digits
+        raise ValidationError(field, _("is not a date"))
     try:
         if "." in value:
             day, month, year = value.split(".")
@@ -99,14 +122,6 @@ def date_value(raw: str | None, field: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise ValidationError(field, _("is not a date")) from None
-
-
-def pdf_response(content: bytes, filename: str) -> Response:
-    """A document as a download (never shown under the app's origin)."""
-    response = Response(content, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = content_disposition(filename)
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
 
 
 def error_text(exc: ValidationError) -> str:
