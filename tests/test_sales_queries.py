@@ -98,3 +98,31 @@ def test_pipeline_and_forecast(factory: sessionmaker[Session], settings: Setting
         assert {o.title for o in open_for_company(session, company.id)} == {"A", "B", "no amount", "overdue",
                                                                             "too late"}
         assert c.id not in {o.id for o in open_for_company(session, company.id)}
+
+
+def test_forecast_sums_in_the_database_to_the_exact_cent(factory: sessionmaker[Session], settings: Settings) -> None:
+    """Summed per month in one query; half a cent rounds up however many deals make it (no float drift)."""
+    with unit_of_work(factory) as session:
+        anna = add_staff(session, "anna.schmidt@beispiel-firma.de", "Anna Schmidt").id
+        company = Company(name="Muster GmbH", tags=[], fields={})
+        session.add(company)
+        session.flush()
+        for _ in range(10):  # 10 × 0.10 € × 25 % = 0.25 €, a float sum gives 0.2499…
+            create_opportunity(session, settings, OpportunityFields(
+                title="Kleinkram", company_id=company.id, amount=Decimal("0.10"), close_date=month(1),
+                probability=25), by=anna)
+        for amount in ("1234.45", "0.01"):  # 617.225 + 0.005 = 617.23 half-up
+            create_opportunity(session, settings, OpportunityFields(
+                title="Halbe Cents", company_id=company.id, amount=Decimal(amount), close_date=month(3, 28),
+                probability=50), by=anna)
+        statements: list[str] = []
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(session.get_bind(), "before_cursor_execute", listen)
+        try:
+            result = forecast(session, months=4)
+        finally:
+            event.remove(session.get_bind(), "before_cursor_execute", listen)
+        assert len(statements) == 1
+        assert result == [(month(0, 1), Decimal("0.00")), (month(1, 1), Decimal("0.25")),
+                          (month(2, 1), Decimal("0.00")), (month(3, 1), Decimal("617.23"))]
+        assert stage_totals(session, settings)["qualified"] == StageTotal(12, Decimal("1235.46"))
