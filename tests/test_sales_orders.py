@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
-from crm_inbox.errors import Conflict
-from crm_inbox.models import AuditEntry, Event, Order
+from crm_inbox.errors import Conflict, ValidationError
+from crm_inbox.models import AuditEntry, Event, Interaction, InteractionOpportunity, Order, OrderState
 from crm_inbox.sales import orders, quotes
 from crm_inbox.sales.inputs import LineFields, QuoteFields
 from crm_inbox.sales.totals import compute
@@ -104,6 +104,11 @@ def test_orders_csv(settings: Settings, factory: sessionmaker[Session]) -> None:
     assert rows[0]["text"] == "'=HYPERLINK(\"http://evil.example\",\"klick\")"
     assert (rows[1]["text"], rows[1]["quantity"], rows[1]["line_net"]) == ("Gutschrift; alt", "-1", "-10.00")
     assert rows[0]["order_number"] == f"AB-{YEAR}-0001" and rows[0]["customer_number"] == "K-10042"
+    # The billing and the delivery address, as the JSON has them.
+    assert [rows[1][k] for k in ("street", "postcode", "city", "country")] == [
+        "Industriestr. 5", "70173", "Stuttgart", "DE"]
+    assert [rows[1][k] for k in ("delivery_street", "delivery_postcode", "delivery_city", "delivery_country")] == [
+        "Lagerweg 2", "70174", "Stuttgart", "DE"]
     assert (rows[0]["order_net"], rows[0]["order_vat"], rows[0]["order_gross"]) == ("90.00", "17.10", "107.10")
     assert "\r\n" in text
 
@@ -147,3 +152,37 @@ def test_one_decision_when_two_come_at_once(settings: Settings, factory: session
         states = {row.id: row.state for row in session.execute(select(quotes.Quote.id, quotes.Quote.state))}
         made = session.scalars(select(Order.quote_id)).all()
     assert sorted(made) == sorted(i for i in ids if states[i] is quotes.QuoteState.ACCEPTED)
+
+
+def test_the_erp_hands_off_and_cancels_orders(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """open → handed_off → cancelled, each on the deal's timeline, audited and an event for the webhooks; a
+    repeated call changes nothing; an unknown state is invalid, a cancelled order stays cancelled."""
+    sales = sales_settings(settings)
+    with unit_of_work(factory) as session:
+        w = world(session, sales)
+        order = _order(session, sales, w, lines(w))
+        with pytest.raises(ValidationError):
+            orders.set_state(session, order, "shipped", by=w.staff.id)
+        assert orders.set_state(session, order, "handed_off", by=w.staff.id) is True
+        assert orders.set_state(session, order, "handed_off", by=w.staff.id) is False  # the ERP retried
+        with pytest.raises(Conflict):
+            orders.set_state(session, order, "open", by=w.staff.id)
+        assert orders.set_state(session, order, "cancelled", by=w.staff.id) is True
+        with pytest.raises(Conflict):
+            orders.set_state(session, order, "handed_off", by=w.staff.id)
+        order_id, opp_id, staff_id = order.id, w.opp.id, w.staff.id
+    with factory() as session:
+        assert session.get_one(Order, order_id).state is OrderState.CANCELLED
+        sent = session.scalars(select(Event).where(Event.subject_type == "order", Event.subject_id == order_id)
+                               .order_by(Event.id)).all()
+        assert [(e.type, e.payload["state"]) for e in sent] == [
+            ("order.created", "open"), ("order.handed_off", "handed_off"), ("order.cancelled", "cancelled")]
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "order.state")
+                                  .order_by(AuditEntry.id)).all()
+        assert [(a.staff_id, a.details["from"], a.details["to"]) for a in audited] == [
+            (staff_id, "open", "handed_off"), (staff_id, "handed_off", "cancelled")]
+        on_deal = session.scalars(select(Interaction.subject).join(
+            InteractionOpportunity, InteractionOpportunity.interaction_id == Interaction.id)
+            .where(InteractionOpportunity.opportunity_id == opp_id, Interaction.details["event"].as_string()
+                   .in_(["order.handed_off", "order.cancelled"])).order_by(Interaction.id)).all()
+        assert on_deal == [f"Order AB-{YEAR}-0001 handed off to the ERP", f"Order AB-{YEAR}-0001 cancelled"]

@@ -1,7 +1,8 @@
 """Orders (Aufträge): made from an accepted quote with the same lines and the same totals (one function,
 ``totals.compute``, sums both), numbered when created (``AB-2026-0001``), confirmed with a PDF
 (Auftragsbestätigung) on the timeline, and handed to the ERP: as JSON (``order_for_erp``, also the payload of
-the ``order.created`` event written in the same transaction) and as CSV (``orders_csv``).
+the ``order.created`` event written in the same transaction) and as CSV (``orders_csv``). The ERP says when it
+has taken an order (``set_state``: handed_off), or that it is cancelled.
 """
 
 from __future__ import annotations
@@ -12,21 +13,30 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit, events
 from crm_inbox.config import Settings
 from crm_inbox.contacts.csv_export import neutralise
-from crm_inbox.errors import Conflict
-from crm_inbox.models import Company, Contact, Opportunity, Order, OrderLine, Product, Quote
+from crm_inbox.db import affected
+from crm_inbox.errors import Conflict, ValidationError
+from crm_inbox.models import Company, Contact, Opportunity, Order, OrderLine, OrderState, Product, Quote
 from crm_inbox.sales import letters, pdf
 from crm_inbox.sales.numbers import ORDER, next_number
-from crm_inbox.sales.records import parties, store_document, stored_pdf, today
+from crm_inbox.sales.records import on_timeline, parties, store_document, stored_pdf, today
 from crm_inbox.sales.totals import compute, money
 
 CURRENCY = "EUR"
+ADDRESS_FIELDS = ("street", "postcode", "city", "country")
 ORDER_CREATED = "order.created"
+# Where an order may go from each state: the ERP takes an open order; an open or taken one can be cancelled;
+# a cancelled order stays cancelled (a new order is a new number).
+NEXT_STATES: dict[OrderState, frozenset[OrderState]] = {
+    OrderState.OPEN: frozenset({OrderState.HANDED_OFF, OrderState.CANCELLED}),
+    OrderState.HANDED_OFF: frozenset({OrderState.CANCELLED}),
+    OrderState.CANCELLED: frozenset(),
+}
 
 
 def title(order: Order) -> str:
@@ -85,6 +95,45 @@ def order_from_quote(session: Session, settings: Settings, quote: Quote, *, by: 
     return order
 
 
+def set_state(session: Session, order: Order, state: str, *, by: int | None) -> bool:
+    """Move the order to ``state`` ("handed_off": the ERP has taken it; "cancelled"): audited, a deal entry on
+    the customer's and the deal's timeline, and the event ``order.handed_off`` / ``order.cancelled`` with the
+    order as the ERP reads it. Setting the state it has already is no change (an ERP retrying its call gets
+    no second event): False. Unknown state: ValidationError; a move the order cannot make (a cancelled order
+    handed off, a taken one reopened): Conflict. The move is one conditional UPDATE, so of two requests at
+    once only one makes the change and its event."""
+    try:
+        target = OrderState(state)
+    except ValueError:
+        raise ValidationError("state", "state must be one of: " + ", ".join(s.value for s in OrderState)) from None
+    before = order.state
+    if target == before:
+        return False
+    if target not in NEXT_STATES[before]:
+        raise Conflict(f"order {order.number} is {before.value}: it cannot become {target.value}")
+    moved = affected(session.execute(
+        update(Order).where(Order.id == order.id, Order.state == before).values(state=target)
+        .execution_options(synchronize_session=False)))
+    if not moved:  # a colleague or the ERP was quicker: judge their state instead
+        session.refresh(order)
+        if order.state == target:
+            return False
+        raise Conflict(f"order {order.number} is {order.state.value} now")
+    order.state = target
+    session.flush()
+    event = f"order.{target.value}"
+    opp = session.get(Opportunity, order.opportunity_id) if order.opportunity_id is not None else None
+    subject = (f"Order {order.number} handed off to the ERP" if target == OrderState.HANDED_OFF
+               else f"Order {order.number} cancelled")
+    on_timeline(session, opp, contact_id=order.contact_id, company_id=order.company_id, subject=subject, text=None,
+                by=by, details={"event": event, "order_id": order.id, "number": order.number,
+                                "from": before.value, "to": target.value, "opportunity_id": order.opportunity_id})
+    events.record(session, event, "order", order.id, order_for_erp(session, order))
+    audit.record(session, by, "order.state", "order", order.id,
+                 {"number": order.number, "from": before.value, "to": target.value})
+    return True
+
+
 def order_pdf(session: Session, settings: Settings, order: Order) -> bytes:
     """The stored confirmation, or rendered now if its document is gone (an erased contact)."""
     return stored_pdf(session, order.document_id) or _render(session, settings, order)
@@ -111,7 +160,7 @@ def _email(contact: Contact | None) -> str | None:
 def _address(holder: Contact | Company | None, prefix: str = "") -> dict[str, str | None] | None:
     if holder is None:
         return None
-    fields = {name: getattr(holder, prefix + name) for name in ("street", "postcode", "city", "country")}
+    fields = {name: getattr(holder, prefix + name) for name in ADDRESS_FIELDS}
     return fields if any(fields.values()) else None
 
 
@@ -165,7 +214,8 @@ def order_for_erp(session: Session, order: Order) -> dict[str, Any]:
 
 
 CSV_COLUMNS = ("order_number", "order_date", "state", "currency", "quote_number", "customer_number",
-               "company", "contact", "street", "postcode", "city", "country", "position", "product_number",
+               "company", "contact", "street", "postcode", "city", "country", "delivery_street",
+               "delivery_postcode", "delivery_city", "delivery_country", "position", "product_number",
                "text", "quantity", "unit", "unit_price", "discount_percent", "vat_rate", "line_net",
                "order_net", "order_vat", "order_gross")
 
@@ -182,11 +232,12 @@ def orders_csv(session: Session, orders: Sequence[Order]) -> str:
     for order in orders:
         data = order_for_erp(session, order)
         customer, totals = data["customer"], data["totals"]
-        address = customer["address"] or {}
+        address, delivery = customer["address"] or {}, customer["delivery_address"] or {}
         head = [neutralise(order.number), data["date"], data["state"], data["currency"],
                 neutralise(data["quote_number"]), neutralise(customer["customer_number"]),
                 neutralise(customer["company_name"]), neutralise(customer["contact_name"])]
-        head += [neutralise(address.get(name)) for name in ("street", "postcode", "city", "country")]
+        head += [neutralise(address.get(name)) for name in ADDRESS_FIELDS]
+        head += [neutralise(delivery.get(name)) for name in ADDRESS_FIELDS]  # the JSON's delivery_address
         for line in data["lines"]:
             writer.writerow([*head, line["position"], neutralise(line["product_number"]), neutralise(line["text"]),
                              line["quantity"], neutralise(line["unit"]), line["unit_price"],
