@@ -105,7 +105,7 @@ def test_sending_a_quote_from_its_page(page, live, staff_login):
     with unit_of_work(live.factory) as session:
         quote = session.get_one(Quote, ids["quote"])
         mail = session.execute(select(OutgoingMail)).scalar_one()
-        assert mail.to_address == "klara@mueller-technik.example" and mail.subject == f"Angebot {quote.number}"
+        assert mail.to_address == "klara@mueller-technik.example" and mail.subject == f"Angebot – {quote.number}"
         files = session.execute(select(Attachment.filename).where(
             Attachment.interaction_id == mail.interaction_id)).scalars().all()
         assert [name for name in files if name.endswith(".pdf")]
