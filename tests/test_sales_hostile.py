@@ -19,12 +19,24 @@ from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import MAX_ID
-from crm_inbox.models import AuditEntry, Opportunity, OutgoingMail, Product, Quote, QuoteLine
+from crm_inbox.models import (
+    AuditEntry,
+    Contact,
+    Direction,
+    InteractionKind,
+    Opportunity,
+    OutgoingMail,
+    Product,
+    Quote,
+    QuoteLine,
+)
+from crm_inbox.models.base import utcnow
 from crm_inbox.sales import quote_lines
 from crm_inbox.sales.inputs import LineFields, ProductChanges, QuoteFields
 from crm_inbox.sales.products import update_product
 from crm_inbox.sales.quotes import accept_quote, create_quote
 from crm_inbox.staff.service import add_staff
+from crm_inbox.timeline.service import record_interaction
 from tests.conftest import make_token
 from tests.sales_data import sales_settings, world
 from tests.test_pages import csrf_token, log_in
@@ -187,14 +199,23 @@ def test_the_service_refuses_ids_outside_the_id_columns(factory: sessionmaker[Se
 def test_a_quote_sent_from_its_page_wakes_the_outbox_with_its_number_in_the_subject(
         client: Any, factory: sessionmaker[Session], settings: Settings, ids: dict[str, int],
         woken: list[int]) -> None:
+    with unit_of_work(factory) as session:  # the customer asked by mail: the quote mail answers that mail
+        asked = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.IN,
+                                   occurred_at=utcnow(), subject="Anfrage Wartung", text="Was kostet das?",
+                                   source_ref="<anfrage-1@kunde-ag.de>",
+                                   contacts=[(session.get_one(Contact, ids["contact"]), "from")]).id
     call = page_client(client)
     quote = f"/quotes/{ids['quote']}"
-    assert call("POST", quote + "/send", {"subject": "Ihr Angebot", "text": "Guten Tag"}).status_code == 302
+    page = call("GET", quote, None).get_data(as_text=True)
+    assert f'name="in_reply_to" value="{asked}"' in page
+    assert call("POST", quote + "/send", {"subject": "Ihr Angebot", "text": "Guten Tag",
+                                          "in_reply_to": str(asked)}).status_code == 302
     assert woken == [1]
     with unit_of_work(factory) as session:
         label = session.get_one(Quote, ids["quote"]).label
-        subject = session.execute(select(OutgoingMail.subject)).scalar_one()
-        assert label.startswith("AN-") and subject == f"Ihr Angebot – {label}"
+        mail = session.execute(select(OutgoingMail)).scalar_one()
+        assert label.startswith("AN-") and mail.subject == f"Ihr Angebot – {label}"
+        assert "<anfrage-1@kunde-ag.de>" in str(mail.headers)
         order = accept_quote(session, settings, session.get_one(Quote, ids["quote"]), by=None)
         order_id = order.id
     pdf = call("GET", quote + "/pdf", None)
