@@ -126,3 +126,12 @@ def test_forecast_sums_in_the_database_to_the_exact_cent(factory: sessionmaker[S
         assert result == [(month(0, 1), Decimal("0.00")), (month(1, 1), Decimal("0.25")),
                           (month(2, 1), Decimal("0.00")), (month(3, 1), Decimal("617.23"))]
         assert stage_totals(session, settings)["qualified"] == StageTotal(12, Decimal("1235.46"))
+
+        # A capped board also shows a stage taken out of the configuration since (under its own key, last).
+        old = create_opportunity(session, settings, OpportunityFields(title="Alt", company_id=company.id), by=anna)
+        old.stage = "angebot_alt"
+        session.flush()
+        capped = pipeline(session, settings, per_stage=1)
+        assert list(capped)[-1] == "angebot_alt" and [c.title for c in capped["angebot_alt"]] == ["Alt"]
+        assert [c.title for c in capped["qualified"]] == ["Kleinkram"]
+        assert all(cards == [] for cards in pipeline(session, settings, per_stage=5, owner_id=anna + 1).values())

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, cast, extract, func, select
+from sqlalchemy import BigInteger, ColumnElement, CompoundSelect, cast, func, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import Settings
@@ -43,6 +43,19 @@ def _customer(contact_name: str | None, contact_id: int | None, company_name: st
     return person or company_name or ""
 
 
+def _first_of_each_stage(settings: Settings, order: tuple[Any, ...], owned: list[ColumnElement[bool]],
+                         limit: int) -> CompoundSelect:
+    """The ids of each open stage's first ``limit`` cards: one LIMIT per configured stage (the stage index
+    finds its rows, a top-N sort cuts them: a third of the time of numbering all 10,000 open deals with
+    row_number), and row_number only over deals in a stage no longer configured (normally none)."""
+    keys = [s.key for s in stages(settings) if s.is_open]
+    parts = [select(Opportunity.id).where(Opportunity.stage == key, *owned).order_by(*order).limit(limit)
+             .subquery().select() for key in keys]
+    rank = func.row_number().over(partition_by=Opportunity.stage, order_by=order).label("rank")
+    others = select(Opportunity.id, rank).where(Opportunity.stage.not_in((*keys, WON, LOST)), *owned).subquery()
+    return union_all(*parts, select(others.c.id).where(others.c.rank <= limit))
+
+
 def pipeline(session: Session, settings: Settings, *, owner_id: int | None = None,
              per_stage: int | None = None) -> dict[str, list[PipelineCard]]:
     """Open opportunities by stage key, in pipeline order (every open stage, empty ones too), soonest close
@@ -51,12 +64,10 @@ def pipeline(session: Session, settings: Settings, *, owner_id: int | None = Non
     ``stage_totals`` gives each stage's count and sum)."""
     order = (Opportunity.close_date.is_(None), Opportunity.close_date, Opportunity.id)
     where: list[ColumnElement[bool]] = [Opportunity.stage.not_in((WON, LOST))]
-    if owner_id is not None:
-        where.append(Opportunity.owner_id == owner_id)
+    owned: list[ColumnElement[bool]] = [] if owner_id is None else [Opportunity.owner_id == owner_id]
+    where += owned
     if per_stage is not None:
-        rank = func.row_number().over(partition_by=Opportunity.stage, order_by=order).label("rank")
-        ranked = select(Opportunity.id, rank).where(*where).subquery()
-        where = [Opportunity.id.in_(select(ranked.c.id).where(ranked.c.rank <= max(per_stage, 0)))]
+        where = [Opportunity.id.in_(_first_of_each_stage(settings, order, owned, max(per_stage, 0)))]
     query = (select(Opportunity.id, Opportunity.title, Opportunity.stage, Opportunity.contact_id,
                     Opportunity.company_id, Opportunity.amount, Opportunity.probability, Opportunity.close_date,
                     Opportunity.last_contact_at, Contact.name, Company.name, StaffUser.name)
@@ -110,27 +121,26 @@ def forecast(session: Session, *, owner_id: int | None = None, months: int = 6) 
     month), Σ amount × probability / 100 of the open opportunities, rounded to cents. Deals without a close
     date or amount, or with a close date before this month, are not in it.
 
-    Summed in the database (10,000 open deals are a few dozen rows here, not 10,000): whole cents per month
-    and probability, so the sums stay exact integers on SQLite too and a month's total is multiplied and
-    rounded once, here, half-up."""
+    Summed in the database (10,000 open deals are at most a row per close day here): Σ cents × probability
+    per day, exact integers on SQLite too (it keeps NUMERIC as floats), the days folded into their months
+    and each month rounded once, half-up. By day, not by a month expression: strftime on every row costs
+    SQLite twice the time of the grouping itself, and a plain column groups alike on both databases. (The
+    integer sum would overflow on SQLite only past 92 trillion euros weighted on one day.)"""
     first = utcnow().date().replace(day=1)
     months = max(1, min(months, 120))
     end = _add_months(first, months)
-    # extract() is strftime on SQLite and EXTRACT on PostgreSQL: one month key for both.
-    month_key = (extract("year", Opportunity.close_date) * 12 + extract("month", Opportunity.close_date) - 1)
-    query = (select(month_key, Opportunity.probability, func.sum(_cents(Opportunity.amount)))
+    query = (select(Opportunity.close_date, func.sum(_cents(Opportunity.amount) * Opportunity.probability))
              .where(Opportunity.stage.not_in((WON, LOST)), Opportunity.amount.is_not(None),
                     Opportunity.close_date >= first, Opportunity.close_date < end)
-             .group_by(month_key, Opportunity.probability))
+             .group_by(Opportunity.close_date))
     if owner_id is not None:
         query = query.where(Opportunity.owner_id == owner_id)
-    sums = {_add_months(first, i): Decimal(0) for i in range(months)}
-    for key, probability, cents in session.execute(query).all():
-        index = int(key)
-        month = date(index // 12, index % 12 + 1, 1)
-        if month in sums and cents is not None:
-            sums[month] += Decimal(int(cents)) * probability / 10000
-    return [(month, total.quantize(CENT, rounding=ROUND_HALF_UP)) for month, total in sums.items()]
+    weighted = {_add_months(first, i): 0 for i in range(months)}  # cents × percent
+    for day, total in session.execute(query).all():
+        if day is not None and total is not None:
+            weighted[day.replace(day=1)] += int(total)
+    return [(month, (Decimal(total) / 10000).quantize(CENT, rounding=ROUND_HALF_UP))
+            for month, total in weighted.items()]
 
 
 def open_for_contact(session: Session, contact_id: int) -> list[Opportunity]:
