@@ -57,7 +57,8 @@ API_PERMISSIONS: dict[str, str] = {
     "listQuotes": READ, "getQuote": READ, "quotePdf": READ, "quoteVersions": READ, "quoteTotals": READ,
     "createQuote": WRITE, "patchQuote": WRITE, "deleteQuote": WRITE, "finaliseQuote": WRITE, "sendQuote": WRITE,
     "acceptQuote": WRITE, "declineQuote": WRITE,
-    "listOrders": READ, "getOrder": READ, "getOrderCsv": READ, "orderPdf": READ,
+    "listOrders": READ, "getOrder": READ, "getOrderCsv": READ, "orderPdf": READ, "patchOrder": WRITE,
+    "listDealSuggestions": READ, "linkInteractionToDeal": WRITE,
     "ctiEvent": WEBHOOK, "sipgateIn": WEBHOOK, "sipgateOut": WEBHOOK, "placetelEvent": WEBHOOK,
     "twilioStatus": WEBHOOK, "threecxJournal": WEBHOOK, "threecxLookup": WEBHOOK,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from web.api import (  # noqa: F401  (registers routes)
     contacts,
+    deals,
     errors,
     inbound,
     interactions,

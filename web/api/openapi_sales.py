@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_inbox.models import OpportunitySource, QuoteState
+from crm_inbox.models import OpportunitySource, OrderState, QuoteState
 from web.api.openapi import ERRORS, FORBIDDEN, ID, NOT_FOUND, PAGING, PATHS, SCHEMAS, _error, _json, _q, _ref
 
 _str_or_null = {"type": ["string", "null"]}
@@ -36,6 +36,8 @@ _percent_in = _decimal_in(2, 5)
 _stage = {"type": "string", "description": "a key of GET /sales/stages (won and lost end a deal)"}
 _source = {"type": "string", "enum": [s.value for s in OpportunitySource]}
 _quote_state = {"type": "string", "enum": [s.value for s in QuoteState]}
+_order_state = {"type": "string", "enum": [s.value for s in OrderState],
+                "description": "open; handed_off: the ERP has taken it; cancelled"}
 _body = lambda schema: {"required": True, "content": {"application/json": {"schema": schema}}}  # noqa: E731
 _conflict = {"409": _error("The change clashes with the record's state (e.g. an accepted quote)")}
 
@@ -113,17 +115,18 @@ SCHEMAS.update({
                      "description": "lines: the whole list in its new order"},
     "Totals": _totals,
     "OrderSummary": {"type": "object", "properties": {
-        "id": {"type": "integer"}, "number": {"type": "string"}, "state": {"type": "string"},
+        "id": {"type": "integer"}, "number": {"type": "string"}, "state": _order_state,
         "order_date": {"type": "string", "format": "date"}, "quote_id": _int_or_null,
         "opportunity_id": _int_or_null, "contact_id": _int_or_null, "company_id": _int_or_null,
         "net_total": _money, "vat_total": _money, "gross_total": _money, "created_at": _time,
         "url": {"type": "string"}}},
     "Order": {"type": "object", "description": "the ERP handoff: every amount a decimal string", "properties": {
         "id": {"type": "integer"}, "number": {"type": "string"}, "date": {"type": "string", "format": "date"},
-        "state": {"type": "string"}, "currency": {"type": "string", "enum": ["EUR"]},
+        "state": _order_state, "currency": {"type": "string", "enum": ["EUR"]},
         "quote_number": _str_or_null, "quote_id": _int_or_null, "opportunity_id": _int_or_null,
         "customer": {"type": "object", "description": "contact and company ids and names, customer number, "
-                                                      "address lines and fields, e-mail"},
+                                                      "address lines, billing address and delivery_address fields, "
+                                                      "e-mail"},
         "lines": {"type": "array", "items": {"type": "object", "properties": {
             "position": {"type": "integer"}, "product_number": _str_or_null, "text": {"type": "string"},
             "quantity": _decimal, "unit": {"type": "string"}, "unit_price": _decimal,
@@ -132,6 +135,14 @@ SCHEMAS.update({
             "net": _money, "vat": _money, "gross": _money,
             "rates": {"type": "array", "items": {"type": "object"}}}},
         "pdf_url": {"type": "string"}, "csv_url": {"type": "string"}}},
+    "DealSuggestionMail": {"allOf": [_ref("TimelineItem"), {"type": "object", "properties": {
+        "attribution_reason": _str_or_null,
+        "suggestions": {"type": "array", "description": "the deals it names, each with why it was not linked",
+                        "items": {"type": "object", "properties": {
+                            "opportunity_id": {"type": "integer"}, "text": _str_or_null, "title": {"type": "string"},
+                            "stage": {"type": "string"}, "is_open": {"type": "boolean"},
+                            "contact_id": _int_or_null, "company_id": _int_or_null,
+                            "url": {"type": "string"}}}}}}]},
 })
 
 
@@ -277,7 +288,8 @@ PATHS.update({
                 "responses": {"200": _json(_items("QuoteSummary")), **ERRORS, **NOT_FOUND}}},
     "/orders": {
         "get": {"summary": "Orders, newest first; format=csv for a spreadsheet or the ERP", "operationId": "listOrders",
-                "parameters": [*_ids, *PAGING, _format],
+                "parameters": [*_ids, _q("state", _order_state, "open: not taken by the ERP yet"), *PAGING,
+                               _format],
                 "responses": {"200": {"description": "OK", "content": {
                     "application/json": {"schema": _items("OrderSummary")}, **_csv}}, **ERRORS}}},
     "/orders/{id}": {
@@ -285,7 +297,30 @@ PATHS.update({
         "get": {"summary": "An order as the ERP takes it (amounts as decimal strings)", "operationId": "getOrder",
                 "parameters": [_format],
                 "responses": {"200": {"description": "OK", "content": {
-                    "application/json": {"schema": _ref("Order")}, **_csv}}, **ERRORS, **NOT_FOUND}}},
+                    "application/json": {"schema": _ref("Order")}, **_csv}}, **ERRORS, **NOT_FOUND}},
+        "patch": {"summary": "The ERP has taken the order (state handed_off), or it is cancelled; the same state "
+                             "again changes nothing", "operationId": "patchOrder",
+                  "requestBody": _body({"type": "object", "additionalProperties": False, "required": ["state"],
+                                        "properties": {"state": _order_state}}),
+                  "responses": {"200": _json(_ref("Order")), **ERRORS, **FORBIDDEN, **NOT_FOUND,
+                                "409": _error("The order cannot make that move (a cancelled order, a taken "
+                                              "one reopened)")}}},
+    "/deal-suggestions": {
+        "get": {"summary": "Triage: incoming mail naming a deal it was not put on (another customer's, an unknown "
+                           "sender, a suspected spoof), with its suggestions, newest first",
+                "operationId": "listDealSuggestions",
+                "parameters": [_q("days", {"type": "integer", "minimum": 1, "maximum": 365}, "of the last days; 30"),
+                               _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                               _q("offset", {"type": "integer", "minimum": 0})],
+                "responses": {"200": _json(_items("DealSuggestionMail")), **ERRORS}}},
+    "/interactions/{id}/deal": _action(
+        "Put the mail (call, note …) on a deal; a suggestion for it is dropped, a customer's mail completes the "
+        "deal's follow-ups", "linkInteractionToDeal",
+        {"200": _json({"allOf": [_ref("DealSuggestionMail"), {"type": "object", "properties": {
+            "opportunity_id": {"type": "integer"},
+            "linked": {"type": "boolean", "description": "false: it was on the deal already"}}}]})},
+        {"type": "object", "additionalProperties": False, "required": ["opportunity_id"],
+         "properties": {"opportunity_id": {"type": "integer", "minimum": 1}}}, conflict=False),
     "/orders/{id}.csv": {
         "parameters": [ID],
         "get": {"summary": "An order's lines as CSV", "operationId": "getOrderCsv",

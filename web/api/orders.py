@@ -1,5 +1,6 @@
-"""Orders (Aufträge): the list (JSON, or CSV for a spreadsheet or the ERP), one order as the ERP takes it
-(``sales.orders.order_for_erp``: every amount a decimal string), as CSV, and its confirmation PDF."""
+"""Orders (Aufträge): the list (JSON, or CSV for a spreadsheet or the ERP; ``state=open``: not taken yet), one
+order as the ERP takes it (``sales.orders.order_for_erp``: every amount a decimal string), as CSV, and its
+confirmation PDF; the ERP's word that it has taken an order (PATCH state "handed_off") or that it is cancelled."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy.orm import selectinload
 
+from crm_inbox.errors import ValidationError
 from crm_inbox.ids import MAX_ID
-from crm_inbox.models import Order
+from crm_inbox.models import Order, OrderState
 from crm_inbox.sales import orders as service
 from crm_inbox.sales import queries
 from crm_inbox.sales.totals import money
 from web.api import sales_json as out
 from web.api import serialize as ser
 from web.api.blueprint import api
-from web.api.errors import fail, get_or_404, int_arg
+from web.api.errors import fail, get_or_404, int_arg, json_body
 from web.auth import actor_id, require_token
 from web.downloads import content_disposition, csv_response
 from web.requestdb import db, state
@@ -48,13 +50,24 @@ def _get(order_id: int) -> Order:
     return get_or_404(Order, order_id, "order", options=[selectinload(Order.lines)])
 
 
+def _state_arg() -> OrderState | None:
+    raw = request.args.get("state") or None
+    if raw is None:
+        return None
+    try:
+        return OrderState(raw)
+    except ValueError:
+        fail(400, "invalid", "state must be one of: " + ", ".join(s.value for s in OrderState), field="state")
+
+
 @api.get("/orders")
 @require_token()
 def list_orders() -> Response:
-    """Newest first; ``contact_id``, ``company_id``; ``format=csv``: one row per line of the orders listed."""
+    """Newest first; ``contact_id``, ``company_id``, ``state``; ``format=csv``: one row per line of the orders
+    listed."""
     rows = queries.list_orders(db(), limit=int_arg("limit", 50, 1, 500), offset=int_arg("offset", 0, 0, 10_000_000),
                                contact_id=int_arg("contact_id", 0, 1, MAX_ID) or None,
-                               company_id=int_arg("company_id", 0, 1, MAX_ID) or None)
+                               company_id=int_arg("company_id", 0, 1, MAX_ID) or None, state=_state_arg())
     if _format() == "csv":
         return csv_response(service.export_orders_csv(db(), rows, actor_id(), dict(request.args)), "orders.csv")
     return jsonify(items=[_summary(o) for o in rows])
@@ -67,6 +80,23 @@ def get_order(order_id: int) -> Response:
     order = _get(order_id)
     if _format() == "csv":
         return _one_csv(order)
+    return jsonify(order_json(order))
+
+
+@api.patch("/orders/<int:order_id>")
+@require_token(write=True)
+def patch_order(order_id: int) -> Response:
+    """``{"state": "handed_off"}`` when the ERP has taken the order, ``"cancelled"``; 409 for a move the order
+    cannot make (a cancelled order handed off). The same state again is no change (a retry is safe)."""
+    data = json_body()
+    unknown = sorted(set(data) - {"state"})
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field")
+    wanted = data.get("state")
+    if not isinstance(wanted, str):
+        raise ValidationError("state", "give the state as a string")
+    order = _get(order_id)
+    service.set_state(db(), order, wanted, by=actor_id())
     return jsonify(order_json(order))
 
 
