@@ -142,6 +142,26 @@ def world(factory, settings, staff):  # type: ignore[no-untyped-def]
     with unit_of_work(factory) as session:
         session.add(Company(name="Müller Maschinenbau"))
         session.add(Reminder(title="Anrufen", due_at=utcnow(), reason="manual", contact_id=1, assignee_id=staff))
+        session.flush()
+        sales_world(session, settings)  # a deal, a draft quote and an order, each id 1
+
+
+def sales_world(session: Any, settings: Any) -> None:
+    """A deal with a draft quote (ids 1) and, from another deal's accepted quote, an order (id 1)."""
+    from decimal import Decimal
+
+    from crm_inbox.sales.inputs import LineFields, OpportunityFields, ProductFields, QuoteFields
+    from crm_inbox.sales.opportunities import create_opportunity
+    from crm_inbox.sales.products import create_product
+    from crm_inbox.sales.quotes import accept_quote, create_quote, finalise_quote
+
+    product = create_product(session, settings, ProductFields(number="P-1", name="Probe", net_price=Decimal(10)),
+                             by=None)
+    lines = (LineFields(product_id=product.id),)
+    for title in ("Deal", "Won"):
+        opp = create_opportunity(session, settings, OpportunityFields(title=title, contact_id=1), by=None)
+        quote = create_quote(session, settings, QuoteFields(opportunity_id=opp.id, lines=lines), by=None)
+    accept_quote(session, settings, finalise_quote(session, settings, quote, by=None), by=None)
 
 
 def page_rules(app: Any, method: str) -> list[Any]:
@@ -174,7 +194,9 @@ def test_every_page_has_a_strict_content_security_policy(app, client, world):
             assert policy, f"{rule.rule} has no Content-Security-Policy"
             assert "unsafe-inline" not in policy.split("script-src")[-1].split(";")[0], rule.rule
             assert "unsafe-eval" not in policy, rule.rule
-            if rule.endpoint in {"pages.interaction_html", "pages.attachment"}:
+            # Mail HTML, attachments and PDFs: never a document of the app's origin (sandboxed, nothing loads).
+            if rule.endpoint in {"pages.interaction_html", "pages.attachment", "pages.quote_pdf",
+                                 "pages.order_document"}:
                 assert "sandbox" in policy and "default-src 'none'" in policy, rule.rule
             else:
                 assert all(part in policy for part in CSP_PARTS), (rule.rule, policy)
