@@ -186,3 +186,27 @@ def test_the_erp_hands_off_and_cancels_orders(settings: Settings, factory: sessi
             .where(InteractionOpportunity.opportunity_id == opp_id, Interaction.details["event"].as_string()
                    .in_(["order.handed_off", "order.cancelled"])).order_by(Interaction.id)).all()
         assert on_deal == [f"Order AB-{YEAR}-0001 handed off to the ERP", f"Order AB-{YEAR}-0001 cancelled"]
+
+
+def test_two_hand_offs_at_once_make_one_event(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """The ERP's call and its retry (or a colleague's cancel) at the same moment: one change, one event."""
+    sales = sales_settings(settings)
+    with unit_of_work(factory) as session:
+        w = world(session, sales)
+        order_id, staff_id = _order(session, sales, w, lines(w)).id, w.staff.id
+    start, outcomes = threading.Barrier(2), []
+
+    def hand_off() -> None:
+        start.wait()
+        with unit_of_work(factory) as session:
+            outcomes.append(orders.set_state(session, session.get_one(Order, order_id), "handed_off", by=staff_id))
+
+    workers = [threading.Thread(target=hand_off) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(outcomes) == [False, True]
+    with factory() as session:
+        assert session.scalars(select(Event.type).where(Event.subject_type == "order")).all() == [
+            "order.created", "order.handed_off"]
