@@ -20,7 +20,7 @@ from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, int_arg, json_body
 from web.auth import actor_id, require_token
-from web.downloads import content_disposition, csv_response
+from web.downloads import csv_response, pdf_response
 from web.requestdb import db, state
 
 
@@ -119,12 +119,3 @@ def order_pdf(order_id: int) -> Response:
     order = _get(order_id)
     return pdf_response(service.order_pdf(db(), state().settings, order), service.filename(order))
 
-
-def pdf_response(content: bytes, filename: str) -> Response:
-    """A PDF as a download: never shown inline under the app's origin, never sniffed, never cached."""
-    response = Response(content, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = content_disposition(filename)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
