@@ -14,8 +14,11 @@ from web.i18n import N_, local_time
 from web.pages.blueprint import pages
 
 KIND_LABELS = {"email": N_("mail"), "call": N_("call"), "note": N_("note"), "document": N_("document"),
-               "meeting": N_("meeting"), "ticket": N_("ticket"), "reminder": N_("reminder"), "other": N_("other")}
+               "meeting": N_("meeting"), "ticket": N_("ticket"), "reminder": N_("reminder"), "deal": N_("deal"),
+               "other": N_("other")}
 ROLE_LABELS = {"admin": N_("admin"), "staff": N_("staff"), "readonly": N_("read-only")}
+CONTACT_ROLE_LABELS = {"lead": N_("lead"), "prospect": N_("prospect"), "customer": N_("customer"),
+                       "debtor": N_("debtor"), "supplier": N_("supplier"), "other": N_("other")}
 DIRECTION_LABELS = {"in": N_("incoming"), "out": N_("outgoing"), "internal": N_("internal")}
 
 
@@ -24,7 +27,8 @@ def template_helpers() -> dict[str, Any]:
     return {"csrf_field": csrf.field, "current_user": current_user, "local_time": shown_time,
             "kind_label": lambda kind: _(KIND_LABELS.get(kind, kind)),
             "direction_label": lambda direction: _(DIRECTION_LABELS.get(direction, direction)),
-            "role_label": lambda role: _(ROLE_LABELS.get(role, role))}
+            "role_label": lambda role: _(ROLE_LABELS.get(role, role)),
+            "contact_role_label": lambda role: _(CONTACT_ROLE_LABELS.get(role, role))}
 
 
 def shown_time(value: datetime | None) -> str:
