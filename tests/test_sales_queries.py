@@ -135,3 +135,27 @@ def test_forecast_sums_in_the_database_to_the_exact_cent(factory: sessionmaker[S
         assert list(capped)[-1] == "angebot_alt" and [c.title for c in capped["angebot_alt"]] == ["Alt"]
         assert [c.title for c in capped["qualified"]] == ["Kleinkram"]
         assert all(cards == [] for cards in pipeline(session, settings, per_stage=5, owner_id=anna + 1).values())
+
+
+def test_days_since_contact_count_any_mail_or_call_with_the_person(factory: sessionmaker[Session],
+                                                                   settings: Settings) -> None:
+    """A customer who wrote about anything is in contact, linked to the deal or not; the deal's own notes and
+    entries are not contact."""
+    from crm_inbox.models import Direction, InteractionKind
+    from crm_inbox.timeline.service import record_interaction
+
+    with unit_of_work(factory) as session:
+        anna = add_staff(session, "anna.schmidt@beispiel-firma.de", "Anna Schmidt").id
+        klaus = Contact(name="Klaus Müller", role=Role.PROSPECT, tags=[], fields={})
+        quiet = Contact(name="Petra Still", role=Role.PROSPECT, tags=[], fields={})
+        session.add_all([klaus, quiet])
+        session.flush()
+        for kind, days in ((InteractionKind.EMAIL, 9), (InteractionKind.CALL, 2), (InteractionKind.NOTE, 0)):
+            record_interaction(session, kind=kind, direction=Direction.IN, occurred_at=utcnow() - timedelta(days=days),
+                               subject="Frage", text=None, contacts=[(klaus, "from")])
+        create_opportunity(session, settings, OpportunityFields(title="Anlage", contact_id=klaus.id), by=anna)
+        create_opportunity(session, settings, OpportunityFields(title="Ruhig", contact_id=quiet.id), by=anna)
+    with factory() as session:
+        cards = {c.title: c for c in pipeline(session, settings, per_stage=50)["qualified"]}
+    assert cards["Anlage"].days_since_contact == 2  # the call two days ago, not today's note
+    assert cards["Ruhig"].days_since_contact is None

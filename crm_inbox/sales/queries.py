@@ -2,7 +2,9 @@
 month, a customer's open opportunities, a deal's quotes, the orders list.
 
 The pipeline is one query with outer joins (no query per card): 10,000 open opportunities stay one round
-trip; "days since last contact" comes from ``Opportunity.last_contact_at``, kept by ``link_interaction``.
+trip; "days since last contact" is the newer of ``Opportunity.last_contact_at`` (kept by ``link_interaction``)
+and the person's newest mail, call or meeting (an index range per card shown, so a customer who wrote about
+anything counts as in contact).
 """
 
 from __future__ import annotations
@@ -16,7 +18,19 @@ from sqlalchemy import BigInteger, ColumnElement, CompoundSelect, cast, func, se
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import Settings
-from crm_inbox.models import Company, Contact, Opportunity, Order, OrderState, Quote, StaffUser, utcnow
+from crm_inbox.models import (
+    Company,
+    Contact,
+    Interaction,
+    InteractionContact,
+    InteractionKind,
+    Opportunity,
+    Order,
+    OrderState,
+    Quote,
+    StaffUser,
+    utcnow,
+)
 from crm_inbox.sales.opportunities import LOST, WON, stages
 
 CENT = Decimal("0.01")
@@ -70,21 +84,33 @@ def pipeline(session: Session, settings: Settings, *, owner_id: int | None = Non
         where = [Opportunity.id.in_(_first_of_each_stage(settings, order, owned, max(per_stage, 0)))]
     query = (select(Opportunity.id, Opportunity.title, Opportunity.stage, Opportunity.contact_id,
                     Opportunity.company_id, Opportunity.amount, Opportunity.probability, Opportunity.close_date,
-                    Opportunity.last_contact_at, Contact.name, Company.name, StaffUser.name)
+                    Opportunity.last_contact_at, _latest_contact(), Contact.name, Company.name, StaffUser.name)
              .outerjoin(Contact, Contact.id == Opportunity.contact_id)
              .outerjoin(Company, Company.id == Opportunity.company_id)
              .outerjoin(StaffUser, StaffUser.id == Opportunity.owner_id)
              .where(*where).order_by(*order))
     today = utcnow().date()
     out: dict[str, list[PipelineCard]] = {s.key: [] for s in stages(settings) if s.is_open}
-    for (ident, title, stage, contact_id, company_id, amount, probability, close_date, last_contact,
+    for (ident, title, stage, contact_id, company_id, amount, probability, close_date, on_deal, with_person,
          contact_name, company_name, owner_name) in session.execute(query).all():
+        last_contact = max((t for t in (on_deal, with_person) if t is not None), default=None)
         out.setdefault(stage, []).append(PipelineCard(
             id=ident, title=title, customer=_customer(contact_name, contact_id, company_name),
             contact_id=contact_id, company_id=company_id, amount=amount, probability=probability,
             close_date=close_date, owner=owner_name,
             days_since_contact=(today - last_contact.date()).days if last_contact is not None else None))
     return out
+
+
+CONTACT_KINDS = (InteractionKind.EMAIL, InteractionKind.CALL, InteractionKind.MEETING)
+
+
+def _latest_contact() -> Any:
+    """The deal's person's newest mail, call or meeting (their timeline index, newest first)."""
+    return (select(InteractionContact.occurred_at)
+            .join(Interaction, Interaction.id == InteractionContact.interaction_id)
+            .where(InteractionContact.contact_id == Opportunity.contact_id, Interaction.kind.in_(CONTACT_KINDS))
+            .order_by(InteractionContact.occurred_at.desc()).limit(1).scalar_subquery())
 
 
 def _cents(column: Any) -> ColumnElement[int]:
