@@ -22,6 +22,7 @@ import argparse
 import io
 import json
 import re
+import sys
 import tempfile
 import time
 import urllib.error
@@ -32,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from _common import DEFAULT_PG_URL, backends, bench_settings, environment, percentile, pg_url, progress
+from _common import DEFAULT_PG_URL, ROOT, backends, bench_settings, environment, percentile, pg_url, progress
 from sqlalchemy import insert, text
 
 from crm_inbox.config import Settings
@@ -139,9 +140,8 @@ def fill(url: str, opportunities: int) -> None:
                  "probability": probability[stages[i % 4]], "source": "manual", "created_at": now,
                  "updated_at": now, "last_contact_at": now - timedelta(days=i % 60)}
                 for i in range(start, min(opportunities, start + 5000))])
-    with engine.connect() as conn:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # VACUUM: no transaction
         conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
-        conn.commit()
     engine.dispose()
 
 
@@ -184,6 +184,7 @@ def bench_pipeline(name: str, url: str, tmp: Path, opportunities: int, rounds: i
 # --- 3. numbers from two serve processes ---
 
 def bench_numbers(url: str, tmp: Path, per_process: int) -> bool:
+    sys.path.insert(0, str(ROOT))  # the serve harness lives in tests/
     from tests.serveproc import config_file, serve
 
     engine = make_engine(url)
@@ -263,6 +264,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--postgres", default=DEFAULT_PG_URL)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--only", choices=("pdf", "pipeline", "numbers"), help="run one part")
     args = parser.parse_args()
     rounds = 20 if args.quick else 100
     opportunities = 2_000 if args.quick else 10_000
@@ -274,11 +276,14 @@ def main() -> int:
         with backends(postgres, tmp) as dbs:
             header()
             settings = bench_settings(dbs[0].fresh(), tmp / "instance", company=COMPANY)
-            ok &= bench_pdf(settings, rounds)
-            for db in dbs:
+            if args.only in (None, "pdf"):
+                ok &= bench_pdf(settings, rounds)
+            for db in dbs if args.only in (None, "pipeline") else []:
                 ok &= bench_pipeline(db.name, db.fresh(), tmp, opportunities, rounds)
             pg = [db for db in dbs if db.name == "PostgreSQL"]
-            if pg:
+            if args.only not in (None, "numbers"):
+                pass
+            elif pg:
                 ok &= bench_numbers(pg[0].fresh(), tmp, 200)
             else:
                 print("  numbers from two serve processes: needs PostgreSQL (skipped)")
