@@ -68,9 +68,20 @@ SLOW_FILES_FIRST = (  # by their measured total, the larger of the SQLite and th
 )
 
 
+# A test that uses none of these touches no database (a parser, the totals, a PDF, a policy table).
+DATABASE_FIXTURES = frozenset({"database_url", "pg_url", "_schema"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {name: position for position, name in enumerate(SLOW_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+    if os.environ.get(PG_URL_ENV):
+        # The PostgreSQL pass is for what the database changes: a test without one ran in the SQLite pass
+        # already, on the same code, and would only repeat itself (the MIME fuzzers alone cost two minutes).
+        skip = pytest.mark.skip(reason="needs no database: it runs in the SQLite pass")
+        for item in items:
+            if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+                item.add_marker(skip)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

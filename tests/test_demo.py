@@ -130,7 +130,8 @@ def english(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(params=["de", "en"])
-def demo(request: pytest.FixtureRequest) -> Demo:
+def demo(request: pytest.FixtureRequest, pg_url: str | None) -> Demo:
+    # pg_url: the demo is built on this pass's database (named here, as getfixturevalue hides it from pytest)
     return request.getfixturevalue({"de": "german", "en": "english"}[request.param])
 
 
