@@ -70,6 +70,14 @@ SLOW_FILES_FIRST = (  # by their measured total, the larger of the SQLite and th
 
 # A test that uses none of these touches no database (a parser, the totals, a PDF, a policy table).
 DATABASE_FIXTURES = frozenset({"database_url", "pg_url", "_schema"})
+# Tests that use a database, but check what does not depend on which: they run in the SQLite pass only.
+SQLITE_PASS_ONLY = {
+    "browser": "the browser's side of the pages (scripts, CSP, what renders); each page's database side is "
+               "checked in both passes by the Flask page tests",
+    "test_serve_limits.py": "the listeners' connection and descriptor limits, the same on either database",
+    "test_the_same_seed_gives_the_same_people_and_mail": "the demo's seeding is deterministic whatever the "
+                                                         "database; the demo itself is built in both passes",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,6 +90,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
                 item.add_marker(skip)
+            why = next((w for key, w in SQLITE_PASS_ONLY.items()
+                        if key in (item.path.parent.name, item.path.name, item.originalname)), None)
+            if why:
+                item.add_marker(pytest.mark.skip(reason=f"runs in the SQLite pass: {why}"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
