@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from crm_inbox import audit, events
 from crm_inbox.config import Settings
@@ -22,14 +22,12 @@ from crm_inbox.errors import ValidationError
 from crm_inbox.ids import ref_id
 from crm_inbox.inputs import NOT_GIVEN
 from crm_inbox.models import (
-    Attachment,
     Company,
     Contact,
     Direction,
     Interaction,
     InteractionKind,
     InteractionOpportunity,
-    InteractionStaff,
     Opportunity,
     OpportunitySource,
     Quote,
@@ -39,9 +37,9 @@ from crm_inbox.models import (
 )
 from crm_inbox.sales import values
 from crm_inbox.sales.inputs import OpportunityChanges, OpportunityFields
-from crm_inbox.timeline.service import TimelinePage, decode_cursor, encode_cursor, record_interaction
+from crm_inbox.timeline.service import TimelinePage, decode_cursor, page_of, record_interaction
 
-__all__ = ["Stage", "TimelinePage", "advance_to", "create_opportunity", "encode_cursor", "link_interaction",
+__all__ = ["Stage", "TimelinePage", "advance_to", "create_opportunity", "link_interaction",
            "make_customer", "mark_lost", "mark_won", "opportunity_timeline", "set_amount_from_quote", "stages",
            "update_opportunity"]
 
@@ -346,14 +344,4 @@ def opportunity_timeline(session: Session, opp_id: int, *, limit: int = 50, curs
         query = query.where(tuple_(link.occurred_at, link.interaction_id) < tuple_(when, ident))
     ids = session.execute(
         query.order_by(link.occurred_at.desc(), link.interaction_id.desc()).limit(limit + 1)).scalars().all()
-    has_more = len(ids) > limit
-    ids = ids[:limit]
-    rows = session.execute(select(Interaction).where(Interaction.id.in_(ids)).options(
-        selectinload(Interaction.contact_links),
-        selectinload(Interaction.staff_links).selectinload(InteractionStaff.staff),
-        selectinload(Interaction.attachments).load_only(
-            Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size, Attachment.sha256))
-    ).scalars().all()
-    by_id = {row.id: row for row in rows}
-    items = [by_id[i] for i in ids if i in by_id]
-    return TimelinePage(items, encode_cursor(items[-1].occurred_at, items[-1].id) if has_more and items else None)
+    return page_of(session, list(ids), limit)

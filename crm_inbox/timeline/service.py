@@ -133,7 +133,7 @@ def contact_timeline(session: Session, contact_id: int, *, limit: int = 50, curs
         query = query.join(Interaction, Interaction.id == link.interaction_id).where(Interaction.kind == kind)
     ids = session.execute(
         query.order_by(link.occurred_at.desc(), link.interaction_id.desc()).limit(limit + 1)).scalars().all()
-    return _page(session, list(ids), limit)
+    return page_of(session, list(ids), limit)
 
 
 def company_timeline(session: Session, company_id: int, *, limit: int = 50, cursor: str | None = None) -> TimelinePage:
@@ -147,10 +147,10 @@ def company_timeline(session: Session, company_id: int, *, limit: int = 50, curs
         query = query.where(tuple_(Interaction.occurred_at, Interaction.id) < tuple_(when, ident))
     ids = session.execute(
         query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit + 1)).scalars().all()
-    return _page(session, list(ids), limit)
+    return page_of(session, list(ids), limit)
 
 
-def _page(session: Session, ids: list[int], limit: int) -> TimelinePage:
+def page_of(session: Session, ids: list[int], limit: int) -> TimelinePage:
     """The interactions of ``ids`` (one more than a page, to know whether there is more), in that order."""
     has_more = len(ids) > limit
     ids = ids[:limit]
