@@ -121,6 +121,17 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--extension", help="phone extension")
     add.add_argument("--password", action="store_true", help=USER_ADD_PASSWORD_HELP)
 
+    imp = sub.add_parser("import", help="import an address book (CSV, XLSX, vCard): preview, then confirm",
+                         description="Imports contacts and companies from a CSV (any delimiter and encoding), "
+                         "XLSX or vCard file. Shows the preview first (new / updates / duplicate / error per row) "
+                         "and asks before writing; the whole import can be undone later (crm-inbox import --undo).")
+    imp.add_argument("file", type=Path, nargs="?", metavar="FILE", help="the file to import")
+    imp.add_argument("--mapping", type=Path, metavar="FILE",
+                     help="a JSON column mapping (as the web page saves it); default: suggested from the headers")
+    imp.add_argument("--dry-run", action="store_true", help="only show what would happen (nothing is written)")
+    imp.add_argument("--yes", action="store_true", help="do not ask before writing")
+    imp.add_argument("--undo", type=int, metavar="BATCH", help="undo the import with this number")
+
     privacy = sub.add_parser("privacy", help="data protection: export or erase a person, apply retention") \
         .add_subparsers(dest="privacy_command", required=True, metavar="ACTION", help="what to do")
     export = privacy.add_parser("export", help="everything stored about a person as a zip (JSON + files)")
@@ -548,6 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return cmd_token_create(settings, args)
             case "privacy":
                 return cmd_privacy(settings, args)
+            case "import":
+                from crm_inbox.imports.command import cmd_import  # only this command needs the readers
+                return cmd_import(settings, args)
     except (ConfigError, SchemaOutdated, CliError) as exc:
         print(f"crm-inbox: {exc}", file=sys.stderr)
         return 2

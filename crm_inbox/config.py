@@ -288,6 +288,43 @@ class SalesSettings:
 
 
 @dataclass(frozen=True)
+class ImportSettings:
+    """Importing address books (CSV, XLSX, vCard)."""
+
+    max_upload_bytes: int = 52_428_800  # a web upload larger than this is refused (the CLI reads any size)
+    max_rows: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class DocumentSettings:
+    """The customer file (Kundenakte): files staff upload to a person or a company."""
+
+    max_bytes: int = 26_214_400  # one upload
+    storage: str = "database"  # "database", or "directory" (files under ``directory``, rows in the database)
+    directory: str = "documents"  # relative paths are inside the instance folder
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Outbound webhooks (Standard Webhooks signatures)."""
+
+    # Targets on loopback, link-local or private networks are refused unless inside one of these networks
+    # (no SSRF into the office network through a webhook URL): ["127.0.0.1/32"] for a receiver on this host.
+    allowed_private_networks: tuple[str, ...] = ()
+    timeout_seconds: int = 10  # connect and read, per attempt
+    retry_hours: int = 24  # a delivery is retried with exponential back-off for this long, then given up
+    disable_after_hours: int = 72  # a subscription failing (no 2xx) this long is disabled with a notice
+    poll_seconds: int = 5  # how often ``serve`` looks for due deliveries besides being woken after commits
+
+
+@dataclass(frozen=True)
+class PhoneBookSettings:
+    """Phone books for desk phones and routers (Yealink, Grandstream, Snom, Fritz!Box) and a vCard file."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -304,6 +341,10 @@ class Settings:
     imap: ImapSettings = field(default_factory=ImapSettings)
     company: CompanySettings = field(default_factory=CompanySettings)
     sales: SalesSettings = field(default_factory=SalesSettings)
+    imports: ImportSettings = field(default_factory=ImportSettings)
+    documents: DocumentSettings = field(default_factory=DocumentSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    phone_book: PhoneBookSettings = field(default_factory=PhoneBookSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -316,6 +357,8 @@ _SECTION_TYPES: dict[str, type] = {
     "tickets": TicketSettings, "notifications": NotificationSettings, "reminders": ReminderSettings,
     "retention": RetentionSettings, "privacy": PrivacySettings,
     "imap": ImapSettings, "company": CompanySettings, "sales": SalesSettings,
+    "imports": ImportSettings, "documents": DocumentSettings, "webhooks": WebhookSettings,
+    "phone_book": PhoneBookSettings,
 }
 # Tables that appear as arrays of tables (``[[imap.accounts]]``), by the dataclass of one entry.
 _TABLE_TYPES: dict[type, str] = {ImapAccount: "imap.accounts"}

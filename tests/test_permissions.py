@@ -59,6 +59,10 @@ API_PERMISSIONS: dict[str, str] = {
     "acceptQuote": WRITE, "declineQuote": WRITE,
     "listOrders": READ, "getOrder": READ, "getOrderCsv": READ, "orderPdf": READ, "patchOrder": WRITE,
     "listDealSuggestions": READ, "linkInteractionToDeal": WRITE,
+    # data in and out: exports
+    # data in and out: documents
+    # data in and out: webhook subscriptions
+    # data in and out: ERP
     "ctiEvent": WEBHOOK, "sipgateIn": WEBHOOK, "sipgateOut": WEBHOOK, "placetelEvent": WEBHOOK,
     "twilioStatus": WEBHOOK, "threecxJournal": WEBHOOK, "threecxLookup": WEBHOOK,
 }
@@ -88,6 +92,11 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.quote_new_version": WRITE, "pages.quote_finalise": WRITE, "pages.quote_send": WRITE,
     "pages.quote_accept": WRITE, "pages.quote_decline": WRITE,
     "pages.contact_export": ADMIN, "pages.contact_erase": ADMIN,
+    # data in and out: imports
+    # data in and out: exports
+    # data in and out: documents
+    # data in and out: webhooks
+    # data in and out: phone books
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,
     "pages.calendar_url": OWN, "pages.logout": OWN,
 }

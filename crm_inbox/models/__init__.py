@@ -15,6 +15,8 @@ from crm_inbox.models.contacts import (
     Role,
     Salutation,
 )
+from crm_inbox.models.data_exchange import ImportBatch, ImportChange, ImportMapping, ImportState, PhoneBookToken
+from crm_inbox.models.erp import Invoice, InvoiceStatus, Payment
 from crm_inbox.models.imap import ImapFolder
 from crm_inbox.models.inbound import InboundMessage, InboundState
 from crm_inbox.models.interactions import (
@@ -44,6 +46,7 @@ from crm_inbox.models.sales import (
 )
 from crm_inbox.models.staff import ApiToken, StaffEmail, StaffRole, StaffSession, StaffUser
 from crm_inbox.models.tickets import Priority, Ticket, TicketEvent, TicketState
+from crm_inbox.models.webhooks import DeliveryState, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ApiToken",
@@ -60,9 +63,14 @@ __all__ = [
     "ContactEmail",
     "ContactPhone",
     "CustomerType",
+    "DeliveryState",
     "Direction",
     "Event",
     "ImapFolder",
+    "ImportBatch",
+    "ImportChange",
+    "ImportMapping",
+    "ImportState",
     "InboundMessage",
     "InboundState",
     "Interaction",
@@ -70,6 +78,8 @@ __all__ = [
     "InteractionKind",
     "InteractionOpportunity",
     "InteractionStaff",
+    "Invoice",
+    "InvoiceStatus",
     "LoginFailure",
     "NumberCounter",
     "Opportunity",
@@ -79,6 +89,8 @@ __all__ = [
     "OrderState",
     "OutboxState",
     "OutgoingMail",
+    "Payment",
+    "PhoneBookToken",
     "Priority",
     "Product",
     "Quote",
@@ -95,5 +107,7 @@ __all__ = [
     "Ticket",
     "TicketEvent",
     "TicketState",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "utcnow",
 ]

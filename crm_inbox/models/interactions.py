@@ -107,6 +107,8 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # empty when the file lies in the documents directory
+    # A customer-file upload kept in ``[documents] directory`` instead of the database: its path there.
+    stored_file: Mapped[str | None] = mapped_column(String(300))
 
     interaction: Mapped[Interaction] = relationship(back_populates="attachments")

@@ -5,10 +5,14 @@ from __future__ import annotations
 from web.api import (  # noqa: F401  (registers routes)
     contacts,
     deals,
+    documents,
+    erp,
     errors,
+    exports,
     inbound,
     interactions,
     openapi,
+    openapi_exchange,
     openapi_sales,
     opportunities,
     orders,
@@ -16,6 +20,7 @@ from web.api import (  # noqa: F401  (registers routes)
     products,
     quotes,
     reminders,
+    subscriptions,
     tickets,
 )
 from web.api.blueprint import api

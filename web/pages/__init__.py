@@ -13,13 +13,17 @@ from web.pages import (  # noqa: F401  (registers routes)
     compose,
     contacts,
     customer,
+    documents,
+    exports,
     filters,
+    imports,
     login,
     mail,
     masterdata,
     merge,
     opportunities,
     orders,
+    phone_books,
     pipeline,
     privacy,
     products,
@@ -28,6 +32,7 @@ from web.pages import (  # noqa: F401  (registers routes)
     screenpop,
     tickets,
     triage,
+    webhooks_admin,
 )
 from web.pages.blueprint import pages
 
