@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
     """
     sa_url = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    busy_seconds = 30.0
     if sa_url.get_backend_name() == "sqlite":
         db = sa_url.database
         if db and db != ":memory:" and not db.startswith("file:"):
@@ -40,27 +42,26 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
             # Mail and customers' data: the file is ours alone, and SQLite gives its -wal and -shm the
             # file's mode. (SQLite itself would create it 0644 less the umask.)
             create_private(Path(db))
-        # One connection per thread at most; SQLite serialises writers itself (busy_timeout).
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        # One connection per thread at most; SQLite serialises writers itself (busy_timeout: 30 s, or the
+        # URL's ``?timeout=SECONDS``, as SQLAlchemy's SQLite dialect reads it).
+        busy_seconds = float(str(sa_url.query.get("timeout", busy_seconds)))
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_seconds}
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
     engine = create_engine(sa_url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas if durable else _sqlite_pragmas_redoable)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, synchronous="FULL" if durable else "NORMAL",
+                                                busy_ms=int(busy_seconds * 1000)))
     return engine
 
 
-def _sqlite_pragmas_redoable(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_pragmas(dbapi_connection, record, synchronous="NORMAL")
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL") -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL", busy_ms: int = 30_000) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit is on disk before SMTP says 250, even across a power cut, not only a crash.
     cur.execute(f"PRAGMA synchronous={synchronous}")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={busy_ms}")
     cur.close()
 
 
