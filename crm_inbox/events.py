@@ -1,20 +1,100 @@
 """Events other systems hear about (``order.created``): one row written in the transaction of the change, so an
-event exists exactly when its change was committed. The outbound webhooks deliver the rows after commit;
-``Event.id`` is the stable id receivers deduplicate by."""
+event exists exactly when its change was committed. ``Event.id`` is the stable id receivers deduplicate by.
+
+The fan-out into the webhooks' delivery outbox lives here too (not in ``crm_inbox.webhooks``): every layer
+records events, so what ``record`` needs must sit beside the models, below all of them. The delivery runner of
+the process is told after commit through ``on_committed``; runners of other processes find the rows when
+they poll."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from crm_inbox.models import Event
+from crm_inbox.models import Event, WebhookDelivery, WebhookSubscription, utcnow
+
+log = logging.getLogger(__name__)
+_WRITTEN = "webhook_deliveries_written"  # session.info key: this transaction wrote deliveries
+_listeners: list[Callable[[], None]] = []
+_listeners_guard = threading.Lock()
 
 
 def record(session: Session, type: str, subject_type: str, subject_id: int,
            payload: dict[str, Any] | None = None) -> Event:
-    """Write an event row (flushed, so its id is known); the payload must be JSON-ready (money as strings)."""
-    event = Event(type=type, subject_type=subject_type, subject_id=subject_id, payload=dict(payload or {}))
-    session.add(event)
-    session.flush()
-    return event
+    """Write an event row and its webhook deliveries (one per matching active subscription); the payload must
+    be JSON-ready (money as strings). Returns a detached copy of the row (its id is known): Core statements,
+    so an event costs one INSERT, one SELECT of the active subscriptions and, if any match, one INSERT."""
+    values = {"type": type, "subject_type": subject_type, "subject_id": subject_id,
+              "payload": dict(payload or {}), "created_at": utcnow()}
+    event_id = session.execute(insert(Event.__table__).values(values).returning(Event.__table__.c.id)).scalar_one()
+    subscriptions = session.execute(select(WebhookSubscription.id, WebhookSubscription.event_types)
+                                    .where(WebhookSubscription.active.is_(True))).all()
+    wanted = [sub_id for sub_id, patterns in subscriptions if wants(patterns or (), type)]
+    if wanted:
+        add_deliveries(session, event_id, subject_of(subject_type, subject_id), wanted)
+    return Event(id=event_id, **values)
+
+
+def pattern_matches(pattern: str, event_type: str) -> bool:
+    """"contact.created" itself, "company.*" every company event, "*" everything."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def wants(patterns: Iterable[str], event_type: str) -> bool:
+    return any(pattern_matches(p, event_type) for p in patterns)
+
+
+def subject_of(subject_type: str, subject_id: int) -> str:
+    """Deliveries of one subject ("contact:12") to one subscription go out in event order."""
+    return f"{subject_type}:{subject_id}"[:60]
+
+
+def add_deliveries(session: Session, event_id: int, subject: str, subscription_ids: list[int]) -> None:
+    now = utcnow()
+    session.execute(insert(WebhookDelivery.__table__), [
+        {"subscription_id": sub_id, "event_id": event_id, "subject": subject, "state": "pending",
+         "attempts": 0, "next_attempt_at": now, "created_at": now} for sub_id in subscription_ids])
+    mark_written(session)
+
+
+def mark_written(session: Session) -> None:
+    """Wake the delivery runner after this transaction commits (a retry, a re-enabled subscription)."""
+    session.info[_WRITTEN] = True
+
+
+def on_committed(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call ``listener`` after every commit (in this process) that wrote deliveries; returns the undo."""
+    with _listeners_guard:
+        _listeners.append(listener)
+
+    def remove() -> None:
+        with _listeners_guard:
+            if listener in _listeners:
+                _listeners.remove(listener)
+    return remove
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if not session.info.pop(_WRITTEN, False):
+        return
+    for listener in list(_listeners):
+        try:
+            listener()
+        except Exception:  # a wake-up must never fail the committed change
+            log.exception("webhooks: after-commit wake-up failed")
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
