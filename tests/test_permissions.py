@@ -60,6 +60,7 @@ API_PERMISSIONS: dict[str, str] = {
     "listOrders": READ, "getOrder": READ, "getOrderCsv": READ, "orderPdf": READ, "patchOrder": WRITE,
     "listDealSuggestions": READ, "linkInteractionToDeal": WRITE,
     # data in and out: exports
+    "exportContacts": READ, "exportCompanies": READ,
     # data in and out: documents
     # data in and out: webhook subscriptions
     # data in and out: ERP
@@ -94,6 +95,7 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.contact_export": ADMIN, "pages.contact_erase": ADMIN,
     # data in and out: imports
     # data in and out: exports
+    "pages.contacts_export": READ, "pages.companies_export": READ,
     # data in and out: documents
     # data in and out: webhooks
     # data in and out: phone books

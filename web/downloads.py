@@ -50,3 +50,12 @@ def csv_response(text: str, filename: str) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def export_response(content: bytes, mimetype: str, filename: str) -> Response:
+    """A file of many records (CSV, XLSX, vCard): a download, never shown inline, never cached."""
+    response = Response(content, headers={"Content-Type": mimetype})
+    response.headers["Content-Disposition"] = content_disposition(filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

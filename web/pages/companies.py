@@ -1,5 +1,5 @@
-"""Companies: the list of all (name, domains, people, last contact) and one company's page with everyone's
-timeline."""
+"""Companies: the list of all or of those a search finds (name, domains, people, last contact) and one
+company's page with everyone's timeline."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm_inbox.contacts.listing import companies_page, people_of
-from crm_inbox.errors import BadCursor
+from crm_inbox.contacts.search import company_matches
+from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.models import Category, Company, Contact, CustomerType
 from crm_inbox.timeline.service import company_timeline
 from web.pages.blueprint import pages
-from web.pages.contacts import page_number
+from web.pages.contacts import page_number, search_query, too_long_text
 from web.requestdb import db
 
 TIMELINE_PAGE = 25
@@ -20,10 +21,15 @@ PAGE_SIZE = 50
 
 
 @pages.get("/companies")
-def companies() -> str:
+def companies() -> str | tuple[str, int]:
+    try:
+        q = search_query()
+    except ValidationError:
+        return render_template("companies.html", companies=[], q="", page=1, has_next=False,
+                               error=too_long_text()), 400
     page = page_number()
-    rows, has_next = companies_page(db(), None, page, PAGE_SIZE)
-    return render_template("companies.html", companies=rows, page=page, has_next=has_next)
+    rows, has_next = companies_page(db(), company_matches(q) if q else None, page, PAGE_SIZE)
+    return render_template("companies.html", companies=rows, q=q, page=page, has_next=has_next, error=None)
 
 
 @pages.get("/companies/<int:company_id>")

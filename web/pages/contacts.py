@@ -1,14 +1,13 @@
 """The contact list: everybody by name, the search over names, companies, addresses and numbers, search as
-you type, and the list as a spreadsheet."""
+you type (its exports are in web/pages/exports.py)."""
 
 from __future__ import annotations
 
-from flask import Response, abort, jsonify, render_template, request
+from flask import Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import selectinload
 
-from crm_inbox.contacts.csv_export import export_contacts_csv
 from crm_inbox.contacts.listing import companies_page, contacts_page
 from crm_inbox.contacts.search import (
     MAX_QUERY,
@@ -19,8 +18,6 @@ from crm_inbox.contacts.search import (
 )
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact
-from web.auth import current_user
-from web.downloads import csv_response
 from web.pages.blueprint import pages
 from web.requestdb import db, state
 
@@ -76,20 +73,3 @@ def contact_suggest() -> Response | tuple[Response, int]:
         for c in rows]
     return jsonify({"items": items})
 
-
-@pages.get("/contacts.csv")
-def contacts_csv() -> Response:
-    """The contact list (with the search's filter) as a spreadsheet file; read-only users may export too.
-    Every export is written to the audit log: who, when, what filter, how many."""
-    try:
-        q = search_query()
-    except ValidationError:
-        abort(400, description=too_long_text())
-    query = select(Contact).options(selectinload(Contact.emails), selectinload(Contact.phones),
-                                    selectinload(Contact.company), selectinload(Contact.owner))
-    if q:
-        query = query.where(contact_search(q))
-    rows = db().execute(contacts_by_name(query)).scalars().all()
-    user = current_user()
-    assert user is not None  # the blueprint's guard
-    return csv_response(export_contacts_csv(db(), rows, user.id, q), "contacts.csv")

@@ -1,0 +1,117 @@
+"""What an export of persons or companies contains: the columns of a sheet and the rows, read from the database
+in chunks in the order of the lists (by name), with free fields as extra columns ``field:<name>``.
+
+The persons' first columns are the contact CSV's (``crm_inbox.contacts.csv_export.CONTACT_COLUMNS``): a sheet
+built on an earlier export keeps reading the same columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from crm_inbox.contacts.csv_export import CONTACT_COLUMNS, contact_row
+from crm_inbox.models import Company, Contact
+
+CHUNK = 1000  # rows loaded at once (the session holds unchanged objects weakly: a read chunk can go)
+FIELD_PREFIX = "field:"
+COMPANY_COLUMNS = ("id", "name", "customer_number", "industry", "size", "customer_type", "category", "tags",
+                   "domains", "phones", "street", "postcode", "city", "country", "delivery_street",
+                   "delivery_postcode", "delivery_city", "delivery_country", "people", "created_at")
+# Columns whose values are counts, written as numbers in XLSX; every other cell is text (postcodes, phone and
+# customer numbers keep their leading zeros and plus signs).
+NUMBER_COLUMNS = frozenset({"id", "people"})
+
+
+@dataclass(frozen=True)
+class Sheet:
+    header: list[str]
+    rows: list[list[Any]]
+
+
+def contact_ids(session: Session, matches: ColumnElement[bool] | None) -> list[int]:
+    """The ids of the persons that ``matches`` (all without it), in the order of search results."""
+    query = select(Contact.id).order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)
+    if matches is not None:
+        query = query.where(matches)
+    return list(session.execute(query).scalars())
+
+
+def company_ids(session: Session, matches: ColumnElement[bool] | None) -> list[int]:
+    query = select(Company.id).order_by(Company.search_name, Company.id)
+    if matches is not None:
+        query = query.where(matches)
+    return list(session.execute(query).scalars())
+
+
+def contacts_in_chunks(session: Session, ids: Sequence[int]) -> Iterator[list[Contact]]:
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        loaded = {c.id: c for c in session.execute(select(Contact).where(Contact.id.in_(chunk)).options(
+            selectinload(Contact.emails), selectinload(Contact.phones), selectinload(Contact.company),
+            selectinload(Contact.owner))).scalars()}
+        yield [loaded[i] for i in chunk if i in loaded]
+
+
+def companies_in_chunks(session: Session, ids: Sequence[int]) -> Iterator[list[Company]]:
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        loaded = {c.id: c for c in session.execute(select(Company).where(Company.id.in_(chunk)).options(
+            selectinload(Company.domains), selectinload(Company.phones))).scalars()}
+        yield [loaded[i] for i in chunk if i in loaded]
+
+
+def _field_names(objects: Sequence[dict[str, Any] | None]) -> list[str]:
+    return sorted({key for fields in objects if fields for key in fields})
+
+
+def _field_cells(fields: dict[str, Any] | None, names: Sequence[str]) -> list[Any]:
+    fields = fields or {}
+    return ["" if fields.get(n) is None else str(fields[n]) for n in names]
+
+
+def contact_sheet(session: Session, ids: Sequence[int]) -> Sheet:
+    """The persons ``ids`` as a sheet: the contact CSV's columns, then one column per free field in use."""
+    rows: list[list[Any]] = []
+    free: list[dict[str, Any]] = []
+    for chunk in contacts_in_chunks(session, ids):
+        for contact in chunk:
+            rows.append(list(contact_row(contact)))
+            free.append(contact.fields or {})
+    names = _field_names(free)
+    for row, fields in zip(rows, free, strict=True):
+        row.extend(_field_cells(fields, names))
+    return Sheet([*CONTACT_COLUMNS, *(FIELD_PREFIX + n for n in names)], rows)
+
+
+def _people_counts(session: Session) -> dict[int, int]:
+    return dict(session.execute(select(Contact.company_id, func.count()).where(Contact.company_id.is_not(None))
+                                .group_by(Contact.company_id)).tuples().all())  # type: ignore[arg-type]
+
+
+def company_row(company: Company, people: int) -> list[Any]:
+    return [company.id, company.name, company.customer_number, company.industry, company.size,
+            company.customer_type.value if company.customer_type else "",
+            company.category.value if company.category else "", "; ".join(company.tags or []),
+            "; ".join(d.domain for d in company.domains), "; ".join(p.raw for p in company.phones),
+            company.street, company.postcode, company.city, company.country, company.delivery_street,
+            company.delivery_postcode, company.delivery_city, company.delivery_country, people,
+            company.created_at.isoformat()]
+
+
+def company_sheet(session: Session, ids: Sequence[int]) -> Sheet:
+    people = _people_counts(session)
+    rows: list[list[Any]] = []
+    free: list[dict[str, Any]] = []
+    for chunk in companies_in_chunks(session, ids):
+        for company in chunk:
+            rows.append(company_row(company, people.get(company.id, 0)))
+            free.append(company.fields or {})
+    names = _field_names(free)
+    for row, fields in zip(rows, free, strict=True):
+        row.extend(_field_cells(fields, names))
+    return Sheet([*COMPANY_COLUMNS, *(FIELD_PREFIX + n for n in names)], rows)
