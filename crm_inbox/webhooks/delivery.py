@@ -182,21 +182,25 @@ def record(factory: sessionmaker[Session], settings: Settings, outcomes: Sequenc
                     WebhookSubscription.id == c.subscription_id, WebhookSubscription.failing_since.is_not(None))
                     .values(failing_since=None))
                 continue
-            when = next_attempt(c.created_at, c.attempts, now, cfg.retry_hours)
+            disabled = _note_failure(session, c.subscription_id, now, cfg.disable_after_hours, outcome.error or "")
+            when = None if disabled else next_attempt(c.created_at, c.attempts, now, cfg.retry_hours)
             session.execute(update(WebhookDelivery).where(mine).values(
                 state=DeliveryState.PENDING if when else DeliveryState.FAILED, next_attempt_at=when or now,
                 response_code=outcome.status, last_error=outcome.error, claimed_until=None))
             log.warning("webhook delivery %s (event %s) to subscription %s failed, attempt %d: %s; %s",
                         c.delivery_id, c.event_id, c.subscription_id, c.attempts, outcome.error,
                         f"next try {when:%Y-%m-%d %H:%M:%S}" if when else "given up")
-            _note_failure(session, c.subscription_id, now, cfg.disable_after_hours, outcome.error or "")
 
 
 def _note_failure(session: Session, subscription_id: int, now: datetime, disable_after_hours: float,
-                  error: str) -> None:
+                  error: str) -> bool:
+    """Remember since when the subscription fails; disable it after ``disable_after_hours``. True when it
+    is disabled (its deliveries are failed, not retried)."""
     sub = session.get(WebhookSubscription, subscription_id)
-    if sub is None or not sub.active:
-        return
+    if sub is None:
+        return True
+    if not sub.active:
+        return sub.disabled_at is not None  # paused by an admin: its deliveries wait
     if sub.failing_since is None:
         sub.failing_since = now
     elif should_disable(sub.failing_since, now, disable_after_hours):
@@ -209,6 +213,7 @@ def _note_failure(session: Session, subscription_id: int, now: datetime, disable
             .values(state=DeliveryState.FAILED, last_error="subscription disabled"))
         log.warning("webhook subscription %s disabled: %s", subscription_id, sub.disabled_reason)
     session.flush()
+    return not sub.active
 
 
 def deliver_due(factory: sessionmaker[Session], settings: Settings, *, now: datetime | None = None,

@@ -1,0 +1,232 @@
+"""Outbound webhooks: fan-out in the change's transaction, signed deliveries (verified with the
+``standardwebhooks`` library), order per object, back-off through an outage, the private-network guard,
+redirects, disabling a failing subscription, leases between two runners, and the admin API and pages."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+import standardwebhooks.webhooks as standard
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox import events
+from crm_inbox.config import Settings, replace
+from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work
+from crm_inbox.errors import ValidationError
+from crm_inbox.models import DeliveryState, WebhookDelivery, WebhookSubscription, utcnow
+from crm_inbox.webhooks import delivery as runner
+from crm_inbox.webhooks import subscriptions as subs
+from tests.webhook_receiver import Receiver
+
+LOCAL = {"allowed_private_networks": ["127.0.0.1/32"], "timeout_seconds": 2}
+
+
+@pytest.fixture
+def local(settings: Settings) -> Settings:
+    return replace(settings, webhooks=LOCAL)
+
+
+def subscribe(factory: sessionmaker[Session], settings: Settings, url: str, patterns: list[str]) -> tuple[int, str]:
+    with unit_of_work(factory) as session:
+        sub = subs.create(session, settings, url=url, event_types=patterns, actor=None)
+        return sub.id, sub.secret
+
+
+def record(factory: sessionmaker[Session], *items: tuple[str, str, int]) -> list[int]:
+    with unit_of_work(factory) as session:
+        return [events.record(session, kind, subject_type, subject_id, {"id": subject_id, "name": "Anna Schmidt"}).id
+                for kind, subject_type, subject_id in items]
+
+
+def deliveries(factory: sessionmaker[Session]) -> list[WebhookDelivery]:
+    with factory() as session:
+        return list(session.execute(select(WebhookDelivery).order_by(WebhookDelivery.id)).scalars())
+
+
+def test_fan_out_follows_the_patterns_and_writes_nothing_without_subscribers(factory, local):
+    record(factory, ("contact.created", "contact", 1))
+    assert deliveries(factory) == []
+    everything, _ = subscribe(factory, local, "http://127.0.0.1:9/a", ["*"])
+    companies, _ = subscribe(factory, local, "http://127.0.0.1:9/b", ["company.*", "contact.erased"])
+    record(factory, ("contact.created", "contact", 1), ("company.updated", "company", 2),
+           ("contact.erased", "contact", 1))
+    with unit_of_work(factory) as session:
+        subs.change(session, local, companies, {"active": False}, actor=None)
+    record(factory, ("company.created", "company", 3))
+    got = sorted((d.subscription_id, d.subject) for d in deliveries(factory))
+    assert got == sorted([(everything, "contact:1"), (everything, "company:2"), (everything, "contact:1"),
+                          (everything, "company:3"), (companies, "company:2"), (companies, "contact:1")])
+
+
+def test_patterns_and_urls_are_checked_at_subscribe_time(factory, settings, local):
+    for bad in (["contact.creatd"], ["Contact.*"], [], "contact.created", ["contact.*.x"]):
+        with pytest.raises(ValidationError) as caught, unit_of_work(factory) as session:
+            subs.create(session, local, url="http://127.0.0.1:9/", event_types=bad, actor=None)
+        assert caught.value.field == "event_types"
+    for url in ("ftp://example.org/", "http://user:pw@127.0.0.1/", "http://127.0.0.1:9/", "http://10.1.2.3/",
+                "http://[::1]/", "http://169.254.169.254/latest/", "http://[::ffff:192.168.0.1]/", "http://0.0.0.0/"):
+        with pytest.raises(ValidationError) as caught, unit_of_work(factory) as session:
+            subs.create(session, settings, url=url, event_types=["*"], actor=None)  # no allow-list
+        assert caught.value.field == "url", url
+    with factory() as session:
+        assert session.execute(select(func.count()).select_from(WebhookSubscription)).scalar_one() == 0
+
+
+def test_deliveries_are_signed_per_standard_webhooks_and_an_old_replay_is_rejected(factory, local, monkeypatch):
+    with Receiver() as receiver:
+        _, secret = subscribe(factory, local, receiver.url, ["contact.*"])
+        [event_id] = record(factory, ("contact.created", "contact", 5))
+        assert runner.deliver_due(factory, local) == {"delivered": 1, "failed": 0}
+        [request] = receiver.requests
+    payload = standard.Webhook(secret).verify(request.body, request.headers)
+    assert payload["id"] == str(event_id) and payload["type"] == "contact.created"
+    assert payload["data"] == {"id": 5, "name": "Anna Schmidt"}
+    assert payload["timestamp"].endswith("Z")
+    assert request.webhook_id == f"evt_{event_id}"
+    with pytest.raises(standard.WebhookVerificationError):
+        standard.Webhook(subs.signing.new_secret()).verify(request.body, request.headers)
+
+    class Later(datetime):  # the receiver's clock ten minutes on: the same request replayed then
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+            return datetime.now(tz) + timedelta(minutes=10)
+
+    monkeypatch.setattr(standard, "datetime", Later)
+    with pytest.raises(standard.WebhookVerificationError):
+        standard.Webhook(secret).verify(request.body, request.headers)
+    [done] = deliveries(factory)
+    assert (done.state, done.attempts, done.response_code) == (DeliveryState.DELIVERED, 1, 200)
+
+
+def test_an_outage_is_retried_with_back_off_in_order_per_object(factory, local):
+    up = threading.Event()
+    with Receiver(lambda _request: 200 if up.is_set() else 503) as receiver:
+        subscribe(factory, local, receiver.url, ["*"])
+        first, second, other = record(factory, ("contact.updated", "contact", 5), ("contact.updated", "contact", 5),
+                                      ("contact.updated", "contact", 6))
+        t0 = utcnow()
+        # Contact 5's second event waits behind its first: only two attempts, both failing.
+        assert runner.deliver_due(factory, local, now=t0) == {"delivered": 0, "failed": 2}
+        assert sorted(receiver.ids()) == [f"evt_{first}", f"evt_{other}"]
+        waiting = {d.event_id: d for d in deliveries(factory)}
+        assert waiting[second].attempts == 0
+        assert waiting[first].last_error == "HTTP 503" and waiting[first].response_code == 503
+        assert waiting[first].next_attempt_at == t0 + runner.FIRST_RETRY
+        assert runner.deliver_due(factory, local, now=t0 + timedelta(seconds=5)) == {"delivered": 0, "failed": 0}
+        assert runner.deliver_due(factory, local, now=t0 + timedelta(seconds=16)) == {"delivered": 0, "failed": 2}
+        assert deliveries(factory)[0].next_attempt_at == t0 + timedelta(seconds=16) + 2 * runner.FIRST_RETRY
+        up.set()
+        assert runner.deliver_due(factory, local, now=t0 + timedelta(minutes=2)) == {"delivered": 3, "failed": 0}
+        ids = receiver.ids()
+    assert ids.index(f"evt_{second}") > len(ids) - 3  # delivered only after the first one got through
+    assert ids.index(f"evt_{second}") > max(i for i, x in enumerate(ids) if x == f"evt_{first}")
+    assert [d.state for d in deliveries(factory)] == [DeliveryState.DELIVERED] * 3
+
+
+def test_back_off_gives_up_after_the_retry_window():
+    created = datetime(2026, 12, 2, 10, 0)
+    assert [runner.backoff(n).total_seconds() for n in (1, 2, 3, 12, 40)] == [15, 30, 60, 10800, 10800]
+    assert runner.next_attempt(created, 1, created, 24) == created + timedelta(seconds=15)
+    assert runner.next_attempt(created, 20, created + timedelta(hours=23), 24) is None
+    assert not runner.should_disable(None, created, 72)
+    assert runner.should_disable(created, created + timedelta(hours=72), 72)
+
+
+def test_a_private_target_is_refused_at_the_attempt_and_a_redirect_is_not_followed(factory, settings, local):
+    with Receiver(302) as receiver:
+        subscribe(factory, local, receiver.url, ["*"])
+        record(factory, ("order.created", "order", 1))
+        # The allow-list is gone by the time of the attempt (or DNS now answers with a private address).
+        assert runner.deliver_due(factory, settings) == {"delivered": 0, "failed": 1}
+        assert receiver.requests == []
+        [refused] = deliveries(factory)
+        assert refused.last_error.startswith("refused: 127.0.0.1 resolves to 127.0.0.1")
+        assert refused.state == DeliveryState.PENDING  # retried later, like any failure
+        later = utcnow() + timedelta(minutes=1)
+        assert runner.deliver_due(factory, local, now=later) == {"delivered": 0, "failed": 1}
+        assert [r.path for r in receiver.requests] == ["/hook"]  # /elsewhere was never asked
+    [redirected] = deliveries(factory)
+    assert redirected.response_code == 302
+    assert redirected.last_error == f"HTTP 302: redirect to http://127.0.0.1:{receiver.port}/elsewhere not followed"
+
+
+def test_a_subscription_failing_for_hours_is_disabled_and_re_enabling_clears_it(factory, local):
+    settings = replace(local, webhooks={**LOCAL, "disable_after_hours": 2})
+    with Receiver(500) as receiver:
+        sub_id, _ = subscribe(factory, settings, receiver.url, ["*"])
+        record(factory, ("contact.created", "contact", 1), ("contact.created", "contact", 2))
+        t0 = utcnow()
+        runner.deliver_due(factory, settings, now=t0)
+        with factory() as session:
+            assert session.get_one(WebhookSubscription, sub_id).failing_since == t0
+        record(factory, ("contact.created", "contact", 3))
+        assert runner.deliver_due(factory, settings, now=t0 + timedelta(hours=2, seconds=1))["failed"] >= 1
+    with factory() as session:
+        sub = session.get_one(WebhookSubscription, sub_id)
+        assert not sub.active and sub.disabled_reason and "last error: HTTP 500" in sub.disabled_reason
+    assert {d.state for d in deliveries(factory)} == {DeliveryState.FAILED}
+    record(factory, ("contact.created", "contact", 4))
+    assert len(deliveries(factory)) == 3  # a disabled subscription gets no new deliveries
+    with unit_of_work(factory) as session:
+        subs.change(session, settings, sub_id, {"active": True}, actor=None)
+    with factory() as session:
+        sub = session.get_one(WebhookSubscription, sub_id)
+        assert sub.active and (sub.failing_since, sub.disabled_at, sub.disabled_reason) == (None, None, None)
+
+
+def test_two_runners_never_hold_one_delivery_at_the_same_time(factory, local):
+    with Receiver() as receiver:
+        subscribe(factory, local, receiver.url, ["*"])
+        record(factory, *[("ticket.created", "ticket", n) for n in range(30)])
+        now = utcnow()
+        other_engine = make_engine(local.database.url)
+        try:
+            other = make_sessionmaker(other_engine)
+            mine, theirs = runner.claim(factory, local, now, 20), runner.claim(other, local, now, 20)
+            assert len(mine) == 20 and len(theirs) == 10
+            assert not {c.delivery_id for c in mine} & {c.delivery_id for c in theirs}
+            assert runner.claim(other, local, now + timedelta(seconds=1)) == []  # all leased
+            # A runner that died keeps its claims only until the lease ends: then another takes them over.
+            retaken = runner.claim(other, local, now + runner.lease(local) + timedelta(seconds=1), 50)
+            assert len(retaken) == 30
+            assert {c.attempts for c in retaken} == {2}
+            runner.record(factory, local, [runner.attempt(c, local) for c in retaken], now)
+            record(factory, *[("ticket.changed", "ticket", n) for n in range(40)])
+            threads = [threading.Thread(target=runner.deliver_due, args=(f, local)) for f in (factory, other)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        finally:
+            other_engine.dispose()
+        assert len(receiver.ids()) == 70 and len(set(receiver.ids())) == 70  # not one sent twice
+
+
+def test_retry_and_test_send(factory, local):
+    with Receiver() as receiver:
+        sub_id, secret = subscribe(factory, local, receiver.url, ["order.created"])
+        other_id, _ = subscribe(factory, local, receiver.url + "2", ["*"])
+        with unit_of_work(factory) as session:
+            test = subs.test_send(session, sub_id, actor=None)
+        assert [d.subscription_id for d in deliveries(factory)] == [sub_id]  # the others hear nothing
+        runner.deliver_due(factory, local)
+        with unit_of_work(factory) as session:
+            again = subs.retry(session, sub_id, test.id, actor=None)
+            assert again.state == DeliveryState.PENDING
+            with pytest.raises(subs.NotFound):
+                subs.retry(session, other_id, test.id, actor=None)
+        runner.deliver_due(factory, local)
+        assert receiver.ids() == [f"evt_{test.event_id}"] * 2  # the same id: the receiver may drop it
+    body = standard.Webhook(secret).verify(receiver.requests[1].body, receiver.requests[1].headers)
+    assert body["type"] == "webhook.test" and body["data"]["subscription_id"] == sub_id
+    with unit_of_work(factory) as session:
+        rotated = subs.rotate_secret(session, sub_id, actor=None).secret
+        assert rotated != secret and rotated.startswith("whsec_")
+        assert [r.event_type for r in subs.deliveries(session, sub_id)] == ["webhook.test"]
+        subs.delete(session, sub_id, actor=None)
+    assert deliveries(factory) == []
+    assert json.loads(receiver.requests[0].body)["id"] == str(test.event_id)
