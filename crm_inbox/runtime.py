@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+from crm_inbox import events
 from crm_inbox.calls.relay import Relay
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
@@ -19,6 +20,7 @@ from crm_inbox.intake.store import Accepted
 from crm_inbox.outbox import Sender
 from crm_inbox.pipeline.runner import Worker
 from crm_inbox.scheduler import Scheduler
+from crm_inbox.webhooks.delivery import Deliverer
 
 if TYPE_CHECKING:
     from crm_inbox.intake.smtp_store import SmtpStore
@@ -41,6 +43,9 @@ class Service:
         self.sender = Sender(self.factory, settings)
         self.scheduler = Scheduler(self.factory, settings, on_fired=self.sender.wake)
         self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
+        # Outbound webhooks: woken after every commit in this process that wrote deliveries (events.record).
+        self.webhooks = Deliverer(self.factory, settings)
+        self._webhooks_unhook: Any = None
         self.smtp: SmtpServer | None = None
         self.intake: SmtpStore | None = None
         self.imap_pollers: list[Any] = []
@@ -54,6 +59,8 @@ class Service:
         check_schema(self.engine)
         return_large_blocks_at_once()
         self.sender.start()
+        self._webhooks_unhook = events.on_committed(self.webhooks.wake)
+        self.webhooks.start()
         self.scheduler.start()
         self.worker.start()
         if self._want_smtp:
@@ -162,6 +169,9 @@ class Service:
         self.worker.stop()
         self.scheduler.stop()
         self.sender.stop()
+        if self._webhooks_unhook is not None:
+            self._webhooks_unhook()
+            self.webhooks.stop()
         self.engine.dispose()
         self.processing_engine.dispose()
         log.info("service stopped")

@@ -228,7 +228,7 @@ def deliver_due(factory: sessionmaker[Session], settings: Settings, *, now: date
         if len(batch) == 1:
             outcomes = [attempt(batch[0], settings)]
         else:
-            with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="crm-inbox-webhook") as pool:
+            with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="webhook-post") as pool:
                 outcomes = list(pool.map(lambda c: attempt(c, settings), batch))
         record(factory, settings, outcomes, now or utcnow())
         for outcome in outcomes:
