@@ -1,8 +1,9 @@
 """Secrets in URLs never reach the log.
 
 Phone systems and calendar apps authenticate by a secret in the URL path (``/api/v1/cti/<token>``, the
-calendar feed ``/calendar/<secret>/reminders.ics``) or the query (``/api/v1/lookup?token=``), and Flask,
-werkzeug and waitress write request paths into their log lines ("Exception on /api/v1/cti/… [POST]").
+calendar feed ``/calendar/<secret>/reminders.ics``, the phone books ``/phonebook/<secret>/…``) or the query
+(``/api/v1/lookup?token=``), and Flask, werkzeug and waitress write request paths into their log lines
+("Exception on /api/v1/cti/… [POST]").
 
 The masking happens where a record is made (a log record factory), not in a handler's filter: a filter on a
 logger does not see records that propagate from its children, and one on a handler misses every handler added
@@ -20,7 +21,8 @@ MASK = "***"
 
 # The secret segment of each secret-in-path route (web/webhooks.py, web/feeds.py), whatever prefix a
 # reverse proxy adds; 3CX's token is followed by /journal or /lookup (its /3cx/template.xml is no secret).
-_PATH_SECRET = re.compile(r"""(/(?:cti|sipgate|placetel|twilio|calendar)/|/3cx/(?=[^/\s?#"'<>]+/))[^/\s?#"'<>]+""")
+_PATH_SECRET = re.compile(
+    r"""(/(?:cti|sipgate|placetel|twilio|calendar|phonebook)/|/3cx/(?=[^/\s?#"'<>]+/))[^/\s?#"'<>]+""")
 _QUERY_SECRET = re.compile(r"""([?&;](?:token|secret|password|passwd|key)=)[^&;\s#"'<>]+""", re.IGNORECASE)
 
 

@@ -99,6 +99,7 @@ PAGE_PERMISSIONS: dict[str, str] = {
     # data in and out: documents
     # data in and out: webhooks
     # data in and out: phone books
+    "pages.phone_books": ADMIN, "pages.phone_book_create": ADMIN, "pages.phone_book_revoke": ADMIN,
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,
     "pages.calendar_url": OWN, "pages.logout": OWN,
 }

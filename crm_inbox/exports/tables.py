@@ -89,8 +89,9 @@ def contact_sheet(session: Session, ids: Sequence[int]) -> Sheet:
 
 
 def _people_counts(session: Session) -> dict[int, int]:
-    return dict(session.execute(select(Contact.company_id, func.count()).where(Contact.company_id.is_not(None))
-                                .group_by(Contact.company_id)).tuples().all())  # type: ignore[arg-type]
+    rows = session.execute(select(Contact.company_id, func.count()).where(Contact.company_id.is_not(None))
+                           .group_by(Contact.company_id)).all()
+    return {company_id: count for company_id, count in rows if company_id is not None}
 
 
 def company_row(company: Company, people: int) -> list[Any]:
