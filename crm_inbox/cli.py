@@ -502,7 +502,7 @@ def cmd_privacy(settings: Settings, args: argparse.Namespace) -> int:
                 partial = path.with_name(path.name + ".part")
                 try:
                     with open_private(partial) as out:  # personal data: for this user's eyes only
-                        privacy.write_export(session, contact.id, out, None, via="cli")
+                        privacy.write_export(session, contact.id, out, None, via="cli", settings=settings)
                     partial.replace(path)  # never a half-written archive under the real name
                 except OSError as exc:  # a missing folder, no permission, a full disk: one line; the rollback
                     # takes the export's audit entry with it
@@ -522,7 +522,7 @@ def cmd_privacy(settings: Settings, args: argparse.Namespace) -> int:
                 print("nothing erased", file=sys.stderr)
                 return 1
         with write_lock(factory), unit_of_work(factory) as session:
-            counts = privacy.erase_contact(session, contact_id, None)
+            counts = privacy.erase_contact(session, contact_id, None, settings=settings)
     except privacy.NotFound as exc:
         raise CliError(str(exc)) from None
     print(f"contact {contact_id} erased: " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))

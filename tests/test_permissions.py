@@ -62,6 +62,7 @@ API_PERMISSIONS: dict[str, str] = {
     # data in and out: exports
     "exportContacts": READ, "exportCompanies": READ,
     # data in and out: documents
+    "addContactDocument": WRITE, "addCompanyDocument": WRITE, "patchDocument": WRITE, "deleteDocument": WRITE,
     # data in and out: webhook subscriptions
     # data in and out: ERP
     "ctiEvent": WEBHOOK, "sipgateIn": WEBHOOK, "sipgateOut": WEBHOOK, "placetelEvent": WEBHOOK,
@@ -97,6 +98,8 @@ PAGE_PERMISSIONS: dict[str, str] = {
     # data in and out: exports
     "pages.contacts_export": READ, "pages.companies_export": READ,
     # data in and out: documents
+    "pages.contact_document_add": WRITE, "pages.company_document_add": WRITE, "pages.document_rename": WRITE,
+    "pages.document_remove": WRITE,
     # data in and out: webhooks
     # data in and out: phone books
     "pages.phone_books": ADMIN, "pages.phone_book_create": ADMIN, "pages.phone_book_revoke": ADMIN,
@@ -163,6 +166,7 @@ def world(factory, database_url, tmp_path) -> World:
         session.add(Contact(name="Zweite Kundin", tags=[], fields={}))
         session.flush()
         ids["companies"] = company.id
+        ids["documents"] = interaction.id  # a mail, not an upload: renaming or removing it is a 404 (data in and out)
         apply_event(session, settings, CallEvent("generic", "perm-1", "hangup", utcnow(), direction=Direction.IN,
                                                  from_number="+49 30 1234567", to_number="22", cause="noAnswer"))
         ids["token"] = session.execute(select(ApiToken.id).join(StaffUser)

@@ -6,9 +6,12 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-from flask import Response
+from flask import Response, abort
 
+from crm_inbox.documents.storage import content_of
+from crm_inbox.errors import NotFound
 from crm_inbox.models import Attachment
+from web.requestdb import state
 
 
 def content_disposition(filename: str) -> str:
@@ -22,8 +25,12 @@ def content_disposition(filename: str) -> str:
 
 
 def attachment_response(att: Attachment) -> Response:
+    try:
+        content = content_of(state().settings, att)  # the database or the documents directory
+    except NotFound as exc:
+        abort(404, description=str(exc))
     # An attached .html, .svg or .js must never run under the app's own origin.
-    response = Response(att.content, mimetype="application/octet-stream")
+    response = Response(content, mimetype="application/octet-stream")
     response.headers["Content-Disposition"] = content_disposition(att.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"

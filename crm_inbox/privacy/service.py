@@ -20,6 +20,8 @@ Erasure, what happens (``erase_contact``):
   lose their details; every other entry is redacted. The erasure itself is recorded with who, when,
   the contact id and counts only.
 - The person's company stays (it is not the person's data), as do other contacts.
+- Documents uploaded to the person's customer file go with the other timeline entries; files kept in the
+  documents directory are deleted after the commit. Documents filed for the company stay with it.
 - Sales: the person's opportunities and draft quotes are deleted; quotes that went out and orders are
   commercial letters that must be kept (§ 257 HGB, § 147 AO; GDPR Art. 17 (3)(b)): they stay, detached from
   the person and with the person's line of their address blanked, as do their PDFs, and the summary says so.
@@ -47,6 +49,7 @@ from crm_inbox.contacts.lookup import contacts_named_by
 from crm_inbox.contacts.merge import CONTACT_REFERENCES
 from crm_inbox.contacts.service import lead_name
 from crm_inbox.db import affected
+from crm_inbox.documents import storage
 from crm_inbox.errors import NotFound
 from crm_inbox.intake.store import raw_chunks
 from crm_inbox.mail.addresses import parse_addresses
@@ -123,12 +126,13 @@ def _owned(session: Session, contact_id: int) -> Owned:
 
 
 def write_export(session: Session, contact_id: int, target: IO[bytes], actor: int | None, *,
-                 via: str | None = None) -> dict[str, int]:
+                 via: str | None = None, settings: Settings | None = None) -> dict[str, int]:
     """Write the archive of everything stored about the contact to ``target`` (a zip: ``contact.json``,
     ``attachments/<id>-<name>``, ``mail/<inbound id>.eml``); returns counts. Audited as exported by ``actor``
     (``via``: the channel named in the entry, "cli"); a caller whose copy then fails rolls the entry back.
     The person's opportunities, quotes and orders (with lines) are in it; their PDFs are timeline entries with
-    attachments, also when not linked to the person."""
+    attachments, also when not linked to the person. ``settings`` say where customer-file documents kept in a
+    directory are (without them such a file cannot be read, and the export fails)."""
     contact = session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
@@ -161,7 +165,7 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
                 entry["attachments"] = []
                 for att in item.attachments:
                     name = f"attachments/{att.id}-{safe_filename(att.filename, att.content_type)}"
-                    archive.writestr(name, att.content)
+                    archive.writestr(name, _content(settings, att))
                     entry["attachments"].append({**_row(att, {"content", "interaction_id"}), "file": name})
                     counts["attachments"] += 1
                 entry["raw_message"] = _write_raw(session, archive, item.inbound_message_id) \
@@ -186,6 +190,14 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
         archive.writestr("contact.json", json.dumps(data, ensure_ascii=False, indent=2))
     audit.record(session, actor, "export", "contact", contact_id, {"by": via, **counts} if via else counts)
     return counts
+
+
+def _content(settings: Settings | None, att: Attachment) -> bytes:
+    if settings is None:
+        if att.stored_file:
+            raise RuntimeError(f"attachment {att.id} lies in the documents directory: the export needs the settings")
+        return att.content
+    return storage.content_of(settings, att)
 
 
 def _chunks(ids: list[int]) -> Iterable[list[int]]:
@@ -282,8 +294,10 @@ def _redactor(session: Session, contact: Contact) -> Redactor:
 _TEXT_COLUMNS = ("subject", "text", "excerpt", "html", "attribution_reason", "details")
 
 
-def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> dict[str, int]:
-    """Erase the person everywhere (see the module's description); returns counts. The caller commits."""
+def erase_contact(session: Session, contact_id: int, actor_id: int | None, *,
+                  settings: Settings | None = None) -> dict[str, int]:
+    """Erase the person everywhere (see the module's description); returns counts. The caller commits; the
+    files of the person's customer-file documents kept in a directory (``settings``) are deleted then."""
     contact = session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
@@ -349,6 +363,13 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None) -> di
         session.execute(delete(Ticket).where(_in(Ticket.id, chunk)))  # events go with it (ON DELETE CASCADE)
     counts.update(sales.apply(session, deals, redact))
     for chunk in _chunks(sorted(doomed)):
+        files = session.execute(select(Attachment.stored_file).where(
+            _in(Attachment.interaction_id, chunk), Attachment.stored_file.is_not(None))).scalars().all()
+        if files:
+            if settings is None:  # never an erasure that leaves the person's files behind
+                raise RuntimeError(f"erasing contact {contact_id}: its documents lie in the documents directory; "
+                                   "the erasure needs the settings")
+            storage.delete(session, settings, files)  # after the commit
         session.execute(delete(Interaction).where(_in(Interaction.id, chunk)))  # links, attachments cascade
     _tombstone(session, inbound_doomed)
     for chunk in _chunks(sorted(inbound_shared - inbound_doomed)):

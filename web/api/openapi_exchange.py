@@ -28,6 +28,50 @@ PATHS["/companies/export"] = {"get": {
 
 # --- documents ---
 
+_DOC_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_DOC_ERRORS = {"400": {"$ref": "#/components/responses/BadRequest"},
+               "401": {"$ref": "#/components/responses/Unauthorized"},
+               "403": {"$ref": "#/components/responses/Forbidden"},
+               "404": {"$ref": "#/components/responses/NotFound"}}
+SCHEMAS["Document"] = {"type": "object", "properties": {
+    "id": {"type": "integer", "description": "the timeline entry's id (kind document)"},
+    "title": {"type": "string"}, "note": {"type": ["string", "null"]},
+    "contact_id": {"type": ["integer", "null"]}, "company_id": {"type": ["integer", "null"]},
+    "created_at": {"type": "string", "format": "date-time"}, "created_by_id": {"type": ["integer", "null"]},
+    "file": {"$ref": "#/components/schemas/Attachment"}, "url": {"type": "string"}}}
+_DOC_UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "at most [documents] max_bytes (25 MB by default)"},
+        "title": {"type": "string", "maxLength": 300, "description": "the file name when empty"},
+        "note": {"type": "string", "maxLength": 20000}}}}}}
+_DOC_CREATED = {"201": {"description": "Filed", "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/Document"}}}}, **_DOC_ERRORS,
+    "413": {"description": "The request is far larger than a document may be"}}
+
+
+def _upload_to(whom: str, op: str) -> dict[str, object]:
+    return {"parameters": [_DOC_ID], "post": {
+        "summary": f"File a document (contract, letter, scan) in the {whom}'s customer file", "operationId": op,
+        "requestBody": _DOC_UPLOAD, "responses": _DOC_CREATED}}
+
+
+PATHS.update({
+    "/contacts/{id}/documents": _upload_to("person", "addContactDocument"),
+    "/companies/{id}/documents": _upload_to("company", "addCompanyDocument"),
+    "/documents/{id}": {
+        "parameters": [_DOC_ID],
+        "patch": {"summary": "Rename a customer-file document (title, file name)", "operationId": "patchDocument",
+                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                      "type": "object", "additionalProperties": False, "properties": {
+                          "title": {"type": "string", "maxLength": 300},
+                          "filename": {"type": "string", "minLength": 1, "maxLength": 255}}}}}},
+                  "responses": {"200": {"description": "Renamed", "content": {"application/json": {
+                      "schema": {"$ref": "#/components/schemas/Document"}}}}, **_DOC_ERRORS}},
+        "delete": {"summary": "Remove a customer-file document with its file", "operationId": "deleteDocument",
+                   "responses": {"204": {"description": "Removed"}, **_DOC_ERRORS}}},
+})
+
 # --- webhook subscriptions ---
 
 # --- ERP ---

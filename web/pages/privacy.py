@@ -13,7 +13,7 @@ from crm_inbox.models import Contact, StaffRole
 from crm_inbox.privacy import service as privacy
 from web.auth import current_user
 from web.pages.blueprint import pages
-from web.requestdb import db, row_or_404
+from web.requestdb import db, row_or_404, state
 
 
 def admin_id() -> int:
@@ -29,7 +29,7 @@ def contact_export(contact_id: int) -> Response:
     by = admin_id()
     row_or_404(Contact, contact_id)
     archive = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115  (send_file closes it)
-    privacy.write_export(db(), contact_id, archive, by)
+    privacy.write_export(db(), contact_id, archive, by, settings=state().settings)
     archive.seek(0)
     response = send_file(archive, mimetype="application/zip", as_attachment=True,
                          download_name=f"contact-{contact_id}-export.zip", max_age=0)
@@ -43,7 +43,7 @@ def contact_erase(contact_id: int) -> BaseResponse | str:
     person = row_or_404(Contact, contact_id)
     if request.form.get("confirm") != "1":
         return render_template("contact_erase.html", contact=person)
-    counts = privacy.erase_contact(db(), contact_id, by)
+    counts = privacy.erase_contact(db(), contact_id, by, settings=state().settings)
     flash(_("Contact %(id)s was erased with everything stored about them.", id=contact_id))
     if counts.get("quotes_kept") or counts.get("orders_kept"):
         flash(_("Kept, without the person: %(quotes)d quotes and %(orders)d orders with their PDFs. They are "
