@@ -1,0 +1,104 @@
+"""What an import matches rows against, loaded in a few queries up front (customer numbers, e-mail addresses,
+E.164 numbers, company keys and mail domains → ids), and the current values of the records rows match."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_inbox.imports.matching import company_key
+from crm_inbox.models import Company, CompanyDomain, CompanyPhone, Contact, ContactEmail, ContactPhone
+
+CHUNK = 900  # ids per IN (…) query: well below SQLite's limit on bound parameters
+
+CONTACT_COLUMNS = ("name", "salutation", "title", "customer_number", "street", "postcode", "city", "country",
+                   "category", "role", "company_id", "tags", "fields")
+COMPANY_COLUMNS = ("name", "customer_number", "street", "postcode", "city", "country", "category", "industry",
+                   "tags", "fields")
+
+
+@dataclass
+class KeyIndex:
+    contact_cn: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    contact_email: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    contact_phone: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    company_key: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    company_cn: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    domain_owner: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> KeyIndex:
+        index = cls()
+        for ident, number in session.execute(select(Contact.id, Contact.customer_number)
+                                             .where(Contact.customer_number.is_not(None))):
+            _add(index.contact_cn, (number or "").strip(), ident)
+        for email, ident in session.execute(select(ContactEmail.email, ContactEmail.contact_id)):
+            _add(index.contact_email, email, ident)
+        for e164, ident in session.execute(select(ContactPhone.e164, ContactPhone.contact_id)
+                                           .where(ContactPhone.e164.is_not(None))):
+            _add(index.contact_phone, e164 or "", ident)
+        for ident, name, number in session.execute(select(Company.id, Company.name, Company.customer_number)):
+            _add(index.company_key, company_key(name), ident)
+            if number:
+                _add(index.company_cn, number.strip(), ident)
+        index.domain_owner = dict(session.execute(select(CompanyDomain.domain, CompanyDomain.company_id)).tuples())
+        return index
+
+
+def _add(table: dict[str, list[int]], key: str, ident: int) -> None:
+    if key and ident not in table[key]:
+        table[key].append(ident)
+
+
+def chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    batch = sorted(set(ids))
+    for start in range(0, len(batch), CHUNK):
+        yield batch[start:start + CHUNK]
+
+
+@dataclass
+class State:
+    """A record's current values: the columns an import may change, and its addresses and numbers."""
+
+    values: dict[str, Any]
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)  # as typed (raw)
+    phone_keys: set[str] = field(default_factory=set)  # E.164, or the raw text when it has none
+    domains: list[str] = field(default_factory=list)
+
+
+def contact_states(session: Session, ids: Iterable[int]) -> dict[int, State]:
+    out: dict[int, State] = {}
+    columns = [getattr(Contact, c) for c in CONTACT_COLUMNS]
+    for batch in chunks(ids):
+        for row in session.execute(select(Contact.id, *columns).where(Contact.id.in_(batch))):
+            out[row[0]] = State(dict(zip(CONTACT_COLUMNS, row[1:], strict=True)))
+        for ident, email in session.execute(select(ContactEmail.contact_id, ContactEmail.email)
+                                            .where(ContactEmail.contact_id.in_(batch)).order_by(ContactEmail.id)):
+            out[ident].emails.append(email)
+        for ident, raw, e164 in session.execute(select(ContactPhone.contact_id, ContactPhone.raw, ContactPhone.e164)
+                                                .where(ContactPhone.contact_id.in_(batch)).order_by(ContactPhone.id)):
+            out[ident].phones.append(raw)
+            out[ident].phone_keys.add(e164 or raw)
+    return out
+
+
+def company_states(session: Session, ids: Iterable[int]) -> dict[int, State]:
+    out: dict[int, State] = {}
+    columns = [getattr(Company, c) for c in COMPANY_COLUMNS]
+    for batch in chunks(ids):
+        for row in session.execute(select(Company.id, *columns).where(Company.id.in_(batch))):
+            out[row[0]] = State(dict(zip(COMPANY_COLUMNS, row[1:], strict=True)))
+        for ident, domain in session.execute(select(CompanyDomain.company_id, CompanyDomain.domain)
+                                             .where(CompanyDomain.company_id.in_(batch)).order_by(CompanyDomain.id)):
+            out[ident].domains.append(domain)
+        for ident, raw, e164 in session.execute(select(CompanyPhone.company_id, CompanyPhone.raw, CompanyPhone.e164)
+                                                .where(CompanyPhone.company_id.in_(batch)).order_by(CompanyPhone.id)):
+            out[ident].phones.append(raw)
+            out[ident].phone_keys.add(e164 or raw)
+    return out

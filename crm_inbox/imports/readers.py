@@ -1,0 +1,177 @@
+"""Reading an address book file into one table of text: CSV (any delimiter and encoding people export), XLSX
+and vCard 2.1/3.0/4.0 (vCards become rows with fixed column names, so one mapping fits every vCard file)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+import charset_normalizer
+
+from crm_inbox.errors import ValidationError
+from crm_inbox.imports.vcards import VCARD_HEADERS, read_vcards
+
+CSV_DELIMITERS = (";", "\t", ",", "|")  # in order of preference on a tie (German Excel writes ";")
+# Single-byte Western code pages charset-normalizer may name for a short file: for a German or English
+# address book they are Excel's cp1252 (they agree on äöüß; cp1252 is what Windows in DACH writes).
+_WESTERN = {"cp1252", "windows-1252", "cp1250", "windows-1250", "latin_1", "iso8859_1", "iso8859_15", "iso8859_2",
+            "cp850", "cp858", "mac_roman", "mac_latin2"}
+MAX_COLUMNS = 500
+
+
+
+@dataclass(frozen=True)
+class Table:
+    file_format: str  # "csv" | "xlsx" | "vcard"
+    headers: list[str]  # column names as in the file (made unique); vCard: VCARD_HEADERS
+    rows: list[list[str]]  # data rows, each as long as headers ("" for empty cells), in file order
+    encoding: str | None = None  # csv and vCard: the detected encoding
+    delimiter: str | None = None
+
+
+def read_table(filename: str, data: bytes) -> Table:
+    """The file as a table; ValidationError("file", …) for a file it cannot read."""
+    name = filename.lower()
+    if data[:4] == b"PK\x03\x04" or name.endswith((".xlsx", ".xlsm")):
+        return _read_xlsx(data)
+    if name.endswith((".xls",)) and data[:4] == b"\xd0\xcf\x11\xe0":
+        raise ValidationError("file", "old Excel files (.xls) cannot be read: save it as .xlsx or CSV")
+    text, encoding = decode(data)
+    if name.endswith((".vcf", ".vcard")) or text.lstrip()[:11].upper() == "BEGIN:VCARD":
+        return Table(file_format="vcard", headers=list(VCARD_HEADERS), rows=read_vcards(text), encoding=encoding)
+    return _read_csv(text, encoding)
+
+
+# --- text files ---
+
+def decode(data: bytes) -> tuple[str, str]:
+    """The text and the encoding it was read with: a BOM decides, then UTF-16 without BOM (NUL bytes in
+    every other place), UTF-8, else what charset-normalizer finds (Western code pages read as cp1252)."""
+    if not data:
+        raise ValidationError("file", "the file is empty")
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\xff\xfe", "utf-16"),
+                          (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return _strict(data, encoding), encoding
+    sample = data[:4000]
+    if len(sample) >= 4 and sample.count(0) * 3 > len(sample):
+        odd_nuls, even_nuls = sample[1::2].count(0), sample[0::2].count(0)
+        encoding = "utf-16-le" if odd_nuls > even_nuls else "utf-16-be"
+        return _strict(data, encoding), encoding
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best = charset_normalizer.from_bytes(data[:200_000]).best()
+    encoding = best.encoding if best is not None else "cp1252"
+    if encoding in _WESTERN or best is None:
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            encoding = encoding if best is not None else "latin_1"
+    return _strict(data, encoding), encoding
+
+
+def _strict(data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise ValidationError("file", f"the file is not readable as {encoding} text") from None
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter that splits the first lines into the same number of columns (more than one), most often."""
+    lines = text[:64_000].splitlines()[:50]
+    best, best_score = CSV_DELIMITERS[0], (-1, 0)
+    for delimiter in CSV_DELIMITERS:
+        try:
+            widths = [len(r) for r in csv.reader(lines, delimiter=delimiter) if any(c.strip() for c in r)]
+        except csv.Error:
+            continue
+        if not widths or widths[0] < 2:
+            continue
+        agreeing = sum(1 for w in widths if w == widths[0])
+        score = (agreeing, widths[0])
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _read_csv(text: str, encoding: str) -> Table:
+    delimiter = _delimiter(text)
+    try:
+        records = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+    except csv.Error as exc:
+        raise ValidationError("file", f"the CSV file cannot be read: {exc}") from None
+    return _table("csv", records, encoding=encoding, delimiter=delimiter)
+
+
+def _table(file_format: str, records: list[list[str]], **extra: Any) -> Table:
+    """Headers from the first non-empty record; rows padded or cut to the headers' width; trailing empty
+    rows dropped (empty rows inside stay, so row numbers match the file)."""
+    while records and not any(c.strip() for c in records[0]):
+        records.pop(0)
+    while records and not any(c.strip() for c in records[-1]):
+        records.pop()
+    if not records:
+        raise ValidationError("file", "the file holds no table (no header row)")
+    raw_headers = [h.strip().lstrip("\ufeff") for h in records[0]]
+    while raw_headers and not raw_headers[-1]:
+        raw_headers.pop()
+    if len(raw_headers) > MAX_COLUMNS:
+        raise ValidationError("file", f"the file has more than {MAX_COLUMNS} columns")
+    headers = unique_headers(raw_headers)
+    if len(headers) < 1:
+        raise ValidationError("file", "the header row is empty")
+    width = len(headers)
+    rows = [(r + [""] * (width - len(r)))[:width] if len(r) != width else r for r in records[1:]]
+    return Table(file_format=file_format, headers=headers, rows=rows, **extra)
+
+
+def unique_headers(raw: list[str]) -> list[str]:
+    """Empty headers become "Column 3", a repeated one "Name (2)": the mapping is keyed by header."""
+    out: list[str] = []
+    seen: Counter[str] = Counter()
+    for i, header in enumerate(raw, start=1):
+        header = " ".join(header.split()) or f"Column {i}"
+        seen[header] += 1
+        out.append(header if seen[header] == 1 else f"{header} ({seen[header]})")
+    return out
+
+
+# --- Excel ---
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time(0) else value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e17:
+        return str(int(value))  # a phone number or postcode typed as a number: no ".0"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value).strip()
+
+
+def _read_xlsx(data: bytes) -> Table:
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise ValidationError("file", f"the Excel file cannot be read ({exc.__class__.__name__})") from None
+    try:
+        sheet = workbook.worksheets[0] if workbook.worksheets else None
+        if sheet is None:
+            raise ValidationError("file", "the Excel file has no worksheet")
+        records = [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    finally:
+        workbook.close()
+    return _table("xlsx", records)
