@@ -157,7 +157,7 @@ def test_erasure_deletes_deals_and_drafts_and_keeps_the_commercial_letters_witho
             Attachment.interaction_id == deals["quote_pdf"])).scalar_one() == PDF
         assert not session.execute(select(InteractionContact)).all()
         assert not session.execute(unassigned_query()).all()
-        event = session.execute(select(Event)).scalar_one()
+        event = session.execute(select(Event).where(Event.type == "order.created")).scalar_one()
         assert event.payload == {"customer": {"name": "[erased]", "email": "[erased]"}, "number": "AB-2026-0001"}
         erase_entry = session.execute(select(AuditEntry).where(AuditEntry.action == "erase")).scalar_one()
         assert erase_entry.details["quotes_kept"] == 1

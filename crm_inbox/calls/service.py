@@ -16,6 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
+from crm_inbox import events
 from crm_inbox.config import Settings
 from crm_inbox.db import insert_ignoring_conflicts
 from crm_inbox.models import (
@@ -159,8 +160,11 @@ def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple
     if any(_event_key(e) == event.kind for e in call.events):
         return call, False
     call.events = [*call.events, event.as_json()]
+    was_ended = call.state == CallState.ENDED
     reason = _derive(session, settings, call, event)
     _record_on_timeline(session, call, reason)
+    if call.state == CallState.ENDED and not was_ended:
+        _ended(session, call)
     reminders.after_call(session, settings, call)
     if call.state == CallState.ENDED and call.answered_at is not None and call.remote_e164:
         _clear_callbacks(session, call)
@@ -269,6 +273,20 @@ def call_details(call: Call) -> dict[str, Any]:
             "orig_call_id": call.orig_call_id, "diversion": call.diversion}
 
 
+def _ended(session: Session, call: Call) -> None:
+    """``call.missed`` for a missed call (incoming, nobody answered), else ``call.ended``: once per call, when
+    its hangup first arrives (a replayed hangup changes nothing, see ``apply_event``; a late answer after it
+    corrects the call but is not a second end)."""
+    talk = int((call.ended_at - call.answered_at).total_seconds()) if call.answered_at and call.ended_at else 0
+    events.record(session, "call.missed" if call.missed else "call.ended", "call", call.id, {
+        "id": call.id, "from": call.from_raw, "to": call.to_raw,
+        "direction": call.direction.value if call.direction else None, "duration_seconds": talk,
+        "contact_id": call.contact_id, "company_id": call.company_id, "staff_id": call.staff_id,
+        "answered": call.answered_at is not None, "cause": call.cause,
+        "started_at": call.started_at.isoformat() if call.started_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None})
+
+
 def _record_on_timeline(session: Session, call: Call, reason: str) -> None:
     subject, status = _summary(call)
     occurred = call.started_at or utcnow()
@@ -277,8 +295,8 @@ def _record_on_timeline(session: Session, call: Call, reason: str) -> None:
         interaction = record_interaction(
             session, kind=InteractionKind.CALL, direction=call.direction or Direction.IN, occurred_at=occurred,
             subject=subject, text=status, source_ref=f"{call.source}:{call.call_id}", contacts=contacts,
-            staff_ids=[call.staff_id] if call.staff_id else [], reason=reason, details=call_details(call))
-        interaction.company_id = call.company_id
+            staff_ids=[call.staff_id] if call.staff_id else [], reason=reason, details=call_details(call),
+            company_id=call.company_id)
         call.interaction_id = interaction.id
         return
     interaction = session.get_one(Interaction, call.interaction_id)

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
+from crm_inbox.contacts import payloads
 from crm_inbox.db import affected
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import (
@@ -87,4 +88,5 @@ def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staf
     session.delete(duplicate)
     audit.record(session, staff_id, "merge", "contact", survivor.id, moved)
     session.flush()
+    payloads.contact_merged(session, survivor, moved["duplicate"]["id"])
     return moved

@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
+from crm_inbox.contacts import payloads
 from crm_inbox.contacts.countries import country_code
 from crm_inbox.contacts.directory import Directory
 from crm_inbox.contacts.inputs import NOT_GIVEN, CompanyChanges, ContactChanges
@@ -75,11 +76,14 @@ def create_lead(session: Session, directory: Directory, address: Address, origin
         session.add(company)
         session.flush()
         company_id = company.id
+        payloads.company_created(session, company)
+    # phones=[]: the event's payload reads it, and a collection never set would be loaded by a query.
     contact = Contact(name=lead_name(address), role=Role.LEAD, origin="mail", origin_detail=origin_detail,
-                      company_id=company_id, tags=[], fields={})
+                      company_id=company_id, tags=[], fields={}, phones=[])
     contact.emails.append(ContactEmail(email=address.email))
     session.add(contact)
     session.flush()
+    payloads.contact_created(session, contact)
     return contact
 
 
@@ -258,13 +262,14 @@ def _apply_contact(session: Session, contact: Contact, changes: ContactChanges, 
 def create_contact(session: Session, changes: ContactChanges, region: str, actor: int | None, *,
                    origin: str = "api", origin_detail: str | None = None) -> Contact:
     """A contact staff make (nothing is mandatory: a dirty CRM), audited as made by ``actor``."""
-    contact = Contact(origin=origin, origin_detail=origin_detail, tags=[], fields={})
+    contact = Contact(origin=origin, origin_detail=origin_detail, tags=[], fields={}, emails=[], phones=[])
     changed = _apply_contact(session, contact, changes, region)
     session.add(contact)
     session.flush()
     # Where it came from stays in the log even when the contact is later merged away or erased.
     audit.record(session, actor, "create", "contact", contact.id,
                  {**changed, "origin_detail": origin_detail} if origin_detail else changed)
+    payloads.contact_created(session, contact)
     return contact
 
 
@@ -272,10 +277,12 @@ def update_contact(session: Session, contact: Contact, changes: ContactChanges, 
                    actor: int | None) -> dict[str, Any]:
     """Change the given fields, audited as changed by ``actor``; returns {field: new value}. Nothing given is
     no change and leaves no audit entry."""
+    before = payloads.given_values(contact, changes)
     changed = _apply_contact(session, contact, changes, region)
     session.flush()
     if changed:
         audit.record(session, actor, "update", "contact", contact.id, changed)
+    payloads.contact_updated(session, contact, payloads.really_changed(contact, before))
     return changed
 
 
@@ -327,21 +334,24 @@ def create_company(session: Session, changes: CompanyChanges, region: str, actor
     """A company staff make: it needs a name. Audited as made by ``actor``."""
     if changes.name is NOT_GIVEN:
         raise ValidationError("name", "is required")
-    company = Company(origin=origin, tags=[], fields={})
+    company = Company(origin=origin, tags=[], fields={}, domains=[])
     changed = _apply_company(session, company, changes, region)
     session.add(company)
     session.flush()
     audit.record(session, actor, "create", "company", company.id, changed)
+    payloads.company_created(session, company)
     return company
 
 
 def update_company(session: Session, company: Company, changes: CompanyChanges, region: str,
                    actor: int | None) -> dict[str, Any]:
     """Change the given fields, audited as changed by ``actor``; returns {field: new value}."""
+    before = payloads.given_values(company, changes)
     changed = _apply_company(session, company, changes, region)
     session.flush()
     if changed:
         audit.record(session, actor, "update", "company", company.id, changed)
+    payloads.company_updated(session, company, payloads.really_changed(company, before))
     return changed
 
 
@@ -358,8 +368,9 @@ def company_named(session: Session, name: str, actor: int | None) -> tuple[Compa
                                          "person there")
     if found:
         return found[0], False
-    company = Company(name=wanted, tags=[], fields={})
+    company = Company(name=wanted, tags=[], fields={}, domains=[])
     session.add(company)
     session.flush()
     audit.record(session, actor, "create", "company", company.id, {"name": company.name})
+    payloads.company_created(session, company)
     return company, True

@@ -74,6 +74,7 @@ from crm_inbox.models import (
     TicketEvent,
     utcnow,
 )
+from crm_inbox.privacy import events as privacy_events
 from crm_inbox.privacy import sales
 from crm_inbox.privacy.redaction import Redactor
 from crm_inbox.timeline.triage import unassigned_query
@@ -145,10 +146,10 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
         "company": {**_row(company), "domains": [d.domain for d in company.domains],
                     "phones": [_row(p, {"company_id"}) for p in company.phones]} if company else None,
         "interactions": [], "tickets": [], "calls": [], "reminders": [], "audit_log": [],
-        **sales.export(session, contact_id),
+        **sales.export(session, contact_id), "events": privacy_events.export(session, contact),
     }
     counts = {"interactions": 0, "attachments": 0, "raw_messages": 0, "tickets": 0, "calls": 0, "reminders": 0,
-              "audit_entries": 0, **{key: len(data[key]) for key in ("opportunities", "quotes", "orders")}}
+              "audit_entries": 0, **{key: len(data[key]) for key in ("opportunities", "quotes", "orders", "events")}}
     interactions = sorted(set(owned.interactions) | sales.document_ids(session, contact_id))
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for chunk in _chunks(interactions):
@@ -383,6 +384,9 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None, *,
     counts["outgoing_mail"] = affected(session.execute(
         delete(OutgoingMail).where(_in(OutgoingMail.to_address, emails)))) if emails else 0
     counts["mentions_redacted"] = _apply(session, mentions)
+    counts["events_blanked"] = privacy_events.erase(session, contact, {
+        "interaction": doomed, "ticket": tickets, "call": calls, "reminder": reminders,
+        "opportunity": deals.opportunities, "quote": deals.draft_quotes})
     # The person goes; addresses, numbers and timeline links cascade.
     session.execute(delete(Contact).where(Contact.id == contact_id))
     wiped = affected(session.execute(update(AuditEntry).where(audit_wipe).values(details={"erased": True})))

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox import audit, outbox
+from crm_inbox import audit, events, outbox
 from crm_inbox.config import Settings
 from crm_inbox.db import affected, insert_ignoring_conflicts, unit_of_work, write_lock
 from crm_inbox.errors import DueOutOfRange, ValidationError
@@ -98,12 +98,11 @@ def _on_timeline(session: Session, reminder: Reminder, event: str, by: int | Non
     if reminder.reason not in _PERSONAL or (reminder.contact_id is None and reminder.company_id is None):
         return
     contacts = [(session.get_one(Contact, reminder.contact_id), "about")] if reminder.contact_id else []
-    item = record_interaction(
+    record_interaction(
         session, kind=InteractionKind.REMINDER, direction=Direction.INTERNAL, occurred_at=utcnow(),
         subject=reminder.title, text=text, contacts=contacts, staff_ids=[by] if by else [], created_by_id=by,
         details={"reminder_id": reminder.id, "reminder_event": event, "due_at": reminder.due_at.isoformat(),
-                 "assignee_id": reminder.assignee_id})
-    item.company_id = reminder.company_id
+                 "assignee_id": reminder.assignee_id}, company_id=reminder.company_id)
 
 
 # --- rules ---
@@ -374,7 +373,18 @@ def _claim_due(session: Session, now: datetime, limit: int) -> list[Reminder]:
                               .execution_options(synchronize_session=False)))
         if won:
             claimed.append(reminder)
+            _fired(session, reminder, now)
     return claimed
+
+
+def _fired(session: Session, reminder: Reminder, fired_at: datetime) -> None:
+    """``reminder.fired``, in the transaction that claims the firing: once per firing (a snoozed reminder that
+    fires again is a new firing)."""
+    events.record(session, "reminder.fired", "reminder", reminder.id, {
+        "id": reminder.id, "title": reminder.title, "reason": reminder.reason, "due_at": reminder.due_at.isoformat(),
+        "fired_at": fired_at.isoformat(), "assignee_id": reminder.assignee_id, "contact_id": reminder.contact_id,
+        "company_id": reminder.company_id, "ticket_id": reminder.ticket_id, "call_id": reminder.call_id,
+        "opportunity_id": reminder.opportunity_id})
 
 
 def fire_due(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None,

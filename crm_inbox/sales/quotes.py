@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crm_inbox import audit
+from crm_inbox import audit, events
 from crm_inbox.config import Settings
 from crm_inbox.correspondence.service import FileUpload, MailDraft, check, send_mail
 from crm_inbox.db import affected
@@ -260,7 +260,16 @@ def send_quote(session: Session, settings: Settings, quote: Quote, mail: MailDra
         follow_up.settle(session, earlier, "a new version was sent", by=by)
     audit.record(session, by, "quote.send", "quote", quote.id,
                  {"number": quote.label, "interaction_id": item.id, "message_id": item.source_ref})
+    _announce(session, quote, "quote.sent")
     return item
+
+
+def _announce(session: Session, quote: Quote, event: str) -> None:
+    """``quote.sent``, ``quote.accepted``, ``quote.declined`` for other systems (money as decimal strings)."""
+    events.record(session, event, "quote", quote.id, {
+        "id": quote.id, "number": quote.label, "opportunity_id": quote.opportunity_id, "contact_id": quote.contact_id,
+        "company_id": quote.company_id, "total_net": str(quote.net_total), "total_gross": str(quote.gross_total),
+        "currency": orders.CURRENCY, "state": quote.state.value})
 
 
 def _claim(session: Session, quote: Quote, states: tuple[QuoteState, ...], to: QuoteState) -> None:
@@ -307,6 +316,7 @@ def accept_quote(session: Session, settings: Settings, quote: Quote, *, by: int 
               by, {"order_id": order.id, "order_number": order.number})
     audit.record(session, by, "quote.accept", "quote", quote.id,
                  {"number": quote.label, "order_id": order.id, "order_number": order.number})
+    _announce(session, quote, "quote.accepted")
     return order
 
 
@@ -325,3 +335,4 @@ def decline_quote(session: Session, settings: Settings, quote: Quote, reason: st
     follow_up.settle(session, [v.id for v in quote_versions(session, quote)], "the quote was declined", by=by)
     _decision(session, quote, opp, "quote.declined", f"Quote {quote.label} declined", why, by, {"reason": why})
     audit.record(session, by, "quote.decline", "quote", quote.id, {"number": quote.label, "reason": why})
+    _announce(session, quote, "quote.declined")

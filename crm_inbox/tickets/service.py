@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crm_inbox import audit, outbox
+from crm_inbox import audit, events, outbox
 from crm_inbox.config import Settings
 from crm_inbox.contacts.directory import ContactRef
 from crm_inbox.contacts.inputs import NOT_GIVEN
@@ -116,11 +116,24 @@ def _event(session: Session, ticket: Ticket, kind: str, *, staff_id: int | None 
         item = record_interaction(session, kind=InteractionKind.TICKET, direction=Direction.INTERNAL,
                                   occurred_at=utcnow(), subject=f"{ticket.label}: {timeline}", text=timeline,
                                   contacts=contacts, staff_ids=[staff_id] if staff_id else [],
-                                  details={"ticket_event": kind, **details}, created_by_id=staff_id)
+                                  details={"ticket_event": kind, **details}, created_by_id=staff_id,
+                                  company_id=ticket.company_id)
         item.ticket_id = ticket.id
-        item.company_id = ticket.company_id
     session.flush()
     return event
+
+
+def _announce(session: Session, ticket: Ticket, changed: list[str] | None = None) -> None:
+    """``ticket.created`` (``changed`` None) or ``ticket.changed`` with the fields that changed, for other
+    systems; the subject stays out (the customer's words: a receiver asks the API)."""
+    payload: dict[str, Any] = {
+        "id": ticket.id, "number": ticket.number, "label": ticket.label, "state": ticket.state.value,
+        "priority": ticket.priority.value, "assignee_id": ticket.assignee_id, "contact_id": ticket.contact_id,
+        "company_id": ticket.company_id, "merged_into_id": ticket.merged_into_id}
+    if changed is None:
+        events.record(session, "ticket.created", "ticket", ticket.id, payload)
+    elif changed:
+        events.record(session, "ticket.changed", "ticket", ticket.id, {**payload, "changed": changed})
 
 
 def open_ticket(session: Session, settings: Settings, *, subject: str, contact: Contact | ContactRef | None,
@@ -141,6 +154,7 @@ def open_ticket(session: Session, settings: Settings, *, subject: str, contact: 
            timeline=text, previous_ticket=previous.label if previous else None)
     if previous is not None:  # where later mail in the old thread goes (see _current)
         _event(session, previous, "followed_by", staff_id=staff_id, label=ticket.label, ticket_id=ticket.id)
+    _announce(session, ticket)
     reminders.ticket_waiting(session, settings, ticket, ticket.opened_at or utcnow())
     log.info("ticket %s opened for contact %s (%s)", ticket.label, ticket.contact_id, ticket.subject)
     return ticket
@@ -214,19 +228,22 @@ def customer_reply(session: Session, settings: Settings, ticket: Ticket, interac
     _event(session, ticket, "customer_reply", interaction_id=interaction.id,
            timeline=f"reopened by the customer's reply (was {before.value})" if ticket.state != before else None,
            state_before=before.value, state=ticket.state.value)
+    _announce(session, ticket, ["state"] if ticket.state != before else [])
     reminders.ticket_waiting(session, settings, ticket, ticket.last_customer_reply_at)
 
 
 def staff_reply(session: Session, ticket: Ticket, interaction: Interaction, staff_id: int | None) -> None:
     interaction.ticket_id = ticket.id
     ticket.last_staff_reply_at = utcnow()
-    before = ticket.state
+    before, assigned = ticket.state, ticket.assignee_id
     if ticket.state in policy.ANSWERED_BY_STAFF_REPLY:
         ticket.state = TicketState.PENDING  # answered: now waiting for the customer
     if ticket.assignee_id is None and staff_id is not None:
         ticket.assignee_id = staff_id  # whoever answers first takes it
     _event(session, ticket, "staff_reply", staff_id=staff_id, interaction_id=interaction.id,
            state_before=before.value, state=ticket.state.value)
+    _announce(session, ticket, [name for name, was, now in (
+        ("state", before, ticket.state), ("assignee_id", assigned, ticket.assignee_id)) if was != now])
     reminders.ticket_reassigned(session, ticket)
     reminders.ticket_answered(session, ticket, "answered by staff", staff_id)
 
@@ -352,6 +369,7 @@ def change(session: Session, ticket: Ticket, staff_id: int | None, changes: Tick
         changed["subject"] = ticket.subject
     if changed:
         audit.record(session, staff_id, "update", "ticket", ticket.id, changed)
+        _announce(session, ticket, list(changed))
     return changed
 
 
@@ -375,8 +393,10 @@ def merge(session: Session, source: Ticket, target: Ticket, staff_id: int | None
     for item in session.execute(select(Interaction).where(Interaction.ticket_id == source.id)).scalars():
         item.ticket_id = target.id
     source.merged_into_id = target.id
+    closed_before = source.state == TicketState.CLOSED
     source.state = TicketState.CLOSED
     source.closed_at = utcnow()
+    _announce(session, source, ["merged_into_id"] if closed_before else ["merged_into_id", "state"])
     _event(session, source, "merged", staff_id=staff_id, timeline=f"merged into {target.label}", into=target.label)
     reminders.ticket_answered(session, source, f"merged into {target.label}", staff_id)
     _event(session, target, "merged_in", staff_id=staff_id, timeline=f"{source.label} merged in", source=source.label)

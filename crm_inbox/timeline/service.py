@@ -14,7 +14,7 @@ from mailparser_reply import EmailReplyParser
 from sqlalchemy import Select, insert, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from crm_inbox import audit
+from crm_inbox import audit, events
 from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.models import (
     Attachment,
@@ -73,13 +73,15 @@ def record_interaction(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
     created_by_id: int | None = None,
+    company_id: int | None = None,
 ) -> Interaction:
     # Cached Core inserts, then the ORM object from one primary-key read: the ORM's unit of work costs
     # more than the whole rest of processing a mail.
     interaction_id = session.execute(_INSERT_INTERACTION, {
         "kind": kind.value, "direction": direction.value, "occurred_at": occurred_at, "subject": subject,
         "text": text, "excerpt": excerpt if excerpt is not None else excerpt_of(text), "html": html,
-        "source_ref": source_ref, "inbound_message_id": inbound_message_id, "company_id": None, "ticket_id": None,
+        "source_ref": source_ref, "inbound_message_id": inbound_message_id, "company_id": company_id,
+        "ticket_id": None,
         "attribution_reason": reason, "details": details or {}, "created_by_id": created_by_id,
         "created_at": utcnow()}).scalar_one()
     links = {contact.id: role for contact, role in reversed(contacts)}  # the first role given wins
@@ -95,6 +97,11 @@ def record_interaction(
         session.execute(insert(Attachment.__table__), {
             "interaction_id": interaction_id, "filename": filename, "content_type": content_type[:255],
             "size": len(content), "sha256": hashlib.sha256(content).hexdigest(), "content": content})
+    # What other systems hear: who and when, never the text (they ask the API for that, with a token).
+    events.record(session, "interaction.created", "interaction", interaction_id, {
+        "id": interaction_id, "kind": kind.value, "direction": direction.value, "occurred_at": occurred_at.isoformat(),
+        "subject": subject, "contact_ids": list(dict.fromkeys(contact.id for contact, _ in contacts)),
+        "company_id": company_id})
     return session.get_one(Interaction, interaction_id)
 
 
@@ -176,8 +183,7 @@ def add_note(session: Session, contact: Contact, staff_id: int | None, text: Any
     note = record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL,
                               occurred_at=utcnow(), subject="Note", text=text.strip(),
                               contacts=[(contact, "about")], staff_ids=[staff_id] if staff_id else [],
-                              created_by_id=staff_id)
-    note.company_id = contact.company_id
+                              created_by_id=staff_id, company_id=contact.company_id)
     audit.record(session, staff_id, "note", "contact", contact.id, {"interaction_id": note.id})
     return note
 
