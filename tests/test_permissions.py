@@ -65,6 +65,8 @@ API_PERMISSIONS: dict[str, str] = {
     "addContactDocument": WRITE, "addCompanyDocument": WRITE, "patchDocument": WRITE, "deleteDocument": WRITE,
     # data in and out: webhook subscriptions
     # data in and out: ERP
+    "erpPutCompany": WRITE, "erpPutContact": WRITE, "erpSync": WRITE, "erpPutInvoice": WRITE,
+    "erpPostPayment": WRITE, "erpGetCompany": READ, "erpGetContact": READ, "erpGetInvoice": READ,
     "ctiEvent": WEBHOOK, "sipgateIn": WEBHOOK, "sipgateOut": WEBHOOK, "placetelEvent": WEBHOOK,
     "twilioStatus": WEBHOOK, "threecxJournal": WEBHOOK, "threecxLookup": WEBHOOK,
 }
@@ -166,6 +168,7 @@ def world(factory, database_url, tmp_path) -> World:
         session.add(Contact(name="Zweite Kundin", tags=[], fields={}))
         session.flush()
         ids["companies"] = company.id
+        ids["erp"] = 10001  # the ERP's paths take a customer or invoice number (data in and out: ERP)
         ids["documents"] = interaction.id  # a mail, not an upload: renaming or removing it is a 404 (data in and out)
         apply_event(session, settings, CallEvent("generic", "perm-1", "hangup", utcnow(), direction=Direction.IN,
                                                  from_number="+49 30 1234567", to_number="22", cause="noAnswer"))

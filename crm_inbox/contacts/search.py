@@ -49,7 +49,8 @@ def phone_query(q: str, region: str) -> str | None:
 
 
 def contact_matches(q: str, region: str) -> ColumnElement[bool]:
-    """People by part of their name, of their company's name or of an address; or by a phone number.
+    """People by part of their name, of their company's name or of an address; by a phone number or by the
+    ERP's customer number (whole).
 
     Names are matched on their case-folded copy, so "özdemir" finds "Özdemir" on SQLite too."""
     name = search_key(q) or ""
@@ -57,6 +58,7 @@ def contact_matches(q: str, region: str) -> ColumnElement[bool]:
         _contains(Contact.search_name, name),
         Contact.id.in_(select(ContactEmail.contact_id).where(_contains(ContactEmail.email, q.strip().lower()))),
         Contact.company_id.in_(select(Company.id).where(_contains(Company.search_name, name))),
+        Contact.customer_number == q.strip(),  # the ERP's customer number, as staff read it off an invoice
     ]
     if e164 := phone_query(q, region):
         conditions.append(Contact.id.in_(select(ContactPhone.contact_id).where(ContactPhone.e164 == e164)))
@@ -64,8 +66,10 @@ def contact_matches(q: str, region: str) -> ColumnElement[bool]:
 
 
 def company_matches(q: str) -> ColumnElement[bool]:
-    """Companies by part of their name, or of one of their mail domains (``mueller-maschinenbau`` finds it)."""
+    """Companies by part of their name, or of one of their mail domains (``mueller-maschinenbau`` finds it), or
+    by the ERP's customer number (whole)."""
     return or_(_contains(Company.search_name, search_key(q) or ""),
+               Company.customer_number == q.strip(),  # the ERP's customer number
                Company.id.in_(select(CompanyDomain.company_id)
                               .where(_contains(CompanyDomain.domain, q.strip().lower().lstrip("@")))))
 

@@ -26,6 +26,8 @@ Erasure, what happens (``erase_contact``):
   commercial letters that must be kept (§ 257 HGB, § 147 AO; GDPR Art. 17 (3)(b)): they stay, detached from
   the person and with the person's line of their address blanked, as do their PDFs, and the summary says so.
   The details, and the opportunities that must stay, are in ``privacy.sales``.
+- Invoices from the ERP (with payments and PDFs) are accounting records and stay for ten years, detached from
+  the person (``privacy.invoices``).
 
 A later mail from the same address is a new message: it makes a fresh lead with nothing of the old data.
 """
@@ -75,6 +77,7 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.privacy import events as privacy_events
+from crm_inbox.privacy import invoices as erp_invoices
 from crm_inbox.privacy import sales
 from crm_inbox.privacy.redaction import Redactor
 from crm_inbox.timeline.triage import unassigned_query
@@ -150,7 +153,10 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
     }
     counts = {"interactions": 0, "attachments": 0, "raw_messages": 0, "tickets": 0, "calls": 0, "reminders": 0,
               "audit_entries": 0, **{key: len(data[key]) for key in ("opportunities", "quotes", "orders", "events")}}
-    interactions = sorted(set(owned.interactions) | sales.document_ids(session, contact_id))
+    data.update(erp_invoices.export(session, contact_id))  # the ERP's invoices with their payments
+    counts["invoices"] = len(data["invoices"])
+    interactions = sorted(set(owned.interactions) | sales.document_ids(session, contact_id)
+                          | erp_invoices.document_ids(session, contact_id))
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for chunk in _chunks(interactions):
             rows = session.execute(select(Interaction).where(_in(Interaction.id, chunk))
@@ -333,6 +339,7 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None, *,
     doomed |= followers - others
     shared |= followers & others
     doomed -= deals.kept_documents  # commercial letters stay (privacy.sales)
+    doomed -= erp_invoices.document_ids(session, contact_id)  # so do invoices (privacy.invoices)
 
     reminders = set(owned.reminders) | deals.reminders
     for column, ids in ((Reminder.ticket_id, tickets), (Reminder.call_id, calls),
@@ -363,6 +370,7 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None, *,
     for chunk in _chunks(sorted(tickets)):
         session.execute(delete(Ticket).where(_in(Ticket.id, chunk)))  # events go with it (ON DELETE CASCADE)
     counts.update(sales.apply(session, deals, redact))
+    counts.update(erp_invoices.detach(session, contact_id))
     for chunk in _chunks(sorted(doomed)):
         files = session.execute(select(Attachment.stored_file).where(
             _in(Attachment.interaction_id, chunk), Attachment.stored_file.is_not(None))).scalars().all()

@@ -10,7 +10,7 @@ anything counts as in contact).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -204,3 +204,20 @@ def list_orders(session: Session, *, limit: int = 50, offset: int = 0, contact_i
     return list(session.execute(query.order_by(Order.created_at.desc(), Order.id.desc())
                                 .limit(max(1, min(limit, 500))).offset(max(0, offset))).scalars())
 
+
+
+# An order's timestamp is taken before its transaction commits: a poll must not move past a moment that a
+# transaction still in flight may yet commit an order with. Orders show up in ``orders_since`` once they are
+# this old (creating an order takes well under a second; SQLite waits at most its 30 s busy timeout).
+ORDERS_SETTLE = timedelta(seconds=60)
+
+
+def orders_since(session: Session, since: datetime, since_id: int = 0, *, limit: int = 100,
+                 now: datetime | None = None) -> list[Order]:
+    """Orders created or changed (``updated_at``: a new state) after the cursor (``since``, ``since_id``),
+    oldest first, the id breaking ties; only those older than ``ORDERS_SETTLE``, so that an order committed
+    late with an earlier timestamp is still ahead of any cursor handed out (each order once per change)."""
+    settled = (now or utcnow()) - ORDERS_SETTLE
+    after = (Order.updated_at > since) | ((Order.updated_at == since) & (Order.id > since_id))
+    return list(session.execute(select(Order).where(after, Order.updated_at <= settled)
+                                .order_by(Order.updated_at, Order.id).limit(max(1, min(limit, 500)))).scalars())

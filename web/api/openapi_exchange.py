@@ -3,7 +3,8 @@ the ERP coupling. Added to ``openapi.PATHS`` and ``openapi.SCHEMAS`` when the AP
 
 from __future__ import annotations
 
-from web.api.openapi import PATHS, SCHEMAS  # noqa: F401
+from web.api import openapi_sales
+from web.api.openapi import PATHS, SCHEMAS
 
 # --- exports ---
 
@@ -75,3 +76,155 @@ PATHS.update({
 # --- webhook subscriptions ---
 
 # --- ERP ---
+
+_ERP_ERRORS = {"400": {"$ref": "#/components/responses/BadRequest"},
+               "401": {"$ref": "#/components/responses/Unauthorized"},
+               "403": {"$ref": "#/components/responses/Forbidden"},
+               "409": {"description": "Several records have this customer number (merge them first), or a payment "
+                                      "id is recorded with other values", "content": {"application/json": {
+                                          "schema": {"$ref": "#/components/schemas/Error"}}}}}
+_ERP_READ_ERRORS = {"400": {"$ref": "#/components/responses/BadRequest"},
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    "409": _ERP_ERRORS["409"]}
+_ERP_MONEY_IN = {"anyOf": [{"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$"},
+                           {"type": "number", "minimum": 0, "exclusiveMaximum": 10 ** 12}],
+                 "description": "a decimal string (\"1234.50\") or number; cents at most"}
+_ERP_MONEY = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "examples": ["1234.50"]}
+_ERP_DATE = {"type": "string", "format": "date"}
+
+
+def _erp_number(what: str) -> dict[str, object]:
+    return {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1,
+                                                                     "maxLength": 50}, "description": what}
+
+
+def _erp_json(schema: dict[str, object], description: str = "OK") -> dict[str, object]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_UPSERTED = {"created": {"type": "boolean"},
+             "changed": {"type": "array", "items": {"type": "string"},
+                         "description": "the fields this request changed; empty when created or unchanged"}}
+_OVERDUE = {"debtor": {"type": "boolean", "description": "derived: the customer has an overdue invoice (the "
+                                                         "stored role stays as it is)"},
+            "overdue": {"type": "object", "properties": {"count": {"type": "integer"}, "gross": _ERP_MONEY,
+                                                         "outstanding": _ERP_MONEY},
+                        "description": "overdue invoices (a person's include their company's)"}}
+SCHEMAS["Contact"]["properties"].update(_OVERDUE)
+SCHEMAS["Company"]["properties"].update(_OVERDUE)
+SCHEMAS["ErpContactInput"] = {"type": "object", "additionalProperties": False, "properties": {
+    **{k: v for k, v in SCHEMAS["ContactInput"]["properties"].items() if k != "customer_number"},
+    "company": {"type": "string", "description": "the person's company by its customer number (sent before)"}},
+    "description": "as POST /contacts; the customer number is the URL's; a field left out stays as it is"}
+SCHEMAS["ErpCompanyInput"] = {"type": "object", "additionalProperties": False, "properties": {
+    k: v for k, v in SCHEMAS["CompanyInput"]["properties"].items() if k != "customer_number"},
+    "description": "as POST /companies; the customer number is the URL's"}
+SCHEMAS["Invoice"] = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "number": {"type": "string"},
+    "status": {"type": "string", "enum": ["open", "paid", "overdue", "cancelled"]},
+    "date": _ERP_DATE, "due_date": {"type": ["string", "null"], "format": "date"},
+    "net": _ERP_MONEY, "gross": _ERP_MONEY, "paid": _ERP_MONEY, "currency": {"type": "string"},
+    "customer_number": {"type": ["string", "null"]}, "contact_id": {"type": ["integer", "null"]},
+    "company_id": {"type": ["integer", "null"]}, "order_number": {"type": ["string", "null"]},
+    "order_id": {"type": ["integer", "null"], "description": "the CRM's order with that number, when known"},
+    "overdue": {"type": "boolean", "description": "the ERP says so, or open past the due date"},
+    "interaction_id": {"type": ["integer", "null"], "description": "its document entry on the timeline"},
+    "pdf_url": {"type": ["string", "null"]},
+    "payments": {"type": "array", "items": {"type": "object", "properties": {
+        "id": {"type": "string"}, "amount": _ERP_MONEY, "date": _ERP_DATE}}},
+    "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}}
+_INVOICE_IN = {"type": "object", "additionalProperties": False,
+               "required": ["date", "net", "gross", "customer_number"], "properties": {
+                   "date": _ERP_DATE, "due_date": {"type": ["string", "null"], "format": "date"},
+                   "net": _ERP_MONEY_IN, "gross": _ERP_MONEY_IN,
+                   "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$", "default": "EUR"},
+                   "status": {"type": "string", "enum": ["open", "paid", "overdue", "cancelled"],
+                              "default": "open"},
+                   "customer_number": {"type": "string", "minLength": 1, "maxLength": 50,
+                                       "description": "a company's or a person's"},
+                   "order_number": {"type": ["string", "null"], "maxLength": 50,
+                                    "description": "the order it bills (AB-2026-0001)"},
+                   "pdf": {"type": ["string", "null"], "contentEncoding": "base64",
+                           "description": "the invoice PDF in base64, at most [documents] max_bytes"}}}
+_SYNC_ITEM = {"type": "object", "required": ["outcome"], "properties": {
+    "kind": {"type": "string", "enum": ["company", "contact"]}, "index": {"type": "integer"},
+    "external_id": {"type": ["string", "null"]},
+    "outcome": {"type": "string", "enum": ["created", "updated", "unchanged", "error"]},
+    "id": {"type": "integer"}, "changed": {"type": "array", "items": {"type": "string"}},
+    "error": {"type": "object", "properties": {"field": {"type": ["string", "null"]}, "message": {"type": "string"}}}}}
+
+PATHS.update({
+    "/erp/companies/{id}": {
+        "parameters": [_erp_number("the ERP's customer number (Kundennummer)")],
+        "get": {"summary": "The company with this customer number", "operationId": "erpGetCompany",
+                "responses": {"200": _erp_json({"$ref": "#/components/schemas/Company"}), **_ERP_READ_ERRORS}},
+        "put": {"summary": "Create or update the company with this customer number (idempotent: an unchanged "
+                           "record writes nothing)", "operationId": "erpPutCompany",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErpCompanyInput"}}}},
+                "responses": {"200": _erp_json({"allOf": [{"$ref": "#/components/schemas/Company"},
+                                                          {"type": "object", "properties": _UPSERTED}]}),
+                              "201": _erp_json({"allOf": [{"$ref": "#/components/schemas/Company"},
+                                                          {"type": "object", "properties": _UPSERTED}]},
+                                               "Created"), **_ERP_ERRORS}}},
+    "/erp/contacts/{id}": {
+        "parameters": [_erp_number("the ERP's customer number of the person")],
+        "get": {"summary": "The person with this customer number", "operationId": "erpGetContact",
+                "responses": {"200": _erp_json({"$ref": "#/components/schemas/Contact"}), **_ERP_READ_ERRORS}},
+        "put": {"summary": "Create or update the person with this customer number (idempotent)",
+                "operationId": "erpPutContact",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErpContactInput"}}}},
+                "responses": {"200": _erp_json({"allOf": [{"$ref": "#/components/schemas/Contact"},
+                                                          {"type": "object", "properties": _UPSERTED}]}),
+                              "201": _erp_json({"allOf": [{"$ref": "#/components/schemas/Contact"},
+                                                          {"type": "object", "properties": _UPSERTED}]},
+                                               "Created"), **_ERP_ERRORS}}},
+    "/erp/sync": {"post": {
+        "summary": "The nightly sync: up to 1,000 companies and people by customer number, companies first; each "
+                   "item's outcome, a bad item changes nothing and does not stop the others",
+        "operationId": "erpSync",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "companies": {"type": "array", "items": {"allOf": [
+                    {"$ref": "#/components/schemas/ErpCompanyInput"}]}},
+                "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/ErpContactInput"}}},
+            "description": "each item has its \"external_id\" (the customer number) beside its fields"}}}},
+        "responses": {"200": _erp_json({"type": "object", "properties": {
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "items": {"type": "array", "items": _SYNC_ITEM}}}), **_ERP_ERRORS}}},
+    "/erp/invoices/{id}": {
+        "parameters": [_erp_number("the ERP's invoice number (RE-2026-0042)")],
+        "get": {"summary": "An invoice with its payments", "operationId": "erpGetInvoice",
+                "responses": {"200": _erp_json({"$ref": "#/components/schemas/Invoice"}), **_ERP_READ_ERRORS}},
+        "put": {"summary": "Create or update an invoice (on the customer's timeline as a document; idempotent)",
+                "operationId": "erpPutInvoice",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _INVOICE_IN}}},
+                "responses": {"200": _erp_json({"allOf": [{"$ref": "#/components/schemas/Invoice"},
+                                                          {"type": "object", "properties": _UPSERTED}]}),
+                              "201": _erp_json({"$ref": "#/components/schemas/Invoice"}, "Created"),
+                              **_ERP_ERRORS}}},
+    "/erp/payments": {"post": {
+        "summary": "Record a payment once per ERP payment id; completing the gross marks the invoice paid",
+        "operationId": "erpPostPayment",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "required": ["id", "invoice", "amount", "date"],
+            "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 100,
+                                  "description": "the ERP's payment id"},
+                           "invoice": {"type": "string", "description": "the invoice number"},
+                           "amount": _ERP_MONEY_IN, "date": _ERP_DATE}}}}},
+        "responses": {"201": _erp_json({"type": "object", "properties": {
+            "id": {"type": "string"}, "amount": _ERP_MONEY, "date": _ERP_DATE, "created": {"type": "boolean"},
+            "invoice": {"$ref": "#/components/schemas/Invoice"}}}, "Recorded"),
+            "200": {"description": "This payment id is recorded already with these values"}, **_ERP_ERRORS}}},
+})
+# The ERP's poll is a mode of the orders list (web.api.openapi_sales documents the list).
+openapi_sales.PATHS["/orders"]["get"]["parameters"] = [
+    *openapi_sales.PATHS["/orders"]["get"].get("parameters", []),
+    {"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "the ERP's poll: orders created or changed after this ISO 8601 time (with a zone; \"\" for "
+                    "all), oldest first, with next_since and next_since_id to ask with next; an order is listed "
+                    "once it is a minute old, so none committed late is skipped"},
+    {"name": "since_id", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0},
+     "description": "with since: the last order id seen at that time (ties)"}]

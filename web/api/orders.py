@@ -4,6 +4,7 @@ confirmation PDF; the ERP's word that it has taken an order (PATCH state "handed
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -15,6 +16,7 @@ from crm_inbox.models import Order, OrderState
 from crm_inbox.sales import orders as service
 from crm_inbox.sales import queries
 from crm_inbox.sales.totals import money
+from crm_inbox.time_range import EARLIEST, LATEST, in_range
 from web.api import sales_json as out
 from web.api import serialize as ser
 from web.api.blueprint import api
@@ -64,13 +66,38 @@ def _state_arg() -> OrderState | None:
 @require_token()
 def list_orders() -> Response:
     """Newest first; ``contact_id``, ``company_id``, ``state``; ``format=csv``: one row per line of the orders
-    listed."""
+    listed. With ``since`` (and ``since_id``): the ERP's poll, see ``_poll``."""
+    if "since" in request.args:
+        return _poll()
     rows = queries.list_orders(db(), limit=int_arg("limit", 50, 1, 500), offset=int_arg("offset", 0, 0, 10_000_000),
                                contact_id=int_arg("contact_id", 0, 1, MAX_ID) or None,
                                company_id=int_arg("company_id", 0, 1, MAX_ID) or None, state=_state_arg())
     if _format() == "csv":
         return csv_response(service.export_orders_csv(db(), rows, actor_id(), dict(request.args)), "orders.csv")
     return jsonify(items=[_summary(o) for o in rows])
+
+
+def _poll() -> Response:
+    """Orders created or changed after the cursor, oldest first, and the cursor to ask with next
+    (``next_since``, ``next_since_id``): each order once per change, also one committed late with an earlier
+    timestamp (they are listed once ``queries.ORDERS_SETTLE`` old). ``since`` may be "" for the beginning."""
+    raw = request.args.get("since", "")
+    since = EARLIEST
+    if raw:
+        try:
+            since = datetime.fromisoformat(raw.replace(" ", "+"))  # "+" arrives as a space if unescaped
+        except ValueError:
+            fail(400, "invalid", "since must be an ISO 8601 time such as 2026-12-01T10:00:00Z", field="since")
+        if since.tzinfo is None:
+            fail(400, "invalid", "since needs a time zone (Z or +01:00)", field="since")
+        if not in_range(since):
+            fail(400, "invalid", f"since must lie between {EARLIEST.year} and {LATEST.year}", field="since")
+    since_id = int_arg("since_id", 0, 0, MAX_ID)
+    rows = queries.orders_since(db(), since, since_id, limit=int_arg("limit", 100, 1, 500))
+    last = rows[-1] if rows else None
+    return jsonify(items=[{**_summary(o), "updated_at": ser.when(o.updated_at)} for o in rows],
+                   next_since=(last.updated_at if last else since).isoformat(),
+                   next_since_id=last.id if last else since_id)
 
 
 @api.get("/orders/<int:order_id>")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from crm_inbox.erp.overdue import overdue_of, today
 from crm_inbox.models import Attachment, Company, Contact, InboundMessage, Interaction
+from web.requestdb import db, state
 
 
 def when(value: datetime | None) -> str | None:
@@ -28,7 +30,16 @@ def contact(c: Contact) -> dict[str, Any]:
         "salutation": c.salutation.value if c.salutation else None, "title": c.title, "language": c.language,
         "customer_number": c.customer_number, "address": address(c),
         "created_at": when(c.created_at), "updated_at": when(c.updated_at),
+        **debts(c.id, c.company_id),
     }
+
+
+def debts(contact_id: int | None, company_id: int | None) -> dict[str, Any]:
+    """Overdue invoices from the ERP (crm_inbox.erp.overdue): "debtor" is derived from them, the stored role
+    stays as it is. A person's count includes their company's invoices."""
+    overdue = overdue_of(db(), today(state().settings), contact_id=contact_id, company_id=company_id)
+    return {"debtor": overdue.debtor, "overdue": {"count": overdue.count, "gross": f"{overdue.gross:.2f}",
+                                                  "outstanding": f"{overdue.outstanding:.2f}"}}
 
 
 def company(c: Company) -> dict[str, Any]:
@@ -41,6 +52,7 @@ def company(c: Company) -> dict[str, Any]:
         "customer_number": c.customer_number, "address": address(c),
         "delivery_address": address(c, "delivery_"),
         "created_at": when(c.created_at), "updated_at": when(c.updated_at),
+        **debts(None, c.id),
     }
 
 

@@ -3,6 +3,7 @@ reminders and tickets, colleagues; notes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -12,11 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox.erp.overdue import Overdue, invoices_of, is_overdue, overdue_of
+from crm_inbox.erp.overdue import today as erp_today
 from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.models import (
+    Attachment,
     Category,
     Contact,
     InteractionKind,
+    Invoice,
     Reminder,
     Role,
     Salutation,
@@ -59,6 +64,33 @@ def salutation_label(value: Salutation | None) -> str:
     if value == Salutation.HERR:
         return _("Mr")
     return _("by name") if value == Salutation.NONE else "—"
+
+
+@dataclass(frozen=True)
+class Receivables:
+    """The ERP's invoices of a person (with their company's) or a company, for the 360° pages."""
+
+    overdue: Overdue
+    invoices: list[tuple[Invoice, bool, int | None]]  # the invoice, overdue, its PDF's attachment id
+
+
+@pages.app_template_global()
+def receivables(contact_id: int | None = None, company_id: int | None = None) -> Receivables:
+    day = erp_today(state().settings)
+    rows = invoices_of(db(), contact_id=contact_id, company_id=company_id)
+    entries = [r.interaction_id for r in rows if r.interaction_id]
+    pdfs: dict[int, int] = {entry: att for entry, att in db().execute(
+        select(Attachment.interaction_id, Attachment.id).where(
+            Attachment.interaction_id.in_(entries), Attachment.content_type == "application/pdf"))} if entries else {}
+    return Receivables(overdue_of(db(), day, contact_id=contact_id, company_id=company_id),
+                       [(r, is_overdue(r.status, r.due_on, day),
+                        pdfs.get(r.interaction_id) if r.interaction_id else None) for r in rows])
+
+
+@pages.app_template_global()
+def invoice_status_label(status: str) -> str:
+    labels = {"open": _("open"), "paid": _("paid"), "overdue": _("overdue"), "cancelled": _("cancelled")}
+    return labels.get(status, status)
 
 
 @pages.get("/contacts/<int:contact_id>")
