@@ -46,7 +46,7 @@ class KeyIndex:
             _add(index.company_key, company_key(name), ident)
             if number:
                 _add(index.company_cn, number.strip(), ident)
-        index.domain_owner = dict(session.execute(select(CompanyDomain.domain, CompanyDomain.company_id)).tuples())
+        index.domain_owner = {d: c for d, c in session.execute(select(CompanyDomain.domain, CompanyDomain.company_id))}
         return index
 
 

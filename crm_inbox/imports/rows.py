@@ -65,14 +65,16 @@ def _one_line(target: str, value: str) -> str | None:
 
 
 def person_name(given: dict[str, str]) -> str | None:
+    """First and last name when the file has them (a vCard's FN may carry "Dr."), else the whole name."""
+    parts = " ".join(p for p in (given.get("first_name"), given.get("last_name")) if p)
     name = given.get("name")
-    if name and name.count(",") == 1 and not (given.get("first_name") or given.get("last_name")):
+    if parts or not name:
+        return parts or None
+    if name.count(",") == 1:
         last, first = (p.strip() for p in name.split(","))  # "Schmidt, Anna" as Outlook writes it
-        if first and last:
+        if first and last and " " not in last:
             return f"{first} {last}"
-    if name:
-        return name
-    return " ".join(p for p in (given.get("first_name"), given.get("last_name")) if p) or None
+    return name
 
 
 def salutation_and_title(salutation: str | None, title: str | None) -> tuple[Salutation | None, str | None]:

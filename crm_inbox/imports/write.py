@@ -95,7 +95,7 @@ class Writer:
                 changes["fields"] = fields
             self._tags(changes, state, plan.tags)
             phones = [p for p in plan.phones if (p[1] or p[0]) not in state.phone_keys]
-            domains = [d for d in plan.domains if d not in state.domains]
+            domains = [] if state.domains else plan.domains[:1]  # one domain from its people, if it has none
             self._record_update("company", ident, Company.__table__, state, changes, phones, domains)
             if plan.outcome is not None:
                 self._outcome_of_update(plan.outcome, changes, old_fields, phones, domains)
@@ -118,7 +118,7 @@ class Writer:
             self.created_companies.add(ident)
             self.changes.append({"object_type": "company", "object_id": ident, "action": "created",
                                  "before": {}, "after": {"name": plan.name}})
-            self._company_lists(ident, plan.phones, plan.domains)
+            self._company_lists(ident, plan.phones, plan.domains[:1])
             if plan.outcome is not None:
                 plan.outcome.company_id = ident
         self.counts["companies_new"] = len(plans)
