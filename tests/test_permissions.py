@@ -97,6 +97,10 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.quote_accept": WRITE, "pages.quote_decline": WRITE,
     "pages.contact_export": ADMIN, "pages.contact_erase": ADMIN,
     # data in and out: imports
+    "pages.imports": WRITE, "pages.import_upload": WRITE, "pages.import_mapping": WRITE,
+    "pages.import_mapping_save": WRITE, "pages.import_discard": WRITE, "pages.import_preview": WRITE,
+    "pages.import_confirm": WRITE, "pages.import_batch": WRITE, "pages.import_undo_confirm": WRITE,
+    "pages.import_undo": WRITE,
     # data in and out: exports
     "pages.contacts_export": READ, "pages.companies_export": READ,
     # data in and out: documents
@@ -293,7 +297,8 @@ def page_routes(app: Any) -> list[tuple[str, str, str]]:
 _ARG_IDS = {"contact_id": "contacts", "company_id": "companies", "interaction_id": "interaction",
             "attachment_id": "attachments", "ticket_id": "tickets", "reminder_id": "reminders",
             "inbound_id": "inbound", "token_id": "token", "user_id": "users", "opportunity_id": "opportunities",
-            "quote_id": "quotes", "order_id": "orders", "product_id": "products"}
+            "quote_id": "quotes", "order_id": "orders", "product_id": "products",
+            "batch_id": "contacts"}  # no import in the world: staff get a 404 for an import batch, still allowed
 
 
 def page_url(rule: str, world: World) -> str:

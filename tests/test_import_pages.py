@@ -1,0 +1,188 @@
+"""The import pages as staff use them: upload an Outlook CSV, map its columns, read the preview, import,
+look at the import and undo it; read-only users, too large files and someone else's upload are refused."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_inbox.db import unit_of_work
+from crm_inbox.models import Company, Contact, ContactEmail, ContactPhone, ImportBatch
+from crm_inbox.phone import to_e164
+from crm_inbox.staff.service import add_staff
+from tests.conftest import make_settings
+from tests.test_pages import PASSWORD, STAFF, csrf_token, log_in
+
+READER = "lena.lesen@beispiel-firma.de"
+OTHER = "otto.andere@beispiel-firma.de"
+CLAUS = "claus.juergens@mueller-maschinenbau.de"
+
+# What German Outlook's "Exportieren → CSV (Windows)" writes: cp1252, ";" between the fields, CRLF lines.
+OUTLOOK_CSV = (
+    "Anrede;Vorname;Nachname;Firma;E-Mail-Adresse;Telefon geschäftlich;Position;Hobby\r\n"
+    "Herr;Claus;Jürgens;Müller Maschinenbau GmbH;claus.juergens@mueller-maschinenbau.de;0221 9876543;"
+    "Einkaufsleiter;Segeln\r\n"
+    "Frau;Anna;Schmidt;Bäckerei Schmidt;anna@baeckerei-schmidt.de;0221 123456;Inhaberin;\r\n"
+    "Herr;Jörg;Weiß;Weiß & Söhne KG;joerg.weiss@weiss-soehne.de;089 555123;;Fußball\r\n"
+    "Frau;Petra;Köhler;;petra.koehler@web.de;;;\r\n"
+    "Herr;;;;keine-adresse;;;\r\n"
+).encode("cp1252")
+
+
+@pytest.fixture
+def people(factory) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
+        add_staff(session, READER, "Lena Lesen", "readonly", password=PASSWORD)
+        add_staff(session, OTHER, "Otto Andere", "staff", password=PASSWORD)
+        company = Company(name="Müller Maschinenbau GmbH", tags=[], fields={})
+        claus = Contact(name="Claus Jürgens", company=company, tags=[], fields={"Position": "Einkauf"})
+        claus.emails = [ContactEmail(email=CLAUS)]
+        claus.phones = [ContactPhone(raw="0171 2345678", e164=to_e164("0171 2345678"))]
+        session.add(claus)
+        session.flush()
+        return {"claus": claus.id, "company": company.id}
+
+
+def upload(client: Any, data: bytes, filename: str = "Kontakte.CSV") -> Any:
+    token = csrf_token(client.get("/imports").get_data(as_text=True))
+    return client.post("/imports", data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
+                       content_type="multipart/form-data")
+
+
+def upload_token(response: Any) -> str:
+    assert response.status_code == 302, response.get_data(as_text=True)
+    match = re.search(r"upload=([\w-]+)", response.headers["Location"])
+    assert match, response.headers["Location"]
+    return match.group(1)
+
+
+def selected(page: str) -> dict[str, str]:
+    """Column header → the target preselected for it on the mapping page."""
+    out = {}
+    for header, options in re.findall(r'<label for="col\d+">([^<]*)</label>.*?<select[^>]*>(.*?)</select>', page,
+                                      re.S):
+        choice = re.search(r'<option value="([^"]*)" selected>', options)
+        out[header] = choice.group(1) if choice else ""
+    return out
+
+
+def counts(factory) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        return (session.execute(select(func.count()).select_from(Contact)).scalar_one(),
+                session.execute(select(func.count()).select_from(Company)).scalar_one())
+
+
+def claus_now(factory, ident: int) -> tuple[str | None, list[str]]:  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        claus = session.get_one(Contact, ident)
+        return claus.fields.get("Position"), sorted(p.e164 or p.raw for p in claus.phones)
+
+
+def test_upload_map_preview_import_and_undo(client, factory, people):
+    log_in(client)
+    assert 'href="/imports"' in client.get("/contacts").get_data(as_text=True)  # in the navigation
+    before = counts(factory)
+    claus_before = claus_now(factory, people["claus"])
+    token = upload_token(upload(client, OUTLOOK_CSV))
+
+    mapping_page = client.get(f"/imports/mapping?upload={token}").get_data(as_text=True)
+    assert "Kontakte.CSV" in mapping_page and "cp1252" in mapping_page  # the file as read
+    chosen = selected(mapping_page)
+    assert chosen["Vorname"] == "first_name" and chosen["Nachname"] == "last_name" and chosen["Firma"] == "company"
+    assert chosen["E-Mail-Adresse"] == "email" and chosen["Hobby"] == ""
+    assert "Bäckerei Schmidt" in mapping_page  # sample values, decoded
+    form = {f"col{i}": target for i, target in enumerate(chosen.values())}
+    form |= {"col7": "field:Hobby", "upload": token, "save_as": "Outlook (Test)",
+             "csrf_token": csrf_token(mapping_page)}
+    response = client.post("/imports/mapping", data=form)
+    assert response.status_code == 302 and "/imports/preview" in response.headers["Location"]
+
+    preview = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Nothing has been written yet" in preview
+    assert f'href="/contacts/{people["claus"]}"' in preview  # the update names the contact it changes …
+    claus_row = re.search(r'<tr class="action-update">.*?</tr>', preview, re.S)
+    assert claus_row and "Phone" in claus_row.group(0)  # … and which fields
+    assert preview.count('<tr class="action-new">') == 3
+    assert re.search(r'<tr class="action-error">\s*<td class="number">6</td>', preview)  # the row as Excel counts
+    assert counts(factory) == before and claus_now(factory, people["claus"]) == claus_before  # nothing written
+    errors_only = client.get(f"/imports/preview?upload={token}&show=error").get_data(as_text=True)
+    assert '<tr class="action-error">' in errors_only and '<tr class="action-new">' not in errors_only
+
+    mapping = re.search(r'name="mapping" value="([^"]*)"', preview)
+    assert mapping
+    response = client.post("/imports/confirm", data={"upload": token, "mapping": html.unescape(mapping.group(1)),
+                                                     "csrf_token": csrf_token(preview)})
+    assert response.status_code == 302 and re.fullmatch(r"/imports/\d+", response.headers["Location"])
+    batch_page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Imported: 3 new, 1 updated" in batch_page and "Kontakte.CSV" in batch_page
+    assert "Free field: Hobby" in batch_page  # the mapping used
+    assert counts(factory)[0] == before[0] + 3
+    assert claus_now(factory, people["claus"]) != claus_before
+    # the upload is gone with the import: a second click imports nothing twice
+    again = client.post("/imports/confirm", data={"upload": token, "mapping": "{}", "csrf_token": csrf_token(preview)})
+    assert again.status_code == 302 and again.headers["Location"] == "/imports"
+    assert "Outlook (Test)" in client.get(f"/imports/mapping?upload={upload_token(upload(client, OUTLOOK_CSV))}"
+                                          ).get_data(as_text=True)  # the saved mapping is offered
+
+    batch_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    listing = client.get("/imports").get_data(as_text=True)
+    assert f'href="/imports/{batch_id}/undo"' in listing
+    confirm = client.get(f"/imports/{batch_id}/undo").get_data(as_text=True)
+    assert counts(factory)[0] == before[0] + 3  # asking is not undoing
+    undone = client.post(f"/imports/{batch_id}/undo", data={"csrf_token": csrf_token(confirm)}, follow_redirects=True)
+    # three people and the two companies new to the CRM are removed; Claus and his company get their old values
+    assert re.search(r"Import undone: 5 records removed, \d+ restored", undone.get_data(as_text=True))
+    assert counts(factory) == before and claus_now(factory, people["claus"]) == claus_before
+    with unit_of_work(factory) as session:
+        assert session.get_one(ImportBatch, batch_id).state.value == "undone"
+    twice = client.post(f"/imports/{batch_id}/undo", data={"csrf_token": csrf_token(confirm)}, follow_redirects=True)
+    assert "undone already" in twice.get_data(as_text=True)
+
+
+def test_read_only_users_see_nothing_of_importing(client, people):
+    log_in(client, READER)
+    assert "/imports" not in client.get("/contacts").get_data(as_text=True)  # no link, no button
+    token = csrf_token(client.get("/contacts").get_data(as_text=True))
+    for url in ("/imports", "/imports/mapping?upload=x", "/imports/preview?upload=x", "/imports/1",
+                "/imports/1/undo"):
+        assert client.get(url).status_code == 403, url
+    for url in ("/imports", "/imports/mapping", "/imports/confirm", "/imports/discard", "/imports/1/undo"):
+        assert client.post(url, data={"csrf_token": token}).status_code == 403, url
+
+
+def test_a_file_over_the_limit_gets_a_clear_message(factory, database_url, tmp_path, people):
+    from web import create_app
+
+    app = create_app(make_settings(database_url, tmp_path / "small", imports={"max_upload_bytes": 4096}), factory)
+    client = app.test_client()
+    log_in(client)
+    for size in (5000, 200_000):  # over the import's limit; over it and the form's allowance (Werkzeug's 413)
+        response = upload(client, b"Vorname;Nachname\r\n" + b"x" * size)
+        assert response.status_code == 413
+        assert "larger than the 4 KB an import may have" in response.get_data(as_text=True)
+    response = upload(client, b"\x00\x01 not a table", "bild.xlsx")
+    assert response.status_code == 400 and "cannot be imported" in response.get_data(as_text=True)
+    assert counts(factory)[0] == 1
+
+
+def test_an_upload_is_the_uploaders_alone(app, factory, people):
+    first, second = app.test_client(), app.test_client()
+    log_in(first)
+    token = upload_token(upload(first, OUTLOOK_CSV))
+    log_in(second, OTHER)
+    page = second.get(f"/imports/mapping?upload={token}")
+    assert page.status_code == 302 and page.headers["Location"] == "/imports"
+    csrf = csrf_token(second.get("/imports").get_data(as_text=True))
+    assert second.get(f"/imports/preview?upload={token}").headers["Location"] == "/imports"
+    response = second.post("/imports/mapping", data={"upload": token, "col1": "first_name", "csrf_token": csrf})
+    assert response.headers["Location"] == "/imports"
+    response = second.post("/imports/confirm", data={"upload": token, "mapping": "null", "csrf_token": csrf})
+    assert response.headers["Location"] == "/imports"
+    assert counts(factory)[0] == 1
+    assert "Vorname" in first.get(f"/imports/mapping?upload={token}").get_data(as_text=True)  # still the owner's
