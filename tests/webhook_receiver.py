@@ -35,7 +35,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = Request(self.path, {k.lower(): v for k, v in self.headers.items()},
                                   self.rfile.read(length), time.time())
