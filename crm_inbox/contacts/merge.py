@@ -24,6 +24,7 @@ from crm_inbox.models import (
     ContactEmail,
     ContactPhone,
     InteractionContact,
+    Invoice,
     Opportunity,
     Order,
     Quote,
@@ -33,10 +34,10 @@ from crm_inbox.models import (
 
 # Every table that points at a contact besides its own addresses and numbers (which go with it) and the
 # timeline links (InteractionContact). Merging moves these rows to the survivor; erasure (privacy/) removes
-# them, or for quotes and orders keeps them detached (privacy/sales.py). A test fails when a new table
-# references contacts without being listed here.
-Reference = type[Ticket] | type[Call] | type[Reminder] | type[Opportunity] | type[Quote] | type[Order]
-CONTACT_REFERENCES: tuple[Reference, ...] = (Ticket, Call, Reminder, Opportunity, Quote, Order)
+# them, or keeps them detached: quotes and orders (privacy/sales.py), the ERP's invoices (privacy/invoices.py).
+# A test fails when a new table references contacts without being listed here.
+Reference = type[Ticket] | type[Call] | type[Reminder] | type[Opportunity] | type[Quote] | type[Order] | type[Invoice]
+CONTACT_REFERENCES: tuple[Reference, ...] = (Ticket, Call, Reminder, Opportunity, Quote, Order, Invoice)
 # Master data the survivor takes from the duplicate when it has none; the address only as a whole.
 _FILL = ("name", "company_id", "category", "owner_id", "salutation", "title", "language", "customer_number")
 _ADDRESS = ("street", "postcode", "city", "country")
