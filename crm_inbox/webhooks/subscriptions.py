@@ -14,6 +14,7 @@ from crm_inbox import audit
 from crm_inbox.config import Settings
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.events import add_deliveries, mark_written
+from crm_inbox.ids import MAX_ID
 from crm_inbox.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription, utcnow
 from crm_inbox.webhooks import signing, targets
 from crm_inbox.webhooks.catalogue import TEST_EVENT, clean_patterns
@@ -46,7 +47,7 @@ def _url(settings: Settings, value: object) -> str:
 
 
 def get(session: Session, subscription_id: int) -> WebhookSubscription:
-    sub = session.get(WebhookSubscription, subscription_id)
+    sub = session.get(WebhookSubscription, subscription_id) if subscription_id <= MAX_ID else None
     if sub is None:
         raise NotFound(f"no webhook subscription {subscription_id}")
     return sub
@@ -122,11 +123,13 @@ def deliveries(session: Session, subscription_id: int, limit: int = 50) -> list[
     return [DeliveryRow(delivery, event_type) for delivery, event_type in rows]
 
 
-def retry(session: Session, subscription_id: int, delivery_id: int, actor: int | None) -> WebhookDelivery:
-    """Pending now, whatever its state (a failed one, or a delivered one the receiver lost)."""
-    delivery = session.get(WebhookDelivery, delivery_id)
-    if delivery is None or delivery.subscription_id != subscription_id:
-        raise NotFound(f"no delivery {delivery_id} of webhook subscription {subscription_id}")
+def retry(session: Session, subscription_id: int | None, delivery_id: int, actor: int | None) -> WebhookDelivery:
+    """Pending now, whatever its state (a failed one, or a delivered one the receiver lost); NotFound when it
+    is not a delivery of ``subscription_id`` (None: of any)."""
+    delivery = session.get(WebhookDelivery, delivery_id) if delivery_id <= MAX_ID else None
+    if delivery is None or subscription_id not in (None, delivery.subscription_id):
+        raise NotFound(f"no webhook delivery {delivery_id}" + (f" of subscription {subscription_id}"
+                                                               if subscription_id else ""))
     session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(
         state=DeliveryState.PENDING, next_attempt_at=utcnow()))
     session.refresh(delivery)
