@@ -64,6 +64,9 @@ API_PERMISSIONS: dict[str, str] = {
     # data in and out: documents
     "addContactDocument": WRITE, "addCompanyDocument": WRITE, "patchDocument": WRITE, "deleteDocument": WRITE,
     # data in and out: webhook subscriptions
+    "listWebhookSubscriptions": ADMIN, "getWebhookSubscription": ADMIN, "listWebhookDeliveries": ADMIN,
+    "createWebhookSubscription": ADMIN, "patchWebhookSubscription": ADMIN, "deleteWebhookSubscription": ADMIN,
+    "rotateWebhookSecret": ADMIN, "retryWebhookDelivery": ADMIN, "testWebhookSubscription": ADMIN,
     # data in and out: ERP
     "erpPutCompany": WRITE, "erpPutContact": WRITE, "erpSync": WRITE, "erpPutInvoice": WRITE,
     "erpPostPayment": WRITE, "erpGetCompany": READ, "erpGetContact": READ, "erpGetInvoice": READ,
@@ -107,6 +110,9 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.contact_document_add": WRITE, "pages.company_document_add": WRITE, "pages.document_rename": WRITE,
     "pages.document_remove": WRITE,
     # data in and out: webhooks
+    "pages.webhooks": ADMIN, "pages.webhook_create": ADMIN, "pages.webhook": ADMIN, "pages.webhook_change": ADMIN,
+    "pages.webhook_rotate": ADMIN, "pages.webhook_delete": ADMIN, "pages.webhook_test": ADMIN,
+    "pages.webhook_retry": ADMIN,
     # data in and out: phone books
     "pages.phone_books": ADMIN, "pages.phone_book_create": ADMIN, "pages.phone_book_revoke": ADMIN,
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,
@@ -172,6 +178,7 @@ def world(factory, database_url, tmp_path) -> World:
         session.add(Contact(name="Zweite Kundin", tags=[], fields={}))
         session.flush()
         ids["companies"] = company.id
+        ids["webhook-subscriptions"] = ids["webhook-deliveries"] = 1  # none: a 404 when allowed (webhooks)
         ids["erp"] = 10001  # the ERP's paths take a customer or invoice number (data in and out: ERP)
         ids["documents"] = interaction.id  # a mail, not an upload: renaming or removing it is a 404 (data in and out)
         apply_event(session, settings, CallEvent("generic", "perm-1", "hangup", utcnow(), direction=Direction.IN,
@@ -298,6 +305,7 @@ _ARG_IDS = {"contact_id": "contacts", "company_id": "companies", "interaction_id
             "attachment_id": "attachments", "ticket_id": "tickets", "reminder_id": "reminders",
             "inbound_id": "inbound", "token_id": "token", "user_id": "users", "opportunity_id": "opportunities",
             "quote_id": "quotes", "order_id": "orders", "product_id": "products",
+            "subscription_id": "webhook-subscriptions", "delivery_id": "webhook-subscriptions",  # webhooks
             "batch_id": "contacts"}  # no import in the world: staff get a 404 for an import batch, still allowed
 
 

@@ -75,6 +75,93 @@ PATHS.update({
 
 # --- webhook subscriptions ---
 
+_WH_ERRORS = {"400": {"$ref": "#/components/responses/BadRequest"},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "403": {"$ref": "#/components/responses/Forbidden"}}
+_WH_404 = {"404": {"$ref": "#/components/responses/NotFound"}}
+_WH_409 = {"409": {"description": "The subscription is disabled (enable it first)",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+_WH_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+
+def _wh_json(name: str, description: str = "OK") -> dict[str, object]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+
+
+def _wh_list(name: str) -> dict[str, object]:
+    return {"description": "OK", "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{name}"}}}}}}}
+
+
+_wh_time = {"type": ["string", "null"], "format": "date-time"}
+SCHEMAS["WebhookSubscription"] = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "url": {"type": "string"},
+    "event_types": {"type": "array", "items": {"type": "string"},
+                    "description": "event types (contact.created) or patterns (company.*, *)"},
+    "description": {"type": ["string", "null"]}, "active": {"type": "boolean"},
+    "failing_since": {**_wh_time, "description": "the first failed attempt since the last 2xx"},
+    "disabled_at": {**_wh_time, "description": "set when it was disabled for failing too long"},
+    "disabled_reason": {"type": ["string", "null"]}, "created_at": _wh_time,
+    "secret": {"type": "string", "description": "whsec_…: in the answers to create and rotate-secret only"}}}
+SCHEMAS["WebhookSubscriptionInput"] = {"type": "object", "additionalProperties": False, "properties": {
+    "url": {"type": "string", "maxLength": 2000,
+            "description": "http(s); hosts on loopback, private or reserved networks are refused (400) unless "
+                           "[webhooks] allowed_private_networks allows them"},
+    "event_types": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    "description": {"type": ["string", "null"], "maxLength": 200},
+    "active": {"type": "boolean", "description": "PATCH only: true re-enables a disabled subscription"}}}
+SCHEMAS["WebhookDelivery"] = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "event_id": {"type": "integer"},
+    "webhook_id": {"type": "string", "description": "the webhook-id header, evt_<event id>; the same on retries"},
+    "event_type": {"type": ["string", "null"]},
+    "state": {"type": "string", "enum": ["pending", "delivered", "failed"]}, "attempts": {"type": "integer"},
+    "response_code": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
+    "last_attempt_at": _wh_time, "next_attempt_at": _wh_time, "delivered_at": _wh_time, "created_at": _wh_time}}
+_WH_BODY = {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/WebhookSubscriptionInput"}}}}
+PATHS.update({
+    "/webhook-subscriptions": {
+        "get": {"summary": "Webhook subscriptions (admin)", "operationId": "listWebhookSubscriptions",
+                "responses": {"200": _wh_list("WebhookSubscription"), **_WH_ERRORS}},
+        "post": {"summary": "Subscribe a URL to event types (admin); the answer carries the secret, shown once",
+                 "operationId": "createWebhookSubscription", "requestBody": _WH_BODY,
+                 "responses": {"201": _wh_json("WebhookSubscription", "Created"), **_WH_ERRORS}}},
+    "/webhook-subscriptions/{id}": {
+        "parameters": [_WH_ID],
+        "get": {"summary": "One webhook subscription (admin)", "operationId": "getWebhookSubscription",
+                "responses": {"200": _wh_json("WebhookSubscription"), **_WH_ERRORS, **_WH_404}},
+        "patch": {"summary": "Change URL, event types, description or active (admin)",
+                  "operationId": "patchWebhookSubscription", "requestBody": _WH_BODY,
+                  "responses": {"200": _wh_json("WebhookSubscription"), **_WH_ERRORS, **_WH_404}},
+        "delete": {"summary": "Delete a subscription and its deliveries (admin)",
+                   "operationId": "deleteWebhookSubscription",
+                   "responses": {"204": {"description": "Deleted"}, **_WH_ERRORS, **_WH_404}}},
+    "/webhook-subscriptions/{id}/rotate-secret": {
+        "parameters": [_WH_ID],
+        "post": {"summary": "A new secret at once; the old one stops working (admin)",
+                 "operationId": "rotateWebhookSecret",
+                 "responses": {"200": _wh_json("WebhookSubscription"), **_WH_ERRORS, **_WH_404}}},
+    "/webhook-subscriptions/{id}/deliveries": {
+        "parameters": [_WH_ID],
+        "get": {"summary": "The subscription's recent deliveries, newest first (admin)",
+                "operationId": "listWebhookDeliveries",
+                "parameters": [{"name": "limit", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+                "responses": {"200": _wh_list("WebhookDelivery"), **_WH_ERRORS, **_WH_404}}},
+    "/webhook-deliveries/{id}/retry": {
+        "parameters": [_WH_ID],
+        "post": {"summary": "Send a delivery again now, whatever its state (admin)",
+                 "operationId": "retryWebhookDelivery",
+                 "responses": {"200": _wh_json("WebhookDelivery"), **_WH_ERRORS, **_WH_404}}},
+    "/webhook-subscriptions/{id}/test": {
+        "parameters": [_WH_ID],
+        "post": {"summary": "Send a webhook.test event to this subscription only (admin)",
+                 "operationId": "testWebhookSubscription",
+                 "responses": {"202": _wh_json("WebhookDelivery", "Queued"), **_WH_ERRORS, **_WH_404,
+                               **_WH_409}}},
+})
+
 # --- ERP ---
 
 _ERP_ERRORS = {"400": {"$ref": "#/components/responses/BadRequest"},
