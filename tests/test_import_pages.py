@@ -31,6 +31,7 @@ OUTLOOK_CSV = (
     "Herr;Jörg;Weiß;Weiß & Söhne KG;joerg.weiss@weiss-soehne.de;089 555123;;Fußball\r\n"
     "Frau;Petra;Köhler;;petra.koehler@web.de;;;\r\n"
     "Herr;;;;keine-adresse;;;\r\n"
+    "Frau;Anna;Schmidt;Bäckerei Schmidt;anna@baeckerei-schmidt.de;;;\r\n"
 ).encode("cp1252")
 
 
@@ -84,7 +85,7 @@ def claus_now(factory, ident: int) -> tuple[str | None, list[str]]:  # type: ign
         return claus.fields.get("Position"), sorted(p.e164 or p.raw for p in claus.phones)
 
 
-def test_upload_map_preview_import_and_undo(client, factory, people):
+def test_upload_map_preview_import_and_undo(client, factory, people, monkeypatch):
     log_in(client)
     assert 'href="/imports"' in client.get("/contacts").get_data(as_text=True)  # in the navigation
     before = counts(factory)
@@ -110,7 +111,12 @@ def test_upload_map_preview_import_and_undo(client, factory, people):
     assert claus_row and "Phone" in claus_row.group(0)  # … and which fields
     assert preview.count('<tr class="action-new">') == 3
     assert re.search(r'<tr class="action-error">\s*<td class="number">6</td>', preview)  # the row as Excel counts
+    assert "duplicate of row 3 (same e-mail address)" in preview  # Anna twice in the file
     assert counts(factory) == before and claus_now(factory, people["claus"]) == claus_before  # nothing written
+    monkeypatch.setattr("web.pages.imports.PREVIEW_ROWS", 2)
+    new_only = client.get(f"/imports/preview?upload={token}&show=new").get_data(as_text=True)
+    assert new_only.count('<tr class="action-new">') == 2 and "1 more row is not shown here." in new_only
+    monkeypatch.undo()
     errors_only = client.get(f"/imports/preview?upload={token}&show=error").get_data(as_text=True)
     assert '<tr class="action-error">' in errors_only and '<tr class="action-new">' not in errors_only
 
@@ -120,15 +126,20 @@ def test_upload_map_preview_import_and_undo(client, factory, people):
                                                      "csrf_token": csrf_token(preview)})
     assert response.status_code == 302 and re.fullmatch(r"/imports/\d+", response.headers["Location"])
     batch_page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Imported: 3 new, 1 updated" in batch_page and "Kontakte.CSV" in batch_page
+    assert "<strong>3</strong> new contacts" in batch_page and "<strong>1</strong> updated contact<" in batch_page
+    assert "Kontakte.CSV" in batch_page
     assert "Free field: Hobby" in batch_page  # the mapping used
     assert counts(factory)[0] == before[0] + 3
     assert claus_now(factory, people["claus"]) != claus_before
     # the upload is gone with the import: a second click imports nothing twice
     again = client.post("/imports/confirm", data={"upload": token, "mapping": "{}", "csrf_token": csrf_token(preview)})
     assert again.status_code == 302 and again.headers["Location"] == "/imports"
-    assert "Outlook (Test)" in client.get(f"/imports/mapping?upload={upload_token(upload(client, OUTLOOK_CSV))}"
-                                          ).get_data(as_text=True)  # the saved mapping is offered
+    second = upload_token(upload(client, OUTLOOK_CSV))
+    offered = re.search(r'<option value="(\d+)" >Outlook \(Test\)</option>',
+                        client.get(f"/imports/mapping?upload={second}").get_data(as_text=True))
+    assert offered  # the saved mapping is offered, and applying it brings back the free field
+    assert selected(client.get(f"/imports/mapping?upload={second}&saved={offered.group(1)}")
+                    .get_data(as_text=True))["Hobby"] == "field:Hobby"
 
     batch_id = int(response.headers["Location"].rsplit("/", 1)[1])
     listing = client.get("/imports").get_data(as_text=True)
@@ -137,7 +148,8 @@ def test_upload_map_preview_import_and_undo(client, factory, people):
     assert counts(factory)[0] == before[0] + 3  # asking is not undoing
     undone = client.post(f"/imports/{batch_id}/undo", data={"csrf_token": csrf_token(confirm)}, follow_redirects=True)
     # three people and the two companies new to the CRM are removed; Claus and his company get their old values
-    assert re.search(r"Import undone: 5 records removed, \d+ restored", undone.get_data(as_text=True))
+    assert re.search(r"Import undone. Removed: 5; given back their values from before: \d+",
+                     undone.get_data(as_text=True))
     assert counts(factory) == before and claus_now(factory, people["claus"]) == claus_before
     with unit_of_work(factory) as session:
         assert session.get_one(ImportBatch, batch_id).state.value == "undone"

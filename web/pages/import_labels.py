@@ -4,8 +4,10 @@ row would do, and the counts. Marked here, translated where shown (a key the lis
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from web.i18n import N_
 
@@ -23,14 +25,20 @@ TARGET_LABELS = {
     "emails": N_("e-mail addresses"), "phones": N_("phone numbers"), "fields": N_("free fields"),
     "domain": N_("Domain"),
 }
-ACTION_LABELS = {"new": N_("new"), "update": N_("updates"), "unchanged": N_("unchanged"),
-                 "duplicate": N_("duplicate"), "error": N_("error")}
+ACTION_LABELS = {"new": N_("new"), "update": N_("updates"), "unchanged": N_("unchanged")}
 # The filter links above the preview: the action and the heading of its count.
 FILTER_LABELS = {"new": N_("New"), "update": N_("Updates"), "unchanged": N_("Unchanged"),
                  "duplicate": N_("Duplicates"), "error": N_("Errors")}
-COUNT_LABELS = {"new": N_("new contacts"), "update": N_("updated contacts"), "unchanged": N_("unchanged"),
-                "duplicate": N_("duplicates"), "error": N_("errors"), "companies_new": N_("new companies"),
-                "companies_update": N_("updated companies")}
+# After the count (shown apart, in bold): "3 new contacts", "1 error".
+COUNT_TEXTS: dict[str, Callable[[int], str]] = {
+    "new": lambda n: ngettext("new contact", "new contacts", n),
+    "update": lambda n: ngettext("updated contact", "updated contacts", n),
+    "unchanged": lambda n: ngettext("unchanged contact", "unchanged contacts", n),
+    "duplicate": lambda n: ngettext("duplicate row", "duplicate rows", n),
+    "error": lambda n: ngettext("row with an error", "rows with errors", n),
+    "companies_new": lambda n: ngettext("new company", "new companies", n),
+    "companies_update": lambda n: ngettext("updated company", "updated companies", n),
+}
 STATE_LABELS = {"done": N_("imported"), "undone": N_("undone")}
 
 
@@ -66,5 +74,5 @@ def labels() -> dict[str, object]:
     return {"target_label": target_label, "duplicate_of": duplicate_of,
             "action_label": lambda key: _(ACTION_LABELS[key]) if key in ACTION_LABELS else key,
             "filter_label": lambda key: _(FILTER_LABELS[key]) if key in FILTER_LABELS else key,
-            "count_label": lambda key: _(COUNT_LABELS[key]) if key in COUNT_LABELS else key,
+            "count_label": lambda key, n: COUNT_TEXTS[key](n) if key in COUNT_TEXTS else key,
             "state_label": lambda key: _(STATE_LABELS[key]) if key in STATE_LABELS else key}

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.imports.mapping import TARGETS, Mapping, check_mapping, save_mapping, saved_mappings, suggest_mapping
 from crm_inbox.imports.readers import Table, read_table
-from crm_inbox.imports.service import ImportResult, list_batches, preview_import, run_import, undo_import
+from crm_inbox.imports.service import list_batches, preview_import, run_import, undo_import
 from crm_inbox.models import ImportBatch, ImportChange, ImportMapping, ImportState, StaffRole, StaffUser
 from web.auth import current_user, editor_id
 from web.pages import import_uploads
@@ -265,17 +265,10 @@ def import_confirm() -> BaseResponse:
         import_uploads.release(upload)
         raise
     import_uploads.discard(upload)
-    flash(_summary(result))
+    flash(_("Imported %(file)s: the counts are below; the import can be undone as a whole.", file=upload.filename))
     if result.batch_id is None:
         return redirect(url_for("pages.imports"))
     return redirect(url_for("pages.import_batch", batch_id=result.batch_id))
-
-
-def _summary(result: ImportResult) -> str:
-    c = result.counts
-    return _("Imported: %(new)d new, %(update)d updated, %(unchanged)d unchanged, %(duplicate)d duplicates, "
-             "%(error)d errors.", new=c.get("new", 0), update=c.get("update", 0), unchanged=c.get("unchanged", 0),
-             duplicate=c.get("duplicate", 0), error=c.get("error", 0))
 
 
 # --- one import, and undoing it ------------------------------------------------------------------------------
@@ -317,6 +310,6 @@ def import_undo(batch_id: int) -> BaseResponse:
         log.info("import undo refused: %s", exc)
         flash(_("Not undone: this import was undone already."))
         return redirect(url_for("pages.import_batch", batch_id=batch_id))
-    flash(_("Import undone: %(removed)d records removed, %(restored)d restored to their values before.",
+    flash(_("Import undone. Removed: %(removed)d; given back their values from before: %(restored)d.",
             removed=done.get("removed", 0), restored=done.get("restored", 0)))
     return redirect(url_for("pages.import_batch", batch_id=batch_id))
