@@ -230,3 +230,76 @@ def test_retry_and_test_send(factory, local):
         subs.delete(session, sub_id, actor=None)
     assert deliveries(factory) == []
     assert json.loads(receiver.requests[0].body)["id"] == str(test.event_id)
+
+
+PUBLIC_URL = "http://93.184.216.34/hooks/crm"  # a public address (no DNS needed); nothing is sent in these tests
+
+
+def test_the_api_subscribes_shows_the_secret_once_and_manages_deliveries(client, auth):
+    api = "/api/v1/webhook-subscriptions"
+    refused = client.post(api, json={"url": "http://192.168.1.20/hook", "event_types": ["*"]}, headers=auth)
+    assert refused.status_code == 400 and refused.json["error"]["field"] == "url"
+    assert "allowed_private_networks" in refused.json["error"]["message"]
+    created = client.post(api, json={"url": PUBLIC_URL, "event_types": ["contact.created", "company.*"],
+                                     "description": "ERP"}, headers=auth)
+    assert created.status_code == 201 and created.json["secret"].startswith("whsec_")
+    sub = created.json["id"]
+    shown = client.get(f"{api}/{sub}", headers=auth).json
+    assert "secret" not in shown and shown["event_types"] == ["contact.created", "company.*"]
+    assert "secret" not in client.get(api, headers=auth).json["items"][0]
+    bad = client.patch(f"{api}/{sub}", json={"event_types": ["contact.exploded"]}, headers=auth)
+    assert bad.status_code == 400 and bad.json["error"]["field"] == "event_types"
+    assert client.patch(f"{api}/{sub}", json={"active": False}, headers=auth).json["active"] is False
+    assert client.post(f"{api}/{sub}/test", headers=auth).status_code == 409
+    client.patch(f"{api}/{sub}", json={"active": True}, headers=auth)
+    test = client.post(f"{api}/{sub}/test", headers=auth)
+    assert test.status_code == 202 and test.json["event_type"] == "webhook.test"
+    [listed] = client.get(f"{api}/{sub}/deliveries", headers=auth).json["items"]
+    assert listed["webhook_id"] == test.json["webhook_id"] and listed["state"] == "pending"
+    assert client.post(f"/api/v1/webhook-deliveries/{listed['id']}/retry", headers=auth).json["state"] == "pending"
+    rotated = client.post(f"{api}/{sub}/rotate-secret", headers=auth).json["secret"]
+    assert rotated != created.json["secret"]
+    assert client.delete(f"{api}/{sub}", headers=auth).status_code == 204
+    assert client.get(f"{api}/{sub}", headers=auth).status_code == 404
+    assert client.post(f"/api/v1/webhook-deliveries/{listed['id']}/retry", headers=auth).status_code == 404
+
+
+def test_the_admin_page_subscribes_shows_the_secret_once_and_the_deliveries(client, factory):
+    from crm_inbox.staff.service import add_staff
+    from tests.test_pages import PASSWORD, csrf_token, log_in
+
+    with unit_of_work(factory) as session:
+        add_staff(session, "admin@beispiel-firma.de", "Ada Admin", "admin", password=PASSWORD)
+    log_in(client, "admin@beispiel-firma.de")
+    page = client.get("/admin/webhooks").get_data(as_text=True)
+    assert 'href="/admin/webhooks"' in page  # the nav link
+    token = csrf_token(page)
+    refused = client.post("/admin/webhooks", data={"csrf_token": token, "url": "http://10.0.0.5/",
+                                                   "event_types": ["order.created"]})
+    assert refused.status_code == 400 and "10.0.0.5" in refused.get_data(as_text=True)
+    created = client.post("/admin/webhooks", data={"csrf_token": token, "url": PUBLIC_URL, "patterns": "company.*",
+                                                   "event_types": ["order.created", "contact.merged"]})
+    with factory() as session:
+        sub = session.execute(select(WebhookSubscription)).scalar_one()
+    assert created.status_code == 200 and sub.secret in created.get_data(as_text=True)
+    assert sub.event_types == ["order.created", "contact.merged", "company.*"]
+    detail = client.get(f"/admin/webhooks/{sub.id}").get_data(as_text=True)
+    assert sub.secret not in detail and 'value="company.*"' in detail
+    client.post(f"/admin/webhooks/{sub.id}/test", data={"csrf_token": token})
+    detail = client.get(f"/admin/webhooks/{sub.id}").get_data(as_text=True)
+    assert "webhook.test" in detail and f"evt_{deliveries(factory)[0].event_id}" in detail
+    with unit_of_work(factory) as session:  # as the runner does after failing for disable_after_hours
+        row = session.get_one(WebhookSubscription, sub.id)
+        row.active, row.disabled_at, row.disabled_reason = False, utcnow(), "no successful delivery since …"
+    assert "no successful delivery since …" in client.get("/admin/webhooks").get_data(as_text=True)
+    saved = client.post(f"/admin/webhooks/{sub.id}", data={"csrf_token": token, "url": PUBLIC_URL, "active": "on",
+                                                          "event_types": ["order.created"]})
+    assert saved.status_code == 302
+    with factory() as session:
+        row = session.get_one(WebhookSubscription, sub.id)
+        assert row.active and row.disabled_at is None and row.event_types == ["order.created"]
+    rotated = client.post(f"/admin/webhooks/{sub.id}/rotate", data={"csrf_token": token}).get_data(as_text=True)
+    with factory() as session:
+        assert session.get_one(WebhookSubscription, sub.id).secret in rotated
+    assert client.post(f"/admin/webhooks/{sub.id}/delete", data={"csrf_token": token}).status_code == 302
+    assert client.get(f"/admin/webhooks/{sub.id}").status_code == 404
