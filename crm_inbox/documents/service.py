@@ -12,7 +12,8 @@ import mimetypes
 import re
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, load_only
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
@@ -20,7 +21,7 @@ from crm_inbox.documents import storage
 from crm_inbox.errors import NotFound, ValidationError
 from crm_inbox.ids import MAX_ID
 from crm_inbox.mail.attachments import safe_filename
-from crm_inbox.models import Company, Contact, Direction, Interaction, InteractionKind, utcnow
+from crm_inbox.models import Attachment, Company, Contact, Direction, Interaction, InteractionKind, utcnow
 from crm_inbox.text import single_line
 from crm_inbox.timeline.service import record_interaction
 
@@ -41,6 +42,14 @@ def document_or_404(session: Session, interaction_id: int) -> Interaction:
         raise NotFound(f"no document {interaction_id}")
     assert item is not None
     return item
+
+
+def document_file(session: Session, item: Interaction) -> Attachment:
+    """The document's file without its bytes (a document kept in the database may have 25 MB)."""
+    return session.execute(select(Attachment).where(Attachment.interaction_id == item.id).order_by(Attachment.id)
+                           .options(load_only(Attachment.id, Attachment.filename, Attachment.content_type,
+                                              Attachment.size, Attachment.sha256, Attachment.stored_file))
+                           ).scalars().one()
 
 
 def megabytes(size: int) -> str:
@@ -131,7 +140,7 @@ def rename_document(session: Session, item: Interaction, title: Any = None, file
     "document.rename" with both names when something changed; returns what changed."""
     if not is_document(item):
         raise NotFound(f"no document {item.id}")
-    attachment = item.attachments[0]
+    attachment = document_file(session, item)
     changes: dict[str, Any] = {}
     if filename is not None:
         if not single_line(_text("filename", filename)):
@@ -155,9 +164,13 @@ def remove_document(session: Session, settings: Settings, item: Interaction, act
     Audited "document.remove" with what it was."""
     if not is_document(item):
         raise NotFound(f"no document {item.id}")
-    files = [{"filename": a.filename, "size": a.size, "sha256": a.sha256} for a in item.attachments]
-    storage.delete(session, settings, item.attachments)
+    attachment = document_file(session, item)
+    storage.delete(session, settings, [attachment])
     audit.record(session, actor, "document.remove", "interaction", item.id, {
-        "title": item.subject, "contact_ids": item.contact_ids, "company_id": item.company_id, "files": files})
-    session.delete(item)
-    session.flush()
+        "title": item.subject, "contact_ids": item.contact_ids, "company_id": item.company_id,
+        "files": [{"filename": attachment.filename, "size": attachment.size, "sha256": attachment.sha256}]})
+    # In SQL, not through the ORM's cascade (which would read the file's bytes first); the database deletes the
+    # attachment, the links and the staff links with it (ON DELETE CASCADE).
+    session.execute(delete(Interaction).where(Interaction.id == item.id))
+    session.expunge(item)
+    session.expunge(attachment)

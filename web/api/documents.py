@@ -8,7 +8,13 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from crm_inbox.documents.service import add_document, document_or_404, remove_document, rename_document
+from crm_inbox.documents.service import (
+    add_document,
+    document_file,
+    document_or_404,
+    remove_document,
+    rename_document,
+)
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Company, Contact, Interaction
 from web.api import serialize as ser
@@ -31,11 +37,11 @@ def _upload_limit(endpoint: str | None, _values: dict[str, Any] | None) -> None:
 
 
 def document_json(item: Interaction) -> dict[str, Any]:
-    attachment = item.attachments[0] if item.attachments else None
+    attachment = document_file(db(), item)
     return {"id": item.id, "title": item.subject, "note": item.text,
             "contact_id": item.contact_ids[0] if item.contact_ids else None, "company_id": item.company_id,
             "created_at": ser.when(item.occurred_at), "created_by_id": item.created_by_id,
-            "file": ser.attachment(attachment) if attachment is not None else None,
+            "file": ser.attachment(attachment),
             "url": f"/api/v1/interactions/{item.id}"}
 
 
