@@ -12,13 +12,13 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-import vobject
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from crm_inbox import vcards
 from crm_inbox.contacts.csv_export import csv_text, neutralise
-from crm_inbox.exports.tables import NUMBER_COLUMNS, Sheet
-from crm_inbox.models import Company, Contact
+from crm_inbox.exports.tables import NUMBER_COLUMNS, Person, Sheet
+from crm_inbox.models import Company
 
 MIMETYPES = {"csv": "text/csv; charset=utf-8",
              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -72,52 +72,40 @@ def split_name(name: str) -> tuple[str, str]:
     return (words[-1], " ".join(words[:-1])) if words else ("", "")
 
 
-def _add(card: Any, name: str, value: Any, kind: str | None = None) -> None:
-    line = card.add(name)
-    line.value = value
-    if kind:
-        line.type_param = kind
+def _address_line(street: str | None, postcode: str | None, city: str | None,
+                  country: str | None) -> list[tuple[str, str]]:
+    if not (street or postcode or city or country):
+        return []
+    # ADR: post office box; extended address; street; locality; region; postal code; country
+    return [("ADR;TYPE=WORK", vcards.structured(["", "", street or "", city or "", "", postcode or "",
+                                                  country or ""]))]
 
 
-def _address(card: Any, street: str | None, postcode: str | None, city: str | None,
-             country: str | None) -> None:
-    if street or postcode or city or country:
-        _add(card, "adr", vobject.vcard.Address(street=street or "", city=city or "", code=postcode or "",
-                                                country=country or ""), "WORK")
+def _categories(tags: list[str] | None) -> list[tuple[str, str]]:
+    return [("CATEGORIES", ",".join(vcards.escape(t) for t in tags))] if tags else []
 
 
-def contact_card(contact: Contact) -> str:
-    card = vobject.vCard()
-    _add(card, "uid", f"crm-inbox-contact-{contact.id}")
-    _add(card, "fn", contact.display_name)
-    family, given = split_name(contact.name or "")
-    _add(card, "n", vobject.vcard.Name(family=family, given=given, prefix=contact.title or ""))
-    if contact.company:
-        _add(card, "org", [contact.company.name])
-    for email in contact.emails:
-        _add(card, "email", email.email, "INTERNET")
-    for phone in contact.phones:
-        _add(card, "tel", phone.raw, phone_type(phone.label))
-    _address(card, contact.street, contact.postcode, contact.city, contact.country)
-    if contact.tags:
-        _add(card, "categories", list(contact.tags))
-    return str(card.serialize())
+def contact_card(person: Person) -> str:
+    r = person.row
+    name = r.name or (person.emails[0] if person.emails else f"Contact {r.id}")  # Contact.display_name
+    family, given = split_name(r.name or "")
+    lines = [("UID", f"crm-inbox-contact-{r.id}"), ("FN", vcards.escape(name)),
+             ("N", vcards.structured([family, given, "", r.title or "", ""]))]
+    if r.company:
+        lines.append(("ORG", vcards.escape(r.company)))
+    lines += [("EMAIL;TYPE=INTERNET", vcards.escape(email)) for email in person.emails]
+    lines += [(f"TEL;TYPE={phone_type(label)}", vcards.escape(raw)) for raw, label in person.phones]
+    lines += _address_line(r.street, r.postcode, r.city, r.country) + _categories(r.tags)
+    return vcards.card(lines)
 
 
 def company_card(company: Company) -> str:
     """A card for the company itself: ORG and no person (N empty; Apple's X-ABShowAs shows it as a company)."""
-    card = vobject.vCard()
-    _add(card, "uid", f"crm-inbox-company-{company.id}")
-    _add(card, "fn", company.name)
-    _add(card, "n", vobject.vcard.Name())
-    _add(card, "org", [company.name])
-    _add(card, "x-abshowas", "COMPANY")
-    for phone in company.phones:
-        _add(card, "tel", phone.raw, phone_type(phone.label))
-    _address(card, company.street, company.postcode, company.city, company.country)
-    if company.tags:
-        _add(card, "categories", list(company.tags))
-    return str(card.serialize())
+    lines = [("UID", f"crm-inbox-company-{company.id}"), ("FN", vcards.escape(company.name)), ("N", ";;;;"),
+             ("ORG", vcards.escape(company.name)), ("X-ABShowAs", "COMPANY")]
+    lines += [(f"TEL;TYPE={phone_type(p.label)}", vcards.escape(p.raw)) for p in company.phones]
+    lines += _address_line(company.street, company.postcode, company.city, company.country)
+    return vcards.card(lines + _categories(company.tags))
 
 
 def vcard_bytes(cards: Iterable[str]) -> bytes:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from crm_inbox import audit
 from crm_inbox.errors import ValidationError
 from crm_inbox.exports import formats, tables
-from crm_inbox.exports.tables import companies_in_chunks, contacts_in_chunks
+from crm_inbox.exports.tables import companies_in_chunks, people_in_chunks
 
 KINDS = {"contacts": "contact", "companies": "company"}  # export → the audit log's object type
 
@@ -45,7 +45,7 @@ def export(session: Session, kind: str, file_format: str | None, matches: Column
     ids = tables.contact_ids(session, matches) if people else tables.company_ids(session, matches)
     if file_format == "vcf":
         if people:
-            cards = [formats.contact_card(c) for chunk in contacts_in_chunks(session, ids) for c in chunk]
+            cards = [formats.contact_card(c) for chunk in people_in_chunks(session, ids) for c in chunk]
         else:
             cards = [formats.company_card(c) for chunk in companies_in_chunks(session, ids) for c in chunk]
         content, count = formats.vcard_bytes(cards), len(cards)

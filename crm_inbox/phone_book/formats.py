@@ -16,8 +16,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-import vobject
-
+from crm_inbox import vcards
 from crm_inbox.phone_book.queries import Entry
 
 FORMATS = {"yealink.xml": "application/xml", "grandstream.xml": "application/xml", "snom.xml": "application/xml",
@@ -95,16 +94,11 @@ def fritzbox_xml(entries: Sequence[Entry], name: str = "CRM") -> bytes:
 
 
 def phone_book_vcard(entries: Sequence[Entry]) -> bytes:
-    cards = []
-    for entry in entries:
-        card = vobject.vCard()
-        card.add("fn").value = _NOT_XML.sub("", entry.display)
-        card.add("n").value = vobject.vcard.Name(family=entry.family or entry.name, given=entry.given)
-        for number in entry.numbers:
-            tel = card.add("tel")
-            tel.value = number.number
-            tel.type_param = {"work": "WORK", "mobile": "CELL", "home": "HOME"}[number.kind]
-        cards.append(str(card.serialize()))
+    types = {"work": "WORK", "mobile": "CELL", "home": "HOME"}
+    cards = [vcards.card([("FN", vcards.escape(entry.display)),
+                          ("N", vcards.structured([entry.family or entry.name, entry.given, "", "", ""])),
+                          *((f"TEL;TYPE={types[n.kind]}", vcards.escape(n.number)) for n in entry.numbers)])
+             for entry in entries]
     return "".join(cards).encode("utf-8")
 
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from crm_inbox.contacts.listing import name_order
 from crm_inbox.models import Company, CompanyPhone, Contact, ContactPhone
@@ -51,11 +51,11 @@ def dialable(e164: str | None, raw: str) -> str:
     return digits if any(ch.isdigit() for ch in digits) else ""
 
 
-def _numbers(phones: list[ContactPhone] | list[CompanyPhone]) -> tuple[Number, ...]:
+def _numbers(phones: list[tuple[str | None, str, str | None]]) -> tuple[Number, ...]:
     seen: set[str] = set()
     out = []
-    for phone in phones:
-        kind, number = number_kind(phone.label), dialable(phone.e164, phone.raw)
+    for e164, raw, label in phones:
+        kind, number = number_kind(label), dialable(e164, raw)
         if number and kind != "fax" and number not in seen:  # nobody calls a fax from a desk phone
             seen.add(number)
             out.append(Number(number, kind))
@@ -72,23 +72,28 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def phone_book_entries(session: Session) -> list[Entry]:
-    """Everybody with a name and a number, people and companies together, in dictionary order."""
+    """Everybody with a name and a number, people and companies together, in dictionary order. Two plain
+    queries (no ORM objects): a phone fetches this for 100,000 contacts too."""
+    people: dict[int, tuple[str, str, list[tuple[str | None, str, str | None]]]] = {}
+    for contact_id, name, company, e164, raw, label in session.execute(
+            select(Contact.id, Contact.name, Company.name, ContactPhone.e164, ContactPhone.raw, ContactPhone.label)
+            .join(ContactPhone, ContactPhone.contact_id == Contact.id)
+            .outerjoin(Company, Contact.company_id == Company.id)
+            .where(Contact.name.is_not(None)).order_by(Contact.id, ContactPhone.id)):
+        people.setdefault(contact_id, (name or "", company or "", []))[2].append((e164, raw, label))
+    firms: dict[int, tuple[str, list[tuple[str | None, str, str | None]]]] = {}
+    for company_id, name, e164, raw, label in session.execute(
+            select(Company.id, Company.name, CompanyPhone.e164, CompanyPhone.raw, CompanyPhone.label)
+            .join(CompanyPhone, CompanyPhone.company_id == Company.id).order_by(Company.id, CompanyPhone.id)):
+        firms.setdefault(company_id, (name, []))[1].append((e164, raw, label))
     entries: list[tuple[tuple[bool, str, str, int], Entry]] = []
-    people = session.execute(select(Contact).where(
-        Contact.name.is_not(None), Contact.id.in_(select(ContactPhone.contact_id)))
-        .options(selectinload(Contact.phones), selectinload(Contact.company))).scalars()
-    for contact in people:
-        name = " ".join((contact.name or "").split())
-        numbers = _numbers(contact.phones)
+    for contact_id, (raw_name, company, phones) in people.items():
+        name, numbers = " ".join(raw_name.split()), _numbers(phones)
         if name and numbers:
             given, family = split_name(name)
-            entry = Entry(name, contact.company.name if contact.company else "", numbers, given, family)
-            entries.append((name_order(name, contact.id), entry))
-    firms = session.execute(select(Company).where(Company.id.in_(select(CompanyPhone.company_id)))
-                            .options(selectinload(Company.phones))).scalars()
-    for company in firms:
-        name = " ".join(company.name.split())
-        numbers = _numbers(company.phones)
+            entries.append((name_order(name, contact_id), Entry(name, company, numbers, given, family)))
+    for company_id, (raw_name, phones) in firms.items():
+        name, numbers = " ".join(raw_name.split()), _numbers(phones)
         if name and numbers:
-            entries.append((name_order(name, -company.id), Entry(name, "", numbers, "", name)))
+            entries.append((name_order(name, -company_id), Entry(name, "", numbers, "", name)))
     return [entry for _key, entry in sorted(entries, key=lambda pair: pair[0])]
