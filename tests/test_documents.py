@@ -106,6 +106,10 @@ def test_a_document_filed_on_the_persons_page_shows_on_both_timelines_and_downlo
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_bytes() == PDF
     else:
         assert stored == (None, PDF) and files_on_disk(settings) == []
+    listed = client.get(f"/api/v1/contacts/{world['person']}/timeline?kind=document",
+                        headers=world["tokens"]["readonly"]).json["items"]
+    assert [(i["subject"], i["attachments"][0]["filename"]) for i in listed] == [("Wartungsvertrag",
+                                                                                 "Wartungsvertrag 2027.pdf")]
     download = client.get(f"/attachments/{att.id}")
     assert download.data == PDF
     assert download.headers["Content-Disposition"].startswith("attachment;")
