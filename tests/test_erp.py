@@ -174,6 +174,8 @@ def test_erp_round_trip_invoice_with_pdf_on_the_timeline_and_payments(
                       headers=auth).status_code == 400
     assert client.put(f"{API}/erp/invoices/RE-2026-0043", json={**invoice, "customer_number": "nobody"},
                       headers=auth).status_code == 400
+    client.post(f"{API}/contacts", json={"name": "Klara Doppelt", "customer_number": "20001"}, headers=auth)
+    assert client.put(f"{API}/erp/invoices/RE-2026-0043", json=invoice, headers=auth).status_code == 409
 
 
 def test_overdue_invoices_make_a_debtor_with_a_banner_in_german(client: Any, auth: dict[str, str],
@@ -187,8 +189,9 @@ def test_overdue_invoices_make_a_debtor_with_a_banner_in_german(client: Any, aut
     with unit_of_work(factory) as session:
         add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
         firm = create_company(session, CompanyChanges(name="Müller GmbH", customer_number="10001"), "DE", None)
-        klara = create_contact(session, ContactChanges(name="Klara Müller", company_id=firm.id, role="customer"),
-                               "DE", None)
+        # She carries her company's number (imported so): the invoices to 10001 are the company's.
+        klara = create_contact(session, ContactChanges(name="Klara Müller", company_id=firm.id, role="customer",
+                                                       customer_number="10001"), "DE", None)
         late = today - timedelta(days=20)
         for number, gross, status, due in (("RE-1", "1000.00", "open", today - timedelta(days=5)),
                                            ("RE-2", "234.00", "overdue", today + timedelta(days=3)),

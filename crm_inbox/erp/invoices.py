@@ -80,11 +80,13 @@ def _status(value: str) -> InvoiceStatus:
 
 
 def customer(session: Session, number: str) -> tuple[Contact | None, Company | None]:
-    """Who the ERP bills under ``number``: a company, or a person (with their company). Nobody, or more than
-    one record with it, is refused: an invoice is never put on the wrong customer."""
+    """Who the ERP bills under ``number``: a company, or a person (with their company). People of a company
+    may carry its number too (an address book imported with the "Kundennummer" column): then it is the
+    company's. Nobody, or records the number cannot tell apart, is refused: never the wrong customer."""
     companies = session.execute(select(Company).where(Company.customer_number == number).limit(2)).scalars().all()
-    people = session.execute(select(Contact).where(Contact.customer_number == number).limit(2)).scalars().all()
-    if len(companies) + len(people) > 1:
+    people = session.execute(select(Contact).where(Contact.customer_number == number).limit(50)).scalars().all()
+    if len(companies) > 1 or (not companies and len(people) > 1) or (
+            companies and any(p.company_id != companies[0].id for p in people)):
         raise Conflict(f"several customers have customer number {number}: merge them in the CRM first")
     if companies:
         return None, companies[0]
