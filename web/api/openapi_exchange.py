@@ -315,3 +315,8 @@ openapi_sales.PATHS["/orders"]["get"]["parameters"] = [
                     "once it is a minute old, so none committed late is skipped"},
     {"name": "since_id", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0},
      "description": "with since: the last order id seen at that time (ties)"}]
+_ORDERS_JSON = openapi_sales.PATHS["/orders"]["get"]["responses"]["200"]["content"]["application/json"]
+_ORDERS_JSON["schema"] = {**_ORDERS_JSON["schema"], "properties": {
+    **_ORDERS_JSON["schema"]["properties"],
+    "next_since": {"type": "string", "format": "date-time", "description": "with since: the cursor to ask with next"},
+    "next_since_id": {"type": "integer", "description": "with since: the id to ask with next"}}}
