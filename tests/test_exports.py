@@ -118,3 +118,29 @@ def test_companies_over_the_api_and_on_the_page(client, factory, people):
     assert [(kind, d["format"], d["count"]) for kind, d in exports(factory)] == [
         ("company", "xlsx", 1), ("company", "vcf", 2), ("company", "csv", 1)]
     assert exports(factory)[0][1]["query"] == {"format": "xlsx", "q": "müller"}
+
+
+def test_the_export_has_the_contact_csv_columns_and_writes_cards_any_vcard_reader_takes(factory, people):
+    from crm_inbox.contacts.csv_export import contacts_csv
+    from crm_inbox.exports import tables
+    from crm_inbox.vcards import card, escape, structured
+
+    with unit_of_work(factory) as session:
+        ids = tables.contact_ids(session, None)
+        sheet = tables.contact_sheet(session, ids)
+        contacts = [session.get_one(Contact, i) for i in ids]
+        legacy = list(csv.reader(io.StringIO(contacts_csv(contacts)[1:])))
+    exported = list(csv.reader(io.StringIO(csv_bytes_of(sheet)[1:])))
+    assert [row[:len(legacy[0])] for row in exported] == legacy  # the same columns, cell for cell
+
+    name = "Müller-Lüdenscheidt, Dr.; " + "Ä" * 60 + "\nzweite Zeile"
+    text = card([("FN", escape(name)), ("N", structured(["Müller; Söhne", "Anna", "", "", ""]))])
+    assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
+    [parsed] = vobject.readComponents(text)
+    assert parsed.fn.value == name and parsed.n.value.family == "Müller; Söhne"
+
+
+def csv_bytes_of(sheet) -> str:  # type: ignore[no-untyped-def]
+    from crm_inbox.exports.formats import csv_bytes
+
+    return csv_bytes(sheet).decode("utf-8")
