@@ -23,6 +23,7 @@ from crm_inbox.imports.mapping import TARGETS, Mapping, check_mapping, save_mapp
 from crm_inbox.imports.readers import Table, read_table
 from crm_inbox.imports.service import list_batches, preview_import, run_import, undo_import
 from crm_inbox.models import ImportBatch, ImportChange, ImportMapping, ImportState, StaffRole, StaffUser
+from crm_inbox.text import single_line
 from web.auth import current_user, editor_id
 from web.pages import import_uploads
 from web.pages.blueprint import pages
@@ -109,7 +110,8 @@ def import_upload() -> BaseResponse | tuple[str, int]:
     if len(data) > limit:
         log.info("import upload refused: larger than %d bytes", limit)
         return _list_page(_too_large_text()), 413
-    filename = sent.filename.replace("\\", "/").rsplit("/", 1)[-1][:255]
+    # The name as the browser sent it, without a path and control characters (it is stored and shown).
+    filename = single_line(sent.filename.replace("\\", "/").rsplit("/", 1)[-1])[:255] or "upload"
     try:
         table = read_table(filename, data)
     except ValidationError as exc:
@@ -222,9 +224,9 @@ def import_preview() -> str | BaseResponse:
     try:
         result = preview_import(s.factory, s.settings, _table(upload), upload.mapping, filename=upload.filename,
                                 actor=by)
-    except ValidationError as exc:  # e.g. more rows than [imports] max_rows
+    except ValidationError as exc:  # more rows than [imports] max_rows, no column mapped to a field
         log.info("import preview refused: %s", exc)
-        flash(_("The file cannot be imported: %(why)s", why=_message(exc)))
+        flash(_("No preview: %(why)s", why=_message(exc)))
         return redirect(url_for("pages.import_mapping", upload=upload.token))
     show = request.args.get("show", "")
     show = show if show in ACTIONS else ""
