@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import re
+import time
 from typing import Any
 
 import pytest
@@ -198,3 +200,18 @@ def test_an_upload_is_the_uploaders_alone(app, factory, people):
     assert response.headers["Location"] == "/imports"
     assert counts(factory)[0] == 1
     assert "Vorname" in first.get(f"/imports/mapping?upload={token}").get_data(as_text=True)  # still the owner's
+
+
+def test_uploads_are_kept_private_and_stale_ones_removed(settings):
+    from web.pages import import_uploads
+
+    old = import_uploads.keep(settings, 1, "alt.csv", b"Vorname\r\nAnna\r\n")
+    assert old.data_path.stat().st_mode & 0o777 == 0o600 and old.meta_path.stat().st_mode & 0o777 == 0o600
+    assert import_uploads.find(settings, old.token, 2) is None  # another user's token is nobody's
+    assert import_uploads.find(settings, "../" + old.token[3:], 1) is None
+    day_ago = time.time() - import_uploads.STALE_SECONDS - 60
+    for path in (old.data_path, old.meta_path):
+        os.utime(path, (day_ago, day_ago))
+    new = import_uploads.keep(settings, 1, "neu.csv", b"Vorname\r\nBen\r\n")
+    assert import_uploads.find(settings, old.token, 1) is None and not old.data_path.exists()
+    assert import_uploads.find(settings, new.token, 1) is not None
