@@ -31,7 +31,8 @@ def offending_field() -> str | None:
     request.get_data(cache=True)
     for source in (request.args, request.form):
         for key in source:
-            if "\x00" in key or any("\x00" in v for v in source.getlist(key)):
+            # A multipart part without a name has the key None (werkzeug): nothing to check in the name then.
+            if "\x00" in (key or "") or any("\x00" in v for v in source.getlist(key)):
                 return key.replace("\x00", "")
     if request.is_json and _has_nul(request.get_json(silent=True)):
         return "body"
