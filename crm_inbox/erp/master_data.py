@@ -72,6 +72,17 @@ def _lock(session: Session, kind: str, number: str) -> None:
         session.execute(_LOCK, {"key": f"erp:{kind}:{number}"})
 
 
+def hold_transaction(session: Session) -> None:
+    """Before savepoints per item: on SQLite a SAVEPOINT outside a transaction starts one that its RELEASE
+    commits (Python's sqlite3 opens transactions only before DML), so each item would be committed alone and a
+    later failure could not roll the request back; an explicit BEGIN keeps the request one transaction."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    dbapi = session.connection().connection.dbapi_connection
+    if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+        session.connection().exec_driver_sql("BEGIN")
+
+
 def _given(changes: Any) -> dict[str, Any]:
     return {f.name: getattr(changes, f.name) for f in dataclasses.fields(changes)
             if getattr(changes, f.name) is not NOT_GIVEN}

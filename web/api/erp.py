@@ -165,6 +165,7 @@ def erp_sync() -> Response:
             raise ValidationError(key, "must be a list")
     if sum(len(items) for items in lists.values()) > MAX_BULK:
         raise ValidationError("body", f"at most {MAX_BULK} items per request")
+    master_data.hold_transaction(db())
     results = [_sync_item("companies", i, item, _upsert_company) for i, item in enumerate(lists["companies"])]
     results += [_sync_item("contacts", i, item, _upsert_contact) for i, item in enumerate(lists["contacts"])]
     counts = {key: sum(r["outcome"] == key for r in results) for key in ("created", "updated", "unchanged", "error")}
