@@ -123,6 +123,12 @@ def test_bulk_sync_reports_each_item_and_a_bad_item_leaves_nothing(client: Any, 
 def test_erp_round_trip_invoice_with_pdf_on_the_timeline_and_payments(
         client: Any, auth: dict[str, str], factory: sessionmaker[Session]) -> None:
     """Master data, an invoice with its PDF and payments in; the same values back out."""
+    with unit_of_work(factory) as session:  # the order the invoice bills, as the sales path numbered it
+        order = Order(number="AB-2026-0099", order_date=date(2026, 10, 30), net_total=Decimal("1000.00"),
+                      vat_total=Decimal("190.00"), gross_total=Decimal("1190.00"))
+        session.add(order)
+        session.flush()
+        order_id = order.id
     company = client.put(f"{API}/erp/companies/10001", json={"name": "Müller GmbH"}, headers=auth).json
     person = client.put(f"{API}/erp/contacts/20001", json={"name": "Klara Müller", "company": "10001",
                                                             "language": "de"}, headers=auth).json
@@ -135,7 +141,7 @@ def test_erp_round_trip_invoice_with_pdf_on_the_timeline_and_payments(
     assert {key: got[key] for key in ("date", "due_date", "net", "gross", "currency", "status", "customer_number",
                                       "order_number")} == {key: invoice[key] for key in invoice if key != "pdf"}
     assert (got["contact_id"], got["company_id"], got["order_id"], got["paid"]) == (person["id"], company["id"],
-                                                                                   None, "0.00")
+                                                                                   order_id, "0.00")
     assert client.get(got["pdf_url"], headers=auth).data == PDF
     assert client.get(f"{API}/erp/contacts/20001", headers=auth).json["name"] == "Klara Müller"
 
