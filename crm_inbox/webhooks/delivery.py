@@ -77,9 +77,12 @@ def _waiting() -> ColumnElement[bool]:
     return (WebhookDelivery.state == DeliveryState.PENDING) & active & ~blocked
 
 
+_WAITING = _waiting()  # built once: adapting the alias costs more than running the query
+
+
 def _due(now: datetime) -> ColumnElement[bool]:
     """Waiting, its time has come, and not claimed by a live runner."""
-    return (_waiting() & (WebhookDelivery.next_attempt_at <= now)
+    return (_WAITING & (WebhookDelivery.next_attempt_at <= now)
             & or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now))
 
 
@@ -121,7 +124,8 @@ class Outcome:
 def claim(factory: sessionmaker[Session], settings: Settings, now: datetime, limit: int = BATCH) -> list[Claimed]:
     until = now + lease(settings)
     with write_lock(factory), unit_of_work(factory) as session:
-        query = select(WebhookDelivery.id).where(_due(now)).order_by(WebhookDelivery.id).limit(limit)
+        # Oldest due first, in the order of the "due" index: a backlog is not sorted for every claim.
+        query = select(WebhookDelivery.id).where(_due(now)).order_by(WebhookDelivery.next_attempt_at).limit(limit)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=WebhookDelivery)  # two runners take different rows
         candidates = list(session.execute(query).scalars())
@@ -171,25 +175,36 @@ def record(factory: sessionmaker[Session], settings: Settings, outcomes: Sequenc
     delivered event go out again is kept short."""
     cfg = settings.webhooks
     with write_lock(factory), unit_of_work(factory) as session:
+        delivered: dict[int, list[Claimed]] = {}  # by response code: one UPDATE each (usually one in all)
+        for outcome in outcomes:
+            if outcome.ok:
+                delivered.setdefault(outcome.status or 200, []).append(outcome.claimed)
+        for status, claims in delivered.items():
+            session.execute(update(WebhookDelivery).where(or_(*(_mine(c) for c in claims))).values(
+                state=DeliveryState.DELIVERED, delivered_at=now, response_code=status, last_error=None,
+                claimed_until=None))
+        if delivered:
+            session.execute(update(WebhookSubscription).where(
+                WebhookSubscription.id.in_({c.subscription_id for cs in delivered.values() for c in cs}),
+                WebhookSubscription.failing_since.is_not(None)).values(failing_since=None))
         for outcome in outcomes:
             c = outcome.claimed
-            mine = (WebhookDelivery.id == c.delivery_id) & (WebhookDelivery.attempts == c.attempts)
             if outcome.ok:
-                session.execute(update(WebhookDelivery).where(mine).values(
-                    state=DeliveryState.DELIVERED, delivered_at=now, response_code=outcome.status, last_error=None,
-                    claimed_until=None))
-                session.execute(update(WebhookSubscription).where(
-                    WebhookSubscription.id == c.subscription_id, WebhookSubscription.failing_since.is_not(None))
-                    .values(failing_since=None))
                 continue
             disabled = _note_failure(session, c.subscription_id, now, cfg.disable_after_hours, outcome.error or "")
             when = None if disabled else next_attempt(c.created_at, c.attempts, now, cfg.retry_hours)
-            session.execute(update(WebhookDelivery).where(mine).values(
+            session.execute(update(WebhookDelivery).where(_mine(c)).values(
                 state=DeliveryState.PENDING if when else DeliveryState.FAILED, next_attempt_at=when or now,
                 response_code=outcome.status, last_error=outcome.error, claimed_until=None))
             log.warning("webhook delivery %s (event %s) to subscription %s failed, attempt %d: %s; %s",
                         c.delivery_id, c.event_id, c.subscription_id, c.attempts, outcome.error,
                         f"next try {when:%Y-%m-%d %H:%M:%S}" if when else "given up")
+
+
+def _mine(claimed: Claimed) -> ColumnElement[bool]:
+    """The delivery as this attempt claimed it (``attempts`` grows with every claim: a runner whose lease ran
+    out and was taken over does not overwrite the newer attempt's outcome)."""
+    return (WebhookDelivery.id == claimed.delivery_id) & (WebhookDelivery.attempts == claimed.attempts)
 
 
 def _note_failure(session: Session, subscription_id: int, now: datetime, disable_after_hours: float,
@@ -239,9 +254,9 @@ def deliver_due(factory: sessionmaker[Session], settings: Settings, *, now: date
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest delivery that waits (back-off, or another process's claim) may be attempted."""
     waiting = session.execute(select(func.min(WebhookDelivery.next_attempt_at)).where(
-        _waiting(), WebhookDelivery.claimed_until.is_(None))).scalar()
+        _WAITING, WebhookDelivery.claimed_until.is_(None))).scalar()
     claimed = session.execute(select(func.min(WebhookDelivery.claimed_until)).where(
-        _waiting(), WebhookDelivery.claimed_until.is_not(None))).scalar()
+        _WAITING, WebhookDelivery.claimed_until.is_not(None))).scalar()
     times = [t for t in (waiting, claimed) if t is not None]
     return min(times) if times else None
 
