@@ -66,7 +66,7 @@ def subject_of(subject_type: str, subject_id: int) -> str:
 
 def add_deliveries(session: Session, event_id: int, subject: str, subscription_ids: list[int]) -> None:
     now = utcnow()
-    session.execute(_INSERT_DELIVERIES, [
+    session.connection().execute(_INSERT_DELIVERIES, [
         {"subscription_id": sub_id, "event_id": event_id, "subject": subject, "state": "pending",
          "attempts": 0, "next_attempt_at": now, "created_at": now} for sub_id in subscription_ids])
     mark_written(session)
