@@ -1,5 +1,6 @@
 """What an export of persons or companies contains: the columns of a sheet and the rows, read from the database
-in chunks in the order of the lists (by name), with free fields as extra columns ``field:<name>``.
+in chunks in the lists' order (dictionary order of the names, crm_inbox.contacts.listing), with free fields as
+extra columns ``field:<name>``.
 
 The persons' first columns are the contact CSV's (``crm_inbox.contacts.csv_export.CONTACT_COLUMNS``): a sheet
 built on an earlier export keeps reading the same columns.
@@ -15,6 +16,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from crm_inbox.contacts.csv_export import CONTACT_COLUMNS
+from crm_inbox.contacts.listing import name_order
 from crm_inbox.models import Company, Contact, ContactEmail, ContactPhone, StaffUser
 
 CHUNK = 1000  # rows loaded at once (the session holds unchanged objects weakly: a read chunk can go)
@@ -34,18 +36,18 @@ class Sheet:
 
 
 def contact_ids(session: Session, matches: ColumnElement[bool] | None) -> list[int]:
-    """The ids of the persons that ``matches`` (all without it), in the order of search results."""
-    query = select(Contact.id).order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id)
+    """The ids of the persons that ``matches`` (all without it), in the list's dictionary order."""
+    query = select(Contact.id, Contact.name)
     if matches is not None:
         query = query.where(matches)
-    return list(session.execute(query).scalars())
+    return [ident for ident, _name in sorted(session.execute(query).all(), key=lambda r: name_order(r[1], r[0]))]
 
 
 def company_ids(session: Session, matches: ColumnElement[bool] | None) -> list[int]:
-    query = select(Company.id).order_by(Company.search_name, Company.id)
+    query = select(Company.id, Company.name)
     if matches is not None:
         query = query.where(matches)
-    return list(session.execute(query).scalars())
+    return [ident for ident, _name in sorted(session.execute(query).all(), key=lambda r: name_order(r[1], r[0]))]
 
 
 @dataclass
