@@ -303,3 +303,29 @@ def test_the_admin_page_subscribes_shows_the_secret_once_and_the_deliveries(clie
         assert session.get_one(WebhookSubscription, sub.id).secret in rotated
     assert client.post(f"/admin/webhooks/{sub.id}/delete", data={"csrf_token": token}).status_code == 302
     assert client.get(f"/admin/webhooks/{sub.id}").status_code == 404
+
+
+def test_https_checks_the_certificate_for_the_host_name_while_connecting_to_the_checked_address(
+        factory, local, tmp_path, monkeypatch):
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    settings = replace(local, webhooks={**LOCAL, "allowed_private_networks": ["127.0.0.1/32", "::1/128"]})
+    with Receiver(tls=tls) as receiver:
+        subscribe(factory, settings, receiver.url, ["*"])
+        record(factory, ("order.created", "order", 1))
+        assert runner.deliver_due(factory, settings) == {"delivered": 0, "failed": 1}  # not a trusted certificate
+        assert "CERTIFICATE_VERIFY_FAILED" in deliveries(factory)[0].last_error
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now trusted: for the name localhost, not for 127.0.0.1
+        later = utcnow() + timedelta(minutes=1)
+        assert runner.deliver_due(factory, settings, now=later) == {"delivered": 1, "failed": 0}
+        assert len(receiver.requests) == 1

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ class Request:
 
 
 class Receiver:
-    def __init__(self, answer: int | Callable[[Request], int] = 200) -> None:
+    def __init__(self, answer: int | Callable[[Request], int] = 200, tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer
         self.requests: list[Request] = []
         self.arrived = threading.Condition()
@@ -56,6 +57,9 @@ class Receiver:
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}/hook"
+        if tls is not None:  # https://localhost:…: the certificate names localhost
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> Receiver:

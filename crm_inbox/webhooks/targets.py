@@ -73,8 +73,8 @@ def refused(address: Address, allowed: Iterable[str]) -> bool:
     return not any(address in ipaddress.ip_network(net, strict=False) for net in allowed)
 
 
-def resolve(target: Target, allowed: Iterable[str]) -> str:
-    """The address to connect to: every address the host resolves to must be allowed (one private address
+def resolve(target: Target, allowed: Iterable[str]) -> list[str]:
+    """The addresses to connect to: every address the host resolves to must be allowed (one private address
     among public ones refuses the lot: which one a client picks is not ours to know). ValidationError else."""
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
@@ -89,7 +89,7 @@ def resolve(target: Target, allowed: Iterable[str]) -> str:
             raise ValidationError("url", f"{target.host} resolves to {address}, a loopback, private or reserved "
                                          "address; add its network to [webhooks] allowed_private_networks to "
                                          "allow it")
-    return str(addresses[0])
+    return list(dict.fromkeys(str(a) for a in addresses))
 
 
 def check(url: str, allowed: Iterable[str]) -> Target:
@@ -99,18 +99,28 @@ def check(url: str, allowed: Iterable[str]) -> Target:
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    """Connects to the checked addresses (the first that answers), never to a fresh DNS answer."""
+
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._address = address
+        self._addresses = addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        failure: OSError | None = None
+        for address in self._addresses:
+            try:
+                self.sock = socket.create_connection((address, self.port), self.timeout)
+                break
+            except OSError as exc:
+                failure = exc
+        else:
+            raise failure or OSError("no address to connect to")
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _PinnedHTTPS(_PinnedHTTP):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
-        super().__init__(host, port, address, timeout)
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
+        super().__init__(host, port, addresses, timeout)
         self._context = ssl.create_default_context()
 
     def connect(self) -> None:
@@ -122,9 +132,9 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allowed: Iterable[st
     """POST ``body``; the receiver's status (redirects are returned, not followed). ValidationError for a
     refused target, OSError/HTTPException for network failures."""
     target = parse_url(url)
-    address = resolve(target, allowed)
+    addresses = resolve(target, allowed)
     cls = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
-    connection = cls(target.host, target.port, address, timeout)
+    connection = cls(target.host, target.port, addresses, timeout)
     try:
         connection.request("POST", target.path, body=body, headers={
             "Content-Type": "application/json", "User-Agent": "crm-inbox-webhooks/1", **headers})
