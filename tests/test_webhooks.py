@@ -329,3 +329,20 @@ def test_https_checks_the_certificate_for_the_host_name_while_connecting_to_the_
         later = utcnow() + timedelta(minutes=1)
         assert runner.deliver_due(factory, settings, now=later) == {"delivered": 1, "failed": 0}
         assert len(receiver.requests) == 1
+
+
+def test_deliveries_exist_only_with_their_change_and_wake_the_runner_after_commit(factory, local):
+    woken: list[int] = []
+    unhook = events.on_committed(lambda: woken.append(1))
+    try:
+        record(factory, ("contact.created", "contact", 1))
+        assert woken == []  # nothing to deliver: no wake-up
+        subscribe(factory, local, "http://127.0.0.1:9/", ["contact.*"])
+        with pytest.raises(RuntimeError), unit_of_work(factory) as session:
+            events.record(session, "contact.updated", "contact", 1, {"id": 1})
+            raise RuntimeError("the change fails")
+        assert woken == [] and deliveries(factory) == []  # rolled back with the change
+        record(factory, ("contact.updated", "contact", 1))
+        assert woken == [1] and len(deliveries(factory)) == 1
+    finally:
+        unhook()
