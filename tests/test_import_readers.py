@@ -4,6 +4,7 @@ vCard versions, the suggested mapping from German and English headers, and the c
 from __future__ import annotations
 
 import io
+import random
 from datetime import date, datetime
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 
 from crm_inbox.errors import ValidationError
 from crm_inbox.imports.mapping import check_mapping, suggest_mapping
-from crm_inbox.imports.matching import company_key
+from crm_inbox.imports.matching import company_key, phone_key
 from crm_inbox.imports.readers import read_table
 from crm_inbox.imports.rows import RowError, read_row
+from crm_inbox.phone import to_e164
 
 DATA = Path(__file__).parent / "data" / "import"
 
@@ -144,3 +146,13 @@ def test_row_values_salutation_title_country_and_the_reasons_for_errors():
                           (["Herr", "", "", "DE", "", ""], "no name")):
         with pytest.raises(RowError, match=reason):
             read_row(4, headers, cells, mapping, "DE")
+
+
+def test_the_import_reads_phone_numbers_exactly_as_lookups_do():
+    rng = random.Random(18)
+    samples = ["030 1234567", "+49 (0)171 2345678", "0049 89 4711-0", "4930123456", "+43 664 1234567", "12", "110",
+               "020 7946 0018", "Anonymous", "+4912", "030 12345 ext 12", "0 30 1"]
+    samples += [rng.choice(("0", "+49", "+", "00", "", "+43")) + str(rng.randrange(10 ** rng.randint(2, 13)))
+                for _ in range(300)]
+    for region in ("DE", "AT", "GB"):
+        assert [phone_key(s, region) for s in samples] == [to_e164(s, region) for s in samples]

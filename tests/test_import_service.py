@@ -115,7 +115,8 @@ def existing(factory, settings):  # type: ignore[no-untyped-def]
                                                       phones=("0171 1111111",), street="Alte Straße 1",
                                                       company_id=firm.id), region, None)
         by_number = create_contact(session, ContactChanges(name="Karl Nummer", customer_number="K-1"), region, None)
-        by_phone = create_contact(session, ContactChanges(name="Paula Phon", phones=("+49 30 2222222",)), region, None)
+        by_phone = create_contact(session, ContactChanges(name="Paula Phon", phones=("+49 30 2222222",),
+                                                          emails=("paula@phon.de",)), region, None)
         return {"firm": firm.id, "twins": sorted([twin_a.id, twin_b.id]), "anna": anna.id, "number": by_number.id,
                 "phone": by_phone.id}
 
@@ -185,7 +186,8 @@ def test_duplicates_by_each_key_name_the_candidates(factory, settings, existing)
         "Frida Firma;frida@example.org;;;MÜLLER GmbH\r\n"  # two companies have that name
         "Paula P.;;+49 30 2222222;;\r\n"  # phone in another spelling → Paula
         "Karla Wieder;;;K-1;\r\n"  # repeats the first row's customer number
-        ";;;;Mueller GmbH & Co. KG\r\n")  # a company row: two companies match
+        ";;;;Mueller GmbH & Co. KG\r\n"  # a company row: two companies match
+        "Paula Again;paula@phon.de;;;\r\n")  # Paula again, by another key than on row 5
     done = run_import(factory, settings, table, mapping, filename="list.csv", actor=None)
     got = {o.row: (o.action, o.contact_id or o.company_id, o.detail) for o in done.rows}
     anna, paula, (twin_a, twin_b) = existing["anna"], existing["phone"], existing["twins"]
@@ -195,6 +197,7 @@ def test_duplicates_by_each_key_name_the_candidates(factory, settings, existing)
     assert got[5] == ("update", paula, "")
     assert got[6] == ("duplicate", None, "row 2 (same customer number)")
     assert got[7] == ("duplicate", None, f"companies {twin_a} (same name), {twin_b} (same name)")
+    assert got[8] == ("duplicate", None, "row 5 (same contact)")
     with factory() as session:
         assert session.get(Contact, anna).name == "Anna Schmidt"  # type: ignore[union-attr]
         assert session.execute(select(Contact).where(Contact.name == "Frida Firma")).first() is None

@@ -70,6 +70,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     if not (result.counts["new"] or result.counts["update"]):
         print("nothing to import")
         return 0
+    del result  # a 100,000-row preview's outcomes: not kept in memory while the import runs
     if not args.yes:
         try:
             answer = input("Import? [y/N] ")

@@ -3,7 +3,6 @@ E.164 numbers, company keys and mail domains → ids), and the current values of
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,13 +21,16 @@ COMPANY_COLUMNS = ("name", "customer_number", "street", "postcode", "city", "cou
                    "tags", "fields")
 
 
+Ids = dict[str, "int | tuple[int, ...]"]  # one id, or a tuple when several records share the key (less memory)
+
+
 @dataclass
 class KeyIndex:
-    contact_cn: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    contact_email: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    contact_phone: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    company_key: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    company_cn: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    contact_cn: Ids = field(default_factory=dict)
+    contact_email: Ids = field(default_factory=dict)
+    contact_phone: Ids = field(default_factory=dict)
+    company_key: Ids = field(default_factory=dict)
+    company_cn: Ids = field(default_factory=dict)
     domain_owner: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -50,9 +52,22 @@ class KeyIndex:
         return index
 
 
-def _add(table: dict[str, list[int]], key: str, ident: int) -> None:
-    if key and ident not in table[key]:
-        table[key].append(ident)
+def _add(table: Ids, key: str, ident: int) -> None:
+    if not key:
+        return
+    found = table.get(key)
+    if found is None:
+        table[key] = ident
+    elif isinstance(found, int):
+        if found != ident:
+            table[key] = (found, ident)
+    elif ident not in found:
+        table[key] = (*found, ident)
+
+
+def ids(table: Ids, key: str) -> tuple[int, ...]:
+    found = table.get(key)
+    return () if found is None else (found,) if isinstance(found, int) else found
 
 
 def chunks(ids: Iterable[int]) -> Iterator[list[int]]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm_inbox.imports.index import KeyIndex
+from crm_inbox.imports.index import KeyIndex, ids
 from crm_inbox.imports.rows import RowData, RowError, business_domain, read_row
 
 
-@dataclass
+@dataclass(slots=True)
 class RowOutcome:
     row: int  # the row's line as a spreadsheet user counts it (header = 1, first data row = 2)
     action: str  # "new" | "update" | "unchanged" | "duplicate" | "error"
@@ -22,7 +22,7 @@ class RowOutcome:
     detail: str = ""  # duplicate: "contact 123 (same e-mail)" / "row 7"; error: the reason
 
 
-@dataclass
+@dataclass(slots=True)
 class CompanyPlan:
     """A company the import touches: an existing one (``existing``) or one it creates."""
 
@@ -42,7 +42,7 @@ class CompanyPlan:
         self.id = self.existing
 
 
-@dataclass
+@dataclass(slots=True)
 class PersonPlan:
     data: RowData
     outcome: RowOutcome
@@ -72,6 +72,7 @@ class Planner:
         self.file_keys: dict[str, dict[str, int]] = {"cn": {}, "email": {}, "phone": {}}
         self.company_rows: dict[str, dict[str, int]] = {"name": {}, "cn": {}}
         self.claimed_domains: set[str] = set()
+        self.matched: dict[tuple[str, int], int] = {}  # (kind, existing id) → the row that matched it first
 
     def add(self, number: int, cells: list[str]) -> None:
         try:
@@ -96,7 +97,7 @@ class Planner:
         table = {"cn": self.index.contact_cn, "email": self.index.contact_email, "phone": self.index.contact_phone}
         candidates: dict[int, str] = {}
         for kind, key in keys:
-            for ident in table[kind].get(key, ()):
+            for ident in ids(table[kind], key):
                 candidates.setdefault(ident, kind)
         if len(candidates) > 1:
             return _duplicate(outcome, _names("contact", candidates))
@@ -107,6 +108,8 @@ class Planner:
                 return _duplicate(outcome, found)
             company = found
         existing = next(iter(candidates), None)
+        if existing is not None and ("contact", existing) in self.matched:  # found by another key before
+            return _duplicate(outcome, f"row {self.matched[('contact', existing)]} (same contact)")
         plan = PersonPlan(data, outcome, existing, company)
         domain = business_domain(data, self.free_mail, self.own_domains)
         if company is not None:
@@ -117,6 +120,8 @@ class Planner:
             plan.company_id = self.index.domain_owner.get(domain)  # people at a company's domain join it
         for kind, key in keys:
             self.file_keys[kind][key] = data.row
+        if existing is not None:
+            self.matched[("contact", existing)] = data.row
         outcome.contact_id, outcome.company_id = existing, company.existing if company else plan.company_id
         self.people.append(plan)
         return outcome
@@ -124,7 +129,7 @@ class Planner:
     def _company_named(self, data: RowData) -> CompanyPlan | str:
         """The company a person row names: an existing one by key, or one this import creates; a text when
         several companies have that name."""
-        found = self.index.company_key.get(data.company_key, [])
+        found = ids(self.index.company_key, data.company_key)
         if len(found) > 1:
             return _names("company", dict.fromkeys(found, "name"))
         if found:
@@ -156,12 +161,16 @@ class Planner:
                 return _duplicate(outcome, f"row {self.company_rows[kind][key]} (same {_WHAT[kind]})")
         candidates: dict[int, str] = {}
         for kind, key in keys:
-            for ident in (self.index.company_key if kind == "name" else self.index.company_cn).get(key, ()):
+            for ident in ids(self.index.company_key if kind == "name" else self.index.company_cn, key):
                 candidates.setdefault(ident, kind)
         if len(candidates) > 1:
             return _duplicate(outcome, _names("company", candidates))
         if candidates:
-            plan = self._existing(next(iter(candidates)), data.company or "")
+            ident = next(iter(candidates))
+            if ("company", ident) in self.matched:
+                return _duplicate(outcome, f"row {self.matched[('company', ident)]} (same company)")
+            self.matched[("company", ident)] = data.row
+            plan = self._existing(ident, data.company or "")
         else:
             plan = self.new_companies.setdefault(data.company_key, CompanyPlan(name=data.company or ""))
         plan.values.update(data.company_values)

@@ -35,7 +35,7 @@ class RowError(Exception):
     """Why a row cannot be imported, as a short English sentence for the preview."""
 
 
-@dataclass
+@dataclass(slots=True)
 class RowData:
     row: int
     person: bool

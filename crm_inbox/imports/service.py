@@ -68,34 +68,35 @@ def _import(factory: sessionmaker[Session], settings: Settings, table: Table, ma
         raise ValidationError("file", f"the file has more than {settings.imports.max_rows} rows")
     with write_lock(factory), factory() as session:
         try:
+            # A preview makes its batch too (rolled back with the rest): the same code writes both.
+            batch = ImportBatch(filename=filename[:255], file_format=table.file_format, sha256=_digest(table),
+                                mapping=checked, counts={}, created_by_id=actor)
+            session.add(batch)
+            session.flush()
             planner = Planner(KeyIndex.load(session), table.headers, checked, settings.phone.default_region,
                               frozenset(settings.mail.free_mail_domains), frozenset(settings.mail.staff_domains))
             for i, cells in enumerate(table.rows):
                 planner.add(i + 2, cells)
                 if progress is not None and (i + 1) % PROGRESS_EVERY == 0:
                     progress(i + 1)
-            writer = Writer(session, planner)
+            writer = Writer(session, planner, batch.id)
             writer.run()
             counts = dict.fromkeys(ACTIONS, 0)
             for outcome in planner.outcomes:
                 counts[outcome.action] += 1
             counts.update(writer.counts)
-            batch_id = None
+            batch.counts = counts
+            audit.record(session, actor, "import", "import_batch", batch.id,
+                         {"filename": batch.filename, "counts": counts})
+            events.record(session, "import.finished", "import", batch.id,
+                          {"id": batch.id, "filename": batch.filename, "counts": counts})
+            batch_id: int | None = batch.id
             if commit:
-                batch = ImportBatch(filename=filename[:255], file_format=table.file_format, sha256=_digest(table),
-                                    mapping=checked, counts=counts, created_by_id=actor)
-                session.add(batch)
-                session.flush()
-                batch_id = batch.id
-                writer.record_changes(batch.id)
-                audit.record(session, actor, "import", "import_batch", batch.id,
-                             {"filename": batch.filename, "counts": counts})
-                events.record(session, "import.finished", "import", batch.id,
-                              {"id": batch.id, "filename": batch.filename, "counts": counts})
                 session.commit()
                 log.info("import %s: %s from %s", batch.id, counts, batch.filename)
             else:
                 session.rollback()
+                batch_id = None
                 _forget_new_ids(planner.outcomes, writer)
         except BaseException:
             session.rollback()

@@ -24,6 +24,9 @@ from crm_inbox.phone import block_prefix
 CHUNK = 2000
 ORIGIN = "import"
 _NAMED_FIELDS = (*PERSON_FIELDS, "website", "industry")
+# Rows gathered and sent in chunks; contacts' before companies' (the order of the foreign keys does not matter).
+_LIST_TABLES: tuple[Table, ...] = (ContactEmail.__table__, ContactPhone.__table__, CompanyPhone.__table__,
+                                   CompanyDomain.__table__, ImportChange.__table__)
 
 
 def plain(value: Any) -> Any:
@@ -45,15 +48,14 @@ def _labels(changes: dict[str, Any], old_fields: dict[str, Any] | None) -> list[
 
 
 class Writer:
-    def __init__(self, session: Session, planner: Planner) -> None:
-        self.session, self.planner = session, planner
+    """Writes as it goes, in chunks: the people are compared and inserted ``CHUNK`` at a time, and the rows
+    of addresses, numbers and changes are sent whenever ``CHUNK`` have gathered (memory stays flat)."""
+
+    def __init__(self, session: Session, planner: Planner, batch_id: int) -> None:
+        self.session, self.planner, self.batch_id = session, planner, batch_id
         self.now = utcnow()
-        self.changes: list[dict[str, Any]] = []  # ImportChange rows, batch id added at the end
         self.updates: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = defaultdict(list)
-        self.emails: list[dict[str, Any]] = []
-        self.phones: list[dict[str, Any]] = []
-        self.company_phones: list[dict[str, Any]] = []
-        self.domains: list[dict[str, Any]] = []
+        self.pending: dict[Table, list[dict[str, Any]]] = {t: [] for t in _LIST_TABLES}
         self.counts = {"companies_new": 0, "companies_update": 0}
         self.created_contacts: set[int] = set()
         self.created_companies: set[int] = set()
@@ -61,18 +63,31 @@ class Writer:
     def run(self) -> None:
         self._existing_companies()
         self._new_companies()
-        self._people()
-        for (table, _), rows in self.updates.items():
-            self._update(table, rows)
-        for table, rows in ((ContactEmail.__table__, self.emails), (ContactPhone.__table__, self.phones),
-                            (CompanyPhone.__table__, self.company_phones), (CompanyDomain.__table__, self.domains)):
-            for start in range(0, len(rows), CHUNK):
-                self.session.execute(insert(table), rows[start:start + CHUNK])
+        self._send_updates()
+        people = self.planner.people
+        for start in range(0, len(people), CHUNK):
+            self._people(people[start:start + CHUNK])
+            self._send_updates()
+        for table in _LIST_TABLES:
+            self._send(table, force=True)
 
-    def record_changes(self, batch_id: int) -> None:
-        rows = [{**c, "batch_id": batch_id} for c in self.changes]
-        for start in range(0, len(rows), CHUNK):
-            self.session.execute(insert(ImportChange.__table__), rows[start:start + CHUNK])
+    def _send_updates(self) -> None:
+        for key in list(self.updates):
+            self._update(key[0], self.updates.pop(key))
+
+    def _add(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        self.pending[table] += rows
+        self._send(table)
+
+    def _send(self, table: Table, force: bool = False) -> None:
+        rows = self.pending[table]
+        if rows and (force or len(rows) >= CHUNK):
+            self.session.execute(insert(table), rows)
+            self.pending[table] = []
+
+    def _change(self, kind: str, ident: int, action: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        self._add(ImportChange.__table__, [{"batch_id": self.batch_id, "object_type": kind, "object_id": ident,
+                                            "action": action, "before": before, "after": after}])
 
     # --- companies ---
 
@@ -116,28 +131,26 @@ class Writer:
         for plan, ident in zip(plans, self._insert(Company.__table__, rows), strict=True):
             plan.id = ident
             self.created_companies.add(ident)
-            self.changes.append({"object_type": "company", "object_id": ident, "action": "created",
-                                 "before": {}, "after": {"name": plan.name}})
+            self._change("company", ident, "created", {}, {"name": plan.name})
             self._company_lists(ident, plan.phones, plan.domains[:1])
             if plan.outcome is not None:
                 plan.outcome.company_id = ident
         self.counts["companies_new"] = len(plans)
 
     def _company_lists(self, ident: int, phones: Sequence[tuple[str, str | None, str]], domains: list[str]) -> None:
-        self.company_phones += [{"company_id": ident, "label": label, "raw": raw, "e164": e164,
-                                 "block_prefix": block_prefix(raw, e164)} for raw, e164, label in phones]
-        self.domains += [{"company_id": ident, "domain": d} for d in domains]
+        self._add(CompanyPhone.__table__, [{"company_id": ident, "label": label, "raw": raw, "e164": e164,
+                                            "block_prefix": block_prefix(raw, e164)} for raw, e164, label in phones])
+        self._add(CompanyDomain.__table__, [{"company_id": ident, "domain": d} for d in domains])
 
     # --- people ---
 
-    def _people(self) -> None:
-        people = self.planner.people
+    def _people(self, people: list[PersonPlan]) -> None:
         states = contact_states(self.session, [p.existing for p in people if p.existing is not None])
-        new: list[tuple[PersonPlan, dict[str, Any]]] = []
+        new: list[PersonPlan] = []
         for plan in people:
             company_id = plan.company.id if plan.company else plan.company_id
             if plan.existing is None:
-                new.append((plan, self._new_contact(plan, company_id)))
+                new.append(plan)
                 continue
             state = states[plan.existing]
             data = plan.data
@@ -155,13 +168,12 @@ class Writer:
             self._outcome_of_update(plan.outcome, changes, old_fields, phones, [], bool(emails))
             plan.outcome.company_id = company_id if plan.company else state.values["company_id"]
             self._contact_lists(plan.existing, emails, phones)
-        rows = [row for _, row in new]
-        for (plan, _), ident in zip(new, self._insert(Contact.__table__, rows), strict=True):
+        rows = [self._new_contact(plan, plan.company.id if plan.company else plan.company_id) for plan in new]
+        for plan, ident in zip(new, self._insert(Contact.__table__, rows), strict=True):
             plan.outcome.contact_id = ident
             self.created_contacts.add(ident)
             plan.outcome.company_id = plan.company.id if plan.company else plan.company_id
-            self.changes.append({"object_type": "contact", "object_id": ident, "action": "created", "before": {},
-                                 "after": {"name": plan.data.name}})
+            self._change("contact", ident, "created", {}, {"name": plan.data.name})
             self._contact_lists(ident, plan.data.emails, plan.data.phones)
 
     def _new_contact(self, plan: PersonPlan, company_id: int | None) -> dict[str, Any]:
@@ -174,8 +186,10 @@ class Writer:
 
     def _contact_lists(self, ident: int, emails: Sequence[tuple[str, str]],
                        phones: Sequence[tuple[str, str | None, str]]) -> None:
-        self.emails += [{"contact_id": ident, "email": e, "label": label, "bouncing": False} for e, label in emails]
-        self.phones += [{"contact_id": ident, "label": label, "raw": raw, "e164": e164} for raw, e164, label in phones]
+        self._add(ContactEmail.__table__, [{"contact_id": ident, "email": e, "label": label, "bouncing": False}
+                                           for e, label in emails])
+        self._add(ContactPhone.__table__, [{"contact_id": ident, "label": label, "raw": raw, "e164": e164}
+                                           for raw, e164, label in phones])
 
     # --- shared ---
 
@@ -199,8 +213,7 @@ class Writer:
             before["phones"], after["phones"] = list(state.phones), [*state.phones, *(p[0] for p in phones)]
         if domains:
             before["domains"], after["domains"] = list(state.domains), [*state.domains, *domains]
-        self.changes.append({"object_type": kind, "object_id": ident, "action": "updated", "before": before,
-                             "after": after})
+        self._change(kind, ident, "updated", before, after)
         values = {**changes, "updated_at": self.now}
         self.updates[(table, frozenset(values))].append({"b_id": ident, **{f"v_{c}": v for c, v in values.items()}})
 
