@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox.imports.index import State, company_states, contact_states
@@ -226,10 +226,25 @@ class Writer:
         outcome.changed = labels
 
     def _insert(self, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert ``rows``; their new ids in order. PostgreSQL returns them in order (RETURNING); SQLite would
+        be asked row by row for that, so there the rows go in one executemany and the ids are read back: this
+        transaction holds SQLite's only write lock (the batch row is written first), so nobody else's rows
+        can be among them, and a count that does not match fails the import rather than guess."""
         ids: list[int] = []
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         for start in range(0, len(rows), CHUNK):
-            ids += self.session.execute(stmt, rows[start:start + CHUNK]).scalars().all()
+            chunk = rows[start:start + CHUNK]
+            if not sqlite:
+                ids += self.session.execute(stmt, chunk).scalars().all()
+                continue
+            before = self.session.execute(select(func.max(table.c.id))).scalar() or 0
+            self.session.execute(insert(table), chunk)
+            new = self.session.execute(select(table.c.id).where(table.c.id > before).order_by(table.c.id)
+                                       ).scalars().all()
+            if len(new) != len(chunk):
+                raise RuntimeError(f"{table.name}: {len(new)} new rows where {len(chunk)} were inserted")
+            ids += new
         return ids
 
     def _update(self, table: Table, rows: list[dict[str, Any]]) -> None:
