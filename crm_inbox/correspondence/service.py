@@ -197,8 +197,8 @@ def send_mail(session: Session, settings: Settings, draft: MailDraft, *, by: int
         text=body, excerpt=excerpt_of(mail.text), source_ref=message_id,
         contacts=[(contact, "to")] if contact is not None else [], staff_ids=[mail.writer.id],
         attachments=[(a.filename, a.content_type, a.content) for a in mail.attachments],
-        reason=f"written in the CRM by {single_line(mail.writer.name)}", details=details, created_by_id=by)
-    item.company_id = mail.company_id
+        reason=f"written in the CRM by {single_line(mail.writer.name)}", details=details, created_by_id=by,
+        company_id=mail.company_id)
     item.ticket_id = mail.ticket.id if mail.ticket is not None else None
     queued = outbox.enqueue(session, settings, purpose=purpose, dedupe_key=f"{purpose}:{item.id}", to=mail.to,
                             subject=mail.subject, body=body, headers=mail.headers, message_id=message_id,

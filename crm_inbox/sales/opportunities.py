@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from crm_inbox import audit, events
 from crm_inbox.config import Settings
+from crm_inbox.contacts import payloads
 from crm_inbox.db import insert_ignoring_conflicts
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import ref_id
@@ -126,8 +127,8 @@ def _entry(session: Session, opp: Opportunity, subject: str, details: dict[str, 
     contacts = [(session.get_one(Contact, contact_id), "about")] if contact_id else []
     item = record_interaction(session, kind=InteractionKind.DEAL, direction=Direction.INTERNAL,
                               occurred_at=utcnow(), subject=subject, text=subject, contacts=contacts,
-                              staff_ids=[by] if by else [], details=details, created_by_id=by)
-    item.company_id = opp.company_id
+                              staff_ids=[by] if by else [], details=details, created_by_id=by,
+                              company_id=opp.company_id)
     link_interaction(session, opp, item, "change of the opportunity")
     return item
 
@@ -138,16 +139,16 @@ def _role_change(session: Session, contact: Contact, to: Role, why: str, by: int
     before = contact.role
     contact.role = to
     audit.record(session, by, "update", "contact", contact.id, {"role": to.value, "reason": why})
+    payloads.contact_updated(session, contact, ["role"])
     details = {"event": "role", "from": before.value, "to": to.value, "reason": why}
     subject = f"Role: {before.value} → {to.value}"
     if opp is not None:
         _entry(session, opp, subject, {**details, "opportunity_id": opp.id}, by, contact.id)
     else:
-        item = record_interaction(session, kind=InteractionKind.DEAL, direction=Direction.INTERNAL,
-                                  occurred_at=utcnow(), subject=subject, text=subject,
-                                  contacts=[(contact, "about")], staff_ids=[by] if by else [], details=details,
-                                  created_by_id=by)
-        item.company_id = contact.company_id
+        record_interaction(session, kind=InteractionKind.DEAL, direction=Direction.INTERNAL,
+                           occurred_at=utcnow(), subject=subject, text=subject,
+                           contacts=[(contact, "about")], staff_ids=[by] if by else [], details=details,
+                           created_by_id=by, company_id=contact.company_id)
 
 
 def _promote_lead(session: Session, opp: Opportunity, by: int | None) -> None:

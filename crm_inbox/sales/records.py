@@ -37,8 +37,7 @@ def store_document(session: Session, opp: Opportunity | None, *, contact_id: int
     item = record_interaction(
         session, kind=InteractionKind.DOCUMENT, direction=Direction.OUT, occurred_at=utcnow(), subject=subject,
         contacts=[(contact, "to")] if contact else [], staff_ids=[by] if by else [], created_by_id=by,
-        attachments=[(filename, PDF, content)], details=details)
-    item.company_id = company_id
+        attachments=[(filename, PDF, content)], details=details, company_id=company_id)
     if opp is not None:
         opportunities.link_interaction(session, opp, item, reason)
     return item
@@ -51,8 +50,7 @@ def on_timeline(session: Session, opp: Opportunity | None, *, contact_id: int | 
     item = record_interaction(
         session, kind=InteractionKind.DEAL, direction=Direction.INTERNAL, occurred_at=utcnow(), subject=subject,
         text=text, contacts=[(contact, "about")] if contact else [], staff_ids=[by] if by else [],
-        created_by_id=by, details=details)
-    item.company_id = company_id
+        created_by_id=by, details=details, company_id=company_id)
     if opp is not None:
         opportunities.link_interaction(session, opp, item, str(details.get("event", "deal")))
     return item
