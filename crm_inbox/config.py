@@ -295,6 +295,9 @@ class ImportSettings:
     max_rows: int = 1_000_000
 
 
+DOCUMENT_STORAGES = ("database", "directory")
+
+
 @dataclass(frozen=True)
 class DocumentSettings:
     """The customer file (Kundenakte): files staff upload to a person or a company."""
@@ -521,6 +524,7 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"config: [retention] {key} must not be negative (0 keeps for ever)")
     _validate_imap(settings)
     _validate_sales(settings)
+    _validate_exchange(settings)
     if settings.phone.max_call_minutes < 1:
         raise ConfigError("config: [phone] max_call_minutes must be at least 1")
     import phonenumbers  # local: only needed for this check
@@ -530,6 +534,30 @@ def _validate(settings: Settings) -> None:
 
 
 _NUMBER_FORMAT_KEYS = {"year": 2026, "seq": 1}
+
+
+def _validate_exchange(settings: Settings) -> None:
+    """[imports], [documents], [webhooks]: numbers in range, known choices, real networks."""
+    positive = {"[imports] max_upload_bytes": settings.imports.max_upload_bytes,
+                "[imports] max_rows": settings.imports.max_rows, "[documents] max_bytes": settings.documents.max_bytes,
+                "[webhooks] timeout_seconds": settings.webhooks.timeout_seconds,
+                "[webhooks] retry_hours": settings.webhooks.retry_hours,
+                "[webhooks] disable_after_hours": settings.webhooks.disable_after_hours,
+                "[webhooks] poll_seconds": settings.webhooks.poll_seconds}
+    for name, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config: {name} must be at least 1, got {value}")
+    if settings.documents.storage not in DOCUMENT_STORAGES:
+        raise ConfigError(f"config: [documents] storage: expected one of {', '.join(DOCUMENT_STORAGES)}, "
+                          f"got {settings.documents.storage!r}")
+    if settings.documents.storage == "directory" and not settings.documents.directory.strip():
+        raise ConfigError("config: [documents] directory is required with storage = \"directory\"")
+    for net in settings.webhooks.allowed_private_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"config: [webhooks] allowed_private_networks: {net!r} is not a network "
+                              "(e.g. \"127.0.0.1/32\")") from None
 
 
 def _validate_sales(settings: Settings) -> None:

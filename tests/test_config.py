@@ -54,6 +54,9 @@ def test_file_from_environment_variable(tmp_path):
         ("[phone]\ndefault_region = 'XX'\n", "config: [phone] default_region: unknown region 'XX'"),
         ("[smtp]\nmax_message_bytes = 10\n", "config: [smtp] max_message_bytes must be at least 1024"),
         ("[smtp\nport = 1\n", "is not valid TOML"),
+        ("[documents]\nstorage = 's3'\n", "config: [documents] storage: expected one of database, directory"),
+        ("[webhooks]\nallowed_private_networks = ['localhost']\n", "allowed_private_networks: 'localhost' is not"),
+        ("[webhooks]\nretry_hours = 0\n", "config: [webhooks] retry_hours must be at least 1, got 0"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, message):
