@@ -204,9 +204,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print(environment(tmp))
         postgres = None if args.no_postgres else pg_url(args.postgres, "bench_import")
+        results: dict[str, dict[str, Any]] = {}
         with backends(postgres, Path(tmp)) as dbs:
             for db in dbs:
-                report(db.name, db.version(), rows, run(db, rows, existing, Path(tmp)))
+                results[db.name] = run(db, rows, existing, Path(tmp))
+                report(db.name, db.version(), rows, results[db.name])
+        side_by_side(rows, existing, results)
+
+
+def side_by_side(rows: int, existing: int, results: dict[str, dict[str, Any]]) -> None:
+    names = list(results)
+    lines = [("read + import (target < 60 s)", lambda f: f"{f['read_s'] + f['import_s']:.1f} s"),
+             ("rows/s (import)", lambda f: f"{rows / f['import_s']:,.0f}"),
+             ("preview (rolled back)", lambda f: f"{f['preview_s']:.1f} s"),
+             ("peak RSS (target < 500 MB)", lambda f: f"{f['peak_mb']:.0f} MB"),
+             ("naive per-row ORM, extrapolated", lambda f: f"{rows / f['naive_rows_s']:,.0f} s")]
+    print(f"\n{rows:,} rows against {existing:,} contacts" + "".join(f" | {n:>12}" for n in names))
+    for label, cell in lines:
+        print(f"{label:<{len(f'{rows:,} rows against {existing:,} contacts')}}"
+              + "".join(f" | {cell(results[n]):>12}" for n in names))
 
 
 if __name__ == "__main__":

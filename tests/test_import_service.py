@@ -69,6 +69,7 @@ def test_preview_is_the_import_and_importing_again_changes_nothing(factory, sett
     actions = {o.row: (o.action, o.detail) for o in done.rows}
     assert actions[7] == ("duplicate", "row 2 (same e-mail)")  # the same person again, address in capitals
     assert actions[8][0] == "error" and "is not an e-mail address" in actions[8][1]
+    assert done.rows[6].label == "Klaus Kaputt"
     with factory() as session:
         juergen = session.get(Contact, done.rows[0].contact_id)
         assert juergen is not None and juergen.name == "Jürgen Groß" and juergen.title == "Dr."

@@ -78,12 +78,19 @@ class Planner:
         try:
             data = read_row(number, self.headers, cells, self.mapping, self.region)
         except RowError as exc:
-            self.outcomes.append(RowOutcome(number, "error", _label(cells), detail=str(exc)))
+            self.outcomes.append(RowOutcome(number, "error", self._label(cells), detail=str(exc)))
             return
         if data is None:
             return  # an empty row
         outcome = self._person(data) if data.person else self._company_row(data)
         self.outcomes.append(outcome)
+
+    def _label(self, cells: list[str]) -> str:
+        """Who a row that cannot be read is: its name, company or address cells as they are."""
+        given = {self.mapping.get(h): c.strip() for h, c in zip(self.headers, cells, strict=False) if c and c.strip()}
+        name = given.get("name") or " ".join(p for p in (given.get("first_name"), given.get("last_name")) if p)
+        parts = [p for p in (name, given.get("company")) if p] or [given.get("email") or given.get("phone") or ""]
+        return ", ".join(parts)[:200]
 
     # --- people ---
 
@@ -191,5 +198,3 @@ def _duplicate(outcome: RowOutcome, detail: str) -> RowOutcome:
     return outcome
 
 
-def _label(cells: list[str]) -> str:
-    return ", ".join(c.strip() for c in cells if c and c.strip())[:80]

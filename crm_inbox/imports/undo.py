@@ -77,7 +77,9 @@ def _restore(session: Session, kind: str, table: Table, changes: list[ImportChan
         for column, old in change.before.items():
             if column in ("emails", "phones", "domains"):
                 continue
-            if plain(state.values[column]) == change.after.get(column):
+            if column == "company_id" and old is not None and session.get(Company, old) is None:
+                counts["kept"] += 1  # the company it was at is gone since
+            elif plain(state.values[column]) == change.after.get(column):
                 values[column] = old
                 counts["restored"] += 1
             else:

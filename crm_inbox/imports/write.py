@@ -24,6 +24,7 @@ from crm_inbox.phone import block_prefix
 CHUNK = 2000
 ORIGIN = "import"
 _NAMED_FIELDS = (*PERSON_FIELDS, "website", "industry")
+_ADDRESS = ("street", "postcode", "city", "country")
 # Rows gathered and sent in chunks; contacts' before companies' (the order of the foreign keys does not matter).
 _LIST_TABLES: tuple[Table, ...] = (ContactEmail.__table__, ContactPhone.__table__, CompanyPhone.__table__,
                                    CompanyDomain.__table__, ImportChange.__table__)
@@ -100,7 +101,10 @@ class Writer:
             for column, value in plan.values.items():
                 if value is not None and state.values[column] != value:
                     changes[column] = value
-            for column, value in plan.fill.items():
+            fill = dict(plan.fill)
+            if any(state.values[c] for c in _ADDRESS):  # an address is taken whole or not at all, never mixed
+                fill = {c: v for c, v in fill.items() if c not in _ADDRESS}
+            for column, value in fill.items():
                 if column not in plan.values and value is not None and not state.values[column]:
                     changes[column] = value
             old_fields = state.values["fields"] or {}
