@@ -54,6 +54,8 @@ def test_utf16_without_bom_and_pipes_are_detected():
     text = "Vorname|Nachname|Ort\r\nJörg|Weiß|Köln\r\n"
     table = read_table("export.csv", text.encode("utf-16-le"))
     assert (table.encoding, table.delimiter, table.rows) == ("utf-16-le", "|", [["Jörg", "Weiß", "Köln"]])
+    hinted = read_table("excel.csv", "sep=,\r\nOrt;Name,PLZ\r\nKöln;Weiß,50667\r\n".encode("cp1252"))
+    assert (hinted.delimiter, hinted.headers, hinted.rows) == (",", ["Ort;Name", "PLZ"], [["Köln;Weiß", "50667"]])
 
 
 def test_outlook_vcard_21_quoted_printable_umlauts_with_soft_line_breaks():

@@ -103,7 +103,11 @@ def _delimiter(text: str) -> str:
 
 
 def _read_csv(text: str, encoding: str) -> Table:
-    delimiter = _delimiter(text)
+    first, _, rest = text.partition("\n")
+    if first.strip().lower().startswith("sep=") and len(first.strip()) == 5:  # Excel's "sep=;" hint line
+        delimiter, text = first.strip()[4], rest
+    else:
+        delimiter = _delimiter(text)
     try:
         records = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
     except csv.Error as exc:
