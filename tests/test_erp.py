@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.config import Settings
@@ -291,3 +291,71 @@ def test_the_persons_invoices_are_exported_and_kept_detached_when_erased(factory
         assert session.execute(select(Attachment.content).where(Attachment.interaction_id == ids[2])
                                ).scalar_one() == PDF
         assert session.get(Contact, ids[0]) is None
+
+
+def test_lists_mark_debtors_with_one_query_for_the_whole_page(client: Any, auth: dict[str, str], engine: Engine,
+                                                              factory: sessionmaker[Session],
+                                                              settings: Settings) -> None:
+    """The contact and company lists (pages and API) read the overdue invoices of all their rows at once: the
+    number of statements is the same for 5 rows as for 50, and the figures are those of the single record."""
+    today = date.today()
+
+    def bill(session: Session, number: str, customer: str, gross: str, due: date) -> None:
+        put_invoice(session, settings, number, InvoiceInput(
+            issued_on=today - timedelta(days=30), due_on=due, net=Decimal(gross), gross=Decimal(gross),
+            customer_number=customer), None)
+
+    with unit_of_work(factory) as session:
+        add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
+        firm = create_company(session, CompanyChanges(name="Müller GmbH", customer_number="10001"), "DE", None)
+        create_company(session, CompanyChanges(name="Huber AG", customer_number="10002"), "DE", None)
+        create_contact(session, ContactChanges(name="Klara Müller", company_id=firm.id, customer_number="20001"),
+                       "DE", None)
+        for n in range(4):
+            create_contact(session, ContactChanges(name=f"Person {n:02d}"), "DE", None)
+        bill(session, "RE-1", "10001", "1000.00", today - timedelta(days=5))  # the company's: hers too
+        bill(session, "RE-2", "20001", "234.00", today - timedelta(days=1))  # hers, billed with her company
+        bill(session, "RE-3", "10002", "50.00", today + timedelta(days=5))  # not due yet
+
+    log_in(client)
+    lists = (f"{API}/contacts?limit=50", f"{API}/companies?limit=50", "/contacts?lang=en", "/companies?lang=en")
+
+    def statements() -> list[int]:
+        seen: list[str] = []
+        listen = lambda *args: seen.append(args[2])  # noqa: E731
+        counts = []
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            for url in lists:
+                seen.clear()
+                assert client.get(url, headers=auth).status_code == 200
+                counts.append(len(seen))
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        return counts
+
+    statements()  # once before counting: the token's first use is written down (then once a minute)
+    few = statements()
+    with unit_of_work(factory) as session:  # 45 more people, each with their company; three owe
+        for n in range(45):
+            shop = create_company(session, CompanyChanges(name=f"Laden {n:02d}", customer_number=f"3{n:04d}"),
+                                  "DE", None)
+            create_contact(session, ContactChanges(name=f"Kunde {n:02d}", company_id=shop.id), "DE", None)
+            if n < 3:
+                bill(session, f"RE-L{n}", f"3{n:04d}", "10.00", today - timedelta(days=2))
+    assert statements() == few
+
+    people = client.get(f"{API}/contacts?limit=50", headers=auth).json["items"]
+    assert len(people) == 50
+    for item in people:  # the list's figures are the single record's (overdue_of)
+        single = client.get(f"{API}/contacts/{item['id']}", headers=auth).json
+        assert (item["debtor"], item["overdue"]) == (single["debtor"], single["overdue"])
+    klara = next(p for p in people if p["name"] == "Klara Müller")
+    assert klara["overdue"] == {"count": 2, "gross": "1234.00", "outstanding": "1234.00"}
+    assert sorted(p["name"] for p in people if p["debtor"]) == ["Klara Müller", "Kunde 00", "Kunde 01", "Kunde 02"]
+    firms = client.get(f"{API}/companies?limit=50", headers=auth).json["items"]
+    assert {f["name"]: f["overdue"]["count"] for f in firms if f["debtor"]} == {
+        "Müller GmbH": 2, "Laden 00": 1, "Laden 01": 1, "Laden 02": 1}
+    mark = '<span class="badge warn">debtor</span>'
+    assert client.get("/contacts?lang=en").get_data(as_text=True).count(mark) == 4
+    assert client.get("/companies?lang=en").get_data(as_text=True).count(mark) == 4

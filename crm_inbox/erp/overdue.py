@@ -6,6 +6,7 @@ A person's invoices are their own and those of their company (the company is who
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,7 +17,7 @@ from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import Settings
-from crm_inbox.models import Invoice, InvoiceStatus
+from crm_inbox.models import Contact, Invoice, InvoiceStatus
 
 
 def is_overdue(status: InvoiceStatus, due_on: date | None, today: date) -> bool:
@@ -46,6 +47,9 @@ class Overdue:
         return self.count > 0
 
 
+NONE = Overdue(0, Decimal("0.00"), Decimal("0.00"))
+
+
 def _customer(contact_id: int | None, company_id: int | None) -> ColumnElement[bool]:
     conditions = []
     if contact_id is not None:
@@ -59,8 +63,35 @@ def overdue_of(session: Session, today: date, *, contact_id: int | None = None,
                company_id: int | None = None) -> Overdue:
     """The overdue invoices of a person (``contact_id`` with their ``company_id``) or of a company."""
     count, gross, paid = session.execute(
-        select(func.count(), func.sum(_cents(Invoice.gross)), func.sum(_cents(Invoice.paid)))
-        .where(_customer(contact_id, company_id), overdue_clause(today))).one()
+        select(*_sums()).where(_customer(contact_id, company_id), overdue_clause(today))).one()
+    return _overdue(count, gross, paid)
+
+
+def overdue_of_people(session: Session, today: date, contact_ids: Iterable[int]) -> dict[int, Overdue]:
+    """``overdue_of`` for a page of people in one query: every id → its summary (none overdue: count 0)."""
+    ids = sorted(set(contact_ids))
+    found = {} if not ids else {row[0]: _overdue(*row[1:]) for row in session.execute(
+        select(Contact.id, *_sums())
+        # One join condition, so an invoice billed to the person and their company counts once.
+        .join(Invoice, or_(Invoice.contact_id == Contact.id, Invoice.company_id == Contact.company_id))
+        .where(Contact.id.in_(ids), overdue_clause(today)).group_by(Contact.id))}
+    return {ident: found.get(ident, NONE) for ident in ids}
+
+
+def overdue_of_companies(session: Session, today: date, company_ids: Iterable[int]) -> dict[int, Overdue]:
+    """``overdue_of`` for a page of companies in one query: every id → its summary (none overdue: count 0)."""
+    ids = sorted(set(company_ids))
+    found = {} if not ids else {row[0]: _overdue(*row[1:]) for row in session.execute(
+        select(Invoice.company_id, *_sums())
+        .where(Invoice.company_id.in_(ids), overdue_clause(today)).group_by(Invoice.company_id))}
+    return {ident: found.get(ident, NONE) for ident in ids}
+
+
+def _sums() -> tuple[ColumnElement[Any], ...]:
+    return func.count(Invoice.id), func.sum(_cents(Invoice.gross)), func.sum(_cents(Invoice.paid))
+
+
+def _overdue(count: Any, gross: Any, paid: Any) -> Overdue:
     gross_cents, paid_cents = int(gross or 0), int(paid or 0)
     return Overdue(int(count), Decimal(gross_cents).scaleb(-2), Decimal(gross_cents - paid_cents).scaleb(-2))
 

@@ -18,6 +18,8 @@ from crm_inbox.contacts.search import company_matches, contact_matches, query_te
 from crm_inbox.contacts.service import create_company as new_company
 from crm_inbox.contacts.service import create_contact as new_contact
 from crm_inbox.contacts.service import update_company, update_contact
+from crm_inbox.erp.overdue import overdue_of_companies, overdue_of_people
+from crm_inbox.erp.overdue import today as erp_today
 from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.ids import MAX_ID, is_id, ref_id
 from crm_inbox.mail.addresses import normalise_email
@@ -140,7 +142,8 @@ def list_contacts() -> Response:
                             .order_by(Contact.id).limit(limit).offset(offset)).scalars().all()
         return csv_response(export_contacts_csv(db(), rows, actor_id(), request.args.to_dict()), "contacts.csv")
     rows = db().execute(query.order_by(Contact.id).limit(limit).offset(offset)).scalars().all()
-    return jsonify(items=[ser.contact(c) for c in rows])
+    owed = overdue_of_people(db(), erp_today(state().settings), [c.id for c in rows])
+    return jsonify(items=[ser.contact(c, owed[c.id]) for c in rows])
 
 
 @api.get("/contacts/<int:contact_id>")
@@ -221,7 +224,8 @@ def list_companies() -> Response:
     if q := query_text(request.args.get("q")):  # the pages' search: name or mail domain
         query = query.where(company_matches(q))
     rows = db().execute(query.order_by(Company.id).limit(limit).offset(offset)).scalars().all()
-    return jsonify(items=[ser.company(c) for c in rows])
+    owed = overdue_of_companies(db(), erp_today(state().settings), [c.id for c in rows])
+    return jsonify(items=[ser.company(c, owed[c.id]) for c in rows])
 
 
 @api.get("/companies/<int:company_id>")

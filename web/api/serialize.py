@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from crm_inbox.erp.overdue import overdue_of, today
+from crm_inbox.erp.overdue import Overdue, overdue_of, today
 from crm_inbox.models import Attachment, Company, Contact, InboundMessage, Interaction
 from web.requestdb import db, state
 
@@ -19,7 +19,8 @@ def address(row: Contact | Company, prefix: str = "") -> dict[str, str | None]:
     return {key: getattr(row, prefix + key) for key in ("street", "postcode", "city", "country")}
 
 
-def contact(c: Contact) -> dict[str, Any]:
+def contact(c: Contact, overdue: Overdue | None = None) -> dict[str, Any]:
+    """``overdue``: the person's from ``overdue_of_people`` when a list has it already (else one query)."""
     return {
         "id": c.id, "name": c.name, "display_name": c.display_name, "company_id": c.company_id,
         "emails": [e.email for e in c.emails],
@@ -30,19 +31,21 @@ def contact(c: Contact) -> dict[str, Any]:
         "salutation": c.salutation.value if c.salutation else None, "title": c.title, "language": c.language,
         "customer_number": c.customer_number, "address": address(c),
         "created_at": when(c.created_at), "updated_at": when(c.updated_at),
-        **debts(c.id, c.company_id),
+        **debts(c.id, c.company_id, overdue),
     }
 
 
-def debts(contact_id: int | None, company_id: int | None) -> dict[str, Any]:
+def debts(contact_id: int | None, company_id: int | None, overdue: Overdue | None = None) -> dict[str, Any]:
     """Overdue invoices from the ERP (crm_inbox.erp.overdue): "debtor" is derived from them, the stored role
     stays as it is. A person's count includes their company's invoices."""
-    overdue = overdue_of(db(), today(state().settings), contact_id=contact_id, company_id=company_id)
+    if overdue is None:
+        overdue = overdue_of(db(), today(state().settings), contact_id=contact_id, company_id=company_id)
     return {"debtor": overdue.debtor, "overdue": {"count": overdue.count, "gross": f"{overdue.gross:.2f}",
                                                   "outstanding": f"{overdue.outstanding:.2f}"}}
 
 
-def company(c: Company) -> dict[str, Any]:
+def company(c: Company, overdue: Overdue | None = None) -> dict[str, Any]:
+    """``overdue``: the company's from ``overdue_of_companies`` when a list has it already."""
     return {
         "id": c.id, "name": c.name, "domains": [d.domain for d in c.domains],
         "phones": [{"raw": p.raw, "e164": p.e164} for p in c.phones],
@@ -52,7 +55,7 @@ def company(c: Company) -> dict[str, Any]:
         "customer_number": c.customer_number, "address": address(c),
         "delivery_address": address(c, "delivery_"),
         "created_at": when(c.created_at), "updated_at": when(c.updated_at),
-        **debts(None, c.id),
+        **debts(None, c.id, overdue),
     }
 
 

@@ -9,12 +9,14 @@ from sqlalchemy.orm import selectinload
 
 from crm_inbox.contacts.listing import companies_page, people_of
 from crm_inbox.contacts.search import company_matches
+from crm_inbox.erp.overdue import overdue_of_companies
+from crm_inbox.erp.overdue import today as erp_today
 from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.models import Category, Company, Contact, CustomerType
 from crm_inbox.timeline.service import company_timeline
 from web.pages.blueprint import pages
 from web.pages.contacts import page_number, search_query, too_long_text
-from web.requestdb import db
+from web.requestdb import db, state
 
 TIMELINE_PAGE = 25
 PAGE_SIZE = 50
@@ -26,10 +28,12 @@ def companies() -> str | tuple[str, int]:
         q = search_query()
     except ValidationError:
         return render_template("companies.html", companies=[], q="", page=1, has_next=False,
-                               error=too_long_text()), 400
+                               owed={}, error=too_long_text()), 400
     page = page_number()
     rows, has_next = companies_page(db(), company_matches(q) if q else None, page, PAGE_SIZE)
-    return render_template("companies.html", companies=rows, q=q, page=page, has_next=has_next, error=None)
+    owed = overdue_of_companies(db(), erp_today(state().settings), [row.company.id for row in rows])
+    return render_template("companies.html", companies=rows, q=q, page=page, has_next=has_next, owed=owed,
+                           error=None)
 
 
 @pages.get("/companies/<int:company_id>")

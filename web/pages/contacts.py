@@ -16,6 +16,8 @@ from crm_inbox.contacts.search import (
     contacts_by_name,
     query_text,
 )
+from crm_inbox.erp.overdue import overdue_of_people
+from crm_inbox.erp.overdue import today as erp_today
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Contact
 from web.pages.blueprint import pages
@@ -50,12 +52,14 @@ def contacts() -> str | tuple[str, int]:
         q = search_query()
     except ValidationError:
         return render_template("contacts.html", contacts=[], companies=[], q="", page=1, has_next=False,
-                               error=too_long_text()), 400
+                               owed={}, error=too_long_text()), 400
     page = page_number()
     rows, has_next = contacts_page(db(), contact_search(q) if q else None, page, PAGE_SIZE)
     firms = companies_page(db(), company_matches(q), 1, 20)[0] if q and page == 1 else []
+    # The debtor mark of the whole page in one query (crm_inbox.erp.overdue), not one per row.
+    owed = overdue_of_people(db(), erp_today(state().settings), [row.contact.id for row in rows])
     return render_template("contacts.html", contacts=rows, companies=firms, q=q, page=page,
-                           has_next=has_next, error=None)
+                           has_next=has_next, owed=owed, error=None)
 
 
 @pages.get("/contacts/suggest")
