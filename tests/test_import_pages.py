@@ -220,3 +220,32 @@ def test_uploads_are_kept_private_and_stale_ones_removed(settings):
     new = import_uploads.keep(settings, 1, "neu.csv", b"Vorname\r\nBen\r\n")
     assert import_uploads.find(settings, old.token, 1) is None and not old.data_path.exists()
     assert import_uploads.find(settings, new.token, 1) is not None
+
+
+def test_filters_show_the_kept_preview_and_a_changed_mapping_previews_again(client, factory, settings, people):
+    log_in(client)
+    token = upload_token(upload(client, OUTLOOK_CSV))
+    mapping_page = client.get(f"/imports/mapping?upload={token}").get_data(as_text=True)
+    form = {f"col{i}": target for i, target in enumerate(selected(mapping_page).values())}
+    form |= {"upload": token, "csrf_token": csrf_token(mapping_page)}
+    preview = client.get(client.post("/imports/mapping", data=form).headers["Location"]).get_data(as_text=True)
+    assert "error: “keine-adresse” is not an e-mail address" in preview  # translated by its reason
+    assert preview.count('<tr class="action-new">') == 3
+    kept = settings.instance_path / "imports" / f"{token}.preview.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    with unit_of_work(factory) as session:  # two companies of Anna's company's name appear after the preview
+        twins = [Company(name="Bäckerei Schmidt", tags=[], fields={}),
+                 Company(name="Baeckerei Schmidt GmbH", tags=[], fields={})]
+        session.add_all(twins)
+        session.flush()
+        twin_ids = sorted(t.id for t in twins)
+    new_only = client.get(f"/imports/preview?upload={token}&show=new").get_data(as_text=True)
+    assert new_only.count('<tr class="action-new">') == 3  # the kept preview, not a new dry run
+    assert "Anna Schmidt, Bäckerei Schmidt" in new_only
+    form["col7"] = "field:Hobby"  # another mapping: previewed again, now with the twins
+    again = client.get(client.post("/imports/mapping", data=form).headers["Location"]).get_data(as_text=True)
+    assert again.count('<tr class="action-new">') == 2
+    anna = re.search(r'<tr class="action-duplicate">\s*<td class="number">3</td>.*?</tr>', again, re.S)
+    assert anna, again
+    assert all(f'<a href="/companies/{i}">company {i}</a> (same name)' in anna.group(0) for i in twin_ids)
+    assert "duplicate of row 3 (same e-mail address)" not in again  # row 3 was left out: row 7 names the twins too

@@ -5,7 +5,10 @@ nothing; the command line previews, asks and undoes."""
 
 from __future__ import annotations
 
+import io
+import json
 import random
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from crm_inbox.models import (
     Reminder,
 )
 from crm_inbox.models.base import utcnow
+from crm_inbox.privacy.service import erase_contact, write_export
 from tests.conftest import CRM
 
 DATA = Path(__file__).parent / "data" / "import"
@@ -155,7 +159,7 @@ def test_updates_name_their_fields_never_blank_one_and_undo_restores_the_values_
         assert session.execute(select(func.count()).select_from(AuditEntry)
                                .where(AuditEntry.action == "undo")).scalar_one() == 1
         assert session.execute(select(Event.type).where(Event.type == "import.undone")).scalar_one()
-    assert counts == {"removed": 1, "restored": 2, "kept": 0}
+    assert counts == {"removed": 1, "restored": 2, "kept": 0, "erased": 0}
     with pytest.raises(Conflict):
         undo_import(factory, done.batch_id, None)
     with pytest.raises(NotFound):
@@ -173,7 +177,7 @@ def test_undo_keeps_a_newer_value_and_a_created_contact_that_has_been_used(facto
         new = session.get(Contact, done.rows[1].contact_id)
         assert new is not None
         session.add(Reminder(title="Anrufen", due_at=utcnow(), contact_id=new.id, reason="manual"))
-    assert undo_import(factory, done.batch_id, None) == {"removed": 0, "restored": 0, "kept": 2}
+    assert undo_import(factory, done.batch_id, None) == {"removed": 0, "restored": 0, "kept": 2, "erased": 0}
     with factory() as session:
         assert session.get(Contact, existing["anna"]).title == "Prof."  # type: ignore[union-attr]
         assert session.get(Contact, done.rows[1].contact_id) is not None
@@ -199,6 +203,15 @@ def test_duplicates_by_each_key_name_the_candidates(factory, settings, existing)
     assert got[6] == ("duplicate", None, "row 2 (same customer number)")
     assert got[7] == ("duplicate", None, f"companies {twin_a} (same name), {twin_b} (same name)")
     assert got[8] == ("duplicate", None, "row 5 (same contact)")
+    # What the page translates and links: the reason, the rows and records with the key they share.
+    why = {o.row: (o.reason, o.duplicate_of_row, o.duplicate_of, o.key) for o in done.rows if o.action == "duplicate"}
+    assert why == {3: ("ambiguous", None, [("contact", anna, "e-mail"), ("contact", paula, "phone")], ""),
+                   4: ("ambiguous", None, [("company", twin_a, "company name"), ("company", twin_b, "company name")],
+                       ""),
+                   6: ("same_row", 2, [], "customer number"),
+                   7: ("ambiguous", None, [("company", twin_a, "company name"), ("company", twin_b, "company name")],
+                       ""),
+                   8: ("same_record", 5, [("contact", paula, "")], "")}
     with factory() as session:
         assert session.get(Contact, anna).name == "Anna Schmidt"  # type: ignore[union-attr]
         assert session.execute(select(Contact).where(Contact.name == "Frida Firma")).first() is None
@@ -214,6 +227,7 @@ def test_a_company_row_updates_the_company_and_a_bad_row_writes_nothing(factory,
     assert (row.action, row.company_id) == ("update", existing["firm"])
     assert row.changed == ["street", "postcode", "country", "category", "field:email", "phone"]
     assert (bad.action, bad.detail) == ("error", "country 'Atlantis' is unknown")
+    assert (bad.reason, bad.params) == ("unknown_country", {"value": "Atlantis"})
     with factory() as session:
         assert session.execute(select(Company).where(Company.name == "Kaputt AG")).first() is None
         assert session.execute(select(CompanyDomain).where(CompanyDomain.domain == "kaputt.de")).first() is None
@@ -301,4 +315,38 @@ def test_outcome_is_plain_data_for_the_page(factory, settings):
     table, mapping = load("google.csv")
     result = preview_import(factory, settings, table, mapping, filename="google.csv", actor=None)
     assert asdict(result.rows[0]) == {"row": 2, "action": "new", "label": "Lea Hoffmann, Hoffmann Medizintechnik GmbH",
-                                      "contact_id": None, "company_id": None, "changed": [], "detail": ""}
+                                      "contact_id": None, "company_id": None, "changed": [], "detail": "",
+                                      "reason": "", "params": {}, "duplicate_of_row": None, "duplicate_of": [],
+                                      "key": ""}
+
+
+def test_erasure_takes_the_import_records_of_the_person_and_undo_does_not_bring_them_back(factory, settings,
+                                                                                          existing):
+    table, mapping = csv_table("Name;E-Mail;Telefon\r\nAnna Schmidt;anna@schroeder-logistik.de;030 4444444\r\n"
+                               "Carla Neu;carla@example.org;\r\nBernd Neu;bernd@example.org;030 5555555\r\n")
+    done = run_import(factory, settings, table, mapping, filename="list.csv", actor=None)
+    anna, bernd = existing["anna"], done.rows[2].contact_id
+    archive = io.BytesIO()
+    with unit_of_work(factory) as session:
+        assert write_export(session, anna, archive, None)["imports"] == 1
+        assert erase_contact(session, anna, None)["import_records"] == 1
+        assert erase_contact(session, bernd, None)["import_records"] == 1  # type: ignore[arg-type]
+    [record] = json.loads(zipfile.ZipFile(archive).read("contact.json"))["imports"]
+    assert (record["batch_id"], record["action"], record["before"]["phones"]) == (done.batch_id, "updated",
+                                                                                  ["0171 1111111"])
+    with factory() as session:
+        left = session.execute(select(ImportChange.object_type, ImportChange.object_id)
+                               .where(ImportChange.batch_id == done.batch_id)).all()
+        assert ("contact", anna) not in left and ("contact", bernd) not in left and len(left) == 1  # Carla's
+        assert "030 4444444" not in json.dumps([c.after for c in session.execute(select(ImportChange)).scalars()])
+    with unit_of_work(factory) as session:  # on SQLite the next contact may get Bernd's id: undo must not touch it
+        somebody = create_contact(session, ContactChanges(name="Dora Danach"), "DE", None)
+        reused = somebody.id == bernd  # (SQLite without AUTOINCREMENT)
+    counts = undo_import(factory, done.batch_id, None)
+    assert counts == {"removed": 1, "restored": 0, "kept": 0, "erased": 2}  # Carla removed; Anna and Bernd gone
+    with factory() as session:
+        assert session.get(Contact, anna) is None and session.get(Contact, somebody.id) is not None
+        assert reused or factory.kw["bind"].dialect.name != "sqlite"
+        assert session.execute(select(Contact.name).order_by(Contact.id)).scalars().all() == [
+            "Karl Nummer", "Paula Phon", "Dora Danach"]
+        assert session.get(ImportBatch, done.batch_id).counts["erased"] == 2  # type: ignore[union-attr]

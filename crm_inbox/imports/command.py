@@ -40,6 +40,8 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
             return _fail(str(exc))
         print(f"import {args.undo} undone: removed {counts['removed']} records, restored {counts['restored']} "
               f"fields, kept {counts['kept']} (changed or used since)")
+        if counts["erased"]:
+            print(f"  {counts['erased']} records of people erased since could not be restored")
         return 0
     if args.file is None:
         return _fail("import: give a FILE (or --undo BATCH)")

@@ -19,7 +19,15 @@ class RowOutcome:
     contact_id: int | None = None
     company_id: int | None = None
     changed: list[str] = field(default_factory=list)  # field keys an "update" changes
-    detail: str = ""  # duplicate: "contact 123 (same e-mail)" / "row 7"; error: the reason
+    detail: str = ""  # in English for the CLI: duplicate "contacts 12 (same e-mail), 15 (same phone)"; the error
+    # What the page translates: an error's or duplicate's ``reason`` code with its ``params`` (see rows.ERRORS;
+    # duplicates: "same_row" of ``duplicate_of_row`` by ``key``; "same_record": that row matched the same record
+    # ``duplicate_of`` by another key; "ambiguous": several records ``duplicate_of`` match).
+    reason: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    duplicate_of_row: int | None = None
+    duplicate_of: list[tuple[str, int, str]] = field(default_factory=list)  # (object type, id, key)
+    key: str = ""  # "e-mail", "phone", "customer number", "company name"; "" for "same_record"
 
 
 @dataclass(slots=True)
@@ -51,13 +59,31 @@ class PersonPlan:
     company_id: int | None = None  # a company found by the mail domain (new contacts only)
 
 
-_WHAT = {"cn": "customer number", "email": "e-mail", "phone": "phone", "name": "name"}
+_WHAT = {"cn": "customer number", "email": "e-mail", "phone": "phone", "name": "name"}  # in ``detail``
+KEYS = {"cn": "customer number", "email": "e-mail", "phone": "phone", "name": "company name"}  # ``key``
 
 
-def _names(kind: str, candidates: dict[int, str]) -> str:
+def _ambiguous(outcome: RowOutcome, kind: str, candidates: dict[int, str]) -> RowOutcome:
+    """Several existing records match the row: it names them all and is left out."""
     ids = sorted(candidates)
     word = kind if len(ids) == 1 else {"contact": "contacts", "company": "companies"}[kind]
-    return f"{word} " + ", ".join(f"{i} (same {_WHAT[candidates[i]]})" for i in ids)
+    _duplicate(outcome, f"{word} " + ", ".join(f"{i} (same {_WHAT[candidates[i]]})" for i in ids), "ambiguous")
+    outcome.duplicate_of = [(kind, i, KEYS[candidates[i]]) for i in ids]
+    return outcome
+
+
+def _same_row(outcome: RowOutcome, row: int, kind: str) -> RowOutcome:
+    """An earlier row of the file has the same key."""
+    _duplicate(outcome, f"row {row} (same {_WHAT[kind]})", "same_row")
+    outcome.duplicate_of_row, outcome.key = row, KEYS[kind]
+    return outcome
+
+
+def _same_record(outcome: RowOutcome, row: int, kind: str, ident: int) -> RowOutcome:
+    """An earlier row matched the same existing record, by another key."""
+    _duplicate(outcome, f"row {row} (same {kind})", "same_record")
+    outcome.duplicate_of_row, outcome.duplicate_of = row, [(kind, ident, "")]
+    return outcome
 
 
 class Planner:
@@ -78,7 +104,8 @@ class Planner:
         try:
             data = read_row(number, self.headers, cells, self.mapping, self.region)
         except RowError as exc:
-            self.outcomes.append(RowOutcome(number, "error", self._label(cells), detail=str(exc)))
+            self.outcomes.append(RowOutcome(number, "error", self._label(cells), detail=str(exc),
+                                            reason=exc.reason, params=exc.params))
             return
         if data is None:
             return  # an empty row
@@ -100,23 +127,23 @@ class Planner:
             + [("email", e) for e, _ in data.emails] + [("phone", p) for _, p, _ in data.phones if p]
         for kind, key in keys:
             if key in self.file_keys[kind]:
-                return _duplicate(outcome, f"row {self.file_keys[kind][key]} (same {_WHAT[kind]})")
+                return _same_row(outcome, self.file_keys[kind][key], kind)
         table = {"cn": self.index.contact_cn, "email": self.index.contact_email, "phone": self.index.contact_phone}
         candidates: dict[int, str] = {}
         for kind, key in keys:
             for ident in ids(table[kind], key):
                 candidates.setdefault(ident, kind)
         if len(candidates) > 1:
-            return _duplicate(outcome, _names("contact", candidates))
+            return _ambiguous(outcome, "contact", candidates)
         company: CompanyPlan | None = None
         if data.company_key:
             found = self._company_named(data)
-            if isinstance(found, str):
-                return _duplicate(outcome, found)
+            if isinstance(found, dict):
+                return _ambiguous(outcome, "company", found)
             company = found
         existing = next(iter(candidates), None)
         if existing is not None and ("contact", existing) in self.matched:  # found by another key before
-            return _duplicate(outcome, f"row {self.matched[('contact', existing)]} (same contact)")
+            return _same_record(outcome, self.matched[("contact", existing)], "contact", existing)
         plan = PersonPlan(data, outcome, existing, company)
         domain = business_domain(data, self.free_mail, self.own_domains)
         if company is not None:
@@ -133,12 +160,12 @@ class Planner:
         self.people.append(plan)
         return outcome
 
-    def _company_named(self, data: RowData) -> CompanyPlan | str:
-        """The company a person row names: an existing one by key, or one this import creates; a text when
-        several companies have that name."""
+    def _company_named(self, data: RowData) -> CompanyPlan | dict[int, str]:
+        """The company a person row names: an existing one by key, or one this import creates; the candidates
+        when several companies have that name."""
         found = ids(self.index.company_key, data.company_key)
         if len(found) > 1:
-            return _names("company", dict.fromkeys(found, "name"))
+            return dict.fromkeys(found, "name")
         if found:
             return self._existing(found[0], data.company or "")
         plan = self.new_companies.get(data.company_key)
@@ -165,17 +192,17 @@ class Planner:
         keys = [("name", data.company_key)] + ([("cn", number)] if number else [])
         for kind, key in keys:
             if key in self.company_rows[kind]:
-                return _duplicate(outcome, f"row {self.company_rows[kind][key]} (same {_WHAT[kind]})")
+                return _same_row(outcome, self.company_rows[kind][key], kind)
         candidates: dict[int, str] = {}
         for kind, key in keys:
             for ident in ids(self.index.company_key if kind == "name" else self.index.company_cn, key):
                 candidates.setdefault(ident, kind)
         if len(candidates) > 1:
-            return _duplicate(outcome, _names("company", candidates))
+            return _ambiguous(outcome, "company", candidates)
         if candidates:
             ident = next(iter(candidates))
             if ("company", ident) in self.matched:
-                return _duplicate(outcome, f"row {self.matched[('company', ident)]} (same company)")
+                return _same_record(outcome, self.matched[("company", ident)], "company", ident)
             self.matched[("company", ident)] = data.row
             plan = self._existing(ident, data.company or "")
         else:
@@ -193,8 +220,7 @@ class Planner:
         return outcome
 
 
-def _duplicate(outcome: RowOutcome, detail: str) -> RowOutcome:
-    outcome.action, outcome.detail = "duplicate", detail
-    return outcome
+def _duplicate(outcome: RowOutcome, detail: str, reason: str) -> None:
+    outcome.action, outcome.detail, outcome.reason = "duplicate", detail, reason
 
 

@@ -31,8 +31,27 @@ _ROLES = {"lead": Role.LEAD, "interessent": Role.PROSPECT, "prospect": Role.PROS
 _GOOGLE_GROUPS = {"mycontacts", "starred"}  # Google's own labels, not the user's tags
 
 
+# Why a row cannot be imported: a reason code (the page translates it) and its English text (the CLI's).
+ERRORS = {
+    "too_long": "{field} is longer than {limit} characters",  # field: a target key
+    "column_too_long": "column {column!r} is longer than {limit} characters",
+    "bad_category": "category {value!r} is not A, B or C",
+    "unknown_role": "role {value!r} is unknown (lead, prospect, customer, debtor, supplier, other)",
+    "unknown_country": "country {value!r} is unknown",
+    "bad_email": "{value!r} is not an e-mail address",
+    "phone_too_long": "a phone number is longer than {limit} characters",
+    "nobody": "the row has no name, company, e-mail address or phone number",
+}
+
+
 class RowError(Exception):
-    """Why a row cannot be imported, as a short English sentence for the preview."""
+    """Why a row cannot be imported: ``reason`` (a key of ERRORS) with its ``params``; str() is the English
+    sentence."""
+
+    def __init__(self, reason: str, **params: Any) -> None:
+        self.reason, self.params = reason, params
+        words = {k: v.replace("_", " ") if k == "field" else v for k, v in params.items()}
+        super().__init__(ERRORS[reason].format(**words))
 
 
 @dataclass(slots=True)
@@ -60,7 +79,7 @@ def _one_line(target: str, value: str) -> str | None:
     text = single_line(value)
     limit = _MAX.get(target)
     if limit and len(text) > limit:
-        raise RowError(f"{target.replace('_', ' ')} is longer than {limit} characters")
+        raise RowError("too_long", field=target, limit=limit)
     return text or None
 
 
@@ -95,21 +114,21 @@ def salutation_and_title(salutation: str | None, title: str | None) -> tuple[Sal
             rest.append(word)
     text = " ".join(rest) or None
     if text and len(text) > 50:
-        raise RowError("title is longer than 50 characters")
+        raise RowError("too_long", field="title", limit=50)
     return found, text
 
 
 def category(value: str) -> Category:
     match = re.fullmatch(r"([abc])(?:[\s-]*(?:kunde|customer|klasse|class))?", value.strip().casefold())
     if not match:
-        raise RowError(f"category {value[:30]!r} is not A, B or C")
+        raise RowError("bad_category", value=value[:30])
     return Category(match.group(1).upper())
 
 
 def role(value: str) -> Role:
     found = _ROLES.get(value.strip().casefold())
     if found is None:
-        raise RowError(f"role {value[:30]!r} is unknown (lead, prospect, customer, debtor, supplier, other)")
+        raise RowError("unknown_role", value=value[:30])
     return found
 
 
@@ -129,7 +148,7 @@ def _country_names() -> dict[str, str]:
 def country(value: str) -> str:
     code = country_code(value) or _country_names().get(" ".join(value.split()).casefold())
     if code is None:
-        raise RowError(f"country {value[:40]!r} is unknown")
+        raise RowError("unknown_country", value=value[:40])
     return code
 
 
@@ -146,7 +165,7 @@ def emails(target: str, value: str) -> list[tuple[str, str]]:
             continue
         email = email_key(raw.removeprefix("mailto:"))
         if not email or len(email) > 320:
-            raise RowError(f"{raw[:60]!r} is not an e-mail address")
+            raise RowError("bad_email", value=raw[:60])
         out.append((email, _EMAIL_LABELS[target]))
     return out
 
@@ -158,7 +177,7 @@ def phones(target: str, value: str, region: str) -> list[tuple[str, str | None, 
         if not raw:
             continue
         if len(raw) > 100:
-            raise RowError("a phone number is longer than 100 characters")
+            raise RowError("phone_too_long", limit=100)
         out.append((raw, phone_key(raw, region), _PHONE_LABELS[target]))
     return out
 
@@ -173,7 +192,7 @@ def read_row(number: int, headers: list[str], cells: list[str], mapping: Mapping
         if not target or not value:
             continue
         if len(value) > _FIELD_MAX:
-            raise RowError(f"column {header[:40]!r} is longer than {_FIELD_MAX} characters")
+            raise RowError("column_too_long", column=header[:40], limit=_FIELD_MAX)
         if target.startswith(FREE_FIELD):
             free[target[len(FREE_FIELD):]] = value
         else:
@@ -186,7 +205,7 @@ def read_row(number: int, headers: list[str], cells: list[str], mapping: Mapping
     found_phones = [p for t in _PHONE_LABELS if t in given for p in phones(t, given[t], region)]
     person = bool(name) or (not company and bool(found_emails or found_phones))
     if not person and not company:
-        raise RowError("the row has no name, company, e-mail address or phone number")
+        raise RowError("nobody")
     data = RowData(row=number, person=person, name=name, company=company, company_key=company_key(company))
     # The postal address is the company's when the person works at one (people use their company's).
     postal = {t: given[t] for t in ("street", "postcode", "city") if t in given}

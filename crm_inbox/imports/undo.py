@@ -3,7 +3,8 @@ was changed again since (then the newer value is kept and counted as "kept"); th
 domains it added are removed. What it created is removed with its addresses and numbers, unless something
 else has used it since (mail or calls on its timeline, a ticket, a deal, a reminder, a document; for a company
 also people the import did not create): that record is kept and counted as "kept", since removing it would
-take the newer history with it."""
+take the newer history with it. People erased since (data protection) took the import's records of them
+along: nothing of theirs is restored, and the batch's ``erased`` count says how many records are missing."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ _COMPANY_LISTS = {"phones": (CompanyPhone.__table__, "company_id", "raw")}
 
 def undo_import(factory: sessionmaker[Session], batch_id: int, actor: int | None) -> dict[str, int]:
     """Take import ``batch_id`` back; NotFound, Conflict when it was undone already. Returns
-    {"removed": records removed, "restored": fields restored, "kept": records and fields kept}."""
+    {"removed": records removed, "restored": fields restored, "kept": records and fields kept, "erased": the
+    import's records of people erased since, which it cannot restore}."""
     with write_lock(factory), unit_of_work(factory) as session:
         batch = session.execute(select(ImportBatch).where(ImportBatch.id == batch_id).with_for_update()
                                 ).scalar_one_or_none()
@@ -50,7 +52,7 @@ def undo_import(factory: sessionmaker[Session], batch_id: int, actor: int | None
             raise Conflict(f"import {batch_id} was undone already")
         changes = list(session.execute(select(ImportChange).where(ImportChange.batch_id == batch_id)
                                        .order_by(ImportChange.id)).scalars())
-        counts = {"removed": 0, "restored": 0, "kept": 0}
+        counts = {"removed": 0, "restored": 0, "kept": 0, "erased": int((batch.counts or {}).get("erased", 0))}
         for kind, table in (("contact", Contact.__table__), ("company", Company.__table__)):
             _restore(session, kind, table, [c for c in changes if c.object_type == kind and c.action == "updated"],
                      counts)

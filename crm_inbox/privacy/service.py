@@ -77,6 +77,7 @@ from crm_inbox.models import (
     utcnow,
 )
 from crm_inbox.privacy import events as privacy_events
+from crm_inbox.privacy import imports as privacy_imports
 from crm_inbox.privacy import invoices as erp_invoices
 from crm_inbox.privacy import sales
 from crm_inbox.privacy.redaction import Redactor
@@ -155,6 +156,8 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
               "audit_entries": 0, **{key: len(data[key]) for key in ("opportunities", "quotes", "orders", "events")}}
     data.update(erp_invoices.export(session, contact_id))  # the ERP's invoices with their payments
     counts["invoices"] = len(data["invoices"])
+    data.update(privacy_imports.export(session, contact))  # what imports recorded about the person
+    counts["imports"] = len(data["imports"])
     interactions = sorted(set(owned.interactions) | sales.document_ids(session, contact_id)
                           | erp_invoices.document_ids(session, contact_id))
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -395,6 +398,7 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None, *,
     counts["events_blanked"] = privacy_events.erase(session, contact, {
         "interaction": doomed, "ticket": tickets, "call": calls, "reminder": reminders,
         "opportunity": deals.opportunities, "quote": deals.draft_quotes})
+    counts["import_records"] = privacy_imports.erase(session, contact)
     # The person goes; addresses, numbers and timeline links cascade.
     session.execute(delete(Contact).where(Contact.id == contact_id))
     wiped = affected(session.execute(update(AuditEntry).where(audit_wipe).values(details={"erased": True})))

@@ -3,8 +3,8 @@ row would do, and the counts. Marked here, translated where shown (a key the lis
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -38,6 +38,7 @@ COUNT_TEXTS: dict[str, Callable[[int], str]] = {
     "error": lambda n: ngettext("row with an error", "rows with errors", n),
     "companies_new": lambda n: ngettext("new company", "new companies", n),
     "companies_update": lambda n: ngettext("updated company", "updated companies", n),
+    "erased": lambda n: ngettext("record of a person erased since", "records of people erased since", n),
 }
 STATE_LABELS = {"done": N_("imported"), "undone": N_("undone")}
 
@@ -49,29 +50,40 @@ def target_label(key: str) -> str:
     return _(TARGET_LABELS[key]) if key in TARGET_LABELS else key
 
 
-# The import service names what a duplicate duplicates in English: "row 7 (same e-mail)",
-# "contacts 12 (same e-mail), 15 (same phone)", "company 3 (same name)".
-_DUPLICATE = re.compile(r"(row|contacts?|company|companies) (\d+ \(same [a-z -]+\)(?:, \d+ \(same [a-z -]+\))*)")
-_DUPLICATE_ITEM = re.compile(r"(\d+) \(same ([a-z -]+)\)")
+# What a duplicate has in common with what it duplicates (the engine's ``RowOutcome.key``).
 SAME_LABELS = {"customer number": N_("same customer number"), "e-mail": N_("same e-mail address"),
-               "phone": N_("same phone number"), "name": N_("same name")}
+               "phone": N_("same phone number"), "company name": N_("same name")}
+# Why a row cannot be imported (the engine's ``RowOutcome.reason`` for an error, with its ``params``).
+ERROR_TEXTS = {
+    "too_long": N_("%(field)s is longer than %(limit)s characters"),
+    "column_too_long": N_("column “%(column)s” is longer than %(limit)s characters"),
+    "bad_category": N_("category “%(value)s” is not A, B or C"),
+    "unknown_role": N_("role “%(value)s” is unknown (lead, prospect, customer, debtor, supplier, other)"),
+    "unknown_country": N_("country “%(value)s” is unknown"),
+    "bad_email": N_("“%(value)s” is not an e-mail address"),
+    "phone_too_long": N_("a phone number is longer than %(limit)s characters"),
+    "nobody": N_("the row has no name, company, e-mail address or phone number"),
+}
 
 
-def duplicate_of(detail: str) -> tuple[str, list[tuple[int, str]]] | None:
-    """("row" | "contact" | "company", [(number or id, why in the reader's language)]) of a duplicate's detail;
-    None for a text of another shape (the page then shows it as it is)."""
-    match = _DUPLICATE.fullmatch(detail)
-    if match is None:
-        return None
-    kind = {"contacts": "contact", "companies": "company"}.get(match.group(1), match.group(1))
-    items = [(int(n), _(SAME_LABELS[w]) if w in SAME_LABELS else w)
-             for n, w in _DUPLICATE_ITEM.findall(match.group(2))]
-    return kind, items
+def same_label(key: str) -> str:
+    return _(SAME_LABELS[key]) if key in SAME_LABELS else key
+
+
+def error_text(outcome: Any) -> str:
+    """Why the row is an error, in the reader's language (the engine's English text for a reason not listed)."""
+    text = ERROR_TEXTS.get(outcome.reason)
+    if text is None:
+        return str(outcome.detail)
+    params = dict(outcome.params)
+    if "field" in params:
+        params["field"] = target_label(str(params["field"]))
+    return _(text, **params)
 
 
 def labels() -> dict[str, object]:
     """The templates' helpers for these keys."""
-    return {"target_label": target_label, "duplicate_of": duplicate_of,
+    return {"target_label": target_label, "same_label": same_label, "error_text": error_text,
             "action_label": lambda key: _(ACTION_LABELS[key]) if key in ACTION_LABELS else key,
             "filter_label": lambda key: _(FILTER_LABELS[key]) if key in FILTER_LABELS else key,
             "count_label": lambda key, n: COUNT_TEXTS[key](n) if key in COUNT_TEXTS else key,

@@ -1,9 +1,12 @@
 """An uploaded import file kept on the server between the steps upload → map → preview → confirm.
 
 The file and a small description beside it (who uploaded it, its name, the mapping chosen) lie in the instance
-folder's ``imports`` directory, readable by this service's user only. The random token names them; only the
-user who uploaded the file gets it back by its token, anyone else is told it is not there. A confirmed import
-removes its upload, and uploads older than a day are removed whenever someone uploads a new file.
+folder's ``imports`` directory, readable by this service's user only, and so does the preview's outcome
+(``<token>.preview.json``, kept with the mapping it was made with: the filters of the preview page read it
+instead of running the dry run again, which takes a minute and SQLite's write lock for a big file). The random
+token names them; only the user who uploaded the file gets it back by its token, anyone else is told it is not
+there. A confirmed import removes its upload, and uploads older than a day are removed whenever someone uploads
+a new file.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from crm_inbox.config import Settings
+from crm_inbox.imports.service import ImportResult, RowOutcome
 from crm_inbox.private_files import open_private
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,10 @@ class Upload:
     @property
     def meta_path(self) -> Path:
         return self.folder / f"{self.token}.json"
+
+    @property
+    def preview_path(self) -> Path:
+        return self.folder / f"{self.token}.preview.json"
 
     @property
     def claim_path(self) -> Path:
@@ -85,8 +93,39 @@ def find(settings: Settings, token: object, owner: int) -> Upload | None:
 
 
 def set_mapping(upload: Upload, mapping: dict[str, str]) -> None:
+    if mapping != upload.mapping:
+        upload.preview_path.unlink(missing_ok=True)  # made with another mapping
     upload.mapping = dict(mapping)
     _write_meta(upload)
+
+
+_OUTCOME_FIELDS = tuple(f.name for f in fields(RowOutcome))
+
+
+def keep_preview(upload: Upload, result: ImportResult) -> None:
+    """Keep the preview's outcome for the filters, with the mapping it was made with (a row as a list: 100,000
+    rows are some MB)."""
+    rows = [[getattr(o, name) for name in _OUTCOME_FIELDS] for o in result.rows]
+    kept = {"mapping": upload.mapping, "fields": _OUTCOME_FIELDS, "counts": result.counts, "rows": rows}
+    with open_private(upload.preview_path) as out:
+        out.write(json.dumps(kept, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def kept_preview(upload: Upload) -> ImportResult | None:
+    """The preview kept for the upload's current mapping; None when there is none (or it was made with another
+    mapping, or by another version of this code)."""
+    try:
+        kept: dict[str, Any] = json.loads(upload.preview_path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if kept.get("mapping") != upload.mapping or kept.get("fields") != list(_OUTCOME_FIELDS):
+        return None
+    rows = []
+    for values in kept["rows"]:
+        outcome = RowOutcome(**dict(zip(_OUTCOME_FIELDS, values, strict=True)))
+        outcome.duplicate_of = [(str(k), int(i), str(key)) for k, i, key in outcome.duplicate_of]
+        rows.append(outcome)
+    return ImportResult(None, kept["counts"], rows)
 
 
 def claim(upload: Upload) -> bool:
@@ -109,7 +148,7 @@ def claimed_data(upload: Upload) -> bytes:
 
 
 def discard(upload: Upload) -> None:
-    for path in (upload.data_path, upload.claim_path, upload.meta_path):
+    for path in (upload.data_path, upload.claim_path, upload.meta_path, upload.preview_path):
         path.unlink(missing_ok=True)
 
 

@@ -220,14 +220,17 @@ def import_preview() -> str | BaseResponse:
         return _gone()
     if upload.mapping is None:
         return redirect(url_for("pages.import_mapping", upload=upload.token))
-    s = state()
-    try:
-        result = preview_import(s.factory, s.settings, _table(upload), upload.mapping, filename=upload.filename,
-                                actor=by)
-    except ValidationError as exc:  # more rows than [imports] max_rows, no column mapped to a field
-        log.info("import preview refused: %s", exc)
-        flash(_("No preview: %(why)s", why=_message(exc)))
-        return redirect(url_for("pages.import_mapping", upload=upload.token))
+    result = import_uploads.kept_preview(upload)
+    if result is None:
+        s = state()
+        try:
+            result = preview_import(s.factory, s.settings, _table(upload), upload.mapping,
+                                    filename=upload.filename, actor=by)
+        except ValidationError as exc:  # more rows than [imports] max_rows, no column mapped to a field
+            log.info("import preview refused: %s", exc)
+            flash(_("No preview: %(why)s", why=_message(exc)))
+            return redirect(url_for("pages.import_mapping", upload=upload.token))
+        import_uploads.keep_preview(upload, result)
     show = request.args.get("show", "")
     show = show if show in ACTIONS else ""
     rows = [r for r in result.rows if r.action == show] if show else result.rows
