@@ -181,16 +181,37 @@ def test_too_large_empty_or_missing_files_are_refused_and_nothing_is_kept(client
         assert response.json["error"]["field"] == "file"
     far_too_large = client.post(url, headers=auth, data={"file": (io.BytesIO(b"x" * (LIMIT * 3)), "scan.tif")},
                                 content_type="multipart/form-data")
-    assert far_too_large.status_code == 413
+    assert (far_too_large.status_code, far_too_large.json["error"]["field"]) == (413, "file")
+    assert f"at most {LIMIT} bytes" in far_too_large.json["error"]["message"]
     log_in(client, "staff@beispiel-firma.de", PASSWORD)
-    page = f"/contacts/{world['person']}"
-    response = upload_on_page(client, f"{page}/documents", page, b"x" * (LIMIT + 1))
-    assert response.status_code == 422
-    assert "The file is too large: a document may have at most 64 KB." in response.get_data(as_text=True)
+    message = "No document filed: The file is too large: a document may have at most 64 KB."
+    for page, status, size in ((f"/contacts/{world['person']}", 422, LIMIT + 1),
+                               # Far over: refused before it is read (413), with the same message on the page.
+                               (f"/contacts/{world['person']}", 413, LIMIT * 3),
+                               (f"/companies/{world['company']}", 413, LIMIT * 3)):
+        response = upload_on_page(client, f"{page}/documents", page, b"x" * size)
+        assert response.status_code == status, page
+        html = response.get_data(as_text=True)
+        assert message in html and 'id="add-document"' in html, page
     with factory() as session:
         assert session.execute(select(func.count()).select_from(Interaction)).scalar_one() == 0
         assert session.execute(select(func.count()).select_from(Attachment)).scalar_one() == 0
     assert files_on_disk(settings) == [] and audit_actions(factory) == []
+
+
+def test_any_other_form_over_the_limit_goes_back_with_a_message(app, client, world, factory):
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    log_in(client, "staff@beispiel-firma.de", PASSWORD)
+    page = f"/contacts/{world['person']}"
+    data = {"csrf_token": csrf_token(client.get(page).get_data(as_text=True)), "text": "x" * 8000}
+    back = client.post(f"{page}/notes", data=data, headers={"Referer": f"http://localhost{page}?kind=note"})
+    assert (back.status_code, back.headers["Location"]) == (303, f"{page}?kind=note")
+    assert "Nothing was saved: what you sent is larger than the 4 KB this form takes." in client.get(
+        back.headers["Location"]).get_data(as_text=True)
+    # Sent from elsewhere (or without a Referer): the plain error, never a redirect off the site.
+    assert client.post(f"{page}/notes", data=data, headers={"Referer": "https://evil.example/x"}).status_code == 413
+    with factory() as session:
+        assert session.execute(select(func.count()).select_from(Interaction)).scalar_one() == 0
 
 
 def test_readonly_users_see_and_download_but_cannot_file_rename_or_remove(client, world, settings, factory):

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from flask import Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from crm_inbox.documents.service import (
     add_document,
@@ -21,6 +22,7 @@ from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, json_body
 from web.auth import actor_id, require_token
+from web.json_errors import error_response
 from web.requestdb import db, state
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,18 @@ def _upload_limit(endpoint: str | None, _values: dict[str, Any] | None) -> None:
     # the limit for other requests; far larger bodies are refused (413) before they are read.
     if endpoint in UPLOADS:
         request.max_content_length = state().settings.documents.max_bytes + FORM_ALLOWANCE
+
+
+@api.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge) -> Response:
+    """Any API body over its limit (read no further): JSON as every API error, naming the limit, and a log line."""
+    limit = request.max_content_length
+    log.info("API %s %s refused: the body is larger than %s bytes", request.method, request.path, limit)
+    code = "request_entity_too_large"  # werkzeug's name, as the API's other HTTP errors have it
+    if request.endpoint in UPLOADS:
+        document = state().settings.documents.max_bytes
+        return error_response(413, code, f"a document may have at most {document} bytes", field="file")
+    return error_response(413, code, f"the request body may have at most {limit} bytes")
 
 
 def document_json(item: Interaction) -> dict[str, Any]:

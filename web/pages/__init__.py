@@ -31,6 +31,7 @@ from web.pages import (  # noqa: F401  (registers routes)
     reminders,
     screenpop,
     tickets,
+    too_large,
     triage,
     webhooks_admin,
 )

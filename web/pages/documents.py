@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox.documents.service import (
@@ -23,6 +24,7 @@ from web.auth import editor_id
 from web.pages import companies, customer
 from web.pages.blueprint import pages
 from web.pages.filters import format_size
+from web.pages.too_large import answers
 from web.requestdb import db, row_or_404, state
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,25 @@ def _why(exc: ValidationError) -> str:
         if exc.message == "is empty":
             return _("The file is empty.")
         if exc.message.startswith("is too large"):
-            return _("The file is too large: a document may have at most %(size)s.", size=document_limit())
+            return _too_large_text()
     return f"{exc.field}: {exc.message}"
+
+
+def _too_large_text() -> str:
+    return _("The file is too large: a document may have at most %(size)s.", size=document_limit())
+
+
+@answers(*UPLOADS)
+def _far_too_large(_exc: RequestEntityTooLarge) -> tuple[str, int]:
+    """A file far over the limit is refused before it is read (413): the page again with the message a file
+    just over the limit gets."""
+    editor_id()
+    owner: dict[str, int] = request.view_args or {}
+    log.info("document upload for %s refused: larger than %d bytes", owner, state().settings.documents.max_bytes)
+    flash(_("No document filed: %(why)s", why=_too_large_text()))
+    if "contact_id" in owner:
+        return customer.contact(owner["contact_id"]), 413
+    return companies.company(owner["company_id"]), 413
 
 
 def _file(*, contact_id: int | None = None, company_id: int | None = None) -> Interaction:

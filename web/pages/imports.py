@@ -28,6 +28,7 @@ from web.auth import current_user, editor_id
 from web.pages import import_uploads
 from web.pages.blueprint import pages
 from web.pages.import_labels import labels
+from web.pages.too_large import answers
 from web.requestdb import db, row_or_404, state
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def _upload_limit(endpoint: str | None, _values: dict[str, Any] | None) -> None:
         request.max_content_length = state().settings.imports.max_upload_bytes + FORM_ALLOWANCE
 
 
-@pages.errorhandler(RequestEntityTooLarge)
+@answers("pages.import_upload")
 def _too_large(exc: RequestEntityTooLarge) -> tuple[str, int] | HTTPException:
     user = current_user()
     if request.endpoint != "pages.import_upload" or user is None or user.role == StaffRole.READONLY:
