@@ -1,6 +1,8 @@
-"""Deciding, row by row, what an import does: new, updates a record, unchanged, duplicate or error. Matching
-uses the keys loaded up front and the rows before (never the wrong customer: several candidates make a
-duplicate the page names). Nothing is written here; ``imports.write`` carries the plan out."""
+"""Deciding, row by row, what an import does: new, updates a record, unchanged, duplicate or error. ``read``
+checks a row's values without the database (the costly part, done before the import takes SQLite's write
+lock); the ``Planner`` then matches them against the keys loaded up front and the rows before (never the wrong
+customer: several candidates make a duplicate the page names). Nothing is written here; ``imports.write``
+carries the plan out."""
 
 from __future__ import annotations
 
@@ -86,10 +88,27 @@ def _same_record(outcome: RowOutcome, row: int, kind: str, ident: int) -> RowOut
     return outcome
 
 
+def read(number: int, headers: list[str], cells: list[str], mapping: dict[str, str],
+         region: str) -> RowData | RowOutcome | None:
+    """A row's checked values, the outcome of a row that cannot be imported, or None for an empty row."""
+    try:
+        return read_row(number, headers, cells, mapping, region)
+    except RowError as exc:
+        return RowOutcome(number, "error", _label(headers, cells, mapping), detail=str(exc), reason=exc.reason,
+                          params=exc.params)
+
+
+def _label(headers: list[str], cells: list[str], mapping: dict[str, str]) -> str:
+    """Who a row that cannot be read is: its name, company or address cells as they are."""
+    given = {mapping.get(h): c.strip() for h, c in zip(headers, cells, strict=False) if c and c.strip()}
+    name = given.get("name") or " ".join(p for p in (given.get("first_name"), given.get("last_name")) if p)
+    parts = [p for p in (name, given.get("company")) if p] or [given.get("email") or given.get("phone") or ""]
+    return ", ".join(parts)[:200]
+
+
 class Planner:
-    def __init__(self, index: KeyIndex, headers: list[str], mapping: dict[str, str], region: str,
-                 free_mail: frozenset[str], own_domains: frozenset[str]) -> None:
-        self.index, self.headers, self.mapping, self.region = index, headers, mapping, region
+    def __init__(self, index: KeyIndex, free_mail: frozenset[str], own_domains: frozenset[str]) -> None:
+        self.index = index
         self.free_mail, self.own_domains = free_mail, own_domains
         self.outcomes: list[RowOutcome] = []
         self.people: list[PersonPlan] = []
@@ -100,24 +119,12 @@ class Planner:
         self.claimed_domains: set[str] = set()
         self.matched: dict[tuple[str, int], int] = {}  # (kind, existing id) → the row that matched it first
 
-    def add(self, number: int, cells: list[str]) -> None:
-        try:
-            data = read_row(number, self.headers, cells, self.mapping, self.region)
-        except RowError as exc:
-            self.outcomes.append(RowOutcome(number, "error", self._label(cells), detail=str(exc),
-                                            reason=exc.reason, params=exc.params))
+    def add(self, item: RowData | RowOutcome) -> None:
+        """Plan a row ``read`` gave: its values, or its error outcome (kept in file order)."""
+        if isinstance(item, RowOutcome):
+            self.outcomes.append(item)
             return
-        if data is None:
-            return  # an empty row
-        outcome = self._person(data) if data.person else self._company_row(data)
-        self.outcomes.append(outcome)
-
-    def _label(self, cells: list[str]) -> str:
-        """Who a row that cannot be read is: its name, company or address cells as they are."""
-        given = {self.mapping.get(h): c.strip() for h, c in zip(self.headers, cells, strict=False) if c and c.strip()}
-        name = given.get("name") or " ".join(p for p in (given.get("first_name"), given.get("last_name")) if p)
-        parts = [p for p in (name, given.get("company")) if p] or [given.get("email") or given.get("phone") or ""]
-        return ", ".join(parts)[:200]
+        self.outcomes.append(self._person(item) if item.person else self._company_row(item))
 
     # --- people ---
 

@@ -20,8 +20,9 @@ from crm_inbox.db import write_lock
 from crm_inbox.errors import ValidationError
 from crm_inbox.imports.index import KeyIndex
 from crm_inbox.imports.mapping import Mapping, check_mapping
-from crm_inbox.imports.plan import Planner, RowOutcome
+from crm_inbox.imports.plan import Planner, RowOutcome, read
 from crm_inbox.imports.readers import Table
+from crm_inbox.imports.rows import RowData
 from crm_inbox.imports.undo import undo_import
 from crm_inbox.imports.write import Writer
 from crm_inbox.models import ImportBatch
@@ -66,19 +67,29 @@ def _import(factory: sessionmaker[Session], settings: Settings, table: Table, ma
         raise ValidationError("mapping", "no column is mapped to a field")
     if len(table.rows) > settings.imports.max_rows:
         raise ValidationError("file", f"the file has more than {settings.imports.max_rows} rows")
+    # Checking the rows' values needs no database and is most of the planning's time: done before the write
+    # lock (on SQLite the database's only one; mail intake waits for it), which then covers matching and writing.
+    region = settings.phone.default_region
+    items: list[RowData | RowOutcome] = []
+    for i, cells in enumerate(table.rows):
+        item = read(i + 2, table.headers, cells, checked, region)
+        if item is not None:  # None: an empty row
+            items.append(item)
+        if progress is not None and (i + 1) % PROGRESS_EVERY == 0:
+            progress(i + 1)
+    digest = _digest(table)
     with write_lock(factory), factory() as session:
         try:
             # A preview makes its batch too (rolled back with the rest): the same code writes both.
-            batch = ImportBatch(filename=filename[:255], file_format=table.file_format, sha256=_digest(table),
+            batch = ImportBatch(filename=filename[:255], file_format=table.file_format, sha256=digest,
                                 mapping=checked, counts={}, created_by_id=actor)
             session.add(batch)
             session.flush()
-            planner = Planner(KeyIndex.load(session), table.headers, checked, settings.phone.default_region,
-                              frozenset(settings.mail.free_mail_domains), frozenset(settings.mail.staff_domains))
-            for i, cells in enumerate(table.rows):
-                planner.add(i + 2, cells)
-                if progress is not None and (i + 1) % PROGRESS_EVERY == 0:
-                    progress(i + 1)
+            planner = Planner(KeyIndex.load(session), frozenset(settings.mail.free_mail_domains),
+                              frozenset(settings.mail.staff_domains))
+            for item in items:
+                planner.add(item)
+            del items
             writer = Writer(session, planner, batch.id)
             writer.run()
             counts = dict.fromkeys(ACTIONS, 0)
