@@ -7,11 +7,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import zipfile
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +24,7 @@ from crm_inbox.contacts.service import create_company, create_contact
 from crm_inbox.db import unit_of_work
 from crm_inbox.erp.invoices import InvoiceInput, put_invoice
 from crm_inbox.erp.overdue import is_overdue
+from crm_inbox.errors import ValidationError
 from crm_inbox.models import (
     Attachment,
     AuditEntry,
@@ -38,6 +42,7 @@ from crm_inbox.models import (
 from crm_inbox.privacy.service import erase_contact, write_export
 from crm_inbox.sales.queries import ORDERS_SETTLE
 from crm_inbox.staff.service import add_staff
+from tests.conftest import make_settings, make_token
 from tests.test_pages import PASSWORD, STAFF, log_in
 
 API = "/api/v1"
@@ -359,3 +364,69 @@ def test_lists_mark_debtors_with_one_query_for_the_whole_page(client: Any, auth:
     mark = '<span class="badge warn">debtor</span>'
     assert client.get("/contacts?lang=en").get_data(as_text=True).count(mark) == 4
     assert client.get("/companies?lang=en").get_data(as_text=True).count(mark) == 4
+
+
+def test_hostile_invoices_and_payments_are_a_4xx_with_one_log_line_and_write_nothing(
+        factory: sessionmaker[Session], database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from web import create_app
+
+    small = make_settings(database_url, tmp_path / "small", documents={"max_bytes": 4096})
+    app = create_app(small, factory)
+    app.config["MAX_CONTENT_LENGTH"] = 8192  # other requests; an invoice may still carry a 4 KB PDF in base64
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {make_token(factory, 'erp@beispiel-firma.de')}"}
+    with unit_of_work(factory) as session:
+        create_company(session, CompanyChanges(name="Müller GmbH", customer_number="10001"), "DE", None)
+    good = {"date": "2026-11-02", "due_date": "2026-11-16", "net": "100.00", "gross": "119.00",
+            "customer_number": "10001"}
+    hostile: list[tuple[str, dict[str, Any]]] = [
+        ("net", {"net": "100.001"}), ("net", {"net": 0.1 + 0.2}), ("gross", {"gross": "NaN"}),
+        ("gross", {"gross": "1e3"}), ("gross", {"gross": "1000000000000.00"}), ("gross", {"gross": True}),
+        ("currency", {"currency": "EURO"}), ("currency", {"currency": "€UR"}), ("currency", {"currency": "E1R"}),
+        ("currency", {"currency": ""}), ("currency", {"currency": 978}),
+        ("date", {"date": "2026-02-30"}), ("date", {"date": "0000-01-01"}), ("date", {"date": "+12026-01-01"}),
+        ("date", {"date": 20261102}), ("due_date", {"due_date": "2026-13-01"}),
+        ("due_date", {"due_date": "2026-11-01"}),  # before the invoice's date
+        ("pdf", {"pdf": "kein base64!"}), ("pdf", {"pdf": "JVBERi0xLjQ=ä"}), ("pdf", {"pdf": 12}),
+        ("pdf", {"pdf": base64.b64encode(b"GIF89a" + b"\0" * 40).decode()}),  # not a PDF
+        ("pdf", {"pdf": base64.b64encode(PDF + b"x" * 4096).decode()}),  # over [documents] max_bytes
+    ]
+    caplog.set_level(logging.INFO)
+    for field, change in hostile:
+        caplog.clear()
+        response = client.put(f"{API}/erp/invoices/RE-1", json={**good, **change}, headers=auth)
+        assert (response.status_code, response.json["error"]["field"]) == (400, field), (change, response.json)
+        assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1, change
+    caplog.clear()
+    huge = client.put(f"{API}/erp/invoices/RE-1", json={**good, "pdf": "A" * 100_000}, headers=auth)
+    assert huge.status_code == 413 and "at most" in huge.json["error"]["message"]
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+    with factory() as session:
+        assert session.execute(select(func.count()).select_from(Invoice)).scalar_one() == 0
+        assert session.execute(select(func.count()).select_from(AuditEntry)
+                               .where(AuditEntry.object_type == "invoice")).scalar_one() == 0
+
+    # The PDF as MIME wraps base64 (lines of 76) is the same PDF; a huge gross is fine when it fits the column.
+    wrapped = base64.encodebytes(PDF).decode()
+    made = client.put(f"{API}/erp/invoices/RE-1", json={**good, "gross": "999999999999.99", "pdf": wrapped},
+                      headers=auth)
+    assert made.status_code == 201, made.json
+    assert client.get(made.json["pdf_url"], headers=auth).data == PDF
+    payment = {"id": "PAY-1", "invoice": "RE-1", "amount": "999999999999.99", "date": "2026-11-10"}
+    for field, change in (("amount", {"amount": "1.001"}), ("amount", {"amount": "0"}), ("amount", {"amount": -5}),
+                          ("amount", {"amount": "Infinity"}), ("date", {"date": "2026-02-29"}),
+                          ("date", {"date": "2026-11-10T00:00:00"})):
+        response = client.post(f"{API}/erp/payments", json={**payment, **change}, headers=auth)
+        assert (response.status_code, response.json["error"]["field"]) == (400, field), change
+    assert client.post(f"{API}/erp/payments", json=payment, headers=auth).status_code == 201
+    # A second payment would overflow the paid sum's column (a 500 on PostgreSQL before).
+    overflow = client.post(f"{API}/erp/payments", json={**payment, "id": "PAY-2", "amount": "0.01"}, headers=auth)
+    assert (overflow.status_code, overflow.json["error"]["field"]) == (400, "amount")
+
+    with unit_of_work(factory) as session:  # the service checks the money itself, whoever calls it
+        for net in (Decimal("1.005"), Decimal("NaN"), Decimal("1E+12")):
+            with pytest.raises(ValidationError) as refused:
+                put_invoice(session, small, "RE-2", InvoiceInput(issued_on=date(2026, 11, 2), net=net,
+                                                                 gross=Decimal("2.00"), customer_number="10001"),
+                            None)
+            assert refused.value.field == "net"

@@ -41,6 +41,8 @@ from crm_inbox.timeline.service import record_interaction
 
 PDF = "application/pdf"
 MAX_NUMBER = 50
+MAX_AMOUNT = Decimal(10) ** 12  # what NUMERIC(14, 2) holds
+CENT = Decimal("0.01")
 SUBJECT = {"de": "Rechnung {number}", "en": "Invoice {number}"}
 
 
@@ -96,8 +98,20 @@ def customer(session: Session, number: str) -> tuple[Contact | None, Company | N
                                              "first")
 
 
+def _money(field: str, value: Decimal) -> None:
+    """Exact cents that fit the column: never a float, NaN, a third decimal place or an overflow (the database
+    would round or refuse it, a 500 instead of a 400)."""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise ValidationError(field, "must be a decimal number such as \"12.50\"")
+    if abs(value) >= MAX_AMOUNT:
+        raise ValidationError(field, f"must be less than {MAX_AMOUNT:f} in magnitude")
+    if value != value.quantize(CENT):
+        raise ValidationError(field, "must have at most 2 decimal places")
+
+
 def _check(given: InvoiceInput, settings: Settings) -> None:
     for field, amount in (("net", given.net), ("gross", given.gross)):
+        _money(field, amount)
         if amount < 0:
             raise ValidationError(field, "must not be negative")
     if given.net > given.gross:
@@ -247,6 +261,7 @@ def record_payment(session: Session, given: PaymentInput, actor: int | None) -> 
     """Record the ERP's payment once (the same id again with the same values is no change; with other values a
     Conflict); a payment that completes the gross marks the invoice paid."""
     external = _number("id", given.external_id, 100)
+    _money("amount", given.amount)
     if given.amount <= 0:
         raise ValidationError("amount", "must be more than 0")
     invoice = session.execute(select(Invoice).where(Invoice.number == given.invoice_number.strip())
@@ -259,6 +274,8 @@ def record_payment(session: Session, given: PaymentInput, actor: int | None) -> 
         return existing, False
     if invoice is None:
         raise ValidationError("invoice", f"no invoice has number {given.invoice_number.strip()[:50]}")
+    if invoice.paid + given.amount >= MAX_AMOUNT:  # the sum's column would overflow (a 500 on PostgreSQL)
+        raise ValidationError("amount", f"makes the invoice's payments {MAX_AMOUNT:f} or more")
     payment = Payment(external_id=external, invoice_id=invoice.id, amount=given.amount, paid_on=given.paid_on)
     session.add(payment)
     invoice.paid = invoice.paid + given.amount

@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Callable
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from sqlalchemy import select
 
 from crm_inbox.contacts.inputs import CompanyChanges, ContactChanges
@@ -36,11 +38,36 @@ from web.api.shapes import (
     text,
 )
 from web.auth import actor_id, require_token
+from web.json_errors import ApiError
 from web.requestdb import db, state
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_BULK = 1000  # items per sync request, companies and contacts together
+JSON_ALLOWANCE = 64 * 1024  # the invoice's other fields besides the PDF's base64
+WHITESPACE = re.compile(r"[ \t\r\n]+")
+
+
+@api.url_value_preprocessor
+def _invoice_limit(endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    # Before the body is read: an invoice may carry a PDF of [documents] max_bytes, a third larger in base64,
+    # whatever the limit for other requests (far larger bodies are a 413 before they are read).
+    if endpoint == "api.erp_put_invoice":
+        encoded = (state().settings.documents.max_bytes + 2) // 3 * 4 + JSON_ALLOWANCE
+        request.max_content_length = max(request.max_content_length or 0, encoded)
+
+
+def _logged(view: F) -> F:
+    """One log line for a refused ERP write (the API's error handlers answer it without one)."""
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except (ValidationError, Conflict, ApiError) as exc:
+            log.info("ERP %s %s refused: %s", request.method, request.path[:200], exc)
+            raise
+    return wrapped  # type: ignore[return-value]
 
 # The fields of the contacts API (web.api.contacts) but the customer number, which is the URL's.
 CONTACT_JSON: dict[str, Parser] = {
@@ -91,6 +118,7 @@ def _answer(body: dict[str, Any], done: master_data.Upserted) -> Response:
 
 @api.put("/erp/companies/<external_id>")
 @require_token(write=True)
+@_logged
 def erp_put_company(external_id: str) -> Response:
     """Create or update the company with this customer number (201 when created); unchanged: no write."""
     done = _upsert_company(external_id, json_body())
@@ -99,6 +127,7 @@ def erp_put_company(external_id: str) -> Response:
 
 @api.put("/erp/contacts/<external_id>")
 @require_token(write=True)
+@_logged
 def erp_put_contact(external_id: str) -> Response:
     """Create or update the person with this customer number; ``"company"`` names their company by its
     customer number."""
@@ -151,6 +180,7 @@ def _sync_item(kind: str, index: int, item: Any,
 
 @api.post("/erp/sync")
 @require_token(write=True)
+@_logged
 def erp_sync() -> Response:
     """The nightly sync: ``{"companies": [...], "contacts": [...]}``, each item with its ``external_id``; the
     companies first, so a contact may name a company of the same request. Each item's outcome (created,
@@ -181,12 +211,14 @@ def _money(field: str, value: Any) -> Any:
 
 
 def _pdf(value: Any) -> bytes | None:
-    """The PDF in base64; refused before decoding when it cannot fit [documents] max_bytes."""
+    """The PDF in base64, also wrapped in lines as MIME has it; refused before decoding when it cannot fit
+    [documents] max_bytes."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise ValidationError("pdf", "must be the PDF in base64")
     limit = state().settings.documents.max_bytes
+    value = WHITESPACE.sub("", value)
     if len(value) > (limit + 2) // 3 * 4 + 4:
         raise ValidationError("pdf", f"must be at most {limit} bytes")
     try:
@@ -236,6 +268,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
 
 @api.put("/erp/invoices/<number>")
 @require_token(write=True)
+@_logged
 def erp_put_invoice(number: str) -> Response:
     """Create or update the invoice with this number (201 when created); unchanged: no write."""
     invoice, created, changed = billing.put_invoice(db(), state().settings, number, _invoice_input(json_body()),
@@ -256,6 +289,7 @@ def erp_get_invoice(number: str) -> Response:
 
 @api.post("/erp/payments")
 @require_token(write=True)
+@_logged
 def erp_post_payment() -> Response:
     """``{"id": the ERP's payment id, "invoice": number, "amount": "119.00", "date": "2026-12-01"}``: 201 when
     recorded, 200 when this id is recorded already with these values, 409 with other values."""

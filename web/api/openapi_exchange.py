@@ -233,7 +233,8 @@ _INVOICE_IN = {"type": "object", "additionalProperties": False,
                    "order_number": {"type": ["string", "null"], "maxLength": 50,
                                     "description": "the order it bills (AB-2026-0001)"},
                    "pdf": {"type": ["string", "null"], "contentEncoding": "base64",
-                           "description": "the invoice PDF in base64, at most [documents] max_bytes"}}}
+                           "description": "the invoice PDF in base64 (line breaks as MIME wraps it are fine), "
+                                          "at most [documents] max_bytes"}}}
 _SYNC_ITEM = {"type": "object", "required": ["outcome"], "properties": {
     "kind": {"type": "string", "enum": ["company", "contact"]}, "index": {"type": "integer"},
     "external_id": {"type": ["string", "null"]},
@@ -291,7 +292,8 @@ PATHS.update({
                 "responses": {"200": _erp_json({"allOf": [{"$ref": "#/components/schemas/Invoice"},
                                                           {"type": "object", "properties": _UPSERTED}]}),
                               "201": _erp_json({"$ref": "#/components/schemas/Invoice"}, "Created"),
-                              **_ERP_ERRORS}}},
+                              **_ERP_ERRORS,
+                              "413": {"description": "The body is far larger than an invoice with its PDF can be"}}}},
     "/erp/payments": {"post": {
         "summary": "Record a payment once per ERP payment id; completing the gross marks the invoice paid",
         "operationId": "erpPostPayment",
