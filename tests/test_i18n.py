@@ -52,7 +52,7 @@ def test_every_text_of_the_pages_has_a_german_translation(tmp_path):
     wanted = {m.id for m in read_po(template.open("rb")) if m.id}
     with (CATALOGUE / "messages.po").open("rb") as f:
         german = {m.id: m.string for m in read_po(f) if m.id}
-    untranslated = sorted(i for i in wanted if not german.get(i))
+    untranslated = sorted((i for i in wanted if not german.get(i)), key=str)  # plural msgids are tuples
     assert not untranslated, f"add German for these to messages.po (see babel.cfg): {untranslated}"
     with (CATALOGUE / "messages.mo").open("rb") as f:
         compiled = {_key(m.id): _key(m.string) for m in read_mo(f) if m.id}
