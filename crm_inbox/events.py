@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from crm_inbox.models import Event, WebhookDelivery, WebhookSubscription, utcnow
@@ -24,8 +25,13 @@ _WRITTEN = "webhook_deliveries_written"  # session.info key: this transaction wr
 _listeners: list[Callable[[], None]] = []
 # Built once: the statements' cache keys are then computed once, not per event (half the cost of recording one).
 _INSERT_EVENT = insert(Event.__table__).returning(Event.__table__.c.id)
-_ACTIVE_SUBSCRIPTIONS = select(WebhookSubscription.id, WebhookSubscription.event_types).where(
-    WebhookSubscription.active.is_(True))
+# Active ones, and those disabled for failing: they keep collecting (held) what re-enabling them sends. One an
+# admin paused (inactive, never disabled) collects nothing.
+_ACTIVE_SUBSCRIPTIONS = select(WebhookSubscription.id, WebhookSubscription.event_types,
+                               WebhookSubscription.failing_since).where(
+    or_(WebhookSubscription.active.is_(True), WebhookSubscription.disabled_at.is_not(None)))
+FIRST_RETRY = timedelta(seconds=15)
+LONGEST_WAIT = timedelta(hours=3)
 _INSERT_DELIVERIES = insert(WebhookDelivery.__table__)
 _listeners_guard = threading.Lock()
 
@@ -35,15 +41,24 @@ def record(session: Session, type: str, subject_type: str, subject_id: int,
     """Write an event row and its webhook deliveries (one per matching active subscription); the payload must
     be JSON-ready (money as strings). Returns a detached copy of the row (its id is known): Core statements,
     so an event costs one INSERT, one SELECT of the active subscriptions and, if any match, one INSERT."""
+    now = utcnow()
     values = {"type": type, "subject_type": subject_type, "subject_id": subject_id,
-              "payload": dict(payload or {}), "created_at": utcnow()}
+              "payload": dict(payload or {}), "created_at": now}
     connection = session.connection()  # Core on the session's transaction: no ORM execution overhead
     event_id = connection.execute(_INSERT_EVENT, values).scalar_one()
     subscriptions = connection.execute(_ACTIVE_SUBSCRIPTIONS).all()
-    wanted = [sub_id for sub_id, patterns in subscriptions if wants(patterns or (), type)]
+    wanted = [(sub_id, failing) for sub_id, patterns, failing in subscriptions if wants(patterns or (), type)]
     if wanted:
-        add_deliveries(session, event_id, subject_of(subject_type, subject_id), wanted)
+        add_deliveries(session, event_id, subject_of(subject_type, subject_id), [s for s, _ in wanted],
+                       {s: now + held_for(failing, now) for s, failing in wanted if failing is not None})
     return Event(id=event_id, **values)
+
+
+def held_for(failing_since: datetime, now: datetime) -> timedelta:
+    """How long a failing subscription waits before its next attempt: as long as it has failed so far (so
+    the waits double, one attempt each), at least 15 s, at most 3 h. A new event for it waits as long: a dead
+    receiver costs one attempt per wait, not one per event."""
+    return min(max(now - failing_since, FIRST_RETRY), LONGEST_WAIT)
 
 
 def pattern_matches(pattern: str, event_type: str) -> bool:
@@ -64,11 +79,15 @@ def subject_of(subject_type: str, subject_id: int) -> str:
     return f"{subject_type}:{subject_id}"[:60]
 
 
-def add_deliveries(session: Session, event_id: int, subject: str, subscription_ids: list[int]) -> None:
+def add_deliveries(session: Session, event_id: int, subject: str, subscription_ids: list[int],
+                   not_before: dict[int, datetime] | None = None) -> None:
+    """Pending deliveries, due now or (``not_before``, by subscription) once a failing one's wait is over."""
     now = utcnow()
+    later = not_before or {}
     session.connection().execute(_INSERT_DELIVERIES, [
         {"subscription_id": sub_id, "event_id": event_id, "subject": subject, "state": "pending",
-         "attempts": 0, "next_attempt_at": now, "created_at": now} for sub_id in subscription_ids])
+         "attempts": 0, "next_attempt_at": later.get(sub_id, now), "created_at": now}
+        for sub_id in subscription_ids])
     mark_written(session)
 
 

@@ -17,7 +17,8 @@ from crm_inbox import events
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import make_engine, make_sessionmaker, unit_of_work
 from crm_inbox.errors import ValidationError
-from crm_inbox.models import DeliveryState, WebhookDelivery, WebhookSubscription, utcnow
+from crm_inbox.models import DeliveryState, OutgoingMail, WebhookDelivery, WebhookSubscription, utcnow
+from crm_inbox.staff.service import add_staff
 from crm_inbox.webhooks import delivery as runner
 from crm_inbox.webhooks import subscriptions as subs
 from tests.webhook_receiver import Receiver
@@ -116,9 +117,15 @@ def test_an_outage_is_retried_with_back_off_in_order_per_object(factory, local):
         assert waiting[second].attempts == 0
         assert waiting[first].last_error == "HTTP 503" and waiting[first].response_code == 503
         assert waiting[first].next_attempt_at == t0 + runner.FIRST_RETRY
+        assert waiting[second].next_attempt_at == t0 + runner.FIRST_RETRY  # the subscription waits as a whole
         assert runner.deliver_due(factory, local, now=t0 + timedelta(seconds=5)) == {"delivered": 0, "failed": 0}
-        assert runner.deliver_due(factory, local, now=t0 + timedelta(seconds=16)) == {"delivered": 0, "failed": 2}
-        assert deliveries(factory)[0].next_attempt_at == t0 + timedelta(seconds=16) + 2 * runner.FIRST_RETRY
+        # Failing: one delivery is tried (the probe), the others wait as long as the subscription has failed.
+        t1 = t0 + timedelta(seconds=16)
+        assert runner.deliver_due(factory, local, now=t1) == {"delivered": 0, "failed": 1}
+        probe = max(deliveries(factory), key=lambda d: d.attempts)
+        assert probe.attempts == 2 and probe.next_attempt_at == t1 + 2 * runner.FIRST_RETRY  # its own back-off
+        others = [d.next_attempt_at for d in deliveries(factory) if d.id != probe.id]
+        assert others == [t1 + (t1 - t0)] * 2
         up.set()
         assert runner.deliver_due(factory, local, now=t0 + timedelta(minutes=2)) == {"delivered": 3, "failed": 0}
         ids = receiver.ids()
@@ -154,28 +161,51 @@ def test_a_private_target_is_refused_at_the_attempt_and_a_redirect_is_not_follow
     assert redirected.last_error == f"HTTP 302: redirect to http://127.0.0.1:{receiver.port}/elsewhere not followed"
 
 
-def test_a_subscription_failing_for_hours_is_disabled_and_re_enabling_clears_it(factory, local):
-    settings = replace(local, webhooks={**LOCAL, "disable_after_hours": 2})
-    with Receiver(500) as receiver:
+def test_a_subscription_failing_for_hours_is_disabled_keeps_its_deliveries_and_sends_them_when_enabled(
+        factory, local):
+    settings = replace(local, webhooks={**LOCAL, "disable_after_hours": 2, "retry_hours": 1})
+    with unit_of_work(factory) as session:
+        for n, role in enumerate(("admin", "admin", "staff")):
+            add_staff(session, f"person{n}@beispiel-firma.de", f"Person {n}", role)
+    up = threading.Event()
+    with Receiver(lambda _request: 200 if up.is_set() else 500) as receiver:
         sub_id, _ = subscribe(factory, settings, receiver.url, ["*"])
         record(factory, ("contact.created", "contact", 1), ("contact.created", "contact", 2))
         t0 = utcnow()
-        runner.deliver_due(factory, settings, now=t0)
+        assert runner.deliver_due(factory, settings, now=t0) == {"delivered": 0, "failed": 2}
         with factory() as session:
             assert session.get_one(WebhookSubscription, sub_id).failing_since == t0
+        # Given up after the retry window (1 h): failed, not lost.
+        assert runner.deliver_due(factory, settings, now=t0 + timedelta(hours=1, minutes=30)) == {
+            "delivered": 0, "failed": 1}
         record(factory, ("contact.created", "contact", 3))
-        assert runner.deliver_due(factory, settings, now=t0 + timedelta(hours=2, seconds=1))["failed"] >= 1
-    with factory() as session:
-        sub = session.get_one(WebhookSubscription, sub_id)
-        assert not sub.active and sub.disabled_reason and "last error: HTTP 500" in sub.disabled_reason
-    assert {d.state for d in deliveries(factory)} == {DeliveryState.FAILED}
-    record(factory, ("contact.created", "contact", 4))
-    assert len(deliveries(factory)) == 3  # a disabled subscription gets no new deliveries
-    with unit_of_work(factory) as session:
-        subs.change(session, settings, sub_id, {"active": True}, actor=None)
-    with factory() as session:
-        sub = session.get_one(WebhookSubscription, sub_id)
-        assert sub.active and (sub.failing_since, sub.disabled_at, sub.disabled_reason) == (None, None, None)
+        assert runner.deliver_due(factory, settings, now=t0 + timedelta(hours=2, seconds=1))["failed"] == 1
+        with factory() as session:
+            sub = session.get_one(WebhookSubscription, sub_id)
+            assert not sub.active and sub.disabled_reason and "last error: HTTP 500" in sub.disabled_reason
+            mails = session.execute(select(OutgoingMail).where(OutgoingMail.purpose == "webhook_disabled")).scalars()
+            assert sorted(m.to_address for m in mails) == ["person0@beispiel-firma.de", "person1@beispiel-firma.de"]
+        states = sorted(d.state.value for d in deliveries(factory))
+        assert states == ["failed", "pending", "pending"]  # the others are held, not failed
+        record(factory, ("contact.created", "contact", 4))  # collected while disabled, held too
+        assert runner.deliver_due(factory, settings, now=t0 + timedelta(hours=9)) == {"delivered": 0, "failed": 0}
+        with unit_of_work(factory) as session, pytest.raises(subs.Conflict):
+            subs.retry_failed(session, sub_id, actor=None)
+        up.set()
+        with unit_of_work(factory) as session:
+            subs.change(session, settings, sub_id, {"active": True}, actor=None)
+        with factory() as session:
+            sub = session.get_one(WebhookSubscription, sub_id)
+            assert sub.active and (sub.failing_since, sub.disabled_at, sub.disabled_reason) == (None, None, None)
+        assert runner.deliver_due(factory, settings) == {"delivered": 3, "failed": 0}  # the held ones, now
+        with unit_of_work(factory) as session:
+            assert subs.failed_count(session, sub_id) == 1
+            assert subs.retry_failed(session, sub_id, actor=None) == 1
+        assert runner.deliver_due(factory, settings) == {"delivered": 1, "failed": 0}
+        assert sorted(set(receiver.ids())) == sorted(f"evt_{n}" for n in range(1, 5))
+    assert {d.state for d in deliveries(factory)} == {DeliveryState.DELIVERED}
+    with factory() as session:  # one mail per disabling, whatever else happened
+        assert session.execute(select(func.count()).select_from(OutgoingMail)).scalar_one() == 2
 
 
 def test_two_runners_never_hold_one_delivery_at_the_same_time(factory, local):

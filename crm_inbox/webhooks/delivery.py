@@ -5,6 +5,11 @@ LOCKED``), so with several ``serve`` processes each delivery is attempted by one
 transaction and then records the outcome. A process killed between the receiver's 2xx and that commit leaves
 the claim to expire: the delivery is sent again with the same ``webhook-id``, which receivers drop.
 
+A failing subscription backs off as a whole: while its latest attempt failed, one delivery at a time is tried
+(across processes), once per wait, and the others wait too; a dead receiver costs one attempt per wait, not
+one per delivery. Disabled after failing ``disable_after_hours``, it keeps its deliveries (held) and the admins
+get a mail; re-enabled, the held ones go out, and "retry failed" queues what was given up meanwhile.
+
 The decisions (back-off, give up, disable, what is due) are plain functions; the I/O sits at the edge.
 """
 
@@ -14,9 +19,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
 from typing import Any
@@ -27,41 +32,26 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work, write_lock
 from crm_inbox.errors import ValidationError
+from crm_inbox.events import FIRST_RETRY, LONGEST_WAIT
 from crm_inbox.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription, utcnow
 from crm_inbox.webhooks import signing, targets
+from crm_inbox.webhooks.outcomes import Claimed, Outcome, backoff, next_attempt, record, should_disable, succeeded
+
+__all__ = ["BATCH", "FIRST_RETRY", "LONGEST_WAIT", "Claimed", "Deliverer", "Outcome", "attempt", "backoff", "claim",
+           "deliver_due", "lease", "next_attempt", "next_due_at", "record", "should_disable", "succeeded"]
 
 log = logging.getLogger(__name__)
-FIRST_RETRY = timedelta(seconds=15)
-LONGEST_WAIT = timedelta(hours=3)
-BATCH = 16  # deliveries claimed and sent at once (in parallel); a stop waits for at most one batch
+BATCH = 16  # attempts in flight at once in one process; a stop waits for those
+PER_SUBSCRIPTION = 8  # of them to one subscription: a slow receiver leaves the other half to the others
 
 
-# --- decisions --------------------------------------------------------------------------------------------
-
-def backoff(attempts: int) -> timedelta:
-    """The wait after the ``attempts``-th failed attempt: 15 s, 30 s, 1 min, … doubling up to 3 h."""
-    return min(FIRST_RETRY * (2 ** min(max(attempts, 1) - 1, 20)), LONGEST_WAIT)
-
-
-def next_attempt(created_at: datetime, attempts: int, now: datetime, retry_hours: float) -> datetime | None:
-    """When to try again after a failed attempt; None: give up (the next try would fall after the retry
-    window). A delivery always gets at least the attempt that just failed."""
-    when = now + backoff(attempts)
-    return when if when <= created_at + timedelta(hours=retry_hours) else None
-
-
-def should_disable(failing_since: datetime | None, now: datetime, disable_after_hours: float) -> bool:
-    return failing_since is not None and now - failing_since >= timedelta(hours=disable_after_hours)
-
+# --- what is due --------------------------------------------------------------------------------------------
 
 def lease(settings: Settings) -> timedelta:
-    """How long a claim protects a delivery in flight: connect and answer each within the timeout, so a
-    live runner is done well within this; an older claim belongs to a process that died mid-send."""
-    return timedelta(seconds=2 * settings.webhooks.timeout_seconds + 2)
-
-
-def succeeded(status: int) -> bool:
-    return 200 <= status < 300  # a 3xx is a failure: redirects are not followed
+    """How long a claim protects a delivery in flight. An attempt ends by its deadline (``timeout_seconds``
+    on the wall clock, resolving the host included), and it is started as soon as it is claimed, so a live
+    runner has recorded it well within this; an older claim belongs to a process that died mid-send."""
+    return timedelta(seconds=2 * settings.webhooks.timeout_seconds + 5)
 
 
 def _waiting() -> ColumnElement[bool]:
@@ -98,37 +88,38 @@ def message_id(event_id: int) -> str:
 
 # --- claiming, sending, recording ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Claimed:
-    delivery_id: int
-    subscription_id: int
-    attempts: int  # after this claim: the token that the outcome belongs to this attempt
-    created_at: datetime
-    url: str
-    secret: str
-    event_id: int
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Outcome:
-    claimed: Claimed
-    status: int | None
-    error: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and succeeded(self.status)
-
-
-def claim(factory: sessionmaker[Session], settings: Settings, now: datetime, limit: int = BATCH) -> list[Claimed]:
+def claim(factory: sessionmaker[Session], settings: Settings, now: datetime, limit: int = BATCH,
+          in_flight: Mapping[int, int] | None = None) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries. A failing subscription gives one, and none while one of its
+    deliveries is claimed (by any process); ``in_flight``, this process's attempts by subscription, caps each
+    at ``PER_SUBSCRIPTION``."""
     until = now + lease(settings)
     with write_lock(factory), unit_of_work(factory) as session:
+        failing = set(session.execute(select(WebhookSubscription.id).where(
+            WebhookSubscription.active.is_(True), WebhookSubscription.failing_since.is_not(None))).scalars())
+        probing = set(session.execute(select(WebhookDelivery.subscription_id).where(
+            WebhookDelivery.subscription_id.in_(failing), WebhookDelivery.state == DeliveryState.PENDING,
+            WebhookDelivery.claimed_until >= now).distinct()).scalars()) if failing else set()
+
+        def room(sub_id: int) -> int:
+            if sub_id in failing:
+                return 0 if sub_id in probing else 1
+            return limit if in_flight is None else PER_SUBSCRIPTION - in_flight.get(sub_id, 0)
+
+        full = {sub_id for sub_id in failing | set(in_flight or ()) if room(sub_id) <= 0}
         # Oldest due first, in the order of the "due" index: a backlog is not sorted for every claim.
-        query = select(WebhookDelivery.id).where(_due(now)).order_by(WebhookDelivery.next_attempt_at).limit(limit)
+        query = select(WebhookDelivery.id, WebhookDelivery.subscription_id).where(_due(now))
+        if full:
+            query = query.where(WebhookDelivery.subscription_id.not_in(full))
+        query = query.order_by(WebhookDelivery.next_attempt_at).limit(limit)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=WebhookDelivery)  # two runners take different rows
-        candidates = list(session.execute(query).scalars())
+        taken_of: Counter[int] = Counter()
+        candidates = []
+        for delivery_id, sub_id in session.execute(query).all():
+            if taken_of[sub_id] < room(sub_id):
+                taken_of[sub_id] += 1
+                candidates.append(delivery_id)
         if not candidates:
             return []
         # The conditional update decides races on SQLite (and a stale read anywhere).
@@ -170,84 +161,35 @@ def attempt(claimed: Claimed, settings: Settings) -> Outcome:
     return Outcome(claimed, answer.status, f"HTTP {answer.status}")
 
 
-def record(factory: sessionmaker[Session], settings: Settings, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """The outcomes, at once (on SQLite without polling for the lock): the window in which a crash makes a
-    delivered event go out again is kept short."""
-    cfg = settings.webhooks
-    with write_lock(factory), unit_of_work(factory) as session:
-        delivered: dict[int, list[Claimed]] = {}  # by response code: one UPDATE each (usually one in all)
-        for outcome in outcomes:
-            if outcome.ok:
-                delivered.setdefault(outcome.status or 200, []).append(outcome.claimed)
-        for status, claims in delivered.items():
-            session.execute(update(WebhookDelivery).where(or_(*(_mine(c) for c in claims))).values(
-                state=DeliveryState.DELIVERED, delivered_at=now, response_code=status, last_error=None,
-                claimed_until=None))
-        if delivered:
-            session.execute(update(WebhookSubscription).where(
-                WebhookSubscription.id.in_({c.subscription_id for cs in delivered.values() for c in cs}),
-                WebhookSubscription.failing_since.is_not(None)).values(failing_since=None))
-        for outcome in outcomes:
-            c = outcome.claimed
-            if outcome.ok:
-                continue
-            disabled = _note_failure(session, c.subscription_id, now, cfg.disable_after_hours, outcome.error or "")
-            when = None if disabled else next_attempt(c.created_at, c.attempts, now, cfg.retry_hours)
-            session.execute(update(WebhookDelivery).where(_mine(c)).values(
-                state=DeliveryState.PENDING if when else DeliveryState.FAILED, next_attempt_at=when or now,
-                response_code=outcome.status, last_error=outcome.error, claimed_until=None))
-            log.warning("webhook delivery %s (event %s) to subscription %s failed, attempt %d: %s; %s",
-                        c.delivery_id, c.event_id, c.subscription_id, c.attempts, outcome.error,
-                        f"next try {when:%Y-%m-%d %H:%M:%S}" if when else "given up")
-
-
-def _mine(claimed: Claimed) -> ColumnElement[bool]:
-    """The delivery as this attempt claimed it (``attempts`` grows with every claim: a runner whose lease ran
-    out and was taken over does not overwrite the newer attempt's outcome)."""
-    return (WebhookDelivery.id == claimed.delivery_id) & (WebhookDelivery.attempts == claimed.attempts)
-
-
-def _note_failure(session: Session, subscription_id: int, now: datetime, disable_after_hours: float,
-                  error: str) -> bool:
-    """Remember since when the subscription fails; disable it after ``disable_after_hours``. True when it
-    is disabled (its deliveries are failed, not retried)."""
-    sub = session.get(WebhookSubscription, subscription_id)
-    if sub is None:
-        return True
-    if not sub.active:
-        return sub.disabled_at is not None  # paused by an admin: its deliveries wait
-    if sub.failing_since is None:
-        sub.failing_since = now
-    elif should_disable(sub.failing_since, now, disable_after_hours):
-        sub.active = False
-        sub.disabled_at = now
-        sub.disabled_reason = (f"no successful delivery since {sub.failing_since:%Y-%m-%d %H:%M} UTC "
-                               f"({disable_after_hours:g} hours); last error: {error}")[:1000]
-        session.execute(update(WebhookDelivery).where(
-            WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.state == DeliveryState.PENDING)
-            .values(state=DeliveryState.FAILED, last_error="subscription disabled"))
-        log.warning("webhook subscription %s disabled: %s", subscription_id, sub.disabled_reason)
-    session.flush()
-    return not sub.active
-
-
 def deliver_due(factory: sessionmaker[Session], settings: Settings, *, now: datetime | None = None,
-                limit: int = 500) -> dict[str, int]:
-    """Attempt what is due (``now``: tests drive the clock); returns counts of delivered and failed attempts."""
+                limit: int = 500, stop: threading.Event | None = None) -> dict[str, int]:
+    """Attempt what is due (``now``: tests drive the clock); returns counts of delivered and failed attempts.
+    Up to ``BATCH`` attempts run at once; each one done is recorded and its place claimed again at once, so
+    a slow receiver holds up nothing but its own deliveries. ``stop``: claim nothing more, finish those."""
     counts = {"delivered": 0, "failed": 0}
-    while counts["delivered"] + counts["failed"] < limit:
-        moment = now or utcnow()
-        batch = claim(factory, settings, moment, min(BATCH, limit - counts["delivered"] - counts["failed"]))
-        if not batch:
-            break
-        if len(batch) == 1:
-            outcomes = [attempt(batch[0], settings)]
-        else:
-            with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="webhook-post") as pool:
-                outcomes = list(pool.map(lambda c: attempt(c, settings), batch))
-        record(factory, settings, outcomes, now or utcnow())
-        for outcome in outcomes:
-            counts["delivered" if outcome.ok else "failed"] += 1
+    running: dict[Future[Outcome], Claimed] = {}
+    in_flight: Counter[int] = Counter()
+    claimed = 0
+    with ThreadPoolExecutor(max_workers=BATCH, thread_name_prefix="webhook-post") as pool:
+        while True:
+            room = min(BATCH - len(running), limit - claimed)
+            if room > 0 and not (stop and stop.is_set()):
+                batch = claim(factory, settings, now or utcnow(), room, in_flight)
+                for c in batch:
+                    running[pool.submit(attempt, c, settings)] = c
+                    in_flight[c.subscription_id] += 1
+                claimed += len(batch)
+                if batch:
+                    continue  # more may be due (of other subscriptions than a capped one)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            outcomes = [future.result() for future in done]
+            for future in done:
+                in_flight[running.pop(future).subscription_id] -= 1
+            record(factory, settings, outcomes, now or utcnow())
+            for outcome in outcomes:
+                counts["delivered" if outcome.ok else "failed"] += 1
     return counts
 
 
@@ -301,6 +243,6 @@ class Deliverer:
             if self._stop.is_set():
                 break
             try:
-                deliver_due(self.factory, self.settings, limit=BATCH * 8)
+                deliver_due(self.factory, self.settings, limit=BATCH * 8, stop=self._stop)
             except Exception:  # never let the runner die: the next round retries
                 log.exception("webhooks: delivery round failed")

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
+from crm_inbox.db import affected
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.events import add_deliveries, mark_written
 from crm_inbox.ids import MAX_ID
@@ -42,7 +43,8 @@ def _description(value: object) -> str | None:
 def _url(settings: Settings, value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError("url", "enter an http or https URL")
-    targets.check(value, settings.webhooks.allowed_private_networks)  # refused targets: a clear 400 now
+    # Refused targets: a clear 400 now.
+    targets.check(value, settings.webhooks.allowed_private_networks, settings.webhooks.timeout_seconds)
     return value.strip()
 
 
@@ -72,7 +74,8 @@ def create(session: Session, settings: Settings, *, url: object, event_types: ob
 
 def change(session: Session, settings: Settings, subscription_id: int, changes: dict[str, Any],
            actor: int | None) -> WebhookSubscription:
-    """Change URL, event types, description or active; re-enabling clears the failure notice."""
+    """Change URL, event types, description or active; re-enabling clears the failure notice and sends the
+    deliveries held meanwhile."""
     sub = get(session, subscription_id)
     unknown = set(changes) - {"url", "event_types", "description", "active"}
     if unknown:
@@ -91,7 +94,7 @@ def change(session: Session, settings: Settings, subscription_id: int, changes: 
             raise ValidationError("active", "must be true or false")
         if active and not sub.active:
             sub.failing_since = sub.disabled_at = sub.disabled_reason = None
-            mark_written(session)  # deliveries that waited for it go out now
+            _due_now(session, sub.id, DeliveryState.PENDING)  # the held deliveries go out now
         sub.active = changed["active"] = active
     session.flush()
     audit.record(session, actor, "webhook.change", "webhook_subscription", sub.id, changed)
@@ -136,6 +139,35 @@ def retry(session: Session, subscription_id: int | None, delivery_id: int, actor
     mark_written(session)
     audit.record(session, actor, "webhook.retry", "webhook_delivery", delivery_id)
     return delivery
+
+
+def _due_now(session: Session, subscription_id: int, *states: DeliveryState) -> int:
+    """The subscription's deliveries in ``states`` pending and due now; how many."""
+    now = utcnow()
+    changed = affected(session.execute(update(WebhookDelivery).where(
+        WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.state.in_(states),
+        or_(WebhookDelivery.state != DeliveryState.PENDING, WebhookDelivery.next_attempt_at > now))
+        .values(state=DeliveryState.PENDING, next_attempt_at=now)))
+    mark_written(session)
+    return changed
+
+
+def failed_count(session: Session, subscription_id: int) -> int:
+    return session.execute(select(func.count()).select_from(WebhookDelivery).where(
+        WebhookDelivery.subscription_id == subscription_id,
+        WebhookDelivery.state == DeliveryState.FAILED)).scalar_one()
+
+
+def retry_failed(session: Session, subscription_id: int, actor: int | None) -> int:
+    """Every failed delivery of the subscription (given up during an outage, or while it was disabled)
+    pending again, with the waiting ones due now; how many were failed. Conflict while it is disabled."""
+    sub = get(session, subscription_id)
+    if not sub.active:
+        raise Conflict("the subscription is disabled; enable it first")
+    failed = failed_count(session, sub.id)
+    _due_now(session, sub.id, DeliveryState.FAILED, DeliveryState.PENDING)
+    audit.record(session, actor, "webhook.retry_failed", "webhook_subscription", sub.id, {"failed": failed})
+    return failed
 
 
 def test_send(session: Session, subscription_id: int, actor: int | None) -> WebhookDelivery:
