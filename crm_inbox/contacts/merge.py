@@ -23,6 +23,7 @@ from crm_inbox.models import (
     Contact,
     ContactEmail,
     ContactPhone,
+    ImportChange,
     InteractionContact,
     Invoice,
     Opportunity,
@@ -85,6 +86,10 @@ def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staf
     if survivor.role.value == "lead" and duplicate.role.value != "lead":
         survivor.role = duplicate.role  # a lead that turns out to be a known customer is that customer
 
+    # The imports' records of the duplicate go with it: undo must neither delete a record that later gets its id
+    # (SQLite reuses ids) nor write the duplicate's old values into the survivor.
+    moved["import_records"] = affected(session.execute(
+        delete(ImportChange).where(ImportChange.object_type == "contact", ImportChange.object_id == duplicate.id)))
     session.flush()
     session.delete(duplicate)
     audit.record(session, staff_id, "merge", "contact", survivor.id, moved)

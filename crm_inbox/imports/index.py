@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -85,14 +86,15 @@ class State:
     phones: list[str] = field(default_factory=list)  # as typed (raw)
     phone_keys: set[str] = field(default_factory=set)  # E.164, or the raw text when it has none
     domains: list[str] = field(default_factory=list)
+    updated_at: datetime | None = None  # undo puts it back when it takes back all of an import's changes
 
 
 def contact_states(session: Session, ids: Iterable[int]) -> dict[int, State]:
     out: dict[int, State] = {}
     columns = [getattr(Contact, c) for c in CONTACT_COLUMNS]
     for batch in chunks(ids):
-        for row in session.execute(select(Contact.id, *columns).where(Contact.id.in_(batch))):
-            out[row[0]] = State(dict(zip(CONTACT_COLUMNS, row[1:], strict=True)))
+        for row in session.execute(select(Contact.id, Contact.updated_at, *columns).where(Contact.id.in_(batch))):
+            out[row[0]] = State(dict(zip(CONTACT_COLUMNS, row[2:], strict=True)), updated_at=row[1])
         for ident, email in session.execute(select(ContactEmail.contact_id, ContactEmail.email)
                                             .where(ContactEmail.contact_id.in_(batch)).order_by(ContactEmail.id)):
             out[ident].emails.append(email)
@@ -107,8 +109,8 @@ def company_states(session: Session, ids: Iterable[int]) -> dict[int, State]:
     out: dict[int, State] = {}
     columns = [getattr(Company, c) for c in COMPANY_COLUMNS]
     for batch in chunks(ids):
-        for row in session.execute(select(Company.id, *columns).where(Company.id.in_(batch))):
-            out[row[0]] = State(dict(zip(COMPANY_COLUMNS, row[1:], strict=True)))
+        for row in session.execute(select(Company.id, Company.updated_at, *columns).where(Company.id.in_(batch))):
+            out[row[0]] = State(dict(zip(COMPANY_COLUMNS, row[2:], strict=True)), updated_at=row[1])
         for ident, domain in session.execute(select(CompanyDomain.company_id, CompanyDomain.domain)
                                              .where(CompanyDomain.company_id.in_(batch)).order_by(CompanyDomain.id)):
             out[ident].domains.append(domain)

@@ -100,7 +100,8 @@ def _import(factory: sessionmaker[Session], settings: Settings, table: Table, ma
             audit.record(session, actor, "import", "import_batch", batch.id,
                          {"filename": batch.filename, "counts": counts})
             events.record(session, "import.finished", "import", batch.id,
-                          {"id": batch.id, "filename": batch.filename, "counts": counts})
+                          {"id": batch.id, "filename": batch.filename, "counts": counts,
+                           "changes": f"/api/v1/imports/{batch.id}/changes"})
             batch_id: int | None = batch.id
             if commit:
                 session.commit()

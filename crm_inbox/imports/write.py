@@ -35,14 +35,14 @@ def plain(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
-def _labels(changes: dict[str, Any], old_fields: dict[str, Any] | None) -> list[str]:
+def changed_labels(changes: dict[str, Any], old_fields: dict[str, Any] | None) -> list[str]:
     """The changed fields as the page names them (the mapping's target keys, "field:<name>" for free fields)."""
     out: list[str] = []
     for column in changes:
         if column == "fields":
             old = old_fields or {}
             out += [k if k in _NAMED_FIELDS else f"field:{k}" for k, v in changes["fields"].items() if old.get(k) != v]
-        else:
+        elif column != "updated_at":
             out.append({"company_id": "company", "emails": "email", "phones": "phone", "domains": "domain"}
                        .get(column, column))
     return out
@@ -90,6 +90,10 @@ class Writer:
         self._add(ImportChange.__table__, [{"batch_id": self.batch_id, "object_type": kind, "object_id": ident,
                                             "action": action, "before": before, "after": after}])
 
+    def _created(self, name: str | None) -> dict[str, Any]:
+        """What identifies the very row created: SQLite may give its id to another record once it is deleted."""
+        return {"name": name, "origin": ORIGIN, "created_at": self.now.isoformat()}
+
     # --- companies ---
 
     def _existing_companies(self) -> None:
@@ -135,7 +139,7 @@ class Writer:
         for plan, ident in zip(plans, self._insert(Company.__table__, rows), strict=True):
             plan.id = ident
             self.created_companies.add(ident)
-            self._change("company", ident, "created", {}, {"name": plan.name})
+            self._change("company", ident, "created", {}, self._created(plan.name))
             self._company_lists(ident, plan.phones, plan.domains[:1])
             if plan.outcome is not None:
                 plan.outcome.company_id = ident
@@ -177,7 +181,7 @@ class Writer:
             plan.outcome.contact_id = ident
             self.created_contacts.add(ident)
             plan.outcome.company_id = plan.company.id if plan.company else plan.company_id
-            self._change("contact", ident, "created", {}, {"name": plan.data.name})
+            self._change("contact", ident, "created", {}, self._created(plan.data.name))
             self._contact_lists(ident, plan.data.emails, plan.data.phones)
 
     def _new_contact(self, plan: PersonPlan, company_id: int | None) -> dict[str, Any]:
@@ -217,6 +221,8 @@ class Writer:
             before["phones"], after["phones"] = list(state.phones), [*state.phones, *(p[0] for p in phones)]
         if domains:
             before["domains"], after["domains"] = list(state.domains), [*state.domains, *domains]
+        if state.updated_at is not None:  # so that undoing all of it leaves the record as it was
+            before["updated_at"], after["updated_at"] = state.updated_at.isoformat(), self.now.isoformat()
         self._change(kind, ident, "updated", before, after)
         values = {**changes, "updated_at": self.now}
         self.updates[(table, frozenset(values))].append({"b_id": ident, **{f"v_{c}": v for c, v in values.items()}})
@@ -224,7 +230,7 @@ class Writer:
     @staticmethod
     def _outcome_of_update(outcome: Any, changes: dict[str, Any], old_fields: dict[str, Any],
                            phones: Sequence[Any], domains: list[str], emails: bool = False) -> None:
-        labels = _labels(changes, old_fields)
+        labels = changed_labels(changes, old_fields)
         labels += (["email"] if emails else []) + (["phone"] if phones else []) + (["domain"] if domains else [])
         outcome.action = "update" if labels else "unchanged"
         outcome.changed = labels
@@ -259,4 +265,4 @@ class Writer:
             self.session.execute(stmt, rows[start:start + CHUNK])
 
 
-__all__ = ["CompanyPlan", "Writer", "plain"]
+__all__ = ["CompanyPlan", "Writer", "changed_labels", "plain"]
