@@ -67,6 +67,9 @@ API_PERMISSIONS: dict[str, str] = {
     "listWebhookSubscriptions": ADMIN, "getWebhookSubscription": ADMIN, "listWebhookDeliveries": ADMIN,
     "createWebhookSubscription": ADMIN, "patchWebhookSubscription": ADMIN, "deleteWebhookSubscription": ADMIN,
     "rotateWebhookSecret": ADMIN, "retryWebhookDelivery": ADMIN, "testWebhookSubscription": ADMIN,
+    "retryFailedWebhookDeliveries": ADMIN,
+    # data in and out: imports
+    "listImports": READ, "getImport": READ, "listImportChanges": READ, "undoImport": WRITE,
     # data in and out: ERP
     "erpPutCompany": WRITE, "erpPutContact": WRITE, "erpSync": WRITE, "erpPutInvoice": WRITE,
     "erpPostPayment": WRITE, "erpGetCompany": READ, "erpGetContact": READ, "erpGetInvoice": READ,
@@ -112,7 +115,7 @@ PAGE_PERMISSIONS: dict[str, str] = {
     # data in and out: webhooks
     "pages.webhooks": ADMIN, "pages.webhook_create": ADMIN, "pages.webhook": ADMIN, "pages.webhook_change": ADMIN,
     "pages.webhook_rotate": ADMIN, "pages.webhook_delete": ADMIN, "pages.webhook_test": ADMIN,
-    "pages.webhook_retry": ADMIN,
+    "pages.webhook_retry": ADMIN, "pages.webhook_retry_failed": ADMIN,
     # data in and out: phone books
     "pages.phone_books": ADMIN, "pages.phone_book_create": ADMIN, "pages.phone_book_revoke": ADMIN,
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,

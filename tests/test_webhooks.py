@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import standardwebhooks.webhooks as standard
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox import events
@@ -281,7 +281,9 @@ def test_the_api_subscribes_shows_the_secret_once_and_manages_deliveries(client,
     assert bad.status_code == 400 and bad.json["error"]["field"] == "event_types"
     assert client.patch(f"{api}/{sub}", json={"active": False}, headers=auth).json["active"] is False
     assert client.post(f"{api}/{sub}/test", headers=auth).status_code == 409
+    assert client.post(f"{api}/{sub}/retry-failed", headers=auth).status_code == 409
     client.patch(f"{api}/{sub}", json={"active": True}, headers=auth)
+    assert client.post(f"{api}/{sub}/retry-failed", headers=auth).json == {"retried": 0}
     test = client.post(f"{api}/{sub}/test", headers=auth)
     assert test.status_code == 202 and test.json["event_type"] == "webhook.test"
     [listed] = client.get(f"{api}/{sub}/deliveries", headers=auth).json["items"]
@@ -322,9 +324,16 @@ def test_the_admin_page_subscribes_shows_the_secret_once_and_the_deliveries(clie
         row = session.get_one(WebhookSubscription, sub.id)
         row.active, row.disabled_at, row.disabled_reason = False, utcnow(), "no successful delivery since …"
     assert "no successful delivery since …" in client.get("/admin/webhooks").get_data(as_text=True)
+    assert client.post(f"/admin/webhooks/{sub.id}/retry-failed", data={"csrf_token": token}).status_code == 409
     saved = client.post(f"/admin/webhooks/{sub.id}", data={"csrf_token": token, "url": PUBLIC_URL, "active": "on",
                                                           "event_types": ["order.created"]})
     assert saved.status_code == 302
+    with unit_of_work(factory) as session:  # the test event, given up
+        session.execute(update(WebhookDelivery).values(state=DeliveryState.FAILED))
+    detail = client.get(f"/admin/webhooks/{sub.id}").get_data(as_text=True)
+    assert "Retry 1 failed delivery" in detail
+    retried = client.post(f"/admin/webhooks/{sub.id}/retry-failed", data={"csrf_token": token})
+    assert retried.status_code == 302 and deliveries(factory)[0].state == DeliveryState.PENDING
     with factory() as session:
         row = session.get_one(WebhookSubscription, sub.id)
         assert row.active and row.disabled_at is None and row.event_types == ["order.created"]

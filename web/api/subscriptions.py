@@ -1,5 +1,5 @@
 """Webhook subscriptions over the API (admins only): subscribe, change, rotate the secret, delete, the
-deliveries, retry one, test-send. The secret appears in the answers to create and rotate only."""
+deliveries, retry one or all failed, test-send. The secret appears in the answers to create and rotate only."""
 
 from __future__ import annotations
 
@@ -87,6 +87,12 @@ def list_webhook_deliveries(sub_id: int) -> Response:
 @require_token(write=True, admin=True)
 def retry_webhook_delivery(delivery_id: int) -> Response:
     return jsonify(delivery_json(subs.retry(db(), None, delivery_id, actor_id())))
+
+
+@api.post(f"{BASE}/<int:sub_id>/retry-failed")
+@require_token(write=True, admin=True)
+def retry_failed_webhook_deliveries(sub_id: int) -> Response:
+    return jsonify(retried=subs.retry_failed(db(), sub_id, actor_id()))
 
 
 @api.post(f"{BASE}/<int:sub_id>/test")

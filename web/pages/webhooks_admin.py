@@ -1,6 +1,6 @@
 """Admin pages for outbound webhooks: the subscriptions (URL, event types, active or disabled and why, failing
 since), subscribing (the secret is shown once, on this answer only), changing, rotating the secret, deleting;
-a subscription's recent deliveries with "retry" on one, and "test-send"."""
+a subscription's recent deliveries with "retry" on one or on all failed ones, and "test-send"."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox.errors import Conflict, NotFound, ValidationError
@@ -38,7 +39,8 @@ def _list_page(error: str | None = None, status: int = 200) -> Page:
 
 def _detail_page(sub: WebhookSubscription, error: str | None = None, status: int = 200) -> Page:
     return render_template("webhooks_detail.html", sub=sub, deliveries=subs.deliveries(db(), sub.id),
-                           event_types=EVENT_TYPES, typed=_typed_patterns(sub), error=error), status
+                           failed=subs.failed_count(db(), sub.id), event_types=EVENT_TYPES,
+                           typed=_typed_patterns(sub), error=error), status
 
 
 def _secret_page(sub: WebhookSubscription, rotated: bool) -> Page:
@@ -110,6 +112,19 @@ def webhook_test(subscription_id: int) -> BaseResponse | Page:
     except Conflict:
         return _detail_page(sub, _("The subscription is disabled; enable it first."), 409)
     flash(_("A test event is on its way."))
+    return redirect(url_for("pages.webhook", subscription_id=sub.id))
+
+
+@pages.post("/admin/webhooks/<int:subscription_id>/retry-failed")
+def webhook_retry_failed(subscription_id: int) -> BaseResponse | Page:
+    by = admin_id()
+    sub = row_or_404(WebhookSubscription, subscription_id)
+    try:
+        count = subs.retry_failed(db(), sub.id, by)
+    except Conflict:
+        return _detail_page(sub, _("The subscription is disabled; enable it first."), 409)
+    flash(ngettext("%(num)d failed delivery will be sent again now.",
+                   "%(num)d failed deliveries will be sent again now.", count))
     return redirect(url_for("pages.webhook", subscription_id=sub.id))
 
 
