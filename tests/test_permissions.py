@@ -68,8 +68,6 @@ API_PERMISSIONS: dict[str, str] = {
     "createWebhookSubscription": ADMIN, "patchWebhookSubscription": ADMIN, "deleteWebhookSubscription": ADMIN,
     "rotateWebhookSecret": ADMIN, "retryWebhookDelivery": ADMIN, "testWebhookSubscription": ADMIN,
     "retryFailedWebhookDeliveries": ADMIN,
-    # data in and out: imports
-    "listImports": READ, "getImport": READ, "listImportChanges": READ, "undoImport": WRITE,
     # data in and out: ERP
     "erpPutCompany": WRITE, "erpPutContact": WRITE, "erpSync": WRITE, "erpPutInvoice": WRITE,
     "erpPostPayment": WRITE, "erpGetCompany": READ, "erpGetContact": READ, "erpGetInvoice": READ,
