@@ -68,6 +68,8 @@ API_PERMISSIONS: dict[str, str] = {
     "createWebhookSubscription": ADMIN, "patchWebhookSubscription": ADMIN, "deleteWebhookSubscription": ADMIN,
     "rotateWebhookSecret": ADMIN, "retryWebhookDelivery": ADMIN, "testWebhookSubscription": ADMIN,
     "retryFailedWebhookDeliveries": ADMIN,
+    # data in and out: imports
+    "listImports": READ, "getImport": READ, "listImportChanges": READ, "undoImport": WRITE,
     # data in and out: ERP
     "erpPutCompany": WRITE, "erpPutContact": WRITE, "erpSync": WRITE, "erpPutInvoice": WRITE,
     "erpPostPayment": WRITE, "erpGetCompany": READ, "erpGetContact": READ, "erpGetInvoice": READ,
@@ -180,6 +182,7 @@ def world(factory, database_url, tmp_path) -> World:
         session.flush()
         ids["companies"] = company.id
         ids["webhook-subscriptions"] = ids["webhook-deliveries"] = 1  # none: a 404 when allowed (webhooks)
+        ids["imports"] = 1  # none: a 404 when allowed (data in and out: imports)
         ids["erp"] = 10001  # the ERP's paths take a customer or invoice number (data in and out: ERP)
         ids["documents"] = interaction.id  # a mail, not an upload: renaming or removing it is a 404 (data in and out)
         apply_event(session, settings, CallEvent("generic", "perm-1", "hangup", utcnow(), direction=Direction.IN,

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from crm_inbox.db import unit_of_work
 from crm_inbox.intake.store import Envelope, store
-from crm_inbox.models import Base, Company, Contact, LoginFailure, Reminder, utcnow
+from crm_inbox.models import Base, Company, Contact, ImportBatch, LoginFailure, Reminder, utcnow
 from crm_inbox.pipeline.runner import process
 from crm_inbox.staff.service import add_staff, create_token
 from tests.conftest import CRM, SUPPORT, make_settings
@@ -141,6 +141,7 @@ def world(factory, settings, staff):  # type: ignore[no-untyped-def]
     process(factory, settings, failed.inbound_id)
     with unit_of_work(factory) as session:
         session.add(Company(name="Müller Maschinenbau"))
+        session.add(ImportBatch(filename="adressen.csv", file_format="csv", sha256="0" * 64))  # its page and undo
         session.add(Reminder(title="Anrufen", due_at=utcnow(), reason="manual", contact_id=1, assignee_id=staff))
         session.flush()
         sales_world(session, settings)  # a deal, a draft quote and an order, each id 1

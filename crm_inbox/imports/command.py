@@ -42,6 +42,8 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
               f"fields, kept {counts['kept']} (changed or used since)")
         if counts["erased"]:
             print(f"  {counts['erased']} records of people erased since could not be restored")
+        if counts["gone"]:
+            print(f"  {counts['gone']} records were deleted since by other means (left alone)")
         return 0
     if args.file is None:
         return _fail("import: give a FILE (or --undo BATCH)")

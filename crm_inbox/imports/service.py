@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox import audit, events
 from crm_inbox.config import Settings
 from crm_inbox.db import write_lock
 from crm_inbox.errors import ValidationError
+from crm_inbox.imports.history import list_batches
 from crm_inbox.imports.index import KeyIndex
 from crm_inbox.imports.mapping import Mapping, check_mapping
 from crm_inbox.imports.plan import Planner, RowOutcome, read
@@ -54,10 +54,6 @@ def run_import(factory: sessionmaker[Session], settings: Settings, table: Table,
     """Import and commit: one ``ImportBatch``; its number undoes it."""
     return _import(factory, settings, table, mapping, filename=filename, actor=actor, progress=progress,
                    commit=True)
-
-
-def list_batches(session: Session, limit: int = 50) -> list[ImportBatch]:
-    return list(session.execute(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(limit)).scalars())
 
 
 def _import(factory: sessionmaker[Session], settings: Settings, table: Table, mapping: Mapping, *, filename: str,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_inbox import audit, events
 from crm_inbox.db import affected, unit_of_work, write_lock
 from crm_inbox.errors import Conflict, NotFound
+from crm_inbox.ids import MAX_ID
 from crm_inbox.imports.index import State, chunks, company_states, contact_states
 from crm_inbox.imports.write import ORIGIN, plain
 from crm_inbox.models import (
@@ -50,6 +51,8 @@ def undo_import(factory: sessionmaker[Session], batch_id: int, actor: int | None
     {"removed": records removed, "restored": fields restored, "kept": records and fields kept, "gone": records
     deleted since by other means, "erased": the import's records of people erased since, which it cannot
     restore}."""
+    if not 0 < batch_id <= MAX_ID:  # PostgreSQL would refuse the number itself
+        raise NotFound(f"no import {batch_id}")
     with write_lock(factory), unit_of_work(factory) as session:
         batch = session.execute(select(ImportBatch).where(ImportBatch.id == batch_id).with_for_update()
                                 ).scalar_one_or_none()

@@ -9,6 +9,7 @@ from web.api import (  # noqa: F401  (registers routes)
     erp,
     errors,
     exports,
+    imports,
     inbound,
     interactions,
     openapi,

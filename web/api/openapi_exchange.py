@@ -169,6 +169,75 @@ PATHS.update({
                                **_WH_409}}},
 })
 
+# --- imports ---
+
+_IMP_ERRORS = {"400": {"$ref": "#/components/responses/BadRequest"},
+               "401": {"$ref": "#/components/responses/Unauthorized"}}
+_IMP_404 = {"404": {"$ref": "#/components/responses/NotFound"}}
+_IMP_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_imp_time = {"type": ["string", "null"], "format": "date-time"}
+SCHEMAS["ImportBatch"] = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "filename": {"type": "string"},
+    "file_format": {"type": "string", "enum": ["csv", "xlsx", "vcard"]},
+    "state": {"type": "string", "enum": ["done", "undone"]},
+    "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+               "description": "rows new, update, unchanged, duplicate, error; companies_new, companies_update; "
+                              "erased: the import's records of people erased since"},
+    "created_at": _imp_time, "created_by_id": {"type": ["integer", "null"]}, "undone_at": _imp_time,
+    "undone_by_id": {"type": ["integer", "null"]},
+    "changes": {"type": "string", "description": "the path of its changes (also in the import events)"},
+    "records": {"type": "object", "additionalProperties": {"type": "integer"},
+                "description": "GET one import only: records it created and updated (created, updated)"},
+    "undo": {"type": "object", "additionalProperties": {"type": "integer"},
+             "description": "undo only: removed, restored, kept (edited or used since), gone (deleted since by "
+                            "other means), erased"}}}
+SCHEMAS["ImportChange"] = {"type": "object", "properties": {
+    "id": {"type": "integer", "description": "the cursor: ask with after=<id> for the next page"},
+    "object_type": {"type": "string", "enum": ["contact", "company"]},
+    "object_id": {"type": "integer", "description": "the record's id when the import ran"},
+    "action": {"type": "string", "enum": ["created", "updated"]},
+    "fields": {"type": "array", "items": {"type": "string"},
+               "description": "updated: the changed fields as the import's mapping names them (title, email, "
+                              "phone, company, field:<free field>); never the values before"}}}
+
+
+def _imp_json(schema: dict[str, object], description: str = "OK") -> dict[str, object]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_IMP_BATCH: dict[str, object] = {"$ref": "#/components/schemas/ImportBatch"}
+PATHS.update({
+    "/imports": {"get": {
+        "summary": "Past imports, newest first", "operationId": "listImports",
+        "parameters": [{"name": "limit", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
+        "responses": {"200": _imp_json({"type": "object", "properties": {
+            "items": {"type": "array", "items": _IMP_BATCH}}}), **_IMP_ERRORS}}},
+    "/imports/{id}": {"parameters": [_IMP_ID], "get": {
+        "summary": "One import with its counts and how many records it created and updated",
+        "operationId": "getImport", "responses": {"200": _imp_json(_IMP_BATCH), **_IMP_ERRORS, **_IMP_404}}},
+    "/imports/{id}/changes": {"parameters": [_IMP_ID], "get": {
+        "summary": "What the import did, record by record, in pages (what import.finished and import.undone "
+                   "point to)",
+        "operationId": "listImportChanges",
+        "parameters": [{"name": "after", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        "description": "the last change id seen (next_after of the page before)"},
+                       {"name": "limit", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+        "responses": {"200": _imp_json({"type": "object", "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/ImportChange"}},
+            "next_after": {"type": ["integer", "null"], "description": "null on the last page"}}}),
+            **_IMP_ERRORS, **_IMP_404}}},
+    "/imports/{id}/undo": {"parameters": [_IMP_ID], "post": {
+        "summary": "Undo the import as a whole, as its page does; audited, sends import.undone",
+        "operationId": "undoImport",
+        "responses": {"200": _imp_json(_IMP_BATCH, "Undone; the counts in undo"), **_IMP_ERRORS, **_IMP_404,
+                      "403": {"$ref": "#/components/responses/Forbidden"},
+                      "409": {"description": "It was undone already", "content": {
+                          "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+})
+
 # --- ERP ---
 
 _ERP_ERRORS = {"400": {"$ref": "#/components/responses/BadRequest"},

@@ -14,15 +14,16 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox.errors import Conflict, NotFound, ValidationError
+from crm_inbox.imports.history import change_counts
 from crm_inbox.imports.mapping import TARGETS, Mapping, check_mapping, save_mapping, saved_mappings, suggest_mapping
 from crm_inbox.imports.readers import Table, read_table
 from crm_inbox.imports.service import list_batches, preview_import, run_import, undo_import
-from crm_inbox.models import ImportBatch, ImportChange, ImportMapping, ImportState, StaffRole, StaffUser
+from crm_inbox.models import ImportBatch, ImportMapping, ImportState, StaffRole, StaffUser
 from crm_inbox.text import single_line
 from web.auth import current_user, editor_id
 from web.pages import import_uploads
@@ -279,16 +280,9 @@ def import_confirm() -> BaseResponse:
 
 # --- one import, and undoing it ------------------------------------------------------------------------------
 
-def _changes(batch_id: int) -> dict[str, int]:
-    """How many records the import created and changed (what an undo removes and restores)."""
-    rows = db().execute(select(ImportChange.action, func.count()).where(ImportChange.batch_id == batch_id)
-                        .group_by(ImportChange.action))
-    return {action: n for action, n in rows}
-
-
 def _batch_page(template: str, batch_id: int) -> str:
     batch = row_or_404(ImportBatch, batch_id)
-    return render_template(template, batch=batch, changes=_changes(batch.id),
+    return render_template(template, batch=batch, changes=change_counts(db(), batch.id),
                            names=_staff_names({batch.created_by_id, batch.undone_by_id}),
                            undoable=batch.state == ImportState.DONE)
 
