@@ -228,6 +228,7 @@ class RetentionSettings:
 
     inbound_raw_days: int = 0  # raw bytes of processed/ignored inbound mail; the row (hashes) stays
     call_days: int = 0  # calls, their events and their timeline entries
+    event_days: int = 90  # webhook events (and their deliveries) unless a delivery is still pending
 
 
 @dataclass(frozen=True)
@@ -519,7 +520,7 @@ def _validate(settings: Settings) -> None:
         ZoneInfo(settings.reminders.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"config: [reminders] timezone: unknown time zone {settings.reminders.timezone!r}") from None
-    for key in ("inbound_raw_days", "call_days"):
+    for key in ("inbound_raw_days", "call_days", "event_days"):
         if getattr(settings.retention, key) < 0:
             raise ConfigError(f"config: [retention] {key} must not be negative (0 keeps for ever)")
     _validate_imap(settings)

@@ -54,7 +54,7 @@ class Scheduler:
         self._scheduler.add_job(self.close_stale_calls, "interval", seconds=60, id=STALE_CALLS, next_run_time=now,
                                 replace_existing=True)
         retention = self.settings.retention
-        if retention.inbound_raw_days or retention.call_days:
+        if retention.inbound_raw_days or retention.call_days or retention.event_days:
             self._scheduler.add_job(self.purge, "interval", days=1, id=RETENTION, next_run_time=now,
                                     replace_existing=True)
         self._scheduler.start()

@@ -282,11 +282,11 @@ def test_retention_purges_old_raw_mail_and_calls_but_not_recent_ones(factory, se
         old_call_entry = session.get_one(Call, old_call).interaction_id
 
     keep = make_settings(database_url, tmp_path / "instance")
-    assert purge(factory, keep) == {"raw_messages": 0, "calls": 0}  # 0 days: kept for ever
+    assert purge(factory, keep) == {"raw_messages": 0, "calls": 0, "events": 0}  # 0 days: kept for ever
     retention = make_settings(database_url, tmp_path / "instance",
                               retention={"inbound_raw_days": 30, "call_days": 30})
-    assert purge(factory, retention) == {"raw_messages": 1, "calls": 1}
-    assert purge(factory, retention) == {"raw_messages": 0, "calls": 0}  # nothing twice
+    assert purge(factory, retention) == {"raw_messages": 1, "calls": 1, "events": 0}
+    assert purge(factory, retention) == {"raw_messages": 0, "calls": 0, "events": 0}  # nothing twice
 
     with factory() as session:
         purged = session.get_one(InboundMessage, old_inbound)
@@ -320,7 +320,7 @@ def test_serve_runs_the_retention_purge_on_a_fixed_job(factory, database_url, tm
         scheduler.stop()
     with factory() as session:
         assert session.get_one(InboundMessage, inbound_id).raw_deleted_at is not None
-    plain = Scheduler(factory, make_settings(database_url, tmp_path / "instance"))
+    plain = Scheduler(factory, make_settings(database_url, tmp_path / "instance", retention={"event_days": 0}))
     plain.start()
     try:
         assert RETENTION not in plain.job_ids()  # nothing to purge: no job

@@ -343,7 +343,7 @@ def test_rows_are_the_truth_a_reminder_due_while_down_fires_once_on_the_first_ti
         scheduler.start()
         try:
             assert scheduler.wait_runs("reminders-tick")
-            assert scheduler.job_ids() == ["close-stale-calls", "reminders-tick"]
+            assert scheduler.job_ids() == ["close-stale-calls", "reminders-tick", "retention-purge"]  # event_days
         finally:
             scheduler.stop()
     assert fired == [1]

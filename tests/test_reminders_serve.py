@@ -112,7 +112,7 @@ def test_ten_restarts_in_a_row_make_no_duplicate_schedule_or_notification(settin
         service.start()
         try:
             assert service.scheduler.wait_runs("reminders-tick")
-            assert service.scheduler.job_ids() == ["close-stale-calls", "reminders-tick"]
+            assert service.scheduler.job_ids() == ["close-stale-calls", "reminders-tick", "retention-purge"]
             assert service.sender.wait_idle()
         finally:
             service.stop()

@@ -19,8 +19,13 @@ from crm_inbox.models import DeliveryState, utcnow
 from crm_inbox.webhooks import delivery as runner
 from crm_inbox.webhooks import subscriptions as subs
 from crm_inbox.webhooks import targets
-from tests.test_webhooks import LOCAL, deliveries, local, record, subscribe  # noqa: F401 (local: a fixture)
+from tests.test_webhooks import LOCAL, deliveries, record, subscribe
 from tests.webhook_receiver import Receiver, Request
+
+
+@pytest.fixture
+def local(settings: Settings) -> Settings:
+    return replace(settings, webhooks=LOCAL)
 
 
 @pytest.mark.parametrize(("address", "allowed"), [
@@ -65,7 +70,7 @@ def test_a_resolver_that_does_not_answer_ends_the_attempt_at_its_deadline(monkey
     monkeypatch.setattr(targets.socket, "getaddrinfo", hanging)
     began = time.monotonic()
     try:
-        with pytest.raises(TimeoutError, match="resolving hooks.example.org took longer"):
+        with pytest.raises(TimeoutError, match=r"resolving hooks\.example\.org took longer"):
             targets.post("http://hooks.example.org/x", b"{}", {}, allowed=(), timeout=0.3)
     finally:
         release.set()
