@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -35,7 +36,6 @@ from crm_inbox.models import (
     InvoiceStatus,
     Order,
     Payment,
-    utcnow,
 )
 from crm_inbox.timeline.service import record_interaction
 
@@ -177,11 +177,18 @@ def _filename(invoice: Invoice) -> str:
     return f"{safe}.pdf"
 
 
+def _issued_at(invoice: Invoice, settings: Settings) -> datetime:
+    """The entry's time: the invoice date at noon where the staff are (the ERP sends no time of day, and when it
+    sent the invoice says nothing about the customer), so the timeline shows the invoice where it belongs."""
+    return datetime.combine(invoice.issued_on, time(12), ZoneInfo(settings.reminders.timezone)).astimezone(UTC)
+
+
 def _entry(session: Session, invoice: Invoice, contact: Contact | None, company: Company | None,
            settings: Settings, pdf: bytes | None, actor: int | None) -> Interaction:
     subject = SUBJECT[_language(contact, settings)].format(number=invoice.number)
     item = record_interaction(
-        session, kind=InteractionKind.DOCUMENT, direction=Direction.OUT, occurred_at=utcnow(), subject=subject,
+        session, kind=InteractionKind.DOCUMENT, direction=Direction.OUT, occurred_at=_issued_at(invoice, settings),
+        subject=subject,
         contacts=[(contact, "to")] if contact else [], created_by_id=actor, details=_details(invoice),
         attachments=[(_filename(invoice), PDF, pdf)] if pdf is not None else [])
     item.company_id = company.id if company else None
@@ -227,7 +234,7 @@ def put_invoice(session: Session, settings: Settings, number: str, given: Invoic
         setattr(invoice, key, value)
     if new_pdf:
         _replace_pdf(session, invoice, stored, given.pdf or b"", contact, company, settings, actor)
-    _refresh_entry(session, invoice)
+    _refresh_entry(session, invoice, _issued_at(invoice, settings) if "issued_on" in changed else None)
     audit.record(session, actor, "update", "invoice", invoice.id,
                  {key: _plain(v) for key, v in changed.items()} | ({"pdf": True} if new_pdf else {}))
     events.record(session, "invoice.updated", "invoice", invoice.id, payload(invoice))
@@ -247,12 +254,15 @@ def _replace_pdf(session: Session, invoice: Invoice, stored: Attachment | None, 
                            size=len(pdf), sha256=hashlib.sha256(pdf).hexdigest(), content=pdf))
 
 
-def _refresh_entry(session: Session, invoice: Invoice) -> None:
-    """The timeline entry shows the invoice's current state (one entry per invoice, not one per change)."""
+def _refresh_entry(session: Session, invoice: Invoice, issued_at: datetime | None = None) -> None:
+    """The timeline entry shows the invoice's current state (one entry per invoice, not one per change); a
+    corrected invoice date moves it (``issued_at``)."""
     session.flush()
     item = session.get(Interaction, invoice.interaction_id) if invoice.interaction_id else None
     if item is not None:
         item.details = _details(invoice)
+        if issued_at is not None:
+            item.occurred_at = issued_at
         item.company_id = invoice.company_id
         session.flush()
 

@@ -4,6 +4,8 @@ reminders and tickets, colleagues; notes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -19,9 +21,11 @@ from crm_inbox.errors import BadCursor, ValidationError
 from crm_inbox.models import (
     Attachment,
     Category,
+    Company,
     Contact,
     InteractionKind,
     Invoice,
+    InvoiceStatus,
     Reminder,
     Role,
     Salutation,
@@ -67,11 +71,39 @@ def salutation_label(value: Salutation | None) -> str:
 
 
 @dataclass(frozen=True)
+class InvoiceRow:
+    invoice: Invoice
+    overdue: bool
+    pdf: int | None  # its PDF's attachment id
+    billed_to: tuple[str, int, str] | None  # ("contact" | "company", id, name): who the ERP bills
+
+    @property
+    def outstanding(self) -> Decimal:
+        return self.invoice.gross - self.invoice.paid
+
+
+@dataclass(frozen=True)
 class Receivables:
     """The ERP's invoices of a person (with their company's) or a company, for the 360° pages."""
 
     overdue: Overdue
-    invoices: list[tuple[Invoice, bool, int | None]]  # the invoice, overdue, its PDF's attachment id
+    invoices: list[InvoiceRow]
+
+
+def _billed_to(rows: list[Invoice]) -> dict[int, tuple[str, int, str]]:
+    """Each invoice's addressee (the person when the ERP billed one, else the company), names in two queries."""
+    people = {r.contact_id for r in rows if r.contact_id}
+    firms = {r.company_id for r in rows if r.company_id and not r.contact_id}
+    names = {("contact", i): n or "" for i, n in db().execute(
+        select(Contact.id, Contact.name).where(Contact.id.in_(people)))} if people else {}
+    names |= {("company", i): n for i, n in db().execute(
+        select(Company.id, Company.name).where(Company.id.in_(firms)))} if firms else {}
+    out = {}
+    for r in rows:
+        kind, ident = ("contact", r.contact_id) if r.contact_id else ("company", r.company_id)
+        if ident is not None and (kind, ident) in names:
+            out[r.id] = (kind, ident, names[kind, ident])
+    return out
 
 
 @pages.app_template_global()
@@ -82,9 +114,38 @@ def receivables(contact_id: int | None = None, company_id: int | None = None) ->
     pdfs: dict[int, int] = {entry: att for entry, att in db().execute(
         select(Attachment.interaction_id, Attachment.id).where(
             Attachment.interaction_id.in_(entries), Attachment.content_type == "application/pdf"))} if entries else {}
+    billed = _billed_to(rows)
     return Receivables(overdue_of(db(), day, contact_id=contact_id, company_id=company_id),
-                       [(r, is_overdue(r.status, r.due_on, day),
-                        pdfs.get(r.interaction_id) if r.interaction_id else None) for r in rows])
+                       [InvoiceRow(r, is_overdue(r.status, r.due_on, day),
+                                   pdfs.get(r.interaction_id) if r.interaction_id else None, billed.get(r.id))
+                        for r in rows])
+
+
+@dataclass(frozen=True)
+class InvoiceFacts:
+    number: str
+    gross: Decimal
+    outstanding: Decimal
+    status: str  # "overdue" when open past its due date, as the invoice table says
+    due_on: date | None
+
+
+@pages.app_template_global()
+def invoice_facts(details: Any) -> InvoiceFacts | None:
+    """What an ERP invoice's timeline entry shows, from the details the ERP code keeps on it
+    (crm_inbox.erp.invoices); None for any other entry or details that do not read as an invoice."""
+    if not isinstance(details, dict) or details.get("event") != "invoice":
+        return None
+    try:
+        gross, paid = Decimal(str(details["gross"])), Decimal(str(details.get("paid") or "0"))
+        status = InvoiceStatus(details["status"])
+        due = date.fromisoformat(details["due_date"]) if details.get("due_date") else None
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return None
+    if not gross.is_finite() or not paid.is_finite():
+        return None
+    shown = "overdue" if is_overdue(status, due, erp_today(state().settings)) else status.value
+    return InvoiceFacts(str(details.get("invoice") or ""), gross, gross - paid, shown, due)
 
 
 @pages.app_template_global()
