@@ -83,11 +83,15 @@ def _restore(session: Session, kind: str, table: Table, changes: list[ImportChan
              counts: dict[str, int]) -> None:
     loader = contact_states if kind == "contact" else company_states
     states = loader(session, [c.object_id for c in changes])
-    younger = _created_after(session, table, list(states), batch.created_at)
+    born = _creation_times(session, table, list(states))
     now = utcnow()
     for change in changes:
         state = states.get(change.object_id)
-        if state is None or change.object_id in younger:  # deleted since; the id may be another record's now
+        # The import wrote at after["updated_at"] (older records: after the batch began) to a record older than
+        # that; a younger one got the id of one deleted since.
+        written = datetime.fromisoformat(change.after["updated_at"]) if "updated_at" in change.after \
+            else batch.created_at
+        if state is None or born[change.object_id] > written:
             counts["gone"] += 1
             continue
         values: dict[str, Any] = {}
@@ -107,9 +111,10 @@ def _restore(session: Session, kind: str, table: Table, changes: list[ImportChan
                 counts["restored"] += 1
             else:
                 counts["kept"] += 1
-        if values:
+        earlier = _time_before(change, state) if counts["kept"] == kept else None
+        if values or earlier is not None:
             session.execute(update(table).where(table.c.id == change.object_id)
-                            .values(**values, updated_at=_updated_at(change, state, counts["kept"] == kept, now)))
+                            .values(**values, updated_at=earlier or now))
         lists = _LISTS if kind == "contact" else {**_LISTS, **_COMPANY_LISTS}
         for key in ("emails", "phones", "domains"):
             if key not in change.before or (kind == "contact" and key == "domains"):
@@ -122,13 +127,13 @@ def _restore(session: Session, kind: str, table: Table, changes: list[ImportChan
             counts["restored"] += 1
 
 
-def _updated_at(change: ImportChange, state: State, whole: bool, now: datetime) -> datetime:
-    """The record's time of change from before the import when all of the import's changes are taken back and
-    nobody changed it since (an earlier import's record it updated is then removable again); else now."""
-    if whole and "updated_at" in change.before and state.updated_at is not None \
+def _time_before(change: ImportChange, state: State) -> datetime | None:
+    """The record's time of change from before the import, when nobody changed it since: taking back all of
+    the import's changes then leaves it as it was (a record an earlier import created stays removable)."""
+    if "updated_at" in change.before and state.updated_at is not None \
             and state.updated_at == datetime.fromisoformat(change.after["updated_at"]):
         return datetime.fromisoformat(change.before["updated_at"])
-    return now
+    return None
 
 
 _MISSING = object()
@@ -166,13 +171,12 @@ def _restore_tags(current: list[str], before: list[str], after: list[str], value
         counts["kept"] += 1
 
 
-def _created_after(session: Session, table: Table, ids: list[int], moment: datetime) -> set[int]:
-    """Of ``ids``, the records created after ``moment``: not the ones an import before then changed."""
-    younger: set[int] = set()
+def _creation_times(session: Session, table: Table, ids: list[int]) -> dict[int, datetime]:
+    out: dict[int, datetime] = {}
     for batch in chunks(ids):
-        younger.update(session.execute(select(table.c.id).where(table.c.id.in_(batch),
-                                                                table.c.created_at > moment)).scalars())
-    return younger
+        rows = session.execute(select(table.c.id, table.c.created_at).where(table.c.id.in_(batch)))
+        out.update({ident: created for ident, created in rows})
+    return out
 
 
 def _still_there(session: Session, table: Table, changes: list[ImportChange], batch: ImportBatch,
