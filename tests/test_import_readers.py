@@ -58,6 +58,43 @@ def test_utf16_without_bom_and_pipes_are_detected():
     assert (hinted.delimiter, hinted.headers, hinted.rows) == (",", ["Ort;Name", "PLZ"], [["Köln;Weiß", "50667"]])
 
 
+def test_a_short_cp1252_export_a_detector_took_for_baltic_cp775_reads_as_cp1252():
+    table = table_of("adressen_cp1252_short.csv")  # 230 bytes, four umlauts: it was read as "M³ller"
+    assert table.encoding == "cp1252" and table.headers[4] == "Telefon geschäftlich"
+    assert record(table, 1)["Nachname"] == "Müller" and record(table, 1)["Firma"] == "Müller Maschinenbau GmbH"
+    assert suggest_mapping(table.headers)["Telefon geschäftlich"] == "phone"
+
+
+ONE_UE_IN_200_BYTES = ("Herr;Schmidt;Lieferung nur werktags von 8 bis 16 Uhr an Tor 3, bitte vorher anrufen "
+                       "unter 030 1234567 oder per Mail an lager@schmidt-bau.de schreiben, die Ware wird "
+                       "dort gepr\u00fcft und quittiert")
+
+
+@pytest.mark.parametrize("encoding, line", [
+    ("cp1252", ONE_UE_IN_200_BYTES), ("cp1252", "Frau;Weber;Straße"), ("cp1252", "Herr;Klein;Köln"),
+    ("cp1252", "Öztürk;WEISS & SÖHNE;Ärzte"), ("cp1252", "Mr;O’Brien;„Top“ 5 €"), ("cp1252", "Sr.;José Sánchez;Málaga"),
+    ("cp850", "Frau;Müller;Köln"), ("cp850", "Frau;Weber;Straße"), ("cp850", "Herr;Klein;Köln"),
+    ("mac_roman", "Frau;Müller;Köln"), ("mac_roman", "Herr;Groß;Äußere Straße"),
+])
+def test_single_byte_files_read_in_their_western_code_page_even_with_few_umlauts(encoding, line):
+    table = read_table("adressen.csv", f"Anrede;Name;Ort\r\n{line}\r\n".encode(encoding))
+    assert (table.encoding, table.rows) == (encoding, [line.split(";")])
+
+
+@pytest.mark.parametrize("data, encoding", [
+    ("Name;Ort\r\nWeiß;Köln\r\n".encode(), "utf-8"),
+    (b"Name;Ort\r\nWeiss;Koeln\r\n", "utf-8"),  # only ASCII: every candidate reads it alike
+    (b"\xff\xfe" + "Name;Ort\r\nWeiß;Köln\r\n".encode("utf-16-le"), "utf-16"),
+    (b"\xfe\xff" + "Name;Ort\r\nWeiß;Köln\r\n".encode("utf-16-be"), "utf-16"),
+    ("Name;Ort\r\nWeiß;Köln\r\n".encode("utf-16-le"), "utf-16-le"),
+    ("Name;Ort\r\nWeiss;Koeln\r\n".encode("utf-16-be"), "utf-16-be"),  # ASCII in UTF-16 is valid UTF-8 too
+])
+def test_unicode_files_with_and_without_bom(data, encoding):
+    table = read_table("adressen.csv", data)
+    assert table.encoding == encoding and table.headers == ["Name", "Ort"]
+    assert table.rows[0] in (["Weiß", "Köln"], ["Weiss", "Koeln"])
+
+
 def test_outlook_vcard_21_quoted_printable_umlauts_with_soft_line_breaks():
     table = table_of("outlook_21.vcf")
     juergen, andre = record(table, 0), record(table, 1)
@@ -94,7 +131,8 @@ def test_xlsx_values_dates_and_numbers_as_text():
 
 @pytest.mark.parametrize("name, data", [("empty.csv", b""), ("broken.xlsx", b"PK\x03\x04 not a zip"),
                                         ("a.vcf", b"BEGIN:VCARD\r\nVERSION:3.0\r\nN:x\r\n"),
-                                        ("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 100)])
+                                        ("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 100),
+                                        ("renamed.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0\x03\xfe" * 40)])
 def test_unreadable_files_are_one_clear_validation_error(name, data):
     with pytest.raises(ValidationError) as caught:
         read_table(name, data)

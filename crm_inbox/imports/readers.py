@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-import charset_normalizer
-
 from crm_inbox.errors import ValidationError
 from crm_inbox.imports.vcards import VCARD_HEADERS, read_vcards
 
 CSV_DELIMITERS = (";", "\t", ",", "|")  # in order of preference on a tie (German Excel writes ";")
-# Single-byte Western code pages charset-normalizer may name for a short file: for a German or English
-# address book they are Excel's cp1252 (they agree on äöüß; cp1252 is what Windows in DACH writes).
-_WESTERN = {"cp1252", "windows-1252", "cp1250", "windows-1250", "latin_1", "iso8859_1", "iso8859_15", "iso8859_2",
-            "cp850", "cp858", "mac_roman", "mac_latin2"}
 MAX_COLUMNS = 500
-
 
 
 @dataclass(frozen=True)
@@ -49,32 +44,102 @@ def read_table(filename: str, data: bytes) -> Table:
 
 # --- text files ---
 
+# The single-byte code pages German and English offices really export, in order of preference on a tie:
+# Windows (Excel, Outlook), old DOS programs, old Mac Excel. Never a Baltic, Cyrillic or other one: on a short
+# file a general detector names any of them (it read "Müller" in cp1252 as cp775 "M³ller").
+SINGLE_BYTE = ("cp1252", "cp850", "mac_roman")
+_CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_VOWELS = frozenset("aeiouyäöüAEIOUYÄÖÜ")
+
+
 def decode(data: bytes) -> tuple[str, str]:
     """The text and the encoding it was read with: a BOM decides, then UTF-16 without BOM (NUL bytes in
-    every other place), UTF-8, else what charset-normalizer finds (Western code pages read as cp1252)."""
+    every other place), then UTF-8 (the whole file valid), else the Western single-byte code page whose
+    reading makes German words (``single_byte``)."""
     if not data:
         raise ValidationError("file", "the file is empty")
-    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\xff\xfe", "utf-16"),
-                          (b"\xfe\xff", "utf-16")):
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+                          (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
         if data.startswith(bom):
             return _strict(data, encoding), encoding
+    # Before UTF-8: UTF-16 of plain ASCII letters is valid UTF-8 too (with a NUL after every letter).
     sample = data[:4000]
-    if len(sample) >= 4 and sample.count(0) * 3 > len(sample):
-        odd_nuls, even_nuls = sample[1::2].count(0), sample[0::2].count(0)
-        encoding = "utf-16-le" if odd_nuls > even_nuls else "utf-16-be"
-        return _strict(data, encoding), encoding
+    utf16 = _utf16_without_bom(sample)
+    if utf16:
+        return _strict(data, utf16), utf16
+    if sample.count(0) * 100 > len(sample):  # a stray NUL in a text export is read; a binary file is not
+        raise ValidationError("file", "the file is not a text file (CSV or vCard)")
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    best = charset_normalizer.from_bytes(data[:200_000]).best()
-    encoding = best.encoding if best is not None else "cp1252"
-    if encoding in _WESTERN or best is None:
-        try:
-            return data.decode("cp1252"), "cp1252"
-        except UnicodeDecodeError:
-            encoding = encoding if best is not None else "latin_1"
-    return _strict(data, encoding), encoding
+    encoding = single_byte(data)
+    return data.decode(encoding), encoding
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """utf-16-le/-be when the NUL bytes sit (nearly) all in odd/even places and fill at least a third of
+    them, as Latin text in UTF-16 has; None else (a binary file has NULs in both)."""
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) // 2
+    if odd * 3 >= half and even * 20 <= odd:
+        return "utf-16-le"
+    if even * 3 >= half and odd * 20 <= even:
+        return "utf-16-be"
+    return None
+
+
+def single_byte(data: bytes) -> str:
+    """cp1252 unless another of ``SINGLE_BYTE`` reads more German letters where German puts them (or the
+    file has bytes cp1252 leaves undefined, which cp850 uses for "ü" and mac_roman for "Å")."""
+    scores: dict[str, int] = {}
+    for encoding in SINGLE_BYTE:
+        if encoding == "cp1252" and _CP1252_UNDEFINED.search(data):
+            continue
+        scores[encoding] = letter_score(data.decode(encoding))
+    # max() keeps the first of equal scores: the order of SINGLE_BYTE is the tie-break.
+    return max(scores, key=lambda encoding: scores[encoding])
+
+
+def letter_score(text: str) -> int:
+    """How much the non-ASCII characters of ``text`` read as letters of words. A wrong code page turns umlauts
+    into signs ("M³ller", "Stra§e"), into quotes, or into letters in places no writer puts them ("FirmaÖ").
+
+    +2 a German letter where German writes it: ä ö ü inside or opening a word, ß after a vowel, Ä Ö Ü
+       opening a word or in a word of capitals;
+    -1 a capital right after a small letter or a small letter right before a capital, and a sign (not
+       punctuation: "O’Brien" is fine) between two letters;
+     0 anything else: other letters too, since one code page's "é" or "’" is another's letter as well."""
+    score = 0
+    last = len(text) - 1
+    for match in _NON_ASCII.finditer(text):
+        i = match.start()
+        ch = text[i]
+        before = text[i - 1] if i > 0 else " "
+        after = text[i + 1] if i < last else " "
+        if not ch.isalpha():
+            between = before.isalpha() and after.isalpha()
+            score -= 1 if between and unicodedata.category(ch)[0] not in "PZ" else 0
+        elif (ch.isupper() and before.islower()) or (ch.islower() and after.isupper()):
+            score -= 1
+        elif _german_place(ch, before, after):
+            score += 2
+    return score
+
+
+def _german_place(ch: str, before: str, after: str) -> bool:
+    if ch in "äöü":  # "Müller", "über"
+        return after.islower() or (before.isalpha() and after.isalpha())
+    if ch == "ß":
+        return before in _VOWELS
+    if ch in "ÄÖÜ":
+        word_start = not before.isalpha() and after.islower()
+        capitals = not before.islower() and not after.islower() and (before.isupper() or after.isupper())
+        return word_start or capitals
+    return False
 
 
 def _strict(data: bytes, encoding: str) -> str:
