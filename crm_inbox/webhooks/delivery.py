@@ -41,8 +41,8 @@ __all__ = ["BATCH", "FIRST_RETRY", "LONGEST_WAIT", "Claimed", "Deliverer", "Outc
            "deliver_due", "lease", "next_attempt", "next_due_at", "record", "should_disable", "succeeded"]
 
 log = logging.getLogger(__name__)
-BATCH = 16  # attempts in flight at once in one process; a stop waits for those
-PER_SUBSCRIPTION = 8  # of them to one subscription: a slow receiver leaves the other half to the others
+BATCH = 24  # attempts in flight at once in one process; a stop waits for those
+PER_SUBSCRIPTION = 16  # of them to one subscription: a slow receiver leaves a third to the others
 
 
 # --- what is due --------------------------------------------------------------------------------------------

@@ -110,6 +110,12 @@ def refused(address: Address, allowed: Iterable[str]) -> bool:
 def _getaddrinfo(host: str, port: int, timeout: float) -> list[Any]:
     """getaddrinfo within ``timeout`` seconds: the C resolver has no timeout of its own (a dead DNS server
     holds it for its retries), so it runs in a daemon thread that is left behind when it takes too long."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:  # an address: nothing to look up, no thread needed
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     result: list[Any] = []
     failure: list[BaseException] = []
 
