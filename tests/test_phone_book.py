@@ -135,8 +135,37 @@ def test_only_admins_make_and_revoke_phone_book_urls(client, factory, book):
     assert "/phonebook/" not in client.get("/admin/phone-books").get_data(as_text=True)  # shown once only
     assert client.post("/admin/phone-books", data={"label": " ", "csrf_token": csrf_token(html)}).status_code == 400
     token_id = re.findall(r'/admin/phone-books/(\d+)/revoke', html)[0]
+    unticked = client.post(f"/admin/phone-books/{token_id}/revoke", data={"csrf_token": csrf_token(html)})
+    assert unticked.status_code == 400 and client.get("/" + path).status_code == 200  # not without the tick
     assert client.post(f"/admin/phone-books/{token_id}/revoke",
-                       data={"csrf_token": csrf_token(html)}).status_code == 302
+                       data={"csrf_token": csrf_token(html), "confirm": "1"}).status_code == 302
     assert client.get("/" + path).status_code == 404  # the revoked phone book's URLs answer nothing
     assert client.post(f"/admin/phone-books/{token_id}/revoke",
-                       data={"csrf_token": csrf_token(html)}).status_code == 409
+                       data={"csrf_token": csrf_token(html), "confirm": "1"}).status_code == 409
+
+
+def test_the_urls_use_the_configured_base_url(settings, factory, book):  # type: ignore[no-untyped-def]
+    """Behind a proxy the browser's host is not what phones reach: [web] base_url wins when set."""
+    from crm_inbox.config import replace
+    from web import create_app
+
+    app = create_app(replace(settings, web={"base_url": "https://crm.beispiel-firma.de/"}), factory)
+    app.config["TESTING"] = True
+    client = app.test_client()
+    log_in(client, ADMIN)
+    page = client.get("/admin/phone-books").get_data(as_text=True)
+    html = client.post("/admin/phone-books", data={"label": "Snom Lager", "csrf_token": csrf_token(page)}
+                       ).get_data(as_text=True)
+    urls = re.findall(r'value="([^"]+/phonebook/[^"]+)"', html)
+    assert len(urls) == 5 and all(u.startswith("https://crm.beispiel-firma.de/phonebook/") for u in urls), urls
+
+
+@pytest.mark.parametrize(("label", "e164", "kind"), [
+    ("Mobil", "+49351471112", "mobile"), ("cell", None, "mobile"), ("Handy privat", None, "mobile"),
+    ("privat", None, "home"), ("Fax", "+491712345678", "fax"), ("Zentrale", "+491712345678", "work"),
+    (None, "+491712345678", "mobile"), ("", "+4915112345678", "mobile"), (None, "+49351471112", "work"),
+    (None, "+12015550123", "work"), (None, None, "work")])
+def test_a_number_is_mobile_by_its_label_or_else_by_its_numbering_plan(label, e164, kind):  # type: ignore[no-untyped-def]
+    from crm_inbox.phone_book.queries import number_kind
+
+    assert number_kind(label, e164) == kind

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, request, session
-from flask_babel import Babel, format_datetime
+from flask_babel import Babel, format_datetime, get_locale
 
 LANGUAGES = ("en", "de")
 TIME_FORMAT = "EEE dd.MM.yyyy HH:mm"  # "Mo. 23.11.2026 09:00" / "Mon 23.11.2026 09:00"
@@ -33,6 +33,8 @@ def init_app(app: Flask, timezone: str) -> None:
     app.config["BABEL_DEFAULT_TIMEZONE"] = timezone
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(Path(__file__).parent / "translations")
     Babel(app, locale_selector=select_locale)
+    # <html lang> as the page is written, so screen readers and hyphenation read it in that language.
+    app.jinja_env.globals["page_language"] = lambda: str(get_locale() or "en")
 
     @app.before_request
     def remember_language() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,11 +37,25 @@ class Entry:
         return f"{self.name} ({self.company})" if self.company else self.name
 
 
-def number_kind(label: str | None) -> str:
+def number_kind(label: str | None, e164: str | None = None) -> str:
+    """work, mobile, home or fax: as the label says ("Mobil", "mobile", "cell", "Handy", "privat" …); a number
+    without a label is a mobile one when its numbering plan says so (+49 15x/16x/17x), else work."""
     text = (label or "").casefold()
     if "fax" in text:
         return "fax"
-    return next((kind for word, kind in _KINDS if word in text), "work")
+    kind = next((kind for word, kind in _KINDS if word in text), None)
+    if kind is None and not text.strip() and e164:
+        kind = "mobile" if _is_mobile(e164) else None
+    return kind or "work"
+
+
+def _is_mobile(e164: str) -> bool:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    # FIXED_LINE_OR_MOBILE (the US, Canada…) stays work: the plan cannot tell.
+    return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE
 
 
 def dialable(e164: str | None, raw: str) -> str:
@@ -55,7 +70,7 @@ def _numbers(phones: list[tuple[str | None, str, str | None]]) -> tuple[Number, 
     seen: set[str] = set()
     out = []
     for e164, raw, label in phones:
-        kind, number = number_kind(label), dialable(e164, raw)
+        kind, number = number_kind(label, e164), dialable(e164, raw)
         if number and kind != "fax" and number not in seen:  # nobody calls a fax from a desk phone
             seen.add(number)
             out.append(Number(number, kind))

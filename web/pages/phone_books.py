@@ -1,5 +1,5 @@
 """Admin page for the phone-book URLs of desk phones and routers: list, make one (its URLs are shown once),
-revoke one."""
+revoke one (after a tick: phones using it lose the names at once)."""
 
 from __future__ import annotations
 
@@ -36,13 +36,17 @@ def phone_book_create() -> tuple[str, int]:
     except ValidationError:
         return _page(label=label[:200], error=_("Give the phone book a name of at most 100 characters, "
                                                 "e.g. “Fritz!Box office”."), status=400)
-    urls = {name: url_for("feeds.phone_book_feed", token=token, filename=name, _external=True) for name in FORMATS}
+    # [web] base_url when set: the address phones reach, not the one this admin's browser happens to use.
+    base = state().settings.web.base_url.rstrip("/") or request.host_url.rstrip("/")
+    urls = {name: base + url_for("feeds.phone_book_feed", token=token, filename=name) for name in FORMATS}
     return _page(urls=urls, label=row.label)
 
 
 @pages.post("/admin/phone-books/<int:token_id>/revoke")
 def phone_book_revoke(token_id: int) -> BaseResponse | tuple[str, int]:
     by = admin_id()
+    if request.form.get("confirm") != "1":  # phones using it lose the names at once: only when ticked
+        return _page(error=_("Tick “Yes, switch it off” to switch the phone book off."), status=400)
     try:
         row = revoke_token(db(), token_id, by)
     except NotFound:
