@@ -42,7 +42,8 @@ def people(factory) -> dict[str, int]:  # type: ignore[no-untyped-def]
     with unit_of_work(factory) as session:
         add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
         company = Company(name="Müller Maschinenbau GmbH", tags=[], fields={})
-        claus = Contact(name="Claus Jürgens", company=company, tags=[], fields={"Position": "Einkauf"})
+        # as an older system spelt him: the file's "Jürgens" renames him, and the preview shows it
+        claus = Contact(name="Claus Juergens", company=company, tags=[], fields={"Position": "Einkauf"})
         claus.emails = [ContactEmail(email=CLAUS)]
         claus.phones = [ContactPhone(raw="0171 2345678", e164=to_e164("0171 2345678"))]
         session.add(claus)
@@ -108,7 +109,10 @@ def test_upload_map_preview_import_and_undo(client, factory, people, monkeypatch
     assert "Nothing has been written yet" in preview
     assert f'href="/contacts/{people["claus"]}"' in preview  # the update names the contact it changes …
     claus_row = re.search(r'<tr class="action-update">.*?</tr>', preview, re.S)
-    assert claus_row and "Phone" in claus_row.group(0)  # … and which fields
+    assert claus_row and "Phone" in claus_row.group(0)  # … and which fields, old → new, added numbers with "+"
+    assert "Full name: <del>Claus Juergens</del> → <ins>Claus Jürgens</ins>" in claus_row.group(0)
+    assert "Salutation: <del>—</del> → <ins>Mr</ins>" in claus_row.group(0)
+    assert "Phone: <ins>+ 0221 9876543</ins>" in claus_row.group(0)
     assert preview.count('<tr class="action-new">') == 3
     assert re.search(r'<tr class="action-error">\s*<td class="number">6</td>', preview)  # the row as Excel counts
     assert "duplicate of row 3 (same e-mail address)" in preview  # Anna twice in the file
@@ -129,6 +133,11 @@ def test_upload_map_preview_import_and_undo(client, factory, people, monkeypatch
     assert "<strong>3</strong> new contacts" in batch_page and "<strong>1</strong> updated contact<" in batch_page
     assert "Kontakte.CSV" in batch_page
     assert "Free field: Hobby" in batch_page  # the mapping used
+    # the rows left out: which and why (the bad address itself is not kept)
+    assert re.search(r'<tr class="action-error">\s*<td class="number">6</td>\s*<td><span class="error-text">error: '
+                     r'an e-mail address is not valid</span>', batch_page)
+    assert re.search(r'<td class="number">7</td>\s*<td>duplicate of row 3 \(same e-mail address\)', batch_page)
+    assert "keine-adresse" not in batch_page
     assert counts(factory)[0] == before[0] + 3
     assert claus_now(factory, people["claus"]) != claus_before
     # the upload is gone with the import: a second click imports nothing twice
@@ -148,8 +157,8 @@ def test_upload_map_preview_import_and_undo(client, factory, people, monkeypatch
     assert counts(factory)[0] == before[0] + 3  # asking is not undoing
     undone = client.post(f"/imports/{batch_id}/undo", data={"csrf_token": csrf_token(confirm)}, follow_redirects=True)
     # three people and the two companies new to the CRM are removed; Claus and his company get their old values
-    assert re.search(r"Import undone. Removed: 5; given back their values from before: \d+",
-                     undone.get_data(as_text=True))
+    assert re.search(r"Import undone. Removed: 5; given back their values from before: \d+; kept, as they were "
+                     r"changed or used since: 0; deleted since by other means: 0\.", undone.get_data(as_text=True))
     assert counts(factory) == before and claus_now(factory, people["claus"]) == claus_before
     with unit_of_work(factory) as session:
         assert session.get_one(ImportBatch, batch_id).state.value == "undone"

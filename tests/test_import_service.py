@@ -138,6 +138,8 @@ def test_updates_name_their_fields_never_blank_one_and_undo_restores_the_values_
     anna_row, new_row, karl_row = done.rows
     assert (anna_row.action, anna_row.contact_id, anna_row.company_id) == ("update", existing["anna"], existing["firm"])
     assert anna_row.changed == ["title", "phone"]  # the city is the company's (it has one); street left empty
+    assert anna_row.values == {"title": ("", "Dr."), "phone": ("", "030 3333333")}  # old → new; a number added
+    assert preview.rows[0].values == anna_row.values
     assert (new_row.action, new_row.company_id) == ("new", existing["firm"])
     assert (karl_row.action, karl_row.contact_id) == ("unchanged", existing["number"])
     with factory() as session:
@@ -195,6 +197,7 @@ def test_duplicates_by_each_key_name_the_candidates(factory, settings, existing)
     got = {o.row: (o.action, o.contact_id or o.company_id, o.detail) for o in done.rows}
     anna, paula, (twin_a, twin_b) = existing["anna"], existing["phone"], existing["twins"]
     assert got[2] == ("update", existing["number"], "")
+    assert done.rows[0].values == {"name": ("Karl Nummer", "Karla Nummer")}  # what the update does, old → new
     assert got[3] == ("duplicate", None, f"contacts {anna} (same e-mail), {paula} (same phone)")
     assert got[4] == ("duplicate", None, f"companies {twin_a} (same name), {twin_b} (same name)")
     assert got[5] == ("update", paula, "")
@@ -213,6 +216,13 @@ def test_duplicates_by_each_key_name_the_candidates(factory, settings, existing)
     with factory() as session:
         assert session.get(Contact, anna).name == "Anna Schmidt"  # type: ignore[union-attr]
         assert session.execute(select(Contact).where(Contact.name == "Frida Firma")).first() is None
+        # The batch keeps the rows it left out with their reasons (for its page), the values of none of them.
+        skipped = session.get_one(ImportBatch, done.batch_id).counts["skipped"]
+    assert [(s["row"], s["reason"]) for s in skipped] == [(3, "ambiguous"), (4, "ambiguous"), (6, "same_row"),
+                                                          (7, "ambiguous"), (8, "same_record")]
+    assert skipped[2] == {"row": 6, "action": "duplicate", "reason": "same_row", "of_row": 2,
+                          "key": "customer number", "records": []}
+    assert skipped[0]["records"] == [["contact", anna, "e-mail"], ["contact", paula, "phone"]]
 
 
 def test_a_company_row_updates_the_company_and_a_bad_row_writes_nothing(factory, settings, existing):
@@ -226,7 +236,11 @@ def test_a_company_row_updates_the_company_and_a_bad_row_writes_nothing(factory,
     assert row.changed == ["street", "postcode", "country", "category", "field:email", "phone"]
     assert (bad.action, bad.detail) == ("error", "country 'Atlantis' is unknown")
     assert (bad.reason, bad.params) == ("unknown_country", {"value": "Atlantis"})
+    assert row.values["street"] == ("", "Kai 1") and row.values["category"] == ("", "B")
+    assert row.values["phone"] == ("", "040 123450")
     with factory() as session:
+        assert session.get_one(ImportBatch, done.batch_id).counts["skipped"] == [
+            {"row": 3, "action": "error", "reason": "unknown_country", "params": {}}]  # not "Atlantis"
         assert session.execute(select(Company).where(Company.name == "Kaputt AG")).first() is None
         assert session.execute(select(CompanyDomain).where(CompanyDomain.domain == "kaputt.de")).first() is None
     undo_import(factory, done.batch_id, None)
@@ -313,7 +327,7 @@ def test_outcome_is_plain_data_for_the_page(factory, settings):
     table, mapping = load("google.csv")
     result = preview_import(factory, settings, table, mapping, filename="google.csv", actor=None)
     assert asdict(result.rows[0]) == {"row": 2, "action": "new", "label": "Lea Hoffmann, Hoffmann Medizintechnik GmbH",
-                                      "contact_id": None, "company_id": None, "changed": [], "detail": "",
+                                      "contact_id": None, "company_id": None, "changed": [], "values": {}, "detail": "",
                                       "reason": "", "params": {}, "duplicate_of_row": None, "duplicate_of": [],
                                       "key": ""}
 

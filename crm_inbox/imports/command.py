@@ -15,6 +15,7 @@ from crm_inbox.db import check_schema, make_engine, make_sessionmaker
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 
 PREVIEW_ROWS = 15
+CLI_TEXT = 30
 
 
 def _factory(settings: Settings) -> sessionmaker[Session]:
@@ -133,7 +134,7 @@ def _describe(outcome: Any) -> str:
     match outcome.action:
         case "update":
             what = f"contact {outcome.contact_id}" if outcome.contact_id else f"company {outcome.company_id}"
-            return f"updates {what} ({', '.join(outcome.changed)})"
+            return f"updates {what} ({'; '.join(_change(key, outcome.values.get(key)) for key in outcome.changed)})"
         case "unchanged":
             return "unchanged"
         case "duplicate":
@@ -141,6 +142,16 @@ def _describe(outcome: Any) -> str:
         case "error":
             return f"error: {outcome.detail}"
     return "new"
+
+
+def _change(key: str, values: tuple[str, str] | None) -> str:
+    """ "name: Klara Müller -> Klara Mueller", "email: + a@b.de"; values cut short (one line per row)."""
+    from crm_inbox.imports.differences import ADDED
+
+    if values is None:
+        return key
+    old, new = (v if len(v) <= CLI_TEXT else v[:CLI_TEXT - 1] + "…" for v in values)
+    return f"{key}: + {new}" if key in ADDED else f"{key}: {old or '-'} -> {new or '-'}"
 
 
 def _print_preview(result: Any) -> None:

@@ -21,6 +21,8 @@ class RowOutcome:
     contact_id: int | None = None
     company_id: int | None = None
     changed: list[str] = field(default_factory=list)  # field keys an "update" changes
+    # An update's changed fields' old and new values as display text, keyed like ``changed`` (see differences).
+    values: dict[str, tuple[str, str]] = field(default_factory=dict)
     detail: str = ""  # in English for the CLI: duplicate "contacts 12 (same e-mail), 15 (same phone)"; the error
     # What the page translates: an error's or duplicate's ``reason`` code with its ``params`` (see rows.ERRORS;
     # duplicates: "same_row" of ``duplicate_of_row`` by ``key``; "same_record": that row matched the same record

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 ACTIONS = ("new", "update", "unchanged", "duplicate", "error")
 PROGRESS_EVERY = 1000
+SKIPPED = "skipped"  # the key of ``ImportBatch.counts`` listing the rows left out (the other keys are numbers)
+MAX_SKIPPED = 1000
+# Of an error's parameters only these are kept with the batch: the others are the row's values (personal data).
+_SAFE_PARAMS = ("field", "column", "limit")
 
 
 @dataclass
@@ -92,7 +97,8 @@ def _import(factory: sessionmaker[Session], settings: Settings, table: Table, ma
             for outcome in planner.outcomes:
                 counts[outcome.action] += 1
             counts.update(writer.counts)
-            batch.counts = counts
+            # The rows left out stay listed on the batch's page: numbers and reasons, never the values.
+            batch.counts = {**counts, SKIPPED: skipped_rows(planner.outcomes)}
             audit.record(session, actor, "import", "import_batch", batch.id,
                          {"filename": batch.filename, "counts": counts})
             events.record(session, "import.finished", "import", batch.id,
@@ -112,6 +118,26 @@ def _import(factory: sessionmaker[Session], settings: Settings, table: Table, ma
     if progress is not None:
         progress(len(table.rows))
     return ImportResult(batch_id, counts, planner.outcomes)
+
+
+def skipped_rows(outcomes: list[RowOutcome]) -> list[dict[str, Any]]:
+    """The first ``MAX_SKIPPED`` rows left out (errors and duplicates): {"row", "action", "reason"} and what
+    names the cause without the row's values: an error's field, column or limit; the row a duplicate repeats
+    ("of_row"), the key they share ("key"), the records it matches ("records": [kind, id, key])."""
+    out: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        if outcome.action not in ("error", "duplicate"):
+            continue
+        if len(out) == MAX_SKIPPED:
+            break
+        entry: dict[str, Any] = {"row": outcome.row, "action": outcome.action, "reason": outcome.reason}
+        if outcome.action == "error":
+            entry["params"] = {k: outcome.params[k] for k in _SAFE_PARAMS if k in outcome.params}
+        else:
+            entry.update(of_row=outcome.duplicate_of_row, key=outcome.key,
+                         records=[list(r) for r in outcome.duplicate_of])
+        out.append(entry)
+    return out
 
 
 def _forget_new_ids(outcomes: list[RowOutcome], writer: Writer) -> None:

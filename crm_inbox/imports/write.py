@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from crm_inbox.imports.differences import company_names, differences
 from crm_inbox.imports.index import State, company_states, contact_states
 from crm_inbox.imports.plan import CompanyPlan, PersonPlan, Planner
 from crm_inbox.imports.rows import PERSON_FIELDS
@@ -122,6 +123,8 @@ class Writer:
             self._record_update("company", ident, Company.__table__, state, changes, phones, domains)
             if plan.outcome is not None:
                 self._outcome_of_update(plan.outcome, changes, old_fields, phones, domains)
+                plan.outcome.values = differences(changes, state.values, old_fields=old_fields, company_names={},
+                                                  phones=[p[0] for p in phones], domains=domains)
             if changes or phones or domains:
                 self.counts["companies_update"] += 1
             self._company_lists(ident, phones, domains)
@@ -154,6 +157,11 @@ class Writer:
 
     def _people(self, people: list[PersonPlan]) -> None:
         states = contact_states(self.session, [p.existing for p in people if p.existing is not None])
+        # A changed company is shown by name: the old one's and the matched one's from the database, a new one's
+        # as the file names it.
+        names = company_names(self.session, {s.values["company_id"] for s in states.values()}
+                              | {p.company.existing for p in people if p.company is not None})
+        names.update({c.id: c.name for c in self.planner.new_companies.values() if c.id is not None})
         new: list[PersonPlan] = []
         for plan in people:
             company_id = plan.company.id if plan.company else plan.company_id
@@ -174,6 +182,8 @@ class Writer:
             self._record_update("contact", plan.existing, Contact.__table__, state, changes, phones, [],
                                 emails=[e for e, _ in emails])
             self._outcome_of_update(plan.outcome, changes, old_fields, phones, [], bool(emails))
+            plan.outcome.values = differences(changes, state.values, old_fields=old_fields, company_names=names,
+                                              emails=[e for e, _ in emails], phones=[p[0] for p in phones])
             plan.outcome.company_id = company_id if plan.company else state.values["company_id"]
             self._contact_lists(plan.existing, emails, phones)
         rows = [self._new_contact(plan, plan.company.id if plan.company else plan.company_id) for plan in new]

@@ -10,6 +10,7 @@ from flask import Response, jsonify
 
 from crm_inbox.ids import MAX_ID
 from crm_inbox.imports import history
+from crm_inbox.imports.service import SKIPPED
 from crm_inbox.imports.undo import undo_import
 from crm_inbox.models import ImportBatch
 from web.api.blueprint import api
@@ -19,9 +20,14 @@ from web.auth import actor_id, require_token
 from web.requestdb import db, state
 
 
+def counts(batch: ImportBatch) -> dict[str, int]:
+    """The batch's counts; the rows it left out (listed beside them for the batch's page) are not counts."""
+    return {k: v for k, v in (batch.counts or {}).items() if k != SKIPPED}
+
+
 def batch_json(batch: ImportBatch) -> dict[str, Any]:
     return {"id": batch.id, "filename": batch.filename, "file_format": batch.file_format,
-            "state": batch.state.value, "counts": dict(batch.counts or {}), "created_at": when(batch.created_at),
+            "state": batch.state.value, "counts": counts(batch), "created_at": when(batch.created_at),
             "created_by_id": batch.created_by_id, "undone_at": when(batch.undone_at),
             "undone_by_id": batch.undone_by_id, "changes": f"/api/v1/imports/{batch.id}/changes"}
 

@@ -9,7 +9,9 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from crm_inbox.imports.differences import ADDED
 from web.i18n import N_
+from web.pages.filters import CONTACT_ROLE_LABELS
 
 TARGET_LABELS = {
     "company": N_("Company"), "salutation": N_("Salutation"), "title": N_("Title"),
@@ -40,6 +42,7 @@ COUNT_TEXTS: dict[str, Callable[[int], str]] = {
     "companies_update": lambda n: ngettext("updated company", "updated companies", n),
     "erased": lambda n: ngettext("record of a person erased since", "records of people erased since", n),
 }
+SALUTATION_LABELS = {"frau": N_("Ms"), "herr": N_("Mr"), "none": N_("by name")}  # as the contact page says
 STATE_LABELS = {"done": N_("imported"), "undone": N_("undone")}
 
 
@@ -66,6 +69,16 @@ ERROR_TEXTS = {
 }
 
 
+# The same for a batch's page, which keeps no values of the rows it left out (they may be personal data).
+ERROR_TEXTS_KEPT = {
+    **ERROR_TEXTS,
+    "bad_category": N_("the category is not A, B or C"),
+    "unknown_role": N_("the role is unknown"),
+    "unknown_country": N_("the country is unknown"),
+    "bad_email": N_("an e-mail address is not valid"),
+}
+
+
 def same_label(key: str) -> str:
     return _(SAME_LABELS[key]) if key in SAME_LABELS else key
 
@@ -81,9 +94,33 @@ def error_text(outcome: Any) -> str:
     return _(text, **params)
 
 
+def kept_error_text(entry: dict[str, Any]) -> str:
+    """Why a row an import left out was an error, from what the batch keeps of it (its reason and parameters
+    without values); the reason code itself for one this version does not know."""
+    reason = str(entry.get("reason") or "")
+    text = ERROR_TEXTS_KEPT.get(reason)
+    params = dict(entry.get("params") or {})
+    if "field" in params:
+        params["field"] = target_label(str(params["field"]))
+    try:
+        return _(text, **params) if text else reason
+    except (KeyError, TypeError, ValueError):  # kept by another version with other parameters
+        return reason
+
+
+def value_text(key: str, value: str) -> str:
+    """A value an update changes as staff read it: a salutation or role in words, anything else as it is."""
+    if key == "salutation" and value in SALUTATION_LABELS:
+        return _(SALUTATION_LABELS[value])
+    if key == "role" and value in CONTACT_ROLE_LABELS:
+        return _(CONTACT_ROLE_LABELS[value])
+    return value
+
+
 def labels() -> dict[str, object]:
     """The templates' helpers for these keys."""
     return {"target_label": target_label, "same_label": same_label, "error_text": error_text,
+            "kept_error_text": kept_error_text, "value_text": value_text, "added_key": ADDED.__contains__,
             "action_label": lambda key: _(ACTION_LABELS[key]) if key in ACTION_LABELS else key,
             "filter_label": lambda key: _(FILTER_LABELS[key]) if key in FILTER_LABELS else key,
             "count_label": lambda key, n: COUNT_TEXTS[key](n) if key in COUNT_TEXTS else key,

@@ -124,6 +124,7 @@ def kept_preview(upload: Upload) -> ImportResult | None:
     for values in kept["rows"]:
         outcome = RowOutcome(**dict(zip(_OUTCOME_FIELDS, values, strict=True)))
         outcome.duplicate_of = [(str(k), int(i), str(key)) for k, i, key in outcome.duplicate_of]
+        outcome.values = {str(k): (str(old), str(new)) for k, (old, new) in outcome.values.items()}
         rows.append(outcome)
     return ImportResult(None, kept["counts"], rows)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
@@ -22,7 +23,7 @@ from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.imports.history import change_counts
 from crm_inbox.imports.mapping import TARGETS, Mapping, check_mapping, save_mapping, saved_mappings, suggest_mapping
 from crm_inbox.imports.readers import Table, read_table
-from crm_inbox.imports.service import list_batches, preview_import, run_import, undo_import
+from crm_inbox.imports.service import SKIPPED, list_batches, preview_import, run_import, undo_import
 from crm_inbox.models import ImportBatch, ImportMapping, ImportState, StaffRole, StaffUser
 from crm_inbox.text import single_line
 from web.auth import current_user, editor_id
@@ -282,7 +283,12 @@ def import_confirm() -> BaseResponse:
 
 def _batch_page(template: str, batch_id: int) -> str:
     batch = row_or_404(ImportBatch, batch_id)
-    return render_template(template, batch=batch, changes=change_counts(db(), batch.id),
+    counts = {k: v for k, v in (batch.counts or {}).items() if k != SKIPPED}
+    kept = (batch.counts or {}).get(SKIPPED)
+    skipped = [s for s in kept if isinstance(s, dict)] if isinstance(kept, list) else []
+    left_out = int(counts.get("error", 0)) + int(counts.get("duplicate", 0))
+    return render_template(template, batch=batch, changes=change_counts(db(), batch.id), counts=counts,
+                           skipped=skipped, unlisted=max(0, left_out - len(skipped)) if skipped else 0,
                            names=_staff_names({batch.created_by_id, batch.undone_by_id}),
                            undoable=batch.state == ImportState.DONE)
 
@@ -310,6 +316,11 @@ def import_undo(batch_id: int) -> BaseResponse:
         log.info("import undo refused: %s", exc)
         flash(_("Not undone: this import was undone already."))
         return redirect(url_for("pages.import_batch", batch_id=batch_id))
-    flash(_("Import undone. Removed: %(removed)d; given back their values from before: %(restored)d.",
-            removed=done.get("removed", 0), restored=done.get("restored", 0)))
+    flash(_("Import undone. Removed: %(removed)d; given back their values from before: %(restored)d; kept, as "
+            "they were changed or used since: %(kept)d; deleted since by other means: %(gone)d.",
+            removed=done.get("removed", 0), restored=done.get("restored", 0), kept=done.get("kept", 0),
+            gone=done.get("gone", 0)))
+    if done.get("erased"):
+        flash(ngettext("%(num)d record of a person erased since could not be restored.",
+                       "%(num)d records of people erased since could not be restored.", done["erased"]))
     return redirect(url_for("pages.import_batch", batch_id=batch_id))
