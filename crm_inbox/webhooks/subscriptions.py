@@ -27,6 +27,8 @@ MAX_DESCRIPTION = 200
 class DeliveryRow:
     delivery: WebhookDelivery
     event_type: str
+    subject_type: str = ""  # what the event is about ("contact", 12): the admin page names and links it
+    subject_id: int | None = None
 
 
 def _description(value: object) -> str | None:
@@ -120,10 +122,12 @@ def delete(session: Session, subscription_id: int, actor: int | None) -> None:
 def deliveries(session: Session, subscription_id: int, limit: int = 50) -> list[DeliveryRow]:
     """The subscription's most recent deliveries, newest first."""
     get(session, subscription_id)
-    rows = session.execute(select(WebhookDelivery, Event.type).join(Event, Event.id == WebhookDelivery.event_id)
+    rows = session.execute(select(WebhookDelivery, Event.type, Event.subject_type, Event.subject_id)
+                           .join(Event, Event.id == WebhookDelivery.event_id)
                            .where(WebhookDelivery.subscription_id == subscription_id)
                            .order_by(WebhookDelivery.id.desc()).limit(limit)).all()
-    return [DeliveryRow(delivery, event_type) for delivery, event_type in rows]
+    return [DeliveryRow(delivery, event_type, subject_type, subject_id)
+            for delivery, event_type, subject_type, subject_id in rows]
 
 
 def retry(session: Session, subscription_id: int | None, delivery_id: int, actor: int | None) -> WebhookDelivery:

@@ -1,9 +1,11 @@
 """Admin pages for outbound webhooks: the subscriptions (URL, event types, active or disabled and why, failing
 since), subscribing (the secret is shown once, on this answer only), changing, rotating the secret, deleting;
-a subscription's recent deliveries with "retry" on one or on all failed ones, and "test-send"."""
+a subscription's recent deliveries with "retry" on one or on all failed ones, and "test-send". Rotating the
+secret and deleting ask for a tick first: either breaks the receiver at once."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -14,12 +16,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.models import WebhookSubscription
 from crm_inbox.webhooks import subscriptions as subs
-from crm_inbox.webhooks.catalogue import EVENT_TYPES
 from web.pages.admin import admin_id
 from web.pages.blueprint import pages
+from web.pages.webhook_labels import SUBJECT_LABELS, event_choices, subject_url, typed_patterns
 from web.requestdb import db, row_or_404, state
 
 Page = tuple[str, int]
+log = logging.getLogger(__name__)
 
 
 def _patterns(form: Any) -> list[str]:
@@ -28,19 +31,18 @@ def _patterns(form: Any) -> list[str]:
     return [*form.getlist("event_types"), *typed]
 
 
-def _typed_patterns(sub: WebhookSubscription | None) -> str:
-    return " ".join(p for p in (sub.event_types if sub else ()) if p not in EVENT_TYPES)
-
-
 def _list_page(error: str | None = None, status: int = 200) -> Page:
-    return render_template("webhooks.html", subscriptions=subs.list_subscriptions(db()), event_types=EVENT_TYPES,
-                           error=error, form=request.form, checked=set(request.form.getlist("event_types"))), status
+    form = request.form
+    return render_template("webhooks.html", subscriptions=subs.list_subscriptions(db()), error=error,
+                           url=form.get("url", ""), description=form.get("description", ""),
+                           choices=event_choices(_patterns(form)), typed=form.get("patterns", "")), status
 
 
 def _detail_page(sub: WebhookSubscription, error: str | None = None, status: int = 200) -> Page:
     return render_template("webhooks_detail.html", sub=sub, deliveries=subs.deliveries(db(), sub.id),
-                           failed=subs.failed_count(db(), sub.id), event_types=EVENT_TYPES,
-                           typed=_typed_patterns(sub), error=error), status
+                           failed=subs.failed_count(db(), sub.id), choices=event_choices(sub.event_types),
+                           typed=typed_patterns(sub.event_types), subject_labels=SUBJECT_LABELS,
+                           subject_url=subject_url, error=error), status
 
 
 def _secret_page(sub: WebhookSubscription, rotated: bool) -> Page:
@@ -61,6 +63,7 @@ def webhook_create() -> Page:
                           event_types=_patterns(request.form), description=request.form.get("description"),
                           actor=by)
     except ValidationError as exc:
+        log.info("webhook subscription refused: %s", exc.message)
         return _list_page(exc.message, 400)
     return _secret_page(sub, rotated=False)
 
@@ -81,6 +84,7 @@ def webhook_change(subscription_id: int) -> BaseResponse | Page:
                                                       "description": form.get("description"),
                                                       "active": form.get("active") == "on"}, by)
     except ValidationError as exc:
+        log.info("change of webhook subscription %s refused: %s", subscription_id, exc.message)
         db().rollback()
         return _detail_page(row_or_404(WebhookSubscription, subscription_id), exc.message, 400)
     flash(_("The subscription was saved."))
@@ -90,14 +94,20 @@ def webhook_change(subscription_id: int) -> BaseResponse | Page:
 @pages.post("/admin/webhooks/<int:subscription_id>/rotate")
 def webhook_rotate(subscription_id: int) -> Page:
     by = admin_id()
-    row_or_404(WebhookSubscription, subscription_id)
+    sub = row_or_404(WebhookSubscription, subscription_id)
+    if request.form.get("confirm") != "1":  # the receiver rejects every delivery until it has the new secret
+        log.info("new secret for webhook subscription %s refused: not confirmed", sub.id)
+        return _detail_page(sub, _("Tick “Yes, the old secret stops working” to make a new secret."), 400)
     return _secret_page(subs.rotate_secret(db(), subscription_id, by), rotated=True)
 
 
 @pages.post("/admin/webhooks/<int:subscription_id>/delete")
-def webhook_delete(subscription_id: int) -> BaseResponse:
+def webhook_delete(subscription_id: int) -> BaseResponse | Page:
     by = admin_id()
-    row_or_404(WebhookSubscription, subscription_id)
+    sub = row_or_404(WebhookSubscription, subscription_id)
+    if request.form.get("confirm") != "1":  # its deliveries go with it: only when ticked
+        log.info("deleting webhook subscription %s refused: not confirmed", sub.id)
+        return _detail_page(sub, _("Tick “Yes, delete” to delete the subscription."), 400)
     subs.delete(db(), subscription_id, by)
     flash(_("The subscription was deleted."))
     return redirect(url_for("pages.webhooks"))
