@@ -317,6 +317,9 @@ def test_the_admin_page_subscribes_shows_the_secret_once_and_the_deliveries(clie
     assert sub.event_types == ["order.created", "contact.merged", "company.*"]
     detail = client.get(f"/admin/webhooks/{sub.id}").get_data(as_text=True)
     assert sub.secret not in detail and 'value="company.*"' in detail
+    # the pattern ticks (and greys) the boxes it covers; saving sends back the pattern, not those types
+    assert 'value="company.updated" checked disabled' in detail and "covered by company.*" in detail
+    assert 'value="contact.merged" checked>' in detail and 'value="contact.created">' in detail
     client.post(f"/admin/webhooks/{sub.id}/test", data={"csrf_token": token})
     detail = client.get(f"/admin/webhooks/{sub.id}").get_data(as_text=True)
     assert "webhook.test" in detail and f"evt_{deliveries(factory)[0].event_id}" in detail
@@ -337,11 +340,41 @@ def test_the_admin_page_subscribes_shows_the_secret_once_and_the_deliveries(clie
     with factory() as session:
         row = session.get_one(WebhookSubscription, sub.id)
         assert row.active and row.disabled_at is None and row.event_types == ["order.created"]
-    rotated = client.post(f"/admin/webhooks/{sub.id}/rotate", data={"csrf_token": token}).get_data(as_text=True)
+    unconfirmed = client.post(f"/admin/webhooks/{sub.id}/rotate", data={"csrf_token": token})
+    assert unconfirmed.status_code == 400 and "Yes, the old secret stops working" in unconfirmed.get_data(as_text=True)
     with factory() as session:
-        assert session.get_one(WebhookSubscription, sub.id).secret in rotated
-    assert client.post(f"/admin/webhooks/{sub.id}/delete", data={"csrf_token": token}).status_code == 302
+        assert session.get_one(WebhookSubscription, sub.id).secret == sub.secret  # the receiver keeps working
+    rotated = client.post(f"/admin/webhooks/{sub.id}/rotate", data={"csrf_token": token, "confirm": "1"})
+    with factory() as session:
+        new_secret = session.get_one(WebhookSubscription, sub.id).secret
+    assert new_secret != sub.secret and new_secret in rotated.get_data(as_text=True)
+    unconfirmed = client.post(f"/admin/webhooks/{sub.id}/delete", data={"csrf_token": token})
+    assert unconfirmed.status_code == 400 and "Yes, delete" in unconfirmed.get_data(as_text=True)
+    assert client.get(f"/admin/webhooks/{sub.id}").status_code == 200  # still there
+    deleted = client.post(f"/admin/webhooks/{sub.id}/delete", data={"csrf_token": token, "confirm": "1"})
+    assert deleted.status_code == 302
     assert client.get(f"/admin/webhooks/{sub.id}").status_code == 404
+
+
+def test_the_deliveries_name_their_object_and_offer_retry_only_where_it_helps(client, factory, local):
+    from tests.test_pages import PASSWORD, log_in
+
+    sub_id, _ = subscribe(factory, local, "http://127.0.0.1:9/", ["contact.*", "order.created"])
+    record(factory, ("contact.created", "contact", 7), ("contact.updated", "contact", 7), ("order.created", "order", 3))
+    delivered, failed, waiting = deliveries(factory)
+    with unit_of_work(factory) as session:
+        add_staff(session, "admin@beispiel-firma.de", "Ada Admin", "admin", password=PASSWORD)
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivered.id).values(
+            state=DeliveryState.DELIVERED, attempts=1, response_code=204, delivered_at=utcnow()))
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == failed.id).values(
+            state=DeliveryState.FAILED, attempts=3, response_code=503, last_error="HTTP 503"))
+    log_in(client, "admin@beispiel-firma.de")
+    page = client.get(f"/admin/webhooks/{sub_id}").get_data(as_text=True)
+    assert '<a href="/contacts/7">Contact 7</a>' in page and '<a href="/orders/3">Order 3</a>' in page
+    assert "gave up after 3 attempts" in page and f"evt_{failed.event_id}" in page
+    retry = f"/admin/webhooks/{sub_id}/deliveries/{{}}/retry"
+    assert retry.format(failed.id) in page
+    assert retry.format(delivered.id) not in page and retry.format(waiting.id) not in page  # sent, or not yet tried
 
 
 def test_https_checks_the_certificate_for_the_host_name_while_connecting_to_the_checked_address(
