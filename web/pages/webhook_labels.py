@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import url_for
 
@@ -53,7 +54,8 @@ def subject_url(subject_type: str, subject_id: int | None) -> str | None:
     if page is None or subject_id is None:
         return None
     endpoint, argument = page
-    return url_for(endpoint, **{argument: subject_id})
+    values: dict[str, Any] = {argument: subject_id}  # url_for types its own keywords, not the route's
+    return url_for(endpoint, **values)
 
 
 @dataclass(frozen=True)
