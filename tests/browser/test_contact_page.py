@@ -53,7 +53,7 @@ def test_find_by_phone_add_a_note_and_a_reminder_and_complete_it(page, live, sta
     expect(page.locator("ol.timeline").get_by_text(note)).to_be_visible()
 
     page.get_by_label("Reminder", exact=True).fill("Angebot nachfassen")
-    page.get_by_label("When").fill("Freitag 10 Uhr")
+    page.get_by_label("When", exact=True).fill("Freitag 10 Uhr")
     page.get_by_role("button", name="Remind me").click()
     panel = page.locator("section.panel", has=page.get_by_role("heading", name="Open reminders"))
     expect(panel.get_by_text("Angebot nachfassen")).to_be_visible()

@@ -171,6 +171,10 @@ def test_no_script_from_a_hostile_mail_ever_runs(browser, hostile):
             # Open everything that opens (a mail's full text on the timeline, its sandboxed frame), so every
             # frame has loaded before it is searched for anything that ran.
             page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+            # A lazy frame below the fold loads only when scrolled to (as a reader would), and a frame that has
+            # not loaded cannot be searched.
+            for frame in page.locator("iframe").all():
+                frame.scroll_into_view_if_needed()
             page.wait_for_load_state("networkidle")
             assert_nothing_ran(page, name, outside)
             screenshot(page, f"hostile-{name}")
