@@ -128,7 +128,8 @@ def test_stage_change_sets_its_probability_unless_given_and_lost_needs_a_reason(
         assert (opp.stage, opp.probability, opp.lost_reason) == ("lost", 0, "zu teuer")
         assert opp.closed_at is not None and not opp.is_open
         assert session.execute(select(Event.type).where(Event.subject_type == "opportunity",
-                                                        Event.subject_id == opp.id)).scalars().all() == \
+                                                        Event.subject_id == opp.id)
+                               .order_by(Event.id)).scalars().all() == \
             ["opportunity.created", "opportunity.lost"]
         updates = session.execute(select(AuditEntry.details).where(
             AuditEntry.action == "opportunity.update").order_by(AuditEntry.id)).scalars().all()

@@ -208,5 +208,5 @@ def test_two_hand_offs_at_once_make_one_event(settings: Settings, factory: sessi
         worker.join()
     assert sorted(outcomes) == [False, True]
     with factory() as session:
-        assert session.scalars(select(Event.type).where(Event.subject_type == "order")).all() == [
+        assert session.scalars(select(Event.type).where(Event.subject_type == "order").order_by(Event.id)).all() == [
             "order.created", "order.handed_off"]
