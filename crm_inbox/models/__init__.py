@@ -28,6 +28,7 @@ from crm_inbox.models.interactions import (
     InteractionStaff,
 )
 from crm_inbox.models.login import LoginFailure
+from crm_inbox.models.marketing import Channel, ConsentRecord, ConsentState, LegalBasis, Segment
 from crm_inbox.models.outbox import OutboxState, OutgoingMail
 from crm_inbox.models.reminders import Reminder, ReminderState
 from crm_inbox.models.sales import (
@@ -56,9 +57,12 @@ __all__ = [
     "Call",
     "CallState",
     "Category",
+    "Channel",
     "Company",
     "CompanyDomain",
     "CompanyPhone",
+    "ConsentRecord",
+    "ConsentState",
     "Contact",
     "ContactEmail",
     "ContactPhone",
@@ -80,6 +84,7 @@ __all__ = [
     "InteractionStaff",
     "Invoice",
     "InvoiceStatus",
+    "LegalBasis",
     "LoginFailure",
     "NumberCounter",
     "Opportunity",
@@ -100,6 +105,7 @@ __all__ = [
     "ReminderState",
     "Role",
     "Salutation",
+    "Segment",
     "StaffEmail",
     "StaffRole",
     "StaffSession",

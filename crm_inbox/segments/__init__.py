@@ -1,0 +1,1 @@
+"""Segments: saved filters over master data and behaviour (AND, OR, NOT), counted and listed in SQL."""
