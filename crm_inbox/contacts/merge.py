@@ -20,6 +20,7 @@ from crm_inbox.db import affected
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import (
     Call,
+    ConsentRecord,
     Contact,
     ContactEmail,
     ContactPhone,
@@ -37,8 +38,9 @@ from crm_inbox.models import (
 # timeline links (InteractionContact). Merging moves these rows to the survivor; erasure (privacy/) removes
 # them, or keeps them detached: quotes and orders (privacy/sales.py), the ERP's invoices (privacy/invoices.py).
 # A test fails when a new table references contacts without being listed here.
-Reference = type[Ticket] | type[Call] | type[Reminder] | type[Opportunity] | type[Quote] | type[Order] | type[Invoice]
-CONTACT_REFERENCES: tuple[Reference, ...] = (Ticket, Call, Reminder, Opportunity, Quote, Order, Invoice)
+Reference = (type[Ticket] | type[Call] | type[Reminder] | type[Opportunity] | type[Quote] | type[Order]
+             | type[Invoice] | type[ConsentRecord])
+CONTACT_REFERENCES: tuple[Reference, ...] = (Ticket, Call, Reminder, Opportunity, Quote, Order, Invoice, ConsentRecord)
 # Master data the survivor takes from the duplicate when it has none; the address only as a whole.
 _FILL = ("name", "company_id", "category", "owner_id", "salutation", "title", "language", "customer_number")
 _ADDRESS = ("street", "postcode", "city", "country")

@@ -28,7 +28,14 @@ from crm_inbox.models.interactions import (
     InteractionStaff,
 )
 from crm_inbox.models.login import LoginFailure
-from crm_inbox.models.marketing import Channel, ConsentRecord, ConsentState, LegalBasis, Segment
+from crm_inbox.models.marketing import (
+    Channel,
+    ConsentRecord,
+    ConsentState,
+    ConsentSuppression,
+    LegalBasis,
+    Segment,
+)
 from crm_inbox.models.outbox import OutboxState, OutgoingMail
 from crm_inbox.models.reminders import Reminder, ReminderState
 from crm_inbox.models.sales import (
@@ -63,6 +70,7 @@ __all__ = [
     "CompanyPhone",
     "ConsentRecord",
     "ConsentState",
+    "ConsentSuppression",
     "Contact",
     "ContactEmail",
     "ContactPhone",

@@ -7,7 +7,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_inbox.models.base import Base, str_enum, utcnow
@@ -42,6 +42,7 @@ class ConsentState(enum.StrEnum):
 class LegalBasis(enum.StrEnum):
     CONSENT = "consent"  # Art. 6(1)(a) GDPR, § 7(2) UWG
     EXISTING_CUSTOMER = "existing_customer"  # § 7(3) UWG: similar products, until they object
+    PRESUMED_CONSENT = "presumed_consent"  # § 7(2) Nr. 1 UWG: a phone call to a business, with its recorded reason
 
 
 class ConsentRecord(Base):
@@ -61,4 +62,23 @@ class ConsentRecord(Base):
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_consent_records_contact", "contact_id", "channel", "id"),)
+    # The latest record per person and channel: by occurred_at (a backdated import never outranks a later
+    # opt-out), then id.
+    __table_args__ = (Index("ix_consent_records_contact", "contact_id", "channel", "occurred_at", "id"),)
+
+
+class ConsentSuppression(Base):
+    """An address that campaigns never write to again although no contact holds it any more: an erased
+    person's e-mail addresses and phone numbers, or an opt-out link clicked for a contact that is gone. Only the
+    SHA-256 of the normalised address is kept (lower-cased e-mail, E.164 number), as erased mail keeps only the
+    hash of its Message-ID; a confirmed double opt-in for the address lifts it."""
+
+    __tablename__ = "consent_suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, "consent_channel"))
+    digest: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(30))  # erased, unsubscribed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("channel", "digest", name="uq_consent_suppressions_channel_digest"),)

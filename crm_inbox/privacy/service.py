@@ -28,6 +28,8 @@ Erasure, what happens (``erase_contact``):
   The details, and the opportunities that must stay, are in ``privacy.sales``.
 - Invoices from the ERP (with payments and PDFs) are accounting records and stay for ten years, detached from
   the person (``privacy.invoices``).
+- Consent records go; the person's addresses and numbers stay only as SHA-256 hashes on the campaigns'
+  suppression list, so no campaign writes to them again (``privacy.consent``).
 
 A later mail from the same address is a new message: it makes a fresh lead with nothing of the old data.
 """
@@ -76,6 +78,7 @@ from crm_inbox.models import (
     TicketEvent,
     utcnow,
 )
+from crm_inbox.privacy import consent as privacy_consent
 from crm_inbox.privacy import events as privacy_events
 from crm_inbox.privacy import imports as privacy_imports
 from crm_inbox.privacy import invoices as erp_invoices
@@ -151,9 +154,11 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
                     "phones": [_row(p, {"company_id"}) for p in company.phones]} if company else None,
         "interactions": [], "tickets": [], "calls": [], "reminders": [], "audit_log": [],
         **sales.export(session, contact_id), "events": privacy_events.export(session, contact),
+        **privacy_consent.export(session, contact_id),  # the consent ledger's records
     }
     counts = {"interactions": 0, "attachments": 0, "raw_messages": 0, "tickets": 0, "calls": 0, "reminders": 0,
-              "audit_entries": 0, **{key: len(data[key]) for key in ("opportunities", "quotes", "orders", "events")}}
+              "audit_entries": 0,
+              **{key: len(data[key]) for key in ("opportunities", "quotes", "orders", "events", "consent")}}
     data.update(erp_invoices.export(session, contact_id))  # the ERP's invoices with their payments
     counts["invoices"] = len(data["invoices"])
     data.update(privacy_imports.export(session, contact))  # what imports recorded about the person
@@ -399,6 +404,7 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None, *,
         "interaction": doomed, "ticket": tickets, "call": calls, "reminder": reminders,
         "opportunity": deals.opportunities, "quote": deals.draft_quotes})
     counts["import_records"] = privacy_imports.erase(session, contact)
+    counts.update(privacy_consent.erase(session, contact))  # records go, addresses are suppressed (hashed)
     # The person goes; addresses, numbers and timeline links cascade.
     session.execute(delete(Contact).where(Contact.id == contact_id))
     wiped = affected(session.execute(update(AuditEntry).where(audit_wipe).values(details={"erased": True})))
