@@ -104,14 +104,16 @@ def world(factory):
             Quote(opportunity_id=dora_deal.id, state=QuoteState.DRAFT, contact_id=ids["dora"], address=[]),
         ])
 
-        def consent(key: str, channel: Channel, state: ConsentState) -> None:
-            session.add(ConsentRecord(contact_id=ids[key], channel=channel, state=state, source="staff", proof={}))
+        def consent(key: str, channel: Channel, state: ConsentState, days_ago: int = 0) -> None:
+            session.add(ConsentRecord(contact_id=ids[key], channel=channel, state=state, source="staff", proof={},
+                                      occurred_at=NOW - timedelta(days=days_ago)))
             session.flush()  # ids in the order given: the latest record is the state
 
         consent("anna", Channel.EMAIL, ConsentState.PENDING)
         consent("anna", Channel.EMAIL, ConsentState.OPTED_IN)
         consent("bert", Channel.EMAIL, ConsentState.OPTED_IN)
         consent("bert", Channel.EMAIL, ConsentState.OPTED_OUT)
+        consent("bert", Channel.EMAIL, ConsentState.OPTED_IN, days_ago=700)  # an old consent imported later
         consent("carla", Channel.LETTER, ConsentState.OPTED_IN)
         return ids, owner.id
 
@@ -205,6 +207,7 @@ def test_the_list_is_a_page_in_the_contact_lists_order(factory, world) -> None:
     (leaf("postcode", "between", ["8000", "87999"]), "definition.value[0]"),
     (leaf("last_contact", "older_than_days", "90"), "definition.value"),
     (leaf("created", "before", "1.1.2026"), "definition.value"),
+    (leaf("created", "after", "2026-02-30"), "definition.value"),
     (leaf("tags", "has_any", ["VIP", 3]), "definition.value[1]"),
     ({**leaf("role", "is", "lead"), "extra": 1}, "definition.extra"),
     ({"all": [leaf("role", "is", "lead")] * 101}, "definition.all[100]"),

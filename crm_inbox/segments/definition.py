@@ -89,14 +89,12 @@ def _list_of(item: Checker) -> Checker:
 
 
 def _date(path: str, raw: Any) -> date:
-    try:
-        return date.fromisoformat(raw) if isinstance(raw, str) else _fail(path)
-    except ValueError:
-        raise ValidationError(path, "must be a date (YYYY-MM-DD)") from None
-
-
-def _fail(path: str) -> Any:
-    raise ValueError(path)
+    if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
+        try:
+            return date.fromisoformat(raw.strip())
+        except ValueError:
+            pass
+    raise ValidationError(path, "must be a date (YYYY-MM-DD)")
 
 
 def _days(path: str, raw: Any) -> int:

@@ -13,7 +13,8 @@ What the conditions mean where the words leave room:
   mean "no contact since", so people never contacted count too; ``never`` is just those.
 - **Open**: a ticket new, open or pending; an opportunity not won or lost; a quote final or sent (not draft,
   decided or superseded).
-- **Consent** per channel is the state of the person's latest record (highest id) for it, "unknown" without one.
+- **Consent** per channel is the state of the person's latest record for it, as the consent ledger has it (by
+  ``occurred_at``, then id: a backdated import never outranks a later opt-out), "unknown" without one.
 - **Bouncing**: at least one of the person's addresses bounces.
 - **Free fields** compare the stored value as text with the given text exactly; ``exists`` means set to a
   non-empty value."""
@@ -195,8 +196,9 @@ def _consent(channel: Channel, state: str) -> ColumnElement[bool]:
     if state == UNKNOWN:
         return not_(exists().where(mine))
     newer = aliased(ConsentRecord)
-    latest = not_(exists().where(newer.contact_id == ConsentRecord.contact_id, newer.channel == channel,
-                                 newer.id > ConsentRecord.id))
+    later = or_(newer.occurred_at > ConsentRecord.occurred_at,
+                and_(newer.occurred_at == ConsentRecord.occurred_at, newer.id > ConsentRecord.id))
+    latest = not_(exists().where(newer.contact_id == ConsentRecord.contact_id, newer.channel == channel, later))
     return exists().where(mine, ConsentRecord.state == ConsentState(state), latest)
 
 
