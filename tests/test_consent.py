@@ -108,6 +108,8 @@ def test_records_append_the_latest_wins_and_each_is_audited(factory, people):
         now = ledger.current(session, [petra], E)[petra]
         assert now is not None and now.state == OUT and now.objected
         assert ledger.current(session, [petra], L)[petra] is None  # per channel
+        # the same latest record in bulk, for the segments' and campaigns' joins
+        assert session.execute(ledger.latest_query(E)).all() == [(petra, now.record_id)]
         assert [r.state for r in ledger.records(session, petra, E)] == [IN, IN, OUT]  # all kept, by time
         entries = session.execute(select(AuditEntry).where(AuditEntry.action == "consent")
                                   .order_by(AuditEntry.id)).scalars().all()
