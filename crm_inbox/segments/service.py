@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
+from crm_inbox.contacts.listing import page_of
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.exports import service as exports
 from crm_inbox.models import Contact, Segment
@@ -132,14 +133,15 @@ def count(session: Session, definition: Any, *, now: datetime | None = None) -> 
     return session.scalar(select(func.count()).select_from(Contact).where(matches(session, definition, now=now))) or 0
 
 
-def contact_ids(session: Session, definition: Any, *, offset: int = 0, limit: int = 50,
-                now: datetime | None = None) -> list[int]:
-    """One page of the ids of the people who match, in the contact list's order (by name, nameless last)."""
-    if offset < 0 or not 1 <= limit <= MAX_PAGE:
-        raise ValidationError("limit", f"must be from 1 to {MAX_PAGE} (offset not negative)")
-    ordered = (select(Contact.id).where(matches(session, definition, now=now))
-               .order_by(Contact.search_name.is_(None), Contact.search_name, Contact.id))
-    return list(session.scalars(ordered.offset(offset).limit(limit)))
+def contact_ids(session: Session, definition: Any, *, page: int = 1, size: int = 50,
+                now: datetime | None = None) -> tuple[list[int], bool]:
+    """Page ``page`` (from 1) of the ids of the people who match, in the contact list's dictionary order, and
+    whether another page follows. (``contacts.listing.contacts_page(session, matches(…), page, size)`` gives the
+    list's rows themselves.)"""
+    if page < 1 or not 1 <= size <= MAX_PAGE:
+        raise ValidationError("page", f"must be 1 or more, with 1 to {MAX_PAGE} people a page")
+    rows = session.execute(select(Contact.id, Contact.name).where(matches(session, definition, now=now))).all()
+    return page_of(rows, page, size)
 
 
 def export(session: Session, segment_id: int, file_format: str | None, *,
