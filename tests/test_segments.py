@@ -58,8 +58,8 @@ def world(factory):
 
         people = {
             "anna": person("Anna Alt", Role.CUSTOMER, "2025-01-10", category=Category.A, tags=["VIP", "Newsletter"],
-                           fields={"Branche": "Hochbau"}, postcode="80331", city="München", country="DE",
-                           owner_id=owner.id),
+                           fields={"Branche": "Hochbau", "Größe (m²)": "XL"}, postcode="80331",
+                           city="München", country="DE", owner_id=owner.id),
             "bert": person("Bert Bau", Role.CUSTOMER, "2026-03-01", category=Category.B, tags=["Newsletter"],
                            company=bau),
             "carla": person("Carla Clever", Role.LEAD, "2026-06-01", company=shop, postcode="D-80331",
@@ -133,6 +133,7 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
     (leaf("tags", "has_all", ["VIP", "Newsletter"]), {"anna"}),
     (leaf("fields.Branche", "equals", "Hochbau"), {"anna"}),
     (leaf("fields.Branche", "exists"), {"anna"}),  # Dora's is empty
+    (leaf("fields.Größe (m²)", "equals", "XL"), {"anna"}),
     (leaf("company.industry", "is", "Bau"), {"bert"}),
     (leaf("company.size", "in", ["50-249", "250+"]), {"bert"}),
     (leaf("company.customer_type", "is", "B2C"), {"carla"}),

@@ -181,7 +181,7 @@ FREE_FIELD_OPS: dict[str, Checker] = {"equals": _text, "exists": _none}
 def ops_for(field: str) -> dict[str, Checker] | None:
     if field.startswith(FREE_FIELD_PREFIX):
         key = field[len(FREE_FIELD_PREFIX):]
-        return FREE_FIELD_OPS if key.strip() and len(key) <= MAX_TEXT and '"' not in key else None
+        return FREE_FIELD_OPS if key.strip() and len(key) <= MAX_TEXT and not {'"', '\\'} & set(key) else None
     return FIELDS.get(field)
 
 

@@ -74,7 +74,7 @@ def where(condition: Condition, *, dialect: str, now: datetime) -> ColumnElement
 def _leaf(leaf: Leaf, dialect: str, now: datetime) -> ColumnElement[bool]:
     field, op, value = leaf.field, leaf.op, leaf.value
     if field.startswith("fields."):
-        return _free_field(field.removeprefix("fields."), op, value)
+        return _free_field(field.removeprefix("fields."), op, value, dialect)
     if field.startswith("consent."):
         channel = Channel(field.removeprefix("consent."))
         states = value if op == "in" else (value,)
@@ -214,9 +214,12 @@ def _tags(op: str, tags: Sequence[str], dialect: str) -> ColumnElement[bool]:
     return exists().select_from(each).where(each.c.value.in_(list(tags)))
 
 
-def _free_field(key: str, op: str, value: Any) -> ColumnElement[bool]:
-    stored = cast(Contact.fields[key].as_string(), String)
-    if op == "exists":
-        return and_(stored.is_not(None), stored != "")
-    return stored == value
+def _free_field(key: str, op: str, value: Any, dialect: str) -> ColumnElement[bool]:
+    def holds(stored: Any) -> ColumnElement[bool]:
+        return and_(stored.is_not(None), stored != "") if op == "exists" else stored == value
 
+    if dialect == "postgresql":
+        return holds(cast(Contact.fields[key].as_string(), String))
+    # SQLite's path lookup compares keys as escaped in the JSON text ("Gr\\u00f6\\u00dfe"); json_each unescapes.
+    each = func.json_each(Contact.fields).table_valued("key", "value")
+    return exists().select_from(each).where(each.c.key == key, holds(cast(each.c.value, String)))
