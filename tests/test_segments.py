@@ -64,7 +64,7 @@ def world(factory):
                            company=bau),
             "carla": person("Carla Clever", Role.LEAD, "2026-06-01", company=shop, postcode="D-80331",
                             city="München"),
-            "dora": person("Dora Dupont", Role.PROSPECT, "2024-05-05", category=Category.A,
+            "dora": person("Dora Dupont", Role.PROSPECT, "2024-05-05", category=Category.A, tags=["Händler"],
                            fields={"Branche": ""}, postcode="75001", city="Paris", country="FR"),
             "emil": person("Ärmin Eins", Role.CUSTOMER, "2026-11-20", category=Category.A),
             "fritz": person("Fritz Fern", Role.CUSTOMER, "2026-02-01", category=Category.A, postcode="80999"),
@@ -131,6 +131,7 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
     (leaf("tags", "has", "Newsletter"), {"anna", "bert"}),
     (leaf("tags", "has_any", ["VIP", "Presse"]), {"anna"}),
     (leaf("tags", "has_all", ["VIP", "Newsletter"]), {"anna"}),
+    (leaf("tags", "has", "Händler"), {"dora"}),
     (leaf("fields.Branche", "equals", "Hochbau"), {"anna"}),
     (leaf("fields.Branche", "exists"), {"anna"}),  # Dora's is empty
     (leaf("fields.Größe (m²)", "equals", "XL"), {"anna"}),
