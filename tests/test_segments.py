@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from crm_inbox.consent import ledger
 from crm_inbox.db import unit_of_work
 from crm_inbox.errors import Conflict, ValidationError
 from crm_inbox.models import (
@@ -252,3 +253,15 @@ def test_saved_segments_are_audited_and_exported(factory, world) -> None:
         assert trail[1][1]["name"] == ["Kunden Bayern", "Bayern"]
         assert all(staff == owner_id for staff in session.scalars(
             select(AuditEntry.staff_id).where(AuditEntry.object_type == "segment")))
+
+
+def test_the_consent_condition_agrees_with_the_ledger(factory, world) -> None:
+    """What a segment calls a person's consent is what the consent ledger says (the campaign relies on both)."""
+    ids, _ = world
+    with factory() as session:
+        for channel in Channel:
+            states = {i: (c.state.value if c else "unknown")
+                      for i, c in ledger.current(session, ids.values(), channel).items()}
+            for state in ("unknown", *(s.value for s in ConsentState)):
+                found, _ = segments.contact_ids(session, leaf(f"consent.{channel.value}", "is", state), size=500)
+                assert set(found) == {i for i, s in states.items() if s == state}, (channel, state)
