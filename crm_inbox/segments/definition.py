@@ -148,6 +148,7 @@ _CATEGORY = _choice(tuple(c.value for c in Category), fold=str.upper)
 _CUSTOMER_TYPE = _choice(tuple(t.value for t in CustomerType), fold=str.upper)
 _CONSENT = _choice(CONSENT_STATES, fold=str.lower)
 
+
 def _enum_ops(item: Checker) -> dict[str, Checker]:
     return {"is": item, "in": _list_of(item)}
 
