@@ -259,6 +259,8 @@ class Worker:
                 outcome = process(self.factory, self.settings, item)
                 if outcome.retry_soon:  # sweep soon, unless one is planned sooner
                     self._next_sweep = min(self._next_sweep, time.monotonic() + self._database_failed())
+                elif self._retry_pause is not None:
+                    self._next_sweep = time.monotonic()  # the database answers again: no need to wait out the pause
                 if outcome.queued_mail and self.on_processed is not None:
                     self.on_processed()  # wake the sender only when there is something to send
             finally:
