@@ -329,6 +329,16 @@ class PhoneBookSettings:
 
 
 @dataclass(frozen=True)
+class CampaignSettings:
+    """Campaigns to a segment by e-mail or letter."""
+
+    per_minute: int = 60  # campaign mails handed to the relay per minute, over all ``serve`` processes
+    approval_threshold: int = 500  # a campaign to more recipients than this needs an admin's approval
+    from_address: str = ""  # the sender address of campaign mail; empty: [notifications] from_address
+    poll_seconds: int = 5  # how often ``serve`` looks for campaigns to send besides being woken
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -349,6 +359,7 @@ class Settings:
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     phone_book: PhoneBookSettings = field(default_factory=PhoneBookSettings)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -362,7 +373,7 @@ _SECTION_TYPES: dict[str, type] = {
     "retention": RetentionSettings, "privacy": PrivacySettings,
     "imap": ImapSettings, "company": CompanySettings, "sales": SalesSettings,
     "imports": ImportSettings, "documents": DocumentSettings, "webhooks": WebhookSettings,
-    "phone_book": PhoneBookSettings,
+    "phone_book": PhoneBookSettings, "campaigns": CampaignSettings,
 }
 # Tables that appear as arrays of tables (``[[imap.accounts]]``), by the dataclass of one entry.
 _TABLE_TYPES: dict[type, str] = {ImapAccount: "imap.accounts"}
@@ -538,13 +549,17 @@ _NUMBER_FORMAT_KEYS = {"year": 2026, "seq": 1}
 
 
 def _validate_exchange(settings: Settings) -> None:
-    """[imports], [documents], [webhooks]: numbers in range, known choices, real networks."""
+    """[imports], [documents], [webhooks], [campaigns]: numbers in range, known choices, real networks."""
     positive = {"[imports] max_upload_bytes": settings.imports.max_upload_bytes,
                 "[imports] max_rows": settings.imports.max_rows, "[documents] max_bytes": settings.documents.max_bytes,
                 "[webhooks] timeout_seconds": settings.webhooks.timeout_seconds,
                 "[webhooks] retry_hours": settings.webhooks.retry_hours,
                 "[webhooks] disable_after_hours": settings.webhooks.disable_after_hours,
-                "[webhooks] poll_seconds": settings.webhooks.poll_seconds}
+                "[webhooks] poll_seconds": settings.webhooks.poll_seconds,
+                "[campaigns] per_minute": settings.campaigns.per_minute,
+                "[campaigns] poll_seconds": settings.campaigns.poll_seconds}
+    if settings.campaigns.approval_threshold < 0:
+        raise ConfigError("config: [campaigns] approval_threshold must be 0 or more")
     for name, value in positive.items():
         if value < 1:
             raise ConfigError(f"config: {name} must be at least 1, got {value}")

@@ -67,11 +67,14 @@ def new_message_id(settings: Settings, purpose: str) -> str:
 
 def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: str, to: str, subject: str, body: str,
             headers: dict[str, str] | None = None, load: bool = True, message_id: str | None = None,
-            interaction_id: int | None = None, from_name: str | None = None) -> OutgoingMail | None:
+            interaction_id: int | None = None, from_name: str | None = None, html: str | None = None,
+            from_address: str | None = None, held: bool = False) -> OutgoingMail | None:
     """Queue a mail; None when one with this ``dedupe_key`` exists already (or when ``load`` is False:
     callers that queue many and need no row back skip reading it), or when ``to`` is not one plain address.
     ``message_id`` when the caller recorded it already (a timeline entry), ``interaction_id`` to send that
-    entry's attachments with it, ``from_name`` as the display name in From."""
+    entry's attachments with it, ``from_name`` as the display name in From, ``from_address`` instead of
+    [notifications] from_address, ``html`` as an HTML alternative to ``body``. A ``held`` mail waits until
+    ``release`` makes it pending (a campaign's rate gate)."""
     if single_recipient(to) is None:
         log.warning("outgoing %s mail not queued: %r is not a single address", purpose, to[:200])
         return None
@@ -80,10 +83,17 @@ def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: s
         "purpose": purpose, "dedupe_key": dedupe_key[:200], "to_address": _one_line(to)[:320],
         "subject": _one_line(subject)[:998], "body": body,
         "headers": {k: _one_line(v) for k, v in headers.items()},
-        "message_id": _one_line(message_id or new_message_id(settings, purpose)), "state": OutboxState.PENDING.value,
+        "message_id": _one_line(message_id or new_message_id(settings, purpose)), "state": (OutboxState.HELD if held else OutboxState.PENDING).value,
         "attempts": 0, "created_at": utcnow(), "interaction_id": interaction_id,
-        "from_name": _one_line(from_name)[:200] if from_name else None}, ["dedupe_key"])
+        "from_name": _one_line(from_name)[:200] if from_name else None, "html": html,
+        "from_address": _one_line(from_address)[:320] if from_address else None}, ["dedupe_key"])
     return session.get(OutgoingMail, new_id) if new_id is not None and load else None
+
+
+def release(session: Session, mail_id: int) -> bool:
+    """Make a held mail pending (sendable); False when it was not held (released already, or gone)."""
+    return affected(session.execute(update(OutgoingMail).where(
+        OutgoingMail.id == mail_id, OutgoingMail.state == OutboxState.HELD).values(state=OutboxState.PENDING)))
 
 
 def build_message(settings: Settings, mail: OutgoingMail,
@@ -91,7 +101,7 @@ def build_message(settings: Settings, mail: OutgoingMail,
     """The message as sent. ``attachments`` default to those of the mail's timeline entry (read through the
     session the row belongs to)."""
     msg = EmailMessage()
-    msg["From"] = _sender(settings.notifications.from_address, mail.from_name)
+    msg["From"] = _sender(mail.from_address or settings.notifications.from_address, mail.from_name)
     msg["To"] = mail.to_address
     msg["Subject"] = mail.subject
     msg["Date"] = formatdate(localtime=False)
@@ -99,6 +109,8 @@ def build_message(settings: Settings, mail: OutgoingMail,
     for name, value in mail.headers.items():
         msg[name] = value
     msg.set_content(mail.body)
+    if mail.html:
+        msg.add_alternative(mail.html, subtype="html")
     if attachments is None:
         attachments = _attachments_of(mail)
     for item in attachments:
@@ -160,7 +172,9 @@ def _claim(factory: sessionmaker[Session], settings: Settings) -> int | None:
             return None
         claimed = affected(session.execute(
             update(OutgoingMail).where(OutgoingMail.id == candidate, _due(now, lease_time))
-            .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutgoingMail.attempts + 1)))
+            .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutgoingMail.attempts + 1,
+                    # taking over a dead process's claim: its try may have reached the relay
+                    uncertain=OutgoingMail.uncertain | (OutgoingMail.state == OutboxState.SENDING))))
         return candidate if claimed else -1
 
 

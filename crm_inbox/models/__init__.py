@@ -29,11 +29,15 @@ from crm_inbox.models.interactions import (
 )
 from crm_inbox.models.login import LoginFailure
 from crm_inbox.models.marketing import (
+    Campaign,
+    CampaignRecipient,
+    CampaignState,
     Channel,
     ConsentRecord,
     ConsentState,
     ConsentSuppression,
     LegalBasis,
+    RecipientState,
     Segment,
 )
 from crm_inbox.models.outbox import OutboxState, OutgoingMail
@@ -62,6 +66,9 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Call",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignState",
     "CallState",
     "Category",
     "Channel",
@@ -111,6 +118,7 @@ __all__ = [
     "QuoteState",
     "Reminder",
     "ReminderState",
+    "RecipientState",
     "Role",
     "Salutation",
     "Segment",

@@ -1,5 +1,6 @@
-"""Marketing: saved segments (a filter over master data and behaviour) and the consent ledger (per person and
-channel, append-only: every opt-in, pending double opt-in and opt-out with its legal basis and proof)."""
+"""Marketing: saved segments (a filter over master data and behaviour), the consent ledger (per person and
+channel, append-only: every opt-in, pending double opt-in and opt-out with its legal basis and proof), and
+campaigns to a segment with their per-recipient send ledger."""
 
 from __future__ import annotations
 
@@ -82,3 +83,80 @@ class ConsentSuppression(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("channel", "digest", name="uq_consent_suppressions_channel_digest"),)
+
+
+class CampaignState(enum.StrEnum):
+    DRAFT = "draft"  # being written; preview and test send
+    AWAITING_APPROVAL = "awaiting_approval"  # more recipients than [campaigns] approval_threshold: an admin decides
+    SENDING = "sending"  # the ledger is written; mails are released at [campaigns] per_minute
+    PAUSED = "paused"  # nothing is released until resumed
+    DONE = "done"  # every recipient released (e-mail) or the letters printed
+    CANCELLED = "cancelled"  # what was not released yet never will be
+
+
+class Campaign(Base):
+    """A mailing to a segment, by e-mail or letter. The texts are templates (subject and body with
+    placeholders); what each recipient got is in the send ledger (``CampaignRecipient``) and the outbox."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="SET NULL"))
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, "consent_channel"))  # email or letter
+    state: Mapped[CampaignState] = mapped_column(str_enum(CampaignState, "campaign_state"),
+                                                 default=CampaignState.DRAFT, index=True)
+    sender_name: Mapped[str | None] = mapped_column(String(200))  # display name in From / the letter's signature
+    subject: Mapped[str] = mapped_column(String(998), default="")  # template
+    body: Mapped[str] = mapped_column(Text, default="")  # template (plain text; the HTML part is made from it)
+    # What was decided when the ledger was written: how many recipients, and who was left out why.
+    recipient_count: Mapped[int] = mapped_column(default=0)
+    left_out: Mapped[dict[str, Any]] = mapped_column(default=dict)  # reason -> count
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    approved_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]  # the ledger written
+    finished_at: Mapped[datetime | None]
+    # The rate gate shared by every ``serve`` process: a mail is released only by the process that moves this
+    # on by one interval with a conditional update, so the rate holds whatever the number of processes.
+    next_send_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RecipientState(enum.StrEnum):
+    LEFT_OUT = "left_out"  # no legal basis, opted out, bouncing, erased, no address: ``reason`` says which
+    QUEUED = "queued"  # rendered, its mail held in the outbox until the rate gate releases it
+    RELEASED = "released"  # handed to the outbox (sent, failed or uncertain: the outbox row says)
+    PRINTED = "printed"  # a letter: in the printed PDF
+    CANCELLED = "cancelled"  # the campaign was cancelled before this one was released
+
+
+class CampaignRecipient(Base):
+    """The send ledger: one row per person a campaign considered. Its progress (released, and the outbox
+    row's sent/failed/uncertain) is written per recipient as it happens, never per fetched batch."""
+
+    __tablename__ = "campaign_recipients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    address: Mapped[str | None] = mapped_column(String(320))  # e-mail address; None for letters and left-out
+    state: Mapped[RecipientState] = mapped_column(str_enum(RecipientState, "recipient_state"))
+    reason: Mapped[str | None] = mapped_column(String(30))  # when left out: a key of consent.policy.REASONS
+    basis: Mapped[str | None] = mapped_column(String(30))  # when included: consent, existing_customer, …
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)  # replies find the campaign by it
+    outgoing_mail_id: Mapped[int | None] = mapped_column(ForeignKey("outgoing_mail.id", ondelete="SET NULL"))
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+    released_at: Mapped[datetime | None]
+    # What came back
+    reply_interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+    replied_at: Mapped[datetime | None]
+    bounced_at: Mapped[datetime | None]
+    opted_out_at: Mapped[datetime | None]
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id", ondelete="SET NULL"))
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id", name="uq_campaign_recipients_contact"),
+        Index("ix_campaign_recipients_campaign_state", "campaign_id", "state", "id"),
+    )

@@ -14,6 +14,7 @@ from crm_inbox.models.base import Base, str_enum, utcnow
 
 
 class OutboxState(enum.StrEnum):
+    HELD = "held"  # queued but not to be sent yet (a campaign's mail waiting for its rate gate)
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
@@ -43,3 +44,8 @@ class OutgoingMail(Base):
     # shown in From (the address stays ours, so the customer's reply comes back to the CRM).
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
     from_name: Mapped[str | None] = mapped_column(String(200))
+    html: Mapped[str | None] = mapped_column(Text)  # an HTML alternative to ``body``
+    from_address: Mapped[str | None] = mapped_column(String(320))  # instead of [notifications] from_address
+    # A claim of a process that died mid-send was taken over: the relay may have accepted the first try, so
+    # the recipient may have it twice. Reported, never hidden.
+    uncertain: Mapped[bool] = mapped_column(default=False)
