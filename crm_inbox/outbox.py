@@ -93,7 +93,7 @@ def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: s
 def release(session: Session, mail_id: int) -> bool:
     """Make a held mail pending (sendable); False when it was not held (released already, or gone)."""
     return affected(session.execute(update(OutgoingMail).where(
-        OutgoingMail.id == mail_id, OutgoingMail.state == OutboxState.HELD).values(state=OutboxState.PENDING)))
+        OutgoingMail.id == mail_id, OutgoingMail.state == OutboxState.HELD).values(state=OutboxState.PENDING))) == 1
 
 
 def build_message(settings: Settings, mail: OutgoingMail,

@@ -1,0 +1,75 @@
+"""The outbox's parts for campaigns, checked at a real SMTP sink: a held mail is never sent until released; a
+mail with an HTML part arrives as multipart/alternative from its own sender address; a claim of a sender that
+died mid-send is taken over and the mail is marked uncertain (it may have arrived twice)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from crm_inbox import outbox
+from crm_inbox.config import replace
+from crm_inbox.db import unit_of_work
+from crm_inbox.models import OutboxState, OutgoingMail, utcnow
+from tests.test_tickets import sink  # noqa: F401  (sink is a fixture)
+
+
+def _settings(settings, port):  # type: ignore[no-untyped-def]
+    return replace(settings, notifications={"smtp_host": "127.0.0.1", "smtp_port": port, "timeout_seconds": 5,
+                                            "from_address": "crm@beispiel-firma.de"})
+
+
+def test_a_held_mail_waits_until_it_is_released(factory, settings, sink):  # noqa: F811
+    handler, port = sink
+    settings = _settings(settings, port)
+    with unit_of_work(factory) as session:
+        mail = outbox.enqueue(session, settings, purpose="campaign", dedupe_key="c:1", to="a@kunde.de",
+                              subject="Neuheiten", body="Guten Tag", held=True)
+        assert mail is not None and mail.state == OutboxState.HELD
+        mail_id = mail.id
+    assert outbox.send_pending(factory, settings) == {"sent": 0, "failed": 0}
+    assert handler.received == []
+    with unit_of_work(factory) as session:
+        assert outbox.release(session, mail_id) is True
+        assert outbox.release(session, mail_id) is False  # released once only
+    assert outbox.send_pending(factory, settings) == {"sent": 1, "failed": 0}
+    (received,) = handler.received
+    assert received.rcpt_tos == ["a@kunde.de"]
+
+
+def test_html_part_and_own_sender_address(factory, settings, sink):  # noqa: F811
+    handler, port = sink
+    settings = _settings(settings, port)
+    with unit_of_work(factory) as session:
+        outbox.enqueue(session, settings, purpose="campaign", dedupe_key="c:2", to="a@kunde.de", subject="Neuheiten",
+                       body="Guten Tag\n", html="<p>Guten Tag</p>", from_address="news@beispiel-firma.de",
+                       from_name="Muster GmbH", headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+    outbox.send_pending(factory, settings)
+    (received,) = handler.received
+    msg = received.message
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert msg["From"] == "Muster GmbH <news@beispiel-firma.de>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_dead_senders_claim_is_taken_over_and_marked_uncertain(factory, settings, sink):  # noqa: F811
+    handler, port = sink
+    settings = _settings(settings, port)
+    with unit_of_work(factory) as session:
+        first = outbox.enqueue(session, settings, purpose="campaign", dedupe_key="c:3", to="a@kunde.de",
+                               subject="x", body="x")
+        second = outbox.enqueue(session, settings, purpose="campaign", dedupe_key="c:4", to="b@kunde.de",
+                                subject="x", body="x")
+        assert first is not None and second is not None
+        first_id, second_id = first.id, second.id
+        # the first was claimed by a process that then died (its claim is older than the lease)
+        session.execute(update(OutgoingMail).where(OutgoingMail.id == first_id).values(
+            state=OutboxState.SENDING, claimed_at=utcnow() - outbox.lease(settings) - timedelta(seconds=1),
+            attempts=1))
+    assert outbox.send_pending(factory, settings) == {"sent": 2, "failed": 0}
+    assert sorted(m.rcpt_tos[0] for m in handler.received) == ["a@kunde.de", "b@kunde.de"]
+    with factory() as session:
+        assert session.get_one(OutgoingMail, first_id).uncertain is True
+        assert session.get_one(OutgoingMail, second_id).uncertain is False
