@@ -83,8 +83,9 @@ def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: s
         "purpose": purpose, "dedupe_key": dedupe_key[:200], "to_address": _one_line(to)[:320],
         "subject": _one_line(subject)[:998], "body": body,
         "headers": {k: _one_line(v) for k, v in headers.items()},
-        "message_id": _one_line(message_id or new_message_id(settings, purpose)), "state": (OutboxState.HELD if held else OutboxState.PENDING).value,
-        "attempts": 0, "created_at": utcnow(), "interaction_id": interaction_id,
+        "message_id": _one_line(message_id or new_message_id(settings, purpose)),
+        "state": (OutboxState.HELD if held else OutboxState.PENDING).value, "attempts": 0,
+        "created_at": utcnow(), "interaction_id": interaction_id,
         "from_name": _one_line(from_name)[:200] if from_name else None, "html": html,
         "from_address": _one_line(from_address)[:320] if from_address else None}, ["dedupe_key"])
     return session.get(OutgoingMail, new_id) if new_id is not None and load else None
