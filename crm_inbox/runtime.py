@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_inbox import events
 from crm_inbox.calls.relay import Relay
+from crm_inbox.campaigns.sending import CampaignSender
 from crm_inbox.config import Settings
 from crm_inbox.db import check_schema, make_engine, make_sessionmaker
 from crm_inbox.intake.memory import return_large_blocks_at_once
@@ -42,6 +43,8 @@ class Service:
         self.processing_engine = make_engine(settings.database.url, echo=settings.database.echo, durable=False)
         self.sender = Sender(self.factory, settings)
         self.scheduler = Scheduler(self.factory, settings, on_fired=self.sender.wake)
+        # Campaign mail released at the rate gate goes to the outbox sender at once.
+        self.campaigns = CampaignSender(self.factory, settings, on_released=self.sender.wake)
         self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
         # Outbound webhooks: woken after every commit in this process that wrote deliveries (events.record).
         self.webhooks = Deliverer(self.factory, settings)
@@ -59,6 +62,7 @@ class Service:
         check_schema(self.engine)
         return_large_blocks_at_once()
         self.sender.start()
+        self.campaigns.start()
         self._webhooks_unhook = events.on_committed(self.webhooks.wake)
         self.webhooks.start()
         self.scheduler.start()
@@ -99,7 +103,7 @@ class Service:
             from web import create_app
 
             app = self.web_app = create_app(self.settings, self.factory, on_reminders_changed=self.scheduler.wake,
-                                         on_mail_queued=self.sender.wake)
+                                         on_mail_queued=self._mail_queued)
             if self.engine.dialect.name == "postgresql":  # several nodes may share it: relay the screen pops
                 self.relay = Relay(self.settings.database.url, app.extensions["crm_inbox"].broker)
                 self.relay.start()
@@ -120,6 +124,11 @@ class Service:
         """The SMTP intake's writer process (tests and the benchmark look at its pid)."""
         assert self.intake is not None, "the SMTP listener is not running"
         return self.intake.writer
+
+    def _mail_queued(self) -> None:
+        """The web app queued mail, or started, approved or resumed a campaign: send and release now."""
+        self.sender.wake()
+        self.campaigns.wake()
 
     def _on_stored(self, accepted: Accepted) -> None:
         if not accepted.duplicate:
@@ -168,6 +177,7 @@ class Service:
             self._stop_web()
         self.worker.stop()
         self.scheduler.stop()
+        self.campaigns.stop()  # releases nothing more while the outbox sender finishes its round
         self.sender.stop()
         if self._webhooks_unhook is not None:
             self._webhooks_unhook()
