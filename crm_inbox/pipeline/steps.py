@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 
+from crm_inbox.campaigns import responses as campaign_responses
 from crm_inbox.contacts.directory import ContactRef
 from crm_inbox.contacts.service import create_lead, lock_new_addresses
 from crm_inbox.db import affected
@@ -220,6 +221,21 @@ def link_deals(ctx: MailContext) -> None:
         ctx.note(note)
 
 
+def link_campaigns(ctx: MailContext) -> None:
+    """A reply to a campaign mail lands on the campaign (a wish to unsubscribe goes to triage as a suggestion, it
+    opts nobody out); a spam complaint about one opts the person out; a bounce of one marks it bounced
+    (``campaigns.responses`` decides; robots are never counted as replies)."""
+    assert ctx.parsed is not None and ctx.attribution is not None and ctx.interaction is not None
+    decision = ctx.attribution
+    notes = campaign_responses.file_mail(ctx.session, ctx.interaction, ctx.parsed, campaign_responses.MailFacts(
+        direction=decision.direction, automatic=decision.automatic is not None,
+        bounced=ctx.automatic.bounced if ctx.automatic is not None else (),
+        spoof_suspected=decision.spoof_suspected, contact_ids=tuple(ref.id for ref, _ in ctx.contacts),
+        inbound_id=ctx.inbound.id))
+    for note in notes:
+        ctx.note(note)
+
+
 def follow_up_note(ctx: MailContext) -> None:
     """A staff member's note above a forwarded mail ("Wiedervorlage Freitag") becomes their reminder."""
     assert ctx.attribution is not None and ctx.interaction is not None
@@ -249,6 +265,7 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     Step("record", "write the interaction on the timeline", record),
     Step("tickets", "open a support ticket or thread the mail into its ticket", tickets),
     Step("link_deals", "link a reply about a quote or order to its deal and complete the follow-up", link_deals),
+    Step("link_campaigns", "link a reply to its campaign; complaints opt out, bounces are counted", link_campaigns),
     Step("follow_up_note", "a forwarding note such as \"Wiedervorlage Freitag\" becomes a reminder", follow_up_note),
 )
 
