@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -77,7 +78,7 @@ _FONT_FILES = {"liberation": ("LiberationSans-Regular.ttf", "LiberationSans-Bold
 
 
 @functools.cache
-def _fonts() -> tuple[str, str]:
+def fonts() -> tuple[str, str]:
     """Regular and bold font names. A TrueType sans (Liberation, metric twin of Helvetica) when the system has
     one, so that Polish and Czech names print; else Helvetica, which knows Western European letters only."""
     for folder in _FONT_PATHS:
@@ -97,7 +98,7 @@ def _from_top(distance: float) -> float:
     return PAGE_HEIGHT - distance
 
 
-def _logo(company: CompanySettings, instance_dir: Path | None) -> ImageReader | None:
+def load_logo(company: CompanySettings, instance_dir: Path | None) -> ImageReader | None:
     if not company.logo_file.strip():
         return None
     path = Path(company.logo_file)
@@ -110,6 +111,102 @@ def _logo(company: CompanySettings, instance_dir: Path | None) -> ImageReader | 
         return None
 
 
+def draw_letterhead(canvas: Canvas, company: CompanySettings, logo: ImageReader | None, *, regular: str,
+                    bold: str, phone_label: str) -> None:
+    """Our name, address and contact lines at the top of a letter's first page, the logo top right."""
+    if logo is not None:  # top right, at most 60 × 20 mm, beside the name and contact lines
+        canvas.drawImage(logo, PAGE_WIDTH - RIGHT - 60 * mm, _from_top(30 * mm), 60 * mm, 20 * mm,
+                         preserveAspectRatio=True, anchor="ne", mask="auto")
+    canvas.setFont(bold, 15)
+    canvas.drawString(LEFT, _from_top(20 * mm), company.name)
+    place = " ".join(part for part in (company.postcode, company.city) if part)
+    phone = f"{phone_label} {company.phone}" if company.phone.strip() else ""
+    canvas.setFont(regular, 8)
+    canvas.setFillColor(colors.HexColor("#444444"))
+    for index, parts in enumerate(([company.street, place], [phone, company.email, company.web])):
+        canvas.drawString(LEFT, _from_top((25.5 + index * 3.6) * mm),
+                          " · ".join(part.strip() for part in parts if part.strip()))
+    canvas.setFillColor(colors.black)
+
+
+def draw_window(canvas: Canvas, company: CompanySettings, address: Sequence[str], regular: str) -> None:
+    """The address field of form B: our return address (Absenderzeile) underlined in its top zone, the
+    recipient's address below it."""
+    place = " ".join(part for part in (company.postcode, company.city) if part)
+    back = " · ".join(part.strip() for part in (company.name, company.street, place) if part.strip())
+    room = WINDOW_X + WINDOW_WIDTH - LEFT - 2 * mm
+    if back:
+        size = max(5.0, min(7.0, 7 * room / max(canvas.stringWidth(back, regular, 7), 1)))
+        canvas.setFont(regular, size)
+        y = _from_top(WINDOW_TOP + 5 * mm)
+        canvas.drawString(LEFT, y, back)
+        canvas.setLineWidth(0.3)
+        canvas.line(LEFT, y - 1.2, LEFT + canvas.stringWidth(back, regular, size), y - 1.2)
+    printed: list[tuple[str, float]] = []
+    for line in address:
+        # A long line is printed a little smaller, a very long one wrapped, never beyond the window.
+        if canvas.stringWidth(line, regular, 10) <= room:
+            printed.append((line, 10))
+        elif canvas.stringWidth(line, regular, 8.5) <= room:
+            printed.append((line, 8.5))
+        else:
+            printed += [(part, 10) for part in simpleSplit(line, regular, 10, room)]
+    printed = printed[:9]
+    leading = 4.2 * mm
+    # Six lines fit the address zone; a longer address starts higher, in the zone for notes.
+    top = max(ADDRESS_TOP - max(0, len(printed) - 6) * leading, WINDOW_TOP + 4 * mm)
+    for index, (line, size) in enumerate(printed):
+        canvas.setFont(regular, size)
+        canvas.drawString(LEFT, _from_top(top + 3.5 * mm + index * leading), line)
+
+
+def draw_info(canvas: Canvas, rows: Sequence[tuple[str, str]], regular: str, bold: str) -> None:
+    """The information block beside the address field: label and value per row, the first value bold."""
+    for index, (label, value) in enumerate(rows):
+        y = _from_top(INFO_TOP + index * 4.6 * mm)
+        canvas.setFont(regular, 8)
+        canvas.drawString(INFO_X, y, label)
+        canvas.setFont(bold if index == 0 else regular, 9)
+        canvas.drawString(INFO_X + 27 * mm, y, value)
+
+
+def draw_info_value(canvas: Canvas, row: int, value: str, regular: str) -> None:
+    """A value of the information block written later (the page count)."""
+    canvas.setFont(regular, 9)
+    canvas.drawString(INFO_X + 27 * mm, _from_top(INFO_TOP + row * 4.6 * mm), value)
+
+
+def draw_furniture(canvas: Canvas, company: CompanySettings, language: str, regular: str) -> None:
+    """What every page of a letter carries: fold and punch marks, the footer rule and the business details."""
+    canvas.setStrokeColor(colors.grey)
+    canvas.setLineWidth(0.3)
+    for distance in FOLD_MARKS:
+        canvas.line(4 * mm, _from_top(distance), 9 * mm, _from_top(distance))
+    canvas.line(4 * mm, PUNCH_MARK, 11 * mm, PUNCH_MARK)
+    canvas.line(LEFT, FOOTER_TOP - 2 * mm, PAGE_WIDTH - RIGHT, FOOTER_TOP - 2 * mm)
+    canvas.setFont(regular, 7)
+    canvas.setFillColor(colors.HexColor("#444444"))
+    for index, line in enumerate(business_details(company, language)):
+        canvas.drawCentredString(PAGE_WIDTH / 2, FOOTER_TOP - 6 * mm - index * 3.3 * mm, line)
+    canvas.setFillColor(colors.black)
+
+
+def draw_later_header(canvas: Canvas, company: CompanySettings, title: str, *, regular: str, bold: str) -> None:
+    """The head of a letter's second and later pages: our name, the document's title, a rule."""
+    canvas.setFont(bold, 9)
+    canvas.drawString(LEFT, _from_top(15 * mm), company.name)
+    canvas.setFont(regular, 9)
+    canvas.drawRightString(PAGE_WIDTH - RIGHT, _from_top(15 * mm), title)
+    canvas.setStrokeColor(colors.grey)
+    canvas.setLineWidth(0.3)
+    canvas.line(LEFT, _from_top(17 * mm), PAGE_WIDTH - RIGHT, _from_top(17 * mm))
+
+
+def draw_page_number(canvas: Canvas, label: str, regular: str) -> None:
+    canvas.setFont(regular, 8)
+    canvas.drawRightString(PAGE_WIDTH - RIGHT, FOOTER_TOP, label)
+
+
 class _Page:
     """What is drawn at fixed positions on every page (the canvas, not the flow)."""
 
@@ -117,7 +214,7 @@ class _Page:
         self.document, self.company, self.logo = document, company, logo
         self.language = language_of(document.language)
         self.words = texts(self.language)
-        self.regular, self.bold = _fonts()
+        self.regular, self.bold = fonts()
         self.title = self.words[document.kind]
         if document.number:
             self.title = f"{self.title} {document.number}"
@@ -138,86 +235,18 @@ class _Page:
         return [*rows, (words["page"], "")]  # the page's value is written when the page count is known
 
     def first(self, canvas: Canvas, _doc: Any) -> None:
-        self._letterhead(canvas)
-        self._window(canvas)
-        self._info(canvas)
+        draw_letterhead(canvas, self.company, self.logo, regular=self.regular, bold=self.bold,
+                        phone_label=self.words["phone"])
+        draw_window(canvas, self.company, self.document.address, self.regular)
+        draw_info(canvas, self.info, self.regular, self.bold)
         self._common(canvas)
 
     def later(self, canvas: Canvas, _doc: Any) -> None:
-        canvas.setFont(self.bold, 9)
-        canvas.drawString(LEFT, _from_top(15 * mm), self.company.name)
-        canvas.setFont(self.regular, 9)
-        canvas.drawRightString(PAGE_WIDTH - RIGHT, _from_top(15 * mm), self.title)
-        canvas.setStrokeColor(colors.grey)
-        canvas.setLineWidth(0.3)
-        canvas.line(LEFT, _from_top(17 * mm), PAGE_WIDTH - RIGHT, _from_top(17 * mm))
+        draw_later_header(canvas, self.company, self.title, regular=self.regular, bold=self.bold)
         self._common(canvas)
 
-    def _letterhead(self, canvas: Canvas) -> None:
-        company = self.company
-        if self.logo is not None:  # top right, at most 60 × 20 mm, beside the name and contact lines
-            canvas.drawImage(self.logo, PAGE_WIDTH - RIGHT - 60 * mm, _from_top(30 * mm), 60 * mm, 20 * mm,
-                             preserveAspectRatio=True, anchor="ne", mask="auto")
-        canvas.setFont(self.bold, 15)
-        canvas.drawString(LEFT, _from_top(20 * mm), company.name)
-        place = " ".join(part for part in (company.postcode, company.city) if part)
-        phone = f"{self.words['phone']} {company.phone}" if company.phone.strip() else ""
-        canvas.setFont(self.regular, 8)
-        canvas.setFillColor(colors.HexColor("#444444"))
-        for index, parts in enumerate(([company.street, place], [phone, company.email, company.web])):
-            canvas.drawString(LEFT, _from_top((25.5 + index * 3.6) * mm),
-                              " · ".join(part.strip() for part in parts if part.strip()))
-        canvas.setFillColor(colors.black)
-
-    def _window(self, canvas: Canvas) -> None:
-        company = self.company
-        place = " ".join(part for part in (company.postcode, company.city) if part)
-        back = " · ".join(part.strip() for part in (company.name, company.street, place) if part.strip())
-        room = WINDOW_X + WINDOW_WIDTH - LEFT - 2 * mm
-        if back:
-            size = max(5.0, min(7.0, 7 * room / max(canvas.stringWidth(back, self.regular, 7), 1)))
-            canvas.setFont(self.regular, size)
-            y = _from_top(WINDOW_TOP + 5 * mm)
-            canvas.drawString(LEFT, y, back)
-            canvas.setLineWidth(0.3)
-            canvas.line(LEFT, y - 1.2, LEFT + canvas.stringWidth(back, self.regular, size), y - 1.2)
-        printed: list[tuple[str, float]] = []
-        for line in self.document.address:
-            # A long line is printed a little smaller, a very long one wrapped, never beyond the window.
-            if canvas.stringWidth(line, self.regular, 10) <= room:
-                printed.append((line, 10))
-            elif canvas.stringWidth(line, self.regular, 8.5) <= room:
-                printed.append((line, 8.5))
-            else:
-                printed += [(part, 10) for part in simpleSplit(line, self.regular, 10, room)]
-        printed = printed[:9]
-        leading = 4.2 * mm
-        # Six lines fit the address zone; a longer address starts higher, in the zone for notes.
-        top = max(ADDRESS_TOP - max(0, len(printed) - 6) * leading, WINDOW_TOP + 4 * mm)
-        for index, (line, size) in enumerate(printed):
-            canvas.setFont(self.regular, size)
-            canvas.drawString(LEFT, _from_top(top + 3.5 * mm + index * leading), line)
-
-    def _info(self, canvas: Canvas) -> None:
-        for index, (label, value) in enumerate(self.info):
-            y = _from_top(INFO_TOP + index * 4.6 * mm)
-            canvas.setFont(self.regular, 8)
-            canvas.drawString(INFO_X, y, label)
-            canvas.setFont(self.bold if index == 0 else self.regular, 9)
-            canvas.drawString(INFO_X + 27 * mm, y, value)
-
     def _common(self, canvas: Canvas) -> None:
-        canvas.setStrokeColor(colors.grey)
-        canvas.setLineWidth(0.3)
-        for distance in FOLD_MARKS:
-            canvas.line(4 * mm, _from_top(distance), 9 * mm, _from_top(distance))
-        canvas.line(4 * mm, PUNCH_MARK, 11 * mm, PUNCH_MARK)
-        canvas.line(LEFT, FOOTER_TOP - 2 * mm, PAGE_WIDTH - RIGHT, FOOTER_TOP - 2 * mm)
-        canvas.setFont(self.regular, 7)
-        canvas.setFillColor(colors.HexColor("#444444"))
-        for index, line in enumerate(business_details(self.company, self.language)):
-            canvas.drawCentredString(PAGE_WIDTH / 2, FOOTER_TOP - 6 * mm - index * 3.3 * mm, line)
-        canvas.setFillColor(colors.black)
+        draw_furniture(canvas, self.company, self.language, self.regular)
         if self.document.is_draft:
             canvas.saveState()
             canvas.setFillColor(colors.Color(0.85, 0.85, 0.85, alpha=0.5))
@@ -229,13 +258,9 @@ class _Page:
 
     def numbers(self, canvas: Canvas, page: int, pages: int) -> None:
         """Page numbers, drawn when all pages are laid out."""
-        label = f"{self.words['page']} {page} {self.words['of']} {pages}"
-        canvas.setFont(self.regular, 8)
-        canvas.drawRightString(PAGE_WIDTH - RIGHT, FOOTER_TOP, label)
+        draw_page_number(canvas, f"{self.words['page']} {page} {self.words['of']} {pages}", self.regular)
         if page == 1:
-            canvas.setFont(self.regular, 9)
-            canvas.drawString(INFO_X + 27 * mm, _from_top(INFO_TOP + (len(self.info) - 1) * 4.6 * mm),
-                              f"{page} {self.words['of']} {pages}")
+            draw_info_value(canvas, len(self.info) - 1, f"{page} {self.words['of']} {pages}", self.regular)
 
 
 class _NumberedCanvas(Canvas):
@@ -258,7 +283,7 @@ class _NumberedCanvas(Canvas):
         super().save()
 
 
-def _styles(regular: str, bold: str) -> dict[str, ParagraphStyle]:
+def styles_of(regular: str, bold: str) -> dict[str, ParagraphStyle]:
     body = ParagraphStyle("body", fontName=regular, fontSize=10, leading=13.5)
     return {
         "body": body,
@@ -267,18 +292,18 @@ def _styles(regular: str, bold: str) -> dict[str, ParagraphStyle]:
     }
 
 
-def _text(value: str) -> str:
+def paragraph_text(value: str) -> str:
     """Plain text for a Paragraph: its markup escaped, its line breaks kept."""
     return "<br/>".join(escape(line) for line in value.splitlines())
 
 
 def _story(document: SalesDocument, company: CompanySettings, page: _Page) -> list[Flowable]:
-    styles = _styles(page.regular, page.bold)
+    styles = styles_of(page.regular, page.bold)
     words = page.words
-    story: list[Flowable] = [NextPageTemplate("later"), Paragraph(_text(page.title), styles["subject"]),
-                             Spacer(1, 6 * mm), Paragraph(_text(document.greeting), styles["body"])]
+    story: list[Flowable] = [NextPageTemplate("later"), Paragraph(paragraph_text(page.title), styles["subject"]),
+                             Spacer(1, 6 * mm), Paragraph(paragraph_text(document.greeting), styles["body"])]
     if document.intro:
-        story += [Spacer(1, 3 * mm), Paragraph(_text(document.intro), styles["body"])]
+        story += [Spacer(1, 3 * mm), Paragraph(paragraph_text(document.intro), styles["body"])]
     story += [Spacer(1, 5 * mm), lines_table(document, page.regular, page.bold), Spacer(1, 4 * mm)]
     terms = [document.terms] if document.terms else []
     days = company.payment_terms_days
@@ -286,17 +311,17 @@ def _story(document: SalesDocument, company: CompanySettings, page: _Page) -> li
     if document.kind == "quote" and document.valid_until is not None:
         terms.append(words["validity"].format(date=format_date(document.valid_until, page.language)))
     closing: list[Flowable] = [totals_table(document, page.regular, page.bold), Spacer(1, 6 * mm)]
-    closing += [Paragraph(_text(term), styles["small"]) for term in terms]
-    closing += [Spacer(1, 6 * mm), Paragraph(_text(words["closing"]), styles["body"])]
+    closing += [Paragraph(paragraph_text(term), styles["small"]) for term in terms]
+    closing += [Spacer(1, 6 * mm), Paragraph(paragraph_text(words["closing"]), styles["body"])]
     if company.name.strip():
-        closing += [Spacer(1, 2 * mm), Paragraph(_text(company.name), styles["body"])]
+        closing += [Spacer(1, 2 * mm), Paragraph(paragraph_text(company.name), styles["body"])]
     story.append(KeepTogether(closing))
     return story
 
 
 def render(document: SalesDocument, company: CompanySettings, instance_dir: Path | None = None) -> bytes:
     """The document as PDF bytes; the same input gives the same bytes."""
-    page = _Page(document, company, _logo(company, instance_dir))
+    page = _Page(document, company, load_logo(company, instance_dir))
     out = io.BytesIO()
     title = page.title
     doc = BaseDocTemplate(out, pagesize=A4, leftMargin=LEFT, rightMargin=RIGHT, topMargin=20 * mm,
