@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_inbox import outbox
 from crm_inbox.config import Settings
 from crm_inbox.consent import ledger, policy
 from crm_inbox.models import Channel, Company, Contact, ContactEmail, CustomerType, Order
@@ -49,6 +50,8 @@ def _has_postal(street: str | None, postcode: str | None, city: str | None) -> b
 
 def _choose(found: list[tuple[str, bool]], suppressed: set[str]) -> tuple[str | None, bool, bool]:
     """(address, bouncing, erased): the first address that neither bounces nor is suppressed; else why not."""
+    # An address the outbox would refuse (a list, a display name) is no address to mail.
+    found = [(email, bouncing) for email, bouncing in found if outbox.single_recipient(email)]
     for email, bouncing in found:
         if not bouncing and email not in suppressed:
             return email, False, False
