@@ -30,6 +30,7 @@ Erasure, what happens (``erase_contact``):
   the person (``privacy.invoices``).
 - Consent records go; the person's addresses and numbers stay only as SHA-256 hashes on the campaigns'
   suppression list, so no campaign writes to them again (``privacy.consent``).
+- Campaigns' send-ledger rows of the person stay as anonymous counts (``privacy.campaigns``).
 
 A later mail from the same address is a new message: it makes a fresh lead with nothing of the old data.
 """
@@ -78,6 +79,7 @@ from crm_inbox.models import (
     TicketEvent,
     utcnow,
 )
+from crm_inbox.privacy import campaigns as privacy_campaigns
 from crm_inbox.privacy import consent as privacy_consent
 from crm_inbox.privacy import events as privacy_events
 from crm_inbox.privacy import imports as privacy_imports
@@ -155,10 +157,12 @@ def write_export(session: Session, contact_id: int, target: IO[bytes], actor: in
         "interactions": [], "tickets": [], "calls": [], "reminders": [], "audit_log": [],
         **sales.export(session, contact_id), "events": privacy_events.export(session, contact),
         **privacy_consent.export(session, contact_id),  # the consent ledger's records
+        **privacy_campaigns.export(session, contact_id),  # the campaigns' send-ledger rows
     }
     counts = {"interactions": 0, "attachments": 0, "raw_messages": 0, "tickets": 0, "calls": 0, "reminders": 0,
               "audit_entries": 0,
-              **{key: len(data[key]) for key in ("opportunities", "quotes", "orders", "events", "consent")}}
+              **{key: len(data[key]) for key in ("opportunities", "quotes", "orders", "events", "consent",
+                                                    "campaigns")}}
     data.update(erp_invoices.export(session, contact_id))  # the ERP's invoices with their payments
     counts["invoices"] = len(data["invoices"])
     data.update(privacy_imports.export(session, contact))  # what imports recorded about the person
@@ -405,6 +409,7 @@ def erase_contact(session: Session, contact_id: int, actor_id: int | None, *,
         "opportunity": deals.opportunities, "quote": deals.draft_quotes})
     counts["import_records"] = privacy_imports.erase(session, contact)
     counts.update(privacy_consent.erase(session, contact))  # records go, addresses are suppressed (hashed)
+    counts.update(privacy_campaigns.erase(session, contact))  # send-ledger rows stay, anonymous
     # The person goes; addresses, numbers and timeline links cascade.
     session.execute(delete(Contact).where(Contact.id == contact_id))
     wiped = affected(session.execute(update(AuditEntry).where(audit_wipe).values(details={"erased": True})))
