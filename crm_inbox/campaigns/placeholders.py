@@ -228,22 +228,24 @@ def objection_notice(language: str = "de") -> str:
             "advertising at any time, without any costs other than the transmission costs at the basic rates.")
 
 
-def _linked(escaped: str) -> str:
-    def link(match: re.Match[str]) -> str:
-        url = match.group(0)
-        tail = ""
-        while url and url[-1] in _URL_TAIL:
-            url, tail = url[:-1], url[-1] + tail
-        if url.endswith("&amp"):  # "…&amp;" cut at the ";": the entity belongs to the text after the URL
-            url, tail = url[:-4], "&amp" + tail
-        return f'<a href="{url}">{url}</a>{tail}'
-    return _URL.sub(link, escaped)
+def _linked(line: str) -> str:
+    """One line escaped, its bare https URLs as links (found in the raw text, so "&lt;" never joins a URL)."""
+    out: list[str] = []
+    position = 0
+    for match in _URL.finditer(line):
+        url = match.group(0).rstrip(_URL_TAIL)
+        out.append(escape(line[position:match.start()], quote=True))
+        href = escape(url, quote=True)
+        out.append(f'<a href="{href}">{href}</a>')
+        position = match.start() + len(url)
+    out.append(escape(line[position:], quote=True))
+    return "".join(out)
 
 
 def to_html(text: str) -> str:
     """Paragraphs (blank lines) as <p>, line breaks as <br>, bare https URLs as links; all of it escaped."""
     paragraphs = [p for p in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n").strip("\n")) if p.strip()]
-    return "\n".join("<p>" + "<br>\n".join(_linked(escape(line, quote=True)) for line in p.split("\n")) + "</p>"
+    return "\n".join("<p>" + "<br>\n".join(_linked(line) for line in p.split("\n")) + "</p>"
                      for p in paragraphs)
 
 
