@@ -72,18 +72,24 @@ _QUOTE_START = re.compile(
     r"|(?:von|from|de)[ \t]*:[^\n]*\n[ \t]*(?:gesendet|sent|datum|date|envoyé|an|to)[ \t]*:)",
     re.IGNORECASE | re.MULTILINE)
 _LINK = re.compile(r"(?:https?://|mailto:|www\.)\S+|<[^<>\s]+@[^<>\s]+>", re.IGNORECASE)
-_WISH = re.compile(
-    r"\b(?:ab(?:zu)?melden|abmeldung|abbestell\w*|austragen|austragung|trag\w*[ \t]+(?:sie[ \t]+)?mich\b[^\n]{0,60}"
-    r"\baus\b|aus[ \t]+(?:dem|ihrem|eurem|deinem|diesem|dem[ \t]+\w+)[ \t]+(?:[\w-]+[ \t]+)?\w*verteiler"
-    r"|keine[ \t]+(?:weiteren?[ \t]+)?(?:e-?mails?|mails?|werbung|werbe-?mails?|newsletter|nachrichten|zusendungen)\b"
-    r"|nicht[ \t]+mehr[ \t]+(?:an)?(?:schreiben|kontaktieren|zusenden|anmailen|belästigen|mailen)"
-    r"|(?:widerspreche|widerspruch)\b[^\n]{0,80}(?:werbung|werbe|newsletter|mails?\b)"
-    r"|(?:lösch|loesch)\w*[ \t]+(?:sie[ \t]+)?(?:mich|meine[ \t]+(?:daten|adresse|e-?mail))"
-    r"|unsubscrib\w*|remove[ \t]+(?:me|my[ \t]+(?:address|e-?mail))|take[ \t]+me[ \t]+off|opt[- ]?out|"
-    r"stop[ \t]+(?:sending|e-?mailing|mailing|contacting)|no[ \t]+(?:more|further)[ \t]+(?:e-?mails?|mails?|"
-    r"messages|newsletters?)|(?:do[ \t]+not|don'?t)[ \t]+(?:contact|e-?mail|mail|write[ \t]+to)[ \t]+me)",
-    re.IGNORECASE)
-_ONLY_STOP = re.compile(r"\A\W*stop\W*\Z", re.IGNORECASE)
+_WISH = re.compile(r"\b(?:" + "|".join((
+    # German
+    r"ab(?:zu)?melden|abmeldung|abbestell\w*|austragen|austragung",
+    r"meld\w*[ \t]+(?:sie[ \t]+)?(?:mich|uns)[ \t]+(?:[\w.]+[ \t]+){0,4}?ab\b",  # "melden Sie mich bitte ab"
+    r"trag\w*[ \t]+(?:sie[ \t]+)?mich\b[^\n]{0,60}\baus\b",
+    r"streich\w*[ \t]+(?:sie[ \t]+)?(?:mich|uns)\b",
+    r"aus[ \t]+(?:dem|ihrem|eurem|deinem|diesem)[ \t]+(?:[\w-]+[ \t]+)?[\w-]*verteiler",
+    r"keine[ \t]+(?:weiteren?[ \t]+)?(?:e-?mails?|mails?|werbung|werbe-?mails?|newsletter|nachrichten|zusendungen)\b",
+    r"nicht[ \t]+mehr[ \t]+(?:an)?(?:schreiben|kontaktieren|zusenden|anmailen|belästigen|mailen)",
+    r"(?:widerspreche|widerspruch)\b[^\n]{0,80}(?:werbung|werbe|newsletter|mails?\b)",
+    r"(?:lösch|loesch)\w*[ \t]+(?:sie[ \t]+)?(?:mich|meine[ \t]+(?:daten|adresse|e-?mail))",
+    # English
+    r"unsubscrib\w*|opt[- ]?out|take[ \t]+me[ \t]+off|remove[ \t]+(?:me|my[ \t]+(?:address|e-?mail))",
+    r"stop[ \t]+(?:sending|e-?mailing|mailing|contacting)",
+    r"no[ \t]+(?:more|further)[ \t]+(?:e-?mails?|mails?|messages|newsletters?)",
+    r"(?:do[ \t]+not|don'?t)[ \t]+(?:contact|e-?mail|mail|write[ \t]+to)[ \t]+me",
+)) + ")", re.IGNORECASE)
+_ONLY_STOP = re.compile(r"^[^\w\n]*stop[^\w\n]*$", re.IGNORECASE | re.MULTILINE)  # "STOP" on a line of its own
 
 
 def own_words(text: str) -> str:
@@ -99,8 +105,9 @@ def own_words(text: str) -> str:
 def unsubscribe_wish(text: str) -> str | None:
     """The words in ``text`` (a reply's subject and text) that ask to be taken off the list, or None."""
     words = own_words(text)
-    if _ONLY_STOP.match(words):
-        return words.strip()
+    stop = _ONLY_STOP.search(words)
+    if stop is not None:
+        return stop.group(0).strip()
     match = _WISH.search(words)
     return " ".join(match.group(0).split()) if match else None
 
