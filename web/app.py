@@ -24,6 +24,7 @@ from web.api import api
 from web.feeds import feeds
 from web.json_errors import error_response
 from web.pages import pages
+from web.pages.public_consent import public_consent
 from web.state import AppState
 from web.webhooks import webhooks
 
@@ -97,6 +98,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     app.register_blueprint(webhooks)
     app.register_blueprint(feeds)
     app.register_blueprint(pages)
+    app.register_blueprint(public_consent)  # opt-out and double opt-in links: no login, no CSRF token
 
     @app.errorhandler(NestedTooDeep)
     def nested_too_deep(exc: NestedTooDeep) -> Response | HTTPException:

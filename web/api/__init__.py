@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from web.api import (  # noqa: F401  (registers routes)
+    consent,
     contacts,
     deals,
     documents,
@@ -14,6 +15,7 @@ from web.api import (  # noqa: F401  (registers routes)
     interactions,
     openapi,
     openapi_exchange,
+    openapi_marketing,
     openapi_sales,
     opportunities,
     orders,
@@ -21,6 +23,7 @@ from web.api import (  # noqa: F401  (registers routes)
     products,
     quotes,
     reminders,
+    segments,
     subscriptions,
     tickets,
 )
