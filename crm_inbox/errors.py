@@ -46,3 +46,7 @@ class DueOutOfRange(ValueError):
 
 class BadCursor(ValueError):
     """A timeline cursor that this service did not hand out."""
+
+
+class Forbidden(PermissionError):
+    """The acting user's role does not allow this (e.g. only an admin approves a large campaign)."""

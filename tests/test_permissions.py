@@ -73,6 +73,10 @@ API_PERMISSIONS: dict[str, str] = {
     # data in and out: ERP
     "erpPutCompany": WRITE, "erpPutContact": WRITE, "erpSync": WRITE, "erpPutInvoice": WRITE,
     "erpPostPayment": WRITE, "erpGetCompany": READ, "erpGetContact": READ, "erpGetInvoice": READ,
+    # segments and consent (#19)
+    "listSegments": READ, "getSegment": READ, "countSegment": READ, "segmentContacts": READ,
+    "exportSegment": READ, "createSegment": WRITE, "patchSegment": WRITE, "deleteSegment": WRITE,
+    "contactConsent": READ, "recordConsent": WRITE, "consentProof": READ,
     "ctiEvent": WEBHOOK, "sipgateIn": WEBHOOK, "sipgateOut": WEBHOOK, "placetelEvent": WEBHOOK,
     "twilioStatus": WEBHOOK, "threecxJournal": WEBHOOK, "threecxLookup": WEBHOOK,
 }
@@ -118,6 +122,11 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.webhook_retry": ADMIN, "pages.webhook_retry_failed": ADMIN,
     # data in and out: phone books
     "pages.phone_books": ADMIN, "pages.phone_book_create": ADMIN, "pages.phone_book_revoke": ADMIN,
+    # segments and consent (#19); the public /unsubscribe and /consent/confirm pages are another blueprint
+    "pages.segments_list": READ, "pages.segment": READ, "pages.segment_export": READ, "pages.segment_count": READ,
+    "pages.segment_new": WRITE, "pages.segment_create": WRITE, "pages.segment_edit": WRITE,
+    "pages.segment_save": WRITE, "pages.segment_rename": WRITE, "pages.segment_delete": WRITE,
+    "pages.consent_record": WRITE, "pages.consent_double_opt_in": WRITE, "pages.consent_proof": READ,
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,
     "pages.calendar_url": OWN, "pages.logout": OWN,
 }
@@ -183,6 +192,7 @@ def world(factory, database_url, tmp_path) -> World:
         ids["companies"] = company.id
         ids["webhook-subscriptions"] = ids["webhook-deliveries"] = 1  # none: a 404 when allowed (webhooks)
         ids["imports"] = 1  # none: a 404 when allowed (data in and out: imports)
+        ids["segments"] = 1  # none: a 404 when allowed (segments)
         ids["erp"] = 10001  # the ERP's paths take a customer or invoice number (data in and out: ERP)
         ids["documents"] = interaction.id  # a mail, not an upload: renaming or removing it is a 404 (data in and out)
         apply_event(session, settings, CallEvent("generic", "perm-1", "hangup", utcnow(), direction=Direction.IN,
@@ -305,7 +315,8 @@ def page_routes(app: Any) -> list[tuple[str, str, str]]:
     return out
 
 
-_ARG_IDS = {"contact_id": "contacts", "company_id": "companies", "interaction_id": "interaction",
+_ARG_IDS = {"segment_id": "segments", "contact_id": "contacts", "company_id": "companies",
+            "interaction_id": "interaction",
             "attachment_id": "attachments", "ticket_id": "tickets", "reminder_id": "reminders",
             "inbound_id": "inbound", "token_id": "token", "user_id": "users", "opportunity_id": "opportunities",
             "quote_id": "quotes", "order_id": "orders", "product_id": "products",

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
-from crm_inbox.errors import BadCursor, Conflict, NotFound, ValidationError
+from crm_inbox.errors import BadCursor, Conflict, Forbidden, NotFound, ValidationError
 from crm_inbox.ids import MAX_ID
 from web.api.blueprint import api
 from web.json_errors import ApiError, error_response, fail
@@ -47,6 +47,13 @@ def _bad_cursor(exc: BadCursor) -> Response:
 @api.errorhandler(Conflict)
 def _conflict(exc: Conflict) -> Response:
     return error_response(409, "conflict", str(exc))
+
+
+@api.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden) -> Response:
+    """A service refused the acting user's role (the edges check roles too; this is the rule's own home)."""
+    log.info("API %s %s: forbidden: %s", request.method, request.path, exc)
+    return error_response(403, "forbidden", str(exc))
 
 
 @api.errorhandler(HTTPException)
