@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Integer, any_, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from crm_inbox import outbox
@@ -43,6 +45,14 @@ class Preview:
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> count
 
 
+def id_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN (ids)``; on PostgreSQL ``= ANY(array)``: one parameter instead of a thousand, which psycopg
+    would parse anew for every batch (its statement cache keeps short queries only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(Integer)))
+    return column.in_(ids)
+
+
 def _has_postal(street: str | None, postcode: str | None, city: str | None) -> bool:
     # A letter needs at least a town and a street or postcode to be deliverable.
     return bool((city or "").strip()) and bool((street or "").strip() or (postcode or "").strip())
@@ -69,15 +79,15 @@ def decide(session: Session, settings: Settings, contact_ids: Sequence[int], cha
     people = {row[0]: row[1:] for row in session.execute(
         select(Contact.id, Contact.company_id, Company.customer_type, Contact.street, Contact.postcode,
                Contact.city, Company.street, Company.postcode, Company.city)
-        .outerjoin(Company, Company.id == Contact.company_id).where(Contact.id.in_(ids)))}
+        .outerjoin(Company, Company.id == Contact.company_id).where(id_in(session, Contact.id, ids)))}
     consents = ledger.current(session, people, channel)
-    buyers = set(session.scalars(select(Order.contact_id).where(Order.contact_id.in_(ids)).distinct()))
+    buyers = set(session.scalars(select(Order.contact_id).where(id_in(session, Order.contact_id, ids)).distinct()))
     addresses: dict[int, list[tuple[str, bool]]] = {}
     suppressed: set[str] = set()
     if channel == Channel.EMAIL:
         for contact_id, email, bouncing in session.execute(
                 select(ContactEmail.contact_id, ContactEmail.email, ContactEmail.bouncing)
-                .where(ContactEmail.contact_id.in_(ids)).order_by(ContactEmail.id)):
+                .where(id_in(session, ContactEmail.contact_id, ids)).order_by(ContactEmail.id)):
             addresses.setdefault(contact_id, []).append((email, bool(bouncing)))
         suppressed = ledger.suppressed(session, Channel.EMAIL,
                                        {e for found in addresses.values() for e, _ in found})

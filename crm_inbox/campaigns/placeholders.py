@@ -25,6 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_inbox.campaigns import audience
 from crm_inbox.config import Settings
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Company, Contact, ContactEmail, StaffUser
@@ -33,7 +34,7 @@ from crm_inbox.sales import letters
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
 MAX_OUTPUT = 200_000  # characters of one rendered text: far above any real mail, far below a memory problem
-_CHUNK = 500
+_CHUNK = 1000
 
 # name -> "German / English" description, for the editor's help.
 PLACEHOLDERS: dict[str, str] = {
@@ -180,11 +181,11 @@ def facts(session: Session, settings: Settings, contact_ids: Sequence[int]) -> d
                    Company.postcode, Company.customer_number, StaffUser.name)
             .outerjoin(Company, Company.id == Contact.company_id)
             .outerjoin(StaffUser, StaffUser.id == Contact.owner_id)
-            .where(Contact.id.in_(chunk))).all()
+            .where(audience.id_in(session, Contact.id, chunk))).all()
         addresses: dict[int, list[tuple[str, bool]]] = {}
         for contact_id, email, bouncing in session.execute(
                 select(ContactEmail.contact_id, ContactEmail.email, ContactEmail.bouncing)
-                .where(ContactEmail.contact_id.in_(chunk)).order_by(ContactEmail.id)):
+                .where(audience.id_in(session, ContactEmail.contact_id, chunk)).order_by(ContactEmail.id)):
             addresses.setdefault(contact_id, []).append((email, bool(bouncing)))
         emails = {contact_id: next((e for e, bouncing in found if not bouncing), found[0][0])
                   for contact_id, found in addresses.items()}
