@@ -33,7 +33,9 @@ from crm_inbox.models import (
     ConsentState,
     Contact,
     ContactEmail,
+    Direction,
     Interaction,
+    InteractionKind,
     InteractionOpportunity,
     Opportunity,
     OpportunitySource,
@@ -45,6 +47,7 @@ from crm_inbox.models import (
 from crm_inbox.pipeline.runner import process
 from crm_inbox.privacy.service import erase_contact, write_export
 from crm_inbox.staff.service import add_staff
+from crm_inbox.timeline.service import record_interaction
 from tests.conftest import CRM
 from tests.mailfactory import make_mail
 
@@ -136,9 +139,13 @@ def _released(session: Session, campaign: Campaign, contact: Contact, address: s
                         subject="Frühjahrsaktion", body="…", message_id=mid, state=mail_state, uncertain=uncertain)
     session.add(mail)
     session.flush()
+    released_at = utcnow() - timedelta(hours=1)
+    mailed = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.OUT,
+                                occurred_at=released_at, subject="Frühjahrsaktion", text="…", source_ref=mid,
+                                contacts=[(contact, "to")], details={"campaign_id": campaign.id})
     row = CampaignRecipient(campaign_id=campaign.id, contact_id=contact.id, address=address,
                             state=RecipientState.RELEASED, basis="consent", message_id=mid,
-                            outgoing_mail_id=mail.id, released_at=utcnow() - timedelta(hours=1))
+                            outgoing_mail_id=mail.id, interaction_id=mailed.id, released_at=released_at)
     session.add(row)
     session.flush()
     return row
@@ -416,6 +423,12 @@ def test_staff_qualify_a_responder_into_an_opportunity(factory, settings, sent):
         assert stats.summary(session, sent.campaign).opportunities == 1
         assert [p.opportunity_id for p in stats.responders(session, sent.campaign)[0]] == [opp_id]
     assert row(factory, sent.petra_row).opportunity_id == opp_id
+    # her next answer to the campaign mail lands on the deal by itself
+    later = feed(factory, settings, make_mail(f"Petra Weber <{PETRA}>", CRM, "AW: Frühjahrsaktion", "Und Leitern.",
+                                              headers={"In-Reply-To": sent.petra_mid}))
+    with factory() as session:
+        assert session.execute(select(InteractionOpportunity.opportunity_id).where(
+            InteractionOpportunity.interaction_id == later)).scalars().all() == [opp_id]
     with unit_of_work(factory) as session, pytest.raises(Conflict, match="exists already"):
         responses.qualify(session, settings, sent.petra_row, actor=sent.anna)
     with unit_of_work(factory) as session, pytest.raises(Conflict, match="only a reply"):

@@ -416,6 +416,9 @@ def qualify(session: Session, settings: Settings, recipient_id: int, *, actor: i
         title=f"{campaign.name}: {contact.display_name}"[:300], contact_id=contact.id,
         owner_id=owner.id if owner is not None and owner.active else None, source="campaign"), by=actor)
     link_interaction(session, opp, reply, f"reply to campaign “{campaign.name}”")
+    mailed = session.get(Interaction, recipient.interaction_id) if recipient.interaction_id else None
+    if mailed is not None:  # the campaign mail too: later answers to it land on the deal (sales.replies)
+        link_interaction(session, opp, mailed, f"campaign mail “{campaign.name}”")
     # Two clicks at once: the second finds the row taken and its whole transaction (the new deal) rolls back.
     if not affected(session.execute(update(CampaignRecipient).where(
             CampaignRecipient.id == recipient.id, CampaignRecipient.opportunity_id.is_(None)).values(
