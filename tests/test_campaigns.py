@@ -18,7 +18,7 @@ from crm_inbox.config import replace
 from crm_inbox.consent import double_opt_in as doi
 from crm_inbox.consent import ledger
 from crm_inbox.db import unit_of_work
-from crm_inbox.errors import Conflict, NotFound, ValidationError
+from crm_inbox.errors import Conflict, Forbidden, NotFound, ValidationError
 from crm_inbox.models import (
     AuditEntry,
     Campaign,
@@ -225,7 +225,7 @@ def test_validation(factory, settings, world):
     refused("body", body="{{ anrede }}")
     _create(factory, settings, world, name="Brief", channel="letter", subject="")  # a letter needs no subject
     refused("name", name="brief")  # taken, in any case
-    with pytest.raises(service.Forbidden):
+    with pytest.raises(Forbidden):
         _create(factory, settings, world, name="Lesend", actor=world["reader"])
     campaign_id = _create(factory, settings, world)
     with unit_of_work(factory) as session:
@@ -309,7 +309,7 @@ def test_approval_above_the_threshold(factory, settings, world):
         assert session.scalar(select(func.count()).select_from(CampaignRecipient)) == 0
         assert session.scalar(select(func.count()).select_from(OutgoingMail)) == 0
     with unit_of_work(factory) as session:
-        with pytest.raises(service.Forbidden):
+        with pytest.raises(Forbidden):
             service.approve(session, settings, campaign_id, actor=world["staff"])
         with pytest.raises(Conflict):
             service.update(session, settings, campaign_id, actor=world["staff"], name="Anders")

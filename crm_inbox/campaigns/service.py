@@ -24,7 +24,6 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit, events, outbox
-from crm_inbox import errors as _errors
 from crm_inbox.campaigns import audience, placeholders
 from crm_inbox.campaigns.audience import Member
 from crm_inbox.campaigns.placeholders import Rendered
@@ -32,7 +31,7 @@ from crm_inbox.config import Settings
 from crm_inbox.consent import policy
 from crm_inbox.consent.double_opt_in import instance_secret, opt_out_token
 from crm_inbox.db import affected
-from crm_inbox.errors import Conflict, NotFound, ValidationError
+from crm_inbox.errors import Conflict, Forbidden, NotFound, ValidationError
 from crm_inbox.models import (
     Campaign,
     CampaignRecipient,
@@ -49,14 +48,6 @@ from crm_inbox.models import (
 )
 from crm_inbox.segments import service as segments
 from crm_inbox.text import single_line
-
-
-class _Forbidden(PermissionError):
-    """The acting user's role does not allow this (only an admin approves a large campaign)."""
-
-
-# crm_inbox.errors.Forbidden once it exists (requested from the lead); until then this module's own.
-Forbidden: type[PermissionError] = getattr(_errors, "Forbidden", _Forbidden)
 
 MAX_NAME = 200
 MAX_SUBJECT = placeholders.MAX_SUBJECT
