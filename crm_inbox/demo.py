@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import unit_of_work
+from crm_inbox.demo_campaigns import create_campaigns
 from crm_inbox.demo_sales import create_sales
 from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import (
@@ -1189,4 +1190,5 @@ def build_demo(factory: sessionmaker[Session], settings: Settings, *, seed: int 
             create_reminders(session, rng, now, people, staff, lang)
             create_sales(session, regional_settings(settings, language), rng, people, [s[0] for s in staff],
                          now.date(), language)
+            create_campaigns(session, regional_settings(settings, language), [s[0] for s in staff], now, language)
     return DemoLogin(email=staff[0][2], password=password)
