@@ -10,6 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from crm_inbox.consent import double_opt_in as doi
 from crm_inbox.consent import ledger
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Category, Channel, ConsentState, Contact, ContactEmail, LegalBasis, Role, StaffUser
@@ -69,6 +70,7 @@ def test_build_a_two_condition_segment_with_the_live_count_and_save_it(page, liv
     expect(second.locator(".row-error")).to_contain_text("five digits")
     expect(second).to_have_class("condition invalid")
     expect(count).to_have_text("—")
+    _shot(page, "segment-editor-error")
     second.get_by_label("to", exact=True).fill("87999")
     expect(count).to_have_text("3 people")  # Anna, Bernd, Dora
     expect(second.locator(".row-error")).to_have_text("")
@@ -91,6 +93,7 @@ def test_build_a_two_condition_segment_with_the_live_count_and_save_it(page, liv
     group.locator(".condition").get_by_label("Operator", exact=True).select_option("is")
     group.locator(".condition .value select").select_option("lead")
     expect(count).to_have_text("2 people")
+    _shot(page, "segment-editor-nested")
     page.get_by_role("button", name="Save segment").click()
     assert page.locator("td.name").all_inner_texts() == ["Anna Ärmel", "Bernd Bauer"]
     assert page.dialogs == []
@@ -131,3 +134,13 @@ def test_the_consent_panel_and_the_printable_proof(page, live, staff_login):
     page.emulate_media(media="print")
     assert not page.locator("header.topbar").is_visible()  # printed without the navigation
     _shot(page, "consent-proof-print")
+
+    # The page a person reaches from a campaign mail's opt-out link: a question, no staff navigation.
+    page.emulate_media(media="screen")
+    token = doi.opt_out_token(doi.instance_secret(live.settings), ids["anna"], "anna@aermel.example")
+    page.goto(f"/unsubscribe/{token}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirm unsubscribe")
+    _shot(page, "unsubscribe-question")
+    page.get_by_role("button", name="Unsubscribe").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You have been unsubscribed")
+    _shot(page, "unsubscribe-done")
