@@ -532,3 +532,18 @@ def test_the_persons_campaigns_are_in_the_export_and_anonymous_after_erasure(fac
         found = session.execute(select(CampaignRecipient).where(CampaignRecipient.address == PETRA)).first()
         assert found is None
         assert session.execute(select(ConsentRecord).where(ConsentRecord.contact_id == sent.petra)).first() is None
+
+
+def test_a_wish_in_the_subject_counts_unless_our_subject_says_it(factory, settings, sent):
+    plain = feed(factory, settings, make_mail(f"Petra Weber <{PETRA}>", CRM, "Abmelden", "",
+                                              headers={"In-Reply-To": sent.petra_mid}))
+    with unit_of_work(factory) as session:  # our mail to Hans was called "Newsletter abbestellen?"
+        mailed = session.get_one(Interaction, session.get_one(CampaignRecipient, sent.hans_row).interaction_id)
+        mailed.subject = "Newsletter abbestellen? Nein, bleiben Sie dabei!"
+    kept = feed(factory, settings, make_mail(f"Hans Huber <{HANS}>", CRM,
+                                             "AW: Newsletter abbestellen? Nein, bleiben Sie dabei!",
+                                             "Ja, ich bleibe dabei.", headers={"In-Reply-To": sent.hans_mid}),
+                sender=HANS)
+    with factory() as session:
+        assert [i.id for i in session.execute(responses.unsubscribe_suggested()).scalars()] == [plain]
+        assert "unsubscribe_suggestion" not in session.get_one(Interaction, kept).details

@@ -301,7 +301,7 @@ def file_mail(session: Session, interaction: Interaction, parsed: ParsedMail, fa
     notes = [f"reply to campaign {recipient.campaign_id} “{interaction.details.get('campaign')}”"]
     if recipient.contact_id is not None and recipient.contact_id not in facts.contact_ids:
         notes.append(f"(the campaign mail went to contact {recipient.contact_id})")
-    wish = unsubscribe_wish(f"{parsed.subject}\n{parsed.text}")
+    wish = unsubscribe_wish(parsed.text) or _subject_wish(session, recipient, parsed.subject)
     if wish is not None:
         # A suggestion for staff, never an opt-out by itself (see the module): a person confirms it in triage.
         interaction.details = {**interaction.details, "unsubscribe_suggestion": {
@@ -310,6 +310,15 @@ def file_mail(session: Session, interaction: Interaction, parsed: ParsedMail, fa
             "text": f"asks to be unsubscribed (“{wish[:80]}”): confirm the opt-out or dismiss it"}}
         notes.append(f"asks to be unsubscribed (“{wish[:80]}”): left for staff to confirm in triage")
     return notes
+
+
+def _subject_wish(session: Session, recipient: CampaignRecipient, subject: str) -> str | None:
+    """A wish in the reply's subject ("Abmelden"), unless our own subject says the same words (a reply keeps it)."""
+    wish = unsubscribe_wish(subject)
+    if wish is None:
+        return None
+    mailed = session.get(Interaction, recipient.interaction_id) if recipient.interaction_id else None
+    return None if mailed is not None and unsubscribe_wish(mailed.subject or "") else wish
 
 
 def _robot(session: Session, interaction: Interaction, parsed: ParsedMail, facts: MailFacts) -> list[str]:
