@@ -134,6 +134,7 @@ def _create(factory, settings, world, **kw: Any) -> int:  # type: ignore[no-unty
     ("Hallo {{ frist_name }}", "Text", "subject", "unknown placeholder 'frist_name'"),
     ("Hallo", "{% if title %}{{ titel }}{% endif %}", "body", "unknown placeholder 'titel'"),
     ("Hallo", "{{ name ", "body", "line 1"),
+    ("Hallo", "{{ fields.items }}", "body", 'fields["items"]'),
 ])
 def test_the_sandbox_refuses_what_a_mail_text_never_needs(subject, body, field, words):
     with pytest.raises(ValidationError) as caught:
@@ -143,7 +144,8 @@ def test_the_sandbox_refuses_what_a_mail_text_never_needs(subject, body, field, 
 
 
 def test_placeholders_render_text_and_html():
-    placeholders.check("Hallo {{ first_name }}", "{% if title %}{{ title }} {% endif %}{{ fields.Größe|default('-') }}")
+    placeholders.check("Hallo {{ first_name }}", "{% if title %}{{ title }} {% endif %}{{ fields.Größe|default('-') }}"
+                       "{{ fields['items'] }}")
     rendered = placeholders.render("Neu\r\nfür {{ name }}", "{{ greeting }}\n\nSiehe https://x.de/a?b=1&c=<2>.\n"
                                    "Zeile 2 <b>\n\n{{ fields.fehlt }}Ende", {**placeholders.sample(), "fields": {}},
                                    opt_out_url=f"{BASE}/unsubscribe/t.k", footer="Hinweis")
@@ -244,7 +246,8 @@ def test_validation(factory, settings, world):
             service.get(session, 99999)
 
 
-def test_start_writes_the_ledger_and_held_mails(factory, settings, world):
+def test_start_writes_the_ledger_and_held_mails(factory, settings, world, monkeypatch):
+    monkeypatch.setattr(service, "BATCH", 2)  # several batches, and one of only left-out people
     ids = world["ids"]
     campaign_id = _create(factory, settings, world)
     with unit_of_work(factory) as session:

@@ -116,6 +116,10 @@ def _refuse(tree: nodes.Template, field: str) -> None:
         if isinstance(node, nodes.Getattr | nodes.Getitem) and not (
                 isinstance(node.node, nodes.Name) and node.node.name == "fields"):
             raise ValidationError(field, "only the free fields have parts: {{ fields.name }}")
+        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            raise ValidationError(field, f"access to {node.attr!r} is unsafe and refused")
+        if isinstance(node, nodes.Getattr) and hasattr(dict, node.attr):  # {{ fields.items }}: the method
+            raise ValidationError(field, f"write {{{{ fields[\"{node.attr}\"] }}}} for the field {node.attr!r}")
         if isinstance(node, nodes.Filter) and node.name not in FILTERS:
             raise ValidationError(field, f"unknown filter {node.name!r}")
         if isinstance(node, nodes.Filter) and node.name not in ("default", "d") and (node.args or node.kwargs):
