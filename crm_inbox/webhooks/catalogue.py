@@ -21,6 +21,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "order.created",
     "import.finished", "import.undone",
     "invoice.created", "invoice.updated", "payment.created",
+    "campaign.started", "campaign.cancelled",
 )
 TEST_EVENT = "webhook.test"  # sent by "test-send" to one subscription only, never fanned out
 

@@ -29,6 +29,7 @@ EVENT_DESCRIPTIONS = {
     "import.finished": N_("Import finished"), "import.undone": N_("Import undone"),
     "invoice.created": N_("Invoice received from the ERP"), "invoice.updated": N_("Invoice changed (e.g. paid)"),
     "payment.created": N_("Payment received"),
+    "campaign.started": N_("Campaign started"), "campaign.cancelled": N_("Campaign cancelled"),
     "webhook.test": N_("Test event"),
 }
 
