@@ -38,7 +38,7 @@ SUBJECT_LABELS = {
     "contact": N_("Contact"), "company": N_("Company"), "interaction": N_("Timeline entry"), "call": N_("Call"),
     "ticket": N_("Ticket"), "reminder": N_("Reminder"), "opportunity": N_("Opportunity"), "quote": N_("Quote"),
     "order": N_("Order"), "import": N_("Import"), "invoice": N_("Invoice"), "payment": N_("Payment"),
-    "webhook_subscription": N_("Subscription"),
+    "webhook_subscription": N_("Subscription"), "campaign": N_("Campaign"),
 }
 
 # The subjects with a page of their own: endpoint and its id argument.
@@ -47,6 +47,7 @@ _SUBJECT_PAGES = {
     "ticket": ("pages.ticket", "ticket_id"), "opportunity": ("pages.opportunity", "opportunity_id"),
     "quote": ("pages.quote", "quote_id"), "order": ("pages.order", "order_id"),
     "import": ("pages.import_batch", "batch_id"), "webhook_subscription": ("pages.webhook", "subscription_id"),
+    "campaign": ("pages.campaign", "campaign_id"),
 }
 
 
