@@ -65,6 +65,27 @@ def new_message_id(settings: Settings, purpose: str) -> str:
     return make_msgid(idstring=purpose, domain=domain)
 
 
+def row(settings: Settings, *, purpose: str, dedupe_key: str, to: str, subject: str, body: str,
+        headers: dict[str, str] | None = None, message_id: str | None = None, interaction_id: int | None = None,
+        from_name: str | None = None, html: str | None = None, from_address: str | None = None, held: bool = False,
+        now: datetime | None = None) -> dict[str, Any] | None:
+    """The ``outgoing_mail`` row of one mail, cleaned (one-line headers, one recipient), for ``enqueue`` or a
+    bulk insert of many (a campaign); None when ``to`` is not one plain address."""
+    if single_recipient(to) is None:
+        log.warning("outgoing %s mail not queued: %r is not a single address", purpose, to[:200])
+        return None
+    headers = {name: value for name, value in (headers or {}).items() if _HEADER_NAME.match(name)}
+    return {
+        "purpose": purpose, "dedupe_key": dedupe_key[:200], "to_address": _one_line(to)[:320],
+        "subject": _one_line(subject)[:998], "body": body,
+        "headers": {k: _one_line(v) for k, v in headers.items()},
+        "message_id": _one_line(message_id or new_message_id(settings, purpose)),
+        "state": (OutboxState.HELD if held else OutboxState.PENDING).value, "attempts": 0,
+        "created_at": now or utcnow(), "interaction_id": interaction_id,
+        "from_name": _one_line(from_name)[:200] if from_name else None, "html": html,
+        "from_address": _one_line(from_address)[:320] if from_address else None, "uncertain": False}
+
+
 def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: str, to: str, subject: str, body: str,
             headers: dict[str, str] | None = None, load: bool = True, message_id: str | None = None,
             interaction_id: int | None = None, from_name: str | None = None, html: str | None = None,
@@ -75,19 +96,12 @@ def enqueue(session: Session, settings: Settings, *, purpose: str, dedupe_key: s
     entry's attachments with it, ``from_name`` as the display name in From, ``from_address`` instead of
     [notifications] from_address, ``html`` as an HTML alternative to ``body``. A ``held`` mail waits until
     ``release`` makes it pending (a campaign's rate gate)."""
-    if single_recipient(to) is None:
-        log.warning("outgoing %s mail not queued: %r is not a single address", purpose, to[:200])
+    values = row(settings, purpose=purpose, dedupe_key=dedupe_key, to=to, subject=subject, body=body,
+                 headers=headers, message_id=message_id, interaction_id=interaction_id, from_name=from_name,
+                 html=html, from_address=from_address, held=held)
+    if values is None:
         return None
-    headers = {name: value for name, value in (headers or {}).items() if _HEADER_NAME.match(name)}
-    new_id = insert_ignoring_conflicts(session, OutgoingMail.__table__, {
-        "purpose": purpose, "dedupe_key": dedupe_key[:200], "to_address": _one_line(to)[:320],
-        "subject": _one_line(subject)[:998], "body": body,
-        "headers": {k: _one_line(v) for k, v in headers.items()},
-        "message_id": _one_line(message_id or new_message_id(settings, purpose)),
-        "state": (OutboxState.HELD if held else OutboxState.PENDING).value, "attempts": 0,
-        "created_at": utcnow(), "interaction_id": interaction_id,
-        "from_name": _one_line(from_name)[:200] if from_name else None, "html": html,
-        "from_address": _one_line(from_address)[:320] if from_address else None}, ["dedupe_key"])
+    new_id = insert_ignoring_conflicts(session, OutgoingMail.__table__, values, ["dedupe_key"])
     return session.get(OutgoingMail, new_id) if new_id is not None and load else None
 
 

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, func, select
 from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from crm_inbox.campaigns.placeholders import Rendered
 from crm_inbox.config import Settings
 from crm_inbox.consent import policy
 from crm_inbox.consent.double_opt_in import instance_secret, opt_out_token
-from crm_inbox.db import affected
+from crm_inbox.db import affected, bulk_insert
 from crm_inbox.errors import Conflict, Forbidden, NotFound, ValidationError
 from crm_inbox.models import (
     Campaign,
@@ -492,9 +492,12 @@ def _write_batch(session: Session, settings: Settings, campaign: Campaign, batch
             message_id = outbox.new_message_id(settings, PURPOSE)
             key = f"campaign:{campaign.id}:{member.contact_id}"
             mails[member.contact_id] = (message_id, key)
-            outgoing.append(_outbox_row(key, member.address, mail, message_id, from_address, campaign.sender_name,
-                                        _list_headers(url), now))
-        ids = {key: mail_id for mail_id, key in _insert_rows(session, OutgoingMail.__table__, outgoing,
+            queued = outbox.row(settings, purpose=PURPOSE, dedupe_key=key, to=member.address, subject=mail.subject,
+                                body=mail.text, html=mail.html, headers=_list_headers(url), message_id=message_id,
+                                from_address=from_address, from_name=campaign.sender_name, held=True, now=now)
+            assert queued is not None  # decide() takes only addresses the contact model accepted
+            outgoing.append(queued)
+        ids = {key: mail_id for mail_id, key in bulk_insert(session, OutgoingMail.__table__, outgoing,
                                                              conflict="dedupe_key", returning=("id", "dedupe_key"))}
         if len(ids) != len(outgoing):  # a mail of this campaign to this person exists: a ledger exists
             raise Conflict(f"campaign {campaign.id} was queued already")
@@ -509,54 +512,5 @@ def _write_batch(session: Session, settings: Settings, campaign: Campaign, batch
                 row.update(address=member.address, message_id=message_id, outgoing_mail_id=ids[key])
         rows.append(row)
     if rows:
-        _insert_rows(session, CampaignRecipient.__table__, rows)
+        bulk_insert(session, CampaignRecipient.__table__, rows)
     return len(allowed)
-
-
-def _outbox_row(key: str, to: str, mail: Rendered, message_id: str, from_address: str | None,
-                from_name: str | None, headers: dict[str, str], now: datetime) -> dict[str, Any]:
-    """The row ``outbox.enqueue(..., held=True)`` writes, for a multi-row INSERT (one statement per 1000
-    mails instead of 1000)."""
-    return {"purpose": PURPOSE, "dedupe_key": key, "to_address": to, "subject": mail.subject, "body": mail.text,
-            "headers": headers, "message_id": message_id, "state": OutboxState.HELD.value, "attempts": 0,
-            "created_at": now, "interaction_id": None, "from_name": from_name, "html": mail.html,
-            "from_address": from_address, "uncertain": False}
-
-
-
-def _insert_rows(session: Session, table: Any, rows: list[dict[str, Any]], *, conflict: str | None = None,
-                 returning: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
-    """INSERT the rows (all with the same keys), ON CONFLICT (``conflict``) DO NOTHING; the ``returning``
-    columns of the rows inserted.
-
-    SQLite: SQLAlchemy's executemany, batched into multi-row statements. PostgreSQL: psycopg's own executemany
-    (one short statement, pipelined): SQLAlchemy would send one statement with 16,000 placeholders per batch,
-    which psycopg parses in Python each time (a third of the whole start)."""
-    columns = list(rows[0])
-    if session.get_bind().dialect.name != "postgresql":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-        stmt = sqlite_insert(table)
-        if conflict:
-            stmt = stmt.on_conflict_do_nothing(index_elements=[conflict])
-        if not returning:
-            session.execute(stmt, rows)
-            return []
-        return [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning)), rows)]
-    from psycopg.types.json import Json
-
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
-           + (f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else "")
-           + (f" RETURNING {', '.join(returning)}" if returning else ""))
-    values = [tuple(Json(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.executemany(sql, values, returning=bool(returning))  # type: ignore[call-arg]
-        out: list[tuple[Any, ...]] = []
-        while returning:
-            out.extend(tuple(r) for r in cursor.fetchall())
-            if not cursor.nextset():
-                break
-        return out
-    finally:
-        cursor.close()
