@@ -547,3 +547,20 @@ def test_a_wish_in_the_subject_counts_unless_our_subject_says_it(factory, settin
     with factory() as session:
         assert [i.id for i in session.execute(responses.unsubscribe_suggested()).scalars()] == [plain]
         assert "unsubscribe_suggestion" not in session.get_one(Interaction, kept).details
+
+
+def text_bounce(address: str) -> bytes:
+    domain = address.partition("@")[2]
+    return make_mail(f"Mail Delivery System <MAILER-DAEMON@mx.{domain}>", CRM, "Undelivered Mail Returned to Sender",
+                     f"This is the mail system.\n\n<{address}>: host mx.{domain} said: 550 5.1.1 no such user\n",
+                     headers={"X-Failed-Recipients": address})
+
+
+def test_a_bounce_without_the_original_counts_for_the_addresses_recent_campaign_mail(factory, settings, sent):
+    feed(factory, settings, text_bounce(HANS), sender="")
+    assert row(factory, sent.hans_row).bounced_at is not None
+    assert row(factory, sent.petra_row).bounced_at is None
+    with unit_of_work(factory) as session:  # a campaign mail of long ago is not what bounced today
+        session.get_one(CampaignRecipient, sent.petra_row).released_at = utcnow() - timedelta(days=30)
+    feed(factory, settings, text_bounce(PETRA), sender="")
+    assert row(factory, sent.petra_row).bounced_at is None
