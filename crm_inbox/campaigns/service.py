@@ -457,8 +457,11 @@ def _queue(session: Session, settings: Settings, campaign: Campaign, leaving: li
     batches = decided if decided is not None else audience.members(session, settings, _segment_of(campaign),
                                                                    campaign.channel, batch=BATCH)
     for batch in batches:
-        included += _write_batch(session, settings, campaign, batch, secret, now)
+        written, unusable = _write_batch(session, settings, campaign, batch, secret, now)
+        included += written
         left_out.update(m.reason or "no_consent" for m in batch if not m.allowed)
+        if unusable:
+            left_out["no_address"] += unusable
     ordered = dict(sorted(left_out.items(), key=lambda item: (-item[1], item[0])))
     session.execute(sql_update(Campaign).where(Campaign.id == campaign.id)
                     .values(recipient_count=included, left_out=ordered)
@@ -473,7 +476,9 @@ def _queue(session: Session, settings: Settings, campaign: Campaign, leaving: li
 
 
 def _write_batch(session: Session, settings: Settings, campaign: Campaign, batch: list[Member], secret: str,
-                 now: datetime) -> int:
+                 now: datetime) -> tuple[int, int]:
+    """The batch's ledger rows and held mails; (recipients queued, allowed members left out for an address
+    the outbox refuses)."""
     rows: list[dict[str, Any]] = []
     email = campaign.channel == Channel.EMAIL
     allowed = [m for m in batch if m.allowed]
@@ -495,17 +500,22 @@ def _write_batch(session: Session, settings: Settings, campaign: Campaign, batch
             queued = outbox.row(settings, purpose=PURPOSE, dedupe_key=key, to=member.address, subject=mail.subject,
                                 body=mail.text, html=mail.html, headers=_list_headers(url), message_id=message_id,
                                 from_address=from_address, from_name=campaign.sender_name, held=True, now=now)
-            assert queued is not None  # decide() takes only addresses the contact model accepted
+            if queued is None:  # not one plain address (an old import?): left out, never guessed at
+                del mails[member.contact_id]
+                continue
             outgoing.append(queued)
         ids = {key: mail_id for mail_id, key in bulk_insert(session, OutgoingMail.__table__, outgoing,
-                                                             conflict="dedupe_key", returning=("id", "dedupe_key"))}
+                                                             conflict="dedupe_key", returning=("id", "dedupe_key"))
+               } if outgoing else {}
         if len(ids) != len(outgoing):  # a mail of this campaign to this person exists: a ledger exists
             raise Conflict(f"campaign {campaign.id} was queued already")
     for member in batch:
         row: dict[str, Any] = {"campaign_id": campaign.id, "contact_id": member.contact_id, "address": None,
                                "state": RecipientState.LEFT_OUT.value, "reason": member.reason, "basis": None,
                                "message_id": None, "outgoing_mail_id": None}
-        if member.allowed:
+        if email and member.allowed and member.contact_id not in mails:
+            row.update(reason="no_address")
+        elif member.allowed:
             row.update(state=RecipientState.QUEUED.value, reason=None, basis=member.basis)
             if email:
                 message_id, key = mails[member.contact_id]
@@ -513,4 +523,5 @@ def _write_batch(session: Session, settings: Settings, campaign: Campaign, batch
         rows.append(row)
     if rows:
         bulk_insert(session, CampaignRecipient.__table__, rows)
-    return len(allowed)
+    unusable = len(allowed) - len(mails) if email else 0
+    return len(allowed) - unusable, unusable
