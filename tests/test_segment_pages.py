@@ -176,6 +176,26 @@ def test_edit_rename_and_delete_after_a_question(client, people, factory):
     assert client.get(f"/segments/{ident}").status_code == 404
 
 
+def test_a_stored_definition_that_no_longer_reads_still_shows_its_pages(client, people, factory):
+    """Say a field was renamed in a later version: the pages and the API still answer, and it can be fixed."""
+    with unit_of_work(factory) as session:
+        old = Segment(name="Alt", definition={"all": [{"field": "region", "op": "is", "value": "Bayern"}]})
+        session.add(old)
+        session.flush()
+        ident = old.id
+    log_in(client)
+    listing = client.get("/segments")
+    assert listing.status_code == 200 and re.search(r'Alt</a></td>.*?<td class="number">—</td>',
+                                                    listing.get_data(as_text=True), re.S)
+    page = client.get(f"/segments/{ident}")
+    assert page.status_code == 200 and "cannot be read any more" in page.get_data(as_text=True)
+    assert client.get(f"/segments/{ident}/edit").status_code == 200
+    auth = {"Authorization": f"Bearer {make_token(factory, 'api@beispiel-firma.de', 'staff')}"}
+    assert client.get(f"{API}/segments/{ident}", headers=auth).json["count"] is None
+    fixed = client.patch(f"{API}/segments/{ident}", headers=auth, json={"definition": BAVARIA_A})
+    assert fixed.status_code == 200 and fixed.json["count"] == 2
+
+
 def test_read_only_users_look_and_export_but_change_nothing(client, people, factory):
     log_in(client)
     _save(client, "Bayern A", BAVARIA_A)

@@ -25,7 +25,8 @@ SCHEMAS["Segment"] = {"type": "object", "properties": {
     "id": {"type": "integer"}, "name": {"type": "string"}, "description": {"type": ["string", "null"]},
     "definition": _DEFINITION, "created_by_id": {"type": ["integer", "null"]}, "created_at": _time,
     "updated_at": _time, "url": {"type": "string"},
-    "count": {"type": "integer", "description": "how many people match now (not in the list)"}}}
+    "count": {"type": ["integer", "null"], "description": "how many people match now (not in the list; null "
+                                                          "when the stored definition no longer reads)"}}}
 _SEGMENT_PROPS: dict[str, Any] = {"name": {"type": "string", "minLength": 1, "maxLength": 200},
                                   "definition": _DEFINITION,
                                   "description": {"type": ["string", "null"], "maxLength": 2000}}

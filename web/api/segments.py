@@ -24,13 +24,21 @@ from web.requestdb import db, state
 _INPUT = {"name", "definition", "description"}
 
 
-def _segment(item: Segment, count: int | None = None) -> dict[str, Any]:
+def _segment(item: Segment) -> dict[str, Any]:
     out = {"id": item.id, "name": item.name, "description": item.description, "definition": item.definition,
            "created_by_id": item.created_by_id, "created_at": ser.when(item.created_at),
            "updated_at": ser.when(item.updated_at), "url": url_for("api.get_segment", segment_id=item.id)}
-    if count is not None:
-        out["count"] = count
     return out
+
+
+def _counted(item: Segment) -> dict[str, Any]:
+    """A segment with how many people it finds now (None when its stored definition no longer reads: it can
+    still be read and patched)."""
+    try:
+        count: int | None = segments.count(db(), item)
+    except ValidationError:
+        count = None
+    return {**_segment(item), "count": count}
 
 
 def _body(required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -63,7 +71,7 @@ def create_segment() -> Response:
     body = _body(("name", "definition"))
     item = segments.create(db(), body["name"], body["definition"], actor=actor_id(),
                            description=body.get("description"))
-    response = jsonify(_segment(item, segments.count(db(), item)))
+    response = jsonify(_counted(item))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_segment", segment_id=item.id)
     return response
@@ -83,7 +91,7 @@ def count_segment() -> Response:
 @require_token()
 def get_segment(segment_id: int) -> Response:
     item = _get(segment_id)
-    return jsonify(_segment(item, segments.count(db(), item)))
+    return jsonify(_counted(item))
 
 
 @api.patch("/segments/<int:segment_id>")
@@ -95,7 +103,7 @@ def patch_segment(segment_id: int) -> Response:
         raise ValidationError("definition", "must be a condition, not null")
     segments.update(db(), item.id, actor=actor_id(), name=body.get("name"), definition=body.get("definition"),
                     description=body.get("description"))
-    return jsonify(_segment(item, segments.count(db(), item)))
+    return jsonify(_counted(item))
 
 
 @api.delete("/segments/<int:segment_id>")

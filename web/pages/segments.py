@@ -152,11 +152,20 @@ def _pretty(definition: Any) -> str:
     return json.dumps(definition, ensure_ascii=False, indent=2)
 
 
+def _count(segment: Segment) -> int | None:
+    """The segment's count; None when its stored definition no longer reads (a page still shows)."""
+    try:
+        return segments.count(db(), segment)
+    except ValidationError as exc:
+        log.warning("segment %s: stored definition refused: %s", segment.id, exc)
+        return None
+
+
 # --- the list ----------------------------------------------------------------------------------------
 
 @pages.get("/segments")
 def segments_list() -> str:
-    rows = [(segment, segments.count(db(), segment)) for segment in segments.list_segments(db())]
+    rows = [(segment, _count(segment)) for segment in segments.list_segments(db())]
     return render_template("segments.html", rows=rows)
 
 
@@ -242,11 +251,13 @@ def segment_count() -> Response | tuple[Response, int]:
 def segment(segment_id: int) -> str:
     item = row_or_404(Segment, segment_id)
     page = page_number()
-    rows, has_next = contacts_page(db(), segments.matches(db(), item), page, PAGE_SIZE)
+    count = _count(item)
+    rows, has_next = contacts_page(db(), segments.matches(db(), item), page, PAGE_SIZE) \
+        if count is not None else ([], False)
     owed = overdue_of_people(db(), erp_today(state().settings), [row.contact.id for row in rows])
     user = current_user()
     creator = db().get(StaffUser, item.created_by_id) if item.created_by_id else None
-    return render_template("segment.html", segment=item, count=segments.count(db(), item), contacts=rows,
+    return render_template("segment.html", segment=item, count=count, contacts=rows,
                            page=page, has_next=has_next, owed=owed, creator=creator,
                            staff_may=user is not None and user.role.value != "readonly")
 
