@@ -111,6 +111,13 @@ def test_picking_a_recipient_updates_the_preview(page: Any, live: Any, staff_log
     _shot(page, "campaign_page")
     assert page.dialogs == []
 
+    # Starting asks first: the summary opens a box with the real button
+    page.locator("summary", has_text="Start…").click()
+    confirm = page.get_by_role("button", name="Yes, start the campaign")
+    assert confirm.is_visible()
+    page.evaluate("window.scrollTo(0, 0)")
+    _shot(page, "campaign_start_confirm")
+
     page.goto(f"/campaigns/{ids['campaign']}/edit")
     assert page.get_by_label("Name", exact=True).input_value() == "Frühjahrs-Check Bayern"
     _shot(page, "campaign_form")

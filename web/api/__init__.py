@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from web.api import (  # noqa: F401  (registers routes)
+    campaigns,
     consent,
     contacts,
     deals,
@@ -14,6 +15,7 @@ from web.api import (  # noqa: F401  (registers routes)
     inbound,
     interactions,
     openapi,
+    openapi_campaigns,
     openapi_exchange,
     openapi_marketing,
     openapi_sales,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from web.pages import (  # noqa: F401  (registers routes)
     account,
     admin,
+    campaigns,
     companies,
     compose,
     consent,
