@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from crm_inbox.campaigns import responses, stats
+from crm_inbox.campaigns import letters, responses, stats
 from crm_inbox.campaigns import service as campaigns
 from crm_inbox.campaigns.placeholders import Rendered
 from crm_inbox.errors import ValidationError
@@ -265,8 +265,6 @@ def campaign_letters(campaign_id: int) -> Response:
     """One PDF, one DIN 5008 letter per recipient; the first print marks them printed and records each on its
     timeline (so it needs write access)."""
     item = _get(campaign_id)
-    from crm_inbox.campaigns import letters  # where used, so the other routes never wait for the PDF code
-
     content = letters.print_letters(db(), state().settings, campaign_id, actor=_actor())
     return pdf_response(content, f"letters-{item.id}.pdf")
 
@@ -279,7 +277,5 @@ def campaign_merge(campaign_id: int) -> Response:
     wanted = request.args.get("format") or "csv"
     if wanted not in ("csv", "xlsx"):
         raise ValidationError("format", "must be csv or xlsx")
-    from crm_inbox.campaigns import letters
-
     done = letters.merge_data(db(), state().settings, campaign_id, wanted, actor=_actor())
     return export_response(done.content, done.mimetype, done.filename)

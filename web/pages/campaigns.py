@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox.campaigns import audience, placeholders, responses, stats
+from crm_inbox.campaigns import audience, letters, placeholders, responses, stats
 from crm_inbox.campaigns import service as campaigns
 from crm_inbox.errors import Conflict, Forbidden, NotFound, ValidationError
 from crm_inbox.ids import MAX_ID
@@ -431,8 +431,6 @@ def campaign_letters(campaign_id: int) -> BaseResponse:
     """The mail-merge PDF (a POST: the first print marks the letters printed and records them)."""
     by = editor_id()
     item = row_or_404(Campaign, campaign_id)
-    from crm_inbox.campaigns import letters  # where used, so the other pages never wait for the PDF code
-
     try:
         content = letters.print_letters(db(), state().settings, campaign_id, actor=by)
     except (ValidationError, Conflict, NotFound) as exc:
@@ -447,8 +445,6 @@ def campaign_merge(campaign_id: int) -> BaseResponse:
     user = current_user()
     assert user is not None  # the blueprint's guard
     row_or_404(Campaign, campaign_id)
-    from crm_inbox.campaigns import letters
-
     try:
         done = letters.merge_data(db(), state().settings, campaign_id, request.args.get("format") or "csv",
                                   actor=user.id)
