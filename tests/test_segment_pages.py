@@ -31,7 +31,6 @@ BAVARIA_A = {"all": [{"field": "role", "op": "is", "value": "customer"},
 def people(factory) -> dict[str, int]:  # type: ignore[no-untyped-def]
     with unit_of_work(factory) as session:
         add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
-        add_staff(session, READER, "Lena Lesen", "readonly", password=PASSWORD)
         rows = {
             "anna": Contact(name="Anna Ärmel", role=Role.CUSTOMER, category=Category.A, postcode="80331",
                             city="München"),
@@ -201,6 +200,8 @@ def test_read_only_users_look_and_export_but_change_nothing(client, people, fact
     _save(client, "Bayern A", BAVARIA_A)
     ident = _segment_id(factory, "Bayern A")
     client.post("/logout", data={"csrf_token": _page_token(client)})
+    with unit_of_work(factory) as session:
+        add_staff(session, READER, "Lena Lesen", "readonly", password=PASSWORD)
     log_in(client, READER)
     assert client.get("/segments").status_code == 200
     page = client.get(f"/segments/{ident}").get_data(as_text=True)
