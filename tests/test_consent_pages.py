@@ -6,6 +6,7 @@ double opt-in mail's link confirms only on the click; the consent API reads, rec
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -105,6 +106,20 @@ def test_a_bad_link_answers_400_with_a_page_never_500(app, factory, petra, token
     other = doi.opt_out_token(_secret(app), petra, PETRA)
     assert client.post(f"/consent/confirm/{other}").status_code == 400
     assert _records(factory, petra) == []
+
+
+def test_an_expired_or_overtaken_confirmation_link_says_so(app, factory, petra):
+    with unit_of_work(factory) as session:
+        _row, expired = doi.request_confirmation(session, _secret(app), petra, PETRA, source="web_form",
+                                                 max_age=timedelta(seconds=-1))
+        _row, overtaken = doi.request_confirmation(session, _secret(app), petra, PETRA, source="web_form")
+        ledger.record(session, petra, Channel.EMAIL, ConsentState.OPTED_OUT, None, "unsubscribe", {})
+    client = app.test_client(use_cookies=False)
+    old = client.post(f"/consent/confirm/{expired}")
+    assert old.status_code == 400 and "has expired" in old.get_data(as_text=True)
+    late = client.post(f"/consent/confirm/{overtaken}")
+    assert late.status_code == 409 and "subscribe again" in late.get_data(as_text=True)
+    assert _records(factory, petra) == [("email", "pending"), ("email", "pending"), ("email", "opted_out")]
 
 
 def test_staff_record_an_opt_in_and_the_proof_page_lists_it(client, factory, petra):
