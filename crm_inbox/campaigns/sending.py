@@ -57,10 +57,11 @@ def interval(settings: Settings) -> timedelta:
 
 
 def next_gate(gate: datetime | None, now: datetime, step: timedelta) -> datetime:
-    """Where a winner moves the gate: one interval after the previous gate while the releases keep to the
-    schedule (a thread that woke a few milliseconds late does not slow the rate down), else one interval after
-    now (after a pause, a restart or a slow moment no burst catches up on the missed intervals)."""
-    if gate is not None and gate > now - step:
+    """Where a winner moves the gate: one interval on from the previous gate while the releases keep roughly to
+    the schedule (a thread that woke up to two intervals late finds the next gate due at once, so the rate
+    holds on a busy machine), else one interval after now: after a pause, a restart or a campaign's start the
+    missed intervals are not caught up in a burst."""
+    if gate is not None and gate > now - 2 * step:
         return gate + step
     return now + step
 
@@ -86,12 +87,12 @@ class _Ref:
 _DUE_STATES = (CampaignState.SENDING,)
 
 
-def _due_campaigns(session: Session, now: datetime) -> list[tuple[int, datetime | None]]:
+def _due_campaigns(session: Session, now: datetime) -> list[int]:
     gate = Campaign.next_send_at
-    return [(cid, at) for cid, at in session.execute(
-        select(Campaign.id, gate).where(Campaign.state.in_(_DUE_STATES), Campaign.channel == Channel.EMAIL,
+    return list(session.execute(
+        select(Campaign.id).where(Campaign.state.in_(_DUE_STATES), Campaign.channel == Channel.EMAIL,
                                         (gate.is_(None)) | (gate <= now))
-        .order_by(gate.is_(None).desc(), gate, Campaign.id)).all()]
+        .order_by(gate.is_(None).desc(), gate, Campaign.id)).scalars())
 
 
 def next_due_at(session: Session) -> datetime | None:
@@ -119,10 +120,10 @@ def release_due(factory: sessionmaker[Session], settings: Settings, *, now: date
         if not due:
             break
         progress = False
-        for campaign_id, gate in due:
+        for campaign_id in due:
             if released >= limit:
                 break
-            outcome = _release_one(factory, settings, campaign_id, gate, at, step)
+            outcome = _release_one(factory, campaign_id, at, step)
             released += outcome == "released"
             progress |= outcome in ("released", "done")
         if not progress:
@@ -130,20 +131,25 @@ def release_due(factory: sessionmaker[Session], settings: Settings, *, now: date
     return released
 
 
-def _release_one(factory: sessionmaker[Session], settings: Settings, campaign_id: int, gate: datetime | None,
-                 now: datetime, step: timedelta) -> str:
+def _release_one(factory: sessionmaker[Session], campaign_id: int, now: datetime, step: timedelta) -> str:
     """One transaction: win the gate, release the next queued recipient (or finish the campaign).
     Returns "released", "done" or "lost" (another process moved the gate, or the campaign stopped sending)."""
     with write_lock(factory), unit_of_work(factory) as session:
-        # The new gate is always later than ``now``: a process racing for the same interval finds the gate in
-        # its future once the winner committed (PostgreSQL re-checks the condition after the row lock, SQLite
-        # runs one writer at a time), so exactly one of them wins it.
-        won = affected(session.execute(
-            update(Campaign).where(Campaign.id == campaign_id, Campaign.state == CampaignState.SENDING,
-                                   Campaign.channel == Channel.EMAIL,
-                                   Campaign.next_send_at.is_(None) | (Campaign.next_send_at <= now))
-            .values(next_send_at=next_gate(gate, now, step))))
-        if not won:
+        # The gate is read and moved under a lock (the row's on PostgreSQL, the write lock on SQLite), so two
+        # processes never both move it from the same value: one release per interval over all of them.
+        query = select(Campaign.state, Campaign.next_send_at).where(Campaign.id == campaign_id)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = session.execute(query).first()
+        if row is None or row.state != CampaignState.SENDING or (row.next_send_at is not None
+                                                                   and row.next_send_at > now):
+            return "lost"
+        gate = Campaign.next_send_at
+        # Conditional as well: a pause or cancel written meanwhile (a writer without the lock) wins.
+        if not affected(session.execute(
+                update(Campaign).where(Campaign.id == campaign_id, Campaign.state == CampaignState.SENDING,
+                                       gate.is_(None) | (gate <= now))
+                .values(next_send_at=next_gate(row.next_send_at, now, step)))):
             return "lost"
         campaign = session.get_one(Campaign, campaign_id)
         while True:
@@ -255,7 +261,6 @@ class CampaignSender:
     earliest gate of a sending campaign (at most ``[campaigns] poll_seconds``, so campaigns started or resumed
     by another process are found), and ``wake`` makes it look at once (a campaign started here)."""
 
-    round_size = 100  # releases per round; a stop waits for at most one round
 
     def __init__(self, factory: sessionmaker[Session], settings: Settings,
                  on_released: Callable[[], None] = lambda: None) -> None:
@@ -287,12 +292,13 @@ class CampaignSender:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                released = release_due(self.factory, self.settings, limit=self.round_size)
-                if released:
-                    self.on_released()  # the outbox sender sends them now, not at its next round
-                wait = 0.0 if released >= self.round_size else self._wait_time()
-                if not released:
-                    wait = max(wait, 0.001)  # a gate due by our clock but not by the database's: no spinning
+                # One at a time, each handed to the outbox sender at once (it sends them as they come, not
+                # in a heap after a round), and a stop waits for one release at most.
+                if release_due(self.factory, self.settings, limit=1):
+                    self.on_released()
+                    continue
+                # a gate due by our clock but not by the database's: no spinning
+                wait = max(self._wait_time(), 0.001)
             except Exception:  # the database is away: never let the thread die, try again after the poll time
                 log.exception("campaigns: releasing failed")
                 wait = float(self.settings.campaigns.poll_seconds)
