@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -335,21 +336,24 @@ def render_pdf(batches: Iterable[list[Letter]], company: CompanySettings, *, sen
                 count += 1
             yield chunk
 
-    out = io.BytesIO()
-    doc = BaseDocTemplate(out, pagesize=A4, leftMargin=pdf.LEFT, rightMargin=pdf.RIGHT, topMargin=20 * mm,
-                          bottomMargin=pdf.FOOTER_TOP, title=title, author=company.name, creator="CRM Inbox",
-                          invariant=1)
-    body = pdf.PAGE_HEIGHT - pdf.BODY_TOP - pdf.FOOTER_TOP - 2 * mm
-    first = Frame(pdf.LEFT, pdf.FOOTER_TOP + 2 * mm, pdf.WIDTH, body, id="first", leftPadding=0, rightPadding=0,
-                  topPadding=0, bottomPadding=0)
-    later = Frame(pdf.LEFT, pdf.FOOTER_TOP + 2 * mm, pdf.WIDTH, pdf.PAGE_HEIGHT - 25 * mm - pdf.FOOTER_TOP - 2 * mm,
-                  id="later", leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
-    doc.addPageTemplates([PageTemplate(id="first", frames=[first], onPage=layout.first),
-                          PageTemplate(id="later", frames=[later], onPage=layout.later)])
-    doc.build(_Story(flowables()), canvasmaker=functools.partial(_LetterCanvas, numbers=layout.numbers))
-    if count == 0:
-        raise Conflict("there are no letters to print")
-    return out.getvalue()
+    # reportlab joins the whole file in memory once; written to a temporary file rather than a BytesIO, it is
+    # not held twice more (the buffer and its copy) while 50,000 letters' worth of PDF is handed back.
+    with tempfile.TemporaryFile() as out:
+        doc = BaseDocTemplate(out, pagesize=A4, leftMargin=pdf.LEFT, rightMargin=pdf.RIGHT, topMargin=20 * mm,
+                              bottomMargin=pdf.FOOTER_TOP, title=title, author=company.name, creator="CRM Inbox",
+                              invariant=1)
+        body = pdf.PAGE_HEIGHT - pdf.BODY_TOP - pdf.FOOTER_TOP - 2 * mm
+        first = Frame(pdf.LEFT, pdf.FOOTER_TOP + 2 * mm, pdf.WIDTH, body, id="first", leftPadding=0, rightPadding=0,
+                      topPadding=0, bottomPadding=0)
+        later = Frame(pdf.LEFT, pdf.FOOTER_TOP + 2 * mm, pdf.WIDTH, pdf.PAGE_HEIGHT - 25 * mm - pdf.FOOTER_TOP - 2 * mm,
+                      id="later", leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
+        doc.addPageTemplates([PageTemplate(id="first", frames=[first], onPage=layout.first),
+                              PageTemplate(id="later", frames=[later], onPage=layout.later)])
+        doc.build(_Story(flowables()), canvasmaker=functools.partial(_LetterCanvas, numbers=layout.numbers))
+        if count == 0:
+            raise Conflict("there are no letters to print")
+        out.seek(0)
+        return out.read()
 
 
 # --- the campaign's letters ---
