@@ -96,6 +96,9 @@ def test_build_a_two_condition_segment_with_the_live_count_and_save_it(page, liv
     _shot(page, "segment-editor-nested")
     page.get_by_role("button", name="Save segment").click()
     assert page.locator("td.name").all_inner_texts() == ["Anna Ärmel", "Bernd Bauer"]
+    page.locator(".crumbs").get_by_role("link", name="Segments").click()
+    assert page.locator("table.segments td.number").all_inner_texts() == ["2"]
+    _shot(page, "segment-list")
     assert page.dialogs == []
 
 
