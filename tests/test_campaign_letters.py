@@ -298,3 +298,16 @@ def test_the_objection_notice_names_how_to_object(letter_settings: Settings) -> 
     assert letters.objection_notice(by_post, "de") == (
         "Sie können der Verwendung Ihrer Daten für Werbung jederzeit widersprechen: schriftlich an Muster "
         "Maschinenbau GmbH, Industriestr. 7, 80331 München.")
+
+
+def test_the_logo_from_the_instance_folder_heads_every_letter(factory: sessionmaker[Session],
+                                                              letter_settings: Settings) -> None:
+    from PIL import Image
+
+    letter_settings.instance_path.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (300, 100), "navy").save(letter_settings.instance_path / "logo.png")
+    with_logo = replace(letter_settings, company={"logo_file": "logo.png"})
+    staff, campaign, _ = started(factory, with_logo)
+    with pdfplumber.open(io.BytesIO(print_them(factory, with_logo, campaign, staff))) as pdf:
+        # every letter's first page shows it (one image, drawn from the shared letterhead), later pages do not
+        assert [len(page.images) for page in pdf.pages] == [1, 0, 1, 1]

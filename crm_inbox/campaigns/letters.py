@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -322,7 +323,7 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def render_pdf(batches: Iterable[list[Letter]], company: CompanySettings, *, sender: str, title: str,
-               instance_dir: Any = None) -> bytes:
+               instance_dir: Path | None = None) -> bytes:
     """The letters as one PDF (invariant: the same letters give the same bytes)."""
     layout = _Layout(company, pdf.load_logo(company, instance_dir), sender)
     count = 0
@@ -494,7 +495,7 @@ def print_letters(session: Session, settings: Settings, campaign_id: int, *, act
     if first:
         batches = _recorded(session, campaign, batches, at=now, actor=actor)
     content = render_pdf(batches, settings.company, sender=(campaign.sender_name or "").strip(),
-                         title=campaign.name, instance_dir=settings.service.instance_dir or None)
+                         title=campaign.name, instance_dir=settings.instance_path)
     audit.record(session, actor, "print" if first else "reprint", "campaign", campaign.id,
                  {"letters": len(allowed), "left_out": len(refused)})
     return content
