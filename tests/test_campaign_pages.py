@@ -293,6 +293,8 @@ def test_letters_pdf_and_merge_data_download(client: Any, world: dict[str, Any])
     response = post(client, f"/campaigns/{campaign_id}/letters.pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     assert response.data.startswith(b"%PDF")
+    timeline = client.get(f"/contacts/{world['klara']}").get_data(as_text=True)
+    assert "Campaign letter “Brief” printed" in timeline  # one collapsed line on her timeline
     merge = client.get(f"/campaigns/{campaign_id}/merge", query_string={"format": "csv"})
     assert merge.status_code == 200 and "Müller" in merge.data.decode("utf-8-sig")
     assert client.get(f"/campaigns/{campaign_id}/merge", query_string={"format": "xlsx"}).status_code == 200
