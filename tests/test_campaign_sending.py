@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox import outbox
+from crm_inbox.campaigns import service as campaigns
 from crm_inbox.campaigns.sending import next_gate, release_due, withdrawn
 from crm_inbox.config import Settings, replace
 from crm_inbox.consent import ledger
@@ -41,16 +41,19 @@ from crm_inbox.models import (
     Interaction,
     InteractionContact,
     LegalBasis,
-    OutboxState,
     OutgoingMail,
     RecipientState,
+    Segment,
+    StaffUser,
     utcnow,
 )
 from crm_inbox.scheduler import TICK
+from crm_inbox.staff.service import add_staff
 from crm_inbox.timeline.service import contact_timeline
 from tests.serveproc import config_file, notifications, serve, wait_until
 
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=utcnow().tzinfo)
+# The tests' clock, after every time the code under test reads from the real one (a resume's new gate).
+T0 = utcnow().replace(microsecond=0) + timedelta(days=1)
 
 
 # --- an SMTP sink that notes when each mail arrived ------------------------------------------------------------
@@ -61,6 +64,7 @@ class TimingSink:
     count this big is kept waiting for its 250 until ``release`` is set (the relay has it; the CRM does not know)."""
 
     hold_at: int | None = None
+    port: int = 0  # where it listens
     arrivals: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic time, To, Message-ID)
     changed: threading.Condition = field(default_factory=threading.Condition)
     held: threading.Event = field(default_factory=threading.Event)
@@ -95,72 +99,72 @@ def sink() -> Iterator[TimingSink]:
 
     handler = TimingSink()
     server = SmtpServer(handler, "127.0.0.1", 0, max_message_bytes=1_000_000)  # type: ignore[arg-type]
-    handler.port = server.start()  # type: ignore[attr-defined]
+    handler.port = server.start()
     yield handler
     handler.release.set()
     server.stop()
 
 
+# --- a campaign whose ledger is written ----------------------------------------------------------------------
+
+BASE = "https://crm.beispiel-firma.de"
+SECRET = "campaign-sending-secret"  # [web] secret_key: the opt-out links are signed with it
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return replace(settings, web={"base_url": BASE, "secret_key": SECRET})
+
+
 def _settings(settings: Settings, sink: TimingSink, per_minute: int) -> Settings:
-    return replace(settings, notifications=notifications(sink.port, timeout_seconds=5),  # type: ignore[attr-defined]
+    return replace(settings, notifications=notifications(sink.port, timeout_seconds=5),
                    campaigns={"per_minute": per_minute, "poll_seconds": 1})
 
-
-# --- a campaign whose ledger is written ----------------------------------------------------------------------
 
 def address(i: int) -> str:
     return f"kunde{i:03d}@example.org"
 
 
+def admin(factory: sessionmaker[Session]) -> int:
+    with unit_of_work(factory) as session:
+        found = session.execute(select(StaffUser.id).where(StaffUser.name == "Clara Chefin")).scalar()
+        return found or add_staff(session, "chefin@beispiel-firma.de", "Clara Chefin", "admin").id
+
+
 def start_campaign(factory: sessionmaker[Session], settings: Settings, n: int, name: str = "Frühjahrsaktion",
                    at: datetime | None = None, first: int = 0) -> int:
-    """``n`` people with e-mail consent and a sending campaign to them: the send ledger (QUEUED) and one held
-    mail each, as ``campaigns.service.start`` leaves them."""
-    fixed = at
-    at = at or utcnow()
+    """``n`` people with e-mail consent in a segment of their own and a campaign to them started by an admin
+    (``campaigns.service.start``: the send ledger and a held, rendered mail each); ``at`` puts its rate gate
+    there (the clock of the tests that pass ``now``)."""
+    actor = admin(factory)
+    tag = f"kampagne-{name}"
     with unit_of_work(factory) as session:
-        campaign = Campaign(name=name, channel=Channel.EMAIL, state=CampaignState.SENDING, subject="Neuheiten",
-                            body="Guten Tag", recipient_count=n, started_at=at, next_send_at=at)
-        session.add(campaign)
-        session.flush()
         for i in range(first, first + n):
-            contact = Contact(name=f"Kunde {i}", search_name=f"kunde {i}")
+            contact = Contact(name=f"Kunde {i}", search_name=f"kunde {i}", tags=[tag])
+            contact.emails = [ContactEmail(email=address(i))]
             session.add(contact)
             session.flush()
-            session.add(ContactEmail(contact_id=contact.id, email=address(i)))
             session.add(ConsentRecord(contact_id=contact.id, channel=Channel.EMAIL, state=ConsentState.OPTED_IN,
-                                      legal_basis=LegalBasis.CONSENT, source="web_form", occurred_at=at))
-            message_id = outbox.new_message_id(settings, "campaign")
-            mail = outbox.enqueue(session, settings, purpose="campaign",
-                                  dedupe_key=f"campaign:{campaign.id}:{contact.id}", to=address(i),
-                                  subject=f"Neuheiten für Kunde {i}", body=f"Guten Tag, Kunde {i}",
-                                  message_id=message_id, held=True, headers={"Precedence": "bulk"})
-            assert mail is not None
-            session.add(CampaignRecipient(campaign_id=campaign.id, contact_id=contact.id, address=address(i),
-                                          state=RecipientState.QUEUED, basis="consent", message_id=message_id,
-                                          outgoing_mail_id=mail.id))
-        campaign.next_send_at = fixed or utcnow()  # the first mail may go once the ledger is written
-        return campaign.id
-
-
-def set_state(factory: sessionmaker[Session], campaign_id: int, state: CampaignState) -> None:
+                                      legal_basis=LegalBasis.CONSENT, source="web_form"))
+        segment = Segment(name=f"Segment {name}", definition={"field": "tags", "op": "has", "value": tag})
+        session.add(segment)
+        session.flush()
+        campaign_id = campaigns.create(session, settings, name=name, segment_id=segment.id, channel="email",
+                                       subject="Neuheiten für {{ name }}", body="Guten Tag, {{ name }}",
+                                       sender_name="Beispiel Vertrieb", actor=actor).id
     with unit_of_work(factory) as session:
-        session.execute(update(Campaign).where(Campaign.id == campaign_id).values(state=state))
+        campaign = campaigns.start(session, settings, campaign_id, actor=actor)
+        assert campaign.state == CampaignState.SENDING and campaign.recipient_count == n
+        if at is not None:
+            campaign.next_send_at = at
+    return campaign_id
 
 
-def cancel(factory: sessionmaker[Session], campaign_id: int) -> None:
-    """As campaigns.service.cancel does it: the queued recipients cancelled, their held mails deleted."""
+def set_state(factory: sessionmaker[Session], campaign_id: int, change: Any) -> None:
+    """campaigns.service.pause, resume or cancel, by an admin."""
+    actor = admin(factory)
     with unit_of_work(factory) as session:
-        session.execute(update(Campaign).where(Campaign.id == campaign_id).values(state=CampaignState.CANCELLED))
-        mail_ids = session.execute(select(CampaignRecipient.outgoing_mail_id).where(
-            CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.state == RecipientState.QUEUED)
-        ).scalars().all()
-        session.execute(update(CampaignRecipient).where(
-            CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.state == RecipientState.QUEUED)
-            .values(state=RecipientState.CANCELLED))
-        for mail_id in mail_ids:
-            session.execute(OutgoingMail.__table__.delete().where(OutgoingMail.id == mail_id,
-                                                                  OutgoingMail.state == OutboxState.HELD))
+        change(session, campaign_id, actor=actor)
 
 
 def ledger_states(factory: sessionmaker[Session], campaign_id: int) -> Counter[str]:
@@ -226,7 +230,7 @@ def test_one_mail_per_interval_on_the_timeline_then_done(factory, settings):
         assert entry.id == first.interaction_id
         assert (entry.kind, entry.direction) == ("email", "out")
         assert entry.details["campaign_id"] == campaign_id and entry.details["campaign"] == "Frühjahrsaktion"
-        assert entry.subject == "Neuheiten für Kunde 0" and entry.text == "Guten Tag, Kunde 0"
+        assert entry.subject == "Neuheiten für Kunde 0" and entry.text.startswith("Guten Tag, Kunde 0")
         assert entry.source_ref == first.message_id  # a reply's In-Reply-To finds the campaign
         mail = session.get_one(OutgoingMail, first.outgoing_mail_id)
         assert mail.interaction_id == entry.id and mail.to_address == address(0)
@@ -247,12 +251,12 @@ def test_pause_stops_resume_goes_on(factory, settings):
     settings = replace(settings, campaigns={"per_minute": 60})
     campaign_id = start_campaign(factory, settings, 4, at=T0)
     assert release_due(factory, settings, now=T0) == 1
-    set_state(factory, campaign_id, CampaignState.PAUSED)
+    set_state(factory, campaign_id, campaigns.pause)
     assert release_due(factory, settings, now=T0 + timedelta(hours=1)) == 0
     assert ledger_states(factory, campaign_id) == {"released": 1, "queued": 3}
     assert outbox_states(factory) == {"pending": 1, "held": 3}
 
-    set_state(factory, campaign_id, CampaignState.SENDING)
+    set_state(factory, campaign_id, campaigns.resume)
     later = T0 + timedelta(hours=2)
     assert release_due(factory, settings, now=later) == 1  # the hours paused are not made up for
     assert campaign_row(factory, campaign_id).next_send_at == later + timedelta(seconds=1)
@@ -267,7 +271,7 @@ def test_a_cancelled_campaign_releases_nothing_more(factory, settings):
     settings = replace(settings, campaigns={"per_minute": 60})
     campaign_id = start_campaign(factory, settings, 3, at=T0)
     assert release_due(factory, settings, now=T0) == 1
-    cancel(factory, campaign_id)
+    set_state(factory, campaign_id, campaigns.cancel)
     assert release_due(factory, settings, now=T0 + timedelta(hours=1)) == 0
     assert ledger_states(factory, campaign_id) == {"released": 1, "cancelled": 2}
     assert outbox_states(factory) == {"pending": 1}
@@ -398,7 +402,7 @@ def test_kill_9_in_the_middle_of_sending(factory, settings, sink, tmp_path):
     settings = _settings(settings, sink, 1200)
     campaign_id = start_campaign(factory, settings, n)
     config = config_file(tmp_path, "serve", settings.database.url,
-                         notifications=notifications(sink.port, timeout_seconds=1),  # type: ignore[attr-defined]
+                         notifications=notifications(sink.port, timeout_seconds=1),
                          campaigns={"per_minute": 1200, "poll_seconds": 1}, smtp={"enabled": False})
     proc = serve(config, tmp_path / "serve.log")
     try:
