@@ -77,6 +77,12 @@ API_PERMISSIONS: dict[str, str] = {
     "listSegments": READ, "getSegment": READ, "countSegment": READ, "segmentContacts": READ,
     "exportSegment": READ, "createSegment": WRITE, "patchSegment": WRITE, "deleteSegment": WRITE,
     "contactConsent": READ, "recordConsent": WRITE, "consentProof": READ,
+    # campaigns (#19): staff create and send; only an admin approves a campaign above the threshold
+    "listCampaigns": READ, "getCampaign": READ, "previewCampaign": READ, "campaignSummary": READ,
+    "campaignResponders": READ, "campaignMerge": READ,
+    "createCampaign": WRITE, "patchCampaign": WRITE, "deleteCampaign": WRITE, "testCampaign": WRITE,
+    "startCampaign": WRITE, "pauseCampaign": WRITE, "resumeCampaign": WRITE, "cancelCampaign": WRITE,
+    "qualifyResponder": WRITE, "campaignLetters": WRITE, "approveCampaign": ADMIN,
     "ctiEvent": WEBHOOK, "sipgateIn": WEBHOOK, "sipgateOut": WEBHOOK, "placetelEvent": WEBHOOK,
     "twilioStatus": WEBHOOK, "threecxJournal": WEBHOOK, "threecxLookup": WEBHOOK,
 }
@@ -93,6 +99,7 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.ticket_merge": WRITE, "pages.reminder_new": WRITE, "pages.reminder_done": WRITE,
     "pages.reminder_snooze": WRITE, "pages.triage_assign": WRITE, "pages.triage_new_contact": WRITE,
     "pages.triage_retry": WRITE, "pages.triage_link_deal": WRITE,
+    "pages.triage_unsubscribe": WRITE,
     "pages.contact_mail": WRITE, "pages.company_mail": WRITE, "pages.ticket_mail": WRITE,
     "pages.triage_ignore": WRITE, "pages.company_edit": WRITE,
     "pages.admin_users": ADMIN, "pages.admin_user_add": ADMIN, "pages.admin_user": ADMIN,
@@ -127,6 +134,14 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.segment_new": WRITE, "pages.segment_create": WRITE, "pages.segment_edit": WRITE,
     "pages.segment_save": WRITE, "pages.segment_rename": WRITE, "pages.segment_delete": WRITE,
     "pages.consent_record": WRITE, "pages.consent_double_opt_in": WRITE, "pages.consent_proof": READ,
+    # campaigns (#19)
+    "pages.campaigns_list": READ, "pages.campaign": READ, "pages.campaign_preview": READ,
+    "pages.campaign_recipients": READ, "pages.campaign_merge": READ,
+    "pages.campaign_new": WRITE, "pages.campaign_create": WRITE, "pages.campaign_edit": WRITE,
+    "pages.campaign_save": WRITE, "pages.campaign_delete": WRITE, "pages.campaign_test": WRITE,
+    "pages.campaign_start": WRITE, "pages.campaign_pause": WRITE, "pages.campaign_resume": WRITE,
+    "pages.campaign_cancel": WRITE, "pages.campaign_qualify": WRITE, "pages.campaign_letters": WRITE,
+    "pages.campaign_approve": ADMIN,
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,
     "pages.calendar_url": OWN, "pages.logout": OWN,
 }
@@ -193,6 +208,7 @@ def world(factory, database_url, tmp_path) -> World:
         ids["webhook-subscriptions"] = ids["webhook-deliveries"] = 1  # none: a 404 when allowed (webhooks)
         ids["imports"] = 1  # none: a 404 when allowed (data in and out: imports)
         ids["segments"] = 1  # none: a 404 when allowed (segments)
+        ids["campaigns"] = 1  # none: a 404 when allowed (campaigns)
         ids["erp"] = 10001  # the ERP's paths take a customer or invoice number (data in and out: ERP)
         ids["documents"] = interaction.id  # a mail, not an upload: renaming or removing it is a 404 (data in and out)
         apply_event(session, settings, CallEvent("generic", "perm-1", "hangup", utcnow(), direction=Direction.IN,
@@ -315,7 +331,7 @@ def page_routes(app: Any) -> list[tuple[str, str, str]]:
     return out
 
 
-_ARG_IDS = {"segment_id": "segments", "contact_id": "contacts", "company_id": "companies",
+_ARG_IDS = {"segment_id": "segments", "campaign_id": "campaigns", "recipient_id": "campaigns", "contact_id": "contacts", "company_id": "companies",
             "interaction_id": "interaction",
             "attachment_id": "attachments", "ticket_id": "tickets", "reminder_id": "reminders",
             "inbound_id": "inbound", "token_id": "token", "user_id": "users", "opportunity_id": "opportunities",

@@ -145,6 +145,16 @@ def world(factory, settings, staff):  # type: ignore[no-untyped-def]
         session.add(Reminder(title="Anrufen", due_at=utcnow(), reason="manual", contact_id=1, assignee_id=staff))
         session.flush()
         sales_world(session, settings)  # a deal, a draft quote and an order, each id 1
+        campaign_world(session, settings, staff)  # a segment and a draft letter campaign, ids 1
+
+
+def campaign_world(session: Any, settings: Any, staff: int) -> None:
+    from crm_inbox.campaigns import service as campaigns
+    from crm_inbox.segments import service as segments
+
+    segment = segments.create(session, "Alle Kunden", {"field": "role", "op": "is", "value": "customer"}, actor=None)
+    campaigns.create(session, settings, name="Frühjahr", segment_id=segment.id, channel="letter", subject="",
+                     body="{{ greeting }}\n\nHallo.", sender_name=None, actor=staff)
 
 
 def sales_world(session: Any, settings: Any) -> None:

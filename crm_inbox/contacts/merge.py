@@ -20,6 +20,7 @@ from crm_inbox.db import affected
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import (
     Call,
+    CampaignRecipient,
     ConsentRecord,
     Contact,
     ContactEmail,
@@ -44,6 +45,15 @@ CONTACT_REFERENCES: tuple[Reference, ...] = (Ticket, Call, Reminder, Opportunity
 # Master data the survivor takes from the duplicate when it has none; the address only as a whole.
 _FILL = ("name", "company_id", "category", "owner_id", "salutation", "title", "language", "customer_number")
 _ADDRESS = ("street", "postcode", "city", "country")
+
+
+def _move_campaign_rows(session: Session, survivor_id: int, duplicate_id: int) -> int:
+    """The campaigns' send ledgers hold one row per person and campaign: where both got the same campaign, the
+    duplicate's row stays in the campaign's figures without a person (the survivor's row speaks for them)."""
+    r = CampaignRecipient
+    both = select(r.campaign_id).where(r.contact_id == survivor_id).scalar_subquery()
+    session.execute(update(r).where(r.contact_id == duplicate_id, r.campaign_id.in_(both)).values(contact_id=None))
+    return affected(session.execute(update(r).where(r.contact_id == duplicate_id).values(contact_id=survivor_id)))
 
 
 def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staff_id: int | None) -> dict[str, Any]:
@@ -75,6 +85,7 @@ def merge_contacts(session: Session, survivor: Contact, duplicate: Contact, staf
     for model in CONTACT_REFERENCES:
         moved[model.__tablename__] = affected(session.execute(
             update(model).where(model.contact_id == duplicate.id).values(contact_id=survivor.id)))
+    moved["campaign_recipients"] = _move_campaign_rows(session, survivor.id, duplicate.id)
 
     # Master data: the survivor's values win; what it lacks comes from the duplicate.
     for attr in _FILL:

@@ -8,9 +8,10 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from crm_inbox.campaigns.responses import confirm_unsubscribe, dismiss_unsubscribe, unsubscribe_suggested
 from crm_inbox.contacts.inputs import ContactChanges
 from crm_inbox.contacts.service import create_contact
-from crm_inbox.errors import ValidationError
+from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction, Opportunity
 from crm_inbox.pipeline.runner import retry_now
 from crm_inbox.sales.replies import link_by_hand, suggested
@@ -31,7 +32,9 @@ def triage() -> str:
     failed = db().execute(select(InboundMessage).where(InboundMessage.state == InboundState.FAILED)
                           .order_by(InboundMessage.id.desc()).limit(50)).scalars().all()
     deal_suggestions = db().execute(suggested().limit(50)).scalars().all()
-    return render_template("triage.html", waiting=waiting, failed=failed, deal_suggestions=deal_suggestions)
+    unsubscribe_wishes = db().execute(unsubscribe_suggested().limit(50)).scalars().all()
+    return render_template("triage.html", waiting=waiting, failed=failed, deal_suggestions=deal_suggestions,
+                           unsubscribe_wishes=unsubscribe_wishes)
 
 
 @pages.post("/triage/<int:interaction_id>/deal/<int:opportunity_id>")
@@ -47,6 +50,24 @@ def triage_link_deal(interaction_id: int, opportunity_id: int) -> BaseResponse:
         return redirect(url_for("pages.triage"))
     flash(_("“%(subject)s” is now on the deal “%(title)s”.", subject=shorten(item.subject) or _("(no subject)"),
             title=opp.title))
+    return redirect(url_for("pages.triage"))
+
+
+@pages.post("/triage/<int:interaction_id>/unsubscribe")
+def triage_unsubscribe(interaction_id: int) -> BaseResponse:
+    """Staff confirm or dismiss a campaign reply's wish to be unsubscribed: words in a mail opt nobody out until a
+    person decides (the rule lives in campaigns.responses)."""
+    staff_id = editor_id()
+    row_or_404(Interaction, interaction_id)
+    try:
+        if request.form.get("decision") == "confirm":
+            confirm_unsubscribe(db(), interaction_id, actor=staff_id)
+            flash(_("Opted out of campaign mail, with the reply as proof."))
+        else:
+            dismiss_unsubscribe(db(), interaction_id, actor=staff_id)
+            flash(_("Kept on the list: the reply is no wish to unsubscribe."))
+    except (Conflict, NotFound) as exc:
+        flash(_("Nothing changed: %(why)s", why=str(exc)))
     return redirect(url_for("pages.triage"))
 
 
