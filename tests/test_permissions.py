@@ -331,7 +331,8 @@ def page_routes(app: Any) -> list[tuple[str, str, str]]:
     return out
 
 
-_ARG_IDS = {"segment_id": "segments", "campaign_id": "campaigns", "recipient_id": "campaigns", "contact_id": "contacts", "company_id": "companies",
+_ARG_IDS = {"segment_id": "segments", "campaign_id": "campaigns", "recipient_id": "campaigns",
+            "contact_id": "contacts", "company_id": "companies",
             "interaction_id": "interaction",
             "attachment_id": "attachments", "ticket_id": "tickets", "reminder_id": "reminders",
             "inbound_id": "inbound", "token_id": "token", "user_id": "users", "opportunity_id": "opportunities",
