@@ -311,3 +311,7 @@ def test_the_logo_from_the_instance_folder_heads_every_letter(factory: sessionma
     with pdfplumber.open(io.BytesIO(print_them(factory, with_logo, campaign, staff))) as pdf:
         # every letter's first page shows it (one image, drawn from the shared letterhead), later pages do not
         assert [len(page.images) for page in pdf.pages] == [1, 0, 1, 1]
+
+
+def test_a_sentence_that_greets_is_no_closing() -> None:
+    assert not letters.has_closing("Zum Schluss: wir grüßen alle unsere Kunden in Bayern ganz herzlich von hier.")

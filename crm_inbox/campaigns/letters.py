@@ -4,8 +4,9 @@ recipients as CSV/XLSX for a word processor's own mail merge.
 The letters share the quote PDF's page (``sales.pdf``: letterhead from ``[company]``, the return line above the
 address window at the form B positions, information block, fold marks, the footer with the business details).
 Each letter starts on a new page and counts its own pages ("Seite 1 von 2"). 50,000 letters are laid out as a
-stream: the story is fed to reportlab a batch of recipients at a time, and a letter's pages are finished (numbered)
-as soon as the next letter begins, so memory holds one batch and one letter, not the campaign.
+stream: the story is fed to reportlab a batch of recipients at a time, and a letter's pages are finished (numbered,
+compressed) as soon as the next letter begins. What stays until reportlab writes the file (it writes the whole
+document at the end) is each finished page, about 3 KB a letter; the letterhead and footer are stored once.
 
 Printing is sending: the consent is checked again (an objection since the campaign started wins), the ledger
 moves QUEUED → PRINTED with an entry on each timeline, and the campaign is DONE. A reprint (the printer jammed)
@@ -123,7 +124,7 @@ def split_greeting(text: str, greeting: str) -> tuple[str, str]:
 def has_closing(text: str) -> bool:
     """Does the text end with a closing formula of its own ("Viele Grüße", "Kind regards")?"""
     last = [line.strip().casefold() for line in text.splitlines() if line.strip()][-4:]
-    return any(word in line for line in last for word in _CLOSINGS)
+    return any(word in line for line in last if len(line) <= 40 for word in _CLOSINGS)  # a line, not a sentence
 
 
 def objection_notice(company: CompanySettings, language: str) -> str:
@@ -174,7 +175,7 @@ class _Story(list[Any]):
 
 class _LetterCanvas(Canvas):
     """Keeps the pages of the current letter only: when the next letter begins (or the document ends), they are
-    numbered ("Seite 1 von 2") and written, so a letter's page count restarts and memory stays flat."""
+    numbered ("Seite 1 von 2") and written, so a letter's page count restarts and only its pages wait here."""
 
     def __init__(self, *args: Any, numbers: Callable[[Canvas, Letter, int, int], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
