@@ -19,6 +19,7 @@ from crm_inbox.campaigns import responses, stats
 from crm_inbox.config import Settings
 from crm_inbox.consent import ledger
 from crm_inbox.contacts.inputs import ContactChanges
+from crm_inbox.contacts.merge import merge_contacts
 from crm_inbox.contacts.service import create_contact
 from crm_inbox.db import unit_of_work
 from crm_inbox.errors import Conflict, NotFound, ValidationError
@@ -42,11 +43,12 @@ from crm_inbox.models import (
     OutboxState,
     OutgoingMail,
     RecipientState,
+    StaffUser,
     utcnow,
 )
 from crm_inbox.pipeline.runner import process
 from crm_inbox.privacy.service import erase_contact, write_export
-from crm_inbox.staff.service import add_staff
+from crm_inbox.staff.service import add_staff, hash_password
 from crm_inbox.timeline.service import record_interaction
 from tests.conftest import CRM
 from tests.mailfactory import make_mail
@@ -564,3 +566,48 @@ def test_a_bounce_without_the_original_counts_for_the_addresses_recent_campaign_
         session.get_one(CampaignRecipient, sent.petra_row).released_at = utcnow() - timedelta(days=30)
     feed(factory, settings, text_bounce(PETRA), sender="")
     assert row(factory, sent.petra_row).bounced_at is None
+
+
+def test_staff_confirm_a_wish_to_unsubscribe_on_the_triage_page(factory, settings, sent, client):
+    from tests.test_pages import csrf_token, log_in
+
+    wish = feed(factory, settings, make_mail(f"Petra Weber <{PETRA}>", CRM, "AW: Frühjahrsaktion",
+                                             "Bitte austragen.", headers={"In-Reply-To": sent.petra_mid}))
+    other = feed(factory, settings, make_mail(f"Hans Huber <{HANS}>", CRM, "AW: Frühjahrsaktion",
+                                              "Wie kann ich meinen Kollegen abmelden?",
+                                              headers={"In-Reply-To": sent.hans_mid}), sender=HANS)
+    with unit_of_work(factory) as session:
+        session.get_one(StaffUser, sent.anna).password_hash = hash_password("richtig-geheim-42")
+    assert log_in(client, "anna.schmidt@beispiel-firma.de", "richtig-geheim-42").status_code == 302
+    page = client.get("/triage").get_data(as_text=True)
+    assert "Wants to unsubscribe" in page and "Asks to be unsubscribed: “austragen”" in page
+    assert f"/triage/{other}/unsubscribe" in page  # a question about someone else: staff will dismiss it
+    assert email_consent(factory, sent.petra) == []  # shown, not acted on
+    response = client.post(f"/triage/{wish}/unsubscribe", data={"csrf_token": csrf_token(page), "decision": "confirm"})
+    assert response.status_code == 302
+    assert email_consent(factory, sent.petra) == [("opted_out", "reply")]
+    page = client.get("/triage").get_data(as_text=True)
+    assert "Opted out of campaign mail" in page and f"/triage/{wish}/unsubscribe" not in page
+    client.post(f"/triage/{other}/unsubscribe", data={"csrf_token": csrf_token(page), "decision": "dismiss"})
+    assert email_consent(factory, sent.hans) == []
+    page = client.get("/triage").get_data(as_text=True)
+    assert "Wants to unsubscribe" not in page
+    # decided already: a second click changes nothing and says so
+    client.post(f"/triage/{wish}/unsubscribe", data={"csrf_token": csrf_token(page), "decision": "confirm"})
+    assert "Nothing changed" in client.get("/triage").get_data(as_text=True)
+
+
+def test_merging_contacts_moves_their_campaign_rows(factory, sent):
+    with unit_of_work(factory) as session:
+        other = Campaign(name="Herbst", channel=Channel.EMAIL, state=CampaignState.DONE, subject="s", body="b")
+        session.add(other)
+        session.flush()
+        hans = session.get_one(Contact, sent.hans)
+        herbst_row = _released(session, other, hans, HANS).id
+        merge_contacts(session, session.get_one(Contact, sent.petra), hans, sent.anna)
+    # both got the spring campaign: Hans's row stays counted without a person; his autumn row is Petra's now
+    assert row(factory, sent.petra_row).contact_id == sent.petra
+    assert row(factory, sent.hans_row).contact_id is None
+    assert row(factory, herbst_row).contact_id == sent.petra
+    with factory() as session:
+        assert stats.summary(session, sent.campaign).recipients == 2
