@@ -242,6 +242,9 @@ def cmd_demo(settings: Settings, no_serve: bool, language: str | None = None) ->
     # Demo addresses are made up: reminders show on the dashboard but mail nobody.
     settings = replace(regional_settings(settings, language), database={"url": f"sqlite:///{db_file}"},
                        reminders={"notify_by_mail": False})
+    if not settings.web.base_url and settings.web.port:
+        # campaign mail needs an absolute opt-out link; on the demo machine that is the local address
+        settings = replace(settings, web={"base_url": f"http://{settings.web.host}:{settings.web.port}"})
     engine = make_engine(settings.database.url)
     upgrade(engine)  # the demo may upgrade its own file
     factory = make_sessionmaker(engine)
