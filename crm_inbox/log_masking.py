@@ -1,7 +1,8 @@
 """Secrets in URLs never reach the log.
 
 Phone systems and calendar apps authenticate by a secret in the URL path (``/api/v1/cti/<token>``, the
-calendar feed ``/calendar/<secret>/reminders.ics``, the phone books ``/phonebook/<secret>/…``) or the query
+calendar feed ``/calendar/<secret>/reminders.ics``, the phone books ``/phonebook/<secret>/…``, a campaign mail's
+opt-out link ``/unsubscribe/<token>`` and the double opt-in link ``/consent/confirm/<token>``) or the query
 (``/api/v1/lookup?token=``), and Flask, werkzeug and waitress write request paths into their log lines
 ("Exception on /api/v1/cti/… [POST]").
 
@@ -22,7 +23,8 @@ MASK = "***"
 # The secret segment of each secret-in-path route (web/webhooks.py, web/feeds.py), whatever prefix a
 # reverse proxy adds; 3CX's token is followed by /journal or /lookup (its /3cx/template.xml is no secret).
 _PATH_SECRET = re.compile(
-    r"""(/(?:cti|sipgate|placetel|twilio|calendar|phonebook)/|/3cx/(?=[^/\s?#"'<>]+/))[^/\s?#"'<>]+""")
+    r"""(/(?:cti|sipgate|placetel|twilio|calendar|phonebook|unsubscribe|consent/confirm)/"""
+    r"""|/3cx/(?=[^/\s?#"'<>]+/))[^/\s?#"'<>]+""")
 _QUERY_SECRET = re.compile(r"""([?&;](?:token|secret|password|passwd|key)=)[^&;\s#"'<>]+""", re.IGNORECASE)
 
 

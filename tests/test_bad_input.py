@@ -206,6 +206,9 @@ def test_json_nested_within_the_limit_still_reaches_the_view(client, auth):
     ("https://crm.example/calendar/s3cr3t/reminders.ics", "https://crm.example/calendar/***/reminders.ics"),
     ("GET /api/v1/lookup?number=0171&token=s3cr3t HTTP/1.1", "GET /api/v1/lookup?number=0171&token=*** HTTP/1.1"),
     ("GET /dashboard/calendar", "GET /dashboard/calendar"),
+    ("Exception on /unsubscribe/eyJjIjo.x9 [POST]", "Exception on /unsubscribe/*** [POST]"),
+    ('"POST /consent/confirm/eyJjIjo.x9 HTTP/1.1" 200', '"POST /consent/confirm/*** HTTP/1.1" 200'),
+    ("GET /consent/proof", "GET /consent/proof"),
 ])
 def test_secrets_in_webhook_and_feed_urls_are_masked(line, masked):
     from crm_inbox.log_masking import mask_secrets
