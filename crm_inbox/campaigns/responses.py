@@ -209,12 +209,16 @@ def link_reply(session: Session, interaction: Interaction, references: Sequence[
 
 # --- opt-outs ---
 
-def record_opt_out(session: Session, contact_id: int, *, at: datetime) -> int:
-    """The person opted out (one-click link, complaint, confirmed reply): ``opted_out_at`` on their released
-    campaign mails that have none yet, for the campaigns' figures; how many."""
-    return affected(session.execute(update(CampaignRecipient).where(
-        CampaignRecipient.contact_id == contact_id, CampaignRecipient.state == RecipientState.RELEASED,
-        CampaignRecipient.opted_out_at.is_(None)).values(opted_out_at=at)))
+def record_opt_out(session: Session, contact_id: int, *, at: datetime, campaign_id: int | None = None) -> int:
+    """The person opted out (one-click link, complaint, confirmed reply): ``opted_out_at`` on the released
+    campaign mail that made them do it, for that campaign's figures; how many rows. ``campaign_id`` names it (the
+    link's token, the complained-about or answered mail); None (a link from before tokens named the campaign)
+    marks every released campaign mail of theirs that has none yet."""
+    conditions = [CampaignRecipient.contact_id == contact_id, CampaignRecipient.state == RecipientState.RELEASED,
+                  CampaignRecipient.opted_out_at.is_(None)]
+    if campaign_id is not None:
+        conditions.append(CampaignRecipient.campaign_id == campaign_id)
+    return affected(session.execute(update(CampaignRecipient).where(*conditions).values(opted_out_at=at)))
 
 
 def _opted_out(session: Session, contact_id: int) -> bool:
@@ -242,7 +246,7 @@ def complaint(session: Session, recipients: Sequence[CampaignRecipient], *, repo
                           occurred_at=report_date)
             notes.append(f"spam complaint about campaign {recipient.campaign_id}: contact {recipient.contact_id} "
                          "opted out of e-mail")
-        record_opt_out(session, recipient.contact_id, at=report_date)
+        record_opt_out(session, recipient.contact_id, at=report_date, campaign_id=recipient.campaign_id)
     return notes
 
 
@@ -388,7 +392,8 @@ def confirm_unsubscribe(session: Session, interaction_id: int, *, actor: int | N
                              "words": suggestion.get("words"), "campaign_id": suggestion.get("campaign_id"),
                              "confirmed_by": actor},
                             occurred_at=at, actor=actor)
-    record_opt_out(session, contact_id, at=at)
+    campaign_id = suggestion.get("campaign_id")
+    record_opt_out(session, contact_id, at=at, campaign_id=campaign_id if isinstance(campaign_id, int) else None)
     _settle(item, suggestion, "opted_out", actor)
     audit.record(session, actor, "unsubscribe.confirm", "interaction", item.id,
                  {"contact_id": contact_id, "record": row.id if row else None})
