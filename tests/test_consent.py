@@ -216,6 +216,18 @@ def test_an_opt_out_link_older_than_its_contact_suppresses_the_address_instead(f
         assert ledger.suppressed(session, E, ["someone-erased@example.com"])
 
 
+def test_an_opt_out_link_names_the_campaign_its_mail_came_from(factory, people):
+    petra = people["petra"]
+    with_campaign = doi.opt_out_token(SECRET, petra, "petra@example.com", campaign_id=42)
+    without = doi.opt_out_token(SECRET, petra, "petra@example.com")
+    with unit_of_work(factory) as session:
+        out = doi.unsubscribe(session, SECRET, with_campaign)
+        assert out.campaign_id == 42 and out.record is not None and out.record.proof["campaign_id"] == 42
+    with unit_of_work(factory) as session:
+        again = doi.unsubscribe(session, SECRET, without)
+        assert again.already and again.campaign_id is None
+
+
 def test_proof_prints_the_whole_history_per_channel(factory, people):
     petra = people["petra"]
     with unit_of_work(factory) as session:

@@ -158,11 +158,14 @@ def confirm(session: Session, secret: str, token: str, *, ip: str | None, user_a
 # --- one-click opt-out ---
 
 def opt_out_token(secret: str, contact_id: int, address: str | None = None, channel: Channel = Channel.EMAIL,
-                  issued_at: datetime | None = None) -> str:
-    """The token of a campaign mail's (or letter's) opt-out link; valid for ever."""
+                  issued_at: datetime | None = None, campaign_id: int | None = None) -> str:
+    """The token of a campaign mail's (or letter's) opt-out link; valid for ever. ``campaign_id``: the campaign
+    the mail belongs to, so the opt-out is counted for that campaign only."""
     payload: dict[str, Any] = {"c": contact_id, "ch": channel.value, "t": int((issued_at or utcnow()).timestamp())}
     if address:
         payload["a"] = ledger.address_digest(channel, address)
+    if campaign_id is not None:
+        payload["k"] = campaign_id
     return _sign(secret, _OPT_OUT, payload)
 
 
@@ -172,6 +175,7 @@ class Unsubscribed:
     record: ConsentRecord | None  # the opted_out record (new, or the one already there); None when suppressed
     already: bool  # the person had opted out already: nothing new was recorded
     suppressed: bool = False  # the contact is gone: its address went onto the suppression list
+    campaign_id: int | None = None  # the campaign whose mail carried the link (from the token)
 
 
 def unsubscribe(session: Session, secret: str, token: str, *, ip: str | None = None,
@@ -184,19 +188,23 @@ def unsubscribe(session: Session, secret: str, token: str, *, ip: str | None = N
     except ValueError:
         raise ValidationError("token", "this link is not valid") from None
     digest = payload.get("a") if isinstance(payload.get("a"), str) else None
+    campaign_id = _int(payload, "k") if "k" in payload else None
     contact = session.get(Contact, contact_id)
     if contact is None or contact.created_at > datetime.fromtimestamp(issued + 1, UTC):
         added = digest is not None and ledger.suppress_digest(session, channel, digest, "unsubscribed")
         if added:
             audit.record(session, None, "unsubscribe", "consent_suppression", None, {"channel": channel.value})
-        return Unsubscribed(channel, None, already=not added, suppressed=True)
+        return Unsubscribed(channel, None, already=not added, suppressed=True, campaign_id=campaign_id)
     now = now or utcnow()
     consent = ledger.current(session, [contact_id], channel)[contact_id]
     if consent is not None and consent.state == ConsentState.OPTED_OUT:
-        return Unsubscribed(channel, session.get(ConsentRecord, consent.record_id), already=True)
+        return Unsubscribed(channel, session.get(ConsentRecord, consent.record_id), already=True,
+                            campaign_id=campaign_id)
     address = next((e.email for e in contact.emails if digest and ledger.address_digest(channel, e.email) == digest),
                    None)
-    row = ledger.record(session, contact_id, channel, ConsentState.OPTED_OUT, None, "unsubscribe",
-                        {"via": "one_click_link", "address": address, "ip": ip, "at": now.isoformat()},
+    proof: dict[str, Any] = {"via": "one_click_link", "address": address, "ip": ip, "at": now.isoformat()}
+    if campaign_id is not None:
+        proof["campaign_id"] = campaign_id
+    row = ledger.record(session, contact_id, channel, ConsentState.OPTED_OUT, None, "unsubscribe", proof,
                         occurred_at=now)
-    return Unsubscribed(channel, row, already=False)
+    return Unsubscribed(channel, row, already=False, campaign_id=campaign_id)
