@@ -11,6 +11,7 @@ lease (a process died mid-send) is taken over.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import re
 import smtplib
@@ -41,6 +42,9 @@ def lease(settings: Settings) -> timedelta:
     return timedelta(seconds=2 * settings.notifications.timeout_seconds + 5)
 
 
+# Headers are folded only beyond RFC 5322's 998 characters: the default (78) turns a long word without spaces,
+# such as the URL in List-Unsubscribe, into an RFC 2047 encoded-word, which no mailbox provider reads as a URL.
+_POLICY = email.policy.default.clone(max_line_length=998)
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 field name: printable ASCII without ":" or space
 
 
@@ -115,7 +119,7 @@ def build_message(settings: Settings, mail: OutgoingMail,
                   attachments: Sequence[Attachment] | None = None) -> EmailMessage:
     """The message as sent. ``attachments`` default to those of the mail's timeline entry (read through the
     session the row belongs to)."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = _sender(mail.from_address or settings.notifications.from_address, mail.from_name)
     msg["To"] = mail.to_address
     msg["Subject"] = mail.subject

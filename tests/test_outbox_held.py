@@ -15,6 +15,9 @@ from crm_inbox.models import OutboxState, OutgoingMail, utcnow
 from tests.test_tickets import sink  # noqa: F401  (sink is a fixture)
 
 
+LONG = "eyJjIjoxLCJjaCI6ImVtYWlsIiwidCI6MTc2NDY2MDAwMCwiYSI6IjVmNGRjYzNiNWFhNzY1ZDYxZDgzMjdkZWI4ODJjZjk5In0." + "x" * 43
+
+
 def _settings(settings, port):  # type: ignore[no-untyped-def]
     return replace(settings, notifications={"smtp_host": "127.0.0.1", "smtp_port": port, "timeout_seconds": 5,
                                             "from_address": "crm@beispiel-firma.de"})
@@ -44,7 +47,8 @@ def test_html_part_and_own_sender_address(factory, settings, sink):  # noqa: F81
     with unit_of_work(factory) as session:
         outbox.enqueue(session, settings, purpose="campaign", dedupe_key="c:2", to="a@kunde.de", subject="Neuheiten",
                        body="Guten Tag\n", html="<p>Guten Tag</p>", from_address="news@beispiel-firma.de",
-                       from_name="Muster GmbH", headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+                       from_name="Muster GmbH", headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                                                         "List-Unsubscribe": f"<https://crm.example/unsubscribe/{LONG}>"})
     outbox.send_pending(factory, settings)
     (received,) = handler.received
     msg = received.message
@@ -52,6 +56,8 @@ def test_html_part_and_own_sender_address(factory, settings, sink):  # noqa: F81
     assert [part.get_content_type() for part in msg.iter_parts()] == ["text/plain", "text/html"]
     assert msg["From"] == "Muster GmbH <news@beispiel-firma.de>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # on the wire as RFC 8058 wants it: the URL itself in angle brackets, not an encoded-word
+    assert f"\r\nList-Unsubscribe: <https://crm.example/unsubscribe/{LONG}>\r\n".encode() in received.raw
 
 
 def test_a_dead_senders_claim_is_taken_over_and_marked_uncertain(factory, settings, sink):  # noqa: F811
