@@ -14,7 +14,6 @@ from crm_inbox.db import unit_of_work
 from crm_inbox.models import OutboxState, OutgoingMail, utcnow
 from tests.test_tickets import sink  # noqa: F401  (sink is a fixture)
 
-
 LONG = "eyJjIjoxLCJjaCI6ImVtYWlsIiwidCI6MTc2NDY2MDAwMCwiYSI6IjVmNGRjYzNiNWFhNzY1ZDYxZDgzMjdkZWI4ODJjZjk5In0." + "x" * 43
 
 
