@@ -242,6 +242,7 @@ def test_proof_prints_the_whole_history_per_channel(factory, people):
     assert channels["phone"]["records"][0]["recorded_by"] == "Chefin"
     assert channels["phone"]["records"][0]["proof"] == {"note": "asked at the fair"}
     assert channels["email"]["state"] == "opted_out" and not channels["email"]["ledger_allows"]
+    assert channels["email"]["reason"] == "opted_out" and channels["phone"]["basis"] == "consent"
     assert printed["contact"]["emails"] == ["petra@example.com"]
 
 

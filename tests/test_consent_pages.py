@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from crm_inbox.consent import double_opt_in as doi
 from crm_inbox.consent import ledger
+from crm_inbox.consent.policy import REASONS
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import (
     Campaign,
@@ -30,6 +31,7 @@ from crm_inbox.models import (
 from crm_inbox.staff.service import add_staff
 from tests.conftest import make_token
 from tests.test_pages import PASSWORD, STAFF, csrf_token, log_in
+from web.pages.consent_labels import REASON_LABELS, REASON_SHORT
 
 PETRA = "petra.koehler@example.com"
 API = "/api/v1"
@@ -152,6 +154,15 @@ def test_staff_record_an_opt_in_and_the_proof_page_lists_it(client, factory, pet
     assert "Proof of consent" in printed and "Am Messestand mündlich zugestimmt, Zeugin: Frau Weber" in printed
     assert "fair" in printed and "Jonas Becker" in printed
     assert "@media print" in client.get("/static/consent.css").get_data(as_text=True)
+
+
+def test_every_reason_code_has_one_label_and_the_proof_says_it_in_words(client, factory, petra):
+    assert set(REASON_LABELS) == set(REASON_SHORT) == set(REASONS) | {"no_address", "no_postal_address"}
+    with unit_of_work(factory) as session:
+        ledger.record(session, petra, Channel.EMAIL, ConsentState.OPTED_OUT, None, "unsubscribe", {})
+    log_in(client)
+    printed = client.get(f"/contacts/{petra}/consent/proof").get_data(as_text=True)
+    assert "the person opted out (objected) for this channel" in printed
 
 
 def test_the_double_opt_in_mail_confirms_only_on_the_click(app, client, factory, petra):

@@ -9,15 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_inbox.consent import ledger
-from crm_inbox.consent.policy import REASONS, may_receive
+from crm_inbox.consent.policy import may_receive
 from crm_inbox.errors import NotFound
 from crm_inbox.models import Channel, Contact, StaffUser, utcnow
 
 
 def history(session: Session, contact_id: int) -> dict[str, Any]:
     """``{"contact": {id, name, emails}, "generated_at", "channels": [{"channel", "state", "legal_basis",
-    "since", "records": [...]}]}``: every record, oldest first, with who recorded it and what proves it; the state
-    is "unknown" where nothing is recorded. All values are strings, numbers or None (JSON-ready)."""
+    "since", "ledger_allows", "basis", "reason", "records": [...]}]}``: every record, oldest first, with who
+    recorded it and what proves it; the state is "unknown" where nothing is recorded; ``reason`` is a code of
+    ``policy.REASONS`` (the edges say it in words). All values are strings, numbers or None (JSON-ready)."""
     contact = session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
@@ -36,7 +37,8 @@ def history(session: Session, contact_id: int) -> dict[str, Any]:
             "since": consent.occurred_at.isoformat() if consent else None,
             # Without the campaign's facts (an order, B2B, a bouncing address): what the ledger alone allows.
             "ledger_allows": decision.allowed,
-            "ledger_note": REASONS.get(decision.reason or "") if not decision.allowed else decision.basis,
+            "basis": decision.basis,  # when allowed: the basis a campaign would record
+            "reason": decision.reason,  # when not: a code of policy.REASONS (the edge says it in words)
             "records": [{
                 "id": r.id, "occurred_at": r.occurred_at.isoformat(), "state": r.state.value,
                 "legal_basis": r.legal_basis.value if r.legal_basis else None, "source": r.source,

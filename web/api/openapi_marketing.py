@@ -113,7 +113,10 @@ SCHEMAS["ConsentProof"] = {"type": "object", "properties": {
     "contact": {"type": "object"}, "generated_at": _time,
     "channels": {"type": "array", "items": {"type": "object", "properties": {
         "channel": _channel, "state": {"type": "string"}, "legal_basis": _basis, "since": _time_or_null,
-        "ledger_allows": {"type": "boolean"}, "ledger_note": {"type": ["string", "null"]},
+        "ledger_allows": {"type": "boolean"},
+        "basis": {"type": ["string", "null"], "description": "when the ledger allows: the legal basis"},
+        "reason": {"type": ["string", "null"], "description": "when not: why (a code: opted_out, pending, "
+                                                              "no_consent, no_notice …)"},
         "records": {"type": "array", "items": {"type": "object"}}}}}}}
 
 PATHS.update({

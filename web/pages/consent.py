@@ -19,12 +19,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from crm_inbox import outbox
 from crm_inbox.consent import double_opt_in, ledger, proof
-from crm_inbox.consent.policy import REASONS, may_receive
+from crm_inbox.consent.policy import may_receive
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.models import Channel, ConsentState, Contact, LegalBasis
 from web.auth import current_user, editor_id
 from web.i18n import N_
 from web.pages.blueprint import pages
+from web.pages.consent_labels import reason_label
 from web.requestdb import after_commit, db, row_or_404, state
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,6 @@ STATE_LABELS = {"unknown": N_("unknown"), "pending": N_("double opt-in pending")
 BASIS_LABELS = {"consent": N_("consent"), "existing_customer": N_("existing customer (§ 7(3) UWG)"),
                 "presumed_consent": N_("presumed consent (business, phone)"),
                 "legitimate_interest": N_("legitimate interest (Art. 6(1)(f) GDPR)")}
-REASON_LABELS = {
-    "erased": N_("the address belonged to a person whose data was erased"),
-    "opted_out": N_("opted out for this channel"),
-    "bouncing": N_("the e-mail address bounces"),
-    "pending": N_("the double opt-in is not confirmed yet"),
-    "no_consent": N_("no consent for this channel"),
-    "no_notice": N_("a customer, but the notice of the right to object (§ 7(3) UWG) is not recorded"),
-    "no_purchase": N_("recorded as an existing customer, but there is no order"),
-    "consumer_phone": N_("phone marketing to a consumer needs their express consent"),
-}
 SOURCE_SUGGESTIONS = ("staff", "phone_call", "letter", "fair", "web_form", "contract")
 # The mail asking to confirm, in the person's language (not the staff member's): no gettext here.
 DOI_MAIL = {
@@ -60,7 +51,6 @@ DOI_MAIL = {
            "this, simply ignore this mail: without your confirmation we send you no advertising. You may "
            "withdraw your consent at any time.\n\n{company}\n"),
 }
-_REASON_OF_TEXT = {text: code for code, text in REASONS.items()}
 
 
 @dataclass(frozen=True)
@@ -82,10 +72,6 @@ class ConsentPanel:
 
 def basis_label(basis: str | None) -> str:
     return _(BASIS_LABELS[basis]) if basis in BASIS_LABELS else (basis or "—")
-
-
-def reason_label(code: str | None) -> str:
-    return _(REASON_LABELS[code]) if code in REASON_LABELS else (code or "")
 
 
 @pages.context_processor
@@ -201,8 +187,5 @@ def consent_proof(contact_id: int) -> str:
     """Every consent record of the person per channel, when, how, from where and what proves it: printable."""
     history = proof.history(db(), contact_id) if row_or_404(Contact, contact_id) else {}
     for channel in history["channels"]:
-        if not channel["ledger_allows"]:
-            channel["note"] = reason_label(_REASON_OF_TEXT.get(channel["ledger_note"], channel["ledger_note"]))
-        else:
-            channel["note"] = basis_label(channel["ledger_note"])
+        channel["note"] = basis_label(channel["basis"]) if channel["ledger_allows"] else reason_label(channel["reason"])
     return render_template("consent_proof.html", history=history, legal_bases=[b.value for b in LegalBasis])
