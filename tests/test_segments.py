@@ -192,6 +192,23 @@ def test_each_condition_finds_exactly_its_people(factory, world) -> None:
             assert segments.count(session, definition, now=NOW) == len(expected), definition
 
 
+def test_not_finds_everyone_else_also_those_whose_value_is_empty(factory, world) -> None:
+    """NOT over every condition of the table is its complement: people without a category, an owner, a company
+    or a free field (SQL NULL) are "not category A", "not owner 1", "not fields.Branche = Hochbau"."""
+    ids, owner_id = world
+    names = {v: k for k, v in ids.items()}
+    cases = [*CASES, (leaf("owner", "is", owner_id), {"anna"}), (leaf("owner", "empty"), EVERYONE - {"anna"}),
+             (leaf("owner", "in", [owner_id, owner_id + 1]), {"anna"})]
+    with factory() as session:
+        for definition, expected in cases:
+            negated = {"not": definition}
+            found = {names[i] for i in segments.contact_ids(session, negated, size=500, now=NOW)[0]}
+            assert found == EVERYONE - expected, negated
+            assert segments.count(session, negated, now=NOW) == len(EVERYONE - expected), negated
+            twice = {names[i] for i in segments.contact_ids(session, {"not": negated}, size=500, now=NOW)[0]}
+            assert twice == expected, negated
+
+
 def test_the_list_is_a_page_in_the_contact_lists_order(factory, world) -> None:
     ids, _ = world
     customers = leaf("role", "is", "customer")
@@ -219,6 +236,12 @@ def test_the_list_is_a_page_in_the_contact_lists_order(factory, world) -> None:
     ({"all": [leaf("role", "is", "lead")] * 101}, "definition.all[100]"),
     ({"not": {"not": {"not": {"not": {"not": {"not": leaf("role", "is", "lead")}}}}}},
      "definition.not.not.not.not.not.not"),
+    # ids beyond the id columns' range (PostgreSQL: 32 bit) are no staff ids
+    (leaf("owner", "is", 2**31), "definition.value"),
+    (leaf("owner", "in", [1, 10**30]), "definition.value[1]"),
+    (leaf("owner", "is", 0), "definition.value"),
+    (leaf("owner", "is", True), "definition.value"),
+    (leaf("last_contact", "within_days", 10**30), "definition.value"),
 ])
 def test_a_bad_definition_is_refused_with_its_path(factory, definition, path) -> None:
     with unit_of_work(factory) as session:

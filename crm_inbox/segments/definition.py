@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 from crm_inbox.errors import ValidationError
+from crm_inbox.ids import is_id
 from crm_inbox.models import Category, Channel, ConsentState, CustomerType, Role
 
 MAX_DEPTH = 6  # nesting of all/any/not
@@ -110,9 +111,9 @@ def _flag(path: str, raw: Any) -> bool:
 
 
 def _staff_id(path: str, raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+    if not is_id(raw):  # also bounded: 2**31 overflows PostgreSQL's integer column
         raise ValidationError(path, "must be a staff user's id")
-    return raw
+    return int(raw)
 
 
 def _postcode(path: str, raw: Any) -> str:

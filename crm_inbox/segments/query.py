@@ -17,7 +17,9 @@ What the conditions mean where the words leave room:
   ``occurred_at``, then id: a backdated import never outranks a later opt-out), "unknown" without one.
 - **Bouncing**: at least one of the person's addresses bounces.
 - **Free fields** compare the stored value as text with the given text exactly; ``exists`` means set to a
-  non-empty value."""
+  non-empty value.
+- **Not** holds for everyone the condition does not hold for, also where the value compared is empty: "not
+  category A" includes the people without a category, "not owner 1" those without an owner."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, exists, false, func, not_, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 
@@ -65,7 +67,9 @@ def where(condition: Condition, *, dialect: str, now: datetime) -> ColumnElement
         case Any_(parts):
             return or_(*(where(p, dialect=dialect, now=now) for p in parts))
         case Not(part):
-            return not_(where(part, dialect=dialect, now=now))
+            # A comparison with an empty value (SQL NULL) is NULL, and NOT NULL is NULL again: without the
+            # coalesce "not category A" would leave out the people with no category at all.
+            return not_(func.coalesce(where(part, dialect=dialect, now=now), false()))
         case Leaf():
             return _leaf(condition, dialect, now)
     raise TypeError(condition)  # pragma: no cover
