@@ -43,8 +43,11 @@ class Service:
         self.processing_engine = make_engine(settings.database.url, echo=settings.database.echo, durable=False)
         self.sender = Sender(self.factory, settings)
         self.scheduler = Scheduler(self.factory, settings, on_fired=self.sender.wake)
-        # Campaign mail released at the rate gate goes to the outbox sender at once.
-        self.campaigns = CampaignSender(self.factory, settings, on_released=self.sender.wake)
+        # Campaign mail released at the rate gate goes to the outbox sender at once. A release need not wait
+        # for the disk either: on SQLite a later durable commit (the outbox's "sent") makes it durable too, and
+        # one lost with the power is released again after the restart, its mail not yet sent.
+        self.campaigns = CampaignSender(make_sessionmaker(self.processing_engine), settings,
+                                        on_released=self.sender.wake)
         self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
         # Outbound webhooks: woken after every commit in this process that wrote deliveries (events.record).
         self.webhooks = Deliverer(self.factory, settings)

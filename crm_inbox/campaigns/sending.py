@@ -1,4 +1,4 @@
-"""Releasing a campaign's held mails at ``[campaigns] per_minute``, over all ``serve`` processes.
+"""Releasing a campaign's held mails at ``[campaigns] per_minute`` (per campaign), over all ``serve`` processes.
 
 ``campaigns.service.start`` writes the send ledger (one ``CampaignRecipient`` per person) and one held
 ``OutgoingMail`` per included recipient; nothing is sent until it is released here. Each release is one
@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_inbox.campaigns import placeholders
+from crm_inbox.campaigns.audience import ContactRef, suppression_reason
 from crm_inbox.config import Settings
 from crm_inbox.consent import ledger, policy
 from crm_inbox.db import affected, unit_of_work, write_lock
@@ -72,16 +73,9 @@ def withdrawn(consent: policy.Consent | None, *, bouncing: bool, suppression: st
     What can only have changed since the ledger was written: an opt-out (also by a suppressed address), an
     erasure, a bounce. The purchase behind the existing-customer basis was checked at start and stays."""
     if suppression is not None:
-        return "erased" if suppression == "erased" else "opted_out"
+        return suppression_reason(suppression)
     decision = policy.may_receive(Channel.EMAIL, consent, has_order=True, bouncing=bouncing)
     return None if decision.allowed else decision.reason
-
-
-@dataclass(frozen=True)
-class _Ref:
-    """A contact for ``record_interaction`` without loading the row."""
-
-    id: int
 
 
 _DUE_STATES = (CampaignState.SENDING,)
@@ -137,21 +131,20 @@ def _release_one(factory: sessionmaker[Session], campaign_id: int, now: datetime
     with write_lock(factory), unit_of_work(factory) as session:
         # The gate is read and moved under a lock (the row's on PostgreSQL, the write lock on SQLite), so two
         # processes never both move it from the same value: one release per interval over all of them.
-        query = select(Campaign.state, Campaign.next_send_at).where(Campaign.id == campaign_id)
+        query = select(Campaign).where(Campaign.id == campaign_id)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()
-        row = session.execute(query).first()
-        if row is None or row.state != CampaignState.SENDING or (row.next_send_at is not None
-                                                                   and row.next_send_at > now):
+        campaign = session.execute(query).scalar_one_or_none()
+        if campaign is None or campaign.state != CampaignState.SENDING or (
+                campaign.next_send_at is not None and campaign.next_send_at > now):
             return "lost"
         gate = Campaign.next_send_at
         # Conditional as well: a pause or cancel written meanwhile (a writer without the lock) wins.
         if not affected(session.execute(
                 update(Campaign).where(Campaign.id == campaign_id, Campaign.state == CampaignState.SENDING,
                                        gate.is_(None) | (gate <= now))
-                .values(next_send_at=next_gate(row.next_send_at, now, step)))):
+                .values(next_send_at=next_gate(campaign.next_send_at, now, step)))):
             return "lost"
-        campaign = session.get_one(Campaign, campaign_id)
         while True:
             recipient = _claim(session, campaign_id, now)
             if recipient is None:
@@ -194,12 +187,12 @@ def _withdrawn(session: Session, recipient: CampaignRecipient) -> str | None:
     if recipient.contact_id is None:
         return "erased"  # the contact was deleted or erased after the ledger was written
     address = recipient.address or ""
-    suppression = session.execute(select(ConsentSuppression.reason).where(
-        ConsentSuppression.channel == Channel.EMAIL,
-        ConsentSuppression.digest == ledger.address_digest(Channel.EMAIL, address))).scalar_one_or_none()
-    bouncing = session.execute(select(ContactEmail.id).where(
-        ContactEmail.contact_id == recipient.contact_id, ContactEmail.email == address.lower(),
-        ContactEmail.bouncing.is_(True)).limit(1)).first() is not None
+    suppression, bouncing = session.execute(select(
+        select(ConsentSuppression.reason).where(
+            ConsentSuppression.channel == Channel.EMAIL,
+            ConsentSuppression.digest == ledger.address_digest(Channel.EMAIL, address)).limit(1).scalar_subquery(),
+        exists().where(ContactEmail.contact_id == recipient.contact_id, ContactEmail.email == address.lower(),
+                       ContactEmail.bouncing.is_(True)))).one()
     consent = ledger.current(session, [recipient.contact_id], Channel.EMAIL)[recipient.contact_id]
     return withdrawn(consent, bouncing=bouncing, suppression=suppression)
 
@@ -237,10 +230,13 @@ def _hand_over(session: Session, campaign: Campaign, recipient: CampaignRecipien
     if not release(session, mail.id):
         log.warning("campaign %s: mail %s was not held (state %s)", campaign.id, mail.id, mail.state)
     assert recipient.contact_id is not None  # _withdrawn left out those without one
+    # The timeline keeps the mail without its opt-out link: the link's token opts the person out for ever, and
+    # the timeline is read by every colleague (and shown, exported, forwarded).
+    text = placeholders.without_opt_out(mail.body)
     item = record_interaction(
         session, kind=InteractionKind.EMAIL, direction=Direction.OUT, occurred_at=now, subject=mail.subject,
-        text=mail.body, excerpt=excerpt_of(mail.body), source_ref=mail.message_id,
-        contacts=[(_Ref(recipient.contact_id), "to")], reason=f"campaign {campaign.name}",
+        text=text, excerpt=excerpt_of(text), source_ref=mail.message_id,
+        contacts=[(ContactRef(recipient.contact_id), "to")], reason=f"campaign {campaign.name}",
         details={"campaign_id": campaign.id, "campaign": campaign.name, "purpose": "campaign",
                  "to": [mail.to_address], "outgoing_mail_id": mail.id})
     session.execute(update(OutgoingMail).where(OutgoingMail.id == mail.id).values(interaction_id=item.id))
@@ -294,11 +290,12 @@ class CampaignSender:
             try:
                 # One at a time, each handed to the outbox sender at once (it sends them as they come, not
                 # in a heap after a round), and a stop waits for one release at most.
-                if release_due(self.factory, self.settings, limit=1):
+                released = release_due(self.factory, self.settings, limit=1)
+                if released:
                     self.on_released()
-                    continue
-                # a gate due by our clock but not by the database's: no spinning
-                wait = max(self._wait_time(), 0.001)
+                # Until the next gate (at once when one is due: another campaign, or this one running late); a
+                # gate due by our clock but not by the database's must not make this spin.
+                wait = self._wait_time() if released else max(self._wait_time(), 0.001)
             except Exception:  # the database is away: never let the thread die, try again after the poll time
                 log.exception("campaigns: releasing failed")
                 wait = float(self.settings.campaigns.poll_seconds)
