@@ -332,9 +332,14 @@ class PhoneBookSettings:
 class CampaignSettings:
     """Campaigns to a segment by e-mail or letter."""
 
-    per_minute: int = 60  # campaign mails handed to the relay per minute, over all ``serve`` processes
+    # Campaign mails released per minute and per campaign (two campaigns sending at once release twice as
+    # many), counted over all ``serve`` processes sharing the database.
+    per_minute: int = 60
     approval_threshold: int = 500  # a campaign to more recipients than this needs an admin's approval
-    from_address: str = ""  # the sender address of campaign mail; empty: [notifications] from_address
+    # The sender address of campaign mail (one plain address); empty: [notifications] from_address. When it is
+    # none of [mail] crm_addresses / support_addresses, the mail says "Reply-To: <first CRM address>" so that
+    # replies still reach the CRM.
+    from_address: str = ""
     poll_seconds: int = 5  # how often ``serve`` looks for campaigns to send besides being woken
 
 
@@ -548,6 +553,10 @@ def _validate(settings: Settings) -> None:
 _NUMBER_FORMAT_KEYS = {"year": 2026, "seq": 1}
 
 
+# One bare address (as the outbox accepts a recipient): no display name, list, route or line break.
+_PLAIN_ADDRESS = re.compile(r"^[^\s@<>,;:\"()\[\]\\]+@[A-Za-z0-9\u0080-\uffff-]+(\.[A-Za-z0-9\u0080-\uffff-]+)*$")
+
+
 def _validate_exchange(settings: Settings) -> None:
     """[imports], [documents], [webhooks], [campaigns]: numbers in range, known choices, real networks."""
     positive = {"[imports] max_upload_bytes": settings.imports.max_upload_bytes,
@@ -560,6 +569,10 @@ def _validate_exchange(settings: Settings) -> None:
                 "[campaigns] poll_seconds": settings.campaigns.poll_seconds}
     if settings.campaigns.approval_threshold < 0:
         raise ConfigError("config: [campaigns] approval_threshold must be 0 or more")
+    campaign_from = settings.campaigns.from_address
+    if campaign_from and not _PLAIN_ADDRESS.match(campaign_from):
+        raise ConfigError(f"config: [campaigns] from_address: {campaign_from!r} is not one plain e-mail address "
+                          "(like \"news@example.com\", without a name or brackets; the name is the campaign's)")
     for name, value in positive.items():
         if value < 1:
             raise ConfigError(f"config: {name} must be at least 1, got {value}")

@@ -279,7 +279,9 @@ def test_start_writes_the_ledger_and_held_mails(factory, settings, world, monkey
             assert url.startswith(f"{BASE}/unsubscribe/") and mail.headers["List-Unsubscribe"][0] == "<"
             assert mail.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             assert "Auto-Submitted" not in mail.headers  # replies are wanted
-            assert f"Abmelden: {url}\n" in mail.body and f'href="{url}"' in mail.html
+            # the opt-out line in the person's language, as the greeting (Emil reads English)
+            line = f"Unsubscribe: {url}\n" if key == "emil" else f"Abmelden: {url}\n"
+            assert line in mail.body and f'href="{url}"' in mail.html
             message = outbox.build_message(settings, mail, attachments=[])
             assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             assert message["Message-ID"] == recipient.message_id
@@ -288,9 +290,10 @@ def test_start_writes_the_ledger_and_held_mails(factory, settings, world, monkey
         assert anna.subject == "Neuheiten für Anna Müller"
         assert anna.body.startswith("Sehr geehrte Frau Dr. Müller,\n\nunsere Neuheiten für Beispiel Bau GmbH")
         emil = mails[by_contact[ids["emil"]].outgoing_mail_id]
-        notice = "jederzeit widersprechen, ohne dass hierfür andere als die Übermittlungskosten nach den Basistarifen"
-        assert notice in emil.body and notice in emil.html  # the existing customer's notice (§ 7(3) Nr. 4 UWG)
-        assert notice not in anna.body
+        # the existing customer's notice (§ 7(3) Nr. 4 UWG), in his language
+        notice = "You may object to the use of your e-mail address for advertising at any time"
+        assert notice in emil.body and notice in emil.html and "widersprechen" not in emil.body
+        assert notice not in anna.body and "widersprechen" not in anna.body
         assert session.scalar(select(func.count()).select_from(Interaction)) == 0  # the sender records those
         assert session.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "start", AuditEntry.object_id == campaign_id)) == 1
@@ -380,7 +383,8 @@ def test_preview_for_a_person_and_the_first_member(factory, settings, world):
             service.preview_for(session, settings, campaign_id, 99999)
     assert first.subject == "Neuheiten für Anna Müller"
     assert "Abmelden: " + BASE + "/unsubscribe/" in first.text
-    assert emil.text.startswith("Dear Mr Ernst,") and "Basistarifen" in emil.text
+    assert emil.text.startswith("Dear Mr Ernst,") and "transmission costs at the basic rates" in emil.text
+    assert "No more mails? Unsubscribe: " + BASE + "/unsubscribe/" in emil.text  # his language, to the end
 
 
 def test_a_test_mail_goes_to_oneself_only(factory, settings, world, sink):  # noqa: F811

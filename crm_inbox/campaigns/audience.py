@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from crm_inbox import outbox
 from crm_inbox.config import Settings
 from crm_inbox.consent import ledger, policy
-from crm_inbox.models import Channel, Company, Contact, ContactEmail, CustomerType, Order
+from crm_inbox.models import Channel, Company, ConsentSuppression, Contact, ContactEmail, CustomerType, Order
 from crm_inbox.segments import service as segments
 
 REASONS: dict[str, str] = {
@@ -58,21 +58,51 @@ def _has_postal(street: str | None, postcode: str | None, city: str | None) -> b
     return bool((city or "").strip()) and bool((street or "").strip() or (postcode or "").strip())
 
 
-def _choose(found: list[tuple[str, bool]], suppressed: set[str]) -> tuple[str | None, bool, bool]:
-    """(address, bouncing, erased): the first address that neither bounces nor is suppressed; else why not."""
+@dataclass(frozen=True)
+class ContactRef:
+    """A contact by id, for ``timeline.service.record_interaction`` (it needs only the id, not the row)."""
+
+    id: int
+
+
+def suppression_reason(reason: str) -> str:
+    """The reason a suppressed address leaves its person out (a key of REASONS): an erased person's address
+    "erased", any other (an opt-out by link) "opted_out". The same at the start and at release."""
+    return "erased" if reason == "erased" else "opted_out"
+
+
+def _suppressions(session: Session, addresses: set[str]) -> dict[str, str]:
+    """The addresses on the e-mail suppression list, with the reason each was put there."""
+    by_digest: dict[str, list[str]] = {}
+    for address in addresses:
+        by_digest.setdefault(ledger.address_digest(Channel.EMAIL, address), []).append(address)
+    digests = sorted(by_digest)
+    found: dict[str, str] = {}
+    for start in range(0, len(digests), 1000):
+        for digest, reason in session.execute(select(ConsentSuppression.digest, ConsentSuppression.reason).where(
+                ConsentSuppression.channel == Channel.EMAIL,
+                ConsentSuppression.digest.in_(digests[start:start + 1000]))):
+            found.update(dict.fromkeys(by_digest[digest], reason))
+    return found
+
+
+def _choose(found: list[tuple[str, bool]], suppressed: dict[str, str]) -> tuple[str | None, bool, str | None]:
+    """(address, bouncing, suppression reason): the first address that neither bounces nor is suppressed; else
+    why not."""
     # An address the outbox would refuse (a list, a display name) is no address to mail.
     found = [(email, bouncing) for email, bouncing in found if outbox.single_recipient(email)]
     for email, bouncing in found:
         if not bouncing and email not in suppressed:
-            return email, False, False
-    if any(not bouncing for _, bouncing in found):  # the working ones are all on the suppression list
-        return next(e for e, b in found if not b), False, True
-    return (found[0][0], True, False) if found else (None, False, False)
+            return email, False, None
+    working = [email for email, bouncing in found if not bouncing]
+    if working:  # the working ones are all on the suppression list: an erasure says more than an opt-out
+        reasons = {suppression_reason(suppressed[email]) for email in working}
+        return working[0], False, "erased" if "erased" in reasons else "opted_out"
+    return (found[0][0], True, None) if found else (None, False, None)
 
 
-def decide(session: Session, settings: Settings, contact_ids: Sequence[int], channel: Channel) -> list[Member]:
+def decide(session: Session, contact_ids: Sequence[int], channel: Channel) -> list[Member]:
     """The decision for each of these contacts (in the given order; unknown ids are skipped)."""
-    del settings  # the policy needs none today; kept so a setting (e.g. B2B rules) can join without new callers
     ids = list(dict.fromkeys(contact_ids))
     if not ids:
         return []
@@ -83,29 +113,30 @@ def decide(session: Session, settings: Settings, contact_ids: Sequence[int], cha
     consents = ledger.current(session, people, channel)
     buyers = set(session.scalars(select(Order.contact_id).where(id_in(session, Order.contact_id, ids)).distinct()))
     addresses: dict[int, list[tuple[str, bool]]] = {}
-    suppressed: set[str] = set()
+    suppressed: dict[str, str] = {}
     if channel == Channel.EMAIL:
         for contact_id, email, bouncing in session.execute(
                 select(ContactEmail.contact_id, ContactEmail.email, ContactEmail.bouncing)
                 .where(id_in(session, ContactEmail.contact_id, ids)).order_by(ContactEmail.id)):
             addresses.setdefault(contact_id, []).append((email, bool(bouncing)))
-        suppressed = ledger.suppressed(session, Channel.EMAIL,
-                                       {e for found in addresses.values() for e, _ in found})
+        suppressed = _suppressions(session, {e for found in addresses.values() for e, _ in found})
     out: list[Member] = []
     for contact_id in ids:
         if contact_id not in people:
             continue
         company_id, customer_type, street, postcode, city, c_street, c_postcode, c_city = people[contact_id]
         b2b = company_id is not None and customer_type != CustomerType.B2C
-        address, bouncing, erased = None, False, False
+        address, bouncing, suppression = None, False, None
         if channel == Channel.EMAIL:
-            address, bouncing, erased = _choose(addresses.get(contact_id, []), suppressed)
+            address, bouncing, suppression = _choose(addresses.get(contact_id, []), suppressed)
         decision = policy.may_receive(channel, consents.get(contact_id), has_order=contact_id in buyers, b2b=b2b,
-                                      bouncing=bouncing, erased=erased)
+                                      bouncing=bouncing, erased=suppression == "erased")
         reason = decision.reason
-        if decision.allowed and channel == Channel.EMAIL and address is None:
+        if suppression == "opted_out" and reason != "erased":
+            reason = "opted_out"  # its working addresses were opted out by their links
+        if reason is None and channel == Channel.EMAIL and address is None:
             reason = "no_address"
-        elif decision.allowed and channel == Channel.LETTER and not (
+        elif reason is None and channel == Channel.LETTER and not (
                 _has_postal(street, postcode, city) or _has_postal(c_street, c_postcode, c_city)):
             reason = "no_postal_address"
         if reason is not None:
@@ -122,7 +153,7 @@ def members(session: Session, settings: Settings, segment_id: int, channel: Chan
     segment = segments.get(session, segment_id)
     ids = list(session.scalars(segments.member_ids(session, segment).order_by(Contact.id)))
     for start in range(0, len(ids), batch):
-        yield decide(session, settings, ids[start:start + batch], channel)
+        yield decide(session, ids[start:start + batch], channel)
 
 
 def preview(session: Session, settings: Settings, segment_id: int, channel: Channel) -> Preview:

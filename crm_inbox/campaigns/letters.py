@@ -47,7 +47,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from crm_inbox import audit
-from crm_inbox.campaigns import audience, placeholders
+from crm_inbox.campaigns import audience, placeholders, service
 from crm_inbox.config import CompanySettings, Settings
 from crm_inbox.contacts.csv_export import neutralise
 from crm_inbox.db import affected
@@ -385,7 +385,7 @@ def _still_allowed(session: Session, settings: Settings,
     for start in range(0, len(recipients), 1000):
         chunk = recipients[start:start + 1000]
         decided = {m.contact_id: m for m in audience.decide(
-            session, settings, [cid for _, cid in chunk if cid is not None], Channel.LETTER)}
+            session, [cid for _, cid in chunk if cid is not None], Channel.LETTER)}
         for rid, cid in chunk:
             member = decided.get(cid) if cid is not None else None
             if member is None:
@@ -435,7 +435,7 @@ def _record(session: Session, campaign: Campaign, batch: list[Letter], *, at: da
     for letter in batch:
         item = record_interaction(
             session, kind=InteractionKind.DOCUMENT, direction=Direction.OUT, occurred_at=at,
-            subject=letter.subject, text=letter.printed_text, contacts=[(_Ref(letter.contact_id), "to")],
+            subject=letter.subject, text=letter.printed_text, contacts=[(audience.ContactRef(letter.contact_id), "to")],
             staff_ids=[actor] if actor else [], created_by_id=actor,
             details={"campaign_id": campaign.id, "letter": True, "campaign": campaign.name})
         printed.append({"rid": letter.recipient_id, "iid": item.id})
@@ -444,13 +444,6 @@ def _record(session: Session, campaign: Campaign, batch: list[Letter], *, at: da
         table = CampaignRecipient.__table__
         session.execute(update(table).where(table.c.id == bindparam("rid")).values(
             state=RecipientState.PRINTED.value, interaction_id=bindparam("iid"), released_at=at), printed)
-
-
-@dataclass(frozen=True)
-class _Ref:
-    """A contact by id, for the timeline's link (``record_interaction`` needs only the id)."""
-
-    id: int
 
 
 def _leave_out(session: Session, campaign: Campaign, refused: dict[int, str]) -> None:
@@ -467,7 +460,9 @@ def _leave_out(session: Session, campaign: Campaign, refused: dict[int, str]) ->
 def print_letters(session: Session, settings: Settings, campaign_id: int, *, actor: int | None) -> bytes:
     """The campaign's letters as one PDF. The first print takes the queued recipients who may still be written
     to, marks them PRINTED with an entry on each timeline and ends the campaign (DONE); a reprint gives the
-    printed letters again, dated as first printed, and records nothing new. Audited either way."""
+    printed letters again, dated as first printed, and records nothing new. Audited either way. Active staff
+    users only (not read-only): the first print changes the campaign."""
+    service.require_staff(session, actor)
     campaign = _campaign(session, campaign_id)
     now = utcnow()
     refused: dict[int, str] = {}
@@ -557,7 +552,11 @@ def merge_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
 def merge_data(session: Session, settings: Settings, campaign_id: int, file_format: str, *,
                actor: int | None) -> ExportFile:
     """The included recipients (queued or printed, who may still be written to) as CSV or XLSX with one header
-    row, for a word processor's own mail merge. Audited as an export."""
+    row, for a word processor's own mail merge. Audited as an export; for active staff users (not read-only).
+
+    Letters printed from this data are NOT recorded: no timeline entry, the ledger's rows stay as they are and the
+    campaign does not end. Only ``print_letters`` records who got a letter."""
+    service.require_staff(session, actor)
     value = (file_format or "").strip().lower()
     if value not in MERGE_FORMATS:
         raise ValidationError("format", "must be csv or xlsx")

@@ -222,6 +222,19 @@ def opt_out_line(url: str, language: str = "de") -> str:
             else f"No more mails? Unsubscribe: {url}")
 
 
+def without_opt_out(text: str) -> str:
+    """A rendered text without its opt-out line (and the separator, when nothing else is below it): what the
+    timeline keeps, since the line's link opts the person out."""
+    head, separator, tail = text.rpartition("\n-- \n")
+    if not separator:
+        return text
+    prefixes = tuple(opt_out_line("", language).rstrip() for language in ("de", "en"))
+    kept = [line for line in tail.split("\n") if not line.startswith(prefixes)]
+    if not any(line.strip() for line in kept):
+        return head.rstrip() + "\n"
+    return head + separator + "\n".join(kept)
+
+
 def objection_notice(language: str = "de") -> str:
     """§ 7(3) Nr. 4 UWG: mail to an existing customer says every time that they may object at any time, at no
     cost but the basic rates of transmission."""
@@ -272,6 +285,10 @@ def render(subject: str, body: str, variables: dict[str, Any], *, opt_out_url: s
         text = _template(body).render(values)
     except TemplateError as exc:  # check() refuses these when saving; a template saved before a change
         raise ValidationError("body", f"template error: {exc.message or exc}") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        # What only a real person's values reach ({{ fields.a < 1 }} with a text in fields.a): this person's
+        # mail cannot be made; an error naming the template, never a crash of the page or the start.
+        raise ValidationError("body", f"template error: {exc}") from None
     if len(text) > MAX_OUTPUT or len(rendered_subject) > MAX_OUTPUT:
         raise ValidationError("body", "the rendered text is too long")
     text = text.replace("\r\n", "\n").rstrip() + "\n"

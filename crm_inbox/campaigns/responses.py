@@ -29,6 +29,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
+from crm_inbox.campaigns import service
 from crm_inbox.config import Settings
 from crm_inbox.consent import ledger
 from crm_inbox.db import affected
@@ -410,12 +411,16 @@ def dismiss_unsubscribe(session: Session, interaction_id: int, *, actor: int | N
 
 # --- qualifying a responder ---
 
-def qualify(session: Session, settings: Settings, recipient_id: int, *, actor: int) -> Opportunity:
+def qualify(session: Session, settings: Settings, recipient_id: int, *, actor: int,
+            campaign_id: int | None = None) -> Opportunity:
     """An opportunity (source "campaign") for the person who replied, with the reply on it; the send ledger keeps
-    it. Conflict when the recipient has one already, has not replied or was erased."""
+    it. NotFound when the recipient is not one of ``campaign_id`` (when given); Conflict when it has one already,
+    has not replied or was erased; Forbidden for read-only users."""
+    service.require_staff(session, actor)
     recipient = session.get(CampaignRecipient, recipient_id)
-    if recipient is None:
-        raise NotFound(f"no campaign recipient {recipient_id}")
+    if recipient is None or (campaign_id is not None and recipient.campaign_id != campaign_id):
+        raise NotFound(f"campaign {campaign_id} has no recipient {recipient_id}" if campaign_id is not None
+                       else f"no campaign recipient {recipient_id}")
     if recipient.opportunity_id is not None:
         raise Conflict(f"an opportunity exists already for this reply (opportunity {recipient.opportunity_id})")
     if recipient.contact_id is None:

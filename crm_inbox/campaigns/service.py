@@ -3,7 +3,8 @@ the send ledger is written once (every segment member, included with the legal b
 reason) with one rendered, held outbox mail per included e-mail recipient; ``campaigns.sending`` releases those
 at the configured rate.
 
-States: draft → (awaiting_approval →) sending ⇄ paused → done; cancelled from any state before done. Every
+States: draft → (awaiting_approval →) sending ⇄ paused → done; cancelled from any state after the draft and
+before done (a draft is deleted). ``actions`` says what a state allows. Every
 transition is a conditional UPDATE on the state it leaves, so a double click, a second browser tab or a
 second process starting the same campaign gets Conflict and never a second ledger (the unique
 (campaign, contact) index of the ledger backs it). A campaign to more than ``[campaigns] approval_threshold``
@@ -16,7 +17,9 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
@@ -32,6 +35,7 @@ from crm_inbox.consent import policy
 from crm_inbox.consent.double_opt_in import instance_secret, opt_out_token
 from crm_inbox.db import affected, bulk_insert
 from crm_inbox.errors import Conflict, Forbidden, NotFound, ValidationError
+from crm_inbox.ids import MAX_ID
 from crm_inbox.models import (
     Campaign,
     CampaignRecipient,
@@ -57,11 +61,11 @@ BATCH = 1000
 PURPOSE = "campaign"
 TEST_PURPOSE = "campaign_test"
 CHANNELS = (Channel.EMAIL, Channel.LETTER)
-# States in which nothing was sent yet or sending can still be stopped.
-CANCELLABLE = (CampaignState.DRAFT, CampaignState.AWAITING_APPROVAL, CampaignState.SENDING, CampaignState.PAUSED)
-
-__all__ = ["Forbidden", "Rendered", "approve", "cancel", "create", "delete", "get", "list_campaigns", "pause",
-           "preview_for", "resume", "send_test", "start", "unsubscribe_url", "update"]
+# States in which sending can still be stopped (a draft is deleted instead: it has no ledger to keep).
+CANCELLABLE = (CampaignState.AWAITING_APPROVAL, CampaignState.SENDING, CampaignState.PAUSED)
+DELETABLE = (CampaignState.DRAFT, CampaignState.CANCELLED)
+PRINTABLE = (CampaignState.SENDING, CampaignState.DONE)  # a letter campaign's letters: first print, reprints
+ACTIONS = ("edit", "delete", "start", "approve", "pause", "resume", "cancel", "test", "print")
 
 
 # --- reading ---
@@ -78,9 +82,10 @@ def list_campaigns(session: Session) -> list[Campaign]:
     return list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc())))
 
 
-# --- who acts ---
+# --- who acts, and what a campaign allows ---
 
-def _staff(session: Session, actor: int | None) -> StaffUser:
+def require_staff(session: Session, actor: int | None) -> StaffUser:
+    """The acting user, when they may change or send campaigns (active, not read-only); else Forbidden."""
     user = session.get(StaffUser, actor) if actor is not None else None
     if user is None or not user.active:
         raise Forbidden("only an active staff user can do this")
@@ -89,10 +94,31 @@ def _staff(session: Session, actor: int | None) -> StaffUser:
     return user
 
 
+def actions(campaign: Campaign) -> frozenset[str]:
+    """What the campaign's state allows: "edit", "delete", "start", "approve", "pause", "resume", "cancel",
+    "test" (a test mail) and "print" (its letters). The services refuse anything else with Conflict; the pages
+    and the API show and offer exactly these. (Who may do it is checked apart: ``require_staff``, admins.)"""
+    state, email = campaign.state, campaign.channel == Channel.EMAIL
+    allowed = {
+        "edit": state == CampaignState.DRAFT,
+        "delete": state in DELETABLE,
+        "start": state == CampaignState.DRAFT,
+        "approve": state == CampaignState.AWAITING_APPROVAL,
+        "pause": email and state == CampaignState.SENDING,
+        "resume": state == CampaignState.PAUSED,
+        "cancel": state in CANCELLABLE,
+        "test": email,
+        "print": not email and state in PRINTABLE,
+    }
+    return frozenset(name for name, ok in allowed.items() if ok)
+
+
 # --- validation ---
 
 def _name(session: Session, raw: Any, campaign_id: int | None = None) -> str:
-    name = single_line(raw).strip() if isinstance(raw, str) else ""
+    if not isinstance(raw, str):
+        raise ValidationError("name", "must be a text")
+    name = single_line(raw).strip()
     name = " ".join(name.split())
     if not name:
         raise ValidationError("name", "must not be empty")
@@ -105,9 +131,10 @@ def _name(session: Session, raw: Any, campaign_id: int | None = None) -> str:
 
 
 def _channel(raw: Any) -> Channel:
+    """The channel as given by any edge (a Channel, or its value from a form or JSON)."""
     try:
         channel = Channel(raw)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ValidationError("channel", "must be email or letter") from None
     if channel not in CHANNELS:
         raise ValidationError("channel", "phone campaigns are not supported: choose email or letter")
@@ -115,8 +142,12 @@ def _channel(raw: Any) -> Channel:
 
 
 def _segment(session: Session, raw: Any) -> int:
-    if not isinstance(raw, int) or isinstance(raw, bool) or session.get(Segment, raw) is None:
-        raise ValidationError("segment_id", f"no segment {raw}")
+    """The segment's id as given by any edge (an int; None or anything else is refused, never a 500)."""
+    if raw is None or raw == "":
+        raise ValidationError("segment_id", "choose a segment")
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= MAX_ID \
+            or session.get(Segment, raw) is None:
+        raise ValidationError("segment_id", f"no segment {raw!r}")
     return raw
 
 
@@ -156,7 +187,7 @@ def create(session: Session, settings: Settings, *, name: str, segment_id: int, 
            subject: str, body: str, sender_name: str | None, actor: int | None) -> Campaign:
     """A new draft; every field is checked (the templates too: a misspelt placeholder is refused here)."""
     del settings
-    _staff(session, actor)
+    require_staff(session, actor)
     checked_channel = _channel(channel)
     subject, body = _texts(checked_channel, subject, body)
     campaign = Campaign(name=_name(session, name), segment_id=_segment(session, segment_id),
@@ -174,7 +205,7 @@ def update(session: Session, settings: Settings, campaign_id: int, *, actor: int
            body: str | None = None, sender_name: str | None = None) -> Campaign:
     """Change a draft (what is given; ``sender_name=""`` clears it); audited with what changed."""
     del settings
-    _staff(session, actor)
+    require_staff(session, actor)
     campaign = get(session, campaign_id)
     if campaign.state != CampaignState.DRAFT:
         raise Conflict(f"campaign {campaign.id} is {campaign.state.value}: only a draft can be changed")
@@ -204,9 +235,9 @@ def update(session: Session, settings: Settings, campaign_id: int, *, actor: int
 def delete(session: Session, campaign_id: int, *, actor: int | None) -> None:
     """Delete a draft, or a cancelled campaign that never released a mail (one that did stays as the record of
     who got what)."""
-    _staff(session, actor)
+    require_staff(session, actor)
     campaign = get(session, campaign_id)
-    if campaign.state not in (CampaignState.DRAFT, CampaignState.CANCELLED):
+    if campaign.state not in DELETABLE:
         raise Conflict(f"campaign {campaign.id} is {campaign.state.value}: only a draft or a cancelled campaign "
                        "can be deleted")
     sent = session.scalar(select(CampaignRecipient.id).where(
@@ -223,10 +254,13 @@ def delete(session: Session, campaign_id: int, *, actor: int | None) -> None:
 
 # --- rendering for one person ---
 
-def unsubscribe_url(settings: Settings, contact_id: int, address: str | None) -> str:
-    """The one-click opt-out link of a mail to this person at this address (valid for ever)."""
+def unsubscribe_url(settings: Settings, contact_id: int, address: str | None,
+                    campaign_id: int | None = None) -> str:
+    """The one-click opt-out link of a mail to this person at this address (valid for ever); ``campaign_id``
+    names the campaign whose figures count the opt-out."""
     base = settings.web.base_url.rstrip("/")
-    return f"{base}/unsubscribe/{opt_out_token(_secret(settings), contact_id, address, Channel.EMAIL)}"
+    token = opt_out_token(_secret(settings), contact_id, address, Channel.EMAIL, campaign_id=campaign_id)
+    return f"{base}/unsubscribe/{token}"
 
 
 def _secret(settings: Settings) -> str:
@@ -236,11 +270,11 @@ def _secret(settings: Settings) -> str:
         raise Conflict(str(exc)) from None
 
 
-def footer(settings: Settings, basis: str | None) -> str | None:
+def footer(basis: str | None, language: str) -> str | None:
     """What a mail says below its text besides the opt-out line: for an existing customer the notice of the
-    right to object (§ 7(3) Nr. 4 UWG), in the company's language."""
+    right to object (§ 7(3) Nr. 4 UWG), in the person's language."""
     if basis == policy.EXISTING_CUSTOMER:
-        return placeholders.objection_notice(settings.company.language)
+        return placeholders.objection_notice(language)
     return None
 
 
@@ -248,9 +282,10 @@ def _render_for(settings: Settings, campaign: Campaign, variables: dict[str, Any
                 *, opt_out_url: str | None) -> Rendered:
     if campaign.channel != Channel.EMAIL:
         opt_out_url = None
+    # The footer and the opt-out line speak the person's language, as the greeting above them does.
+    language = variables.get("language") or settings.company.language
     return placeholders.render(campaign.subject, campaign.body, variables, opt_out_url=opt_out_url,
-                               footer=footer(settings, member.basis if member else None),
-                               language=settings.company.language)
+                               footer=footer(member.basis if member else None, language), language=language)
 
 
 def _first_member(session: Session, settings: Settings, campaign: Campaign) -> Member | None:
@@ -259,7 +294,7 @@ def _first_member(session: Session, settings: Settings, campaign: Campaign) -> M
         return None
     segment = segments.get(session, campaign.segment_id)
     ids = list(session.scalars(segments.member_ids(session, segment).order_by(Contact.id).limit(200)))
-    decided = audience.decide(session, settings, ids, campaign.channel)
+    decided = audience.decide(session, ids, campaign.channel)
     return next((m for m in decided if m.allowed), decided[0] if decided else None)
 
 
@@ -272,7 +307,7 @@ def preview_for(session: Session, settings: Settings, campaign_id: int, contact_
     else:
         if session.get(Contact, contact_id) is None:
             raise NotFound(f"no contact {contact_id}")
-        member = audience.decide(session, settings, [contact_id], campaign.channel)[0]
+        member = audience.decide(session, [contact_id], campaign.channel)[0]
     if member is None:
         return _render_for(settings, campaign, placeholders.sample(settings.company.language), None,
                            opt_out_url=_preview_url(settings, 0, None))
@@ -280,12 +315,12 @@ def preview_for(session: Session, settings: Settings, campaign_id: int, contact_
     if member.address:
         variables["email"] = member.address
     return _render_for(settings, campaign, variables, member,
-                       opt_out_url=_preview_url(settings, member.contact_id, member.address))
+                       opt_out_url=_preview_url(settings, member.contact_id, member.address, campaign.id))
 
 
-def _preview_url(settings: Settings, contact_id: int, address: str | None) -> str:
+def _preview_url(settings: Settings, contact_id: int, address: str | None, campaign_id: int | None = None) -> str:
     try:
-        return unsubscribe_url(settings, contact_id, address)
+        return unsubscribe_url(settings, contact_id, address, campaign_id)
     except Conflict:  # no secret key yet (the web app was never started): the preview still shows the text
         return f"{settings.web.base_url.rstrip('/')}/unsubscribe/…"
 
@@ -293,7 +328,7 @@ def _preview_url(settings: Settings, contact_id: int, address: str | None) -> st
 def send_test(session: Session, settings: Settings, campaign_id: int, *, actor: int) -> OutgoingMail:
     """The preview (first member) as a mail to the acting user's own address, subject "[Test] …". Not on any
     timeline, not in the ledger; its opt-out link names nobody (clicking it opts nobody out)."""
-    user = _staff(session, actor)
+    user = require_staff(session, actor)
     campaign = get(session, campaign_id)
     if campaign.channel != Channel.EMAIL:
         raise Conflict("a letter campaign has no test mail: print a preview instead")
@@ -310,17 +345,29 @@ def send_test(session: Session, settings: Settings, campaign_id: int, *, actor: 
                           dedupe_key=f"campaign-test:{campaign.id}:{uuid.uuid4().hex}", to=to,
                           subject=f"[Test] {rendered.subject}", body=rendered.text, html=rendered.html,
                           from_address=settings.campaigns.from_address or None, from_name=campaign.sender_name,
-                          headers=_list_headers(unsubscribe_url(settings, 0, None)))
+                          headers=_list_headers(settings, unsubscribe_url(settings, 0, None)))
     if mail is None:
         raise ValidationError("to", f"{to!r} is not a single address")
     audit.record(session, actor, "test_send", "campaign", campaign.id, {"to": to})
     return mail
 
 
-def _list_headers(url: str) -> dict[str, str]:
+def reply_to(settings: Settings) -> str | None:
+    """Where replies must go when the campaign's sender address is not one the CRM receives: its first CRM
+    (else support) address; None when the sender address is one of them."""
+    sender = (settings.campaigns.from_address or parseaddr(settings.notifications.from_address)[1]).lower()
+    if sender in settings.mail.own_addresses:
+        return None
+    return next(iter(settings.mail.crm_addresses or settings.mail.support_addresses), None)
+
+
+def _list_headers(settings: Settings, url: str) -> dict[str, str]:
     # RFC 8058 one-click; Precedence bulk keeps auto-responders quiet. Not Auto-Submitted: replies are wanted.
-    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "Precedence": "bulk"}
+    headers = {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+               "Precedence": "bulk"}
+    if (address := reply_to(settings)) is not None:
+        headers["Reply-To"] = address
+    return headers
 
 
 # --- the state machine ---
@@ -341,7 +388,7 @@ def _move(session: Session, campaign: Campaign, leaving: Iterable[CampaignState]
 def start(session: Session, settings: Settings, campaign_id: int, *, actor: int) -> Campaign:
     """Send the campaign: above the approval threshold a staff user's start waits for an admin
     (AWAITING_APPROVAL); otherwise the ledger is written and the campaign is SENDING."""
-    user = _staff(session, actor)
+    user = require_staff(session, actor)
     campaign = get(session, campaign_id)
     if campaign.state != CampaignState.DRAFT:
         raise Conflict(f"campaign {campaign.id} is {campaign.state.value}: only a draft can be started")
@@ -365,7 +412,7 @@ def start(session: Session, settings: Settings, campaign_id: int, *, actor: int)
 
 def approve(session: Session, settings: Settings, campaign_id: int, *, actor: int) -> Campaign:
     """An admin approves a campaign waiting for approval; its ledger is written (with who may receive it now)."""
-    user = _staff(session, actor)
+    user = require_staff(session, actor)
     if user.role != StaffRole.ADMIN:
         raise Forbidden("only an admin can approve a campaign")
     campaign = get(session, campaign_id)
@@ -377,7 +424,7 @@ def approve(session: Session, settings: Settings, campaign_id: int, *, actor: in
 
 
 def pause(session: Session, campaign_id: int, *, actor: int) -> Campaign:
-    _staff(session, actor)
+    require_staff(session, actor)
     campaign = get(session, campaign_id)
     if campaign.channel != Channel.EMAIL:
         raise Conflict("a letter campaign is not sent: nothing to pause")
@@ -387,7 +434,7 @@ def pause(session: Session, campaign_id: int, *, actor: int) -> Campaign:
 
 
 def resume(session: Session, campaign_id: int, *, actor: int) -> Campaign:
-    _staff(session, actor)
+    require_staff(session, actor)
     campaign = get(session, campaign_id)
     _move(session, campaign, [CampaignState.PAUSED], CampaignState.SENDING, next_send_at=utcnow())
     audit.record(session, actor, "resume", "campaign", campaign.id, {})
@@ -397,7 +444,7 @@ def resume(session: Session, campaign_id: int, *, actor: int) -> Campaign:
 def cancel(session: Session, campaign_id: int, *, actor: int) -> Campaign:
     """Stop for good: recipients not released yet are CANCELLED and their held mails deleted (a mail the
     sender released a moment before stays released: the conditional updates decide who was first)."""
-    _staff(session, actor)
+    require_staff(session, actor)
     campaign = get(session, campaign_id)
     _move(session, campaign, CANCELLABLE, CampaignState.CANCELLED, finished_at=utcnow())
     cancelled = affected(session.execute(
@@ -431,7 +478,25 @@ def _ready(session: Session, settings: Settings, campaign: Campaign) -> None:
     if campaign.channel == Channel.EMAIL:
         if not settings.web.base_url.strip():
             raise Conflict("set [web] base_url: every campaign mail carries an opt-out link to this CRM")
+        if not link_base_ok(settings.web.base_url):
+            raise Conflict("[web] base_url must start with https://: the opt-out link in every campaign mail "
+                           "carries a token that must not travel unencrypted (http only for localhost)")
         _secret(settings)
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def link_base_ok(base_url: str) -> bool:
+    """Whether the base URL may carry opt-out tokens: https, or http to this machine (the demo, tests)."""
+    try:
+        parts = urlsplit(base_url.strip())
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    return parts.scheme.lower() == "https" or (parts.scheme.lower() == "http" and host in LOCAL_HOSTS)
 
 
 def _left_out_words(left_out: dict[str, int]) -> str:
@@ -490,15 +555,21 @@ def _write_batch(session: Session, settings: Settings, campaign: Campaign, batch
         outgoing: list[dict[str, Any]] = []
         for member in allowed:
             assert member.address is not None  # decide() leaves out who has none
-            url = f"{base}/unsubscribe/{opt_out_token(secret, member.contact_id, member.address, Channel.EMAIL)}"
+            token = opt_out_token(secret, member.contact_id, member.address, Channel.EMAIL, campaign_id=campaign.id)
+            url = f"{base}/unsubscribe/{token}"
             person = variables[member.contact_id]
             person["email"] = member.address
-            mail = _render_for(settings, campaign, person, member, opt_out_url=url)
+            try:
+                mail = _render_for(settings, campaign, person, member, opt_out_url=url)
+            except ValidationError as exc:  # one person's values the template cannot take: name them
+                raise ValidationError(exc.field, f"contact {member.contact_id} ({person.get('name') or '?'}): "
+                                                 f"{exc.message}") from None
             message_id = outbox.new_message_id(settings, PURPOSE)
             key = f"campaign:{campaign.id}:{member.contact_id}"
             mails[member.contact_id] = (message_id, key)
             queued = outbox.row(settings, purpose=PURPOSE, dedupe_key=key, to=member.address, subject=mail.subject,
-                                body=mail.text, html=mail.html, headers=_list_headers(url), message_id=message_id,
+                                body=mail.text, html=mail.html, headers=_list_headers(settings, url),
+                                message_id=message_id,
                                 from_address=from_address, from_name=campaign.sender_name, held=True, now=now)
             if queued is None:  # not one plain address (an old import?): left out, never guessed at
                 del mails[member.contact_id]

@@ -15,7 +15,7 @@ from crm_inbox.campaigns import service as campaigns
 from crm_inbox.campaigns.placeholders import Rendered
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import MAX_ID
-from crm_inbox.models import Campaign, CampaignRecipient, CampaignState, Channel, Segment
+from crm_inbox.models import Campaign, CampaignState
 from web.api.blueprint import api
 from web.api.errors import get_or_404, int_arg, json_body
 from web.api.products import created
@@ -28,7 +28,6 @@ from web.requestdb import after_commit, db, state
 
 FIELDS = ("name", "segment_id", "channel", "sender_name", "subject", "body")
 REQUIRED = ("name", "segment_id", "channel")
-CHANNELS = (Channel.EMAIL.value, Channel.LETTER.value)
 
 
 def campaign_json(c: Campaign) -> dict[str, Any]:
@@ -37,7 +36,8 @@ def campaign_json(c: Campaign) -> dict[str, Any]:
             "recipient_count": c.recipient_count, "left_out": dict(c.left_out or {}),
             "created_by_id": c.created_by_id, "approved_by_id": c.approved_by_id, "approved_at": when(c.approved_at),
             "started_at": when(c.started_at), "finished_at": when(c.finished_at), "created_at": when(c.created_at),
-            "updated_at": when(c.updated_at), "url": f"{API}/campaigns/{c.id}"}
+            "updated_at": when(c.updated_at), "actions": sorted(campaigns.actions(c)),
+            "url": f"{API}/campaigns/{c.id}"}
 
 
 def rendered_json(r: Rendered) -> dict[str, Any]:
@@ -62,33 +62,15 @@ def _id(field: str, value: Any) -> int:
 
 
 def _fields(data: dict[str, Any], *, required: tuple[str, ...]) -> dict[str, Any]:
-    """The body's fields as the service takes them; unknown keys, wrong types and a missing segment are 400."""
+    """The body's fields as given: unknown keys and missing required ones are 400 here, the values are the
+    service's to check (a wrong channel, segment or type is its ValidationError, a 400)."""
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise ValidationError(unknown[0], "is not a known field")
     for key in required:
         if data.get(key) is None:
             raise ValidationError(key, "is required")
-    out: dict[str, Any] = {}
-    for key in ("name", "subject", "body"):
-        if key in data:
-            if not isinstance(data[key], str):
-                raise ValidationError(key, "must be a string")
-            out[key] = data[key]
-    if "sender_name" in data:
-        if data["sender_name"] is not None and not isinstance(data["sender_name"], str):
-            raise ValidationError("sender_name", "must be a string or null")
-        out["sender_name"] = data["sender_name"]
-    if "channel" in data:
-        if data["channel"] not in CHANNELS:
-            raise ValidationError("channel", "must be one of " + ", ".join(CHANNELS))
-        out["channel"] = Channel(data["channel"])
-    if "segment_id" in data:
-        segment_id = _id("segment_id", data["segment_id"])
-        if db().get(Segment, segment_id) is None:
-            raise ValidationError("segment_id", f"no segment {segment_id}")
-        out["segment_id"] = segment_id
-    return out
+    return {key: data[key] for key in FIELDS if key in data}
 
 
 @api.get("/campaigns")
@@ -169,9 +151,10 @@ def _act(campaign_id: int, action: str) -> Response:
     by = _actor()
     if action in ("start", "approve"):
         done = getattr(campaigns, action)(db(), state().settings, campaign_id, actor=by)
-        after_commit(state().mail_queued)
     else:
         done = getattr(campaigns, action)(db(), campaign_id, actor=by)
+    if action in ("start", "approve", "resume"):
+        after_commit(state().mail_queued)  # the releaser looks at once, not at its next poll
     return jsonify(campaign_json(done))
 
 
@@ -216,7 +199,7 @@ def campaign_summary(campaign_id: int) -> Response:
     s = stats.summary(db(), campaign_id)
     body = {name: getattr(s, name) for name in ("recipients", "queued", "released", "sent", "failed", "uncertain",
                                                 "bounced", "replied", "opted_out", "opportunities")}
-    body["printed"] = getattr(s, "printed", 0)
+    body["printed"] = s.printed
     body["left_out"] = dict(s.left_out)
     body["uncertain_recipients"] = [{"contact_id": cid, "address": address}
                                     for cid, address in stats.uncertain(db(), campaign_id)] if s.uncertain else []
@@ -235,7 +218,7 @@ def campaign_responders(campaign_id: int) -> Response:
         "recipient_id": p.recipient_id, "contact_id": p.contact_id, "contact_name": p.contact_name,
         "replied_at": when(p.replied_at), "reply_interaction_id": p.reply_interaction_id,
         "reply_subject": p.reply_subject, "reply_excerpt": p.reply_excerpt, "opportunity_id": p.opportunity_id,
-        "asks_to_unsubscribe": getattr(p, "asks_to_unsubscribe", False)} for p in people], more=more, page=page)
+        "asks_to_unsubscribe": p.asks_to_unsubscribe} for p in people], more=more, page=page)
 
 
 @api.post("/campaigns/<int:campaign_id>/qualify")
@@ -251,10 +234,7 @@ def qualify_responder(campaign_id: int) -> Response:
     if data.get("recipient_id") is None:
         raise ValidationError("recipient_id", "is required")
     recipient_id = _id("recipient_id", data["recipient_id"])
-    recipient = db().get(CampaignRecipient, recipient_id)
-    if recipient is None or recipient.campaign_id != campaign_id:
-        fail(404, "not_found", f"campaign {campaign_id} has no recipient {recipient_id}")
-    opp = responses.qualify(db(), state().settings, recipient_id, actor=_actor())
+    opp = responses.qualify(db(), state().settings, recipient_id, actor=_actor(), campaign_id=campaign_id)
     return created({"opportunity_id": opp.id, "title": opp.title, "url": f"{API}/opportunities/{opp.id}"},
                    f"{API}/opportunities/{opp.id}")
 

@@ -37,7 +37,11 @@ SCHEMAS.update({
         "state": _state, "sender_name": _str_or_null, "subject": {"type": "string"}, "body": {"type": "string"},
         "recipient_count": _count, "left_out": _reasons, "created_by_id": _int_or_null,
         "approved_by_id": _int_or_null, "approved_at": _time_or_null, "started_at": _time_or_null,
-        "finished_at": _time_or_null, "created_at": _time, "updated_at": _time, "url": {"type": "string"}}},
+        "finished_at": _time_or_null, "created_at": _time, "updated_at": _time,
+        "actions": {"type": "array", "items": {"type": "string", "enum": [
+            "edit", "delete", "start", "approve", "pause", "resume", "cancel", "test", "print"]},
+            "description": "what the campaign's state allows now (who may do it is checked apart)"},
+        "url": {"type": "string"}}},
     "CampaignInput": {"type": "object", "additionalProperties": False, "required": ["name", "segment_id", "channel"],
                       "properties": _fields},
     "CampaignChanges": {"type": "object", "additionalProperties": False, "properties": _fields,
@@ -141,9 +145,11 @@ PATHS.update({
     "/campaigns/{id}/merge": {
         "parameters": [ID],
         "get": {"summary": "The recipients' data for a word processor's mail merge", "operationId": "campaignMerge",
+                "description": "Letters printed from this data are not recorded (no timeline entry, the campaign "
+                               "does not end); only letters.pdf records who got a letter. Not for read-only users.",
                 "parameters": [_q("format", {"type": "string", "enum": ["csv", "xlsx"]})],
                 "responses": {"200": {"description": "CSV or XLSX, as a download", "content": {
                     "text/csv": {"schema": {"type": "string"}},
                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
-                    **ERRORS, **NOT_FOUND, **_conflict}}},
+                    **ERRORS, **FORBIDDEN, **NOT_FOUND, **_conflict}}},
 })

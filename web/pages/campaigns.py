@@ -27,6 +27,7 @@ from web.auth import current_user, editor_id
 from web.downloads import export_response, pdf_response
 from web.i18n import N_
 from web.pages.blueprint import pages
+from web.pages.consent_labels import reason_label, reason_short
 from web.pages.sales_forms import error_text, id_arg, language, text
 from web.requestdb import after_commit, db, row_or_404, state
 
@@ -40,52 +41,16 @@ CHANNELS = (Channel.EMAIL, Channel.LETTER)
 STATE_LABELS = {"draft": N_("draft"), "awaiting_approval": N_("awaiting approval"), "sending": N_("sending"),
                 "paused": N_("paused"), "done": N_("done"), "cancelled": N_("cancelled")}
 CHANNEL_LABELS = {"email": N_("e-mail"), "letter": N_("letter"), "phone": N_("phone")}
-# Who was left out, in a few words for the summary line; the sentence (audience.REASONS) is its title.
-REASON_LABELS = {
-    "erased": N_("erased"), "opted_out": N_("opted out"), "bouncing": N_("bouncing"),
-    "pending": N_("double opt-in not confirmed"), "no_consent": N_("no consent"),
-    "no_notice": N_("no notice of the right to object"), "no_purchase": N_("no order"),
-    "consumer_phone": N_("consumer (phone)"), "no_address": N_("no e-mail address"),
-    "no_postal_address": N_("no postal address"),
-}
-REASON_TEXTS = {
-    "erased": N_("the address belonged to a person whose data was erased"),
-    "opted_out": N_("the person opted out (objected) for this channel"),
-    "bouncing": N_("the e-mail address bounces"),
-    "pending": N_("the double opt-in is not confirmed yet"),
-    "no_consent": N_("no consent for this channel"),
-    "no_notice": N_("a customer, but the notice of the right to object (§ 7(3) UWG) is not recorded"),
-    "no_purchase": N_("recorded as an existing customer, but there is no order"),
-    "consumer_phone": N_("phone marketing to a consumer needs their express consent"),
-    "no_address": N_("no working e-mail address"),
-    "no_postal_address": N_("no postal address for a letter"),
-}
-# What the buttons do, by state (the services refuse anything else with a Conflict).
-STARTABLE = (CampaignState.DRAFT,)
-EDITABLE = (CampaignState.DRAFT,)
-DELETABLE = (CampaignState.DRAFT, CampaignState.CANCELLED)
-PAUSABLE = (CampaignState.SENDING,)
-RESUMABLE = (CampaignState.PAUSED,)
-CANCELLABLE = (CampaignState.AWAITING_APPROVAL, CampaignState.SENDING, CampaignState.PAUSED)  # a draft is deleted
 
 
 def state_label(value: str) -> str:
     return _(STATE_LABELS[value]) if value in STATE_LABELS else value
 
 
-def reason_label(key: str) -> str:
-    return _(REASON_LABELS[key]) if key in REASON_LABELS else key.replace("_", " ")
-
-
-def reason_text(key: str) -> str:
-    if key in REASON_TEXTS:
-        return _(REASON_TEXTS[key])
-    return _(audience.REASONS[key]) if key in audience.REASONS else key.replace("_", " ")
-
-
 @pages.context_processor
 def campaign_helpers() -> dict[str, Any]:
-    return {"campaign_state_label": state_label, "reason_label": reason_label, "reason_text": reason_text,
+    # Who was left out: a few words for the summary line, the sentence as its title (one table: consent_labels).
+    return {"campaign_state_label": state_label, "reason_short": reason_short, "reason_label": reason_label,
             "channel_label": lambda c: _(CHANNEL_LABELS[c]) if c in CHANNEL_LABELS else c}
 
 
@@ -124,24 +89,12 @@ def _segments() -> list[Segment]:
     return segments.list_segments(db())
 
 
-def _channel(raw: str | None) -> Channel:
-    value = (raw or "").strip()
-    if value not in {c.value for c in CHANNELS}:
-        raise ValidationError("channel", _("must be e-mail or letter"))
-    return Channel(value)
-
-
-def _segment_id(raw: str | None) -> int:
-    ident = id_arg(raw)
-    if ident is None or db().get(Segment, ident) is None:
-        raise ValidationError("segment", _("choose a segment"))
-    return ident
-
-
 def form_values(form: Any) -> dict[str, Any]:
-    """The form as the service takes it; a wrong segment or channel is a ValidationError naming the field."""
-    return {"name": text(form, "name") or "", "segment_id": _segment_id(form.get("segment_id")),
-            "channel": _channel(form.get("channel")), "sender_name": text(form, "sender_name"),
+    """The form as the service takes it: the values as typed (a segment id as a number when it is one); the
+    service checks them and names the field that is wrong."""
+    raw_segment = (form.get("segment_id") or "").strip()
+    return {"name": text(form, "name") or "", "segment_id": id_arg(raw_segment) or raw_segment,
+            "channel": (form.get("channel") or "").strip(), "sender_name": text(form, "sender_name"),
             "subject": (form.get("subject") or "").strip(), "body": (form.get("body") or "").replace("\r\n", "\n")}
 
 
@@ -197,7 +150,7 @@ def campaign_create() -> BaseResponse | tuple[str, int]:
 def campaign_edit(campaign_id: int) -> BaseResponse | tuple[str, int]:
     editor_id()
     item = row_or_404(Campaign, campaign_id)
-    if item.state not in EDITABLE:
+    if "edit" not in campaigns.actions(item):
         flash(_("Only a draft can be changed."))
         return _back(campaign_id)
     values = {name: getattr(item, name) for name in FIELDS}
@@ -217,7 +170,7 @@ def campaign_save(campaign_id: int) -> BaseResponse | tuple[str, int]:
         return _form_page(item, request.form.to_dict(), exc, 400)
     except Conflict as exc:
         db().rollback()
-        if item.state in EDITABLE:  # a clash of names, not of states
+        if "edit" in campaigns.actions(item):  # a clash of names, not of states
             return _form_page(item, request.form.to_dict(), ValidationError("name", str(exc)), 400)
         flash(_("Not saved: %(why)s", why=_why(exc)))
         return _back(campaign_id)
@@ -287,17 +240,14 @@ def campaign(campaign_id: int) -> str:
     summary = stats.summary(db(), item.id) if started else None
     people, more = stats.responders(db(), item.id, page=page, size=RESPONDERS_PAGE) if started else ([], False)
     segment = db().get(Segment, item.segment_id) if item.segment_id else None
+    allowed = campaigns.actions(item)
     return render_template(
         "campaign.html", campaign=item, segment=segment, audience=_audience(item), picks=_picks(item),
         preview=_preview(item, contact_id), summary=summary,
         uncertain=stats.uncertain(db(), item.id) if summary and summary.uncertain else [],
         responders=people, more_responders=more, page=page, is_admin=_is_admin(),
         threshold=state().settings.campaigns.approval_threshold, rate=state().settings.campaigns.per_minute,
-        can=dict(edit=item.state in EDITABLE, delete=item.state in DELETABLE, start=item.state in STARTABLE,
-                 pause=item.state in PAUSABLE and item.channel == Channel.EMAIL,
-                 resume=item.state in RESUMABLE, cancel=item.state in CANCELLABLE,
-                 approve=item.state == CampaignState.AWAITING_APPROVAL,
-                 letters=item.channel == Channel.LETTER and started and item.state != CampaignState.CANCELLED))
+        can={name: name in allowed for name in campaigns.ACTIONS})
 
 
 @pages.get("/campaigns/<int:campaign_id>/preview")
@@ -393,6 +343,8 @@ def _change(campaign_id: int, action: str) -> BaseResponse:
     except (ValidationError, Conflict, NotFound) as exc:
         _failed(failed, exc)
         return _back(campaign_id)
+    if action == "resume":
+        after_commit(state().mail_queued)  # the releaser looks at once, not at its next poll
     flash(done)
     return _back(campaign_id)
 
@@ -417,7 +369,7 @@ def campaign_qualify(campaign_id: int, recipient_id: int) -> BaseResponse:
     by = editor_id()
     row_or_404(Campaign, campaign_id)
     try:
-        opp = responses.qualify(db(), state().settings, recipient_id, actor=by)
+        opp = responses.qualify(db(), state().settings, recipient_id, actor=by, campaign_id=campaign_id)
     except (ValidationError, Conflict, NotFound) as exc:
         _failed(_("No opportunity"), exc)
         return _back(campaign_id, "responders")
