@@ -193,8 +193,47 @@ def test_the_double_opt_in_mail_confirms_only_on_the_click(app, client, factory,
     printed = client.get(f"/contacts/{petra}/consent/proof").get_data(as_text=True)
     assert "double_opt_in" in printed and "192.0.2.7" in printed
 
-    # an address that is not hers is refused with a message, and nothing is mailed
-    client.post(f"/contacts/{petra}/consent/double-opt-in", data={"csrf_token": token, "address": "x@y.example"})
+    # an address that is not hers is refused with a message, and nothing is mailed or recorded
+    refused = client.post(f"/contacts/{petra}/consent/double-opt-in",
+                          data={"csrf_token": token, "address": "x@y.example"}, follow_redirects=True)
+    assert "No confirmation mail sent" in refused.get_data(as_text=True)
+    assert "queued" not in refused.get_data(as_text=True)
+    with unit_of_work(factory) as session:
+        assert session.scalar(select(func.count()).select_from(OutgoingMail)) == 1
+    assert _records(factory, petra) == [("email", "pending"), ("email", "opted_in")]
+
+
+def test_the_api_starts_a_double_opt_in_that_only_the_click_confirms(app, client, factory, petra):
+    auth = {"Authorization": f"Bearer {make_token(factory, 'api@beispiel-firma.de', 'staff')}"}
+    url = f"{API}/contacts/{petra}/consent/double-opt-in"
+    started = client.post(url, headers=auth, json={"address": PETRA.upper(), "language": "en", "source": "web_form",
+                                                   "proof": {"form": "newsletter", "ip": "198.51.100.4"}})
+    assert started.status_code == 201, started.json
+    assert started.json["state"] == "pending" and started.json["source"] == "web_form"
+    assert started.json["proof"]["form"] == "newsletter" and started.json["proof"]["address"] == PETRA
+    with unit_of_work(factory) as session:
+        mail = session.execute(select(OutgoingMail).where(OutgoingMail.purpose == "double_opt_in")).scalar_one()
+        assert mail.to_address == PETRA and mail.subject == "Please confirm your subscription"  # as asked
+    link = re.search(r"http://localhost(/consent/confirm/\S+)", mail.body)
+    assert link, mail.body
+    visitor = app.test_client(use_cookies=False)
+    assert visitor.get(link.group(1)).status_code == 200
+    assert _records(factory, petra) == [("email", "pending")]  # not before the click
+    assert visitor.post(link.group(1)).status_code == 200
+    assert _records(factory, petra) == [("email", "pending"), ("email", "opted_in")]
+
+    for body, field in (({}, "address"), ({"address": "x@y.example"}, "address"),
+                        ({"address": f"{PETRA}, x@y.example"}, "address"),
+                        ({"address": PETRA, "language": "fr"}, "language"),
+                        ({"address": PETRA, "proof": "text"}, "proof"), ({"address": PETRA, "colour": 1}, "colour"),
+                        ({"address": PETRA, "source": "x" * 51}, "source")):
+        refused = client.post(url, headers=auth, json=body)
+        assert refused.status_code == 400 and refused.json["error"]["field"] == field, (body, refused.json)
+    assert client.post(f"{API}/contacts/999999/consent/double-opt-in", headers=auth,
+                       json={"address": PETRA}).status_code == 404
+    reader = {"Authorization": f"Bearer {make_token(factory, 'reader@beispiel-firma.de', 'readonly')}"}
+    assert client.post(url, headers=reader, json={"address": PETRA}).status_code == 403
+    assert _records(factory, petra) == [("email", "pending"), ("email", "opted_in")]  # nothing half-done
     with unit_of_work(factory) as session:
         assert session.scalar(select(func.count()).select_from(OutgoingMail)) == 1
 

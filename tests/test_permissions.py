@@ -76,7 +76,7 @@ API_PERMISSIONS: dict[str, str] = {
     # segments and consent (#19)
     "listSegments": READ, "getSegment": READ, "countSegment": READ, "segmentContacts": READ,
     "exportSegment": READ, "createSegment": WRITE, "patchSegment": WRITE, "deleteSegment": WRITE,
-    "contactConsent": READ, "recordConsent": WRITE, "consentProof": READ,
+    "contactConsent": READ, "recordConsent": WRITE, "consentProof": READ, "requestDoubleOptIn": WRITE,
     # campaigns (#19): staff create and send; only an admin approves a campaign above the threshold
     "listCampaigns": READ, "getCampaign": READ, "previewCampaign": READ, "campaignSummary": READ,
     "campaignResponders": READ, "campaignMerge": READ,

@@ -30,13 +30,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_inbox import audit
+from crm_inbox import audit, outbox
 from crm_inbox.config import Settings
 from crm_inbox.consent import ledger
 from crm_inbox.errors import Conflict, NotFound, ValidationError
 from crm_inbox.models import Channel, ConsentRecord, ConsentState, Contact, LegalBasis, utcnow
 
 DOI_MAX_AGE = timedelta(days=7)
+CONFIRM_PATH = "/consent/confirm/"  # the public page the confirmation link opens (web/pages/public_consent.py)
 MAX_TOKEN = 400  # ours are under 200 characters
 _CONFIRM = "confirm"
 _OPT_OUT = "opt-out"
@@ -117,6 +118,51 @@ def request_confirmation(session: Session, secret: str, contact_id: int, address
                         {**(proof or {}), "address": address, "expires_at": expires.isoformat()}, actor=actor)
     token = _sign(secret, _CONFIRM, {"r": row.id, "c": contact_id, "x": int(expires.timestamp())})
     return row, token
+
+
+# The mail asking to confirm, in the person's language (not the staff member's): no gettext here.
+DOI_MAIL = {
+    "de": ("Bitte bestätigen Sie Ihre Anmeldung",
+           "Guten Tag,\n\nbitte bestätigen Sie, dass {company} Ihnen an {address} Informationen per E-Mail "
+           "senden darf. Dazu genügt ein Klick auf diesen Link:\n\n{url}\n\nDer Link ist {days} Tage gültig. "
+           "Wenn Sie das nicht möchten, ignorieren Sie diese E-Mail einfach: ohne Ihre Bestätigung schreiben wir "
+           "Ihnen keine Werbung. Ihre Einwilligung können Sie jederzeit widerrufen.\n\n{company}\n"),
+    "en": ("Please confirm your subscription",
+           "Hello,\n\nplease confirm that {company} may send you information by e-mail at {address}. One click "
+           "on this link is all it takes:\n\n{url}\n\nThe link is valid for {days} days. If you do not want "
+           "this, simply ignore this mail: without your confirmation we send you no advertising. You may "
+           "withdraw your consent at any time.\n\n{company}\n"),
+}
+
+
+def send_confirmation(session: Session, settings: Settings, contact_id: int, address: str, *,
+                      language: str | None, actor: int | None, source: str, proof: dict[str, Any] | None = None,
+                      base_url: str | None = None) -> tuple[ConsentRecord, bool]:
+    """Start a double opt-in: record it pending (``request_confirmation``) and queue the mail with the
+    confirmation link to ``address`` (one of the contact's). The mail is in ``language`` when we write that
+    one, else the person's, else the company's (German). ``base_url``: the address people reach the CRM at
+    (default ``[web] base_url``). Returns the pending record and whether the mail was queued (the outbox takes
+    only one plain address); nothing is recorded when there is no address to link to or mail."""
+    base = (base_url if base_url is not None else settings.web.base_url).rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise ValidationError("base_url", "the confirmation link needs the CRM's public address: set [web] base_url")
+    if outbox.single_recipient(address or "") is None:
+        raise ValidationError("address", "is not one plain e-mail address")
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"no contact {contact_id}")
+    pending, token = request_confirmation(session, instance_secret(settings), contact_id, address, source=source,
+                                          proof=proof, actor=actor)
+    wanted = next((code for code in (language, contact.language, settings.company.language) if code in DOI_MAIL),
+                  "de")
+    subject, body = DOI_MAIL[wanted]
+    to = str(pending.proof["address"])
+    mail = outbox.enqueue(session, settings, purpose="double_opt_in", dedupe_key=f"double_opt_in:{pending.id}",
+                          to=to, subject=subject, headers={"Auto-Submitted": "auto-generated"},
+                          body=body.format(company=settings.company.name or settings.notifications.from_address,
+                                           address=to, url=f"{base}{CONFIRM_PATH}{token}",
+                                           days=DOI_MAX_AGE.days))
+    return pending, mail is not None
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 
-from crm_inbox.consent import ledger, proof
+from crm_inbox.consent import double_opt_in, ledger, proof
 from crm_inbox.consent.policy import may_receive
 from crm_inbox.errors import ValidationError
 from crm_inbox.models import Channel, ConsentRecord, Contact
@@ -16,9 +16,10 @@ from web.api import serialize as ser
 from web.api.blueprint import api
 from web.api.errors import fail, get_or_404, json_body
 from web.auth import actor_id, require_token
-from web.requestdb import db
+from web.requestdb import after_commit, db, state
 
 _INPUT = {"channel", "state", "legal_basis", "source", "proof", "occurred_at"}
+_DOI_INPUT = {"address", "language", "source", "proof"}
 
 
 def _record(row: ConsentRecord) -> dict[str, Any]:
@@ -90,3 +91,36 @@ def consent_proof(contact_id: int) -> Response:
     """Every record per channel, oldest first, with who recorded it and what proves it."""
     get_or_404(Contact, contact_id, "contact")
     return jsonify(proof.history(db(), contact_id))
+
+
+@api.post("/contacts/<int:contact_id>/consent/double-opt-in")
+@require_token(write=True)
+def request_double_opt_in(contact_id: int) -> Response:
+    """Start a double opt-in for one of the person's e-mail addresses (a web form, a shop): recorded pending
+    and the confirmation mail queued; only the person's click on its link opts them in."""
+    get_or_404(Contact, contact_id, "contact")
+    body = json_body()
+    unknown = sorted(set(body) - _DOI_INPUT)
+    if unknown:
+        fail(400, "invalid", f"unknown field {unknown[0]!r}", field=unknown[0])
+    if not isinstance(body.get("address"), str):
+        fail(400, "invalid", "is required (one of the contact's e-mail addresses)", field="address")
+    for key in ("language", "source"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            fail(400, "invalid", "must be a text or null", field=key)
+    if body.get("language") not in (None, *double_opt_in.DOI_MAIL):
+        fail(400, "invalid", f"must be one of {', '.join(double_opt_in.DOI_MAIL)} or null", field="language")
+    evidence = body.get("proof")
+    if evidence is not None and not isinstance(evidence, dict):
+        fail(400, "invalid", "must be an object (how the person asked: the form, its IP …)", field="proof")
+    settings = state().settings
+    pending, queued = double_opt_in.send_confirmation(
+        db(), settings, contact_id, body["address"], language=body.get("language"), actor=actor_id(),
+        source=(body.get("source") or "").strip() or "api", proof=evidence or {},
+        base_url=settings.web.base_url or request.host_url)
+    if not queued:  # answering 400 rolls the pending record back as well
+        fail(400, "invalid", "the outbox refused this address: no mail, nothing recorded", field="address")
+    after_commit(state().mail_queued)  # the outbox sender sends it now, not at its next round
+    response = jsonify(_record(pending))
+    response.status_code = 201
+    return response

@@ -133,6 +133,20 @@ PATHS.update({
                                **NOT_FOUND,
                                "409": _json(_ref("Error"), "The person objected: only their own consent "
                                                            "opts them in again")}}},
+    "/contacts/{id}/consent/double-opt-in": {
+        "parameters": [ID],
+        "post": {"summary": "Start a double opt-in: record it pending and mail the confirmation link; only the "
+                            "person's click opts them in", "operationId": "requestDoubleOptIn",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "additionalProperties": False, "required": ["address"], "properties": {
+                         "address": {"type": "string", "description": "one of the contact's e-mail addresses"},
+                         "language": {"type": ["string", "null"], "enum": ["de", "en", None],
+                                      "description": "of the mail (default: the person's, else the company's)"},
+                         "source": {"type": ["string", "null"], "maxLength": 50,
+                                    "description": "how they asked: web_form, shop … (default api)"},
+                         "proof": {"type": "object", "description": "what shows they asked (the form, its IP)"}}}}}},
+                 "responses": {"201": _json(_ref("ConsentRecord"), "Recorded pending, the mail queued"), **ERRORS,
+                               **FORBIDDEN, **NOT_FOUND}}},
     "/contacts/{id}/consent/proof": {
         "parameters": [ID],
         "get": {"summary": "The proof of consent: every record per channel, oldest first, with its proof",

@@ -17,7 +17,6 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from crm_inbox import outbox
 from crm_inbox.consent import double_opt_in, ledger, proof
 from crm_inbox.consent.policy import may_receive
 from crm_inbox.errors import Conflict, NotFound, ValidationError
@@ -38,19 +37,6 @@ BASIS_LABELS = {"consent": N_("consent"), "existing_customer": N_("existing cust
                 "presumed_consent": N_("presumed consent (business, phone)"),
                 "legitimate_interest": N_("legitimate interest (Art. 6(1)(f) GDPR)")}
 SOURCE_SUGGESTIONS = ("staff", "phone_call", "letter", "fair", "web_form", "contract")
-# The mail asking to confirm, in the person's language (not the staff member's): no gettext here.
-DOI_MAIL = {
-    "de": ("Bitte bestätigen Sie Ihre Anmeldung",
-           "Guten Tag,\n\nbitte bestätigen Sie, dass {company} Ihnen an {address} Informationen per E-Mail "
-           "senden darf. Dazu genügt ein Klick auf diesen Link:\n\n{url}\n\nDer Link ist {days} Tage gültig. "
-           "Wenn Sie das nicht möchten, ignorieren Sie diese E-Mail einfach: ohne Ihre Bestätigung schreiben wir "
-           "Ihnen keine Werbung. Ihre Einwilligung können Sie jederzeit widerrufen.\n\n{company}\n"),
-    "en": ("Please confirm your subscription",
-           "Hello,\n\nplease confirm that {company} may send you information by e-mail at {address}. One click "
-           "on this link is all it takes:\n\n{url}\n\nThe link is valid for {days} days. If you do not want "
-           "this, simply ignore this mail: without your confirmation we send you no advertising. You may "
-           "withdraw your consent at any time.\n\n{company}\n"),
-}
 
 
 @dataclass(frozen=True)
@@ -144,10 +130,9 @@ def consent_record(contact_id: int) -> BaseResponse:
     return _back(contact_id)
 
 
-def confirm_url(token: str) -> str:
-    """The link in the mail: ``[web] base_url`` when set (the address customers reach), else this request's."""
-    base = state().settings.web.base_url.rstrip("/") or request.host_url.rstrip("/")
-    return base + url_for("public_consent.confirm_page", token=token)
+def public_base() -> str:
+    """Where the people we write to reach the CRM: ``[web] base_url`` when set, else this request's address."""
+    return state().settings.web.base_url.rstrip("/") or request.host_url.rstrip("/")
 
 
 @pages.post("/contacts/<int:contact_id>/consent/double-opt-in")
@@ -155,27 +140,24 @@ def consent_double_opt_in(contact_id: int) -> BaseResponse:
     """Record a pending double opt-in for one of the person's addresses and mail them the confirmation link;
     only their click opts them in (crm_inbox.consent.double_opt_in)."""
     by = editor_id()
-    person = row_or_404(Contact, contact_id)
+    row_or_404(Contact, contact_id)
     user = current_user()
-    settings = state().settings
-    address = request.form.get("address", "")
     try:
-        pending, token = double_opt_in.request_confirmation(
-            db(), double_opt_in.instance_secret(settings), contact_id, address, source="staff",
-            proof={"asked_by": user.name if user else None, "via": "contact page"}, actor=by)
+        pending, queued = double_opt_in.send_confirmation(
+            db(), state().settings, contact_id, request.form.get("address", ""), language=None, actor=by,
+            source="staff", proof={"asked_by": user.name if user else None, "via": "contact page"},
+            base_url=public_base())
     except (ValidationError, NotFound) as exc:
         db().rollback()
         flash(_("No confirmation mail sent: %(why)s",
                 why=_error(exc) if isinstance(exc, ValidationError) else str(exc)))
         return _back(contact_id)
-    language = person.language if person.language in DOI_MAIL else settings.company.language
-    subject, body = DOI_MAIL[language if language in DOI_MAIL else "de"]
     to = str(pending.proof["address"])
-    days = double_opt_in.DOI_MAX_AGE.days
-    outbox.enqueue(db(), settings, purpose="double_opt_in", dedupe_key=f"double_opt_in:{pending.id}", to=to,
-                   subject=subject, headers={"Auto-Submitted": "auto-generated"},
-                   body=body.format(company=settings.company.name or settings.notifications.from_address,
-                                    address=to, url=confirm_url(token), days=days))
+    if not queued:
+        db().rollback()  # no mail, so no pending record either
+        log.warning("double opt-in mail to %r for contact %s not queued", to, contact_id)
+        flash(_("No confirmation mail sent: the outbox refused the address %(address)s.", address=to))
+        return _back(contact_id)
     after_commit(state().mail_queued)  # the outbox sender sends it now, not at its next round
     flash(_("Confirmation mail queued to %(address)s: the person is opted in when they click its link.",
             address=to))
