@@ -24,6 +24,9 @@ from crm_inbox.models import (
     ConsentState,
     Contact,
     ContactEmail,
+    Direction,
+    Interaction,
+    InteractionKind,
     OutgoingMail,
     RecipientState,
     utcnow,
@@ -94,6 +97,47 @@ def test_the_opt_out_link_asks_on_get_and_acts_on_a_cookieless_post_once(app, fa
     assert _records(factory, petra) == [("email", "opted_out")]  # idempotent
     with unit_of_work(factory) as session:
         assert session.execute(select(CampaignRecipient)).scalar_one().opted_out_at == first
+
+
+def test_the_opt_out_counts_for_the_campaign_whose_link_was_used(app, factory, petra):
+    with unit_of_work(factory) as session:
+        autumn = Campaign(name="Herbst", channel=Channel.EMAIL, subject="Neu", body="Text")
+        session.add(autumn)
+        session.flush()
+        session.add(CampaignRecipient(campaign_id=autumn.id, contact_id=petra, address=PETRA,
+                                      state=RecipientState.RELEASED, released_at=utcnow()))
+        autumn_id = autumn.id
+    token = doi.opt_out_token(_secret(app), petra, PETRA, campaign_id=autumn_id)
+    done = app.test_client(use_cookies=False).post(f"/unsubscribe/{token}", data="List-Unsubscribe=One-Click",
+                                                   content_type="application/x-www-form-urlencoded")
+    assert done.status_code == 200
+    with unit_of_work(factory) as session:
+        marked = {r.campaign_id: r.opted_out_at is not None for r in session.execute(select(CampaignRecipient))
+                  .scalars()}
+    assert marked[autumn_id] and list(marked.values()).count(True) == 1  # spring's mail did not make her go
+
+
+def test_triage_acts_only_on_a_chosen_decision_about_a_wish_to_unsubscribe(client, factory, petra):
+    with unit_of_work(factory) as session:
+        reply = Interaction(kind=InteractionKind.EMAIL, direction=Direction.IN, subject="AW: Frühjahr",
+                            occurred_at=utcnow(), details={"unsubscribe_suggestion": {
+                                "contact_id": petra, "words": "austragen", "address": PETRA}})
+        session.add(reply)
+        session.flush()
+        reply_id = reply.id
+    log_in(client)
+    token = csrf_token(client.get("/triage").get_data(as_text=True))
+    for data in ({}, {"decision": ""}, {"decision": "maybe"}, {"decision": "Confirm"}):
+        refused = client.post(f"/triage/{reply_id}/unsubscribe", data={"csrf_token": token, **data})
+        assert refused.status_code == 400, data
+        assert "confirm or to dismiss" in refused.get_data(as_text=True)
+    with unit_of_work(factory) as session:
+        assert "unsubscribe_suggestion" in session.get_one(Interaction, reply_id).details  # still waiting
+    assert client.post(f"/triage/{reply_id}/unsubscribe",
+                       data={"csrf_token": token, "decision": "dismiss"}).status_code == 302
+    with unit_of_work(factory) as session:
+        assert session.get_one(Interaction, reply_id).details["unsubscribe_decided"]["outcome"] == "dismissed"
+    assert _records(factory, petra) == []
 
 
 @pytest.mark.parametrize("token", ["nonsense", "a.b", "x" * 500, "eyJjIjoxfQ.forged-mac"])

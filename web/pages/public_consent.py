@@ -60,8 +60,8 @@ def unsubscribe(token: str) -> str | tuple[str, int]:
         done = double_opt_in.unsubscribe(db(), _secret(), token, ip=request.remote_addr)
     except ValidationError as exc:
         return _bad_link(exc)
-    if done.record is not None:  # the campaigns count it (their mails' opted_out_at); idempotent
-        record_opt_out(db(), done.record.contact_id, at=done.record.occurred_at)
+    if done.record is not None:  # the campaign whose mail carried the link counts it (opted_out_at); idempotent
+        record_opt_out(db(), done.record.contact_id, at=done.record.occurred_at, campaign_id=done.campaign_id)
     log.info("one-click opt-out (%s): %s", done.channel.value,
              "already opted out" if done.already else "suppressed" if done.suppressed else "opted out")
     return render_template("unsubscribe.html", token=token, done=done, company=_company())

@@ -3,7 +3,7 @@ name, address or phone number; retry a failed message."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -59,8 +59,11 @@ def triage_unsubscribe(interaction_id: int) -> BaseResponse:
     person decides (the rule lives in campaigns.responses)."""
     staff_id = editor_id()
     row_or_404(Interaction, interaction_id)
+    decision = request.form.get("decision")
+    if decision not in ("confirm", "dismiss"):  # a missing or mistyped decision changes nothing
+        abort(400, description=_("Choose to confirm or to dismiss the wish to unsubscribe."))
     try:
-        if request.form.get("decision") == "confirm":
+        if decision == "confirm":
             confirm_unsubscribe(db(), interaction_id, actor=staff_id)
             flash(_("Opted out of campaign mail, with the reply as proof."))
         else:
