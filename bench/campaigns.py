@@ -285,7 +285,7 @@ def bench_rate(db: Any, tmp: Path) -> dict[str, Any]:
     with engine.connect() as conn:
         released = [t.timestamp() for t in conn.execute(
             select(CampaignRecipient.released_at).where(CampaignRecipient.campaign_id == campaign_id)
-            .order_by(CampaignRecipient.released_at)).scalars()]
+            .order_by(CampaignRecipient.released_at)).scalars() if t is not None]
     engine.dispose()
     return {"arrived": len(times), "expected_ms": expected * 1000,
             "slope_ms": statistics.linear_regression(range(len(times)), times).slope * 1000,
