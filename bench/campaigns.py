@@ -391,6 +391,7 @@ def ok(flag: bool) -> str:
 
 
 def main() -> int:
+    global RATE_PER_MINUTE  # part 2's rate: --per-minute
     if len(sys.argv) > 1 and sys.argv[1] == "--ledger-child":
         ledger_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
         return 0
@@ -399,7 +400,9 @@ def main() -> int:
     parser.add_argument("--postgres", default=DEFAULT_PG_URL, help="PostgreSQL server URL")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--only", choices=("ledger", "rate", "kill"))
+    parser.add_argument("--per-minute", type=int, default=RATE_PER_MINUTE, help="the rate of part 2")
     args = parser.parse_args()
+    RATE_PER_MINUTE = args.per_minute
     scale = 10 if args.quick else 1
     failed = False
     with tempfile.TemporaryDirectory() as tmp_name:
