@@ -251,6 +251,14 @@ def test_staff_start_above_the_threshold_waits_for_an_admin_then_replies_become_
     with factory() as session:
         recipient_id = session.execute(select(CampaignRecipient.id).where(
             CampaignRecipient.reply_interaction_id == reply_id)).scalar_one()
+    # the recipient under another campaign's address: not found there, no deal
+    other = new_campaign(jonas, world, name="Andere")
+    wrong = post(jonas, f"/campaigns/{other}/responders/{recipient_id}/qualify")
+    assert wrong.status_code == 302 and wrong.headers["Location"].endswith(f"/campaigns/{other}#responders")
+    assert f"campaign {other} has no recipient {recipient_id}" in jonas.get(wrong.headers["Location"]).get_data(
+        as_text=True)
+    with factory() as session:
+        assert session.execute(select(Opportunity)).first() is None
     response = post(jonas, f"/campaigns/{campaign_id}/responders/{recipient_id}/qualify")
     assert response.status_code == 302 and "/opportunities/" in response.headers["Location"]
     with factory() as session:
@@ -262,17 +270,26 @@ def test_staff_start_above_the_threshold_waits_for_an_admin_then_replies_become_
     assert again.status_code == 302 and "/campaigns/" in again.headers["Location"]
 
 
-def test_pause_resume_cancel_need_their_buttons_and_a_confirmation(client: Any, world: dict[str, Any],
+def test_pause_resume_cancel_need_their_buttons_and_a_confirmation(app: Any, client: Any, world: dict[str, Any],
                                                                     factory: sessionmaker[Session]) -> None:
+    woken: list[int] = []
+    app.extensions["crm_inbox"].mail_queued = lambda: woken.append(1)
     log_in(client, STAFF, PASSWORD)
     campaign_id = new_campaign(client, world)
+    draft = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert "Delete…" in draft and "Cancel campaign…" not in draft  # a draft is deleted, not cancelled
     post(client, f"/campaigns/{campaign_id}/start")  # no confirmation: nothing happens
     with factory() as session:
         assert session.get_one(Campaign, campaign_id).state == CampaignState.DRAFT
     post(client, f"/campaigns/{campaign_id}/start", confirm="yes")
     assert "Pause" in client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert len(woken) == 1  # the start woke the releaser
     post(client, f"/campaigns/{campaign_id}/pause")
     assert "Resume" in client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert len(woken) == 1
+    post(client, f"/campaigns/{campaign_id}/resume")
+    assert len(woken) == 2  # so does the resume: sending goes on at once, not at the next poll
+    post(client, f"/campaigns/{campaign_id}/pause")
     post(client, f"/campaigns/{campaign_id}/cancel")
     with factory() as session:
         assert session.get_one(Campaign, campaign_id).state == CampaignState.PAUSED
@@ -312,6 +329,7 @@ def test_the_api_creates_changes_starts_and_refuses_what_it_must(app: Any, clien
     assert made.status_code == 201, made.json
     cid = made.json["id"]
     assert made.headers["Location"].endswith(f"/campaigns/{cid}") and made.json["state"] == "draft"
+    assert made.json["actions"] == ["delete", "edit", "start", "test"]
     assert client.get(f"{api}/{cid}", headers=staff).json["name"] == "API"
     assert [c["id"] for c in client.get(api, headers=staff).json["items"]] == [cid]
     assert client.patch(f"{api}/{cid}", json={"name": "API 2"}, headers=staff).json["name"] == "API 2"
@@ -322,7 +340,9 @@ def test_the_api_creates_changes_starts_and_refuses_what_it_must(app: Any, clien
     # 4xx, never 5xx
     for wrong in ({**body, "name": "X", "channel": "fax"}, {**body, "name": "X", "segment_id": 99999},
                   {**body, "name": "X", "segment_id": "1"}, {**body, "name": "X", "body": "{{ nix }}"},
-                  {**body, "name": "X", "colour": "red"}, {"name": "X"}):
+                  {**body, "name": "X", "colour": "red"}, {"name": "X"}, {**body, "name": "X", "segment_id": 10**30},
+                  {**body, "name": "X", "channel": ["email"]}, {**body, "name": 5},
+                  {**body, "name": "X", "subject": 1}):
         assert client.post(api, json=wrong, headers=staff).status_code == 400, wrong
     assert client.post(api, json={**body, "name": "API 2"}, headers=staff).status_code in (400, 409)  # taken
     assert client.post(api, data="nope", headers=staff).status_code == 400
@@ -343,7 +363,11 @@ def test_the_api_creates_changes_starts_and_refuses_what_it_must(app: Any, clien
     assert client.get(f"{api}/{cid}/responders", headers=staff).json == {"items": [], "more": False, "page": 1}
     assert client.post(f"{api}/{cid}/qualify", json={"recipient_id": 99999}, headers=staff).status_code == 404
     assert client.post(f"{api}/{cid}/pause", headers=staff).json["state"] == "paused"
-    assert client.post(f"{api}/{cid}/resume", headers=staff).json["state"] == "sending"
+    woken: list[int] = []
+    app.extensions["crm_inbox"].mail_queued = lambda: woken.append(1)
+    resumed = client.post(f"{api}/{cid}/resume", headers=staff).json
+    assert resumed["state"] == "sending" and resumed["actions"] == ["cancel", "pause", "test"]
+    assert woken == [1]  # the releaser goes on at once
     assert client.post(f"{api}/{cid}/cancel", headers=staff).json["state"] == "cancelled"
     assert client.delete(f"{api}/{cid}", headers=staff).status_code == 204
     assert client.get(f"{api}/{cid}", headers=staff).status_code == 404

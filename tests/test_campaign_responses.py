@@ -503,6 +503,30 @@ def test_record_opt_out_marks_released_mail_once(factory, sent):
     assert row(factory, sent.hans_row).opted_out_at is None
 
 
+def test_an_opt_out_counts_for_the_campaign_that_caused_it(factory, sent):
+    """Petra got a second campaign's mail too: her link (or complaint) about the first marks only the first."""
+    with unit_of_work(factory) as session:
+        summer = Campaign(name="Sommeraktion", channel=Channel.EMAIL, state=CampaignState.SENDING,
+                          subject="Sommer", body="{{ greeting }}", recipient_count=1)
+        session.add(summer)
+        session.flush()
+        second = _released(session, summer, session.get_one(Contact, sent.petra), PETRA).id
+    at = utcnow()
+    with unit_of_work(factory) as session:
+        assert responses.record_opt_out(session, sent.petra, at=at, campaign_id=sent.campaign) == 1
+        assert responses.record_opt_out(session, sent.petra, at=at, campaign_id=sent.campaign) == 0
+    assert row(factory, sent.petra_row).opted_out_at == at and row(factory, second).opted_out_at is None
+
+
+def test_a_responder_is_qualified_only_under_its_own_campaign(factory, settings, sent):
+    feed(factory, settings, make_mail(f"Petra Weber <{PETRA}>", CRM, "AW: Frühjahrsaktion", "Angebot bitte.",
+                                      headers={"In-Reply-To": sent.petra_mid}))
+    with pytest.raises(NotFound, match="has no recipient"), unit_of_work(factory) as session:
+        responses.qualify(session, settings, sent.petra_row, actor=sent.anna, campaign_id=sent.campaign + 1)
+    with unit_of_work(factory) as session:
+        assert responses.qualify(session, settings, sent.petra_row, actor=sent.anna, campaign_id=sent.campaign).id
+
+
 def test_the_persons_campaigns_are_in_the_export_and_anonymous_after_erasure(factory, settings, sent, tmp_path):
     import io
     import json

@@ -439,3 +439,170 @@ def test_starting_needs_the_base_url_and_somebody_to_reach(factory, settings, wo
         service.start(session, settings, campaign_id, actor=world["staff"])
     with factory() as session:
         assert session.get_one(Campaign, campaign_id).state == CampaignState.DRAFT
+
+
+# --- review fixes: values only real people have, per-campaign opt-outs, Reply-To, https links, actions ---
+
+def test_a_template_that_only_real_values_break_is_a_clear_error(factory, settings, world):
+    """check() renders an example person (whose free fields all have a value); a real person without the field
+    makes ``"" < 1`` a TypeError: the preview and the start answer a ValidationError naming the person."""
+    body = "{% if not fields.rabatt %}{{ fields.rabatt < 1 }}{% endif %}"
+    placeholders.check("Hallo", body)  # the example person passes
+    campaign_id = _create(factory, settings, world, body=body)
+    with factory() as session, pytest.raises(ValidationError, match="template error"):
+        service.preview_for(session, settings, campaign_id)
+    with pytest.raises(ValidationError, match=r"contact \d+ \(Anna Müller\)"), unit_of_work(factory) as session:
+        service.start(session, settings, campaign_id, actor=world["staff"])
+    with factory() as session:  # nothing was queued (the unit of work rolled back)
+        assert session.get_one(Campaign, campaign_id).state == CampaignState.DRAFT
+        assert session.scalar(select(func.count()).select_from(OutgoingMail)) == 0
+
+
+def _release_all(factory, campaign_id: int) -> None:  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as session:
+        session.execute(update(CampaignRecipient).where(
+            CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.state == RecipientState.QUEUED)
+            .values(state=RecipientState.RELEASED, released_at=utcnow()))
+
+
+def test_the_opt_out_link_counts_for_its_own_campaign_only(factory, settings, world):
+    from crm_inbox.campaigns import responses
+
+    first = _create(factory, settings, world, name="Frühjahr")
+    second = _create(factory, settings, world, name="Sommer")
+    for campaign_id in (first, second):
+        with unit_of_work(factory) as session:
+            service.start(session, settings, campaign_id, actor=world["staff"])
+        _release_all(factory, campaign_id)
+    anna = world["ids"]["anna"]
+    with factory() as session:
+        mail = session.execute(select(OutgoingMail).where(
+            OutgoingMail.dedupe_key == f"campaign:{second}:{anna}")).scalar_one()
+        token = mail.headers["List-Unsubscribe"][1:-1].rsplit("/", 1)[1]
+    with unit_of_work(factory) as session:
+        done = doi.unsubscribe(session, SECRET, token)
+        assert done.campaign_id == second
+        assert responses.record_opt_out(session, anna, at=utcnow(), campaign_id=done.campaign_id) == 1
+    with factory() as session:
+        marked = dict(session.execute(select(CampaignRecipient.campaign_id, CampaignRecipient.opted_out_at).where(
+            CampaignRecipient.contact_id == anna)).all())
+        assert marked[second] is not None and marked[first] is None  # the summer mail made her opt out
+    with unit_of_work(factory) as session:  # an old link without a campaign: every mail of hers as before
+        assert responses.record_opt_out(session, anna, at=utcnow()) == 1
+
+
+def test_replies_reach_the_crm_when_campaign_mail_comes_from_another_address(factory, settings, world, tmp_path):
+    from crm_inbox.config import ConfigError, load_settings
+
+    crm = replace(settings, mail={"crm_addresses": ("crm@beispiel-firma.de",),
+                                  "support_addresses": ("hilfe@beispiel-firma.de",)})
+    news = replace(crm, campaigns={"from_address": "news@beispiel-firma.de"})
+    assert service.reply_to(news) == "crm@beispiel-firma.de"
+    assert service.reply_to(crm) is None  # [notifications] from_address is the CRM's own
+    assert service.reply_to(replace(crm, campaigns={"from_address": "HILFE@beispiel-firma.de"})) is None
+    campaign_id = _create(factory, news, world)
+    with unit_of_work(factory) as session:
+        service.start(session, news, campaign_id, actor=world["staff"])
+    with factory() as session:
+        mails = session.scalars(select(OutgoingMail)).all()
+        assert mails and all(m.headers["Reply-To"] == "crm@beispiel-firma.de" for m in mails)
+        assert all(m.from_address == "news@beispiel-firma.de" for m in mails)
+        message = outbox.build_message(news, mails[0], attachments=[])
+        assert message["Reply-To"] == "crm@beispiel-firma.de"
+    for wrong in ("Newsletter <news@beispiel-firma.de>", "a@b.de, c@d.de", "news", "news@beispiel firma.de"):
+        path = tmp_path / "bad.toml"
+        path.write_text(f'[campaigns]\nfrom_address = "{wrong}"\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"\[campaigns\] from_address"):
+            load_settings(path, environ={})
+    path.write_text('[campaigns]\nfrom_address = "news@beispiel-firma.de"\n', encoding="utf-8")
+    assert load_settings(path, environ={}).campaigns.from_address == "news@beispiel-firma.de"
+
+
+@pytest.mark.parametrize(("base", "ok"), [
+    ("http://crm.beispiel-firma.de", False), ("ftp://crm.beispiel-firma.de", False),
+    ("http://localhost.beispiel-firma.de", False), ("http://localhost:8000", True), ("http://127.0.0.1:5000/", True),
+    ("http://[::1]:8080", True), ("https://crm.beispiel-firma.de/crm/", True)])
+def test_opt_out_links_travel_over_https_only(factory, settings, world, base, ok):
+    campaign_id = _create(factory, settings, world)
+    chosen = replace(settings, web={"base_url": base, "secret_key": SECRET})
+    with unit_of_work(factory) as session:
+        if ok:
+            assert service.start(session, chosen, campaign_id, actor=world["staff"]).state == CampaignState.SENDING
+        else:
+            with pytest.raises(Conflict, match="https"):
+                service.start(session, chosen, campaign_id, actor=world["staff"])
+
+
+def test_actions_say_what_each_state_allows(factory, settings, world):
+    email = Campaign(name="x", channel=Channel.EMAIL, state=CampaignState.DRAFT, subject="s", body="b")
+    letter = Campaign(name="y", channel=Channel.LETTER, state=CampaignState.DRAFT, subject="s", body="b")
+    expected = {
+        (Channel.EMAIL, CampaignState.DRAFT): {"edit", "delete", "start", "test"},
+        (Channel.EMAIL, CampaignState.AWAITING_APPROVAL): {"approve", "cancel", "test"},
+        (Channel.EMAIL, CampaignState.SENDING): {"pause", "cancel", "test"},
+        (Channel.EMAIL, CampaignState.PAUSED): {"resume", "cancel", "test"},
+        (Channel.EMAIL, CampaignState.DONE): {"test"},
+        (Channel.EMAIL, CampaignState.CANCELLED): {"delete", "test"},
+        (Channel.LETTER, CampaignState.DRAFT): {"edit", "delete", "start"},
+        (Channel.LETTER, CampaignState.SENDING): {"cancel", "print"},
+        (Channel.LETTER, CampaignState.DONE): {"print"},
+    }
+    for (channel, state), allowed in expected.items():
+        campaign = email if channel == Channel.EMAIL else letter
+        campaign.state = state
+        assert service.actions(campaign) == allowed, (channel, state)
+        assert allowed <= set(service.ACTIONS)
+    # the services agree: a draft is deleted, not cancelled
+    campaign_id = _create(factory, settings, world)
+    with unit_of_work(factory) as session, pytest.raises(Conflict):
+        service.cancel(session, campaign_id, actor=world["staff"])
+
+
+def test_suppressed_addresses_are_left_out_for_their_reason(factory, settings, world):
+    from crm_inbox.campaigns import sending
+
+    with unit_of_work(factory) as session:
+        olga = Contact(name="Olga Ohm", tags=["kampagne"])
+        olga.emails = [ContactEmail(email="olga@kunde.de")]
+        session.add(olga)
+        session.flush()
+        _consent(session, olga.id, ConsentState.OPTED_IN, LegalBasis.CONSENT)
+        ledger.suppress(session, Channel.EMAIL, "olga@kunde.de", "unsubscribed")  # her link, as she left
+        olga_id = olga.id
+    with factory() as session:
+        decided = {m.contact_id: m.reason for m in audience.decide(
+            session, [olga_id, world["ids"]["gina"]], Channel.EMAIL)}
+    assert decided == {olga_id: "opted_out", world["ids"]["gina"]: "erased"}
+    # the release decides the same way
+    assert sending.withdrawn(None, bouncing=False, suppression="unsubscribed") == "opted_out"
+    assert sending.withdrawn(None, bouncing=False, suppression="erased") == "erased"
+
+
+def test_the_timeline_keeps_the_mail_without_its_opt_out_link(factory, settings, world):
+    from crm_inbox.campaigns import sending
+
+    campaign_id = _create(factory, settings, world)
+    with unit_of_work(factory) as session:
+        service.start(session, settings, campaign_id, actor=world["staff"])
+    assert sending.release_due(factory, settings, limit=1) == 1
+    with factory() as session:
+        item = session.scalars(select(Interaction)).one()
+        mail = session.scalars(select(OutgoingMail).where(OutgoingMail.interaction_id == item.id)).one()
+        assert "/unsubscribe/" in mail.body  # the mail itself carries the link
+        assert "/unsubscribe/" not in (item.text or "") and "/unsubscribe/" not in (item.excerpt or "")
+        assert item.text and item.text.startswith("Sehr geehrte Frau Dr. Müller,")
+
+
+def test_read_only_users_neither_qualify_nor_print_nor_take_merge_data(factory, settings, world):
+    from crm_inbox.campaigns import letters, responses
+
+    campaign_id = _create(factory, settings, world, name="Brief", channel="letter", subject="Neuheiten")
+    with unit_of_work(factory) as session:
+        service.start(session, settings, campaign_id, actor=world["staff"])
+    for call in (lambda s: letters.print_letters(s, settings, campaign_id, actor=world["reader"]),
+                 lambda s: letters.merge_data(s, settings, campaign_id, "csv", actor=world["reader"]),
+                 lambda s: responses.qualify(s, settings, 1, actor=world["reader"])):
+        with unit_of_work(factory) as session, pytest.raises(Forbidden):
+            call(session)
+    with unit_of_work(factory) as session:
+        assert letters.merge_data(session, settings, campaign_id, "csv", actor=world["staff"]).count >= 1
