@@ -300,7 +300,8 @@ def test_pause_resume_cancel_need_their_buttons_and_a_confirmation(app: Any, cli
     assert client.get(f"/campaigns/{campaign_id}/edit").status_code == 302
 
 
-def test_letters_pdf_and_merge_data_download(client: Any, world: dict[str, Any]) -> None:
+def test_letters_pdf_and_merge_data_download(app: Any, client: Any, world: dict[str, Any],
+                                             factory: sessionmaker[Session]) -> None:
     log_in(client, STAFF, PASSWORD)
     campaign_id = new_campaign(client, world, channel="letter", name="Brief")
     started = post(client, f"/campaigns/{campaign_id}/start", confirm="yes")
@@ -315,6 +316,15 @@ def test_letters_pdf_and_merge_data_download(client: Any, world: dict[str, Any])
     merge = client.get(f"/campaigns/{campaign_id}/merge", query_string={"format": "csv"})
     assert merge.status_code == 200 and "Müller" in merge.data.decode("utf-8-sig")
     assert client.get(f"/campaigns/{campaign_id}/merge", query_string={"format": "xlsx"}).status_code == 200
+    assert "not recorded on the timelines" in client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    # a read-only user sees the campaign but takes no data out and prints nothing
+    with unit_of_work(factory) as session:
+        add_staff(session, "leser@beispiel-firma.de", "Lea Leser", "readonly", password=PASSWORD)
+    reader = app.test_client()
+    log_in(reader, "leser@beispiel-firma.de", PASSWORD)
+    page = reader.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert "Brief" in page and "Data for mail merge" not in page and "Mail-merge PDF" not in page
+    assert reader.get(f"/campaigns/{campaign_id}/merge", query_string={"format": "csv"}).status_code == 403
 
 
 def test_the_api_creates_changes_starts_and_refuses_what_it_must(app: Any, client: Any, world: dict[str, Any],
