@@ -79,7 +79,7 @@ API_PERMISSIONS: dict[str, str] = {
     "contactConsent": READ, "recordConsent": WRITE, "consentProof": READ, "requestDoubleOptIn": WRITE,
     # campaigns (#19): staff create and send; only an admin approves a campaign above the threshold
     "listCampaigns": READ, "getCampaign": READ, "previewCampaign": READ, "campaignSummary": READ,
-    "campaignResponders": READ, "campaignMerge": READ,
+    "campaignResponders": READ, "campaignMerge": WRITE,
     "createCampaign": WRITE, "patchCampaign": WRITE, "deleteCampaign": WRITE, "testCampaign": WRITE,
     "startCampaign": WRITE, "pauseCampaign": WRITE, "resumeCampaign": WRITE, "cancelCampaign": WRITE,
     "qualifyResponder": WRITE, "campaignLetters": WRITE, "approveCampaign": ADMIN,
@@ -136,7 +136,7 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.consent_record": WRITE, "pages.consent_double_opt_in": WRITE, "pages.consent_proof": READ,
     # campaigns (#19)
     "pages.campaigns_list": READ, "pages.campaign": READ, "pages.campaign_preview": READ,
-    "pages.campaign_recipients": READ, "pages.campaign_merge": READ,
+    "pages.campaign_recipients": READ, "pages.campaign_merge": WRITE,
     "pages.campaign_new": WRITE, "pages.campaign_create": WRITE, "pages.campaign_edit": WRITE,
     "pages.campaign_save": WRITE, "pages.campaign_delete": WRITE, "pages.campaign_test": WRITE,
     "pages.campaign_start": WRITE, "pages.campaign_pause": WRITE, "pages.campaign_resume": WRITE,

@@ -239,18 +239,18 @@ def qualify_responder(campaign_id: int) -> Response:
                    f"{API}/opportunities/{opp.id}")
 
 
-@api.get("/campaigns/<int:campaign_id>/letters.pdf")
+@api.post("/campaigns/<int:campaign_id>/letters.pdf")
 @require_token(write=True)
 def campaign_letters(campaign_id: int) -> Response:
     """One PDF, one DIN 5008 letter per recipient; the first print marks them printed and records each on its
-    timeline (so it needs write access)."""
+    timeline (so it needs write access, and is a POST: a prefetching client must not print)."""
     item = _get(campaign_id)
     content = letters.print_letters(db(), state().settings, campaign_id, actor=_actor())
     return pdf_response(content, f"letters-{item.id}.pdf")
 
 
 @api.get("/campaigns/<int:campaign_id>/merge")
-@require_token()
+@require_token(write=True)
 def campaign_merge(campaign_id: int) -> Response:
     """The recipients' data for a word processor's mail merge: ``format`` csv (default) or xlsx."""
     _get(campaign_id)

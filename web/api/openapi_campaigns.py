@@ -137,7 +137,7 @@ PATHS.update({
                      "409": _error("The reply has an opportunity already, or there is no reply")}}},
     "/campaigns/{id}/letters.pdf": {
         "parameters": [ID],
-        "get": {"summary": "The mail-merge PDF: one DIN 5008 letter per recipient (the first print records "
+        "post": {"summary": "The mail-merge PDF: one DIN 5008 letter per recipient (the first print records "
                            "each letter on its timeline)", "operationId": "campaignLetters",
                 "responses": {"200": {"description": "The PDF, always as a download",
                                       "content": {"application/pdf": {}}},
