@@ -78,14 +78,14 @@ def test_build_a_two_condition_segment_with_the_live_count_and_save_it(page, liv
 
     page.get_by_role("button", name="Save segment").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Bayern, Kategorie A")
-    assert page.locator("td.name").all_inner_texts() == ["Anna Ärmel", "Bernd Bauer", "Dora Dupont"]
+    expect(page.locator("td.name")).to_have_text(["Anna Ärmel", "Bernd Bauer", "Dora Dupont"])
     assert "3 people" in page.locator(".segment-facts").inner_text()
     _shot(page, "segment-members")
 
     # Back in the editor, the saved definition is the builder's rows again; a NOT group narrows it.
     page.get_by_role("link", name="Edit conditions").click()
     expect(count).to_have_text("3 people")
-    assert page.locator(".condition").count() == 2
+    expect(page.locator(".condition")).to_have_count(2)
     page.get_by_role("button", name="+ Group").click()
     group = page.locator("fieldset.group fieldset.group")
     group.get_by_label("How the conditions combine").select_option("none")
@@ -95,9 +95,9 @@ def test_build_a_two_condition_segment_with_the_live_count_and_save_it(page, liv
     expect(count).to_have_text("2 people")
     _shot(page, "segment-editor-nested")
     page.get_by_role("button", name="Save segment").click()
-    assert page.locator("td.name").all_inner_texts() == ["Anna Ärmel", "Bernd Bauer"]
+    expect(page.locator("td.name")).to_have_text(["Anna Ärmel", "Bernd Bauer"])
     page.locator(".crumbs").get_by_role("link", name="Segments").click()
-    assert page.locator("table.segments td.number").all_inner_texts() == ["2"]
+    expect(page.locator("table.segments td.number")).to_have_text(["2"])  # waits for the list to load
     _shot(page, "segment-list")
     assert page.dialogs == []
 
