@@ -344,6 +344,28 @@ class CampaignSettings:
 
 
 @dataclass(frozen=True)
+class AnalyticsSettings:
+    """The analytical store (DuckDB), apart from the operative database, and the reports read from it."""
+
+    # Reports at /reports in the web app (read from the store only). Off: no page, no refresh by ``serve``.
+    enabled: bool = True
+    # ``serve`` refreshes the store this often, in a process of its own at low priority; 0: never (cron runs
+    # ``crm-inbox analytics refresh`` instead).
+    refresh_minutes: int = 60
+    # Where the refresh reads from: empty is [database] url; ideally a read replica's URL. Always read-only.
+    source_url: str = ""
+    path: str = ""  # the DuckDB file; empty: <instance_dir>/analytics.duckdb
+    # Staff figures (works council, § 87 (1) no. 6 BetrVG): a group's figures show only when at least this many
+    # people stand behind them, after every filter.
+    min_group_size: int = 5
+    # Figures per staff member. Off by default; switch on only with a works agreement that allows them (README).
+    per_person_reports: bool = False
+
+    def store_path(self, instance_dir: str) -> Path:
+        return Path(self.path) if self.path else Path(instance_dir) / "analytics.duckdb"
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -365,6 +387,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     phone_book: PhoneBookSettings = field(default_factory=PhoneBookSettings)
     campaigns: CampaignSettings = field(default_factory=CampaignSettings)
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -378,7 +401,7 @@ _SECTION_TYPES: dict[str, type] = {
     "retention": RetentionSettings, "privacy": PrivacySettings,
     "imap": ImapSettings, "company": CompanySettings, "sales": SalesSettings,
     "imports": ImportSettings, "documents": DocumentSettings, "webhooks": WebhookSettings,
-    "phone_book": PhoneBookSettings, "campaigns": CampaignSettings,
+    "phone_book": PhoneBookSettings, "campaigns": CampaignSettings, "analytics": AnalyticsSettings,
 }
 # Tables that appear as arrays of tables (``[[imap.accounts]]``), by the dataclass of one entry.
 _TABLE_TYPES: dict[type, str] = {ImapAccount: "imap.accounts"}
@@ -567,6 +590,12 @@ def _validate_exchange(settings: Settings) -> None:
                 "[webhooks] poll_seconds": settings.webhooks.poll_seconds,
                 "[campaigns] per_minute": settings.campaigns.per_minute,
                 "[campaigns] poll_seconds": settings.campaigns.poll_seconds}
+    if settings.analytics.refresh_minutes < 0:
+        raise ConfigError("config: [analytics] refresh_minutes must be 0 (never) or more")
+    if settings.analytics.min_group_size < 2:
+        # One person is no group: a "team" of one shows that person's figures.
+        raise ConfigError("config: [analytics] min_group_size must be at least 2, got "
+                          f"{settings.analytics.min_group_size}")
     if settings.campaigns.approval_threshold < 0:
         raise ConfigError("config: [campaigns] approval_threshold must be 0 or more")
     campaign_from = settings.campaigns.from_address
@@ -743,7 +772,7 @@ def public_view(settings: Settings) -> dict[str, dict[str, Any]]:
             return [shown(key, v) for v in value]
         if isinstance(value, str) and _SECRET_KEY.search(key) and not key.endswith(("_env", "_file")):
             return "(set)" if value else "(not set)"
-        if isinstance(value, str) and key == "url":
+        if isinstance(value, str) and key in ("url", "source_url"):
             return mask_url(value)
         return value
 

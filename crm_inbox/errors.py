@@ -50,3 +50,13 @@ class BadCursor(ValueError):
 
 class Forbidden(PermissionError):
     """The acting user's role does not allow this (e.g. only an admin approves a large campaign)."""
+
+
+class AnalyticsUnavailable(Exception):
+    """The analytical store cannot be read: ``reason`` is "missing", "corrupt" or "locked" (reports say so;
+    nothing operative depends on it)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"analytics store {reason}" + (f": {detail}" if detail else ""))
+        self.reason = reason
+        self.detail = detail

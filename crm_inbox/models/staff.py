@@ -26,6 +26,8 @@ class StaffUser(Base):
         str_enum(StaffRole, "staff_role"),
         default=StaffRole.STAFF)
     extension: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The team reports group staff figures by (never per person unless [analytics] per_person_reports).
+    team: Mapped[str | None] = mapped_column(String(100))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     # The private iCalendar feed's secret, hashed like API tokens; a separate secret because calendar apps
