@@ -195,6 +195,7 @@ def make_settings(database_url: str, instance: Path, **sections: dict[str, Any])
         database={"url": database_url},
         smtp={"port": 0},
         mail={"crm_addresses": (CRM,), "support_addresses": (SUPPORT,), "staff_domains": ("beispiel-firma.de",)},
+        analytics={"refresh_minutes": 0},  # no refresh process unless a test asks for one
     )
     return replace(base, **sections) if sections else base
 

@@ -55,6 +55,8 @@ def config_file(directory: Path, name: str, database_url: str, **sections: dict[
         "web": {"port": 0, "secret_key": "test"},
         "smtp": {"port": 0},
         "mail": {"crm_addresses": [CRM], "support_addresses": [SUPPORT]},
+        # No analytics refresh process beside the one under test (tests that want it set refresh_minutes).
+        "analytics": {"refresh_minutes": 0},
     }
     for section, values in sections.items():
         merged.setdefault(section, {}).update(values)

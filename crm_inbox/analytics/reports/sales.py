@@ -1,0 +1,11 @@
+"""The sales report (work in progress: the helper building it replaces this)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from crm_inbox.analytics.model import Filters, Report, StaffPolicy
+
+
+def sales_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
+    raise NotImplementedError
