@@ -1,0 +1,102 @@
+"""The works-council rule (§ 87 (1) no. 6 BetrVG), in one place: figures about staff work are shown only for
+groups of at least ``[analytics] min_group_size`` people, never for one person unless per-person reports are
+switched on.
+
+- A team with fewer people behind its figures (in the filtered data) is not shown on its own: small teams are
+  pooled into one row :data:`OTHER_TEAMS`. While that pool is itself too small, the smallest shown team joins
+  it (secondary suppression: no small team can be computed as "all shown rows minus the others"). Staff
+  without a team always go to the pool. When everyone together is too few, nothing is shown.
+- A team filter on a team with fewer active members than the minimum blocks every staff-work figure
+  (:func:`team_filter_blocked`).
+
+Teams are disjoint (a staff member has one team), so the number of people behind a pool is the sum of its
+teams' numbers. The decisions are pure functions; only :func:`team_filter_blocked` reads the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import duckdb
+
+from crm_inbox.analytics.model import Filters, StaffPolicy
+
+OTHER_TEAMS = "other_teams"  # the pooled row's label (a code the web adapter translates)
+SMALL_GROUPS = "small_groups"  # note: some teams were pooled or withheld
+TEAM_TOO_SMALL = "team_too_small"  # note: the filtered team is under the minimum, nothing is shown
+
+Values = tuple[Any, ...]
+
+
+def team_filter_blocked(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> bool:
+    """True when ``filters.team`` is set and fewer than ``policy.min_group_size`` active staff have that team:
+    every staff-work figure is then suppressed (notes ``("team_too_small",)``)."""
+    if filters.team is None:
+        return False
+    row = con.execute("SELECT count(*) FROM dim_staff WHERE active AND team = $1", [filters.team]).fetchone()
+    active = int(row[0]) if row else 0
+    return active < max(policy.min_group_size, 1)
+
+
+def group_plan(sizes: Mapping[str | None, int], min_size: int) -> tuple[dict[str | None, str], tuple[str, ...]]:
+    """Under which label each team's figures may be shown: the team's own name or :data:`OTHER_TEAMS`.
+
+    ``sizes``: the distinct people behind each team's figures (``None``: staff without a team). Teams missing
+    from the returned mapping are withheld (only ever all of them: when everyone together is under
+    ``min_size``). The notes are ``("small_groups",)`` when anything was pooled or withheld."""
+    minimum = max(min_size, 1)
+    if not sizes:
+        return {}, ()
+    if sum(sizes.values()) < minimum:
+        return {}, (SMALL_GROUPS,)
+    shown = {team: n for team, n in sizes.items() if team is not None and n >= minimum}
+    pool = [team for team in sizes if team not in shown]
+    pooled = sum(sizes[team] for team in pool)
+    # Secondary suppression: a pool under the minimum would expose its teams as total minus shown rows, so the
+    # smallest shown team (by name on a tie: the same data always gives the same table) joins it.
+    while pool and pooled < minimum:
+        smallest = min(shown, key=lambda team: (shown[team], team))
+        pooled += shown.pop(smallest)
+        pool.append(smallest)
+    plan: dict[str | None, str] = {team: OTHER_TEAMS for team in pool}
+    plan.update({team: team for team in shown if team is not None})
+    return plan, ((SMALL_GROUPS,) if pool else ())
+
+
+def sum_values(a: Values, b: Values) -> Values:
+    """The default way to pool two rows: column by column sums (counts); ``None`` counts as nothing."""
+    return tuple(
+        y if x is None else x if y is None else x + y for x, y in zip(a, b, strict=True)
+    )
+
+
+def protect_groups(
+    rows: Sequence[tuple[str | None, int, Values]],
+    min_size: int,
+    combine: Callable[[Values, Values], Values] = sum_values,
+) -> tuple[list[tuple[str | None, Values]], tuple[str, ...]]:
+    """The rows that may be shown, per :func:`group_plan`: ``rows`` are (team or None, distinct people behind
+    the row, the row's values), one per team. Shown teams keep their order; the pooled row comes last,
+    labelled :data:`OTHER_TEAMS`, its values folded with ``combine`` (default: sums, right for counts). Values
+    that cannot be folded (medians) are computed by the caller on the facts grouped by :func:`group_plan`'s
+    labels instead."""
+    sizes: dict[str | None, int] = {}
+    for team, people, _ in rows:
+        if team in sizes:
+            raise ValueError(f"team {team!r} appears twice")
+        sizes[team] = people
+    plan, notes = group_plan(sizes, min_size)
+    shown: list[tuple[str | None, Values]] = []
+    pooled: Values | None = None
+    for team, _, values in rows:
+        label = plan.get(team)
+        if label is None:
+            continue
+        if label == OTHER_TEAMS:
+            pooled = values if pooled is None else combine(pooled, values)
+        else:
+            shown.append((label, values))
+    if pooled is not None:
+        shown.append((OTHER_TEAMS, pooled))
+    return shown, notes
