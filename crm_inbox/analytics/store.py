@@ -1,0 +1,227 @@
+"""Reading the analytical store (a DuckDB file): open it read-only, tell why it cannot be read, and hand out
+cursors that always see one complete snapshot.
+
+The refresh never writes the store in place: it builds a new file and swaps it in with ``os.replace``. A reader
+therefore keeps the file it opened until it notices the swap (another inode) and opens the new one; cursors in
+use on the old file finish on the old snapshot.
+
+DuckDB caches one database instance per path inside a process: ``duckdb.connect(path)`` after a swap would hand
+back the old, still open file. So the store is ATTACHed (read-only) to a fresh in-memory connection instead,
+which always opens the file that is at the path now, and made the default catalog with ``USE``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from crm_inbox.analytics import schema
+from crm_inbox.errors import AnalyticsUnavailable
+
+# Offline: DuckDB must never download an extension (no network here nor in many company networks); the wheel
+# has parquet, json and icu built in.
+DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+# The catalog name the store file is attached under in a reader's connection.
+STORE_ALIAS = "store"
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """The last refresh that built the store."""
+
+    refreshed_at: datetime  # naive UTC
+    mode: str  # full, incremental
+    seconds: float
+    schema_version: int
+
+
+def connect_memory() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the offline configuration."""
+    return duckdb.connect(":memory:", config=dict(DUCKDB_CONFIG))
+
+
+def connect_file(path: Path) -> duckdb.DuckDBPyConnection:
+    """A writable connection to a store file that nobody reads yet (the refresh's new file, build_store)."""
+    return duckdb.connect(str(path), config=dict(DUCKDB_CONFIG))
+
+
+def open_store(path: Path) -> duckdb.DuckDBPyConnection:
+    """The store at ``path`` opened read-only. Raises AnalyticsUnavailable: "missing" (no file), "locked"
+    (another process has it open for writing), "corrupt" (not a DuckDB file, or unreadable), "outdated"
+    (built for another schema version: the next refresh rebuilds it).
+
+    Cursors made from the returned connection must run ``USE store`` first (StoreReader.cursor does)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnalyticsUnavailable("missing", str(path))
+    con = connect_memory()
+    try:
+        try:
+            con.execute(f"ATTACH ? AS {STORE_ALIAS} (READ_ONLY)", [str(path)])
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise AnalyticsUnavailable("locked", str(path)) from exc
+            raise AnalyticsUnavailable("corrupt", str(path)) from exc
+        except duckdb.Error as exc:
+            raise AnalyticsUnavailable("corrupt", str(path)) from exc
+        con.execute(f"USE {STORE_ALIAS}")
+        version = _schema_version(con, path)
+        if version != schema.SCHEMA_VERSION:
+            raise AnalyticsUnavailable("outdated", f"{path}: schema version {version}, not {schema.SCHEMA_VERSION}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def read_info(con: duckdb.DuckDBPyConnection) -> StoreInfo | None:
+    """The last meta_refresh row of the store ``con`` reads (None when it has none)."""
+    row = con.execute(
+        "SELECT refreshed_at, mode, seconds, schema_version FROM meta_refresh ORDER BY refreshed_at DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return StoreInfo(refreshed_at=row[0], mode=str(row[1]), seconds=float(row[2]), schema_version=int(row[3]))
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
+    try:
+        info = read_info(con)
+    except duckdb.CatalogException:
+        return None  # no meta_refresh: not a store of this layout at all
+    except duckdb.Error as exc:
+        raise AnalyticsUnavailable("corrupt", str(path)) from exc
+    return None if info is None else info.schema_version
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when the refresh swaps a new file in (inode) or someone rewrites it (mtime, size)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class _Opened:
+    """One opened store file and how many cursors on it are in use (it is closed when retired and unused:
+    closing a DuckDB connection closes its cursors, which must not happen to a reader mid-query)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, identity: tuple[int, int, int, int]) -> None:
+        self.con = con
+        self.identity = identity
+        self.users = 0
+        self.retired = False
+
+
+class StoreReader:
+    """Thread-safe access to the store for the web app: one cached read-only connection, a cursor per use,
+    reopened when the file was swapped by a refresh."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._current: _Opened | None = None
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the current store file (raises AnalyticsUnavailable like open_store)."""
+        opened, cur = self._acquire()
+        try:
+            cur.execute(f"USE {STORE_ALIAS}")
+            yield cur
+        finally:
+            try:
+                cur.close()
+            finally:
+                self._release(opened)
+
+    def info(self) -> StoreInfo | None:
+        """The last refresh of the store; None when it is missing or cannot be read."""
+        try:
+            with self.cursor() as cur:
+                return read_info(cur)
+        except (AnalyticsUnavailable, duckdb.Error):
+            return None
+
+    def close(self) -> None:
+        """Let go of the cached connection (closed once its cursors are done)."""
+        with self._lock:
+            if self._current is not None:
+                self._retire(self._current)
+                self._current = None
+
+    def _acquire(self) -> tuple[_Opened, duckdb.DuckDBPyConnection]:
+        # The file's identity is read BEFORE opening: if a swap happens in between, the next use sees a
+        # changed identity and reopens (the other order could pin the old file for good).
+        identity = _identity(self.path)
+        with self._lock:
+            current = self._current
+            if current is None or current.identity != identity:
+                if current is not None:
+                    self._retire(current)
+                    self._current = None
+                if identity is None:
+                    raise AnalyticsUnavailable("missing", str(self.path))
+                current = _Opened(open_store(self.path), identity)
+                self._current = current
+            current.users += 1
+            try:
+                cur = current.con.cursor()
+            except BaseException:
+                current.users -= 1
+                raise
+            return current, cur
+
+    def _release(self, opened: _Opened) -> None:
+        with self._lock:
+            opened.users -= 1
+            if opened.retired and opened.users == 0:
+                opened.con.close()
+
+    @staticmethod
+    def _retire(opened: _Opened) -> None:
+        opened.retired = True
+        if opened.users == 0:
+            opened.con.close()
+
+
+def build_store(path: Path, rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> None:
+    """TEST/BENCH helper: a complete store file at ``path`` (every table created, a meta_refresh row written
+    unless ``rows`` has one) with the given rows per table, tuples in the schema's column order; tables not
+    named stay empty. Swapped in atomically like a refresh."""
+    path = Path(path)
+    unknown = set(rows) - set(schema.DIMENSIONS) - set(schema.FACTS) - set(schema.META)
+    if unknown:
+        raise ValueError(f"no such store tables: {sorted(unknown)}")
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = connect_file(tmp)
+        try:
+            for statement in schema.create_statements():
+                con.execute(statement)
+            for table, table_rows in rows.items():
+                if table_rows:
+                    marks = ", ".join("?" * len(table_rows[0]))
+                    con.executemany(f"INSERT INTO {table} VALUES ({marks})", [list(r) for r in table_rows])
+            if not rows.get("meta_refresh"):
+                con.execute(
+                    "INSERT INTO meta_refresh VALUES (?, 'full', 'build_store', ?, 0.0)",
+                    [datetime.now(UTC).replace(tzinfo=None), schema.SCHEMA_VERSION],
+                )
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
