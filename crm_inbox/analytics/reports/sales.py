@@ -1,11 +1,281 @@
-"""The sales report (work in progress: the helper building it replaces this)."""
+"""The sales report: pipeline by stage, weighted forecast per month, win rate, sales-cycle length, quote → order
+conversion, lost reasons, and deals per team.
+
+Every figure is about deals (opportunities) and so about the work of their owners: the team filter keeps the
+deals whose owner is in that team, and a team under ``[analytics] min_group_size`` active members suppresses
+every figure (works council rule, :mod:`~crm_inbox.analytics.reports.staff_groups`). The category filter is
+the deal's customer category (``fact_opportunity.category``: the company's, else the contact's).
+
+Periods: the pipeline is the open deals now (the store's snapshot), the forecast the next 12 months from the
+period's first month; win rate, sales cycle and lost reasons count deals closed in the period, quote
+conversion quotes first sent in the period (its UTC day: the store keeps no local day for quotes).
+
+Money stays ``Decimal`` from the store to the rows; rates are percentages (float, one place).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
-from crm_inbox.analytics.model import Filters, Report, StaffPolicy
+from crm_inbox.analytics.model import Column, Figure, Filters, Report, StaffPolicy
+from crm_inbox.analytics.reports.rates import category_condition, category_params, percent
+from crm_inbox.analytics.reports.staff_groups import TEAM_TOO_SMALL, protect_groups, team_filter_blocked
+
+FORECAST_MONTHS = 12
+TOP_LOST_REASONS = 10
+OTHER_REASONS = "other_reasons"  # the row pooling every lost reason after the top ten
+NO_REASON = "no_reason"  # lost deals nobody gave a reason for
+ALL_SOURCES = "all_sources"  # the total row of the figures by source
+# A note on the forecast: open deals whose expected close lies before its first month (or was never set).
+FORECAST_OVERDUE = "forecast_overdue"
+QUOTE_STEPS = ("quotes_sent", "quotes_accepted", "quotes_ordered")
+
+# Weighted amount: amount × probability in percent, kept DECIMAL (× 0.01 instead of a division, which DuckDB
+# does in DOUBLE), rounded to cents once per sum.
+WEIGHTED = "CAST(COALESCE(SUM(amount * probability * 0.01), 0) AS DECIMAL(18,2))"
+AMOUNT = "CAST(COALESCE(SUM(amount), 0) AS DECIMAL(18,2))"
 
 
 def sales_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
-    raise NotImplementedError
+    """The sales figures for ``filters`` on the store ``con`` (read-only)."""
+    query = _DealQuery(con, filters)
+    figures = [
+        pipeline_by_stage(query),
+        forecast(query),
+        win_rate(query),
+        win_rate_by_source(query),
+        sales_cycle(query),
+        quote_conversion(query),
+        lost_reasons(query),
+        by_team(query, policy),
+    ]
+    if policy.per_person:
+        figures.append(by_owner(query))
+    if team_filter_blocked(con, filters, policy):
+        # The figures' shapes stay (headings, CSV headers); none of the small team's values leave.
+        figures = [_suppressed(f) for f in figures]
+    return Report(name="sales", filters=filters, figures=tuple(figures))
+
+
+class _DealQuery:
+    """Runs SQL over ``deals``: the opportunities the category and team filters leave, with the owner's team."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
+        self.con = con
+        self.filters = filters
+        team = "AND s.team = $team" if filters.team is not None else ""
+        self.deals = f"""deals AS (
+            SELECT o.*, s.team AS owner_team FROM fact_opportunity o
+            LEFT JOIN dim_staff s ON s.staff_id = o.owner_id
+            WHERE {category_condition("o.category", filters)} {team})"""
+        self.params: dict[str, object] = {**category_params(filters), "start": filters.start, "end": filters.end}
+        if filters.team is not None:
+            self.params["team"] = filters.team
+
+    def rows(self, sql: str, **extra: object) -> list[tuple[Any, ...]]:
+        """``sql`` (after ``WITH deals AS (…)``, it may add CTEs) with the filter parameters it names."""
+        text = f"WITH {self.deals}\n{sql}"
+        params = {k: v for k, v in {**self.params, **extra}.items() if f"${k}" in text}
+        return self.con.execute(text, params).fetchall()
+
+
+def pipeline_by_stage(q: _DealQuery) -> Figure:
+    """Open deals now per stage: count, amount and weighted amount. The store knows stages by name only, so
+    they are ordered by their typical (average) probability, as ``[sales] stages`` orders them."""
+    rows = q.rows(f"""
+        SELECT stage, count(*), {AMOUNT}, {WEIGHTED} FROM deals WHERE outcome = 'open'
+        GROUP BY stage ORDER BY avg(probability), stage""")
+    return Figure(
+        key="pipeline_by_stage", kind="bar",
+        columns=(Column("stage", "text"), Column("deals"), Column("amount", "eur"), Column("weighted_amount", "eur")),
+        rows=tuple((stage, int(n), amount, weighted) for stage, n, amount, weighted in rows),
+        x="stage", series=("amount", "weighted_amount"))
+
+
+def forecast(q: _DealQuery) -> Figure:
+    """Weighted amount of open deals per month of their expected close, for the 12 months from the period's
+    first month (months without deals show zeros). Deals expected earlier or without a date are not in it: a
+    note says so."""
+    first = q.filters.start.replace(day=1)
+    rows = q.rows(f"""
+        , months AS (SELECT CAST(m AS DATE) AS month FROM range($first, $first + INTERVAL {FORECAST_MONTHS} MONTH,
+                                                              INTERVAL 1 MONTH) t(m)),
+        open_deals AS (SELECT date_trunc('month', close_date) AS month, amount, probability FROM deals
+                       WHERE outcome = 'open' AND close_date >= $first)
+        SELECT months.month, count(open_deals.month), {AMOUNT}, {WEIGHTED}
+        FROM months LEFT JOIN open_deals ON open_deals.month = months.month
+        GROUP BY months.month ORDER BY months.month""", first=first)
+    overdue = q.rows("SELECT count(*) FROM deals WHERE outcome = 'open' AND (close_date IS NULL "
+                     "OR close_date < $first)", first=first)[0][0]
+    return Figure(
+        key="forecast", kind="bar",
+        columns=(Column("month", "month"), Column("deals"), Column("amount", "eur"), Column("weighted_amount", "eur")),
+        rows=tuple((month, int(n), amount, weighted) for month, n, amount, weighted in rows),
+        x="month", series=("weighted_amount",), notes=(FORECAST_OVERDUE,) if overdue else ())
+
+
+_CLOSED_IN_PERIOD = "outcome IN ('won', 'lost') AND closed_date >= $start AND closed_date < $end"
+
+
+def win_rate(q: _DealQuery) -> Figure:
+    """Won ÷ (won + lost) of the deals closed in the period, per month (every month of the period)."""
+    rows = q.rows(f"""
+        , months AS (SELECT CAST(m AS DATE) AS month FROM range(date_trunc('month', $start), $end,
+                                                              INTERVAL 1 MONTH) t(m)),
+        closed AS (SELECT date_trunc('month', closed_date) AS month, outcome FROM deals WHERE {_CLOSED_IN_PERIOD})
+        SELECT months.month, count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost')
+        FROM months LEFT JOIN closed ON closed.month = months.month
+        GROUP BY months.month ORDER BY months.month""")
+    return Figure(
+        key="win_rate", kind="line",
+        columns=(Column("month", "month"), Column("won"), Column("lost"), Column("win_rate", "percent")),
+        rows=tuple((month, int(won), int(lost), percent(won, won + lost)) for month, won, lost in rows),
+        x="month", series=("win_rate",))
+
+
+def win_rate_by_source(q: _DealQuery) -> Figure:
+    """The win rate of the deals closed in the period by where they came from, and over all sources."""
+    rows = q.rows(f"""
+        SELECT source, count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost')
+        FROM deals WHERE {_CLOSED_IN_PERIOD} GROUP BY source ORDER BY source""")
+    total_won, total_lost = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    table = [(source, int(won), int(lost), percent(won, won + lost)) for source, won, lost in rows]
+    if table:
+        table.append((ALL_SOURCES, int(total_won), int(total_lost), percent(total_won, total_won + total_lost)))
+    return Figure(
+        key="win_rate_by_source", kind="bar",
+        columns=(Column("source", "text"), Column("won"), Column("lost"), Column("win_rate", "percent")),
+        rows=tuple(table), x="source", series=("win_rate",))
+
+
+def sales_cycle(q: _DealQuery) -> Figure:
+    """Days from a deal's creation to its win, median and 90th percentile (linear interpolation between the
+    nearest deals, as ``quantile_cont``), of the deals won in the period: by source and over all sources."""
+    rows = q.rows(f"""
+        , won AS (SELECT source, epoch(closed_at - created_at) / 86400.0 AS days FROM deals
+                  WHERE outcome = 'won' AND closed_at IS NOT NULL AND {_CLOSED_IN_PERIOD})
+        SELECT source, count(*), median(days), quantile_cont(days, 0.9) FROM won
+        GROUP BY GROUPING SETS ((source), ()) ORDER BY source NULLS LAST""")
+    return Figure(
+        key="sales_cycle", kind="bar",
+        columns=(Column("source", "text"), Column("won"), Column("median_days", "days"), Column("p90_days", "days")),
+        rows=tuple((ALL_SOURCES if source is None else source, int(n), _days(median), _days(p90))
+                   for source, n, median, p90 in rows if n),
+        x="source", series=("median_days", "p90_days"))
+
+
+def _days(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def quote_conversion(q: _DealQuery) -> Figure:
+    """Quotes first sent in the period, how many of them the customer accepted and how many became an order
+    (``fact_order.quote_id``, cancelled orders not counted). A quote is all its versions (one number): it
+    counts once, accepted when any version was, with the value of its last sent version; orders with their
+    net total. Shares are of the quotes sent."""
+    rows = q.rows("""
+        , versions AS (
+            SELECT qu.quote_id, COALESCE(qu.number, '#' || qu.quote_id) AS quote_key, qu.version, qu.state,
+                   qu.sent_at, qu.net_total
+            FROM fact_quote qu JOIN deals ON deals.opportunity_id = qu.opportunity_id),
+        quotes AS (
+            SELECT quote_key, min(sent_at) AS first_sent, bool_or(state = 'accepted') AS accepted,
+                   arg_max(net_total, version) FILTER (WHERE sent_at IS NOT NULL) AS value
+            FROM versions GROUP BY quote_key),
+        sent AS (SELECT * FROM quotes
+                 WHERE CAST(first_sent AS DATE) >= $start AND CAST(first_sent AS DATE) < $end),
+        ordered AS (
+            SELECT v.quote_key, sum(o.net_total) AS value FROM fact_order o JOIN versions v ON v.quote_id = o.quote_id
+            WHERE o.state <> 'cancelled' GROUP BY v.quote_key)
+        SELECT count(*), CAST(COALESCE(sum(sent.value), 0) AS DECIMAL(18,2)),
+               count(*) FILTER (WHERE accepted),
+               CAST(COALESCE(sum(sent.value) FILTER (WHERE accepted), 0) AS DECIMAL(18,2)),
+               count(ordered.quote_key), CAST(COALESCE(sum(ordered.value), 0) AS DECIMAL(18,2))
+        FROM sent LEFT JOIN ordered ON ordered.quote_key = sent.quote_key""")
+    sent, sent_value, accepted, accepted_value, ordered, ordered_value = rows[0]
+    counts = ((sent, sent_value), (accepted, accepted_value), (ordered, ordered_value))
+    return Figure(
+        key="quote_conversion", kind="hbar",
+        columns=(Column("step", "text"), Column("quotes"), Column("net_value", "eur"),
+                 Column("share_of_sent", "percent")),
+        rows=tuple((step, int(n), value, percent(n, sent)) for step, (n, value) in zip(QUOTE_STEPS, counts,
+                                                                                        strict=True)),
+        x="step", series=("quotes",))
+
+
+def lost_reasons(q: _DealQuery) -> Figure:
+    """Deals lost in the period by the reason staff gave (free text: blanks collapsed, case ignored, shown in
+    its most common spelling): the ten most frequent, the rest as one row, and the deals without a reason."""
+    rows = q.rows(f"""
+        , lost AS (SELECT NULLIF(trim(regexp_replace(lost_reason, '\\s+', ' ', 'g')), '') AS reason, amount
+                   FROM deals WHERE outcome = 'lost' AND {_CLOSED_IN_PERIOD}),
+        reasons AS (SELECT lower(reason) AS reason_key, mode(reason) AS shown, count(*) AS n,
+                           CAST(COALESCE(sum(amount), 0) AS DECIMAL(18,2)) AS amount
+                    FROM lost WHERE reason IS NOT NULL GROUP BY reason_key),
+        ranked AS (SELECT *, row_number() OVER (ORDER BY n DESC, amount DESC, reason_key) AS rank FROM reasons),
+        grouped AS (
+            SELECT CASE WHEN rank <= $top THEN shown ELSE '{OTHER_REASONS}' END AS reason,
+                   CASE WHEN rank <= $top THEN rank ELSE $top + 1 END AS pos, sum(n) AS n, sum(amount) AS amount
+            FROM ranked GROUP BY ALL
+            UNION ALL
+            SELECT '{NO_REASON}', $top + 2, count(*), CAST(COALESCE(sum(amount), 0) AS DECIMAL(18,2))
+            FROM lost WHERE reason IS NULL HAVING count(*) > 0)
+        SELECT reason, n, CAST(amount AS DECIMAL(18,2)) FROM grouped ORDER BY pos""", top=TOP_LOST_REASONS)
+    total = sum(int(n) for _, n, _ in rows)
+    return Figure(
+        key="lost_reasons", kind="hbar",
+        columns=(Column("reason", "text"), Column("deals"), Column("amount", "eur"), Column("share", "percent")),
+        rows=tuple((reason, int(n), amount, percent(n, total)) for reason, n, amount in rows),
+        x="reason", series=("deals",))
+
+
+# Summable values per owner group: the rates are computed after pooling, from the pooled counts.
+_GROUP_VALUES = f"""
+    count(*) FILTER (WHERE outcome = 'open'),
+    CAST(COALESCE(sum(amount * probability * 0.01) FILTER (WHERE outcome = 'open'), 0) AS DECIMAL(18,2)),
+    count(*) FILTER (WHERE outcome = 'won' AND {_CLOSED_IN_PERIOD}),
+    count(*) FILTER (WHERE outcome = 'lost' AND {_CLOSED_IN_PERIOD}),
+    CAST(COALESCE(sum(amount) FILTER (WHERE outcome = 'won' AND {_CLOSED_IN_PERIOD}), 0) AS DECIMAL(18,2))"""
+_GROUP_DEALS = f"owner_id IS NOT NULL AND (outcome = 'open' OR ({_CLOSED_IN_PERIOD}))"
+_GROUP_COLUMNS = (Column("open_deals"), Column("weighted_amount", "eur"), Column("won"), Column("lost"),
+                  Column("win_rate", "percent"), Column("won_amount", "eur"))
+
+
+def _group_row(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    open_deals, weighted, won, lost, won_amount = values
+    return (int(open_deals), weighted, int(won), int(lost), percent(won, won + lost), won_amount)
+
+
+def by_team(q: _DealQuery, policy: StaffPolicy) -> Figure:
+    """Per owner's team: open deals and their weighted amount, deals won and lost in the period, win rate and
+    won amount. Only deals with an owner; a team shows when at least ``min_group_size`` owners stand behind
+    its deals (open now or closed in the period), smaller ones are pooled (staff_groups.protect_groups)."""
+    rows = q.rows(f"""
+        SELECT owner_team, count(DISTINCT owner_id), {_GROUP_VALUES} FROM deals WHERE {_GROUP_DEALS}
+        GROUP BY owner_team ORDER BY owner_team NULLS LAST""")
+    shown, notes = protect_groups([(team, int(people), tuple(values)) for team, people, *values in rows],
+                                  policy.min_group_size)
+    return Figure(
+        key="sales_by_team", kind="bar", columns=(Column("team", "text"), *_GROUP_COLUMNS),
+        rows=tuple((team, *_group_row(values)) for team, values in shown),
+        x="team", series=("won", "lost"), notes=notes)
+
+
+def by_owner(q: _DealQuery) -> Figure:
+    """The same per owner by name: only when per-person reports are switched on (the store then has names)."""
+    rows = q.rows(f"""
+        SELECT COALESCE(s.name, '#' || deals.owner_id), {_GROUP_VALUES} FROM deals
+        LEFT JOIN dim_staff s ON s.staff_id = deals.owner_id WHERE {_GROUP_DEALS}
+        GROUP BY deals.owner_id, s.name ORDER BY 1""")
+    return Figure(
+        key="sales_by_owner", kind="bar", columns=(Column("owner", "text"), *_GROUP_COLUMNS),
+        rows=tuple((owner, *_group_row(tuple(values))) for owner, *values in rows),
+        x="owner", series=("won", "lost"))
+
+
+def _suppressed(figure: Figure) -> Figure:
+    return Figure(key=figure.key, kind=figure.kind, columns=figure.columns, rows=(), x=figure.x,
+                  series=figure.series, notes=(TEAM_TOO_SMALL,), suppressed=True)
+

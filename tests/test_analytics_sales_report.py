@@ -1,0 +1,228 @@
+"""The sales report on a small hand-made store: every figure against values computed by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from crm_inbox.analytics.model import Filters, Report, StaffPolicy
+from crm_inbox.analytics.reports import catalog
+from crm_inbox.analytics.reports.sales import sales_report
+from tests.analytics_stores import row, staff, store, team_staff
+
+PERIOD = Filters(start=date(2026, 1, 1), end=date(2026, 7, 1))
+D = Decimal
+
+
+def deal(opportunity_id: int, *, outcome: str = "open", stage: str | None = None, probability: int = 0,
+         amount: str | None = None, source: str = "mail", owner_id: int | None = None, category: str | None = None,
+         created_at: datetime = datetime(2025, 11, 1), closed_at: datetime | None = None,
+         close_date: date | None = None, lost_reason: str | None = None) -> tuple[Any, ...]:
+    return row("fact_opportunity", opportunity_id=opportunity_id, created_at=created_at,
+               created_date=created_at.date(), closed_at=closed_at,
+               closed_date=closed_at.date() if closed_at else None, close_date=close_date,
+               stage=stage or outcome, outcome=outcome, probability=probability,
+               amount=D(amount) if amount is not None else None, source=source, lost_reason=lost_reason,
+               owner_id=owner_id, category=category)
+
+
+def quote(quote_id: int, number: str | None, version: int, state: str, opportunity_id: int, net: str,
+          sent_at: datetime | None = None) -> tuple[Any, ...]:
+    return row("fact_quote", quote_id=quote_id, opportunity_id=opportunity_id, number=number, version=version,
+               state=state, sent_at=sent_at, net_total=D(net))
+
+
+def order(order_id: int, quote_id: int, net: str, state: str = "open") -> tuple[Any, ...]:
+    return row("fact_order", order_id=order_id, number=f"AB-{order_id}", quote_id=quote_id,
+               order_date=date(2026, 3, 1), state=state, net_total=D(net), gross_total=D(net))
+
+
+OPEN = [
+    deal(1, stage="qualified", probability=10, amount="1000", close_date=date(2026, 2, 10), owner_id=1, category="A"),
+    deal(2, stage="qualified", probability=10, amount="500.50", close_date=date(2026, 3, 5), owner_id=2,
+         category="B", source="call"),
+    deal(3, stage="negotiation", probability=75, amount="2000", close_date=date(2026, 2, 20), owner_id=6,
+         category="A"),
+    deal(4, stage="quote_sent", probability=50, owner_id=3, source="manual"),  # no amount, no close date
+    deal(5, stage="needs_analysis", probability=25, amount="400", close_date=date(2025, 12, 1), owner_id=1,
+         category="A"),  # expected before the forecast's first month
+]
+CLOSED = [
+    deal(10, outcome="won", probability=100, amount="1000", owner_id=1, category="A",
+         created_at=datetime(2026, 1, 1), closed_at=datetime(2026, 1, 11)),  # 10 days
+    deal(11, outcome="won", probability=100, amount="3000", owner_id=2, category="B",
+         created_at=datetime(2026, 1, 1), closed_at=datetime(2026, 1, 21)),  # 20 days
+    deal(12, outcome="won", probability=100, amount="500", owner_id=6, source="call",
+         created_at=datetime(2026, 2, 1), closed_at=datetime(2026, 3, 12)),  # 39 days
+    deal(13, outcome="lost", amount="700", owner_id=3, category="C", closed_at=datetime(2026, 1, 15),
+         lost_reason="Price"),
+    deal(14, outcome="lost", amount="300", owner_id=7, closed_at=datetime(2026, 2, 2), lost_reason="  price  "),
+    deal(15, outcome="lost", amount="100", owner_id=4, source="call", closed_at=datetime(2026, 3, 3)),
+    deal(16, outcome="won", probability=100, amount="9999", owner_id=1, category="A",
+         closed_at=datetime(2025, 12, 20)),  # before the period
+    deal(17, outcome="lost", amount="50", owner_id=8, source="web_form", closed_at=datetime(2026, 3, 10),
+         lost_reason="too   late"),
+    deal(18, outcome="lost", owner_id=5, source="manual", closed_at=datetime(2026, 4, 1), lost_reason="price"),
+]
+ROWS: dict[str, list[tuple[Any, ...]]] = {
+    # Nord: 5 people, Süd: 2, staff 8 without a team.
+    "dim_staff": [*team_staff(1, "Nord", 5), *team_staff(6, "Süd", 2), staff(8, None)],
+    "fact_opportunity": OPEN + CLOSED,
+    "fact_quote": [
+        quote(1, "AN-1", 1, "superseded", 10, "100", datetime(2026, 1, 5, 9)),
+        quote(2, "AN-1", 2, "accepted", 10, "120", datetime(2026, 1, 8, 9)),
+        quote(3, "AN-2", 1, "sent", 3, "200", datetime(2026, 2, 1, 9)),
+        quote(4, "AN-3", 1, "declined", 13, "999", datetime(2025, 12, 30, 9)),  # sent before the period
+        quote(5, "AN-4", 1, "accepted", 12, "50", datetime(2026, 3, 1, 9)),
+        quote(6, None, 1, "draft", 1, "10"),
+    ],
+    "fact_order": [order(1, 2, "120", "handed_off"), order(2, 5, "50", "cancelled")],
+}
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    with store(tmp_path_factory.mktemp("sales") / "a.duckdb", ROWS) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def report(con: duckdb.DuckDBPyConnection) -> Report:
+    return sales_report(con, PERIOD, StaffPolicy())
+
+
+def test_pipeline_by_stage_orders_stages_by_probability_with_weighted_amounts(report: Report) -> None:
+    assert report.figure("pipeline_by_stage").rows == (
+        ("qualified", 2, D("1500.50"), D("150.05")),
+        ("needs_analysis", 1, D("400.00"), D("100.00")),
+        ("quote_sent", 1, D("0.00"), D("0.00")),
+        ("negotiation", 1, D("2000.00"), D("1500.00")),
+    )
+
+
+def test_forecast_covers_twelve_months_from_the_period_and_notes_overdue_deals(report: Report) -> None:
+    fig = report.figure("forecast")
+    assert len(fig.rows) == 12
+    assert fig.rows[0] == (date(2026, 1, 1), 0, D("0.00"), D("0.00"))
+    assert fig.rows[1] == (date(2026, 2, 1), 2, D("3000.00"), D("1600.00"))
+    assert fig.rows[2] == (date(2026, 3, 1), 1, D("500.50"), D("50.05"))
+    assert fig.rows[11][0] == date(2026, 12, 1)
+    assert fig.notes == ("forecast_overdue",)
+    assert all(isinstance(r[3], Decimal) for r in fig.rows)
+
+
+def test_win_rate_per_month_of_deals_closed_in_the_period(report: Report) -> None:
+    assert report.figure("win_rate").rows == (
+        (date(2026, 1, 1), 2, 1, 66.7),
+        (date(2026, 2, 1), 0, 1, 0.0),
+        (date(2026, 3, 1), 1, 2, 33.3),
+        (date(2026, 4, 1), 0, 1, 0.0),
+        (date(2026, 5, 1), 0, 0, None),
+        (date(2026, 6, 1), 0, 0, None),
+    )
+
+
+def test_win_rate_by_source_with_a_total(report: Report) -> None:
+    assert report.figure("win_rate_by_source").rows == (
+        ("call", 1, 1, 50.0),
+        ("mail", 2, 2, 50.0),
+        ("manual", 0, 1, 0.0),
+        ("web_form", 0, 1, 0.0),
+        ("all_sources", 3, 5, 37.5),
+    )
+
+
+def test_sales_cycle_median_and_p90_days_of_won_deals(report: Report) -> None:
+    assert report.figure("sales_cycle").rows == (
+        ("call", 1, 39.0, 39.0),
+        ("mail", 2, 15.0, 19.0),
+        ("all_sources", 3, 20.0, 35.2),  # p90 of 10, 20, 39: 20 + 0.8 × 19
+    )
+
+
+def test_quote_conversion_counts_a_quote_once_over_its_versions(report: Report) -> None:
+    assert report.figure("quote_conversion").rows == (
+        ("quotes_sent", 3, D("370.00"), 100.0),
+        ("quotes_accepted", 2, D("170.00"), 66.7),
+        ("quotes_ordered", 1, D("120.00"), 33.3),  # the cancelled order does not count
+    )
+
+
+def test_lost_reasons_are_trimmed_and_grouped_regardless_of_case(report: Report) -> None:
+    assert report.figure("lost_reasons").rows == (
+        ("price", 3, D("1000.00"), 60.0),
+        ("too late", 1, D("50.00"), 20.0),
+        ("no_reason", 1, D("100.00"), 20.0),
+    )
+
+
+def test_lost_reasons_beyond_the_top_ten_are_one_row(tmp_path: Path) -> None:
+    lost = [deal(i, outcome="lost", amount=str(i), closed_at=datetime(2026, 2, 1), lost_reason=f"reason {i:02d}")
+            for i in range(1, 13)] + [deal(13, outcome="lost", amount="5", closed_at=datetime(2026, 2, 1),
+                                           lost_reason="reason 01")]
+    with store(tmp_path / "r.duckdb", {"fact_opportunity": lost}) as c:
+        rows = sales_report(c, PERIOD, StaffPolicy()).figure("lost_reasons").rows
+    assert [r[0] for r in rows] == ["reason 01", "reason 12", "reason 11", "reason 10", "reason 09", "reason 08",
+                                    "reason 07", "reason 06", "reason 05", "reason 04", "other_reasons"]
+    assert rows[0][1:3] == (2, D("6.00"))
+    assert rows[-1][1:] == (2, D("5.00"), 15.4)  # reasons 02 and 03: 2 of 13 deals
+
+
+def test_by_team_pools_teams_under_the_minimum(con: duckdb.DuckDBPyConnection, report: Report) -> None:
+    # Nord has 5 owners behind its deals, Süd 2 and one owner has no team: with a minimum of 5 the pool of 3
+    # would expose Nord as total minus pool, so everything is one pooled row.
+    fig = report.figure("sales_by_team")
+    assert fig.rows == (("other_teams", 5, D("1750.05"), 3, 5, 37.5, D("4500.00")),)
+    assert fig.notes == ("small_groups",)
+    fig = sales_report(con, PERIOD, StaffPolicy(min_group_size=2)).figure("sales_by_team")
+    assert fig.rows == (
+        ("Nord", 4, D("250.05"), 2, 3, 40.0, D("4000.00")),
+        ("other_teams", 1, D("1500.00"), 1, 2, 33.3, D("500.00")),
+    )
+
+
+def test_team_filter_keeps_the_owners_team_and_suppresses_a_small_team(con: duckdb.DuckDBPyConnection) -> None:
+    nord = sales_report(con, Filters(PERIOD.start, PERIOD.end, team="Nord"), StaffPolicy())
+    assert [r[:2] for r in nord.figure("pipeline_by_stage").rows] == [
+        ("qualified", 2), ("needs_analysis", 1), ("quote_sent", 1)]
+    assert nord.figure("win_rate_by_source").rows[-1] == ("all_sources", 2, 3, 40.0)
+    assert nord.figure("sales_by_team").rows == (("Nord", 4, D("250.05"), 2, 3, 40.0, D("4000.00")),)
+
+    sud = sales_report(con, Filters(PERIOD.start, PERIOD.end, team="Süd"), StaffPolicy())
+    assert sud.figures and all(f.suppressed and f.rows == () and f.notes == ("team_too_small",)
+                               for f in sud.figures)
+    assert sud.figure("pipeline_by_stage").columns  # the shape stays for headings and CSV headers
+
+
+def test_category_filter_uses_the_deals_customer_category(con: duckdb.DuckDBPyConnection) -> None:
+    a = sales_report(con, Filters(PERIOD.start, PERIOD.end, category="A"), StaffPolicy())
+    assert [r[0] for r in a.figure("pipeline_by_stage").rows] == ["qualified", "needs_analysis", "negotiation"]
+    assert a.figure("win_rate_by_source").rows == (("mail", 1, 0, 100.0), ("all_sources", 1, 0, 100.0))
+    none = sales_report(con, Filters(PERIOD.start, PERIOD.end, category="none"), StaffPolicy())
+    assert none.figure("pipeline_by_stage").rows == (("quote_sent", 1, D("0.00"), D("0.00")),)
+
+
+def test_per_person_figure_only_when_switched_on(tmp_path: Path) -> None:
+    rows = {**ROWS, "dim_staff": [staff(1, "Nord", name="Anna"), staff(2, "Nord", name="Ben")]}
+    with store(tmp_path / "p.duckdb", rows) as c:
+        off = sales_report(c, PERIOD, StaffPolicy())
+        on = sales_report(c, PERIOD, StaffPolicy(per_person=True))
+    assert "sales_by_owner" not in [f.key for f in off.figures]
+    owners = {r[0]: r[1:] for r in on.figure("sales_by_owner").rows}
+    assert owners["Anna"] == (2, D("200.00"), 1, 0, 100.0, D("1000.00"))
+    assert owners["Ben"] == (1, D("50.05"), 1, 0, 100.0, D("3000.00"))
+
+
+def test_empty_store_and_the_catalog(tmp_path: Path) -> None:
+    with store(tmp_path / "e.duckdb", {}) as c:
+        report = catalog.run("sales", c, PERIOD, StaffPolicy())
+    assert report.name == "sales"
+    assert report.figure("pipeline_by_stage").rows == ()
+    assert report.figure("quote_conversion").rows[0] == ("quotes_sent", 0, D("0.00"), None)
+    assert report.figure("sales_by_team").rows == ()
