@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from crm_inbox.analytics import schema
+from crm_inbox.analytics.store import build_store, open_store
 
 CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
@@ -124,35 +125,15 @@ def build(path: Path, rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> Path:
     given)."""
     rows = dict(rows)
     rows.setdefault("dim_date", _dates(rows))
-    try:
-        from crm_inbox.analytics.store import build_store  # the refresh helper's; absent in early checkouts
-    except ImportError:
-        _build_here(path, rows)
-    else:
-        build_store(path, rows)
+    build_store(path, rows)
     return path
-
-
-def _build_here(path: Path, rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> None:
-    con = duckdb.connect(str(path), config=CONFIG)
-    try:
-        for statement in schema.create_statements():
-            con.execute(statement)
-        for table, table_rows in rows.items():
-            if table_rows:
-                marks = ", ".join("?" for _ in columns(table))
-                con.executemany(f"INSERT INTO {table} VALUES ({marks})", [list(r) for r in table_rows])
-        con.execute("INSERT INTO meta_refresh VALUES (?, 'full', 'test', ?, 0.0)",
-                    [datetime.now(UTC).replace(tzinfo=None), schema.SCHEMA_VERSION])
-    finally:
-        con.close()
 
 
 @contextmanager
 def store(path: Path, rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> Iterator[duckdb.DuckDBPyConnection]:
     """Build the store and open it read-only, as reports see it."""
     build(path, rows)
-    con = duckdb.connect(str(path), read_only=True, config=CONFIG)
+    con = open_store(path)
     try:
         yield con
     finally:

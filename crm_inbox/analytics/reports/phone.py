@@ -1,11 +1,153 @@
-"""The phone report (work in progress: the helper building it replaces this)."""
+"""The phone report: inbound calls per local hour and weekday (a heat map), the answer rate per week, missed
+calls and how long call-backs took, and calls per team.
+
+Which filter applies where:
+
+- The period is the call's local start day (``started_date``); a missed call's call-back counts with the
+  missed call, whenever it came.
+- The category is the customer's: the call's company's, else its contact's company's, else the contact's own.
+- The team is the team of the staff who took or made the call and filters only the staff-work figure (calls
+  per team, and per person). The heat map, the answer rate and the call-backs describe how reachable the
+  company is for its customers: a missed call has nobody who took it, so they ignore the team filter and
+  then carry the note ``team_filter_not_applied``.
+- Works council (:mod:`.staff_groups`): a filtered team with fewer active members than ``min_group_size``
+  suppresses the staff-work figures (``team_too_small``); calls per team pool small teams (``other_teams``).
+  Per-person figures only with ``policy.per_person``.
+
+Call-back minutes: median and p90 by linear interpolation (DuckDB ``quantile_cont``), rounded to 0.1 min.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
-from crm_inbox.analytics.model import Filters, Report, StaffPolicy
+from crm_inbox.analytics.model import ChartKind, Column, Figure, Filters, Report, StaffPolicy
+from crm_inbox.analytics.reports._sql import (
+    TEAM_FILTER_NOT_APPLIED,
+    WEEKS,
+    category_condition,
+    parameters,
+    query,
+    suppressed,
+    team_condition,
+)
+from crm_inbox.analytics.reports.staff_groups import TEAM_TOO_SMALL, protect_groups, team_filter_blocked
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # column keys of the heat map, ISO order
 
 
 def phone_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
-    raise NotImplementedError
+    values = parameters(filters)
+    blocked = team_filter_blocked(con, filters, policy)
+    customer_notes = (TEAM_FILTER_NOT_APPLIED,) if filters.team is not None else ()
+    figures = [
+        _heatmap(con, filters, values, customer_notes),
+        _answer_rate(con, filters, values, customer_notes),
+        _missed_callbacks(con, filters, values, customer_notes),
+        _by_team(con, filters, values, policy, blocked),
+    ]
+    if policy.per_person:
+        figures.append(_by_staff(con, filters, values, blocked))
+    return Report(name="phone", filters=filters, figures=tuple(figures))
+
+
+def _calls(filters: Filters, *, staff_work: bool) -> str:
+    """The calls of the period with the customer's category and the team of who took or made them."""
+    conditions = ["c.started_date >= $start", "c.started_date < $end",
+                  category_condition("coalesce(co.category, ct.category)", filters)]
+    if staff_work:
+        conditions.append(team_condition("s.team", filters))
+    return f"""SELECT c.*, s.team, s.name AS staff_name
+        FROM fact_call c
+        LEFT JOIN dim_contact ct ON ct.contact_id = c.contact_id
+        LEFT JOIN dim_company co ON co.company_id = coalesce(c.company_id, ct.company_id)
+        LEFT JOIN dim_staff s ON s.staff_id = c.staff_id
+        WHERE {' AND '.join(conditions)}"""
+
+
+def _heatmap(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
+             notes: tuple[str, ...]) -> Figure:
+    # All 24 hours: calls at night are shown, not cut off at business hours.
+    cells = ", ".join(f"count(c.call_id) FILTER (WHERE c.local_weekday = {i})" for i in range(1, 8))
+    rows = query(con, f"""
+        WITH calls AS ({_calls(filters, staff_work=False)} AND c.direction = 'in'),
+        hours AS (SELECT unnest(range(24)) AS hour)
+        SELECT hours.hour, {cells}
+        FROM hours LEFT JOIN calls c ON c.local_hour = hours.hour
+        GROUP BY hours.hour ORDER BY hours.hour""", values)
+    columns = (Column("hour", "text"), *(Column(day) for day in WEEKDAYS))
+    return Figure(key="calls_heatmap", kind="heatmap", columns=columns, rows=tuple(rows), x="hour",
+                  series=WEEKDAYS, notes=notes)
+
+
+def _answer_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
+                 notes: tuple[str, ...]) -> Figure:
+    rows = query(con, f"""
+        WITH {WEEKS},
+        calls AS ({_calls(filters, staff_work=False)} AND c.direction = 'in'),
+        per_week AS (SELECT date_trunc('week', started_date)::DATE AS week, count(*) AS inbound,
+                            count(*) FILTER (WHERE answered) AS answered, count(*) FILTER (WHERE missed) AS missed
+                     FROM calls GROUP BY 1)
+        SELECT weeks.week, coalesce(inbound, 0), coalesce(answered, 0), coalesce(missed, 0),
+               round(100.0 * answered / inbound, 1)
+        FROM weeks LEFT JOIN per_week USING (week) ORDER BY weeks.week""", values)
+    columns = (Column("week", "week"), Column("inbound_calls"), Column("answered"), Column("missed"),
+               Column("answer_rate", "percent"))
+    return Figure(key="answer_rate", kind="line", columns=columns, rows=tuple(rows), x="week",
+                  series=("answer_rate",), notes=notes)
+
+
+def _missed_callbacks(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
+                      notes: tuple[str, ...]) -> Figure:
+    rows = query(con, f"""
+        WITH {WEEKS},
+        missed AS ({_calls(filters, staff_work=False)} AND c.missed),
+        per_week AS (SELECT date_trunc('week', started_date)::DATE AS week, count(*) AS missed,
+                            count(called_back_at) AS called_back,
+                            quantile_cont(callback_minutes, 0.5) AS median, quantile_cont(callback_minutes, 0.9) AS p90
+                     FROM missed GROUP BY 1)
+        SELECT weeks.week, coalesce(missed, 0), coalesce(called_back, 0), coalesce(missed - called_back, 0),
+               round(100.0 * called_back / missed, 1), round(median, 1), round(p90, 1)
+        FROM weeks LEFT JOIN per_week USING (week) ORDER BY weeks.week""", values)
+    columns = (Column("week", "week"), Column("missed"), Column("called_back"), Column("not_called_back"),
+               Column("called_back_share", "percent"), Column("median_callback_minutes", "minutes"),
+               Column("p90_callback_minutes", "minutes"))
+    return Figure(key="missed_callbacks", kind="stacked_bar", columns=columns, rows=tuple(rows), x="week",
+                  series=("called_back", "not_called_back"), notes=notes)
+
+
+def _by_team(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
+             blocked: bool) -> Figure:
+    columns = (Column("team", "text"), Column("answered_calls"), Column("outbound_calls"))
+    kind: ChartKind = "hbar"
+    x, series = "team", ("answered_calls", "outbound_calls")
+    if blocked:
+        return suppressed("calls_by_team", kind, columns, TEAM_TOO_SMALL, x, series)
+    # Counts add up, so small teams are pooled by summing their rows.
+    per_team = query(con, f"""
+        WITH calls AS ({_calls(filters, staff_work=True)} AND c.staff_id IS NOT NULL
+                       AND ((c.direction = 'in' AND c.answered) OR c.direction = 'out'))
+        SELECT team, count(DISTINCT staff_id), count(*) FILTER (WHERE direction = 'in'),
+               count(*) FILTER (WHERE direction = 'out')
+        FROM calls GROUP BY team ORDER BY team""", values)
+    rows, notes = protect_groups([(team, int(n), (a, o)) for team, n, a, o in per_team], policy.min_group_size)
+    return Figure(key="calls_by_team", kind=kind, columns=columns,
+                  rows=tuple((label, *vals) for label, vals in rows), x=x, series=series, notes=notes)
+
+
+def _by_staff(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], blocked: bool) -> Figure:
+    """Per person (only with per-person reports switched on, which needs a works agreement)."""
+    columns = (Column("staff", "text"), Column("answered_calls"), Column("outbound_calls"))
+    kind: ChartKind = "hbar"
+    x, series = "staff", ("answered_calls", "outbound_calls")
+    if blocked:
+        return suppressed("calls_by_staff", kind, columns, TEAM_TOO_SMALL, x, series)
+    rows = query(con, f"""
+        WITH calls AS ({_calls(filters, staff_work=True)} AND c.staff_id IS NOT NULL
+                       AND ((c.direction = 'in' AND c.answered) OR c.direction = 'out'))
+        SELECT coalesce(staff_name, '#' || staff_id), count(*) FILTER (WHERE direction = 'in'),
+               count(*) FILTER (WHERE direction = 'out')
+        FROM calls GROUP BY staff_id, staff_name ORDER BY 2 DESC, 1""", values)
+    return Figure(key="calls_by_staff", kind=kind, columns=columns, rows=tuple(rows), x=x, series=series)

@@ -1,11 +1,197 @@
-"""The service report (work in progress: the helper building it replaces this)."""
+"""The service report: tickets opened and closed per week, the backlog, first-response and resolution times
+(median, p90) by channel and by category, the reopen rate, and tickets per team.
+
+Which filter applies where:
+
+- The period is the event's day: a ticket's opening day for opened tickets and first responses, its (last)
+  closing day for closed tickets, resolution times and reopens. The backlog counts tickets open at the end of
+  each week of the period (opened before, not solved or closed by then).
+- The category is the customer's (``fact_ticket.category``) in every figure.
+- The team is the assignee's team and filters only figures about staff work: first response, resolution,
+  reopen rate, tickets per team (and per person). Tickets opened and closed per week and the backlog describe
+  the customers' demand on the whole service and ignore the team filter; they then carry the note
+  ``team_filter_not_applied`` so the page says so.
+- Works council (:mod:`.staff_groups`): a filtered team with fewer active members than ``min_group_size``
+  suppresses every staff-work figure (``team_too_small``); with a team filter, a staff-work figure with fewer
+  distinct assignees behind it than the minimum (e.g. the team and one category) is suppressed too
+  (``small_groups``). Without a team filter these figures are company figures. Tickets per team pool small
+  teams (``other_teams``). Per-person figures only with ``policy.per_person``.
+
+Times are hours (medians and p90 by linear interpolation, DuckDB ``quantile_cont``), rounded to 0.01 h.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
-from crm_inbox.analytics.model import Filters, Report, StaffPolicy
+from crm_inbox.analytics.model import ChartKind, Column, Figure, Filters, Report, StaffPolicy
+from crm_inbox.analytics.reports._sql import (
+    TEAM_FILTER_NOT_APPLIED,
+    WEEKS,
+    category_condition,
+    parameters,
+    query,
+    suppressed,
+    team_condition,
+    team_rows,
+)
+from crm_inbox.analytics.reports.staff_groups import SMALL_GROUPS, TEAM_TOO_SMALL, team_filter_blocked
+
+CLOSED_STATES = "('solved', 'closed')"  # a ticket reopened after its last close is open again
 
 
 def service_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
-    raise NotImplementedError
+    values = parameters(filters)
+    blocked = team_filter_blocked(con, filters, policy)
+    customer_notes = (TEAM_FILTER_NOT_APPLIED,) if filters.team is not None else ()
+    figures = [
+        _tickets_per_week(con, filters, values, customer_notes),
+        _backlog(con, filters, values, customer_notes),
+    ]
+    for measure in ("first_response", "resolution"):
+        for dimension in ("channel", "category"):
+            figures.append(_times(con, filters, values, policy, blocked, measure, dimension))
+    figures.append(_reopen_rate(con, filters, values, policy, blocked))
+    figures.append(_by_team(con, filters, values, policy, blocked))
+    if policy.per_person:
+        figures.append(_by_staff(con, filters, values, blocked))
+    return Report(name="service", filters=filters, figures=tuple(figures))
+
+
+def _tickets(filters: Filters, day: str, *, staff_work: bool, closed: bool = False) -> str:
+    """The tickets of the period by ``day`` (opened_date or closed_date), with the assignee's team."""
+    conditions = [f"t.{day} >= $start", f"t.{day} < $end", category_condition("t.category", filters)]
+    if closed:
+        conditions.append(f"t.state IN {CLOSED_STATES}")
+    if staff_work:
+        conditions.append(team_condition("s.team", filters))
+    return f"""SELECT t.*, s.team, s.name AS staff_name
+        FROM fact_ticket t LEFT JOIN dim_staff s ON s.staff_id = t.assignee_id
+        WHERE {' AND '.join(conditions)}"""
+
+
+def _tickets_per_week(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
+                      notes: tuple[str, ...]) -> Figure:
+    category = category_condition("category", filters)
+    rows = query(con, f"""
+        WITH {WEEKS},
+        opened AS (SELECT date_trunc('week', opened_date)::DATE AS week, count(*) AS n FROM fact_ticket
+                   WHERE opened_date >= $start AND opened_date < $end AND {category} GROUP BY 1),
+        closed AS (SELECT date_trunc('week', closed_date)::DATE AS week, count(*) AS n FROM fact_ticket
+                   WHERE closed_date >= $start AND closed_date < $end AND state IN {CLOSED_STATES}
+                     AND {category} GROUP BY 1)
+        SELECT weeks.week, coalesce(opened.n, 0), coalesce(closed.n, 0)
+        FROM weeks LEFT JOIN opened USING (week) LEFT JOIN closed USING (week)
+        ORDER BY weeks.week""", values)
+    return Figure(key="tickets_per_week", kind="bar",
+                  columns=(Column("week", "week"), Column("opened"), Column("closed")),
+                  rows=tuple(rows), x="week", series=("opened", "closed"), notes=notes)
+
+
+def _backlog(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
+             notes: tuple[str, ...]) -> Figure:
+    # Open at a week's end = opened before it minus solved/closed before it; counted over days, not tickets,
+    # so the statement stays small however many tickets there are.
+    category = category_condition("category", filters)
+    rows = query(con, f"""
+        WITH {WEEKS},
+        ends AS (SELECT week, least(week + 7, $end::DATE) AS week_end FROM weeks),
+        opened AS (SELECT opened_date AS day, count(*) AS n FROM fact_ticket WHERE {category} GROUP BY 1),
+        closed AS (SELECT closed_date AS day, count(*) AS n FROM fact_ticket
+                   WHERE closed_date IS NOT NULL AND state IN {CLOSED_STATES} AND {category} GROUP BY 1)
+        SELECT ends.week,
+               coalesce((SELECT sum(n) FROM opened WHERE day < ends.week_end), 0)
+             - coalesce((SELECT sum(n) FROM closed WHERE day < ends.week_end), 0)
+        FROM ends ORDER BY ends.week""", values)
+    return Figure(key="backlog", kind="line", columns=(Column("week", "week"), Column("open_tickets")),
+                  rows=tuple((week, int(n)) for week, n in rows), x="week", series=("open_tickets",), notes=notes)
+
+
+def _times(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
+           blocked: bool, measure: str, dimension: str) -> Figure:
+    key = f"{measure}_by_{dimension}"
+    columns: tuple[Column, ...]
+    if measure == "first_response":
+        facts = _tickets(filters, "opened_date", staff_work=True)
+        minutes = "first_response_minutes"
+        columns = (Column(dimension, "text"), Column("tickets"), Column("without_response"),
+                   Column("median_hours", "hours"), Column("p90_hours", "hours"))
+        extra = f"count(*) FILTER (WHERE {minutes} IS NULL),"
+    else:
+        facts = _tickets(filters, "closed_date", staff_work=True, closed=True)
+        minutes = "resolution_minutes"
+        columns = (Column(dimension, "text"), Column("tickets"), Column("median_hours", "hours"),
+                   Column("p90_hours", "hours"))
+        extra = ""
+    kind: ChartKind = "bar"
+    x, series = dimension, ("median_hours", "p90_hours")
+    if blocked:
+        return suppressed(key, kind, columns, TEAM_TOO_SMALL, x, series)
+    rows = query(con, f"""
+        WITH facts AS ({facts})
+        SELECT CASE WHEN grouping({dimension}) = 1 THEN 'all' ELSE coalesce({dimension}, 'none') END AS label,
+               count(*), {extra}
+               round(quantile_cont({minutes}, 0.5) / 60, 2), round(quantile_cont({minutes}, 0.9) / 60, 2),
+               count(DISTINCT assignee_id)
+        FROM facts GROUP BY GROUPING SETS (({dimension}), ())
+        ORDER BY grouping({dimension}), label""", values)
+    return _staff_figure(key, kind, columns, rows, x, series, filters, policy)
+
+
+def _staff_figure(key: str, kind: ChartKind, columns: tuple[Column, ...], rows: list[tuple[Any, ...]], x: str,
+                  series: tuple[str, ...], filters: Filters, policy: StaffPolicy) -> Figure:
+    """A staff-work figure from rows whose last value is the distinct staff behind them and whose last row is
+    the total: under a team filter, too few people behind the whole figure suppress it."""
+    if not rows or rows[-1][1] == 0:  # nothing in the period: no rows rather than an "all" row of zeros
+        return Figure(key=key, kind=kind, columns=columns, rows=(), x=x, series=series)
+    if filters.team is not None and int(rows[-1][-1]) < policy.min_group_size:
+        return suppressed(key, kind, columns, SMALL_GROUPS, x, series)
+    return Figure(key=key, kind=kind, columns=columns, rows=tuple(r[:-1] for r in rows), x=x, series=series)
+
+
+def _reopen_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
+                 blocked: bool) -> Figure:
+    columns = (Column("channel", "text"), Column("closed"), Column("reopened"), Column("reopen_rate", "percent"))
+    kind: ChartKind = "bar"
+    x, series = "channel", ("reopen_rate",)
+    if blocked:
+        return suppressed("reopen_rate", kind, columns, TEAM_TOO_SMALL, x, series)
+    rows = query(con, f"""
+        WITH facts AS ({_tickets(filters, "closed_date", staff_work=True, closed=True)})
+        SELECT CASE WHEN grouping(channel) = 1 THEN 'all' ELSE channel END AS label,
+               count(*), count(*) FILTER (WHERE reopen_count > 0),
+               round(100.0 * count(*) FILTER (WHERE reopen_count > 0) / count(*), 1),
+               count(DISTINCT assignee_id)
+        FROM facts GROUP BY GROUPING SETS ((channel), ())
+        ORDER BY grouping(channel), label""", values)
+    return _staff_figure("reopen_rate", kind, columns, rows, x, series, filters, policy)
+
+
+def _by_team(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
+             blocked: bool) -> Figure:
+    columns = (Column("team", "text"), Column("tickets"), Column("median_first_response_hours", "hours"))
+    kind: ChartKind = "hbar"
+    x, series = "team", ("tickets",)
+    if blocked:
+        return suppressed("tickets_by_team", kind, columns, TEAM_TOO_SMALL, x, series)
+    rows, notes = team_rows(con, _tickets(filters, "opened_date", staff_work=True), "assignee_id",
+                            "count(*), round(quantile_cont(first_response_minutes, 0.5) / 60, 2)", values, policy)
+    return Figure(key="tickets_by_team", kind=kind, columns=columns, rows=tuple(rows), x=x, series=series, notes=notes)
+
+
+def _by_staff(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], blocked: bool) -> Figure:
+    """Per person (only with per-person reports switched on, which needs a works agreement)."""
+    columns = (Column("staff", "text"), Column("tickets"), Column("median_first_response_hours", "hours"))
+    kind: ChartKind = "hbar"
+    x, series = "staff", ("tickets",)
+    if blocked:
+        return suppressed("tickets_by_staff", kind, columns, TEAM_TOO_SMALL, x, series)
+    rows = query(con, f"""
+        WITH facts AS ({_tickets(filters, "opened_date", staff_work=True)})
+        SELECT coalesce(staff_name, '#' || assignee_id), count(*),
+               round(quantile_cont(first_response_minutes, 0.5) / 60, 2)
+        FROM facts WHERE assignee_id IS NOT NULL
+        GROUP BY assignee_id, staff_name ORDER BY 2 DESC, 1""", values)
+    return Figure(key="tickets_by_staff", kind=kind, columns=columns, rows=tuple(rows), x=x, series=series)

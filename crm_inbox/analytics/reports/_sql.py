@@ -1,0 +1,86 @@
+"""SQL pieces the report queries share: named parameters, the period's weeks, the category filter and the
+team breakdown through the works-council rule. Set-based only: each figure is one or two statements."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+
+from crm_inbox.analytics.model import ChartKind, Column, Figure, Filters, StaffPolicy
+from crm_inbox.analytics.reports.staff_groups import OTHER_TEAMS, SMALL_GROUPS, TEAM_TOO_SMALL, group_plan
+
+TEAM_FILTER_NOT_APPLIED = "team_filter_not_applied"  # note: a customer figure, the team filter does not apply
+
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+# The period's weeks (ISO, starting Monday) as rows ``week``; the first may start before the period.
+WEEKS = """weeks AS (
+    SELECT CAST(unnest(generate_series(date_trunc('week', $start::DATE), $end::DATE - 1, INTERVAL 7 DAY)) AS DATE)
+        AS week)"""
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with the named ``$parameters`` it uses taken from ``values`` (DuckDB refuses extra ones)."""
+    used = set(_PARAM.findall(sql))
+    return con.execute(sql, {k: v for k, v in values.items() if k in used}).fetchall()
+
+
+def parameters(filters: Filters) -> dict[str, Any]:
+    return {"start": filters.start, "end": filters.end, "team": filters.team, "category": filters.category}
+
+
+def category_condition(expr: str, filters: Filters) -> str:
+    """The condition for the customer category filter on ``expr`` ("none": no category)."""
+    if filters.category is None:
+        return "TRUE"
+    if filters.category == "none":
+        return f"({expr}) IS NULL"
+    return f"({expr}) = $category"
+
+
+def team_condition(team_expr: str, filters: Filters) -> str:
+    """The condition for the team filter on the team of the staff who did the work."""
+    return "TRUE" if filters.team is None else f"({team_expr}) = $team"
+
+
+def suppressed(key: str, kind: ChartKind, columns: Sequence[Column], note: str, x: str = "",
+               series: tuple[str, ...] = ()) -> Figure:
+    """A figure that may not be shown: no rows, the reason in its notes."""
+    return Figure(key=key, kind=kind, columns=tuple(columns), rows=(), x=x, series=series, notes=(note,),
+                  suppressed=True)
+
+
+def team_rows(con: duckdb.DuckDBPyConnection, facts: str, staff_column: str, aggregates: str,
+              values: Mapping[str, Any], policy: StaffPolicy) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
+    """Figures per team under the works-council rule, for aggregates that cannot be added up (medians).
+
+    ``facts``: a SELECT of the filtered facts with a ``team`` column and the staff id ``staff_column``;
+    ``aggregates``: the SELECT list computed per shown group. First the people per team (distinct staff in
+    the filtered facts), then :func:`group_plan`, then the aggregates grouped by the plan's labels: rows are
+    (label, *aggregates), shown teams by name, the pooled :data:`OTHER_TEAMS` last."""
+    sizes = query(con, f"""
+        WITH facts AS ({facts})
+        SELECT team, count(DISTINCT {staff_column}) FROM facts WHERE {staff_column} IS NOT NULL GROUP BY team""",
+                  values)
+    plan, notes = group_plan({team: int(n) for team, n in sizes}, policy.min_group_size)
+    if not plan:
+        return [], notes
+    rows = query(con, f"""
+        WITH facts AS ({facts}),
+        plan AS (SELECT unnest($plan_teams::VARCHAR[]) AS team, unnest($plan_labels::VARCHAR[]) AS label)
+        SELECT plan.label, {aggregates}
+        FROM facts JOIN plan ON plan.team IS NOT DISTINCT FROM facts.team
+        WHERE facts.{staff_column} IS NOT NULL
+        GROUP BY plan.label
+        ORDER BY plan.label = '{OTHER_TEAMS}', plan.label""",
+                 {**values, "plan_teams": list(plan), "plan_labels": list(plan.values())})
+    return rows, notes
+
+
+__all__ = [
+    "OTHER_TEAMS", "SMALL_GROUPS", "TEAM_FILTER_NOT_APPLIED", "TEAM_TOO_SMALL", "WEEKS", "category_condition",
+    "parameters", "query", "suppressed", "team_condition", "team_rows",
+]
