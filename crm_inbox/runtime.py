@@ -21,6 +21,7 @@ from crm_inbox.intake.store import Accepted
 from crm_inbox.outbox import Sender
 from crm_inbox.pipeline.runner import Worker
 from crm_inbox.scheduler import Scheduler
+from crm_inbox.store_refresh import StoreRefresher
 from crm_inbox.webhooks.delivery import Deliverer
 
 if TYPE_CHECKING:
@@ -33,10 +34,13 @@ log = logging.getLogger(__name__)
 
 class Service:
     """``crm-inbox serve``: the SMTP listener, the IMAP pollers, the processing worker, the scheduler, the
-    outbox sender and the web app."""
+    outbox sender, the web app and the scheduled analytics refresh (a child process; ``config_path`` is the
+    configuration file serve was started with, for that child)."""
 
-    def __init__(self, settings: Settings, *, web: bool = True, smtp: bool = True) -> None:
+    def __init__(self, settings: Settings, *, web: bool = True, smtp: bool = True,
+                 config_path: str | None = None) -> None:
         self.settings = settings
+        self.analytics_refresh = StoreRefresher(settings, config_path)
         self.engine = make_engine(settings.database.url, echo=settings.database.echo)
         self.factory = make_sessionmaker(self.engine)
         # Processing can be redone from the stored raw mail, so its commits need not wait for the disk.
@@ -121,6 +125,7 @@ class Service:
             self._web_thread = threading.Thread(target=self.web.run, name="crm-inbox-web", daemon=True)
             self._web_thread.start()
             log.info("web: listening on http://%s:%s/", self.settings.web.host, self.web_port)
+        self.analytics_refresh.start()  # last: the operative parts run before any refresh starts
 
     @property
     def intake_process(self) -> IntakeProcess:
@@ -167,6 +172,7 @@ class Service:
 
     def stop(self) -> None:
         """Stop taking mail first, finish what is in flight, then stop the worker and the web app."""
+        self.analytics_refresh.stop()  # ends a running refresh: it leaves the old store as it was
         if self.smtp is not None:
             self.smtp.stop()  # closes the intake's store once the last message in flight is committed
         for poller in self.imap_pollers:  # each stops at its next IDLE tick or batch boundary

@@ -34,10 +34,19 @@ def find_staff(session: Session, email: str) -> StaffUser | None:
         .options(selectinload(StaffUser.emails))).scalar_one_or_none()
 
 
+TEAM_MAX_LENGTH = 100  # as the column
+
+
+def team_name(raw: str | None) -> str | None:
+    """A team as stored: one line, at most 100 characters; empty means no team."""
+    return single_line(raw or "")[:TEAM_MAX_LENGTH].strip() or None
+
+
 def add_staff(session: Session, email: str, name: str, role: str = "staff", extension: str | None = None,
               password: str | None = None, more_emails: list[str] | None = None, *,
-              actor: Actor = SETUP) -> StaffUser:
-    """A new staff user, audited as made by ``actor`` (never with the password)."""
+              team: str | None = None, actor: Actor = SETUP) -> StaffUser:
+    """A new staff user, audited as made by ``actor`` (never with the password). ``team``: the group reports
+    show this person's work under (never the person alone, unless [analytics] per_person_reports)."""
     addresses = []
     for raw in [email, *(more_emails or [])]:
         addr = normalise_email(raw)
@@ -52,13 +61,14 @@ def add_staff(session: Session, email: str, name: str, role: str = "staff", exte
         if find_staff(session, addr) is not None:
             raise StaffExists(f"a staff user with {addr} exists already")
     user = StaffUser(name=single_line(name)[:200] or addresses[0], role=staff_role, extension=extension or None,
-                     password_hash=hash_password(password) if password else None)
+                     team=team_name(team), password_hash=hash_password(password) if password else None)
     user.emails = [StaffEmail(email=a) for a in addresses]
     session.add(user)
     session.flush()
     if actor is not SETUP:
         audit.record(session, actor, "create", "staff_user", user.id,
-                     {"emails": [email, *(more_emails or [])], "role": user.role.value})
+                     {"emails": [email, *(more_emails or [])], "role": user.role.value,
+                      **({"team": user.team} if user.team else {})})
     return user
 
 
@@ -175,9 +185,10 @@ def _other_active_admins(session: Session, user: StaffUser) -> int:
 
 def change_staff(session: Session, user: StaffUser, *, name: str | None = None, role: str | None = None,
                  extension: str | None = None, active: bool | None = None, emails: list[str] | None = None,
-                 password: str | None = None, actor: int | None) -> dict[str, Any]:
+                 password: str | None = None, team: str | None = None, actor: int | None) -> dict[str, Any]:
     """An admin's change to a staff user, audited as made by ``actor`` when anything changed; returns what
-    changed (as in the audit entry: a new password shows as "changed", never itself).
+    changed (as in the audit entry: a new password shows as "changed", never itself). ``team``: None leaves it,
+    "" takes the user out of any team.
 
     The last active admin can neither lose the role nor be deactivated: nobody could manage users then.
     A new password or deactivation ends all the user's logins on every device (a role change does not need
@@ -196,6 +207,8 @@ def change_staff(session: Session, user: StaffUser, *, name: str | None = None, 
         user.role, changed["role"] = new_role, new_role.value
     if extension is not None and (extension.strip() or None) != user.extension:
         user.extension = changed["extension"] = extension.strip()[:32] or None
+    if team is not None and team_name(team) != user.team:
+        user.team = changed["team"] = team_name(team)
     if active is not None and active != user.active:
         if not active and user.role == StaffRole.ADMIN and not _other_active_admins(session, user):
             raise ValidationError("active", "the last active admin cannot be deactivated")

@@ -1,4 +1,4 @@
-"""Admin pages: staff users (add, change role, addresses, extension, password, deactivate) and the settings
+"""Admin pages: staff users (add, change role, addresses, extension, team, password, deactivate) and the settings
 in force. Settings come from the configuration file, so the page shows them and says where to change them."""
 
 from __future__ import annotations
@@ -32,10 +32,24 @@ def _addresses(text: str) -> list[str]:
     return [a for a in text.replace(",", " ").split() if a]
 
 
+def _teams() -> list[str]:
+    """The teams staff are in now: offered when typing one, so one team is not spelt two ways (reports group
+    by the exact name)."""
+    teams = db().execute(select(StaffUser.team).where(StaffUser.team.is_not(None)).distinct()
+                         .order_by(StaffUser.team)).scalars()
+    return [team for team in teams if team]
+
+
+def _user_page(user: StaffUser, error: str | None = None) -> str:
+    return render_template("admin_user.html", user=user, roles=ROLES, teams=_teams(), error=error,
+                           min_group_size=state().settings.analytics.min_group_size)
+
+
 def _users_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
     users = db().execute(select(StaffUser).options(selectinload(StaffUser.emails))
                          .order_by(StaffUser.active.desc(), StaffUser.name)).scalars().all()
-    return render_template("admin_users.html", users=users, roles=ROLES, error=error, form=request.form), status
+    return render_template("admin_users.html", users=users, roles=ROLES, teams=_teams(), error=error,
+                           form=request.form, min_group_size=state().settings.analytics.min_group_size), status
 
 
 @pages.get("/admin/users")
@@ -56,7 +70,8 @@ def admin_user_add() -> BaseResponse | tuple[str, int]:
         if password and len(password) < 8:
             raise ValidationError("password", "must have at least 8 characters")
         user = add_staff(db(), emails[0], form.get("name", ""), form.get("role", "staff"),
-                         form.get("extension", "").strip() or None, password or None, more_emails=emails[1:], actor=by)
+                         form.get("extension", "").strip() or None, password or None, more_emails=emails[1:],
+                         team=form.get("team"), actor=by)
     except (ValidationError, StaffExists) as exc:
         return _users_page(str(exc), 400)
     flash(_("%(name)s can now log in.", name=user.name) if password else
@@ -67,7 +82,7 @@ def admin_user_add() -> BaseResponse | tuple[str, int]:
 @pages.get("/admin/users/<int:user_id>")
 def admin_user(user_id: int) -> str:
     admin_id()
-    return render_template("admin_user.html", user=row_or_404(StaffUser, user_id), roles=ROLES, error=None)
+    return _user_page(row_or_404(StaffUser, user_id))
 
 
 @pages.post("/admin/users/<int:user_id>")
@@ -79,11 +94,10 @@ def admin_user_change(user_id: int) -> BaseResponse | tuple[str, int]:
         changed = change_staff(db(), user, name=form.get("name"), role=form.get("role"),
                                extension=form.get("extension"), active=form.get("active") == "on",
                                emails=_addresses(form.get("emails", "")), password=form.get("password") or None,
-                               actor=by)
+                               team=form.get("team"), actor=by)
     except ValidationError as exc:
         db().rollback()
-        return render_template("admin_user.html", user=row_or_404(StaffUser, user_id), roles=ROLES,
-                               error=str(exc)), 400
+        return _user_page(row_or_404(StaffUser, user_id), str(exc)), 400
     if changed:
         flash(_("Saved."))
     return redirect(url_for("pages.admin_user", user_id=user.id))
