@@ -1,11 +1,288 @@
-"""The customers report (work in progress: the helper building it replaces this)."""
+"""The customers report: ABC analysis by revenue against the category staff assigned, new leads per origin,
+customers without contact for 90 days (cross- and up-selling candidates), campaign responses.
+
+A *customer* is a company; a contact without a company is a customer of its own. Documents of a contact who
+belongs to a company count for the company.
+
+Revenue of a customer in a span of days: the net of its ERP invoices issued then (cancelled ones not counted)
+when it has any there, else the net of its orders dated then (cancelled ones not counted). Invoices bill
+orders, so adding both would count a sale twice; a customer the ERP does not bill (or not yet) still shows
+its orders.
+
+Filters: the period; the category is the customer's assigned A/B/C (the company's; a lone contact's own;
+"none": none assigned). None of these figures is about staff work, so the team filter does not apply to them
+(and no works-council suppression is needed: no staff appear).
+"""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
 import duckdb
 
-from crm_inbox.analytics.model import Filters, Report, StaffPolicy
+from crm_inbox.analytics.model import Column, Figure, Filters, Report, StaffPolicy
+from crm_inbox.analytics.reports.rates import CATEGORIES, category_condition, category_params, percent
+
+# Classic ABC: customers by revenue, largest first; while the cumulative share stays within 80 % they are A,
+# within 95 % B, the rest (and everyone without positive revenue) C.
+A_SHARE, B_SHARE = 80, 95
+MISMATCHES_SHOWN = 50
+NO_CONTACT_DAYS = 90
+NO_CONTACT_SHOWN = 100
+NO_CATEGORY = "none"
+# Roles that make a contact (and so its company) a customer even without orders or invoices.
+CUSTOMER_ROLES = ("customer", "debtor")
+# Roles that never came as leads (new leads count the others, whatever they have become since).
+NOT_LEADS = ("supplier", "other")
+
+# The customer a document belongs to: its company (or its contact's company), else its contact.
+_CUSTOMER_OF = """
+    CASE WHEN COALESCE(f.company_id, c.company_id) IS NOT NULL THEN 'company' ELSE 'contact' END AS customer_kind,
+    COALESCE(f.company_id, c.company_id, f.contact_id) AS customer_id"""
+
+# Every customer with its name and assigned category.
+_CUSTOMERS = """customers AS (
+    SELECT 'company' AS customer_kind, company_id AS customer_id, name, category, created_at FROM dim_company
+    UNION ALL
+    SELECT 'contact', contact_id, name, category, created_at FROM dim_contact WHERE company_id IS NULL)"""
+
+
+def _revenue(name: str, start: str, end: str) -> str:
+    """A CTE ``name`` (customer_kind, customer_id, revenue) of revenue between the parameters ``start``
+    (inclusive) and ``end`` (exclusive), by the module's rule: invoices where there are any, else orders."""
+    return f"""{name}_invoiced AS (
+        SELECT {_CUSTOMER_OF}, sum(f.net) AS revenue FROM fact_invoice f
+        LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
+        WHERE f.status <> 'cancelled' AND f.issued_on >= ${start} AND f.issued_on < ${end}
+          AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
+        GROUP BY ALL),
+    {name}_ordered AS (
+        SELECT {_CUSTOMER_OF}, sum(f.net_total) AS revenue FROM fact_order f
+        LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
+        WHERE f.state <> 'cancelled' AND f.order_date >= ${start} AND f.order_date < ${end}
+          AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
+        GROUP BY ALL),
+    {name} AS (
+        SELECT COALESCE(i.customer_kind, o.customer_kind) AS customer_kind,
+               COALESCE(i.customer_id, o.customer_id) AS customer_id,
+               CAST(CASE WHEN i.customer_id IS NOT NULL THEN i.revenue ELSE o.revenue END AS DECIMAL(18,2))
+                   AS revenue
+        FROM {name}_invoiced i FULL JOIN {name}_ordered o
+          ON o.customer_kind = i.customer_kind AND o.customer_id = i.customer_id)"""
 
 
 def customers_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
-    raise NotImplementedError
+    """The customers figures for ``filters`` on the store ``con`` (read-only). ``filters.team`` and
+    ``policy`` play no part: nothing here is about staff work."""
+    q = _Query(con, filters)
+    figures = (*abc_analysis(q), new_leads_by_source(q), *no_contact_90_days(q), campaign_responses(q))
+    return Report(name="customers", filters=filters, figures=figures)
+
+
+class _Query:
+    def __init__(self, con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
+        self.con = con
+        self.filters = filters
+        self.params: dict[str, object] = {**category_params(filters), "start": filters.start, "end": filters.end}
+
+    def rows(self, sql: str, **extra: object) -> list[tuple[Any, ...]]:
+        params = {k: v for k, v in {**self.params, **extra}.items() if f"${k}" in sql}
+        return self.con.execute(sql, params).fetchall()
+
+
+def abc_analysis(q: _Query) -> tuple[Figure, Figure, Figure]:
+    """ABC classes by revenue in the period, the cross table of computed × assigned classes, and the customers
+    whose assigned category differs from the computed class (largest revenue first, at most 50).
+
+    Every customer with revenue in the period or an assigned category is classified, over all customers (the
+    category filter then picks which of them the figures show: "my A customers and what their revenue makes
+    them"); one with an assigned category but no revenue is C. Ties in revenue are broken by name, so the same
+    data always gives the same classes."""
+    rows = q.rows(f"""
+        WITH {_CUSTOMERS}, {_revenue("revenue", "start", "end")},
+        classified AS (
+            SELECT cu.name, cu.category, COALESCE(r.revenue, 0) AS revenue,
+                   sum(COALESCE(r.revenue, 0)) OVER (ORDER BY COALESCE(r.revenue, 0) DESC, cu.name,
+                       cu.customer_kind, cu.customer_id ROWS UNBOUNDED PRECEDING) AS cumulative,
+                   sum(r.revenue) FILTER (WHERE r.revenue > 0) OVER () AS total
+            FROM customers cu LEFT JOIN revenue r
+              ON r.customer_kind = cu.customer_kind AND r.customer_id = cu.customer_id
+            WHERE r.customer_id IS NOT NULL OR cu.category IS NOT NULL),
+        classes AS (
+            SELECT name, category, revenue,
+                   CASE WHEN revenue > 0 THEN round(CAST(cumulative AS DOUBLE) * 100 / CAST(total AS DOUBLE), 1)
+                   END AS cumulative_share,
+                   -- compared in DECIMAL (exact): a share of exactly 80 % is A
+                   CASE WHEN revenue <= 0 THEN 'C' WHEN cumulative * 100 <= total * {A_SHARE} THEN 'A'
+                        WHEN cumulative * 100 <= total * {B_SHARE} THEN 'B' ELSE 'C' END AS computed
+            FROM classified)
+        SELECT computed, COALESCE(category, '{NO_CATEGORY}'), count(*), CAST(sum(revenue) AS DECIMAL(18,2)),
+               list(struct_pack(name := name, revenue := revenue, cumulative_share := cumulative_share)
+                    ORDER BY revenue DESC, name)
+                   FILTER (WHERE computed IS DISTINCT FROM category)[1:{MISMATCHES_SHOWN}]
+        FROM classes WHERE {category_condition("category", q.filters)}
+        GROUP BY ALL""")
+    return _abc_classes(rows), _abc_cross_table(rows), _abc_mismatches(rows)
+
+
+def _abc_classes(rows: list[tuple[Any, ...]]) -> Figure:
+    customers = {c: 0 for c in CATEGORIES}
+    revenue = {c: Decimal("0.00") for c in CATEGORIES}
+    for computed, _, n, amount, _ in rows:
+        customers[computed] += int(n)
+        revenue[computed] += amount
+    all_customers, all_revenue = sum(customers.values()), sum(revenue.values())
+    return Figure(
+        key="abc_classes", kind="bar",
+        columns=(Column("abc_class", "text"), Column("customers"), Column("revenue", "eur"),
+                 Column("customer_share", "percent"), Column("revenue_share", "percent")),
+        rows=tuple((c, customers[c], revenue[c], percent(customers[c], all_customers),
+                    percent(revenue[c], all_revenue)) for c in CATEGORIES) if all_customers else (),
+        x="abc_class", series=("revenue",))
+
+
+def _abc_cross_table(rows: list[tuple[Any, ...]]) -> Figure:
+    assigned = (*CATEGORIES, NO_CATEGORY)
+    counts = {(computed, category): int(n) for computed, category, n, _, _ in rows}
+    return Figure(
+        key="abc_vs_assigned", kind="heatmap",
+        columns=(Column("abc_class", "text"), *(Column(f"assigned_{a.lower()}") for a in assigned)),
+        rows=tuple((c, *(counts.get((c, a), 0) for a in assigned)) for c in CATEGORIES) if counts else (),
+        x="abc_class", series=tuple(f"assigned_{a.lower()}" for a in assigned))
+
+
+def _abc_mismatches(rows: list[tuple[Any, ...]]) -> Figure:
+    found = [(m["name"], m["revenue"], m["cumulative_share"], computed, category)
+             for computed, category, _, _, mismatches in rows for m in mismatches or ()]
+    found.sort(key=lambda r: (-r[1], r[0] or ""))
+    return Figure(
+        key="abc_mismatches", kind="table",
+        columns=(Column("customer", "text"), Column("revenue", "eur"), Column("cumulative_share", "percent"),
+                 Column("abc_class", "text"), Column("assigned_category", "text")),
+        rows=tuple(found[:MISMATCHES_SHOWN]))
+
+
+def new_leads_by_source(q: _Query) -> Figure:
+    """Contacts created in the period per month and origin (how they came: mail, call, import, web form, …):
+    every contact that came as a lead, prospect or customer, whatever its role is now (suppliers and others
+    never were leads). One column per origin, the most frequent first, and the month's total."""
+    rows = q.rows(f"""
+        SELECT CAST(date_trunc('month', c.created_date) AS DATE), COALESCE(c.origin, 'unknown'), count(*)
+        FROM dim_contact c LEFT JOIN dim_company co ON co.company_id = c.company_id
+        WHERE c.created_date >= $start AND c.created_date < $end AND c.role NOT IN {NOT_LEADS}
+          AND {category_condition("CASE WHEN c.company_id IS NULL THEN c.category ELSE co.category END", q.filters)}
+        GROUP BY ALL""")
+    totals: dict[str, int] = {}
+    by_month: dict[date, dict[str, int]] = {}
+    for month, origin, n in rows:
+        totals[origin] = totals.get(origin, 0) + int(n)
+        by_month.setdefault(month, {})[origin] = int(n)
+    origins = sorted(totals, key=lambda o: (-totals[o], o))
+    months = _months(q.filters.start, q.filters.end)
+    table = tuple((m, *(by_month.get(m, {}).get(o, 0) for o in origins), sum(by_month.get(m, {}).values()))
+                  for m in months) if origins else ()
+    return Figure(
+        key="new_leads_by_source", kind="stacked_bar",
+        columns=(Column("month", "month"), *(Column(f"origin_{o}") for o in origins), Column("new_leads")),
+        rows=table, x="month", series=tuple(f"origin_{o}" for o in origins))
+
+
+def _months(start: date, end: date) -> list[date]:
+    out, m = [], start.replace(day=1)
+    while m < end:
+        out.append(m)
+        m = (m + timedelta(days=32)).replace(day=1)
+    return out
+
+
+def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
+    """Customers without customer contact (mail, call, meeting, …: channels that count as contact, not notes or
+    letters) in the last 90 days of the period, or never: the cross- and up-selling candidates, largest revenue
+    of the last 12 months first (the 100 largest), and how many there are in all.
+
+    Customers here: companies with a contact in role customer or debtor, or with orders or invoices before the
+    period's end, and such contacts without a company; not those created after the period."""
+    end = q.filters.end
+    last_day = end - timedelta(days=1)  # the period's last day: "more than 90 days" before it
+    cutoff = last_day - timedelta(days=NO_CONTACT_DAYS)
+    year_ago = end.replace(year=end.year - 1) if (end.month, end.day) != (2, 29) else end - timedelta(days=365)
+    rows = q.rows(f"""
+        WITH {_CUSTOMERS}, {_revenue("revenue", "year_ago", "end")},
+        documents AS (
+            SELECT {_CUSTOMER_OF} FROM fact_order f LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
+            WHERE f.order_date < $end AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
+            UNION
+            SELECT {_CUSTOMER_OF} FROM fact_invoice f LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
+            WHERE f.issued_on < $end AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
+            UNION
+            SELECT CASE WHEN company_id IS NOT NULL THEN 'company' ELSE 'contact' END,
+                   COALESCE(company_id, contact_id)
+            FROM dim_contact WHERE role IN {CUSTOMER_ROLES}),
+        candidates AS (
+            SELECT cu.* FROM customers cu JOIN documents d
+              ON d.customer_kind = cu.customer_kind AND d.customer_id = cu.customer_id
+            WHERE (cu.created_at IS NULL OR CAST(cu.created_at AS DATE) < $end)
+              AND {category_condition("cu.category", q.filters)}),
+        touched AS (
+            SELECT CASE WHEN c.company_id IS NOT NULL THEN 'company' ELSE 'contact' END AS customer_kind,
+                   COALESCE(c.company_id, c.contact_id) AS customer_id, i.occurred_date AS day
+            FROM fact_interaction_contact ic
+            JOIN fact_interaction i ON i.interaction_id = ic.interaction_id
+            JOIN dim_channel ch ON ch.channel = i.channel AND ch.is_customer_contact
+            JOIN dim_contact c ON c.contact_id = ic.contact_id
+            WHERE i.occurred_date < $end
+            UNION ALL
+            SELECT 'company', i.company_id, i.occurred_date FROM fact_interaction i
+            JOIN dim_channel ch ON ch.channel = i.channel AND ch.is_customer_contact
+            WHERE i.company_id IS NOT NULL AND i.occurred_date < $end),
+        last_contact AS (SELECT customer_kind, customer_id, max(day) AS day FROM touched GROUP BY ALL),
+        quiet AS (
+            SELECT ca.name, COALESCE(ca.category, '{NO_CATEGORY}') AS category, lc.day,
+                   COALESCE(r.revenue, 0) AS revenue
+            FROM candidates ca
+            LEFT JOIN last_contact lc ON lc.customer_kind = ca.customer_kind AND lc.customer_id = ca.customer_id
+            LEFT JOIN revenue r ON r.customer_kind = ca.customer_kind AND r.customer_id = ca.customer_id
+            WHERE lc.day IS NULL OR lc.day < $cutoff)
+        SELECT name, category, day, CAST(revenue AS DECIMAL(18,2)), count(*) OVER (),
+               CAST(sum(revenue) OVER () AS DECIMAL(18,2))
+        FROM quiet ORDER BY revenue DESC, day NULLS FIRST, name LIMIT {NO_CONTACT_SHOWN}""",
+                  cutoff=cutoff, year_ago=year_ago)
+    listed = Figure(
+        key="no_contact_90_days", kind="table",
+        columns=(Column("customer", "text"), Column("category", "text"), Column("last_contact", "date"),
+                 Column("days_without_contact", "days"), Column("revenue_12_months", "eur")),
+        rows=tuple((name, category, day, (last_day - day).days if day else None, revenue)
+                   for name, category, day, revenue, _, _ in rows))
+    total = Figure(
+        key="no_contact_90_days_total", kind="table",
+        columns=(Column("customers"), Column("shown"), Column("revenue_12_months", "eur")),
+        rows=((int(rows[0][4]) if rows else 0, len(rows), rows[0][5] if rows else Decimal("0.00")),))
+    return listed, total
+
+
+def campaign_responses(q: _Query) -> Figure:
+    """Per campaign with mail or letters sent in the period: sent, replied, bounced, opted out, deals that came
+    of it, each also as a share of those sent. The category is the recipient's customer category."""
+    rows = q.rows(f"""
+        SELECT s.campaign_id, any_value(s.campaign_name), any_value(s.channel), count(*),
+               count(s.replied_at), count(s.bounced_at), count(s.opted_out_at), count(DISTINCT s.opportunity_id)
+        FROM fact_campaign_send s
+        LEFT JOIN dim_contact c ON c.contact_id = s.contact_id
+        LEFT JOIN dim_company co ON co.company_id = c.company_id
+        WHERE s.sent_date >= $start AND s.sent_date < $end
+          AND {category_condition("CASE WHEN c.company_id IS NULL THEN c.category ELSE co.category END", q.filters)}
+        GROUP BY s.campaign_id ORDER BY min(s.sent_date), s.campaign_id""")
+    table = []
+    for _, name, channel, sent, replied, bounced, opted_out, deals in rows:
+        table.append((name, channel, int(sent), int(replied), percent(replied, sent), int(bounced),
+                      percent(bounced, sent), int(opted_out), percent(opted_out, sent), int(deals),
+                      percent(deals, sent)))
+    return Figure(
+        key="campaign_responses", kind="bar",
+        columns=(Column("campaign", "text"), Column("channel", "text"), Column("sent"), Column("replied"),
+                 Column("reply_rate", "percent"), Column("bounced"), Column("bounce_rate", "percent"),
+                 Column("opted_out"), Column("opt_out_rate", "percent"), Column("deals"),
+                 Column("deal_rate", "percent")),
+        rows=tuple(table), x="campaign", series=("reply_rate", "bounce_rate", "opt_out_rate", "deal_rate"))
