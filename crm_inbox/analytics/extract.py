@@ -1,0 +1,188 @@
+"""The SELECTs on the operative database, one per source table, and their loading into DuckDB staging tables.
+
+Values travel as plain ints and strings: timestamps and money are rendered as text by the source database and
+parsed by DuckDB (much faster than building Python datetimes and Decimals row by row). Rows are streamed in
+batches and each batch goes into DuckDB as one ``INSERT … SELECT unnest($1::…[]), …`` with Python lists, so
+memory stays bounded whatever the size of the table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+from sqlalchemy import Connection
+
+BATCH_ROWS = 200_000
+
+# How each kind of value is selected (SQLite, PostgreSQL), passed to DuckDB and typed in the staging table.
+# Timestamps are naive UTC: SQLite keeps them as text already; PostgreSQL's timestamptz is rendered in UTC.
+_KINDS: dict[str, tuple[str, str, str, str]] = {
+    #       sqlite expr            postgresql expr                                                  list type  cast to
+    "int": ("{c}", "{c}", "BIGINT", "BIGINT"),
+    "text": ("{c}", "{c}", "VARCHAR", "VARCHAR"),
+    "ts": ("{c}", "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')", "VARCHAR", "TIMESTAMP"),
+    "date": ("{c}", "{c}::text", "VARCHAR", "DATE"),
+    "money": ("CAST({c} AS TEXT)", "{c}::text", "VARCHAR", "DECIMAL(18,2)"),
+    "bool": ("{c}", "{c}::int", "BIGINT", "BOOLEAN"),
+}
+
+
+@dataclass(frozen=True)
+class Col:
+    """A staged column: ``expr`` is the source expression (the column itself unless given); ``pg`` a
+    PostgreSQL expression where the dialects differ (JSON)."""
+
+    name: str
+    kind: str
+    expr: str | None = None
+    pg: str | None = None
+
+    def select(self, dialect: str) -> str:
+        sqlite_form, pg_form, _, _ = _KINDS[self.kind]
+        if dialect == "postgresql":
+            return self.pg if self.pg is not None else pg_form.format(c=self.expr or self.name)
+        return sqlite_form.format(c=self.expr or self.name)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One operative table (or join) as it is staged: ``stage_<name>`` in DuckDB."""
+
+    name: str
+    from_sql: str
+    cols: tuple[Col, ...]
+    where: str = ""
+    id_col: str = "id"  # the source expression of the row id (incremental reads)
+
+    def select_sql(self, dialect: str, where: str = "") -> str:
+        conditions = " AND ".join(f"({c})" for c in (self.where, where) if c)
+        return (f"SELECT {', '.join(c.select(dialect) for c in self.cols)} FROM {self.from_sql}"
+                + (f" WHERE {conditions}" if conditions else ""))
+
+    def stage_ddl(self) -> str:
+        columns = ", ".join(f"{c.name} {_KINDS[c.kind][3]}" for c in self.cols)
+        return f"CREATE OR REPLACE TEMP TABLE stage_{self.name} ({columns})"
+
+    def insert_sql(self) -> str:
+        parts = []
+        for i, col in enumerate(self.cols, start=1):
+            _, _, list_type, cast = _KINDS[col.kind]
+            value = f"unnest(${i}::{list_type}[])"
+            parts.append(value if list_type == cast else f"{value}::{cast}")
+        return f"INSERT INTO stage_{self.name} SELECT {', '.join(parts)}"
+
+
+def _json(path: str, *, pg: str) -> tuple[str, str]:
+    return f"json_extract(details, '{path}')", pg
+
+
+_STATE_AFTER = _json("$.after", pg="details->>'after'")
+_STATE_BEFORE = _json("$.before", pg="details->>'before'")
+_REPLY_BEFORE = _json("$.state_before", pg="details->>'state_before'")
+_REPLY_AFTER = _json("$.state", pg="details->>'state'")
+
+SOURCES: dict[str, Source] = {s.name: s for s in (
+    Source("staff", "staff_users", (
+        Col("id", "int"), Col("team", "text"), Col("active", "bool"), Col("name", "text"))),
+    Source("companies", "companies", (
+        Col("id", "int"), Col("name", "text"), Col("category", "text"), Col("customer_type", "text"),
+        Col("industry", "text"), Col("origin", "text"), Col("customer_number", "text"), Col("created_at", "ts"))),
+    Source("contacts", "contacts", (
+        Col("id", "int"), Col("name", "text"), Col("company_id", "int"), Col("role", "text"),
+        Col("category", "text"), Col("origin", "text"), Col("owner_id", "int"), Col("created_at", "ts"))),
+    Source("interactions", "interactions", (
+        Col("id", "int"), Col("occurred_at", "ts"), Col("kind", "text"), Col("direction", "text"),
+        Col("company_id", "int"), Col("ticket_id", "int"), Col("created_by_id", "int"))),
+    Source("interaction_contacts", "interaction_contacts", (
+        Col("interaction_id", "int"), Col("contact_id", "int"), Col("occurred_at", "ts"), Col("role", "text")),
+        id_col="interaction_id"),
+    Source("calls", "calls", (
+        Col("id", "int"), Col("started_at", "ts"), Col("answered_at", "ts"), Col("ended_at", "ts"),
+        Col("direction", "text"), Col("missed", "bool"), Col("staff_id", "int"), Col("contact_id", "int"),
+        Col("company_id", "int"), Col("remote_e164", "text"))),
+    Source("tickets", "tickets", (
+        Col("id", "int"), Col("number", "int"), Col("opened_at", "ts"), Col("closed_at", "ts"),
+        Col("state", "text"), Col("priority", "text"), Col("contact_id", "int"), Col("company_id", "int"),
+        Col("assignee_id", "int"),
+        Col("by_email", "bool", "CASE WHEN opened_by_email IS NULL THEN 0 ELSE 1 END",
+            "CASE WHEN opened_by_email IS NULL THEN 0 ELSE 1 END"))),
+    Source("ticket_events", "ticket_events", (
+        Col("id", "int"), Col("ticket_id", "int"), Col("happened_at", "ts", "at"), Col("kind", "text"),
+        Col("staff_id", "int"),
+        Col("state_before", "text", _STATE_BEFORE[0], _STATE_BEFORE[1]),
+        Col("state_after", "text", _STATE_AFTER[0], _STATE_AFTER[1]),
+        Col("reply_before", "text", _REPLY_BEFORE[0], _REPLY_BEFORE[1]),
+        Col("reply_after", "text", _REPLY_AFTER[0], _REPLY_AFTER[1]))),
+    Source("reminders", "reminders", (
+        Col("id", "int"), Col("created_at", "ts"), Col("due_at", "ts"), Col("completed_at", "ts"),
+        Col("state", "text"), Col("reason", "text"), Col("assignee_id", "int"), Col("contact_id", "int"),
+        Col("company_id", "int"), Col("call_id", "int"), Col("ticket_id", "int"))),
+    Source("opportunities", "opportunities", (
+        Col("id", "int"), Col("created_at", "ts"), Col("closed_at", "ts"), Col("close_date", "date"),
+        Col("stage", "text"), Col("probability", "int"), Col("amount", "money"), Col("source", "text"),
+        Col("lost_reason", "text"), Col("owner_id", "int"), Col("contact_id", "int"), Col("company_id", "int"))),
+    # Stage changes from the audit log (events are pruned by retention; the audit log is kept).
+    Source("stage_audit", "audit_log", (
+        Col("id", "int"), Col("happened_at", "ts", "at"), Col("staff_id", "int"),
+        Col("opportunity_id", "int", "object_id"),
+        Col("action", "text"),
+        Col("created_stage", "text", "json_extract(details, '$.stage')", "details->>'stage'"),
+        Col("stage_from", "text", "json_extract(details, '$.stage.from')", "details->'stage'->>'from'"),
+        Col("stage_to", "text", "json_extract(details, '$.stage.to')", "details->'stage'->>'to'")),
+        where="object_type = 'opportunity' AND action IN ('opportunity.create', 'opportunity.update')"),
+    Source("quotes", "quotes", (
+        Col("id", "int"), Col("opportunity_id", "int"), Col("number", "text"), Col("version", "int"),
+        Col("state", "text"), Col("quote_date", "date"), Col("sent_at", "ts"), Col("decided_at", "ts"),
+        Col("net_total", "money"), Col("contact_id", "int"), Col("company_id", "int"),
+        Col("created_by_id", "int"))),
+    Source("orders", "orders", (
+        Col("id", "int"), Col("number", "text"), Col("quote_id", "int"), Col("opportunity_id", "int"),
+        Col("order_date", "date"), Col("state", "text"), Col("net_total", "money"), Col("gross_total", "money"),
+        Col("contact_id", "int"), Col("company_id", "int"), Col("created_by_id", "int"))),
+    Source("invoices", "invoices", (
+        Col("id", "int"), Col("number", "text"), Col("issued_on", "date"), Col("status", "text"),
+        Col("net", "money"), Col("gross", "money"), Col("paid", "money"), Col("order_id", "int"),
+        Col("contact_id", "int"), Col("company_id", "int"))),
+    Source("campaign_sends", "campaign_recipients r JOIN campaigns c ON c.id = r.campaign_id", (
+        Col("id", "int", "r.id"), Col("campaign_id", "int", "r.campaign_id"), Col("campaign_name", "text", "c.name"),
+        Col("channel", "text", "c.channel"), Col("state", "text", "r.state"), Col("reason", "text", "r.reason"),
+        Col("released_at", "ts", "r.released_at"), Col("started_at", "ts", "c.started_at"),
+        Col("finished_at", "ts", "c.finished_at"), Col("replied_at", "ts", "r.replied_at"),
+        Col("bounced_at", "ts", "r.bounced_at"), Col("opted_out_at", "ts", "r.opted_out_at"),
+        Col("opportunity_id", "int", "r.opportunity_id"), Col("contact_id", "int", "r.contact_id")),
+        id_col="r.id"),
+)}
+
+
+def stage(conn: Connection, duck: duckdb.DuckDBPyConnection, source: Source, where: str = "",
+          params: Mapping[str, Any] | None = None) -> int:
+    """Copy the source rows (``where``: an extra condition with ``:name`` parameters) into a fresh
+    ``stage_<name>`` table; the number of rows."""
+    duck.execute(source.stage_ddl())
+    sql = source.select_sql(conn.dialect.name, where)
+    insert = source.insert_sql()
+    result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).exec_driver_sql(
+        _driver_params(conn, sql), dict(params or {}))
+    total = 0
+    for rows in result.partitions(BATCH_ROWS):
+        if not rows:
+            continue
+        columns: list[Sequence[Any]] = [list(column) for column in zip(*rows, strict=True)]
+        duck.execute(insert, columns)
+        total += len(rows)
+    return total
+
+
+def _driver_params(conn: Connection, sql: str) -> str:
+    """``:name`` parameters in the driver's own style (exec_driver_sql passes the SQL through)."""
+    style = "%({})s" if conn.dialect.name == "postgresql" else ":{}"
+    return re.sub(r"(?<![:\w]):(\w+)", lambda m: style.format(m.group(1)), sql)
+
+
+def scalar(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+    """One value from the source (counts, maxima)."""
+    return conn.exec_driver_sql(_driver_params(conn, sql), dict(params or {})).scalar()
