@@ -129,3 +129,13 @@ def test_per_person_figure_only_when_switched_on(con: duckdb.DuckDBPyConnection)
     assert "calls_by_staff" not in {f.key for f in report(con).figures}
     fig = report(con, per_person=True).figure("calls_by_staff")
     assert sorted(fig.rows) == [("#10", 1, 0), ("Anna", 1, 0), ("Ben", 1, 0), ("Cem", 0, 1)]
+
+
+def test_every_key_the_page_shows_has_a_label(con: duckdb.DuckDBPyConnection) -> None:
+    from web.reports.labels import is_labelled
+
+    keys = set()
+    for r in (report(con, team="Support", per_person=True), report(con, team="Field"), report(con)):
+        for fig in r.figures:
+            keys |= {fig.key, *fig.notes, *(c.key for c in fig.columns)}
+    assert [k for k in sorted(keys) if not is_labelled(k)] == []

@@ -187,3 +187,26 @@ def test_an_empty_period_gives_zero_weeks_and_empty_tables(con: duckdb.DuckDBPyC
     assert r.figure("first_response_by_channel").rows == ()
     assert r.figure("reopen_rate").rows == ()
     assert r.figure("tickets_by_team").rows == ()
+
+
+def labelled_keys(r: Report) -> set[str]:
+    """Every key the page shows through a label: figures, columns, notes, and the code values of text columns
+    (channels, all, none, other_teams); staff and team names are names, not codes."""
+    keys = set()
+    for fig in r.figures:
+        keys |= {fig.key, *fig.notes, *(c.key for c in fig.columns)}
+        for i, col in enumerate(fig.columns):
+            if col.key in ("channel", "category"):
+                keys |= {row[i] for row in fig.rows if not (col.key == "category" and row[i] in "ABC")}
+            if col.key == "team":
+                keys |= {row[i] for row in fig.rows if row[i] == "other_teams"}
+    return keys
+
+
+def test_every_key_the_page_shows_has_a_label(con: duckdb.DuckDBPyConnection) -> None:
+    from web.reports.labels import is_labelled
+
+    keys = labelled_keys(report(con, team="Support", per_person=True)) | labelled_keys(report(con, team="Field"))
+    keys |= labelled_keys(report(con, min_group_size=3))
+    assert {"other_teams", "team_filter_not_applied", "team_too_small", "small_groups", "web_form"} <= keys
+    assert [k for k in sorted(keys) if not is_labelled(k)] == []
