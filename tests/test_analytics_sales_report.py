@@ -118,7 +118,7 @@ def test_forecast_covers_twelve_months_from_the_period_and_notes_overdue_deals(r
 
 
 def test_win_rate_per_month_of_deals_closed_in_the_period(report: Report) -> None:
-    assert report.figure("win_rate").rows == (
+    assert report.figure("win_rate_by_month").rows == (
         (date(2026, 1, 1), 2, 1, 66.7),
         (date(2026, 2, 1), 0, 1, 0.0),
         (date(2026, 3, 1), 1, 2, 33.3),
@@ -226,3 +226,25 @@ def test_empty_store_and_the_catalog(tmp_path: Path) -> None:
     assert report.figure("pipeline_by_stage").rows == ()
     assert report.figure("quote_conversion").rows[0] == ("quotes_sent", 0, D("0.00"), None)
     assert report.figure("sales_by_team").rows == ()
+
+
+def test_every_key_and_code_the_reports_show_is_labelled(report: Report, tmp_path: Path) -> None:
+    from crm_inbox.analytics.reports.customers import customers_report
+    from tests.test_analytics_customers_report import world
+    from web.reports.labels import is_labelled
+
+    with store(tmp_path / "c.duckdb", world()) as c:
+        customers = customers_report(c, PERIOD, StaffPolicy())
+    per_person = {**ROWS, "dim_staff": [staff(1, "Nord", name="Anna")]}
+    with store(tmp_path / "p.duckdb", per_person) as c:
+        owners = sales_report(c, PERIOD, StaffPolicy(per_person=True)).figure("sales_by_owner")
+    keys = set()
+    for fig in (*report.figures, *customers.figures, owners):
+        keys |= {fig.key, *fig.notes, *(c.key for c in fig.columns)}
+    code_columns = {"stage", "source", "step", "abc_class", "assigned_category", "category", "channel", "team"}
+    for fig in (*report.figures, *customers.figures):
+        for i, column in enumerate(fig.columns):
+            if column.key in code_columns:
+                keys |= {r[i] for r in fig.rows if r[i] not in ("A", "B", "C")}
+    keys.add("other_reasons")
+    assert sorted(k for k in keys if not is_labelled(k)) == []

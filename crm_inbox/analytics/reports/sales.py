@@ -44,7 +44,7 @@ def sales_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: Staff
     figures = [
         pipeline_by_stage(query),
         forecast(query),
-        win_rate(query),
+        win_rate_by_month(query),
         win_rate_by_source(query),
         sales_cycle(query),
         quote_conversion(query),
@@ -119,7 +119,7 @@ def forecast(q: _DealQuery) -> Figure:
 _CLOSED_IN_PERIOD = "outcome IN ('won', 'lost') AND closed_date >= $start AND closed_date < $end"
 
 
-def win_rate(q: _DealQuery) -> Figure:
+def win_rate_by_month(q: _DealQuery) -> Figure:
     """Won ÷ (won + lost) of the deals closed in the period, per month (every month of the period)."""
     rows = q.rows(f"""
         , months AS (SELECT CAST(m AS DATE) AS month FROM range(date_trunc('month', $start), $end,
@@ -129,7 +129,7 @@ def win_rate(q: _DealQuery) -> Figure:
         FROM months LEFT JOIN closed ON closed.month = months.month
         GROUP BY months.month ORDER BY months.month""")
     return Figure(
-        key="win_rate", kind="line",
+        key="win_rate_by_month", kind="line",
         columns=(Column("month", "month"), Column("won"), Column("lost"), Column("win_rate", "percent")),
         rows=tuple((month, int(won), int(lost), percent(won, won + lost)) for month, won, lost in rows),
         x="month", series=("win_rate",))
