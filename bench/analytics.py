@@ -816,24 +816,27 @@ def time_reports(store: Path, cases: list[tuple[str, Filters]], runs: int) -> li
     return out
 
 
-def slowest_queries(store: Path, cases: list[tuple[str, Filters]]) -> list[tuple[float, str]]:
-    """Each report's statements by time (DuckDB), to point at the one to fix."""
+def slowest_queries(store: Path, cases: list[tuple[str, Filters]], explain: int = 2) -> list[dict[str, Any]]:
+    """The reports' statements by time (DuckDB), to point at the one to fix; EXPLAIN ANALYZE of the slowest."""
     import duckdb
 
     from crm_inbox.analytics.reports import catalog
     from crm_inbox.analytics.store import StoreReader
 
-    timed: list[tuple[float, str]] = []
+    timed: list[tuple[float, str, str, Any]] = []
     reader = StoreReader(store)
 
     class Timing:
-        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The cursor, with every ``execute`` timed."""
+
+        def __init__(self, con: duckdb.DuckDBPyConnection, report: str) -> None:
             self._con = con
+            self._report = report
 
         def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             result = self._con.execute(query, *args, **kwargs)
-            timed.append(((time.perf_counter() - started) * 1000, " ".join(query.split())[:160]))
+            timed.append(((time.perf_counter() - started) * 1000, self._report, query, args[0] if args else None))
             return result
 
         def __getattr__(self, name: str) -> Any:
@@ -841,8 +844,16 @@ def slowest_queries(store: Path, cases: list[tuple[str, Filters]]) -> list[tuple
 
     for name, filters in cases:
         with reader.cursor() as con:
-            catalog.run(name, Timing(con), filters, StaffPolicy())  # type: ignore[arg-type]
-    return sorted(timed, reverse=True)[:8]
+            catalog.run(name, Timing(con, name), filters, StaffPolicy())  # type: ignore[arg-type]
+    out: list[dict[str, Any]] = []
+    for rank, (ms, report, query, params) in enumerate(sorted(timed, key=lambda t: -t[0])[:8]):
+        entry: dict[str, Any] = {"ms": round(ms, 1), "report": report, "sql": " ".join(query.split())}
+        if rank < explain:
+            with reader.cursor() as con:
+                plan = con.execute("EXPLAIN ANALYZE " + query, params).fetchall()
+            entry["plan"] = "\n".join(str(row[-1]) for row in plan)
+        out.append(entry)
+    return out
 
 
 # --- the web app ---
@@ -1100,6 +1111,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{scale.interactions:,} interactions; {results['environment']['cpus']} CPUs, "
               f"load at start {results['environment']['load_avg']}")
         print_table(rows)
+        for backend in ("SQLite", "PostgreSQL"):
+            slow = results.get(backend, {}).get("slowest_queries")
+            if slow:
+                print(f"\n  {backend}: the slowest report statements (reports that missed the target)")
+                for q in slow:
+                    print(f"    {q['ms']:>8.1f} ms  {q['report']:<10} {q['sql'][:150]}")
+                    if "plan" in q:
+                        print("      " + q["plan"].replace("\n", "\n      "))
     return 0 if all(r.ok is not False for r in rows) else 1
 
 
