@@ -225,18 +225,22 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
               ON d.customer_kind = cu.customer_kind AND d.customer_id = cu.customer_id
             WHERE (cu.created_at IS NULL OR CAST(cu.created_at AS DATE) < $end)
               AND {category_condition("cu.category", q.filters)}),
+        customer_channels AS (SELECT channel FROM dim_channel WHERE is_customer_contact),
+        -- per contact first, then per customer: the join of links and interactions is the big one
+        contact_last AS (
+            SELECT ic.contact_id, max(i.occurred_date) AS day
+            FROM fact_interaction_contact ic JOIN fact_interaction i ON i.interaction_id = ic.interaction_id
+            WHERE i.occurred_date < $end AND i.channel IN (SELECT channel FROM customer_channels)
+            GROUP BY ic.contact_id),
         touched AS (
             SELECT CASE WHEN c.company_id IS NOT NULL THEN 'company' ELSE 'contact' END AS customer_kind,
-                   COALESCE(c.company_id, c.contact_id) AS customer_id, i.occurred_date AS day
-            FROM fact_interaction_contact ic
-            JOIN fact_interaction i ON i.interaction_id = ic.interaction_id
-            JOIN dim_channel ch ON ch.channel = i.channel AND ch.is_customer_contact
-            JOIN dim_contact c ON c.contact_id = ic.contact_id
-            WHERE i.occurred_date < $end
+                   COALESCE(c.company_id, c.contact_id) AS customer_id, cl.day
+            FROM contact_last cl JOIN dim_contact c ON c.contact_id = cl.contact_id
             UNION ALL
-            SELECT 'company', i.company_id, i.occurred_date FROM fact_interaction i
-            JOIN dim_channel ch ON ch.channel = i.channel AND ch.is_customer_contact
-            WHERE i.company_id IS NOT NULL AND i.occurred_date < $end),
+            SELECT 'company', i.company_id, max(i.occurred_date) FROM fact_interaction i
+            WHERE i.company_id IS NOT NULL AND i.occurred_date < $end
+              AND i.channel IN (SELECT channel FROM customer_channels)
+            GROUP BY i.company_id),
         last_contact AS (SELECT customer_kind, customer_id, max(day) AS day FROM touched GROUP BY ALL),
         quiet AS (
             SELECT ca.name, COALESCE(ca.category, '{NO_CATEGORY}') AS category, lc.day,
