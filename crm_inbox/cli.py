@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     create = token.add_parser("create", help="create an API token (printed as the last line)")
     create.add_argument("email", help="the staff user the token acts as")
     create.add_argument("--name", help="what the token is for")
+
+    from crm_inbox.analytics.command import add_parser as add_analytics  # the analytics package, kept apart
+    add_analytics(sub)
     return parser
 
 
@@ -565,6 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "import":
                 from crm_inbox.imports.command import cmd_import  # only this command needs the readers
                 return cmd_import(settings, args)
+            case "analytics":
+                from crm_inbox.analytics.command import cmd_analytics
+                return cmd_analytics(settings, args)
     except (ConfigError, SchemaOutdated, CliError) as exc:
         print(f"crm-inbox: {exc}", file=sys.stderr)
         return 2

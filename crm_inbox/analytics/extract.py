@@ -98,7 +98,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         Col("id", "int"), Col("occurred_at", "ts"), Col("kind", "text"), Col("direction", "text"),
         Col("company_id", "int"), Col("ticket_id", "int"), Col("created_by_id", "int"))),
     Source("interaction_contacts", "interaction_contacts", (
-        Col("interaction_id", "int"), Col("contact_id", "int"), Col("occurred_at", "ts"), Col("role", "text")),
+        Col("interaction_id", "int"), Col("contact_id", "int"), Col("role", "text")),  # the time: its interaction
         id_col="interaction_id"),
     Source("calls", "calls", (
         Col("id", "int"), Col("started_at", "ts"), Col("answered_at", "ts"), Col("ended_at", "ts"),

@@ -64,7 +64,8 @@ INTERACTION_SELECT = (
     "SELECT id, occurred_at, CAST(local_ts(occurred_at) AS DATE), kind, direction, channel_of(kind), "
     "company_id, ticket_id, created_by_id FROM stage_interactions")
 INTERACTION_CONTACT_SELECT = (
-    "SELECT interaction_id, contact_id, occurred_at, role FROM stage_interaction_contacts")
+    "SELECT l.interaction_id, l.contact_id, i.occurred_at, l.role FROM stage_interaction_contacts l "
+    "JOIN fact_interaction i ON i.interaction_id = l.interaction_id")
 
 
 # --- facts rebuilt from their staging tables ----------------------------------------------------------------
