@@ -256,7 +256,7 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
     listed = Figure(
         key="no_contact_90_days", kind="table",
         columns=(Column("customer", "text"), Column("category", "text"), Column("last_contact", "date"),
-                 Column("days_without_contact", "days"), Column("revenue_12_months", "eur")),
+                 Column("days_without_contact"), Column("revenue_12_months", "eur")),
         rows=tuple((name, category, day, (last_day - day).days if day else None, revenue)
                    for name, category, day, revenue, _, _ in rows))
     total = Figure(
