@@ -105,13 +105,16 @@ def test_calls_per_team_pool_a_small_team_with_the_next_smallest(con: duckdb.Duc
     fig = report(con, min_group_size=3).figure("calls_by_team")
     assert fig.rows == (("other_teams", 3, 1),) and fig.notes == ("small_groups",)
     fig = report(con, min_group_size=5).figure("calls_by_team")
-    assert fig.rows == () and fig.notes == ("small_groups",)
+    assert fig.rows == () and fig.notes == ("small_groups",) and fig.suppressed
 
 
 def test_team_filter_applies_to_staff_work_only(con: duckdb.DuckDBPyConnection) -> None:
-    r = report(con, team="Support", min_group_size=3)
+    r = report(con, team="Support", min_group_size=1)
     assert r.figure("calls_by_team").rows == (("Support", 2, 1),)
     assert r.figure("calls_by_team").notes == ()
+    # Support alone has three people, but Field's one would be the total minus Support: withheld
+    fig = report(con, team="Support", min_group_size=3).figure("calls_by_team")
+    assert fig.suppressed and fig.rows == () and fig.notes == ("small_groups",)
     for key in ("calls_heatmap", "answer_rate", "missed_callbacks"):
         assert r.figure(key).notes == ("team_filter_not_applied",)
         assert r.figure(key).rows == report(con).figure(key).rows

@@ -143,21 +143,38 @@ def test_tickets_per_team_pool_small_teams_and_recompute_the_median(con: duckdb.
 
 def test_tickets_per_team_withheld_when_everyone_together_is_too_few(con: duckdb.DuckDBPyConnection) -> None:
     fig = report(con, min_group_size=8).figure("tickets_by_team")
-    assert fig.rows == () and fig.notes == ("small_groups",)
+    assert fig.rows == () and fig.notes == ("small_groups",) and fig.suppressed
 
 
 def test_team_filter_keeps_the_teams_work_and_says_customer_figures_ignore_it(
         con: duckdb.DuckDBPyConnection) -> None:
-    r = report(con, team="Support")
+    r = report(con, team="Support", min_group_size=2)
     assert r.figure("tickets_per_week").rows == report(con).figure("tickets_per_week").rows
     assert r.figure("tickets_per_week").notes == ("team_filter_not_applied",)
     assert r.figure("backlog").notes == ("team_filter_not_applied",)
+    # opened in the period: Support five people (tickets 1–5), Field two: both teams show on their own
     assert r.figure("first_response_by_channel").rows == (
         ("call", 2, 0, 3.5, 3.9), ("email", 3, 0, 2.0, 4.4), ("all", 5, 0, 3.0, 4.6))
     assert r.figure("tickets_by_team").rows == (("Support", 5, 3.0),)
-    # closed in the period by Support: tickets 1, 2, 3 and 20 = four people, under five: withheld
+    field = report(con, team="Field", min_group_size=2)
+    assert field.figure("first_response_by_channel").rows == (
+        ("email", 1, 0, 6.0, 6.0), ("web_form", 1, 0, 10.0, 10.0), ("all", 2, 0, 8.0, 9.6))
+    # closed in the period: Support four people, Field one (ticket 6). Field is pooled, and Support with it:
+    # the company's figure minus Support's would be Field's one person.
     for key in ("resolution_by_channel", "resolution_by_category", "reopen_rate"):
-        assert r.figure(key).suppressed and r.figure(key).rows == () and r.figure(key).notes == ("small_groups",)
+        fig = r.figure(key)
+        assert fig.suppressed and fig.rows == () and fig.notes == ("small_groups",), key
+        assert field.figure(key).suppressed
+
+
+def test_a_team_big_enough_is_withheld_where_it_would_reveal_a_small_one(con: duckdb.DuckDBPyConnection) -> None:
+    # Support has six active members and five did tickets opened in the period; Field's two did the rest. The
+    # company's counts minus Support's would be Field's, so Support's figures are withheld under the filter.
+    r = report(con, team="Support")
+    for key in ("first_response_by_channel", "first_response_by_category", "tickets_by_team"):
+        fig = r.figure(key)
+        assert fig.suppressed and fig.rows == () and fig.notes == ("small_groups",), key
+    assert report(con).figure("first_response_by_channel").rows  # the company's figure is shown
 
 
 def test_a_filtered_team_under_the_minimum_suppresses_every_staff_figure(con: duckdb.DuckDBPyConnection) -> None:

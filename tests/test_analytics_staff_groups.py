@@ -15,6 +15,7 @@ from crm_inbox.analytics.reports.staff_groups import (
     group_plan,
     protect_groups,
     team_filter_blocked,
+    team_shown,
 )
 from tests.analytics_stores import staff, store, team_staff
 
@@ -92,6 +93,24 @@ def test_a_minimum_of_one_shows_every_team() -> None:
     rows, notes = protect_groups([("A", 1, (1,)), ("B", 2, (2,))], 1)
     assert rows == [("A", (1,)), ("B", (2,))]
     assert notes == ()
+
+
+def test_a_filtered_team_shows_only_where_the_breakdown_shows_it_on_its_own() -> None:
+    sizes = {"Support": 9, "Sales": 6, "Field": 3}
+    assert team_shown(sizes, "Support", 5)
+    # Sales is big enough, but Field's three would be "all minus Support minus Sales" without it
+    assert not team_shown(sizes, "Sales", 5)
+    assert not team_shown(sizes, "Field", 5)
+    assert not team_shown({"Support": 4}, "Support", 5)
+    assert team_shown({"Support": 5}, "Support", 5)
+    assert not team_shown({"Support": 9}, "Sales", 5)  # no work of the team in the data
+
+
+def test_protect_groups_for_one_filtered_team_returns_its_row_or_nothing() -> None:
+    rows = [("Support", 9, (40,)), ("Sales", 6, (20,)), ("Field", 3, (5,))]
+    assert protect_groups(rows, 5, only_team="Support") == ([("Support", (40,))], ())
+    assert protect_groups(rows, 5, only_team="Sales") == ([], (SMALL_GROUPS,))
+    assert protect_groups(rows, 5, only_team="Field") == ([], (SMALL_GROUPS,))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,13 @@ from typing import Any
 import duckdb
 
 from crm_inbox.analytics.model import ChartKind, Column, Figure, Filters, StaffPolicy
-from crm_inbox.analytics.reports.staff_groups import OTHER_TEAMS, SMALL_GROUPS, TEAM_TOO_SMALL, group_plan
+from crm_inbox.analytics.reports.staff_groups import (
+    OTHER_TEAMS,
+    SMALL_GROUPS,
+    TEAM_TOO_SMALL,
+    group_plan,
+    restrict_to_team,
+)
 
 TEAM_FILTER_NOT_APPLIED = "team_filter_not_applied"  # note: a customer figure, the team filter does not apply
 
@@ -53,19 +59,29 @@ def suppressed(key: str, kind: ChartKind, columns: Sequence[Column], note: str, 
                   suppressed=True)
 
 
+def team_sizes(con: duckdb.DuckDBPyConnection, facts: str, staff_column: str,
+               values: Mapping[str, Any]) -> dict[str | None, int]:
+    """The distinct staff behind each team's facts (``facts``: a SELECT with ``team`` and ``staff_column``)."""
+    sizes = query(con, f"""
+        WITH facts AS ({facts})
+        SELECT team, count(DISTINCT {staff_column}) FROM facts WHERE {staff_column} IS NOT NULL GROUP BY team""",
+                  values)
+    return {team: int(n) for team, n in sizes}
+
+
 def team_rows(con: duckdb.DuckDBPyConnection, facts: str, staff_column: str, aggregates: str,
-              values: Mapping[str, Any], policy: StaffPolicy) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
+              values: Mapping[str, Any], policy: StaffPolicy,
+              only_team: str | None = None) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
     """Figures per team under the works-council rule, for aggregates that cannot be added up (medians).
 
     ``facts``: a SELECT of the filtered facts with a ``team`` column and the staff id ``staff_column``;
     ``aggregates``: the SELECT list computed per shown group. First the people per team (distinct staff in
     the filtered facts), then :func:`group_plan`, then the aggregates grouped by the plan's labels: rows are
-    (label, *aggregates), shown teams by name, the pooled :data:`OTHER_TEAMS` last."""
-    sizes = query(con, f"""
-        WITH facts AS ({facts})
-        SELECT team, count(DISTINCT {staff_column}) FROM facts WHERE {staff_column} IS NOT NULL GROUP BY team""",
-                  values)
-    plan, notes = group_plan({team: int(n) for team, n in sizes}, policy.min_group_size)
+    (label, *aggregates), shown teams by name, the pooled :data:`OTHER_TEAMS` last.
+
+    ``only_team`` (a team filter): ``facts`` must still hold every team's facts (the plan needs them all);
+    only that team's own row is returned (see :func:`.staff_groups.restrict_to_team`)."""
+    plan, notes = group_plan(team_sizes(con, facts, staff_column, values), policy.min_group_size)
     if not plan:
         return [], notes
     rows = query(con, f"""
@@ -77,10 +93,12 @@ def team_rows(con: duckdb.DuckDBPyConnection, facts: str, staff_column: str, agg
         GROUP BY plan.label
         ORDER BY plan.label = '{OTHER_TEAMS}', plan.label""",
                  {**values, "plan_teams": list(plan), "plan_labels": list(plan.values())})
+    if only_team is not None:
+        return restrict_to_team(rows, notes, only_team)
     return rows, notes
 
 
 __all__ = [
     "OTHER_TEAMS", "SMALL_GROUPS", "TEAM_FILTER_NOT_APPLIED", "TEAM_TOO_SMALL", "WEEKS", "category_condition",
-    "parameters", "query", "suppressed", "team_condition", "team_rows",
+    "parameters", "query", "suppressed", "team_condition", "team_rows", "team_sizes",
 ]

@@ -11,7 +11,8 @@ Which filter applies where:
   company is for its customers: a missed call has nobody who took it, so they ignore the team filter and
   then carry the note ``team_filter_not_applied``.
 - Works council (:mod:`.staff_groups`): a filtered team with fewer active members than ``min_group_size``
-  suppresses the staff-work figures (``team_too_small``); calls per team pool small teams (``other_teams``).
+  suppresses the staff-work figures (``team_too_small``); calls per team pool small teams (``other_teams``),
+  and under a team filter show that team only where the breakdown of all teams shows it on its own row.
   Per-person figures only with ``policy.per_person``.
 
 Call-back minutes: median and p90 by linear interpolation (DuckDB ``quantile_cont``), rounded to 0.1 min.
@@ -125,16 +126,19 @@ def _by_team(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str,
     x, series = "team", ("answered_calls", "outbound_calls")
     if blocked:
         return suppressed("calls_by_team", kind, columns, TEAM_TOO_SMALL, x, series)
-    # Counts add up, so small teams are pooled by summing their rows.
+    # Counts add up, so small teams are pooled by summing their rows. Every team's calls, also under a team
+    # filter: whether the team shows depends on the others.
     per_team = query(con, f"""
-        WITH calls AS ({_calls(filters, staff_work=True)} AND c.staff_id IS NOT NULL
+        WITH calls AS ({_calls(filters, staff_work=False)} AND c.staff_id IS NOT NULL
                        AND ((c.direction = 'in' AND c.answered) OR c.direction = 'out'))
         SELECT team, count(DISTINCT staff_id), count(*) FILTER (WHERE direction = 'in'),
                count(*) FILTER (WHERE direction = 'out')
         FROM calls GROUP BY team ORDER BY team""", values)
-    rows, notes = protect_groups([(team, int(n), (a, o)) for team, n, a, o in per_team], policy.min_group_size)
+    rows, notes = protect_groups([(team, int(n), (a, o)) for team, n, a, o in per_team], policy.min_group_size,
+                                 only_team=filters.team)
     return Figure(key="calls_by_team", kind=kind, columns=columns,
-                  rows=tuple((label, *vals) for label, vals in rows), x=x, series=series, notes=notes)
+                  rows=tuple((label, *vals) for label, vals in rows), x=x, series=series, notes=notes,
+                  suppressed=not rows and bool(notes))  # all withheld: the page says so, not "nothing happened"
 
 
 def _by_staff(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], blocked: bool) -> Figure:

@@ -12,16 +12,18 @@ Which filter applies where:
   the customers' demand on the whole service and ignore the team filter; they then carry the note
   ``team_filter_not_applied`` so the page says so.
 - Works council (:mod:`.staff_groups`): a filtered team with fewer active members than ``min_group_size``
-  suppresses every staff-work figure (``team_too_small``); with a team filter, a staff-work figure with fewer
-  distinct assignees behind it than the minimum (e.g. the team and one category) is suppressed too
-  (``small_groups``). Without a team filter these figures are company figures. Tickets per team pool small
-  teams (``other_teams``). Per-person figures only with ``policy.per_person``.
+  suppresses every staff-work figure (``team_too_small``). Otherwise a team-filtered staff-work figure shows
+  only when tickets per team on the same tickets (all teams, same period, category and figure) would show that
+  team on its own row (``small_groups`` else): the company's figure minus the team's must not reveal small
+  teams. Without a team filter these figures are company figures. Tickets per team pool small teams
+  (``other_teams``). Per-person figures only with ``policy.per_person``.
 
 Times are hours (medians and p90 by linear interpolation, DuckDB ``quantile_cont``), rounded to 0.01 h.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import duckdb
@@ -36,8 +38,9 @@ from crm_inbox.analytics.reports._sql import (
     suppressed,
     team_condition,
     team_rows,
+    team_sizes,
 )
-from crm_inbox.analytics.reports.staff_groups import SMALL_GROUPS, TEAM_TOO_SMALL, team_filter_blocked
+from crm_inbox.analytics.reports.staff_groups import SMALL_GROUPS, TEAM_TOO_SMALL, team_filter_blocked, team_shown
 
 CLOSED_STATES = "('solved', 'closed')"  # a ticket reopened after its last close is open again
 
@@ -114,13 +117,13 @@ def _times(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, A
     key = f"{measure}_by_{dimension}"
     columns: tuple[Column, ...]
     if measure == "first_response":
-        facts = _tickets(filters, "opened_date", staff_work=True)
+        day, closed = "opened_date", False
         minutes = "first_response_minutes"
         columns = (Column(dimension, "text"), Column("tickets"), Column("without_response"),
                    Column("median_hours", "hours"), Column("p90_hours", "hours"))
         extra = f"count(*) FILTER (WHERE {minutes} IS NULL),"
     else:
-        facts = _tickets(filters, "closed_date", staff_work=True, closed=True)
+        day, closed = "closed_date", True
         minutes = "resolution_minutes"
         columns = (Column(dimension, "text"), Column("tickets"), Column("median_hours", "hours"),
                    Column("p90_hours", "hours"))
@@ -130,25 +133,27 @@ def _times(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, A
     if blocked:
         return suppressed(key, kind, columns, TEAM_TOO_SMALL, x, series)
     rows = query(con, f"""
-        WITH facts AS ({facts})
+        WITH facts AS ({_tickets(filters, day, staff_work=True, closed=closed)})
         SELECT CASE WHEN grouping({dimension}) = 1 THEN 'all' ELSE coalesce({dimension}, 'none') END AS label,
                count(*), {extra}
-               round(quantile_cont({minutes}, 0.5) / 60, 2), round(quantile_cont({minutes}, 0.9) / 60, 2),
-               count(DISTINCT assignee_id)
+               round(quantile_cont({minutes}, 0.5) / 60, 2), round(quantile_cont({minutes}, 0.9) / 60, 2)
         FROM facts GROUP BY GROUPING SETS (({dimension}), ())
         ORDER BY grouping({dimension}), label""", values)
-    return _staff_figure(key, kind, columns, rows, x, series, filters, policy)
+    figure = Figure(key=key, kind=kind, columns=columns, rows=tuple(rows), x=x, series=series)
+    return _protected(con, values, _tickets(filters, day, staff_work=False, closed=closed), figure, filters, policy)
 
 
-def _staff_figure(key: str, kind: ChartKind, columns: tuple[Column, ...], rows: list[tuple[Any, ...]], x: str,
-                  series: tuple[str, ...], filters: Filters, policy: StaffPolicy) -> Figure:
-    """A staff-work figure from rows whose last value is the distinct staff behind them and whose last row is
-    the total: under a team filter, too few people behind the whole figure suppress it."""
-    if not rows or rows[-1][1] == 0:  # nothing in the period: no rows rather than an "all" row of zeros
-        return Figure(key=key, kind=kind, columns=columns, rows=(), x=x, series=series)
-    if filters.team is not None and int(rows[-1][-1]) < policy.min_group_size:
-        return suppressed(key, kind, columns, SMALL_GROUPS, x, series)
-    return Figure(key=key, kind=kind, columns=columns, rows=tuple(r[:-1] for r in rows), x=x, series=series)
+def _protected(con: duckdb.DuckDBPyConnection, values: dict[str, Any], all_teams: str, figure: Figure,
+               filters: Filters, policy: StaffPolicy) -> Figure:
+    """A staff-work figure whose last row is the total ("all"), as it may be shown: no rows when nothing
+    happened; under a team filter suppressed unless the team breakdown of the same facts (``all_teams``: the
+    facts of every team) shows the team on its own row (staff_groups.team_shown)."""
+    if not figure.rows or figure.rows[-1][1] == 0:  # nothing in the period: no "all" row of zeros
+        return replace(figure, rows=())
+    if filters.team is not None and not team_shown(team_sizes(con, all_teams, "assignee_id", values),
+                                                   filters.team, policy.min_group_size):
+        return suppressed(figure.key, figure.kind, figure.columns, SMALL_GROUPS, figure.x, figure.series)
+    return figure
 
 
 def _reopen_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
@@ -162,11 +167,12 @@ def _reopen_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[
         WITH facts AS ({_tickets(filters, "closed_date", staff_work=True, closed=True)})
         SELECT CASE WHEN grouping(channel) = 1 THEN 'all' ELSE channel END AS label,
                count(*), count(*) FILTER (WHERE reopen_count > 0),
-               round(100.0 * count(*) FILTER (WHERE reopen_count > 0) / count(*), 1),
-               count(DISTINCT assignee_id)
+               round(100.0 * count(*) FILTER (WHERE reopen_count > 0) / count(*), 1)
         FROM facts GROUP BY GROUPING SETS ((channel), ())
         ORDER BY grouping(channel), label""", values)
-    return _staff_figure("reopen_rate", kind, columns, rows, x, series, filters, policy)
+    figure = Figure(key="reopen_rate", kind=kind, columns=columns, rows=tuple(rows), x=x, series=series)
+    return _protected(con, values, _tickets(filters, "closed_date", staff_work=False, closed=True), figure, filters,
+                      policy)
 
 
 def _by_team(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
@@ -176,9 +182,12 @@ def _by_team(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str,
     x, series = "team", ("tickets",)
     if blocked:
         return suppressed("tickets_by_team", kind, columns, TEAM_TOO_SMALL, x, series)
-    rows, notes = team_rows(con, _tickets(filters, "opened_date", staff_work=True), "assignee_id",
-                            "count(*), round(quantile_cont(first_response_minutes, 0.5) / 60, 2)", values, policy)
-    return Figure(key="tickets_by_team", kind=kind, columns=columns, rows=tuple(rows), x=x, series=series, notes=notes)
+    # Every team's tickets, also under a team filter: whether the team shows depends on the others.
+    rows, notes = team_rows(con, _tickets(filters, "opened_date", staff_work=False), "assignee_id",
+                            "count(*), round(quantile_cont(first_response_minutes, 0.5) / 60, 2)", values, policy,
+                            only_team=filters.team)
+    return Figure(key="tickets_by_team", kind=kind, columns=columns, rows=tuple(rows), x=x, series=series, notes=notes,
+                  suppressed=not rows and bool(notes))  # all withheld: the page says so, not "nothing happened"
 
 
 def _by_staff(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], blocked: bool) -> Figure:

@@ -7,7 +7,9 @@ switched on.
   it (secondary suppression: no small team can be computed as "all shown rows minus the others"). Staff
   without a team always go to the pool. When everyone together is too few, nothing is shown.
 - A team filter on a team with fewer active members than the minimum blocks every staff-work figure
-  (:func:`team_filter_blocked`).
+  (:func:`team_filter_blocked`). Otherwise a filtered team's figures show only where the team breakdown of
+  the same data shows that team on its own row (:func:`team_shown`): else the company's figure minus the
+  team's would give the pooled small teams' figure.
 
 Teams are disjoint (a staff member has one team), so the number of people behind a pool is the sum of its
 teams' numbers. The decisions are pure functions; only :func:`team_filter_blocked` reads the store.
@@ -64,6 +66,13 @@ def group_plan(sizes: Mapping[str | None, int], min_size: int) -> tuple[dict[str
     return plan, ((SMALL_GROUPS,) if pool else ())
 
 
+def team_shown(sizes: Mapping[str | None, int], team: str, min_size: int) -> bool:
+    """Whether the figures of ``team`` alone (under a team filter) may be shown: only when :func:`group_plan`
+    on the same data (``sizes`` of every team, not only the filtered one) gives it a row of its own."""
+    plan, _ = group_plan(sizes, min_size)
+    return plan.get(team) == team
+
+
 def sum_values(a: Values, b: Values) -> Values:
     """The default way to pool two rows: column by column sums (counts); ``None`` counts as nothing."""
     return tuple(
@@ -75,12 +84,16 @@ def protect_groups(
     rows: Sequence[tuple[str | None, int, Values]],
     min_size: int,
     combine: Callable[[Values, Values], Values] = sum_values,
+    only_team: str | None = None,
 ) -> tuple[list[tuple[str | None, Values]], tuple[str, ...]]:
     """The rows that may be shown, per :func:`group_plan`: ``rows`` are (team or None, distinct people behind
     the row, the row's values), one per team. Shown teams keep their order; the pooled row comes last,
     labelled :data:`OTHER_TEAMS`, its values folded with ``combine`` (default: sums, right for counts). Values
     that cannot be folded (medians) are computed by the caller on the facts grouped by :func:`group_plan`'s
-    labels instead."""
+    labels instead.
+
+    ``only_team`` (a team filter): ``rows`` still hold every team (the decision needs them all); only that
+    team's own row is returned, or nothing with ``("small_groups",)`` when it is not shown on its own."""
     sizes: dict[str | None, int] = {}
     for team, people, _ in rows:
         if team in sizes:
@@ -99,4 +112,14 @@ def protect_groups(
             shown.append((label, values))
     if pooled is not None:
         shown.append((OTHER_TEAMS, pooled))
+    if only_team is not None:
+        return restrict_to_team(shown, notes, only_team)
     return shown, notes
+
+
+def restrict_to_team(rows: Sequence[tuple[Any, ...]], notes: tuple[str, ...], team: str,
+                     ) -> tuple[list[Any], tuple[str, ...]]:
+    """The filtered team's own row of a protected breakdown (rows start with their label), or nothing with
+    ``("small_groups",)`` when it is pooled or withheld."""
+    own = [row for row in rows if row[0] == team]
+    return (own, ()) if own else ([], (SMALL_GROUPS,))
