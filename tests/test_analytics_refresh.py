@@ -1,0 +1,245 @@
+"""The analytics refresh: a small operative world, copied read-only into the DuckDB store, figures equal to SQL
+on the operative database; incremental refreshes carry over new, edited and erased data; a failed or
+concurrent refresh leaves the store alone; readers keep their snapshot across the swap."""
+
+from __future__ import annotations
+
+import fcntl
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_inbox.analytics import load
+from crm_inbox.analytics import refresh as refresh_module
+from crm_inbox.analytics.refresh import RefreshFailed, refresh
+from crm_inbox.analytics.source import snapshot, source_engine
+from crm_inbox.analytics.store import StoreReader, open_store
+from crm_inbox.cli import main
+from crm_inbox.config import Settings, replace
+from crm_inbox.contacts.inputs import ContactChanges
+from crm_inbox.contacts.service import create_contact
+from crm_inbox.models import (
+    AuditEntry,
+    Call,
+    Category,
+    Contact,
+    Interaction,
+    InteractionContact,
+    Invoice,
+    Ticket,
+    TicketEvent,
+)
+from crm_inbox.models.calls import CallState
+from crm_inbox.models.interactions import Direction, InteractionKind
+from crm_inbox.privacy.service import erase_contact
+from crm_inbox.sales.inputs import OpportunityChanges
+from crm_inbox.sales.opportunities import stages, update_opportunity
+from crm_inbox.tickets.inputs import TicketChanges
+from crm_inbox.tickets.service import change, customer_reply, open_ticket, staff_reply
+from crm_inbox.timeline.service import record_interaction
+from tests import sales_data
+
+OPENED = datetime(2026, 7, 1, 23, 30, tzinfo=UTC)  # 1:30 on 2 July in Berlin
+MISSED = datetime(2026, 7, 2, 8, 0, tzinfo=UTC)
+
+
+def _store(settings: Settings) -> Path:
+    return settings.analytics.store_path(settings.service.instance_dir)
+
+
+def _world(session: Session, settings: Settings) -> dict[str, Any]:
+    w = sales_data.world(session, settings)
+    w.company.category = Category.A
+    w.contact.category = Category.C
+    other = create_contact(session, ContactChanges(name="Max Weg", emails=("max@weg.de",)), "DE", w.staff.id)
+    session.flush()
+    mail = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.IN, occurred_at=OPENED,
+                              subject="Drucker", contacts=[(w.contact, "from")], company_id=w.company.id)
+    ticket = open_ticket(session, settings, subject="Drucker", contact=w.contact, interaction=mail,
+                         opened_by="eva.mueller@kunde-ag.de")
+    ticket.opened_at = OPENED
+    answer = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.OUT,
+                                occurred_at=OPENED + timedelta(minutes=90), subject="Re: Drucker",
+                                contacts=[(w.contact, "to")], created_by_id=w.staff.id)
+    staff_reply(session, ticket, answer, w.staff.id)
+    change(session, ticket, w.staff.id, TicketChanges(state="solved"))
+    again = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.IN,
+                               occurred_at=OPENED + timedelta(days=1), contacts=[(w.contact, "from")])
+    customer_reply(session, settings, ticket, again, automatic=False)  # reopens it
+    # A missed call of Max, called back two hours later (60 s talk).
+    session.add_all([
+        Call(source="test", call_id="1", direction=Direction.IN, state=CallState.ENDED, remote_e164="+49891234",
+             started_at=MISSED, ended_at=MISSED + timedelta(seconds=30), missed=True, contact_id=other.id),
+        Call(source="test", call_id="2", direction=Direction.OUT, state=CallState.ENDED, remote_e164="+49891234",
+             started_at=MISSED + timedelta(hours=2), answered_at=MISSED + timedelta(hours=2, seconds=5),
+             ended_at=MISSED + timedelta(hours=2, seconds=65), staff_id=w.staff.id, contact_id=other.id)])
+    record_interaction(session, kind=InteractionKind.CALL, direction=Direction.IN, occurred_at=MISSED,
+                       contacts=[(other, "party")])
+    record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL, occurred_at=MISSED,
+                       contacts=[(other, "party"), (w.contact, "party")], created_by_id=w.staff.id)
+    update_opportunity(session, settings, w.opp, OpportunityChanges(stage=stages(settings)[1].key), by=w.staff.id)
+    session.add(Invoice(number="R-1", contact_id=w.contact.id, company_id=w.company.id, issued_on=date(2026, 7, 3),
+                        net=Decimal("100.10"), gross=Decimal("119.12"), paid=Decimal("0.00"), status="open"))
+    session.flush()
+    return {"ticket": ticket.id, "other": other.id, "contact": w.contact.id, "staff": w.staff.id}
+
+
+@pytest.fixture
+def world(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Any]:
+    with factory.begin() as session:
+        return _world(session, settings)
+
+
+def _one(con: Any, sql: str, params: list[Any] | None = None) -> Any:
+    row = con.execute(sql, params or []).fetchone()
+    return row[0] if row else None
+
+
+def test_a_full_refresh_copies_the_operative_figures(settings: Settings, factory: sessionmaker[Session],
+                                                     world: dict[str, Any]) -> None:
+    result = refresh(settings)
+    assert result.mode == "full" and result.skipped is None  # no store yet: full whatever was asked
+    with factory() as session:
+        operative = {
+            "fact_interaction": session.scalar(select(func.count()).select_from(Interaction)),
+            "fact_interaction_contact": session.scalar(select(func.count()).select_from(InteractionContact)),
+            "fact_call": session.scalar(select(func.count()).select_from(Call)),
+            "fact_ticket_event": session.scalar(select(func.count()).select_from(TicketEvent)),
+            "dim_contact": session.scalar(select(func.count()).select_from(Contact)),
+        }
+        gross = session.scalar(select(func.sum(Invoice.gross)))
+        stage_audits = session.scalars(select(AuditEntry.details).where(
+            AuditEntry.object_type == "opportunity")).all()
+    assert {t: result.rows[t] for t in operative} == operative
+    con = open_store(_store(settings))
+    try:
+        assert _one(con, "SELECT sum(gross) FROM fact_invoice") == Decimal(str(gross)) == Decimal("119.12")
+        ticket = con.execute("SELECT channel, category, opened_date, first_response_minutes, reopen_count, state, "
+                             "closed_at FROM fact_ticket WHERE ticket_id = ?", [world["ticket"]]).fetchone()
+        # by mail; the company's category before the contact's; Berlin's date; answered after 90 minutes;
+        # solved, then reopened by the customer's reply (so not resolved now)
+        assert ticket == ("email", "A", date(2026, 7, 2), 90.0, 1, "open", None)
+        missed = con.execute("SELECT missed, answered, ring_seconds, callback_minutes, local_hour FROM fact_call "
+                             "WHERE direction = 'in'").fetchone()
+        assert missed == (True, False, 30, 120.0, 10)
+        assert _one(con, "SELECT talk_seconds FROM fact_call WHERE direction = 'out'") == 60
+        assert _one(con, "SELECT count(*) FROM fact_stage_change") == sum(
+            1 for d in stage_audits if "stage" in d)
+        assert con.execute("SELECT from_stage IS NOT NULL, to_stage FROM fact_stage_change "
+                           "ORDER BY changed_at DESC LIMIT 1").fetchone() == (True, stages(settings)[1].key)
+        assert _one(con, "SELECT count(*) FROM dim_staff WHERE name IS NOT NULL") == 0  # works council default
+        assert _one(con, "SELECT count(*) FROM dim_date WHERE date_key = DATE '2026-07-02'") == 1
+        assert _one(con, "SELECT count(*) FROM fact_interaction_contact fic JOIN fact_interaction fi "
+                         "USING (interaction_id) WHERE fic.occurred_at <> fi.occurred_at") == 0
+    finally:
+        con.close()
+
+
+def test_an_incremental_refresh_carries_over_new_edited_and_erased_data(
+        settings: Settings, factory: sessionmaker[Session], world: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(refresh_module, "LOOKBACK_IDS", 0)  # the ids' watermark alone, as on a large database
+    refresh(settings)
+    with factory.begin() as session:
+        contact = session.get_one(Contact, world["contact"])
+        new = record_interaction(session, kind=InteractionKind.CALL, direction=Direction.OUT,
+                                 occurred_at=MISSED + timedelta(days=3), contacts=[(contact, "party")],
+                                 created_by_id=world["staff"])
+        change(session, session.get_one(Ticket, world["ticket"]), world["staff"], TicketChanges(state="closed"))
+        erase_contact(session, world["other"], world["staff"], settings=settings)
+        new_id = new.id
+    result = refresh(settings)
+    assert result.mode == "incremental"
+    con = open_store(_store(settings))
+    try:
+        assert _one(con, "SELECT channel FROM fact_interaction WHERE interaction_id = ?", [new_id]) == "call"
+        assert _one(con, "SELECT count(*) FROM fact_interaction_contact WHERE interaction_id = ?", [new_id]) == 1
+        state, closed = con.execute("SELECT state, closed_at FROM fact_ticket WHERE ticket_id = ?",
+                                    [world["ticket"]]).fetchone() or (None, None)
+        assert state == "closed" and closed is not None
+        for table in ("dim_contact", "fact_interaction_contact", "fact_call", "fact_ticket", "fact_reminder",
+                      "fact_invoice", "fact_opportunity", "fact_campaign_send"):
+            assert _one(con, f"SELECT count(*) FROM {table} WHERE contact_id = ?", [world["other"]]) == 0, table
+    finally:
+        con.close()
+    with factory() as session:  # and still the same figures as the operative database
+        assert result.rows["fact_interaction"] == session.scalar(select(func.count()).select_from(Interaction))
+        assert result.rows["fact_interaction_contact"] == session.scalar(
+            select(func.count()).select_from(InteractionContact))
+
+
+def test_a_failed_refresh_leaves_the_old_store(settings: Settings, world: dict[str, Any],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    refresh(settings)
+    before = StoreReader(_store(settings)).info()
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("disk full, say")
+
+    monkeypatch.setattr(load, "load_dates", broken)
+    with pytest.raises(RuntimeError):
+        refresh(settings, full=True)
+    unreachable = replace(settings, analytics={"source_url": "postgresql+psycopg://crm:s3cret@127.0.0.1:1/crm"})
+    with pytest.raises(RefreshFailed) as failed:
+        refresh(unreachable)
+    assert "s3cret" not in str(failed.value)
+    assert StoreReader(_store(settings)).info() == before
+    assert sorted(p.name for p in _store(settings).parent.iterdir() if "duckdb" in p.name) == [
+        "analytics.duckdb", "analytics.duckdb.lock"]  # no temporary file left
+
+
+def test_a_second_refresh_at_the_same_time_is_skipped(settings: Settings, world: dict[str, Any]) -> None:
+    store = _store(settings)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.with_name(store.name + ".lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another refresh is running
+        assert refresh(settings).skipped == "busy"
+        assert not store.exists()
+    assert refresh(settings).skipped is None
+
+
+def test_readers_keep_their_snapshot_while_a_refresh_swaps_the_store(
+        settings: Settings, factory: sessionmaker[Session], world: dict[str, Any]) -> None:
+    refresh(settings)
+    reader = StoreReader(_store(settings))
+    with reader.cursor() as old:
+        count = _one(old, "SELECT count(*) FROM fact_interaction")
+        with factory.begin() as session:
+            record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL,
+                               occurred_at=MISSED, created_by_id=world["staff"])
+        refresh(settings)
+        assert _one(old, "SELECT count(*) FROM fact_interaction") == count
+        with reader.cursor() as new:
+            assert _one(new, "SELECT count(*) FROM fact_interaction") == count + 1
+    reader.close()
+
+
+def test_the_source_connection_cannot_write(settings: Settings, world: dict[str, Any]) -> None:
+    engine = source_engine(settings.database.url)
+    try:
+        with snapshot(engine) as conn, pytest.raises(Exception, match=r"(?i)read.?only"):
+            conn.execute(text("UPDATE contacts SET name = 'x'"))
+    finally:
+        engine.dispose()
+
+
+def test_the_command_prints_one_line_and_fails_clearly(settings: Settings, world: dict[str, Any],
+                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "crm.toml"
+    config.write_text(f'[service]\ninstance_dir = "{settings.service.instance_dir}"\n'
+                      f'[database]\nurl = "{settings.database.url}"\n')
+    assert main(["--config", str(config), "analytics", "refresh"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("analytics: full refresh, 17 tables, ")
+    assert main(["--config", str(config), "analytics", "status"]) == 0
+    assert "fact_interaction" in capsys.readouterr().out
+    config.write_text(config.read_text() + '[analytics]\nsource_url = "postgresql+psycopg://crm:s3cret@127.0.0.1:1/x"\n')
+    assert main(["--config", str(config), "analytics", "refresh"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "s3cret" not in captured.err and "Traceback" not in captured.err
