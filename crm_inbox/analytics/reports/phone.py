@@ -20,6 +20,7 @@ Call-back minutes: median and p90 by linear interpolation (DuckDB ``quantile_con
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import duckdb
@@ -55,17 +56,20 @@ def phone_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: Staff
 
 
 def _calls(filters: Filters, *, staff_work: bool) -> str:
-    """The calls of the period with the customer's category and the team of who took or made them."""
-    conditions = ["c.started_date >= $start", "c.started_date < $end",
-                  category_condition("coalesce(co.category, ct.category)", filters)]
+    """The calls of the period (category filter: the customer's) with the team of who took or made them when
+    ``staff_work`` (the team filter then applies)."""
+    conditions = ["c.started_date >= $start", "c.started_date < $end"]
+    joins = []
+    if filters.category is not None:  # the joins only when needed: they cost more than the rest of a figure
+        joins += ["LEFT JOIN dim_contact ct ON ct.contact_id = c.contact_id",
+                  "LEFT JOIN dim_company co ON co.company_id = coalesce(c.company_id, ct.company_id)"]
+        conditions.append(category_condition("coalesce(co.category, ct.category)", filters))
+    columns = "c.*"
     if staff_work:
+        joins.append("LEFT JOIN dim_staff s ON s.staff_id = c.staff_id")
         conditions.append(team_condition("s.team", filters))
-    return f"""SELECT c.*, s.team, s.name AS staff_name
-        FROM fact_call c
-        LEFT JOIN dim_contact ct ON ct.contact_id = c.contact_id
-        LEFT JOIN dim_company co ON co.company_id = coalesce(c.company_id, ct.company_id)
-        LEFT JOIN dim_staff s ON s.staff_id = c.staff_id
-        WHERE {' AND '.join(conditions)}"""
+        columns = "c.*, s.team, s.name AS staff_name"
+    return f"""SELECT {columns} FROM fact_call c {' '.join(joins)} WHERE {' AND '.join(conditions)}"""
 
 
 def _heatmap(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
@@ -129,7 +133,7 @@ def _by_team(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str,
     # Counts add up, so small teams are pooled by summing their rows. Every team's calls, also under a team
     # filter: whether the team shows depends on the others.
     per_team = query(con, f"""
-        WITH calls AS ({_calls(filters, staff_work=False)} AND c.staff_id IS NOT NULL
+        WITH calls AS ({_calls(replace(filters, team=None), staff_work=True)} AND c.staff_id IS NOT NULL
                        AND ((c.direction = 'in' AND c.answered) OR c.direction = 'out'))
         SELECT team, count(DISTINCT staff_id), count(*) FILTER (WHERE direction = 'in'),
                count(*) FILTER (WHERE direction = 'out')
