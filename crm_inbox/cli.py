@@ -119,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="admin: also manages users and settings; staff: works with the data; readonly: only "
                      "reads (default: staff)")
     add.add_argument("--extension", help="phone extension")
+    add.add_argument("--team", help="the team reports group this person's work under (never shown per person; "
+                     "a team's figures show from [analytics] min_group_size people)")
     add.add_argument("--password", action="store_true", help=USER_ADD_PASSWORD_HELP)
 
     imp = sub.add_parser("import", help="import an address book (CSV, XLSX, vCard): preview, then confirm",
@@ -174,7 +176,7 @@ def _block_stop_signals() -> None:
 SERVE_STOP_AFTER_DEATH_SECONDS = 60
 
 
-def cmd_serve(settings: Settings) -> int:
+def cmd_serve(settings: Settings, config_path: str | None = None) -> int:
     """Runs until SIGTERM/SIGINT (exit 0 after a clean stop) or until a component thread dies (exit 1 after
     stopping the rest, so that the supervisor, e.g. systemd, restarts a whole service)."""
     from crm_inbox.runtime import Service, Supervisor, raise_open_files_limit
@@ -183,7 +185,7 @@ def cmd_serve(settings: Settings) -> int:
     raise_open_files_limit()
     supervisor = Supervisor()
     supervisor.install()
-    service = Service(settings)
+    service = Service(settings, config_path=config_path)  # the analytics refresh child reads the same file
     service.start()
     supervisor.watch_running()
     print(f"CRM Inbox: web http://{settings.web.host}:{service.web_port}/ · "
@@ -230,7 +232,8 @@ def demo_block(*, language: str, db_file: Path, login: list[str], web: str | Non
     return "\n".join(lines)
 
 
-def cmd_demo(settings: Settings, no_serve: bool, language: str | None = None) -> int:
+def cmd_demo(settings: Settings, no_serve: bool, language: str | None = None,
+             config_path: str | None = None) -> int:
     from crm_inbox.db import unit_of_work
     from crm_inbox.demo import build_demo, is_empty, language_from_environment, regional_settings
 
@@ -269,7 +272,7 @@ def cmd_demo(settings: Settings, no_serve: bool, language: str | None = None) ->
     from crm_inbox.runtime import Service
 
     _block_stop_signals()
-    service = Service(settings)
+    service = Service(settings, config_path=config_path)
     service.start()
     # Last, after the service's start-up log lines: what the newcomer needs stays at the bottom.
     web = f"http://{settings.web.host}:{service.web_port}/" if service.web_port else None
@@ -463,7 +466,8 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     factory = _factory(settings)
     try:
         with unit_of_work(factory) as session:
-            user = add_staff(session, args.email, args.name, args.role, args.extension, password, actor=None)
+            user = add_staff(session, args.email, args.name, args.role, args.extension, password,
+                             team=args.team, actor=None)
             print(f"staff user {user.id}: {user.name} <{user.primary_email}> ({user.role.value})")
             if password is None:
                 print("no password: cannot log in to the web app until an admin sets one on the staff page "
@@ -546,9 +550,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         match args.command:
             case "serve":
-                return cmd_serve(settings)
+                return cmd_serve(settings, args.config)
             case "demo":
-                return cmd_demo(settings, args.no_serve, args.language)
+                return cmd_demo(settings, args.no_serve, args.language, args.config)
             case "db":
                 return cmd_db(settings, args.db_command, getattr(args, "message", None))
             case "ingest":
