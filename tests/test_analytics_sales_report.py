@@ -33,9 +33,10 @@ def deal(opportunity_id: int, *, outcome: str = "open", stage: str | None = None
 
 
 def quote(quote_id: int, number: str | None, version: int, state: str, opportunity_id: int, net: str,
-          sent_at: datetime | None = None) -> tuple[Any, ...]:
+          sent_at: datetime | None = None, quote_date: date | None = None) -> tuple[Any, ...]:
     return row("fact_quote", quote_id=quote_id, opportunity_id=opportunity_id, number=number, version=version,
-               state=state, sent_at=sent_at, net_total=D(net))
+               state=state, sent_at=sent_at, net_total=D(net),
+               quote_date=quote_date or (sent_at.date() if sent_at else None))
 
 
 def order(order_id: int, quote_id: int, net: str, state: str = "open") -> tuple[Any, ...]:
@@ -81,8 +82,11 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
         quote(4, "AN-3", 1, "declined", 13, "999", datetime(2025, 12, 30, 9)),  # sent before the period
         quote(5, "AN-4", 1, "accepted", 12, "50", datetime(2026, 3, 1, 9)),
         quote(6, None, 1, "draft", 1, "10"),
+        # printed, not sent by the CRM: accepted counts as sent on its quote date; final alone does not
+        quote(7, "AN-5", 1, "accepted", 11, "1000", quote_date=date(2026, 4, 2)),
+        quote(8, "AN-6", 1, "final", 2, "77", quote_date=date(2026, 4, 2)),
     ],
-    "fact_order": [order(1, 2, "120", "handed_off"), order(2, 5, "50", "cancelled")],
+    "fact_order": [order(1, 2, "120", "handed_off"), order(2, 5, "50", "cancelled"), order(3, 7, "1000")],
 }
 
 
@@ -148,9 +152,9 @@ def test_sales_cycle_median_and_p90_days_of_won_deals(report: Report) -> None:
 
 def test_quote_conversion_counts_a_quote_once_over_its_versions(report: Report) -> None:
     assert report.figure("quote_conversion").rows == (
-        ("quotes_sent", 3, D("370.00"), 100.0),
-        ("quotes_accepted", 2, D("170.00"), 66.7),
-        ("quotes_ordered", 1, D("120.00"), 33.3),  # the cancelled order does not count
+        ("quotes_sent", 4, D("1370.00"), 100.0),
+        ("quotes_accepted", 3, D("1170.00"), 75.0),
+        ("quotes_ordered", 2, D("1120.00"), 50.0),  # the cancelled order does not count
     )
 
 

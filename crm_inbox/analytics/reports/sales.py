@@ -8,7 +8,7 @@ the deal's customer category (``fact_opportunity.category``: the company's, else
 
 Periods: the pipeline is the open deals now (the store's snapshot), the forecast the next 12 months from the
 period's first month; win rate, sales cycle and lost reasons count deals closed in the period, quote
-conversion quotes first sent in the period (its UTC day: the store keeps no local day for quotes).
+conversion quotes first sent in the period (see :func:`quote_conversion`).
 
 Money stays ``Decimal`` from the store to the rows; rates are percentages (float, one place).
 """
@@ -173,19 +173,23 @@ def _days(value: float | None) -> float | None:
 def quote_conversion(q: _DealQuery) -> Figure:
     """Quotes first sent in the period, how many of them the customer accepted and how many became an order
     (``fact_order.quote_id``, cancelled orders not counted). A quote is all its versions (one number): it
-    counts once, accepted when any version was, with the value of its last sent version; orders with their
-    net total. Shares are of the quotes sent."""
+    counts once, accepted when any version was, with the value of its last version that went out; orders
+    with their net total. Shares are of the quotes sent.
+
+    A version went out when the CRM sent it, or when the customer decided on it (accepted or declined: it was
+    printed or sent outside the CRM); its day is the sending's UTC day, else its quote date."""
     rows = q.rows("""
         , versions AS (
             SELECT qu.quote_id, COALESCE(qu.number, '#' || qu.quote_id) AS quote_key, qu.version, qu.state,
-                   qu.sent_at, qu.net_total
+                   COALESCE(CAST(qu.sent_at AS DATE), qu.quote_date) AS day, qu.net_total,
+                   qu.sent_at IS NOT NULL OR qu.state IN ('sent', 'accepted', 'declined') AS went_out
             FROM fact_quote qu JOIN deals ON deals.opportunity_id = qu.opportunity_id),
         quotes AS (
-            SELECT quote_key, min(sent_at) AS first_sent, bool_or(state = 'accepted') AS accepted,
-                   arg_max(net_total, version) FILTER (WHERE sent_at IS NOT NULL) AS value
+            SELECT quote_key, min(day) FILTER (WHERE went_out) AS first_day,
+                   bool_or(state = 'accepted') AS accepted,
+                   arg_max(net_total, version) FILTER (WHERE went_out) AS value
             FROM versions GROUP BY quote_key),
-        sent AS (SELECT * FROM quotes
-                 WHERE CAST(first_sent AS DATE) >= $start AND CAST(first_sent AS DATE) < $end),
+        sent AS (SELECT * FROM quotes WHERE first_day >= $start AND first_day < $end),
         ordered AS (
             SELECT v.quote_key, sum(o.net_total) AS value FROM fact_order o JOIN versions v ON v.quote_id = o.quote_id
             WHERE o.state <> 'cancelled' GROUP BY v.quote_key)
