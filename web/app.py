@@ -99,6 +99,12 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     app.register_blueprint(feeds)
     app.register_blueprint(pages)
     app.register_blueprint(public_consent)  # opt-out and double opt-in links: no login, no CSRF token
+    if settings.analytics.enabled:
+        # Imported only then: without analytics the app never loads the analytics package (nor DuckDB).
+        from web.reports import reports
+
+        app.register_blueprint(reports)
+        app.jinja_env.globals["reports_link"] = True
 
     @app.errorhandler(NestedTooDeep)
     def nested_too_deep(exc: NestedTooDeep) -> Response | HTTPException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,3 +23,7 @@ class AppState:
     reminders_changed: Callable[[], None] = lambda: None
     # Tells the outbox sender that mail was queued (staff wrote a mail, a quote was sent): send it now.
     mail_queued: Callable[[], None] = lambda: None
+    # The reports' way to the analytical store (web.reports.store_access.ReportsAccess with its StoreReader),
+    # made at the first report request: typed loosely because operative modules never import analytics.
+    analytics: object | None = None
+    analytics_lock: threading.Lock = field(default_factory=threading.Lock)
