@@ -243,3 +243,9 @@ def test_the_command_prints_one_line_and_fails_clearly(settings: Settings, world
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert "s3cret" not in captured.err and "Traceback" not in captured.err
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    config.write_text(f'[service]\ninstance_dir = "{blocked}/instance"\n[database]\nurl = "{settings.database.url}"\n')
+    assert main(["--config", str(config), "analytics", "refresh"]) == 1  # the store's folder cannot be made
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err

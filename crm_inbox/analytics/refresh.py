@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 from sqlalchemy import Connection
@@ -127,16 +128,21 @@ def _rebuild(settings: Settings, store: Path, mode: str, started: float) -> dict
             duck.execute("CHECKPOINT")
         finally:
             duck.close()
-        os.replace(tmp, store)
-        _fsync_dir(store.parent)
+        try:
+            os.replace(tmp, store)
+            _fsync_dir(store.parent)
+        except OSError as exc:
+            raise RefreshFailed(f"cannot replace the analytics store {store}: {exc.strerror or exc}") from exc
         return rows
     finally:
         _remove(tmp)
 
 
 def _remove(tmp: Path) -> None:
+    """The new file and what DuckDB keeps beside it (its WAL, a folder for data spilled to disk)."""
     for path in (tmp, tmp.with_name(tmp.name + ".wal")):
         path.unlink(missing_ok=True)
+    shutil.rmtree(tmp.with_name(tmp.name + ".tmp"), ignore_errors=True)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -175,7 +181,7 @@ def _copy(conn: Connection, duck: duckdb.DuckDBPyConnection, settings: Settings,
     load.load_channels(duck)
     for table, select in load.FACT_SELECTS.items():
         load.replace_table(duck, table, select)
-    load.load_dates(duck, datetime.now(UTC).date())
+    load.load_dates(duck, datetime.now(ZoneInfo(settings.reminders.timezone)).date())
     duck.execute("DELETE FROM meta_watermark")
     duck.execute("INSERT INTO meta_watermark VALUES ('fact_interaction', ?, NULL, ?)", [max_id, last_audit])
 
