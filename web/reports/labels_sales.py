@@ -48,6 +48,7 @@ LABELS: dict[str, LazyString] = {
     "customer_share": _l("Share of customers"), "revenue_share": _l("Share of revenue"),
     "assigned_a": _l("Assigned A"), "assigned_b": _l("Assigned B"), "assigned_c": _l("Assigned C"),
     "assigned_none": _l("No category assigned"), "customer": _l("Customer"),
+    "contact_person": _l("Last contact with"),
     "cumulative_share": _l("Cumulative share"), "assigned_category": _l("Assigned category"),
     "new_leads": _l("New leads"), "last_contact": _l("Last contact"),
     "days_without_contact": _l("Days without contact"), "revenue_12_months": _l("Revenue, last 12 months"),

@@ -200,7 +200,8 @@ def _months(start: date, end: date) -> list[date]:
 def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
     """Customers without customer contact (mail, call, meeting, …: channels that count as contact, not notes or
     letters) in the last 90 days of the period, or never: the cross- and up-selling candidates, largest revenue
-    of the last 12 months first (the 100 largest), and how many there are in all.
+    of the last 12 months first (the 100 largest), and how many there are in all. For a company, the person
+    there last in contact (none when contact was only ever with the company as a whole).
 
     Customers here: companies with a contact in role customer or debtor, or with orders or invoices before the
     period's end, and such contacts without a company; not those created after the period."""
@@ -234,35 +235,40 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
             GROUP BY ic.contact_id),
         touched AS (
             SELECT CASE WHEN c.company_id IS NOT NULL THEN 'company' ELSE 'contact' END AS customer_kind,
-                   COALESCE(c.company_id, c.contact_id) AS customer_id, cl.day
+                   COALESCE(c.company_id, c.contact_id) AS customer_id, cl.day,
+                   CASE WHEN c.company_id IS NOT NULL THEN c.name END AS person
             FROM contact_last cl JOIN dim_contact c ON c.contact_id = cl.contact_id
             UNION ALL
-            SELECT 'company', i.company_id, max(i.occurred_date) FROM fact_interaction i
+            SELECT 'company', i.company_id, max(i.occurred_date), NULL FROM fact_interaction i
             WHERE i.company_id IS NOT NULL AND i.occurred_date < $end
               AND i.channel IN (SELECT channel FROM customer_channels)
             GROUP BY i.company_id),
-        last_contact AS (SELECT customer_kind, customer_id, max(day) AS day FROM touched GROUP BY ALL),
+        last_contact AS (
+            SELECT customer_kind, customer_id, max(day) AS day,
+                   arg_max(person, day) FILTER (WHERE person IS NOT NULL) AS person
+            FROM touched GROUP BY customer_kind, customer_id),
         quiet AS (
-            SELECT ca.name, COALESCE(ca.category, '{NO_CATEGORY}') AS category, lc.day,
+            SELECT ca.name, lc.person, COALESCE(ca.category, '{NO_CATEGORY}') AS category, lc.day,
                    COALESCE(r.revenue, 0) AS revenue
             FROM candidates ca
             LEFT JOIN last_contact lc ON lc.customer_kind = ca.customer_kind AND lc.customer_id = ca.customer_id
             LEFT JOIN revenue r ON r.customer_kind = ca.customer_kind AND r.customer_id = ca.customer_id
             WHERE lc.day IS NULL OR lc.day < $cutoff)
-        SELECT name, category, day, CAST(revenue AS DECIMAL(18,2)), count(*) OVER (),
+        SELECT name, person, category, day, CAST(revenue AS DECIMAL(18,2)), count(*) OVER (),
                CAST(sum(revenue) OVER () AS DECIMAL(18,2))
         FROM quiet ORDER BY revenue DESC, day NULLS FIRST, name LIMIT {NO_CONTACT_SHOWN}""",
                   cutoff=cutoff, year_ago=year_ago)
     listed = Figure(
         key="no_contact_90_days", kind="table",
-        columns=(Column("customer", "text"), Column("category", "text"), Column("last_contact", "date"),
+        columns=(Column("customer", "text"), Column("contact_person", "text"), Column("category", "text"),
+                 Column("last_contact", "date"),
                  Column("days_without_contact"), Column("revenue_12_months", "eur")),
-        rows=tuple((name, category, day, (last_day - day).days if day else None, revenue)
-                   for name, category, day, revenue, _, _ in rows))
+        rows=tuple((name, person, category, day, (last_day - day).days if day else None, revenue)
+                   for name, person, category, day, revenue, _, _ in rows))
     total = Figure(
         key="no_contact_90_days_total", kind="table",
         columns=(Column("customers"), Column("shown"), Column("revenue_12_months", "eur")),
-        rows=((int(rows[0][4]) if rows else 0, len(rows), rows[0][5] if rows else Decimal("0.00")),))
+        rows=((int(rows[0][5]) if rows else 0, len(rows), rows[0][6] if rows else Decimal("0.00")),))
     return listed, total
 
 
