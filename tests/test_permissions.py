@@ -83,6 +83,8 @@ API_PERMISSIONS: dict[str, str] = {
     "createCampaign": WRITE, "patchCampaign": WRITE, "deleteCampaign": WRITE, "testCampaign": WRITE,
     "startCampaign": WRITE, "pauseCampaign": WRITE, "resumeCampaign": WRITE, "cancelCampaign": WRITE,
     "qualifyResponder": WRITE, "campaignLetters": WRITE, "approveCampaign": ADMIN,
+    # reports (#20): read from the analytics store, every role
+    "getReport": READ,
     "ctiEvent": WEBHOOK, "sipgateIn": WEBHOOK, "sipgateOut": WEBHOOK, "placetelEvent": WEBHOOK,
     "twilioStatus": WEBHOOK, "threecxJournal": WEBHOOK, "threecxLookup": WEBHOOK,
 }
@@ -142,6 +144,8 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "pages.campaign_start": WRITE, "pages.campaign_pause": WRITE, "pages.campaign_resume": WRITE,
     "pages.campaign_cancel": WRITE, "pages.campaign_qualify": WRITE, "pages.campaign_letters": WRITE,
     "pages.campaign_approve": ADMIN,
+    # reports (#20): read from the analytics store, every role
+    "reports.overview": READ, "reports.report": READ, "reports.chart": READ, "reports.table_csv": READ,
     "pages.account": OWN, "pages.account_new_token": OWN, "pages.account_revoke_token": OWN,
     "pages.calendar_url": OWN, "pages.logout": OWN,
 }
@@ -210,6 +214,7 @@ def world(factory, database_url, tmp_path) -> World:
         ids["segments"] = 1  # none: a 404 when allowed (segments)
         ids["campaigns"] = 1  # none: a 404 when allowed (campaigns)
         ids["erp"] = 10001  # the ERP's paths take a customer or invoice number (data in and out: ERP)
+        ids["report"], ids["figure"] = "service", "tickets_per_week"  # type: ignore[assignment]  (reports, #20)
         ids["documents"] = interaction.id  # a mail, not an upload: renaming or removing it is a 404 (data in and out)
         apply_event(session, settings, CallEvent("generic", "perm-1", "hangup", utcnow(), direction=Direction.IN,
                                                  from_number="+49 30 1234567", to_number="22", cause="noAnswer"))
@@ -234,9 +239,14 @@ def world(factory, database_url, tmp_path) -> World:
 
 @pytest.fixture
 def app(settings, factory, database_url, tmp_path):  # type: ignore[no-untyped-def]
+    from crm_inbox.analytics.store import build_store
     from web import create_app
 
-    app = create_app(make_settings(database_url, tmp_path / "instance", cti={"token": CTI_TOKEN}), factory)
+    app_settings = make_settings(database_url, tmp_path / "instance", cti={"token": CTI_TOKEN})
+    # An empty analytics store, so the reports' pages answer (#20).
+    (tmp_path / "instance").mkdir(exist_ok=True)
+    build_store(app_settings.analytics.store_path(app_settings.service.instance_dir), {})
+    app = create_app(app_settings, factory)
     app.config["TESTING"] = True
     return app
 
@@ -325,7 +335,7 @@ def page_routes(app: Any) -> list[tuple[str, str, str]]:
     """(endpoint, method, rule) for every route of the staff pages."""
     out = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith("pages."):
+        if rule.endpoint.startswith(("pages.", "reports.")):
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
                 out.append((rule.endpoint, method, rule.rule))
     return out
@@ -338,7 +348,8 @@ _ARG_IDS = {"segment_id": "segments", "campaign_id": "campaigns", "recipient_id"
             "inbound_id": "inbound", "token_id": "token", "user_id": "users", "opportunity_id": "opportunities",
             "quote_id": "quotes", "order_id": "orders", "product_id": "products",
             "subscription_id": "webhook-subscriptions", "delivery_id": "webhook-subscriptions",  # webhooks
-            "batch_id": "contacts"}  # no import in the world: staff get a 404 for an import batch, still allowed
+            "batch_id": "contacts",  # no import in the world: staff get a 404 for an import batch, still allowed
+            "name": "report", "figure": "figure"}  # reports (#20): /reports/service/tickets_per_week.csv
 
 
 def page_url(rule: str, world: World) -> str:

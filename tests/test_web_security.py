@@ -176,7 +176,8 @@ def sales_world(session: Any, settings: Any) -> None:
 
 
 def page_rules(app: Any, method: str) -> list[Any]:
-    return [r for r in app.url_map.iter_rules() if r.endpoint.startswith(("pages.", "feeds.")) and method in r.methods]
+    return [r for r in app.url_map.iter_rules()
+            if r.endpoint.startswith(("pages.", "feeds.", "reports.")) and method in r.methods]
 
 
 def fill(rule: Any) -> str:
