@@ -191,17 +191,51 @@ def test_by_team_pools_teams_under_the_minimum(con: duckdb.DuckDBPyConnection, r
     )
 
 
-def test_team_filter_keeps_the_owners_team_and_suppresses_a_small_team(con: duckdb.DuckDBPyConnection) -> None:
-    nord = sales_report(con, Filters(PERIOD.start, PERIOD.end, team="Nord"), StaffPolicy())
-    assert [r[:2] for r in nord.figure("pipeline_by_stage").rows] == [
-        ("qualified", 2), ("needs_analysis", 1), ("quote_sent", 1)]
-    assert nord.figure("win_rate_by_source").rows[-1] == ("all_sources", 2, 3, 40.0)
-    assert nord.figure("sales_by_team").rows == (("Nord", 4, D("250.05"), 2, 3, 40.0, D("4000.00")),)
-
-    sud = sales_report(con, Filters(PERIOD.start, PERIOD.end, team="Süd"), StaffPolicy())
+def test_a_team_under_the_minimum_suppresses_every_figure(con: duckdb.DuckDBPyConnection) -> None:
+    sud = sales_report(con, Filters(PERIOD.start, PERIOD.end, team="Süd"), StaffPolicy())  # 2 active people
     assert sud.figures and all(f.suppressed and f.rows == () and f.notes == ("team_too_small",)
                                for f in sud.figures)
     assert sud.figure("pipeline_by_stage").columns  # the shape stays for headings and CSV headers
+
+
+def test_team_filter_shows_a_team_only_where_the_team_breakdown_shows_it(tmp_path: Path) -> None:
+    # Open deals: one per person of Nord and of West (5 each). Closed in the period: Nord's five won, two of
+    # West and one of Süd lost: among the closed deals West and Süd (3 people) would be the company minus
+    # Nord, so the win rates are withheld under either filter.
+    deals = [deal(i, stage="qualified", probability=10, amount="100", owner_id=i) for i in range(1, 6)]
+    deals += [deal(10 + i, stage="negotiation", probability=75, amount="200", owner_id=10 + i) for i in range(1, 6)]
+    deals += [deal(20 + i, outcome="won", amount="10", owner_id=i, closed_at=datetime(2026, 2, 1))
+              for i in range(1, 6)]
+    deals += [deal(31, outcome="lost", owner_id=11, closed_at=datetime(2026, 2, 1)),
+              deal(32, outcome="lost", owner_id=12, closed_at=datetime(2026, 2, 1)),
+              deal(33, outcome="lost", owner_id=6, closed_at=datetime(2026, 2, 1))]
+    rows = {"dim_staff": [*team_staff(1, "Nord", 5), *team_staff(6, "Süd", 2), *team_staff(11, "West", 5)],
+            "fact_opportunity": deals}
+    with store(tmp_path / "t.duckdb", rows) as c:
+        nord = sales_report(c, Filters(PERIOD.start, PERIOD.end, team="Nord"), StaffPolicy())
+        west = sales_report(c, Filters(PERIOD.start, PERIOD.end, team="West"), StaffPolicy())
+        everyone = sales_report(c, PERIOD, StaffPolicy())
+    assert nord.figure("pipeline_by_stage").rows == (("qualified", 5, D("500.00"), D("50.00")),)
+    assert west.figure("pipeline_by_stage").rows == (("negotiation", 5, D("1000.00"), D("750.00")),)
+    withheld = (True, (), ("small_groups",))
+    for report in (nord, west):
+        for key in ("win_rate_by_month", "win_rate_by_source", "lost_reasons"):
+            fig = report.figure(key)
+            assert (fig.suppressed, fig.rows, fig.notes) == withheld, key
+    # Only Nord won deals: its sales cycle is the company's, nobody else's can be derived.
+    assert nord.figure("sales_cycle").rows == (("mail", 5, 92.0, 92.0), ("all_sources", 5, 92.0, 92.0))
+    fig = west.figure("sales_cycle")
+    assert (fig.suppressed, fig.rows, fig.notes) == withheld
+    # Without a filter the company's figures show (they are no staff group).
+    assert everyone.figure("win_rate_by_source").rows[-1] == ("all_sources", 5, 3, 62.5)
+    # By team (open or closed deals): Nord 5, West 5, Süd 1; Süd alone in the pool would be the rest, so the
+    # smallest shown team by name (Nord) joins it.
+    assert everyone.figure("sales_by_team").rows == (
+        ("West", 5, D("750.00"), 0, 2, 0.0, D("0.00")),
+        ("other_teams", 5, D("50.00"), 5, 1, 83.3, D("50.00")),
+    )
+    assert west.figure("sales_by_team").rows == (("West", 5, D("750.00"), 0, 2, 0.0, D("0.00")),)
+    assert nord.figure("sales_by_team").suppressed and nord.figure("sales_by_team").rows == ()
 
 
 def test_category_filter_uses_the_deals_customer_category(con: duckdb.DuckDBPyConnection) -> None:

@@ -2,9 +2,11 @@
 conversion, lost reasons, and deals per team.
 
 Every figure is about deals (opportunities) and so about the work of their owners: the team filter keeps the
-deals whose owner is in that team, and a team under ``[analytics] min_group_size`` active members suppresses
-every figure (works council rule, :mod:`~crm_inbox.analytics.reports.staff_groups`). The category filter is
-the deal's customer category (``fact_opportunity.category``: the company's, else the contact's).
+deals whose owner is in that team. Works council rule (:mod:`~crm_inbox.analytics.reports.staff_groups`): a
+team under ``[analytics] min_group_size`` active members suppresses every figure; otherwise a team-filtered
+figure shows only when the breakdown by team of the same deals (all teams) shows that team on its own row, so
+that no small team can be read as the company's figure minus the filtered team's. The category filter is the
+deal's customer category (``fact_opportunity.category``: the company's, else the contact's).
 
 Periods: the pipeline is the open deals now (the store's snapshot), the forecast the next 12 months from the
 period's first month; win rate, sales cycle and lost reasons count deals closed in the period, quote
@@ -21,7 +23,13 @@ import duckdb
 
 from crm_inbox.analytics.model import Column, Figure, Filters, Report, StaffPolicy
 from crm_inbox.analytics.reports.rates import category_condition, category_params, percent
-from crm_inbox.analytics.reports.staff_groups import TEAM_TOO_SMALL, protect_groups, team_filter_blocked
+from crm_inbox.analytics.reports.staff_groups import (
+    SMALL_GROUPS,
+    TEAM_TOO_SMALL,
+    protect_groups,
+    team_filter_blocked,
+    team_shown,
+)
 
 FORECAST_MONTHS = 12
 TOP_LOST_REASONS = 10
@@ -40,7 +48,7 @@ AMOUNT = "CAST(COALESCE(SUM(amount), 0) AS DECIMAL(18,2))"
 
 def sales_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
     """The sales figures for ``filters`` on the store ``con`` (read-only)."""
-    query = _DealQuery(con, filters)
+    query = _DealQuery(con, filters, policy)
     figures = [
         pipeline_by_stage(query),
         forecast(query),
@@ -49,36 +57,54 @@ def sales_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: Staff
         sales_cycle(query),
         quote_conversion(query),
         lost_reasons(query),
-        by_team(query, policy),
+        by_team(query),
     ]
     if policy.per_person:
         figures.append(by_owner(query))
     if team_filter_blocked(con, filters, policy):
         # The figures' shapes stay (headings, CSV headers); none of the small team's values leave.
-        figures = [_suppressed(f) for f in figures]
+        figures = [_suppressed(f, TEAM_TOO_SMALL) for f in figures]
     return Report(name="sales", filters=filters, figures=tuple(figures))
 
 
 class _DealQuery:
-    """Runs SQL over ``deals``: the opportunities the category and team filters leave, with the owner's team."""
+    """Runs SQL over ``deals``: the opportunities the category and team filters leave, with the owner's team
+    (``owner_team``); and decides whether a team-filtered figure may show."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> None:
         self.con = con
         self.filters = filters
-        team = "AND s.team = $team" if filters.team is not None else ""
-        self.deals = f"""deals AS (
-            SELECT o.*, s.team AS owner_team FROM fact_opportunity o
-            LEFT JOIN dim_staff s ON s.staff_id = o.owner_id
-            WHERE {category_condition("o.category", filters)} {team})"""
+        self.policy = policy
         self.params: dict[str, object] = {**category_params(filters), "start": filters.start, "end": filters.end}
         if filters.team is not None:
             self.params["team"] = filters.team
 
-    def rows(self, sql: str, **extra: object) -> list[tuple[Any, ...]]:
-        """``sql`` (after ``WITH deals AS (…)``, it may add CTEs) with the filter parameters it names."""
-        text = f"WITH {self.deals}\n{sql}"
+    def _deals(self, all_teams: bool) -> str:
+        team = "AND s.team = $team" if self.filters.team is not None and not all_teams else ""
+        return f"""deals AS (
+            SELECT o.*, s.team AS owner_team FROM fact_opportunity o
+            LEFT JOIN dim_staff s ON s.staff_id = o.owner_id
+            WHERE {category_condition("o.category", self.filters)} {team})"""
+
+    def rows(self, sql: str, *, all_teams: bool = False, **extra: object) -> list[tuple[Any, ...]]:
+        """``sql`` (after ``WITH deals AS (…)``, it may add CTEs) with the filter parameters it names;
+        ``all_teams``: every team's deals, whatever the team filter."""
+        text = f"WITH {self._deals(all_teams)}\n{sql}"
         params = {k: v for k, v in {**self.params, **extra}.items() if f"${k}" in text}
         return self.con.execute(text, params).fetchall()
+
+    def protect(self, figure: Figure, facts: str, ctes: str = "", **extra: object) -> Figure:
+        """``figure`` as it may be shown under the team filter: suppressed (note "small_groups") unless the
+        same facts of every team, split by owner's team under the works-council rule, give the filtered team a
+        row of its own. ``facts``: a SELECT of ``owner_team`` and ``owner_id`` (after ``ctes``)."""
+        if self.filters.team is None:
+            return figure
+        sizes = self.rows(f"""{ctes}
+            SELECT owner_team, count(DISTINCT owner_id) FROM ({facts}) WHERE owner_id IS NOT NULL
+            GROUP BY owner_team""", all_teams=True, **extra)
+        if team_shown({team: int(n) for team, n in sizes}, self.filters.team, self.policy.min_group_size):
+            return figure
+        return _suppressed(figure, SMALL_GROUPS)
 
 
 def pipeline_by_stage(q: _DealQuery) -> Figure:
@@ -87,11 +113,12 @@ def pipeline_by_stage(q: _DealQuery) -> Figure:
     rows = q.rows(f"""
         SELECT stage, count(*), {AMOUNT}, {WEIGHTED} FROM deals WHERE outcome = 'open'
         GROUP BY stage ORDER BY avg(probability), stage""")
-    return Figure(
+    figure = Figure(
         key="pipeline_by_stage", kind="bar",
         columns=(Column("stage", "text"), Column("deals"), Column("amount", "eur"), Column("weighted_amount", "eur")),
         rows=tuple((stage, int(n), amount, weighted) for stage, n, amount, weighted in rows),
         x="stage", series=("amount", "weighted_amount"))
+    return q.protect(figure, "SELECT owner_team, owner_id FROM deals WHERE outcome = 'open'")
 
 
 def forecast(q: _DealQuery) -> Figure:
@@ -109,14 +136,16 @@ def forecast(q: _DealQuery) -> Figure:
         GROUP BY months.month ORDER BY months.month""", first=first)
     overdue = q.rows("SELECT count(*) FROM deals WHERE outcome = 'open' AND (close_date IS NULL "
                      "OR close_date < $first)", first=first)[0][0]
-    return Figure(
+    figure = Figure(
         key="forecast", kind="bar",
         columns=(Column("month", "month"), Column("deals"), Column("amount", "eur"), Column("weighted_amount", "eur")),
         rows=tuple((month, int(n), amount, weighted) for month, n, amount, weighted in rows),
         x="month", series=("weighted_amount",), notes=(FORECAST_OVERDUE,) if overdue else ())
+    return q.protect(figure, "SELECT owner_team, owner_id FROM deals WHERE outcome = 'open'")
 
 
 _CLOSED_IN_PERIOD = "outcome IN ('won', 'lost') AND closed_date >= $start AND closed_date < $end"
+_CLOSED_FACTS = f"SELECT owner_team, owner_id FROM deals WHERE {_CLOSED_IN_PERIOD}"
 
 
 def win_rate_by_month(q: _DealQuery) -> Figure:
@@ -128,11 +157,12 @@ def win_rate_by_month(q: _DealQuery) -> Figure:
         SELECT months.month, count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost')
         FROM months LEFT JOIN closed ON closed.month = months.month
         GROUP BY months.month ORDER BY months.month""")
-    return Figure(
+    figure = Figure(
         key="win_rate_by_month", kind="line",
         columns=(Column("month", "month"), Column("won"), Column("lost"), Column("win_rate", "percent")),
         rows=tuple((month, int(won), int(lost), percent(won, won + lost)) for month, won, lost in rows),
         x="month", series=("win_rate",))
+    return q.protect(figure, _CLOSED_FACTS)
 
 
 def win_rate_by_source(q: _DealQuery) -> Figure:
@@ -144,30 +174,50 @@ def win_rate_by_source(q: _DealQuery) -> Figure:
     table = [(source, int(won), int(lost), percent(won, won + lost)) for source, won, lost in rows]
     if table:
         table.append((ALL_SOURCES, int(total_won), int(total_lost), percent(total_won, total_won + total_lost)))
-    return Figure(
+    figure = Figure(
         key="win_rate_by_source", kind="bar",
         columns=(Column("source", "text"), Column("won"), Column("lost"), Column("win_rate", "percent")),
         rows=tuple(table), x="source", series=("win_rate",))
+    return q.protect(figure, _CLOSED_FACTS)
 
 
 def sales_cycle(q: _DealQuery) -> Figure:
     """Days from a deal's creation to its win, median and 90th percentile (linear interpolation between the
     nearest deals, as ``quantile_cont``), of the deals won in the period: by source and over all sources."""
-    rows = q.rows(f"""
-        , won AS (SELECT source, epoch(closed_at - created_at) / 86400.0 AS days FROM deals
-                  WHERE outcome = 'won' AND closed_at IS NOT NULL AND {_CLOSED_IN_PERIOD})
+    won = f"""
+        , won AS (SELECT source, epoch(closed_at - created_at) / 86400.0 AS days, owner_team, owner_id FROM deals
+                  WHERE outcome = 'won' AND closed_at IS NOT NULL AND {_CLOSED_IN_PERIOD})"""
+    rows = q.rows(f"""{won}
         SELECT source, count(*), median(days), quantile_cont(days, 0.9) FROM won
         GROUP BY GROUPING SETS ((source), ()) ORDER BY source NULLS LAST""")
-    return Figure(
+    figure = Figure(
         key="sales_cycle", kind="bar",
         columns=(Column("source", "text"), Column("won"), Column("median_days", "days"), Column("p90_days", "days")),
         rows=tuple((ALL_SOURCES if source is None else source, int(n), _days(median), _days(p90))
                    for source, n, median, p90 in rows if n),
         x="source", series=("median_days", "p90_days"))
+    return q.protect(figure, "SELECT owner_team, owner_id FROM won", won)
 
 
 def _days(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+# The quotes (all versions of one number) that first went out in the period, with their deal's owner.
+_QUOTES_SENT = """
+        , versions AS (
+            SELECT qu.quote_id, COALESCE(qu.number, '#' || qu.quote_id) AS quote_key, qu.version, qu.state,
+                   COALESCE(CAST(qu.sent_at AS DATE), qu.quote_date) AS day, qu.net_total,
+                   qu.sent_at IS NOT NULL OR qu.state IN ('sent', 'accepted', 'declined') AS went_out,
+                   deals.owner_team, deals.owner_id
+            FROM fact_quote qu JOIN deals ON deals.opportunity_id = qu.opportunity_id),
+        quotes AS (
+            SELECT quote_key, min(day) FILTER (WHERE went_out) AS first_day,
+                   bool_or(state = 'accepted') AS accepted,
+                   arg_max(net_total, version) FILTER (WHERE went_out) AS value,
+                   any_value(owner_team) AS owner_team, any_value(owner_id) AS owner_id
+            FROM versions GROUP BY quote_key),
+        sent AS (SELECT * FROM quotes WHERE first_day >= $start AND first_day < $end)"""
 
 
 def quote_conversion(q: _DealQuery) -> Figure:
@@ -178,18 +228,7 @@ def quote_conversion(q: _DealQuery) -> Figure:
 
     A version went out when the CRM sent it, or when the customer decided on it (accepted or declined: it was
     printed or sent outside the CRM); its day is the sending's UTC day, else its quote date."""
-    rows = q.rows("""
-        , versions AS (
-            SELECT qu.quote_id, COALESCE(qu.number, '#' || qu.quote_id) AS quote_key, qu.version, qu.state,
-                   COALESCE(CAST(qu.sent_at AS DATE), qu.quote_date) AS day, qu.net_total,
-                   qu.sent_at IS NOT NULL OR qu.state IN ('sent', 'accepted', 'declined') AS went_out
-            FROM fact_quote qu JOIN deals ON deals.opportunity_id = qu.opportunity_id),
-        quotes AS (
-            SELECT quote_key, min(day) FILTER (WHERE went_out) AS first_day,
-                   bool_or(state = 'accepted') AS accepted,
-                   arg_max(net_total, version) FILTER (WHERE went_out) AS value
-            FROM versions GROUP BY quote_key),
-        sent AS (SELECT * FROM quotes WHERE first_day >= $start AND first_day < $end),
+    rows = q.rows(f"""{_QUOTES_SENT},
         ordered AS (
             SELECT v.quote_key, sum(o.net_total) AS value FROM fact_order o JOIN versions v ON v.quote_id = o.quote_id
             WHERE o.state <> 'cancelled' GROUP BY v.quote_key)
@@ -200,13 +239,14 @@ def quote_conversion(q: _DealQuery) -> Figure:
         FROM sent LEFT JOIN ordered ON ordered.quote_key = sent.quote_key""")
     sent, sent_value, accepted, accepted_value, ordered, ordered_value = rows[0]
     counts = ((sent, sent_value), (accepted, accepted_value), (ordered, ordered_value))
-    return Figure(
+    figure = Figure(
         key="quote_conversion", kind="hbar",
         columns=(Column("step", "text"), Column("quotes"), Column("net_value", "eur"),
                  Column("share_of_sent", "percent")),
         rows=tuple((step, int(n), value, percent(n, sent)) for step, (n, value) in zip(QUOTE_STEPS, counts,
                                                                                         strict=True)),
         x="step", series=("quotes",))
+    return q.protect(figure, "SELECT owner_team, owner_id FROM sent", _QUOTES_SENT)
 
 
 def lost_reasons(q: _DealQuery) -> Figure:
@@ -228,11 +268,12 @@ def lost_reasons(q: _DealQuery) -> Figure:
             FROM lost WHERE reason IS NULL HAVING count(*) > 0)
         SELECT reason, n, CAST(amount AS DECIMAL(18,2)) FROM grouped ORDER BY pos""", top=TOP_LOST_REASONS)
     total = sum(int(n) for _, n, _ in rows)
-    return Figure(
+    figure = Figure(
         key="lost_reasons", kind="hbar",
         columns=(Column("reason", "text"), Column("deals"), Column("amount", "eur"), Column("share", "percent")),
         rows=tuple((reason, int(n), amount, percent(n, total)) for reason, n, amount in rows),
         x="reason", series=("deals",))
+    return q.protect(figure, f"SELECT owner_team, owner_id FROM deals WHERE outcome = 'lost' AND {_CLOSED_IN_PERIOD}")
 
 
 # Summable values per owner group: the rates are computed after pooling, from the pooled counts.
@@ -252,19 +293,21 @@ def _group_row(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return (int(open_deals), weighted, int(won), int(lost), percent(won, won + lost), won_amount)
 
 
-def by_team(q: _DealQuery, policy: StaffPolicy) -> Figure:
+def by_team(q: _DealQuery) -> Figure:
     """Per owner's team: open deals and their weighted amount, deals won and lost in the period, win rate and
     won amount. Only deals with an owner; a team shows when at least ``min_group_size`` owners stand behind
-    its deals (open now or closed in the period), smaller ones are pooled (staff_groups.protect_groups)."""
+    its deals (open now or closed in the period), smaller ones are pooled (staff_groups.protect_groups). Under
+    a team filter: that team's row of the breakdown of every team, or nothing."""
     rows = q.rows(f"""
         SELECT owner_team, count(DISTINCT owner_id), {_GROUP_VALUES} FROM deals WHERE {_GROUP_DEALS}
-        GROUP BY owner_team ORDER BY owner_team NULLS LAST""")
+        GROUP BY owner_team ORDER BY owner_team NULLS LAST""", all_teams=True)
     shown, notes = protect_groups([(team, int(people), tuple(values)) for team, people, *values in rows],
-                                  policy.min_group_size)
+                                  q.policy.min_group_size, only_team=q.filters.team)
     return Figure(
         key="sales_by_team", kind="bar", columns=(Column("team", "text"), *_GROUP_COLUMNS),
         rows=tuple((team, *_group_row(values)) for team, values in shown),
-        x="team", series=("won", "lost"), notes=notes)
+        x="team", series=("won", "lost"), notes=notes,
+        suppressed=not shown and bool(notes))  # all withheld: the page says so, not "nothing happened"
 
 
 def by_owner(q: _DealQuery) -> Figure:
@@ -279,7 +322,8 @@ def by_owner(q: _DealQuery) -> Figure:
         x="owner", series=("won", "lost"))
 
 
-def _suppressed(figure: Figure) -> Figure:
+def _suppressed(figure: Figure, note: str) -> Figure:
+    """The figure's shape (heading, CSV header) without any of its values, and why."""
     return Figure(key=figure.key, kind=figure.kind, columns=figure.columns, rows=(), x=figure.x,
-                  series=figure.series, notes=(TEAM_TOO_SMALL,), suppressed=True)
+                  series=figure.series, notes=(note,), suppressed=True)
 
