@@ -238,6 +238,8 @@ def test_team_filter_does_not_change_customer_figures(con: duckdb.DuckDBPyConnec
     teamed = customers_report(con, Filters(PERIOD.start, PERIOD.end, team="Nord"), StaffPolicy())
     assert [f.rows for f in teamed.figures] == [f.rows for f in report.figures]
     assert not any(f.suppressed for f in teamed.figures)
+    assert all(f.notes == ("team_filter_not_applied",) for f in teamed.figures)  # the page says so
+    assert all(f.notes == () for f in report.figures)
 
 
 def test_empty_store_and_the_catalog(tmp_path: Path) -> None:

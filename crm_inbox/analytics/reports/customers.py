@@ -16,6 +16,7 @@ Filters: the period; the category is the customer's assigned A/B/C (the company'
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import duckdb
 
 from crm_inbox.analytics.model import Column, Figure, Filters, Report, StaffPolicy
+from crm_inbox.analytics.reports._sql import TEAM_FILTER_NOT_APPLIED
 from crm_inbox.analytics.reports.rates import CATEGORIES, category_condition, category_params, percent
 
 # Classic ABC: customers by revenue, largest first; while the cumulative share stays within 80 % they are A,
@@ -75,9 +77,13 @@ def _revenue(name: str, start: str, end: str) -> str:
 
 def customers_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
     """The customers figures for ``filters`` on the store ``con`` (read-only). ``filters.team`` and
-    ``policy`` play no part: nothing here is about staff work."""
+    ``policy`` play no part: nothing here is about staff work (under a team filter every figure says so in
+    its notes)."""
     q = _Query(con, filters)
-    figures = (*abc_analysis(q), new_leads_by_source(q), *no_contact_90_days(q), campaign_responses(q))
+    figures: tuple[Figure, ...] = (*abc_analysis(q), new_leads_by_source(q), *no_contact_90_days(q),
+                                   campaign_responses(q))
+    if filters.team is not None:
+        figures = tuple(replace(f, notes=(*f.notes, TEAM_FILTER_NOT_APPLIED)) for f in figures)
     return Report(name="customers", filters=filters, figures=figures)
 
 
