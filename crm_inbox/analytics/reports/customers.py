@@ -24,8 +24,8 @@ from typing import Any
 import duckdb
 
 from crm_inbox.analytics.model import Column, Figure, Filters, Report, StaffPolicy
-from crm_inbox.analytics.reports._sql import TEAM_FILTER_NOT_APPLIED
-from crm_inbox.analytics.reports.rates import CATEGORIES, category_condition, category_params, percent
+from crm_inbox.analytics.reports._sql import TEAM_FILTER_NOT_APPLIED, category_condition, parameters, query
+from crm_inbox.analytics.reports.rates import CATEGORIES, percent
 
 # Classic ABC: customers by revenue, largest first; while the cumulative share stays within 80 % they are A,
 # within 95 % B, the rest (and everyone without positive revenue) C.
@@ -91,11 +91,10 @@ class _Query:
     def __init__(self, con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
         self.con = con
         self.filters = filters
-        self.params: dict[str, object] = {**category_params(filters), "start": filters.start, "end": filters.end}
+        self.params = parameters(filters)
 
     def rows(self, sql: str, **extra: object) -> list[tuple[Any, ...]]:
-        params = {k: v for k, v in {**self.params, **extra}.items() if f"${k}" in sql}
-        return self.con.execute(sql, params).fetchall()
+        return query(self.con, sql, {**self.params, **extra})
 
 
 def abc_analysis(q: _Query) -> tuple[Figure, Figure, Figure]:

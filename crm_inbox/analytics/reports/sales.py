@@ -22,7 +22,8 @@ from typing import Any
 import duckdb
 
 from crm_inbox.analytics.model import Column, Figure, Filters, Report, StaffPolicy
-from crm_inbox.analytics.reports.rates import category_condition, category_params, percent
+from crm_inbox.analytics.reports._sql import category_condition, parameters, query
+from crm_inbox.analytics.reports.rates import percent
 from crm_inbox.analytics.reports.staff_groups import (
     SMALL_GROUPS,
     TEAM_TOO_SMALL,
@@ -75,9 +76,7 @@ class _DealQuery:
         self.con = con
         self.filters = filters
         self.policy = policy
-        self.params: dict[str, object] = {**category_params(filters), "start": filters.start, "end": filters.end}
-        if filters.team is not None:
-            self.params["team"] = filters.team
+        self.params = parameters(filters)
 
     def _deals(self, all_teams: bool) -> str:
         team = "AND s.team = $team" if self.filters.team is not None and not all_teams else ""
@@ -89,9 +88,7 @@ class _DealQuery:
     def rows(self, sql: str, *, all_teams: bool = False, **extra: object) -> list[tuple[Any, ...]]:
         """``sql`` (after ``WITH deals AS (…)``, it may add CTEs) with the filter parameters it names;
         ``all_teams``: every team's deals, whatever the team filter."""
-        text = f"WITH {self._deals(all_teams)}\n{sql}"
-        params = {k: v for k, v in {**self.params, **extra}.items() if f"${k}" in text}
-        return self.con.execute(text, params).fetchall()
+        return query(self.con, f"WITH {self._deals(all_teams)}\n{sql}", {**self.params, **extra})
 
     def protect(self, figure: Figure, facts: str, ctes: str = "", **extra: object) -> Figure:
         """``figure`` as it may be shown under the team filter: suppressed (note "small_groups") unless the
