@@ -8,28 +8,28 @@ import importlib
 from collections.abc import Mapping
 
 from flask_babel import LazyString
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _
 
 LABELS: dict[str, LazyString] = {
     # the reports
-    "service": _l("Service"), "phone": _l("Phone"), "sales": _l("Sales"), "customers": _l("Customers"),
+    "service": _("Service"), "phone": _("Phone"), "sales": _("Sales"), "customers": _("Customers"),
     # the filters
-    "from": _l("From"), "to": _l("To"), "team": _l("Team"), "category": _l("Category"),
-    "all_teams": _l("All teams"), "all_categories": _l("All categories"), "no_category": _l("No category"),
+    "from": _("From"), "to": _("To"), "team": _("Team"), "category": _("Category"),
+    "all_teams": _("All teams"), "all_categories": _("All categories"), "no_category": _("No category"),
     # why figures are missing (works council: § 87 (1) no. 6 BetrVG)
-    "small_groups": _l("Teams with fewer than %(n)s people are pooled as “other teams” or left out, so that "
+    "small_groups": _("Teams with fewer than %(n)s people are pooled as “other teams” or left out, so that "
                        "no figure shows the work of individual people (works agreement)."),
-    "team_too_small": _l("This team has fewer than %(n)s people: its figures are not shown, so that they "
+    "team_too_small": _("This team has fewer than %(n)s people: its figures are not shown, so that they "
                          "cannot be read as the work of individual people (works agreement)."),
-    "other_teams": _l("Other teams"), "no_team": _l("No team"),
+    "other_teams": _("Other teams"), "no_team": _("No team"),
     # what the overview says about each report
-    "service_about": _l("Tickets opened and closed, backlog, response and resolution times, reopen rate"),
-    "phone_about": _l("Calls per hour and weekday, answer rate, missed calls and call-backs"),
-    "sales_about": _l("Pipeline, weighted forecast, win rate, sales cycle, quote to order, lost reasons"),
-    "customers_about": _l("ABC analysis, new leads, customers without contact, campaign responses"),
+    "service_about": _("Tickets opened and closed, backlog, response and resolution times, reopen rate"),
+    "phone_about": _("Calls per hour and weekday, answer rate, missed calls and call-backs"),
+    "sales_about": _("Pipeline, weighted forecast, win rate, sales cycle, quote to order, lost reasons"),
+    "customers_about": _("ABC analysis, new leads, customers without contact, campaign responses"),
     # units in column headers, chart texts
-    "unit_hours": _l("h"), "unit_minutes": _l("min"), "unit_days": _l("days"),
-    "no_data": _l("Nothing in this period"),
+    "unit_hours": _("h"), "unit_minutes": _("min"), "unit_days": _("days"),
+    "no_data": _("Nothing in this period"),
 }
 
 # The report helpers' modules: each defines LABELS for its figures and columns.
