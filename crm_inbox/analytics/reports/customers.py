@@ -103,7 +103,7 @@ def abc_analysis(q: _Query) -> tuple[Figure, Figure, Figure]:
     Every customer with revenue in the period or an assigned category is classified, over all customers (the
     category filter then picks which of them the figures show: "my A customers and what their revenue makes
     them"); one with an assigned category but no revenue is C. Ties in revenue are broken by the customer's id
-    (companies before contacts), so the same data always gives the same classes and list."""
+    (lone contacts first), so the same data always gives the same classes and list."""
     rows = q.rows(f"""
         WITH {_CUSTOMERS}, {_revenue("revenue", "start", "end")},
         classified AS (
