@@ -204,8 +204,9 @@ def _months(start: date, end: date) -> list[date]:
 def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
     """Customers without customer contact (mail, call, meeting, …: channels that count as contact, not notes or
     letters) in the last 90 days of the period, or never: the cross- and up-selling candidates, largest revenue
-    of the last 12 months first (the 100 largest), and how many there are in all. For a company, the person
-    there last in contact (none when contact was only ever with the company as a whole).
+    of the last 12 months first (the 100 largest; equal revenue by name), and how many there are in all. With
+    the last contact before the period's end (none: never) and, for a company, the person there last in
+    contact (none when contact was only ever with the company as a whole).
 
     Customers here: companies with a contact in role customer or debtor, or with orders or invoices before the
     period's end, and such contacts without a company; not those created after the period."""
@@ -229,36 +230,50 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
             WHERE (cu.created_at IS NULL OR CAST(cu.created_at AS DATE) < $end)
               AND {category_condition("cu.category", q.filters)}),
         customer_channels AS (SELECT channel FROM dim_channel WHERE is_customer_contact),
-        -- per contact first, then per customer: the join of links and interactions is the big one
-        contact_last AS (
-            SELECT ic.contact_id, max(i.occurred_date) AS day
-            FROM fact_interaction_contact ic JOIN fact_interaction i ON i.interaction_id = ic.interaction_id
-            WHERE i.occurred_date < $end AND i.channel IN (SELECT channel FROM customer_channels)
-            GROUP BY ic.contact_id),
-        touched AS (
-            SELECT COALESCE(c.company_id, -c.contact_id) AS customer_key, cl.day,
-                   CASE WHEN c.company_id IS NOT NULL THEN c.name END AS person
-            FROM contact_last cl JOIN dim_contact c ON c.contact_id = cl.contact_id
-            UNION ALL
-            SELECT i.company_id, max(i.occurred_date), NULL FROM fact_interaction i
-            WHERE i.company_id IS NOT NULL AND i.occurred_date < $end
+        -- Who had customer contact in the last 90 days: only recent interactions (the links' UTC time a day
+        -- early first, which the store's order by time makes cheap; then the local day exactly).
+        recent AS (
+            SELECT COALESCE(c.company_id, -c.contact_id) AS customer_key
+            FROM fact_interaction_contact ic
+            JOIN fact_interaction i ON i.interaction_id = ic.interaction_id
+            JOIN dim_contact c ON c.contact_id = ic.contact_id
+            WHERE ic.occurred_at >= $cutoff_utc AND i.occurred_date >= $cutoff AND i.occurred_date < $end
               AND i.channel IN (SELECT channel FROM customer_channels)
-            GROUP BY i.company_id),
+            UNION
+            SELECT company_id FROM fact_interaction i
+            WHERE i.company_id IS NOT NULL AND i.occurred_date >= $cutoff AND i.occurred_date < $end
+              AND i.channel IN (SELECT channel FROM customer_channels)),
+        quiet AS (
+            SELECT ca.customer_key, ca.name, COALESCE(ca.category, '{NO_CATEGORY}') AS category,
+                   COALESCE(r.revenue, 0) AS revenue
+            FROM candidates ca
+            LEFT JOIN revenue r ON r.customer_key = ca.customer_key
+            WHERE ca.customer_key NOT IN (SELECT customer_key FROM recent WHERE customer_key IS NOT NULL)),
+        shown AS (
+            SELECT *, count(*) OVER () AS quiet_customers, sum(revenue) OVER () AS quiet_revenue FROM quiet
+            ORDER BY revenue DESC, name, customer_key LIMIT {NO_CONTACT_SHOWN}),
+        -- The last contact before the period's end, looked up for the shown customers only.
+        touched AS (
+            SELECT s.customer_key, i.occurred_date AS day,
+                   CASE WHEN c.company_id IS NOT NULL THEN c.name END AS person
+            FROM shown s
+            JOIN dim_contact c ON COALESCE(c.company_id, -c.contact_id) = s.customer_key
+            JOIN fact_interaction_contact ic ON ic.contact_id = c.contact_id
+            JOIN fact_interaction i ON i.interaction_id = ic.interaction_id
+            WHERE i.occurred_date < $end AND i.channel IN (SELECT channel FROM customer_channels)
+            UNION ALL
+            SELECT s.customer_key, i.occurred_date, NULL FROM shown s
+            JOIN fact_interaction i ON i.company_id = s.customer_key
+            WHERE i.occurred_date < $end AND i.channel IN (SELECT channel FROM customer_channels)),
         last_contact AS (
             SELECT customer_key, max(day) AS day,
                    arg_max(person, day) FILTER (WHERE person IS NOT NULL) AS person
-            FROM touched GROUP BY customer_key),
-        quiet AS (
-            SELECT ca.name, lc.person, COALESCE(ca.category, '{NO_CATEGORY}') AS category, lc.day,
-                   COALESCE(r.revenue, 0) AS revenue
-            FROM candidates ca
-            LEFT JOIN last_contact lc ON lc.customer_key = ca.customer_key
-            LEFT JOIN revenue r ON r.customer_key = ca.customer_key
-            WHERE lc.day IS NULL OR lc.day < $cutoff)
-        SELECT name, person, category, day, CAST(revenue AS DECIMAL(18,2)), count(*) OVER (),
-               CAST(sum(revenue) OVER () AS DECIMAL(18,2))
-        FROM quiet ORDER BY revenue DESC, day NULLS FIRST, name LIMIT {NO_CONTACT_SHOWN}""",
-                  cutoff=cutoff, year_ago=year_ago)
+            FROM touched GROUP BY customer_key)
+        SELECT s.name, lc.person, s.category, lc.day, CAST(s.revenue AS DECIMAL(18,2)), s.quiet_customers,
+               CAST(s.quiet_revenue AS DECIMAL(18,2))
+        FROM shown s LEFT JOIN last_contact lc ON lc.customer_key = s.customer_key
+        ORDER BY s.revenue DESC, s.name, s.customer_key""",
+                  cutoff=cutoff, cutoff_utc=cutoff - timedelta(days=1), year_ago=year_ago)
     listed = Figure(
         key="no_contact_90_days", kind="table",
         columns=(Column("customer", "text"), Column("contact_person", "text"), Column("category", "text"),
