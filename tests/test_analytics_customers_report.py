@@ -42,11 +42,11 @@ def person(contact_id: int, company_id: int | None = None, category: str | None 
 _ids = iter(range(1, 1000))
 
 
-def touch(day: date, channel: str, *, contact_id: int | None = None, company_id: int | None = None
-          ) -> list[tuple[str, tuple[Any, ...]]]:
-    """An interaction on ``day`` (and its contact link)."""
+def touch(day: date, channel: str, *, contact_id: int | None = None, company_id: int | None = None,
+          at: datetime | None = None) -> list[tuple[str, tuple[Any, ...]]]:
+    """An interaction on the local ``day`` (at 10:00 UTC unless ``at``) and its contact link."""
     i = next(_ids)
-    at = datetime(day.year, day.month, day.day, 10)
+    at = at or datetime(day.year, day.month, day.day, 10)
     out = [("fact_interaction", row("fact_interaction", interaction_id=i, occurred_at=at, occurred_date=day,
                                     kind=channel, direction="in", channel=channel, company_id=company_id))]
     if contact_id is not None:
@@ -71,7 +71,7 @@ def world() -> dict[str, list[tuple[Any, ...]]]:
                         company(6, "B"), company(7, "A"), company(8)],
         "dim_contact": [
             person(101, category="C"), person(102, category="A", role="lead"), person(103, 6, role="lead"),
-            person(111, 1), person(301, 7, role="debtor"), person(302, 8, role="lead"),
+            person(111, 1), person(301, 7, role="debtor"), person(302, 8, role="lead"), person(501, 5),
             # new in the period
             person(201, role="lead", origin="mail", created=date(2026, 1, 10)),
             person(202, role="customer", origin="mail", created=date(2026, 1, 20)),
@@ -119,7 +119,8 @@ def world() -> dict[str, list[tuple[Any, ...]]]:
         *touch(date(2026, 6, 1), "note", company_id=3),  # a note is no contact with the customer
         *touch(date(2026, 1, 10), "email", company_id=3),
         *touch(date(2026, 3, 31), "email", company_id=4),  # 91 days before 30 June
-        *touch(date(2026, 4, 1), "email", company_id=5),  # 90 days: not more than 90
+        # 90 days: not more than 90 (local day 1 April, still 31 March in UTC: the local day counts)
+        *touch(date(2026, 4, 1), "email", contact_id=501, at=datetime(2026, 3, 31, 22, 30)),
         *touch(date(2026, 7, 5), "email", contact_id=103),  # after the period
         *touch(date(2025, 10, 1), "email", contact_id=103),
         *touch(date(2026, 2, 1), "call", contact_id=102),
