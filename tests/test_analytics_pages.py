@@ -25,6 +25,7 @@ from crm_inbox.staff.service import add_staff
 from tests.analytics_stores import build, call, contact, row, staff, team_staff, ticket
 from tests.conftest import make_settings
 from tests.test_pages import PASSWORD, STAFF, log_in
+from web.reports.charts import has_chart
 from web.reports.formatting import csv_value
 
 REPORTS = ("service", "phone", "sales", "customers")
@@ -223,7 +224,7 @@ def test_every_figure_has_its_heading_chart_table_and_csv_with_the_same_rows(sta
         for figure in report.figures:
             assert f'<section class="figure" id="{figure.key}">' in html
             assert re.search(rf'href="/reports/{name}/{figure.key}\.csv\?{query}&amp;to=', html), figure.key
-            drawn = figure.kind in CHARTS and bool(figure.rows) and not figure.suppressed
+            drawn = has_chart(figure)  # a chart kind with a value other than zero, not withheld
             img = re.search(rf'<img class="chart" src="/reports/{name}/{figure.key}\.svg\?{query}', html)
             assert bool(img) == drawn, figure.key
             svg = staff_client.get(f"/reports/{name}/{figure.key}.svg")
@@ -317,3 +318,35 @@ def test_a_small_team_is_never_shown_on_its_own_in_page_or_csv(staff_client, sto
         for key in re.findall(rf'href="/reports/{name}/(\w+)\.csv', report_html):
             cells = [c for line in read_csv(staff_client.get(f"/reports/{name}/{key}.csv").data) for c in line]
             assert SMALL_TEAM not in cells, (name, key)
+
+
+# --- formatting and scales (no database) -------------------------------------------------------------------
+
+def test_cells_read_as_people_write_them_in_either_language():
+    from web.reports.formatting import cell_text
+
+    assert cell_text(1234.5, "hours", "de") == "1.234,5" and cell_text(1234.5, "hours", "en") == "1,234.5"
+    assert cell_text(Decimal("1234.5"), "eur", "de") == "1.234,50 €"
+    assert cell_text(Decimal("-5"), "eur", "en") == "-€5.00"
+    assert cell_text(12.25, "percent", "de") == "12,3 %" and cell_text(12.25, "percent", "en") == "12.3%"
+    assert cell_text(1234, "count", "de") == "1.234" and cell_text(None, "count", "de") == "—"
+    assert cell_text(float("nan"), "minutes", "en") == "—"
+    assert cell_text(date(2026, 3, 2), "week", "de") == "KW 10/2026"
+    assert cell_text("2026-03", "month", "en") == "Mar 2026"
+    assert cell_text(date(2026, 3, 2), "date", "en") == "02.03.2026"
+
+
+def test_chart_scales_have_few_round_ticks_and_all_zero_figures_no_chart():
+    from crm_inbox.analytics.model import Column, Figure
+    from web.reports.charts import nice_ticks, scale_text
+
+    assert nice_ticks(7, whole=True) == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert nice_ticks(14.3, whole=False) == [0, 2, 4, 6, 8, 10, 12, 14, 16]
+    assert nice_ticks(0.3, whole=True) == [0, 1]  # never half a ticket
+    assert nice_ticks(30012, whole=False)[-1] == 35000
+    assert scale_text(35000, "eur", "de") == "35.000 €" and scale_text(14, "percent", "en") == "14%"
+    assert scale_text(0.05, "percent", "de") == "0,05 %"
+    columns = (Column("month", "month"), Column("weighted_amount", "eur"))
+    zeros = Figure("forecast", "bar", columns, ((date(2026, 1, 1), Decimal(0)),), x="month")
+    some = Figure("forecast", "bar", columns, ((date(2026, 1, 1), Decimal("0.01")),), x="month")
+    assert not has_chart(zeros) and has_chart(some)

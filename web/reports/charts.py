@@ -35,7 +35,13 @@ _CLASSES: dict[str, Callable[..., pygal.graph.graph.Graph]] = {
 
 
 def has_chart(figure: Figure) -> bool:
-    return figure.kind in CHART_KINDS and not figure.suppressed and bool(figure.rows)
+    """Whether the figure is drawn: a chart kind with something to see (all zeros draw nothing worth a look;
+    the table says it)."""
+    if figure.kind not in CHART_KINDS or figure.suppressed or not figure.rows:
+        return False
+    index = {c.key: i for i, c in enumerate(figure.columns)}
+    columns = [index[k] for k in _series_keys(figure) if k in index]
+    return any(chart_value(row[i]) for row in figure.rows for i in columns)
 
 
 def _series_keys(figure: Figure) -> tuple[str, ...]:
@@ -63,23 +69,30 @@ def axis_text(value: Any, unit: Unit, language: str) -> str:
 
 
 def scale_text(value: float, unit: Unit, language: str) -> str:
-    """A value on the scale: whole euros and whole counts (cents and fractions only where they matter)."""
+    """A value on the scale: whole euros, and whole numbers where the ticks are whole (no "14.0%")."""
     if unit == "eur":
         text = format_number(Decimal(round(value)), language, 0)
         if language == "de":
             return f"{text} €"
         return f"-€{text[1:]}" if text.startswith("-") else f"€{text}"
-    if unit == "count" and value != int(value):
-        return format_number(Decimal(repr(value)), language, 1)
+    places = next((p for p in (0, 1, 2) if round(value, p) == round(value, 10)), 2)
+    if unit in ("count", "percent", "hours", "minutes", "days"):
+        text = format_number(Decimal(repr(value)), language, places)
+        if unit == "percent":
+            return f"{text} %" if language == "de" else f"{text}%"
+        return text
     return cell_text(value, unit, language)
 
 
-def count_ticks(top: float) -> list[int]:
-    """Whole-number ticks from 0 past ``top``, at most about eight (steps of 1, 2, 5 × 10ⁿ)."""
-    raw = max(1.0, top / 8)
+def nice_ticks(top: float, whole: bool) -> list[float]:
+    """Ticks from 0 past ``top``, at most about eight, in steps of 1, 2 or 5 × 10ⁿ (whole steps for counts)."""
+    raw = top / 8
+    if whole:
+        raw = max(1.0, raw)
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    return list(range(0, int(math.ceil(top / step) * step) + 1, int(step)))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * 0.999)
+    count = math.ceil(top / step - 1e-9)
+    return [round(i * step, 10) for i in range(count + 1)]
 
 
 def chart_svg(figure: Figure, language: str) -> bytes:
@@ -94,23 +107,26 @@ def chart_svg(figure: Figure, language: str) -> bytes:
     # A horizontal chart draws its first row at the bottom: reversed, it reads top-down like the table.
     rows = list(reversed(figure.rows)) if figure.kind == "hbar" else list(figure.rows)
     many = len(rows) > MAX_X_LABELS
+    x_labels = [axis_text(row[keys.index(x_key)], units[x_key], language) for row in rows]
+    shown = x_labels[::math.ceil(len(rows) / MAX_X_LABELS)] if many else x_labels
+    # Rotated only when the labels side by side would not fit (about 7 px a character, 20 px apart).
+    crowded = figure.kind != "hbar" and sum(len(t) * 7 + 20 for t in shown) > WIDTH - 100
     chart = _CLASSES[figure.kind](
         style=STYLE, width=WIDTH, height=HEIGHT, explicit_size=True, js=[],
         show_legend=len(series) > 1, legend_at_bottom=True, legend_at_bottom_columns=min(len(series), 4) or 1,
         truncate_legend=40, truncate_label=30, print_values=False, show_y_guides=True,
-        x_label_rotation=35 if len(rows) > 8 and figure.kind != "hbar" else 0,
+        x_label_rotation=35 if crowded else 0,
         show_minor_x_labels=not many, x_labels_major_every=math.ceil(len(rows) / MAX_X_LABELS) if many else None,
         no_data_text=label("no_data"),
         value_formatter=lambda v: scale_text(v, value_unit, language),
         margin=16, spacing=12)
-    chart.x_labels = [axis_text(row[keys.index(x_key)], units[x_key], language) for row in rows]
+    chart.x_labels = x_labels
     values = {key: [chart_value(row[keys.index(key)]) for row in rows] for key in series}
-    if value_unit == "count":
-        drawn = [v for vs in values.values() for v in vs if v is not None]
-        top = (max(sum(v or 0 for v in column) for column in zip(*values.values(), strict=True))
-               if figure.kind == "stacked_bar" else max(drawn, default=0))
-        if top > 0:
-            chart.y_labels = count_ticks(top)
+    drawn = [v for vs in values.values() for v in vs if v is not None]
+    top = (max((sum(v or 0 for v in column) for column in zip(*values.values(), strict=True)), default=0)
+           if figure.kind == "stacked_bar" else max(drawn, default=0))
+    if top > 0 and min(drawn, default=0) >= 0:  # a scale of its own only for what starts at zero
+        chart.y_labels = nice_ticks(top, whole=value_unit == "count")
     for key in series:
         chart.add(label(key), values[key])
     return bytes(chart.render())
