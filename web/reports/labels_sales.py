@@ -52,7 +52,8 @@ LABELS: dict[str, LazyString] = {
     "cumulative_share": _l("Cumulative share"), "assigned_category": _l("Assigned category"),
     "new_leads": _l("New leads"), "last_contact": _l("Last contact"),
     "days_without_contact": _l("Days without contact"), "revenue_12_months": _l("Revenue, last 12 months"),
-    "shown": _l("Shown"), "channel": _l("Channel"), "sent": _l("Sent"), "replied": _l("Replied"),
+    "shown": _l("Shown"), "campaign_name": _l("Campaign"), "channel": _l("Channel"), "sent": _l("Sent"),
+    "replied": _l("Replied"),
     "reply_rate": _l("Reply rate"), "bounced": _l("Bounced"), "bounce_rate": _l("Bounce rate"),
     "opted_out": _l("Opted out"), "opt_out_rate": _l("Opt-out rate"), "deal_rate": _l("Deal rate"),
     # customers row codes

@@ -307,8 +307,8 @@ def campaign_responses(q: _Query) -> Figure:
                       percent(deals, sent)))
     return Figure(
         key="campaign_responses", kind="bar",
-        columns=(Column("campaign", "text"), Column("channel", "text"), Column("sent"), Column("replied"),
+        columns=(Column("campaign_name", "text"), Column("channel", "text"), Column("sent"), Column("replied"),
                  Column("reply_rate", "percent"), Column("bounced"), Column("bounce_rate", "percent"),
                  Column("opted_out"), Column("opt_out_rate", "percent"), Column("deals"),
                  Column("deal_rate", "percent")),
-        rows=tuple(table), x="campaign", series=("reply_rate", "bounce_rate", "opt_out_rate", "deal_rate"))
+        rows=tuple(table), x="campaign_name", series=("reply_rate", "bounce_rate", "opt_out_rate", "deal_rate"))
