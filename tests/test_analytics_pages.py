@@ -9,6 +9,8 @@ import csv
 import io
 import logging
 import re
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -167,31 +169,49 @@ def test_the_overview_says_when_the_figures_were_taken_and_links_every_report(st
 
 
 def test_a_store_that_cannot_be_read_pauses_the_reports_with_one_log_line(database_url, tmp_path, factory, caplog):
-    from web import create_app
-
     with unit_of_work(factory) as session:
         add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
     corrupt = tmp_path / "corrupt.duckdb"
     corrupt.write_bytes(b"not a duckdb file at all" * 100)
-    for damage, store in (("missing", tmp_path / "missing.duckdb"), ("corrupt", corrupt)):
-        caplog.clear()
-        client = create_app(reports_settings(database_url, tmp_path, store), factory).test_client()
-        log_in(client)
-        with caplog.at_level(logging.INFO):
-            overview = client.get("/reports?lang=en")
-            page = client.get("/reports/service?lang=en")
-            svg = client.get("/reports/service/tickets_per_week.svg")
-            csv_file = client.get("/reports/service/tickets_per_week.csv")
-            dashboard = client.get("/dashboard")
-        assert overview.status_code == 200 and dashboard.status_code == 200
-        assert page.status_code == svg.status_code == csv_file.status_code == 503
-        text = overview.get_data(as_text=True) + page.get_data(as_text=True)
-        if damage == "missing":
-            assert "No analytics yet." in text and "crm-inbox analytics refresh" in text
-        else:
-            assert "cannot be read" in text and "nothing else is affected" in text
-        store_lines = [r for r in caplog.records if "analytics store" in r.getMessage()]
-        assert len(store_lines) == 1 and damage in store_lines[0].getMessage()
+    locked = build(tmp_path / "locked.duckdb", {})
+    # Another program has the store open for writing (DuckDB: one writer or many readers, never both).
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_OPEN, str(locked)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        for damage, store in (("missing", tmp_path / "missing.duckdb"), ("corrupt", corrupt), ("locked", locked)):
+            _check_paused(database_url, tmp_path, factory, caplog, damage, store)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD_OPEN = ("import sys, time, duckdb; con = duckdb.connect(sys.argv[1]); print('holding', flush=True); "
+             "time.sleep(60)")
+
+
+def _check_paused(database_url: str, tmp_path: Path, factory: Any, caplog: Any, damage: str, store: Path) -> None:
+    from web import create_app
+
+    caplog.clear()
+    client = create_app(reports_settings(database_url, tmp_path, store), factory).test_client()
+    log_in(client)
+    with caplog.at_level(logging.INFO):
+        overview = client.get("/reports?lang=en")
+        page = client.get("/reports/service?lang=en")
+        svg = client.get("/reports/service/tickets_per_week.svg")
+        csv_file = client.get("/reports/service/tickets_per_week.csv")
+        dashboard = client.get("/dashboard")
+    assert overview.status_code == 200 and dashboard.status_code == 200
+    assert page.status_code == svg.status_code == csv_file.status_code == 503
+    text = overview.get_data(as_text=True) + page.get_data(as_text=True)
+    if damage == "missing":
+        assert "No analytics yet." in text and "crm-inbox analytics refresh" in text
+    elif damage == "locked":
+        assert "locked by another program" in text and "nothing else is affected" in text
+    else:
+        assert "cannot be read" in text and "nothing else is affected" in text
+    store_lines = [r for r in caplog.records if "analytics store" in r.getMessage()]
+    assert len(store_lines) == 1 and damage in store_lines[0].getMessage()
 
 
 def test_reports_switched_off_are_not_there(database_url, tmp_path, factory, store_path):
