@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from crm_inbox.analytics.store import build_store
 from crm_inbox.intake.store import Envelope, store
 from crm_inbox.pipeline.runner import process
 from tests.conftest import SUPPORT, make_settings
@@ -43,6 +44,8 @@ def api_schema(app: Any, client: Any, auth: dict[str, str], factory: Any, settin
                                                             peer="203.0.113.1")).inbound_id)
     client.post("/api/v1/reminders", json={"title": "Anrufen", "due": "tomorrow 9:00", "contact_id": 1},
                 headers=auth)
+    # An (empty) analytics store: without one the reports answer 503 "missing" to every valid request.
+    build_store(settings.analytics.store_path(settings.service.instance_dir), {})
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
 
