@@ -249,3 +249,23 @@ def test_empty_store_and_the_catalog(tmp_path: Path) -> None:
     assert report.name == "customers"
     assert all(f.rows == () for f in report.figures if f.key != "no_contact_90_days_total")
     assert report.figure("no_contact_90_days_total").rows == ((0, 0, D("0.00")),)
+
+
+def test_money_stays_decimal_and_rates_are_percent_floats(report: Report, tmp_path: Path) -> None:
+    from crm_inbox.analytics.reports.sales import sales_report
+    from tests.test_analytics_sales_report import ROWS as SALES_ROWS
+
+    figures = list(report.figures)
+    with store(tmp_path / "s.duckdb", SALES_ROWS) as sales:
+        figures += sales_report(sales, PERIOD, StaffPolicy()).figures
+    checked = 0
+    for fig in figures:
+        for i, column in enumerate(fig.columns):
+            for r in fig.rows:
+                if column.unit == "eur":
+                    assert isinstance(r[i], Decimal) and r[i] == r[i].quantize(D("0.01")), (fig.key, column.key)
+                    checked += 1
+                elif column.unit == "percent":
+                    assert r[i] is None or (isinstance(r[i], float) and r[i] == round(r[i], 1)), (fig.key, column.key)
+                    checked += 1
+    assert checked > 50
