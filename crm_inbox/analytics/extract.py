@@ -57,23 +57,38 @@ class Source:
     cols: tuple[Col, ...]
     where: str = ""
     id_col: str = "id"  # the source expression of the row id (incremental reads)
+    # The source expression of the row's last change (staged as ``updated_at``); None: rows never change
+    # (events, audit entries) or the table is read whole each time.
+    updated: str | None = None
 
     def select_sql(self, dialect: str, where: str = "") -> str:
         conditions = " AND ".join(f"({c})" for c in (self.where, where) if c)
         return (f"SELECT {', '.join(c.select(dialect) for c in self.cols)} FROM {self.from_sql}"
                 + (f" WHERE {conditions}" if conditions else ""))
 
-    def stage_ddl(self) -> str:
-        columns = ", ".join(f"{c.name} {_KINDS[c.kind][3]}" for c in self.cols)
-        return f"CREATE OR REPLACE TEMP TABLE stage_{self.name} ({columns})"
+    @property
+    def stage_table(self) -> str:
+        return f"stage_{self.name}"
 
-    def insert_sql(self) -> str:
+    @property
+    def mirror_table(self) -> str:
+        return f"mirror.{self.name}"
+
+    def columns_ddl(self) -> str:
+        return ", ".join(f"{c.name} {_KINDS[c.kind][3]}" for c in self.cols)
+
+    def stage_ddl(self, table: str | None = None) -> str:
+        if table is None:
+            return f"CREATE OR REPLACE TEMP TABLE {self.stage_table} ({self.columns_ddl()})"
+        return f"CREATE OR REPLACE TABLE {table} ({self.columns_ddl()})"
+
+    def insert_sql(self, table: str | None = None) -> str:
         parts = []
         for i, col in enumerate(self.cols, start=1):
             _, _, list_type, cast = _KINDS[col.kind]
             value = f"unnest(${i}::{list_type}[])"
             parts.append(value if list_type == cast else f"{value}::{cast}")
-        return f"INSERT INTO stage_{self.name} SELECT {', '.join(parts)}"
+        return f"INSERT INTO {table or self.stage_table} SELECT {', '.join(parts)}"
 
 
 def _json(path: str, *, pg: str) -> tuple[str, str]:
@@ -88,10 +103,10 @@ _REPLY_AFTER = _json("$.state", pg="details->>'state'")
 SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("staff", "staff_users", (
         Col("id", "int"), Col("team", "text"), Col("active", "bool"), Col("name", "text"))),
-    Source("companies", "companies", (
+    Source("companies", "companies", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("name", "text"), Col("category", "text"), Col("customer_type", "text"),
         Col("industry", "text"), Col("origin", "text"), Col("customer_number", "text"), Col("created_at", "ts"))),
-    Source("contacts", "contacts", (
+    Source("contacts", "contacts", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("name", "text"), Col("company_id", "int"), Col("role", "text"),
         Col("category", "text"), Col("origin", "text"), Col("owner_id", "int"), Col("created_at", "ts"))),
     Source("interactions", "interactions", (
@@ -100,11 +115,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("interaction_contacts", "interaction_contacts", (
         Col("interaction_id", "int"), Col("contact_id", "int"), Col("role", "text")),  # the time: its interaction
         id_col="interaction_id"),
-    Source("calls", "calls", (
+    Source("calls", "calls", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("started_at", "ts"), Col("answered_at", "ts"), Col("ended_at", "ts"),
         Col("direction", "text"), Col("missed", "bool"), Col("staff_id", "int"), Col("contact_id", "int"),
         Col("company_id", "int"), Col("remote_e164", "text"))),
-    Source("tickets", "tickets", (
+    Source("tickets", "tickets", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("number", "int"), Col("opened_at", "ts"), Col("closed_at", "ts"),
         Col("state", "text"), Col("priority", "text"), Col("contact_id", "int"), Col("company_id", "int"),
         Col("assignee_id", "int"),
@@ -117,11 +132,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         Col("state_after", "text", _STATE_AFTER[0], _STATE_AFTER[1]),
         Col("reply_before", "text", _REPLY_BEFORE[0], _REPLY_BEFORE[1]),
         Col("reply_after", "text", _REPLY_AFTER[0], _REPLY_AFTER[1]))),
-    Source("reminders", "reminders", (
+    Source("reminders", "reminders", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("created_at", "ts"), Col("due_at", "ts"), Col("completed_at", "ts"),
         Col("state", "text"), Col("reason", "text"), Col("assignee_id", "int"), Col("contact_id", "int"),
         Col("company_id", "int"), Col("call_id", "int"), Col("ticket_id", "int"))),
-    Source("opportunities", "opportunities", (
+    Source("opportunities", "opportunities", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("created_at", "ts"), Col("closed_at", "ts"), Col("close_date", "date"),
         Col("stage", "text"), Col("probability", "int"), Col("amount", "money"), Col("source", "text"),
         Col("lost_reason", "text"), Col("owner_id", "int"), Col("contact_id", "int"), Col("company_id", "int"))),
@@ -134,16 +149,16 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         Col("stage_from", "text", "json_extract(details, '$.stage.from')", "details->'stage'->>'from'"),
         Col("stage_to", "text", "json_extract(details, '$.stage.to')", "details->'stage'->>'to'")),
         where="object_type = 'opportunity' AND action IN ('opportunity.create', 'opportunity.update')"),
-    Source("quotes", "quotes", (
+    Source("quotes", "quotes", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("opportunity_id", "int"), Col("number", "text"), Col("version", "int"),
         Col("state", "text"), Col("quote_date", "date"), Col("sent_at", "ts"), Col("decided_at", "ts"),
         Col("net_total", "money"), Col("contact_id", "int"), Col("company_id", "int"),
         Col("created_by_id", "int"))),
-    Source("orders", "orders", (
+    Source("orders", "orders", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("number", "text"), Col("quote_id", "int"), Col("opportunity_id", "int"),
         Col("order_date", "date"), Col("state", "text"), Col("net_total", "money"), Col("gross_total", "money"),
         Col("contact_id", "int"), Col("company_id", "int"), Col("created_by_id", "int"))),
-    Source("invoices", "invoices", (
+    Source("invoices", "invoices", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("number", "text"), Col("issued_on", "date"), Col("status", "text"),
         Col("net", "money"), Col("gross", "money"), Col("paid", "money"), Col("order_id", "int"),
         Col("contact_id", "int"), Col("company_id", "int"))),
@@ -159,12 +174,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
 
 
 def stage(conn: Connection, duck: duckdb.DuckDBPyConnection, source: Source, where: str = "",
-          params: Mapping[str, Any] | None = None) -> int:
-    """Copy the source rows (``where``: an extra condition with ``:name`` parameters) into a fresh
-    ``stage_<name>`` table; the number of rows."""
-    duck.execute(source.stage_ddl())
+          params: Mapping[str, Any] | None = None, *, table: str | None = None) -> int:
+    """Copy the source rows (``where``: an extra condition with ``:name`` parameters) into a fresh table:
+    ``table`` (kept in the store) or the temporary ``stage_<name>``; the number of rows."""
+    duck.execute(source.stage_ddl(table))
     sql = source.select_sql(conn.dialect.name, where)
-    insert = source.insert_sql()
+    insert = source.insert_sql(table)
     result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).exec_driver_sql(
         _driver_params(conn, sql), dict(params or {}))
     total = 0

@@ -1,6 +1,7 @@
-"""From the staging tables (extract.py) into the star schema: the rules that turn operative rows into facts.
+"""From the copied source tables (extract.py, refresh.py) into the star schema: the rules that turn operative
+rows into facts.
 
-Every rule is one ``INSERT … SELECT`` in DuckDB over ``stage_*`` tables (and fact_interaction, which is kept
+Every rule is one ``INSERT … SELECT`` in DuckDB over ``mirror.*`` tables (and fact_interaction, which is kept
 incrementally): local dates in the configured timezone (DuckDB's built-in ICU), the channel of a ticket, its
 first response and reopenings, call-backs of missed calls, stage changes from the audit log.
 """
@@ -42,14 +43,14 @@ def replace_table(duck: duckdb.DuckDBPyConnection, table: str, select: str) -> N
 
 def dim_staff_select(per_person: bool) -> str:
     # Works council: the name only when per-person reports are switched on.
-    return f"SELECT id, team, active, {'name' if per_person else 'NULL'} FROM stage_staff"
+    return f"SELECT id, team, active, {'name' if per_person else 'NULL'} FROM mirror.staff"
 
 
 DIM_SELECTS: dict[str, str] = {
     "dim_company": "SELECT id, name, category, customer_type, industry, origin, customer_number, created_at "
-                   "FROM stage_companies",
+                   "FROM mirror.companies",
     "dim_contact": "SELECT id, name, company_id, role, category, origin, owner_id, created_at, "
-                   "CAST(local_ts(created_at) AS DATE) FROM stage_contacts",
+                   "CAST(local_ts(created_at) AS DATE) FROM mirror.contacts",
 }
 
 
@@ -72,14 +73,14 @@ INTERACTION_CONTACT_SELECT = (
 
 FACT_SELECTS: dict[str, str] = {
     "fact_call": """
-        WITH c AS (SELECT *, local_ts(started_at) AS local_start FROM stage_calls),
-        missed AS (SELECT id, remote_e164, started_at FROM stage_calls
+        WITH c AS (SELECT *, local_ts(started_at) AS local_start FROM mirror.calls),
+        missed AS (SELECT id, remote_e164, started_at FROM mirror.calls
                    WHERE missed AND direction = 'in' AND remote_e164 IS NOT NULL AND started_at IS NOT NULL),
-        outbound AS (SELECT remote_e164, started_at FROM stage_calls
+        outbound AS (SELECT remote_e164, started_at FROM mirror.calls
                      WHERE direction = 'out' AND remote_e164 IS NOT NULL AND started_at IS NOT NULL),
         called AS (SELECT m.id, o.started_at AS at FROM missed m
                    ASOF LEFT JOIN outbound o ON o.remote_e164 = m.remote_e164 AND o.started_at > m.started_at),
-        reminded AS (SELECT call_id AS id, min(completed_at) AS at FROM stage_reminders
+        reminded AS (SELECT call_id AS id, min(completed_at) AS at FROM mirror.reminders
                      WHERE reason = 'missed_call' AND state = 'done' AND call_id IS NOT NULL GROUP BY call_id),
         back AS (SELECT c.id, CASE WHEN c.missed AND c.direction = 'in'
                                    THEN least(called.at, reminded.at) END AS at
@@ -96,23 +97,23 @@ FACT_SELECTS: dict[str, str] = {
             SELECT ticket_id, arg_min(channel, occurred_at) AS channel FROM fact_interaction
             WHERE ticket_id IS NOT NULL AND kind NOT IN ('ticket', 'reminder', 'deal') GROUP BY ticket_id),
         replies AS (
-            SELECT ticket_id, happened_at AS at FROM stage_ticket_events WHERE kind = 'staff_reply'
+            SELECT ticket_id, happened_at AS at FROM mirror.ticket_events WHERE kind = 'staff_reply'
             UNION ALL
             SELECT ticket_id, occurred_at FROM fact_interaction WHERE ticket_id IS NOT NULL AND direction = 'out'),
         first_reply AS (
-            SELECT t.id, min(r.at) AS at FROM stage_tickets t JOIN replies r ON r.ticket_id = t.id
+            SELECT t.id, min(r.at) AS at FROM mirror.tickets t JOIN replies r ON r.ticket_id = t.id
             AND r.at >= t.opened_at GROUP BY t.id),
         closings AS (
-            SELECT ticket_id, max(happened_at) AS at FROM stage_ticket_events
+            SELECT ticket_id, max(happened_at) AS at FROM mirror.ticket_events
             WHERE kind = 'state' AND state_after IN {_CLOSED} GROUP BY ticket_id),
         reopens AS (
-            SELECT ticket_id, count(*) AS n FROM stage_ticket_events
+            SELECT ticket_id, count(*) AS n FROM mirror.ticket_events
             WHERE (kind = 'state' AND state_before IN {_CLOSED} AND state_after IN {_REOPENED})
                OR (kind = 'customer_reply' AND reply_before IN {_CLOSED} AND reply_after IN {_REOPENED})
             GROUP BY ticket_id),
         t AS (
             SELECT s.*, CASE WHEN s.state IN {_CLOSED} THEN coalesce(cl.at, s.closed_at) END AS done_at
-            FROM stage_tickets s LEFT JOIN closings cl ON cl.ticket_id = s.id)
+            FROM mirror.tickets s LEFT JOIN closings cl ON cl.ticket_id = s.id)
         SELECT t.id, t.number, t.opened_at, CAST(local_ts(t.opened_at) AS DATE),
                t.done_at, CAST(local_ts(t.done_at) AS DATE), t.state, t.priority,
                CASE WHEN t.by_email THEN 'email' ELSE coalesce(fc.channel, 'other') END,
@@ -123,53 +124,66 @@ FACT_SELECTS: dict[str, str] = {
         FROM t LEFT JOIN first_contact fc ON fc.ticket_id = t.id
         LEFT JOIN first_reply fr ON fr.id = t.id
         LEFT JOIN reopens ro ON ro.ticket_id = t.id
-        LEFT JOIN stage_companies co ON co.id = t.company_id
-        LEFT JOIN stage_contacts ct ON ct.id = t.contact_id""",
+        LEFT JOIN mirror.companies co ON co.id = t.company_id
+        LEFT JOIN mirror.contacts ct ON ct.id = t.contact_id""",
     "fact_ticket_event": """
         SELECT id, ticket_id, happened_at, CAST(local_ts(happened_at) AS DATE), kind,
                CASE WHEN kind = 'state' THEN state_after END, staff_id
-        FROM stage_ticket_events""",
+        FROM mirror.ticket_events""",
     "fact_reminder": """
         SELECT id, created_at, CAST(local_ts(created_at) AS DATE), due_at, completed_at, state, reason,
                assignee_id, contact_id, company_id, call_id, ticket_id
-        FROM stage_reminders""",
+        FROM mirror.reminders""",
     "fact_opportunity": """
         SELECT o.id, o.created_at, CAST(local_ts(o.created_at) AS DATE), o.closed_at,
                CAST(local_ts(o.closed_at) AS DATE), o.close_date, o.stage,
                CASE o.stage WHEN 'won' THEN 'won' WHEN 'lost' THEN 'lost' ELSE 'open' END,
                o.probability, o.amount, o.source, o.lost_reason, o.owner_id, o.contact_id, o.company_id,
                coalesce(co.category, ct.category)
-        FROM stage_opportunities o LEFT JOIN stage_companies co ON co.id = o.company_id
-        LEFT JOIN stage_contacts ct ON ct.id = o.contact_id""",
+        FROM mirror.opportunities o LEFT JOIN mirror.companies co ON co.id = o.company_id
+        LEFT JOIN mirror.contacts ct ON ct.id = o.contact_id""",
     "fact_stage_change": """
         SELECT a.opportunity_id, a.happened_at, CAST(local_ts(a.happened_at) AS DATE),
                CASE WHEN a.action = 'opportunity.create' THEN NULL ELSE a.stage_from END,
                CASE WHEN a.action = 'opportunity.create' THEN a.created_stage ELSE a.stage_to END,
                a.staff_id
-        FROM stage_stage_audit a SEMI JOIN stage_opportunities o ON o.id = a.opportunity_id
+        FROM mirror.stage_audit a SEMI JOIN mirror.opportunities o ON o.id = a.opportunity_id
         WHERE (a.action = 'opportunity.create' AND a.created_stage IS NOT NULL)
            OR (a.action = 'opportunity.update' AND a.stage_to IS NOT NULL)""",
     "fact_quote": """
         SELECT id, opportunity_id, number, version, state, quote_date, sent_at, decided_at, net_total,
                contact_id, company_id, created_by_id
-        FROM stage_quotes""",
+        FROM mirror.quotes""",
     "fact_order": """
         SELECT id, number, quote_id, opportunity_id, order_date, state, net_total, gross_total, contact_id,
                company_id, created_by_id
-        FROM stage_orders""",
+        FROM mirror.orders""",
     "fact_invoice": """
         SELECT id, number, issued_on, status, net, gross, paid, order_id, contact_id, company_id
-        FROM stage_invoices""",
+        FROM mirror.invoices""",
     # Letters have no send time of their own: the campaign's print run (finished, else started).
     "fact_campaign_send": """
         WITH s AS (
             SELECT *, CASE WHEN channel = 'letter'
                            THEN CASE WHEN state = 'printed' THEN coalesce(finished_at, started_at) END
                            ELSE released_at END AS sent
-            FROM stage_campaign_sends)
+            FROM mirror.campaign_sends)
         SELECT id, campaign_id, campaign_name, channel, state, reason, sent, CAST(local_ts(sent) AS DATE),
                replied_at, bounced_at, opted_out_at, opportunity_id, contact_id
         FROM s""",
+}
+
+# The copied source tables (and "interactions": fact_interaction) each star table is made from: an
+# incremental refresh rebuilds a table only when one of them changed.
+DEPENDS: dict[str, set[str]] = {
+    "dim_company": {"companies"}, "dim_contact": {"contacts"},
+    "fact_call": {"calls", "reminders"},
+    "fact_ticket": {"tickets", "ticket_events", "interactions", "companies", "contacts"},
+    "fact_ticket_event": {"ticket_events"}, "fact_reminder": {"reminders"},
+    "fact_opportunity": {"opportunities", "companies", "contacts"},
+    "fact_stage_change": {"stage_audit", "opportunities"},
+    "fact_quote": {"quotes"}, "fact_order": {"orders"}, "fact_invoice": {"invoices"},
+    "fact_campaign_send": {"campaign_sends"},
 }
 
 # The date columns dim_date must cover.

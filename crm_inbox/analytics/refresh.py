@@ -5,10 +5,12 @@ refresh a copy of the current store, brought up to date), checkpoints it and swa
 A refresh that fails leaves the old store as it was. One refresh at a time (a lock file); a second one
 returns at once as skipped "busy".
 
-Incremental: the big tables (interactions and their contacts) are read by id watermark, with a look-back
-window for rows committed out of id order and the entities the audit log names as changed since the last
-refresh; deletions (erasure, retention) are found by comparing counts. Everything else (dimensions, calls,
-tickets, …) is small enough to be read whole each time, which also carries over every edit and erasure.
+Incremental: interactions and their contacts go straight into their facts, read by id watermark (with a
+look-back window for rows committed out of id order) and the entities the audit log names as changed since the
+last refresh. The other source tables are kept as private copies in the store (schema ``mirror``), brought up
+to date by id and ``updated_at``; the facts are rebuilt from them in DuckDB each time (fast: no source reads).
+Deletions (erasure, retention) are found by comparing counts, then the ids; the operative schema's ON DELETE
+SET NULL is repeated on the copies.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -37,9 +39,39 @@ from crm_inbox.errors import AnalyticsUnavailable
 # one was already seen; recent rows are also the ones most likely edited since.
 LOOKBACK_IDS = 5_000
 
-# Read whole on every refresh (dimensions and the smaller facts).
-WHOLE_SOURCES = ("staff", "companies", "contacts", "calls", "tickets", "ticket_events", "reminders",
-                 "opportunities", "stage_audit", "quotes", "orders", "invoices", "campaign_sends")
+# The source tables the store keeps a private copy of (schema ``mirror``, not part of the star, not exported):
+# each refresh brings the copy up to date by id and updated_at and rebuilds the facts from it in DuckDB.
+MIRRORED = ("staff", "companies", "contacts", "calls", "tickets", "ticket_events", "reminders", "opportunities",
+            "stage_audit", "quotes", "orders", "invoices", "campaign_sends")
+# Read whole each time: few rows, or changes that leave no trace (a campaign ledger row has no updated_at).
+WHOLE = ("staff", "campaign_sends")
+# updated_at is set by the application's clock before its commit: rows changed shortly before the last
+# watermark may have committed after it was taken, so they are read again.
+UPDATED_MARGIN = timedelta(minutes=10)
+
+# The operative schema's ON DELETE SET NULL, done on the copies (a deleted row clears no updated_at).
+SET_NULL: tuple[tuple[str, str, str], ...] = (
+    ("mirror.contacts", "company_id", "mirror.companies"), ("mirror.contacts", "owner_id", "mirror.staff"),
+    ("mirror.calls", "staff_id", "mirror.staff"), ("mirror.calls", "contact_id", "mirror.contacts"),
+    ("mirror.calls", "company_id", "mirror.companies"),
+    ("mirror.tickets", "contact_id", "mirror.contacts"), ("mirror.tickets", "company_id", "mirror.companies"),
+    ("mirror.tickets", "assignee_id", "mirror.staff"), ("mirror.ticket_events", "staff_id", "mirror.staff"),
+    ("mirror.reminders", "contact_id", "mirror.contacts"), ("mirror.reminders", "company_id", "mirror.companies"),
+    ("mirror.reminders", "ticket_id", "mirror.tickets"), ("mirror.reminders", "call_id", "mirror.calls"),
+    ("mirror.reminders", "assignee_id", "mirror.staff"),
+    ("mirror.opportunities", "contact_id", "mirror.contacts"),
+    ("mirror.opportunities", "company_id", "mirror.companies"), ("mirror.opportunities", "owner_id", "mirror.staff"),
+    ("mirror.stage_audit", "staff_id", "mirror.staff"),
+    ("mirror.quotes", "contact_id", "mirror.contacts"), ("mirror.quotes", "company_id", "mirror.companies"),
+    ("mirror.quotes", "created_by_id", "mirror.staff"),
+    ("mirror.orders", "contact_id", "mirror.contacts"), ("mirror.orders", "company_id", "mirror.companies"),
+    ("mirror.orders", "created_by_id", "mirror.staff"), ("mirror.orders", "quote_id", "mirror.quotes"),
+    ("mirror.orders", "opportunity_id", "mirror.opportunities"),
+    ("mirror.invoices", "contact_id", "mirror.contacts"), ("mirror.invoices", "company_id", "mirror.companies"),
+    ("mirror.invoices", "order_id", "mirror.orders"),
+    ("fact_interaction", "company_id", "mirror.companies"), ("fact_interaction", "ticket_id", "mirror.tickets"),
+    ("fact_interaction", "staff_id", "mirror.staff"),
+)
 
 
 class RefreshFailed(Exception):
@@ -85,7 +117,14 @@ def _can_continue(store: Path) -> bool:
         return False
     try:
         row = con.execute("SELECT count(*) FROM meta_watermark WHERE table_name = 'fact_interaction'").fetchone()
-        return bool(row and row[0])
+        if not (row and row[0]):
+            return False
+        for name in MIRRORED:  # the copies as this version of the refresh lays them out
+            source = extract.SOURCES[name]
+            columns = [d[0] for d in con.execute(f"SELECT * FROM {source.mirror_table} LIMIT 0").description]
+            if columns != [c.name for c in source.cols]:
+                return False
+        return True
     except duckdb.Error:
         return False
     finally:
@@ -164,30 +203,107 @@ def _counts(duck: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def _copy(conn: Connection, duck: duckdb.DuckDBPyConnection, settings: Settings, mode: str) -> None:
     load.prepare(duck, settings.reminders.timezone)
-    for name in WHOLE_SOURCES:
-        extract.stage(conn, duck, extract.SOURCES[name])
     max_id = int(extract.scalar(conn, "SELECT coalesce(max(id), 0) FROM interactions"))
     last_audit = int(extract.scalar(conn, "SELECT coalesce(max(id), 0) FROM audit_log"))
     if mode == "full":
+        duck.execute("CREATE SCHEMA mirror")
+        for name in MIRRORED:
+            source = extract.SOURCES[name]
+            extract.stage(conn, duck, source, table=source.mirror_table)
         extract.stage(conn, duck, extract.SOURCES["interactions"])
         extract.stage(conn, duck, extract.SOURCES["interaction_contacts"])
         load.replace_table(duck, "fact_interaction", load.INTERACTION_SELECT)
         load.replace_table(duck, "fact_interaction_contact", load.INTERACTION_CONTACT_SELECT)
+        changed = {*MIRRORED, "interactions"}
     else:
-        _update_interactions(conn, duck)
+        changed, deleted = set(), set()
+        for name in MIRRORED:
+            was_changed, had_deletions = _update_mirror(conn, duck, extract.SOURCES[name])
+            changed |= {name} if was_changed else set()
+            deleted |= {name} if had_deletions else set()
+        if _update_interactions(conn, duck, contacts_deleted="contacts" in deleted):
+            changed.add("interactions")
+        for table, column, parent in SET_NULL:
+            if parent.removeprefix("mirror.") in deleted:
+                duck.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} IS NOT NULL "
+                             f"AND {column} NOT IN (SELECT id FROM {parent})")
+                changed.add("interactions" if table == "fact_interaction" else table.removeprefix("mirror."))
+    # Each star table is rebuilt (in DuckDB, from the copies) only when a copy it is made from changed.
+    # Always: [analytics] per_person_reports may have been switched since.
     load.replace_table(duck, "dim_staff", load.dim_staff_select(settings.analytics.per_person_reports))
-    for table, select in load.DIM_SELECTS.items():
-        load.replace_table(duck, table, select)
-    load.load_channels(duck)
-    for table, select in load.FACT_SELECTS.items():
-        load.replace_table(duck, table, select)
+    for table, select in {**load.DIM_SELECTS, **load.FACT_SELECTS}.items():
+        if load.DEPENDS[table] & changed:
+            load.replace_table(duck, table, select)
+    if mode == "full":
+        load.load_channels(duck)
     load.load_dates(duck, datetime.now(ZoneInfo(settings.reminders.timezone)).date())
     duck.execute("DELETE FROM meta_watermark")
     duck.execute("INSERT INTO meta_watermark VALUES ('fact_interaction', ?, NULL, ?)", [max_id, last_audit])
+    for name in MIRRORED:
+        source = extract.SOURCES[name]
+        updated = "max(updated_at)" if source.updated else "NULL"
+        duck.execute(f"INSERT INTO meta_watermark SELECT '{source.mirror_table}', max(id), {updated}, NULL "
+                     f"FROM {source.mirror_table}")
 
 
-def _update_interactions(conn: Connection, duck: duckdb.DuckDBPyConnection) -> None:
-    """Bring fact_interaction and fact_interaction_contact up to date from the watermarks of the last refresh."""
+def _apply_changes(duck: duckdb.DuckDBPyConnection, target: str, key: str, fresh: str) -> bool:
+    """Replace the rows of ``target`` that the freshly read rows (``fresh``: a table or a query) differ from;
+    whether there were any. Rows read again unchanged (the look-back windows) cost no write."""
+    # Named as the target's columns (``fresh`` may name them otherwise: "id" for "interaction_id").
+    duck.execute(f"CREATE OR REPLACE TEMP TABLE changed_rows AS SELECT * FROM {target} LIMIT 0")
+    duck.execute(f"INSERT INTO changed_rows SELECT * FROM ({fresh}) EXCEPT SELECT * FROM {target}")
+    row = duck.execute("SELECT count(*) FROM changed_rows").fetchone()
+    if not row or not row[0]:
+        return False
+    duck.execute(f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM changed_rows)")
+    duck.execute(f"INSERT INTO {target} SELECT * FROM changed_rows")
+    return True
+
+
+def _update_mirror(conn: Connection, duck: duckdb.DuckDBPyConnection, source: extract.Source) -> tuple[bool, bool]:
+    """Bring one copy up to date: rows new by id (with the look-back window), rows changed by updated_at,
+    rows deleted (found by count, then by the full list of ids). Whether anything changed, whether rows were
+    deleted."""
+    mirror = source.mirror_table
+    if source.name in WHOLE:
+        extract.stage(conn, duck, source)
+        row = duck.execute(f"SELECT count(*) FROM (SELECT * FROM {source.stage_table} EXCEPT "
+                           f"SELECT * FROM {mirror} UNION ALL SELECT * FROM {mirror} EXCEPT "
+                           f"SELECT * FROM {source.stage_table})").fetchone()
+        if row and row[0]:
+            load.replace_table(duck, mirror, f"SELECT * FROM {source.stage_table}")
+            return True, True  # deleted: maybe (a staff login removed): the SET NULL checks are cheap
+        return False, False
+    updated = "max(updated_at)" if source.updated else "NULL"
+    row = duck.execute(f"SELECT max(id), {updated} FROM {mirror}").fetchone()
+    low = max(int(row[0] or 0) - LOOKBACK_IDS, 0) if row else 0
+    since = f"{source.id_col} > {low}"
+    if source.updated and row and row[1] is not None:
+        since += f" OR {source.updated} >= {_timestamp(conn, row[1] - UPDATED_MARGIN)}"
+    changed = bool(extract.stage(conn, duck, source, since)) and _apply_changes(
+        duck, mirror, "id", f"SELECT * FROM {source.stage_table}")
+    counted = f"SELECT count(*) FROM {source.from_sql}" + (f" WHERE {source.where}" if source.where else "")
+    mine = duck.execute(f"SELECT count(*) FROM {mirror}").fetchone()
+    if mine is not None and int(mine[0]) == int(extract.scalar(conn, counted)):
+        return changed, False
+    ids = extract.Source(f"{source.name}_ids", source.from_sql, (extract.Col("id", "int", source.id_col),),
+                         where=source.where)
+    extract.stage(conn, duck, ids)
+    duck.execute(f"DELETE FROM {mirror} WHERE id NOT IN (SELECT id FROM {ids.stage_table})")
+    return True, True
+
+
+def _timestamp(conn: Connection, value: datetime) -> str:
+    """A naive UTC time as a literal the source compares its own timestamps with."""
+    text = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if conn.dialect.name == "postgresql":
+        return f"TIMESTAMPTZ '{text}+00'"
+    return f"'{text}'"  # SQLite keeps them as text in this very format: compared as text
+
+
+def _update_interactions(conn: Connection, duck: duckdb.DuckDBPyConnection, *, contacts_deleted: bool) -> bool:
+    """Bring fact_interaction and fact_interaction_contact up to date from the watermarks of the last refresh;
+    whether fact_interaction changed."""
     row = duck.execute(
         "SELECT max_id, last_audit_id FROM meta_watermark WHERE table_name = 'fact_interaction'").fetchone()
     assert row is not None  # _can_continue checked
@@ -195,16 +311,17 @@ def _update_interactions(conn: Connection, duck: duckdb.DuckDBPyConnection) -> N
     audit_low = max(int(row[1] or 0) - LOOKBACK_IDS, 0)
     audited_interactions = _audited(conn, "interaction", audit_low)
     audited_contacts = _audited(conn, "contact", audit_low)
-    changed = f"id > {low}" + (f" OR id IN ({_ids(audited_interactions)})" if audited_interactions else "")
-    extract.stage(conn, duck, extract.SOURCES["interactions"], changed)
-    link_changed = f"interaction_id > {low}"
+    since = f"id > {low}" + (f" OR id IN ({_ids(audited_interactions)})" if audited_interactions else "")
+    extract.stage(conn, duck, extract.SOURCES["interactions"], since)
+    link_since = f"interaction_id > {low}"
     if audited_interactions:
-        link_changed += f" OR interaction_id IN ({_ids(audited_interactions)})"
+        link_since += f" OR interaction_id IN ({_ids(audited_interactions)})"
     if audited_contacts:
-        link_changed += f" OR contact_id IN ({_ids(audited_contacts)})"
-    extract.stage(conn, duck, extract.SOURCES["interaction_contacts"], link_changed)
+        link_since += f" OR contact_id IN ({_ids(audited_contacts)})"
+    extract.stage(conn, duck, extract.SOURCES["interaction_contacts"], link_since)
 
-    # Deleted interactions below the window (erasure, retention): the counts differ only then.
+    # Deleted interactions (erasure, retention): the counts differ only then.
+    deleted = False
     source_count = int(extract.scalar(conn, f"SELECT count(*) FROM interactions WHERE id <= {low}"))
     store_row = duck.execute(f"SELECT count(*) FROM fact_interaction WHERE interaction_id <= {low}").fetchone()
     if store_row is None or int(store_row[0]) != source_count:
@@ -212,15 +329,29 @@ def _update_interactions(conn: Connection, duck: duckdb.DuckDBPyConnection) -> N
         extract.stage(conn, duck, ids, f"id <= {low}")
         duck.execute(f"DELETE FROM fact_interaction WHERE interaction_id <= {low} "
                      "AND interaction_id NOT IN (SELECT id FROM stage_interaction_ids)")
+        deleted = True
+    duck.execute(f"DELETE FROM fact_interaction WHERE interaction_id > {low} "
+                 "AND interaction_id NOT IN (SELECT id FROM stage_interactions)")  # deleted in the window
+    deleted = deleted or bool(_changes(duck))
+    changed = _apply_changes(duck, "fact_interaction", "interaction_id", load.INTERACTION_SELECT) or deleted
 
-    refetched = f"interaction_id > {low} OR interaction_id IN (SELECT id FROM stage_interactions)"
-    duck.execute(f"DELETE FROM fact_interaction WHERE {refetched}")
-    duck.execute(f"INSERT INTO fact_interaction {load.INTERACTION_SELECT}")
-    contacts_gone = "contact_id NOT IN (SELECT id FROM stage_contacts)"  # erased or merged away
-    relinked = f" OR contact_id IN ({_ids(audited_contacts)})" if audited_contacts else ""
-    duck.execute(f"DELETE FROM fact_interaction_contact WHERE {refetched}{relinked} OR {contacts_gone} "
-                 "OR interaction_id NOT IN (SELECT interaction_id FROM fact_interaction)")
+    # The links of every interaction read again (and of every contact audited) are replaced as read.
+    scope = "interaction_id IN (SELECT id FROM stage_interactions)"
+    if audited_contacts:
+        scope += f" OR contact_id IN ({_ids(audited_contacts)})"
+    if contacts_deleted:
+        scope += " OR contact_id NOT IN (SELECT id FROM mirror.contacts)"  # erased or merged away
+    if deleted:
+        scope += " OR interaction_id NOT IN (SELECT interaction_id FROM fact_interaction)"
+    duck.execute(f"DELETE FROM fact_interaction_contact WHERE {scope}")
     duck.execute(f"INSERT INTO fact_interaction_contact {load.INTERACTION_CONTACT_SELECT}")
+    return changed
+
+
+def _changes(duck: duckdb.DuckDBPyConnection) -> int:
+    """The number of rows the last DELETE/UPDATE/INSERT changed."""
+    row = duck.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _audited(conn: Connection, object_type: str, after_id: int) -> list[int]:

@@ -44,14 +44,21 @@ class StoreInfo:
     schema_version: int
 
 
+def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    # DuckDB draws a progress bar on stdout for queries over two seconds, terminal or not (a refresh's line
+    # for cron must stay one line).
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def connect_memory() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the offline configuration."""
-    return duckdb.connect(":memory:", config=dict(DUCKDB_CONFIG))
+    return _quiet(duckdb.connect(":memory:", config=dict(DUCKDB_CONFIG)))
 
 
 def connect_file(path: Path) -> duckdb.DuckDBPyConnection:
     """A writable connection to a store file that nobody reads yet (the refresh's new file, build_store)."""
-    return duckdb.connect(str(path), config=dict(DUCKDB_CONFIG))
+    return _quiet(duckdb.connect(str(path), config=dict(DUCKDB_CONFIG)))
 
 
 def open_store(path: Path) -> duckdb.DuckDBPyConnection:
@@ -137,7 +144,7 @@ class StoreReader:
         """A cursor on the current store file (raises AnalyticsUnavailable like open_store)."""
         opened, cur = self._acquire()
         try:
-            cur.execute(f"USE {STORE_ALIAS}")
+            _quiet(cur).execute(f"USE {STORE_ALIAS}")
             yield cur
         finally:
             try:
