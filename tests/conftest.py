@@ -35,6 +35,21 @@ try:  # the fuzz tests' budget: bounded, so every CI run stops by itself in abou
     hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 except ImportError:  # hypothesis comes with the test extra; without it only the fuzz tests cannot run
     pass
+
+def _cheap_password_hashes() -> None:
+    """Argon2 at its lowest cost in the test processes (one pass over 8 KiB, one thread; salt and hash keep
+    their full length). The production cost (RFC 9106 low-memory: 64 MiB, three passes, four threads) takes
+    0.3-0.4 s of both cores per hash and again per login, and hundreds of tests add staff with passwords and
+    log in: what they check is who gets in, never how long hashing takes. A hash names its own parameters,
+    so a serve subprocess (with the production hasher) verifies these too."""
+    from argon2 import PasswordHasher
+
+    import crm_inbox.staff.service as staff_service
+
+    staff_service._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+_cheap_password_hashes()
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MAIL_SAMPLES = SHARED / "mail-samples" / "mail-parser"
 
