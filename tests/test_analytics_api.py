@@ -9,7 +9,15 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import make_token
-from tests.test_analytics_pages import BAD_FILTERS, REPORTS, SMALL_TEAM, default_filters, expected, reports_settings
+from tests.test_analytics_pages import (
+    BAD_FILTERS,
+    REPORTS,
+    SMALL_TEAM,
+    default_filters,
+    expected,
+    reports_settings,
+    shared_store,
+)
 from web.reports.formatting import plain_value
 
 
@@ -20,13 +28,7 @@ def settings(database_url, tmp_path, store_path):  # type: ignore[no-untyped-def
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):  # type: ignore[no-untyped-def]
-    from crm_inbox.erp.overdue import today
-    from tests.analytics_stores import build
-    from tests.conftest import make_settings
-    from tests.test_analytics_pages import report_world
-
-    world = report_world(today(make_settings("sqlite://", tmp_path_factory.getbasetemp())))
-    return build(tmp_path_factory.mktemp("analytics-api") / "analytics.duckdb", world)
+    return shared_store(tmp_path_factory)
 
 
 def test_a_read_only_token_gets_every_report_with_the_pages_rows(client, factory, store_path):

@@ -113,10 +113,21 @@ def report_world(today: date) -> dict[str, list[tuple[Any, ...]]]:
             "fact_interaction_contact": interaction_contacts, "fact_campaign_send": sends}
 
 
+_BUILT: dict[Path, Path] = {}
+
+
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The world's store, built once per test process (the pages' and the API's tests only read it)."""
+    base = tmp_path_factory.getbasetemp()
+    if base not in _BUILT:
+        today = local_today(make_settings("sqlite://", Path("unused")))
+        _BUILT[base] = build(tmp_path_factory.mktemp("analytics") / "analytics.duckdb", report_world(today))
+    return _BUILT[base]
+
+
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build(tmp_path_factory.mktemp("analytics") / "analytics.duckdb", report_world(local_today(
-        make_settings("sqlite://", Path("unused")))))
+    return shared_store(tmp_path_factory)
 
 
 def reports_settings(database_url: str, tmp_path: Path, store: Path, **analytics: Any) -> Any:
