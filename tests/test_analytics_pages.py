@@ -254,7 +254,8 @@ def test_every_figure_has_its_heading_chart_table_and_csv_with_the_same_rows(sta
         query = re.escape(f"from={default_filters(name).start.isoformat()}")
         for figure in report.figures:
             assert f'<section class="figure" id="{figure.key}">' in html
-            assert re.search(rf'href="/reports/{name}/{figure.key}\.csv\?{query}&amp;to=', html), figure.key
+            csv_link = re.search(rf'href="/reports/{name}/{figure.key}\.csv\?{query}&amp;to=', html)
+            assert bool(csv_link) != figure.suppressed, figure.key
             drawn = has_chart(figure)  # a chart kind with a value other than zero, not withheld
             img = re.search(rf'<img class="chart" src="/reports/{name}/{figure.key}\.svg\?{query}', html)
             assert bool(img) == drawn, figure.key
@@ -339,6 +340,7 @@ def test_a_small_team_is_never_shown_on_its_own_in_page_or_csv(staff_client, sto
     for figure in suppressed:
         section = html.split(f'id="{figure.key}"')[1].split("</section>")[0]
         assert "Not shown (works agreement)." in section and "<table" not in section and "<img" not in section
+        assert ".csv" not in section  # nothing to download; the CSV itself has the header only
         assert "fewer than 5 people" in section
         lines = read_csv(staff_client.get(f"/reports/service/{figure.key}.csv?{query}").data)
         assert lines == [[c.key for c in figure.columns]]
