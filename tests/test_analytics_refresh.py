@@ -31,11 +31,13 @@ from crm_inbox.models import (
     Interaction,
     InteractionContact,
     Invoice,
+    Reminder,
     Ticket,
     TicketEvent,
 )
 from crm_inbox.models.calls import CallState
 from crm_inbox.models.interactions import Direction, InteractionKind
+from crm_inbox.models.reminders import ReminderState
 from crm_inbox.privacy.service import erase_contact
 from crm_inbox.sales.inputs import OpportunityChanges
 from crm_inbox.sales.opportunities import stages, update_opportunity
@@ -78,6 +80,11 @@ def _world(session: Session, settings: Settings) -> dict[str, Any]:
         Call(source="test", call_id="2", direction=Direction.OUT, state=CallState.ENDED, remote_e164="+49891234",
              started_at=MISSED + timedelta(hours=2), answered_at=MISSED + timedelta(hours=2, seconds=5),
              ended_at=MISSED + timedelta(hours=2, seconds=65), staff_id=w.staff.id, contact_id=other.id)])
+    session.flush()
+    missed_call = session.scalars(select(Call).where(Call.call_id == "1")).one()
+    # Its reminder marked done before the call even rang (clock skew, a demo): no call-back.
+    session.add(Reminder(due_at=MISSED, title="Call back", reason="missed_call", state=ReminderState.DONE,
+                         call_id=missed_call.id, completed_at=MISSED - timedelta(hours=1)))
     record_interaction(session, kind=InteractionKind.CALL, direction=Direction.IN, occurred_at=MISSED,
                        contacts=[(other, "party")])
     record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL, occurred_at=MISSED,
@@ -207,7 +214,10 @@ def test_a_second_refresh_at_the_same_time_is_skipped(settings: Settings, world:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another refresh is running
         assert refresh(settings).skipped == "busy"
         assert not store.exists()
+    killed = store.with_name(store.name + ".tmp-999999")  # the new file of a refresh killed mid-way
+    killed.write_bytes(b"half a store")
     assert refresh(settings).skipped is None
+    assert not killed.exists()
 
 
 def test_readers_keep_their_snapshot_while_a_refresh_swaps_the_store(

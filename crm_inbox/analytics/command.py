@@ -4,7 +4,9 @@ stderr when the operative database or the store cannot be reached (never a trace
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from crm_inbox.analytics import schema
@@ -42,7 +44,15 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    # serve ends a running scheduled refresh with SIGTERM: unwind (the refresh removes its new file, the old
+    # store stays), where Python's default would end the process at once.
+    raise SystemExit(143)
+
+
 def _refresh(settings: Settings, store: Path, *, full: bool) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         result = refresh(settings, full=full)
     except RefreshFailed as exc:

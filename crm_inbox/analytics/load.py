@@ -80,8 +80,10 @@ FACT_SELECTS: dict[str, str] = {
                      WHERE direction = 'out' AND remote_e164 IS NOT NULL AND started_at IS NOT NULL),
         called AS (SELECT m.id, o.started_at AS at FROM missed m
                    ASOF LEFT JOIN outbound o ON o.remote_e164 = m.remote_e164 AND o.started_at > m.started_at),
-        reminded AS (SELECT call_id AS id, min(completed_at) AS at FROM mirror.reminders
-                     WHERE reason = 'missed_call' AND state = 'done' AND call_id IS NOT NULL GROUP BY call_id),
+        reminded AS (SELECT r.call_id AS id, min(r.completed_at) AS at
+                     FROM mirror.reminders r JOIN mirror.calls k ON k.id = r.call_id
+                     WHERE r.reason = 'missed_call' AND r.state = 'done' AND r.completed_at >= k.started_at
+                     GROUP BY r.call_id),  -- a call-back never before the call
         back AS (SELECT c.id, CASE WHEN c.missed AND c.direction = 'in'
                                    THEN least(called.at, reminded.at) END AS at
                  FROM c LEFT JOIN called USING (id) LEFT JOIN reminded USING (id))

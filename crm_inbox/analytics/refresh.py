@@ -103,6 +103,7 @@ def refresh(settings: Settings, *, full: bool = False) -> RefreshResult:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return RefreshResult("incremental" if not full else "full", 0.0, {}, skipped="busy")
             raise
+        _remove_stale(store)
         mode = "full" if full or not _can_continue(store) else "incremental"
         rows = _rebuild(settings, store, mode, started)
     return RefreshResult(mode, time.monotonic() - started, rows)
@@ -182,6 +183,15 @@ def _remove(tmp: Path) -> None:
     for path in (tmp, tmp.with_name(tmp.name + ".wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(tmp.with_name(tmp.name + ".tmp"), ignore_errors=True)
+
+
+def _remove_stale(store: Path) -> None:
+    """New files of refreshes that were killed (power cut, SIGKILL): with the lock held, none is in use."""
+    for path in store.parent.glob(store.name + ".tmp-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:
