@@ -179,11 +179,18 @@ def test_the_overview_says_when_the_figures_were_taken_and_links_every_report(st
     assert '<a href="/reports">Reports</a>' in html  # the navigation's link
 
 
-def test_a_store_that_cannot_be_read_pauses_the_reports_with_one_log_line(database_url, tmp_path, factory, caplog):
+def test_a_store_that_cannot_be_read_pauses_the_reports_with_one_log_line(database_url, tmp_path, factory, caplog,
+                                                                         store_path):
     with unit_of_work(factory) as session:
         add_staff(session, STAFF, "Jonas Becker", "staff", password=PASSWORD)
     corrupt = tmp_path / "corrupt.duckdb"
     corrupt.write_bytes(b"not a duckdb file at all" * 100)
+    # A store whose header and refresh row read, but whose data blocks are damaged (checksums fail in a query).
+    damaged = tmp_path / "damaged.duckdb"
+    data = bytearray(store_path.read_bytes())
+    data[len(data) // 5: len(data) * 9 // 10] = b"Z" * (len(data) * 9 // 10 - len(data) // 5)
+    damaged.write_bytes(bytes(data))
+    _check_paused(database_url, tmp_path, factory, caplog, "corrupt", damaged)
     locked = build(tmp_path / "locked.duckdb", {})
     # Another program has the store open for writing (DuckDB: one writer or many readers, never both).
     holder = subprocess.Popen([sys.executable, "-c", HOLD_OPEN, str(locked)], stdout=subprocess.PIPE, text=True)

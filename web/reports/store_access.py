@@ -22,6 +22,13 @@ from web.requestdb import state
 
 log = logging.getLogger(__name__)
 CACHED_REPORTS = 32
+# What DuckDB raises when a store file's blocks cannot be read back (a checksum mismatch is a plain
+# duckdb.Error saying "Corrupt database file").
+_DAMAGE = (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException)
+
+
+def damaged(exc: duckdb.Error) -> bool:
+    return isinstance(exc, _DAMAGE) or type(exc) is duckdb.Error or "corrupt" in str(exc).lower()
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,9 @@ class ReportsAccess:
                         return cached
                 answer = Answer(catalog.run(name, con, filters, self.policy), info)
         except duckdb.Error as exc:
-            # The file opened but a read failed (damaged pages): the store is as good as corrupt.
+            if not damaged(exc):
+                raise  # a report's bug: an error with its traceback
+            # The file opened but a read failed (damaged blocks): the store is as good as corrupt.
             self.trouble(AnalyticsUnavailable("corrupt", str(exc)))
             raise AnalyticsUnavailable("corrupt", str(exc)) from exc
         except AnalyticsUnavailable as exc:
