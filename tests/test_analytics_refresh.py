@@ -266,3 +266,18 @@ def test_the_command_prints_one_line_and_fails_clearly(settings: Settings, world
     assert main(["--config", str(config), "analytics", "refresh"]) == 1  # the store's folder cannot be made
     captured = capsys.readouterr()
     assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+
+
+def test_staff_names_are_kept_only_with_per_person_reports(settings: Settings, world: dict[str, Any]) -> None:
+    refresh(replace(settings, analytics={"per_person_reports": True}))
+    con = open_store(_store(settings))
+    try:
+        assert con.execute("SELECT name FROM dim_staff").fetchall() == [("Anna Schmidt",)]
+    finally:
+        con.close()
+    assert refresh(settings).mode == "incremental"  # switched off again: gone with the next refresh
+    con = open_store(_store(settings))
+    try:
+        assert con.execute("SELECT name, team, active FROM dim_staff").fetchall() == [(None, None, True)]
+    finally:
+        con.close()
