@@ -90,8 +90,8 @@ def test_a_missing_store_is_503_with_the_reason_and_switched_off_reports_are_404
 
 def test_the_openapi_document_describes_the_reports(client):
     document = client.get("/api/v1/openapi.json").json
-    operation = document["paths"]["/reports/{name}"]["get"]
+    operation = document["paths"]["/reports/{id}"]["get"]
     assert operation["operationId"] == "getReport"
-    assert {p["name"] for p in operation["parameters"]} == {"name", "from", "to", "team", "category"}
+    assert {p["name"] for p in operation["parameters"]} == {"id", "from", "to", "team", "category"}
     assert {"200", "400", "401", "404", "503"} <= set(operation["responses"])
     assert "ReportFigure" in document["components"]["schemas"]

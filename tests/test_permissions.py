@@ -214,7 +214,9 @@ def world(factory, database_url, tmp_path) -> World:
         ids["segments"] = 1  # none: a 404 when allowed (segments)
         ids["campaigns"] = 1  # none: a 404 when allowed (campaigns)
         ids["erp"] = 10001  # the ERP's paths take a customer or invoice number (data in and out: ERP)
-        ids["report"], ids["figure"] = "service", "tickets_per_week"  # type: ignore[assignment]  (reports, #20)
+        # reports (#20): /api/v1/reports/service, /reports/service/tickets_per_week.csv
+        ids["reports"] = ids["report"] = "service"  # type: ignore[assignment]
+        ids["figure"] = "tickets_per_week"  # type: ignore[assignment]
         ids["documents"] = interaction.id  # a mail, not an upload: renaming or removing it is a 404 (data in and out)
         apply_event(session, settings, CallEvent("generic", "perm-1", "hangup", utcnow(), direction=Direction.IN,
                                                  from_number="+49 30 1234567", to_number="22", cause="noAnswer"))

@@ -39,14 +39,15 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-PATHS["/reports/{name}"] = {"get": {
+# The path parameter is called id like every other (tests/test_api.py maps each route's parameter to {id}).
+PATHS["/reports/{id}"] = {"get": {
     "summary": "A report's figures (service, phone, sales, customers) from the analytics store",
     "description": "The rows the report page shows, with the same works-council suppression (staff groups under "
                    "[analytics] min_group_size are pooled or left out). Read from the analytics store, never "
                    "the CRM's own database: as fresh as the last `crm-inbox analytics refresh`.",
     "operationId": "getReport",
     "parameters": [
-        {"name": "name", "in": "path", "required": True,
+        {"name": "id", "in": "path", "required": True, "description": "the report's name",
          "schema": {"type": "string", "enum": ["service", "phone", "sales", "customers"]}},
         _q("from", _DAY, "first day (default: 90 days back for service and phone, 1 January for sales and "
                          "customers)"),
