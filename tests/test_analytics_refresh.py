@@ -279,5 +279,6 @@ def test_staff_names_are_kept_only_with_per_person_reports(settings: Settings, w
     con = open_store(_store(settings))
     try:
         assert con.execute("SELECT name, team, active FROM dim_staff").fetchall() == [(None, None, True)]
+        assert con.execute("SELECT count(*) FROM mirror.staff WHERE name IS NOT NULL").fetchone() == (0,)
     finally:
         con.close()

@@ -220,6 +220,7 @@ def _copy(conn: Connection, duck: duckdb.DuckDBPyConnection, settings: Settings,
         for name in MIRRORED:
             source = extract.SOURCES[name]
             extract.stage(conn, duck, source, table=source.mirror_table)
+        _scrub_staff(duck, "mirror.staff", settings)
         extract.stage(conn, duck, extract.SOURCES["interactions"])
         extract.stage(conn, duck, extract.SOURCES["interaction_contacts"])
         load.replace_table(duck, "fact_interaction", load.INTERACTION_SELECT)
@@ -228,7 +229,7 @@ def _copy(conn: Connection, duck: duckdb.DuckDBPyConnection, settings: Settings,
     else:
         changed, deleted = set(), set()
         for name in MIRRORED:
-            was_changed, had_deletions = _update_mirror(conn, duck, extract.SOURCES[name])
+            was_changed, had_deletions = _update_mirror(conn, duck, extract.SOURCES[name], settings)
             changed |= {name} if was_changed else set()
             deleted |= {name} if had_deletions else set()
         if _update_interactions(conn, duck, contacts_deleted="contacts" in deleted):
@@ -270,13 +271,23 @@ def _apply_changes(duck: duckdb.DuckDBPyConnection, target: str, key: str, fresh
     return True
 
 
-def _update_mirror(conn: Connection, duck: duckdb.DuckDBPyConnection, source: extract.Source) -> tuple[bool, bool]:
+def _scrub_staff(duck: duckdb.DuckDBPyConnection, table: str, settings: Settings) -> None:
+    """Works council: staff names are not kept in the store at all (not even in the copy) unless per-person
+    reports are switched on."""
+    if not settings.analytics.per_person_reports:
+        duck.execute(f"UPDATE {table} SET name = NULL")
+
+
+def _update_mirror(conn: Connection, duck: duckdb.DuckDBPyConnection, source: extract.Source,
+                   settings: Settings) -> tuple[bool, bool]:
     """Bring one copy up to date: rows new by id (with the look-back window), rows changed by updated_at,
     rows deleted (found by count, then by the full list of ids). Whether anything changed, whether rows were
     deleted."""
     mirror = source.mirror_table
     if source.name in WHOLE:
         extract.stage(conn, duck, source)
+        if source.name == "staff":
+            _scrub_staff(duck, source.stage_table, settings)
         row = duck.execute(f"SELECT count(*) FROM (SELECT * FROM {source.stage_table} EXCEPT "
                            f"SELECT * FROM {mirror} UNION ALL SELECT * FROM {mirror} EXCEPT "
                            f"SELECT * FROM {source.stage_table})").fetchone()
