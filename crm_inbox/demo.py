@@ -32,6 +32,7 @@ from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import unit_of_work
 from crm_inbox.demo_campaigns import create_campaigns
+from crm_inbox.demo_history import History, MailRoute
 from crm_inbox.demo_sales import create_sales
 from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import (
@@ -1181,6 +1182,13 @@ def build_demo(factory: sessionmaker[Session], settings: Settings, *, seed: int 
         with unit_of_work(factory) as session:
             staff = create_staff(session, domain, password, lang)
             people = create_companies_and_people(session, settings, rng, [s[0] for s in staff], lang)
+        # Teams and months of history for the reports, from a random stream of their own (what the demo had before
+        # stays the same for the same seed): tickets and calls now, deals and invoices after the sales.
+        history = History(factory, regional_settings(settings, language), random.Random(seed + 1), now, language)
+        support = settings.mail.support_addresses
+        teams = history.before(staff, domain, MailRoute(support[0] if support else settings.mail.crm_addresses[0],
+                                                        settings.mail.crm_addresses[0], relay_address(settings)),
+                               lang.call_subjects)
         writer = MailWriter(rng, settings, staff, domain, now, lang)
         deliver(factory, settings, write_mails(rng, writer, people, lang))
         with unit_of_work(factory) as session:
@@ -1191,4 +1199,5 @@ def build_demo(factory: sessionmaker[Session], settings: Settings, *, seed: int 
             create_sales(session, regional_settings(settings, language), rng, people, [s[0] for s in staff],
                          now.date(), language)
             create_campaigns(session, regional_settings(settings, language), [s[0] for s in staff], now, language)
+            history.after(session, teams)
     return DemoLogin(email=staff[0][2], password=password)
