@@ -138,7 +138,8 @@ class StoreRefresher:
         if self._stopping.is_set():
             return  # ended by stop(): not a failure worth a line
         if status == 0:
-            log.info("analytics: %s", last_line(out))
+            summary = last_line(out)  # the command's own line ("analytics: full refresh, …")
+            log.info("%s", summary if summary.startswith("analytics") else f"analytics refresh: {summary}")
         else:
             log.warning("analytics: the scheduled refresh failed (exit status %s): %s", status, last_line(err))
 

@@ -134,10 +134,13 @@ def test_serve_builds_the_missing_store_in_a_nice_child_and_goes_on_taking_mail(
             assert con.execute("SELECT count(*) FROM dim_company").fetchone() == (1,)
         finally:
             con.close()
-        lines = [line for line in node.log.read_text().splitlines() if "analytics" in line]
-        assert wait_until(lambda: any("analytics: " in line for line in node.log.read_text().splitlines()),
-                          timeout=30)
-        assert not any("failed" in line for line in lines), lines
+        # One line says what the refresh did (its own summary), nothing else about it.
+        def refresh_lines() -> list[str]:
+            return [line for line in node.log.read_text().splitlines() if "crm_inbox.store_refresh" in line]
+
+        assert wait_until(refresh_lines, timeout=30)
+        (line,) = refresh_lines()
+        assert "analytics: full refresh" in line and str(store) in line, line
         assert node.stop() == 0
     finally:
         node.ensure_gone()
