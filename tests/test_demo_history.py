@@ -1,0 +1,52 @@
+"""The demo's history for the reports: its teams are sized for the works-council rule, and what a step writes
+through the services ("now") is moved back to the step's own time. (The history as a whole is built with every
+demo in tests/test_demo.py.)"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from crm_inbox.config import Settings
+from crm_inbox.db import unit_of_work
+from crm_inbox.demo_history import FIRST_TEAMS, MORE_STAFF_DE, MORE_STAFF_EN, TICKET_ROWS, backdated
+from crm_inbox.models import Contact, InteractionContact, Reminder, Ticket, TicketEvent
+from crm_inbox.tickets import service as tickets
+
+
+def test_the_demo_teams_show_two_teams_and_pool_the_small_ones():
+    min_group_size = Settings().analytics.min_group_size
+    for language, more in (("de", MORE_STAFF_DE), ("en", MORE_STAFF_EN)):
+        sizes = Counter([*FIRST_TEAMS[language], *(team for *_, team in more)])
+        large = [team for team, n in sizes.items() if n >= min_group_size]
+        small = [n for team, n in sizes.items() if n < min_group_size]
+        assert len(large) == 2, sizes  # shown on their own
+        assert small and sum(small) >= min_group_size, sizes  # pooled, and the pool itself large enough to show
+        assert len({ext for _, _, ext, _ in more}) == len(more)  # the phone system tells them apart
+
+
+def test_what_a_step_writes_is_moved_back_to_its_time(settings, factory):
+    with unit_of_work(factory) as session:
+        contact = Contact(name="Klaus Müller", tags=[], fields={})
+        session.add(contact)
+        session.flush()
+        before = tickets.open_for_contact(session, settings, contact, "Vorher", None)
+        before_opened = before.opened_at
+        when = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+        with backdated(session, when, TICKET_ROWS):
+            ticket = tickets.open_for_contact(session, settings, contact, "Damals", None)
+        assert abs(ticket.opened_at - when) < timedelta(seconds=5)
+        assert abs(ticket.updated_at - when) < timedelta(seconds=5)
+        events = session.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)).scalars().all()
+        assert events and all(abs(e.at - when) < timedelta(seconds=5) for e in events)
+        # its reminder (no staff reply yet) is due as long after the moved opening as after the real one
+        reminder = session.execute(select(Reminder).where(Reminder.ticket_id == ticket.id)).scalar_one()
+        assert when < reminder.due_at < when + timedelta(days=7)
+        # the timeline (ordered by the links' copy of the time) shows it then
+        links = session.execute(select(InteractionContact.occurred_at).where(
+            InteractionContact.contact_id == contact.id)).scalars().all()
+        assert sum(abs(at - when) < timedelta(seconds=5) for at in links) >= 1
+        # what was written before the step stays as it was
+        assert session.get_one(Ticket, before.id).opened_at == before_opened
