@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 from sqlalchemy import Connection
 
-BATCH_ROWS = 200_000
+BATCH_ROWS = 50_000
 
 # How each kind of value is selected (SQLite, PostgreSQL), passed to DuckDB and typed in the staging table.
 # Timestamps are naive UTC: SQLite keeps them as text already; PostgreSQL's timestamptz is rendered in UTC.
@@ -82,13 +82,18 @@ class Source:
             return f"CREATE OR REPLACE TEMP TABLE {self.stage_table} ({self.columns_ddl()})"
         return f"CREATE OR REPLACE TABLE {table} ({self.columns_ddl()})"
 
-    def insert_sql(self, table: str | None = None) -> str:
+    def insert_sql(self, table: str | None = None, transform: str | None = None) -> str:
+        """One batch (a list per column as $1, $2, …) into ``table``, as staged or through ``transform``
+        (a SELECT over ``{rows}``, the batch with the staged column names)."""
         parts = []
         for i, col in enumerate(self.cols, start=1):
             _, _, list_type, cast = _KINDS[col.kind]
             value = f"unnest(${i}::{list_type}[])"
-            parts.append(value if list_type == cast else f"{value}::{cast}")
-        return f"INSERT INTO {table or self.stage_table} SELECT {', '.join(parts)}"
+            parts.append(f"{value if list_type == cast else f'{value}::{cast}'} AS {col.name}")
+        batch = f"SELECT {', '.join(parts)}"
+        if transform is not None:
+            return f"INSERT INTO {table} {transform.format(rows=f'({batch})')}"
+        return f"INSERT INTO {table or self.stage_table} {batch}"
 
 
 def _json(path: str, *, pg: str) -> tuple[str, str]:
@@ -174,12 +179,15 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
 
 
 def stage(conn: Connection, duck: duckdb.DuckDBPyConnection, source: Source, where: str = "",
-          params: Mapping[str, Any] | None = None, *, table: str | None = None) -> int:
+          params: Mapping[str, Any] | None = None, *, table: str | None = None,
+          transform: str | None = None) -> int:
     """Copy the source rows (``where``: an extra condition with ``:name`` parameters) into a fresh table:
-    ``table`` (kept in the store) or the temporary ``stage_<name>``; the number of rows."""
-    duck.execute(source.stage_ddl(table))
+    ``table`` (kept in the store) or the temporary ``stage_<name>``; with ``transform`` (a SELECT over
+    ``{rows}``) into the existing ``table`` through it, batch by batch. The number of rows."""
+    if transform is None:
+        duck.execute(source.stage_ddl(table))
     sql = _driver_params(conn, source.select_sql(conn.dialect.name, where))
-    insert = source.insert_sql(table)
+    insert = source.insert_sql(table, transform)
     # The driver's own cursor, in the snapshot's transaction: plain tuples, no Row objects per row (a second
     # per million rows). PostgreSQL: a server-side (named) cursor, so the result is streamed in batches.
     dbapi = conn.connection.dbapi_connection

@@ -61,11 +61,13 @@ def load_channels(duck: duckdb.DuckDBPyConnection) -> None:
 
 # --- facts kept incrementally -------------------------------------------------------------------------------
 
+# ``{rows}``: the staged rows (a staging table, or a batch as it is read: a full refresh loads these facts
+# batch by batch, never holding the whole table in memory twice).
 INTERACTION_SELECT = (
     "SELECT id, occurred_at, CAST(local_ts(occurred_at) AS DATE), kind, direction, channel_of(kind), "
-    "company_id, ticket_id, created_by_id FROM stage_interactions")
+    "company_id, ticket_id, created_by_id FROM {rows}")
 INTERACTION_CONTACT_SELECT = (
-    "SELECT l.interaction_id, l.contact_id, i.occurred_at, l.role FROM stage_interaction_contacts l "
+    "SELECT l.interaction_id, l.contact_id, i.occurred_at, l.role FROM {rows} l "
     "JOIN fact_interaction i ON i.interaction_id = l.interaction_id")
 
 

@@ -154,9 +154,7 @@ def _rebuild(settings: Settings, store: Path, mode: str, started: float) -> dict
             try:
                 with snapshot(engine) as conn:
                     snapshot_at = datetime.now(UTC).replace(tzinfo=None)
-                    duck.execute("BEGIN")
                     _copy(conn, duck, settings, mode)
-                    duck.execute("COMMIT")
             except SQLAlchemyError as exc:
                 detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
                 raise RefreshFailed(f"cannot read the operative database {mask_url(url)}: {detail}") from exc
@@ -221,10 +219,10 @@ def _copy(conn: Connection, duck: duckdb.DuckDBPyConnection, settings: Settings,
             source = extract.SOURCES[name]
             extract.stage(conn, duck, source, table=source.mirror_table)
         _scrub_staff(duck, "mirror.staff", settings)
-        extract.stage(conn, duck, extract.SOURCES["interactions"])
-        extract.stage(conn, duck, extract.SOURCES["interaction_contacts"])
-        load.replace_table(duck, "fact_interaction", load.INTERACTION_SELECT)
-        load.replace_table(duck, "fact_interaction_contact", load.INTERACTION_CONTACT_SELECT)
+        extract.stage(conn, duck, extract.SOURCES["interactions"], table="fact_interaction",
+                      transform=load.INTERACTION_SELECT)
+        extract.stage(conn, duck, extract.SOURCES["interaction_contacts"], table="fact_interaction_contact",
+                      transform=load.INTERACTION_CONTACT_SELECT)
         changed = {*MIRRORED, "interactions"}
     else:
         changed, deleted = set(), set()
@@ -354,7 +352,8 @@ def _update_interactions(conn: Connection, duck: duckdb.DuckDBPyConnection, *, c
     duck.execute(f"DELETE FROM fact_interaction WHERE interaction_id > {low} "
                  "AND interaction_id NOT IN (SELECT id FROM stage_interactions)")  # deleted in the window
     deleted = deleted or bool(_changes(duck))
-    changed = _apply_changes(duck, "fact_interaction", "interaction_id", load.INTERACTION_SELECT) or deleted
+    changed = _apply_changes(duck, "fact_interaction", "interaction_id",
+                             load.INTERACTION_SELECT.format(rows="stage_interactions")) or deleted
 
     # The links of every interaction read again (and of every contact audited) are replaced as read.
     scope = "interaction_id IN (SELECT id FROM stage_interactions)"
@@ -365,7 +364,8 @@ def _update_interactions(conn: Connection, duck: duckdb.DuckDBPyConnection, *, c
     if deleted:
         scope += " OR interaction_id NOT IN (SELECT interaction_id FROM fact_interaction)"
     duck.execute(f"DELETE FROM fact_interaction_contact WHERE {scope}")
-    duck.execute(f"INSERT INTO fact_interaction_contact {load.INTERACTION_CONTACT_SELECT}")
+    duck.execute("INSERT INTO fact_interaction_contact "
+                 + load.INTERACTION_CONTACT_SELECT.format(rows="stage_interaction_contacts"))
     return changed
 
 
