@@ -46,8 +46,9 @@ def refresh_command(config_path: str | None) -> list[str]:
         command += ["--config", str(config_path)]
     command += ["analytics", "refresh"]
     ionice = shutil.which("ionice")
-    # ionice execs the command in the same process: the pid stays the refresh's.
-    return [ionice, "-c", "3", *command] if ionice else command
+    # ionice execs the command in the same process (the pid stays the refresh's); -t: where the idle class
+    # cannot be set (some containers), the refresh runs all the same.
+    return [ionice, "-c", "3", "-t", *command] if ionice else command
 
 
 def refresh_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
