@@ -5,43 +5,43 @@
 from __future__ import annotations
 
 from flask_babel import LazyString
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _
 
 LABELS: dict[str, LazyString] = {
     # service figures
-    "tickets_per_week": _l("Tickets opened and closed per week"),
-    "backlog": _l("Open tickets at the end of each week"),
-    "first_response_by_channel": _l("Time to first response by channel"),
-    "first_response_by_category": _l("Time to first response by customer category"),
-    "resolution_by_channel": _l("Resolution time by channel"),
-    "resolution_by_category": _l("Resolution time by customer category"),
-    "reopen_rate": _l("Reopen rate"),
-    "tickets_by_team": _l("Tickets per team"),
-    "tickets_by_staff": _l("Tickets per person"),
+    "tickets_per_week": _("Tickets opened and closed per week"),
+    "backlog": _("Open tickets at the end of each week"),
+    "first_response_by_channel": _("Time to first response by channel"),
+    "first_response_by_category": _("Time to first response by customer category"),
+    "resolution_by_channel": _("Resolution time by channel"),
+    "resolution_by_category": _("Resolution time by customer category"),
+    "reopen_rate": _("Reopen rate"),
+    "tickets_by_team": _("Tickets per team"),
+    "tickets_by_staff": _("Tickets per person"),
     # phone figures
-    "calls_heatmap": _l("Inbound calls per hour and weekday"),
-    "answer_rate": _l("Answer rate"),
-    "missed_callbacks": _l("Missed calls and call-backs"),
-    "calls_by_team": _l("Calls per team"),
-    "calls_by_staff": _l("Calls per person"),
+    "calls_heatmap": _("Inbound calls per hour and weekday"),
+    "answer_rate": _("Answer rate"),
+    "missed_callbacks": _("Missed calls and call-backs"),
+    "calls_by_team": _("Calls per team"),
+    "calls_by_staff": _("Calls per person"),
     # columns
-    "week": _l("Week"), "opened": _l("Opened"), "closed": _l("Closed"), "open_tickets": _l("Open tickets"),
-    "channel": _l("Channel"), "tickets": _l("Tickets"), "without_response": _l("Without response yet"),
-    "median_hours": _l("Median"), "p90_hours": _l("90th percentile"), "reopened": _l("Reopened"),
-    "median_first_response_hours": _l("Median time to first response"), "staff": _l("Staff member"),
-    "hour": _l("Hour"),
-    "mon": _l("Mon"), "tue": _l("Tue"), "wed": _l("Wed"), "thu": _l("Thu"), "fri": _l("Fri"), "sat": _l("Sat"),
-    "sun": _l("Sun"),
-    "inbound_calls": _l("Inbound calls"), "answered": _l("Answered"), "missed": _l("Missed"),
-    "called_back": _l("Called back"), "not_called_back": _l("Not called back yet"),
-    "called_back_share": _l("Share called back"), "median_callback_minutes": _l("Median time to call-back"),
-    "p90_callback_minutes": _l("Time to call-back, 90th percentile"),
-    "answered_calls": _l("Answered calls"), "outbound_calls": _l("Outbound calls"),
+    "week": _("Week"), "opened": _("Opened"), "closed": _("Closed"), "open_tickets": _("Open tickets"),
+    "channel": _("Channel"), "tickets": _("Tickets"), "without_response": _("Without response yet"),
+    "median_hours": _("Median"), "p90_hours": _("90th percentile"), "reopened": _("Reopened"),
+    "median_first_response_hours": _("Median time to first response"), "staff": _("Staff member"),
+    "hour": _("Hour"),
+    "mon": _("Mon"), "tue": _("Tue"), "wed": _("Wed"), "thu": _("Thu"), "fri": _("Fri"), "sat": _("Sat"),
+    "sun": _("Sun"),
+    "inbound_calls": _("Inbound calls"), "answered": _("Answered"), "missed": _("Missed"),
+    "called_back": _("Called back"), "not_called_back": _("Not called back yet"),
+    "called_back_share": _("Share called back"), "median_callback_minutes": _("Median time to call-back"),
+    "p90_callback_minutes": _("Time to call-back, 90th percentile"),
+    "answered_calls": _("Answered calls"), "outbound_calls": _("Outbound calls"),
     # row values
-    "all": _l("All"), "none": _l("No category"),
-    "email": _l("E-mail"), "call": _l("Call"), "web_form": _l("Web form"), "other": _l("Other"),
-    "note": _l("Note"), "document": _l("Document"), "meeting": _l("Meeting"), "letter": _l("Letter"),
+    "all": _("All"), "none": _("No category"),
+    "email": _("E-mail"), "call": _("Call"), "web_form": _("Web form"), "other": _("Other"),
+    "note": _("Note"), "document": _("Document"), "meeting": _("Meeting"), "letter": _("Letter"),
     # notes
-    "team_filter_not_applied": _l("This figure is about customers, not about staff work: the team filter does "
+    "team_filter_not_applied": _("This figure is about customers, not about staff work: the team filter does "
                                   "not apply to it."),
 }
