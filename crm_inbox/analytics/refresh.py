@@ -105,7 +105,10 @@ def refresh(settings: Settings, *, full: bool = False) -> RefreshResult:
             raise
         _remove_stale(store)
         mode = "full" if full or not _can_continue(store) else "incremental"
-        rows = _rebuild(settings, store, mode, started)
+        try:
+            rows = _rebuild(settings, store, mode, started)
+        except (OSError, duckdb.IOException) as exc:  # disk full, folder gone: the old store stays
+            raise RefreshFailed(f"cannot write the analytics store beside {store}: {exc}") from exc
     return RefreshResult(mode, time.monotonic() - started, rows)
 
 
@@ -155,8 +158,8 @@ def _rebuild(settings: Settings, store: Path, mode: str, started: float) -> dict
                 with snapshot(engine) as conn:
                     snapshot_at = datetime.now(UTC).replace(tzinfo=None)
                     _copy(conn, duck, settings, mode)
-            except SQLAlchemyError as exc:
-                detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:  # extract reads via the driver
+                detail = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
                 raise RefreshFailed(f"cannot read the operative database {mask_url(url)}: {detail}") from exc
             finally:
                 engine.dispose()
