@@ -246,8 +246,12 @@ def cmd_demo(settings: Settings, no_serve: bool, language: str | None = None,
     for noisy in ("alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # Demo addresses are made up: reminders show on the dashboard but mail nobody.
+    # The demo's analytics store lies beside its database: never the file a real serve (or the other
+    # language's demo) reports from.
+    own_store = {} if settings.analytics.path else {
+        "analytics": {"path": str(db_file.with_name(db_file.stem + "-analytics.duckdb"))}}
     settings = replace(regional_settings(settings, language), database={"url": f"sqlite:///{db_file}"},
-                       reminders={"notify_by_mail": False})
+                       reminders={"notify_by_mail": False}, **own_store)
     if not settings.web.base_url and settings.web.port:
         # campaign mail needs an absolute opt-out link; on the demo machine that is the local address
         settings = replace(settings, web={"base_url": f"http://{settings.web.host}:{settings.web.port}"})
