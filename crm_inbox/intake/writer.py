@@ -133,6 +133,13 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     serve(sys.stdin.fileno(), sys.stdout.buffer)
+    # Everything is committed and answered, the connection closed: skip the interpreter's teardown, which
+    # takes longer than the work (0.2 s of CPU, 0.5-1 s on a busy machine) and which serve's stop waits for.
+    # (After an error, the normal exit prints its traceback.)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 # --- the listener's side (asyncio, on the SMTP event loop) ---
