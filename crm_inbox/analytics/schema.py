@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # The version of this layout: a store of another version is rebuilt by the next refresh (full), never patched.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DIMENSIONS: dict[str, str] = {
     "dim_date": """
@@ -64,6 +64,7 @@ FACTS: dict[str, str] = {
     "fact_interaction_contact": """
         interaction_id BIGINT NOT NULL, contact_id BIGINT NOT NULL,
         occurred_at TIMESTAMP NOT NULL, role VARCHAR,
+        occurred_date DATE NOT NULL,         -- local, as fact_interaction's (the export's month)
         PRIMARY KEY (interaction_id, contact_id)""",
     "fact_call": """
         call_id BIGINT PRIMARY KEY,
@@ -127,7 +128,8 @@ FACTS: dict[str, str] = {
         state VARCHAR NOT NULL,              -- draft, final, sent, accepted, declined, superseded
         quote_date DATE, sent_at TIMESTAMP, decided_at TIMESTAMP,
         net_total DECIMAL(18,2) NOT NULL,
-        contact_id BIGINT, company_id BIGINT, created_by_id BIGINT""",
+        contact_id BIGINT, company_id BIGINT, created_by_id BIGINT,
+        sent_date DATE                       -- local day of sent_at""",
     "fact_order": """
         order_id BIGINT PRIMARY KEY,
         number VARCHAR NOT NULL,
@@ -172,7 +174,7 @@ META: dict[str, str] = {
 # (month=YYYY-MM folders); None: one file.
 EXPORT_PARTITIONS: dict[str, str | None] = {
     "dim_date": None, "dim_company": None, "dim_contact": None, "dim_staff": None, "dim_channel": None,
-    "fact_interaction": "occurred_date", "fact_interaction_contact": "occurred_at", "fact_call": "started_date",
+    "fact_interaction": "occurred_date", "fact_interaction_contact": "occurred_date", "fact_call": "started_date",
     "fact_ticket": "opened_date", "fact_ticket_event": "occurred_date", "fact_reminder": "created_date",
     "fact_opportunity": "created_date", "fact_stage_change": "changed_date", "fact_quote": "quote_date",
     "fact_order": "order_date", "fact_invoice": "issued_on", "fact_campaign_send": "sent_date",
