@@ -127,7 +127,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("tickets", "tickets", updated="updated_at", cols=(Col("updated_at", "ts"),
         Col("id", "int"), Col("number", "int"), Col("opened_at", "ts"), Col("closed_at", "ts"),
         Col("state", "text"), Col("priority", "text"), Col("contact_id", "int"), Col("company_id", "int"),
-        Col("assignee_id", "int"),
+        Col("assignee_id", "int"), Col("merged_into_id", "int"),
         Col("by_email", "bool", "CASE WHEN opened_by_email IS NULL THEN 0 ELSE 1 END",
             "CASE WHEN opened_by_email IS NULL THEN 0 ELSE 1 END"))),
     Source("ticket_events", "ticket_events", (

@@ -67,7 +67,7 @@ INTERACTION_SELECT = (
     "SELECT id, occurred_at, CAST(local_ts(occurred_at) AS DATE), kind, direction, channel_of(kind), "
     "company_id, ticket_id, created_by_id FROM {rows}")
 INTERACTION_CONTACT_SELECT = (
-    "SELECT l.interaction_id, l.contact_id, i.occurred_at, l.role FROM {rows} l "
+    "SELECT l.interaction_id, l.contact_id, i.occurred_at, l.role, i.occurred_date FROM {rows} l "
     "JOIN fact_interaction i ON i.interaction_id = l.interaction_id")
 
 
@@ -100,10 +100,13 @@ FACT_SELECTS: dict[str, str] = {
         WITH first_contact AS (
             SELECT ticket_id, arg_min(channel, occurred_at) AS channel FROM fact_interaction
             WHERE ticket_id IS NOT NULL AND kind NOT IN ('ticket', 'reminder', 'deal') GROUP BY ticket_id),
+        -- A staff reply: its event, or outbound mail a person wrote (created_by set). The automatic
+        -- acknowledgement and other mail the system sends has no author: it is no response.
         replies AS (
             SELECT ticket_id, happened_at AS at FROM mirror.ticket_events WHERE kind = 'staff_reply'
             UNION ALL
-            SELECT ticket_id, occurred_at FROM fact_interaction WHERE ticket_id IS NOT NULL AND direction = 'out'),
+            SELECT ticket_id, occurred_at FROM fact_interaction
+            WHERE ticket_id IS NOT NULL AND direction = 'out' AND staff_id IS NOT NULL),
         first_reply AS (
             SELECT t.id, min(r.at) AS at FROM mirror.tickets t JOIN replies r ON r.ticket_id = t.id
             AND r.at >= t.opened_at GROUP BY t.id),
@@ -117,7 +120,8 @@ FACT_SELECTS: dict[str, str] = {
             GROUP BY ticket_id),
         t AS (
             SELECT s.*, CASE WHEN s.state IN {_CLOSED} THEN coalesce(cl.at, s.closed_at) END AS done_at
-            FROM mirror.tickets s LEFT JOIN closings cl ON cl.ticket_id = s.id)
+            FROM mirror.tickets s LEFT JOIN closings cl ON cl.ticket_id = s.id
+            WHERE s.merged_into_id IS NULL)  -- a merged ticket is a duplicate: its mail counts for the target
         SELECT t.id, t.number, t.opened_at, CAST(local_ts(t.opened_at) AS DATE),
                t.done_at, CAST(local_ts(t.done_at) AS DATE), t.state, t.priority,
                CASE WHEN t.by_email THEN 'email' ELSE coalesce(fc.channel, 'other') END,
@@ -133,7 +137,8 @@ FACT_SELECTS: dict[str, str] = {
     "fact_ticket_event": """
         SELECT id, ticket_id, happened_at, CAST(local_ts(happened_at) AS DATE), kind,
                CASE WHEN kind = 'state' THEN state_after END, staff_id
-        FROM mirror.ticket_events""",
+        FROM mirror.ticket_events
+        WHERE ticket_id NOT IN (SELECT id FROM mirror.tickets WHERE merged_into_id IS NOT NULL)""",
     "fact_reminder": """
         SELECT id, created_at, CAST(local_ts(created_at) AS DATE), due_at, completed_at, state, reason,
                assignee_id, contact_id, company_id, call_id, ticket_id
@@ -156,7 +161,7 @@ FACT_SELECTS: dict[str, str] = {
            OR (a.action = 'opportunity.update' AND a.stage_to IS NOT NULL)""",
     "fact_quote": """
         SELECT id, opportunity_id, number, version, state, quote_date, sent_at, decided_at, net_total,
-               contact_id, company_id, created_by_id
+               contact_id, company_id, created_by_id, CAST(local_ts(sent_at) AS DATE)
         FROM mirror.quotes""",
     "fact_order": """
         SELECT id, number, quote_id, opportunity_id, order_date, state, net_total, gross_total, contact_id,
@@ -183,7 +188,7 @@ DEPENDS: dict[str, set[str]] = {
     "dim_company": {"companies"}, "dim_contact": {"contacts"},
     "fact_call": {"calls", "reminders"},
     "fact_ticket": {"tickets", "ticket_events", "interactions", "companies", "contacts"},
-    "fact_ticket_event": {"ticket_events"}, "fact_reminder": {"reminders"},
+    "fact_ticket_event": {"ticket_events", "tickets"}, "fact_reminder": {"reminders"},
     "fact_opportunity": {"opportunities", "companies", "contacts"},
     "fact_stage_change": {"stage_audit", "opportunities"},
     "fact_quote": {"quotes"}, "fact_order": {"orders"}, "fact_invoice": {"invoices"},
@@ -196,7 +201,7 @@ DATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "fact_interaction": ("occurred_date",), "fact_call": ("started_date",),
     "fact_ticket": ("opened_date", "closed_date"), "fact_ticket_event": ("occurred_date",),
     "fact_reminder": ("created_date",), "fact_opportunity": ("created_date", "closed_date", "close_date"),
-    "fact_stage_change": ("changed_date",), "fact_quote": ("quote_date",), "fact_order": ("order_date",),
+    "fact_stage_change": ("changed_date",), "fact_quote": ("quote_date", "sent_date"), "fact_order": ("order_date",),
     "fact_invoice": ("issued_on",), "fact_campaign_send": ("sent_date",),
 }
 
