@@ -1177,6 +1177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="ten times smaller")
     parser.add_argument("--postgres", default=DEFAULT_PG_URL, help="server URL (the database is bench_analytics)")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--keep", type=Path, help="keep (and reuse) the built SQLite database in DIR")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", action="store_true",
@@ -1197,10 +1198,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-analytics-") as name:
         tmp = Path(name)
         results["environment"] = environment(tmp)
-        url, built = sqlite_database(tmp, args.keep, scale, args.quick)
-        rows.append(Row("SQLite", "database built, rows / s", f"{sum(built.rows.values()):,} / {built.seconds:.0f}",
-                        "—", None, "(kept)" if args.keep else ""))
-        run_backend("SQLite", url, built, tmp, args.quick, rows, results, args.profile)
+        if not args.no_sqlite:
+            url, built = sqlite_database(tmp, args.keep, scale, args.quick)
+            rows.append(Row("SQLite", "database built, rows / s",
+                            f"{sum(built.rows.values()):,} / {built.seconds:.0f}", "—", None,
+                            "(kept)" if args.keep else ""))
+            run_backend("SQLite", url, built, tmp, args.quick, rows, results, args.profile)
         if not args.no_postgres:
             reason = postgres_available(args.postgres)
             if reason:
