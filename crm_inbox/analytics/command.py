@@ -1,5 +1,9 @@
 """``crm-inbox analytics refresh|export|status``: one line for people and cron; exit 1 with one clear line on
-stderr when the operative database or the store cannot be reached (never a traceback, never a password)."""
+stderr when the operative database or the store cannot be reached (never a traceback, never a password).
+
+Only the standard library at import time: cli builds its parser for every command (serve, user add, …) with
+``add_parser``, and none of them may load DuckDB or the refresh for it. The commands import them when run.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crm_inbox.analytics import schema
-from crm_inbox.analytics.export import export_parquet
-from crm_inbox.analytics.refresh import RefreshFailed, refresh
-from crm_inbox.analytics.store import open_store, read_info
-from crm_inbox.config import Settings
 from crm_inbox.errors import AnalyticsUnavailable
+
+if TYPE_CHECKING:
+    from crm_inbox.config import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +54,8 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
 
 
 def _refresh(settings: Settings, store: Path, *, full: bool) -> int:
+    from crm_inbox.analytics.refresh import RefreshFailed, refresh
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
@@ -66,10 +71,14 @@ def _refresh(settings: Settings, store: Path, *, full: bool) -> int:
 
 
 def _export(store: Path, directory: Path) -> int:
+    from crm_inbox.analytics.export import ExportRefused, export_parquet
+
     try:
         written = export_parquet(store, directory)
     except AnalyticsUnavailable as exc:
         return _fail(f"{exc} (run: crm-inbox analytics refresh)")
+    except ExportRefused as exc:
+        return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot write {directory}: {exc.strerror or exc}")
     print(f"analytics: {len(written)} tables, {sum(written.values()):,} rows as Parquet -> {directory}")
@@ -77,6 +86,9 @@ def _export(store: Path, directory: Path) -> int:
 
 
 def _status(store: Path) -> int:
+    from crm_inbox.analytics import schema
+    from crm_inbox.analytics.store import open_store, read_info
+
     try:
         con = open_store(store)
     except AnalyticsUnavailable as exc:
