@@ -1107,7 +1107,7 @@ def run_backend(name: str, url: str, built: Built, tmp: Path, quick: bool, rows:
             rows.append(Row(name, label, "ERROR", "< 300", False, t["error"][:80]))
         else:
             rows.append(Row(name, label, f"{t['p95_ms']:.0f}", "< 300", t["p95_ms"] < 300,
-                            f"p50 {t['p50_ms']:.0f}; {load()}"))
+                            f"p50 {t['p50_ms']:.0f}; {t['figures']} figures, {t['rows']} rows; {load()}"))
     if any(t["p95_ms"] >= 300 for t in timed if not t["error"]):
         res["slowest_queries"] = slowest_queries(store, [c for c, t in zip(cases, timed, strict=True)
                                                          if not t["error"] and t["p95_ms"] >= 300])
