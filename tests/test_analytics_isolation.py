@@ -26,7 +26,7 @@ from crm_inbox.analytics.store import build_store
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Call, Company, Contact, ContactEmail, InboundMessage, InboundState
 from crm_inbox.staff.service import add_staff
-from tests.conftest import CRM
+from tests.conftest import CRM, make_token
 from tests.mailfactory import make_mail
 from tests.serveproc import Serve, config_file, serve, wait_until
 
@@ -181,3 +181,44 @@ def test_serve_takes_mail_calls_and_pages_as_before_with_the_store_missing_corru
         assert sorted(session.execute(select(Call.call_id)).scalars()) == ["call-corrupt", "call-locked",
                                                                           "call-missing"]
         assert len(session.execute(select(InboundMessage.id)).all()) == 3
+
+
+# --- without analytics, the app never loads it ------------------------------------------------------------
+
+LOADED = """
+import json, sys
+from pathlib import Path
+from tests.conftest import make_settings
+
+def loaded():
+    return {"duckdb": "duckdb" in sys.modules, "analytics": "crm_inbox.analytics" in sys.modules}
+
+url, instance, store, token = sys.argv[1:]
+seen = {}
+import web.app
+seen["import"] = loaded()
+for enabled in (False, True):
+    settings = make_settings(url, Path(instance), analytics={"enabled": enabled, "path": store})
+    client = web.app.create_app(settings).test_client()
+    seen[f"app {enabled}"] = loaded()
+    response = client.get("/api/v1/reports/service", headers={"Authorization": f"Bearer {token}"})
+    seen[f"report {enabled}"] = {**loaded(), "status": response.status_code}
+print(json.dumps(seen))
+"""
+
+
+def test_an_app_without_analytics_never_loads_it_nor_duckdb_and_one_with_it_only_for_a_report(
+        database_url, factory, tmp_path):
+    token = make_token(factory, "leser@beispiel-firma.de", role="readonly")
+    store = tmp_path / "analytics.duckdb"
+    build_store(store, {})
+    done = subprocess.run([sys.executable, "-c", LOADED, database_url, str(tmp_path / "instance"), str(store), token],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    nothing = {"duckdb": False, "analytics": False}
+    assert seen["import"] == seen["app False"] == nothing
+    assert seen["report False"] == {**nothing, "status": 404}  # switched off: no reports, still nothing loaded
+    # Switched on, the pages are mounted; the report queries and DuckDB come with the first report asked for.
+    assert seen["app True"]["duckdb"] is False
+    assert seen["report True"] == {"duckdb": True, "analytics": True, "status": 200}

@@ -86,7 +86,8 @@ def report_world(today: date) -> dict[str, list[tuple[Any, ...]]]:
                          owner_id=7 + n % 7, company_id=1 + n % 4, category=("A", "B", "C", None)[n % 4]))
     quotes = [row("fact_quote", quote_id=n + 1, opportunity_id=100 + n, number=f"AN-{n + 1}", version=1,
                   state="accepted" if n % 3 else "sent", quote_date=day(150 - n * 10).date(),
-                  sent_at=day(150 - n * 10), net_total=Decimal("4000.00") + n * 100, company_id=1 + n % 4)
+                  sent_at=day(150 - n * 10), sent_date=day(150 - n * 10).date(),
+                  net_total=Decimal("4000.00") + n * 100, company_id=1 + n % 4)
               for n in range(10)]
     orders = [row("fact_order", order_id=n + 1, number=f"AB-{n + 1}", quote_id=n + 1, opportunity_id=100 + n,
                   order_date=day(140 - n * 10).date(), state="open", net_total=Decimal("4000.00") + n * 100,
@@ -100,7 +101,8 @@ def report_world(today: date) -> dict[str, list[tuple[Any, ...]]]:
                         occurred_date=day(n * 30).date(), kind="email", direction="in", channel="email",
                         company_id=1 + n % 4) for n in range(8)]
     interaction_contacts = [row("fact_interaction_contact", interaction_id=n + 1, contact_id=1 + n % 4,
-                                occurred_at=day(n * 30), role="from") for n in range(8)]
+                                occurred_at=day(n * 30), occurred_date=day(n * 30).date(), role="from")
+                            for n in range(8)]
     sends = [row("fact_campaign_send", recipient_id=n + 1, campaign_id=1 + n % 2,
                  campaign_name=("Frühjahr", "Herbst")[n % 2], channel="email", state="released",
                  sent_at=day(60 - n), sent_date=day(60 - n).date(), replied_at=day(58 - n) if n % 3 == 0 else None,
@@ -390,3 +392,9 @@ def test_chart_scales_have_few_round_ticks_and_all_zero_figures_no_chart():
     zeros = Figure("forecast", "bar", columns, ((date(2026, 1, 1), Decimal(0)),), x="month")
     some = Figure("forecast", "bar", columns, ((date(2026, 1, 1), Decimal("0.01")),), x="month")
     assert not has_chart(zeros) and has_chart(some)
+
+
+def test_the_pages_know_the_catalogs_reports_by_name():
+    from web.reports.names import REPORT_NAMES
+
+    assert REPORT_NAMES == tuple(catalog.REPORTS) == REPORTS

@@ -2,26 +2,26 @@
 page shows (the same rows, the same works-council suppression), read from the analytical store only.
 
 Any staff token may read (read-only too). A store that cannot be read answers 503 with the reason; with
-[analytics] enabled off the reports do not exist (404)."""
+[analytics] enabled off the reports do not exist (404). The report side (the queries, the store access, DuckDB)
+is imported inside the view, at the first report asked for: web.api registers this module in every app, and an
+app or serve without analytics never loads it (issue #20: apart means apart)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, jsonify, request
 
-from crm_inbox.analytics.model import Figure
-from crm_inbox.analytics.reports.catalog import REPORTS
 from crm_inbox.erp.overdue import today
 from crm_inbox.errors import AnalyticsUnavailable
 from web.api import serialize as ser
 from web.api.blueprint import api
 from web.auth import require_token
 from web.json_errors import fail
-from web.reports.filters import parse_filters, query_args
-from web.reports.formatting import plain_value
-from web.reports.store_access import access
 from web.requestdb import state
+
+if TYPE_CHECKING:
+    from crm_inbox.analytics.model import Figure
 
 UNAVAILABLE = {"missing": "no analytics store yet: `crm-inbox analytics refresh` builds it",
                "corrupt": "the analytics store cannot be read; the next refresh replaces it",
@@ -30,6 +30,8 @@ UNAVAILABLE = {"missing": "no analytics store yet: `crm-inbox analytics refresh`
 
 
 def figure_json(figure: Figure) -> dict[str, Any]:
+    from web.reports.formatting import plain_value
+
     return {"key": figure.key, "kind": figure.kind, "x": figure.x or None, "series": list(figure.series),
             "columns": [{"key": c.key, "unit": c.unit} for c in figure.columns],
             "rows": [[plain_value(v) for v in row] for row in figure.rows],
@@ -40,8 +42,14 @@ def figure_json(figure: Figure) -> dict[str, Any]:
 @require_token()
 def get_report(name: str) -> Response:
     settings = state().settings
-    if not settings.analytics.enabled or name not in REPORTS:
-        fail(404, "not_found", "no such report" if settings.analytics.enabled else "reports are switched off")
+    if not settings.analytics.enabled:
+        fail(404, "not_found", "reports are switched off")
+    from web.reports.filters import parse_filters, query_args
+    from web.reports.names import REPORT_NAMES
+    from web.reports.store_access import access
+
+    if name not in REPORT_NAMES:
+        fail(404, "not_found", "no such report")
     filters = parse_filters(name, request.args, today(settings))  # ValidationError: 400 with the field
     try:
         answer = access().run(name, filters)

@@ -4,7 +4,7 @@ a store that cannot be read pauses the reports and nothing else."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, abort, render_template, request
 from flask_babel import get_locale
@@ -12,7 +12,6 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from crm_inbox.analytics.model import Figure, Filters
-from crm_inbox.analytics.reports.catalog import REPORTS
 from crm_inbox.erp.overdue import today
 from crm_inbox.errors import AnalyticsUnavailable, ValidationError
 from web import csrf
@@ -24,13 +23,24 @@ from web.reports.charts import HEIGHT, WIDTH, chart_svg, has_chart
 from web.reports.downloads import figure_csv
 from web.reports.filters import CATEGORIES, default_period, last_day, parse_filters, query_args
 from web.reports.labels import label
-from web.reports.store_access import access
+from web.reports.names import REPORT_NAMES
 from web.reports.tables import figure_table
 from web.requestdb import state
+
+if TYPE_CHECKING:
+    from web.reports.store_access import ReportsAccess
 
 # An SVG opened on its own (not as the page's <img>) is a document of this origin: nothing in it may run.
 # pygal's <style> is inline, so styles are allowed; its <script> never runs.
 SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; script-src 'none'; sandbox"
+
+
+def access() -> ReportsAccess:
+    """The app's store access, imported at the first report request: mounting the pages loads neither the
+    report queries nor DuckDB into serve's process; a report read does."""
+    from web.reports.store_access import access as app_access
+
+    return app_access()
 
 
 def language() -> str:
@@ -51,7 +61,7 @@ def _why(reason: str) -> str:
 @reports.context_processor
 def template_helpers() -> dict[str, Any]:
     return {"csrf_field": csrf.field, "current_user": current_user, "label": label, "local_time": local_time,
-            "why_unavailable": _why, "report_names": tuple(REPORTS)}
+            "why_unavailable": _why, "report_names": REPORT_NAMES}
 
 
 def _filters(name: str) -> Filters:
@@ -71,7 +81,7 @@ def overview() -> str:
 
 @reports.get("/reports/<name>")
 def report(name: str) -> tuple[str, int]:
-    if name not in REPORTS:
+    if name not in REPORT_NAMES:
         abort(404)
     reports_access = access()
     first, last = default_period(name, today(state().settings))
@@ -99,7 +109,7 @@ def report(name: str) -> tuple[str, int]:
 
 def _figure(name: str) -> tuple[Filters, Figure]:
     """The figure of a chart or CSV URL; 400 for bad filters, 404 for no such figure, 503 for no store."""
-    if name not in REPORTS:
+    if name not in REPORT_NAMES:
         abort(404)
     try:
         filters = _filters(name)
