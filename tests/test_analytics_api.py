@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import make_token
 from tests.test_analytics_pages import (
     BAD_FILTERS,
+    EDGE_DATES,
     REPORTS,
     SMALL_TEAM,
     default_filters,
@@ -69,6 +70,9 @@ def test_bad_filters_name_the_field_and_unknown_reports_are_404(client, auth):
         assert response.status_code == 400, query
         assert response.json["error"]["code"] == "invalid"
         assert response.json["error"]["field"] == field.lower()
+    for query in EDGE_DATES:
+        response = client.get(f"/api/v1/reports/customers?{query}", headers=auth)
+        assert response.status_code == 400 and response.json["error"]["field"] in ("from", "to"), query
     assert client.get("/api/v1/reports/payroll", headers=auth).status_code == 404
     assert client.get("/api/v1/reports/service").status_code == 401
     year = default_filters("sales").start.year

@@ -305,7 +305,10 @@ def test_german_pages_write_numbers_and_money_the_german_way_and_the_heat_map_is
 
 BAD_FILTERS = [("from=2026-03-01&to=2026-02-01", "To"), ("from=1.3.2026", "From"), ("to=tomorrow", "To"),
                ("from=2019-01-01&to=2026-01-01", "To"), ("to=9999-12-31", "To"), ("category=D", "Category"),
-               ("team=" + "x" * 101, "Team")]
+               ("team=" + "x" * 101, "Team"), ("from=0001-01-01&to=0001-01-01", "From"),
+               ("from=9999-01-01&to=9999-12-30", "From"), ("from=1899-12-31", "From")]
+# Dates at the calendar's ends: the customers report steps months and looks 90 days back from them.
+EDGE_DATES = ("from=0001-01-01&to=0001-01-01", "from=9999-01-01&to=9999-12-30", "from=2999-12-01&to=3000-01-31")
 
 
 def test_bad_filters_are_a_clear_400_and_unknown_reports_a_404(staff_client):
@@ -315,6 +318,12 @@ def test_bad_filters_are_a_clear_400_and_unknown_reports_a_404(staff_client):
         assert f'<p class="error" role="alert">{field}: ' in page.get_data(as_text=True)
         assert staff_client.get(f"/reports/service/tickets_per_week.svg?{query}").status_code == 400
         assert staff_client.get(f"/reports/service/tickets_per_week.csv?{query}").status_code == 400
+    for query in EDGE_DATES:
+        for name in REPORTS:
+            for path in (f"/reports/{name}", f"/reports/{name}/x.svg", f"/reports/{name}/x.csv"):
+                assert staff_client.get(f"{path}?{query}").status_code == 400, (path, query)
+    assert staff_client.get("/reports/customers?from=1900-01-01&to=1900-01-31").status_code == 200
+    assert staff_client.get("/reports/customers?from=2999-12-01&to=2999-12-31").status_code == 200
     assert staff_client.get("/reports/payroll").status_code == 404
     assert staff_client.get("/reports/service/nothing.svg").status_code == 404
     assert staff_client.get("/reports/service/nothing.csv").status_code == 404

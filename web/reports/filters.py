@@ -14,6 +14,9 @@ from web.i18n import N_
 CATEGORIES = ("A", "B", "C", "none")
 MAX_DAYS = 5 * 365 + 2  # five years, leap days included
 MAX_TEAM = 100
+# Years a business's figures can have: beyond them date arithmetic in the reports (a month on, 90 days back)
+# would leave the calendar, and nobody means year 1 or 9999.
+YEARS = (1900, 2999)
 # Service and phone look at recent weeks; sales and customers at the year (the forecast reaches ahead).
 RECENT_DAYS = {"service": 90, "phone": 90}
 
@@ -32,9 +35,12 @@ def _day(args: Mapping[str, str], name: str, default: date) -> date:
     try:
         if len(raw) != 10:  # fromisoformat also reads 20260301 and week dates: the form sends YYYY-MM-DD
             raise ValueError(raw)
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ValidationError(name, N_("is not a date (YYYY-MM-DD)")) from None
+    if not YEARS[0] <= day.year <= YEARS[1]:
+        raise ValidationError(name, N_("must lie between the years 1900 and 2999"))
+    return day
 
 
 def parse_filters(report: str, args: Mapping[str, str], today: date) -> Filters:
@@ -47,8 +53,6 @@ def parse_filters(report: str, args: Mapping[str, str], today: date) -> Filters:
         raise ValidationError("to", N_("the period ends before it starts"))
     if (last - first).days >= MAX_DAYS:
         raise ValidationError("to", N_("the period may be at most five years"))
-    if last == date.max:
-        raise ValidationError("to", N_("is not a date (YYYY-MM-DD)"))
     team = (args.get("team") or "").strip() or None
     if team is not None and len(team) > MAX_TEAM:
         raise ValidationError("team", N_("is too long"))
