@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ import duckdb
 import pytest
 
 from crm_inbox.analytics import schema
+from crm_inbox.analytics import store as store_module
 from crm_inbox.analytics.store import StoreReader, build_store, connect_file, open_store
 from crm_inbox.errors import AnalyticsUnavailable
 
@@ -128,3 +130,38 @@ def test_readers_in_many_threads_share_the_store(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert errors == [] and counts == [2] * 80
+
+
+def test_a_reader_uses_one_thread_little_memory_and_no_disk(tmp_path: Path) -> None:
+    path = tmp_path / "analytics.duckdb"
+    build_store(path, {})
+    reader = StoreReader(path)
+    with reader.cursor() as cur:
+        threads, memory, spill = cur.execute("SELECT current_setting('threads'), current_setting('memory_limit'), "
+                                             "current_setting('temp_directory')").fetchone() or (None, None, None)
+    reader.close()
+    assert threads == 1 and memory == "244.1 MiB" and spill == ""  # 256 MB; nothing spilled anywhere
+
+
+def _holds_deleted(path: Path) -> bool:
+    fds = Path("/proc/self/fd")
+    return any(os.readlink(fd).startswith(f"{path} (deleted)") for fd in fds.iterdir() if fd.is_symlink()
+               and os.path.exists(fd))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_an_idle_reader_lets_go_of_a_swapped_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "WATCH_SECONDS", 0.02)
+    path = tmp_path / "analytics.duckdb"
+    build_store(path, {"dim_staff": STAFF})
+    reader = StoreReader(path)
+    with reader.cursor() as cur:
+        cur.execute("SELECT count(*) FROM dim_staff").fetchone()
+    build_store(path, {})  # swapped: the old file is unlinked, but open
+    deadline = time.monotonic() + 5
+    while _holds_deleted(path) and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the watcher's effect, bounded
+    assert not _holds_deleted(path)
+    with reader.cursor() as cur:  # and the reader reads the new file
+        assert cur.execute("SELECT count(*) FROM dim_staff").fetchone() == (0,)
+    reader.close()

@@ -8,12 +8,20 @@ use on the old file finish on the old snapshot.
 DuckDB caches one database instance per path inside a process: ``duckdb.connect(path)`` after a swap would hand
 back the old, still open file. So the store is ATTACHed (read-only) to a fresh in-memory connection instead,
 which always opens the file that is at the path now, and made the default catalog with ``USE``.
+
+Readers run inside serve, beside mail and calls: one thread and a small memory limit each, and nothing spilled
+to disk (DuckDB's default would be every core, 80 % of RAM and a ``.tmp`` folder in the working directory).
+A reader that sits idle does not pin a swapped-out file (an erased person's data) for long: a watcher closes
+the connection once the file was swapped and no cursor uses it.
+
+Store files hold personal data: they are this user's alone (0600), whatever the umask.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +40,18 @@ DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoloa
 
 # The catalog name the store file is attached under in a reader's connection.
 STORE_ALIAS = "store"
+
+# A reader's limits (per connection, i.e. per web process): the reports' queries over a store of a million
+# interactions need far less; a query beyond it fails alone instead of squeezing the operative CRM.
+READER_MEMORY_LIMIT = "256MB"
+# The refresh (a process of its own, but on the same machine): enough for a full build of ~1M interactions
+# (~270 MB measured), at most two cores.
+REFRESH_MEMORY_LIMIT = "1GB"
+REFRESH_THREADS = min(2, os.cpu_count() or 1)
+# How often an idle reader checks whether its file was swapped (then it lets go of the old one).
+WATCH_SECONDS = 60.0
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
 
 
 @dataclass(frozen=True)
@@ -52,13 +72,25 @@ def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 
 
 def connect_memory() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the offline configuration."""
-    return _quiet(duckdb.connect(":memory:", config=dict(DUCKDB_CONFIG)))
+    """An in-memory DuckDB connection with the offline configuration and a reader's limits (one thread,
+    READER_MEMORY_LIMIT, no spilling to disk)."""
+    config = {**DUCKDB_CONFIG, "threads": 1, "memory_limit": READER_MEMORY_LIMIT, "temp_directory": ""}
+    return _quiet(duckdb.connect(":memory:", config=config))
 
 
 def connect_file(path: Path) -> duckdb.DuckDBPyConnection:
-    """A writable connection to a store file that nobody reads yet (the refresh's new file, build_store)."""
-    return _quiet(duckdb.connect(str(path), config=dict(DUCKDB_CONFIG)))
+    """A writable connection to a store file that nobody reads yet (the refresh's new file, build_store),
+    with the refresh's limits; data spilled to disk goes beside the file (DuckDB's ``<file>.tmp``)."""
+    config = {**DUCKDB_CONFIG, "threads": REFRESH_THREADS, "memory_limit": REFRESH_MEMORY_LIMIT}
+    return _quiet(duckdb.connect(str(path), config=config))
+
+
+def private_folder(path: Path) -> Path:
+    """``path`` made (or kept) as a folder only this user can enter: what DuckDB writes inside (the new store,
+    its WAL, spilled data) is nobody else's whatever the umask."""
+    path.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    os.chmod(path, PRIVATE_FOLDER)
+    return path
 
 
 def open_store(path: Path) -> duckdb.DuckDBPyConnection:
@@ -128,6 +160,11 @@ class _Opened:
         self.identity = identity
         self.users = 0
         self.retired = False
+        self.closed = threading.Event()
+
+    def close(self) -> None:
+        self.con.close()
+        self.closed.set()
 
 
 class StoreReader:
@@ -181,6 +218,8 @@ class StoreReader:
                     raise AnalyticsUnavailable("missing", str(self.path))
                 current = _Opened(open_store(self.path), identity)
                 self._current = current
+                threading.Thread(target=_watch, args=(weakref.ref(self), current), daemon=True,
+                                 name="analytics-store-watch").start()
             current.users += 1
             try:
                 cur = current.con.cursor()
@@ -193,13 +232,31 @@ class StoreReader:
         with self._lock:
             opened.users -= 1
             if opened.retired and opened.users == 0:
-                opened.con.close()
+                opened.close()
+
+    def _let_go_if_swapped(self, opened: _Opened) -> None:
+        identity = _identity(self.path)
+        with self._lock:
+            if self._current is opened and identity != opened.identity:
+                self._retire(opened)
+                self._current = None
 
     @staticmethod
     def _retire(opened: _Opened) -> None:
         opened.retired = True
         if opened.users == 0:
-            opened.con.close()
+            opened.close()
+
+
+def _watch(reader_ref: weakref.ref[StoreReader], opened: _Opened) -> None:
+    """Until ``opened`` is closed: every WATCH_SECONDS, retire it if the file was swapped meanwhile (without
+    requests nothing else would notice, and the old file, unlinked, would stay on disk while it is open)."""
+    while not opened.closed.wait(WATCH_SECONDS):
+        reader = reader_ref()
+        if reader is None:
+            return  # the reader is gone; its connection goes with it
+        reader._let_go_if_swapped(opened)
+        del reader
 
 
 def build_store(path: Path, rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> None:
@@ -229,6 +286,7 @@ def build_store(path: Path, rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> No
             con.execute("CHECKPOINT")
         finally:
             con.close()
+        os.chmod(tmp, PRIVATE_FILE)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
