@@ -51,7 +51,7 @@ def touch(day: date, channel: str, *, contact_id: int | None = None, company_id:
                                     kind=channel, direction="in", channel=channel, company_id=company_id))]
     if contact_id is not None:
         out.append(("fact_interaction_contact", row("fact_interaction_contact", interaction_id=i,
-                                                    contact_id=contact_id, occurred_at=at)))
+                                                    contact_id=contact_id, occurred_at=at, occurred_date=day)))
     return out
 
 

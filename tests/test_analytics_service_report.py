@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from crm_inbox.analytics.model import Filters, Report, StaffPolicy
 from crm_inbox.analytics.reports.catalog import run
-from tests.analytics_stores import at, staff, store, team_staff, ticket
+from tests.analytics_stores import at, row, staff, store, team_staff, ticket
 
 MARCH = (date(2026, 3, 2), date(2026, 3, 30))  # four ISO weeks, Monday 2 March to Sunday 29 March
 WEEKS = [date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16), date(2026, 3, 23)]
@@ -86,7 +87,7 @@ def test_backlog_counts_tickets_open_at_each_weeks_end(con: duckdb.DuckDBPyConne
 
 
 def test_first_response_median_and_p90_by_channel(con: duckdb.DuckDBPyConnection) -> None:
-    fig = report(con).figure("first_response_by_channel")
+    fig = report(con, min_group_size=1).figure("first_response_by_channel")
     assert [c.key for c in fig.columns] == ["channel", "tickets", "without_response", "median_hours", "p90_hours"]
     assert fig.rows == (
         ("call", 2, 0, 3.5, 3.9),
@@ -97,7 +98,7 @@ def test_first_response_median_and_p90_by_channel(con: duckdb.DuckDBPyConnection
 
 
 def test_first_response_by_category(con: duckdb.DuckDBPyConnection) -> None:
-    assert report(con).figure("first_response_by_category").rows == (
+    assert report(con, min_group_size=1).figure("first_response_by_category").rows == (
         ("A", 4, 1, 2.0, 5.2), ("B", 2, 0, 3.5, 3.9), ("C", 1, 0, 10.0, 10.0), ("none", 1, 0, 5.0, 5.0),
         ("all", 8, 1, 4.0, 7.6),
     )
@@ -105,22 +106,22 @@ def test_first_response_by_category(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_resolution_counts_tickets_solved_or_closed_in_the_period(con: duckdb.DuckDBPyConnection) -> None:
     # 10, 24, 144, 24 hours and ticket 20 after 768 hours; ticket 21 was reopened and is open
-    fig = report(con).figure("resolution_by_channel")
+    fig = report(con, min_group_size=1).figure("resolution_by_channel")
     assert fig.rows == (("call", 1, 144.0, 144.0), ("email", 4, 24.0, 544.8), ("all", 5, 24.0, 518.4))
-    assert report(con).figure("resolution_by_category").rows == (
+    assert report(con, min_group_size=1).figure("resolution_by_category").rows == (
         ("A", 4, 24.0, 544.8), ("B", 1, 144.0, 144.0), ("all", 5, 24.0, 518.4))
 
 
 def test_reopen_rate_overall_and_by_channel(con: duckdb.DuckDBPyConnection) -> None:
-    fig = report(con).figure("reopen_rate")
+    fig = report(con, min_group_size=1).figure("reopen_rate")
     assert fig.rows == (("call", 1, 0, 0.0), ("email", 4, 2, 50.0), ("all", 5, 2, 40.0))
 
 
 def test_category_filter_applies_to_every_figure(con: duckdb.DuckDBPyConnection) -> None:
-    r = report(con, category="A")
+    r = report(con, category="A", min_group_size=1)
     assert [row[1] for row in r.figure("tickets_per_week").rows] == [2, 0, 2, 0]
     assert r.figure("first_response_by_channel").rows[-1] == ("all", 4, 1, 2.0, 5.2)
-    none = report(con, category="none")
+    none = report(con, category="none", min_group_size=1)
     assert [row[1] for row in none.figure("tickets_per_week").rows] == [0, 1, 0, 0]
     assert none.figure("first_response_by_category").rows == (("none", 1, 0, 5.0, 5.0), ("all", 1, 0, 5.0, 5.0))
     assert none.figure("backlog").rows == ((WEEKS[0], 0), (WEEKS[1], 1), (WEEKS[2], 1), (WEEKS[3], 1))
@@ -157,8 +158,11 @@ def test_team_filter_keeps_the_teams_work_and_says_customer_figures_ignore_it(
         ("call", 2, 0, 3.5, 3.9), ("email", 3, 0, 2.0, 4.4), ("all", 5, 0, 3.0, 4.6))
     assert r.figure("tickets_by_team").rows == (("Support", 5, 3.0),)
     field = report(con, team="Field", min_group_size=2)
-    assert field.figure("first_response_by_channel").rows == (
-        ("email", 1, 0, 6.0, 6.0), ("web_form", 1, 0, 10.0, 10.0), ("all", 2, 0, 8.0, 9.6))
+    # Field's two people each worked one channel: the rows are one person's each, only the total shows
+    fig = field.figure("first_response_by_channel")
+    assert fig.rows == (("email", None, None, None, None), ("web_form", None, None, None, None),
+                        ("all", 2, 0, 8.0, 9.6))
+    assert fig.notes == ("small_rows",) and not fig.suppressed
     # closed in the period: Support four people, Field one (ticket 6). Field is pooled, and Support with it:
     # the company's figure minus Support's would be Field's one person.
     for key in ("resolution_by_channel", "resolution_by_category", "reopen_rate"):
@@ -227,3 +231,70 @@ def test_every_key_the_page_shows_has_a_label(con: duckdb.DuckDBPyConnection) ->
     keys |= labelled_keys(report(con, min_group_size=3))
     assert {"other_teams", "team_filter_not_applied", "team_too_small", "small_groups", "web_form"} <= keys
     assert [k for k in sorted(keys) if not is_labelled(k)] == []
+
+
+def _works_council_tickets() -> dict[str, list[tuple[object, ...]]]:
+    """Twelve staff in two teams of six. Category A: staff 1 alone. Category B: everyone, by mail, but the calls
+    are staff 2's alone. Ticket 60 was never assigned: staff 3 gave its first response."""
+    tickets = []
+    for n in range(10):
+        opened, answered = _after((3, 2 + n), 1 + n)
+        tickets.append(ticket(n + 1, opened, first_response_at=answered, closed_at=answered + timedelta(hours=1),
+                              category="A", assignee_id=1))
+    for n in range(24):
+        opened, answered = _after((3, 2 + n % 20), 2)
+        tickets.append(ticket(100 + n, opened, first_response_at=answered, closed_at=answered, category="B",
+                              assignee_id=1 + n % 12))
+    for n in range(3):
+        opened, answered = _after((3, 5 + n), 4)
+        tickets.append(ticket(200 + n, opened, first_response_at=answered, channel="call", category="B",
+                              assignee_id=2))
+    return {"dim_staff": [*team_staff(1, "Support", 6), *team_staff(7, "Sales", 6)], "fact_ticket": tickets}
+
+
+STAFF_WORK = ("first_response_by_channel", "first_response_by_category", "resolution_by_channel",
+              "resolution_by_category", "reopen_rate")
+
+
+def test_a_category_narrowing_the_tickets_to_one_assignee_suppresses_the_staff_figures(tmp_path: Path) -> None:
+    with store(tmp_path / "wc.duckdb", _works_council_tickets()) as c:
+        one = run("service", c, Filters(*MARCH, category="A"), StaffPolicy())
+        allowed = run("service", c, Filters(*MARCH, category="A"), StaffPolicy(per_person=True))
+        day = run("service", c, Filters(date(2026, 3, 3), date(2026, 3, 4)), StaffPolicy())
+    for key in STAFF_WORK:
+        fig = one.figure(key)
+        assert (fig.suppressed, fig.rows, fig.notes) == (True, (), ("few_people",)), key
+        assert day.figure(key).suppressed, key  # one day: two people's tickets
+        assert allowed.figure(key).rows[-1][:2] == ("all", 10), key  # a works agreement allows it
+    # customers' demand shows whoever worked on it
+    assert sum(r[1] for r in one.figure("tickets_per_week").rows) == 10
+
+
+def test_a_channel_row_handled_by_one_person_is_withheld(tmp_path: Path) -> None:
+    with store(tmp_path / "wc.duckdb", _works_council_tickets()) as c:
+        b = run("service", c, Filters(*MARCH, category="B"), StaffPolicy())
+        allowed = run("service", c, Filters(*MARCH, category="B"), StaffPolicy(per_person=True))
+    fig = b.figure("first_response_by_channel")
+    # the calls are staff 2's alone: withheld; the mail row (twelve people) would then give them away as the
+    # total minus mail, so it is withheld as well; the total (twelve people) shows
+    assert fig.rows == (("call", None, None, None, None), ("email", None, None, None, None),
+                        ("all", 27, 0, 2.0, 2.8))
+    assert fig.notes == ("small_rows",) and not fig.suppressed
+    assert allowed.figure("first_response_by_channel").rows[0] == ("call", 3, 0, 4.0, 4.0)
+
+
+def test_the_first_responder_stands_behind_a_ticket_nobody_was_assigned(tmp_path: Path) -> None:
+    rows = {"dim_staff": team_staff(1, "Support", 6),
+            "fact_ticket": [ticket(i, _after((3, 2 + i), 1)[0], first_response_at=_after((3, 2 + i), 1)[1],
+                                   category="A", assignee_id=i) for i in range(1, 5)]}
+    opened, answered = _after((3, 10), 3)
+    rows["fact_ticket"].append(ticket(9, opened, first_response_at=answered, category="A"))
+    rows["fact_ticket_event"] = [row("fact_ticket_event", event_id=1, ticket_id=9, occurred_at=answered,
+                                     occurred_date=answered.date(), kind="staff_reply", staff_id=5)]
+    with store(tmp_path / "fr.duckdb", rows) as c:
+        five = run("service", c, Filters(*MARCH), StaffPolicy()).figure("first_response_by_category")
+        rows["fact_ticket_event"] = [(*rows["fact_ticket_event"][0][:-1], 4)]  # staff 4 answered it instead
+    assert five.rows[-1] == ("all", 5, 0, 1.0, 2.2)
+    with store(tmp_path / "fr4.duckdb", rows) as c:
+        four = run("service", c, Filters(*MARCH), StaffPolicy()).figure("first_response_by_category")
+    assert four.suppressed and four.notes == ("few_people",)

@@ -44,4 +44,11 @@ LABELS: dict[str, LazyString] = {
     # notes
     "team_filter_not_applied": _("This figure is about customers, not about staff work: the team filter does "
                                   "not apply to it."),
+    # works council, whatever the filters (service, phone and sales figures about staff work)
+    "few_people": _("Fewer than %(n)s people stand behind this figure in the chosen period and filters, so it "
+                     "is not shown: it could be read as the work of individual people (works agreement). A "
+                     "company with fewer than %(n)s staff never sees such figures."),
+    "small_rows": _("Rows with fewer than %(n)s people behind them are shown without figures (—), and where "
+                     "needed one more row, so that no row can be read as the work of individual people (works "
+                     "agreement)."),
 }

@@ -4,18 +4,23 @@ team breakdown through the works-council rule. Set-based only: each figure is on
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import duckdb
 
 from crm_inbox.analytics.model import ChartKind, Column, Figure, Filters, StaffPolicy
 from crm_inbox.analytics.reports.staff_groups import (
+    FEW_PEOPLE,
     OTHER_TEAMS,
     SMALL_GROUPS,
+    SMALL_ROWS,
     TEAM_TOO_SMALL,
+    enough_people,
     group_plan,
     restrict_to_team,
+    rows_shown,
 )
 
 TEAM_FILTER_NOT_APPLIED = "team_filter_not_applied"  # note: a customer figure, the team filter does not apply
@@ -59,6 +64,44 @@ def suppressed(key: str, kind: ChartKind, columns: Sequence[Column], note: str, 
                   suppressed=True)
 
 
+# The SELECT-list item giving the people (staff ids) behind a row: ``PEOPLE.format("owner_id")``.
+PEOPLE = "list(DISTINCT {0}) FILTER (WHERE {0} IS NOT NULL)"
+
+
+def guard_people(figure: Figure, people: Sequence[Collection[Hashable] | None], policy: StaffPolicy, *,
+                 labels: int = 1, total: str | None = None, customer_columns: Collection[int] = ()) -> Figure:
+    """A staff-work figure as the works-council rule lets it show (staff_groups.enough_people, rows_shown).
+
+    ``people``: the distinct people behind each of ``figure.rows``. The first ``labels`` columns (the row's
+    label) and ``customer_columns`` (customers' demand, about nobody's work) always show. Too few people behind
+    the whole figure: suppressed (``few_people``), or, when it has customer columns, every row without its
+    staff values. Else each row (but the ``total`` row, labelled so) per rows_shown (``small_rows``)."""
+    if not figure.rows:
+        return figure
+    groups = [set(p or ()) for p in people]
+    keep = set(range(labels)) | set(customer_columns)
+
+    def blank(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(v if i in keep else None for i, v in enumerate(row))
+
+    if not enough_people(len(set().union(*groups)), policy):
+        if not customer_columns:
+            return suppressed(figure.key, figure.kind, figure.columns, FEW_PEOPLE, figure.x, figure.series)
+        return replace(figure, rows=tuple(blank(r) for r in figure.rows), notes=(*figure.notes, FEW_PEOPLE))
+    parts = [i for i, r in enumerate(figure.rows) if total is None or r[0] != total]
+    shown, notes = rows_shown([groups[i] for i in parts], policy)
+    withheld = {i for i, ok in zip(parts, shown, strict=True) if not ok}
+    if not withheld:
+        return figure
+    return replace(figure, rows=tuple(blank(r) if i in withheld else r for i, r in enumerate(figure.rows)),
+                   notes=(*figure.notes, *notes))
+
+
+def split_people(rows: Sequence[tuple[Any, ...]]) -> tuple[tuple[tuple[Any, ...], ...], list[Any]]:
+    """Rows whose last column is the :data:`PEOPLE` list: the rows without it, and the lists."""
+    return tuple(tuple(r[:-1]) for r in rows), [r[-1] for r in rows]
+
+
 def team_sizes(con: duckdb.DuckDBPyConnection, facts: str, staff_column: str,
                values: Mapping[str, Any]) -> dict[str | None, int]:
     """The distinct staff behind each team's facts (``facts``: a SELECT with ``team`` and ``staff_column``)."""
@@ -99,6 +142,7 @@ def team_rows(con: duckdb.DuckDBPyConnection, facts: str, staff_column: str, agg
 
 
 __all__ = [
-    "OTHER_TEAMS", "SMALL_GROUPS", "TEAM_FILTER_NOT_APPLIED", "TEAM_TOO_SMALL", "WEEKS", "category_condition",
-    "parameters", "query", "suppressed", "team_condition", "team_rows", "team_sizes",
+    "FEW_PEOPLE", "OTHER_TEAMS", "PEOPLE", "SMALL_GROUPS", "SMALL_ROWS", "TEAM_FILTER_NOT_APPLIED", "TEAM_TOO_SMALL",
+    "WEEKS", "category_condition", "guard_people", "parameters", "query", "split_people", "suppressed",
+    "team_condition", "team_rows", "team_sizes",
 ]

@@ -15,8 +15,14 @@ Which filter applies where:
   suppresses every staff-work figure (``team_too_small``). Otherwise a team-filtered staff-work figure shows
   only when tickets per team on the same tickets (all teams, same period, category and figure) would show that
   team on its own row (``small_groups`` else): the company's figure minus the team's must not reveal small
-  teams. Without a team filter these figures are company figures. Tickets per team pool small teams
-  (``other_teams``). Per-person figures only with ``policy.per_person``.
+  teams. Tickets per team pool small teams (``other_teams``). Per-person figures only with
+  ``policy.per_person``.
+- Whatever the filters, first response, resolution and reopen rate show only when at least ``min_group_size``
+  people stand behind the filtered tickets (``few_people``), and each channel or category row only when that
+  row has so many (``small_rows``: the row is shown without values; see
+  :func:`.staff_groups.rows_shown`). The people behind a ticket: its assignee, else (never assigned) whoever
+  gave the first response (the ``staff_reply`` event at ``first_response_at``); tickets nobody worked on are
+  behind nobody. With fewer staff than the minimum in all, these figures never show (intended).
 
 Times are hours (medians and p90 by linear interpolation, DuckDB ``quantile_cont``), rounded to 0.01 h.
 """
@@ -30,11 +36,14 @@ import duckdb
 
 from crm_inbox.analytics.model import ChartKind, Column, Figure, Filters, Report, StaffPolicy
 from crm_inbox.analytics.reports._sql import (
+    PEOPLE,
     TEAM_FILTER_NOT_APPLIED,
     WEEKS,
     category_condition,
+    guard_people,
     parameters,
     query,
+    split_people,
     suppressed,
     team_condition,
     team_rows,
@@ -43,6 +52,10 @@ from crm_inbox.analytics.reports._sql import (
 from crm_inbox.analytics.reports.staff_groups import SMALL_GROUPS, TEAM_TOO_SMALL, team_filter_blocked, team_shown
 
 CLOSED_STATES = "('solved', 'closed')"  # a ticket reopened after its last close is open again
+# Who stands behind a ticket's figures: its assignee, else who gave the first response.
+PERSON = """coalesce(t.assignee_id, (
+    SELECT min(e.staff_id) FROM fact_ticket_event e
+    WHERE e.ticket_id = t.ticket_id AND e.kind = 'staff_reply' AND e.occurred_at = t.first_response_at))"""
 
 
 def service_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
@@ -70,7 +83,7 @@ def _tickets(filters: Filters, day: str, *, staff_work: bool, closed: bool = Fal
         conditions.append(f"t.state IN {CLOSED_STATES}")
     if staff_work:
         conditions.append(team_condition("s.team", filters))
-    return f"""SELECT t.*, s.team, s.name AS staff_name
+    return f"""SELECT t.*, s.team, s.name AS staff_name, {PERSON} AS person
         FROM fact_ticket t LEFT JOIN dim_staff s ON s.staff_id = t.assignee_id
         WHERE {' AND '.join(conditions)}"""
 
@@ -136,24 +149,29 @@ def _times(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, A
         WITH facts AS ({_tickets(filters, day, staff_work=True, closed=closed)})
         SELECT CASE WHEN grouping({dimension}) = 1 THEN 'all' ELSE coalesce({dimension}, 'none') END AS label,
                count(*), {extra}
-               round(quantile_cont({minutes}, 0.5) / 60, 2), round(quantile_cont({minutes}, 0.9) / 60, 2)
+               round(quantile_cont({minutes}, 0.5) / 60, 2), round(quantile_cont({minutes}, 0.9) / 60, 2),
+               {PEOPLE.format("person")}
         FROM facts GROUP BY GROUPING SETS (({dimension}), ())
         ORDER BY grouping({dimension}), label""", values)
-    figure = Figure(key=key, kind=kind, columns=columns, rows=tuple(rows), x=x, series=series)
-    return _protected(con, values, _tickets(filters, day, staff_work=False, closed=closed), figure, filters, policy)
+    return _protected(con, values, _tickets(filters, day, staff_work=False, closed=closed), key, kind, columns, x,
+                      series, rows, filters, policy)
 
 
-def _protected(con: duckdb.DuckDBPyConnection, values: dict[str, Any], all_teams: str, figure: Figure,
+def _protected(con: duckdb.DuckDBPyConnection, values: dict[str, Any], all_teams: str, key: str, kind: ChartKind,
+               columns: tuple[Column, ...], x: str, series: tuple[str, ...], rows: list[tuple[Any, ...]],
                filters: Filters, policy: StaffPolicy) -> Figure:
-    """A staff-work figure whose last row is the total ("all"), as it may be shown: no rows when nothing
-    happened; under a team filter suppressed unless the team breakdown of the same facts (``all_teams``: the
-    facts of every team) shows the team on its own row (staff_groups.team_shown)."""
-    if not figure.rows or figure.rows[-1][1] == 0:  # nothing in the period: no "all" row of zeros
+    """A staff-work figure from ``rows`` (the last is the total "all"; each ends with the people behind it) as
+    it may be shown: no rows when nothing happened; under a team filter suppressed unless the team breakdown
+    of the same facts (``all_teams``: the facts of every team) shows the team on its own row
+    (staff_groups.team_shown); then the people rule for the figure and each row (_sql.guard_people)."""
+    table, people = split_people(rows)
+    figure = Figure(key=key, kind=kind, columns=columns, rows=table, x=x, series=series)
+    if not table or table[-1][1] == 0:  # nothing in the period: no "all" row of zeros
         return replace(figure, rows=())
     if filters.team is not None and not team_shown(team_sizes(con, all_teams, "assignee_id", values),
                                                    filters.team, policy.min_group_size):
-        return suppressed(figure.key, figure.kind, figure.columns, SMALL_GROUPS, figure.x, figure.series)
-    return figure
+        return suppressed(key, kind, columns, SMALL_GROUPS, x, series)
+    return guard_people(figure, people, policy, total="all")
 
 
 def _reopen_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
@@ -167,12 +185,11 @@ def _reopen_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[
         WITH facts AS ({_tickets(filters, "closed_date", staff_work=True, closed=True)})
         SELECT CASE WHEN grouping(channel) = 1 THEN 'all' ELSE channel END AS label,
                count(*), count(*) FILTER (WHERE reopen_count > 0),
-               round(100.0 * count(*) FILTER (WHERE reopen_count > 0) / count(*), 1)
+               round(100.0 * count(*) FILTER (WHERE reopen_count > 0) / count(*), 1), {PEOPLE.format("person")}
         FROM facts GROUP BY GROUPING SETS ((channel), ())
         ORDER BY grouping(channel), label""", values)
-    figure = Figure(key="reopen_rate", kind=kind, columns=columns, rows=tuple(rows), x=x, series=series)
-    return _protected(con, values, _tickets(filters, "closed_date", staff_work=False, closed=True), figure, filters,
-                      policy)
+    return _protected(con, values, _tickets(filters, "closed_date", staff_work=False, closed=True), "reopen_rate",
+                      kind, columns, x, series, rows, filters, policy)
 
 
 def _by_team(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,

@@ -11,13 +11,25 @@ switched on.
   the same data shows that team on its own row (:func:`team_shown`): else the company's figure minus the
   team's would give the pooled small teams' figure.
 
+- Whatever the filters (period, category, team or none), a staff-work figure shows only when at least
+  ``min_group_size`` distinct people stand behind its facts (:func:`enough_people`; note ``few_people``): a
+  category or a short period may narrow a "company figure" down to one person's work. A company with fewer
+  staff than the minimum therefore sees no staff-work figures at all; that is intended.
+- Each row of such a figure (a channel, a category, a source, a week) shows its values only when at least
+  ``min_group_size`` people stand behind that row (:func:`rows_shown`; note ``small_rows``). Rows nobody
+  worked on (no person behind them) are about nobody and show. Withheld rows keep their label, their values
+  are None. Secondary suppression as for teams: while the withheld rows together have fewer people than the
+  minimum (a total or the other rows would reveal them), the smallest shown row is withheld as well.
+- ``policy.per_person`` (a works agreement allows per-person figures) lifts both rules.
+
 Teams are disjoint (a staff member has one team), so the number of people behind a pool is the sum of its
-teams' numbers. The decisions are pure functions; only :func:`team_filter_blocked` reads the store.
+teams' numbers; rows of other breakdowns are not (one person answers mail and calls), so their people are
+compared as sets. The decisions are pure functions; only :func:`team_filter_blocked` reads the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -27,6 +39,11 @@ from crm_inbox.analytics.model import Filters, StaffPolicy
 OTHER_TEAMS = "other_teams"  # the pooled row's label (a code the web adapter translates)
 SMALL_GROUPS = "small_groups"  # note: some teams were pooled or withheld
 TEAM_TOO_SMALL = "team_too_small"  # note: the filtered team is under the minimum, nothing is shown
+FEW_PEOPLE = "few_people"  # note: fewer people than the minimum behind the whole figure, nothing is shown
+SMALL_ROWS = "small_rows"  # note: rows with fewer people than the minimum are shown without values
+# Row codes the reports use themselves: a team so named is never shown on its own row (it could be taken for
+# the pooled row or a total); the staff page refuses such names, this guards teams named so before.
+RESERVED_TEAM_NAMES = frozenset({OTHER_TEAMS, "all", "none", "all_sources"})
 
 Values = tuple[Any, ...]
 
@@ -52,7 +69,8 @@ def group_plan(sizes: Mapping[str | None, int], min_size: int) -> tuple[dict[str
         return {}, ()
     if sum(sizes.values()) < minimum:
         return {}, (SMALL_GROUPS,)
-    shown = {team: n for team, n in sizes.items() if team is not None and n >= minimum}
+    shown = {team: n for team, n in sizes.items()
+             if team is not None and team not in RESERVED_TEAM_NAMES and n >= minimum}
     pool = [team for team in sizes if team not in shown]
     pooled = sum(sizes[team] for team in pool)
     # Secondary suppression: a pool under the minimum would expose its teams as total minus shown rows, so the
@@ -64,6 +82,34 @@ def group_plan(sizes: Mapping[str | None, int], min_size: int) -> tuple[dict[str
     plan: dict[str | None, str] = {team: OTHER_TEAMS for team in pool}
     plan.update({team: team for team in shown if team is not None})
     return plan, ((SMALL_GROUPS,) if pool else ())
+
+
+def enough_people(n: int, policy: StaffPolicy) -> bool:
+    """Whether a staff-work figure (or row) with ``n`` distinct people behind it may be shown."""
+    return policy.per_person or n >= max(policy.min_group_size, 1)
+
+
+def rows_shown(people: Sequence[Collection[Hashable]], policy: StaffPolicy) -> tuple[list[bool], tuple[str, ...]]:
+    """Which rows of a staff-work breakdown may show their values: ``people`` holds the distinct people (ids)
+    behind each row. A row with fewer than the minimum (but someone) is withheld; while the withheld rows
+    together have fewer than the minimum, the smallest shown row (the first on a tie) is withheld too, so no
+    total or difference gives a small group's values. Notes ``("small_rows",)`` when anything is withheld."""
+    shown = [not p or enough_people(len(p), policy) for p in people]
+    if all(shown):
+        return shown, ()
+    minimum = max(policy.min_group_size, 1)
+    pool: set[Hashable] = set()
+    for p, ok in zip(people, shown, strict=True):
+        if not ok:
+            pool |= set(p)
+    while len(pool) < minimum:
+        candidates = [i for i, ok in enumerate(shown) if ok and people[i]]
+        if not candidates:
+            break
+        smallest = min(candidates, key=lambda i: (len(people[i]), i))
+        shown[smallest] = False
+        pool |= set(people[smallest])
+    return shown, (SMALL_ROWS,)
 
 
 def team_shown(sizes: Mapping[str | None, int], team: str, min_size: int) -> bool:
