@@ -275,7 +275,9 @@ def test_staff_names_are_kept_only_with_per_person_reports(settings: Settings, w
         assert con.execute("SELECT name FROM dim_staff").fetchall() == [("Anna Schmidt",)]
     finally:
         con.close()
-    assert refresh(settings).mode == "incremental"  # switched off again: gone with the next refresh
+    assert b"Anna Schmidt" in _store(settings).read_bytes()
+    assert refresh(settings).mode == "full"  # switched off again: gone with the next refresh, bytes and all
+    assert b"Anna Schmidt" not in _store(settings).read_bytes()
     con = open_store(_store(settings))
     try:
         assert con.execute("SELECT name, team, active FROM dim_staff").fetchall() == [(None, None, True)]

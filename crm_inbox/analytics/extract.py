@@ -180,11 +180,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
 
 def stage(conn: Connection, duck: duckdb.DuckDBPyConnection, source: Source, where: str = "",
           params: Mapping[str, Any] | None = None, *, table: str | None = None,
-          transform: str | None = None) -> int:
+          transform: str | None = None, append: bool = False) -> int:
     """Copy the source rows (``where``: an extra condition with ``:name`` parameters) into a fresh table:
     ``table`` (kept in the store) or the temporary ``stage_<name>``; with ``transform`` (a SELECT over
-    ``{rows}``) into the existing ``table`` through it, batch by batch. The number of rows."""
-    if transform is None:
+    ``{rows}``) into the existing ``table`` through it, batch by batch; ``append``: added to the table as it
+    is. The number of rows."""
+    if transform is None and not append:
         duck.execute(source.stage_ddl(table))
     sql = _driver_params(conn, source.select_sql(conn.dialect.name, where))
     insert = source.insert_sql(table, transform)
@@ -210,6 +211,11 @@ def _driver_params(conn: Connection, sql: str) -> str:
     """``:name`` parameters in the driver's own style (exec_driver_sql passes the SQL through)."""
     style = "%({})s" if conn.dialect.name == "postgresql" else ":{}"
     return re.sub(r"(?<![:\w]):(\w+)", lambda m: style.format(m.group(1)), sql)
+
+
+def scalars(conn: Connection, sql: str) -> list[Any]:
+    """The first column of every row (lists of ids)."""
+    return list(conn.exec_driver_sql(_driver_params(conn, sql)).scalars().all())
 
 
 def scalar(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
