@@ -5,6 +5,10 @@ concurrent refresh leaves the store alone; readers keep their snapshot across th
 from __future__ import annotations
 
 import fcntl
+import os
+import stat
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +46,7 @@ from crm_inbox.privacy.service import erase_contact
 from crm_inbox.sales.inputs import OpportunityChanges
 from crm_inbox.sales.opportunities import stages, update_opportunity
 from crm_inbox.tickets.inputs import TicketChanges
-from crm_inbox.tickets.service import change, customer_reply, open_ticket, staff_reply
+from crm_inbox.tickets.service import change, customer_reply, merge, open_ticket, staff_reply
 from crm_inbox.timeline.service import record_interaction
 from tests import sales_data
 
@@ -154,6 +158,7 @@ def test_an_incremental_refresh_carries_over_new_edited_and_erased_data(
     monkeypatch.setattr(refresh_module, "LOOKBACK_IDS", 0)
     monkeypatch.setattr(refresh_module, "UPDATED_MARGIN", timedelta(0))
     refresh(settings)
+    assert b"Max Weg" in _store(settings).read_bytes()
     with factory.begin() as session:
         contact = session.get_one(Contact, world["contact"])
         new = record_interaction(session, kind=InteractionKind.CALL, direction=Direction.OUT,
@@ -164,6 +169,7 @@ def test_an_incremental_refresh_carries_over_new_edited_and_erased_data(
         new_id = new.id
     result = refresh(settings)
     assert result.mode == "incremental"
+    assert b"Max Weg" not in _store(settings).read_bytes()  # erased: not even in the file's freed blocks
     con = open_store(_store(settings))
     try:
         assert _one(con, "SELECT channel FROM fact_interaction WHERE interaction_id = ?", [new_id]) == "call"
@@ -284,3 +290,102 @@ def test_staff_names_are_kept_only_with_per_person_reports(settings: Settings, w
         assert con.execute("SELECT count(*) FROM mirror.staff WHERE name IS NOT NULL").fetchone() == (0,)
     finally:
         con.close()
+
+
+def _rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = open_store(path)
+    try:
+        return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+                for t in ("fact_interaction", "fact_interaction_contact", "fact_ticket", "fact_ticket_event")}
+    finally:
+        con.close()
+
+
+def test_incremental_equals_full_after_a_ticket_merge_and_a_late_commit(
+        settings: Settings, factory: sessionmaker[Session], world: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(refresh_module, "LOOKBACK_IDS", 0)  # as on a big database: the windows are far behind
+    monkeypatch.setattr(refresh_module, "UPDATED_MARGIN", timedelta(0))
+    with factory.begin() as session:
+        contact = session.get_one(Contact, world["contact"])
+        mail = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.IN, occurred_at=OPENED,
+                                  subject="Zweites", contacts=[(contact, "from")])
+        second = open_ticket(session, settings, subject="Zweites", contact=contact, interaction=mail,
+                             opened_by="eva.mueller@kunde-ag.de").id
+        # An id taken by a long transaction that commits only after the next refresh (PostgreSQL).
+        late = record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL,
+                                  occurred_at=OPENED, contacts=[(contact, "party")], created_by_id=world["staff"])
+        record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL, occurred_at=OPENED)
+        late_id = late.id
+        session.delete(late)
+    refresh(settings)
+    with factory.begin() as session:
+        merge(session, session.get_one(Ticket, second), session.get_one(Ticket, world["ticket"]), world["staff"])
+        session.add(Interaction(id=late_id, kind=InteractionKind.NOTE, direction=Direction.INTERNAL,
+                                occurred_at=OPENED, subject="late", created_by_id=world["staff"]))
+    assert refresh(settings).mode == "incremental"
+    incremental = _rows(_store(settings))
+    refresh(settings, full=True)
+    assert incremental == _rows(_store(settings))
+    assert any(r[0] == late_id for r in incremental["fact_interaction"])
+    tickets = [r[0] for r in incremental["fact_ticket"]]
+    assert world["ticket"] in tickets and second not in tickets  # the merged duplicate is no ticket of its own
+    assert all(r[1] != second for r in incremental["fact_ticket_event"])
+
+
+def test_the_automatic_acknowledgement_is_no_first_response(settings: Settings, factory: sessionmaker[Session],
+                                                            world: dict[str, Any]) -> None:
+    with factory.begin() as session:  # as tickets.service.queue_acknowledgement records it: nobody wrote it
+        ack = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.OUT,
+                                 occurred_at=OPENED + timedelta(minutes=1), subject="[T] received",
+                                 details={"automatic": "acknowledgement"})
+        ack.ticket_id = world["ticket"]
+    refresh(settings)
+    con = open_store(_store(settings))
+    try:
+        assert _one(con, "SELECT first_response_minutes FROM fact_ticket WHERE ticket_id = ?",
+                    [world["ticket"]]) == 90.0  # the staff reply, not the acknowledgement after a minute
+    finally:
+        con.close()
+
+
+def test_the_store_is_the_owners_only_whatever_the_umask(settings: Settings, world: dict[str, Any]) -> None:
+    old = os.umask(0o022)
+    try:
+        refresh(settings)
+        refresh(settings)  # the incremental one's file too
+    finally:
+        os.umask(old)
+    store = _store(settings)
+    for path in (store, store.with_name(store.name + ".lock")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_a_changed_timezone_or_an_old_full_refresh_makes_it_full(settings: Settings, world: dict[str, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    refresh(settings)
+    new_york = replace(settings, reminders={"timezone": "America/New_York"})
+    assert refresh(new_york).mode == "full"  # every local date again, in the new zone
+    con = open_store(_store(settings))
+    try:  # 23:30 UTC on 1 July is 19:30 on 1 July in New York (01:30 on 2 July in Berlin)
+        assert _one(con, "SELECT opened_date FROM fact_ticket WHERE ticket_id = ?", [world["ticket"]]) == date(
+            2026, 7, 1)
+    finally:
+        con.close()
+    assert refresh(new_york).mode == "incremental"
+    monkeypatch.setattr(refresh_module, "FULL_EVERY", timedelta(0))  # the last full one is "a day old"
+    assert refresh(new_york).mode == "full"
+
+
+def test_a_mistyped_source_url_is_one_clear_line(settings: Settings) -> None:
+    for url in ("postgres://crm:s3cret@127.0.0.1/crm", "mysql://crm:s3cret@127.0.0.1/crm", "nonsense"):
+        with pytest.raises(RefreshFailed) as failed:
+            refresh(replace(settings, analytics={"source_url": url}))
+        message = str(failed.value)
+        assert "s3cret" not in message and len(message.splitlines()) == 1 and "database URL" in message, message
+
+
+def test_building_the_cli_parser_loads_no_duckdb() -> None:
+    code = ("from crm_inbox.cli import _parser; _parser(); import sys; "
+            "assert 'duckdb' not in sys.modules and 'crm_inbox.analytics.refresh' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
