@@ -172,7 +172,9 @@ class Service:
 
     def stop(self) -> None:
         """Stop taking mail first, finish what is in flight, then stop the worker and the web app."""
-        self.analytics_refresh.stop()  # ends a running refresh: it leaves the old store as it was
+        # A running refresh is asked to end (it leaves the old store as it was) without waiting for it: taking
+        # mail stops at once; the child is reaped once the operative parts have stopped.
+        self.analytics_refresh.request_stop()
         if self.smtp is not None:
             self.smtp.stop()  # closes the intake's store once the last message in flight is committed
         for poller in self.imap_pollers:  # each stops at its next IDLE tick or batch boundary
@@ -191,6 +193,7 @@ class Service:
         if self._webhooks_unhook is not None:
             self._webhooks_unhook()
             self.webhooks.stop()
+        self.analytics_refresh.stop()  # reaped (killed if it has not ended within its grace)
         self.engine.dispose()
         self.processing_engine.dispose()
         log.info("service stopped")

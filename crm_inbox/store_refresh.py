@@ -1,5 +1,5 @@
 """``serve``'s scheduled analytics refresh: ``crm-inbox analytics refresh`` in a child process of its own, at
-the lowest CPU (nice 19) and, where ``ionice`` exists, idle I/O priority.
+the lowest CPU (``nice -n 19``) and, where ``ionice`` exists, idle I/O priority.
 
 The operative side never imports the analytics package (an import-linter contract): the refresh is only ever
 a command line run in another process, so its memory, CPU time, crashes and DuckDB's threads stay out of the
@@ -28,7 +28,7 @@ from crm_inbox.config import Settings
 
 log = logging.getLogger(__name__)
 
-STOP_WAIT_SECONDS = 10  # a child asked to stop gets this long before it is killed
+STOP_GRACE_SECONDS = 3  # a child asked to stop gets this long (from the request) before it is killed
 
 
 def next_refresh_at(now: float, store_mtime: float | None, last_attempt: float | None, interval: float) -> float:
@@ -44,11 +44,20 @@ def refresh_command(config_path: str | None) -> list[str]:
     command = [sys.executable, "-m", "crm_inbox"]
     if config_path:
         command += ["--config", str(config_path)]
-    command += ["analytics", "refresh"]
+    return [*command, "analytics", "refresh"]
+
+
+def at_lowest_priority(command: list[str]) -> list[str]:
+    """``command`` behind ``nice -n 19`` and, where it exists, ``ionice -c 3`` (idle I/O). Both exec the next
+    program in the same process, so the child's pid is the refresh's. Command-line tools rather than a
+    preexec_fn: serve has many threads, and Python code between fork and exec may wait forever for a lock
+    another thread held at the fork. Where a tool is missing the refresh runs all the same."""
     ionice = shutil.which("ionice")
-    # ionice execs the command in the same process (the pid stays the refresh's); -t: where the idle class
-    # cannot be set (some containers), the refresh runs all the same.
-    return [ionice, "-c", "3", "-t", *command] if ionice else command
+    if ionice:
+        # -t: where the idle class cannot be set (some containers), the refresh runs all the same.
+        command = [ionice, "-c", "3", "-t", *command]
+    nice = shutil.which("nice")
+    return [nice, "-n", "19", *command] if nice else command
 
 
 def refresh_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
@@ -65,11 +74,6 @@ def refresh_environment(settings: Settings, environ: Mapping[str, str]) -> dict[
             "CRM_INBOX_ANALYTICS_MIN_GROUP_SIZE": str(analytics.min_group_size),
             "CRM_INBOX_ANALYTICS_PER_PERSON_REPORTS": "true" if analytics.per_person_reports else "false",
             "CRM_INBOX_REMINDERS_TIMEZONE": settings.reminders.timezone}
-
-
-def _lowest_priority() -> None:
-    """Runs in the child between fork and exec: one system call, nothing that could wait for a lock."""
-    os.nice(19)
 
 
 def last_line(text: str) -> str:
@@ -91,6 +95,7 @@ class StoreRefresher:
         self._child: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
         self._last_attempt: float | None = None
+        self._stop_requested_at: float | None = None
 
     @property
     def enabled(self) -> bool:
@@ -131,9 +136,9 @@ class StoreRefresher:
         with self._lock:
             if self._stopping.is_set():
                 return
-            self._child = subprocess.Popen(self.command, env=self.environment, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                           errors="replace", preexec_fn=_lowest_priority)
+            self._child = subprocess.Popen(at_lowest_priority(self.command), env=self.environment,
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True, errors="replace")
         out, err = self._child.communicate()
         status = self._child.returncode
         if self._stopping.is_set():
@@ -144,16 +149,29 @@ class StoreRefresher:
         else:
             log.warning("analytics: the scheduled refresh failed (exit status %s): %s", status, last_line(err))
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Plan no more refreshes and ask a running one to end (SIGTERM), without waiting for it: serve's stop
+        calls this first and reaps the child with ``stop`` once the operative parts have stopped."""
         with self._lock:
             self._stopping.set()
             child = self._child
+            if self._stop_requested_at is None:
+                self._stop_requested_at = time.monotonic()
         if child is not None and child.poll() is None:
             child.terminate()
+
+    def stop(self) -> None:
+        """End a running refresh and the schedule: what ``request_stop`` did if not yet done, then the child
+        gets what is left of a short grace (from the request) to end before it is killed, and is reaped."""
+        self.request_stop()
+        child = self._child
+        if child is not None and child.poll() is None:
+            assert self._stop_requested_at is not None
+            left = self._stop_requested_at + STOP_GRACE_SECONDS - time.monotonic()
             try:
-                child.wait(STOP_WAIT_SECONDS)
+                child.wait(max(0.0, left))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
         if self._thread is not None:
-            self._thread.join(STOP_WAIT_SECONDS)
+            self._thread.join(STOP_GRACE_SECONDS)  # its child has ended: it only logs nothing and returns

@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import smtplib
 import sys
+import time
 from pathlib import Path
 
 from crm_inbox.analytics.store import open_store, read_info
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import Company
-from crm_inbox.store_refresh import StoreRefresher, next_refresh_at, refresh_command, refresh_environment
+from crm_inbox.store_refresh import (
+    STOP_GRACE_SECONDS,
+    StoreRefresher,
+    at_lowest_priority,
+    next_refresh_at,
+    refresh_command,
+    refresh_environment,
+)
 from tests.conftest import CRM
 from tests.mailfactory import make_mail
 from tests.serveproc import config_file, serve, wait_until
@@ -38,6 +47,10 @@ def test_the_child_runs_the_command_line_with_serves_settings(settings: Settings
     assert command[at:] == [sys.executable, "-m", "crm_inbox", "--config", "/etc/crm-inbox.toml", "analytics",
                             "refresh"]
     assert "--config" not in refresh_command(None)
+    # nice and ionice exec the refresh in the same process; no Python code runs between fork and exec.
+    niced = at_lowest_priority(command)
+    assert niced[1:3] == ["-n", "19"] and Path(niced[0]).name == "nice" and niced[-len(command):] == command
+
     # serve's settings may come from elsewhere than a file (the demo's own database): the child gets them.
     demo = replace(settings, database={"url": "sqlite:///instance/demo.db"},
                    analytics={"path": "instance/demo-analytics.duckdb", "per_person_reports": True})
@@ -52,6 +65,23 @@ def test_the_child_runs_the_command_line_with_serves_settings(settings: Settings
     assert child.database.url == demo.database.url
     for key in ("path", "source_url", "min_group_size", "per_person_reports"):
         assert getattr(child.analytics, key) == getattr(demo.analytics, key), key
+
+
+def test_without_nice_or_ionice_the_refresh_runs_all_the_same(monkeypatch):
+    command = refresh_command(None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert at_lowest_priority(command) == command
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}" if name == "nice" else None)
+    assert at_lowest_priority(command) == ["/usr/bin/nice", "-n", "19", *command]
+
+
+def _execed(pid: int) -> bool:
+    """Whether the child got past nice and ionice (each sets its priority, then execs the next program)."""
+    try:
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return Path(program.decode()).name not in ("nice", "ionice")
 
 
 def _refresher(settings: Settings, tmp_path: Path, script: str) -> StoreRefresher:
@@ -84,13 +114,35 @@ def test_the_refresh_runs_at_the_lowest_priority_and_stop_ends_it(settings, tmp_
     try:
         assert wait_until(lambda: refresher.child_pid is not None, timeout=30)
         pid = refresher.child_pid
-        assert pid is not None
+        assert pid is not None and wait_until(lambda: _execed(pid), timeout=30)
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19
     finally:
         refresher.stop()
     assert refresher._child is not None and refresher._child.returncode is not None  # ended and reaped
     assert refresher._thread is not None and not refresher._thread.is_alive()
     assert not [r for r in caplog.records if r.name == "crm_inbox.store_refresh"]  # a stop is no failure
+
+
+def test_a_stop_request_does_not_wait_for_the_refresh_and_the_reap_kills_it_after_a_short_grace(settings, tmp_path):
+    # A child that ignores SIGTERM (a refresh deep in a DuckDB call may take a while to end).
+    ready = tmp_path / "ready"
+    refresher = _refresher(settings, tmp_path, "import pathlib, signal, sys, time\n"
+                                               "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                                               f"pathlib.Path({str(ready)!r}).touch()\ntime.sleep(600)")
+    refresher.start()
+    try:
+        assert wait_until(ready.exists, timeout=30)
+        child = refresher._child
+        assert child is not None
+        started = time.monotonic()
+        refresher.request_stop()  # serve's stop asks first, then stops taking mail at once
+        assert time.monotonic() - started < 1.0
+        assert child.poll() is None  # still there: nobody waited for it
+    finally:
+        refresher.stop()  # after the operative parts: the rest of the grace, then killed and reaped
+    assert child.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < STOP_GRACE_SECONDS + 5
+    assert refresher._thread is not None and not refresher._thread.is_alive()
 
 
 def test_refresh_minutes_zero_or_analytics_off_start_nothing(settings):
@@ -114,7 +166,7 @@ def test_serve_builds_the_missing_store_in_a_nice_child_and_goes_on_taking_mail(
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
-                if b"analytics" in cmdline and b"refresh" in cmdline:
+                if b"analytics" in cmdline and b"refresh" in cmdline and _execed(pid):
                     return pid
             return None
 
