@@ -87,3 +87,34 @@ def test_only_admins_change_teams(client, app, factory, people):
     assert answer.status_code == 403
     with unit_of_work(factory) as session:
         assert session.get_one(StaffUser, staff_id).team is None
+
+
+RESERVED = ("other_teams", "All", " NONE ")  # codes the reports use: the pooled teams, the filter's choices
+
+
+def test_a_team_may_not_be_named_like_a_code_of_the_reports(client, factory, people, tmp_path, settings, capsys):
+    _, staff_id = people
+    log_in(client, ADMIN)
+    for team in RESERVED:
+        answer = _post(client, f"/admin/users/{staff_id}", {"name": "Jonas Becker", "emails": STAFF,
+                                                             "role": "staff", "active": "on", "team": team})
+        assert answer.status_code == 400, team
+        assert "reserved by the reports" in answer.get_data(as_text=True)
+    answer = _post(client, "/admin/users", {"name": "Lena Vogel", "emails": "lena.vogel@beispiel-firma.de",
+                                            "role": "staff", "team": "Other_Teams", "password": "lang-genug-1"})
+    assert answer.status_code == 400 and "reserved by the reports" in answer.get_data(as_text=True)
+    with unit_of_work(factory) as session:
+        assert session.get_one(StaffUser, staff_id).team is None
+        assert find_staff(session, "lena.vogel@beispiel-firma.de") is None
+        assert change_staff(session, session.get_one(StaffUser, staff_id), team="Allgemein", actor=None)  # a word
+
+    config = tmp_path / "crm.toml"
+    config.write_text(f"[service]\ninstance_dir = '{settings.service.instance_dir}'\n"
+                      f"[database]\nurl = '{settings.database.url}'\n")
+    from crm_inbox.cli import main
+
+    assert main(["--config", str(config), "user", "add", "max@beispiel-firma.de", "--name", "Max",
+                 "--team", "other_teams"]) != 0
+    assert "reserved by the reports" in capsys.readouterr().err
+    with unit_of_work(factory) as session:
+        assert find_staff(session, "max@beispiel-firma.de") is None

@@ -35,11 +35,18 @@ def find_staff(session: Session, email: str) -> StaffUser | None:
 
 
 TEAM_MAX_LENGTH = 100  # as the column
+# Codes the reports use among team names (the pooled small teams, the filter's choices): a team so named
+# would take the code's label or merge with the pooled row.
+RESERVED_TEAMS = frozenset({"other_teams", "all", "none"})
 
 
 def team_name(raw: str | None) -> str | None:
-    """A team as stored: one line, at most 100 characters; empty means no team."""
-    return single_line(raw or "")[:TEAM_MAX_LENGTH].strip() or None
+    """A team as stored: one line, at most 100 characters; empty means no team. Raises ValidationError for a
+    name the reports use as a code (any case)."""
+    team = single_line(raw or "")[:TEAM_MAX_LENGTH].strip() or None
+    if team is not None and team.casefold() in RESERVED_TEAMS:
+        raise ValidationError("team", f"{team!r} is reserved by the reports; choose another name")
+    return team
 
 
 def add_staff(session: Session, email: str, name: str, role: str = "staff", extension: str | None = None,
