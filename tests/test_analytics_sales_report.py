@@ -17,6 +17,7 @@ from crm_inbox.analytics.reports.sales import sales_report
 from tests.analytics_stores import row, staff, store, team_staff
 
 PERIOD = Filters(start=date(2026, 1, 1), end=date(2026, 7, 1))
+ANYONE = StaffPolicy(min_group_size=1)
 D = Decimal
 
 
@@ -35,7 +36,7 @@ def deal(opportunity_id: int, *, outcome: str = "open", stage: str | None = None
 def quote(quote_id: int, number: str | None, version: int, state: str, opportunity_id: int, net: str,
           sent_at: datetime | None = None, quote_date: date | None = None) -> tuple[Any, ...]:
     return row("fact_quote", quote_id=quote_id, opportunity_id=opportunity_id, number=number, version=version,
-               state=state, sent_at=sent_at, net_total=D(net),
+               state=state, sent_at=sent_at, sent_date=sent_at.date() if sent_at else None, net_total=D(net),
                quote_date=quote_date or (sent_at.date() if sent_at else None))
 
 
@@ -98,7 +99,8 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyCon
 
 @pytest.fixture(scope="module")
 def report(con: duckdb.DuckDBPyConnection) -> Report:
-    return sales_report(con, PERIOD, StaffPolicy())
+    """The figures' arithmetic: a minimum of one person (the works-council rule has tests of its own)."""
+    return sales_report(con, PERIOD, ANYONE)
 
 
 def test_pipeline_by_stage_orders_stages_by_probability_with_weighted_amounts(report: Report) -> None:
@@ -171,7 +173,7 @@ def test_lost_reasons_beyond_the_top_ten_are_one_row(tmp_path: Path) -> None:
             for i in range(1, 13)] + [deal(13, outcome="lost", amount="5", closed_at=datetime(2026, 2, 1),
                                            lost_reason="reason 01")]
     with store(tmp_path / "r.duckdb", {"fact_opportunity": lost}) as c:
-        rows = sales_report(c, PERIOD, StaffPolicy()).figure("lost_reasons").rows
+        rows = sales_report(c, PERIOD, ANYONE).figure("lost_reasons").rows
     assert [r[0] for r in rows] == ["reason 01", "reason 12", "reason 11", "reason 10", "reason 09", "reason 08",
                                     "reason 07", "reason 06", "reason 05", "reason 04", "other_reasons"]
     assert rows[0][1:3] == (2, D("6.00"))
@@ -181,7 +183,7 @@ def test_lost_reasons_beyond_the_top_ten_are_one_row(tmp_path: Path) -> None:
 def test_by_team_pools_teams_under_the_minimum(con: duckdb.DuckDBPyConnection, report: Report) -> None:
     # Nord has 5 owners behind its deals, Süd 2 and one owner has no team: with a minimum of 5 the pool of 3
     # would expose Nord as total minus pool, so everything is one pooled row.
-    fig = report.figure("sales_by_team")
+    fig = sales_report(con, PERIOD, StaffPolicy()).figure("sales_by_team")
     assert fig.rows == (("other_teams", 5, D("1750.05"), 3, 5, 37.5, D("4500.00")),)
     assert fig.notes == ("small_groups",)
     fig = sales_report(con, PERIOD, StaffPolicy(min_group_size=2)).figure("sales_by_team")
@@ -239,10 +241,10 @@ def test_team_filter_shows_a_team_only_where_the_team_breakdown_shows_it(tmp_pat
 
 
 def test_category_filter_uses_the_deals_customer_category(con: duckdb.DuckDBPyConnection) -> None:
-    a = sales_report(con, Filters(PERIOD.start, PERIOD.end, category="A"), StaffPolicy())
+    a = sales_report(con, Filters(PERIOD.start, PERIOD.end, category="A"), ANYONE)
     assert [r[0] for r in a.figure("pipeline_by_stage").rows] == ["qualified", "needs_analysis", "negotiation"]
     assert a.figure("win_rate_by_source").rows == (("mail", 1, 0, 100.0), ("all_sources", 1, 0, 100.0))
-    none = sales_report(con, Filters(PERIOD.start, PERIOD.end, category="none"), StaffPolicy())
+    none = sales_report(con, Filters(PERIOD.start, PERIOD.end, category="none"), ANYONE)
     assert none.figure("pipeline_by_stage").rows == (("quote_sent", 1, D("0.00"), D("0.00")),)
 
 
@@ -266,7 +268,8 @@ def test_empty_store_and_the_catalog(tmp_path: Path) -> None:
     assert report.figure("sales_by_team").rows == ()
 
 
-def test_every_key_and_code_the_reports_show_is_labelled(report: Report, tmp_path: Path) -> None:
+def test_every_key_and_code_the_reports_show_is_labelled(con: duckdb.DuckDBPyConnection, report: Report,
+                                                         tmp_path: Path) -> None:
     from crm_inbox.analytics.reports.customers import customers_report
     from tests.test_analytics_customers_report import world
     from web.reports.labels import is_labelled
@@ -276,13 +279,70 @@ def test_every_key_and_code_the_reports_show_is_labelled(report: Report, tmp_pat
     per_person = {**ROWS, "dim_staff": [staff(1, "Nord", name="Anna")]}
     with store(tmp_path / "p.duckdb", per_person) as c:
         owners = sales_report(c, PERIOD, StaffPolicy(per_person=True)).figure("sales_by_owner")
+    works_council = sales_report(con, PERIOD, StaffPolicy()).figures  # notes few_people, small_rows
     keys = set()
-    for fig in (*report.figures, *customers.figures, owners):
+    for fig in (*report.figures, *customers.figures, owners, *works_council):
         keys |= {fig.key, *fig.notes, *(c.key for c in fig.columns)}
     code_columns = {"stage", "source", "step", "abc_class", "assigned_category", "category", "channel", "team"}
     for fig in (*report.figures, *customers.figures):
         for i, column in enumerate(fig.columns):
             if column.key in code_columns:
-                keys |= {r[i] for r in fig.rows if r[i] not in ("A", "B", "C")}
+                keys |= {r[i] for r in fig.rows if r[i] not in ("A", "B", "C")
+                         and (column.key != "team" or r[i] == "other_teams")}  # team names are names
     keys.add("other_reasons")
+    assert {"few_people", "small_rows", "other_teams"} <= keys
     assert sorted(k for k in keys if not is_labelled(k)) == []
+
+
+def _twelve_owners() -> dict[str, list[tuple[Any, ...]]]:
+    """Twelve owners in two teams of six. Category A: owner 7's deals alone. Category B: every owner won one
+    deal by mail; the two call deals are owner 2's."""
+    deals = [deal(100 + n, outcome="won" if n % 2 else "lost", amount="1000", owner_id=7, category="A",
+                  created_at=datetime(2026, 1, 5), closed_at=datetime(2026, 2, 4 + n), lost_reason="price")
+             for n in range(6)]
+    deals += [deal(200 + n, outcome="won", amount="500", owner_id=n + 1, category="B",
+                   created_at=datetime(2026, 1, 1), closed_at=datetime(2026, 3, 1 + n)) for n in range(12)]
+    deals += [deal(300 + n, outcome="lost", amount="10", owner_id=2, category="B", source="call",
+                   closed_at=datetime(2026, 3, 20)) for n in range(2)]
+    return {"dim_staff": [*team_staff(1, "Nord", 6), *team_staff(7, "Süd", 6)], "fact_opportunity": deals}
+
+
+@pytest.fixture(scope="module")
+def owners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    with store(tmp_path_factory.mktemp("owners") / "wc.duckdb", _twelve_owners()) as c:
+        yield c
+
+
+def test_a_category_narrowing_the_deals_to_one_owner_suppresses_every_figure(
+        owners: duckdb.DuckDBPyConnection) -> None:
+    a = Filters(PERIOD.start, PERIOD.end, category="A")
+    one = sales_report(owners, a, StaffPolicy())
+    allowed = sales_report(owners, a, StaffPolicy(per_person=True))
+    for key in ("win_rate_by_month", "win_rate_by_source", "sales_cycle", "lost_reasons"):
+        fig = one.figure(key)
+        assert (fig.suppressed, fig.rows, fig.notes) == (True, (), ("few_people",)), key
+        assert allowed.figure(key).rows and not allowed.figure(key).suppressed, key
+    assert allowed.figure("win_rate_by_source").rows[-1] == ("all_sources", 3, 3, 50.0)
+
+
+def test_a_source_row_of_one_owner_is_withheld(owners: duckdb.DuckDBPyConnection) -> None:
+    b = Filters(PERIOD.start, PERIOD.end, category="B")
+    fig = sales_report(owners, b, StaffPolicy()).figure("win_rate_by_source")
+    allowed = sales_report(owners, b, StaffPolicy(per_person=True)).figure("win_rate_by_source")
+    # the call deals are owner 2's alone; mail (twelve owners) minus the total would give them away: withheld too
+    assert fig.rows == (("call", None, None, None), ("mail", None, None, None), ("all_sources", 12, 2, 85.7))
+    assert fig.notes == ("small_rows",) and not fig.suppressed
+    assert allowed.rows[0] == ("call", 0, 2, 0.0)
+
+
+def test_quotes_count_by_the_local_day_they_were_sent(tmp_path: Path) -> None:
+    # Sent at 00:30 on 1 March in Berlin, still 28 February in UTC: a March quote.
+    late = row("fact_quote", quote_id=1, opportunity_id=1, number="AN-1", version=1, state="sent",
+               sent_at=datetime(2026, 2, 28, 23, 30), sent_date=date(2026, 3, 1), net_total=D("100"),
+               quote_date=date(2026, 2, 28))
+    rows = {"dim_staff": team_staff(1, "Nord", 1), "fact_opportunity": [deal(1, owner_id=1)], "fact_quote": [late]}
+    with store(tmp_path / "q.duckdb", rows) as c:
+        march = sales_report(c, Filters(date(2026, 3, 1), date(2026, 4, 1)), ANYONE).figure("quote_conversion")
+        february = sales_report(c, Filters(date(2026, 2, 1), date(2026, 3, 1)), ANYONE).figure("quote_conversion")
+    assert march.rows[0] == ("quotes_sent", 1, D("100.00"), 100.0)
+    assert february.rows[0] == ("quotes_sent", 0, D("0.00"), None)

@@ -74,8 +74,9 @@ def guard_people(figure: Figure, people: Sequence[Collection[Hashable] | None], 
 
     ``people``: the distinct people behind each of ``figure.rows``. The first ``labels`` columns (the row's
     label) and ``customer_columns`` (customers' demand, about nobody's work) always show. Too few people behind
-    the whole figure: suppressed (``few_people``), or, when it has customer columns, every row without its
-    staff values. Else each row (but the ``total`` row, labelled so) per rows_shown (``small_rows``)."""
+    the whole figure (but someone): suppressed (``few_people``), or, when it has customer columns, every row
+    without its staff values. Else each row (but the ``total`` row, labelled so) per rows_shown
+    (``small_rows``)."""
     if not figure.rows:
         return figure
     groups = [set(p or ()) for p in people]
@@ -84,7 +85,8 @@ def guard_people(figure: Figure, people: Sequence[Collection[Hashable] | None], 
     def blank(row: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(v if i in keep else None for i, v in enumerate(row))
 
-    if not enough_people(len(set().union(*groups)), policy):
+    everyone = set().union(*groups)
+    if everyone and not enough_people(len(everyone), policy):  # nobody behind it: about nobody's work
         if not customer_columns:
             return suppressed(figure.key, figure.kind, figure.columns, FEW_PEOPLE, figure.x, figure.series)
         return replace(figure, rows=tuple(blank(r) for r in figure.rows), notes=(*figure.notes, FEW_PEOPLE))
@@ -97,9 +99,9 @@ def guard_people(figure: Figure, people: Sequence[Collection[Hashable] | None], 
                    notes=(*figure.notes, *notes))
 
 
-def split_people(rows: Sequence[tuple[Any, ...]]) -> tuple[tuple[tuple[Any, ...], ...], list[Any]]:
+def split_people(rows: Sequence[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[Any]]:
     """Rows whose last column is the :data:`PEOPLE` list: the rows without it, and the lists."""
-    return tuple(tuple(r[:-1]) for r in rows), [r[-1] for r in rows]
+    return [tuple(r[:-1]) for r in rows], [r[-1] for r in rows]
 
 
 def team_sizes(con: duckdb.DuckDBPyConnection, facts: str, staff_column: str,

@@ -8,21 +8,29 @@ figure shows only when the breakdown by team of the same deals (all teams) shows
 that no small team can be read as the company's figure minus the filtered team's. The category filter is the
 deal's customer category (``fact_opportunity.category``: the company's, else the contact's).
 
+Whatever the filters (category, period, team or none), a figure shows only when at least ``min_group_size``
+distinct owners stand behind its deals (``few_people``), and each row (a stage, a month, a source, a lost
+reason, a quote step) only when that row's deals have so many owners (``small_rows``: the row keeps its label,
+its values are withheld; see :func:`~crm_inbox.analytics.reports.staff_groups.rows_shown`). The people behind
+a deal, and behind a quote, are the deal's owner. With fewer owners than the minimum in all, the sales figures
+never show (intended); ``policy.per_person`` lifts the rule.
+
 Periods: the pipeline is the open deals now (the store's snapshot), the forecast the next 12 months from the
 period's first month; win rate, sales cycle and lost reasons count deals closed in the period, quote
-conversion quotes first sent in the period (see :func:`quote_conversion`).
+conversion quotes first sent in the period (their local day, see :func:`quote_conversion`).
 
 Money stays ``Decimal`` from the store to the rows; rates are percentages (float, one place).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Hashable, Sequence
 from typing import Any
 
 import duckdb
 
 from crm_inbox.analytics.model import Column, Figure, Filters, Report, StaffPolicy
-from crm_inbox.analytics.reports._sql import category_condition, parameters, query
+from crm_inbox.analytics.reports._sql import PEOPLE, category_condition, guard_people, parameters, query, split_people
 from crm_inbox.analytics.reports.rates import percent
 from crm_inbox.analytics.reports.staff_groups import (
     SMALL_GROUPS,
@@ -32,6 +40,7 @@ from crm_inbox.analytics.reports.staff_groups import (
     team_shown,
 )
 
+_OWNERS = PEOPLE.format("owner_id")  # the owners behind a row (the people of the works-council rule)
 FORECAST_MONTHS = 12
 TOP_LOST_REASONS = 10
 OTHER_REASONS = "other_reasons"  # the row pooling every lost reason after the top ten
@@ -90,32 +99,34 @@ class _DealQuery:
         ``all_teams``: every team's deals, whatever the team filter."""
         return query(self.con, f"WITH {self._deals(all_teams)}\n{sql}", {**self.params, **extra})
 
-    def protect(self, figure: Figure, facts: str, ctes: str = "", **extra: object) -> Figure:
-        """``figure`` as it may be shown under the team filter: suppressed (note "small_groups") unless the
+    def protect(self, figure: Figure, facts: str, ctes: str = "", *,
+                people: Sequence[Collection[Hashable] | None], total: str | None = None, **extra: object) -> Figure:
+        """``figure`` as it may be shown: under the team filter suppressed (note "small_groups") unless the
         same facts of every team, split by owner's team under the works-council rule, give the filtered team a
-        row of its own. ``facts``: a SELECT of ``owner_team`` and ``owner_id`` (after ``ctes``)."""
-        if self.filters.team is None:
-            return figure
-        sizes = self.rows(f"""{ctes}
-            SELECT owner_team, count(DISTINCT owner_id) FROM ({facts}) WHERE owner_id IS NOT NULL
-            GROUP BY owner_team""", all_teams=True, **extra)
-        if team_shown({team: int(n) for team, n in sizes}, self.filters.team, self.policy.min_group_size):
-            return figure
-        return _suppressed(figure, SMALL_GROUPS)
+        row of its own (``facts``: a SELECT of ``owner_team`` and ``owner_id`` after ``ctes``); then, whatever
+        the filters, the owners behind the figure and each row (``people``, the ``total`` row by its label)
+        per _sql.guard_people."""
+        if self.filters.team is not None:
+            sizes = self.rows(f"""{ctes}
+                SELECT owner_team, count(DISTINCT owner_id) FROM ({facts}) WHERE owner_id IS NOT NULL
+                GROUP BY owner_team""", all_teams=True, **extra)
+            if not team_shown({team: int(n) for team, n in sizes}, self.filters.team, self.policy.min_group_size):
+                return _suppressed(figure, SMALL_GROUPS)
+        return guard_people(figure, people, self.policy, total=total)
 
 
 def pipeline_by_stage(q: _DealQuery) -> Figure:
     """Open deals now per stage: count, amount and weighted amount. The store knows stages by name only, so
     they are ordered by their typical (average) probability, as ``[sales] stages`` orders them."""
-    rows = q.rows(f"""
-        SELECT stage, count(*), {AMOUNT}, {WEIGHTED} FROM deals WHERE outcome = 'open'
-        GROUP BY stage ORDER BY avg(probability), stage""")
+    rows, people = split_people(q.rows(f"""
+        SELECT stage, count(*), {AMOUNT}, {WEIGHTED}, {_OWNERS} FROM deals WHERE outcome = 'open'
+        GROUP BY stage ORDER BY avg(probability), stage"""))
     figure = Figure(
         key="pipeline_by_stage", kind="bar",
         columns=(Column("stage", "text"), Column("deals"), Column("amount", "eur"), Column("weighted_amount", "eur")),
         rows=tuple((stage, int(n), amount, weighted) for stage, n, amount, weighted in rows),
         x="stage", series=("amount", "weighted_amount"))
-    return q.protect(figure, "SELECT owner_team, owner_id FROM deals WHERE outcome = 'open'")
+    return q.protect(figure, "SELECT owner_team, owner_id FROM deals WHERE outcome = 'open'", people=people)
 
 
 def forecast(q: _DealQuery) -> Figure:
@@ -123,14 +134,14 @@ def forecast(q: _DealQuery) -> Figure:
     first month (months without deals show zeros). Deals expected earlier or without a date are not in it: a
     note says so."""
     first = q.filters.start.replace(day=1)
-    rows = q.rows(f"""
+    rows, people = split_people(q.rows(f"""
         , months AS (SELECT CAST(m AS DATE) AS month FROM range($first, $first + INTERVAL {FORECAST_MONTHS} MONTH,
                                                               INTERVAL 1 MONTH) t(m)),
-        open_deals AS (SELECT date_trunc('month', close_date) AS month, amount, probability FROM deals
+        open_deals AS (SELECT date_trunc('month', close_date) AS month, amount, probability, owner_id FROM deals
                        WHERE outcome = 'open' AND close_date >= $first)
-        SELECT months.month, count(open_deals.month), {AMOUNT}, {WEIGHTED}
+        SELECT months.month, count(open_deals.month), {AMOUNT}, {WEIGHTED}, {_OWNERS}
         FROM months LEFT JOIN open_deals ON open_deals.month = months.month
-        GROUP BY months.month ORDER BY months.month""", first=first)
+        GROUP BY months.month ORDER BY months.month""", first=first))
     overdue = q.rows("SELECT count(*) FROM deals WHERE outcome = 'open' AND (close_date IS NULL "
                      "OR close_date < $first)", first=first)[0][0]
     figure = Figure(
@@ -138,7 +149,7 @@ def forecast(q: _DealQuery) -> Figure:
         columns=(Column("month", "month"), Column("deals"), Column("amount", "eur"), Column("weighted_amount", "eur")),
         rows=tuple((month, int(n), amount, weighted) for month, n, amount, weighted in rows),
         x="month", series=("weighted_amount",), notes=(FORECAST_OVERDUE,) if overdue else ())
-    return q.protect(figure, "SELECT owner_team, owner_id FROM deals WHERE outcome = 'open'")
+    return q.protect(figure, "SELECT owner_team, owner_id FROM deals WHERE outcome = 'open'", people=people)
 
 
 _CLOSED_IN_PERIOD = "outcome IN ('won', 'lost') AND closed_date >= $start AND closed_date < $end"
@@ -150,32 +161,38 @@ def win_rate_by_month(q: _DealQuery) -> Figure:
     rows = q.rows(f"""
         , months AS (SELECT CAST(m AS DATE) AS month FROM range(date_trunc('month', $start), $end,
                                                               INTERVAL 1 MONTH) t(m)),
-        closed AS (SELECT date_trunc('month', closed_date) AS month, outcome FROM deals WHERE {_CLOSED_IN_PERIOD})
-        SELECT months.month, count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost')
+        closed AS (SELECT date_trunc('month', closed_date) AS month, outcome, owner_id FROM deals
+                   WHERE {_CLOSED_IN_PERIOD})
+        SELECT months.month, count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost'),
+               {_OWNERS}
         FROM months LEFT JOIN closed ON closed.month = months.month
         GROUP BY months.month ORDER BY months.month""")
+    rows, people = split_people(rows)
     figure = Figure(
         key="win_rate_by_month", kind="line",
         columns=(Column("month", "month"), Column("won"), Column("lost"), Column("win_rate", "percent")),
         rows=tuple((month, int(won), int(lost), percent(won, won + lost)) for month, won, lost in rows),
         x="month", series=("win_rate",))
-    return q.protect(figure, _CLOSED_FACTS)
+    return q.protect(figure, _CLOSED_FACTS, people=people)
 
 
 def win_rate_by_source(q: _DealQuery) -> Figure:
     """The win rate of the deals closed in the period by where they came from, and over all sources."""
     rows = q.rows(f"""
-        SELECT source, count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost')
+        SELECT source, count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost'),
+               {_OWNERS}
         FROM deals WHERE {_CLOSED_IN_PERIOD} GROUP BY source ORDER BY source""")
+    rows, people = split_people(rows)
     total_won, total_lost = sum(r[1] for r in rows), sum(r[2] for r in rows)
     table = [(source, int(won), int(lost), percent(won, won + lost)) for source, won, lost in rows]
     if table:
         table.append((ALL_SOURCES, int(total_won), int(total_lost), percent(total_won, total_won + total_lost)))
+        people.append([owner for owners in people for owner in owners or ()])
     figure = Figure(
         key="win_rate_by_source", kind="bar",
         columns=(Column("source", "text"), Column("won"), Column("lost"), Column("win_rate", "percent")),
         rows=tuple(table), x="source", series=("win_rate",))
-    return q.protect(figure, _CLOSED_FACTS)
+    return q.protect(figure, _CLOSED_FACTS, people=people, total=ALL_SOURCES)
 
 
 def sales_cycle(q: _DealQuery) -> Figure:
@@ -185,15 +202,17 @@ def sales_cycle(q: _DealQuery) -> Figure:
         , won AS (SELECT source, epoch(closed_at - created_at) / 86400.0 AS days, owner_team, owner_id FROM deals
                   WHERE outcome = 'won' AND closed_at IS NOT NULL AND {_CLOSED_IN_PERIOD})"""
     rows = q.rows(f"""{won}
-        SELECT source, count(*), median(days), quantile_cont(days, 0.9) FROM won
+        SELECT source, count(*), median(days), quantile_cont(days, 0.9), {_OWNERS} FROM won
         GROUP BY GROUPING SETS ((source), ()) ORDER BY source NULLS LAST""")
+    rows = [r for r in rows if r[1]]
+    people = [r[-1] for r in rows]
     figure = Figure(
         key="sales_cycle", kind="bar",
         columns=(Column("source", "text"), Column("won"), Column("median_days", "days"), Column("p90_days", "days")),
         rows=tuple((ALL_SOURCES if source is None else source, int(n), _days(median), _days(p90))
-                   for source, n, median, p90 in rows if n),
+                   for source, n, median, p90, _ in rows),
         x="source", series=("median_days", "p90_days"))
-    return q.protect(figure, "SELECT owner_team, owner_id FROM won", won)
+    return q.protect(figure, "SELECT owner_team, owner_id FROM won", won, people=people, total=ALL_SOURCES)
 
 
 def _days(value: float | None) -> float | None:
@@ -204,7 +223,7 @@ def _days(value: float | None) -> float | None:
 _QUOTES_SENT = """
         , versions AS (
             SELECT qu.quote_id, COALESCE(qu.number, '#' || qu.quote_id) AS quote_key, qu.version, qu.state,
-                   COALESCE(CAST(qu.sent_at AS DATE), qu.quote_date) AS day, qu.net_total,
+                   COALESCE(qu.sent_date, qu.quote_date) AS day, qu.net_total,
                    qu.sent_at IS NOT NULL OR qu.state IN ('sent', 'accepted', 'declined') AS went_out,
                    deals.owner_team, deals.owner_id
             FROM fact_quote qu JOIN deals ON deals.opportunity_id = qu.opportunity_id),
@@ -224,7 +243,8 @@ def quote_conversion(q: _DealQuery) -> Figure:
     with their net total. Shares are of the quotes sent.
 
     A version went out when the CRM sent it, or when the customer decided on it (accepted or declined: it was
-    printed or sent outside the CRM); its day is the sending's UTC day, else its quote date."""
+    printed or sent outside the CRM); its day is the sending's local day (``sent_date``), else its quote date.
+    The people behind each step: the owners of the deals of its quotes."""
     rows = q.rows(f"""{_QUOTES_SENT},
         ordered AS (
             SELECT v.quote_key, sum(o.net_total) AS value FROM fact_order o JOIN versions v ON v.quote_id = o.quote_id
@@ -232,9 +252,13 @@ def quote_conversion(q: _DealQuery) -> Figure:
         SELECT count(*), CAST(COALESCE(sum(sent.value), 0) AS DECIMAL(18,2)),
                count(*) FILTER (WHERE accepted),
                CAST(COALESCE(sum(sent.value) FILTER (WHERE accepted), 0) AS DECIMAL(18,2)),
-               count(ordered.quote_key), CAST(COALESCE(sum(ordered.value), 0) AS DECIMAL(18,2))
+               count(ordered.quote_key), CAST(COALESCE(sum(ordered.value), 0) AS DECIMAL(18,2)),
+               {PEOPLE.format("sent.owner_id")},
+               list(DISTINCT sent.owner_id) FILTER (WHERE accepted AND sent.owner_id IS NOT NULL),
+               list(DISTINCT sent.owner_id) FILTER (WHERE ordered.quote_key IS NOT NULL
+                                                     AND sent.owner_id IS NOT NULL)
         FROM sent LEFT JOIN ordered ON ordered.quote_key = sent.quote_key""")
-    sent, sent_value, accepted, accepted_value, ordered, ordered_value = rows[0]
+    sent, sent_value, accepted, accepted_value, ordered, ordered_value, *people = rows[0]
     counts = ((sent, sent_value), (accepted, accepted_value), (ordered, ordered_value))
     figure = Figure(
         key="quote_conversion", kind="hbar",
@@ -243,34 +267,38 @@ def quote_conversion(q: _DealQuery) -> Figure:
         rows=tuple((step, int(n), value, percent(n, sent)) for step, (n, value) in zip(QUOTE_STEPS, counts,
                                                                                         strict=True)),
         x="step", series=("quotes",))
-    return q.protect(figure, "SELECT owner_team, owner_id FROM sent", _QUOTES_SENT)
+    return q.protect(figure, "SELECT owner_team, owner_id FROM sent", _QUOTES_SENT, people=people)
 
 
 def lost_reasons(q: _DealQuery) -> Figure:
     """Deals lost in the period by the reason staff gave (free text: blanks collapsed, case ignored, shown in
     its most common spelling): the ten most frequent, the rest as one row, and the deals without a reason."""
     rows = q.rows(f"""
-        , lost AS (SELECT NULLIF(trim(regexp_replace(lost_reason, '\\s+', ' ', 'g')), '') AS reason, amount
+        , lost AS (SELECT NULLIF(trim(regexp_replace(lost_reason, '\\s+', ' ', 'g')), '') AS reason, amount,
+                          owner_id
                    FROM deals WHERE outcome = 'lost' AND {_CLOSED_IN_PERIOD}),
         reasons AS (SELECT lower(reason) AS reason_key, mode(reason) AS shown, count(*) AS n,
-                           CAST(COALESCE(sum(amount), 0) AS DECIMAL(18,2)) AS amount
+                           CAST(COALESCE(sum(amount), 0) AS DECIMAL(18,2)) AS amount, {_OWNERS} AS owners
                     FROM lost WHERE reason IS NOT NULL GROUP BY reason_key),
         ranked AS (SELECT *, row_number() OVER (ORDER BY n DESC, amount DESC, reason_key) AS rank FROM reasons),
         grouped AS (
             SELECT CASE WHEN rank <= $top THEN shown ELSE '{OTHER_REASONS}' END AS reason,
-                   CASE WHEN rank <= $top THEN rank ELSE $top + 1 END AS pos, sum(n) AS n, sum(amount) AS amount
+                   CASE WHEN rank <= $top THEN rank ELSE $top + 1 END AS pos, sum(n) AS n, sum(amount) AS amount,
+                   list_distinct(flatten(list(owners))) AS owners
             FROM ranked GROUP BY ALL
             UNION ALL
-            SELECT '{NO_REASON}', $top + 2, count(*), CAST(COALESCE(sum(amount), 0) AS DECIMAL(18,2))
+            SELECT '{NO_REASON}', $top + 2, count(*), CAST(COALESCE(sum(amount), 0) AS DECIMAL(18,2)), {_OWNERS}
             FROM lost WHERE reason IS NULL HAVING count(*) > 0)
-        SELECT reason, n, CAST(amount AS DECIMAL(18,2)) FROM grouped ORDER BY pos""", top=TOP_LOST_REASONS)
+        SELECT reason, n, CAST(amount AS DECIMAL(18,2)), owners FROM grouped ORDER BY pos""", top=TOP_LOST_REASONS)
+    rows, people = split_people(rows)
     total = sum(int(n) for _, n, _ in rows)
     figure = Figure(
         key="lost_reasons", kind="hbar",
         columns=(Column("reason", "text"), Column("deals"), Column("amount", "eur"), Column("share", "percent")),
         rows=tuple((reason, int(n), amount, percent(n, total)) for reason, n, amount in rows),
         x="reason", series=("deals",))
-    return q.protect(figure, f"SELECT owner_team, owner_id FROM deals WHERE outcome = 'lost' AND {_CLOSED_IN_PERIOD}")
+    return q.protect(figure, f"SELECT owner_team, owner_id FROM deals WHERE outcome = 'lost' AND {_CLOSED_IN_PERIOD}",
+                     people=people)
 
 
 # Summable values per owner group: the rates are computed after pooling, from the pooled counts.

@@ -165,7 +165,7 @@ def _protected(con: duckdb.DuckDBPyConnection, values: dict[str, Any], all_teams
     of the same facts (``all_teams``: the facts of every team) shows the team on its own row
     (staff_groups.team_shown); then the people rule for the figure and each row (_sql.guard_people)."""
     table, people = split_people(rows)
-    figure = Figure(key=key, kind=kind, columns=columns, rows=table, x=x, series=series)
+    figure = Figure(key=key, kind=kind, columns=columns, rows=tuple(table), x=x, series=series)
     if not table or table[-1][1] == 0:  # nothing in the period: no "all" row of zeros
         return replace(figure, rows=())
     if filters.team is not None and not team_shown(team_sizes(con, all_teams, "assignee_id", values),
