@@ -6,14 +6,22 @@ Which filter applies where:
 - The period is the call's local start day (``started_date``); a missed call's call-back counts with the
   missed call, whenever it came.
 - The category is the customer's: the call's company's, else its contact's company's, else the contact's own.
-- The team is the team of the staff who took or made the call and filters only the staff-work figure (calls
-  per team, and per person). The heat map, the answer rate and the call-backs describe how reachable the
-  company is for its customers: a missed call has nobody who took it, so they ignore the team filter and
-  then carry the note ``team_filter_not_applied``.
+- The team is the team of the staff who took or made the call and filters only calls per team (and per
+  person). The heat map, the answer rate and the call-backs describe how reachable the company is for its
+  customers: a missed call has nobody who took it, so they ignore the team filter and then carry the note
+  ``team_filter_not_applied``.
 - Works council (:mod:`.staff_groups`): a filtered team with fewer active members than ``min_group_size``
   suppresses the staff-work figures (``team_too_small``); calls per team pool small teams (``other_teams``),
   and under a team filter show that team only where the breakdown of all teams shows it on its own row.
   Per-person figures only with ``policy.per_person``.
+- Whatever the filters, the staff work in the answer rate (answered calls, hence also missed ones and the
+  rate) and in the call-backs (called back or not, how fast) shows only when at least ``min_group_size``
+  people stand behind it in the period (``few_people``) and in the week (``small_rows``); the inbound and the
+  missed calls (the customers' demand) always show. The people behind answered calls: who took them; behind
+  a call-back: who made the outbound call at ``called_back_at``, else the assignee of the missed-call reminder
+  done then. Calls per team need that many people who took or made calls (staff_groups.protect_groups). The
+  heat map of inbound calls is the customers' demand and always shows. With fewer staff than the minimum in
+  all, the staff-work values never show (intended).
 
 Call-back minutes: median and p90 by linear interpolation (DuckDB ``quantile_cont``), rounded to 0.1 min.
 """
@@ -27,11 +35,14 @@ import duckdb
 
 from crm_inbox.analytics.model import ChartKind, Column, Figure, Filters, Report, StaffPolicy
 from crm_inbox.analytics.reports._sql import (
+    PEOPLE,
     TEAM_FILTER_NOT_APPLIED,
     WEEKS,
     category_condition,
+    guard_people,
     parameters,
     query,
+    split_people,
     suppressed,
     team_condition,
 )
@@ -46,8 +57,8 @@ def phone_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: Staff
     customer_notes = (TEAM_FILTER_NOT_APPLIED,) if filters.team is not None else ()
     figures = [
         _heatmap(con, filters, values, customer_notes),
-        _answer_rate(con, filters, values, customer_notes),
-        _missed_callbacks(con, filters, values, customer_notes),
+        _answer_rate(con, filters, values, policy, customer_notes),
+        _missed_callbacks(con, filters, values, policy, customer_notes),
         _by_team(con, filters, values, policy, blocked),
     ]
     if policy.per_person:
@@ -87,40 +98,54 @@ def _heatmap(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str,
                   series=WEEKDAYS, notes=notes)
 
 
-def _answer_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
+def _answer_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
                  notes: tuple[str, ...]) -> Figure:
     rows = query(con, f"""
         WITH {WEEKS},
         calls AS ({_calls(filters, staff_work=False)} AND c.direction = 'in'),
         per_week AS (SELECT date_trunc('week', started_date)::DATE AS week, count(*) AS inbound,
-                            count(*) FILTER (WHERE answered) AS answered, count(*) FILTER (WHERE missed) AS missed
+                            count(*) FILTER (WHERE answered) AS answered, count(*) FILTER (WHERE missed) AS missed,
+                            list(DISTINCT staff_id) FILTER (WHERE answered AND staff_id IS NOT NULL) AS people
                      FROM calls GROUP BY 1)
         SELECT weeks.week, coalesce(inbound, 0), coalesce(answered, 0), coalesce(missed, 0),
-               round(100.0 * answered / inbound, 1)
+               round(100.0 * answered / inbound, 1), people
         FROM weeks LEFT JOIN per_week USING (week) ORDER BY weeks.week""", values)
+    rows, people = split_people(rows)
     columns = (Column("week", "week"), Column("inbound_calls"), Column("answered"), Column("missed"),
                Column("answer_rate", "percent"))
-    return Figure(key="answer_rate", kind="line", columns=columns, rows=tuple(rows), x="week",
-                  series=("answer_rate",), notes=notes)
+    figure = Figure(key="answer_rate", kind="line", columns=columns, rows=tuple(rows), x="week",
+                    series=("answer_rate",), notes=notes)
+    return guard_people(figure, people, policy, customer_columns=(1,))  # inbound calls: the customers' demand
 
 
-def _missed_callbacks(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
+def _missed_callbacks(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
                       notes: tuple[str, ...]) -> Figure:
     rows = query(con, f"""
         WITH {WEEKS},
-        missed AS ({_calls(filters, staff_work=False)} AND c.missed),
+        missed_calls AS ({_calls(filters, staff_work=False)} AND c.missed),
+        -- who called back: the outbound call at that time, else the missed-call reminder's assignee
+        missed AS (
+            SELECT m.*, coalesce(
+                (SELECT min(o.staff_id) FROM fact_call o
+                 WHERE o.direction = 'out' AND o.started_at = m.called_back_at),
+                (SELECT min(r.assignee_id) FROM fact_reminder r
+                 WHERE r.call_id = m.call_id AND r.completed_at = m.called_back_at)) AS caller
+            FROM missed_calls m),
         per_week AS (SELECT date_trunc('week', started_date)::DATE AS week, count(*) AS missed,
                             count(called_back_at) AS called_back,
-                            quantile_cont(callback_minutes, 0.5) AS median, quantile_cont(callback_minutes, 0.9) AS p90
+                            quantile_cont(callback_minutes, 0.5) AS median, quantile_cont(callback_minutes, 0.9) AS p90,
+                            {PEOPLE.format("caller")} AS people
                      FROM missed GROUP BY 1)
         SELECT weeks.week, coalesce(missed, 0), coalesce(called_back, 0), coalesce(missed - called_back, 0),
-               round(100.0 * called_back / missed, 1), round(median, 1), round(p90, 1)
+               round(100.0 * called_back / missed, 1), round(median, 1), round(p90, 1), people
         FROM weeks LEFT JOIN per_week USING (week) ORDER BY weeks.week""", values)
+    rows, people = split_people(rows)
     columns = (Column("week", "week"), Column("missed"), Column("called_back"), Column("not_called_back"),
                Column("called_back_share", "percent"), Column("median_callback_minutes", "minutes"),
                Column("p90_callback_minutes", "minutes"))
-    return Figure(key="missed_callbacks", kind="stacked_bar", columns=columns, rows=tuple(rows), x="week",
-                  series=("called_back", "not_called_back"), notes=notes)
+    figure = Figure(key="missed_callbacks", kind="stacked_bar", columns=columns, rows=tuple(rows), x="week",
+                    series=("called_back", "not_called_back"), notes=notes)
+    return guard_people(figure, people, policy, customer_columns=(1,))  # missed calls: the customers' demand
 
 
 def _by_team(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
