@@ -22,9 +22,9 @@ D = Decimal
 
 
 def invoice(invoice_id: int, net: str, issued_on: date, *, company_id: int | None = None,
-            contact_id: int | None = None, status: str = "open") -> tuple[Any, ...]:
+            contact_id: int | None = None, status: str = "open", order_id: int | None = None) -> tuple[Any, ...]:
     return row("fact_invoice", invoice_id=invoice_id, number=f"R{invoice_id}", issued_on=issued_on, status=status,
-               net=D(net), gross=D(net), paid=D(0), company_id=company_id, contact_id=contact_id)
+               net=D(net), gross=D(net), paid=D(0), company_id=company_id, contact_id=contact_id, order_id=order_id)
 
 
 def order(order_id: int, net: str, order_date: date, *, company_id: int | None = None,
@@ -81,14 +81,16 @@ def world() -> dict[str, list[tuple[Any, ...]]]:
             person(206, 1, role="prospect", origin="call", created=date(2026, 2, 1)),
         ],
         "fact_invoice": [
-            invoice(1, "3000", date(2026, 2, 1), company_id=1), invoice(2, "2000", date(2026, 5, 1), company_id=1),
+            # invoice 1 bills order 1; invoice 2 has no order (counts on its own)
+            invoice(1, "3000", date(2026, 2, 1), company_id=1, order_id=1),
+            invoice(2, "2000", date(2026, 5, 1), company_id=1),
             invoice(3, "1000", date(2026, 3, 1), company_id=3),
             invoice(4, "500", date(2026, 3, 2), company_id=3, status="cancelled"),
             invoice(5, "600", date(2025, 12, 31), company_id=5),  # before the period
             invoice(6, "100", date(2026, 4, 1), contact_id=102),
         ],
         "fact_order": [
-            order(1, "9999", date(2026, 1, 15), company_id=1),  # invoiced: the invoices count
+            order(1, "9999", date(2026, 1, 15), company_id=1),  # billed by invoice 1: the invoice counts
             order(2, "2000", date(2026, 2, 1), company_id=2),
             order(3, "800", date(2026, 3, 1), company_id=4),
             order(4, "100", date(2026, 3, 1), company_id=4, state="cancelled"),
@@ -145,10 +147,11 @@ def report(con: duckdb.DuckDBPyConnection) -> Report:
 # invoice is older), Company 6 300 (its contact's order), Contact 101 200, Contact 102 100 (its invoice),
 # Company 7 nothing but category A; Company 8 nothing and no category (not a customer to classify).
 def test_abc_classes_by_cumulative_revenue_share(report: Report) -> None:
+    # by the share of the customers before each: 0 %, 50 %, 70 % are A; 80 %, 88 %, 94 % B; 97 %, 99 % C
     assert report.figure("abc_classes").rows == (
-        ("A", 3, D("8000.00"), 33.3, 80.0),  # 50 %, 70 %, exactly 80 %
-        ("B", 2, D("1400.00"), 22.2, 14.0),  # 88 %, 94 %
-        ("C", 4, D("600.00"), 44.4, 6.0),  # 97 %, 99 %, 100 %, and no revenue
+        ("A", 3, D("8000.00"), 33.3, 80.0),
+        ("B", 3, D("1700.00"), 33.3, 17.0),
+        ("C", 3, D("300.00"), 33.3, 3.0),  # and Company 7 without revenue
     )
 
 
@@ -157,14 +160,13 @@ def test_abc_against_the_assigned_categories(report: Report) -> None:
         "abc_class", "assigned_a", "assigned_b", "assigned_c", "assigned_none"]
     assert report.figure("abc_vs_assigned").rows == (
         ("A", 2, 1, 0, 0),
-        ("B", 0, 0, 1, 1),
-        ("C", 2, 1, 1, 0),
+        ("B", 0, 1, 1, 1),
+        ("C", 2, 0, 1, 0),
     )
     assert report.figure("abc_mismatches").rows == (
         ("Company 3", D("1000.00"), 80.0, "A", "B"),
         ("Company 4", D("800.00"), 88.0, "B", "none"),
         ("Company 5", D("600.00"), 94.0, "B", "C"),
-        ("Company 6", D("300.00"), 97.0, "C", "B"),
         ("Contact 102", D("100.00"), 100.0, "C", "A"),
         ("Company 7", D("0.00"), None, "C", "A"),
     )
@@ -269,3 +271,49 @@ def test_money_stays_decimal_and_rates_are_percent_floats(report: Report, tmp_pa
                     assert r[i] is None or (isinstance(r[i], float) and r[i] == round(r[i], 1)), (fig.key, column.key)
                     checked += 1
     assert checked > 50
+
+
+def test_a_partly_billed_customer_keeps_its_unbilled_orders(tmp_path: Path) -> None:
+    # Company 1 (assigned A): ten orders of 10,000 in March, the ERP billed one of them. Company 2 (assigned C):
+    # one order of 20,000. Company 3: an invoice without an order, and a billed order whose invoice was
+    # cancelled (the order counts again).
+    rows = {
+        "dim_company": [company(1, "A"), company(2, "C"), company(3, "C")],
+        "fact_order": [*(order(i, "10000", date(2026, 3, 2), company_id=1) for i in range(1, 11)),
+                       order(20, "20000", date(2026, 3, 3), company_id=2),
+                       order(30, "700", date(2026, 3, 3), company_id=3)],
+        "fact_invoice": [invoice(1, "10000", date(2026, 3, 20), company_id=1, order_id=1),
+                         invoice(2, "300", date(2026, 3, 21), company_id=3),
+                         invoice(3, "700", date(2026, 3, 22), company_id=3, order_id=30, status="cancelled")],
+    }
+    with store(tmp_path / "abc.duckdb", rows) as c:
+        report = customers_report(c, Filters(date(2026, 3, 1), date(2026, 4, 1)), StaffPolicy())
+    assert report.figure("abc_classes").rows == (
+        ("A", 1, D("100000.00"), 33.3, 82.6),  # nine unbilled orders and the invoice of the tenth
+        ("B", 1, D("20000.00"), 33.3, 16.5),
+        ("C", 1, D("1000.00"), 33.3, 0.8),
+    )
+    assert report.figure("abc_mismatches").rows == (("Company 2", D("20000.00"), 99.2, "B", "C"),)
+
+
+def test_the_largest_customer_is_always_a(tmp_path: Path) -> None:
+    rows = {"dim_company": [company(1, "A"), company(2, "B")],
+            "fact_invoice": [invoice(1, "9000", date(2026, 3, 2), company_id=1),
+                             invoice(2, "1000", date(2026, 3, 2), company_id=2)]}
+    with store(tmp_path / "big.duckdb", rows) as c:
+        report = customers_report(c, Filters(date(2026, 3, 1), date(2026, 4, 1)), StaffPolicy())
+    # 90 % of the revenue: over 80 % cumulated, but nobody comes before it
+    assert [r[:2] for r in report.figure("abc_classes").rows] == [("A", 1), ("B", 1), ("C", 0)]
+    assert report.figure("abc_mismatches").rows == ()
+
+
+@pytest.mark.parametrize(("start", "end", "quiet"), [
+    # in year 1 only the companies of customer contacts (the contacts themselves are dated 2025) are customers
+    (date(1, 1, 1), date(1, 1, 2), 3), (date(1, 1, 1), date(1, 3, 1), 3),
+    # in 9999 all ten, none in contact for 90 days
+    (date(9999, 1, 1), date(9999, 12, 31), 10), (date(9999, 12, 1), date.max, 10)])
+def test_periods_at_the_calendars_ends_give_a_report(con: duckdb.DuckDBPyConnection, start: date, end: date,
+                                                     quiet: int) -> None:
+    report = customers_report(con, Filters(start, end), StaffPolicy())
+    assert report.figure("no_contact_90_days_total").rows[0][0] == quiet
+    assert report.figure("new_leads_by_source").rows == ()  # no leads then: no table

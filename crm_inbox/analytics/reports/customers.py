@@ -5,9 +5,10 @@ A *customer* is a company; a contact without a company is a customer of its own.
 belongs to a company count for the company.
 
 Revenue of a customer in a span of days: the net of its ERP invoices issued then (cancelled ones not counted)
-when it has any there, else the net of its orders dated then (cancelled ones not counted). Invoices bill
-orders, so adding both would count a sale twice; a customer the ERP does not bill (or not yet) still shows
-its orders.
+plus the net of its orders dated then (cancelled ones not counted) that no invoice bills (an invoice that is
+not cancelled, with the order's id, whenever issued). Invoices bill orders, so adding both would count a sale
+twice; an order the ERP has not billed (yet) still counts, also for a customer with other orders billed;
+invoices without an order count on their own.
 
 Filters: the period; the category is the customer's assigned A/B/C (the company's; a lone contact's own;
 "none": none assigned). None of these figures is about staff work, so the team filter does not apply to them
@@ -17,7 +18,7 @@ Filters: the period; the category is the customer's assigned A/B/C (the company'
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import MAXYEAR, MINYEAR, date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,8 +28,9 @@ from crm_inbox.analytics.model import Column, Figure, Filters, Report, StaffPoli
 from crm_inbox.analytics.reports._sql import TEAM_FILTER_NOT_APPLIED, category_condition, parameters, query
 from crm_inbox.analytics.reports.rates import CATEGORIES, percent
 
-# Classic ABC: customers by revenue, largest first; while the cumulative share stays within 80 % they are A,
-# within 95 % B, the rest (and everyone without positive revenue) C.
+# Classic ABC: customers by revenue, largest first; a customer is A while the cumulative share of the customers
+# before it is under 80 %, B under 95 %, the rest (and everyone without positive revenue) C. By the share
+# before it, the largest customer is always A, even with 90 % of the revenue.
 A_SHARE, B_SHARE = 80, 95
 MISMATCHES_SHOWN = 50
 NO_CONTACT_DAYS = 90
@@ -53,7 +55,7 @@ _CUSTOMERS = """customers AS (
 
 def _revenue(name: str, start: str, end: str) -> str:
     """A CTE ``name`` (customer_key, revenue) of revenue between the parameters ``start``
-    (inclusive) and ``end`` (exclusive), by the module's rule: invoices where there are any, else orders."""
+    (inclusive) and ``end`` (exclusive), by the module's rule: invoices, and the orders no invoice bills."""
     return f"""{name}_invoiced AS (
         SELECT {_CUSTOMER_OF}, sum(f.net) AS revenue FROM fact_invoice f
         LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
@@ -65,13 +67,11 @@ def _revenue(name: str, start: str, end: str) -> str:
         LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
         WHERE f.state <> 'cancelled' AND f.order_date >= ${start} AND f.order_date < ${end}
           AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM fact_invoice b WHERE b.order_id = f.order_id AND b.status <> 'cancelled')
         GROUP BY ALL),
     {name} AS (
-        SELECT COALESCE(i.customer_key, o.customer_key) AS customer_key,
-               CAST(CASE WHEN i.customer_key IS NOT NULL THEN i.revenue ELSE o.revenue END AS DECIMAL(18,2))
-                   AS revenue
-        FROM {name}_invoiced i FULL JOIN {name}_ordered o
-          ON o.customer_key = i.customer_key)"""
+        SELECT customer_key, CAST(sum(revenue) AS DECIMAL(18,2)) AS revenue
+        FROM (SELECT * FROM {name}_invoiced UNION ALL SELECT * FROM {name}_ordered) GROUP BY customer_key)"""
 
 
 def customers_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
@@ -118,9 +118,9 @@ def abc_analysis(q: _Query) -> tuple[Figure, Figure, Figure]:
             SELECT customer_key, name, category, revenue,
                    CASE WHEN revenue > 0 THEN round(CAST(cumulative AS DOUBLE) * 100 / CAST(total AS DOUBLE), 1)
                    END AS cumulative_share,
-                   -- compared in DECIMAL (exact): a share of exactly 80 % is A
-                   CASE WHEN revenue <= 0 THEN 'C' WHEN cumulative * 100 <= total * {A_SHARE} THEN 'A'
-                        WHEN cumulative * 100 <= total * {B_SHARE} THEN 'B' ELSE 'C' END AS computed
+                   -- the share of the customers before this one, compared in DECIMAL (exact): exactly 80 % is B
+                   CASE WHEN revenue <= 0 THEN 'C' WHEN (cumulative - revenue) * 100 < total * {A_SHARE} THEN 'A'
+                        WHEN (cumulative - revenue) * 100 < total * {B_SHARE} THEN 'B' ELSE 'C' END AS computed
             FROM classified)
         SELECT computed, COALESCE(category, '{NO_CATEGORY}'), count(*), CAST(sum(revenue) AS DECIMAL(18,2)),
                max_by(struct_pack(name := name, revenue := revenue, cumulative_share := cumulative_share),
@@ -194,11 +194,26 @@ def new_leads_by_source(q: _Query) -> Figure:
 
 
 def _months(start: date, end: date) -> list[date]:
-    out, m = [], start.replace(day=1)
-    while m < end:
-        out.append(m)
-        m = (m + timedelta(days=32)).replace(day=1)
+    """The first days of the months from ``start``'s to the one before ``end`` (stepped by year and month:
+    no date arithmetic that could leave the calendar near year 1 or 9999)."""
+    out: list[date] = []
+    year, month = start.year, start.month
+    while year <= MAXYEAR and (first := date(year, month, 1)) < end:
+        out.append(first)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return out
+
+
+def _days_before(day: date, days: int) -> date:
+    """``days`` before ``day``, the calendar's first day at the latest (a period starting in year 1)."""
+    return day - timedelta(days=days) if day - date.min >= timedelta(days=days) else date.min
+
+
+def _year_before(day: date) -> date:
+    """The same day a year earlier (365 days for 29 February), the calendar's first day at the latest."""
+    if day.year == MINYEAR:
+        return date.min
+    return day - timedelta(days=365) if (day.month, day.day) == (2, 29) else day.replace(year=day.year - 1)
 
 
 def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
@@ -211,9 +226,9 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
     Customers here: companies with a contact in role customer or debtor, or with orders or invoices before the
     period's end, and such contacts without a company; not those created after the period."""
     end = q.filters.end
-    last_day = end - timedelta(days=1)  # the period's last day: "more than 90 days" before it
-    cutoff = last_day - timedelta(days=NO_CONTACT_DAYS)
-    year_ago = end.replace(year=end.year - 1) if (end.month, end.day) != (2, 29) else end - timedelta(days=365)
+    last_day = _days_before(end, 1)  # the period's last day: "more than 90 days" before it
+    cutoff = _days_before(last_day, NO_CONTACT_DAYS)
+    year_ago = _year_before(end)
     rows = q.rows(f"""
         WITH {_CUSTOMERS}, {_revenue("revenue", "year_ago", "end")},
         documents AS (
@@ -273,7 +288,7 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
                CAST(s.quiet_revenue AS DECIMAL(18,2))
         FROM shown s LEFT JOIN last_contact lc ON lc.customer_key = s.customer_key
         ORDER BY s.revenue DESC, s.name, s.customer_key""",
-                  cutoff=cutoff, cutoff_utc=cutoff - timedelta(days=1), year_ago=year_ago)
+                  cutoff=cutoff, cutoff_utc=_days_before(cutoff, 1), year_ago=year_ago)
     listed = Figure(
         key="no_contact_90_days", kind="table",
         columns=(Column("customer", "text"), Column("contact_person", "text"), Column("category", "text"),
