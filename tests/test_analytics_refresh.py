@@ -303,7 +303,8 @@ def _rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     con = open_store(path)
     try:
         return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
-                for t in ("fact_interaction", "fact_interaction_contact", "fact_ticket", "fact_ticket_event")}
+                for t in ("fact_interaction", "fact_interaction_contact", "fact_ticket", "fact_ticket_event",
+                          "fact_call")}
     finally:
         con.close()
 
@@ -325,16 +326,26 @@ def test_incremental_equals_full_after_a_ticket_merge_and_a_late_commit(
         record_interaction(session, kind=InteractionKind.NOTE, direction=Direction.INTERNAL, occurred_at=OPENED)
         late_id = late.id
         session.delete(late)
+        calls = [Call(source="test", call_id=f"late-{n}", direction=Direction.IN, state=CallState.ENDED,
+                      started_at=MISSED, missed=True) for n in range(2)]
+        session.add_all(calls)
+        session.flush()
+        late_call_id = calls[0].id
+        session.delete(calls[0])
     refresh(settings)
     with factory.begin() as session:
         merge(session, session.get_one(Ticket, second), session.get_one(Ticket, world["ticket"]), world["staff"])
         session.add(Interaction(id=late_id, kind=InteractionKind.NOTE, direction=Direction.INTERNAL,
                                 occurred_at=OPENED, subject="late", created_by_id=world["staff"]))
+        # A call committed late, its updated_at (the application's clock) long before the last refresh.
+        session.add(Call(id=late_call_id, source="test", call_id="late-0", direction=Direction.IN,
+                         state=CallState.ENDED, started_at=MISSED, missed=True, updated_at=MISSED))
     assert refresh(settings).mode == "incremental"
     incremental = _rows(_store(settings))
     refresh(settings, full=True)
     assert incremental == _rows(_store(settings))
     assert any(r[0] == late_id for r in incremental["fact_interaction"])
+    assert any(r[0] == late_call_id for r in incremental["fact_call"])
     tickets = [r[0] for r in incremental["fact_ticket"]]
     assert world["ticket"] in tickets and second not in tickets  # the merged duplicate is no ticket of its own
     assert all(r[1] != second for r in incremental["fact_ticket_event"])
