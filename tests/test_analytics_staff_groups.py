@@ -12,8 +12,11 @@ from crm_inbox.analytics.model import Filters, StaffPolicy
 from crm_inbox.analytics.reports.staff_groups import (
     OTHER_TEAMS,
     SMALL_GROUPS,
+    SMALL_ROWS,
+    enough_people,
     group_plan,
     protect_groups,
+    rows_shown,
     team_filter_blocked,
     team_shown,
 )
@@ -130,3 +133,30 @@ def test_team_filter_blocks_a_team_with_fewer_active_members(teams_store: Path) 
         assert team_filter_blocked(con, Filters(*period, team="Field"), policy)
         assert team_filter_blocked(con, Filters(*period, team="Nobody"), policy)
         assert not team_filter_blocked(con, Filters(*period, team="Field"), StaffPolicy(min_group_size=4))
+
+
+def test_enough_people_is_the_minimum_unless_per_person_reports_are_allowed() -> None:
+    assert enough_people(5, StaffPolicy(min_group_size=5))
+    assert not enough_people(4, StaffPolicy(min_group_size=5))
+    assert enough_people(1, StaffPolicy(min_group_size=5, per_person=True))
+    assert not enough_people(0, StaffPolicy(min_group_size=0))  # a minimum under one is one
+
+
+def test_rows_with_too_few_people_are_withheld_with_the_smallest_other_row() -> None:
+    policy = StaffPolicy(min_group_size=3)
+    # row 1 is one person's: withheld; alone it could be read as total minus the others, so the smallest shown
+    # row with people (row 2, three people) is withheld too; the row nobody worked on shows
+    shown, notes = rows_shown([{1, 2, 3, 4}, {5}, {1, 6, 7}, set()], policy)
+    assert shown == [True, False, False, True] and notes == (SMALL_ROWS,)
+    # people are compared as sets (rows sharing people do not add up); on a tie the first row is withheld
+    shown, _ = rows_shown([{1, 2, 3}, {1}, {1, 2, 4}], policy)
+    assert shown == [False, False, True]
+    assert rows_shown([{1, 2, 3}, {4, 5, 6}, set()], policy) == ([True, True, True], ())
+    assert rows_shown([{1}, {2}], StaffPolicy(min_group_size=3, per_person=True)) == ([True, True], ())
+
+
+def test_a_team_named_like_the_pooled_row_never_shows_as_its_own_row() -> None:
+    rows, notes = protect_groups([("Support", 6, (40,)), (OTHER_TEAMS, 7, (9,)), ("Sales", 6, (20,))], 5)
+    assert rows == [("Support", (40,)), ("Sales", (20,)), (OTHER_TEAMS, (9,))]
+    assert notes == (SMALL_GROUPS,)
+    assert group_plan({"all": 9, "Support": 9}, 5)[0] == {"all": OTHER_TEAMS, "Support": "Support"}
