@@ -32,7 +32,7 @@ from crm_inbox.calls.service import CallEvent, apply_event
 from crm_inbox.config import Settings, replace
 from crm_inbox.db import unit_of_work
 from crm_inbox.demo_campaigns import create_campaigns
-from crm_inbox.demo_history import History, MailRoute
+from crm_inbox.demo_history import History, MailRoute, backdated
 from crm_inbox.demo_sales import create_sales
 from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import (
@@ -1065,8 +1065,9 @@ class DemoCall:
 
 def plan_calls(rng: random.Random, now: datetime, people: list[Person], staff: list[tuple[int, str, str, str]],
                lang: DemoLanguage) -> list[DemoCall]:
-    """The demo's calls, oldest first. The last three are recent missed calls from three people (call-backs
-    still owed), and two come from a number nobody knows (they wait under the unassigned calls)."""
+    """The demo's calls, oldest first. A missed call from a known person is called back minutes to hours
+    later. The last three are recent missed calls from three people (call-backs still owed), and two come from
+    a number nobody knows (they wait under the unassigned calls)."""
     callable_people = [p for p in people if p.phones]
     planned = []
     for _ in range(CALLS):
@@ -1079,11 +1080,29 @@ def plan_calls(rng: random.Random, now: datetime, people: list[Person], staff: l
         number = _mobile(rng, lang.home_country, 1, {to_e164(n, "DE") or n for p in people for n in p.phones})
         planned.append(DemoCall(business_time(rng, now, rng.uniform(1, 20)), None, number, rng.choice(staff[:2]),
                                 True, answered, rng.choice(lang.call_notes) if answered else None))
+    planned += call_backs(random.Random(len(planned)), now, planned, lang)
     planned.sort(key=lambda c: c.at)
     for person in rng.sample(callable_people, 3):
         planned.append(DemoCall(business_time(rng, now, rng.uniform(0, 1.5)), person, person.phones[0],
                                 rng.choice(staff[:2]), True, False, None))
     return planned
+
+
+# How long a colleague takes to call a missed caller back (minutes); most within the hour, a few the next day.
+CALL_BACK_MINUTES = (6, 12, 20, 35, 50, 90, 180, 300, 1200)
+
+
+def call_backs(rng: random.Random, now: datetime, calls: Sequence[DemoCall], lang: DemoLanguage) -> list[DemoCall]:
+    """A call-back for each missed call from a known person, minutes to hours after it, by whom it rang for
+    (those still due after ``now`` are owed). Its own random numbers: the rest of the demo stays as it was."""
+    backs = []
+    for call in calls:
+        if call.inbound and not call.answered and call.person is not None:
+            at = call.at + timedelta(minutes=rng.choice(CALL_BACK_MINUTES), seconds=rng.randint(0, 59))
+            if at < now:
+                backs.append(DemoCall(at, call.person, call.number, call.staff, False, True,
+                                      rng.choice(lang.call_notes)))
+    return backs
 
 
 def record_calls(session: Session, settings: Settings, rng: random.Random, calls: list[DemoCall],
@@ -1101,15 +1120,19 @@ def record_calls(session: Session, settings: Settings, rng: random.Random, calls
             return CallEvent("demo", call_id, kind, at, direction=direction, from_number=caller,  # noqa: B023
                              to_number=callee, **more)  # noqa: B023
 
-        apply_event(session, settings, event("new", call.at))
-        ring = timedelta(seconds=rng.randint(4, 25))
-        if call.answered:
-            talk = timedelta(seconds=rng.randint(25, 1500))
-            apply_event(session, settings, event("answer", call.at + ring, extension=extension))
-            row, _ = apply_event(session, settings, event("hangup", call.at + ring + talk, cause="normalClearing"))
-        else:
-            row, _ = apply_event(session, settings, event("hangup", call.at + ring + timedelta(seconds=15),
-                                                          cause="noAnswer"))
+        # The events carry their own times; the missed-call reminders they set or complete (a call-back) are
+        # stamped "now" by the reminders: moved back to the call's time, so a call-back takes minutes, not months.
+        with backdated(session, call.at, (Reminder,)):
+            apply_event(session, settings, event("new", call.at))
+            ring = timedelta(seconds=rng.randint(4, 25))
+            if call.answered:
+                talk = timedelta(seconds=rng.randint(25, 1500))
+                apply_event(session, settings, event("answer", call.at + ring, extension=extension))
+                row, _ = apply_event(session, settings, event("hangup", call.at + ring + talk,
+                                                              cause="normalClearing"))
+            else:
+                row, _ = apply_event(session, settings, event("hangup", call.at + ring + timedelta(seconds=15),
+                                                              cause="noAnswer"))
         name = call.person.contact.name if call.person else lang.unknown_caller.format(number=call.number)
         interaction = session.get_one(Interaction, row.interaction_id)
         interaction.subject = lang.call_subjects[(call.inbound, call.answered)].format(name=name)

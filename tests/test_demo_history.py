@@ -1,9 +1,10 @@
-"""The demo's history for the reports: its teams are sized for the works-council rule, and what a step writes
-through the services ("now") is moved back to the step's own time. (The history as a whole is built with every
-demo in tests/test_demo.py.)"""
+"""The demo's history for the reports: its teams are sized for the works-council rule, what a step writes
+through the services ("now") is moved back to the step's own time, and missed calls are called back minutes to
+hours later. (The history as a whole is built with every demo in tests/test_demo.py.)"""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -11,8 +12,10 @@ from sqlalchemy import select
 
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
+from crm_inbox.demo import CALL_BACK_MINUTES, GERMAN, DemoCall, Person, call_backs, record_calls
 from crm_inbox.demo_history import FIRST_TEAMS, MORE_STAFF_DE, MORE_STAFF_EN, TICKET_ROWS, backdated
-from crm_inbox.models import Contact, InteractionContact, Reminder, Ticket, TicketEvent
+from crm_inbox.models import Contact, ContactPhone, InteractionContact, Reminder, Ticket, TicketEvent
+from crm_inbox.staff.service import add_staff
 from crm_inbox.tickets import service as tickets
 
 
@@ -50,3 +53,29 @@ def test_what_a_step_writes_is_moved_back_to_its_time(settings, factory):
         assert sum(abs(at - when) < timedelta(seconds=5) for at in links) >= 1
         # what was written before the step stays as it was
         assert session.get_one(Ticket, before.id).opened_at == before_opened
+
+
+def test_the_demos_missed_calls_are_called_back_minutes_to_hours_later_and_their_reminders_done_then(
+        settings, factory):
+    with unit_of_work(factory) as session:
+        staff = add_staff(session, "jonas.becker@beispiel-firma.de", "Jonas Becker", extension="21")
+        contact = Contact(name="Klaus Müller", tags=[], fields={})
+        contact.phones = [ContactPhone(raw="+49 30 98765012", e164="+493098765012")]
+        session.add(contact)
+        session.flush()
+        person = Person(contact, "Klaus", "Müller", False, False, [], ["+49 30 98765012"])
+        now = datetime.now(UTC)
+        missed = DemoCall(now - timedelta(days=60), person, "+49 30 98765012", (staff.id, "", "", "21"), True,
+                          False, None)
+        owed = DemoCall(now - timedelta(minutes=3), person, "+49 30 98765012", missed.staff, True, False, None)
+        backs = call_backs(random.Random(1), now, [missed, owed], GERMAN)
+        (back,) = backs  # the one from three minutes ago is still owed
+        assert not back.inbound and back.answered and back.number == missed.number
+        delay = back.at - missed.at
+        assert timedelta(minutes=min(CALL_BACK_MINUTES)) <= delay < timedelta(minutes=max(CALL_BACK_MINUTES) + 1)
+        record_calls(session, settings, random.Random(2), [missed, back], GERMAN)
+        (reminder,) = session.execute(select(Reminder).where(Reminder.reason == "missed_call")).scalars()
+        # done at the call-back's time (not when the demo was made), set when the call was missed
+        assert reminder.state.value == "done" and reminder.completed_at is not None
+        assert abs(reminder.completed_at - back.at) < timedelta(minutes=1)
+        assert abs(reminder.created_at - missed.at) < timedelta(minutes=1)
