@@ -241,6 +241,7 @@ def _fresh_copy(used: Path, fresh: Path) -> Path:
                                              "memory_limit": REFRESH_MEMORY_LIMIT,
                                              "temp_directory": str(fresh.parent / "spill")})
     try:
+        con.execute("SET enable_progress_bar = false")  # cron's line stays one line
         con.execute("ATTACH ? AS used (READ_ONLY)", [str(used)])
         con.execute("ATTACH ? AS fresh", [str(fresh)])
         con.execute("COPY FROM DATABASE used TO fresh")
