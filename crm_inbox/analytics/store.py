@@ -218,8 +218,8 @@ class StoreReader:
                     raise AnalyticsUnavailable("missing", str(self.path))
                 current = _Opened(open_store(self.path), identity)
                 self._current = current
-                threading.Thread(target=_watch, args=(weakref.ref(self), current), daemon=True,
-                                 name="analytics-store-watch").start()
+                threading.Thread(target=_watch, args=(weakref.ref(self), weakref.ref(current), current.closed),
+                                 daemon=True, name="analytics-store-watch").start()
             current.users += 1
             try:
                 cur = current.con.cursor()
@@ -248,15 +248,16 @@ class StoreReader:
             opened.close()
 
 
-def _watch(reader_ref: weakref.ref[StoreReader], opened: _Opened) -> None:
-    """Until ``opened`` is closed: every WATCH_SECONDS, retire it if the file was swapped meanwhile (without
-    requests nothing else would notice, and the old file, unlinked, would stay on disk while it is open)."""
-    while not opened.closed.wait(WATCH_SECONDS):
-        reader = reader_ref()
-        if reader is None:
-            return  # the reader is gone; its connection goes with it
+def _watch(reader_ref: weakref.ref[StoreReader], opened_ref: weakref.ref[_Opened], closed: threading.Event) -> None:
+    """Until the opened file is closed: every WATCH_SECONDS, retire it if the file was swapped meanwhile (without
+    requests nothing else would notice, and the old file, unlinked, would stay on disk while it is open). Holds
+    neither the reader nor the connection: a reader dropped without close() is freed as before."""
+    while not closed.wait(WATCH_SECONDS):
+        reader, opened = reader_ref(), opened_ref()
+        if reader is None or opened is None:
+            return
         reader._let_go_if_swapped(opened)
-        del reader
+        del reader, opened
 
 
 def build_store(path: Path, rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> None:
