@@ -52,14 +52,24 @@ from crm_inbox.analytics.reports._sql import (
 from crm_inbox.analytics.reports.staff_groups import SMALL_GROUPS, TEAM_TOO_SMALL, team_filter_blocked, team_shown
 
 CLOSED_STATES = "('solved', 'closed')"  # a ticket reopened after its last close is open again
-# Who stands behind a ticket's figures: its assignee, else who gave the first response.
-PERSON = """coalesce(t.assignee_id, (
-    SELECT min(e.staff_id) FROM fact_ticket_event e
-    WHERE e.ticket_id = t.ticket_id AND e.kind = 'staff_reply' AND e.occurred_at = t.first_response_at))"""
+# Who gave the first response to the period's tickets nobody was assigned (looked up once per report: the
+# ticket events are the largest table the report reads).
+RESPONDERS = """
+    SELECT e.ticket_id, min(e.staff_id) FROM fact_ticket_event e
+    SEMI JOIN (SELECT ticket_id, first_response_at FROM fact_ticket
+               WHERE assignee_id IS NULL AND first_response_at IS NOT NULL
+                 AND ((opened_date >= $start AND opened_date < $end)
+                      OR (closed_date >= $start AND closed_date < $end))) u
+      ON u.ticket_id = e.ticket_id AND u.first_response_at = e.occurred_at
+    WHERE e.kind = 'staff_reply' AND e.staff_id IS NOT NULL
+    GROUP BY e.ticket_id"""
 
 
 def service_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
-    values = parameters(filters)
+    values: dict[str, Any] = parameters(filters)
+    responders = query(con, RESPONDERS, values)
+    values["responder_tickets"] = [ticket for ticket, _ in responders]
+    values["responder_staff"] = [staff for _, staff in responders]
     blocked = team_filter_blocked(con, filters, policy)
     customer_notes = (TEAM_FILTER_NOT_APPLIED,) if filters.team is not None else ()
     figures = [
@@ -83,8 +93,16 @@ def _tickets(filters: Filters, day: str, *, staff_work: bool, closed: bool = Fal
         conditions.append(f"t.state IN {CLOSED_STATES}")
     if staff_work:
         conditions.append(team_condition("s.team", filters))
-    return f"""SELECT t.*, s.team, s.name AS staff_name, {PERSON} AS person
-        FROM fact_ticket t LEFT JOIN dim_staff s ON s.staff_id = t.assignee_id
+    # the people behind the tickets (the assignee, else the first responder) only where a figure counts them
+    # (the team breakdown counts assignees)
+    person, responders = "", ""
+    if staff_work:
+        person = ", coalesce(t.assignee_id, fr.staff_id) AS person"
+        responders = """LEFT JOIN (SELECT unnest($responder_tickets::BIGINT[]) AS ticket_id,
+                                          unnest($responder_staff::BIGINT[]) AS staff_id) fr
+                            ON fr.ticket_id = t.ticket_id"""
+    return f"""SELECT t.*, s.team, s.name AS staff_name{person}
+        FROM fact_ticket t LEFT JOIN dim_staff s ON s.staff_id = t.assignee_id {responders}
         WHERE {' AND '.join(conditions)}"""
 
 
