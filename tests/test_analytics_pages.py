@@ -67,22 +67,24 @@ def report_world(today: date) -> dict[str, list[tuple[Any, ...]]]:
                           company_id=1 + n % 4))
     deals = []
     stages = (("qualified", 10), ("needs_analysis", 25), ("quote_sent", 50), ("negotiation", 75))
-    for n in range(12):
+    # Every stage, source and lost reason has deals of at least min_group_size owners (the works council's rule
+    # holds for company figures too): 7 owners go round.
+    for n in range(40):
         stage, probability = stages[n % 4]
-        created = datetime(year_start.year, year_start.month, 1) + timedelta(days=n * 9)
+        created = datetime(year_start.year, year_start.month, 1) + timedelta(days=n * 8)
         deals.append(row("fact_opportunity", opportunity_id=n + 1, created_at=created, created_date=created.date(),
                          close_date=date(today.year, 12, 20), stage=stage, outcome="open", probability=probability,
                          amount=Decimal("1250.50") * (n + 1), source=("mail", "call", "campaign")[n % 3],
                          owner_id=7 + n % 7, company_id=1 + n % 4, category=("A", "B", "C", None)[n % 4]))
-    for n in range(10):
-        created = day(200 - n * 10)
-        closed = created + timedelta(days=14 + n * 3)
+    for n in range(30):
+        created = day(300 - n * 9)
+        closed = created + timedelta(days=14 + n % 5 * 3)
         won = n % 3 != 0
         deals.append(row("fact_opportunity", opportunity_id=100 + n, created_at=created, created_date=created.date(),
                          closed_at=closed, closed_date=closed.date(), stage="won" if won else "lost",
                          outcome="won" if won else "lost", probability=100 if won else 0,
                          amount=Decimal("4000.00") + n * 100, source="mail",
-                         lost_reason=None if won else (INJECTION if n == 3 else "Preis zu hoch"),
+                         lost_reason=None if won else (INJECTION if n % 2 else "Preis zu hoch"),
                          owner_id=7 + n % 7, company_id=1 + n % 4, category=("A", "B", "C", None)[n % 4]))
     quotes = [row("fact_quote", quote_id=n + 1, opportunity_id=100 + n, number=f"AN-{n + 1}", version=1,
                   state="accepted" if n % 3 else "sent", quote_date=day(150 - n * 10).date(),
