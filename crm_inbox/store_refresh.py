@@ -10,7 +10,8 @@ comes at once when the store is missing, else when the store is older than ``ref
 every ``refresh_minutes`` after the later of the last refresh and the last attempt (a failing refresh is not
 retried in a loop). Never two at once from one serve: the next is planned only when the child has ended.
 Several serve processes sharing one instance folder may each start one; the refresh's own file lock makes
-the second return "busy" at once.
+the second return "busy" at once. Incremental or full is the command's own choice (a full rebuild at least
+daily bounds what the incremental rules cannot see), so cron and this schedule behave alike.
 """
 
 from __future__ import annotations
