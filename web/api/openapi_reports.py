@@ -21,9 +21,13 @@ SCHEMAS["ReportFigure"] = {"type": "object", "properties": {
         "unit": {"type": "string", "enum": ["text", "count", "percent", "hours", "minutes", "days", "eur", "date",
                                              "week", "month"]}}}},
     "rows": {"type": "array", "items": {"type": "array", "items": _VALUE}},
-    "notes": {"type": "array", "items": {"type": "string", "enum": ["small_groups", "team_too_small"]},
-              "description": "why something is missing: small_groups (teams under [analytics] min_group_size "
-                             "pooled as other_teams or left out), team_too_small (the filtered team is too small)"},
+    "notes": {"type": "array", "items": {"type": "string"},
+              "description": "what the reader should know, as codes: few_people (fewer than [analytics] "
+                             "min_group_size people behind a staff-work figure: not shown), small_rows (rows with "
+                             "too few people withheld), small_groups (teams under min_group_size pooled as "
+                             "other_teams or left out), team_too_small (the filtered team is too small), "
+                             "team_filter_not_applied (a figure about customers ignores the team filter), and "
+                             "report-specific ones such as forecast_overdue"},
     "suppressed": {"type": "boolean", "description": "nothing may be shown (rows are empty): works agreement"}}}
 SCHEMAS["Report"] = {"type": "object", "properties": {
     "report": {"type": "string", "enum": ["service", "phone", "sales", "customers"]},
