@@ -2,8 +2,9 @@
 
 Values travel as plain ints and strings: timestamps and money are rendered as text by the source database and
 parsed by DuckDB (much faster than building Python datetimes and Decimals row by row). Rows are streamed in
-batches and each batch goes into DuckDB as one ``INSERT … SELECT unnest($1::…[]), …`` with Python lists, so
-memory stays bounded whatever the size of the table.
+batches and each batch goes into DuckDB as one Arrow table (``INSERT … SELECT CAST(…) FROM batch``), so memory
+stays bounded whatever the size of the table. Arrow rather than ``unnest`` of Python lists: DuckDB reads Arrow
+columns without converting each value on its own (a full refresh's staging about twice as fast).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hints
 from sqlalchemy import Connection
 
 BATCH_ROWS = 50_000
@@ -21,7 +23,7 @@ BATCH_ROWS = 50_000
 # How each kind of value is selected (SQLite, PostgreSQL), passed to DuckDB and typed in the staging table.
 # Timestamps are naive UTC: SQLite keeps them as text already; PostgreSQL's timestamptz is rendered in UTC.
 _KINDS: dict[str, tuple[str, str, str, str]] = {
-    #       sqlite expr            postgresql expr                                                  list type  cast to
+    #       sqlite expr            postgresql expr                                                  batch type cast to
     "int": ("{c}", "{c}", "BIGINT", "BIGINT"),
     "text": ("{c}", "{c}", "VARCHAR", "VARCHAR"),
     "ts": ("{c}", "({c} AT TIME ZONE 'UTC')::text", "VARCHAR", "TIMESTAMP"),
@@ -29,6 +31,10 @@ _KINDS: dict[str, tuple[str, str, str, str]] = {
     "money": ("CAST({c} AS TEXT)", "{c}::text", "VARCHAR", "DECIMAL(18,2)"),
     "bool": ("{c}", "{c}::int", "BIGINT", "BOOLEAN"),
 }
+# The Arrow type of each batch type: the batch's columns as the driver hands them over (ints and strings).
+_ARROW: dict[str, pa.DataType] = {"BIGINT": pa.int64(), "VARCHAR": pa.string()}
+# The name a batch is registered under in DuckDB while it is inserted.
+_BATCH = "analytics_batch"
 
 
 @dataclass(frozen=True)
@@ -83,17 +89,22 @@ class Source:
         return f"CREATE OR REPLACE TABLE {table} ({self.columns_ddl()})"
 
     def insert_sql(self, table: str | None = None, transform: str | None = None) -> str:
-        """One batch (a list per column as $1, $2, …) into ``table``, as staged or through ``transform``
-        (a SELECT over ``{rows}``, the batch with the staged column names)."""
+        """One batch (the Arrow table registered as ``analytics_batch``, see ``batch``) into ``table``, as
+        staged or through ``transform`` (a SELECT over ``{rows}``, the batch with the staged column names)."""
         parts = []
-        for i, col in enumerate(self.cols, start=1):
-            _, _, list_type, cast = _KINDS[col.kind]
-            value = f"unnest(${i}::{list_type}[])"
-            parts.append(f"{value if list_type == cast else f'{value}::{cast}'} AS {col.name}")
-        batch = f"SELECT {', '.join(parts)}"
+        for col in self.cols:
+            _, _, batch_type, cast = _KINDS[col.kind]
+            parts.append(f"{col.name if batch_type == cast else f'CAST({col.name} AS {cast})'} AS {col.name}")
+        batch = f"SELECT {', '.join(parts)} FROM {_BATCH}"
         if transform is not None:
             return f"INSERT INTO {table} {transform.format(rows=f'({batch})')}"
         return f"INSERT INTO {table or self.stage_table} {batch}"
+
+    def batch(self, rows: Sequence[Sequence[Any]]) -> pa.Table:
+        """Rows as fetched, column by column as an Arrow table of the batch types."""
+        columns = zip(*rows, strict=True)
+        return pa.table({col.name: pa.array(values, type=_ARROW[_KINDS[col.kind][2]])
+                         for col, values in zip(self.cols, columns, strict=True)})
 
 
 def _json(path: str, *, pg: str) -> tuple[str, str]:
@@ -199,8 +210,11 @@ def stage(conn: Connection, duck: duckdb.DuckDBPyConnection, source: Source, whe
     try:
         cursor.execute(sql, dict(params or {}))
         while rows := cursor.fetchmany(BATCH_ROWS):
-            columns: list[Sequence[Any]] = [list(column) for column in zip(*rows, strict=True)]
-            duck.execute(insert, columns)
+            duck.register(_BATCH, source.batch(rows))
+            try:
+                duck.execute(insert)
+            finally:
+                duck.unregister(_BATCH)
             total += len(rows)
     finally:
         cursor.close()
