@@ -46,32 +46,43 @@ NOT_LEADS = ("supplier", "other")
 # The customer a document belongs to: its company (or its contact's company), else its contact.
 _CUSTOMER_OF = "COALESCE(f.company_id, c.company_id, -f.contact_id) AS customer_key"
 
-# Every customer with its name and assigned category.
-_CUSTOMERS = """customers AS (
-    SELECT company_id AS customer_key, name, category, created_at FROM dim_company
-    UNION ALL
-    SELECT -contact_id, name, category, created_at FROM dim_contact WHERE company_id IS NULL)"""
+# The run's customers, built once per report (a TEMP table of the report's own cursor, dropped at its end):
+# the ABC analysis and the customers without contact both need every customer with its revenue, and reading
+# the invoices and orders once instead of in both statements is most of the report's time on a large store.
+CUSTOMERS_TABLE = "report_customers"
 
-
-def _revenue(name: str, start: str, end: str) -> str:
-    """A CTE ``name`` (customer_key, revenue) of revenue between the parameters ``start``
-    (inclusive) and ``end`` (exclusive), by the module's rule: invoices, and the orders no invoice bills."""
-    return f"""{name}_invoiced AS (
-        SELECT {_CUSTOMER_OF}, sum(f.net) AS revenue FROM fact_invoice f
-        LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
-        WHERE f.status <> 'cancelled' AND f.issued_on >= ${start} AND f.issued_on < ${end}
-          AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
-        GROUP BY ALL),
-    {name}_ordered AS (
-        SELECT {_CUSTOMER_OF}, sum(f.net_total) AS revenue FROM fact_order f
-        LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
-        WHERE f.state <> 'cancelled' AND f.order_date >= ${start} AND f.order_date < ${end}
-          AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM fact_invoice b WHERE b.order_id = f.order_id AND b.status <> 'cancelled')
-        GROUP BY ALL),
-    {name} AS (
-        SELECT customer_key, CAST(sum(revenue) AS DECIMAL(18,2)) AS revenue
-        FROM (SELECT * FROM {name}_invoiced UNION ALL SELECT * FROM {name}_ordered) GROUP BY customer_key)"""
+# Every customer (name, assigned category, creation) with
+# - ``revenue``: the revenue in the period, NULL without any invoice or order counted in it (then not classified
+#   unless a category is assigned),
+# - ``revenue_12_months``: the same for the 12 months before the period's end,
+# - ``is_customer``: orders or invoices (any state) before the period's end, or a contact in a customer role.
+# Revenue by the module's rule: invoices not cancelled, and orders not cancelled that no invoice bills.
+_BUILD_CUSTOMERS = f"""
+    CREATE OR REPLACE TEMP TABLE {CUSTOMERS_TABLE} AS
+    WITH customers AS (
+        SELECT company_id AS customer_key, name, category, created_at FROM dim_company
+        UNION ALL
+        SELECT -contact_id, name, category, created_at FROM dim_contact WHERE company_id IS NULL),
+    documents AS (
+        SELECT {_CUSTOMER_OF}, f.issued_on AS day, f.net AS net, f.status <> 'cancelled' AS counts
+        FROM fact_invoice f LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
+        WHERE f.issued_on < $end AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
+        UNION ALL
+        SELECT {_CUSTOMER_OF}, f.order_date, f.net_total,
+               f.state <> 'cancelled'
+               AND NOT EXISTS (SELECT 1 FROM fact_invoice b WHERE b.order_id = f.order_id AND b.status <> 'cancelled')
+        FROM fact_order f LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
+        WHERE f.order_date < $end AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
+        UNION ALL
+        SELECT COALESCE(company_id, -contact_id), NULL, NULL, FALSE FROM dim_contact WHERE role IN {CUSTOMER_ROLES}),
+    per_customer AS (
+        SELECT customer_key,
+               CAST(sum(net) FILTER (WHERE counts AND day >= $start) AS DECIMAL(18,2)) AS revenue,
+               CAST(sum(net) FILTER (WHERE counts AND day >= $year_ago) AS DECIMAL(18,2)) AS revenue_12_months
+        FROM documents GROUP BY customer_key)
+    SELECT cu.customer_key, cu.name, cu.category, cu.created_at, p.revenue, p.revenue_12_months,
+           p.customer_key IS NOT NULL AS is_customer
+    FROM customers cu LEFT JOIN per_customer p ON p.customer_key = cu.customer_key"""
 
 
 def customers_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
@@ -79,8 +90,12 @@ def customers_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: S
     ``policy`` play no part: nothing here is about staff work (under a team filter every figure says so in
     its notes)."""
     q = _Query(con, filters)
-    figures: tuple[Figure, ...] = (*abc_analysis(q), new_leads_by_source(q), *no_contact_90_days(q),
-                                   campaign_responses(q))
+    q.rows(_BUILD_CUSTOMERS, year_ago=_year_before(filters.end))
+    try:
+        figures: tuple[Figure, ...] = (*abc_analysis(q), new_leads_by_source(q), *no_contact_90_days(q),
+                                       campaign_responses(q))
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS temp.{CUSTOMERS_TABLE}")
     if filters.team is not None:
         figures = tuple(replace(f, notes=(*f.notes, TEAM_FILTER_NOT_APPLIED)) for f in figures)
     return Report(name="customers", filters=filters, figures=figures)
@@ -105,15 +120,13 @@ def abc_analysis(q: _Query) -> tuple[Figure, Figure, Figure]:
     them"); one with an assigned category but no revenue is C. Ties in revenue are broken by the customer's id
     (lone contacts first), so the same data always gives the same classes and list."""
     rows = q.rows(f"""
-        WITH {_CUSTOMERS}, {_revenue("revenue", "start", "end")},
-        classified AS (
-            SELECT cu.customer_key, cu.name, cu.category, COALESCE(r.revenue, 0) AS revenue,
-                   sum(COALESCE(r.revenue, 0)) OVER (ORDER BY COALESCE(r.revenue, 0) DESC,
-                       cu.customer_key ROWS UNBOUNDED PRECEDING) AS cumulative,
-                   sum(r.revenue) FILTER (WHERE r.revenue > 0) OVER () AS total
-            FROM customers cu LEFT JOIN revenue r
-              ON r.customer_key = cu.customer_key
-            WHERE r.customer_key IS NOT NULL OR cu.category IS NOT NULL),
+        WITH classified AS (
+            SELECT customer_key, name, category, COALESCE(revenue, 0) AS revenue,
+                   sum(COALESCE(revenue, 0)) OVER (ORDER BY COALESCE(revenue, 0) DESC,
+                       customer_key ROWS UNBOUNDED PRECEDING) AS cumulative,
+                   sum(revenue) FILTER (WHERE revenue > 0) OVER () AS total
+            FROM {CUSTOMERS_TABLE}
+            WHERE revenue IS NOT NULL OR category IS NOT NULL),
         classes AS (
             SELECT customer_key, name, category, revenue,
                    CASE WHEN revenue > 0 THEN round(CAST(cumulative AS DOUBLE) * 100 / CAST(total AS DOUBLE), 1)
@@ -168,13 +181,23 @@ def _abc_mismatches(rows: list[tuple[Any, ...]]) -> Figure:
         rows=tuple(found[:MISMATCHES_SHOWN]))
 
 
+def _customer_category_joins(filters: Filters, alias: str) -> str:
+    """The joins to the category of the contact ``alias`` (``alias.contact_id``; ``c``: the contact itself) and
+    its company (``c``, ``co``), only under a category filter: without one they change no row and would cost
+    more than the rest of the figure."""
+    if filters.category is None:
+        return ""
+    contact = "" if alias == "c" else f"LEFT JOIN dim_contact c ON c.contact_id = {alias}.contact_id "
+    return f"{contact}LEFT JOIN dim_company co ON co.company_id = c.company_id"
+
+
 def new_leads_by_source(q: _Query) -> Figure:
     """Contacts created in the period per month and origin (how they came: mail, call, import, web form, …):
     every contact that came as a lead, prospect or customer, whatever its role is now (suppliers and others
     never were leads). One column per origin, the most frequent first, and the month's total."""
     rows = q.rows(f"""
         SELECT CAST(date_trunc('month', c.created_date) AS DATE), COALESCE(c.origin, 'unknown'), count(*)
-        FROM dim_contact c LEFT JOIN dim_company co ON co.company_id = c.company_id
+        FROM dim_contact c {_customer_category_joins(q.filters, "c")}
         WHERE c.created_date >= $start AND c.created_date < $end AND c.role NOT IN {NOT_LEADS}
           AND {category_condition("CASE WHEN c.company_id IS NULL THEN c.category ELSE co.category END", q.filters)}
         GROUP BY ALL""")
@@ -228,25 +251,15 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
     end = q.filters.end
     last_day = _days_before(end, 1)  # the period's last day: "more than 90 days" before it
     cutoff = _days_before(last_day, NO_CONTACT_DAYS)
-    year_ago = _year_before(end)
     rows = q.rows(f"""
-        WITH {_CUSTOMERS}, {_revenue("revenue", "year_ago", "end")},
-        documents AS (
-            SELECT {_CUSTOMER_OF} FROM fact_order f LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
-            WHERE f.order_date < $end AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
-            UNION
-            SELECT {_CUSTOMER_OF} FROM fact_invoice f LEFT JOIN dim_contact c ON c.contact_id = f.contact_id
-            WHERE f.issued_on < $end AND COALESCE(f.company_id, f.contact_id) IS NOT NULL
-            UNION
-            SELECT COALESCE(company_id, -contact_id) FROM dim_contact WHERE role IN {CUSTOMER_ROLES}),
-        candidates AS (
-            SELECT cu.* FROM customers cu JOIN documents d
-              ON d.customer_key = cu.customer_key
-            WHERE (cu.created_at IS NULL OR CAST(cu.created_at AS DATE) < $end)
-              AND {category_condition("cu.category", q.filters)}),
+        WITH candidates AS (
+            SELECT customer_key, name, category, revenue_12_months FROM {CUSTOMERS_TABLE}
+            WHERE is_customer AND (created_at IS NULL OR CAST(created_at AS DATE) < $end)
+              AND {category_condition("category", q.filters)}),
         customer_channels AS (SELECT channel FROM dim_channel WHERE is_customer_contact),
         -- Who had customer contact in the last 90 days: only recent interactions (the links' UTC time a day
-        -- early first, which the store's order by time makes cheap; then the local day exactly).
+        -- early first, which the store's order by time makes cheap; then the local day exactly). Duplicates
+        -- stay: the anti join below does not mind them, and removing them costs more than it saves.
         recent AS (
             SELECT COALESCE(c.company_id, -c.contact_id) AS customer_key
             FROM fact_interaction_contact ic
@@ -254,16 +267,14 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
             JOIN dim_contact c ON c.contact_id = ic.contact_id
             WHERE ic.occurred_at >= $cutoff_utc AND i.occurred_date >= $cutoff AND i.occurred_date < $end
               AND i.channel IN (SELECT channel FROM customer_channels)
-            UNION
+            UNION ALL
             SELECT company_id FROM fact_interaction i
             WHERE i.company_id IS NOT NULL AND i.occurred_date >= $cutoff AND i.occurred_date < $end
               AND i.channel IN (SELECT channel FROM customer_channels)),
         quiet AS (
             SELECT ca.customer_key, ca.name, COALESCE(ca.category, '{NO_CATEGORY}') AS category,
-                   COALESCE(r.revenue, 0) AS revenue
-            FROM candidates ca
-            LEFT JOIN revenue r ON r.customer_key = ca.customer_key
-            WHERE ca.customer_key NOT IN (SELECT customer_key FROM recent WHERE customer_key IS NOT NULL)),
+                   COALESCE(ca.revenue_12_months, 0) AS revenue
+            FROM candidates ca ANTI JOIN recent r ON r.customer_key = ca.customer_key),
         shown AS (
             SELECT *, count(*) OVER () AS quiet_customers, sum(revenue) OVER () AS quiet_revenue FROM quiet
             ORDER BY revenue DESC, name, customer_key LIMIT {NO_CONTACT_SHOWN}),
@@ -288,7 +299,7 @@ def no_contact_90_days(q: _Query) -> tuple[Figure, Figure]:
                CAST(s.quiet_revenue AS DECIMAL(18,2))
         FROM shown s LEFT JOIN last_contact lc ON lc.customer_key = s.customer_key
         ORDER BY s.revenue DESC, s.name, s.customer_key""",
-                  cutoff=cutoff, cutoff_utc=_days_before(cutoff, 1), year_ago=year_ago)
+                  cutoff=cutoff, cutoff_utc=_days_before(cutoff, 1))
     listed = Figure(
         key="no_contact_90_days", kind="table",
         columns=(Column("customer", "text"), Column("contact_person", "text"), Column("category", "text"),
@@ -309,9 +320,7 @@ def campaign_responses(q: _Query) -> Figure:
     rows = q.rows(f"""
         SELECT s.campaign_id, any_value(s.campaign_name), any_value(s.channel), count(*),
                count(s.replied_at), count(s.bounced_at), count(s.opted_out_at), count(DISTINCT s.opportunity_id)
-        FROM fact_campaign_send s
-        LEFT JOIN dim_contact c ON c.contact_id = s.contact_id
-        LEFT JOIN dim_company co ON co.company_id = c.company_id
+        FROM fact_campaign_send s {_customer_category_joins(q.filters, "s")}
         WHERE s.sent_date >= $start AND s.sent_date < $end
           AND {category_condition("CASE WHEN c.company_id IS NULL THEN c.category ELSE co.category END", q.filters)}
         GROUP BY s.campaign_id ORDER BY min(s.sent_date), s.campaign_id""")
