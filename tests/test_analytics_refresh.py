@@ -30,6 +30,8 @@ from crm_inbox.contacts.service import create_contact
 from crm_inbox.models import (
     AuditEntry,
     Call,
+    Campaign,
+    CampaignRecipient,
     Category,
     Contact,
     Interaction,
@@ -41,6 +43,7 @@ from crm_inbox.models import (
 )
 from crm_inbox.models.calls import CallState
 from crm_inbox.models.interactions import Direction, InteractionKind
+from crm_inbox.models.marketing import CampaignState, Channel, RecipientState
 from crm_inbox.models.reminders import ReminderState
 from crm_inbox.privacy.service import erase_contact
 from crm_inbox.sales.inputs import OpportunityChanges
@@ -349,6 +352,56 @@ def test_incremental_equals_full_after_a_ticket_merge_and_a_late_commit(
     tickets = [r[0] for r in incremental["fact_ticket"]]
     assert world["ticket"] in tickets and second not in tickets  # the merged duplicate is no ticket of its own
     assert all(r[1] != second for r in incremental["fact_ticket_event"])
+
+
+def test_campaign_ledger_changes_reach_an_incremental_refresh(
+        settings: Settings, factory: sessionmaker[Session], world: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ledger has no updated_at and is no longer read whole: its changes are found by what they leave.
+    monkeypatch.setattr(refresh_module, "LOOKBACK_IDS", 0)
+    monkeypatch.setattr(refresh_module, "UPDATED_MARGIN", timedelta(0))
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    with factory.begin() as session:
+        third = create_contact(session, ContactChanges(name="Ida Dritt", emails=("ida@dritt.de",)), "DE", None)
+        campaigns = [Campaign(name=name, channel=Channel.EMAIL, state=CampaignState.SENDING, subject=name,
+                              body="{{ greeting }}", recipient_count=2, started_at=week_ago)
+                     for name in ("Herbstaktion", "Sommeraktion")]
+        session.add_all(campaigns)
+        session.flush()
+        rows = [CampaignRecipient(campaign_id=campaigns[n % 2].id, contact_id=cid, address=f"{n}@example.org",
+                                  state=state, basis="consent", released_at=released)
+                for n, (cid, state, released) in enumerate(((world["contact"], RecipientState.QUEUED, None),
+                                                            (world["other"], RecipientState.RELEASED, week_ago),
+                                                            (third.id, RecipientState.QUEUED, None)))]
+        session.add_all(rows)
+        session.flush()
+        campaign_id, ids = campaigns[0].id, [r.id for r in rows]
+    refresh(settings)
+    with factory.begin() as session:
+        queued, replied, released = (session.get_one(CampaignRecipient, i) for i in ids)
+        # left out at release: no time of its own, but the campaign changes (its counts, its state)
+        queued.state, queued.reason = RecipientState.LEFT_OUT, "no_consent"
+        session.get_one(Campaign, campaign_id).state = CampaignState.DONE
+        # a reply stamped with the mail's own date, hours before the last refresh (its campaign unchanged)
+        replied.replied_at = datetime.now(UTC) - timedelta(hours=3)
+        released.state, released.released_at = RecipientState.RELEASED, datetime.now(UTC)
+        session.add(CampaignRecipient(campaign_id=campaign_id, contact_id=None, state=RecipientState.LEFT_OUT,
+                                      reason="no_address"))
+    assert refresh(settings).mode == "incremental"
+    con = open_store(_store(settings))
+    try:
+        incremental = sorted(con.execute("SELECT * FROM fact_campaign_send").fetchall(), key=repr)
+    finally:
+        con.close()
+    refresh(settings, full=True)
+    con = open_store(_store(settings))
+    try:
+        assert incremental == sorted(con.execute("SELECT * FROM fact_campaign_send").fetchall(), key=repr)
+        assert con.execute("SELECT state, replied_at IS NOT NULL FROM fact_campaign_send "
+                           "ORDER BY recipient_id").fetchall() == [
+            ("left_out", False), ("released", True), ("released", False), ("left_out", False)]
+    finally:
+        con.close()
 
 
 def test_the_automatic_acknowledgement_is_no_first_response(settings: Settings, factory: sessionmaker[Session],

@@ -8,7 +8,8 @@ returns at once as skipped "busy".
 Incremental: interactions and their contacts go straight into their facts, read by id watermark (with a
 look-back window for rows committed out of id order) and the entities the audit log names as changed since the
 last refresh. The other source tables are kept as private copies in the store (schema ``mirror``), brought up
-to date by id and ``updated_at``; the facts are rebuilt from them in DuckDB each time (fast: no source reads).
+to date by id and ``updated_at`` (the campaign ledger, which has none, by the times its changes set); the facts
+are rebuilt from them in DuckDB each time (fast: no source reads).
 Deletions (erasure, retention) and rows committed late below the look-back window are found by comparing counts,
 then the id lists both ways; the operative schema's ON DELETE SET NULL is repeated on the copies. Interactions
 have no updated_at: those moved to another ticket or company (a ticket merge, a call matched later) are read
@@ -69,11 +70,15 @@ SETTINGS_TABLE = "mirror.refresh_settings"
 # each refresh brings the copy up to date by id and updated_at and rebuilds the facts from it in DuckDB.
 MIRRORED = ("staff", "companies", "contacts", "calls", "tickets", "ticket_events", "reminders", "opportunities",
             "stage_audit", "quotes", "orders", "invoices", "campaign_sends")
-# Read whole each time: few rows, or changes that leave no trace (a campaign ledger row has no updated_at).
-WHOLE = ("staff", "campaign_sends")
+# Read whole each time: few rows, and a change leaves no trace (no updated_at).
+WHOLE = ("staff",)
 # updated_at is set by the application's clock before its commit: rows changed shortly before the last
 # watermark may have committed after it was taken, so they are read again.
 UPDATED_MARGIN = timedelta(minutes=10)
+# A campaign ledger row has no updated_at: its changes are found by the times they set (see _campaign_window).
+# Replies and bounces are stamped with the mail's own date, which may lie hours before it was processed: rows
+# with such a time in the last day are read again (what comes later still is mended by the daily full rebuild).
+CAMPAIGN_MARGIN = timedelta(days=1)
 
 # The operative schema's ON DELETE SET NULL, done on the copies (a deleted row clears no updated_at).
 SET_NULL: tuple[tuple[str, str, str], ...] = (
@@ -303,7 +308,8 @@ def _copy(conn: Connection, duck: duckdb.DuckDBPyConnection, settings: Settings,
     else:
         changed, deleted = set(), set()
         for name in MIRRORED:
-            was_changed, had_deletions, had_removals = _update_mirror(conn, duck, extract.SOURCES[name], settings)
+            was_changed, had_deletions, had_removals = _update_mirror(
+                conn, duck, extract.SOURCES[name], settings, contacts_deleted="contacts" in deleted)
             changed |= {name} if was_changed else set()
             deleted |= {name} if had_deletions else set()
             removed = removed or had_removals
@@ -360,7 +366,7 @@ def _scrub_staff(duck: duckdb.DuckDBPyConnection, table: str, settings: Settings
 
 
 def _update_mirror(conn: Connection, duck: duckdb.DuckDBPyConnection, source: extract.Source,
-                   settings: Settings) -> tuple[bool, bool, bool]:
+                   settings: Settings, *, contacts_deleted: bool = False) -> tuple[bool, bool, bool]:
     """Bring one copy up to date: rows new by id (with the look-back window), rows changed by updated_at,
     rows deleted or committed late below the windows (found by count, then by the full lists of ids compared
     both ways). Whether anything changed, whether rows may have been deleted (the SET NULL checks), whether
@@ -387,6 +393,8 @@ def _update_mirror(conn: Connection, duck: duckdb.DuckDBPyConnection, source: ex
     since = f"{source.id_col} > {low}"
     if source.updated and row and row[1] is not None:
         since += f" OR {source.updated} >= {_timestamp(conn, row[1] - UPDATED_MARGIN)}"
+    if source.name == "campaign_sends":
+        since = _campaign_window(conn, duck, since, contacts_deleted=contacts_deleted)
     changed = bool(extract.stage(conn, duck, source, since)) and _apply_changes(
         duck, mirror, "id", f"SELECT * FROM {source.stage_table}")
     counted = f"SELECT count(*) FROM {source.from_sql}" + (f" WHERE {source.where}" if source.where else "")
@@ -404,6 +412,24 @@ def _update_mirror(conn: Connection, duck: duckdb.DuckDBPyConnection, source: ex
         extract.stage(conn, duck, source, f"{source.id_col} IN ({_ids(chunk)})")
         duck.execute(f"INSERT INTO {mirror} SELECT * FROM {source.stage_table}")
     return changed or removed or bool(late), removed, removed
+
+
+def _campaign_window(conn: Connection, duck: duckdb.DuckDBPyConnection, new_ids: str, *,
+                     contacts_deleted: bool) -> str:
+    """Which campaign ledger rows to read again (a condition on the source; "" = all of them). A row has no
+    updated_at, but its changes leave traces: new rows (``new_ids``, the look-back window), a release, reply,
+    bounce or opt-out sets its time, a deal made from a reply is a new opportunity, a release that leaves
+    people out or a cancel changes the campaign (its updated_at). A merge or an erasure moves or blanks the
+    rows of a deleted contact: then all are read (rare). Deleted rows are found by the count check after."""
+    row = duck.execute("SELECT max(refreshed_at) FROM meta_refresh").fetchone()
+    deals = duck.execute("SELECT max_id FROM meta_watermark WHERE table_name = 'mirror.opportunities'").fetchone()
+    if contacts_deleted or not row or row[0] is None or not deals:
+        return ""
+    # The application's clock (a release, a campaign's change): the usual margin; a mail's date: a day.
+    ours, mails = _timestamp(conn, row[0] - UPDATED_MARGIN), _timestamp(conn, row[0] - CAMPAIGN_MARGIN)
+    stamped = " OR ".join(f"r.{c} >= {mails}" for c in ("replied_at", "bounced_at", "opted_out_at"))
+    return (f"{new_ids} OR c.updated_at >= {ours} OR r.released_at >= {ours} OR {stamped} "
+            f"OR r.opportunity_id > {max(int(deals[0] or 0) - LOOKBACK_IDS, 0)}")
 
 
 def _timestamp(conn: Connection, value: datetime) -> str:
