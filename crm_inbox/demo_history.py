@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import random
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,11 +22,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox.calls.service import CallEvent, apply_event
+from crm_inbox.calls.service import CallEvent, apply_event, call_details
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
 from crm_inbox.erp.invoices import InvoiceInput, put_invoice
@@ -33,6 +34,7 @@ from crm_inbox.intake.store import Envelope, accept
 from crm_inbox.models import (
     AuditEntry,
     Call,
+    CallState,
     Campaign,
     CampaignRecipient,
     CampaignState,
@@ -43,6 +45,8 @@ from crm_inbox.models import (
     Event,
     Interaction,
     InteractionContact,
+    InteractionKind,
+    InteractionStaff,
     Invoice,
     Opportunity,
     Order,
@@ -147,33 +151,63 @@ def backdated(session: Session, when: datetime, models: Sequence[Any]) -> Iterat
     start = utcnow()
     marks = _marks(session, models)
     yield
-    _move_back(session, marks, start, when)
+    _move_back(session, marks, [(start, when)])
 
 
-def _move_back(session: Session, marks: dict[Any, int], start: datetime, when: datetime) -> None:
+class Backdating:
+    """Many steps moved back in one pass at the end, each to its own time: what ``backdated`` does step by step,
+    without a pass over the tables after every step (the bulk of the history). Only for steps that stamp no time
+    ahead of "now" and no date (a date goes with the last step begun on its day)."""
+
+    def __init__(self, session: Session, models: Sequence[Any]) -> None:
+        session.flush()
+        self.session = session
+        self.marks = _marks(session, models)
+        self.steps: list[tuple[datetime, datetime]] = []  # (real start, the step's own time), in order
+
+    def step(self, when: datetime) -> None:
+        """What the services write from here on, until the next step, happened at ``when``."""
+        self.session.flush()
+        self.steps.append((utcnow(), when))
+
+    def done(self) -> None:
+        if self.steps:
+            _move_back(self.session, self.marks, self.steps)
+
+
+def _move_back(session: Session, marks: dict[Any, int], steps: Sequence[tuple[datetime, datetime]]) -> None:
+    """Each time stamped during a step (from its start to the next one's) moved back by that step's amount."""
     session.flush()
-    shift = when - start
-    days = timedelta(days=(when.date() - start.date()).days)
+    starts = [start for start, _ in steps]
+    first = starts[0]
+    shifts = [when - start for start, when in steps]
+    start_days = [start.date() for start in starts]
+    day_shifts = [timedelta(days=(when.date() - start.date()).days) for start, when in steps]
+
+    def moved(value: datetime) -> datetime:
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        if aware < first:
+            return value
+        return (aware + shifts[bisect_right(starts, aware) - 1]).replace(tzinfo=value.tzinfo)
+
     for model, mark in marks.items():
         touched = model.id > mark
         if hasattr(model, "updated_at"):
-            touched = or_(touched, model.updated_at >= start)
+            touched = or_(touched, model.updated_at >= first)
         keys = _time_columns(model)
         for row in session.execute(select(model).where(touched)).scalars():
             for key in keys:
                 value = getattr(row, key)
                 if isinstance(value, datetime):
-                    moved = value.replace(tzinfo=UTC) if value.tzinfo is None else value
-                    if moved >= start:
-                        setattr(row, key, (moved + shift).replace(tzinfo=value.tzinfo))
-                elif isinstance(value, date) and value >= start.date():
-                    setattr(row, key, value + days)
+                    if (new := moved(value)) is not value:
+                        setattr(row, key, new)
+                elif isinstance(value, date) and value >= first.date():
+                    setattr(row, key, value + day_shifts[bisect_right(start_days, value) - 1])
     if Interaction in marks:  # the timeline orders by the links' copy of the time
         for link in session.execute(select(InteractionContact).where(
                 InteractionContact.interaction_id > marks[Interaction])).scalars():
-            value = link.occurred_at.replace(tzinfo=UTC) if link.occurred_at.tzinfo is None else link.occurred_at
-            if value >= start:
-                link.occurred_at = (value + shift).replace(tzinfo=link.occurred_at.tzinfo)
+            if (new := moved(link.occurred_at)) is not link.occurred_at:
+                link.occurred_at = new
     session.flush()
 
 
@@ -269,7 +303,7 @@ def _deliver_at(factory: sessionmaker[Session], settings: Settings, route: MailR
                                                    source="demo")).inbound_id
     process(factory, settings, inbound_id)
     with unit_of_work(factory) as session:
-        _move_back(session, marks, start, when)
+        _move_back(session, marks, [(start, when)])
         return session.execute(select(Interaction.ticket_id).where(Interaction.inbound_message_id == inbound_id)
                                ).scalar_one_or_none()
 
@@ -374,6 +408,138 @@ def create_calls(session: Session, settings: Settings, rng: random.Random, now: 
                 _call(session, settings, f"history-{index}-back", back, False, True, number,
                       rng.choice([e for i, e in teams.extensions.items() if i in teams.service]), rng)
                 _subject(session, f"history-{index}-back", subjects[(False, True)].format(name=contact.name))
+
+
+# The everyday phone traffic: calls per working day (Mon–Fri; Mondays busiest, Fridays short), at these UTC hours
+# (8–18 h in Germany, a lunch dip), about one missed call a day (two on some Mondays), called back within hours.
+ROUTINE_CALLS_A_DAY = (8, 7, 7, 7, 5)
+CALL_HOURS = (7, 7, 8, 8, 8, 9, 9, 9, 10, 10, 10, 11, 11, 12, 13, 13, 14, 14, 14, 15, 15, 16)
+CALL_BACK_AFTER = (6, 12, 20, 35, 50, 80, 120, 180, 300)  # minutes
+
+
+def _easter(year: int) -> date:
+    """Easter Sunday (the Gregorian computus)."""
+    a, (b, c) = year % 19, divmod(year, 100)
+    d, e = divmod(b, 4)
+    g = (b - (b + 8) // 25 + 1) // 3
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    weekday = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * weekday) // 451
+    month, day = divmod(h + weekday - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def office_closed(day: date) -> bool:
+    """Weekends, Germany's nationwide public holidays, and Christmas to New Year (the office is closed)."""
+    easter = _easter(day.year)
+    return (day.weekday() >= 5 or (day.month, day.day) in ((1, 1), (5, 1), (10, 3))
+            or (day.month == 12 and day.day >= 24)
+            or (day - easter).days in (-2, 1, 39, 50))
+
+
+@dataclass(frozen=True)
+class RoutineCall:
+    call_id: str
+    at: datetime
+    inbound: bool
+    answered: bool
+    contact: Contact
+    staff_id: int
+    talk: timedelta
+
+
+def plan_routine_calls(rng: random.Random, now: datetime, teams: Teams, people: Sequence[Contact]) -> list[RoutineCall]:
+    """The calls of every working day from HISTORY_DAYS ago to yesterday: taken mostly by customer service, now
+    and then by sales or the others; each missed call called back by customer service in turn (whoever is
+    free), minutes to a few hours later, the next morning when it came late."""
+    weights = {teams.names[0]: 6, teams.names[1]: 2, teams.names[2]: 1, teams.names[3]: 1}
+    takers = [i for team, ids in teams.members.items() for i in ids for _ in range(weights[team])]
+    in_turn = list(teams.service)
+    rng.shuffle(in_turn)
+    calls: list[RoutineCall] = []
+    day, last = (now - timedelta(days=HISTORY_DAYS)).date(), (now - timedelta(days=1)).date()
+    while day <= last:
+        if office_closed(day):
+            day += timedelta(days=1)
+            continue
+        missed = 1 + (day.weekday() == 0 and rng.random() < 0.6)
+        for n in range(max(2, ROUTINE_CALLS_A_DAY[day.weekday()] + rng.randint(-2, 2))):
+            at = datetime.combine(day, time(rng.choice(CALL_HOURS), rng.randint(0, 59), rng.randint(0, 59)),
+                                  tzinfo=UTC)
+            contact = rng.choice(people)
+            talk = timedelta(seconds=rng.randint(40, 900))
+            if n < missed:  # rang for customer service, nobody free
+                calls.append(RoutineCall(f"routine-{len(calls)}", at, True, False, contact, in_turn[0], talk))
+                back = at + timedelta(minutes=rng.choice(CALL_BACK_AFTER))
+                if back.hour >= 17:
+                    back = datetime.combine(day + timedelta(days=1 if day.weekday() < 4 else 3),
+                                            time(7, rng.randint(5, 50)), tzinfo=UTC)
+                caller = in_turn[len(calls) % len(in_turn)]
+                if back < now - timedelta(hours=1):
+                    calls.append(RoutineCall(f"routine-{len(calls)}", back, False, True, contact, caller, talk))
+                continue
+            inbound = rng.random() < 0.68
+            staff_id = rng.choice(takers)
+            calls.append(RoutineCall(f"routine-{len(calls)}", at, inbound, inbound or rng.random() < 0.88,
+                                     contact, staff_id, talk))
+        day += timedelta(days=1)
+    return calls
+
+
+def create_routine_calls(session: Session, rng: random.Random, now: datetime, teams: Teams,
+                         subjects: Mapping[tuple[bool, bool], str]) -> None:
+    """The everyday calls (see ``plan_routine_calls``), hundreds of them: written in bulk as the phone system's
+    finished calls (its events kept) with their lines on the timeline, not event by event through the calls
+    service (that costs ~15 ms a call). None is owed a call-back: each missed one was called back."""
+    people = [c for c in _customers(session) if c.phones and c.phones[0].e164]
+    planned = plan_routine_calls(rng, now, teams, people)
+    calls = []
+    for plan in planned:
+        number, extension = plan.contact.phones[0].raw, teams.extensions[plan.staff_id]
+        caller, callee = (number, extension) if plan.inbound else (extension, number)
+        direction = Direction.IN if plan.inbound else Direction.OUT
+        ring = timedelta(seconds=rng.randint(4, 25))
+        ended = plan.at + ring + (plan.talk if plan.answered else timedelta(seconds=15))
+        events = [CallEvent("demo", plan.call_id, "new", plan.at, direction=direction, from_number=caller,
+                            to_number=callee)]
+        if plan.answered:
+            events.append(CallEvent("demo", plan.call_id, "answer", plan.at + ring, direction=direction,
+                                    from_number=caller, to_number=callee, extension=extension))
+        events.append(CallEvent("demo", plan.call_id, "hangup", ended, direction=direction, from_number=caller,
+                                to_number=callee, cause="normalClearing" if plan.answered else "noAnswer"))
+        calls.append(Call(
+            source="demo", call_id=plan.call_id, direction=direction, state=CallState.ENDED, from_raw=caller,
+            to_raw=callee, remote_e164=plan.contact.phones[0].e164, remote_withheld=False, started_at=plan.at,
+            answered_at=plan.at + ring if plan.answered else None, ended_at=ended,
+            cause=events[-1].cause, missed=plan.inbound and not plan.answered, callback_needed=False,
+            closed_by_timeout=False, staff_id=plan.staff_id, contact_id=plan.contact.id,
+            company_id=plan.contact.company_id, events=[e.as_json() for e in events], updated_at=ended))
+    call_table, line_table = Call.__table__, Interaction.__table__
+    call_ids = session.execute(insert(call_table).returning(call_table.c.id, sort_by_parameter_order=True), [
+        {column.key: getattr(call, column.key) for column in call_table.c if column.key != "id"}
+        for call in calls]).scalars().all()
+    for call, call_id in zip(calls, call_ids, strict=True):
+        call.id = call_id  # for its details on the timeline
+    lines = [{
+        "kind": InteractionKind.CALL.value, "direction": (Direction.IN if plan.inbound else Direction.OUT).value,
+        "occurred_at": call.started_at,
+        "subject": (line := subjects[(plan.inbound, plan.answered)].format(name=plan.contact.name)), "text": line,
+        "excerpt": line, "html": None, "source_ref": f"demo:{call.call_id}", "inbound_message_id": None,
+        "company_id": call.company_id, "ticket_id": None, "details": call_details(call), "created_by_id": None,
+        "attribution_reason": f"number {call.remote_e164} belongs to contact {call.contact_id}",
+        "created_at": call.ended_at} for call, plan in zip(calls, planned, strict=True)]
+    line_ids = session.execute(insert(line_table).returning(line_table.c.id, sort_by_parameter_order=True),
+                               lines).scalars().all()
+    session.execute(insert(InteractionContact.__table__), [
+        {"interaction_id": i, "contact_id": c.contact_id, "occurred_at": c.started_at, "role": "caller"}
+        for i, c in zip(line_ids, calls, strict=True)])
+    session.execute(insert(InteractionStaff.__table__), [
+        {"interaction_id": i, "staff_id": c.staff_id, "role": "participant"}
+        for i, c in zip(line_ids, calls, strict=True)])
+    session.execute(update(call_table).where(call_table.c.id == bindparam("call")).values(
+        interaction_id=bindparam("line")).execution_options(synchronize_session=False),
+        [{"call": c, "line": i} for c, i in zip(call_ids, line_ids, strict=True)])
 
 
 def _subject(session: Session, call_id: str, subject: str) -> None:
@@ -518,6 +684,7 @@ class History:
         create_tickets(self.factory, self.settings, self.rng, self.now, teams, route, self.language)
         with unit_of_work(self.factory) as session:
             create_calls(session, self.settings, self.rng, self.now, teams, call_subjects)
+            create_routine_calls(session, random.Random(self.rng.random()), self.now, teams, call_subjects)
         return teams
 
     def after(self, session: Session, teams: Teams) -> None:
