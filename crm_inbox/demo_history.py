@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import random
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -457,6 +458,7 @@ def plan_routine_calls(rng: random.Random, now: datetime, teams: Teams, people: 
     takers = [i for team, ids in teams.members.items() for i in ids for _ in range(weights[team])]
     in_turn = list(teams.service)
     rng.shuffle(in_turn)
+    turn = 0
     calls: list[RoutineCall] = []
     day, last = (now - timedelta(days=HISTORY_DAYS)).date(), (now - timedelta(days=1)).date()
     while day <= last:
@@ -470,14 +472,16 @@ def plan_routine_calls(rng: random.Random, now: datetime, teams: Teams, people: 
             contact = rng.choice(people)
             talk = timedelta(seconds=rng.randint(40, 900))
             if n < missed:  # rang for customer service, nobody free
-                calls.append(RoutineCall(f"routine-{len(calls)}", at, True, False, contact, in_turn[0], talk))
+                calls.append(RoutineCall(f"routine-{len(calls)}", at, True, False, contact,
+                                         rng.choice(teams.service), talk))
                 back = at + timedelta(minutes=rng.choice(CALL_BACK_AFTER))
                 if back.hour >= 17:
                     back = datetime.combine(day + timedelta(days=1 if day.weekday() < 4 else 3),
                                             time(7, rng.randint(5, 50)), tzinfo=UTC)
-                caller = in_turn[len(calls) % len(in_turn)]
                 if back < now - timedelta(hours=1):
-                    calls.append(RoutineCall(f"routine-{len(calls)}", back, False, True, contact, caller, talk))
+                    calls.append(RoutineCall(f"routine-{len(calls)}", back, False, True, contact,
+                                             in_turn[turn % len(in_turn)], talk))
+                    turn += 1
                 continue
             inbound = rng.random() < 0.68
             staff_id = rng.choice(takers)
@@ -616,6 +620,85 @@ def create_deals(session: Session, settings: Settings, rng: random.Random, now: 
     return orders
 
 
+# The sales team's year besides the deals above: deals closed a month (won or lost), the amounts they are about.
+DEALS_CLOSED_A_MONTH = 8
+DEAL_AMOUNTS = (1800, 2400, 4800, 7500, 9800, 12000, 18500, 26000, 42000, 65000)
+DEAL_SOURCES = ("mail", "call", "web_form", "manual", "campaign")
+PIPELINE_ROWS: tuple[Any, ...] = (Opportunity, Interaction, Reminder, AuditEntry, Event)
+
+
+def _working_moment(rng: random.Random, when: datetime) -> datetime:
+    """The working-hours moment of ``when``'s day, or of the working day before it."""
+    day = when.date()
+    while office_closed(day):
+        day -= timedelta(days=1)
+    return datetime.combine(day, time(rng.randint(7, 15), rng.randint(0, 59)), tzinfo=UTC)
+
+
+def create_pipeline(session: Session, settings: Settings, rng: random.Random, now: datetime, teams: Teams,
+                    language: str) -> None:
+    """A year of selling: about DEALS_CLOSED_A_MONTH deals closed each month, won (no quote: an order by phone)
+    or lost with a reason, the owners in turn; and the open pipeline, every open stage with deals of each
+    salesperson. Through the sales services like the deals above, without quotes (their PDFs are the cost),
+    each step moved back to its own time in one pass at the end."""
+    customers = _customers(session)
+    owners = list(teams.sales)
+    rng.shuffle(owners)
+    stages = [s.key for s in opportunities.stages(settings) if s.is_open]
+    reasons = LOST_REASONS[language]
+    done: Counter[int] = Counter()  # deals per owner
+    steps = Backdating(session, PIPELINE_ROWS)
+
+    def deal(owner: int, created: datetime, reached: int, moves: Sequence[datetime], close: date) -> Opportunity:
+        contact = rng.choice(customers)
+        company = contact.company.name if contact.company else contact.name
+        steps.step(created)
+        opp = opportunities.create_opportunity(session, settings, OpportunityFields(
+            title=f"{rng.choice(DEAL_TITLES[language])} – {company}"[:200], contact_id=contact.id,
+            company_id=contact.company_id, owner_id=owner, amount=Decimal(rng.choice(DEAL_AMOUNTS)),
+            close_date=close, stage=stages[0],
+            source=DEAL_SOURCES[(done[owner] + owners.index(owner)) % len(DEAL_SOURCES)]), by=owner)
+        for stage, when in zip(stages[1:reached + 1], moves, strict=False):
+            steps.step(when)
+            opportunities.update_opportunity(session, settings, opp, OpportunityChanges(stage=stage), by=owner)
+        done[owner] += 1
+        return opp
+
+    month = date(now.year - 1, now.month, 1)
+    turn = 0
+    while month <= now.date():
+        for _ in range(DEALS_CLOSED_A_MONTH + rng.randint(-1, 2)):
+            end = _working_moment(rng, datetime.combine(month, time(12), tzinfo=UTC)
+                                  + timedelta(days=rng.uniform(0, 27)))
+            if end > now - timedelta(days=1):
+                continue
+            owner = owners[turn % len(owners)]
+            turn += 1
+            # Each salesperson's deals go round the sources, won five then lost five (round the reasons):
+            # every source, outcome and reason has deals of most of them.
+            nth = done[owner] + owners.index(owner)
+            created = _working_moment(rng, end - timedelta(days=rng.randint(12, 80)))
+            reached = rng.randint(0, len(stages) - 1)
+            gap = (end - created) / (reached + 2)
+            opp = deal(owner, created, reached,
+                       [max(created, _working_moment(rng, created + gap * (i + 1))) for i in range(reached)],
+                       (created + timedelta(days=rng.randint(30, 90))).date())
+            steps.step(end)
+            outcome = OpportunityChanges(stage=opportunities.WON) if (nth // 5) % 2 == 0 else OpportunityChanges(
+                stage=opportunities.LOST, lost_reason=reasons[(nth + owners.index(owner)) % len(reasons)])
+            opportunities.update_opportunity(session, settings, opp, outcome, by=owner)
+        month = (month + timedelta(days=32)).replace(day=1)
+    for reached in range(len(stages)):  # what is on the table now, at every stage
+        for owner in owners:
+            created = _working_moment(rng, now - timedelta(days=rng.randint(6 + 8 * reached, 20 + 12 * reached)))
+            gap = (now - timedelta(days=2) - created) / (reached + 1)
+            deal(owner, created, reached,
+                 [max(created, _working_moment(rng, created + gap * (i + 1))) for i in range(reached)],
+                 # the further on, the sooner expected: negotiations close within weeks
+                 (now + timedelta(days=rng.randint(5, 20) + 14 * (len(stages) - 1 - reached))).date())
+    steps.done()
+
+
 def create_invoices(session: Session, settings: Settings, rng: random.Random, now: datetime,
                     orders: Sequence[Order]) -> None:
     """The ERP's invoices for the orders (and for repeat business without a deal in the CRM), paid or open."""
@@ -697,5 +780,6 @@ class History:
                                TicketChanges(assignee_id=teams.service[index % len(teams.service)]))
         date_contacts(session, self.rng, self.now)
         orders = create_deals(session, self.settings, self.rng, self.now, teams, self.language)
+        create_pipeline(session, self.settings, random.Random(self.rng.random()), self.now, teams, self.language)
         create_invoices(session, self.settings, self.rng, self.now, orders)
         create_sent_campaign(session, self.rng, self.now, teams, self.language)
