@@ -86,6 +86,7 @@ class _DealQuery:
         self.filters = filters
         self.policy = policy
         self.params = parameters(filters)
+        self._team_sizes: dict[str, dict[str | None, int]] | None = None
 
     def _deals(self, all_teams: bool) -> str:
         team = "AND s.team = $team" if self.filters.team is not None and not all_teams else ""
@@ -99,20 +100,36 @@ class _DealQuery:
         ``all_teams``: every team's deals, whatever the team filter."""
         return query(self.con, f"WITH {self._deals(all_teams)}\n{sql}", {**self.params, **extra})
 
-    def protect(self, figure: Figure, facts: str, ctes: str = "", *,
-                people: Sequence[Collection[Hashable] | None], total: str | None = None, **extra: object) -> Figure:
+    def protect(self, figure: Figure, facts: str, *, people: Sequence[Collection[Hashable] | None],
+                total: str | None = None) -> Figure:
         """``figure`` as it may be shown: under the team filter suppressed (note "small_groups") unless the
-        same facts of every team, split by owner's team under the works-council rule, give the filtered team a
-        row of its own (``facts``: a SELECT of ``owner_team`` and ``owner_id`` after ``ctes``); then, whatever
-        the filters, the owners behind the figure and each row (``people``, the ``total`` row by its label)
-        per _sql.guard_people."""
-        if self.filters.team is not None:
-            sizes = self.rows(f"""{ctes}
-                SELECT owner_team, count(DISTINCT owner_id) FROM ({facts}) WHERE owner_id IS NOT NULL
-                GROUP BY owner_team""", all_teams=True, **extra)
-            if not team_shown({team: int(n) for team, n in sizes}, self.filters.team, self.policy.min_group_size):
-                return _suppressed(figure, SMALL_GROUPS)
+        same facts of every team (``facts``: a key of :data:`_TEAM_FACTS`, or "quotes_sent"), split by owner's
+        team under the works-council rule, give the filtered team a row of its own; then, whatever the
+        filters, the owners behind the figure and each row (``people``, the ``total`` row by its label) per
+        _sql.guard_people."""
+        if self.filters.team is not None and not team_shown(self.team_sizes()[facts], self.filters.team,
+                                                            self.policy.min_group_size):
+            return _suppressed(figure, SMALL_GROUPS)
         return guard_people(figure, people, self.policy, total=total)
+
+    def team_sizes(self) -> dict[str, dict[str | None, int]]:
+        """The distinct owners per team (every team's deals) behind each of the figures' facts, all in one
+        statement, once per report: asked figure by figure it was half the report's time under a team
+        filter. Teams without an owner in a set of facts are not in its mapping."""
+        if self._team_sizes is None:
+            keys = (*_TEAM_FACTS, "quotes_sent")
+            counts = ", ".join(f"count(DISTINCT owner_id) FILTER (WHERE {c})" for c in _TEAM_FACTS.values())
+            rows = self.rows(f"""{_QUOTES_SENT}
+                SELECT owner_team, {counts}, NULL FROM deals WHERE owner_id IS NOT NULL GROUP BY owner_team
+                UNION ALL
+                SELECT owner_team, {", ".join("NULL" for _ in _TEAM_FACTS)}, count(DISTINCT owner_id) FROM sent
+                WHERE owner_id IS NOT NULL GROUP BY owner_team""", all_teams=True)
+            self._team_sizes = {key: {} for key in keys}
+            for team, *sizes in rows:
+                for key, n in zip(keys, sizes, strict=True):
+                    if n:
+                        self._team_sizes[key][team] = int(n)
+        return self._team_sizes
 
 
 def pipeline_by_stage(q: _DealQuery) -> Figure:
@@ -126,7 +143,7 @@ def pipeline_by_stage(q: _DealQuery) -> Figure:
         columns=(Column("stage", "text"), Column("deals"), Column("amount", "eur"), Column("weighted_amount", "eur")),
         rows=tuple((stage, int(n), amount, weighted) for stage, n, amount, weighted in rows),
         x="stage", series=("amount", "weighted_amount"))
-    return q.protect(figure, "SELECT owner_team, owner_id FROM deals WHERE outcome = 'open'", people=people)
+    return q.protect(figure, "open", people=people)
 
 
 def forecast(q: _DealQuery) -> Figure:
@@ -149,11 +166,18 @@ def forecast(q: _DealQuery) -> Figure:
         columns=(Column("month", "month"), Column("deals"), Column("amount", "eur"), Column("weighted_amount", "eur")),
         rows=tuple((month, int(n), amount, weighted) for month, n, amount, weighted in rows),
         x="month", series=("weighted_amount",), notes=(FORECAST_OVERDUE,) if overdue else ())
-    return q.protect(figure, "SELECT owner_team, owner_id FROM deals WHERE outcome = 'open'", people=people)
+    return q.protect(figure, "open", people=people)
 
 
 _CLOSED_IN_PERIOD = "outcome IN ('won', 'lost') AND closed_date >= $start AND closed_date < $end"
-_CLOSED_FACTS = f"SELECT owner_team, owner_id FROM deals WHERE {_CLOSED_IN_PERIOD}"
+# The deals behind the figures, whose owners per team decide whether a team-filtered figure shows
+# (_DealQuery.protect; the quotes sent are the other such facts): open now, closed, won and lost in the period.
+_TEAM_FACTS = {
+    "open": "outcome = 'open'",
+    "closed": _CLOSED_IN_PERIOD,
+    "won": f"outcome = 'won' AND closed_at IS NOT NULL AND {_CLOSED_IN_PERIOD}",
+    "lost": f"outcome = 'lost' AND {_CLOSED_IN_PERIOD}",
+}
 
 
 def win_rate_by_month(q: _DealQuery) -> Figure:
@@ -173,7 +197,7 @@ def win_rate_by_month(q: _DealQuery) -> Figure:
         columns=(Column("month", "month"), Column("won"), Column("lost"), Column("win_rate", "percent")),
         rows=tuple((month, int(won), int(lost), percent(won, won + lost)) for month, won, lost in rows),
         x="month", series=("win_rate",))
-    return q.protect(figure, _CLOSED_FACTS, people=people)
+    return q.protect(figure, "closed", people=people)
 
 
 def win_rate_by_source(q: _DealQuery) -> Figure:
@@ -192,7 +216,7 @@ def win_rate_by_source(q: _DealQuery) -> Figure:
         key="win_rate_by_source", kind="bar",
         columns=(Column("source", "text"), Column("won"), Column("lost"), Column("win_rate", "percent")),
         rows=tuple(table), x="source", series=("win_rate",))
-    return q.protect(figure, _CLOSED_FACTS, people=people, total=ALL_SOURCES)
+    return q.protect(figure, "closed", people=people, total=ALL_SOURCES)
 
 
 def sales_cycle(q: _DealQuery) -> Figure:
@@ -200,7 +224,7 @@ def sales_cycle(q: _DealQuery) -> Figure:
     nearest deals, as ``quantile_cont``), of the deals won in the period: by source and over all sources."""
     won = f"""
         , won AS (SELECT source, epoch(closed_at - created_at) / 86400.0 AS days, owner_team, owner_id FROM deals
-                  WHERE outcome = 'won' AND closed_at IS NOT NULL AND {_CLOSED_IN_PERIOD})"""
+                  WHERE {_TEAM_FACTS["won"]})"""
     rows = q.rows(f"""{won}
         SELECT source, count(*), median(days), quantile_cont(days, 0.9), {_OWNERS} FROM won
         GROUP BY GROUPING SETS ((source), ()) ORDER BY source NULLS LAST""")
@@ -212,7 +236,7 @@ def sales_cycle(q: _DealQuery) -> Figure:
         rows=tuple((ALL_SOURCES if source is None else source, int(n), _days(median), _days(p90))
                    for source, n, median, p90, _ in rows),
         x="source", series=("median_days", "p90_days"))
-    return q.protect(figure, "SELECT owner_team, owner_id FROM won", won, people=people, total=ALL_SOURCES)
+    return q.protect(figure, "won", people=people, total=ALL_SOURCES)
 
 
 def _days(value: float | None) -> float | None:
@@ -267,7 +291,7 @@ def quote_conversion(q: _DealQuery) -> Figure:
         rows=tuple((step, int(n), value, percent(n, sent)) for step, (n, value) in zip(QUOTE_STEPS, counts,
                                                                                         strict=True)),
         x="step", series=("quotes",))
-    return q.protect(figure, "SELECT owner_team, owner_id FROM sent", _QUOTES_SENT, people=people)
+    return q.protect(figure, "quotes_sent", people=people)
 
 
 def lost_reasons(q: _DealQuery) -> Figure:
@@ -297,8 +321,7 @@ def lost_reasons(q: _DealQuery) -> Figure:
         columns=(Column("reason", "text"), Column("deals"), Column("amount", "eur"), Column("share", "percent")),
         rows=tuple((reason, int(n), amount, percent(n, total)) for reason, n, amount in rows),
         x="reason", series=("deals",))
-    return q.protect(figure, f"SELECT owner_team, owner_id FROM deals WHERE outcome = 'lost' AND {_CLOSED_IN_PERIOD}",
-                     people=people)
+    return q.protect(figure, "lost", people=people)
 
 
 # Summable values per owner group: the rates are computed after pooling, from the pooled counts.
