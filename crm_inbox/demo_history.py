@@ -602,8 +602,12 @@ def create_deals(session: Session, settings: Settings, rng: random.Random, now: 
             with backdated(session, step, DEAL_ROWS):
                 opportunities.update_opportunity(session, settings, opp, OpportunityChanges(stage=stage), by=owner)
         end = step + timedelta(days=rng.randint(5, 30))
-        if end >= now - timedelta(days=2) or index % 6 == 5:
-            continue  # still open
+        if end >= now - timedelta(days=2) or index % 6 == 5:  # still open
+            if opp.close_date is not None and opp.close_date < now.date():  # the expected close moved on
+                with backdated(session, _working_moment(rng, now - timedelta(days=rng.randint(1, 6))), DEAL_ROWS):
+                    opportunities.update_opportunity(session, settings, opp, OpportunityChanges(
+                        close_date=(now + timedelta(days=rng.randint(10, 40))).date()), by=owner)
+            continue
         if rng.random() < 0.55 and products:
             lines = tuple(LineFields(product_id=p.id, quantity=Decimal(rng.randint(1, 6)))
                           for p in rng.sample(products, min(len(products), rng.randint(1, 3))))
@@ -649,7 +653,8 @@ def create_pipeline(session: Session, settings: Settings, rng: random.Random, no
     done: Counter[int] = Counter()  # deals per owner
     steps = Backdating(session, PIPELINE_ROWS)
 
-    def deal(owner: int, created: datetime, reached: int, moves: Sequence[datetime], close: date) -> Opportunity:
+    def deal(owner: int, nth: int, created: datetime, reached: int, moves: Sequence[datetime],
+             close: date) -> Opportunity:
         contact = rng.choice(customers)
         company = contact.company.name if contact.company else contact.name
         steps.step(created)
@@ -657,7 +662,7 @@ def create_pipeline(session: Session, settings: Settings, rng: random.Random, no
             title=f"{rng.choice(DEAL_TITLES[language])} – {company}"[:200], contact_id=contact.id,
             company_id=contact.company_id, owner_id=owner, amount=Decimal(rng.choice(DEAL_AMOUNTS)),
             close_date=close, stage=stages[0],
-            source=DEAL_SOURCES[(done[owner] + owners.index(owner)) % len(DEAL_SOURCES)]), by=owner)
+            source=DEAL_SOURCES[nth % len(DEAL_SOURCES)]), by=owner)
         for stage, when in zip(stages[1:reached + 1], moves, strict=False):
             steps.step(when)
             opportunities.update_opportunity(session, settings, opp, OpportunityChanges(stage=stage), by=owner)
@@ -676,23 +681,23 @@ def create_pipeline(session: Session, settings: Settings, rng: random.Random, no
             turn += 1
             # Each salesperson's deals go round the sources, won five then lost five (round the reasons):
             # every source, outcome and reason has deals of most of them.
-            nth = done[owner] + owners.index(owner)
+            nth = done[owner] + 10 * owners.index(owner) // len(owners)  # not all winning at once
             created = _working_moment(rng, end - timedelta(days=rng.randint(12, 80)))
             reached = rng.randint(0, len(stages) - 1)
             gap = (end - created) / (reached + 2)
-            opp = deal(owner, created, reached,
+            opp = deal(owner, nth, created, reached,
                        [max(created, _working_moment(rng, created + gap * (i + 1))) for i in range(reached)],
                        (created + timedelta(days=rng.randint(30, 90))).date())
             steps.step(end)
             outcome = OpportunityChanges(stage=opportunities.WON) if (nth // 5) % 2 == 0 else OpportunityChanges(
-                stage=opportunities.LOST, lost_reason=reasons[(nth + owners.index(owner)) % len(reasons)])
+                stage=opportunities.LOST, lost_reason=reasons[(nth + nth // 10) % len(reasons)])
             opportunities.update_opportunity(session, settings, opp, outcome, by=owner)
         month = (month + timedelta(days=32)).replace(day=1)
     for reached in range(len(stages)):  # what is on the table now, at every stage
         for owner in owners:
             created = _working_moment(rng, now - timedelta(days=rng.randint(6 + 8 * reached, 20 + 12 * reached)))
             gap = (now - timedelta(days=2) - created) / (reached + 1)
-            deal(owner, created, reached,
+            deal(owner, done[owner], created, reached,
                  [max(created, _working_moment(rng, created + gap * (i + 1))) for i in range(reached)],
                  # the further on, the sooner expected: negotiations close within weeks
                  (now + timedelta(days=rng.randint(5, 20) + 14 * (len(stages) - 1 - reached))).date())
