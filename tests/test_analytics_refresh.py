@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox.analytics import load
+from crm_inbox.analytics import extract, load
 from crm_inbox.analytics import refresh as refresh_module
 from crm_inbox.analytics.refresh import RefreshFailed, refresh
 from crm_inbox.analytics.source import snapshot, source_engine
@@ -402,6 +403,27 @@ def test_campaign_ledger_changes_reach_an_incremental_refresh(
             ("left_out", False), ("released", True), ("released", False), ("left_out", False)]
     finally:
         con.close()
+
+
+def test_the_primary_postgresql_server_is_read_gently(settings: Settings, world: dict[str, Any],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its backend runs at full priority beside mail and pages: a pause after each batch, as long as it took
+    # (bounded); a replica ([analytics] source_url) and SQLite (read in the niced refresh itself) are not paused.
+    assert [extract.pause_after(s) for s in (0.0, 0.5, 60.0)] == [0.0, 0.5, extract.MAX_PAUSE_SECONDS]
+    pauses: list[float] = []
+
+    def pause_after(seconds: float) -> float:
+        pauses.append(seconds)
+        return 0.0  # the test does not wait
+
+    monkeypatch.setattr(extract, "pause_after", pause_after)
+    refresh(settings, full=True)
+    postgres = make_url(settings.database.url).get_backend_name() == "postgresql"
+    assert bool(pauses) == postgres
+    if postgres:
+        pauses.clear()
+        replica = replace(settings, analytics={"source_url": settings.database.url})
+        assert refresh(replica, full=True).rows["fact_interaction"] > 0 and pauses == []
 
 
 def test_the_automatic_acknowledgement_is_no_first_response(settings: Settings, factory: sessionmaker[Session],

@@ -10,6 +10,7 @@ columns without converting each value on its own (a full refresh's staging about
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,13 @@ import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hi
 from sqlalchemy import Connection
 
 BATCH_ROWS = 50_000
+# Reading the primary PostgreSQL server runs in its backend at full priority (nice/ionice of the refresh do not
+# reach it) beside mail, calls and pages: after each batch the refresh then pauses as long as the batch took
+# (the backend's share of a core about halved), at most this long. Not on a replica ([analytics] source_url) nor
+# on SQLite (read inside the refresh's own, niced process).
+MAX_PAUSE_SECONDS = 2.0
+# ``conn.info`` key: set by the refresh when the source is to be read gently (see above).
+THROTTLE = "analytics_throttle"
 
 # How each kind of value is selected (SQLite, PostgreSQL), passed to DuckDB and typed in the staging table.
 # Timestamps are naive UTC: SQLite keeps them as text already; PostgreSQL's timestamptz is rendered in UTC.
@@ -206,10 +214,17 @@ def stage(conn: Connection, duck: duckdb.DuckDBPyConnection, source: Source, whe
     assert dbapi is not None
     postgres = conn.dialect.name == "postgresql"
     cursor = dbapi.cursor(name=f"analytics_{source.name}") if postgres else dbapi.cursor()
+    gently = bool(conn.info.get(THROTTLE))
     total = 0
     try:
         cursor.execute(sql, dict(params or {}))
-        while rows := cursor.fetchmany(BATCH_ROWS):
+        while True:
+            started = time.monotonic()
+            rows = cursor.fetchmany(BATCH_ROWS)
+            if gently:
+                time.sleep(pause_after(time.monotonic() - started))
+            if not rows:
+                break
             duck.register(_BATCH, source.batch(rows))
             try:
                 duck.execute(insert)
@@ -219,6 +234,16 @@ def stage(conn: Connection, duck: duckdb.DuckDBPyConnection, source: Source, whe
     finally:
         cursor.close()
     return total
+
+
+def pause_after(fetch_seconds: float) -> float:
+    """How long a gentle read rests after a batch the source took ``fetch_seconds`` to produce."""
+    return min(max(fetch_seconds, 0.0), MAX_PAUSE_SECONDS)
+
+
+def throttled(dialect: str, *, replica: bool) -> bool:
+    """Whether the source is read gently: a PostgreSQL primary (see MAX_PAUSE_SECONDS)."""
+    return dialect == "postgresql" and not replica
 
 
 def _driver_params(conn: Connection, sql: str) -> str:

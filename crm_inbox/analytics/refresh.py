@@ -201,6 +201,8 @@ def _rebuild(settings: Settings, store: Path, mode: str, started: float) -> dict
             engine = _engine(url)
             try:
                 with snapshot(engine) as conn:
+                    conn.info[extract.THROTTLE] = extract.throttled(
+                        conn.dialect.name, replica=bool(settings.analytics.source_url))
                     snapshot_at = datetime.now(UTC).replace(tzinfo=None)
                     removed = _copy(conn, duck, settings, mode)
             except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:  # extract reads via the driver
