@@ -475,9 +475,11 @@ def plan_routine_calls(rng: random.Random, now: datetime, teams: Teams, people: 
                 calls.append(RoutineCall(f"routine-{len(calls)}", at, True, False, contact,
                                          rng.choice(teams.service), talk))
                 back = at + timedelta(minutes=rng.choice(CALL_BACK_AFTER))
-                if back.hour >= 17:
-                    back = datetime.combine(day + timedelta(days=1 if day.weekday() < 4 else 3),
-                                            time(7, rng.randint(5, 50)), tzinfo=UTC)
+                if back.hour >= 17:  # first thing the next working day
+                    following = day + timedelta(days=1)
+                    while office_closed(following):
+                        following += timedelta(days=1)
+                    back = datetime.combine(following, time(7, rng.randint(5, 50)), tzinfo=UTC)
                 if back < now - timedelta(hours=1):
                     calls.append(RoutineCall(f"routine-{len(calls)}", back, False, True, contact,
                                              in_turn[turn % len(in_turn)], talk))

@@ -6,17 +6,30 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
 from crm_inbox.config import Settings
 from crm_inbox.db import unit_of_work
 from crm_inbox.demo import CALL_BACK_MINUTES, GERMAN, DemoCall, Person, call_backs, record_calls
-from crm_inbox.demo_history import FIRST_TEAMS, MORE_STAFF_DE, MORE_STAFF_EN, TICKET_ROWS, backdated
-from crm_inbox.models import Contact, ContactPhone, InteractionContact, Reminder, Ticket, TicketEvent
+from crm_inbox.demo_history import (
+    FIRST_TEAMS,
+    HISTORY_DAYS,
+    MORE_STAFF_DE,
+    MORE_STAFF_EN,
+    TICKET_ROWS,
+    Backdating,
+    RoutineCall,
+    Teams,
+    backdated,
+    office_closed,
+    plan_routine_calls,
+)
+from crm_inbox.models import Contact, ContactPhone, InteractionContact, Reminder, Ticket, TicketEvent, TicketState
 from crm_inbox.staff.service import add_staff
 from crm_inbox.tickets import service as tickets
+from crm_inbox.tickets.inputs import TicketChanges
 
 
 def test_the_demo_teams_show_two_teams_and_pool_the_small_ones():
@@ -79,3 +92,59 @@ def test_the_demos_missed_calls_are_called_back_minutes_to_hours_later_and_their
         assert reminder.state.value == "done" and reminder.completed_at is not None
         assert abs(reminder.completed_at - back.at) < timedelta(minutes=1)
         assert abs(reminder.created_at - missed.at) < timedelta(minutes=1)
+
+
+def test_many_steps_are_moved_back_each_to_its_own_time_in_one_pass(settings, factory):
+    with unit_of_work(factory) as session:
+        contact = Contact(name="Klaus Müller", tags=[], fields={})
+        session.add(contact)
+        session.flush()
+        opened, closed = datetime(2026, 3, 2, 9, 30, tzinfo=UTC), datetime(2026, 3, 5, 14, 0, tzinfo=UTC)
+        steps = Backdating(session, TICKET_ROWS)
+        steps.step(opened)
+        ticket = tickets.open_for_contact(session, settings, contact, "Damals", None)
+        steps.step(closed)
+        tickets.change(session, ticket, None, TicketChanges(state=TicketState.CLOSED.value))
+        steps.done()
+        assert abs(ticket.opened_at - opened) < timedelta(seconds=5)
+        assert ticket.closed_at is not None and abs(ticket.closed_at - closed) < timedelta(seconds=5)
+        events = session.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)).scalars().all()
+        assert {e.kind for e in events if abs(e.at - closed) < timedelta(seconds=5)} == {"state"}
+        assert all(abs(e.at - opened) < timedelta(seconds=5) for e in events if e.kind != "state")
+
+
+def test_the_office_is_closed_on_weekends_german_holidays_and_between_christmas_and_new_year():
+    assert office_closed(date(2026, 4, 3)) and office_closed(date(2026, 4, 6))  # Good Friday, Easter Monday
+    assert office_closed(date(2026, 5, 14)) and office_closed(date(2026, 5, 25))  # Ascension, Whit Monday
+    assert office_closed(date(2026, 12, 28)) and office_closed(date(2027, 1, 1)) and office_closed(date(2026, 5, 1))
+    assert office_closed(date(2026, 3, 7))  # a Saturday
+    assert not office_closed(date(2026, 4, 2)) and not office_closed(date(2026, 4, 7))
+
+
+def test_the_everyday_calls_fill_every_working_week_and_each_missed_one_is_called_back_in_turn():
+    service, sales = [1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]
+    members = {"Kundenservice": service, "Vertrieb": sales, "Buchhaltung": [13, 14], "Geschäftsführung": [15]}
+    teams = Teams(("Kundenservice", "Vertrieb", "Buchhaltung", "Geschäftsführung"), members, {}, {}, {})
+    people = [Contact(id=n, name=f"Kunde {n}") for n in range(1, 30)]
+    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    calls = plan_routine_calls(random.Random(4), now, teams, people)
+    assert all(not office_closed(c.at.date()) and 7 <= c.at.hour < 17 for c in calls)
+    weeks: dict[date, list[RoutineCall]] = {}
+    for call in calls:
+        weeks.setdefault(call.at.date() - timedelta(days=call.at.weekday()), []).append(call)
+    full = [week for monday, week in weeks.items() if now - timedelta(days=HISTORY_DAYS - 1) < datetime.combine(
+        monday, time(), tzinfo=UTC) < now - timedelta(days=7)
+            and all(not office_closed(monday + timedelta(days=d)) for d in range(5))]
+    assert len(full) > 30
+    assert all(25 <= len(week) <= 50 for week in full), sorted(len(w) for w in full)
+    missed = [c for c in calls if c.inbound and not c.answered]
+    for call in missed[:-2]:
+        back = min((b for b in calls if not b.inbound and b.contact is call.contact and b.at > call.at),
+                   key=lambda b: b.at)
+        assert back.answered and back.staff_id in service and back.at - call.at < timedelta(days=4)
+    # most weeks' call-backs are made by at least five people (the works-council rule shows them)
+    callers = [{c.staff_id for c in week if not c.inbound and c.answered and c.staff_id in service
+                and any(m.contact is c.contact for m in week if m in missed)} for week in full]
+    assert sum(len(people) >= 5 for people in callers) > 0.7 * len(full)
+    assert sum(c.inbound and c.answered and c.staff_id in service for c in calls) > 0.6 * sum(
+        c.inbound and c.answered for c in calls)
