@@ -76,10 +76,10 @@ def service_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: Sta
         _tickets_per_week(con, filters, values, customer_notes),
         _backlog(con, filters, values, customer_notes),
     ]
+    sizes = _TeamSizes(con, values)
     for measure in ("first_response", "resolution"):
-        for dimension in ("channel", "category"):
-            figures.append(_times(con, filters, values, policy, blocked, measure, dimension))
-    figures.append(_reopen_rate(con, filters, values, policy, blocked))
+        figures.extend(_times(con, filters, values, policy, blocked, measure, sizes))
+    figures.append(_reopen_rate(con, filters, values, policy, blocked, sizes))
     figures.append(_by_team(con, filters, values, policy, blocked))
     if policy.per_person:
         figures.append(_by_staff(con, filters, values, blocked))
@@ -144,38 +144,67 @@ def _backlog(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str,
 
 
 def _times(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
-           blocked: bool, measure: str, dimension: str) -> Figure:
-    key = f"{measure}_by_{dimension}"
-    columns: tuple[Column, ...]
+           blocked: bool, measure: str, sizes: _TeamSizes) -> tuple[Figure, Figure]:
+    """The ``measure`` (first_response, resolution) by channel and by category: one statement for both (the
+    same tickets grouped both ways and in all), each figure its rows and the total "all"."""
+    figures: list[Figure] = []
     if measure == "first_response":
         day, closed = "opened_date", False
         minutes = "first_response_minutes"
-        columns = (Column(dimension, "text"), Column("tickets"), Column("without_response"),
-                   Column("median_hours", "hours"), Column("p90_hours", "hours"))
         extra = f"count(*) FILTER (WHERE {minutes} IS NULL),"
     else:
         day, closed = "closed_date", True
         minutes = "resolution_minutes"
-        columns = (Column(dimension, "text"), Column("tickets"), Column("median_hours", "hours"),
-                   Column("p90_hours", "hours"))
         extra = ""
     kind: ChartKind = "bar"
-    x, series = dimension, ("median_hours", "p90_hours")
-    if blocked:
-        return suppressed(key, kind, columns, TEAM_TOO_SMALL, x, series)
-    rows = query(con, f"""
-        WITH facts AS ({_tickets(filters, day, staff_work=True, closed=closed)})
-        SELECT CASE WHEN grouping({dimension}) = 1 THEN 'all' ELSE coalesce({dimension}, 'none') END AS label,
-               count(*), {extra}
-               round(quantile_cont({minutes}, 0.5) / 60, 2), round(quantile_cont({minutes}, 0.9) / 60, 2),
-               {PEOPLE.format("person")}
-        FROM facts GROUP BY GROUPING SETS (({dimension}), ())
-        ORDER BY grouping({dimension}), label""", values)
-    return _protected(con, values, _tickets(filters, day, staff_work=False, closed=closed), key, kind, columns, x,
-                      series, rows, filters, policy)
+    rows: list[tuple[Any, ...]] = []
+    if not blocked:
+        rows = query(con, f"""
+            WITH facts AS ({_tickets(filters, day, staff_work=True, closed=closed)})
+            SELECT grouping(channel), grouping(category),
+                   CASE WHEN grouping(channel) = 0 THEN coalesce(channel, 'none')
+                        WHEN grouping(category) = 0 THEN coalesce(category, 'none') ELSE 'all' END AS label,
+                   count(*), {extra}
+                   round(quantile_cont({minutes}, 0.5) / 60, 2), round(quantile_cont({minutes}, 0.9) / 60, 2),
+                   {PEOPLE.format("person")}
+            FROM facts GROUP BY GROUPING SETS ((channel), (category), ())
+            ORDER BY label""", values)
+    total = [r[2:] for r in rows if r[0] == 1 and r[1] == 1]
+    for dimension, grouped in (("channel", 0), ("category", 1)):
+        key = f"{measure}_by_{dimension}"
+        columns: tuple[Column, ...]
+        if measure == "first_response":
+            columns = (Column(dimension, "text"), Column("tickets"), Column("without_response"),
+                       Column("median_hours", "hours"), Column("p90_hours", "hours"))
+        else:
+            columns = (Column(dimension, "text"), Column("tickets"), Column("median_hours", "hours"),
+                       Column("p90_hours", "hours"))
+        x, series = dimension, ("median_hours", "p90_hours")
+        if blocked:
+            figures.append(suppressed(key, kind, columns, TEAM_TOO_SMALL, x, series))
+            continue
+        own = [r[2:] for r in rows if r[grouped] == 0]
+        figures.append(_protected(sizes, _tickets(filters, day, staff_work=False, closed=closed), key, kind, columns,
+                                  x, series, own + total, filters, policy))
+    return figures[0], figures[1]
 
 
-def _protected(con: duckdb.DuckDBPyConnection, values: dict[str, Any], all_teams: str, key: str, kind: ChartKind,
+class _TeamSizes:
+    """The distinct assignees per team behind a set of every team's tickets (``all_teams``), each set counted
+    once per report: figures on the same tickets (resolution and reopen rate) share it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, values: dict[str, Any]) -> None:
+        self.con = con
+        self.values = values
+        self._known: dict[str, dict[str | None, int]] = {}
+
+    def of(self, all_teams: str) -> dict[str | None, int]:
+        if all_teams not in self._known:
+            self._known[all_teams] = team_sizes(self.con, all_teams, "assignee_id", self.values)
+        return self._known[all_teams]
+
+
+def _protected(sizes: _TeamSizes, all_teams: str, key: str, kind: ChartKind,
                columns: tuple[Column, ...], x: str, series: tuple[str, ...], rows: list[tuple[Any, ...]],
                filters: Filters, policy: StaffPolicy) -> Figure:
     """A staff-work figure from ``rows`` (the last is the total "all"; each ends with the people behind it) as
@@ -186,14 +215,13 @@ def _protected(con: duckdb.DuckDBPyConnection, values: dict[str, Any], all_teams
     figure = Figure(key=key, kind=kind, columns=columns, rows=tuple(table), x=x, series=series)
     if not table or table[-1][1] == 0:  # nothing in the period: no "all" row of zeros
         return replace(figure, rows=())
-    if filters.team is not None and not team_shown(team_sizes(con, all_teams, "assignee_id", values),
-                                                   filters.team, policy.min_group_size):
+    if filters.team is not None and not team_shown(sizes.of(all_teams), filters.team, policy.min_group_size):
         return suppressed(key, kind, columns, SMALL_GROUPS, x, series)
     return guard_people(figure, people, policy, total="all")
 
 
 def _reopen_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any], policy: StaffPolicy,
-                 blocked: bool) -> Figure:
+                 blocked: bool, sizes: _TeamSizes) -> Figure:
     columns = (Column("channel", "text"), Column("closed"), Column("reopened"), Column("reopen_rate", "percent"))
     kind: ChartKind = "bar"
     x, series = "channel", ("reopen_rate",)
@@ -206,7 +234,7 @@ def _reopen_rate(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[
                round(100.0 * count(*) FILTER (WHERE reopen_count > 0) / count(*), 1), {PEOPLE.format("person")}
         FROM facts GROUP BY GROUPING SETS ((channel), ())
         ORDER BY grouping(channel), label""", values)
-    return _protected(con, values, _tickets(filters, "closed_date", staff_work=False, closed=True), "reopen_rate",
+    return _protected(sizes, _tickets(filters, "closed_date", staff_work=False, closed=True), "reopen_rate",
                       kind, columns, x, series, rows, filters, policy)
 
 
