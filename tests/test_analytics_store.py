@@ -143,6 +143,17 @@ def test_a_reader_uses_one_thread_little_memory_and_no_disk(tmp_path: Path) -> N
     assert threads == 1 and memory == "244.1 MiB" and spill == ""  # 256 MB; nothing spilled anywhere
 
 
+def test_the_refresh_leaves_a_core_free_on_a_small_machine(tmp_path: Path) -> None:
+    assert [store_module.refresh_threads(n) for n in (None, 1, 2, 4, 64)] == [1, 1, 1, 2, 2]
+    con = connect_file(tmp_path / "new.duckdb")
+    try:
+        threads, memory = con.execute("SELECT current_setting('threads'), current_setting('memory_limit')"
+                                      ).fetchone() or (None, None)
+    finally:
+        con.close()
+    assert threads == store_module.refresh_threads(os.cpu_count()) and memory == "953.6 MiB"  # 1 GB
+
+
 def _holds_deleted(path: Path) -> bool:
     fds = Path("/proc/self/fd")
     return any(os.readlink(fd).startswith(f"{path} (deleted)") for fd in fds.iterdir() if fd.is_symlink()

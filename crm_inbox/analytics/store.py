@@ -45,9 +45,17 @@ STORE_ALIAS = "store"
 # interactions need far less; a query beyond it fails alone instead of squeezing the operative CRM.
 READER_MEMORY_LIMIT = "256MB"
 # The refresh (a process of its own, but on the same machine): enough for a full build of ~1M interactions
-# (~270 MB measured), at most two cores.
+# (~270 MB measured). One core on a machine of two or fewer (the other stays for mail, calls and pages: with two
+# threads the customer page's p95 doubled beside a refresh), else two.
 REFRESH_MEMORY_LIMIT = "1GB"
-REFRESH_THREADS = min(2, os.cpu_count() or 1)
+
+
+def refresh_threads(cpus: int | None) -> int:
+    """The refresh's DuckDB threads on a machine of ``cpus`` cores (None: unknown)."""
+    return 1 if (cpus or 1) <= 2 else 2
+
+
+REFRESH_THREADS = refresh_threads(os.cpu_count())
 # How often an idle reader checks whether its file was swapped (then it lets go of the old one).
 WATCH_SECONDS = 60.0
 PRIVATE_FILE = 0o600
