@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def call(call_id: int, started_at: datetime, *, direction: str = "in", answered:
 
 def _dates(rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
     """dim_date rows for every day the facts' ``*_date`` columns use (as the refresh fills it)."""
-    days = set()
+    days: set[date] = set()
     for table, table_rows in rows.items():
         if not table.startswith("fact_"):
             continue

@@ -15,6 +15,7 @@ import pytest
 from crm_inbox.analytics.model import Filters, Report, StaffPolicy
 from crm_inbox.analytics.reports import catalog
 from crm_inbox.analytics.reports.customers import customers_report
+from crm_inbox.analytics.store import STORE_ALIAS
 from tests.analytics_stores import company, contact, row, store
 
 PERIOD = Filters(start=date(2026, 1, 1), end=date(2026, 7, 1))
@@ -317,3 +318,26 @@ def test_periods_at_the_calendars_ends_give_a_report(con: duckdb.DuckDBPyConnect
     report = customers_report(con, Filters(start, end), StaffPolicy())
     assert report.figure("no_contact_90_days_total").rows[0][0] == quiet
     assert report.figure("new_leads_by_source").rows == ()  # no leads then: no table
+
+
+def test_reports_side_by_side_on_cursors_of_one_store_keep_their_own_customers(con: duckdb.DuckDBPyConnection,
+                                                                                report: Report) -> None:
+    # Each run builds its customers on its own cursor (a TEMP table): pages asked at the same time with other
+    # periods or categories must not read each other's, and nothing stays behind on the connection.
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = Filters(date(2025, 1, 1), date(2026, 12, 1), category="A")
+    alone = customers_report(con, other, StaffPolicy())
+
+    def run(filters: Filters) -> Report:
+        cursor = con.cursor()
+        try:
+            cursor.execute(f"USE {STORE_ALIAS}")
+            return customers_report(cursor, filters, StaffPolicy())
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, [PERIOD, other] * 4))
+    assert [r.figures for r in results] == [report.figures, alone.figures] * 4
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)
