@@ -1222,5 +1222,5 @@ def build_demo(factory: sessionmaker[Session], settings: Settings, *, seed: int 
             create_sales(session, regional_settings(settings, language), rng, people, [s[0] for s in staff],
                          now.date(), language)
             create_campaigns(session, regional_settings(settings, language), [s[0] for s in staff], now, language)
-            history.after(session, teams)
+            history.after(session, teams, lang.call_subjects)
     return DemoLogin(email=staff[0][2], password=password)

@@ -450,12 +450,14 @@ class RoutineCall:
     talk: timedelta
 
 
-def plan_routine_calls(rng: random.Random, now: datetime, teams: Teams, people: Sequence[Contact]) -> list[RoutineCall]:
-    """The calls of every working day from HISTORY_DAYS ago to yesterday: taken mostly by customer service, now
-    and then by sales or the others; each missed call called back by customer service in turn (whoever is
-    free), minutes to a few hours later, the next morning when it came late."""
-    weights = {teams.names[0]: 6, teams.names[1]: 2, teams.names[2]: 1, teams.names[3]: 1}
-    takers = [i for team, ids in teams.members.items() for i in ids for _ in range(weights[team])]
+def plan_routine_calls(rng: random.Random, now: datetime, teams: Teams, people: Sequence[Contact],
+                       weights: Sequence[int] | None = None) -> list[RoutineCall]:
+    """The calls of every working day from HISTORY_DAYS ago to yesterday with ``people`` (as often as their
+    ``weights``): taken mostly by customer service, now and then by sales or the others; each missed call called
+    back by customer service in turn (whoever is free), minutes to a few hours later, the next morning when it
+    came late."""
+    shares = {teams.names[0]: 6, teams.names[1]: 2, teams.names[2]: 1, teams.names[3]: 1}
+    takers = [i for team, ids in teams.members.items() for i in ids for _ in range(shares[team])]
     in_turn = list(teams.service)
     rng.shuffle(in_turn)
     turn = 0
@@ -469,7 +471,7 @@ def plan_routine_calls(rng: random.Random, now: datetime, teams: Teams, people: 
         for n in range(max(2, ROUTINE_CALLS_A_DAY[day.weekday()] + rng.randint(-2, 2))):
             at = datetime.combine(day, time(rng.choice(CALL_HOURS), rng.randint(0, 59), rng.randint(0, 59)),
                                   tzinfo=UTC)
-            contact = rng.choice(people)
+            contact = rng.choices(people, weights)[0]
             talk = timedelta(seconds=rng.randint(40, 900))
             if n < missed:  # rang for customer service, nobody free
                 calls.append(RoutineCall(f"routine-{len(calls)}", at, True, False, contact,
@@ -497,9 +499,15 @@ def create_routine_calls(session: Session, rng: random.Random, now: datetime, te
                          subjects: Mapping[tuple[bool, bool], str]) -> None:
     """The everyday calls (see ``plan_routine_calls``), hundreds of them: written in bulk as the phone system's
     finished calls (its events kept) with their lines on the timeline, not event by event through the calls
-    service (that costs ~15 ms a call). None is owed a call-back: each missed one was called back."""
-    people = [c for c in _customers(session) if c.phones and c.phones[0].e164]
-    planned = plan_routine_calls(rng, now, teams, people)
+    service (that costs ~15 ms a call). None is owed a call-back: each missed one was called back, and nobody
+    still owed one is called (the CRM would take that call as the call-back). Those who write most call most."""
+    owed = set(session.execute(select(Call.contact_id).where(Call.callback_needed)).scalars())
+    mails: dict[int, int] = {contact_id: n for contact_id, n in session.execute(
+        select(InteractionContact.contact_id, func.count()).join(
+            Interaction, Interaction.id == InteractionContact.interaction_id).where(
+            Interaction.kind == InteractionKind.EMAIL).group_by(InteractionContact.contact_id))}
+    people = [c for c in _customers(session) if c.phones and c.phones[0].e164 and c.id not in owed]
+    planned = plan_routine_calls(rng, now, teams, people, [1 + mails.get(c.id, 0) for c in people])
     calls = []
     for plan in planned:
         number, extension = plan.contact.phones[0].raw, teams.extensions[plan.staff_id]
@@ -760,7 +768,8 @@ def create_sent_campaign(session: Session, rng: random.Random, now: datetime, te
 class History:
     """The months before the demo's recent weeks, written in two parts around the rest of the demo: tickets and
     calls before its mail and calls (a recent call-back must find the older calls done, not the other way
-    round), deals, invoices and the campaign after its sales (they need its products and customer numbers)."""
+    round), deals, invoices and the campaign after its sales (they need its products and customer numbers),
+    the everyday calls last (they go to those who write most, and past those still owed a call-back)."""
     factory: sessionmaker[Session]
     settings: Settings
     rng: random.Random
@@ -774,10 +783,9 @@ class History:
         create_tickets(self.factory, self.settings, self.rng, self.now, teams, route, self.language)
         with unit_of_work(self.factory) as session:
             create_calls(session, self.settings, self.rng, self.now, teams, call_subjects)
-            create_routine_calls(session, random.Random(self.rng.random()), self.now, teams, call_subjects)
         return teams
 
-    def after(self, session: Session, teams: Teams) -> None:
+    def after(self, session: Session, teams: Teams, call_subjects: Mapping[tuple[bool, bool], str]) -> None:
         # Customer service takes the support tickets (mail to the support address first goes to the customer's
         # account manager).
         waiting = session.execute(select(Ticket).where(Ticket.state != TicketState.CLOSED).order_by(Ticket.id))
@@ -790,3 +798,5 @@ class History:
         create_pipeline(session, self.settings, random.Random(self.rng.random()), self.now, teams, self.language)
         create_invoices(session, self.settings, self.rng, self.now, orders)
         create_sent_campaign(session, self.rng, self.now, teams, self.language)
+        # Last: the demo's own calls are in, and who owes whom a call-back is known.
+        create_routine_calls(session, random.Random(self.rng.random()), self.now, teams, call_subjects)
