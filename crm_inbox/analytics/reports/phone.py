@@ -51,36 +51,49 @@ from crm_inbox.analytics.reports.staff_groups import TEAM_TOO_SMALL, protect_gro
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # column keys of the heat map, ISO order
 
 
+# Under a category filter, the period's calls of that category, found once per report (a TEMP table of the
+# report's own cursor, dropped at its end): the category is the customer's, two joins per call that cost more
+# than the rest of a figure, and every figure reads the same calls.
+CALLS_TABLE = "report_calls"
+
+
 def phone_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: StaffPolicy) -> Report:
     values = parameters(filters)
     blocked = team_filter_blocked(con, filters, policy)
     customer_notes = (TEAM_FILTER_NOT_APPLIED,) if filters.team is not None else ()
-    figures = [
-        _heatmap(con, filters, values, customer_notes),
-        _answer_rate(con, filters, values, policy, customer_notes),
-        _missed_callbacks(con, filters, values, policy, customer_notes),
-        _by_team(con, filters, values, policy, blocked),
-    ]
-    if policy.per_person:
-        figures.append(_by_staff(con, filters, values, blocked))
+    if filters.category is not None:
+        query(con, f"""
+            CREATE OR REPLACE TEMP TABLE {CALLS_TABLE} AS SELECT c.* FROM fact_call c
+            LEFT JOIN dim_contact ct ON ct.contact_id = c.contact_id
+            LEFT JOIN dim_company co ON co.company_id = coalesce(c.company_id, ct.company_id)
+            WHERE c.started_date >= $start AND c.started_date < $end
+              AND {category_condition("coalesce(co.category, ct.category)", filters)}""", values)
+    try:
+        figures = [
+            _heatmap(con, filters, values, customer_notes),
+            _answer_rate(con, filters, values, policy, customer_notes),
+            _missed_callbacks(con, filters, values, policy, customer_notes),
+            _by_team(con, filters, values, policy, blocked),
+        ]
+        if policy.per_person:
+            figures.append(_by_staff(con, filters, values, blocked))
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS temp.{CALLS_TABLE}")
     return Report(name="phone", filters=filters, figures=tuple(figures))
 
 
 def _calls(filters: Filters, *, staff_work: bool) -> str:
-    """The calls of the period (category filter: the customer's) with the team of who took or made them when
-    ``staff_work`` (the team filter then applies)."""
+    """The calls of the period (category filter: the customer's, :data:`CALLS_TABLE` then holds them) with the
+    team of who took or made them when ``staff_work`` (the team filter then applies)."""
     conditions = ["c.started_date >= $start", "c.started_date < $end"]
-    joins = []
-    if filters.category is not None:  # the joins only when needed: they cost more than the rest of a figure
-        joins += ["LEFT JOIN dim_contact ct ON ct.contact_id = c.contact_id",
-                  "LEFT JOIN dim_company co ON co.company_id = coalesce(c.company_id, ct.company_id)"]
-        conditions.append(category_condition("coalesce(co.category, ct.category)", filters))
+    joins: list[str] = []
+    source = "fact_call" if filters.category is None else CALLS_TABLE
     columns = "c.*"
     if staff_work:
         joins.append("LEFT JOIN dim_staff s ON s.staff_id = c.staff_id")
         conditions.append(team_condition("s.team", filters))
         columns = "c.*, s.team, s.name AS staff_name"
-    return f"""SELECT {columns} FROM fact_call c {' '.join(joins)} WHERE {' AND '.join(conditions)}"""
+    return f"""SELECT {columns} FROM {source} c {' '.join(joins)} WHERE {' AND '.join(conditions)}"""
 
 
 def _heatmap(con: duckdb.DuckDBPyConnection, filters: Filters, values: dict[str, Any],
