@@ -93,6 +93,8 @@ def test_category_is_the_company_s_else_the_contact_s(con: duckdb.DuckDBPyConnec
     none = report(con, category="none")
     assert cells(none.figure("calls_heatmap").rows) == {(9, "tue"): 1, (8, "wed"): 1, (23, "thu"): 1,
                                                         (10, "sun"): 1}
+    # the category's calls are found once per run on the report's cursor and not left behind there
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)
 
 
 def test_calls_per_team_shown_for_teams_at_the_minimum(con: duckdb.DuckDBPyConnection) -> None:
