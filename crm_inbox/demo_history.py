@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import random
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -68,6 +68,7 @@ from crm_inbox.sales.inputs import LineFields, OpportunityChanges, OpportunityFi
 from crm_inbox.staff.service import add_staff
 from crm_inbox.tickets import service as tickets
 from crm_inbox.tickets.inputs import TicketChanges
+from crm_inbox.timeline.service import record_interaction
 
 HISTORY_DAYS = 300
 TICKETS = 24
@@ -157,39 +158,50 @@ def backdated(session: Session, when: datetime, models: Sequence[Any]) -> Iterat
 
 class Backdating:
     """Many steps moved back in one pass at the end, each to its own time: what ``backdated`` does step by step,
-    without a pass over the tables after every step (the bulk of the history). Only for steps that stamp no time
-    ahead of "now" and no date (a date goes with the last step begun on its day)."""
+    without a pass over the tables after every step (the bulk of the history). A time stamped during a step goes
+    with that step; one still ahead at the end (a reminder's due time) with the step that wrote its row. No
+    dates: a date goes with the last step begun on its day."""
 
     def __init__(self, session: Session, models: Sequence[Any]) -> None:
         session.flush()
         self.session = session
+        self.models = models
         self.marks = _marks(session, models)
         self.steps: list[tuple[datetime, datetime]] = []  # (real start, the step's own time), in order
+        self.step_marks: list[dict[Any, int]] = []  # the highest ids when each step began
 
     def step(self, when: datetime) -> None:
         """What the services write from here on, until the next step, happened at ``when``."""
         self.session.flush()
+        self.step_marks.append(_marks(self.session, self.models))
         self.steps.append((utcnow(), when))
 
     def done(self) -> None:
         if self.steps:
-            _move_back(self.session, self.marks, self.steps)
+            _move_back(self.session, self.marks, self.steps, self.step_marks)
 
 
-def _move_back(session: Session, marks: dict[Any, int], steps: Sequence[tuple[datetime, datetime]]) -> None:
-    """Each time stamped during a step (from its start to the next one's) moved back by that step's amount."""
+def _move_back(session: Session, marks: dict[Any, int], steps: Sequence[tuple[datetime, datetime]],
+               step_marks: Sequence[dict[Any, int]] = ()) -> None:
+    """Each time stamped during a step (from its start to the next one's) moved back by that step's amount; a
+    time still ahead when the last step ended by the amount of the step that added its row."""
     session.flush()
     starts = [start for start, _ in steps]
-    first = starts[0]
+    first, ended = starts[0], utcnow()
     shifts = [when - start for start, when in steps]
     start_days = [start.date() for start in starts]
     day_shifts = [timedelta(days=(when.date() - start.date()).days) for start, when in steps]
 
-    def moved(value: datetime) -> datetime:
+    def moved(value: datetime, model: Any, row_id: int) -> datetime:
         aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
         if aware < first:
             return value
-        return (aware + shifts[bisect_right(starts, aware) - 1]).replace(tzinfo=value.tzinfo)
+        if aware < ended or not step_marks:
+            step = bisect_right(starts, aware) - 1
+        else:  # ahead: the step that added the row (a row from before the steps: the last step)
+            step = max(0, bisect_left([m[model] for m in step_marks], row_id) - 1) if row_id > marks[model] \
+                else len(steps) - 1
+        return (aware + shifts[step]).replace(tzinfo=value.tzinfo)
 
     for model, mark in marks.items():
         touched = model.id > mark
@@ -200,14 +212,14 @@ def _move_back(session: Session, marks: dict[Any, int], steps: Sequence[tuple[da
             for key in keys:
                 value = getattr(row, key)
                 if isinstance(value, datetime):
-                    if (new := moved(value)) is not value:
+                    if (new := moved(value, model, row.id)) is not value:
                         setattr(row, key, new)
                 elif isinstance(value, date) and value >= first.date():
                     setattr(row, key, value + day_shifts[bisect_right(start_days, value) - 1])
     if Interaction in marks:  # the timeline orders by the links' copy of the time
         for link in session.execute(select(InteractionContact).where(
                 InteractionContact.interaction_id > marks[Interaction])).scalars():
-            if (new := moved(link.occurred_at)) is not link.occurred_at:
+            if (new := moved(link.occurred_at, Interaction, link.interaction_id)) is not link.occurred_at:
                 link.occurred_at = new
     session.flush()
 
@@ -380,6 +392,49 @@ def create_tickets(factory: sessionmaker[Session], settings: Settings, rng: rand
                                                           TICKET_ROWS):
             tickets.change(session, session.get_one(Ticket, ticket_id), agent,
                            TicketChanges(state=TicketState.CLOSED.value))
+
+
+# Requests customer service takes by phone and logs as tickets, since this many days ago (when they began to).
+PHONE_TICKET_DAYS = 120
+PHONE_TICKETS = 45
+PHONE_TICKET_REPLY = {"de": "Rückruf: Lösung mit dem Kunden besprochen.",
+                      "en": "Called back: went through the solution with the customer."}
+
+
+def create_phone_tickets(session: Session, settings: Settings, rng: random.Random, now: datetime,
+                         teams: Teams, language: str) -> None:
+    """Requests taken on the phone and logged as tickets (over the last PHONE_TICKET_DAYS), by customer service
+    in turn per customer category (so every category's figures stand on the whole team); the agent calls back
+    with the answer (logged on the ticket: its first response), solved within hours to days, the newest few
+    still open. Through the tickets service, moved back in one pass."""
+    customers = _customers(session)
+    subjects = TICKET_SUBJECTS[language]
+    turns: Counter[str] = Counter()
+    steps = Backdating(session, TICKET_ROWS)
+    for opened in sorted(_working_moment(rng, now - timedelta(days=rng.uniform(1, PHONE_TICKET_DAYS)))
+                         for _ in range(PHONE_TICKETS)):
+        contact = rng.choice(customers)
+        category = str(contact.company.category if contact.company and contact.company.category
+                       else contact.category)
+        agent = teams.service[turns[category] % len(teams.service)]
+        turns[category] += 1
+        steps.step(opened)
+        ticket = tickets.open_for_contact(session, settings, contact, rng.choice(subjects), agent)
+        if ticket.assignee_id != agent:  # the customer's account manager had it: service takes it
+            tickets.change(session, ticket, agent, TicketChanges(assignee_id=agent))
+        steps.step(opened + timedelta(minutes=rng.choice((5, 15, 30, 60, 90))))
+        tickets.staff_reply(session, ticket, record_interaction(
+            session, kind=InteractionKind.CALL, direction=Direction.OUT, occurred_at=utcnow(),
+            subject=PHONE_TICKET_REPLY[language], text=PHONE_TICKET_REPLY[language],
+            contacts=[(contact, "customer")], staff_ids=[agent], created_by_id=agent), agent)
+        solved = opened + timedelta(hours=rng.choice((1, 3, 5, 20, 26, 48, 70, 120)))
+        while office_closed(solved.date()) or solved.hour >= 17:  # on the next working morning
+            solved = datetime.combine(solved.date() + timedelta(days=1), time(7, rng.randint(0, 59)), tzinfo=UTC)
+        if solved > now - timedelta(hours=2):
+            continue  # still open
+        steps.step(solved)
+        tickets.change(session, ticket, agent, TicketChanges(state=TicketState.CLOSED.value))
+    steps.done()
 
 
 def create_calls(session: Session, settings: Settings, rng: random.Random, now: datetime, teams: Teams,
@@ -794,6 +849,8 @@ class History:
                 tickets.change(session, ticket, teams.service[0],
                                TicketChanges(assignee_id=teams.service[index % len(teams.service)]))
         date_contacts(session, self.rng, self.now)
+        create_phone_tickets(session, self.settings, random.Random(self.rng.random()), self.now, teams,
+                             self.language)
         orders = create_deals(session, self.settings, self.rng, self.now, teams, self.language)
         create_pipeline(session, self.settings, random.Random(self.rng.random()), self.now, teams, self.language)
         create_invoices(session, self.settings, self.rng, self.now, orders)

@@ -99,7 +99,7 @@ def test_many_steps_are_moved_back_each_to_its_own_time_in_one_pass(settings, fa
         contact = Contact(name="Klaus Müller", tags=[], fields={})
         session.add(contact)
         session.flush()
-        opened, closed = datetime(2026, 3, 2, 9, 30, tzinfo=UTC), datetime(2026, 3, 5, 14, 0, tzinfo=UTC)
+        opened, closed = datetime(2026, 3, 2, 9, 30, tzinfo=UTC), datetime(2026, 3, 23, 14, 0, tzinfo=UTC)
         steps = Backdating(session, TICKET_ROWS)
         steps.step(opened)
         ticket = tickets.open_for_contact(session, settings, contact, "Damals", None)
@@ -111,6 +111,10 @@ def test_many_steps_are_moved_back_each_to_its_own_time_in_one_pass(settings, fa
         events = session.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)).scalars().all()
         assert {e.kind for e in events if abs(e.at - closed) < timedelta(seconds=5)} == {"state"}
         assert all(abs(e.at - opened) < timedelta(seconds=5) for e in events if e.kind != "state")
+        # a time still ahead after the last step (the reminder's due time) goes with the step that wrote it
+        reminder = session.execute(select(Reminder).where(Reminder.ticket_id == ticket.id)).scalar_one()
+        assert opened < reminder.due_at < opened + timedelta(days=7)
+        assert abs(reminder.created_at - opened) < timedelta(seconds=5)
 
 
 def test_the_office_is_closed_on_weekends_german_holidays_and_between_christmas_and_new_year():
@@ -138,10 +142,9 @@ def test_the_everyday_calls_fill_every_working_week_and_each_missed_one_is_calle
     assert len(full) > 30
     assert all(25 <= len(week) <= 50 for week in full), sorted(len(w) for w in full)
     missed = [c for c in calls if c.inbound and not c.answered]
-    for call in missed[:-2]:
-        back = min((b for b in calls if not b.inbound and b.contact is call.contact and b.at > call.at),
-                   key=lambda b: b.at)
-        assert back.answered and back.staff_id in service and back.at - call.at < timedelta(days=4)
+    for call in missed[:-2]:  # called back (the last ones perhaps not yet)
+        assert any(not b.inbound and b.answered and b.contact is call.contact and b.staff_id in service
+                   and timedelta(0) < b.at - call.at < timedelta(days=4) for b in calls)
     # most weeks' call-backs are made by at least five people (the works-council rule shows them)
     callers = [{c.staff_id for c in week if not c.inbound and c.answered and c.staff_id in service
                 and any(m.contact is c.contact for m in week if m in missed)} for week in full]
