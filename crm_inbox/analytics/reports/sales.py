@@ -114,8 +114,8 @@ class _DealQuery:
 
     def team_sizes(self) -> dict[str, dict[str | None, int]]:
         """The distinct owners per team (every team's deals) behind each of the figures' facts, all in one
-        statement, once per report: asked figure by figure it was half the report's time under a team
-        filter. Teams without an owner in a set of facts are not in its mapping."""
+        statement, once per report (asked figure by figure they were seven statements under a team filter).
+        Teams without an owner in a set of facts are not in its mapping."""
         if self._team_sizes is None:
             keys = (*_TEAM_FACTS, "quotes_sent")
             counts = ", ".join(f"count(DISTINCT owner_id) FILTER (WHERE {c})" for c in _TEAM_FACTS.values())
