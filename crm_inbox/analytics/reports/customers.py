@@ -102,6 +102,9 @@ def customers_report(con: duckdb.DuckDBPyConnection, filters: Filters, policy: S
 
 
 class _Query:
+    """The report's cursor and filters. The figures' queries read the run's :data:`CUSTOMERS_TABLE`, which
+    customers_report builds first."""
+
     def __init__(self, con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
         self.con = con
         self.filters = filters
