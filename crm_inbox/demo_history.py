@@ -402,14 +402,15 @@ PHONE_TICKET_REPLY = {"de": "Rückruf: Lösung mit dem Kunden besprochen.",
 
 
 def create_phone_tickets(session: Session, settings: Settings, rng: random.Random, now: datetime,
-                         teams: Teams, language: str) -> None:
+                         teams: Teams, language: str, call_subjects: Mapping[tuple[bool, bool], str]) -> None:
     """Requests taken on the phone and logged as tickets (over the last PHONE_TICKET_DAYS), by customer service
     in turn per customer category (so every category's figures stand on the whole team); the agent calls back
-    with the answer (logged on the ticket: its first response), solved within hours to days, the newest few
-    still open. Through the tickets service, moved back in one pass."""
-    customers = _customers(session)
+    with the answer (a phone system call, on the ticket: its first response), solved within hours to days, the
+    newest few still open. Through the tickets service, moved back in one pass."""
+    customers = [c for c in _customers(session) if c.phones and c.phones[0].e164]
     subjects = TICKET_SUBJECTS[language]
     turns: Counter[str] = Counter()
+    lines: list[tuple[Interaction, Call]] = []
     steps = Backdating(session, TICKET_ROWS)
     for opened in sorted(_working_moment(rng, now - timedelta(days=rng.uniform(1, PHONE_TICKET_DAYS)))
                          for _ in range(PHONE_TICKETS)):
@@ -422,11 +423,18 @@ def create_phone_tickets(session: Session, settings: Settings, rng: random.Rando
         ticket = tickets.open_for_contact(session, settings, contact, rng.choice(subjects), agent)
         if ticket.assignee_id != agent:  # the customer's account manager had it: service takes it
             tickets.change(session, ticket, agent, TicketChanges(assignee_id=agent))
-        steps.step(opened + timedelta(minutes=rng.choice((5, 15, 30, 60, 90))))
-        tickets.staff_reply(session, ticket, record_interaction(
+        answered = opened + timedelta(minutes=rng.choice((5, 15, 30, 60, 90)))
+        steps.step(answered)
+        line = record_interaction(
             session, kind=InteractionKind.CALL, direction=Direction.OUT, occurred_at=utcnow(),
-            subject=PHONE_TICKET_REPLY[language], text=PHONE_TICKET_REPLY[language],
-            contacts=[(contact, "customer")], staff_ids=[agent], created_by_id=agent), agent)
+            subject=call_subjects[(False, True)].format(name=contact.name), text=PHONE_TICKET_REPLY[language],
+            contacts=[(contact, "callee")], staff_ids=[agent], created_by_id=agent)
+        tickets.staff_reply(session, ticket, line, agent)
+        call = finished_call(RoutineCall(f"ticket-{ticket.id}-back", answered, False, True, contact, agent,
+                                         timedelta(seconds=rng.randint(120, 900))), teams.extensions[agent], rng)
+        call.interaction_id = line.id
+        session.add(call)
+        lines.append((line, call))
         solved = opened + timedelta(hours=rng.choice((1, 3, 5, 20, 26, 48, 70, 120)))
         while office_closed(solved.date()) or solved.hour >= 17:  # on the next working morning
             solved = datetime.combine(solved.date() + timedelta(days=1), time(7, rng.randint(0, 59)), tzinfo=UTC)
@@ -435,6 +443,8 @@ def create_phone_tickets(session: Session, settings: Settings, rng: random.Rando
         steps.step(solved)
         tickets.change(session, ticket, agent, TicketChanges(state=TicketState.CLOSED.value))
     steps.done()
+    for line, call in lines:
+        line.details = call_details(call)
 
 
 def create_calls(session: Session, settings: Settings, rng: random.Random, now: datetime, teams: Teams,
@@ -550,6 +560,29 @@ def plan_routine_calls(rng: random.Random, now: datetime, teams: Teams, people: 
     return calls
 
 
+def finished_call(plan: RoutineCall, extension: str, rng: random.Random) -> Call:
+    """The call as the phone system reported it when it ended (its events kept), not yet added."""
+    number = plan.contact.phones[0].raw
+    caller, callee = (number, extension) if plan.inbound else (extension, number)
+    direction = Direction.IN if plan.inbound else Direction.OUT
+    ring = timedelta(seconds=rng.randint(4, 25))
+    ended = plan.at + ring + (plan.talk if plan.answered else timedelta(seconds=15))
+    events = [CallEvent("demo", plan.call_id, "new", plan.at, direction=direction, from_number=caller,
+                        to_number=callee)]
+    if plan.answered:
+        events.append(CallEvent("demo", plan.call_id, "answer", plan.at + ring, direction=direction,
+                                from_number=caller, to_number=callee, extension=extension))
+    events.append(CallEvent("demo", plan.call_id, "hangup", ended, direction=direction, from_number=caller,
+                            to_number=callee, cause="normalClearing" if plan.answered else "noAnswer"))
+    return Call(
+        source="demo", call_id=plan.call_id, direction=direction, state=CallState.ENDED, from_raw=caller,
+        to_raw=callee, remote_e164=plan.contact.phones[0].e164, remote_withheld=False, started_at=plan.at,
+        answered_at=plan.at + ring if plan.answered else None, ended_at=ended,
+        cause=events[-1].cause, missed=plan.inbound and not plan.answered, callback_needed=False,
+        closed_by_timeout=False, staff_id=plan.staff_id, contact_id=plan.contact.id,
+        company_id=plan.contact.company_id, events=[e.as_json() for e in events], updated_at=ended)
+
+
 def create_routine_calls(session: Session, rng: random.Random, now: datetime, teams: Teams,
                          subjects: Mapping[tuple[bool, bool], str]) -> None:
     """The everyday calls (see ``plan_routine_calls``), hundreds of them: written in bulk as the phone system's
@@ -563,27 +596,7 @@ def create_routine_calls(session: Session, rng: random.Random, now: datetime, te
             Interaction.kind == InteractionKind.EMAIL).group_by(InteractionContact.contact_id))}
     people = [c for c in _customers(session) if c.phones and c.phones[0].e164 and c.id not in owed]
     planned = plan_routine_calls(rng, now, teams, people, [1 + mails.get(c.id, 0) for c in people])
-    calls = []
-    for plan in planned:
-        number, extension = plan.contact.phones[0].raw, teams.extensions[plan.staff_id]
-        caller, callee = (number, extension) if plan.inbound else (extension, number)
-        direction = Direction.IN if plan.inbound else Direction.OUT
-        ring = timedelta(seconds=rng.randint(4, 25))
-        ended = plan.at + ring + (plan.talk if plan.answered else timedelta(seconds=15))
-        events = [CallEvent("demo", plan.call_id, "new", plan.at, direction=direction, from_number=caller,
-                            to_number=callee)]
-        if plan.answered:
-            events.append(CallEvent("demo", plan.call_id, "answer", plan.at + ring, direction=direction,
-                                    from_number=caller, to_number=callee, extension=extension))
-        events.append(CallEvent("demo", plan.call_id, "hangup", ended, direction=direction, from_number=caller,
-                                to_number=callee, cause="normalClearing" if plan.answered else "noAnswer"))
-        calls.append(Call(
-            source="demo", call_id=plan.call_id, direction=direction, state=CallState.ENDED, from_raw=caller,
-            to_raw=callee, remote_e164=plan.contact.phones[0].e164, remote_withheld=False, started_at=plan.at,
-            answered_at=plan.at + ring if plan.answered else None, ended_at=ended,
-            cause=events[-1].cause, missed=plan.inbound and not plan.answered, callback_needed=False,
-            closed_by_timeout=False, staff_id=plan.staff_id, contact_id=plan.contact.id,
-            company_id=plan.contact.company_id, events=[e.as_json() for e in events], updated_at=ended))
+    calls = [finished_call(plan, teams.extensions[plan.staff_id], rng) for plan in planned]
     call_table, line_table = Call.__table__, Interaction.__table__
     call_ids = session.execute(insert(call_table).returning(call_table.c.id, sort_by_parameter_order=True), [
         {column.key: getattr(call, column.key) for column in call_table.c if column.key != "id"}
@@ -850,7 +863,7 @@ class History:
                                TicketChanges(assignee_id=teams.service[index % len(teams.service)]))
         date_contacts(session, self.rng, self.now)
         create_phone_tickets(session, self.settings, random.Random(self.rng.random()), self.now, teams,
-                             self.language)
+                             self.language, call_subjects)
         orders = create_deals(session, self.settings, self.rng, self.now, teams, self.language)
         create_pipeline(session, self.settings, random.Random(self.rng.random()), self.now, teams, self.language)
         create_invoices(session, self.settings, self.rng, self.now, orders)
