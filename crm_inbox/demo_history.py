@@ -4,8 +4,13 @@ campaign sent with replies.
 
 The rest of the demo lives in its last weeks; reports count per week and month and compare teams, so they need
 a longer past and more people. Everything goes through the same services as real work, which stamp "now":
-``backdated`` moves what one step wrote to the step's own time. The teams are sized for the works-council rule
-([analytics] min_group_size, 5): two teams large enough to show on their own, two small ones that reports pool.
+``backdated`` moves what one step wrote to the step's own time, ``Backdating`` many steps in one pass. The teams
+are sized for the works-council rule ([analytics] min_group_size, 5): two teams large enough to show on their
+own, two small ones that reports pool. The volume is sized for it too, so that the reports' default periods
+show their figures: the everyday phone traffic (~35 calls a week, every missed one called back by customer
+service in turn), a year of selling (~8 deals closed a month and every open stage, the six salespeople in turn),
+phone requests logged as tickets. The everyday calls are written in bulk as the phone system's finished calls
+(hundreds of calls through the calls service, event by event, would cost seconds on every demo).
 """
 
 from __future__ import annotations
