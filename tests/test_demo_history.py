@@ -1,6 +1,7 @@
 """The demo's history for the reports: its teams are sized for the works-council rule, what a step writes
-through the services ("now") is moved back to the step's own time, and missed calls are called back minutes to
-hours later. (The history as a whole is built with every demo in tests/test_demo.py.)"""
+through the services ("now") is moved back to the step's own time (many steps in one pass too), missed calls are
+called back minutes to hours later, and the everyday calls fill every working week. (The history as a whole is
+built with every demo in tests/test_demo.py.)"""
 
 from __future__ import annotations
 
