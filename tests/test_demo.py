@@ -464,3 +464,41 @@ def test_user_add_says_what_password_the_user_gets(settings: Settings, tmp_path:
     result = _run("--config", str(config), "user", "add", "paula.neu@beispiel-firma.de", "--name", "Paula Neu")
     assert result.returncode == 0, result.stderr
     assert "no password: cannot log in to the web app until an admin sets one" in result.stdout
+
+
+def test_the_demo_fills_every_report_with_believable_figures(german: Demo):
+    """Issue #20's "done when" on the demo: refreshed into its store, each report's default view (as the page
+    opens it) shows its figures, staff-work ones included (the demo's teams are big enough), and a few
+    figures read as a person would check them."""
+    from crm_inbox.analytics.model import StaffPolicy
+    from crm_inbox.analytics.refresh import refresh
+    from crm_inbox.analytics.reports.catalog import run
+    from crm_inbox.analytics.store import open_store
+    from crm_inbox.erp.overdue import today
+    from web.reports.filters import default_period, parse_filters
+
+    settings = german.settings
+    assert refresh(settings, full=True).mode == "full"
+    con = open_store(settings.analytics.store_path(settings.service.instance_dir))
+    try:
+        reports = {name: run(name, con, parse_filters(name, {}, today(settings)), StaffPolicy())
+                   for name in ("service", "phone", "sales", "customers")}
+    finally:
+        con.close()
+    for name, report in reports.items():
+        assert report.filters.start == default_period(name, today(settings))[0]
+        withheld = [f.key for f in report.figures if f.suppressed]
+        empty = [f.key for f in report.figures if not f.rows]
+        assert not withheld and not empty, (name, withheld, empty)
+
+    def column(report: str, figure: str, key: str) -> list[object]:
+        fig = reports[report].figure(figure)
+        index = [c.key for c in fig.columns].index(key)
+        return [row[index] for row in fig.rows]
+
+    assert sum(v for v in column("service", "tickets_per_week", "opened") if isinstance(v, int)) > 10
+    rates = [v for v in column("phone", "answer_rate", "answer_rate") if isinstance(v, float)]
+    assert rates and all(50 <= v <= 100 for v in rates)  # a staffed hotline answers most calls
+    assert "A" in column("customers", "abc_classes", "abc_class")
+    sent = column("customers", "campaign_responses", "sent")
+    assert sent and all(isinstance(v, int) and v > 0 for v in sent)

@@ -116,7 +116,9 @@ class Source:
 
 
 def _json(path: str, *, pg: str) -> tuple[str, str]:
-    return f"json_extract(details, '{path}')", pg
+    # As text on both: SQLite's json_extract gives a number where the event stored one (an assignee event's
+    # before/after are staff ids), PostgreSQL's ->> is text already.
+    return f"CAST(json_extract(details, '{path}') AS TEXT)", pg
 
 
 _STATE_AFTER = _json("$.after", pg="details->>'after'")
