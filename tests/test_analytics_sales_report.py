@@ -14,6 +14,7 @@ import pytest
 from crm_inbox.analytics.model import Filters, Report, StaffPolicy
 from crm_inbox.analytics.reports import catalog
 from crm_inbox.analytics.reports.sales import sales_report
+from crm_inbox.analytics.schema import SCHEMA_VERSION
 from tests.analytics_stores import row, staff, store, team_staff
 
 PERIOD = Filters(start=date(2026, 1, 1), end=date(2026, 7, 1))
@@ -88,6 +89,9 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
         quote(8, "AN-6", 1, "final", 2, "77", quote_date=date(2026, 4, 2)),
     ],
     "fact_order": [order(1, 2, "120", "handed_off"), order(2, 5, "50", "cancelled"), order(3, 7, "1000")],
+    # the snapshot was taken in the period's first month (the forecast looks ahead from the later of the two)
+    "meta_refresh": [row("meta_refresh", refreshed_at=datetime(2026, 1, 10, 8), mode="full", source="test",
+                         schema_version=SCHEMA_VERSION, seconds=0.0)],
 }
 
 
@@ -121,6 +125,20 @@ def test_forecast_covers_twelve_months_from_the_period_and_notes_overdue_deals(r
     assert fig.rows[11][0] == date(2026, 12, 1)
     assert fig.notes == ("forecast_overdue",)
     assert all(isinstance(r[3], Decimal) for r in fig.rows)
+
+
+def test_the_forecast_looks_ahead_from_the_snapshot_when_the_period_began_earlier(tmp_path: Path) -> None:
+    """The current year chosen in December: the forecast's months are December and the eleven after it, where
+    today's open deals are expected, not the months already gone."""
+    later = [deal(20, stage="negotiation", probability=50, amount="800", close_date=date(2027, 2, 3), owner_id=1)]
+    december = [row("meta_refresh", refreshed_at=datetime(2026, 12, 2, 9), mode="full", source="test",
+                    schema_version=SCHEMA_VERSION, seconds=0.0)]
+    with store(tmp_path / "december.duckdb", {**ROWS, "fact_opportunity": OPEN + later, "meta_refresh": december}) \
+            as con:
+        fig = sales_report(con, Filters(date(2026, 1, 1), date(2027, 1, 1)), ANYONE).figure("forecast")
+    assert [r[0] for r in fig.rows] == [date(2026, 12, 1), *(date(2027, m, 1) for m in range(1, 12))]
+    assert fig.rows[2] == (date(2027, 2, 1), 1, D("800.00"), D("400.00"))
+    assert fig.notes == ("forecast_overdue",)  # the deals expected in early 2026 are overdue now
 
 
 def test_win_rate_per_month_of_deals_closed_in_the_period(report: Report) -> None:

@@ -16,8 +16,9 @@ a deal, and behind a quote, are the deal's owner. With fewer owners than the min
 never show (intended); ``policy.per_person`` lifts the rule.
 
 Periods: the pipeline is the open deals now (the store's snapshot), the forecast the next 12 months from the
-period's first month; win rate, sales cycle and lost reasons count deals closed in the period, quote
-conversion quotes first sent in the period (their local day, see :func:`quote_conversion`).
+period's first month or the snapshot's, whichever is later; win rate, sales cycle and lost reasons count deals
+closed in the period, quote conversion quotes first sent in the period (their local day, see
+:func:`quote_conversion`).
 
 Money stays ``Decimal`` from the store to the rows; rates are percentages (float, one place).
 """
@@ -148,9 +149,11 @@ def pipeline_by_stage(q: _DealQuery) -> Figure:
 
 def forecast(q: _DealQuery) -> Figure:
     """Weighted amount of open deals per month of their expected close, for the 12 months from the period's
-    first month (months without deals show zeros). Deals expected earlier or without a date are not in it: a
-    note says so."""
-    first = q.filters.start.replace(day=1)
+    first month, or from the snapshot's month when the period began earlier (a forecast looks ahead: the open
+    deals are today's; months without deals show zeros). Deals expected earlier or without a date are not in
+    it: a note says so."""
+    snapshot = q.rows("SELECT CAST(max(refreshed_at) AS DATE) FROM meta_refresh")[0][0]
+    first = max(q.filters.start, snapshot or q.filters.start).replace(day=1)
     rows, people = split_people(q.rows(f"""
         , months AS (SELECT CAST(m AS DATE) AS month FROM range($first, $first + INTERVAL {FORECAST_MONTHS} MONTH,
                                                               INTERVAL 1 MONTH) t(m)),
