@@ -366,6 +366,23 @@ class AnalyticsSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """Processing stored mail (the pipeline) in ``serve``, ``crm-inbox ingest`` and ``imap fetch``."""
+
+    # Processes that process mail side by side when a backlog builds up (a burst, a history import). 0: auto,
+    # the number of CPUs on PostgreSQL and 1 on SQLite (one writer at a time: more processes add little there).
+    # 1: processing stays in the service's own worker thread.
+    processes: int = 0
+    # A backlog of at least this many messages starts the processes; a trickle is processed in-thread.
+    backlog_for_processes: int = 50
+
+    def process_count(self, database_url: str) -> int:
+        if self.processes > 0:
+            return self.processes
+        return 1 if database_url.startswith("sqlite") else max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -388,6 +405,7 @@ class Settings:
     phone_book: PhoneBookSettings = field(default_factory=PhoneBookSettings)
     campaigns: CampaignSettings = field(default_factory=CampaignSettings)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     @property
     def instance_path(self) -> Path:
@@ -402,6 +420,7 @@ _SECTION_TYPES: dict[str, type] = {
     "imap": ImapSettings, "company": CompanySettings, "sales": SalesSettings,
     "imports": ImportSettings, "documents": DocumentSettings, "webhooks": WebhookSettings,
     "phone_book": PhoneBookSettings, "campaigns": CampaignSettings, "analytics": AnalyticsSettings,
+    "worker": WorkerSettings,
 }
 # Tables that appear as arrays of tables (``[[imap.accounts]]``), by the dataclass of one entry.
 _TABLE_TYPES: dict[type, str] = {ImapAccount: "imap.accounts"}
@@ -592,6 +611,10 @@ def _validate_exchange(settings: Settings) -> None:
                 "[campaigns] poll_seconds": settings.campaigns.poll_seconds}
     if settings.analytics.refresh_minutes < 0:
         raise ConfigError("config: [analytics] refresh_minutes must be 0 (never) or more")
+    if not 0 <= settings.worker.processes <= 64:
+        raise ConfigError(f"config: [worker] processes must be 0 (auto) to 64, got {settings.worker.processes}")
+    if settings.worker.backlog_for_processes < 1:
+        raise ConfigError("config: [worker] backlog_for_processes must be 1 or more")
     if settings.analytics.min_group_size < 2:
         # One person is no group: a "team" of one shows that person's figures.
         raise ConfigError("config: [analytics] min_group_size must be at least 2, got "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from playwright.sync_api import expect
+
 from crm_inbox.db import unit_of_work
 from crm_inbox.models import (
     Company,
@@ -50,9 +52,10 @@ def test_contacts_and_companies_in_dictionary_order_names_on_one_line(page, live
     log_in(page, *staff_login)
     assert page.url.endswith("/dashboard")  # a login lands on the dashboard
 
+    # expect() waits for the page the click opens; a bare read could still see the page before it.
     page.get_by_role("link", name="Contacts", exact=True).click()
-    names = page.locator("td.name").all_inner_texts()
-    assert names == ["Bärbel Bauer", "Björn Berg-Schmidt von Hohenstein", "Claus Jürgens", "Özlem Oğuz"]
+    expect(page.locator("td.name")).to_have_text(["Bärbel Bauer", "Björn Berg-Schmidt von Hohenstein",
+                                                  "Claus Jürgens", "Özlem Oğuz"])
     # The link's box is as high as its lines: the long name is as high as a short one, though the window is
     # narrow enough that the company and address beside it take two lines.
     long_name = page.locator("td.name a", has_text="Björn Berg-Schmidt von Hohenstein").bounding_box()
@@ -61,9 +64,8 @@ def test_contacts_and_companies_in_dictionary_order_names_on_one_line(page, live
     screenshot(page, "contacts")
 
     page.get_by_role("link", name="Companies", exact=True).click()
-    assert page.locator("td.name").all_inner_texts() == ["Müller Maschinenbau GmbH & Co. KG", "Öko Bau AG",
-                                                         "Zeller GmbH"]
-    assert page.locator("td.number").all_inner_texts() == ["2", "1", "0"]
+    expect(page.locator("td.name")).to_have_text(["Müller Maschinenbau GmbH & Co. KG", "Öko Bau AG", "Zeller GmbH"])
+    expect(page.locator("td.number")).to_have_text(["2", "1", "0"])
     screenshot(page, "companies")
 
     page.get_by_role("link", name="Müller Maschinenbau GmbH & Co. KG").click()
