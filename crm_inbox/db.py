@@ -50,7 +50,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
         if not durable:
-            kwargs["connect_args"] = {"options": "-c synchronous_commit=off"}
+            # Added to the URL's own ``?options=`` (a search_path, say), which connect_args would replace.
+            given = sa_url.query.get("options")
+            given = given if isinstance(given, str) else " ".join(given or ())
+            kwargs["connect_args"] = {"options": f"{given} -c synchronous_commit=off".strip()}
     engine = create_engine(sa_url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", partial(_sqlite_pragmas, synchronous="FULL" if durable else "NORMAL",

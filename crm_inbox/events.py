@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam, insert, or_, select, true
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from crm_inbox.models import Event, WebhookDelivery, WebhookSubscription, utcnow
@@ -30,6 +30,15 @@ _INSERT_EVENT = insert(Event.__table__).returning(Event.__table__.c.id)
 _ACTIVE_SUBSCRIPTIONS = select(WebhookSubscription.id, WebhookSubscription.event_types,
                                WebhookSubscription.failing_since).where(
     or_(WebhookSubscription.active.is_(True), WebhookSubscription.disabled_at.is_not(None)))
+# PostgreSQL: the insert and the look-up in one round trip (a data-modifying WITH; SQLite has none, and
+# answers the two in microseconds). One row per subscription, or one with NULLs when there is none.
+_NEW_EVENT = insert(Event.__table__).values({
+    c: bindparam(c) for c in ("type", "subject_type", "subject_id", "payload", "created_at")}).returning(
+    Event.__table__.c.id).cte("new_event")
+_SUBSCRIBED = _ACTIVE_SUBSCRIPTIONS.subquery("subscribed")
+_INSERT_EVENT_WITH_SUBSCRIPTIONS = select(_NEW_EVENT.c.id.label("event_id"), _SUBSCRIBED.c.id,
+                                          _SUBSCRIBED.c.event_types, _SUBSCRIBED.c.failing_since).select_from(
+    _NEW_EVENT.outerjoin(_SUBSCRIBED, true()))
 FIRST_RETRY = timedelta(seconds=15)
 LONGEST_WAIT = timedelta(hours=3)
 _INSERT_DELIVERIES = insert(WebhookDelivery.__table__)
@@ -45,8 +54,13 @@ def record(session: Session, type: str, subject_type: str, subject_id: int,
     values = {"type": type, "subject_type": subject_type, "subject_id": subject_id,
               "payload": dict(payload or {}), "created_at": now}
     connection = session.connection()  # Core on the session's transaction: no ORM execution overhead
-    event_id = connection.execute(_INSERT_EVENT, values).scalar_one()
-    subscriptions = connection.execute(_ACTIVE_SUBSCRIPTIONS).all()
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(_INSERT_EVENT_WITH_SUBSCRIPTIONS, values).all()
+        event_id = rows[0].event_id
+        subscriptions = [(r.id, r.event_types, r.failing_since) for r in rows if r.id is not None]
+    else:
+        event_id = connection.execute(_INSERT_EVENT, values).scalar_one()
+        subscriptions = [(r.id, r.event_types, r.failing_since) for r in connection.execute(_ACTIVE_SUBSCRIPTIONS)]
     wanted = [(sub_id, failing) for sub_id, patterns, failing in subscriptions if wants(patterns or (), type)]
     if wanted:
         add_deliveries(session, event_id, subject_of(subject_type, subject_id), [s for s, _ in wanted],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, bindparam, func, literal, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import MailSettings
@@ -14,8 +17,9 @@ from crm_inbox.models import CompanyDomain, Contact, ContactEmail, StaffEmail
 from crm_inbox.models.contacts import search_key
 
 _STAFF = select(StaffEmail.email, StaffEmail.staff_id)
-_BY_EMAIL = select(ContactEmail.email, ContactEmail.contact_id).where(
-    ContactEmail.email.in_(bindparam("emails", expanding=True)))
+_BY_EMAIL = (select(ContactEmail.email, Contact.id, Contact.name, Contact.company_id, Contact.owner_id)
+             .join(Contact, Contact.id == ContactEmail.contact_id)
+             .where(ContactEmail.email.in_(bindparam("emails", expanding=True))))
 _REFS = select(Contact.id, Contact.name, Contact.company_id, Contact.owner_id).where(
     Contact.id.in_(bindparam("ids", expanding=True)))
 _BY_NAME = select(Contact.id).where(Contact.search_name == bindparam("key")).limit(5)
@@ -32,19 +36,47 @@ class ContactRef:
     owner_id: int | None
 
 
+def staff_version() -> ColumnElement[Any]:
+    """A column for a PostgreSQL query that is read anyway: a digest of every staff address, so the process's
+    copy of the staff directory is used only while it is exactly what the database holds (a few dozen rows
+    hashed by the server cost microseconds; a round trip to read them costs a fraction of a millisecond)."""
+    pair = func.concat(StaffEmail.email, literal(":"), StaffEmail.staff_id)
+    digest = func.md5(func.coalesce(func.string_agg(pair, aggregate_order_by(literal(","), StaffEmail.id)),
+                                    literal("")))
+    return select(digest).scalar_subquery().label("staff_digest")
+
+
+# Per process: the staff addresses by the digest they were read with.
+_STAFF_CACHE: dict[str, dict[str, int]] = {}
+_STAFF_CACHE_GUARD = threading.Lock()
+
+
 @dataclass
 class Directory:
-    """A read view for one unit of work: staff addresses are loaded once, contacts on demand."""
+    """A read view for one unit of work: staff addresses are loaded once (or taken from the process's copy when
+    ``staff_version`` says it is current), contacts on demand."""
 
     session: Session
     mail: MailSettings
+    staff_version: str | None = None
     _staff: dict[str, int] | None = None
+    _refs: dict[int, ContactRef] = field(default_factory=dict)
 
     @property
     def staff_by_email(self) -> dict[str, int]:
         if self._staff is None:
+            if self.staff_version is not None:
+                with _STAFF_CACHE_GUARD:
+                    cached = _STAFF_CACHE.get(self.staff_version)
+                if cached is not None:
+                    self._staff = cached
+                    return cached
             rows = self.session.execute(_STAFF).all()
             self._staff = {email.lower(): staff_id for email, staff_id in rows}
+            if self.staff_version is not None:
+                with _STAFF_CACHE_GUARD:
+                    _STAFF_CACHE.clear()  # one directory is current; older ones are never asked for again
+                    _STAFF_CACHE[self.staff_version] = self._staff
         return self._staff
 
     def is_staff(self, email: str) -> bool:
@@ -61,17 +93,20 @@ class Directory:
         found: dict[str, list[int]] = defaultdict(list)
         if wanted:
             rows = self.session.execute(_BY_EMAIL, {"emails": wanted}).all()
-            for email, contact_id in rows:
+            for email, contact_id, name, company_id, owner_id in rows:
+                self._refs[contact_id] = ContactRef(contact_id, name, company_id, owner_id)
                 if contact_id not in found[email]:
                     found[email].append(contact_id)
         return dict(found)
 
     def contact_refs(self, ids: Iterable[int]) -> dict[int, ContactRef]:
-        wanted = sorted(set(ids))
-        if not wanted:
-            return {}
-        rows = self.session.execute(_REFS, {"ids": wanted}).all()
-        return {row.id: ContactRef(row.id, row.name, row.company_id, row.owner_id) for row in rows}
+        """The contacts' references; those an address look-up of this unit of work found cost no query."""
+        wanted = set(ids)
+        missing = sorted(wanted - self._refs.keys())
+        if missing:
+            rows = self.session.execute(_REFS, {"ids": missing}).all()
+            self._refs.update((row.id, ContactRef(row.id, row.name, row.company_id, row.owner_id)) for row in rows)
+        return {i: self._refs[i] for i in wanted if i in self._refs}
 
     def contacts_by_name(self, name: str) -> list[int]:
         key = search_key(name)

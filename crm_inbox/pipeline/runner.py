@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, and_, bindparam, case, exists, func, literal, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox import audit
 from crm_inbox.config import Settings
-from crm_inbox.contacts.directory import Directory
+from crm_inbox.contacts.directory import Directory, staff_version
 from crm_inbox.db import affected, unit_of_work, write_lock
 from crm_inbox.intake.memory import release_after
 from crm_inbox.mail.parse import MailParseError
@@ -34,11 +34,29 @@ _VIEW_FIELDS = ("id", "size", "content_hash", "message_id", "envelope_from", "en
                 "received_at")
 # Built once: SQLAlchemy then reuses the compiled form for every message.
 _T = InboundMessage.__table__
-_LOAD = select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS)).where(_T.c.id == bindparam("id"))
+_OTHER = InboundMessage.__table__.alias("other")
+_REUSED = exists().where(_OTHER.c.message_id == _T.c.message_id, _OTHER.c.content_hash != _T.c.content_hash)
+_LOAD = select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS), _REUSED.label("message_id_reused")).where(
+    _T.c.id == bindparam("id"))
+# PostgreSQL: one round trip brings what the first steps would each ask for (the raw bytes, the erasure and
+# reuse checks, the version of the staff directory), and the row lock is the claim: another worker that
+# reaches this row waits, then finds it processed. (SQLite answers each in microseconds, and has no row locks.)
+_ERASED = exists().where(
+    _OTHER.c.message_id_sha256 == func.encode(func.sha256(func.convert_to(_T.c.message_id, literal("UTF8"))),
+                                              literal("hex")),
+    and_(_OTHER.c.state == InboundState.ERASED.value, _OTHER.c.id != _T.c.id))
+# Large messages are read apart, by the parse step, so the row does not hold them through the whole pipeline.
+RAW_WITH_ROW = 1 << 20
+_LOAD_PG = (select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS),
+                   case((_T.c.size <= RAW_WITH_ROW, _T.c.raw), else_=None).label("raw"),
+                   _REUSED.label("message_id_reused"),
+                   _ERASED.label("erased_copy"), staff_version())
+            .where(_T.c.id == bindparam("id")).with_for_update(of=_T))
 _CLAIM = (update(_T).where(_T.c.id == bindparam("row_id"), _T.c.state == InboundState.RECEIVED.value)
           .values(attempts=_T.c.attempts + 1))
 _DONE = update(_T).where(_T.c.id == bindparam("row_id")).values(
     state=bindparam("new_state"), error=bindparam("new_error"), processed_at=bindparam("done_at"))
+_DONE_COUNTING = _DONE.values(attempts=_T.c.attempts + 1)  # where the row lock was the claim
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +80,21 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
     ctx: MailContext | None = None
     try:
         with factory() as session, ExitStack() as locked:
-            row = session.execute(_LOAD, {"id": inbound_id}).first()
+            row_locked = session.get_bind().dialect.name == "postgresql"
+            row = session.execute(_LOAD_PG if row_locked else _LOAD, {"id": inbound_id}).first()
             if row is None or row.state != InboundState.RECEIVED.value:
                 return Outcome(inbound_id, None)
-            inbound = InboundView(**{f: getattr(row, f) for f in _VIEW_FIELDS})
+            extra = {"raw": row.raw, "erased_copy": row.erased_copy} if row_locked else {}
+            inbound = InboundView(**{f: getattr(row, f) for f in _VIEW_FIELDS},
+                                  message_id_reused=row.message_id_reused, **extra)
             release_after(inbound.size)  # what receiving a large message left behind, before parsing it
-            ctx = MailContext(session, settings, inbound, Directory(session, settings.mail))
+            directory = Directory(session, settings.mail,
+                                  staff_version=row.staff_digest if row_locked else None)
+            ctx = MailContext(session, settings, inbound, directory)
 
             def claim() -> bool:
+                if row_locked:
+                    return True
                 locked.enter_context(write_lock(factory))
                 return bool(affected(session.execute(_CLAIM, {"row_id": inbound_id})))
 
@@ -78,8 +103,8 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
                     session.rollback()
                     return Outcome(inbound_id, None)
                 state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
-                session.execute(_DONE, {"row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped,
-                                        "done_at": utcnow()})
+                session.execute(_DONE_COUNTING if row_locked else _DONE, {
+                    "row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped, "done_at": utcnow()})
                 if ctx.erased:
                     state = InboundState.ERASED
                     session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)

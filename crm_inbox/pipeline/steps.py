@@ -38,7 +38,10 @@ def _limits(ctx: MailContext) -> Limits:
 def honour_erasure(ctx: MailContext) -> None:
     """A re-sent copy of mail that was erased (same Message-ID, content changed on the way) stays erased.
     (An unchanged copy never gets here: its content hash makes it a duplicate at intake.)"""
-    if is_erased_message(ctx.session, ctx.inbound.message_id, ctx.inbound.id):
+    erased = ctx.inbound.erased_copy
+    if erased is None:
+        erased = is_erased_message(ctx.session, ctx.inbound.message_id, ctx.inbound.id)
+    if erased:
         ctx.erased = True
         ctx.stop("a copy of mail that was erased (privacy): not recorded again")
 
@@ -46,6 +49,9 @@ def honour_erasure(ctx: MailContext) -> None:
 def parse(ctx: MailContext) -> None:
     # The raw bytes are read here only (the column is deferred), piece by piece where the database can.
     # Closed at once also when parsing stops early (a limit): an open SQLite blob must not outlive the session.
+    if ctx.inbound.raw is not None:  # read with the row (PostgreSQL)
+        ctx.parsed = parse_mail_chunks(iter((ctx.inbound.raw,)), _limits(ctx))
+        return
     with closing(raw_chunks(ctx.session, ctx.inbound.id)) as chunks:
         ctx.parsed = parse_mail_chunks(chunks, _limits(ctx))
 
@@ -63,7 +69,7 @@ _SET_REASON = update(Interaction.__table__).where(Interaction.__table__.c.id == 
 def flag_reused_message_id(ctx: MailContext) -> None:
     """Two different messages with one Message-ID are both kept and flagged, never merged."""
     inbound = ctx.inbound
-    if not inbound.message_id:
+    if not inbound.message_id or inbound.message_id_reused is False:  # False: known at load, no other copy
         return
     others = affected(ctx.session.execute(_FLAG_OTHERS, {"mid": inbound.message_id, "hash": inbound.content_hash}))
     if others:

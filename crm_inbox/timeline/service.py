@@ -7,12 +7,12 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mailparser_reply import EmailReplyParser
 from sqlalchemy import Select, insert, or_, select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from crm_inbox import audit, events
 from crm_inbox.errors import BadCursor, ValidationError
@@ -77,13 +77,18 @@ def record_interaction(
 ) -> Interaction:
     # Cached Core inserts, then the ORM object from one primary-key read: the ORM's unit of work costs
     # more than the whole rest of processing a mail.
-    interaction_id = session.execute(_INSERT_INTERACTION, {
-        "kind": kind.value, "direction": direction.value, "occurred_at": occurred_at, "subject": subject,
+    if occurred_at.tzinfo is None:
+        raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+    values = {
+        # in UTC, as a read of the row would give it back
+        "kind": kind, "direction": direction, "occurred_at": occurred_at.astimezone(UTC), "subject": subject,
         "text": text, "excerpt": excerpt if excerpt is not None else excerpt_of(text), "html": html,
         "source_ref": source_ref, "inbound_message_id": inbound_message_id, "company_id": company_id,
         "ticket_id": None,
         "attribution_reason": reason, "details": details or {}, "created_by_id": created_by_id,
-        "created_at": utcnow()}).scalar_one()
+        "created_at": utcnow()}
+    interaction_id = session.execute(_INSERT_INTERACTION, {
+        **values, "kind": kind.value, "direction": direction.value}).scalar_one()
     links = {contact.id: role for contact, role in reversed(contacts)}  # the first role given wins
     if links:
         session.execute(insert(InteractionContact.__table__), [
@@ -102,7 +107,11 @@ def record_interaction(
         "id": interaction_id, "kind": kind.value, "direction": direction.value, "occurred_at": occurred_at.isoformat(),
         "subject": subject, "contact_ids": list(dict.fromkeys(contact.id for contact, _ in contacts)),
         "company_id": company_id})
-    return session.get_one(Interaction, interaction_id)
+    # The row as written, made the session's own without reading it back (every column is in ``values``).
+    interaction = Interaction(id=interaction_id, **values)
+    make_transient_to_detached(interaction)
+    session.add(interaction)
+    return interaction
 
 
 _INSERT_INTERACTION = insert(Interaction.__table__).returning(Interaction.__table__.c.id)
