@@ -315,37 +315,110 @@ def cmd_db(settings: Settings, what: str, message: str | None = None) -> int:
 
 
 def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
+    """Store the messages in batches (one commit each; a re-run finds what is stored by its content hash and
+    processes what an interrupted run left unprocessed), process them with ``pipeline.pool.process_all`` as
+    they are stored, and report each message in the order read, with its final state."""
+    from collections import deque
+    from collections.abc import Iterator
+
+    from sqlalchemy import select
+    from sqlalchemy.exc import InterfaceError, OperationalError
     from tqdm import tqdm
 
-    from crm_inbox.intake.store import Envelope, store
-    from crm_inbox.pipeline.runner import process
-    from handlers.files import UnreadableSource, count_messages, read_messages
+    from crm_inbox.intake.store import Accepted, Envelope, commit_batch
+    from crm_inbox.models import InboundMessage, InboundState
+    from crm_inbox.pipeline.pool import process_all
+    from crm_inbox.pipeline.runner import Outcome
+    from handlers.files import UnreadableSource, batches, count_messages, read_messages
 
-    factory = _factory(settings)
+    for path in paths:  # before anything is stored: a typo in the last path must not leave a half import
+        if not path.exists():
+            raise CliError(f"{path}: no such file or folder")
+    engine = _factory(settings).kw["bind"]
+    envelope = Envelope(rcpt_to=settings.mail.crm_addresses[:1], source="file")
     counts = {"processed": 0, "duplicates": 0, "failed": 0, "ignored": 0}
-    try:
-        total = count_messages(paths)
-        bar = tqdm(total=total, unit="msg", disable=as_json or not sys.stderr.isatty(), file=sys.stderr)
-        for label, raw in read_messages(paths):
-            accepted = store(factory, raw, Envelope(rcpt_to=settings.mail.crm_addresses[:1], source="file"))
-            result = {"source": label, "inbound_id": accepted.inbound_id, "duplicate": accepted.duplicate}
-            if accepted.duplicate:
-                counts["duplicates"] += 1
+    lock = threading.Lock()  # the pool may report outcomes from another thread than the one storing
+    # Messages read but not yet reported: (source, what storing said, whether it awaits an outcome).
+    unreported: deque[tuple[str, Accepted | Exception, bool]] = deque()
+    outcomes: dict[int, Outcome] = {}
+    queued: set[int] = set()  # ids handed to processing in this run (a message twice in the file: once)
+    bar = tqdm(total=count_messages(paths), unit="msg", disable=as_json or not sys.stderr.isatty(), file=sys.stderr)
+
+    def ready(stored: Accepted | Exception, awaited: bool) -> bool:
+        return not awaited or (isinstance(stored, Accepted) and stored.inbound_id in outcomes)
+
+    def report_ready() -> None:  # under ``lock``: each message in the order read, once its outcome is known
+        while unreported and ready(*unreported[0][1:]):
+            label, stored, awaited = unreported.popleft()
+            result: dict[str, object]
+            if isinstance(stored, Exception):
+                counts["failed"] += 1
+                result = {"source": label, "inbound_id": None, "duplicate": False, "state": "failed",
+                          "interaction_id": None, "error": f"not stored: {stored}"}
             else:
-                outcome = process(factory, settings, accepted.inbound_id)
-                state = outcome.state.value if outcome.state else "received"
-                counts[state] = counts.get(state, 0) + 1
-                result.update(state=state, interaction_id=outcome.interaction_id, error=outcome.error)
+                result = {"source": label, "inbound_id": stored.inbound_id, "duplicate": stored.duplicate}
+                outcome = outcomes.pop(stored.inbound_id) if awaited else None
+                if outcome is None or (stored.duplicate and outcome.state is None and outcome.error is None):
+                    counts["duplicates"] += 1  # stored and processed before (or meanwhile by `serve`)
+                else:
+                    state = outcome.state.value if outcome.state else "received"
+                    counts[state] = counts.get(state, 0) + 1
+                    result.update(state=state, interaction_id=outcome.interaction_id, error=outcome.error)
             if as_json:
                 print(json.dumps(result, ensure_ascii=False), flush=True)
             bar.update(1)
-        bar.close()
+
+    def ended(outcome: Outcome) -> None:
+        with lock:
+            outcomes[outcome.inbound_id] = outcome
+            report_ready()
+
+    def stored_ids() -> Iterator[int]:
+        for batch in batches(read_messages(paths)):
+            results = commit_batch(engine, [(raw, envelope) for _, raw in batch])
+            for (label, _), stored in zip(batch, results, strict=True):
+                if isinstance(stored, OperationalError | InterfaceError):  # the database, not the message
+                    raise CliError(f"{label}: not stored, database error: {stored.orig}; run the import again "
+                                   "(what is stored is recognised and not stored twice)")
+            earlier = [r.inbound_id for r in results if isinstance(r, Accepted) and r.duplicate
+                       and r.inbound_id not in queued]
+            if earlier:  # stored by an interrupted run and never processed: processed now
+                with engine.connect() as connection:
+                    waiting = set(connection.execute(select(InboundMessage.id).where(
+                        InboundMessage.id.in_(earlier), InboundMessage.state == InboundState.RECEIVED)).scalars())
+            else:
+                waiting = set()
+            ids = []
+            with lock:
+                for (label, _), stored in zip(batch, results, strict=True):
+                    awaited = isinstance(stored, Accepted) and stored.inbound_id not in queued and (
+                        not stored.duplicate or stored.inbound_id in waiting)
+                    if awaited and isinstance(stored, Accepted):
+                        queued.add(stored.inbound_id)
+                        ids.append(stored.inbound_id)
+                    unreported.append((label, stored, awaited))
+                report_ready()
+            del batch, results  # hold one batch of raw mail at a time
+            yield from ids
+
+    try:
+        process_all(settings, stored_ids(), on_outcome=ended)
     except UnreadableSource as exc:
         raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    with lock:
+        for _, stored, awaited in unreported:  # not reported by the pool (it stopped early): still waiting
+            if awaited and isinstance(stored, Accepted):
+                outcomes.setdefault(stored.inbound_id, Outcome(stored.inbound_id, None, error="not processed"))
+        report_ready()
+    bar.close()
     summary = (f"processed: {counts['processed']}, duplicates: {counts['duplicates']}, "
                f"failed: {counts['failed']}, ignored: {counts['ignored']}")
+    if counts.get("received"):
+        summary += f", not processed (run the import again): {counts['received']}"
     print(summary, file=sys.stderr if as_json else sys.stdout)
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or counts.get("received") else 0
 
 
 def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:

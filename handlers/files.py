@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import mailbox
+import mmap
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,7 +93,7 @@ def count_messages(paths: list[Path]) -> int:
         elif path.is_dir():
             total += sum(1 for _ in path.rglob("*.eml"))
         elif path.is_file() and _is_mbox(path):
-            total += len(mailbox.mbox(path, create=False))
+            total += sum(1 for _ in _mbox_spans(path))
         else:
             total += 1
     return total
@@ -111,8 +112,46 @@ def read_messages(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
             for file in sorted(path.rglob("*.eml")):
                 yield str(file), _single_message(file)
         elif _is_mbox(path):
-            mbox = mailbox.mbox(path, create=False)
-            for index, key in enumerate(mbox.keys()):
-                yield f"{path}#{index + 1}", mbox.get_bytes(key)
+            with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                for index, (start, stop) in enumerate(_mbox_spans(path, data)):
+                    yield f"{path}#{index + 1}", data[start:stop]
         else:
             yield str(path), _single_message(path)
+
+
+def _mbox_spans(path: Path, data: mmap.mmap | None = None) -> Iterator[tuple[int, int]]:
+    """Where each message of an mbox lies (after its ``From `` line), found as ``mailbox.mbox`` finds them (a
+    message begins at every line that starts with ``From ``; the empty line before the next one is not part
+    of it), but with the search in C over the mapped file: a mailbox of 100,000 mails is split in a fraction
+    of a second instead of line by line in Python, and no message is read before it is needed."""
+    if data is None:
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield from _mbox_spans(path, mapped)
+        return
+    start = 0 if data[:5] == b"From " else data.find(b"\nFrom ") + 1
+    while start or data[:5] == b"From ":
+        line_end = data.find(b"\n", start)
+        content = len(data) if line_end == -1 else line_end + 1  # the message begins after its From line
+        following = data.find(b"\nFrom ", content - 1) + 1  # the next From line (0: none)
+        end = following or len(data)
+        stop = end - 1 if data[max(end - 2, 0):end] == b"\n\n" else end  # without the empty line before it
+        yield content, max(content, stop)
+        if not following:
+            return
+        start = following
+
+
+def batches(messages: Iterable[tuple[str, bytes]], max_messages: int = 200,
+            max_bytes: int = 16 << 20) -> Iterator[list[tuple[str, bytes]]]:
+    """``messages`` in lists of at most ``max_messages`` and about ``max_bytes`` (a larger message alone), so
+    an import holds one batch of raw mail at a time, however large the mailbox."""
+    batch: list[tuple[str, bytes]] = []
+    size = 0
+    for label, raw in messages:
+        if batch and (len(batch) >= max_messages or size + len(raw) > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append((label, raw))
+        size += len(raw)
+    if batch:
+        yield batch
