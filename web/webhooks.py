@@ -3,6 +3,8 @@ the caller lookup for screen pops and PBX caller names, and the list of calls.
 
 Each route checks its system's secret in constant time, lets ``handlers.phone`` turn the payload into
 call events, records them through ``crm_inbox.calls.service`` and answers in the phone system's own format.
+A phone system waits for that answer: its events are committed in one short transaction of their own (on
+SQLite queued on the write lock rather than polling for the database), and the screen pop is sent after.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
-from crm_inbox.calls.relay import notify_nodes
+from crm_inbox.calls.relay import Pop, PopSender
 from crm_inbox.calls.service import apply_event, call_details, lookup, owes_callback
+from crm_inbox.db import unit_of_work, write_lock
 from crm_inbox.errors import CallEventError
-from crm_inbox.models import Call, Contact, StaffRole, utcnow
+from crm_inbox.models import Call, StaffRole, utcnow
 from handlers.phone import ADAPTERS, placetel, threecx, twilio
 from web.api.errors import ApiError, error_response, fail, int_arg
 from web.auth import api_user
-from web.requestdb import after_commit, db, state
+from web.requestdb import db, state
 
 log = logging.getLogger(__name__)
 webhooks = Blueprint("webhooks", __name__, url_prefix="/api/v1")
@@ -38,6 +42,12 @@ def _api_error(exc: ApiError) -> Response:
 def _bad_event(exc: CallEventError) -> Response:
     log.info("webhook %s: bad event: %s", request.path.split("/")[3], exc)
     return error_response(400, "invalid", exc.message, field=exc.field)
+
+
+@webhooks.errorhandler(OperationalError)
+def _database_unavailable(exc: OperationalError) -> Response:
+    log.error("webhook %s: database unavailable: %s", request.path.split("/")[3], exc.orig)
+    return error_response(503, "unavailable", "database unavailable, try again")
 
 
 def _check_token(system: str, given: str | None) -> None:
@@ -65,28 +75,31 @@ def _payload() -> dict[str, Any]:
 
 def _record(system: str, data: Mapping[str, Any]) -> list[Call]:
     events = ADAPTERS[system](data, utcnow())
-    settings = state().settings
-    calls = []
-    for event in events:
-        call, changed = apply_event(db(), settings, event)
-        if changed and event.kind == "new" and call.direction is not None and call.direction.value == "in":
+    app = state()
+    calls, changes = [], []
+    with write_lock(app.factory), unit_of_work(app.factory) as session:
+        for event in events:
+            call, changed = apply_event(session, app.settings, event)
+            calls.append(call)
+            if changed:
+                changes.append((event.kind, call))
+    for kind, call in changes:
+        if kind == "new" and call.direction is not None and call.direction.value == "in":
             _screen_pop(call)
-        if changed and event.kind == "hangup":
-            after_commit(state().reminders_changed)  # a missed call's call-back may be due at once
-        calls.append(call)
+        if kind == "hangup":
+            app.reminders_changed()  # a missed call's call-back may be due at once
     return calls
 
 
 def _screen_pop(call: Call) -> None:
     """Tell the browsers of the staff being called (everyone when the phone system does not say)."""
-    contact = db().get(Contact, call.contact_id) if call.contact_id else None
-    message = {"type": "call", "call_id": call.id, "number": call.remote_e164 or "withheld",
-               "name": contact.display_name if contact else None,
-               "url": url_for("pages.contact", contact_id=contact.id) if contact else None}
-    targets = {call.staff_id} if call.staff_id else None
-    broker = state().broker
-    after_commit(lambda: broker.publish(message, targets))
-    notify_nodes(db(), broker, message, targets)  # the browsers on the other nodes
+    app = state()
+    sender = current_app.extensions.get("crm_inbox.pops")
+    if sender is None:
+        sender = current_app.extensions.setdefault("crm_inbox.pops", PopSender(app.engine, app.broker))
+    sender.send(Pop(call.id, call.remote_e164 or "withheld", call.contact_id,
+                    url_for("pages.contact", contact_id=call.contact_id) if call.contact_id else None,
+                    frozenset({call.staff_id}) if call.staff_id else None))
 
 
 @webhooks.post("/cti/<token>")

@@ -1,24 +1,27 @@
 """Screen pops across nodes on PostgreSQL: a call that reaches one node pops up in browsers on every node.
 
-The webhook's transaction sends a NOTIFY, which PostgreSQL delivers to every listening node when (and only
-if) it commits. Each node LISTENs on a connection of its own and hands what it hears to its in-process
-``Broker``, except its own events: those it has published already, after commit, so one node never depends
-on LISTEN. The channel is named after the schema, so two installations in one database never hear each
-other. SQLite has one node: nothing to relay.
+Once the webhook's transaction has committed, ``PopSender`` publishes the pop on this node and sends a
+NOTIFY, which PostgreSQL delivers to every listening node. Each node LISTENs on a connection of its own and
+hands what it hears to its in-process ``Broker``, except its own events: those it has published already, so
+one node never depends on LISTEN. The channel is named after the schema, so two installations in one database
+never hear each other. SQLite has one node: nothing to relay.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from crm_inbox.calls.screenpop import Broker
+from crm_inbox.models import Contact
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +29,19 @@ _CHANNEL = "'crm_inbox_pop_' || md5(current_schema())"
 _NOTIFY = text(f"SELECT pg_notify({_CHANNEL}, :payload)")
 
 
-def notify_nodes(session: Session, broker: Broker, event: dict[str, Any], staff_ids: set[int] | None) -> None:
-    """Within the webhook's transaction: tell the other nodes (PostgreSQL only) once it commits."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    payload = json.dumps({"node": broker.node, "event": event,
-                          "staff": sorted(staff_ids) if staff_ids is not None else None})
-    if len(payload) < 8000:  # PostgreSQL's limit for a payload; a screen pop is a few hundred bytes
-        session.execute(_NOTIFY, {"payload": payload})
+# One round trip for a batch of pops: each payload its own notification.
+_NOTIFY_ALL = text(f"SELECT pg_notify({_CHANNEL}, payload) FROM unnest(CAST(:payloads AS text[])) AS payload")
+
+
+@dataclass(frozen=True)
+class Pop:
+    """An incoming call to show: to the given staff (everyone when None)."""
+
+    call_id: int
+    number: str
+    contact_id: int | None
+    url: str | None
+    staff_ids: frozenset[int] | None
 
 
 class Relay:
@@ -93,3 +101,74 @@ class Relay:
             self.broker.publish(message["event"], set(staff) if staff is not None else None)
         except (ValueError, KeyError, TypeError):
             log.warning("event relay: ignored an unreadable notification %r", payload[:200])
+
+
+class PopSender:
+    """Screen pops sent after the webhook has answered the phone system: a thread of this node finds the
+    callers' names, publishes to the node's broker and, on PostgreSQL, tells the other nodes in one NOTIFY
+    per batch. Only committed calls are handed over, so a pop never shows a call that was rolled back. The
+    thread ends when idle and starts again with the next pop."""
+
+    IDLE_SECONDS = 10.0
+
+    def __init__(self, engine: Engine, broker: Broker) -> None:
+        self.engine = engine
+        self.broker = broker
+        self._queue: queue.SimpleQueue[Pop] = queue.SimpleQueue()
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def send(self, pop: Pop) -> None:
+        with self._guard:
+            self._queue.put(pop)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="crm-inbox-screen-pops", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batch = [self._queue.get(timeout=self.IDLE_SECONDS)]
+            except queue.Empty:
+                with self._guard:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            while len(batch) < 100:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._deliver(batch)
+            except Exception as exc:  # the calls are recorded; only their pops are lost
+                log.warning("screen pops: %d not delivered: %s", len(batch), exc)
+
+    def _deliver(self, batch: list[Pop]) -> None:
+        names = self._names({p.contact_id for p in batch if p.contact_id is not None})
+        messages = []
+        for pop in batch:
+            message = {"type": "call", "call_id": pop.call_id, "number": pop.number,
+                       "name": names.get(pop.contact_id) if pop.contact_id else None, "url": pop.url}
+            staff = set(pop.staff_ids) if pop.staff_ids is not None else None
+            self.broker.publish(message, staff)
+            payload = json.dumps({"node": self.broker.node, "event": message,
+                                  "staff": sorted(staff) if staff is not None else None})
+            if len(payload) < 8000:  # PostgreSQL's limit for a payload; a screen pop is a few hundred bytes
+                messages.append(payload)
+        if messages and self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as connection:  # the browsers on the other nodes
+                connection.execute(_NOTIFY_ALL, {"payloads": messages})
+
+    def _names(self, contact_ids: set[int]) -> dict[int | None, str]:
+        if not contact_ids:
+            return {}
+        with Session(self.engine) as session:
+            rows = session.execute(select(Contact.id, Contact.name).where(Contact.id.in_(contact_ids))).all()
+            names: dict[int | None, str] = {contact_id: name for contact_id, name in rows if name}
+            for contact_id in contact_ids - set(names):
+                contact = session.get(Contact, contact_id)  # nameless: known by an address
+                if contact is not None:
+                    names[contact_id] = contact.display_name
+            return names

@@ -7,35 +7,36 @@ of events each time, so the same event twice changes nothing and late or out-of-
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, bindparam, exists, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from crm_inbox import events
+from crm_inbox.calls.matching import PhoneMatch, StaffDirectory, match_number
 from crm_inbox.config import Settings
-from crm_inbox.db import insert_ignoring_conflicts
 from crm_inbox.models import (
     Call,
     CallState,
     Company,
-    CompanyPhone,
     Contact,
-    ContactPhone,
     Direction,
     Interaction,
     InteractionContact,
     InteractionKind,
     InteractionStaff,
-    StaffUser,
     utcnow,
 )
-from crm_inbox.models.contacts import search_key
-from crm_inbox.phone import block_prefix, to_e164
+from crm_inbox.phone import to_e164
 from crm_inbox.reminders import service as reminders
 from crm_inbox.tickets.queries import open_count
 from crm_inbox.timeline.service import record_interaction
@@ -68,123 +69,103 @@ class CallEvent:
                 "duration_seconds": self.duration_seconds}
 
 
-@dataclass
-class PhoneMatch:
-    contact_id: int | None = None
-    company_id: int | None = None
-    reason: str = ""
-
-
-# --- matching numbers ---
-
-def match_number(session: Session, e164: str | None) -> PhoneMatch:
-    """A person with exactly this number; else a company with it; else the company whose switchboard
-    block (``+49 89 4711-0``) contains it. Two people with one number and no common company: nobody."""
-    if not e164:
-        return PhoneMatch(reason="no usable number")
-    rows = session.execute(
-        select(ContactPhone.contact_id, Contact.company_id).join(Contact, Contact.id == ContactPhone.contact_id)
-        .where(ContactPhone.e164 == e164)).all()
-    contact_ids = sorted({r[0] for r in rows})
-    if len(contact_ids) == 1:
-        return PhoneMatch(contact_ids[0], rows[0][1], f"number {e164} belongs to contact {contact_ids[0]}")
-    if len(contact_ids) > 1:
-        companies = {r[1] for r in rows}
-        if len(companies) == 1 and None not in companies:
-            return PhoneMatch(None, companies.pop(), f"number {e164} is shared by people of one company")
-        return PhoneMatch(reason=f"number {e164} belongs to {len(contact_ids)} contacts: left for triage")
-    company_ids = sorted(set(session.execute(
-        select(CompanyPhone.company_id).where(CompanyPhone.e164 == e164)).scalars()))
-    if len(company_ids) == 1:
-        return PhoneMatch(None, company_ids[0], f"number {e164} belongs to company {company_ids[0]}")
-    # Every prefix of the number is a candidate block: one indexed IN query, the longest prefix wins.
-    prefixes = [e164[:n] for n in range(4, len(e164))]
-    blocks = [(prefix, company_id) for prefix, company_id in session.execute(
-        select(CompanyPhone.block_prefix, CompanyPhone.company_id).where(CompanyPhone.block_prefix.in_(prefixes))
-    ).all() if prefix is not None]
-    if blocks:
-        longest = max(len(prefix) for prefix, _ in blocks)
-        owners = {company_id for prefix, company_id in blocks if len(prefix) == longest}
-        if len(owners) == 1:
-            company_id = owners.pop()
-            return PhoneMatch(None, company_id, f"number {e164} is an extension of company {company_id}'s "
-                                                 f"switchboard")
-    return PhoneMatch(reason=f"number {e164} is unknown")
-
-
-# --- our side of the call ---
-
-def _own_side(settings: Settings, number: str | None, staff_extensions: dict[str, int]) -> tuple[bool, int | None]:
-    """(is this number ours?, the staff user behind it if an extension tells)."""
-    if not number:
-        return False, None
-    digits = number.strip()
-    if digits in staff_extensions:
-        return True, staff_extensions[digits]
-    e164 = to_e164(number, settings.phone.default_region)
-    for own in settings.phone.own_numbers:
-        own_e164 = to_e164(own, settings.phone.default_region)
-        if not own_e164 or not e164:
-            continue
-        prefix = block_prefix(own, own_e164) or own_e164
-        if e164 == own_e164 or e164.startswith(prefix):
-            return True, staff_extensions.get(e164[len(prefix):]) if e164 != own_e164 else None
-    return False, None
-
-
-def _staff_by_names(session: Session, names: tuple[str, ...]) -> int | None:
-    keys = {search_key(n) for n in names if n.strip()}
-    if len(keys) != 1:
-        return None  # several people rang at once: the one who answers tells us later
-    users = session.execute(select(StaffUser.id, StaffUser.name).where(StaffUser.active)).all()
-    hits = [uid for uid, name in users if search_key(name) in keys]
-    return hits[0] if len(hits) == 1 else None
-
-
 # --- applying events ---
 
 def _event_key(event: dict[str, Any]) -> str:
     return str(event["kind"])  # a call has one new, one answer and one hangup: repeats change nothing
 
 
+_CALLS = Call.__table__
+_COLUMNS = [c.key for c in _CALLS.c]
+_NEW_CALL = {"state": CallState.RINGING, "events": [], "missed": False, "callback_needed": False,
+             "closed_by_timeout": False, "remote_withheld": False}
+
+
+def _claim_statement(dialect: str) -> Any:
+    """Create the call on first sight, else lock it, and read it: one statement. ON CONFLICT DO UPDATE locks
+    the existing row on PostgreSQL, so two events of one call at once are applied one after the other (SQLite
+    has one writer at a time anyway)."""
+    insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_into(_CALLS).values({c: bindparam(c) for c in ("source", "call_id", *_NEW_CALL, "updated_at")})
+    return stmt.on_conflict_do_update(index_elements=["source", "call_id"],
+                                      set_={"updated_at": stmt.excluded.updated_at}).returning(*_CALLS.c)
+
+
+_CLAIM = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_WRITE_CALL = update(_CALLS).where(_CALLS.c.id == bindparam("call_pk")).values(
+    {c: bindparam(c) for c in _COLUMNS if c not in ("id", "source", "call_id")})
+
+
+# Transitional: the reminders take the caller's label from us once they accept it (requested of their owner);
+# until then they read contact and company themselves.
+_AFTER_CALL_TAKES_WHO = "who" in inspect.signature(reminders.after_call).parameters
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """The person on the timeline line (``record_interaction`` needs only the id: no Contact is loaded)."""
+
+    id: int
+
+
 def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple[Call, bool]:
-    """Record ``event`` on its call (created on first sight); returns (call, changed)."""
-    insert_ignoring_conflicts(session, Call.__table__, {
-        "source": event.source, "call_id": event.call_id, "state": CallState.RINGING.value, "events": [],
-        "missed": False, "callback_needed": False, "closed_by_timeout": False, "remote_withheld": False,
-        "updated_at": utcnow()}, ["source", "call_id"])
-    query = select(Call).where(Call.source == event.source, Call.call_id == event.call_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()  # two events of one call at once: one after the other
-    call = session.execute(query).scalar_one()
+    """Record ``event`` on its call (created on first sight); returns (call, changed).
+
+    Core statements built once, about seven per event; the call is worked out on a detached ``Call`` and
+    written back in one UPDATE, then handed to the session as it is stored."""
+    session.flush()  # what the caller changed through the ORM comes before our statements
+    connection = session.connection()
+    now = utcnow()
+    row = connection.execute(_CLAIM[connection.dialect.name], {
+        "source": event.source, "call_id": event.call_id, **_NEW_CALL, "updated_at": now}).one()
+    call = Call(**row._asdict())
     if any(_event_key(e) == event.kind for e in call.events):
-        return call, False
+        return _in_session(session, call), False
+    before = row._asdict()
     call.events = [*call.events, event.as_json()]
-    was_ended = call.state == CallState.ENDED
-    reason = _derive(session, settings, call, event)
-    _record_on_timeline(session, call, reason)
-    if call.state == CallState.ENDED and not was_ended:
+    match = _derive(session, settings, call, event)
+    _record_on_timeline(session, call, match.reason, before)
+    if call.state == CallState.ENDED and before["state"] != CallState.ENDED:
         _ended(session, call)
-    reminders.after_call(session, settings, call)
+    if call.callback_needed or before["missed"]:  # else there is no call-back to owe or to cancel
+        after_call: Callable[..., None] = reminders.after_call
+        after_call(session, settings, call, **({"who": match.label} if _AFTER_CALL_TAKES_WHO else {}))
     if call.state == CallState.ENDED and call.answered_at is not None and call.remote_e164:
         _clear_callbacks(session, call)
+    call.updated_at = now
+    connection.execute(_WRITE_CALL, {"call_pk": call.id, **{c: getattr(call, c) for c in _COLUMNS
+                                                             if c not in ("id", "source", "call_id")}})
     log.info("call %s/%s: %s → %s (contact %s, staff %s)", call.source, call.call_id, event.kind,
              call.state.value, call.contact_id, call.staff_id)
-    return call, True
+    return _in_session(session, call), True
 
 
-def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) -> str:
-    """Everything about the call from all its events so far (order of arrival does not matter); returns why
-    the number was matched to whom, for the timeline."""
+def _in_session(session: Session, call: Call) -> Call:
+    """The call as stored, as the session's own (the one it already holds, brought up to date, if any)."""
+    values = {c: getattr(call, c) for c in _COLUMNS}
+    held = session.identity_map.get(identity_key(Call, call.id))
+    if held is not None:
+        for key, value in values.items():
+            set_committed_value(held, key, value)
+        call = held
+    else:
+        call = Call(**values)
+        make_transient_to_detached(call)
+        session.add(call)
+    return call
+
+
+def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) -> PhoneMatch:
+    """Everything about the call from all its events so far (order of arrival does not matter); returns the
+    caller's match (with why the number was matched to whom, for the timeline)."""
     events = call.events
     by_kind = {e["kind"]: e for e in events}
     first = by_kind.get("new") or events[0]
     direction = first.get("direction") or (event.direction and event.direction.value)
-    extensions = {ext: sid for sid, ext in session.execute(
-        select(StaffUser.id, StaffUser.extension).where(StaffUser.extension.is_not(None))).all() if ext}
+    staff = StaffDirectory.read(session)
     from_number = first.get("from") or next((e.get("from") for e in events if e.get("from")), None)
     to_number = first.get("to") or next((e.get("to") for e in events if e.get("to")), None)
-    from_ours, from_staff = _own_side(settings, from_number, extensions)
+    from_ours, from_staff = staff.own_side(settings, from_number)
     if direction is None:
         direction = "out" if from_ours else "in"
     call.direction = Direction(direction)
@@ -220,21 +201,20 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     # Who took it: the answering user or extension, else the one user it rang for, else the dialling side.
     staff_id = None
     for e in ([answer] if answer else []) + [first]:
-        staff_id = staff_id or _staff_by_names(session, tuple(e.get("users") or ()))
+        staff_id = staff_id or staff.by_names(tuple(e.get("users") or ()))
         for number in (e.get("extension"), e.get("answering_number")):
-            staff_id = staff_id or _own_side(settings, number, extensions)[1]
+            staff_id = staff_id or staff.own_side(settings, number)[1]
     if call.direction == Direction.OUT:
         staff_id = staff_id or from_staff
     else:
-        staff_id = staff_id or _own_side(settings, to_number, extensions)[1]
+        staff_id = staff_id or staff.own_side(settings, to_number)[1]
     call.staff_id = staff_id or call.staff_id
     names = sorted({u for e in events for u in (e.get("users") or [])})
     call.staff_hint = ", ".join(names)[:200] or None
 
     match = match_number(session, remote)
     call.contact_id, call.company_id = match.contact_id, match.company_id
-    call.events = [*events]  # keep the JSON column marked as changed
-    return match.reason
+    return match
 
 
 def _summary(call: Call) -> tuple[str, str]:
@@ -287,11 +267,31 @@ def _ended(session: Session, call: Call) -> None:
         "ended_at": call.ended_at.isoformat() if call.ended_at else None})
 
 
-def _record_on_timeline(session: Session, call: Call, reason: str) -> None:
+_LINES = Interaction.__table__
+_UPDATE_LINE = update(_LINES).where(_LINES.c.id == bindparam("line_id")).values(
+    {c: bindparam(c) for c in ("subject", "text", "excerpt", "details", "attribution_reason", "direction",
+                               "occurred_at", "company_id")})
+_CONTACT_LINKS = InteractionContact.__table__
+# The caller joins the line only when it names nobody yet (staff may have put it on someone else meanwhile).
+_ADD_CALLER = insert(_CONTACT_LINKS).from_select(
+    ["interaction_id", "contact_id", "occurred_at", "role"],
+    select(bindparam("line_id"), bindparam("contact_id"), bindparam("occurred_at"), literal("caller")).where(
+        ~exists().where(_CONTACT_LINKS.c.interaction_id == bindparam("line_id"))))
+_MOVE_LINKS = update(_CONTACT_LINKS).where(_CONTACT_LINKS.c.interaction_id == bindparam("line_id")).values(
+    occurred_at=bindparam("occurred_at"))
+_ADD_STAFF = {dialect: insert_into(InteractionStaff.__table__).values(
+    interaction_id=bindparam("line_id"), staff_id=bindparam("staff_id"), role="participant")
+    .on_conflict_do_nothing() for dialect, insert_into in (("postgresql", postgresql_insert),
+                                                          ("sqlite", sqlite_insert))}
+
+
+def _record_on_timeline(session: Session, call: Call, reason: str, before: dict[str, Any]) -> None:
+    """The call's line on the timeline: written with its first event, brought up to date by the others
+    (links only where this event changed who the call was with)."""
     subject, status = _summary(call)
     occurred = call.started_at or utcnow()
     if call.interaction_id is None:
-        contacts = [(session.get_one(Contact, call.contact_id), "caller")] if call.contact_id else []
+        contacts = [(_Caller(call.contact_id), "caller")] if call.contact_id else []
         interaction = record_interaction(
             session, kind=InteractionKind.CALL, direction=call.direction or Direction.IN, occurred_at=occurred,
             subject=subject, text=status, source_ref=f"{call.source}:{call.call_id}", contacts=contacts,
@@ -299,20 +299,20 @@ def _record_on_timeline(session: Session, call: Call, reason: str) -> None:
             company_id=call.company_id)
         call.interaction_id = interaction.id
         return
-    interaction = session.get_one(Interaction, call.interaction_id)
-    interaction.subject, interaction.text, interaction.excerpt = subject, status, subject
-    interaction.details = call_details(call)
-    interaction.attribution_reason = reason or interaction.attribution_reason
-    interaction.direction = call.direction or interaction.direction
-    interaction.occurred_at = occurred
-    interaction.company_id = call.company_id
-    if call.contact_id and call.contact_id not in interaction.contact_ids and not interaction.contact_links:
-        interaction.contact_links.append(InteractionContact(contact_id=call.contact_id, occurred_at=occurred,
-                                                            role="caller"))
-    for link in interaction.contact_links:
-        link.occurred_at = occurred
-    if call.staff_id and all(s.staff_id != call.staff_id for s in interaction.staff_links):
-        interaction.staff_links.append(InteractionStaff(staff_id=call.staff_id))
+    connection = session.connection()
+    line = {"line_id": call.interaction_id, "occurred_at": occurred}
+    connection.execute(_UPDATE_LINE, {**line, "subject": subject, "text": status, "excerpt": subject,
+                                      "details": call_details(call), "attribution_reason": reason,
+                                      "direction": call.direction or Direction.IN, "company_id": call.company_id})
+    if call.contact_id and call.contact_id != before["contact_id"]:
+        connection.execute(_ADD_CALLER, {**line, "contact_id": call.contact_id})
+    if occurred != before["started_at"]:
+        connection.execute(_MOVE_LINKS, line)
+    if call.staff_id and call.staff_id != before["staff_id"]:
+        connection.execute(_ADD_STAFF[connection.dialect.name], {**line, "staff_id": call.staff_id})
+    held = session.identity_map.get(identity_key(Interaction, call.interaction_id))
+    if held is not None:
+        session.expire(held)  # the session's copy of the line is read again when next used
 
 
 def _clear_callbacks(session: Session, call: Call) -> None:
@@ -320,11 +320,13 @@ def _clear_callbacks(session: Session, call: Call) -> None:
     conditions = [Call.remote_e164 == call.remote_e164]
     if call.contact_id:
         conditions.append(Call.contact_id == call.contact_id)
-    owed = list(session.execute(select(Call.id).where(Call.callback_needed, Call.id != call.id,
-                                                      or_(*conditions))).scalars())
+    owed = list(session.connection().execute(
+        update(Call).where(Call.callback_needed, Call.id != call.id, or_(*conditions))
+        .values(callback_needed=False, updated_at=utcnow()).returning(Call.id)).scalars())
     if owed:
-        session.execute(update(Call).where(Call.id.in_(owed)).values(callback_needed=False)
-                        .execution_options(synchronize_session=False))
+        for held in (session.identity_map.get(identity_key(Call, call_id)) for call_id in owed):
+            if held is not None:
+                set_committed_value(held, "callback_needed", False)
         reminders.callbacks_done(session, owed, call)
 
 
@@ -332,10 +334,11 @@ def close_stale_calls(session: Session, settings: Settings, now: datetime | None
     """Calls whose hangup never came are closed after ``[phone] max_call_minutes``, and say so."""
     now = now or utcnow()
     cutoff = now - timedelta(minutes=settings.phone.max_call_minutes)
-    stale = session.execute(select(Call).where(Call.state != CallState.ENDED, Call.started_at < cutoff)).scalars().all()
-    for call in stale:
-        call.closed_by_timeout = True
-        apply_event(session, settings, CallEvent(call.source, call.call_id, "hangup", now, cause="timeout"))
+    stale = session.execute(update(Call).where(Call.state != CallState.ENDED, Call.started_at < cutoff)
+                            .values(closed_by_timeout=True).returning(Call.source, Call.call_id)
+                            .execution_options(synchronize_session=False)).all()
+    for source, call_id in stale:
+        apply_event(session, settings, CallEvent(source, call_id, "hangup", now, cause="timeout"))
     return len(stale)
 
 
