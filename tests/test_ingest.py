@@ -8,15 +8,17 @@ import re
 import smtplib
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from crm_inbox.cli import main
-from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction
+from crm_inbox.intake.store import Envelope, commit_batch
+from crm_inbox.models import Contact, InboundMessage, InboundState, Interaction, Ticket
 from crm_inbox.runtime import Service
-from tests.conftest import CRM, shared_samples
+from tests.conftest import CRM, SUPPORT, shared_samples
 from tests.mailfactory import make_mail
 
 
@@ -26,7 +28,8 @@ def config_file(settings, tmp_path) -> Path:
     path.write_text(
         f"[service]\ninstance_dir = '{settings.service.instance_dir}'\n"
         f"[database]\nurl = '{settings.database.url}'\n"
-        f"[mail]\ncrm_addresses = ['{CRM}']\nstaff_domains = ['beispiel-firma.de']\n")
+        f"[mail]\ncrm_addresses = ['{CRM}']\nsupport_addresses = ['{SUPPORT}']\n"
+        "staff_domains = ['beispiel-firma.de']\n")
     return path
 
 
@@ -209,3 +212,127 @@ def test_an_mbox_starting_with_a_bounce_still_splits_into_its_messages(config_fi
     code, out, _ = run_cli(config_file, "ingest", str(path), capsys=capsys)
     assert code == 0
     assert out.strip() == "processed: 3, duplicates: 0, failed: 0, ignored: 0"
+
+
+# --- a mailbox's history: hundreds of messages in one mbox (stored in batches, processed as they are stored) ---
+
+def write_mbox(path: Path, messages: list[bytes]) -> Path:
+    """An mbox as mail programs export it: LF line ends, "From " at the start of a body line escaped."""
+    with path.open("wb") as out:
+        for n, raw in enumerate(messages):
+            body = raw.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From ")
+            out.write(f"From sender{n}@example.com Mon Nov  9 10:00:00 2026\n".encode() + body
+                      + (b"\n" if body.endswith(b"\n") else b"\n\n"))
+    return path
+
+
+def history(n: int) -> list[bytes]:
+    """``n`` mails of 40 customers; the first ten are requests to support, each answered by its customer right
+    after it (the answer may well be processed side by side with its request)."""
+    out = []
+    for i in range(n):
+        mid = f"<request-{i}@kunde{i % 40}.example>"
+        out.append(make_mail(sender=f"Kunde {i % 40} <info@kunde{i % 40}.example>", to=SUPPORT if i < 10 else CRM,
+                             subject=f"Anfrage {i}", message_id=mid))
+        if i < 10:
+            out.append(make_mail(sender=f"Kunde {i % 40} <info@kunde{i % 40}.example>", to=SUPPORT,
+                                 subject=f"AW: Anfrage {i}", headers={"In-Reply-To": mid, "References": mid}))
+    return out
+
+
+def crm_data(factory) -> dict[str, object]:
+    """What the CRM shows: interactions per message, contacts, tickets, stored messages."""
+    with factory() as session:
+        return {
+            "per_message": dict(Counter(session.execute(
+                select(Interaction.inbound_message_id).where(Interaction.inbound_message_id.is_not(None))).scalars())),
+            "contacts": session.execute(select(func.count()).select_from(Contact)).scalar_one(),
+            "tickets": session.execute(select(func.count()).select_from(Ticket)).scalar_one(),
+            "stored": session.execute(select(func.count()).select_from(InboundMessage)).scalar_one(),
+        }
+
+
+def test_an_mbox_of_hundreds_imports_each_once_and_a_rerun_changes_nothing(config_file, factory, tmp_path, capsys):
+    mails = history(300)
+    path = write_mbox(tmp_path / "history.mbox", mails)
+    code, out, _ = run_cli(config_file, "ingest", str(path), capsys=capsys)
+    assert code == 0
+    assert out.strip() == f"processed: {len(mails)}, duplicates: 0, failed: 0, ignored: 0"
+    after = crm_data(factory)
+    assert after["stored"] == len(mails)
+    assert sorted(after["per_message"].values()) == [1] * len(mails)  # one interaction for every message
+    assert after["contacts"] == 40  # one lead per sender, however many of its mails were processed side by side
+    assert after["tickets"] == 10  # the ten answers went into their requests' tickets
+
+    code, out, _ = run_cli(config_file, "ingest", str(path), capsys=capsys)
+    assert code == 0
+    assert out.strip() == f"processed: 0, duplicates: {len(mails)}, failed: 0, ignored: 0"
+    assert crm_data(factory) == after
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_reply_in_the_same_mbox_threads_into_its_originals_ticket(config_file, factory, tmp_path, capsys, processes):
+    with config_file.open("a") as config:
+        config.write(f"[worker]\nprocesses = {processes}\n")
+    path = write_mbox(tmp_path / "history.mbox", history(30))
+    run_cli(config_file, "ingest", str(path), capsys=capsys)
+    with factory() as session:
+        for i in range(10):
+            ticket_ids = session.execute(select(Interaction.ticket_id).where(
+                Interaction.subject.in_([f"Anfrage {i}", f"AW: Anfrage {i}"]))).scalars().all()
+            assert len(ticket_ids) == 2 and ticket_ids[0] is not None and ticket_ids[0] == ticket_ids[1], i
+
+
+def test_json_lines_carry_each_messages_final_state_in_the_order_read(config_file, factory, tmp_path, capsys):
+    mails = [make_mail(subject=f"Frage {i}", sender=f"Kunde {i} <kunde{i}@example.com>") for i in range(250)]
+    mails[120] = b""  # an empty message in the middle of the export
+    mails.append(mails[3])  # the same mail twice in the file
+    path = write_mbox(tmp_path / "export.mbox", mails)
+    code, out, err = run_cli(config_file, "ingest", str(path), "--json", capsys=capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 1
+    assert [line["source"] for line in lines] == [f"{path}#{i + 1}" for i in range(len(mails))]
+    assert [line.get("state") for line in lines[:250]] == ["processed"] * 120 + ["failed"] + ["processed"] * 129
+    assert lines[120]["error"] == "message is empty"
+    assert lines[250]["duplicate"] is True and lines[250]["inbound_id"] == lines[3]["inbound_id"]
+    with factory() as session:
+        for line in lines[:250]:
+            if line["state"] == "processed":
+                assert session.get(Interaction, line["interaction_id"]).inbound_message_id == line["inbound_id"]
+    assert err.strip().endswith("processed: 249, duplicates: 1, failed: 1, ignored: 0")
+
+    code, out, _ = run_cli(config_file, "ingest", str(path), "--json", capsys=capsys)
+    again = [json.loads(line) for line in out.splitlines()]
+    assert code == 0  # the failed one is not tried again by a re-run (`inbox retry` does that)
+    assert all(line["duplicate"] and "state" not in line for line in again)
+    assert [line["inbound_id"] for line in again] == [line["inbound_id"] for line in lines]
+
+
+def test_a_broken_message_fails_alone_and_is_kept_with_its_reason(config_file, factory, tmp_path, capsys):
+    mails = [make_mail(subject=f"Frage {i}", sender=f"Kunde {i} <kunde{i}@example.com>") for i in range(200)]
+    mails.insert(77, b"\r\n\r\n")
+    path = write_mbox(tmp_path / "export.mbox", mails)
+    code, out, _ = run_cli(config_file, "ingest", str(path), capsys=capsys)
+    assert code == 1
+    assert out.strip() == "processed: 200, duplicates: 0, failed: 1, ignored: 0"
+    with factory() as session:
+        failed = session.execute(select(InboundMessage).where(InboundMessage.state == InboundState.FAILED)).scalar_one()
+        assert failed.error == "message is empty"
+        assert session.execute(select(func.count()).select_from(Interaction)).scalar_one() == 200
+
+
+def test_a_rerun_after_an_interrupted_import_processes_what_was_stored_but_not_processed(config_file, factory, engine,
+                                                                                     tmp_path, capsys):
+    mails = [make_mail(subject=f"Frage {i}", sender=f"Kunde {i} <kunde{i}@example.com>") for i in range(220)]
+    path = write_mbox(tmp_path / "export.mbox", mails)
+    # What a kill -9 right after the first batch's commit leaves behind: stored, not processed.
+    stored = commit_batch(engine, [(raw.replace(b"\r\n", b"\n"), Envelope(rcpt_to=(CRM,), source="file"))
+                                   for raw in mails[:150]])
+    assert all(not s.duplicate for s in stored)
+    code, out, _ = run_cli(config_file, "ingest", str(path), "--json", capsys=capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [line["duplicate"] for line in lines] == [True] * 150 + [False] * 70
+    assert {line["state"] for line in lines} == {"processed"}
+    assert states(factory) == {"processed": 220}
+    assert sorted(crm_data(factory)["per_message"].values()) == [1] * 220
