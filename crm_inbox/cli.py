@@ -422,14 +422,18 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
 
 
 def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
-    """One pass over each account (or the named one): store, move/flag, process; a summary line each.
-    A broken account gets one error line and does not stop the others."""
+    """One pass over each account (or the named one): store, move/flag, and process what is stored while the
+    next batches are fetched (``pipeline.pool.process_all``); a summary line each. A broken account gets one
+    error line and does not stop the others."""
+    import queue
     from collections import Counter
+    from collections.abc import Iterator
 
     from tqdm import tqdm
 
-    from crm_inbox.models import InboundState
-    from crm_inbox.pipeline.runner import process, waiting_ids
+    from crm_inbox.intake.store import Accepted
+    from crm_inbox.pipeline.pool import process_all
+    from crm_inbox.pipeline.runner import Outcome, waiting_ids
     from handlers.imap import Mailbox, describe
 
     accounts = settings.imap.accounts
@@ -442,8 +446,42 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
         raise CliError("imap fetch: no [[imap.accounts]] in the configuration")
     factory = _factory(settings)
     problems = 0
+
+    def state(outcome: Outcome) -> str:
+        return outcome.state.value if outcome.state else "received"
+
+    # Stored by an earlier run that was stopped before processing them (without `serve`, nobody else will);
+    # first, as they arrived first: a reply fetched now then threads into its original stored then.
+    with factory() as session:
+        waiting = waiting_ids(session, limit=100_000)
+    if waiting:
+        left = Counter(state(o) for o in process_all(settings, waiting))
+        problems += left["failed"]
+        print(f"stored earlier, processed now: {left['processed']}, failed: {left['failed']}, "
+              f"ignored: {left['ignored']}", flush=True)
     for account in accounts:
-        counts = {"processed": 0, "failed": 0, "ignored": 0}
+        counts: Counter[str] = Counter()
+        stored: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        crashed: list[BaseException] = []
+
+        def to_process(queued: queue.SimpleQueue[int | None] = stored) -> Iterator[int]:
+            while (inbound_id := queued.get()) is not None:
+                yield inbound_id
+
+        def processing(counts: Counter[str] = counts, queued: queue.SimpleQueue[int | None] = stored,
+                       crashed: list[BaseException] = crashed) -> None:
+            try:
+                process_all(settings, to_process(queued), on_outcome=lambda o: counts.update([state(o)]))
+            except BaseException as exc:  # re-raised by the main thread once fetching has stopped
+                crashed.append(exc)
+
+        def on_stored(accepted: Accepted, queued: queue.SimpleQueue[int | None] = stored) -> None:
+            if not accepted.duplicate:
+                queued.put(accepted.inbound_id)
+
+        # Processing runs beside the fetching: a mailbox's history is fetched while its first batches are processed.
+        processor = threading.Thread(target=processing, name="crm-inbox-imap-processing", daemon=True)
+        processor.start()
         bar = tqdm(total=0, unit="msg", desc=account.name, disable=not sys.stderr.isatty(), file=sys.stderr)
 
         def progress(done: int, total: int, bar: Any = bar) -> None:
@@ -451,7 +489,7 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
             bar.n = done
             bar.refresh()
 
-        mailbox = Mailbox(account, settings, factory)
+        mailbox = Mailbox(account, settings, factory, on_stored=on_stored)
         try:
             mailbox.open()
             result = mailbox.sync(progress=progress)
@@ -462,23 +500,15 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
             continue
         finally:
             mailbox.close()
+            stored.put(None)  # what was stored before any error is still processed
+            processor.join()
+            if crashed:
+                raise crashed[0]
         bar.close()
-        for inbound_id in result.new:
-            outcome = process(factory, settings, inbound_id)
-            state = outcome.state.value if outcome.state else "received"
-            counts[state] = counts.get(state, 0) + 1
         problems += counts["failed"]
         print(f"{account.name}: new: {len(result.new)}, duplicates: {result.duplicates}, skipped: {result.skipped}"
               f" · processed: {counts['processed']}, failed: {counts['failed']}, ignored: {counts['ignored']}"
               + (" · UIDVALIDITY changed, folder scanned again" if result.rescanned else ""), flush=True)
-    # Stored by an earlier run that was stopped before processing them (without `serve`, nobody else will).
-    with factory() as session:
-        waiting = waiting_ids(session, limit=100_000)
-    if waiting:
-        left = Counter((process(factory, settings, i).state or InboundState.RECEIVED).value for i in waiting)
-        problems += left["failed"]
-        print(f"stored earlier, processed now: {left['processed']}, failed: {left['failed']}, "
-              f"ignored: {left['ignored']}", flush=True)
     return 1 if problems else 0
 
 

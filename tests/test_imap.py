@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from crm_inbox.cli import main
 from crm_inbox.config import ConfigError, Settings, load_settings, replace
+from crm_inbox.intake.store import Envelope, commit_batch
 from crm_inbox.models import ImapFolder, InboundMessage, InboundState, Interaction
 from crm_inbox.pipeline.runner import process
 from handlers.imap import ImapError, Mailbox
@@ -224,6 +225,61 @@ def test_imap_fetch_killed_mid_import_and_run_again_stores_and_processes_everyth
     assert {(state, deliveries) for state, deliveries in rows} == {(InboundState.PROCESSED, 1)}
     assert folder_uids(dovecot, "INBOX") == []
     assert len(folder_uids(dovecot, "CRM.Imported")) == 150
+
+
+def fetch_config(settings: Settings, tmp_path: Path, acc: dict[str, Any], extra: str = "") -> Path:
+    config = tmp_path / "crm.toml"
+    config.write_text(f"[database]\nurl = '{settings.database.url}'\n[mail]\ncrm_addresses = ['{CRM}']\n"
+                      f"support_addresses = ['{SUPPORT}']\n{extra}[[imap.accounts]]\n" + "".join(
+                          f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n" for k, v in acc.items()))
+    return config
+
+
+def requests_and_answers(n: int) -> list[bytes]:
+    """``n`` requests to support, each answered by its customer right after it (likely the same batch)."""
+    out = []
+    for i in range(n):
+        mid = f"<anfrage-{i}@kunde-{i}.example>"
+        sender = f"Kunde {i} <kunde{i}@kunde-{i}.example>"
+        out.append(make_mail(sender=sender, to=SUPPORT, subject=f"Anfrage {i}", message_id=mid))
+        out.append(make_mail(sender=sender, to=SUPPORT, subject=f"AW: Anfrage {i}",
+                             headers={"In-Reply-To": mid, "References": mid}))
+    return out
+
+
+def ticket_of(factory: Any, subject: str) -> int | None:
+    with factory() as session:
+        return session.execute(select(Interaction.ticket_id).where(Interaction.subject == subject)).scalar_one()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_imap_fetch_of_a_mailbox_history_threads_each_answer_into_its_requests_ticket(dovecot, settings, factory,
+                                                                                        tmp_path, capsys, processes):
+    seed(dovecot, requests_and_answers(40))
+    config = fetch_config(settings, tmp_path, account(dovecot, tmp_path),
+                          f"[worker]\nprocesses = {processes}\n[imap]\nbatch_size = 15\n")
+    assert main(["--config", str(config), "imap", "fetch"]) == 0
+    assert "crm-box: new: 80, duplicates: 0, skipped: 0 · processed: 80, failed: 0" in capsys.readouterr().out
+    for i in range(40):
+        assert ticket_of(factory, f"Anfrage {i}") is not None
+        assert ticket_of(factory, f"AW: Anfrage {i}") == ticket_of(factory, f"Anfrage {i}"), i
+
+
+def test_mail_an_interrupted_fetch_left_unprocessed_goes_first_so_an_answer_fetched_now_threads_into_it(
+        dovecot, settings, factory, engine, tmp_path, capsys):
+    request, answer = requests_and_answers(1)
+    # What a kill -9 after the commit of the request's batch leaves: stored, not processed.
+    [stored_request] = commit_batch(engine, [(request, Envelope(rcpt_to=(CRM,), source="imap"))])
+    seed(dovecot, [answer])
+    config = fetch_config(settings, tmp_path, account(dovecot, tmp_path))
+    assert main(["--config", str(config), "imap", "fetch"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "stored earlier, processed now: 1, failed: 0, ignored: 0"
+    assert out[1].startswith("crm-box: new: 1, duplicates: 0, skipped: 0 · processed: 1, failed: 0")
+    assert ticket_of(factory, "Anfrage 0") is not None
+    assert ticket_of(factory, "AW: Anfrage 0") == ticket_of(factory, "Anfrage 0")
+    with factory() as session:
+        assert session.get(InboundMessage, stored_request.inbound_id).state == InboundState.PROCESSED
 
 
 class Crash(BaseException):
