@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from crm_inbox.config import replace
 from crm_inbox.intake.smtp_store import LARGE
-from crm_inbox.intake.store import _HEADER_END, header_end
+from crm_inbox.intake.store import _HEADER_END, Envelope, accept, header_end
 from crm_inbox.models import InboundMessage
 from crm_inbox.runtime import Service
 from handlers import smtp as smtp_replies
@@ -106,6 +106,43 @@ def test_a_writer_started_while_the_database_is_unreachable_answers_451_and_then
     finally:
         service.stop()
         proxy.close()
+
+
+def waiting_for_a_lock(factory) -> bool:
+    """Does a PostgreSQL session of this database wait for a lock (the intake's INSERT, for the held row)?"""
+    with factory() as session:
+        return bool(session.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )).scalar_one())
+
+
+@pytest.mark.skipif(not os.environ.get(PG_URL_ENV), reason="needs PostgreSQL (SQLite takes one writer at a time)")
+def test_a_commit_that_waits_holds_up_no_other_sessions_mail_and_its_message_is_stored_once(service, factory):
+    # Another node holds the very same message uncommitted: its delivery here must wait for that outcome.
+    raw = make_mail(subject="held elsewhere")
+    outcome: list[object] = []
+    with factory() as elsewhere:
+        accept(elsewhere, raw, Envelope(mail_from="kunde@example.org", rcpt_to=(CRM,), source="smtp"))
+        elsewhere.flush()
+
+        def deliver() -> None:
+            with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:
+                client.ehlo()
+                client.mail("kunde@example.org")
+                client.rcpt(CRM)
+                outcome.append(client.data(raw))
+
+        waiting = threading.Thread(target=deliver)
+        waiting.start()
+        assert wait_until(lambda: waiting_for_a_lock(factory), timeout=10, interval=0.01)
+        # Meanwhile other mail is committed and answered at once, not behind the waiting commit.
+        send(service.smtp_port, make_mail(subject="another"))
+        assert outcome == []
+        elsewhere.commit()
+    waiting.join(30)
+    assert outcome == [(250, smtp_replies.OK_DUPLICATE[4:].encode())]
+    with factory() as session:
+        assert session.execute(select(InboundMessage.deliveries).order_by(InboundMessage.id)).scalars().all() == [2, 1]
 
 
 def test_the_writer_never_outlives_a_killed_service(database_url, tmp_path):

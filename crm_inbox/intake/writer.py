@@ -20,13 +20,16 @@ import itertools
 import json
 import logging
 import os
+import queue
 import select
 import signal
 import struct
 import sys
+import threading
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
 
 from crm_inbox.db import make_engine
 from crm_inbox.intake.store import Accepted, Envelope, StoreFailed, commit_batch
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!IQ")
 MAX_BATCH = 64
 MAX_BATCH_BYTES = 8 << 20
+COMMITTERS = {"postgresql": 2}  # connections committing side by side (see ``_Committer``); others: 1
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -90,7 +94,7 @@ def _answer(number: int, outcome: Accepted | Exception) -> bytes:
 
 
 def serve(inp: int, out: BinaryIO) -> None:
-    """The writer's loop: take what has arrived (up to a batch), commit it, answer; until input ends."""
+    """The writer's loop: take what has arrived (up to a batch), hand it to a free committer; until input ends."""
     frames = FrameReader(inp)
     first = frames.next(block=True)
     if first is None:
@@ -99,31 +103,85 @@ def serve(inp: int, out: BinaryIO) -> None:
     # The service logs each stored message itself, where its own logging goes; the writer's stderr (the
     # service's, inherited) gets only what goes wrong here.
     logging.basicConfig(level=max(config["log_level"], logging.WARNING), format=LOG_FORMAT)
-    # One connection for the writer's life, each INSERT committing by itself (see ``commit_batch``), no
-    # ping: a batch that meets a dropped connection is tried again message by message, and SQLAlchemy
-    # reconnects for the first of them. This costs the fewest round trips per batch.
-    engine = make_engine(config["url"], pool_size=1, pre_ping=False).execution_options(isolation_level="AUTOCOMMIT")
-    connection: Connection | None = None
+    # Each committer keeps one connection for the writer's life, each INSERT committing by itself (see
+    # ``commit_batch``), no ping: a batch that meets a dropped connection is tried again message by message,
+    # and SQLAlchemy reconnects for the first of them. This costs the fewest round trips per batch.
+    url = make_url(config["url"])
+    count = COMMITTERS.get(url.get_backend_name(), 1)
+    engine = make_engine(config["url"], pool_size=count, pre_ping=False).execution_options(
+        isolation_level="AUTOCOMMIT")
+    answers = _Answers(out)
+    idle: queue.SimpleQueue[_Committer] = queue.SimpleQueue()
+    committers = [_Committer(engine, answers, idle) for _ in range(count)]
     try:
         while (item := frames.next(block=True)) is not None:
+            committer = idle.get()  # while every committer is busy, more mail gathers in the pipe
             batch, size = [item], len(item[1])
             while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and (item := frames.next(block=False)):
                 batch.append(item)
                 size += len(item[1])
-            items = [(raw, Envelope(**meta["envelope"])) for meta, raw in batch]
-            outcomes: list[Accepted | Exception]
-            try:
-                connection = connection or engine.connect()
-            except Exception as exc:  # the database is down: 451 for these, try again with the next batch
-                outcomes = [exc] * len(items)
-            else:
-                outcomes = commit_batch(connection, items)
-            out.write(b"".join(_answer(meta["n"], o) for (meta, _), o in zip(batch, outcomes, strict=True)))
-            out.flush()
+            committer.jobs.put(batch)
     finally:
-        if connection is not None:
-            connection.close()
+        for committer in committers:
+            committer.stop()
         engine.dispose()
+
+
+class _Answers:
+    """The writer's stdout, shared by its committers: one JSON line per message, whole lines only."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def send(self, batch: list[tuple[dict[str, Any], bytes]], outcomes: list[Accepted | Exception]) -> None:
+        lines = b"".join(_answer(meta["n"], o) for (meta, _), o in zip(batch, outcomes, strict=True))
+        with self.lock:
+            self.out.write(lines)
+            self.out.flush()
+
+
+class _Committer:
+    """A thread with its own connection that commits the batches handed to it, one at a time.
+
+    Why more than one on PostgreSQL: a durable commit there waits ~1-2 ms for the WAL's fsync, and mail that
+    arrives meanwhile would wait for it and only then be sent. A second connection sends its batch at once:
+    the server does its insert while the other commit is on its way to disk, and its own flush follows right
+    after. SQLite takes one writer at a time: one committer there."""
+
+    def __init__(self, engine: Engine, answers: _Answers, idle: queue.SimpleQueue[_Committer]) -> None:
+        self.engine = engine
+        self.answers = answers
+        self.idle = idle
+        self.jobs: queue.SimpleQueue[list[tuple[dict[str, Any], bytes]] | None] = queue.SimpleQueue()
+        self.connection: Connection | None = None
+        self.thread = threading.Thread(target=self._run, name="crm-inbox-intake-commit", daemon=True)
+        self.thread.start()
+        idle.put(self)
+
+    def _run(self) -> None:
+        try:
+            while (batch := self.jobs.get()) is not None:
+                self.answers.send(batch, self._commit([(raw, Envelope(**meta["envelope"])) for meta, raw in batch]))
+                self.idle.put(self)
+        except BaseException:  # e.g. stdout broken: the writer ends, and the listener answers 451 for the rest
+            log.exception("intake writer: a committer failed; the writer ends")
+            sys.stderr.flush()
+            os._exit(70)
+        if self.connection is not None:
+            self.connection.close()
+
+    def _commit(self, items: list[tuple[bytes, Envelope]]) -> list[Accepted | Exception]:
+        try:
+            self.connection = self.connection or self.engine.connect()
+        except Exception as exc:  # the database is down: 451 for these, try again with the next batch
+            return [exc] * len(items)
+        return commit_batch(self.connection, items)
+
+    def stop(self) -> None:
+        """Commit and answer what was handed over, then close the connection."""
+        self.jobs.put(None)
+        self.thread.join()
 
 
 def main() -> None:
