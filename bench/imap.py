@@ -1,12 +1,15 @@
 """IMAP import throughput: 5,000 typical 2–5 KB business mails from a local Dovecot, as ``crm-inbox imap fetch``
 imports them (fetch with BODY.PEEK[] in batches, store + advance the folder in one commit, move to
-CRM/Imported, then process every stored message), on SQLite and PostgreSQL.
+CRM/Imported, and process what is stored), on SQLite and PostgreSQL side by side.
 
-Import (fetch + store + move: the message is safe in the CRM and gone from the mailbox) and processing (the
-same pipeline as SMTP mail, see bench/ingest.py) are timed apart and together, in wall-clock seconds and in
-this process's CPU seconds (the latter hardly depends on what else runs on a shared machine). Baseline in
-the same run: fetching the same messages with IMAPClient alone (no database). Target: import ≥ 200 messages/s
-on SQLite.
+Two passes per database. First, in this process: the import (fetch + store + move: the message is safe in the
+CRM and gone from the mailbox), then processing with ``pipeline.pool.process_all`` (the same pipeline as SMTP
+mail, see bench/ingest.py; ``[worker] processes`` side by side on PostgreSQL), timed apart, in wall-clock
+seconds and in this process's CPU seconds (the latter hardly depends on what else runs on a shared machine).
+Then, on a fresh database with the messages put back, end to end: the real ``crm-inbox imap fetch`` as a
+subprocess, which processes beside the fetching (seconds, and CPU seconds of the command and its worker
+processes). Baseline in the same run: fetching the same messages with IMAPClient alone (no database). Target:
+import ≥ 200 messages/s on SQLite.
 
 Run from the repository root: ``.venv/bin/python bench/imap.py [--messages N] [--json] [--no-postgres]``.
 Needs Debian's dovecot-imapd (``/usr/sbin/dovecot``); a private instance on a free port is started and removed.
@@ -18,8 +21,11 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,8 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    CRM,
     DEFAULT_PG_URL,
+    OWN_DOMAIN,
     ROOT,
+    SUPPORT,
     backends,
     bench_settings,
     environment,
@@ -42,7 +51,7 @@ from ingest import ProcessingData
 
 from crm_inbox.config import ImapAccount
 from crm_inbox.db import make_engine, make_sessionmaker
-from crm_inbox.pipeline.runner import process
+from crm_inbox.pipeline.pool import process_all
 from handlers.imap import Mailbox
 
 sys.path.insert(0, str(ROOT))
@@ -98,6 +107,7 @@ def run_backend(databases: Any, data: ProcessingData, server: Dovecot, password_
         progress(f"{databases.name}: fetching and storing {len(data.mails)} messages")
         if profiler:
             profiler.enable()
+        children_before = _children_cpu()
         t0, c0 = time.perf_counter(), time.process_time()
         mailbox = Mailbox(account, settings, factory)
         mailbox.open()
@@ -107,13 +117,13 @@ def run_backend(databases: Any, data: ProcessingData, server: Dovecot, password_
             mailbox.close()
         t1, c1 = time.perf_counter(), time.process_time()
         progress(f"{databases.name}: processing {len(result.new)} messages")
-        # processed as the CLI does; on the engine for redoable work, as `serve` does (see crm_inbox.runtime)
-        processing = make_sessionmaker(make_engine(url, durable=False))
+        # processed as the CLI does: pipeline.pool.process_all (worker processes on PostgreSQL)
         states: Counter[str] = Counter()
-        for inbound_id in result.new:
-            outcome = process(processing, settings, inbound_id)
+        for outcome in process_all(settings, result.new):
             states[str(outcome.state.value if outcome.state else outcome.error)] += 1
         t2, c2 = time.perf_counter(), time.process_time()
+        # what the worker processes spent (this process's own CPU time does not include theirs)
+        c2 += _children_cpu() - children_before
         if profiler:
             profiler.disable()
     finally:
@@ -132,6 +142,39 @@ def run_backend(databases: Any, data: ProcessingData, server: Dovecot, password_
         pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(25)
         out["profile"] = buf.getvalue().replace(str(ROOT) + "/", "")
     return out
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_command(databases: Any, data: ProcessingData, server: Dovecot, password_file: Path, tmp: Path,
+                batch: int) -> dict[str, Any]:
+    """End to end: ``crm-inbox imap fetch`` as a subprocess on a fresh database (the mail put back first)."""
+    url = databases.fresh()
+    engine = make_engine(url)
+    try:
+        insert_contacts(engine, data.firms, data.people)
+    finally:
+        engine.dispose()
+    config = tmp / "fetch.toml"
+    config.write_text(f"[service]\ninstance_dir = '{tmp / 'instance'}'\n[database]\nurl = '{url}'\n"
+                      f"[mail]\ncrm_addresses = ['{CRM}']\nsupport_addresses = ['{SUPPORT}']\n"
+                      f"staff_domains = ['{OWN_DOMAIN}']\n[imap]\nbatch_size = {batch}\n"
+                      f"[[imap.accounts]]\nname = 'bench'\nhost = '127.0.0.1'\nport = {server.port}\ntls = 'none'\n"
+                      f"username = '{USER}'\npassword_file = '{password_file}'\n")
+    progress(f"{databases.name}: crm-inbox imap fetch of {len(data.mails)} messages")
+    before = _children_cpu()
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "crm_inbox", "--config", str(config), "imap", "fetch"], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ})
+    seconds = time.perf_counter() - t0
+    cpu = _children_cpu() - before
+    if done.returncode != 0:
+        raise SystemExit(f"crm-inbox imap fetch failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    n = len(data.mails)
+    return {"seconds": seconds, "rate": n / seconds, "cpu_rate": n / cpu, "summary": done.stdout.strip()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                 results[databases.name] = run_backend(databases, data, server, password_file, tmp,
                                                       args.profile and databases.name == "SQLite")
                 put_back(server, "CRM.Imported")
+                results[databases.name]["command"] = run_command(databases, data, server, password_file, tmp,
+                                                                 args.batch)
+                put_back(server, "CRM.Imported")
     finally:
         server.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -178,20 +224,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"IMAP import of {args.messages} messages (mean {results['mean_message_bytes']} bytes) from a local "
           f"Dovecot, batches of {args.batch}")
     print(f"  baseline, IMAPClient fetch only (no database): {base['rate']:8.0f} msg/s  ({base['seconds']:.1f} s)")
-    for name in ("SQLite", "PostgreSQL"):
-        r = results.get(name)
-        if r is None:
-            continue
+    names = [n for n in ("SQLite", "PostgreSQL") if n in results]
+    rows = [("import (fetch + store + move)", "import_rate", "import_seconds", "import_cpu_rate"),
+            ("processing (process_all)", "processing_rate", "processing_seconds", "processing_cpu_rate"),
+            ("one after the other", "rate", "seconds", "cpu_rate")]
+    print(f"  {'msg/s (seconds; msg per CPU second)':44}" + "".join(f"{n:>28}" for n in names))
+    for label, rate, seconds, cpu in rows:
+        print(f"  {label:44}" + "".join(
+            f"{results[n][rate]:>10.0f} ({results[n][seconds]:6.1f}; {results[n][cpu]:5.0f})" for n in names))
+    print(f"  {'end to end: crm-inbox imap fetch':44}" + "".join(
+        f"{results[n]['command']['rate']:>10.0f} ({results[n]['command']['seconds']:6.1f}; "
+        f"{results[n]['command']['cpu_rate']:5.0f})" for n in names))
+    for name in names:
+        r = results[name]
         verdict = ""
         if "target_rate" in r:
-            verdict = f"   target ≥ {TARGET:.0f}: {'met' if r['met'] else 'NOT met'}"
-        print(f"  {name}:                                   wall msg/s  (seconds)   msg per CPU second")
-        print(f"    import (fetch + store + move):     {r['import_rate']:8.0f}  ({r['import_seconds']:6.1f})  "
-              f"{r['import_cpu_rate']:8.0f}{verdict}")
-        print(f"    processing (pipeline):             {r['processing_rate']:8.0f}  ({r['processing_seconds']:6.1f})  "
-              f"{r['processing_cpu_rate']:8.0f}")
-        print(f"    end to end (crm-inbox imap fetch): {r['rate']:8.0f}  ({r['seconds']:6.1f})  {r['cpu_rate']:8.0f}")
-        print(f"    states: {r['states']}, duplicates: {r['duplicates']}, skipped: {r['skipped']}")
+            verdict = f"; import target ≥ {TARGET:.0f} msg/s: {'met' if r['met'] else 'NOT met'}"
+        print(f"  {name}: states {r['states']}, duplicates: {r['duplicates']}, skipped: {r['skipped']}{verdict}")
+        print(f"    {r['command']['summary']}")
         if "profile" in r:
             print(r["profile"])
     print(f"  environment: {results['environment']}")
