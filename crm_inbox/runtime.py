@@ -19,7 +19,7 @@ from crm_inbox.db import check_schema, make_engine, make_sessionmaker
 from crm_inbox.intake.memory import return_large_blocks_at_once
 from crm_inbox.intake.store import Accepted
 from crm_inbox.outbox import Sender
-from crm_inbox.pipeline.runner import Worker
+from crm_inbox.pipeline.worker import Worker
 from crm_inbox.scheduler import Scheduler
 from crm_inbox.store_refresh import StoreRefresher
 from crm_inbox.webhooks.delivery import Deliverer
@@ -52,7 +52,11 @@ class Service:
         # one lost with the power is released again after the restart, its mail not yet sent.
         self.campaigns = CampaignSender(make_sessionmaker(self.processing_engine), settings,
                                         on_released=self.sender.wake)
-        self.worker = Worker(make_sessionmaker(self.processing_engine), settings, on_processed=self.sender.wake)
+        # No ping per message (a round trip each on PostgreSQL): a connection the database dropped fails one
+        # message with a database error, which leaves it received for the next sweep.
+        self.worker_engine = make_engine(settings.database.url, echo=settings.database.echo, durable=False,
+                                         pre_ping=False)
+        self.worker = Worker(make_sessionmaker(self.worker_engine), settings, on_processed=self.sender.wake)
         # Outbound webhooks: woken after every commit in this process that wrote deliveries (events.record).
         self.webhooks = Deliverer(self.factory, settings)
         self._webhooks_unhook: Any = None
@@ -196,6 +200,7 @@ class Service:
         self.analytics_refresh.stop()  # reaped (killed if it has not ended within its grace)
         self.engine.dispose()
         self.processing_engine.dispose()
+        self.worker_engine.dispose()
         log.info("service stopped")
 
 

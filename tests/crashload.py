@@ -51,6 +51,8 @@ class Plan:
     calls: int = 12
     stop_signal: int = signal.SIGKILL  # SIGTERM: graceful stops under load instead of crashes
     nodes: int = 1
+    # Each node processes a backlog in two worker processes (what a burst between kills builds up).
+    worker_processes: int = 2
     seed: int = 1
     timeout: float = 240.0  # for the whole run; every wait inside has its own share of it
 
@@ -138,7 +140,8 @@ def _run(plan: Plan, database_url: str, workdir: Path, factory: Any, sink: Count
             workdir, f"node{node}", database_url, smtp={"port": free_port()}, web={"port": free_port()},
             mail={"staff_domains": ["beispiel-firma.de"]}, cti={"token": CTI_TOKEN},
             phone={"own_numbers": [OWN_NUMBER]}, notifications=notifications(sink_port, 1),
-            reminders={"tick_seconds": 1}))
+            reminders={"tick_seconds": 1},
+            worker={"processes": plan.worker_processes, "backlog_for_processes": 10}))
         logs.append(workdir / f"node{node}.log")
     nodes: list[Serve] = [start_serve(config, log) for config, log in zip(configs, logs, strict=True)]
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads

@@ -146,7 +146,7 @@ def test_disk_full_gives_451_and_the_service_recovers_by_itself(database_url, fa
 def test_mail_stored_before_an_outage_is_processed_soon_after_it(database_url, settings, factory, caplog):
     from crm_inbox.db import make_engine, make_sessionmaker
     from crm_inbox.intake.store import Envelope, store
-    from crm_inbox.pipeline.runner import Worker
+    from crm_inbox.pipeline.worker import Worker
 
     url = make_url(database_url)
     proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)

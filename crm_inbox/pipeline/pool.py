@@ -1,14 +1,47 @@
 """Processing many stored messages at once (a burst, a mailbox's history): in this process, or in worker
-processes side by side when the database takes several writers.
+processes side by side where the database takes several writers.
+
+Why processes: Python runs one thread at a time, and processing a mail is mostly Python (parsing, deciding,
+building statements). Each worker process runs ``runner.process`` on the ids it is given, so two messages are
+processed on two cores. What keeps this as safe as one worker:
+- a message is claimed before any write (the row lock on PostgreSQL, the write lock and a conditional update on
+  SQLite): two processes never both record it;
+- two mails of one new sender still make one lead (``contacts.service.lock_new_addresses``);
+- a reply whose original is still waiting (processed by another worker at this moment) is handed back and
+  processed after it, so it threads into the original's ticket (``runner.process(wait_for_references=True)``).
+
+To a worker: the settings (pickled, base64) on the first line, then one JSON line per message. From a worker:
+one JSON line per outcome. A worker exits when its input closes, so it never outlives the service, not even
+after a SIGKILL; a message a dying worker had is still ``received`` and the next sweep takes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import base64
+import contextlib
+import json
+import logging
+import os
+import pickle
+import selectors
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
+from typing import IO, Any
 
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
+from crm_inbox.models import InboundState
 from crm_inbox.pipeline.runner import Outcome, process
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+IN_FLIGHT_PER_WORKER = 4  # enough that a worker never waits for its next id, few enough to share out a burst
+MAX_DEFERRALS = 10  # a reply whose original stays waiting (it failed elsewhere) is processed anyway after this
 
 
 def process_all(settings: Settings, ids: Iterable[int], *, processes: int | None = None,
@@ -16,10 +49,18 @@ def process_all(settings: Settings, ids: Iterable[int], *, processes: int | None
     """Process stored inbound messages (``ids`` in order of arrival) with ``processes`` worker processes (None:
     ``[worker] processes``; 0 or 1: in this process). Returns the outcomes (not necessarily in order);
     ``on_outcome`` is called as each message ends."""
-    engine = make_engine(settings.database.url, durable=False)
+    count = settings.worker.process_count(settings.database.url) if processes is None else processes
+    outcomes = []
+    if count > 1:
+        with ProcessPool(settings, count) as pool:
+            for outcome in pool.run(ids):
+                if on_outcome is not None:
+                    on_outcome(outcome)
+                outcomes.append(outcome)
+        return outcomes
+    engine = make_engine(settings.database.url, durable=False, pre_ping=False)
     try:
         factory = make_sessionmaker(engine)
-        outcomes = []
         for inbound_id in ids:
             outcome = process(factory, settings, inbound_id)
             if on_outcome is not None:
@@ -28,3 +69,201 @@ def process_all(settings: Settings, ids: Iterable[int], *, processes: int | None
         return outcomes
     finally:
         engine.dispose()
+
+
+# --- the service's side ---
+
+class _Worker:
+    """One worker process and the ids it has not answered yet (in the order it was given them)."""
+
+    def __init__(self, settings_line: bytes) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this very code
+        self.proc = subprocess.Popen([sys.executable, "-m", "crm_inbox.pipeline.pool"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
+        self.in_flight: deque[int] = deque()
+        self.buffer = b""
+        self.alive = True
+        self.send_line(settings_line)
+
+    def send_line(self, line: bytes) -> None:
+        self.stdin.write(line + b"\n")
+        self.stdin.flush()
+
+    def read_lines(self) -> list[bytes] | None:
+        """What the worker has written (whole lines); None when its output ended."""
+        chunk = os.read(self.stdout.fileno(), 1 << 16)
+        if not chunk:
+            return None
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return lines
+
+    def close(self, timeout: float) -> None:
+        with contextlib.suppress(OSError):  # a broken pipe: the worker is gone already
+            self.stdin.close()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("worker process %s did not exit in %.0f s; killing it", self.proc.pid, timeout)
+            self.proc.kill()
+            self.proc.wait()
+        self.stdout.close()
+
+
+class ProcessPool:
+    """``processes`` worker processes, started on first use and kept until ``close``."""
+
+    def __init__(self, settings: Settings, processes: int) -> None:
+        self.settings = settings
+        self.processes = processes
+        self._settings_line = json.dumps(
+            {"settings": base64.b64encode(pickle.dumps(settings)).decode(),
+             "log_level": logging.getLogger().getEffectiveLevel()}).encode()
+        self._workers: list[_Worker] = []
+        self.deferred = 0  # replies handed back because their original was being processed (for benchmarks)
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _ensure_workers(self) -> None:
+        self._workers = [w for w in self._workers if w.alive]
+        while len(self._workers) < self.processes:
+            self._workers.append(_Worker(self._settings_line))
+
+    def run(self, ids: Iterable[int], before_each: Callable[[], None] | None = None) -> Iterator[Outcome]:
+        """Process ``ids`` (in order of arrival) across the workers; yields each outcome as it comes.
+        ``before_each`` runs before a message is handed out (the service lets a burst of SMTP go first)."""
+        self._ensure_workers()
+        waiting: deque[tuple[int, int]] = deque((i, 0) for i in ids)  # (id, times deferred)
+        parked: list[tuple[int, int]] = []  # replies waiting for a message another worker has now
+        deferrals: dict[int, int] = {}
+        selector = selectors.DefaultSelector()
+        for worker in self._workers:
+            selector.register(worker.stdout, selectors.EVENT_READ, worker)
+        try:
+            while waiting or parked or any(w.in_flight for w in self._workers):
+                if not any(w.in_flight for w in self._workers) and not waiting:
+                    waiting.extend(parked)  # nothing left that they could wait for
+                    parked.clear()
+                self._hand_out(waiting, before_each)
+                for key, _ in selector.select():
+                    ready: _Worker = key.data
+                    for outcome in self._answers(ready, selector):
+                        if outcome.deferred:
+                            self.deferred += 1
+                            deferrals[outcome.inbound_id] = deferrals.get(outcome.inbound_id, 0) + 1
+                            parked.append((outcome.inbound_id, deferrals[outcome.inbound_id]))
+                            continue
+                        if parked:  # something ended: what waited for it may go now, first
+                            waiting.extendleft(reversed(parked))
+                            parked.clear()
+                        yield outcome
+        finally:
+            selector.close()
+
+    def _hand_out(self, waiting: deque[tuple[int, int]], before_each: Callable[[], None] | None) -> None:
+        for worker in sorted((w for w in self._workers if w.alive), key=lambda w: len(w.in_flight)):
+            while waiting and len(worker.in_flight) < IN_FLIGHT_PER_WORKER:
+                if before_each is not None:
+                    before_each()
+                inbound_id, times = waiting.popleft()
+                # What the other workers have that was stored before it: a reply to one of those waits for it.
+                others = [i for w in self._workers if w is not worker for i in w.in_flight if i < inbound_id]
+                try:
+                    worker.send_line(json.dumps(
+                        {"id": inbound_id, "others": others if times < MAX_DEFERRALS else []}).encode())
+                except OSError:  # the worker is gone; its answers (and this id) are settled by _answers
+                    waiting.appendleft((inbound_id, times))
+                    break
+                worker.in_flight.append(inbound_id)
+
+    def _answers(self, worker: _Worker, selector: selectors.BaseSelector) -> list[Outcome]:
+        lines = worker.read_lines()
+        if lines is None:
+            # The worker died: what it had stays received (its transaction never committed) for the next sweep.
+            worker.alive = False
+            selector.unregister(worker.stdout)
+            code = worker.proc.wait()
+            log.error("worker process %s ended (exit code %s) with %d message(s) unfinished", worker.proc.pid,
+                      code, len(worker.in_flight))
+            lost = [Outcome(i, None, error="the worker process ended", retry_soon=True) for i in worker.in_flight]
+            worker.in_flight.clear()
+            worker.stdout.close()
+            self._ensure_workers()
+            for fresh in self._workers:
+                if fresh.alive and fresh is not worker and fresh.stdout not in selector.get_map():
+                    selector.register(fresh.stdout, selectors.EVENT_READ, fresh)
+            return lost
+        outcomes = []
+        for line in lines:
+            outcome = _outcome_from_json(json.loads(line))
+            if outcome.inbound_id in worker.in_flight:
+                worker.in_flight.remove(outcome.inbound_id)
+            outcomes.append(outcome)
+        return outcomes
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let each worker finish what it has, then exit."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close(timeout)
+
+
+def _outcome_to_json(outcome: Outcome) -> dict[str, Any]:
+    data = asdict(outcome)
+    data["state"] = outcome.state.value if outcome.state is not None else None
+    return data
+
+
+def _outcome_from_json(data: dict[str, Any]) -> Outcome:
+    state = InboundState(data["state"]) if data["state"] is not None else None
+    return Outcome(**{**data, "state": state})
+
+
+# --- the worker process ---
+
+def serve(inp: IO[bytes], out: IO[bytes]) -> None:
+    first = inp.readline()
+    if not first:
+        return
+    config = json.loads(first)
+    settings: Settings = pickle.loads(base64.b64decode(config["settings"]))
+    logging.basicConfig(level=config["log_level"], format=LOG_FORMAT)
+    # One connection for the worker's life, no ping: a dropped connection fails one message with a database
+    # error, which leaves it received for the sweep, and SQLAlchemy reconnects for the next.
+    engine = make_engine(settings.database.url, durable=False, pool_size=1, pre_ping=False)
+    factory = make_sessionmaker(engine)
+    try:
+        while line := inp.readline():
+            request = json.loads(line)
+            outcome = process(factory, settings, request["id"], others=request["others"])
+            out.write(json.dumps(_outcome_to_json(outcome)).encode() + b"\n")
+            out.flush()
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    # Ctrl-C reaches the whole process group: the service decides when a worker stops (by closing its input),
+    # so the message it has is finished, never cut off.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except BrokenPipeError:  # the service is gone: what was committed is safe, the rest waits for a sweep
+        os._exit(0)
+    # Skip the interpreter's teardown (see intake.writer.main): everything is committed and answered.
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

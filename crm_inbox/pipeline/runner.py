@@ -8,10 +8,7 @@ A message that fails keeps its raw bytes with state ``failed`` and the reason, a
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -36,8 +33,15 @@ _VIEW_FIELDS = ("id", "size", "content_hash", "message_id", "envelope_from", "en
 _T = InboundMessage.__table__
 _OTHER = InboundMessage.__table__.alias("other")
 _REUSED = exists().where(_OTHER.c.message_id == _T.c.message_id, _OTHER.c.content_hash != _T.c.content_hash)
-_LOAD = select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS), _REUSED.label("message_id_reused")).where(
-    _T.c.id == bindparam("id"))
+# The Message-IDs of messages other workers are processing right now (``others``) and that are not done yet: a
+# reply to one of them waits for it (see ``process``). Read with the row, so a worker pays no round trip for it.
+_OTHERS = _T.alias("others")
+_OTHERS_WAITING = (select(func.aggregate_strings(_OTHERS.c.message_id, "\n"))
+                   .where(_OTHERS.c.id.in_(bindparam("others", expanding=True)),
+                          _OTHERS.c.state == InboundState.RECEIVED.value)
+                   .scalar_subquery().label("others_waiting"))
+_LOAD = select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS), _REUSED.label("message_id_reused"),
+               _OTHERS_WAITING).where(_T.c.id == bindparam("id"))
 # PostgreSQL: one round trip brings what the first steps would each ask for (the raw bytes, the erasure and
 # reuse checks, the version of the staff directory), and the row lock is the claim: another worker that
 # reaches this row waits, then finds it processed. (SQLite answers each in microseconds, and has no row locks.)
@@ -50,7 +54,7 @@ RAW_WITH_ROW = 1 << 20
 _LOAD_PG = (select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS),
                    case((_T.c.size <= RAW_WITH_ROW, _T.c.raw), else_=None).label("raw"),
                    _REUSED.label("message_id_reused"),
-                   _ERASED.label("erased_copy"), staff_version())
+                   _ERASED.label("erased_copy"), staff_version(), _OTHERS_WAITING)
             .where(_T.c.id == bindparam("id")).with_for_update(of=_T))
 _CLAIM = (update(_T).where(_T.c.id == bindparam("row_id"), _T.c.state == InboundState.RECEIVED.value)
           .values(attempts=_T.c.attempts + 1))
@@ -70,18 +74,23 @@ class Outcome:
     queued_mail: bool = False
     retry_soon: bool = False  # the database failed, not the message: it stays received for another try
     failed_step: str | None = None  # the pipeline step that raised (None: outside the steps)
+    deferred: bool = False  # a message it replies to is still waiting: try again after that one
 
 
 def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
-            steps: tuple[Step, ...] = DEFAULT_STEPS) -> Outcome:
+            steps: tuple[Step, ...] = DEFAULT_STEPS, *, others: Sequence[int] = ()) -> Outcome:
     """Process one stored message. Parsing and the pure decisions run first without any lock; then the
     message is claimed (a conditional update: two workers never both process it) and the writes and
-    the state change commit together, so the write lock is held only briefly."""
+    the state change commit together, so the write lock is held only briefly.
+
+    ``others``: the messages other workers are processing at this moment (workers side by side). A reply to
+    one of them is not processed now (``Outcome.deferred``) but after it, so it threads into its ticket."""
     ctx: MailContext | None = None
+    deferred = False
     try:
         with factory() as session, ExitStack() as locked:
             row_locked = session.get_bind().dialect.name == "postgresql"
-            row = session.execute(_LOAD_PG if row_locked else _LOAD, {"id": inbound_id}).first()
+            row = session.execute(_LOAD_PG if row_locked else _LOAD, {"id": inbound_id, "others": list(others)}).first()
             if row is None or row.state != InboundState.RECEIVED.value:
                 return Outcome(inbound_id, None)
             extra = {"raw": row.raw, "erased_copy": row.erased_copy} if row_locked else {}
@@ -93,6 +102,10 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             ctx = MailContext(session, settings, inbound, directory)
 
             def claim() -> bool:
+                nonlocal deferred
+                if row.others_waiting and ctx is not None and _replies_to(ctx, row.others_waiting.split("\n")):
+                    deferred = True
+                    return False
                 if row_locked:
                     return True
                 locked.enter_context(write_lock(factory))
@@ -101,7 +114,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             try:
                 if not run_pipeline(ctx, steps, before_writes=claim):
                     session.rollback()
-                    return Outcome(inbound_id, None)
+                    return Outcome(inbound_id, None, deferred=deferred)
                 state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
                 session.execute(_DONE_COUNTING if row_locked else _DONE, {
                     "row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped, "done_at": utcnow()})
@@ -128,6 +141,11 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
         step = ctx.step if ctx else None
         log.exception("inbound %s: processing failed (step %s)", inbound_id, step or "-")
         return _mark_failed(factory, inbound_id, f"internal error: {exc.__class__.__name__}: {exc}", step)
+
+
+def _replies_to(ctx: MailContext, message_ids: list[str]) -> bool:
+    parsed = ctx.parsed
+    return parsed is not None and not {*parsed.in_reply_to, *parsed.references}.isdisjoint(message_ids)
 
 
 def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str, step: str | None) -> Outcome:
@@ -186,109 +204,3 @@ def retry_now(factory: sessionmaker[Session], settings: Settings, ids: Iterable[
             audit.record(session, actor, "retry", "inbound_message", inbound_id, {"state": now.value})
         outcomes.append(outcome)
     return outcomes
-
-
-class Worker:
-    """A background thread that processes accepted messages as they arrive, and sweeps for any
-    ``received`` rows left behind (a restart, a database outage, another node's crash)."""
-
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, sweep_seconds: float = 30.0,
-                 on_processed: Callable[[], None] | None = None, busy: Callable[[], bool] | None = None,
-                 max_defer_seconds: float = 2.0) -> None:
-        self.factory = factory
-        self.settings = settings
-        self.on_processed = on_processed
-        # While a burst of mail arrives, accepting it (the sender is waiting) goes before processing it
-        # (nobody waits; the rows are already safe). Deferral is bounded, so processing never starves.
-        self.busy = busy
-        self.max_defer_seconds = max_defer_seconds
-        self.sweep_seconds = sweep_seconds
-        # After a database error the next sweep comes sooner (1 s, doubling up to sweep_seconds), so mail
-        # that waited through an outage is processed soon after the database is back.
-        self._retry_pause: float | None = None
-        self._next_sweep = time.monotonic() + sweep_seconds
-        self._queue: queue.Queue[int | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="crm-inbox-worker", daemon=True)
-        self._stopping = threading.Event()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, inbound_id: int) -> None:
-        self._queue.put(inbound_id)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish what is queued, then stop."""
-        self._stopping.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def wait_idle(self) -> None:
-        """Block until everything submitted so far is processed (tests, benchmarks, shutdown)."""
-        self._queue.join()
-
-    def _give_way(self) -> None:
-        if self.busy is None:
-            return
-        deadline = time.monotonic() + self.max_defer_seconds
-        while self.busy() and time.monotonic() < deadline and not self._stopping.is_set():
-            self._stopping.wait(0.01)
-
-    def sweep(self) -> int:
-        """Process every waiting message (page by page); returns how many were tried. A sweep that meets a
-        database error stops and plans the next one soon (1 s, doubling up to ``sweep_seconds``)."""
-        tried = 0
-        after = 0
-        while not self._stopping.is_set():
-            try:
-                with self.factory() as session:
-                    ids = waiting_ids(session, after=after)
-            except (OperationalError, DBAPIError) as exc:
-                log.error("worker: cannot look for waiting messages: %s", exc.orig)
-                self._next_sweep = time.monotonic() + self._database_failed()
-                return tried
-            for inbound_id in ids:
-                if process(self.factory, self.settings, inbound_id).retry_soon:
-                    self._next_sweep = time.monotonic() + self._database_failed()
-                    return tried
-                tried += 1
-            if not ids:
-                break
-            after = ids[-1]  # a message that stays received (its failure could not be recorded) waits
-        self._retry_pause = None
-        self._next_sweep = time.monotonic() + self.sweep_seconds
-        return tried
-
-    def _database_failed(self) -> float:
-        """A message stayed received because the database failed: the pause until the next sweep (1 s after
-        the first failure, doubling with each failed sweep up to ``sweep_seconds``)."""
-        pause = 1.0 if self._retry_pause is None else min(self._retry_pause * 2, self.sweep_seconds)
-        self._retry_pause = pause
-        return pause
-
-    def _run(self) -> None:
-        self.sweep()
-        while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, self._next_sweep - time.monotonic()))
-            except queue.Empty:
-                if not self._stopping.is_set():
-                    self.sweep()
-                continue
-            try:
-                if item is None:
-                    if self._queue.empty():
-                        return
-                    continue
-                self._give_way()
-                outcome = process(self.factory, self.settings, item)
-                if outcome.retry_soon:  # sweep soon, unless one is planned sooner
-                    self._next_sweep = min(self._next_sweep, time.monotonic() + self._database_failed())
-                elif self._retry_pause is not None:
-                    self._next_sweep = time.monotonic()  # the database answers again: no need to wait out the pause
-                if outcome.queued_mail and self.on_processed is not None:
-                    self.on_processed()  # wake the sender only when there is something to send
-            finally:
-                self._queue.task_done()
-            if self._retry_pause is not None and time.monotonic() >= self._next_sweep and not self._stopping.is_set():
-                self.sweep()  # mail keeps arriving, but what the outage left behind must not wait for a lull

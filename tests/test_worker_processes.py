@@ -1,0 +1,103 @@
+"""Processing side by side in worker processes (``[worker] processes``): every message once, one lead per new
+sender, replies in their original's ticket, and nothing lost when a worker process dies. On SQLite and, with
+CRM_INBOX_TEST_DATABASE_URL, on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from crm_inbox.db import unit_of_work
+from crm_inbox.intake.store import Envelope, store
+from crm_inbox.models import Contact, ContactEmail, InboundMessage, InboundState, Interaction, Ticket
+from crm_inbox.pipeline.pool import ProcessPool, process_all
+from crm_inbox.pipeline.runner import process
+from crm_inbox.staff.service import add_staff
+from tests.conftest import CRM, SUPPORT
+from tests.mailfactory import make_mail
+
+
+def _store(factory, raw: bytes, to: str = CRM) -> int:
+    return store(factory, raw, Envelope(mail_from="x@example.com", rcpt_to=(to,), peer="127.0.0.1",
+                                        source="smtp")).inbound_id
+
+
+def _requests_and_replies(factory, pairs: int) -> list[tuple[int, int]]:
+    """Each customer writes to support, and their reply to it follows at once: originals and replies sit next
+    to each other, so two workers have them at the same moment."""
+    ids = []
+    for k in range(pairs):
+        original = make_mail(sender=f"Kundin {k} <kundin{k}@firma{k}.example>", to=SUPPORT,
+                             subject=f"Störung Anlage {k}", message_id=f"<stoerung-{k}@firma{k}.example>")
+        reply = make_mail(sender=f"Kundin {k} <kundin{k}@firma{k}.example>", to=SUPPORT,
+                          subject=f"Re: Störung Anlage {k}", message_id=f"<nachtrag-{k}@firma{k}.example>",
+                          headers={"In-Reply-To": f"<stoerung-{k}@firma{k}.example>",
+                                   "References": f"<stoerung-{k}@firma{k}.example>"})
+        ids.append((_store(factory, original, SUPPORT), _store(factory, reply, SUPPORT)))
+    return ids
+
+
+def test_two_worker_processes_process_everything_once_and_thread_every_reply(settings, factory):
+    pairs = _requests_and_replies(factory, 24)
+    # Two mails of each of 12 new senders, one right after the other: one lead each.
+    twice = [_store(factory, make_mail(sender=f"Neu {k} <neu{k}@neu{k}.example>", subject=f"Frage {j}"))
+             for k in range(12) for j in range(2)]
+    outcomes = process_all(settings, [i for pair in pairs for i in pair] + twice, processes=2)
+
+    assert Counter(o.state for o in outcomes) == {InboundState.PROCESSED: 72}
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Interaction)
+                              .where(Interaction.inbound_message_id.is_not(None))) == 72
+        states = session.execute(select(InboundMessage.state)).scalars().all()
+        assert Counter(states) == {InboundState.PROCESSED: 72}
+        # Every reply is in its original's ticket: 24 tickets, two mails each.
+        tickets = session.execute(select(Ticket.id, func.count(Interaction.id)).join(
+            Interaction, Interaction.ticket_id == Ticket.id).where(Interaction.inbound_message_id.is_not(None))
+            .group_by(Ticket.id)).all()
+        assert len(tickets) == 24 and {n for _, n in tickets} == {2}
+        for k in range(12):
+            leads = session.scalars(select(ContactEmail.contact_id).where(
+                ContactEmail.email == f"neu{k}@neu{k}.example")).all()
+            assert len(leads) == 1, f"neu{k}: {len(leads)} leads"
+
+
+def test_a_worker_process_that_dies_loses_nothing(settings, factory):
+    ids = [_store(factory, make_mail(sender=f"Kunde {k} <kunde{k}@kunde{k}.example>")) for k in range(40)]
+    seen: list = []
+    with ProcessPool(settings, 2) as pool:
+        for outcome in pool.run(ids):
+            seen.append(outcome)
+            if len(seen) == 3:  # SIGKILL one worker in the middle of the run
+                os.kill(pool._workers[0].proc.pid, signal.SIGKILL)
+        lost = [o.inbound_id for o in seen if o.retry_soon]
+        # Those the dead worker had are still waiting (never half-recorded): the next run processes them.
+        assert all(o.error == "the worker process ended" for o in seen if o.retry_soon)
+        again = list(pool.run(lost))
+    assert sorted(o.inbound_id for o in seen) == ids
+    assert all(o.state == InboundState.PROCESSED for o in again)
+    with factory() as session:
+        assert Counter(session.execute(select(InboundMessage.state)).scalars()) == {InboundState.PROCESSED: 40}
+        assert session.scalar(select(func.count()).select_from(Interaction)) == 40
+        assert session.scalar(select(func.count()).select_from(Contact)) == 40
+
+
+def test_a_staff_address_added_meanwhile_counts_as_staff_for_the_next_mail(settings, factory):
+    # The staff directory is kept per process and re-read when it changes (PostgreSQL); never a stale one.
+    first = _store(factory, make_mail(sender="Lena Vogel <lena.vogel@partner.example>", subject="Hallo"))
+    process(factory, settings, first)
+    with unit_of_work(factory) as session:
+        add_staff(session, "lena.vogel@partner.example", "Lena Vogel")
+    second = _store(factory, make_mail(sender="Lena Vogel <lena.vogel@partner.example>", subject="Noch etwas",
+                                       to=f"Kunde <kunde@kunde.example>, {CRM}"))
+    process(factory, settings, second)
+    with factory() as session:
+        lena_leads = session.scalars(select(ContactEmail.contact_id).where(
+            ContactEmail.email == "lena.vogel@partner.example")).all()
+        assert len(lena_leads) == 1  # the lead of the first mail; the second made none for her
+        newest = session.scalars(select(Interaction).order_by(Interaction.id.desc())).first()
+        # She wrote to a customer: outgoing, and the customer (not she) is the party.
+        assert newest is not None and newest.direction.value == "out"
+        assert newest.details["sender_email"] == "kunde@kunde.example"
