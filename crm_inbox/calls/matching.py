@@ -6,10 +6,12 @@ Each is one statement, built once: a phone system's webhook waits for them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, literal, null, or_, select, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, bindparam, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_inbox.config import Settings
@@ -58,10 +60,24 @@ def match_number(session: Session, e164: str | None) -> PhoneMatch:
     block (``+49 89 4711-0``) contains it. Two people with one number and no common company: nobody."""
     if not e164:
         return PhoneMatch(reason="no usable number")
-    rows = session.connection().execute(_MATCHES, {"e164": e164,
-                                                   "prefixes": [e164[:n] for n in range(4, len(e164))]}).all()
-    company_names = {r.company_id: r.company_name for r in rows if r.company_id is not None}
-    people = {r.contact_id: (r.company_id, r.name) for r in rows if r.kind == _PERSON}
+    return read_matches(e164, session.connection().execute(_MATCHES, match_parameters(e164)).all())
+
+
+def match_parameters(e164: str | None) -> dict[str, Any]:
+    """The parameters of ``_MATCHES`` (also where it is part of another statement)."""
+    return {"e164": e164, "prefixes": [e164[:n] for n in range(4, len(e164))] if e164 else []}
+
+
+def match_rows_as_json() -> ColumnElement[Any]:
+    """PostgreSQL: ``_MATCHES``' rows as one JSON array, to be read with another statement's row."""
+    found = _MATCHES.subquery("matched")
+    return select(func.json_agg(func.json_build_array(*found.c))).scalar_subquery()
+
+
+def read_matches(e164: str, rows: Sequence[Sequence[Any]]) -> PhoneMatch:
+    """The match from ``_MATCHES``' rows (kind, contact id, company id, name, company name, prefix)."""
+    company_names = {r[2]: r[4] for r in rows if r[2] is not None}
+    people = {r[1]: (r[2], r[3]) for r in rows if r[0] == _PERSON}
     if len(people) == 1:
         contact_id, (company_id, name) = next(iter(people.items()))
         return PhoneMatch(contact_id, company_id, f"number {e164} belongs to contact {contact_id}", name or None,
@@ -73,12 +89,12 @@ def match_number(session: Session, e164: str | None) -> PhoneMatch:
             return PhoneMatch(None, company_id, f"number {e164} is shared by people of one company",
                               company_name=company_names.get(company_id))
         return PhoneMatch(reason=f"number {e164} belongs to {len(people)} contacts: left for triage")
-    companies = {r.company_id for r in rows if r.kind == _COMPANY}
+    companies = {r[2] for r in rows if r[0] == _COMPANY}
     if len(companies) == 1:
         company_id = companies.pop()
         return PhoneMatch(None, company_id, f"number {e164} belongs to company {company_id}",
                           company_name=company_names.get(company_id))
-    blocks = [(r.prefix, r.company_id) for r in rows if r.kind == _BLOCK and r.prefix is not None]
+    blocks = [(r[5], r[2]) for r in rows if r[0] == _BLOCK and r[5] is not None]
     if blocks:
         longest = max(len(prefix) for prefix, _ in blocks)
         owners = {company_id for prefix, company_id in blocks if len(prefix) == longest}
@@ -87,6 +103,12 @@ def match_number(session: Session, e164: str | None) -> PhoneMatch:
             return PhoneMatch(None, company_id, f"number {e164} is an extension of company {company_id}'s "
                                                  f"switchboard", company_name=company_names.get(company_id))
     return PhoneMatch(reason=f"number {e164} is unknown")
+
+
+@lru_cache(maxsize=4096)
+def e164_of(number: str | None, region: str) -> str | None:
+    """``to_e164``, remembered: a call's numbers are parsed at each of its events (phonenumbers takes ~0.1 ms)."""
+    return to_e164(number, region)
 
 
 # --- our side of the call ---
@@ -98,8 +120,9 @@ def _own_numbers(own_numbers: tuple[str, ...], region: str) -> tuple[tuple[str, 
     return tuple((e164, block_prefix(own, e164) or e164) for own, e164 in parsed if e164)
 
 
-_STAFF = select(StaffUser.id, StaffUser.name, StaffUser.extension, StaffUser.active).where(
-    or_(StaffUser.extension.is_not(None), StaffUser.active))
+_STAFF_COLUMNS = (StaffUser.id, StaffUser.name, StaffUser.extension, StaffUser.active)
+_STAFF_WHERE = or_(StaffUser.extension.is_not(None), StaffUser.active)
+_STAFF = select(*_STAFF_COLUMNS).where(_STAFF_WHERE)
 
 
 @dataclass
@@ -111,13 +134,23 @@ class StaffDirectory:
 
     @classmethod
     def read(cls, session: Session) -> StaffDirectory:
+        return cls.of(session.connection().execute(_STAFF).all())
+
+    @classmethod
+    def of(cls, rows: Iterable[Sequence[Any]]) -> StaffDirectory:
+        """From rows of (id, name, extension, active)."""
         directory = cls()
-        for staff_id, name, extension, active in session.connection().execute(_STAFF):
+        for staff_id, name, extension, active in rows:
             if extension:
                 directory.extensions[extension] = staff_id
             if active:
                 directory.names.append((staff_id, name))
         return directory
+
+    @staticmethod
+    def as_json() -> ColumnElement[Any]:
+        """PostgreSQL: the rows ``of`` reads as one JSON array, to be read with another statement's row."""
+        return select(func.json_agg(func.json_build_array(*_STAFF_COLUMNS))).where(_STAFF_WHERE).scalar_subquery()
 
     def by_names(self, names: tuple[str, ...]) -> int | None:
         keys = {search_key(n) for n in names if n.strip()}
@@ -133,7 +166,7 @@ class StaffDirectory:
         digits = number.strip()
         if digits in self.extensions:
             return True, self.extensions[digits]
-        e164 = to_e164(number, settings.phone.default_region)
+        e164 = e164_of(number, settings.phone.default_region)
         if not e164:
             return False, None
         for own_e164, prefix in _own_numbers(settings.phone.own_numbers, settings.phone.default_region):

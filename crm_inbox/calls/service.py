@@ -22,7 +22,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from crm_inbox import events
-from crm_inbox.calls.matching import PhoneMatch, StaffDirectory, match_number
+from crm_inbox.calls.matching import (
+    PhoneMatch,
+    StaffDirectory,
+    e164_of,
+    match_number,
+    match_parameters,
+    match_rows_as_json,
+    read_matches,
+)
 from crm_inbox.config import Settings
 from crm_inbox.models import (
     Call,
@@ -84,11 +92,15 @@ _NEW_CALL = {"state": CallState.RINGING, "events": [], "missed": False, "callbac
 def _claim_statement(dialect: str) -> Any:
     """Create the call on first sight, else lock it, and read it: one statement. ON CONFLICT DO UPDATE locks
     the existing row on PostgreSQL, so two events of one call at once are applied one after the other (SQLite
-    has one writer at a time anyway)."""
+    has one writer at a time anyway). On PostgreSQL the same round trip brings the staff directory and the
+    match of the number the event names (as JSON), which the call needs next; SQLite asks in-process."""
     insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert_into(_CALLS).values({c: bindparam(c) for c in ("source", "call_id", *_NEW_CALL, "updated_at")})
-    return stmt.on_conflict_do_update(index_elements=["source", "call_id"],
-                                      set_={"updated_at": stmt.excluded.updated_at}).returning(*_CALLS.c)
+    stmt = stmt.on_conflict_do_update(index_elements=["source", "call_id"],
+                                      set_={"updated_at": stmt.excluded.updated_at})
+    if dialect != "postgresql":
+        return stmt.returning(*_CALLS.c)
+    return stmt.returning(*_CALLS.c, StaffDirectory.as_json().label("staff"), match_rows_as_json().label("matches"))
 
 
 _CLAIM = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
@@ -116,14 +128,19 @@ def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple
     session.flush()  # what the caller changed through the ORM comes before our statements
     connection = session.connection()
     now = utcnow()
+    together = connection.dialect.name == "postgresql"
+    guess = _remote_number_named(settings, event) if together else None
     row = connection.execute(_CLAIM[connection.dialect.name], {
-        "source": event.source, "call_id": event.call_id, **_NEW_CALL, "updated_at": now}).one()
-    call = Call(**row._asdict())
+        "source": event.source, "call_id": event.call_id, **_NEW_CALL, "updated_at": now,
+        **(match_parameters(guess) if together else {})}).one()
+    before = row._asdict()
+    staff = StaffDirectory.of(before.pop("staff") or []) if together else None
+    known = (guess, before.pop("matches") or []) if together else None
+    call = Call(**before)
     if any(_event_key(e) == event.kind for e in call.events):
         return _in_session(session, call), False
-    before = row._asdict()
     call.events = [*call.events, event.as_json()]
-    match = _derive(session, settings, call, event)
+    match = _derive(session, settings, call, event, staff, known)
     _record_on_timeline(session, call, match.reason, before)
     if call.state == CallState.ENDED and before["state"] != CallState.ENDED:
         _ended(session, call)
@@ -142,27 +159,32 @@ def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple
 
 def _in_session(session: Session, call: Call) -> Call:
     """The call as stored, as the session's own (the one it already holds, brought up to date, if any)."""
-    values = {c: getattr(call, c) for c in _COLUMNS}
     held = session.identity_map.get(identity_key(Call, call.id))
-    if held is not None:
-        for key, value in values.items():
-            set_committed_value(held, key, value)
-        call = held
-    else:
-        call = Call(**values)
+    if held is None:
         make_transient_to_detached(call)
         session.add(call)
-    return call
+        return call
+    for key in _COLUMNS:
+        set_committed_value(held, key, getattr(call, key))
+    return held
 
 
-def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) -> PhoneMatch:
+def _remote_number_named(settings: Settings, event: CallEvent) -> str | None:
+    """The other side's number as this event alone tells it: nearly always what the whole call gives."""
+    number = event.to_number if event.direction == Direction.OUT else event.from_number
+    return e164_of(number, settings.phone.default_region)
+
+
+def _derive(session: Session, settings: Settings, call: Call, event: CallEvent, staff: StaffDirectory | None,
+            known: tuple[str | None, Sequence[Sequence[Any]]] | None) -> PhoneMatch:
     """Everything about the call from all its events so far (order of arrival does not matter); returns the
-    caller's match (with why the number was matched to whom, for the timeline)."""
+    caller's match (with why the number was matched to whom, for the timeline). ``staff`` and ``known`` (a
+    number and its match rows) are what the claim brought along on PostgreSQL: else they are read here."""
     events = call.events
     by_kind = {e["kind"]: e for e in events}
     first = by_kind.get("new") or events[0]
     direction = first.get("direction") or (event.direction and event.direction.value)
-    staff = StaffDirectory.read(session)
+    staff = staff if staff is not None else StaffDirectory.read(session)
     from_number = first.get("from") or next((e.get("from") for e in events if e.get("from")), None)
     to_number = first.get("to") or next((e.get("to") for e in events if e.get("to")), None)
     from_ours, from_staff = staff.own_side(settings, from_number)
@@ -171,7 +193,7 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     call.direction = Direction(direction)
     call.from_raw, call.to_raw = from_number, to_number
     remote_raw = from_number if call.direction == Direction.IN else to_number
-    remote = to_e164(remote_raw, settings.phone.default_region)
+    remote = e164_of(remote_raw, settings.phone.default_region)
     call.remote_e164 = remote
     call.remote_withheld = remote is None
     call.orig_call_id = first.get("orig_call_id") or call.orig_call_id or event.orig_call_id
@@ -212,7 +234,10 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent) 
     names = sorted({u for e in events for u in (e.get("users") or [])})
     call.staff_hint = ", ".join(names)[:200] or None
 
-    match = match_number(session, remote)
+    if remote and known is not None and known[0] == remote:
+        match = read_matches(remote, known[1])
+    else:
+        match = match_number(session, remote)
     call.contact_id, call.company_id = match.contact_id, match.company_id
     return match
 
