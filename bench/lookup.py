@@ -5,21 +5,26 @@
    2000 0003", "0151/20000003", …), 80 % known and 20 % unknown; p50/p95/p99 of ~2,000 requests after a
    warm-up, with 10,000 and then 1,000,000 contacts (each with one phone, E.164 stored) in the database.
    Targets: p99 under 10 ms at 1M, and the 1M p99 no more than 1.5× the 10k p99.
-2. Webhook throughput: sipgate ``newCall`` + ``hangup`` sequences POSTed over HTTP by 4 client threads
-   (keep-alive connections), in events per second, at 1M contacts.
+2. Phone-system webhooks: sipgate ``newCall`` + ``hangup`` sequences POSTed over HTTP by 4 client threads
+   (keep-alive connections), at 1M contacts: events per second and p99 per POST (targets: at least 200
+   events/s, p99 at most 100 ms), and per event the statements and commits of the request (counted with
+   SQLAlchemy's events on the server's engine; the screen pops' statements after the answer apart) and the
+   server's CPU time (the process's, less the client threads').
 
-The database is a fresh SQLite file in a temporary directory (migrated with ``crm_inbox.db.upgrade``), or
-with ``--postgres URL`` a PostgreSQL database ``bench_lookup`` created and dropped by the script (the
-database named in the URL is only used to reach the server; ``test`` is never touched).
+Both databases, side by side in one run: a fresh SQLite file in a temporary directory (migrated with
+``crm_inbox.db.upgrade``), then a PostgreSQL database ``bench_lookup`` created and dropped by the script on
+the server of ``--postgres URL`` (the database named in the URL is only used to reach the server; ``test``
+is never touched). The service logs at INFO into a file, as ``crm-inbox serve`` would.
 
-Run from the repository root: ``.venv/bin/python bench/lookup.py [--quick] [--postgres URL]``.
-``--quick`` uses 10,000 and 100,000 contacts and fewer requests (about half a minute).
+Run from the repository root: ``.venv/bin/python bench/lookup.py [--quick] [--postgres URL | --no-postgres]``.
+``--quick`` uses 10,000 and 100,000 contacts and fewer requests (about a minute per database).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import random
 import shutil
 import statistics
@@ -34,7 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, text
+from _common import DEFAULT_PG_URL, setup_logging
+from sqlalchemy import Engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from crm_inbox.config import Settings, replace
@@ -169,15 +175,48 @@ def fill(engine: Engine, start: int, stop: int) -> float:
 
 # --- the server ---
 
+class Counter:
+    """Statements and commits on the server's engine: those of the request threads (waitress), and those
+    of the threads that work after the answer (the screen pops)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.statements = self.commits = self.after_answer = 0
+        self.lock = threading.Lock()
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _in_request(self) -> bool:
+        return threading.current_thread().name.startswith("waitress")
+
+    def _statement(self, *_args: Any) -> None:
+        with self.lock:
+            if self._in_request():
+                self.statements += 1
+            else:
+                self.after_answer += 1
+
+    def _commit(self, *_args: Any) -> None:
+        if self._in_request():
+            with self.lock:
+                self.commits += 1
+
+    def reset(self) -> None:
+        with self.lock:
+            self.statements = self.commits = self.after_answer = 0
+
+
 @dataclass
 class Server:
     port: int
     server: Any
     thread: threading.Thread
+    counter: Counter
+    engine: Engine
 
     def stop(self) -> None:
         self.server.close()
         self.thread.join(timeout=10)
+        self.engine.dispose()
 
 
 def serve(settings: Settings) -> Server:
@@ -186,11 +225,12 @@ def serve(settings: Settings) -> Server:
     from web import create_app
 
     engine = make_engine(settings.database.url)
+    counter = Counter(engine)
     app = create_app(settings, make_sessionmaker(engine))
     server = create_server(app, host="127.0.0.1", port=0, threads=settings.web.threads, ident="crm-inbox-bench")
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
-    return Server(int(server.effective_port), server, thread)  # type: ignore[attr-defined]
+    return Server(int(server.effective_port), server, thread, counter, engine)
 
 
 # --- measurements ---
@@ -252,21 +292,35 @@ def sipgate_sequences(calls: int, contacts: int, seed: int) -> Iterator[list[dic
                {"event": "hangup", "cause": rng.choice(["normalClearing", "noAnswer", "busy"]), **base}]
 
 
-def measure_webhooks(port: int, contacts: int, calls: int, threads: int, run: int) -> tuple[float, int, float]:
-    """(events per second, events, p99 ms per POST) with ``threads`` clients."""
+@dataclass
+class WebhookResult:
+    events_per_s: float
+    events: int
+    p50: float
+    p99: float
+    statements: float  # per event, in the request
+    after_answer: float  # per event, after the answer (screen pops)
+    commits: float  # per event
+    server_cpu_ms: float  # per event
+
+
+def measure_webhooks(server: Server, contacts: int, calls: int, threads: int, run: int) -> WebhookResult:
+    """``calls`` sipgate calls (newCall + hangup) from ``threads`` clients."""
     per_thread = calls // threads
     latencies: list[float] = []
+    client_cpu: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(threads + 1)
 
     def client(index: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         mine = []
         barrier.wait()
+        cpu = time.thread_time()
         for sequence in sipgate_sequences(per_thread, contacts, seed=1000 * run + index):
-            for event in sequence:
-                body = urllib.parse.urlencode(event)
+            for posted in sequence:
+                body = urllib.parse.urlencode(posted)
                 started = time.perf_counter()
                 conn.request("POST", f"/api/v1/sipgate/{CTI_TOKEN}/in", body=body,
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -275,41 +329,48 @@ def measure_webhooks(port: int, contacts: int, calls: int, threads: int, run: in
                 mine.append((time.perf_counter() - started) * 1000)
                 if response.status != 200:
                     with lock:
-                        errors.append(f"{response.status} for {event}")
+                        errors.append(f"{response.status} for {posted}")
+        cpu = time.thread_time() - cpu
         conn.close()
         with lock:
             latencies.extend(mine)
+            client_cpu.append(cpu)
 
     workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
     for worker in workers:
         worker.start()
+    server.counter.reset()
     barrier.wait()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for worker in workers:
         worker.join()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     if errors:
         raise SystemExit(f"webhook errors: {errors[:3]} (+{len(errors) - 3 if len(errors) > 3 else 0} more)")
-    return len(latencies) / elapsed, len(latencies), percentile(latencies, 99)
+    events = len(latencies)
+    counter = server.counter
+    return WebhookResult(events / elapsed, events, percentile(latencies, 50), percentile(latencies, 99),
+                         counter.statements / events, counter.after_answer / events, counter.commits / events,
+                         1000 * (cpu - sum(client_cpu)) / events)
 
 
 # --- main ---
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10k and 100k contacts, fewer requests")
-    parser.add_argument("--postgres", metavar="URL", help="run against PostgreSQL (creates/drops bench_lookup)")
-    parser.add_argument("--requests", type=int, help="measured lookups per size (default 2000, quick 500)")
-    parser.add_argument("--calls", type=int, help="sipgate calls (2 events each) for the webhook part")
-    args = parser.parse_args()
-    small, big = 10_000, 100_000 if args.quick else 1_000_000
-    requests = args.requests or (500 if args.quick else 2000)
-    warmup = 100 if args.quick else 300
-    calls = args.calls or (400 if args.quick else 2000)
-    threads = 4
+@dataclass
+class DatabaseRun:
+    version: str
+    fill_small: float
+    fill_big: float
+    at_small: LookupResult | None
+    at_big: LookupResult | None
+    webhooks: WebhookResult | None
+    stored_calls: int
 
-    tmp = Path(tempfile.mkdtemp(prefix="crm-bench-lookup-"))
-    database = Database(tmp, args.postgres)
+
+def run_database(tmp: Path, postgres: str | None, small: int, big: int, requests: int, warmup: int, calls: int,
+                 parts: set[str]) -> DatabaseRun:
+    threads = 4
+    database = Database(tmp, postgres)
     server: Server | None = None
     try:
         settings = replace(Settings(), service={"instance_dir": str(tmp / "instance")},
@@ -325,8 +386,10 @@ def main() -> int:
         progress(f"{database.version}: filling {small:,} contacts")
         fill_small = fill(engine, 0, small)
         server = serve(settings)
-        progress(f"serving on 127.0.0.1:{server.port}; {requests:,} lookups")
-        at_small = measure_lookups(server.port, token, small, requests, warmup, seed=1)
+        at_small = at_big = None
+        if "lookups" in parts:
+            progress(f"serving on 127.0.0.1:{server.port}; {requests:,} lookups")
+            at_small = measure_lookups(server.port, token, small, requests, warmup, seed=1)
 
         progress(f"filling up to {big:,} contacts")
         fill_big = fill(engine, small, big)
@@ -334,12 +397,15 @@ def main() -> int:
             counted = conn.execute(select(func.count()).select_from(ContactPhone)).scalar_one()
         if counted != big:
             raise SystemExit(f"expected {big} phones, found {counted}")
-        progress(f"{requests:,} lookups at {big:,}")
-        at_big = measure_lookups(server.port, token, big, requests, warmup, seed=2)
+        if "lookups" in parts:
+            progress(f"{requests:,} lookups at {big:,}")
+            at_big = measure_lookups(server.port, token, big, requests, warmup, seed=2)
 
-        progress(f"webhooks: {calls:,} sipgate calls from {threads} threads")
-        measure_webhooks(server.port, big, max(threads * 10, calls // 10), threads, run=1)  # warm-up
-        events_per_s, events, post_p99 = measure_webhooks(server.port, big, calls, threads, run=2)
+        webhooks = None
+        if "webhooks" in parts:
+            progress(f"webhooks: {calls:,} sipgate calls from {threads} threads")
+            measure_webhooks(server, big, max(threads * 10, calls // 10), threads, run=1)  # warm-up
+            webhooks = measure_webhooks(server, big, calls, threads, run=2)
         with engine.connect() as conn:
             stored_calls = conn.execute(select(func.count()).select_from(Call)).scalar_one()
         engine.dispose()
@@ -347,30 +413,86 @@ def main() -> int:
         if server is not None:
             server.stop()
         database.close()
+    return DatabaseRun(database.version, fill_small, fill_big, at_small, at_big, webhooks, stored_calls)
+
+
+def _verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"
+
+
+def cells(run: DatabaseRun, small: int, big: int) -> dict[str, str]:
+    """One database's column of the table, by figure."""
+    out = {"figure": run.version.split(" (")[0], f"fill {small:,} contacts": f"{run.fill_small:.1f} s",
+           f"fill to {big:,} contacts": f"{run.fill_big:.1f} s"}
+    if run.at_small is not None and run.at_big is not None:
+        for result in (run.at_small, run.at_big):
+            out[f"lookup p50 / p95 / p99 at {result.contacts:,}"] = (
+                f"{result.p50:.1f} / {result.p95:.1f} / {result.p99:.1f} ms")
+        ratio = run.at_big.p99 / run.at_small.p99
+        out[f"lookup p99 at {big:,}"] = f"{run.at_big.p99:.2f} ms {_verdict(run.at_big.p99 < 10)}"
+        out[f"lookup p99 {big:,} / {small:,}"] = f"{ratio:.2f}× {_verdict(ratio <= 1.5)}"
+    hooks = run.webhooks
+    if hooks is not None:
+        out["webhooks, 4 threads"] = f"{hooks.events_per_s:,.0f} events/s {_verdict(hooks.events_per_s >= 200)}"
+        out["webhook p50 / p99 per POST"] = f"{hooks.p50:.1f} / {hooks.p99:.1f} ms {_verdict(hooks.p99 <= 100)}"
+        out["statements per event (request)"] = f"{hooks.statements:.2f}"
+        out["statements per event (after answer)"] = f"{hooks.after_answer:.2f}"
+        out["commits per event"] = f"{hooks.commits:.2f}"
+        out["server CPU per event"] = f"{hooks.server_cpu_ms:.2f} ms"
+        out["events measured"] = f"{hooks.events:,} ({run.stored_calls:,} calls)"
+    return out
+
+
+TARGETS = {"lookup p99 at": "< 10 ms", "lookup p99 1": "≤ 1.5×", "webhooks, 4 threads": "≥ 200 events/s",
+           "webhook p50 / p99": "p99 ≤ 100 ms", "statements per event (after": "screen pops, not waited for",
+           "events measured": "calls stored incl. warm-up", "figure": "target"}
+
+
+def table(runs: list[DatabaseRun], small: int, big: int) -> list[tuple[str, ...]]:
+    """One row per figure: its name, one column per database, the target."""
+    columns = [cells(run, small, big) for run in runs]
+    rows = []
+    for figure in columns[0]:
+        target = next((t for start, t in TARGETS.items() if figure.startswith(start)), "")
+        if figure == f"fill to {big:,} contacts" and big == 1_000_000:
+            target = "< 180 s"
+        rows.append((figure, *(column.get(figure, "") for column in columns), target))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10k and 100k contacts, fewer requests")
+    parser.add_argument("--postgres", default=DEFAULT_PG_URL, metavar="URL",
+                        help="the PostgreSQL server to use (creates/drops bench_lookup there)")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--only", action="append", choices=("lookups", "webhooks"), help="run only these parts")
+    parser.add_argument("--requests", type=int, help="measured lookups per size (default 2000, quick 500)")
+    parser.add_argument("--calls", type=int, help="sipgate calls (2 events each) for the webhook part")
+    args = parser.parse_args()
+    small, big = 10_000, 100_000 if args.quick else 1_000_000
+    requests = args.requests or (500 if args.quick else 2000)
+    warmup = 100 if args.quick else 300
+    calls = args.calls or (400 if args.quick else 2000)
+    parts = set(args.only or ("lookups", "webhooks"))
+
+    tmp = Path(tempfile.mkdtemp(prefix="crm-bench-lookup-"))
+    setup_logging(tmp / "service.log")
+    runs = []
+    try:
+        for postgres in [None] + ([] if args.no_postgres else [args.postgres]):
+            runs.append(run_database(tmp, postgres, small, big, requests, warmup, calls, parts))
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ratio = at_big.p99 / at_small.p99
-    rows = [
-        ("database", database.version, ""),
-        (f"fill {small:,} contacts", f"{fill_small:.1f} s", ""),
-        (f"fill to {big:,} contacts", f"{fill_big:.1f} s", "target < 180 s" if big == 1_000_000 else ""),
-    ]
-    for result in (at_small, at_big):
-        rows.append((f"lookup p50 / p95 / p99 at {result.contacts:,}",
-                     f"{result.p50:.2f} / {result.p95:.2f} / {result.p99:.2f} ms",
-                     f"{result.requests:,} requests, mean {result.mean:.2f} ms, {result.known_ok} found, "
-                     f"{result.unknown_404} unknown"))
-    rows.append((f"p99 at {big:,} (target < 10 ms)", f"{at_big.p99:.2f} ms",
-                 "OK" if at_big.p99 < 10 else "MISSED"))
-    rows.append((f"p99 {big:,} / {small:,} (target ≤ 1.5×)", f"{ratio:.2f}×", "OK" if ratio <= 1.5 else "MISSED"))
-    rows.append((f"webhooks, {threads} threads", f"{events_per_s:,.0f} events/s",
-                 f"{events:,} events ({stored_calls:,} calls stored incl. warm-up), p99 {post_p99:.1f} ms/POST"))
-    width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    print(f"\nCRM Inbox lookup benchmark{' (quick)' if args.quick else ''}")
-    print("-" * (width + value_width + 40))
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>{value_width}}  {note}")
+    rows = table(runs, small, big)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print(f"\nCRM Inbox lookup and webhook benchmark{' (quick)' if args.quick else ''}, {os.cpu_count()} CPUs, "
+          f"load {os.getloadavg()[0]:.1f}")
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("-" * (sum(widths) + 2 * len(widths)))
     return 0
 
 
