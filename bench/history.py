@@ -14,7 +14,7 @@ statements and commits it sends (SQLAlchemy events): statements and commits per 
 does not depend on what else runs on the machine.
 
 Run from the repository root: ``.venv/bin/python bench/history.py [--quick] [--messages N] [--no-postgres]
-[--postgres URL] [--processes N] [--statements] [--json]``. PostgreSQL uses its own database
+[--postgres URL] [--processes N] [--statements [--profile]] [--json]``. PostgreSQL uses its own database
 ``bench_history`` (created and dropped here; ``test`` is never touched), so it cannot collide with another
 benchmark's ``bench``.
 """
@@ -267,31 +267,50 @@ def write_config(path: Path, url: str, instance: Path, processes: int | None) ->
     path.write_text("\n".join(lines) + "\n")
 
 
-def counted_main(out: str, argv: list[str]) -> int:
-    """The command in this process, counting SQL statements (by their first word) and commits."""
+def counted_main(out: str, argv: list[str], profile: bool = False) -> int:
+    """The command in this process, counting SQL statements (by their first word) and commits; with
+    ``profile``, under cProfile too (the report beside the counts)."""
+    import cProfile
+    import io
+    import pstats
+
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
     from crm_inbox.cli import main
 
     counts: Counter[str] = Counter()
+    texts: Counter[str] = Counter()
 
     def statement(conn: Any, cursor: Any, text: str, params: Any, context: Any, executemany: bool) -> None:
         counts["statements"] += 1
         counts[text.lstrip().split(None, 1)[0].upper()] += 1
+        texts[" ".join(text.split())[:150]] += 1
 
     def commit(conn: Any) -> None:
         counts["commits"] += 1
 
     event.listen(Engine, "before_cursor_execute", statement)
     event.listen(Engine, "commit", commit)
+    # CPU time, not wall-clock: what the command itself costs, however busy the machine (and the server) is.
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    if profiler:
+        profiler.enable()
     code = main(argv)
+    if profiler:
+        profiler.disable()
+        buf = io.StringIO()
+        stats = pstats.Stats(profiler, stream=buf)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(50)
+        Path(out + ".profile").write_text(buf.getvalue().replace(str(ROOT) + "/", ""))
     Path(out).write_text(json.dumps(counts))
+    Path(out + ".texts").write_text(json.dumps(texts.most_common(25)))
     return code
 
 
 def run_backend(databases: Any, history: History, mbox: Path, messages: int, tmp: Path, processes: int | None,
-                statements: bool) -> dict[str, Any]:
+                statements: bool, profile: bool = False) -> dict[str, Any]:
     url = databases.fresh()
     engine = make_engine(url)
     try:
@@ -301,8 +320,8 @@ def run_backend(databases: Any, history: History, mbox: Path, messages: int, tmp
         counts_file = tmp / "counts.json"
         command = [sys.executable, "-m", "crm_inbox", "--config", str(config), "ingest", str(mbox)]
         if statements:
-            command = [sys.executable, str(Path(__file__).resolve()), "--counted-run", str(counts_file), "--",
-                       *command[3:]]
+            command = [sys.executable, str(Path(__file__).resolve()), "--profiled-run" if profile else "--counted-run",
+                       str(counts_file), "--", *command[3:]]
         progress(f"{databases.name}: crm-inbox ingest of {messages} messages")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
@@ -335,13 +354,17 @@ def run_backend(databases: Any, history: History, mbox: Path, messages: int, tmp
         result["commits_per_message"] = counted["commits"] / messages
         result["statement_kinds"] = {k: round(v / messages, 2) for k, v in counted.items()
                                      if k not in ("statements", "commits")}
+        result["frequent_statements"] = [(round(n / messages, 3), text) for text, n in
+                                         json.loads(Path(str(counts_file) + ".texts").read_text())]
+        if profile:
+            result["profile"] = Path(str(counts_file) + ".profile").read_text()
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--counted-run"]:
-        return counted_main(argv[1], argv[3:])
+    if argv[:1] in (["--counted-run"], ["--profiled-run"]):
+        return counted_main(argv[1], argv[3:], profile=argv[0] == "--profiled-run")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=TARGET_MESSAGES, help="mails in the mbox (default 100,000)")
     parser.add_argument("--quick", action="store_true", help="5,000 mails")
@@ -350,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="[worker] processes for the command (default: the configuration's default)")
     parser.add_argument("--statements", action="store_true",
                         help="count SQL statements and commits per message (runs with [worker] processes = 1)")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --statements: cProfile the command too and print the report")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--postgres", default=DEFAULT_PG_URL, metavar="URL",
                         help=f"PostgreSQL server (database 'bench_history'; default {DEFAULT_PG_URL})")
@@ -375,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.no_sqlite and databases.name == "SQLite":
                     continue
                 results[databases.name] = run_backend(databases, history, mbox, messages, tmp, args.processes,
-                                                      args.statements)
+                                                      args.statements or args.profile, args.profile)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
@@ -406,6 +431,14 @@ def print_table(results: dict[str, Any], messages: int) -> int:
     for n in names:
         if "statement_kinds" in results[n]:
             print(f"  {n} statements per message: {results[n]['statement_kinds']}")
+    for n in names:
+        if "frequent_statements" in results[n]:
+            print(f"  {n}, the most frequent statements (per message):")
+            for per_message, text in results[n]["frequent_statements"]:
+                print(f"    {per_message:6.3f}  {text}")
+    for n in names:
+        if "profile" in results[n]:
+            print(f"  {n}, cProfile of the command:\n{results[n]['profile']}")
     met = None
     if "PostgreSQL" in results:
         pg = results["PostgreSQL"]
