@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from crm_inbox.db import unit_of_work
+from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import (
     Contact,
     ContactEmail,
@@ -36,6 +37,7 @@ from crm_inbox.models import (
     TicketState,
     utcnow,
 )
+from crm_inbox.pipeline.runner import process
 from crm_inbox.runtime import Service
 from crm_inbox.staff.service import add_staff
 from crm_inbox.tickets import service as ticket_service
@@ -423,6 +425,17 @@ def test_an_auto_reply_joins_its_ticket_but_changes_nothing(crm):
     assert crm.ticket(ticket.id).state == TicketState.PENDING  # not reopened by a robot
     assert crm.interaction(ooo_id).ticket_id == ticket.id
     assert crm.events(ticket.id)[-1].kind == "automatic_reply"
+
+
+def test_an_import_of_old_support_mail_opens_every_request_of_one_customer(database_url, tmp_instance, factory):
+    # Ten years of a customer's requests are imported within minutes: that is history, not a mail loop.
+    settings = make_settings(database_url, tmp_instance, tickets={"loop_max_tickets": 3, "loop_window_minutes": 30})
+    ids = [store(factory, customer_mail(f"Störung Anlage {n}")[0],
+                 Envelope(rcpt_to=(SUPPORT,), source="file")).inbound_id for n in range(6)]
+    for inbound_id in ids:
+        process(factory, settings, inbound_id)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 6
 
 
 def test_the_loop_limit_stops_new_tickets_from_one_sender(database_url, tmp_instance):

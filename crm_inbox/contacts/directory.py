@@ -71,7 +71,7 @@ class Directory:
                 if cached is not None:
                     self._staff = cached
                     return cached
-            rows = self.session.execute(_STAFF).all()
+            rows = self.session.connection().execute(_STAFF).all()
             self._staff = {email.lower(): staff_id for email, staff_id in rows}
             if self.staff_version is not None:
                 with _STAFF_CACHE_GUARD:
@@ -92,7 +92,7 @@ class Directory:
         wanted = sorted({e.lower() for e in emails if e})
         found: dict[str, list[int]] = defaultdict(list)
         if wanted:
-            rows = self.session.execute(_BY_EMAIL, {"emails": wanted}).all()
+            rows = self.session.connection().execute(_BY_EMAIL, {"emails": wanted}).all()
             for email, contact_id, name, company_id, owner_id in rows:
                 self._refs[contact_id] = ContactRef(contact_id, name, company_id, owner_id)
                 if contact_id not in found[email]:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 IN_FLIGHT_PER_WORKER = 4  # enough that a worker never waits for its next id, few enough to share out a burst
+NICENESS = 10
 MAX_DEFERRALS = 10  # a reply whose original stays waiting (it failed elsewhere) is processed anyway after this
 
 
@@ -140,18 +141,25 @@ class ProcessPool:
         """Process ``ids`` (in order of arrival) across the workers; yields each outcome as it comes.
         ``before_each`` runs before a message is handed out (the service lets a burst of SMTP go first)."""
         self._ensure_workers()
-        waiting: deque[tuple[int, int]] = deque((i, 0) for i in ids)  # (id, times deferred)
+        # Taken from ``ids`` only as workers have room: an import stores the next batch while this one is
+        # processed, and a generator that raises stops the run here.
+        source = iter(ids)
+        waiting: deque[tuple[int, int]] = deque()  # (id, times deferred) handed back or taken ahead
         parked: list[tuple[int, int]] = []  # replies waiting for a message another worker has now
         deferrals: dict[int, int] = {}
         selector = selectors.DefaultSelector()
         for worker in self._workers:
             selector.register(worker.stdout, selectors.EVENT_READ, worker)
         try:
-            while waiting or parked or any(w.in_flight for w in self._workers):
-                if not any(w.in_flight for w in self._workers) and not waiting:
+            while True:
+                self._hand_out(source, waiting, before_each)
+                busy = any(w.in_flight for w in self._workers)
+                if not busy and not waiting:
+                    if not parked:
+                        break  # everything given out has come back and ``ids`` is exhausted
                     waiting.extend(parked)  # nothing left that they could wait for
                     parked.clear()
-                self._hand_out(waiting, before_each)
+                    continue
                 for key, _ in selector.select():
                     ready: _Worker = key.data
                     for outcome in self._answers(ready, selector):
@@ -167,9 +175,15 @@ class ProcessPool:
         finally:
             selector.close()
 
-    def _hand_out(self, waiting: deque[tuple[int, int]], before_each: Callable[[], None] | None) -> None:
+    def _hand_out(self, source: Iterator[int], waiting: deque[tuple[int, int]],
+                  before_each: Callable[[], None] | None) -> None:
         for worker in sorted((w for w in self._workers if w.alive), key=lambda w: len(w.in_flight)):
-            while waiting and len(worker.in_flight) < IN_FLIGHT_PER_WORKER:
+            while len(worker.in_flight) < IN_FLIGHT_PER_WORKER:
+                if not waiting:
+                    following = next(source, None)
+                    if following is None:
+                        return
+                    waiting.append((following, 0))
                 if before_each is not None:
                     before_each()
                 inbound_id, times = waiting.popleft()
@@ -234,6 +248,9 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         return
     config = json.loads(first)
     settings: Settings = pickle.loads(base64.b64decode(config["settings"]))
+    # Below the service's own threads: accepting mail (a sender waits for the 250) and pages (a person waits)
+    # come first; a backlog takes the CPU time they leave.
+    os.nice(NICENESS)
     logging.basicConfig(level=config["log_level"], format=LOG_FORMAT)
     # One connection for the worker's life, no ping: a dropped connection fails one message with a database
     # error, which leaves it received for the sweep, and SQLAlchemy reconnects for the next.

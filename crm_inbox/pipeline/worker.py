@@ -127,7 +127,9 @@ class Worker:
     def _pool_run(self, ids: list[int]) -> Iterable[Outcome]:
         if self._pool is None:
             self._pool = ProcessPool(self.settings, self._processes)
-        return self._pool.run(ids, before_each=self._give_way)
+        # No giving way to an SMTP burst here: the worker processes run at a lower priority (pool.NICENESS), so
+        # they use what CPU the listener leaves instead of waiting for the burst to end.
+        return self._pool.run(ids)
 
     def _database_failed(self) -> float:
         """A message stayed received because the database failed: the pause until the next sweep (1 s after

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from crm_inbox import audit, events, outbox
 from crm_inbox.config import Settings
@@ -70,7 +70,12 @@ def _create(session: Session, *, rule_key: str | None = None, **values: Any) -> 
         session.flush()
     else:
         new_id = insert_ignoring_conflicts(session, Reminder.__table__, row, ["rule_key"])
-        reminder = session.get(Reminder, new_id) if new_id is not None else None
+        reminder = None
+        if new_id is not None:
+            # The row as written, without reading it back (columns not in ``row`` load if ever used).
+            reminder = Reminder(id=new_id, **row)
+            make_transient_to_detached(reminder)
+            session.add(reminder)
     if reminder is not None:
         _on_timeline(session, reminder, "set", values.get("created_by_id"), reminder.note)
     return reminder
@@ -107,14 +112,16 @@ def _on_timeline(session: Session, reminder: Reminder, event: str, by: int | Non
 
 # --- rules ---
 
-def after_call(session: Session, settings: Settings, call: Call) -> None:
+def after_call(session: Session, settings: Settings, call: Call, who: str | None = None) -> None:
     """A missed call owes a call-back: a reminder for whom it rang (the team if unknown). If a late event
-    shows it was answered after all, the reminder goes again."""
+    shows it was answered after all, the reminder goes again. ``who``: the caller as the calls service found
+    them ("Klaus Müller (Müller GmbH)"), which saves reading contact and company again."""
     if call.callback_needed:
         if not settings.reminders.missed_call_callback:
             return
         when = call.ended_at or call.started_at or utcnow()
-        who = _contact_label(session, call.contact_id, call.company_id) or call.remote_e164 or "unknown number"
+        who = (who or _contact_label(session, call.contact_id, call.company_id) or call.remote_e164
+               or "unknown number")
         _create(session, rule_key=f"{MISSED_CALL}:{call.id}", reason=MISSED_CALL, title=f"Call back {who}",
                 due_at=when + timedelta(minutes=settings.reminders.missed_call_callback_minutes),
                 note=f"Missed call from {call.remote_e164 or call.from_raw} at {_local(settings, when)}",

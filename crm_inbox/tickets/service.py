@@ -192,7 +192,10 @@ def file_mail(session: Session, settings: Settings, facts: MailFacts, interactio
     why_not = policy.why_no_new_ticket(facts)
     if why_not is not None:
         return Filed(None, f"no ticket: {why_not}" if why_not else None)
-    if facts.sender and policy.is_loop(_recent_tickets(session, cfg.loop_window_minutes, facts.sender), cfg):
+    # An import of old mail is never a loop (nothing of it is answered), though ten years of a customer's
+    # requests open their tickets within minutes.
+    if facts.sender and not facts.imported and policy.is_loop(
+            _recent_tickets(session, cfg.loop_window_minutes, facts.sender), cfg):
         log.warning("interaction %s: suspected mail loop from %s: more than %d tickets in %d minutes; no ticket",
                     interaction.id, facts.sender, cfg.loop_max_tickets, cfg.loop_window_minutes)
         return Filed(None, f"no ticket: suspected mail loop from {facts.sender}")

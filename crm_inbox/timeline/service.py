@@ -87,19 +87,21 @@ def record_interaction(
         "ticket_id": None,
         "attribution_reason": reason, "details": details or {}, "created_by_id": created_by_id,
         "created_at": utcnow()}
-    interaction_id = session.execute(_INSERT_INTERACTION, {
+    session.flush()  # what the rows below refer to (a new lead, a company) is written first
+    connection = session.connection()  # Core: the ORM's execution path would cost more than the statements
+    interaction_id = connection.execute(_INSERT_INTERACTION, {
         **values, "kind": kind.value, "direction": direction.value}).scalar_one()
     links = {contact.id: role for contact, role in reversed(contacts)}  # the first role given wins
     if links:
-        session.execute(insert(InteractionContact.__table__), [
+        connection.execute(insert(InteractionContact.__table__), [
             {"interaction_id": interaction_id, "contact_id": cid, "occurred_at": occurred_at, "role": role}
             for cid, role in links.items()])
     if staff_ids:
-        session.execute(insert(InteractionStaff.__table__), [
+        connection.execute(insert(InteractionStaff.__table__), [
             {"interaction_id": interaction_id, "staff_id": sid, "role": "participant"}
             for sid in dict.fromkeys(staff_ids)])
     for filename, content_type, content in attachments:
-        session.execute(insert(Attachment.__table__), {
+        connection.execute(insert(Attachment.__table__), {
             "interaction_id": interaction_id, "filename": filename, "content_type": content_type[:255],
             "size": len(content), "sha256": hashlib.sha256(content).hexdigest(), "content": content})
     # What other systems hear: who and when, never the text (they ask the API for that, with a token).
