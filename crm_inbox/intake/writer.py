@@ -112,7 +112,7 @@ def serve(inp: int, out: BinaryIO) -> None:
         isolation_level="AUTOCOMMIT")
     answers = _Answers(out)
     idle: queue.SimpleQueue[_Committer] = queue.SimpleQueue()
-    committers = [_Committer(engine, answers, idle) for _ in range(count)]
+    committers = [_Committer(engine, answers, idle, threaded=count > 1) for _ in range(count)]
     try:
         while (item := frames.next(block=True)) is not None:
             committer = idle.get()  # while every committer is busy, more mail gathers in the pipe
@@ -120,7 +120,7 @@ def serve(inp: int, out: BinaryIO) -> None:
             while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and (item := frames.next(block=False)):
                 batch.append(item)
                 size += len(item[1])
-            committer.jobs.put(batch)
+            committer.hand(batch)
     finally:
         for committer in committers:
             committer.stop()
@@ -142,44 +142,63 @@ class _Answers:
 
 
 class _Committer:
-    """A thread with its own connection that commits the batches handed to it, one at a time.
+    """Its own connection, committing the batches handed to it one at a time: in a thread of its own when
+    there are several, else in the writer's loop (a thread would only add a hand-over per batch).
 
-    Why more than one on PostgreSQL: a durable commit there waits ~1-2 ms for the WAL's fsync, and mail that
-    arrives meanwhile would wait for it and only then be sent. A second connection sends its batch at once:
-    the server does its insert while the other commit is on its way to disk, and its own flush follows right
-    after. SQLite takes one writer at a time: one committer there."""
+    Why several on PostgreSQL: a durable commit there waits ~1-2 ms for the WAL's fsync, and mail that arrives
+    meanwhile would wait for it and only then be sent. A second connection sends its batch at once: the server
+    does its insert while the other commit is on its way to disk, and its own flush follows right after.
+    SQLite takes one writer at a time: one committer there."""
 
-    def __init__(self, engine: Engine, answers: _Answers, idle: queue.SimpleQueue[_Committer]) -> None:
+    def __init__(self, engine: Engine, answers: _Answers, idle: queue.SimpleQueue[_Committer], threaded: bool) -> None:
         self.engine = engine
         self.answers = answers
         self.idle = idle
-        self.jobs: queue.SimpleQueue[list[tuple[dict[str, Any], bytes]] | None] = queue.SimpleQueue()
         self.connection: Connection | None = None
-        self.thread = threading.Thread(target=self._run, name="crm-inbox-intake-commit", daemon=True)
-        self.thread.start()
+        self.jobs: queue.SimpleQueue[list[tuple[dict[str, Any], bytes]] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        if threaded:
+            self.thread = threading.Thread(target=self._run, name="crm-inbox-intake-commit", daemon=True)
+            self.thread.start()
         idle.put(self)
+
+    def hand(self, batch: list[tuple[dict[str, Any], bytes]]) -> None:
+        if self.thread is None:
+            self._commit_and_answer(batch)
+        else:
+            self.jobs.put(batch)
 
     def _run(self) -> None:
         try:
             while (batch := self.jobs.get()) is not None:
-                self.answers.send(batch, self._commit([(raw, Envelope(**meta["envelope"])) for meta, raw in batch]))
-                self.idle.put(self)
+                self._commit_and_answer(batch)
         except BaseException:  # e.g. stdout broken: the writer ends, and the listener answers 451 for the rest
             log.exception("intake writer: a committer failed; the writer ends")
             sys.stderr.flush()
             os._exit(70)
-        if self.connection is not None:
-            self.connection.close()
+        self._close()
 
-    def _commit(self, items: list[tuple[bytes, Envelope]]) -> list[Accepted | Exception]:
+    def _commit_and_answer(self, batch: list[tuple[dict[str, Any], bytes]]) -> None:
+        items = [(raw, Envelope(**meta["envelope"])) for meta, raw in batch]
+        outcomes: list[Accepted | Exception]
         try:
             self.connection = self.connection or self.engine.connect()
         except Exception as exc:  # the database is down: 451 for these, try again with the next batch
-            return [exc] * len(items)
-        return commit_batch(self.connection, items)
+            outcomes = [exc] * len(items)
+        else:
+            outcomes = commit_batch(self.connection, items)
+        self.answers.send(batch, outcomes)
+        self.idle.put(self)
+
+    def _close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
 
     def stop(self) -> None:
         """Commit and answer what was handed over, then close the connection."""
+        if self.thread is None:
+            self._close()
+            return
         self.jobs.put(None)
         self.thread.join()
 
