@@ -318,6 +318,7 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
     """Store the messages in batches (one commit each; a re-run finds what is stored by its content hash and
     processes what an interrupted run left unprocessed), process them with ``pipeline.pool.process_all`` as
     they are stored, and report each message in the order read, with its final state."""
+    import queue
     from collections import deque
     from collections.abc import Iterator
 
@@ -373,7 +374,7 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
             outcomes[outcome.inbound_id] = outcome
             report_ready()
 
-    def stored_ids() -> Iterator[int]:
+    def stored_batches() -> Iterator[list[int]]:
         for batch in batches(read_messages(paths)):
             results = commit_batch(engine, [(raw, envelope) for _, raw in batch])
             for (label, _), stored in zip(batch, results, strict=True):
@@ -399,13 +400,46 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
                     unreported.append((label, stored, awaited))
                 report_ready()
             del batch, results  # hold one batch of raw mail at a time
-            yield from ids
+            yield ids
 
+    # Reading and storing run a few batches ahead in a thread of their own: the pool hands out ids without
+    # waiting for a batch's hashing and commit, and processing never waits for the disk.
+    ahead: queue.Queue[list[int] | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand_over(item: list[int] | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.5)  # bounded: never more than a few batches stored ahead
+                return
+            except queue.Full:
+                continue
+
+    def storing() -> None:
+        try:
+            for ids in stored_batches():
+                hand_over(ids)
+                if stop.is_set():
+                    return
+            hand_over(None)
+        except BaseException as exc:  # raised where the ids are taken, so the import stops with it
+            hand_over(exc)
+
+    def stored_ids() -> Iterator[int]:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+
+    storer = threading.Thread(target=storing, name="crm-inbox-ingest-store", daemon=True)
+    storer.start()
     try:
         process_all(settings, stored_ids(), on_outcome=ended)
     except UnreadableSource as exc:
         raise CliError(str(exc)) from None
     finally:
+        stop.set()
+        storer.join()
         engine.dispose()
     with lock:
         for _, stored, awaited in unreported:  # not reported by the pool (it stopped early): still waiting
