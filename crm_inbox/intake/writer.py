@@ -172,7 +172,9 @@ class _Committer:
         try:
             while (batch := self.jobs.get()) is not None:
                 self._commit_and_answer(batch)
-        except BaseException:  # e.g. stdout broken: the writer ends, and the listener answers 451 for the rest
+        except BrokenPipeError:  # the listener is gone (serve was killed): nobody waits for an answer any more
+            os._exit(0)
+        except BaseException:  # the writer ends, and the listener answers 451 for what it had not answered
             log.exception("intake writer: a committer failed; the writer ends")
             sys.stderr.flush()
             os._exit(70)
