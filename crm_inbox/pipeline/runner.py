@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, bindparam, case, exists, func, literal, select, update
+from sqlalchemy import ARRAY, Integer, Select, and_, any_, bindparam, case, exists, func, literal, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +40,11 @@ _OTHERS_WAITING = (select(func.aggregate_strings(_OTHERS.c.message_id, "\n"))
                    .where(_OTHERS.c.id.in_(bindparam("others", expanding=True)),
                           _OTHERS.c.state == InboundState.RECEIVED.value)
                    .scalar_subquery().label("others_waiting"))
+# PostgreSQL takes the list as one array parameter: one statement text whatever its length (prepared once).
+_OTHERS_WAITING_PG = (select(func.aggregate_strings(_OTHERS.c.message_id, "\n"))
+                      .where(_OTHERS.c.id == any_(bindparam("others", type_=ARRAY(Integer))),
+                             _OTHERS.c.state == InboundState.RECEIVED.value)
+                      .scalar_subquery().label("others_waiting"))
 _LOAD = select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS), _REUSED.label("message_id_reused"),
                _OTHERS_WAITING).where(_T.c.id == bindparam("id"))
 # PostgreSQL: one round trip brings what the first steps would each ask for (the raw bytes, the erasure and
@@ -54,7 +59,7 @@ RAW_WITH_ROW = 1 << 20
 _LOAD_PG = (select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS),
                    case((_T.c.size <= RAW_WITH_ROW, _T.c.raw), else_=None).label("raw"),
                    _REUSED.label("message_id_reused"),
-                   _ERASED.label("erased_copy"), staff_version(), _OTHERS_WAITING)
+                   _ERASED.label("erased_copy"), staff_version(), _OTHERS_WAITING_PG)
             .where(_T.c.id == bindparam("id")).with_for_update(of=_T))
 _CLAIM = (update(_T).where(_T.c.id == bindparam("row_id"), _T.c.state == InboundState.RECEIVED.value)
           .values(attempts=_T.c.attempts + 1))
