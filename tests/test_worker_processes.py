@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 from collections import Counter
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -18,6 +20,7 @@ from crm_inbox.pipeline.runner import process
 from crm_inbox.staff.service import add_staff
 from tests.conftest import CRM, SUPPORT
 from tests.mailfactory import make_mail
+from tests.serveproc import config_file, serve, wait_until
 
 
 def _store(factory, raw: bytes, to: str = CRM) -> int:
@@ -101,3 +104,52 @@ def test_a_staff_address_added_meanwhile_counts_as_staff_for_the_next_mail(setti
         # She wrote to a customer: outgoing, and the customer (not she) is the party.
         assert newest is not None and newest.direction.value == "out"
         assert newest.details["sender_email"] == "kunde@kunde.example"
+
+
+def _running(pid: int) -> bool:
+    try:  # a zombie (state Z) has ended; only its exit status waits to be collected
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _worker_processes_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        if parent == pid and b"crm_inbox.pipeline.pool" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_processes_a_burst_in_worker_processes_which_end_with_it_even_after_sigkill(database_url, factory,
+                                                                                         tmp_path):
+    config = config_file(tmp_path, "node", database_url, worker={"processes": 2, "backlog_for_processes": 5})
+    node = serve(config, tmp_path / "node.log")
+    try:
+        with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=60) as client:
+            for k in range(40):  # one session, back to back: a backlog builds up behind the listener
+                client.sendmail(f"kunde{k}@kunde{k}.example", [CRM],
+                                make_mail(sender=f"Kunde {k} <kunde{k}@kunde{k}.example>"))
+
+        def processed() -> bool:
+            with factory() as session:
+                return Counter(session.execute(select(InboundMessage.state)).scalars()) == {
+                    InboundState.PROCESSED: 40}
+        assert wait_until(processed, timeout=120)
+        workers = _worker_processes_of(node.proc.pid)
+        assert len(workers) == 2  # the burst went to two worker processes
+        node.kill()
+        node.proc.wait(30)
+        # Their input ends with serve: they exit by themselves, no stray processes stay behind.
+        assert wait_until(lambda: not any(_running(p) for p in workers), timeout=30)
+    finally:
+        if node.proc.poll() is None:
+            node.kill()

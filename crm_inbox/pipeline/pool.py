@@ -95,7 +95,10 @@ class _Worker:
 
     def read_lines(self) -> list[bytes] | None:
         """What the worker has written (whole lines); None when its output ended."""
-        chunk = os.read(self.stdout.fileno(), 1 << 16)
+        try:
+            chunk = os.read(self.stdout.fileno(), 1 << 16)
+        except (OSError, ValueError):  # closed by ``close`` from the stopping thread
+            return None
         if not chunk:
             return None
         self.buffer += chunk
@@ -111,6 +114,7 @@ class _Worker:
             log.error("worker process %s did not exit in %.0f s; killing it", self.proc.pid, timeout)
             self.proc.kill()
             self.proc.wait()
+        self.alive = False
         self.stdout.close()
 
 
@@ -124,6 +128,7 @@ class ProcessPool:
             {"settings": base64.b64encode(pickle.dumps(settings)).decode(),
              "log_level": logging.getLogger().getEffectiveLevel()}).encode()
         self._workers: list[_Worker] = []
+        self._closed = False
         self.deferred = 0  # replies handed back because their original was being processed (for benchmarks)
 
     def __enter__(self) -> ProcessPool:
@@ -133,6 +138,8 @@ class ProcessPool:
         self.close()
 
     def _ensure_workers(self) -> None:
+        if self._closed:  # stopping: a worker that ends is not replaced
+            return
         self._workers = [w for w in self._workers if w.alive]
         while len(self._workers) < self.processes:
             self._workers.append(_Worker(self._settings_line))
@@ -152,6 +159,8 @@ class ProcessPool:
             selector.register(worker.stdout, selectors.EVENT_READ, worker)
         try:
             while True:
+                if not any(w.alive for w in self._workers):
+                    return  # closed meanwhile (serve stops): what was not handed out stays received
                 self._hand_out(source, waiting, before_each)
                 busy = any(w.in_flight for w in self._workers)
                 if not busy and not waiting:
@@ -192,7 +201,7 @@ class ProcessPool:
                 try:
                     worker.send_line(json.dumps(
                         {"id": inbound_id, "others": others if times < MAX_DEFERRALS else []}).encode())
-                except OSError:  # the worker is gone; its answers (and this id) are settled by _answers
+                except (OSError, ValueError):  # the worker is gone (or closed): _answers settles what it had
                     waiting.appendleft((inbound_id, times))
                     break
                 worker.in_flight.append(inbound_id)
@@ -202,10 +211,12 @@ class ProcessPool:
         if lines is None:
             # The worker died: what it had stays received (its transaction never committed) for the next sweep.
             worker.alive = False
-            selector.unregister(worker.stdout)
+            with contextlib.suppress(KeyError, ValueError):  # already closed by ``close``
+                selector.unregister(worker.stdout)
             code = worker.proc.wait()
-            log.error("worker process %s ended (exit code %s) with %d message(s) unfinished", worker.proc.pid,
-                      code, len(worker.in_flight))
+            if not self._closed or worker.in_flight:  # (after ``close``, a worker ends when its input does)
+                log.error("worker process %s ended (exit code %s) with %d message(s) unfinished",
+                          worker.proc.pid, code, len(worker.in_flight))
             lost = [Outcome(i, None, error="the worker process ended", retry_soon=True) for i in worker.in_flight]
             worker.in_flight.clear()
             worker.stdout.close()
@@ -224,8 +235,8 @@ class ProcessPool:
 
     def close(self, timeout: float = 30.0) -> None:
         """Let each worker finish what it has, then exit."""
-        workers, self._workers = self._workers, []
-        for worker in workers:
+        self._closed = True
+        for worker in list(self._workers):
             worker.close(timeout)
 
 
