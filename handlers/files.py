@@ -18,6 +18,7 @@ def _is_maildir(path: Path) -> bool:
     return path.is_dir() and all((path / sub).is_dir() for sub in ("cur", "new"))
 
 
+_RELEASE_BYTES = 32 << 20
 _FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))', re.I)
 
@@ -129,6 +130,7 @@ def _mbox_spans(path: Path, data: mmap.mmap | None = None) -> Iterator[tuple[int
             yield from _mbox_spans(path, mapped)
         return
     start = 0 if data[:5] == b"From " else data.find(b"\nFrom ") + 1
+    released = 0
     while start or data[:5] == b"From ":
         line_end = data.find(b"\n", start)
         content = len(data) if line_end == -1 else line_end + 1  # the message begins after its From line
@@ -139,6 +141,12 @@ def _mbox_spans(path: Path, data: mmap.mmap | None = None) -> Iterator[tuple[int
         if not following:
             return
         start = following
+        if start - released >= _RELEASE_BYTES and hasattr(mmap, "MADV_DONTNEED"):
+            # What was read is given back: else the mapped pages count as this process's memory (RSS) up to
+            # the whole file, gigabytes for a mailbox with attachments (they stay in the page cache).
+            upto = start // mmap.PAGESIZE * mmap.PAGESIZE
+            data.madvise(mmap.MADV_DONTNEED, released, upto - released)
+            released = upto
 
 
 def batches(messages: Iterable[tuple[str, bytes]], max_messages: int = 200,
