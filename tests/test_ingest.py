@@ -8,6 +8,7 @@ import re
 import smtplib
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -336,3 +337,30 @@ def test_a_rerun_after_an_interrupted_import_processes_what_was_stored_but_not_p
     assert {line["state"] for line in lines} == {"processed"}
     assert states(factory) == {"processed": 220}
     assert sorted(crm_data(factory)["per_message"].values()) == [1] * 220
+
+
+def test_ingest_killed_mid_import_and_run_again_records_every_message_once(config_file, factory, tmp_path):
+    mails = [make_mail(subject=f"Frage {i}", sender=f"Kunde {i % 90} <kunde{i % 90}@example.com>")
+             for i in range(1000)]
+    path = write_mbox(tmp_path / "export.mbox", mails)
+    command = [sys.executable, "-m", "crm_inbox", "--config", str(config_file), "ingest", str(path)]
+
+    def stored() -> int:
+        with factory() as session:
+            return session.execute(select(func.count()).select_from(InboundMessage)).scalar_one()
+
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while stored() == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # polls for the first committed batch
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait(30)
+    assert stored() > 0 and states(factory).get("processed", 0) < len(mails)  # it died with work undone
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert states(factory) == {"processed": len(mails)}
+    data = crm_data(factory)
+    assert sorted(data["per_message"].values()) == [1] * len(mails)  # nothing lost, nothing recorded twice
+    assert data["contacts"] == 90  # one lead per sender, across the kill
