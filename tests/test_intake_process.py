@@ -108,12 +108,12 @@ def test_a_writer_started_while_the_database_is_unreachable_answers_451_and_then
         proxy.close()
 
 
-def waiting_for_a_lock(factory) -> bool:
-    """Does a PostgreSQL session of this database wait for a lock (the intake's INSERT, for the held row)?"""
+def blocked_by(factory, backend: int) -> bool:
+    """Does a PostgreSQL session wait for a lock that the session of ``backend`` (its pid) holds?"""
     with factory() as session:
         return bool(session.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )).scalar_one())
+            "SELECT count(*) FROM pg_stat_activity WHERE CAST(:backend AS integer) = ANY(pg_blocking_pids(pid))"),
+            {"backend": backend}).scalar_one())
 
 
 @pytest.mark.skipif(not os.environ.get(PG_URL_ENV), reason="needs PostgreSQL (SQLite takes one writer at a time)")
@@ -124,6 +124,7 @@ def test_a_commit_that_waits_holds_up_no_other_sessions_mail_and_its_message_is_
     with factory() as elsewhere:
         accept(elsewhere, raw, Envelope(mail_from="kunde@example.org", rcpt_to=(CRM,), source="smtp"))
         elsewhere.flush()
+        holder = elsewhere.execute(text("SELECT pg_backend_pid()")).scalar_one()
 
         def deliver() -> None:
             with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:
@@ -134,7 +135,7 @@ def test_a_commit_that_waits_holds_up_no_other_sessions_mail_and_its_message_is_
 
         waiting = threading.Thread(target=deliver)
         waiting.start()
-        assert wait_until(lambda: waiting_for_a_lock(factory), timeout=10, interval=0.01)
+        assert wait_until(lambda: blocked_by(factory, holder), timeout=10, interval=0.01)
         # Meanwhile other mail is committed and answered at once, not behind the waiting commit.
         send(service.smtp_port, make_mail(subject="another"))
         assert outcome == []
