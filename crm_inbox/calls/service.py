@@ -96,8 +96,8 @@ def _claim_statement(dialect: str) -> Any:
     match of the number the event names (as JSON), which the call needs next; SQLite asks in-process."""
     insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert_into(_CALLS).values({c: bindparam(c) for c in ("source", "call_id", *_NEW_CALL, "updated_at")})
-    stmt = stmt.on_conflict_do_update(index_elements=["source", "call_id"],
-                                      set_={"updated_at": stmt.excluded.updated_at})
+    # Setting a column to itself: the lock and the row, without changing it (a repeated event changes nothing).
+    stmt = stmt.on_conflict_do_update(index_elements=["source", "call_id"], set_={"updated_at": _CALLS.c.updated_at})
     if dialect != "postgresql":
         return stmt.returning(*_CALLS.c)
     return stmt.returning(*_CALLS.c, StaffDirectory.as_json().label("staff"), match_rows_as_json().label("matches"))
