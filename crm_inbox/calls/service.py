@@ -7,9 +7,8 @@ of events each time, so the same event twice changes nothing and late or out-of-
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -108,11 +107,6 @@ _WRITE_CALL = update(_CALLS).where(_CALLS.c.id == bindparam("call_pk")).values(
     {c: bindparam(c) for c in _COLUMNS if c not in ("id", "source", "call_id")})
 
 
-# Transitional: the reminders take the caller's label from us once they accept it (requested of their owner);
-# until then they read contact and company themselves.
-_AFTER_CALL_TAKES_WHO = "who" in inspect.signature(reminders.after_call).parameters
-
-
 @dataclass(frozen=True)
 class _Caller:
     """The person on the timeline line (``record_interaction`` needs only the id: no Contact is loaded)."""
@@ -145,8 +139,7 @@ def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple
     if call.state == CallState.ENDED and before["state"] != CallState.ENDED:
         _ended(session, call)
     if call.callback_needed or before["missed"]:  # else there is no call-back to owe or to cancel
-        after_call: Callable[..., None] = reminders.after_call
-        after_call(session, settings, call, **({"who": match.label} if _AFTER_CALL_TAKES_WHO else {}))
+        reminders.after_call(session, settings, call, who=match.label)
     if call.state == CallState.ENDED and call.answered_at is not None and call.remote_e164:
         _clear_callbacks(session, call)
     call.updated_at = now
