@@ -49,16 +49,21 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_seconds}
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
-        if not durable:
-            # Added to the URL's own ``?options=`` (a search_path, say), which connect_args would replace.
-            given = sa_url.query.get("options")
-            given = given if isinstance(given, str) else " ".join(given or ())
-            kwargs["connect_args"] = {"options": f"{given} -c synchronous_commit=off".strip()}
     engine = create_engine(sa_url, **kwargs)
+    if engine.dialect.name == "postgresql" and not durable:
+        # A SET per connection, not libpq's ``options``: that would override PGOPTIONS, a service file's
+        # options and the URL's own (a search_path), and PgBouncer refuses it.
+        event.listen(engine, "connect", _no_commit_wait)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", partial(_sqlite_pragmas, synchronous="FULL" if durable else "NORMAL",
                                                 busy_ms=int(busy_seconds * 1000)))
     return engine
+
+
+def _no_commit_wait(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cur:
+        cur.execute("SET synchronous_commit TO off")
+    dbapi_connection.commit()  # psycopg opened a transaction for the SET: end it, so the setting is the session's
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL", busy_ms: int = 30_000) -> None:

@@ -10,15 +10,16 @@ import smtplib
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
-from crm_inbox.db import unit_of_work
+from crm_inbox.db import make_engine, unit_of_work
 from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import Contact, ContactEmail, InboundMessage, InboundState, Interaction, Ticket
 from crm_inbox.pipeline.pool import ProcessPool, process_all
 from crm_inbox.pipeline.runner import process
 from crm_inbox.staff.service import add_staff
-from tests.conftest import CRM, SUPPORT
+from tests.conftest import CRM, PG_URL_ENV, SUPPORT
 from tests.mailfactory import make_mail
 from tests.serveproc import config_file, serve, wait_until
 
@@ -153,3 +154,51 @@ def test_serve_processes_a_burst_in_worker_processes_which_end_with_it_even_afte
     finally:
         if node.proc.poll() is None:
             node.kill()
+
+
+needs_row_locks = pytest.mark.skipif(not os.environ.get(PG_URL_ENV), reason="another node's row lock: PostgreSQL "
+                                     "(SQLite has one writer at a time); runs in the PostgreSQL pass")
+
+
+@needs_row_locks
+def test_a_reply_waits_for_its_original_however_long_another_message_holds_it_up(settings, factory, database_url):
+    # Another node holds the first message (its row lock): the worker that has it, and the original queued behind
+    # it, wait while the other worker gets through dozens of mails. The reply still lands in the original's ticket.
+    slow = _store(factory, make_mail(sender="Langsam <langsam@langsam.example>"))
+    original = _store(factory, make_mail(sender="Kundin <kundin@firma.example>", to=SUPPORT, subject="Störung",
+                                         message_id="<stoerung@firma.example>"), SUPPORT)
+    small = [_store(factory, make_mail(sender=f"Kunde {k} <k{k}@k{k}.example>")) for k in range(2)]
+    reply = _store(factory, make_mail(sender="Kundin <kundin@firma.example>", to=SUPPORT, subject="Re: Störung",
+                                      message_id="<nachtrag@firma.example>",
+                                      headers={"In-Reply-To": "<stoerung@firma.example>"}), SUPPORT)
+    more = [_store(factory, make_mail(sender=f"Kunde {k} <m{k}@m{k}.example>")) for k in range(60)]
+    holder = make_engine(database_url)
+    try:
+        with holder.connect() as conn, ProcessPool(settings, 2) as pool:
+            held = conn.begin()
+            conn.execute(select(InboundMessage.id).where(InboundMessage.id == slow).with_for_update())
+            for done, _ in enumerate(pool.run([slow, original, *small, reply, *more]), start=1):
+                if done == 50:
+                    held.rollback()  # the other node lets go
+            assert pool.deferred >= 1  # the reply was handed back while its original waited
+    finally:
+        holder.dispose()
+    with factory() as session:
+        tickets = session.execute(select(Ticket.id, func.count(Interaction.id)).join(
+            Interaction, Interaction.ticket_id == Ticket.id).where(Interaction.inbound_message_id.is_not(None))
+            .group_by(Ticket.id)).all()
+        assert [n for _, n in tickets] == [2]
+
+
+def test_two_messages_with_one_message_id_side_by_side_are_both_kept_and_flagged(settings, factory):
+    # Each worker has one copy at the same time: each flags itself, neither waits for the other's row.
+    ids = []
+    for k in range(20):
+        for variant in ("a", "b"):
+            ids.append(_store(factory, make_mail(sender=f"Kunde {k} <k{k}@firma{k}.example>", subject=f"Frage {k}",
+                                                 body=f"Text {variant}\n", message_id=f"<gleich-{k}@x.example>")))
+    outcomes = process_all(settings, ids, processes=2)
+    assert Counter(o.state for o in outcomes) == {InboundState.PROCESSED: 40}
+    with factory() as session:
+        flags = session.execute(select(InboundMessage.message_id_conflict)).scalars().all()
+        assert flags == [True] * 40

@@ -32,7 +32,7 @@ class InboundView:
     # Read with the row where that saves round trips (PostgreSQL); None: the step asks the database itself.
     raw: bytes | None = None
     erased_copy: bool | None = None  # a tombstone of erased mail has this Message-ID
-    message_id_reused: bool | None = None  # another stored message has this Message-ID with other content
+    message_id_reused: bool = False  # another stored message has this Message-ID with other content
 
 
 @dataclass

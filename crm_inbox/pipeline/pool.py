@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 IN_FLIGHT_PER_WORKER = 4  # enough that a worker never waits for its next id, few enough to share out a burst
 NICENESS = 10
-MAX_DEFERRALS = 10  # a reply whose original stays waiting (it failed elsewhere) is processed anyway after this
+MAX_DEFERRALS = 50  # a safety net: each deferral waits for one original's outcome, so a reply needs few
 
 
 def process_all(settings: Settings, ids: Iterable[int], *, processes: int | None = None,
@@ -152,7 +152,7 @@ class ProcessPool:
         # processed, and a generator that raises stops the run here.
         source = iter(ids)
         waiting: deque[tuple[int, int]] = deque()  # (id, times deferred) handed back or taken ahead
-        parked: list[tuple[int, int]] = []  # replies waiting for a message another worker has now
+        parked: dict[int, list[tuple[int, int]]] = {}  # replies by the id of the original they wait for
         deferrals: dict[int, int] = {}
         selector = selectors.DefaultSelector()
         for worker in self._workers:
@@ -166,20 +166,24 @@ class ProcessPool:
                 if not busy and not waiting:
                     if not parked:
                         break  # everything given out has come back and ``ids`` is exhausted
-                    waiting.extend(parked)  # nothing left that they could wait for
+                    for replies in parked.values():  # nothing left that they could wait for
+                        waiting.extend(replies)
                     parked.clear()
                     continue
                 for key, _ in selector.select():
                     ready: _Worker = key.data
                     for outcome in self._answers(ready, selector):
-                        if outcome.deferred:
+                        if outcome.waits_for is not None:
                             self.deferred += 1
                             deferrals[outcome.inbound_id] = deferrals.get(outcome.inbound_id, 0) + 1
-                            parked.append((outcome.inbound_id, deferrals[outcome.inbound_id]))
+                            reply = (outcome.inbound_id, deferrals[outcome.inbound_id])
+                            if any(outcome.waits_for in w.in_flight for w in self._workers):
+                                parked.setdefault(outcome.waits_for, []).append(reply)
+                            else:  # its original ended meanwhile
+                                waiting.appendleft(reply)
                             continue
-                        if parked:  # something ended: what waited for it may go now, first
-                            waiting.extendleft(reversed(parked))
-                            parked.clear()
+                        # Replies that waited for this one go next.
+                        waiting.extendleft(reversed(parked.pop(outcome.inbound_id, [])))
                         yield outcome
         finally:
             selector.close()

@@ -12,7 +12,22 @@ from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from sqlalchemy import ARRAY, Integer, Select, and_, any_, bindparam, case, exists, func, literal, select, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,12 +51,13 @@ _REUSED = exists().where(_OTHER.c.message_id == _T.c.message_id, _OTHER.c.conten
 # The Message-IDs of messages other workers are processing right now (``others``) and that are not done yet: a
 # reply to one of them waits for it (see ``process``). Read with the row, so a worker pays no round trip for it.
 _OTHERS = _T.alias("others")
-_OTHERS_WAITING = (select(func.aggregate_strings(_OTHERS.c.message_id, "\n"))
+_OTHER_PAIR = cast(_OTHERS.c.id, String) + literal(" ") + _OTHERS.c.message_id  # "id message-id"
+_OTHERS_WAITING = (select(func.aggregate_strings(_OTHER_PAIR, "\n"))
                    .where(_OTHERS.c.id.in_(bindparam("others", expanding=True)),
                           _OTHERS.c.state == InboundState.RECEIVED.value)
                    .scalar_subquery().label("others_waiting"))
 # PostgreSQL takes the list as one array parameter: one statement text whatever its length (prepared once).
-_OTHERS_WAITING_PG = (select(func.aggregate_strings(_OTHERS.c.message_id, "\n"))
+_OTHERS_WAITING_PG = (select(func.aggregate_strings(_OTHER_PAIR, "\n"))
                       .where(_OTHERS.c.id == any_(bindparam("others", type_=ARRAY(Integer))),
                              _OTHERS.c.state == InboundState.RECEIVED.value)
                       .scalar_subquery().label("others_waiting"))
@@ -79,7 +95,7 @@ class Outcome:
     queued_mail: bool = False
     retry_soon: bool = False  # the database failed, not the message: it stays received for another try
     failed_step: str | None = None  # the pipeline step that raised (None: outside the steps)
-    deferred: bool = False  # a message it replies to is still waiting: try again after that one
+    waits_for: int | None = None  # the id of a message it replies to, still being processed: try after that one
 
 
 def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
@@ -89,9 +105,9 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
     the state change commit together, so the write lock is held only briefly.
 
     ``others``: the messages other workers are processing at this moment (workers side by side). A reply to
-    one of them is not processed now (``Outcome.deferred``) but after it, so it threads into its ticket."""
+    one of them is not processed now (``Outcome.waits_for``) but after it, so it threads into its ticket."""
     ctx: MailContext | None = None
-    deferred = False
+    waits_for: int | None = None
     try:
         with factory() as session, ExitStack() as locked:
             row_locked = session.get_bind().dialect.name == "postgresql"
@@ -110,9 +126,9 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             ctx = MailContext(session, settings, inbound, directory)
 
             def claim() -> bool:
-                nonlocal deferred
-                if row.others_waiting and ctx is not None and _replies_to(ctx, row.others_waiting.split("\n")):
-                    deferred = True
+                nonlocal waits_for
+                waits_for = _original_of(ctx, row.others_waiting) if row.others_waiting and ctx else None
+                if waits_for is not None:
                     return False
                 if row_locked:
                     return True
@@ -122,7 +138,7 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             try:
                 if not run_pipeline(ctx, steps, before_writes=claim):
                     session.rollback()
-                    return Outcome(inbound_id, None, deferred=deferred)
+                    return Outcome(inbound_id, None, waits_for=waits_for)
                 state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
                 connection.execute(_DONE_COUNTING if row_locked else _DONE, {
                     "row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped, "done_at": utcnow()})
@@ -151,9 +167,17 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
         return _mark_failed(factory, inbound_id, f"internal error: {exc.__class__.__name__}: {exc}", step)
 
 
-def _replies_to(ctx: MailContext, message_ids: list[str]) -> bool:
+def _original_of(ctx: MailContext, others_waiting: str) -> int | None:
+    """The id of the message (among the others', "id message-id" per line) this one replies to, if any."""
     parsed = ctx.parsed
-    return parsed is not None and not {*parsed.in_reply_to, *parsed.references}.isdisjoint(message_ids)
+    if parsed is None:
+        return None
+    refs = {*parsed.in_reply_to, *parsed.references}
+    for line in others_waiting.split("\n"):
+        other_id, _, message_id = line.partition(" ")
+        if message_id in refs:
+            return int(other_id)
+    return None
 
 
 def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str, step: str | None) -> Outcome:

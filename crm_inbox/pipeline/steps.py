@@ -13,12 +13,19 @@ from sqlalchemy import bindparam, update
 from crm_inbox.campaigns import responses as campaign_responses
 from crm_inbox.contacts.directory import ContactRef
 from crm_inbox.contacts.service import create_lead, lock_new_addresses
-from crm_inbox.db import affected
 from crm_inbox.intake.store import raw_chunks
 from crm_inbox.mail.attribution import Evidence, decide
 from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail_chunks
-from crm_inbox.models import Contact, ContactEmail, InboundMessage, Interaction, InteractionKind, utcnow
+from crm_inbox.models import (
+    Contact,
+    ContactEmail,
+    InboundMessage,
+    InboundState,
+    Interaction,
+    InteractionKind,
+    utcnow,
+)
 from crm_inbox.pipeline.context import MailContext, Step
 from crm_inbox.privacy.service import is_erased_message
 from crm_inbox.reminders import service as reminders
@@ -57,8 +64,11 @@ def parse(ctx: MailContext) -> None:
 
 
 _INBOUND = InboundMessage.__table__
+# Not the copies still waiting: one may be processed at this very moment by another worker (its row locked, and it
+# waiting for ours: a deadlock); each flags itself when its turn comes, as its load finds this one.
 _FLAG_OTHERS = update(_INBOUND).where(_INBOUND.c.message_id == bindparam("mid"),
-                                      _INBOUND.c.content_hash != bindparam("hash")).values(message_id_conflict=True)
+                                      _INBOUND.c.content_hash != bindparam("hash"),
+                                      _INBOUND.c.state != InboundState.RECEIVED.value).values(message_id_conflict=True)
 _FLAG_ONE = update(_INBOUND).where(_INBOUND.c.id == bindparam("row_id")).values(message_id_conflict=True)
 
 
@@ -69,13 +79,11 @@ _SET_REASON = update(Interaction.__table__).where(Interaction.__table__.c.id == 
 def flag_reused_message_id(ctx: MailContext) -> None:
     """Two different messages with one Message-ID are both kept and flagged, never merged."""
     inbound = ctx.inbound
-    if not inbound.message_id or inbound.message_id_reused is False:  # False: known at load, no other copy
+    if not inbound.message_id or not inbound.message_id_reused:  # read with the row: is there another copy?
         return
-    others = affected(ctx.session.execute(_FLAG_OTHERS, {"mid": inbound.message_id, "hash": inbound.content_hash}))
-    if others:
-        ctx.session.execute(_FLAG_ONE, {"row_id": inbound.id})
-        log.warning("inbound %s: message-id %s reused by a different message; both kept",
-                    inbound.id, inbound.message_id)
+    ctx.session.execute(_FLAG_OTHERS, {"mid": inbound.message_id, "hash": inbound.content_hash})
+    ctx.session.execute(_FLAG_ONE, {"row_id": inbound.id})
+    log.warning("inbound %s: message-id %s reused by a different message; both kept", inbound.id, inbound.message_id)
 
 
 def detect_automatic_mail(ctx: MailContext) -> None:
