@@ -46,7 +46,10 @@ def _bad_event(exc: CallEventError) -> Response:
 
 @webhooks.errorhandler(OperationalError)
 def _database_unavailable(exc: OperationalError) -> Response:
-    log.error("webhook %s: database unavailable: %s", request.path.split("/")[3], exc.orig)
+    """The phone system may try again. A lost connection is one line; anything else (SQLite names its SQL
+    errors operational too) comes with its traceback."""
+    log.error("webhook %s: database unavailable: %s", request.path.split("/")[3], exc.orig,
+              exc_info=None if exc.connection_invalidated else exc)
     return error_response(503, "unavailable", "database unavailable, try again")
 
 
