@@ -359,8 +359,12 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
             else:
                 result = {"source": label, "inbound_id": stored.inbound_id, "duplicate": stored.duplicate}
                 outcome = outcomes.pop(stored.inbound_id) if awaited else None
-                if outcome is None or (stored.duplicate and outcome.state is None and outcome.error is None):
+                elsewhere = outcome is not None and outcome.state is None and outcome.error is None
+                if outcome is None or (stored.duplicate and elsewhere):
                     counts["duplicates"] += 1  # stored and processed before (or meanwhile by `serve`)
+                elif elsewhere:  # a running `serve` took it first: processed once all the same
+                    counts["elsewhere"] = counts.get("elsewhere", 0) + 1
+                    result.update(state=None, interaction_id=None, error=None, processed_by="serve")
                 else:
                     state = outcome.state.value if outcome.state else "received"
                     counts[state] = counts.get(state, 0) + 1
@@ -422,6 +426,9 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
                 if stop.is_set():
                     return
             hand_over(None)
+        except OSError as exc:  # a file that cannot be read: what came before it is imported
+            hand_over(CliError(f"{exc.filename or 'reading'}: {exc.strerror or exc}; the messages before it are "
+                               "imported, run the import again once it can be read"))
         except BaseException as exc:  # raised where the ids are taken, so the import stops with it
             hand_over(exc)
 
@@ -449,6 +456,8 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
     bar.close()
     summary = (f"processed: {counts['processed']}, duplicates: {counts['duplicates']}, "
                f"failed: {counts['failed']}, ignored: {counts['ignored']}")
+    if counts.get("elsewhere"):
+        summary += f", processed by a running serve: {counts['elsewhere']}"
     if counts.get("received"):
         summary += f", not processed (run the import again): {counts['received']}"
     print(summary, file=sys.stderr if as_json else sys.stdout)

@@ -364,3 +364,24 @@ def test_ingest_killed_mid_import_and_run_again_records_every_message_once(confi
     data = crm_data(factory)
     assert sorted(data["per_message"].values()) == [1] * len(mails)  # nothing lost, nothing recorded twice
     assert data["contacts"] == 90  # one lead per sender, across the kill
+
+
+def test_an_import_while_serve_runs_records_every_message_once(config_file, settings, factory, tmp_path, capsys):
+    mails = history(400)
+    path = write_mbox(tmp_path / "history.mbox", mails)
+    service = Service(settings, web=False)  # its worker sweeps stored mail too: whoever claims one processes it
+    service.start()
+    try:
+        code, out, _ = run_cli(config_file, "ingest", str(path), capsys=capsys)
+        service.worker.wait_idle()
+    finally:
+        service.stop()
+    assert code == 0
+    summary = re.fullmatch(r"processed: (\d+), duplicates: 0, failed: 0, ignored: 0"
+                           r"(?:, processed by a running serve: (\d+))?", out.strip())
+    assert summary is not None, out
+    assert int(summary[1]) + int(summary[2] or 0) == len(mails)
+    assert states(factory) == {"processed": len(mails)}
+    data = crm_data(factory)
+    assert sorted(data["per_message"].values()) == [1] * len(mails)
+    assert (data["contacts"], data["tickets"]) == (40, 10)
