@@ -365,12 +365,15 @@ class AnalyticsSettings:
         return Path(self.path) if self.path else Path(instance_dir) / "analytics.duckdb"
 
 
+AUTO_PROCESSES_MAX = 4
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """Processing stored mail (the pipeline) in ``serve``, ``crm-inbox ingest`` and ``imap fetch``."""
 
     # Processes that process mail side by side when a backlog builds up (a burst, a history import). 0: auto,
-    # the number of CPUs on PostgreSQL and 1 on SQLite (one writer at a time: more processes add little there).
+    # the CPUs serve may use (at most 4) on PostgreSQL and 1 on SQLite (one writer at a time: more add little).
     # 1: processing stays in the service's own worker thread.
     processes: int = 0
     # A backlog of at least this many messages starts the processes; a trickle is processed in-thread.
@@ -379,7 +382,11 @@ class WorkerSettings:
     def process_count(self, database_url: str) -> int:
         if self.processes > 0:
             return self.processes
-        return 1 if database_url.startswith("sqlite") else max(1, os.cpu_count() or 1)
+        if database_url.startswith("sqlite"):
+            return 1
+        # The CPUs this process may use (a container's or taskset's share, not the host's), at most 4: each
+        # worker holds a database connection, and several nodes share the server's max_connections.
+        return max(1, min(len(os.sched_getaffinity(0)), AUTO_PROCESSES_MAX))
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,11 @@ def add_deliveries(session: Session, event_id: int, subject: str, subscription_i
     mark_written(session)
 
 
+def wrote_deliveries(session: Session) -> bool:
+    """This transaction (not yet committed) wrote deliveries: a worker process tells serve, whose runner to wake."""
+    return bool(session.info.get(_WRITTEN))
+
+
 def mark_written(session: Session) -> None:
     """Wake the delivery runner after this transaction commits (a retry, a re-enabled subscription)."""
     session.info[_WRITTEN] = True

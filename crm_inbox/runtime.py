@@ -56,9 +56,11 @@ class Service:
         # message with a database error, which leaves it received for the next sweep.
         self.worker_engine = make_engine(settings.database.url, echo=settings.database.echo, durable=False,
                                          pre_ping=False)
-        self.worker = Worker(make_sessionmaker(self.worker_engine), settings, on_processed=self.sender.wake)
-        # Outbound webhooks: woken after every commit in this process that wrote deliveries (events.record).
+        # Outbound webhooks: woken after every commit in this process that wrote deliveries (events.record), and
+        # by the worker for those its worker processes wrote.
         self.webhooks = Deliverer(self.factory, settings)
+        self.worker = Worker(make_sessionmaker(self.worker_engine), settings, on_processed=self.sender.wake,
+                             on_deliveries=self.webhooks.wake)
         self._webhooks_unhook: Any = None
         self.smtp: SmtpServer | None = None
         self.intake: SmtpStore | None = None

@@ -438,6 +438,22 @@ def test_an_import_of_old_support_mail_opens_every_request_of_one_customer(datab
         assert session.scalar(select(func.count()).select_from(Ticket)) == 6
 
 
+def test_a_mailbox_history_fetched_over_imap_opens_every_request_and_acknowledges_none(database_url, tmp_instance,
+                                                                                        factory):
+    # The first fetch of a shared mailbox brings years of requests at once: tickets, but no loop and no
+    # acknowledgement of mail answered long ago. Today's mail in the same fetch is acknowledged as usual.
+    settings = make_settings(database_url, tmp_instance, tickets={"loop_max_tickets": 3, "loop_window_minutes": 30,
+                                                                  "acknowledge": True})
+    old = [customer_mail(f"Störung Anlage {n}", date=utcnow() - timedelta(days=700 - n))[0] for n in range(6)]
+    today = customer_mail("Störung heute", sender="Jens Koch <jens.koch@koch-bau.de>")[0]
+    for raw in [*old, today]:
+        process(factory, settings, store(factory, raw, Envelope(rcpt_to=(SUPPORT,), source="imap")).inbound_id)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 7
+        acknowledged = session.execute(select(OutgoingMail.to_address)).scalars().all()
+        assert acknowledged == ["jens.koch@koch-bau.de"]
+
+
 def test_the_loop_limit_stops_new_tickets_from_one_sender(database_url, tmp_instance):
     settings = make_settings(database_url, tmp_instance, tickets={"loop_max_tickets": 3, "loop_window_minutes": 30})
     with running(settings) as crm:

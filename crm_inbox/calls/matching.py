@@ -60,7 +60,12 @@ def match_number(session: Session, e164: str | None) -> PhoneMatch:
     block (``+49 89 4711-0``) contains it. Two people with one number and no common company: nobody."""
     if not e164:
         return PhoneMatch(reason="no usable number")
-    return read_matches(e164, session.connection().execute(_MATCHES, match_parameters(e164)).all())
+    return read_matches(e164, match_rows(session, e164))
+
+
+def match_rows(session: Session, e164: str | None) -> Sequence[Sequence[Any]]:
+    """The rows ``read_matches`` decides by."""
+    return session.connection().execute(_MATCHES, match_parameters(e164)).all() if e164 else []
 
 
 def match_parameters(e164: str | None) -> dict[str, Any]:

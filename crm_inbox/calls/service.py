@@ -27,6 +27,7 @@ from crm_inbox.calls.matching import (
     e164_of,
     match_number,
     match_parameters,
+    match_rows,
     match_rows_as_json,
     read_matches,
 )
@@ -114,22 +115,48 @@ class _Caller:
     id: int
 
 
-def apply_event(session: Session, settings: Settings, event: CallEvent) -> tuple[Call, bool]:
-    """Record ``event`` on its call (created on first sight); returns (call, changed).
+@dataclass(frozen=True)
+class Prepared:
+    """What an event's call reads before it writes: the staff directory, and the match rows of the number
+    the event names."""
 
-    Core statements built once, about seven per event; the call is worked out on a detached ``Call`` and
+    staff: StaffDirectory
+    number: str | None
+    matches: Sequence[Sequence[Any]]
+
+
+def prepare(session: Session, settings: Settings, event: CallEvent) -> Prepared | None:
+    """SQLite: the reads of ``apply_event`` done before its transaction writes, so that they can happen before
+    queueing for the write lock (a SELECT opens no SQLite transaction: nothing stale is held), and writers
+    hold it for less. PostgreSQL reads them with the claim of the call: None."""
+    if session.get_bind().dialect.name == "postgresql":
+        return None
+    number = _remote_number_named(settings, event)
+    return Prepared(StaffDirectory.read(session), number, match_rows(session, number))
+
+
+def apply_event(session: Session, settings: Settings, event: CallEvent,
+                prepared: Prepared | None = None) -> tuple[Call, bool]:
+    """Record ``event`` on its call (created on first sight); returns (call, changed). ``prepared``: what
+    ``prepare`` read for the event (read here if not given).
+
+    Core statements built once, five to eight per event; the call is worked out on a detached ``Call`` and
     written back in one UPDATE, then handed to the session as it is stored."""
     session.flush()  # what the caller changed through the ORM comes before our statements
     connection = session.connection()
     now = utcnow()
     together = connection.dialect.name == "postgresql"
+    if not together and prepared is None:
+        prepared = prepare(session, settings, event)
     guess = _remote_number_named(settings, event) if together else None
     row = connection.execute(_CLAIM[connection.dialect.name], {
         "source": event.source, "call_id": event.call_id, **_NEW_CALL, "updated_at": now,
         **(match_parameters(guess) if together else {})}).one()
     before = row._asdict()
-    staff = StaffDirectory.of(before.pop("staff") or []) if together else None
-    known = (guess, before.pop("matches") or []) if together else None
+    if prepared is None:
+        staff, known = StaffDirectory.of(before.pop("staff") or []), (guess, before.pop("matches") or [])
+    else:
+        staff, known = prepared.staff, (prepared.number, prepared.matches)
     call = Call(**before)
     if any(_event_key(e) == event.kind for e in call.events):
         return _in_session(session, call), False
@@ -168,16 +195,16 @@ def _remote_number_named(settings: Settings, event: CallEvent) -> str | None:
     return e164_of(number, settings.phone.default_region)
 
 
-def _derive(session: Session, settings: Settings, call: Call, event: CallEvent, staff: StaffDirectory | None,
-            known: tuple[str | None, Sequence[Sequence[Any]]] | None) -> PhoneMatch:
+def _derive(session: Session, settings: Settings, call: Call, event: CallEvent, staff: StaffDirectory,
+            known: tuple[str | None, Sequence[Sequence[Any]]]) -> PhoneMatch:
     """Everything about the call from all its events so far (order of arrival does not matter); returns the
     caller's match (with why the number was matched to whom, for the timeline). ``staff`` and ``known`` (a
-    number and its match rows) are what the claim brought along on PostgreSQL: else they are read here."""
+    number and its match rows) were read with the claim or before it; the match is read again only for
+    another number."""
     events = call.events
     by_kind = {e["kind"]: e for e in events}
     first = by_kind.get("new") or events[0]
     direction = first.get("direction") or (event.direction and event.direction.value)
-    staff = staff if staff is not None else StaffDirectory.read(session)
     from_number = first.get("from") or next((e.get("from") for e in events if e.get("from")), None)
     to_number = first.get("to") or next((e.get("to") for e in events if e.get("to")), None)
     from_ours, from_staff = staff.own_side(settings, from_number)
@@ -227,10 +254,8 @@ def _derive(session: Session, settings: Settings, call: Call, event: CallEvent, 
     names = sorted({u for e in events for u in (e.get("users") or [])})
     call.staff_hint = ", ".join(names)[:200] or None
 
-    if remote and known is not None and known[0] == remote:
-        match = read_matches(remote, known[1])
-    else:
-        match = match_number(session, remote)
+    same_number = remote and known[0] == remote
+    match = read_matches(remote, known[1]) if remote and same_number else match_number(session, remote)
     call.contact_id, call.company_id = match.contact_id, match.company_id
     return match
 

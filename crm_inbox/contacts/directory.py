@@ -50,6 +50,8 @@ def staff_version() -> ColumnElement[Any]:
     return select(digest).scalar_subquery().label("staff_digest")
 
 
+_STAFF_WITH_DIGEST = select(StaffEmail.email, StaffEmail.staff_id, staff_version())
+
 # Per process: the staff addresses by the digest they were read with.
 _STAFF_CACHE: dict[str, dict[str, int]] = {}
 _STAFF_CACHE_GUARD = threading.Lock()
@@ -75,12 +77,17 @@ class Directory:
                 if cached is not None:
                     self._staff = cached
                     return cached
-            rows = self.session.connection().execute(_STAFF).all()
-            self._staff = {email.lower(): staff_id for email, staff_id in rows}
-            if self.staff_version is not None:
-                with _STAFF_CACHE_GUARD:
-                    _STAFF_CACHE.clear()  # one directory is current; older ones are never asked for again
-                    _STAFF_CACHE[self.staff_version] = self._staff
+            if self.staff_version is None:
+                rows = self.session.connection().execute(_STAFF).all()
+                self._staff = {email.lower(): staff_id for email, staff_id in rows}
+                return self._staff
+            # The rows with their digest in one statement (one snapshot): kept under what they really are, even
+            # if staff changed since the row's digest was read.
+            rows = self.session.connection().execute(_STAFF_WITH_DIGEST).all()
+            self._staff = {row.email.lower(): row.staff_id for row in rows}
+            with _STAFF_CACHE_GUARD:
+                _STAFF_CACHE.clear()  # one directory is current; older ones are never asked for again
+                _STAFF_CACHE[rows[0].staff_digest if rows else self.staff_version] = self._staff
         return self._staff
 
     def is_staff(self, email: str) -> bool:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_inbox import audit
+from crm_inbox import audit, events
 from crm_inbox.config import Settings
 from crm_inbox.contacts.directory import Directory, staff_version
 from crm_inbox.db import affected, unit_of_work, write_lock
@@ -96,6 +96,7 @@ class Outcome:
     retry_soon: bool = False  # the database failed, not the message: it stays received for another try
     failed_step: str | None = None  # the pipeline step that raised (None: outside the steps)
     waits_for: int | None = None  # the id of a message it replies to, still being processed: try after that one
+    deliveries_written: bool = False  # webhook deliveries are due (a worker process's commit wakes no runner)
 
 
 def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
@@ -146,13 +147,14 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
                     state = InboundState.ERASED
                     session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
                                     .values(**tombstone_values(inbound.message_id)))
+                deliveries = events.wrote_deliveries(session)
                 session.commit()
                 release_after(inbound.size)
             except BaseException:
                 session.rollback()
                 raise
             return Outcome(inbound_id, state, ctx.interaction.id if ctx.interaction else None,
-                           queued_mail=ctx.queued_mail)
+                           queued_mail=ctx.queued_mail, deliveries_written=deliveries)
     except (OperationalError, InterfaceError) as exc:
         # Our outage, not the message's fault: it stays 'received' and is picked up again later.
         log.error("inbound %s: database error while processing, will retry: %s", inbound_id, exc.orig)

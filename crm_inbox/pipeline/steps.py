@@ -31,7 +31,7 @@ from crm_inbox.privacy.service import is_erased_message
 from crm_inbox.reminders import service as reminders
 from crm_inbox.sales import replies
 from crm_inbox.tickets import service as ticket_service
-from crm_inbox.tickets.policy import MailFacts
+from crm_inbox.tickets.policy import MailFacts, is_history
 from crm_inbox.timeline.service import clean_excerpt, record_interaction
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def tickets(ctx: MailContext) -> None:
         to_support=bool((set(ctx.inbound.envelope_to) | {a.email for a in parsed.to + parsed.cc})
                         & set(ctx.settings.mail.support_addresses)),
         sender=decision.parties[0].address.email if decision.parties else None,
-        imported=ctx.inbound.source == "file")
+        imported=is_history(ctx.inbound.source, parsed.date, ctx.inbound.received_at))
     filed = ticket_service.file_mail(
         ctx.session, ctx.settings, facts, ctx.interaction, subject=parsed.subject,
         references=[*parsed.in_reply_to, *parsed.references], message_id=parsed.message_id,

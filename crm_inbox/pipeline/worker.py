@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +18,7 @@ from crm_inbox.pipeline.pool import ProcessPool
 from crm_inbox.pipeline.runner import Outcome, process, waiting_ids
 
 log = logging.getLogger(__name__)
+POOL_IDLE_SECONDS = 60.0
 
 
 class Worker:
@@ -26,10 +27,11 @@ class Worker:
 
     def __init__(self, factory: sessionmaker[Session], settings: Settings, sweep_seconds: float = 30.0,
                  on_processed: Callable[[], None] | None = None, busy: Callable[[], bool] | None = None,
-                 max_defer_seconds: float = 2.0) -> None:
+                 max_defer_seconds: float = 2.0, on_deliveries: Callable[[], None] | None = None) -> None:
         self.factory = factory
         self.settings = settings
         self.on_processed = on_processed
+        self.on_deliveries = on_deliveries  # webhook deliveries were written (by a worker process)
         # While a burst of mail arrives, accepting it (the sender is waiting) goes before processing it
         # (nobody waits; the rows are already safe). Deferral is bounded, so processing never starves.
         self.busy = busy
@@ -46,6 +48,7 @@ class Worker:
         # need; a trickle of mail is processed here, in this thread.
         self._processes = settings.worker.process_count(settings.database.url)
         self._pool: ProcessPool | None = None
+        self._pool_used = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -87,6 +90,8 @@ class Worker:
                 return tried
             if self._wants_pool(len(ids)):
                 outcomes = list(self._pool_run(ids))  # every one, also after a database error: they are in flight
+                for outcome in outcomes:
+                    self._wake(outcome)
                 tried += sum(not o.retry_soon for o in outcomes)
                 if any(o.retry_soon for o in outcomes):
                     self._next_sweep = time.monotonic() + self._database_failed()
@@ -109,8 +114,13 @@ class Worker:
             self._next_sweep = min(self._next_sweep, time.monotonic() + self._database_failed())
         elif self._retry_pause is not None:
             self._next_sweep = time.monotonic()  # the database answers again: no need to wait out the pause
+        self._wake(outcome)
+
+    def _wake(self, outcome: Outcome) -> None:
         if outcome.queued_mail and self.on_processed is not None:
             self.on_processed()  # wake the sender only when there is something to send
+        if outcome.deliveries_written and self.on_deliveries is not None:
+            self.on_deliveries()
 
     def _wants_pool(self, backlog: int) -> bool:
         return self._processes > 1 and backlog >= self.settings.worker.backlog_for_processes
@@ -124,12 +134,19 @@ class Worker:
                 break
         return taken
 
-    def _pool_run(self, ids: list[int]) -> Iterable[Outcome]:
+    def _close_idle_pool(self) -> None:
+        """Worker processes idle for a minute end (and give back their database connections)."""
+        if self._pool is not None and time.monotonic() - self._pool_used > POOL_IDLE_SECONDS:
+            self._pool.close()
+            self._pool = None
+
+    def _pool_run(self, ids: list[int]) -> Iterator[Outcome]:
         if self._pool is None:
             self._pool = ProcessPool(self.settings, self._processes)
         # No giving way to an SMTP burst here: the worker processes run at a lower priority (pool.NICENESS), so
         # they use what CPU the listener leaves instead of waiting for the burst to end.
-        return self._pool.run(ids)
+        yield from self._pool.run(ids)
+        self._pool_used = time.monotonic()
 
     def _database_failed(self) -> float:
         """A message stayed received because the database failed: the pause until the next sweep (1 s after
@@ -146,6 +163,7 @@ class Worker:
             except queue.Empty:
                 if not self._stopping.is_set():
                     self.sweep()
+                    self._close_idle_pool()
                 continue
             batch = [item]
             try:

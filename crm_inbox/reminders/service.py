@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,7 +73,9 @@ def _create(session: Session, *, rule_key: str | None = None, **values: Any) -> 
         reminder = None
         if new_id is not None:
             # The row as written, without reading it back (columns not in ``row`` load if ever used).
-            reminder = Reminder(id=new_id, **row)
+            # (Times in UTC, as a read of the row would give them back.)
+            reminder = Reminder(id=new_id, **{k: v.astimezone(UTC) if isinstance(v, datetime) else v
+                                              for k, v in row.items()})
             make_transient_to_detached(reminder)
             session.add(reminder)
     if reminder is not None:

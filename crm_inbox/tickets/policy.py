@@ -33,7 +33,7 @@ class MailFacts:
     spoof_suspected: bool
     to_support: bool  # sent (envelope, To or Cc) to one of the support addresses
     sender: str | None  # the outside party's address
-    imported: bool  # an import of old mail (``source == "file"``): never answered now
+    imported: bool  # old mail imported now (``is_history``): never answered, never a mail loop
 
 
 class InThread(enum.Enum):
@@ -73,6 +73,18 @@ def why_no_new_ticket(facts: MailFacts) -> str | None:
     if facts.spoof_suspected:
         return "possible spoof"
     return None
+
+
+HISTORY_AFTER = timedelta(days=1)
+
+
+def is_history(source: str, written_at: datetime | None, received_at: datetime) -> bool:
+    """Old mail brought in now: a file import, or IMAP mail written more than a day before the CRM fetched it
+    (the first fetch of a mailbox's ten years). It opens tickets, but is never acknowledged (the customer
+    was answered long ago) and never counts towards the loop limit (years of requests arrive in minutes)."""
+    if source == "file":
+        return True
+    return source == "imap" and written_at is not None and written_at < received_at - HISTORY_AFTER
 
 
 def is_loop(recent_tickets: int, cfg: TicketSettings) -> bool:

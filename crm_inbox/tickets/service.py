@@ -192,8 +192,8 @@ def file_mail(session: Session, settings: Settings, facts: MailFacts, interactio
     why_not = policy.why_no_new_ticket(facts)
     if why_not is not None:
         return Filed(None, f"no ticket: {why_not}" if why_not else None)
-    # An import of old mail is never a loop (nothing of it is answered), though ten years of a customer's
-    # requests open their tickets within minutes.
+    # Old mail imported now is never a loop (nothing of it is answered), though ten years of a customer's
+    # requests open their tickets within minutes (``policy.is_history``).
     if facts.sender and not facts.imported and policy.is_loop(
             _recent_tickets(session, cfg.loop_window_minutes, facts.sender), cfg):
         log.warning("interaction %s: suspected mail loop from %s: more than %d tickets in %d minutes; no ticket",
