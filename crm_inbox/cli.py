@@ -343,7 +343,11 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
     unreported: deque[tuple[str, Accepted | Exception, bool]] = deque()
     outcomes: dict[int, Outcome] = {}
     queued: set[int] = set()  # ids handed to processing in this run (a message twice in the file: once)
-    bar = tqdm(total=count_messages(paths), unit="msg", disable=as_json or not sys.stderr.isatty(), file=sys.stderr)
+    total = count_messages(paths)
+    bar = tqdm(total=total, unit="msg", disable=as_json or not sys.stderr.isatty(), file=sys.stderr)
+    # Worker processes cost about a second and a half of CPU each to start (imports, first statements): with
+    # ``[worker] processes`` on auto, a few hundred messages are done sooner in this process.
+    processes = 1 if not settings.worker.processes and total < 1000 else None
 
     def ready(stored: Accepted | Exception, awaited: bool) -> bool:
         return not awaited or (isinstance(stored, Accepted) and stored.inbound_id in outcomes)
@@ -441,7 +445,7 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
     storer = threading.Thread(target=storing, name="crm-inbox-ingest-store", daemon=True)
     storer.start()
     try:
-        process_all(settings, stored_ids(), on_outcome=ended)
+        process_all(settings, stored_ids(), processes=processes, on_outcome=ended)
     except UnreadableSource as exc:
         raise CliError(str(exc)) from None
     finally:
