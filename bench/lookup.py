@@ -214,8 +214,13 @@ class Server:
     engine: Engine
 
     def stop(self) -> None:
-        self.server.close()
+        """As ``serve`` stops: the sockets closed inside waitress's loop thread (not from here, which would
+        kill that thread with EBADF in select())."""
+        from waitress import wasyncore
+
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
         self.thread.join(timeout=10)
+        self.server.task_dispatcher.shutdown()
         self.engine.dispose()
 
 

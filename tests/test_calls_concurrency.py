@@ -34,6 +34,16 @@ def serve(settings: Any, factory: Any) -> tuple[Any, threading.Thread]:
     return server, thread
 
 
+def stop(server: Any, thread: threading.Thread) -> None:
+    """As ``serve`` stops: waitress's sockets closed inside its own loop thread (closing them from here while
+    it waits in select() kills that thread with EBADF)."""
+    from waitress import wasyncore
+
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    thread.join(timeout=10)
+    server.task_dispatcher.shutdown()
+
+
 def post(port: int, fields: dict[str, str]) -> int:
     connection = HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -74,8 +84,7 @@ def test_both_events_of_calls_posted_at_once_from_four_threads_are_each_applied_
         for worker in workers:
             worker.join(timeout=120)
     finally:
-        server.close()
-        thread.join(timeout=10)
+        stop(server, thread)
     assert not errors and statuses == [200] * (2 * CALLS)
 
     with factory() as session:
