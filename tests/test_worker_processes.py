@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
+import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from crm_inbox.db import make_engine, unit_of_work
+from crm_inbox.db import make_engine, unit_of_work, write_lock
 from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import Contact, ContactEmail, InboundMessage, InboundState, Interaction, Ticket
 from crm_inbox.pipeline.pool import ProcessPool, process_all
@@ -202,3 +203,39 @@ def test_two_messages_with_one_message_id_side_by_side_are_both_kept_and_flagged
     with factory() as session:
         flags = session.execute(select(InboundMessage.message_id_conflict)).scalars().all()
         assert flags == [True] * 40
+
+
+def test_mail_that_ends_its_worker_process_three_times_is_kept_as_failed(settings, factory, database_url):
+    # Whatever kills a worker on this message (memory, a crash in a library) would do so at every sweep: the third
+    # time it is failed with its reason, visible and retryable like any failed mail; the other mail goes on.
+    stuck = _store(factory, make_mail(sender="Kunde <kunde@kunde.example>", subject="Riesig"))
+    holder = make_engine(database_url)
+    try:
+        with ProcessPool(settings, 1) as pool:
+            for _ in range(3):
+                killer = threading.Thread(target=_kill_while_held, args=(pool, holder, stuck))
+                killer.start()
+                (outcome,) = pool.run([stuck])
+                killer.join()
+            assert outcome.state == InboundState.FAILED
+            assert outcome.error == "a worker process ended while processing it (3 times)"
+            other = _store(factory, make_mail(sender="Kundin <kundin@kundin.example>"))
+            assert [o.state for o in pool.run([other])] == [InboundState.PROCESSED]
+    finally:
+        holder.dispose()
+    with factory() as session:
+        row = session.get_one(InboundMessage, stuck)
+        assert (row.state, row.attempts) == (InboundState.FAILED, 3)
+
+
+def _kill_while_held(pool: ProcessPool, holder, inbound_id: int) -> None:
+    """Another writer holds the message up (the write lock; on PostgreSQL its row), so the worker still has it
+    when it is killed; then lets go."""
+    with holder.connect() as conn, (write_lock(holder) if conn.dialect.name == "sqlite" else conn.begin()):
+        if conn.dialect.name != "sqlite":
+            conn.execute(select(InboundMessage.id).where(InboundMessage.id == inbound_id).with_for_update())
+        assert wait_until(lambda: any(w.in_flight for w in pool._workers), timeout=30)
+        for worker in pool._workers:
+            if worker.in_flight:
+                os.kill(worker.proc.pid, signal.SIGKILL)
+                worker.proc.wait()

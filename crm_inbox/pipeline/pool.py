@@ -32,10 +32,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from typing import IO, Any
 
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
 from crm_inbox.config import Settings
 from crm_inbox.db import make_engine, make_sessionmaker
 from crm_inbox.models import InboundState
-from crm_inbox.pipeline.runner import Outcome, process
+from crm_inbox.pipeline.runner import Outcome, process, worker_ended
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,12 @@ class _Worker:
 
     def __init__(self, settings_line: bytes) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this very code
-        self.proc = subprocess.Popen([sys.executable, "-m", "crm_inbox.pipeline.pool"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env)
+        # Below the service's own threads from the first instruction on (the imports cost a second of CPU):
+        # accepting mail (a sender waits for the 250) and pages (a person waits) come first.
+        start = (f"import os, runpy; os.nice({NICENESS}); "
+                 "runpy.run_module('crm_inbox.pipeline.pool', run_name='__main__')")
+        self.proc = subprocess.Popen([sys.executable, "-c", start], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=env)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
@@ -129,6 +136,7 @@ class ProcessPool:
              "log_level": logging.getLogger().getEffectiveLevel()}).encode()
         self._workers: list[_Worker] = []
         self._closed = False
+        self._engine: Engine | None = None
         self.deferred = 0  # replies handed back because their original was being processed (for benchmarks)
 
     def __enter__(self) -> ProcessPool:
@@ -221,7 +229,7 @@ class ProcessPool:
             if not self._closed or worker.in_flight:  # (after ``close``, a worker ends when its input does)
                 log.error("worker process %s ended (exit code %s) with %d message(s) unfinished",
                           worker.proc.pid, code, len(worker.in_flight))
-            lost = [Outcome(i, None, error="the worker process ended", retry_soon=True) for i in worker.in_flight]
+            lost = [worker_ended(self._factory(), i) for i in worker.in_flight]
             worker.in_flight.clear()
             worker.stdout.close()
             self._ensure_workers()
@@ -237,11 +245,20 @@ class ProcessPool:
             outcomes.append(outcome)
         return outcomes
 
+    def _factory(self) -> sessionmaker[Session]:
+        """For the rare write here (a worker's end counted against its message)."""
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database.url, pool_size=1)
+        return make_sessionmaker(self._engine)
+
     def close(self, timeout: float = 30.0) -> None:
         """Let each worker finish what it has, then exit."""
         self._closed = True
         for worker in list(self._workers):
             worker.close(timeout)
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
 
 def _outcome_to_json(outcome: Outcome) -> dict[str, Any]:
@@ -263,9 +280,6 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         return
     config = json.loads(first)
     settings: Settings = pickle.loads(base64.b64decode(config["settings"]))
-    # Below the service's own threads: accepting mail (a sender waits for the 250) and pages (a person waits)
-    # come first; a backlog takes the CPU time they leave.
-    os.nice(NICENESS)
     logging.basicConfig(level=config["log_level"], format=LOG_FORMAT)
     # One connection for the worker's life, no ping: a dropped connection fails one message with a database
     # error, which leaves it received for the sweep, and SQLAlchemy reconnects for the next.

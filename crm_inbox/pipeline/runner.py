@@ -196,6 +196,30 @@ def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str, st
     return Outcome(inbound_id, InboundState.FAILED, error=error, failed_step=step)
 
 
+CRASHES_BEFORE_FAILED = 3
+
+
+def worker_ended(factory: sessionmaker[Session], inbound_id: int) -> Outcome:
+    """A worker process ended while it had this message (killed, out of memory, a crash in a library): its
+    transaction never committed, so the message is still received. Counted as an attempt; the third such end
+    fails the message with its reason, so mail that kills its worker does not do so at every sweep forever."""
+    error = f"a worker process ended while processing it ({CRASHES_BEFORE_FAILED} times)"
+    try:
+        with write_lock(factory), unit_of_work(factory) as session:
+            attempts = session.execute(
+                update(InboundMessage).where(InboundMessage.id == inbound_id,
+                                             InboundMessage.state == InboundState.RECEIVED)
+                .values(attempts=InboundMessage.attempts + 1).returning(InboundMessage.attempts)).scalar()
+            if attempts is not None and attempts >= CRASHES_BEFORE_FAILED:
+                session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id).values(
+                    state=InboundState.FAILED, error=error, processed_at=utcnow()))
+                log.error("inbound %s: %s; kept as failed", inbound_id, error)
+                return Outcome(inbound_id, InboundState.FAILED, error=error)
+    except (OperationalError, DBAPIError) as exc:
+        log.error("inbound %s: could not count the worker's end: %s", inbound_id, exc.orig)
+    return Outcome(inbound_id, None, error="the worker process ended", retry_soon=True)
+
+
 def waiting_ids(session: Session, limit: int = 1000, after: int = 0) -> list[int]:
     return list(session.execute(
         select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED, InboundMessage.id > after)
