@@ -31,6 +31,7 @@ from crm_inbox.models import (
     InteractionContact,
     InteractionKind,
     OutgoingMail,
+    Reminder,
     Role,
     Ticket,
     TicketEvent,
@@ -436,6 +437,8 @@ def test_an_import_of_old_support_mail_opens_every_request_of_one_customer(datab
         process(factory, settings, inbound_id)
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 6
+        # Nor a reminder to answer each of them, which would be overdue at once.
+        assert session.scalar(select(func.count()).select_from(Reminder)) == 0
 
 
 def test_a_mailbox_history_fetched_over_imap_opens_every_request_and_acknowledges_none(database_url, tmp_instance,

@@ -138,7 +138,9 @@ def _announce(session: Session, ticket: Ticket, changed: list[str] | None = None
 
 def open_ticket(session: Session, settings: Settings, *, subject: str, contact: Contact | ContactRef | None,
                 interaction: Interaction | None, opened_by: str | None, staff_id: int | None = None,
-                previous: Ticket | None = None) -> Ticket:
+                previous: Ticket | None = None, history: bool = False) -> Ticket:
+    """``history``: old mail imported now (``policy.is_history``): no reminder to answer it, which would be
+    overdue at once (ten years of a mailbox would bring thousands)."""
     ticket = Ticket(subject=clean_subject(subject, settings.tickets.subject_prefix)[:998], state=TicketState.NEW,
                     priority=Priority.NORMAL, contact_id=contact.id if contact else None,
                     company_id=contact.company_id if contact else None,
@@ -155,7 +157,8 @@ def open_ticket(session: Session, settings: Settings, *, subject: str, contact: 
     if previous is not None:  # where later mail in the old thread goes (see _current)
         _event(session, previous, "followed_by", staff_id=staff_id, label=ticket.label, ticket_id=ticket.id)
     _announce(session, ticket)
-    reminders.ticket_waiting(session, settings, ticket, ticket.opened_at or utcnow())
+    if not history:
+        reminders.ticket_waiting(session, settings, ticket, ticket.opened_at or utcnow())
     log.info("ticket %s opened for contact %s (%s)", ticket.label, ticket.contact_id, ticket.subject)
     return ticket
 
@@ -182,10 +185,10 @@ def file_mail(session: Session, settings: Settings, facts: MailFacts, interactio
             return Filed(ticket, f"staff reply in ticket {ticket.label} ({how})")
         if action is InThread.NEW_TICKET:
             new = open_ticket(session, settings, subject=subject, contact=contact, interaction=interaction,
-                              opened_by=facts.sender, previous=ticket)
+                              opened_by=facts.sender, previous=ticket, history=facts.imported)
             return Filed(new, f"reply to closed ticket {ticket.label}: opened {new.label}")
         if action is InThread.CUSTOMER_REPLY:
-            customer_reply(session, settings, ticket, interaction, automatic=facts.automatic)
+            customer_reply(session, settings, ticket, interaction, automatic=facts.automatic, history=facts.imported)
             return Filed(ticket, f"follow-up in ticket {ticket.label} ({how})")
         interaction.ticket_id = ticket.id
         return Filed(ticket)
@@ -200,7 +203,7 @@ def file_mail(session: Session, settings: Settings, facts: MailFacts, interactio
                     interaction.id, facts.sender, cfg.loop_max_tickets, cfg.loop_window_minutes)
         return Filed(None, f"no ticket: suspected mail loop from {facts.sender}")
     ticket = open_ticket(session, settings, subject=subject, contact=contact, interaction=interaction,
-                         opened_by=facts.sender)
+                         opened_by=facts.sender, history=facts.imported)
     queued = False
     if facts.sender and policy.may_acknowledge(facts, cfg, settings.mail.own_addresses):
         queued = queue_acknowledgement(session, settings, ticket, facts.sender, contact.name if contact else None,
@@ -216,7 +219,7 @@ def _recent_tickets(session: Session, window_minutes: int, sender: str) -> int:
 
 
 def customer_reply(session: Session, settings: Settings, ticket: Ticket, interaction: Interaction, *,
-                   automatic: bool) -> None:
+                   automatic: bool, history: bool = False) -> None:
     interaction.ticket_id = ticket.id
     if automatic:  # an auto-reply joins the thread but changes nothing (no reopen, no loop)
         _event(session, ticket, "automatic_reply", interaction_id=interaction.id)
@@ -232,7 +235,8 @@ def customer_reply(session: Session, settings: Settings, ticket: Ticket, interac
            timeline=f"reopened by the customer's reply (was {before.value})" if ticket.state != before else None,
            state_before=before.value, state=ticket.state.value)
     _announce(session, ticket, ["state"] if ticket.state != before else [])
-    reminders.ticket_waiting(session, settings, ticket, ticket.last_customer_reply_at)
+    if not history:
+        reminders.ticket_waiting(session, settings, ticket, ticket.last_customer_reply_at)
 
 
 def staff_reply(session: Session, ticket: Ticket, interaction: Interaction, staff_id: int | None) -> None:
