@@ -97,9 +97,11 @@ def find_ticket(session: Session, prefix: str, subject: str, references: Iterabl
             return _current(session, ticket), f"ticket number {prefix}{number} in the subject"
     refs = [r for r in dict.fromkeys(references) if r][:50]
     if refs:
-        ticket_id = session.execute(
-            select(Interaction.ticket_id).where(Interaction.source_ref.in_(refs), Interaction.ticket_id.is_not(None))
-            .order_by(Interaction.id.desc()).limit(1)).scalar_one_or_none()
+        # The newest match, picked here: with ORDER BY id LIMIT 1 PostgreSQL may walk the whole table backwards
+        # by id instead of looking the few Message-IDs up (4 ms a mail at 10,000 interactions).
+        matches = session.execute(select(Interaction.id, Interaction.ticket_id).where(
+            Interaction.source_ref.in_(refs), Interaction.ticket_id.is_not(None))).all()
+        ticket_id = max(matches)[1] if matches else None
         if ticket_id is not None:
             return _current(session, session.get(Ticket, ticket_id)), "In-Reply-To/References point into the ticket"
     return None, ""
