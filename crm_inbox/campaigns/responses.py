@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from email.parser import HeaderParser
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
@@ -175,13 +175,17 @@ def _variants(references: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(out))[:MAX_REFERENCES * 2]
 
 
+# Asked for every person's mail that answers another: built once (SQLAlchemy reuses its compiled form).
+_RECIPIENTS_BY_MESSAGE_ID = select(CampaignRecipient.id, CampaignRecipient.message_id).where(
+    CampaignRecipient.message_id.in_(bindparam("refs", expanding=True)))
+
+
 def recipient_for(session: Session, references: Sequence[str]) -> CampaignRecipient | None:
     """The send-ledger row of the campaign mail the first of ``references`` that is ours names."""
     refs = _variants(references[:MAX_REFERENCES])
     if not refs:
         return None
-    rows = session.execute(select(CampaignRecipient.id, CampaignRecipient.message_id)
-                           .where(CampaignRecipient.message_id.in_(refs))).all()
+    rows = session.execute(_RECIPIENTS_BY_MESSAGE_ID, {"refs": refs}).all()
     if not rows:
         return None
     by_id = {message_id: rid for rid, message_id in rows}

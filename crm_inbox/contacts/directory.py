@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, func, literal, select
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
@@ -50,7 +50,17 @@ def staff_version() -> ColumnElement[Any]:
     return select(digest).scalar_subquery().label("staff_digest")
 
 
-_STAFF_WITH_DIGEST = select(StaffEmail.email, StaffEmail.staff_id, staff_version())
+def staff_version_sqlite() -> ColumnElement[Any]:
+    """``staff_version`` for SQLite, which has no md5: every address itself (a few dozen, read in-process)."""
+    ordered = select(StaffEmail.email, StaffEmail.staff_id).order_by(StaffEmail.id).subquery()
+    pairs = func.group_concat(ordered.c.email + literal(":") + cast(ordered.c.staff_id, String), literal(","))
+    return select(func.coalesce(pairs, literal(""))).scalar_subquery().label("staff_digest")
+
+
+_STAFF_WITH_DIGEST = {
+    "postgresql": select(StaffEmail.email, StaffEmail.staff_id, staff_version()),
+    "sqlite": select(StaffEmail.email, StaffEmail.staff_id, staff_version_sqlite()),
+}
 
 # Per process: the staff addresses by the digest they were read with.
 _STAFF_CACHE: dict[str, dict[str, int]] = {}
@@ -83,7 +93,8 @@ class Directory:
                 return self._staff
             # The rows with their digest in one statement (one snapshot): kept under what they really are, even
             # if staff changed since the row's digest was read.
-            rows = self.session.connection().execute(_STAFF_WITH_DIGEST).all()
+            connection = self.session.connection()
+            rows = connection.execute(_STAFF_WITH_DIGEST[connection.dialect.name]).all()
             self._staff = {row.email.lower(): row.staff_id for row in rows}
             with _STAFF_CACHE_GUARD:
                 _STAFF_CACHE.clear()  # one directory is current; older ones are never asked for again

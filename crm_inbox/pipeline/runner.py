@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     ARRAY,
+    ColumnElement,
+    Exists,
     Integer,
     Select,
     String,
@@ -33,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox import audit, events
 from crm_inbox.config import Settings
-from crm_inbox.contacts.directory import Directory, staff_version
+from crm_inbox.contacts.directory import Directory, staff_version, staff_version_sqlite
 from crm_inbox.db import affected, unit_of_work, write_lock
 from crm_inbox.intake.memory import release_after
 from crm_inbox.mail.parse import MailParseError
@@ -61,15 +63,20 @@ _OTHERS_WAITING_PG = (select(func.aggregate_strings(_OTHER_PAIR, "\n"))
                       .where(_OTHERS.c.id == any_(bindparam("others", type_=ARRAY(Integer))),
                              _OTHERS.c.state == InboundState.RECEIVED.value)
                       .scalar_subquery().label("others_waiting"))
+
+# One statement brings what the first steps would each ask for: the erasure and reuse checks and the version of
+# the staff directory (and on PostgreSQL the raw bytes; SQLite reads those as a blob, piece by piece).
+def _erased(message_id_sha256: ColumnElement[str]) -> Exists:
+    """A tombstone of an erased message with this message's Message-ID (hashed as the tombstone keeps it)."""
+    return exists().where(_OTHER.c.message_id_sha256 == message_id_sha256,
+                          and_(_OTHER.c.state == InboundState.ERASED.value, _OTHER.c.id != _T.c.id))
+
+
 _LOAD = select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS), _REUSED.label("message_id_reused"),
-               _OTHERS_WAITING).where(_T.c.id == bindparam("id"))
-# PostgreSQL: one round trip brings what the first steps would each ask for (the raw bytes, the erasure and
-# reuse checks, the version of the staff directory), and the row lock is the claim: another worker that
-# reaches this row waits, then finds it processed. (SQLite answers each in microseconds, and has no row locks.)
-_ERASED = exists().where(
-    _OTHER.c.message_id_sha256 == func.encode(func.sha256(func.convert_to(_T.c.message_id, literal("UTF8"))),
-                                              literal("hex")),
-    and_(_OTHER.c.state == InboundState.ERASED.value, _OTHER.c.id != _T.c.id))
+               _erased(func.sha256_hex(_T.c.message_id)).label("erased_copy"),  # db.py defines sha256_hex
+               staff_version_sqlite(), _OTHERS_WAITING).where(_T.c.id == bindparam("id"))
+# PostgreSQL: the row lock is the claim: another worker that reaches this row waits, then finds it processed.
+_ERASED = _erased(func.encode(func.sha256(func.convert_to(_T.c.message_id, literal("UTF8"))), literal("hex")))
 # Large messages are read apart, by the parse step, so the row does not hold them through the whole pipeline.
 RAW_WITH_ROW = 1 << 20
 _LOAD_PG = (select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS),
@@ -118,12 +125,11 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
                                      {"id": inbound_id, "others": list(others)}).first()
             if row is None or row.state != InboundState.RECEIVED.value:
                 return Outcome(inbound_id, None)
-            extra = {"raw": row.raw, "erased_copy": row.erased_copy} if row_locked else {}
             inbound = InboundView(**{f: getattr(row, f) for f in _VIEW_FIELDS},
-                                  message_id_reused=row.message_id_reused, **extra)
+                                  message_id_reused=row.message_id_reused, erased_copy=bool(row.erased_copy),
+                                  raw=row.raw if row_locked else None)
             release_after(inbound.size)  # what receiving a large message left behind, before parsing it
-            directory = Directory(session, settings.mail,
-                                  staff_version=row.staff_digest if row_locked else None)
+            directory = Directory(session, settings.mail, staff_version=row.staff_digest)
             ctx = MailContext(session, settings, inbound, directory)
 
             def claim() -> bool:

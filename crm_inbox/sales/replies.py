@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
@@ -180,19 +180,25 @@ def _deal(opp: Opportunity) -> Deal:
     return Deal(opp.id, opp.title, opp.contact_id, opp.company_id)
 
 
+# Asked for every customer's mail that answers another: built once (SQLAlchemy reuses their compiled form).
+_DEALS_OF_OUR_MAIL = (select(InteractionOpportunity.opportunity_id, Interaction.occurred_at)
+                      .join(Interaction, Interaction.id == InteractionOpportunity.interaction_id)
+                      .where(Interaction.source_ref.in_(bindparam("refs", expanding=True)),
+                             Interaction.direction == Direction.OUT)
+                      .order_by(Interaction.occurred_at.desc()))
+_DEALS_OF_SENT_QUOTES = (select(Quote.opportunity_id, Quote.sent_at)
+                         .where(Quote.sent_message_id.in_(bindparam("refs", expanding=True)))
+                         .order_by(Quote.id.desc()))
+
+
 def pointers(session: Session, settings: Settings, *, subject: str, text: str,
              references: Sequence[str]) -> list[Pointer]:
     """The deals the mail points at: by our Message-IDs it answers, then by the numbers it names."""
     found: list[tuple[int, str]] = []
     refs = [r for r in dict.fromkeys(references) if r][:MAX_REFERENCES]
     if refs:
-        answered = session.execute(
-            select(InteractionOpportunity.opportunity_id, Interaction.occurred_at)
-            .join(Interaction, Interaction.id == InteractionOpportunity.interaction_id)
-            .where(Interaction.source_ref.in_(refs), Interaction.direction == Direction.OUT)
-            .order_by(Interaction.occurred_at.desc())).all()
-        sent = session.execute(select(Quote.opportunity_id, Quote.sent_at).where(
-            Quote.sent_message_id.in_(refs)).order_by(Quote.id.desc())).all()
+        answered = session.execute(_DEALS_OF_OUR_MAIL, {"refs": refs}).all()
+        sent = session.execute(_DEALS_OF_SENT_QUOTES, {"refs": refs}).all()
         first: dict[int, datetime | None] = {}
         for opp_id, when in [*answered, *sent]:  # the quote mail is usually both: one reason per deal
             first.setdefault(opp_id, when)
