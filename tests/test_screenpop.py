@@ -13,11 +13,13 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from crm_inbox.calls.relay import Pop, PopSender
+from crm_inbox.calls.screenpop import Broker
 from crm_inbox.config import replace
 from crm_inbox.db import unit_of_work
-from crm_inbox.models import Call, Contact, ContactPhone
+from crm_inbox.models import Call, Contact, ContactEmail, ContactPhone
 from crm_inbox.runtime import Service
 from crm_inbox.staff.service import add_staff
 from tests.conftest import PG_URL_ENV
@@ -213,3 +215,31 @@ def test_a_call_that_reaches_one_node_pops_up_on_the_others_once(settings, facto
     finally:
         here.stop()
         there.stop()
+
+
+def test_a_pop_names_its_caller_as_the_webhook_read_them_and_reads_only_the_nameless(engine, factory):
+    """The webhook hands the sender the caller's name it matched the number with: nothing is read again for it
+    (on PostgreSQL only the NOTIFY to the other nodes is sent). A person without a name is read, by an address."""
+    with unit_of_work(factory) as session:
+        named = Contact(name="Klaus Müller", tags=[], fields={})
+        nameless = Contact(name=None, tags=[], fields={})
+        nameless.emails.append(ContactEmail(email="anna@kunde.example"))
+        session.add_all([named, nameless])
+    broker = Broker()
+    subscription = broker.subscribe(1)
+    sender = PopSender(engine, broker)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        sender._deliver([Pop(1, "+491712345678", named.id, f"/contacts/{named.id}", None, "Klaus Müller"),
+                         Pop(2, "withheld", None, None, None)])
+        assert [s for s in statements if "pg_notify" not in s] == []
+        sender._deliver([Pop(3, "+491712345679", nameless.id, f"/contacts/{nameless.id}", frozenset({1}))])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    names = [subscription.queue.get_nowait()["name"] for _ in range(3)]  # type: ignore[index]
+    assert names == ["Klaus Müller", None, "anna@kunde.example"]

@@ -19,8 +19,9 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from crm_inbox.calls.matching import PhoneMatch
 from crm_inbox.calls.relay import Pop, PopSender
-from crm_inbox.calls.service import apply_event, call_details, lookup, owes_callback
+from crm_inbox.calls.service import apply_event_matched, call_details, lookup, owes_callback
 from crm_inbox.db import unit_of_work, write_lock
 from crm_inbox.errors import CallEventError
 from crm_inbox.models import Call, StaffRole, utcnow
@@ -82,27 +83,29 @@ def _record(system: str, data: Mapping[str, Any]) -> list[Call]:
     calls, changes = [], []
     with write_lock(app.factory), unit_of_work(app.factory) as session:
         for event in events:
-            call, changed = apply_event(session, app.settings, event)
+            call, changed, match = apply_event_matched(session, app.settings, event)
             calls.append(call)
             if changed:
-                changes.append((event.kind, call))
-    for kind, call in changes:
+                changes.append((event.kind, call, match))
+    for kind, call, match in changes:
         if kind == "new" and call.direction is not None and call.direction.value == "in":
-            _screen_pop(call)
+            _screen_pop(call, match)
         if kind == "hangup":
             app.reminders_changed()  # a missed call's call-back may be due at once
     return calls
 
 
-def _screen_pop(call: Call) -> None:
+def _screen_pop(call: Call, match: PhoneMatch | None) -> None:
     """Tell the browsers of the staff being called (everyone when the phone system does not say)."""
     app = state()
     sender = current_app.extensions.get("crm_inbox.pops")
     if sender is None:
         sender = current_app.extensions.setdefault("crm_inbox.pops", PopSender(app.engine, app.broker))
+    # The caller's name as the event read it: the sender reads it only for a nameless person.
+    name = match.contact_name if match is not None and match.contact_id == call.contact_id else None
     sender.send(Pop(call.id, call.remote_e164 or "withheld", call.contact_id,
                     url_for("pages.contact", contact_id=call.contact_id) if call.contact_id else None,
-                    frozenset({call.staff_id}) if call.staff_id else None))
+                    frozenset({call.staff_id}) if call.staff_id else None, name))
 
 
 @webhooks.post("/cti/<token>")

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -31,6 +31,7 @@ _NOTIFY = text(f"SELECT pg_notify({_CHANNEL}, :payload)")
 
 # One round trip for a batch of pops: each payload its own notification.
 _NOTIFY_ALL = text(f"SELECT pg_notify({_CHANNEL}, payload) FROM unnest(CAST(:payloads AS text[])) AS payload")
+_NAMES = select(Contact.id, Contact.name).where(Contact.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Pop:
     contact_id: int | None
     url: str | None
     staff_ids: frozenset[int] | None
+    name: str | None = None  # the caller's name when the webhook knew it (else read before sending)
 
 
 class Relay:
@@ -105,9 +107,9 @@ class Relay:
 
 class PopSender:
     """Screen pops sent after the webhook has answered the phone system: a thread of this node finds the
-    callers' names, publishes to the node's broker and, on PostgreSQL, tells the other nodes in one NOTIFY
-    per batch. Only committed calls are handed over, so a pop never shows a call that was rolled back. The
-    thread ends when idle and starts again with the next pop."""
+    callers' names the webhook did not know (nameless people), publishes to the node's broker and, on
+    PostgreSQL, tells the other nodes in one NOTIFY per batch. Only committed calls are handed over, so a pop
+    never shows a call that was rolled back. The thread ends when idle and starts again with the next pop."""
 
     IDLE_SECONDS = 10.0
 
@@ -146,29 +148,43 @@ class PopSender:
                 log.warning("screen pops: %d not delivered: %s", len(batch), exc)
 
     def _deliver(self, batch: list[Pop]) -> None:
-        names = self._names({p.contact_id for p in batch if p.contact_id is not None})
+        wanted = {p.contact_id for p in batch if p.contact_id is not None and p.name is None}
+        postgres = self.engine.dialect.name == "postgresql"
+        if not wanted:
+            messages = self._publish(batch, {})
+            if messages and postgres:
+                with self.engine.begin() as connection:  # the browsers on the other nodes
+                    connection.execute(_NOTIFY_ALL, {"payloads": messages})
+            return
+        # One connection for the names and the NOTIFY: each checkout costs the pool's ping, a round trip.
+        with self.engine.begin() as connection:
+            messages = self._publish(batch, self._names(connection, wanted))
+            if messages and postgres:
+                connection.execute(_NOTIFY_ALL, {"payloads": messages})
+
+    def _publish(self, batch: list[Pop], names: dict[int, str]) -> list[str]:
+        """Publish to this node's broker; returns the payloads for the other nodes."""
         messages = []
         for pop in batch:
             message = {"type": "call", "call_id": pop.call_id, "number": pop.number,
-                       "name": names.get(pop.contact_id) if pop.contact_id else None, "url": pop.url}
+                       "name": pop.name or (names.get(pop.contact_id) if pop.contact_id else None), "url": pop.url}
             staff = set(pop.staff_ids) if pop.staff_ids is not None else None
             self.broker.publish(message, staff)
             payload = json.dumps({"node": self.broker.node, "event": message,
                                   "staff": sorted(staff) if staff is not None else None})
             if len(payload) < 8000:  # PostgreSQL's limit for a payload; a screen pop is a few hundred bytes
                 messages.append(payload)
-        if messages and self.engine.dialect.name == "postgresql":
-            with self.engine.begin() as connection:  # the browsers on the other nodes
-                connection.execute(_NOTIFY_ALL, {"payloads": messages})
+        return messages
 
-    def _names(self, contact_ids: set[int]) -> dict[int | None, str]:
-        if not contact_ids:
-            return {}
-        with Session(self.engine) as session:
-            rows = session.execute(select(Contact.id, Contact.name).where(Contact.id.in_(contact_ids))).all()
-            names: dict[int | None, str] = {contact_id: name for contact_id, name in rows if name}
-            for contact_id in contact_ids - set(names):
-                contact = session.get(Contact, contact_id)  # nameless: known by an address
-                if contact is not None:
-                    names[contact_id] = contact.display_name
-            return names
+    @staticmethod
+    def _names(connection: Connection, contact_ids: set[int]) -> dict[int, str]:
+        rows = connection.execute(_NAMES, {"ids": list(contact_ids)}).all()
+        names: dict[int, str] = {contact_id: name for contact_id, name in rows if name}
+        nameless = contact_ids - set(names)
+        if nameless:  # known by an address: the ORM tells which (rare)
+            with Session(bind=connection) as session:
+                for contact_id in nameless:
+                    contact = session.get(Contact, contact_id)
+                    if contact is not None:
+                        names[contact_id] = contact.display_name
+        return names

@@ -142,6 +142,14 @@ def apply_event(session: Session, settings: Settings, event: CallEvent,
 
     Core statements built once, five to eight per event; the call is worked out on a detached ``Call`` and
     written back in one UPDATE, then handed to the session as it is stored."""
+    call, changed, _match = apply_event_matched(session, settings, event, prepared)
+    return call, changed
+
+
+def apply_event_matched(session: Session, settings: Settings, event: CallEvent,
+                        prepared: Prepared | None = None) -> tuple[Call, bool, PhoneMatch | None]:
+    """``apply_event``, also returning the caller's match when the event changed the call (None when not): a
+    screen pop names the caller from it instead of reading the name again."""
     session.flush()  # what the caller changed through the ORM comes before our statements
     connection = session.connection()
     now = utcnow()
@@ -159,7 +167,7 @@ def apply_event(session: Session, settings: Settings, event: CallEvent,
         staff, known = prepared.staff, (prepared.number, prepared.matches)
     call = Call(**before)
     if any(_event_key(e) == event.kind for e in call.events):
-        return _in_session(session, call), False
+        return _in_session(session, call), False, None
     call.events = [*call.events, event.as_json()]
     match = _derive(session, settings, call, event, staff, known)
     _record_on_timeline(session, call, match.reason, before)
@@ -174,7 +182,7 @@ def apply_event(session: Session, settings: Settings, event: CallEvent,
                                                              if c not in ("id", "source", "call_id")}})
     log.info("call %s/%s: %s → %s (contact %s, staff %s)", call.source, call.call_id, event.kind,
              call.state.value, call.contact_id, call.staff_id)
-    return _in_session(session, call), True
+    return _in_session(session, call), True, match
 
 
 def _in_session(session: Session, call: Call) -> Call:
