@@ -13,14 +13,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Exists,
-    Integer,
     Select,
     String,
     and_,
-    any_,
     bindparam,
     case,
     cast,
@@ -58,11 +55,6 @@ _OTHERS_WAITING = (select(func.aggregate_strings(_OTHER_PAIR, "\n"))
                    .where(_OTHERS.c.id.in_(bindparam("others", expanding=True)),
                           _OTHERS.c.state == InboundState.RECEIVED.value)
                    .scalar_subquery().label("others_waiting"))
-# PostgreSQL takes the list as one array parameter: one statement text whatever its length (prepared once).
-_OTHERS_WAITING_PG = (select(func.aggregate_strings(_OTHER_PAIR, "\n"))
-                      .where(_OTHERS.c.id == any_(bindparam("others", type_=ARRAY(Integer))),
-                             _OTHERS.c.state == InboundState.RECEIVED.value)
-                      .scalar_subquery().label("others_waiting"))
 
 # One statement brings what the first steps would each ask for: the erasure and reuse checks and the version of
 # the staff directory (and on PostgreSQL the raw bytes; SQLite reads those as a blob, piece by piece).
@@ -82,7 +74,7 @@ RAW_WITH_ROW = 1 << 20
 _LOAD_PG = (select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS),
                    case((_T.c.size <= RAW_WITH_ROW, _T.c.raw), else_=None).label("raw"),
                    _REUSED.label("message_id_reused"),
-                   _ERASED.label("erased_copy"), staff_version(), _OTHERS_WAITING_PG)
+                   _ERASED.label("erased_copy"), staff_version(), _OTHERS_WAITING)
             .where(_T.c.id == bindparam("id")).with_for_update(of=_T))
 _CLAIM = (update(_T).where(_T.c.id == bindparam("row_id"), _T.c.state == InboundState.RECEIVED.value)
           .values(attempts=_T.c.attempts + 1))
