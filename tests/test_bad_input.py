@@ -222,7 +222,7 @@ def test_a_failing_webhook_logs_its_path_without_the_token(app, client, caplog, 
     def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError(f"cannot record the call posted to {request.path}")
 
-    monkeypatch.setattr("web.webhooks.apply_event", broken)
+    monkeypatch.setattr("web.webhooks.apply_event_matched", broken)
     app.config["PROPAGATE_EXCEPTIONS"] = False  # log and answer 500, as in production
     caplog.set_level(logging.INFO)
     response = client.post("/api/v1/cti/cti-secret", data={"event": "newCall", "callId": "c-1", "direction": "in",
