@@ -73,10 +73,17 @@ def match_parameters(e164: str | None) -> dict[str, Any]:
     return {"e164": e164, "prefixes": [e164[:n] for n in range(4, len(e164))] if e164 else []}
 
 
-def match_rows_as_json() -> ColumnElement[Any]:
-    """PostgreSQL: ``_MATCHES``' rows as one JSON array, to be read with another statement's row."""
+def match_rows_as_json(dialect: str = "postgresql") -> ColumnElement[Any]:
+    """``_MATCHES``' rows as one JSON array, to be read with another statement's row (on SQLite as JSON text)."""
     found = _MATCHES.subquery("matched")
-    return select(func.json_agg(func.json_build_array(*found.c))).scalar_subquery()
+    return select(_json_rows(dialect, found.c)).scalar_subquery()
+
+
+def _json_rows(dialect: str, columns: Iterable[Any]) -> ColumnElement[Any]:
+    """An aggregate of rows as a JSON array of arrays (PostgreSQL: NULL for no rows; SQLite: "[]")."""
+    if dialect == "postgresql":
+        return func.json_agg(func.json_build_array(*columns))
+    return func.json_group_array(func.json_array(*columns))
 
 
 def read_matches(e164: str, rows: Sequence[Sequence[Any]]) -> PhoneMatch:
@@ -127,7 +134,6 @@ def _own_numbers(own_numbers: tuple[str, ...], region: str) -> tuple[tuple[str, 
 
 _STAFF_COLUMNS = (StaffUser.id, StaffUser.name, StaffUser.extension, StaffUser.active)
 _STAFF_WHERE = or_(StaffUser.extension.is_not(None), StaffUser.active)
-_STAFF = select(*_STAFF_COLUMNS).where(_STAFF_WHERE)
 
 
 @dataclass
@@ -136,10 +142,6 @@ class StaffDirectory:
 
     extensions: dict[str, int] = field(default_factory=dict)
     names: list[tuple[int, str]] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, session: Session) -> StaffDirectory:
-        return cls.of(session.connection().execute(_STAFF).all())
 
     @classmethod
     def of(cls, rows: Iterable[Sequence[Any]]) -> StaffDirectory:
@@ -153,9 +155,10 @@ class StaffDirectory:
         return directory
 
     @staticmethod
-    def as_json() -> ColumnElement[Any]:
-        """PostgreSQL: the rows ``of`` reads as one JSON array, to be read with another statement's row."""
-        return select(func.json_agg(func.json_build_array(*_STAFF_COLUMNS))).where(_STAFF_WHERE).scalar_subquery()
+    def as_json(dialect: str = "postgresql") -> ColumnElement[Any]:
+        """The rows ``of`` reads as one JSON array, to be read with another statement's row (on SQLite as JSON
+        text)."""
+        return select(_json_rows(dialect, _STAFF_COLUMNS)).where(_STAFF_WHERE).scalar_subquery()
 
     def by_names(self, names: tuple[str, ...]) -> int | None:
         keys = {search_key(n) for n in names if n.strip()}
