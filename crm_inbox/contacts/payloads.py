@@ -13,16 +13,21 @@ from sqlalchemy.orm import Session
 
 from crm_inbox import events
 from crm_inbox.inputs import NOT_GIVEN
-from crm_inbox.models import Company, Contact
+from crm_inbox.models import Company, Contact, Role
 
 
 def contact_payload(contact: Contact) -> dict[str, Any]:
     """``{"id", "name", "emails", "phones", "company_id", "role", "customer_number"}`` (numbers in E.164 when
     they parse, else as typed)."""
-    return {"id": contact.id, "name": contact.name, "emails": [e.email for e in contact.emails],
-            "phones": [p.e164 or p.raw for p in contact.phones], "company_id": contact.company_id,
-            "role": contact.role.value if contact.role is not None else None,
-            "customer_number": contact.customer_number}
+    return _contact_payload(contact.id, contact.name, [e.email for e in contact.emails],
+                            [p.e164 or p.raw for p in contact.phones], contact.company_id, contact.role,
+                            contact.customer_number)
+
+
+def _contact_payload(contact_id: int, name: str | None, emails: list[str], phones: list[str],
+                     company_id: int | None, role: Role | None, customer_number: str | None) -> dict[str, Any]:
+    return {"id": contact_id, "name": name, "emails": emails, "phones": phones, "company_id": company_id,
+            "role": role.value if role is not None else None, "customer_number": customer_number}
 
 
 def company_payload(company: Company) -> dict[str, Any]:
@@ -33,6 +38,12 @@ def company_payload(company: Company) -> dict[str, Any]:
 
 def contact_created(session: Session, contact: Contact) -> None:
     events.record(session, "contact.created", "contact", contact.id, contact_payload(contact))
+
+
+def lead_created(session: Session, contact_id: int, name: str | None, email: str, company_id: int | None) -> None:
+    """``contact.created`` for a lead made from mail, which is written without a Contact object to read."""
+    events.record(session, "contact.created", "contact", contact_id,
+                  _contact_payload(contact_id, name, [email], [], company_id, Role.LEAD, None))
 
 
 def contact_updated(session: Session, contact: Contact, changed: Iterable[str]) -> None:

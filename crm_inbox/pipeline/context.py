@@ -13,7 +13,7 @@ from crm_inbox.contacts.directory import ContactRef, Directory
 from crm_inbox.mail.attribution import Attribution
 from crm_inbox.mail.automatic import Automatic
 from crm_inbox.mail.parse import ParsedMail
-from crm_inbox.models import Contact, Interaction
+from crm_inbox.models import Interaction
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class MailContext:
     attribution: Attribution | None = None
     # (contact, role) pairs the interaction is linked to, in order
     contacts: list[tuple[ContactRef, str]] = field(default_factory=list)
-    new_contacts: list[Contact] = field(default_factory=list)
+    new_contacts: list[ContactRef] = field(default_factory=list)
     interaction: Interaction | None = None
     queued_mail: bool = False  # an acknowledgement or other mail waits in the outbox
     stopped: str | None = None

@@ -18,7 +18,6 @@ from crm_inbox.mail.attribution import Evidence, decide
 from crm_inbox.mail.automatic import detect_automatic
 from crm_inbox.mail.parse import Limits, parse_mail_chunks
 from crm_inbox.models import (
-    Contact,
     ContactEmail,
     InboundMessage,
     InboundState,
@@ -106,7 +105,7 @@ def match_contacts(ctx: MailContext) -> None:
     new = [p.address.email for p in parties if not p.by_name and p.address.email not in found]
     if new and not ctx.attribution.automatic and lock_new_addresses(ctx.session, new):
         found.update(ctx.directory.contacts_by_email(new))  # a lead another node made meanwhile
-    chosen: list[tuple[int | Contact, str]] = []
+    chosen: list[tuple[int | ContactRef, str]] = []
     for party in parties:
         if party.by_name:
             ids = ctx.directory.contacts_by_name(party.address.name)
@@ -133,9 +132,7 @@ def match_contacts(ctx: MailContext) -> None:
             chosen.append((lead, party.role))
     refs = ctx.directory.contact_refs(c for c, _ in chosen if isinstance(c, int))
     for contact, role in chosen:
-        ref = refs[contact] if isinstance(contact, int) else ContactRef(
-            contact.id, contact.name, contact.company_id, contact.owner_id)
-        ctx.contacts.append((ref, role))
+        ctx.contacts.append((refs[contact] if isinstance(contact, int) else contact, role))
 
 
 def mark_bounces(ctx: MailContext) -> None:
