@@ -146,10 +146,24 @@ def _charset_hint(msg: Message) -> tuple[list[str], bytes]:
     return _HINTS[msg]
 
 
+# The headers of a parsed message (or part) by lower-cased name, built on first use: the steps ask for some 30
+# headers per message, and each ask scanned every header.
+_RAW_INDEX: WeakKeyDictionary[Message, dict[str, list[str]]] = WeakKeyDictionary()
+
+
 def _raw_values(msg: Message, name: str) -> list[str]:
     """Every value of header ``name`` as sent (compat32's ``get`` turns raw 8-bit bytes into U+FFFD)."""
-    wanted = name.lower()
-    return [str(value) for key, value in msg.raw_items() if key.lower() == wanted]
+    index = _RAW_INDEX.get(msg)
+    if index is None:
+        index = {}
+        for key, value in msg.raw_items():
+            index.setdefault(key.lower(), []).append(str(value))
+        _RAW_INDEX[msg] = index
+    return index.get(name.lower(), [])
+
+
+def has_header(msg: Message, name: str) -> bool:
+    return bool(_raw_values(msg, name))
 
 
 def _unfold(text: str) -> str:
