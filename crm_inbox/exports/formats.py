@@ -12,9 +12,6 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
 from crm_inbox import vcards
 from crm_inbox.contacts.csv_export import csv_text, neutralise
 from crm_inbox.exports.tables import NUMBER_COLUMNS, Person, Sheet
@@ -35,12 +32,18 @@ def _xlsx_cell(value: Any, number: bool) -> Any:
         return None
     if number and isinstance(value, int):
         return value
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     # XML cannot carry most control characters; openpyxl refuses them rather than dropping them.
     return ILLEGAL_CHARACTERS_RE.sub("", neutralise(value))
 
 
 def xlsx_bytes(sheet: Sheet, title: str) -> bytes:
     """One worksheet, header in the first row (frozen); identifiers as text, counts as numbers."""
+    # Imported here: every process that processes mail imports this module, few of them write a workbook,
+    # and openpyxl costs 70 ms to import.
+    from openpyxl import Workbook
+
     book = Workbook(write_only=True)
     ws = book.create_sheet(title)
     ws.freeze_panes = "A2"
