@@ -865,3 +865,38 @@ def test_serve_closes_calls_whose_hangup_never_came(settings, factory):
     with factory() as session:
         call = session.query(Call).one()
         assert call.state.value == "ended" and call.closed_by_timeout and call.cause == "timeout"
+
+
+def test_a_call_event_reads_the_staff_and_the_callers_match_in_one_statement(settings, factory, world):
+    """Before the call is claimed, SQLite reads the staff directory and the number's matches in one statement;
+    PostgreSQL reads them with the claim itself (nothing before it)."""
+    from sqlalchemy import event as sa_event
+
+    from crm_inbox.calls.matching import read_matches
+    from crm_inbox.calls.service import CallEvent, prepare
+    from crm_inbox.models import Direction
+
+    engine = factory.kw["bind"]
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    call = CallEvent("sipgate", "one-read", "new", T0, direction=Direction.IN, from_number="491712345678",
+                     to_number="49891234567", users=("Jonas Becker",))
+    with factory() as session:
+        session.connection()  # checked out before counting
+        sa_event.listen(engine, "before_cursor_execute", count)
+        try:
+            prepared = prepare(session, settings, call)
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", count)
+    if engine.dialect.name == "postgresql":
+        assert prepared is None and statements == []
+        return
+    assert prepared is not None and len(statements) == 1
+    assert prepared.staff.extensions == {"22": world.jonas, "23": world.sabine}
+    assert prepared.staff.by_names(("Jonas Becker",)) == world.jonas
+    assert prepared.number == KLAUS
+    match = read_matches(KLAUS, prepared.matches)
+    assert (match.contact_id, match.company_id, match.contact_name) == (world.klaus, world.company, "Klaus Müller")
