@@ -21,8 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from crm_inbox.calls.matching import PhoneMatch
 from crm_inbox.calls.relay import Pop, PopSender
-from crm_inbox.calls.service import apply_event_matched, call_details, lookup, owes_callback
-from crm_inbox.db import unit_of_work, write_lock
+from crm_inbox.calls.service import apply_event_matched, call_details, lookup, owes_callback, prepare
+from crm_inbox.db import write_lock
 from crm_inbox.errors import CallEventError
 from crm_inbox.models import Call, StaffRole, utcnow
 from handlers.phone import ADAPTERS, placetel, threecx, twilio
@@ -81,12 +81,21 @@ def _record(system: str, data: Mapping[str, Any]) -> list[Call]:
     events = ADAPTERS[system](data, utcnow())
     app = state()
     calls, changes = [], []
-    with write_lock(app.factory), unit_of_work(app.factory) as session:
-        for event in events:
-            call, changed, match = apply_event_matched(session, app.settings, event)
-            calls.append(call)
-            if changed:
-                changes.append((event.kind, call, match))
+    with app.factory() as session:
+        # SQLite: the events' reads before queueing for the write lock, so that it is held for the writes alone
+        # (a SELECT opens no SQLite transaction); PostgreSQL reads them with the claim of the call.
+        prepared = [prepare(session, app.settings, event) for event in events]
+        with write_lock(app.factory):
+            try:
+                for event, ready in zip(events, prepared, strict=True):
+                    call, changed, match = apply_event_matched(session, app.settings, event, ready)
+                    calls.append(call)
+                    if changed:
+                        changes.append((event.kind, call, match))
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
     for kind, call, match in changes:
         if kind == "new" and call.direction is not None and call.direction.value == "in":
             _screen_pop(call, match)
