@@ -193,8 +193,22 @@ def insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, An
 
     Races between two deliveries are decided by the unique index, on SQLite and PostgreSQL alike.
     """
-    rows = insert_many_ignoring_conflicts(session, table, [values], conflict, list(table.primary_key.columns))
-    return rows[0][0] if rows else None
+    session.flush()  # what the row refers to (as the ORM's execute would autoflush)
+    connection = session.connection()
+    key = (connection.dialect.name, table.name, tuple(conflict))
+    stmt = _INSERTS_IGNORING.get(key)
+    if stmt is None:
+        # Built once per table: a statement holding the row's values would be compiled anew on every call.
+        if key[0] == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        stmt = _INSERTS_IGNORING[key] = (dialect_insert(table).on_conflict_do_nothing(index_elements=conflict)
+                                         .returning(*table.primary_key.columns))
+    return connection.execute(stmt, values).scalar_one_or_none()
+
+
+_INSERTS_IGNORING: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 
 
 def insert_many_ignoring_conflicts(session: Session, table: Any, rows: list[dict[str, Any]], conflict: list[str],
