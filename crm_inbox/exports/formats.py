@@ -9,6 +9,7 @@ who want columns without an import dialogue take the XLSX.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,15 +28,13 @@ def csv_bytes(sheet: Sheet) -> bytes:
     return csv_text(sheet.header, sheet.rows).encode("utf-8")
 
 
-def _xlsx_cell(value: Any, number: bool) -> Any:
+def _xlsx_cell(value: Any, number: bool, illegal: re.Pattern[str]) -> Any:
     if value is None or value == "":
         return None
     if number and isinstance(value, int):
         return value
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
     # XML cannot carry most control characters; openpyxl refuses them rather than dropping them.
-    return ILLEGAL_CHARACTERS_RE.sub("", neutralise(value))
+    return illegal.sub("", neutralise(value))
 
 
 def xlsx_bytes(sheet: Sheet, title: str) -> bytes:
@@ -43,14 +42,15 @@ def xlsx_bytes(sheet: Sheet, title: str) -> bytes:
     # Imported here: every process that processes mail imports this module, few of them write a workbook,
     # and openpyxl costs 70 ms to import.
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE as illegal
 
     book = Workbook(write_only=True)
     ws = book.create_sheet(title)
     ws.freeze_panes = "A2"
     numbers = [name in NUMBER_COLUMNS for name in sheet.header]
-    ws.append([_xlsx_cell(h, False) for h in sheet.header])
+    ws.append([_xlsx_cell(h, False, illegal) for h in sheet.header])
     for row in sheet.rows:
-        ws.append([_xlsx_cell(value, numbers[i]) for i, value in enumerate(row)])
+        ws.append([_xlsx_cell(value, numbers[i], illegal) for i, value in enumerate(row)])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
