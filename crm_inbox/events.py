@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, true
+from sqlalchemy import CTE, Select, bindparam, cast, func, insert, literal, or_, select, true
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from crm_inbox.models import Event, WebhookDelivery, WebhookSubscription, utcnow
@@ -55,15 +56,39 @@ def record(session: Session, type: str, subject_type: str, subject_id: int,
               "payload": dict(payload or {}), "created_at": now}
     connection = session.connection()  # Core on the session's transaction: no ORM execution overhead
     if connection.dialect.name == "postgresql":
-        rows = connection.execute(_INSERT_EVENT_WITH_SUBSCRIPTIONS, values).all()
-        event_id = rows[0].event_id
-        subscriptions = [(r.id, r.event_types, r.failing_since) for r in rows if r.id is not None]
-    else:
-        event_id = connection.execute(_INSERT_EVENT, values).scalar_one()
-        subscriptions = [(r.id, r.event_types, r.failing_since) for r in connection.execute(_ACTIVE_SUBSCRIPTIONS)]
-    wanted = [(sub_id, failing) for sub_id, patterns, failing in subscriptions if wants(patterns or (), type)]
+        return fan_out(session, connection.execute(_INSERT_EVENT_WITH_SUBSCRIPTIONS, values).all(), values)
+    event_id = connection.execute(_INSERT_EVENT, values).scalar_one()
+    rows: list[Sequence[Any]] = [(event_id, *r) for r in connection.execute(_ACTIVE_SUBSCRIPTIONS)]
+    return fan_out(session, rows or [(event_id, None, None, None)], values)
+
+
+def recorded_along(row: CTE, type: str, subject_type: str) -> Select[Any]:
+    """PostgreSQL: event ``type`` about the row that the data-modifying ``row`` (returning its ``id``) inserts, in
+    the same statement, with the subscriptions ``record`` reads: one round trip for a change and its event. The
+    payload is the bind parameter ``event_payload`` with the new row's ``"id"`` added, the time ``event_at``.
+    The rows are ``(row_id, event_id, subscription id, event_types, failing_since)``; ``fan_out`` takes
+    them from the second column on."""
+    payload = cast(bindparam("event_payload", type_=JSONB).op("||")(func.jsonb_build_object("id", row.c.id)),
+                   Event.__table__.c.payload.type)
+    new_event = insert(Event.__table__).from_select(
+        ["type", "subject_type", "subject_id", "payload", "created_at"],
+        select(literal(type), literal(subject_type), row.c.id, payload,
+               bindparam("event_at", type_=Event.__table__.c.created_at.type)),
+    ).returning(Event.__table__.c.id).cte(f"{subject_type}_event")
+    return select(row.c.id.label("row_id"), new_event.c.id.label("event_id"), _SUBSCRIBED.c.id,
+                  _SUBSCRIBED.c.event_types, _SUBSCRIBED.c.failing_since).select_from(
+        row.join(new_event, true()).outerjoin(_SUBSCRIBED, true()))
+
+
+def fan_out(session: Session, rows: Sequence[Sequence[Any]], values: dict[str, Any]) -> Event:
+    """The deliveries of the event just inserted, from rows ``(event_id, subscription id, event_types,
+    failing_since)`` (one with NULLs when there is no subscription); ``values``: the event's columns."""
+    event_id, now, type = rows[0][0], values["created_at"], values["type"]
+    wanted = [(sub_id, failing) for _, sub_id, patterns, failing in rows
+              if sub_id is not None and wants(patterns or (), type)]
     if wanted:
-        add_deliveries(session, event_id, subject_of(subject_type, subject_id), [s for s, _ in wanted],
+        add_deliveries(session, event_id, subject_of(values["subject_type"], values["subject_id"]),
+                       [s for s, _ in wanted],
                        {s: now + held_for(failing, now) for s, failing in wanted if failing is not None})
     return Event(id=event_id, **values)
 

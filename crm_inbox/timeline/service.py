@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mailparser_reply import EmailReplyParser
-from sqlalchemy import Select, insert, or_, select, tuple_
+from sqlalchemy import Integer, Select, String, bindparam, func, insert, literal, or_, select, true, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from crm_inbox import audit, events
@@ -89,26 +90,38 @@ def record_interaction(
         "created_at": utcnow()}
     session.flush()  # what the rows below refer to (a new lead, a company) is written first
     connection = session.connection()  # Core: the ORM's execution path would cost more than the statements
-    interaction_id = connection.execute(_INSERT_INTERACTION, {
-        **values, "kind": kind.value, "direction": direction.value}).scalar_one()
     links = {contact.id: role for contact, role in reversed(contacts)}  # the first role given wins
-    if links:
-        connection.execute(insert(InteractionContact.__table__), [
-            {"interaction_id": interaction_id, "contact_id": cid, "occurred_at": occurred_at, "role": role}
-            for cid, role in links.items()])
-    if staff_ids:
-        connection.execute(insert(InteractionStaff.__table__), [
-            {"interaction_id": interaction_id, "staff_id": sid, "role": "participant"}
-            for sid in dict.fromkeys(staff_ids)])
+    staff = list(dict.fromkeys(staff_ids))
+    # What other systems hear: who and when, never the text (they ask the API for that, with a token). "id" is
+    # the new line's (added by the statement on PostgreSQL).
+    payload = {"kind": kind.value, "direction": direction.value, "occurred_at": occurred_at.isoformat(),
+               "subject": subject, "contact_ids": list(dict.fromkeys(contact.id for contact, _ in contacts)),
+               "company_id": company_id}
+    row = {**values, "kind": kind.value, "direction": direction.value}
+    if connection.dialect.name == "postgresql":
+        # The line, its people, its staff and its event in one round trip.
+        rows = connection.execute(_RECORD_ALL, {
+            **row, "contact_ids": list(links), "roles": list(links.values()), "staff_ids": staff,
+            "link_occurred_at": occurred_at, "event_payload": payload, "event_at": values["created_at"]}).all()
+        interaction_id = rows[0].row_id
+        events.fan_out(session, [r[1:] for r in rows], {
+            "type": "interaction.created", "subject_type": "interaction", "subject_id": interaction_id,
+            "payload": {"id": interaction_id, **payload}, "created_at": values["created_at"]})
+    else:
+        interaction_id = connection.execute(_INSERT_INTERACTION, row).scalar_one()
+        if links:
+            connection.execute(insert(InteractionContact.__table__), [
+                {"interaction_id": interaction_id, "contact_id": cid, "occurred_at": occurred_at, "role": role}
+                for cid, role in links.items()])
+        if staff:
+            connection.execute(insert(InteractionStaff.__table__), [
+                {"interaction_id": interaction_id, "staff_id": sid, "role": "participant"} for sid in staff])
+        events.record(session, "interaction.created", "interaction", interaction_id,
+                      {"id": interaction_id, **payload})
     for filename, content_type, content in attachments:
         connection.execute(insert(Attachment.__table__), {
             "interaction_id": interaction_id, "filename": filename, "content_type": content_type[:255],
             "size": len(content), "sha256": hashlib.sha256(content).hexdigest(), "content": content})
-    # What other systems hear: who and when, never the text (they ask the API for that, with a token).
-    events.record(session, "interaction.created", "interaction", interaction_id, {
-        "id": interaction_id, "kind": kind.value, "direction": direction.value, "occurred_at": occurred_at.isoformat(),
-        "subject": subject, "contact_ids": list(dict.fromkeys(contact.id for contact, _ in contacts)),
-        "company_id": company_id})
     # The row as written, made the session's own without reading it back (every column is in ``values``).
     interaction = Interaction(id=interaction_id, **values)
     make_transient_to_detached(interaction)
@@ -117,6 +130,32 @@ def record_interaction(
 
 
 _INSERT_INTERACTION = insert(Interaction.__table__).returning(Interaction.__table__.c.id)
+_LINE_COLUMNS = ("kind", "direction", "occurred_at", "subject", "text", "excerpt", "html", "source_ref",
+                 "inbound_message_id", "company_id", "ticket_id", "attribution_reason", "details", "created_by_id",
+                 "created_at")
+
+
+def _record_all() -> Select[Any]:
+    """PostgreSQL: ``_INSERT_INTERACTION``, the links to its people (arrays ``contact_ids``, ``roles``) and staff
+    (``staff_ids``) and its event (``events.recorded_along``), as one statement of data-modifying WITHs."""
+    line = insert(Interaction.__table__).values({c: bindparam(c) for c in _LINE_COLUMNS}).returning(
+        Interaction.__table__.c.id).cte("line")
+    people = func.unnest(bindparam("contact_ids", type_=ARRAY(Integer)), bindparam("roles", type_=ARRAY(String))
+                         ).table_valued("contact_id", "role").render_derived("people")
+    links = InteractionContact.__table__
+    linked = insert(links).from_select(
+        ["interaction_id", "contact_id", "occurred_at", "role"],
+        select(line.c.id, people.c.contact_id, bindparam("link_occurred_at", type_=links.c.occurred_at.type),
+               people.c.role).select_from(line.join(people, true()))).cte("linked")
+    staff = func.unnest(bindparam("staff_ids", type_=ARRAY(Integer))).table_valued("staff_id").render_derived("staff")
+    staffed = insert(InteractionStaff.__table__).from_select(
+        ["interaction_id", "staff_id", "role"],
+        select(line.c.id, staff.c.staff_id, literal("participant")).select_from(line.join(staff, true()))
+    ).cte("staffed")
+    return events.recorded_along(line, "interaction.created", "interaction").add_cte(linked, staffed)
+
+
+_RECORD_ALL = _record_all()
 
 
 def encode_cursor(occurred_at: datetime, interaction_id: int) -> str:
