@@ -10,7 +10,7 @@ from crm_inbox.mail.html import html_to_text
 from crm_inbox.mail.parse import parse_mail
 from crm_inbox.models import Company, Contact, Direction, Interaction
 from crm_inbox.pipeline.runner import process
-from crm_inbox.timeline.service import clean_excerpt
+from crm_inbox.timeline.service import EXCERPT_CHARS, _first_reply_excerpt, clean_excerpt
 from tests.conftest import make_settings
 from tests.mailfactory import make_mail
 
@@ -30,6 +30,28 @@ def test_excerpt_drops_quoted_history_and_signature_in_german_and_english():
     assert "12.000" not in clean_excerpt(german) and "das Angebot passt" in clean_excerpt(german)
     assert clean_excerpt(english).startswith("Hi Anna, works for us.")
     assert "Here is the quote" not in clean_excerpt(english)
+
+
+def test_excerpt_of_a_long_thread_is_the_new_part_as_if_the_whole_text_were_read():
+    # clean_excerpt reads the start of a long text first: the excerpt must be what reading all of it gives.
+    thread = ""
+    for n in range(12):  # each reply quotes the whole thread so far: kilobytes of quoted history
+        thread = (f"Hallo Herr Müller,\n\nzu Position {n}: die Lieferung kommt am {n + 1}. Dezember, bitte "
+                  f"bestätigen Sie den Termin.\n\nMit freundlichen Grüßen\nAnna Schmidt\n\n"
+                  f"Am 0{n % 9 + 1}.11.2026 um 10:1{n % 10} schrieb Klaus Müller <klaus@kunde.de>:\n"
+                  + "\n".join("> " + line for line in thread.splitlines()))
+    long_first = ("Sehr geehrte Damen und Herren,\n\n" + "wir bestellen hiermit die Positionen aus Ihrem Angebot "
+                  "und bitten um eine Auftragsbestätigung. " * 40 + "\n\nGruß\nKlaus\n\n"
+                  "On Mon, 3 Nov 2026 at 10:12, Anna <anna@firma.de> wrote:\n> Here is the quote\n")
+    short_first = "Passt.\n\nOn Mon, 3 Nov 2026 at 10:12, Anna <anna@firma.de> wrote:\n" + "> Angebot\n" * 400
+    assert len(thread) > 3_000
+    assert clean_excerpt(thread) == ("Hallo Herr Müller, zu Position 11: die Lieferung kommt am 12. Dezember, bitte "
+                                     "bestätigen Sie den Termin.")
+    assert clean_excerpt(long_first).startswith("Sehr geehrte Damen und Herren, wir bestellen hiermit")
+    assert clean_excerpt(long_first).endswith("…") and len(clean_excerpt(long_first)) == 280
+    assert clean_excerpt(short_first) == "Passt."
+    for text in (thread, long_first, short_first):
+        assert clean_excerpt(text) == _first_reply_excerpt(text, EXCERPT_CHARS)  # the whole text read
 
 
 def test_authentication_results_count_only_from_our_host_and_for_the_from_domain():
