@@ -185,7 +185,7 @@ def recipient_for(session: Session, references: Sequence[str]) -> CampaignRecipi
     refs = _variants(references[:MAX_REFERENCES])
     if not refs:
         return None
-    rows = session.execute(_RECIPIENTS_BY_MESSAGE_ID, {"refs": refs}).all()
+    rows = session.connection().execute(_RECIPIENTS_BY_MESSAGE_ID, {"refs": refs}).all()  # Core: every reply asks
     if not rows:
         return None
     by_id = {message_id: rid for rid, message_id in rows}

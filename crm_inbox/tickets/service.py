@@ -104,7 +104,8 @@ def find_ticket(session: Session, prefix: str, subject: str, references: Iterabl
     if refs:
         # The newest match, picked here: with ORDER BY id LIMIT 1 PostgreSQL may walk the whole table backwards
         # by id instead of looking the few Message-IDs up (4 ms a mail at 10,000 interactions).
-        matches = session.execute(_TICKETS_BY_REF, {"refs": refs}).all()
+        # Core on the session's connection, as for every reply: the referenced mails are earlier ones.
+        matches = session.connection().execute(_TICKETS_BY_REF, {"refs": refs}).all()
         ticket_id = max(matches)[1] if matches else None
         if ticket_id is not None:
             return _current(session, session.get(Ticket, ticket_id)), "In-Reply-To/References point into the ticket"
