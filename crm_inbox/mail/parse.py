@@ -89,8 +89,8 @@ class ParsedMail:
         return (self.sender[0], "Sender") if self.sender else (None, None)
 
 
-# Raw 8-bit bytes as the parser keeps them (surrogateescape). Searched in C: a generator over the characters of
-# every header cost more than a millisecond per mail.
+# Raw 8-bit bytes as the parser keeps them (surrogateescape), searched in C: a Python generator step per
+# character of every header was a visible share of parsing.
 _RAW_8BIT = re.compile("[\udc80-\udcff]")
 
 

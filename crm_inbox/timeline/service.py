@@ -29,6 +29,7 @@ from crm_inbox.models import (
 )
 
 EXCERPT_CHARS = 280
+PARSED_PER_EXCERPT_CHAR = 4  # clean_excerpt parses the first 4 × 280 characters of a long text first
 
 
 class Identified(Protocol):
@@ -53,9 +54,6 @@ def clean_excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
         if len(excerpt) >= limit:
             return excerpt
     return _first_reply_excerpt(text, limit)
-
-
-PARSED_PER_EXCERPT_CHAR = 4
 
 
 def _first_reply_excerpt(text: str, limit: int) -> str:
@@ -152,8 +150,9 @@ _LINE_COLUMNS = ("kind", "direction", "occurred_at", "subject", "text", "excerpt
 
 
 def _record_all() -> Select[Any]:
-    """PostgreSQL: ``_INSERT_INTERACTION``, the links to its people (arrays ``contact_ids``, ``roles``) and staff
-    (``staff_ids``) and its event (``events.recorded_along``), as one statement of data-modifying WITHs."""
+    """PostgreSQL: the interaction's insert (``_LINE_COLUMNS``), its links to people (arrays ``contact_ids``,
+    ``roles``) and staff (``staff_ids``) and its event (``events.recorded_along``), as one statement of
+    data-modifying WITHs."""
     line = insert(Interaction.__table__).values({c: bindparam(c) for c in _LINE_COLUMNS}).returning(
         Interaction.__table__.c.id).cte("line")
     people = func.unnest(bindparam("contact_ids", type_=ARRAY(Integer)), bindparam("roles", type_=ARRAY(String))
