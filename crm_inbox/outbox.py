@@ -6,7 +6,9 @@ the customer's reply comes back into the CRM) and the attachments of its timelin
 ``enqueue`` runs inside the unit of work that decides to send (so the mail exists exactly when the reason
 for it was committed); ``send_pending`` claims rows one at a time and delivers them over SMTP. A row is
 claimed with a conditional update, so two processes never send the same mail; a claim older than the
-lease (a process died mid-send) is taken over.
+lease (a process died mid-send) is taken over. Both ways a mail may reach the relay twice (a claim taken
+over; a timeout or a lost connection after the whole message was written, while the relay's answer was
+awaited) mark it ``uncertain``.
 """
 
 from __future__ import annotations
@@ -197,14 +199,34 @@ def _claim(factory: sessionmaker[Session], settings: Settings) -> int | None:
         return candidate if claimed else -1
 
 
+class _Unanswered(OSError):
+    """The relay had the whole message, but its answer never came: it may have taken the mail."""
+
+
+class _Relay(smtplib.SMTP):
+    """smtplib's client, noting when the message has been written up to its final "." (RFC 5321 4.1.1.4)."""
+
+    content_written = False
+
+    def send(self, s: Any) -> None:  # bytes or str, as smtplib writes it
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.content_written = True
+
+
 def _deliver(settings: Settings, message: EmailMessage) -> None:
     cfg = settings.notifications
-    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.timeout_seconds) as client:
+    with _Relay(cfg.smtp_host, cfg.smtp_port, timeout=cfg.timeout_seconds) as client:
         if cfg.smtp_starttls:
             client.starttls()
         if cfg.smtp_username:
             client.login(cfg.smtp_username, cfg.smtp_password)
-        client.send_message(message)
+        try:
+            client.send_message(message)
+        except OSError as exc:  # smtplib's errors are OSErrors; a reply with an error code is a clear refusal
+            if client.content_written and not isinstance(exc, smtplib.SMTPResponseException):
+                raise _Unanswered(f"no answer after the message was written: {exc}") from exc
+            raise
 
 
 def send_pending(factory: sessionmaker[Session], settings: Settings, limit: int = 100) -> dict[str, int]:
@@ -222,11 +244,13 @@ def send_pending(factory: sessionmaker[Session], settings: Settings, limit: int 
             attempts = mail.attempts
         try:
             _deliver(settings, message)
-        except (OSError, smtplib.SMTPException) as exc:
+        except OSError as exc:
             state = OutboxState.FAILED if attempts >= MAX_ATTEMPTS else OutboxState.PENDING
+            values: dict[str, Any] = {"state": state, "error": f"{exc.__class__.__name__}: {exc}"[:2000]}
+            if isinstance(exc, _Unanswered):
+                values["uncertain"] = True  # its next attempt may make it arrive twice
             with write_lock(factory), unit_of_work(factory) as session:
-                session.execute(update(OutgoingMail).where(OutgoingMail.id == mail_id)
-                                .values(state=state, error=f"{exc.__class__.__name__}: {exc}"[:2000]))
+                session.execute(update(OutgoingMail).where(OutgoingMail.id == mail_id).values(values))
             log.warning("outgoing mail %s to %s not sent (attempt %d): %s", mail_id, message["To"], attempts, exc)
             counts["failed"] += 1
             continue

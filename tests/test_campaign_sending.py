@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -432,10 +433,15 @@ def test_kill_9_in_the_middle_of_sending(factory, settings, sink, tmp_path):
     sink.hold_at = 10  # the relay takes the 10th mail and answers only after the kill
     settings = _settings(settings, sink, 1200)
     campaign_id = start_campaign(factory, settings, n)
-    config = config_file(tmp_path, "serve", settings.database.url,
-                         notifications=notifications(sink.port, timeout_seconds=1),
-                         campaigns={"per_minute": 1200, "poll_seconds": 1}, smtp={"enabled": False})
-    proc = serve(config, tmp_path / "serve.log")
+
+    def config(timeout: int) -> Path:
+        return config_file(tmp_path, "serve", settings.database.url,
+                           notifications=notifications(sink.port, timeout_seconds=timeout),
+                           campaigns={"per_minute": 1200, "poll_seconds": 1}, smtp={"enabled": False})
+
+    # The first process waits for the relay's answer far longer than the kill takes, however busy the machine
+    # (a timeout first would be a failed attempt, retried only after five minutes).
+    proc = serve(config(30), tmp_path / "serve.log")
     try:
         assert sink.held.wait(60), "the campaign did not start sending"
         proc.kill()
@@ -444,9 +450,10 @@ def test_kill_9_in_the_middle_of_sending(factory, settings, sink, tmp_path):
         sink.release.set()
     kills = 1
     assert outbox_states(factory)["sent"] < n - 1  # killed in the middle of sending (and mostly of releasing)
-    proc = serve(config, tmp_path / "serve.log")
+    proc = serve(config(3), tmp_path / "serve.log")
     try:
-        # The claim of the killed process expires after the outbox lease (2 × 1 s + 5 s), then it goes again.
+        # The claim of the killed process expires after the restarted one's outbox lease (2 × 3 s + 5 s), then
+        # it goes again.
         assert wait_until(lambda: outbox_states(factory) == {"sent": n}, 60), outbox_states(factory)
     finally:
         assert proc.stop() == 0

@@ -9,7 +9,8 @@ written. Progress is therefore saved per recipient, never per fetched batch: a k
 transaction in flight, which is rolled back as a whole, and a restart goes on with the next recipient.
 
 The outbox (``crm_inbox.outbox``) then sends the pending mail, claimed per row, and marks a mail whose dead
-sender's claim it takes over as ``uncertain``: the only way a person gets a campaign mail twice.
+sender's claim it takes over, or whose relay took the whole message without answering in time, as
+``uncertain``: the only ways a person gets a campaign mail twice.
 
 Consent is checked again at release (an opt-out, a bounce or an erasure since the ledger was written takes
 effect at once, even in the middle of a campaign that runs for hours): such a recipient is left out with the

@@ -33,7 +33,7 @@ class Summary:
     released: int = 0
     sent: int = 0  # the outbox row of a released mail: sent …
     failed: int = 0  # … given up …
-    uncertain: int = 0  # … or possibly sent twice (a dead sender's claim taken over)
+    uncertain: int = 0  # … possibly sent twice (a dead sender's claim taken over, or the relay's answer missed)
     bounced: int = 0
     replied: int = 0
     opted_out: int = 0
