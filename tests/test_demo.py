@@ -126,6 +126,9 @@ def german(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def english(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    if pg_url:
+        pytest.skip("runs in the SQLite pass: the English demo differs from the German in its words, not in what "
+                    "it asks of the database")
     yield from _built(pg_url, tmp_path_factory.mktemp("demo-en"), "en")
 
 
@@ -313,7 +316,7 @@ def test_seeding_logs_no_line_per_message(demo: Demo):
     assert logging.getLogger("crm_inbox").level == logging.NOTSET  # restored: serve logs as always
 
 
-def test_the_same_seed_gives_the_same_people_and_mail(factory, settings, tmp_path):
+def test_the_same_seed_gives_the_same_people_and_mail(english: Demo, settings, tmp_path):
     from crm_inbox.config import replace
 
     def snapshot(some_factory):  # type: ignore[no-untyped-def]
@@ -321,18 +324,18 @@ def test_the_same_seed_gives_the_same_people_and_mail(factory, settings, tmp_pat
             return (sorted(session.execute(select(Contact.name)).scalars(), key=str),
                     sorted(session.execute(select(Interaction.subject)).scalars(), key=str))
 
-    first = build_demo(factory, settings, seed=3, language="en")
+    # The module's English demo was built with the default seed; a second one with that seed matches it.
     other_url = f"sqlite:///{tmp_path / 'other.db'}"
     engine = make_engine(other_url)
     try:
         upgrade(engine)
-        second = build_demo(make_sessionmaker(engine), replace(settings, database={"url": other_url}), seed=3,
+        second = build_demo(make_sessionmaker(engine), replace(settings, database={"url": other_url}),
                             language="en")
-        assert snapshot(factory) == snapshot(make_sessionmaker(engine))
+        assert snapshot(english.factory) == snapshot(make_sessionmaker(engine))
     finally:
         engine.dispose()
-    assert first.email == second.email
-    assert first.password != second.password  # never a well-known demo password
+    assert english.login.email == second.email
+    assert english.login.password != second.password  # never a well-known demo password
 
 
 # --- the command line -------------------------------------------------------------------------------------
