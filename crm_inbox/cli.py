@@ -328,7 +328,7 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
 
     from crm_inbox.intake.store import Accepted, Envelope, commit_batch
     from crm_inbox.models import InboundMessage, InboundState
-    from crm_inbox.pipeline.pool import process_all
+    from crm_inbox.pipeline.pool import process_all, processes_for_batch
     from crm_inbox.pipeline.runner import Outcome
     from handlers.files import UnreadableSource, batches, count_messages, read_messages
 
@@ -345,9 +345,7 @@ def cmd_ingest(settings: Settings, paths: list[Path], as_json: bool) -> int:
     queued: set[int] = set()  # ids handed to processing in this run (a message twice in the file: once)
     total = count_messages(paths)
     bar = tqdm(total=total, unit="msg", disable=as_json or not sys.stderr.isatty(), file=sys.stderr)
-    # Worker processes cost about a second and a half of CPU each to start (imports, first statements): with
-    # ``[worker] processes`` on auto, a few hundred messages are done sooner in this process.
-    processes = 1 if not settings.worker.processes and total < 1000 else None
+    processes = processes_for_batch(settings, total)
 
     def ready(stored: Accepted | Exception, awaited: bool) -> bool:
         return not awaited or (isinstance(stored, Accepted) and stored.inbound_id in outcomes)
@@ -472,6 +470,7 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
     """One pass over each account (or the named one): store, move/flag, and process what is stored while the
     next batches are fetched (``pipeline.pool.process_all``); a summary line each. A broken account gets one
     error line and does not stop the others."""
+    import itertools
     import queue
     from collections import Counter
     from collections.abc import Iterator
@@ -479,7 +478,7 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
     from tqdm import tqdm
 
     from crm_inbox.intake.store import Accepted
-    from crm_inbox.pipeline.pool import process_all
+    from crm_inbox.pipeline.pool import process_all, processes_for_batch
     from crm_inbox.pipeline.runner import Outcome, waiting_ids
     from handlers.imap import Mailbox, describe
 
@@ -502,7 +501,8 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
     with factory() as session:
         waiting = waiting_ids(session, limit=100_000)
     if waiting:
-        left = Counter(state(o) for o in process_all(settings, waiting))
+        left = Counter(state(o) for o in process_all(settings, waiting,
+                                                     processes=processes_for_batch(settings, len(waiting))))
         problems += left["failed"]
         print(f"stored earlier, processed now: {left['processed']}, failed: {left['failed']}, "
               f"ignored: {left['ignored']}", flush=True)
@@ -510,15 +510,21 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
         counts: Counter[str] = Counter()
         stored: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         crashed: list[BaseException] = []
+        planned = [0]  # the folder's new messages: known (from ``progress``) before its first batch is stored
 
         def to_process(queued: queue.SimpleQueue[int | None] = stored) -> Iterator[int]:
             while (inbound_id := queued.get()) is not None:
                 yield inbound_id
 
         def processing(counts: Counter[str] = counts, queued: queue.SimpleQueue[int | None] = stored,
-                       crashed: list[BaseException] = crashed) -> None:
+                       crashed: list[BaseException] = crashed, planned: list[int] = planned) -> None:
             try:
-                process_all(settings, to_process(queued), on_outcome=lambda o: counts.update([state(o)]))
+                first = queued.get()
+                if first is None:
+                    return
+                process_all(settings, itertools.chain([first], to_process(queued)),
+                            processes=processes_for_batch(settings, planned[0]),
+                            on_outcome=lambda o: counts.update([state(o)]))
             except BaseException as exc:  # re-raised by the main thread once fetching has stopped
                 crashed.append(exc)
 
@@ -531,7 +537,8 @@ def cmd_imap_fetch(settings: Settings, account_name: str | None) -> int:
         processor.start()
         bar = tqdm(total=0, unit="msg", desc=account.name, disable=not sys.stderr.isatty(), file=sys.stderr)
 
-        def progress(done: int, total: int, bar: Any = bar) -> None:
+        def progress(done: int, total: int, bar: Any = bar, planned: list[int] = planned) -> None:
+            planned[0] = total
             bar.total = total
             bar.n = done
             bar.refresh()

@@ -258,6 +258,8 @@ class Mailbox:
             sizes.update((uid, int(data.get(b"RFC822.SIZE", 0)))
                          for uid, data in client.fetch(chunk, ["RFC822.SIZE"]).items())
         done = 0
+        if progress is not None:
+            progress(0, len(uids))  # the total before the first batch: how ``imap fetch`` sizes its processing
         for batch in batches(uids, sizes, self.imap.batch_size, BATCH_BYTES):
             if stop is not None and stop.is_set():
                 return

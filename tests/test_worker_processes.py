@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from crm_inbox.config import Settings, replace
 from crm_inbox.db import make_engine, unit_of_work, write_lock
 from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import Contact, ContactEmail, InboundMessage, InboundState, Interaction, Ticket
-from crm_inbox.pipeline.pool import ProcessPool, process_all
+from crm_inbox.pipeline.pool import ProcessPool, process_all, processes_for_batch
 from crm_inbox.pipeline.runner import process
 from crm_inbox.staff.service import add_staff
 from tests.conftest import CRM, PG_URL_ENV, SUPPORT
@@ -239,3 +240,15 @@ def _kill_while_held(pool: ProcessPool, holder, inbound_id: int) -> None:
             if worker.in_flight:
                 os.kill(worker.proc.pid, signal.SIGKILL)
                 worker.proc.wait()
+
+
+def test_a_small_batch_job_starts_no_worker_processes():
+    """``ingest`` or ``imap fetch`` of a few hundred mails is done sooner in its own process than by workers
+    that cost 1.5 s of CPU each to start; from 1,000 on, ``[worker] processes`` decides (auto: per CPU on
+    PostgreSQL). A number set by hand is always obeyed."""
+    settings = Settings()
+    auto = replace(settings, worker={"processes": 0})
+    assert processes_for_batch(auto, 1) == 1
+    assert processes_for_batch(auto, 999) == 1
+    assert processes_for_batch(auto, 1000) is None
+    assert processes_for_batch(replace(settings, worker={"processes": 2}), 5) is None

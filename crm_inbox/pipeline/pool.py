@@ -46,6 +46,15 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 IN_FLIGHT_PER_WORKER = 4  # enough that a worker never waits for its next id, few enough to share out a burst
 NICENESS = 10
 MAX_DEFERRALS = 50  # a safety net: each deferral waits for one original's outcome, so a reply needs few
+# Worker processes cost about a second and a half of CPU each to start (imports, first statements): with
+# ``[worker] processes`` on auto, a batch job of fewer messages is done sooner in its own process.
+BATCH_FOR_PROCESSES = 1000
+
+
+def processes_for_batch(settings: Settings, total: int) -> int | None:
+    """The ``processes`` argument of ``process_all`` for a batch job (``ingest``, ``imap fetch``) of ``total``
+    messages: one process below ``BATCH_FOR_PROCESSES`` on auto, else ``[worker] processes`` (None)."""
+    return 1 if not settings.worker.processes and total < BATCH_FOR_PROCESSES else None
 
 
 def process_all(settings: Settings, ids: Iterable[int], *, processes: int | None = None,
