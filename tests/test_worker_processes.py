@@ -4,6 +4,7 @@ CRM_INBOX_TEST_DATABASE_URL, on PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import smtplib
@@ -46,14 +47,27 @@ def _requests_and_replies(factory, pairs: int) -> list[tuple[int, int]]:
     return ids
 
 
-def test_two_worker_processes_process_everything_once_and_thread_every_reply(settings, factory):
+def test_two_worker_processes_process_everything_once_and_thread_every_reply(settings, factory, tmp_path):
     pairs = _requests_and_replies(factory, 24)
     # Two mails of each of 12 new senders, one right after the other: one lead each.
     twice = [_store(factory, make_mail(sender=f"Neu {k} <neu{k}@neu{k}.example>", subject=f"Frage {j}"))
              for k in range(12) for j in range(2)]
-    outcomes = process_all(settings, [i for pair in pairs for i in pair] + twice, processes=2)
+    ids = [i for pair in pairs for i in pair] + twice
+    # The service logs into a file: the worker processes' lines go there too, not to the terminal.
+    log_file, root = tmp_path / "service.log", logging.getLogger()
+    handler, level = logging.FileHandler(log_file), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        outcomes = process_all(settings, ids, processes=2)
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(level)
 
     assert Counter(o.state for o in outcomes) == {InboundState.PROCESSED: 72}
+    logged = log_file.read_text()
+    assert [i for i in ids if f"crm_inbox.pipeline.steps: inbound {i}: " not in logged] == []
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Interaction)
                               .where(Interaction.inbound_message_id.is_not(None))) == 72

@@ -86,6 +86,13 @@ def process_all(settings: Settings, ids: Iterable[int], *, processes: int | None
 
 # --- the service's side ---
 
+def _log_file() -> str | None:
+    """The file the service logs to, if it logs to one (else the workers log to the stderr they share with it):
+    a worker's lines belong beside the service's."""
+    return next((h.baseFilename for h in logging.getLogger().handlers
+                 if isinstance(h, logging.FileHandler) and h.baseFilename != os.devnull), None)
+
+
 class _Worker:
     """One worker process and the ids it has not answered yet (in the order it was given them)."""
 
@@ -142,7 +149,7 @@ class ProcessPool:
         self.processes = processes
         self._settings_line = json.dumps(
             {"settings": base64.b64encode(pickle.dumps(settings)).decode(),
-             "log_level": logging.getLogger().getEffectiveLevel()}).encode()
+             "log_level": logging.getLogger().getEffectiveLevel(), "log_file": _log_file()}).encode()
         self._workers: list[_Worker] = []
         self._closed = False
         self._engine: Engine | None = None
@@ -289,7 +296,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         return
     config = json.loads(first)
     settings: Settings = pickle.loads(base64.b64decode(config["settings"]))
-    logging.basicConfig(level=config["log_level"], format=LOG_FORMAT)
+    logging.basicConfig(level=config["log_level"], format=LOG_FORMAT, filename=config.get("log_file"))
     # One connection for the worker's life, no ping: a dropped connection fails one message with a database
     # error, which leaves it received for the sweep, and SQLAlchemy reconnects for the next.
     engine = make_engine(settings.database.url, durable=False, pool_size=1, pre_ping=False)
