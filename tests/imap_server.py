@@ -136,7 +136,8 @@ protocol imap {{
         path.chmod(0o644)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
+        # A process group of its own, so that ``stop`` can end the master and all its children at once.
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")], start_new_session=True,
                                      stdout=subprocess.DEVNULL, stderr=(self.root / "stderr.log").open("ab"))
         try:
             wait_for_port(self.port)
@@ -147,7 +148,10 @@ protocol imap {{
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        # To the whole group: the master alone leaves its imap processes serving their connections (IDLE
+        # included) until they notice it is gone, seconds later; a server that stops ends them.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
