@@ -8,10 +8,11 @@ they poll."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CTE, Select, bindparam, cast, func, insert, literal, or_, select, true
@@ -25,14 +26,21 @@ log = logging.getLogger(__name__)
 _WRITTEN = "webhook_deliveries_written"  # session.info key: this transaction wrote deliveries
 _listeners: list[Callable[[], None]] = []
 # Built once: the statements' cache keys are then computed once, not per event (half the cost of recording one).
-_INSERT_EVENT = insert(Event.__table__).returning(Event.__table__.c.id)
 # Active ones, and those disabled for failing: they keep collecting (held) what re-enabling them sends. One an
 # admin paused (inactive, never disabled) collects nothing.
+_COLLECTING = or_(WebhookSubscription.active.is_(True), WebhookSubscription.disabled_at.is_not(None))
 _ACTIVE_SUBSCRIPTIONS = select(WebhookSubscription.id, WebhookSubscription.event_types,
-                               WebhookSubscription.failing_since).where(
-    or_(WebhookSubscription.active.is_(True), WebhookSubscription.disabled_at.is_not(None)))
-# PostgreSQL: the insert and the look-up in one round trip (a data-modifying WITH; SQLite has none, and
-# answers the two in microseconds). One row per subscription, or one with NULLs when there is none.
+                               WebhookSubscription.failing_since).where(_COLLECTING)
+# SQLite: the insert brings the subscriptions back as JSON (a subquery in RETURNING): one statement instead of two,
+# whose overhead in SQLAlchemy and the driver costs more than SQLite's work on them.
+_SUBSCRIPTIONS_JSON = select(func.json_group_array(func.json_array(
+    WebhookSubscription.id, func.json(WebhookSubscription.event_types), WebhookSubscription.failing_since))).where(
+    _COLLECTING).scalar_subquery()
+_INSERT_EVENT_SQLITE = insert(Event.__table__).values({
+    c: bindparam(c) for c in ("type", "subject_type", "subject_id", "payload", "created_at")}).returning(
+    Event.__table__.c.id, _SUBSCRIPTIONS_JSON.label("subscriptions"))
+# PostgreSQL: the insert and the look-up in one round trip (a data-modifying WITH). One row per subscription, or
+# one with NULLs when there is none.
 _NEW_EVENT = insert(Event.__table__).values({
     c: bindparam(c) for c in ("type", "subject_type", "subject_id", "payload", "created_at")}).returning(
     Event.__table__.c.id).cte("new_event")
@@ -50,15 +58,17 @@ def record(session: Session, type: str, subject_type: str, subject_id: int,
            payload: dict[str, Any] | None = None) -> Event:
     """Write an event row and its webhook deliveries (one per matching active subscription); the payload must
     be JSON-ready (money as strings). Returns a detached copy of the row (its id is known): Core statements,
-    so an event costs one INSERT, one SELECT of the active subscriptions and, if any match, one INSERT."""
+    so an event costs one INSERT that also reads the active subscriptions and, if any match, one INSERT."""
     now = utcnow()
     values = {"type": type, "subject_type": subject_type, "subject_id": subject_id,
               "payload": dict(payload or {}), "created_at": now}
     connection = session.connection()  # Core on the session's transaction: no ORM execution overhead
     if connection.dialect.name == "postgresql":
         return fan_out(session, connection.execute(_INSERT_EVENT_WITH_SUBSCRIPTIONS, values).all(), values)
-    event_id = connection.execute(_INSERT_EVENT, values).scalar_one()
-    rows: list[Sequence[Any]] = [(event_id, *r) for r in connection.execute(_ACTIVE_SUBSCRIPTIONS)]
+    event_id, subscribed = connection.execute(_INSERT_EVENT_SQLITE, values).one()
+    rows: list[Sequence[Any]] = [
+        (event_id, sub_id, patterns, datetime.fromisoformat(failing).replace(tzinfo=UTC) if failing else None)
+        for sub_id, patterns, failing in json.loads(subscribed)]
     return fan_out(session, rows or [(event_id, None, None, None)], values)
 
 
