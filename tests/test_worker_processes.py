@@ -19,6 +19,7 @@ from crm_inbox.config import Settings, replace
 from crm_inbox.db import make_engine, unit_of_work, write_lock
 from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import Contact, ContactEmail, InboundMessage, InboundState, Interaction, Ticket
+from crm_inbox.pipeline import DEFAULT_STEPS, Step
 from crm_inbox.pipeline.pool import ProcessPool, process_all, processes_for_batch
 from crm_inbox.pipeline.runner import process
 from crm_inbox.staff.service import add_staff
@@ -204,6 +205,36 @@ def test_a_reply_waits_for_its_original_however_long_another_message_holds_it_up
             Interaction, Interaction.ticket_id == Ticket.id).where(Interaction.inbound_message_id.is_not(None))
             .group_by(Ticket.id)).all()
         assert [n for _, n in tickets] == [2]
+
+
+@pytest.mark.skipif(bool(os.environ.get(PG_URL_ENV)), reason="SQLite's claim: PostgreSQL's is the row lock, held "
+                    "from the first read (the test above)")
+def test_a_message_another_process_recorded_meanwhile_is_rolled_back_not_recorded_twice(settings, factory, caplog):
+    # SQLite claims a message with its state change, last in the transaction. Here another process records it
+    # after this one has read and parsed it (before any write): this one's writes go, the message is there once.
+    inbound_id = _store(factory, make_mail(sender="Neu <neu@neu.example>", subject="Anfrage"))
+    meanwhile: list[object] = []
+
+    def another_process_records_it(ctx: object) -> None:
+        meanwhile.append(process(factory, settings, inbound_id))
+
+    steps = (Step("meanwhile", "another process records the message", another_process_records_it, writes=False),
+             *DEFAULT_STEPS)
+    with caplog.at_level(logging.INFO, logger="crm_inbox.pipeline.runner"):
+        outcome = process(factory, settings, inbound_id, steps)
+
+    assert [getattr(o, "state", None) for o in meanwhile] == [InboundState.PROCESSED]
+    assert outcome.state is None and outcome.interaction_id is None
+    # Not a failure with a traceback: one line that says what happened.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "meanwhile" in r.getMessage()
+            ] == [f"inbound {inbound_id}: recorded by another process meanwhile; this attempt is rolled back "
+                  "(IntegrityError)"]
+    assert not [r for r in caplog.records if r.exc_info]
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Interaction)) == 1
+        assert session.scalar(select(func.count()).select_from(ContactEmail)
+                              .where(ContactEmail.email == "neu@neu.example")) == 1
+        assert session.scalar(select(InboundMessage.attempts).where(InboundMessage.id == inbound_id)) == 1
 
 
 def test_two_messages_with_one_message_id_side_by_side_are_both_kept_and_flagged(settings, factory):

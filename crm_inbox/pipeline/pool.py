@@ -4,8 +4,9 @@ processes side by side where the database takes several writers.
 Why processes: Python runs one thread at a time, and processing a mail is mostly Python (parsing, deciding,
 building statements). Each worker process runs ``runner.process`` on the ids it is given, so two messages are
 processed on two cores. What keeps this as safe as one worker:
-- a message is claimed before any write (the row lock on PostgreSQL, the write lock and a conditional update on
-  SQLite): two processes never both record it;
+- a message is claimed before any write (the row lock on PostgreSQL; on SQLite the write lock, and a
+  conditional update at the end that rolls everything back if another process had it): two processes never
+  both record it;
 - two mails of one new sender still make one lead (``contacts.service.lock_new_addresses``);
 - a reply whose original is still waiting (processed by another worker at this moment) is handed back and
   processed after it, so it threads into the original's ticket (``runner.process(wait_for_references=True)``).

@@ -76,11 +76,13 @@ _LOAD_PG = (select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS),
                    _REUSED.label("message_id_reused"),
                    _ERASED.label("erased_copy"), staff_version(), _OTHERS_WAITING)
             .where(_T.c.id == bindparam("id")).with_for_update(of=_T))
-_CLAIM = (update(_T).where(_T.c.id == bindparam("row_id"), _T.c.state == InboundState.RECEIVED.value)
-          .values(attempts=_T.c.attempts + 1))
+# The outcome, and the attempt counted. PostgreSQL: the row lock was the claim. SQLite: this is the claim, made
+# last: under the write lock nobody else writes, so "still received" at the end of the transaction is what it
+# was at its start (one statement fewer per message); found processed meanwhile, everything is rolled back.
 _DONE = update(_T).where(_T.c.id == bindparam("row_id")).values(
-    state=bindparam("new_state"), error=bindparam("new_error"), processed_at=bindparam("done_at"))
-_DONE_COUNTING = _DONE.values(attempts=_T.c.attempts + 1)  # where the row lock was the claim
+    state=bindparam("new_state"), error=bindparam("new_error"), processed_at=bindparam("done_at"),
+    attempts=_T.c.attempts + 1)
+_DONE_CLAIMING = _DONE.where(_T.c.state == InboundState.RECEIVED.value)
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +103,9 @@ class Outcome:
 def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             steps: tuple[Step, ...] = DEFAULT_STEPS, *, others: Sequence[int] = ()) -> Outcome:
     """Process one stored message. Parsing and the pure decisions run first without any lock; then the
-    message is claimed (a conditional update: two workers never both process it) and the writes and
-    the state change commit together, so the write lock is held only briefly.
+    message is claimed (the row lock on PostgreSQL, the write lock and a conditional state change on SQLite:
+    two workers never both process it) and the writes and the state change commit together, so the write lock
+    is held only briefly.
 
     ``others``: the messages other workers are processing at this moment (workers side by side). A reply to
     one of them is not processed now (``Outcome.waits_for``) but after it, so it threads into its ticket."""
@@ -129,18 +132,20 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
                 waits_for = _original_of(ctx, row.others_waiting) if row.others_waiting and ctx else None
                 if waits_for is not None:
                     return False
-                if row_locked:
-                    return True
-                locked.enter_context(write_lock(factory))
-                return bool(affected(connection.execute(_CLAIM, {"row_id": inbound_id})))
+                if not row_locked:
+                    locked.enter_context(write_lock(factory))
+                return True
 
             try:
                 if not run_pipeline(ctx, steps, before_writes=claim):
                     session.rollback()
                     return Outcome(inbound_id, None, waits_for=waits_for)
                 state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
-                connection.execute(_DONE_COUNTING if row_locked else _DONE, {
+                done = connection.execute(_DONE if row_locked else _DONE_CLAIMING, {
                     "row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped, "done_at": utcnow()})
+                if not row_locked and not affected(done):  # another process had it meanwhile
+                    session.rollback()
+                    return Outcome(inbound_id, None)
                 if ctx.erased:
                     state = InboundState.ERASED
                     session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
@@ -163,8 +168,13 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
         return _mark_failed(factory, inbound_id, str(exc), step)
     except Exception as exc:
         step = ctx.step if ctx else None
-        log.exception("inbound %s: processing failed (step %s)", inbound_id, step or "-")
-        return _mark_failed(factory, inbound_id, f"internal error: {exc.__class__.__name__}: {exc}", step)
+        outcome = _mark_failed(factory, inbound_id, f"internal error: {exc.__class__.__name__}: {exc}", step)
+        if outcome.state is None:  # SQLite: a write met what another process recorded of it meanwhile
+            log.info("inbound %s: recorded by another process meanwhile; this attempt is rolled back (%s)",
+                     inbound_id, exc.__class__.__name__)
+        else:
+            log.exception("inbound %s: processing failed (step %s)", inbound_id, step or "-")
+        return outcome
 
 
 def _original_of(ctx: MailContext, others_waiting: str) -> int | None:
@@ -181,14 +191,17 @@ def _original_of(ctx: MailContext, others_waiting: str) -> int | None:
 
 
 def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str, step: str | None) -> Outcome:
+    """The message failed: kept with the reason. Not received any more (another process recorded it): None."""
     try:
         with write_lock(factory), unit_of_work(factory) as session:
-            session.execute(
+            marked = session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
                 # The claim's attempts+1 was rolled back with the failed attempt: count it here.
                 .values(state=InboundState.FAILED, error=error[:4000], failed_step=step, processed_at=utcnow(),
                         attempts=InboundMessage.attempts + 1))
+            if not affected(marked):
+                return Outcome(inbound_id, None)
     except (OperationalError, DBAPIError) as exc:
         log.error("inbound %s: could not record the failure (stays received): %s", inbound_id, exc.orig)
     return Outcome(inbound_id, InboundState.FAILED, error=error, failed_step=step)
