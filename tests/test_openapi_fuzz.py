@@ -4,7 +4,9 @@ hypothesis profile's budget per operation (``HYPOTHESIS_PROFILE=long`` for a lon
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,8 +53,17 @@ def _one_constants_pool() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An (empty) analytics store, built once and copied for each test: without one the reports answer 503
+    "missing" to every valid request."""
+    path = tmp_path_factory.mktemp("store") / "analytics.duckdb"
+    build_store(path, {})
+    return path
+
+
 @pytest.fixture
-def api_schema(app: Any, client: Any, auth: dict[str, str], factory: Any, settings: Any) -> Any:
+def api_schema(app: Any, client: Any, auth: dict[str, str], factory: Any, settings: Any, empty_store: Path) -> Any:
     """The document as the app serves it, and a little data so generated ids sometimes exist."""
     company = client.post("/api/v1/companies", json={"name": "Müller Maschinenbau", "domains": ["mueller.de"]},
                           headers=auth).json
@@ -65,8 +76,9 @@ def api_schema(app: Any, client: Any, auth: dict[str, str], factory: Any, settin
                                                             peer="203.0.113.1")).inbound_id)
     client.post("/api/v1/reminders", json={"title": "Anrufen", "due": "tomorrow 9:00", "contact_id": 1},
                 headers=auth)
-    # An (empty) analytics store: without one the reports answer 503 "missing" to every valid request.
-    build_store(settings.analytics.store_path(settings.service.instance_dir), {})
+    store_path = settings.analytics.store_path(settings.service.instance_dir)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(empty_store, store_path)
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
 
