@@ -20,8 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import CompoundSelect, Row, Select, bindparam, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
@@ -180,15 +181,20 @@ def _deal(opp: Opportunity) -> Deal:
     return Deal(opp.id, opp.title, opp.contact_id, opp.company_id)
 
 
-# Asked for every customer's mail that answers another: built once (SQLAlchemy reuses their compiled form).
-_DEALS_OF_OUR_MAIL = (select(InteractionOpportunity.opportunity_id, Interaction.occurred_at)
-                      .join(Interaction, Interaction.id == InteractionOpportunity.interaction_id)
-                      .where(Interaction.source_ref.in_(bindparam("refs", expanding=True)),
-                             Interaction.direction == Direction.OUT)
-                      .order_by(Interaction.occurred_at.desc()))
-_DEALS_OF_SENT_QUOTES = (select(Quote.opportunity_id, Quote.sent_at)
-                         .where(Quote.sent_message_id.in_(bindparam("refs", expanding=True)))
-                         .order_by(Quote.id.desc()))
+# Asked for every customer's mail that answers another, as one statement (built once: SQLAlchemy reuses its
+# compiled form): the deals of our mail it answers (part 0) and of the quotes we sent it answers (part 1).
+_DEALS_OF_REFS: CompoundSelect = union_all(
+    select(literal_column("0").label("part"), InteractionOpportunity.opportunity_id,
+           Interaction.occurred_at.label("at"), Interaction.id.label("row_id"))
+    .join(Interaction, Interaction.id == InteractionOpportunity.interaction_id)
+    .where(Interaction.source_ref.in_(bindparam("refs", expanding=True)), Interaction.direction == Direction.OUT),
+    select(literal_column("1"), Quote.opportunity_id, Quote.sent_at, Quote.id)
+    .where(Quote.sent_message_id.in_(bindparam("refs", expanding=True))))
+
+
+def _newest_first(row: Row[Any]) -> tuple[int, float]:
+    """Our mail by its time, newest first; then the quotes, the latest first."""
+    return (row.part, -(row.at.timestamp() if row.part == 0 else row.row_id))
 
 
 def pointers(session: Session, settings: Settings, *, subject: str, text: str,
@@ -199,12 +205,10 @@ def pointers(session: Session, settings: Settings, *, subject: str, text: str,
     if refs:
         # Core on the session's connection (rows of earlier mails: nothing pending to flush): half the cost
         # of the ORM's execution, and a reply runs these for every mail it references.
-        connection = session.connection()
-        answered = connection.execute(_DEALS_OF_OUR_MAIL, {"refs": refs}).all()
-        sent = connection.execute(_DEALS_OF_SENT_QUOTES, {"refs": refs}).all()
+        rows = sorted(session.connection().execute(_DEALS_OF_REFS, {"refs": refs}).all(), key=_newest_first)
         first: dict[int, datetime | None] = {}
-        for opp_id, when in [*answered, *sent]:  # the quote mail is usually both: one reason per deal
-            first.setdefault(opp_id, when)
+        for row in rows:  # the quote mail is usually both: one reason per deal
+            first.setdefault(row.opportunity_id, row.at)
         found += [(opp_id, f"answers our mail of {when:%Y-%m-%d}" if when else "answers our mail")
                   for opp_id, when in first.items()]
     numbers = named_numbers(f"{subject}\n{text}", settings.sales)
