@@ -131,6 +131,15 @@ SQLITE_PASS_ONLY = {
          "test_more_than_100_recipients_get_452"),
         "the SMTP listener's session, idle and recipient limits, the same on either database (running out of "
         "descriptors is tested in both: database connections use them too)"),
+    **dict.fromkeys(
+        ("test_wrong_password_is_one_clear_line", "test_starttls_against_a_server_without_it_is_one_clear_line",
+         "test_tls_against_a_plain_text_port_is_one_clear_line", "test_missing_folder_is_one_clear_line",
+         "test_implicit_tls_and_starttls_with_a_private_certificate",
+         "test_a_silently_dead_connection_during_idle_is_noticed_within_bounded_time",
+         "test_the_connection_killed_during_idle_is_re_established", "test_without_idle_the_poller_polls",
+         "test_the_server_restarted_while_the_poller_runs"),
+        "the IMAP connection (TLS, login, IDLE, reconnecting), the same on either database; storing and processing "
+        "fetched mail, restarts and crashes of the import are tested in both passes by the rest of test_imap.py"),
 }
 
 
