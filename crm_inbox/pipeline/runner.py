@@ -197,7 +197,7 @@ def _mark_failed(factory: sessionmaker[Session], inbound_id: int, error: str, st
             marked = session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED)
-                # The claim's attempts+1 was rolled back with the failed attempt: count it here.
+                # The attempt's count (made with the state change) was rolled back with it: count it here.
                 .values(state=InboundState.FAILED, error=error[:4000], failed_step=step, processed_at=utcnow(),
                         attempts=InboundMessage.attempts + 1))
             if not affected(marked):
