@@ -3,7 +3,7 @@
 1. SMTP acceptance throughput: 4 client processes (one smtplib connection each) against a bare aiosmtpd
    sink and against CRM Inbox's listener (worker running), alternately; median of the rounds.
 2. Processing throughput: 10,000 stored 2–5 KB business mails processed as ``serve`` processes a backlog
-   (``pipeline.pool.process_all`` with ``[worker] processes`` on auto: one per CPU on PostgreSQL, one on SQLite),
+   (``pipeline.pool.process_all`` with ``[worker] processes`` on auto: one per CPU),
    with 10,000 contacts in the database (70 % of the mail from them, 30 % from unknown senders); and the SQL
    statements and commits per message (counted in one process over 500 of the same mails).
 3. Latency from the SMTP 250 reply to the interaction being visible through the HTTP API.
@@ -213,7 +213,7 @@ def bench_processing(databases: Any, data: ProcessingData, tmp: Path, profile: b
         profiler = cProfile.Profile() if profile else None
         states: Counter[str] = Counter()
         # processed as `crm-inbox serve` processes a backlog (the profile: in this process, to see inside)
-        processes = 1 if profile else (processes or settings.worker.process_count(url))
+        processes = 1 if profile else (processes or settings.worker.process_count())
         gc.collect()
         t0 = time.perf_counter()
         if profiler:

@@ -373,17 +373,16 @@ class WorkerSettings:
     """Processing stored mail (the pipeline) in ``serve``, ``crm-inbox ingest`` and ``imap fetch``."""
 
     # Processes that process mail side by side when a backlog builds up (a burst, a history import). 0: auto,
-    # the CPUs serve may use (at most 4) on PostgreSQL and 1 on SQLite (one writer at a time: more add little).
-    # 1: processing stays in the service's own worker thread.
+    # the CPUs serve may use (at most 4), on either database: SQLite takes one writer at a time, but a message's
+    # parsing and decisions run before its short write transaction, so two processes process a backlog of
+    # 10,000 mails about 30 % faster than one (bench/ingest.py). 1: processing stays in serve's worker thread.
     processes: int = 0
     # A backlog of at least this many messages starts the processes; a trickle is processed in-thread.
     backlog_for_processes: int = 50
 
-    def process_count(self, database_url: str) -> int:
+    def process_count(self) -> int:
         if self.processes > 0:
             return self.processes
-        if database_url.startswith("sqlite"):
-            return 1
         # The CPUs this process may use (a container's or taskset's share, not the host's), at most 4: each
         # worker holds a database connection, and several nodes share the server's max_connections.
         return max(1, min(len(os.sched_getaffinity(0)), AUTO_PROCESSES_MAX))

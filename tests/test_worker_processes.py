@@ -289,10 +289,12 @@ def _kill_while_held(pool: ProcessPool, holder, inbound_id: int) -> None:
 
 def test_a_small_batch_job_starts_no_worker_processes():
     """``ingest`` or ``imap fetch`` of a few hundred mails is done sooner in its own process than by workers
-    that cost 1.5 s of CPU each to start; from 1,000 on, ``[worker] processes`` decides (auto: per CPU on
-    PostgreSQL). A number set by hand is always obeyed."""
+    that cost 1.5 s of CPU each to start; from 1,000 on, ``[worker] processes`` decides (auto: one per CPU, at
+    most 4, on SQLite as on PostgreSQL). A number set by hand is always obeyed."""
     settings = Settings()
     auto = replace(settings, worker={"processes": 0})
+    assert settings.database.url.startswith("sqlite")
+    assert auto.worker.process_count() == min(len(os.sched_getaffinity(0)), 4)
     assert processes_for_batch(auto, 1) == 1
     assert processes_for_batch(auto, 999) == 1
     assert processes_for_batch(auto, 1000) is None

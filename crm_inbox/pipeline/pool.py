@@ -63,7 +63,7 @@ def process_all(settings: Settings, ids: Iterable[int], *, processes: int | None
     """Process stored inbound messages (``ids`` in order of arrival) with ``processes`` worker processes (None:
     ``[worker] processes``; 0 or 1: in this process). Returns the outcomes (not necessarily in order);
     ``on_outcome`` is called as each message ends."""
-    count = settings.worker.process_count(settings.database.url) if processes is None else processes
+    count = settings.worker.process_count() if processes is None else processes
     outcomes = []
     if count > 1:
         with ProcessPool(settings, count) as pool:

@@ -46,7 +46,7 @@ class Worker:
         self._stopping = threading.Event()
         # A backlog (a burst, a sweep after an outage) goes to worker processes side by side, started on first
         # need; a trickle of mail is processed here, in this thread.
-        self._processes = settings.worker.process_count(settings.database.url)
+        self._processes = settings.worker.process_count()
         self._pool: ProcessPool | None = None
         self._pool_used = 0.0
 
