@@ -1,5 +1,5 @@
 """Processing many stored messages at once (a burst, a mailbox's history): in this process, or in worker
-processes side by side where the database takes several writers.
+processes side by side (``[worker] processes``).
 
 Why processes: Python runs one thread at a time, and processing a mail is mostly Python (parsing, deciding,
 building statements). Each worker process runs ``runner.process`` on the ids it is given, so two messages are

@@ -1,5 +1,5 @@
 """The service's processing worker: a thread that processes accepted messages as they arrive, hands a backlog
-to worker processes (``pool``) where the database takes several writers, and sweeps for messages left waiting.
+to worker processes (``pool``, ``[worker] processes``), and sweeps for messages left waiting.
 """
 
 from __future__ import annotations
