@@ -90,6 +90,16 @@ def recorded_along(row: CTE, type: str, subject_type: str) -> Select[Any]:
         row.join(new_event, true()).outerjoin(_SUBSCRIBED, true()))
 
 
+def along_recorded(session: Session, rows: Sequence[Sequence[Any]], type: str, subject_type: str,
+                   payload: dict[str, Any], at: datetime) -> int:
+    """The new row's id from the rows of a ``recorded_along`` statement (run with ``event_payload=payload``,
+    ``event_at=at``), after writing its event's deliveries."""
+    row_id: int = rows[0][0]
+    fan_out(session, [r[1:] for r in rows], {"type": type, "subject_type": subject_type, "subject_id": row_id,
+                                             "payload": {"id": row_id, **payload}, "created_at": at})
+    return row_id
+
+
 def fan_out(session: Session, rows: Sequence[Sequence[Any]], values: dict[str, Any]) -> Event:
     """The deliveries of the event just inserted, from rows ``(event_id, subscription id, event_types,
     failing_since)`` (one with NULLs when there is no subscription); ``values``: the event's columns."""

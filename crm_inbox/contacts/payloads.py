@@ -19,14 +19,14 @@ from crm_inbox.models import Company, Contact, Role
 def contact_payload(contact: Contact) -> dict[str, Any]:
     """``{"id", "name", "emails", "phones", "company_id", "role", "customer_number"}`` (numbers in E.164 when
     they parse, else as typed)."""
-    return _contact_payload(contact.id, contact.name, [e.email for e in contact.emails],
-                            [p.e164 or p.raw for p in contact.phones], contact.company_id, contact.role,
-                            contact.customer_number)
+    return {"id": contact.id, **_contact_fields(contact.name, [e.email for e in contact.emails],
+                                                [p.e164 or p.raw for p in contact.phones], contact.company_id,
+                                                contact.role, contact.customer_number)}
 
 
-def _contact_payload(contact_id: int, name: str | None, emails: list[str], phones: list[str],
-                     company_id: int | None, role: Role | None, customer_number: str | None) -> dict[str, Any]:
-    return {"id": contact_id, "name": name, "emails": emails, "phones": phones, "company_id": company_id,
+def _contact_fields(name: str | None, emails: list[str], phones: list[str], company_id: int | None,
+                    role: Role | None, customer_number: str | None) -> dict[str, Any]:
+    return {"name": name, "emails": emails, "phones": phones, "company_id": company_id,
             "role": role.value if role is not None else None, "customer_number": customer_number}
 
 
@@ -43,7 +43,13 @@ def contact_created(session: Session, contact: Contact) -> None:
 def lead_created(session: Session, contact_id: int, name: str | None, email: str, company_id: int | None) -> None:
     """``contact.created`` for a lead made from mail, which is written without a Contact object to read."""
     events.record(session, "contact.created", "contact", contact_id,
-                  _contact_payload(contact_id, name, [email], [], company_id, Role.LEAD, None))
+                  {"id": contact_id, **lead_payload(name, email, company_id)})
+
+
+def lead_payload(name: str | None, email: str, company_id: int | None) -> dict[str, Any]:
+    """A new lead's ``contact.created`` payload but its ``id`` (added by the statement that inserts it on
+    PostgreSQL, ``contacts.service.create_lead``)."""
+    return _contact_fields(name, [email], [], company_id, Role.LEAD, None)
 
 
 def contact_updated(session: Session, contact: Contact, changed: Iterable[str]) -> None:

@@ -94,6 +94,7 @@ def record_interaction(
     # more than the whole rest of processing a mail.
     if occurred_at.tzinfo is None:
         raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+    created_at = utcnow()
     values = {
         # in UTC, as a read of the row would give it back
         "kind": kind, "direction": direction, "occurred_at": occurred_at.astimezone(UTC), "subject": subject,
@@ -101,7 +102,7 @@ def record_interaction(
         "source_ref": source_ref, "inbound_message_id": inbound_message_id, "company_id": company_id,
         "ticket_id": None,
         "attribution_reason": reason, "details": details or {}, "created_by_id": created_by_id,
-        "created_at": utcnow()}
+        "created_at": created_at}
     session.flush()  # what the rows below refer to (a new lead, a company) is written first
     connection = session.connection()  # Core: the ORM's execution path would cost more than the statements
     links = {contact.id: role for contact, role in reversed(contacts)}  # the first role given wins
@@ -116,11 +117,9 @@ def record_interaction(
         # The line, its people, its staff and its event in one round trip.
         rows = connection.execute(_RECORD_ALL, {
             **row, "contact_ids": list(links), "roles": list(links.values()), "staff_ids": staff,
-            "link_occurred_at": occurred_at, "event_payload": payload, "event_at": values["created_at"]}).all()
-        interaction_id = rows[0].row_id
-        events.fan_out(session, [r[1:] for r in rows], {
-            "type": "interaction.created", "subject_type": "interaction", "subject_id": interaction_id,
-            "payload": {"id": interaction_id, **payload}, "created_at": values["created_at"]})
+            "link_occurred_at": occurred_at, "event_payload": payload, "event_at": created_at}).all()
+        interaction_id = events.along_recorded(session, rows, "interaction.created", "interaction", payload,
+                                               created_at)
     else:
         interaction_id = connection.execute(_INSERT_INTERACTION, row).scalar_one()
         if links:
