@@ -90,10 +90,10 @@ def recorded_along(row: CTE, type: str, subject_type: str) -> Select[Any]:
         row.join(new_event, true()).outerjoin(_SUBSCRIBED, true()))
 
 
-def along_recorded(session: Session, rows: Sequence[Sequence[Any]], type: str, subject_type: str,
-                   payload: dict[str, Any], at: datetime) -> int:
-    """The new row's id from the rows of a ``recorded_along`` statement (run with ``event_payload=payload``,
-    ``event_at=at``), after writing its event's deliveries."""
+def fan_out_along(session: Session, rows: Sequence[Sequence[Any]], type: str, subject_type: str,
+                  payload: dict[str, Any], at: datetime) -> int:
+    """``fan_out`` for the rows of a ``recorded_along`` statement (run with ``event_payload=payload``,
+    ``event_at=at``): writes its event's deliveries and returns the new row's id."""
     row_id: int = rows[0][0]
     fan_out(session, [r[1:] for r in rows], {"type": type, "subject_type": subject_type, "subject_id": row_id,
                                              "payload": {"id": row_id, **payload}, "created_at": at})

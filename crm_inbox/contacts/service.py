@@ -112,7 +112,7 @@ def create_lead(session: Session, directory: Directory, address: Address, origin
         payload = payloads.lead_payload(name, address.email, company_id)
         rows = connection.execute(_CREATE_LEAD_PG, {**values, "email": address.email, "event_payload": payload,
                                                     "event_at": now}).all()
-        contact_id = events.along_recorded(session, rows, "contact.created", "contact", payload, now)
+        contact_id = events.fan_out_along(session, rows, "contact.created", "contact", payload, now)
     else:
         contact_id = connection.execute(_INSERT_LEAD, values).scalar_one()
         connection.execute(_INSERT_LEAD_EMAIL, {"contact_id": contact_id, "email": address.email, "bouncing": False})

@@ -118,8 +118,8 @@ def record_interaction(
         rows = connection.execute(_RECORD_ALL, {
             **row, "contact_ids": list(links), "roles": list(links.values()), "staff_ids": staff,
             "link_occurred_at": occurred_at, "event_payload": payload, "event_at": created_at}).all()
-        interaction_id = events.along_recorded(session, rows, "interaction.created", "interaction", payload,
-                                               created_at)
+        interaction_id = events.fan_out_along(session, rows, "interaction.created", "interaction", payload,
+                                              created_at)
     else:
         interaction_id = connection.execute(_INSERT_INTERACTION, row).scalar_one()
         if links:
