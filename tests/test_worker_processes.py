@@ -4,6 +4,7 @@ CRM_INBOX_TEST_DATABASE_URL, on PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -131,20 +132,17 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _worker_processes_of(pid: int) -> list[int]:
+def _children(pid: int) -> list[int]:
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat.rpartition(")")[2].split()[1])
-        if parent == pid and b"crm_inbox.pipeline.pool" in cmdline:
-            found.append(int(entry.name))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
     return found
+
+
+def _fork_servers_of(pid: int) -> list[int]:
+    return [child for child in _children(pid)
+            if b"multiprocessing.forkserver" in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
 def test_serve_processes_a_burst_in_worker_processes_which_end_with_it_even_after_sigkill(database_url, factory,
@@ -162,12 +160,13 @@ def test_serve_processes_a_burst_in_worker_processes_which_end_with_it_even_afte
                 return Counter(session.execute(select(InboundMessage.state)).scalars()) == {
                     InboundState.PROCESSED: 40}
         assert wait_until(processed, timeout=120)
-        workers = _worker_processes_of(node.proc.pid)
-        assert len(workers) == 2  # the burst went to two worker processes
+        (server,) = _fork_servers_of(node.proc.pid)
+        workers = _children(server)
+        assert len(workers) == 2  # the burst went to two worker processes, forked from serve's fork server
         node.kill()
         node.proc.wait(30)
-        # Their input ends with serve: they exit by themselves, no stray processes stay behind.
-        assert wait_until(lambda: not any(_running(p) for p in workers), timeout=30)
+        # Their input ends with serve, and so does the fork server's: no stray processes stay behind.
+        assert wait_until(lambda: not any(_running(p) for p in [server, *workers]), timeout=30)
     finally:
         if node.proc.poll() is None:
             node.kill()
@@ -284,7 +283,7 @@ def _kill_while_held(pool: ProcessPool, holder, inbound_id: int) -> None:
         for worker in pool._workers:
             if worker.in_flight:
                 os.kill(worker.proc.pid, signal.SIGKILL)
-                worker.proc.wait()
+                worker.proc.join()
 
 
 def test_a_small_batch_job_starts_no_worker_processes():

@@ -11,27 +11,32 @@ processed on two cores. What keeps this as safe as one worker:
 - a reply whose original is still waiting (processed by another worker at this moment) is handed back and
   processed after it, so it threads into the original's ticket (``runner.process(wait_for_references=True)``).
 
-To a worker: the settings (pickled, base64) on the first line, then one JSON line per message. From a worker:
-one JSON line per outcome. A worker exits when its input closes, so it never outlives the service, not even
-after a SIGKILL; a message a dying worker had is still ``received`` and the next sweep takes it.
+Workers are forked from a fork server (``multiprocessing``'s, started on first need) that has imported
+processing once: a worker starts in a few milliseconds instead of a second and a half of imports, which would
+otherwise fall into the very burst that needs it, and again after each idle minute.
+
+To a worker: one JSON message per message to process; from a worker: one JSON message per outcome. A worker
+exits when its input closes, so it never outlives the service, not even after a SIGKILL (the fork server ends
+with the service too); a message a dying worker had is still ``received`` and the next sweep takes it.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
+import multiprocessing
+import multiprocessing.forkserver
 import os
-import pickle
 import selectors
 import signal
-import subprocess
-import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
-from typing import IO, Any
+from multiprocessing.connection import Connection
+from multiprocessing.util import Finalize
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,9 +52,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 IN_FLIGHT_PER_WORKER = 4  # enough that a worker never waits for its next id, few enough to share out a burst
 NICENESS = 10
 MAX_DEFERRALS = 50  # a safety net: each deferral waits for one original's outcome, so a reply needs few
-# Worker processes cost about a second and a half of CPU each to start (imports, first statements): with
-# ``[worker] processes`` on auto, a batch job of fewer messages is done sooner in its own process.
+# The fork server costs about a second and a half of CPU to start (the imports), each worker its first
+# statements: with ``[worker] processes`` on auto, a batch job of fewer messages is done sooner in its own process.
 BATCH_FOR_PROCESSES = 1000
+_FORKSERVER = multiprocessing.get_context("forkserver")
 
 
 def processes_for_batch(settings: Settings, total: int) -> int | None:
@@ -94,52 +100,59 @@ def _log_file() -> str | None:
                  if isinstance(h, logging.FileHandler) and h.baseFilename != os.devnull), None)
 
 
+def _start_fork_server() -> None:
+    """Start the fork server (once per service process) with processing imported, below the service's threads."""
+    def start() -> None:
+        # Linux keeps a nice value per thread and a child inherits its thread's: the fork server, and each worker
+        # forked from it, runs below accepting mail (a sender waits for the 250) and pages from its first import.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+        _FORKSERVER.set_forkserver_preload([__name__])
+        multiprocessing.forkserver.ensure_running()
+    starter = threading.Thread(target=start, name="crm-inbox-fork-server")
+    starter.start()
+    starter.join()
+
+
 class _Worker:
     """One worker process and the ids it has not answered yet (in the order it was given them)."""
 
-    def __init__(self, settings_line: bytes) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this very code
-        # Below the service's own threads from the first instruction on (the imports cost a second of CPU):
-        # accepting mail (a sender waits for the 250) and pages (a person waits) come first.
-        start = (f"import os, runpy; os.nice({NICENESS}); "
-                 "runpy.run_module('crm_inbox.pipeline.pool', run_name='__main__')")
-        self.proc = subprocess.Popen([sys.executable, "-c", start], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=env)
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.stdin: IO[bytes] = self.proc.stdin
-        self.stdout: IO[bytes] = self.proc.stdout
+    def __init__(self, config: dict[str, Any]) -> None:
+        _start_fork_server()
+        requests_out, self.requests = _FORKSERVER.Pipe(duplex=False)
+        self.outcomes, outcomes_in = _FORKSERVER.Pipe(duplex=False)
+        self.proc = _FORKSERVER.Process(target=serve, args=(requests_out, outcomes_in, config),
+                                        name="crm-inbox-worker", daemon=True)
+        self.proc.start()
+        requests_out.close()  # the worker's ends: only the worker may hold them, so each side sees the other end
+        outcomes_in.close()
+        # At interpreter exit (a pool nobody closed) multiprocessing joins its children: end the input first.
+        self._finalizer = Finalize(self, self.requests.close, exitpriority=10)
         self.in_flight: deque[int] = deque()
-        self.buffer = b""
         self.alive = True
-        self.send_line(settings_line)
 
-    def send_line(self, line: bytes) -> None:
-        self.stdin.write(line + b"\n")
-        self.stdin.flush()
+    def send(self, request: dict[str, Any]) -> None:
+        self.requests.send_bytes(json.dumps(request).encode())
 
-    def read_lines(self) -> list[bytes] | None:
-        """What the worker has written (whole lines); None when its output ended."""
+    def read(self) -> list[bytes] | None:
+        """What the worker has answered so far; None when its output ended."""
+        answers = []
         try:
-            chunk = os.read(self.stdout.fileno(), 1 << 16)
-        except (OSError, ValueError):  # closed by ``close`` from the stopping thread
-            return None
-        if not chunk:
-            return None
-        self.buffer += chunk
-        *lines, self.buffer = self.buffer.split(b"\n")
-        return lines
+            answers.append(self.outcomes.recv_bytes())
+            while self.outcomes.poll(0):
+                answers.append(self.outcomes.recv_bytes())
+        except (EOFError, OSError):  # gone, or closed by ``close`` from the stopping thread
+            return answers or None
+        return answers
 
     def close(self, timeout: float) -> None:
-        with contextlib.suppress(OSError):  # a broken pipe: the worker is gone already
-            self.stdin.close()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        self._finalizer()  # closes the input: the worker finishes what it has and exits
+        self.proc.join(timeout)
+        if self.proc.is_alive():
             log.error("worker process %s did not exit in %.0f s; killing it", self.proc.pid, timeout)
             self.proc.kill()
-            self.proc.wait()
+            self.proc.join()
         self.alive = False
-        self.stdout.close()
+        self.outcomes.close()
 
 
 class ProcessPool:
@@ -148,9 +161,8 @@ class ProcessPool:
     def __init__(self, settings: Settings, processes: int) -> None:
         self.settings = settings
         self.processes = processes
-        self._settings_line = json.dumps(
-            {"settings": base64.b64encode(pickle.dumps(settings)).decode(),
-             "log_level": logging.getLogger().getEffectiveLevel(), "log_file": _log_file()}).encode()
+        self._config = {"settings": settings, "log_level": logging.getLogger().getEffectiveLevel(),
+                        "log_file": _log_file()}
         self._workers: list[_Worker] = []
         self._closed = False
         self._engine: Engine | None = None
@@ -167,7 +179,7 @@ class ProcessPool:
             return
         self._workers = [w for w in self._workers if w.alive]
         while len(self._workers) < self.processes:
-            self._workers.append(_Worker(self._settings_line))
+            self._workers.append(_Worker(self._config))
 
     def run(self, ids: Iterable[int], before_each: Callable[[], None] | None = None) -> Iterator[Outcome]:
         """Process ``ids`` (in order of arrival) across the workers; yields each outcome as it comes.
@@ -181,7 +193,7 @@ class ProcessPool:
         deferrals: dict[int, int] = {}
         selector = selectors.DefaultSelector()
         for worker in self._workers:
-            selector.register(worker.stdout, selectors.EVENT_READ, worker)
+            selector.register(worker.outcomes, selectors.EVENT_READ, worker)
         try:
             while True:
                 if not any(w.alive for w in self._workers):
@@ -228,35 +240,35 @@ class ProcessPool:
                 # What the other workers have that was stored before it: a reply to one of those waits for it.
                 others = [i for w in self._workers if w is not worker for i in w.in_flight if i < inbound_id]
                 try:
-                    worker.send_line(json.dumps(
-                        {"id": inbound_id, "others": others if times < MAX_DEFERRALS else []}).encode())
+                    worker.send({"id": inbound_id, "others": others if times < MAX_DEFERRALS else []})
                 except (OSError, ValueError):  # the worker is gone (or closed): _answers settles what it had
                     waiting.appendleft((inbound_id, times))
                     break
                 worker.in_flight.append(inbound_id)
 
     def _answers(self, worker: _Worker, selector: selectors.BaseSelector) -> list[Outcome]:
-        lines = worker.read_lines()
-        if lines is None:
+        answers = worker.read()
+        if answers is None:
             # The worker died: what it had stays received (its transaction never committed) for the next sweep.
             worker.alive = False
             with contextlib.suppress(KeyError, ValueError):  # already closed by ``close``
-                selector.unregister(worker.stdout)
-            code = worker.proc.wait()
+                selector.unregister(worker.outcomes)
+            worker.proc.join()
+            code = worker.proc.exitcode
             if not self._closed or worker.in_flight:  # (after ``close``, a worker ends when its input does)
                 log.error("worker process %s ended (exit code %s) with %d message(s) unfinished",
                           worker.proc.pid, code, len(worker.in_flight))
             lost = [worker_ended(self._factory(), i) for i in worker.in_flight]
             worker.in_flight.clear()
-            worker.stdout.close()
+            worker.outcomes.close()
             self._ensure_workers()
             for fresh in self._workers:
-                if fresh.alive and fresh is not worker and fresh.stdout not in selector.get_map():
-                    selector.register(fresh.stdout, selectors.EVENT_READ, fresh)
+                if fresh.alive and fresh is not worker and fresh.outcomes not in selector.get_map():
+                    selector.register(fresh.outcomes, selectors.EVENT_READ, fresh)
             return lost
         outcomes = []
-        for line in lines:
-            outcome = _outcome_from_json(json.loads(line))
+        for answer in answers:
+            outcome = _outcome_from_json(json.loads(answer))
             if outcome.inbound_id in worker.in_flight:
                 worker.in_flight.remove(outcome.inbound_id)
             outcomes.append(outcome)
@@ -291,42 +303,31 @@ def _outcome_from_json(data: dict[str, Any]) -> Outcome:
 
 # --- the worker process ---
 
-def serve(inp: IO[bytes], out: IO[bytes]) -> None:
-    first = inp.readline()
-    if not first:
-        return
-    config = json.loads(first)
-    settings: Settings = pickle.loads(base64.b64decode(config["settings"]))
-    logging.basicConfig(level=config["log_level"], format=LOG_FORMAT, filename=config.get("log_file"))
+def serve(requests: Connection, outcomes: Connection, config: dict[str, Any]) -> None:
+    """A worker process's life: process each id it is sent until its input ends."""
+    os.setpriority(os.PRIO_PROCESS, 0, NICENESS)  # (already, if forked from this module's fork server)
+    # Ctrl-C reaches the whole process group: the service decides when a worker stops (by closing its input),
+    # so the message it has is finished, never cut off.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settings: Settings = config["settings"]
+    logging.basicConfig(level=config["log_level"], format=LOG_FORMAT, filename=config["log_file"])
     # One connection for the worker's life, no ping: a dropped connection fails one message with a database
     # error, which leaves it received for the sweep, and SQLAlchemy reconnects for the next.
     engine = make_engine(settings.database.url, durable=False, pool_size=1, pre_ping=False)
     factory = make_sessionmaker(engine)
     try:
-        while line := inp.readline():
-            request = json.loads(line)
+        while True:
+            try:
+                request = json.loads(requests.recv_bytes())
+            except EOFError:
+                break
             outcome = process(factory, settings, request["id"], others=request["others"])
-            out.write(json.dumps(_outcome_to_json(outcome)).encode() + b"\n")
-            out.flush()
+            outcomes.send_bytes(json.dumps(_outcome_to_json(outcome)).encode())
+    except BrokenPipeError:  # the service is gone: what was committed is safe, the rest waits for a sweep
+        pass
     finally:
         engine.dispose()
-
-
-def main() -> None:
-    # Ctrl-C reaches the whole process group: the service decides when a worker stops (by closing its input),
-    # so the message it has is finished, never cut off.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        serve(sys.stdin.buffer, sys.stdout.buffer)
-    except BrokenPipeError:  # the service is gone: what was committed is safe, the rest waits for a sweep
-        os._exit(0)
     # Skip the interpreter's teardown (see intake.writer.main): everything is committed and answered.
-    sys.stderr.flush()
     logging.shutdown()
     os._exit(0)
-
-
-if __name__ == "__main__":
-    main()
