@@ -67,22 +67,29 @@ def _erased(message_id_sha256: ColumnElement[str]) -> Exists:
 _LOAD = select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS), _REUSED.label("message_id_reused"),
                _erased(func.sha256_hex(_T.c.message_id)).label("erased_copy"),  # db.py defines sha256_hex
                staff_version_sqlite(), _OTHERS_WAITING).where(_T.c.id == bindparam("id"))
-# PostgreSQL: the row lock is the claim: another worker that reaches this row waits, then finds it processed.
+# PostgreSQL: the claim is the first statement. It takes the row lock (another worker that reaches this row waits,
+# then finds it no longer received) and records the outcome of a normal run, processed and the attempt counted,
+# which the transaction commits with everything else or rolls back with it: one statement for the read, the
+# claim and the state change.
 _ERASED = _erased(func.encode(func.sha256(func.convert_to(_T.c.message_id, literal("UTF8"))), literal("hex")))
 # Large messages are read apart, by the parse step, so the row does not hold them through the whole pipeline.
 RAW_WITH_ROW = 1 << 20
-_LOAD_PG = (select(_T.c.state, *(_T.c[f] for f in _VIEW_FIELDS),
-                   case((_T.c.size <= RAW_WITH_ROW, _T.c.raw), else_=None).label("raw"),
-                   _REUSED.label("message_id_reused"),
-                   _ERASED.label("erased_copy"), staff_version(), _OTHERS_WAITING)
-            .where(_T.c.id == bindparam("id")).with_for_update(of=_T))
-# The outcome, and the attempt counted. PostgreSQL: the row lock was the claim. SQLite: this is the claim, made
-# last: under the write lock nobody else writes, so "still received" at the end of the transaction is what it
-# was at its start (one statement fewer per message); found processed meanwhile, everything is rolled back.
-_DONE = update(_T).where(_T.c.id == bindparam("row_id")).values(
+_CLAIM_PG = (update(_T).where(_T.c.id == bindparam("row_id"), _T.c.state == InboundState.RECEIVED.value)
+             .values(state=InboundState.PROCESSED.value, error=None, processed_at=bindparam("done_at"),
+                     attempts=_T.c.attempts + 1)
+             .returning(*(_T.c[f] for f in _VIEW_FIELDS),
+                        case((_T.c.size <= RAW_WITH_ROW, _T.c.raw), else_=None).label("raw"),
+                        _REUSED.label("message_id_reused"), _ERASED.label("erased_copy"), staff_version(),
+                        _OTHERS_WAITING))
+# A run that stopped early (a robot's mail, ignored) on PostgreSQL: the claim had recorded it processed.
+_STOPPED_PG = update(_T).where(_T.c.id == bindparam("row_id")).values(
+    state=InboundState.IGNORED.value, error=bindparam("new_error"))
+# SQLite: the outcome and the attempt counted are the claim, made last: under the write lock nobody else writes,
+# so "still received" at the end of the transaction is what it was at its start (one statement fewer per
+# message); found processed meanwhile, everything is rolled back.
+_DONE_CLAIMING = update(_T).where(_T.c.id == bindparam("row_id"), _T.c.state == InboundState.RECEIVED.value).values(
     state=bindparam("new_state"), error=bindparam("new_error"), processed_at=bindparam("done_at"),
     attempts=_T.c.attempts + 1)
-_DONE_CLAIMING = _DONE.where(_T.c.state == InboundState.RECEIVED.value)
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +123,14 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
             row_locked = session.get_bind().dialect.name == "postgresql"
             # Core statements on the session's connection: the ORM's execution path costs more than they do.
             connection = session.connection()
-            row = connection.execute(_LOAD_PG if row_locked else _LOAD,
-                                     {"id": inbound_id, "others": list(others)}).first()
-            if row is None or row.state != InboundState.RECEIVED.value:
+            if row_locked:
+                row = connection.execute(_CLAIM_PG, {"row_id": inbound_id, "others": list(others),
+                                                     "done_at": utcnow()}).first()
+            else:
+                row = connection.execute(_LOAD, {"id": inbound_id, "others": list(others)}).first()
+                if row is not None and row.state != InboundState.RECEIVED.value:
+                    row = None
+            if row is None:  # not waiting (any more): processed by another worker, or gone
                 return Outcome(inbound_id, None)
             inbound = InboundView(**{f: getattr(row, f) for f in _VIEW_FIELDS},
                                   message_id_reused=row.message_id_reused, erased_copy=bool(row.erased_copy),
@@ -141,11 +153,14 @@ def process(factory: sessionmaker[Session], settings: Settings, inbound_id: int,
                     session.rollback()
                     return Outcome(inbound_id, None, waits_for=waits_for)
                 state = InboundState.IGNORED if ctx.stopped else InboundState.PROCESSED
-                done = connection.execute(_DONE if row_locked else _DONE_CLAIMING, {
-                    "row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped, "done_at": utcnow()})
-                if not row_locked and not affected(done):  # another process had it meanwhile
-                    session.rollback()
-                    return Outcome(inbound_id, None)
+                if not row_locked:
+                    done = connection.execute(_DONE_CLAIMING, {
+                        "row_id": inbound_id, "new_state": state.value, "new_error": ctx.stopped, "done_at": utcnow()})
+                    if not affected(done):  # another process had it meanwhile
+                        session.rollback()
+                        return Outcome(inbound_id, None)
+                elif ctx.stopped:
+                    connection.execute(_STOPPED_PG, {"row_id": inbound_id, "new_error": ctx.stopped})
                 if ctx.erased:
                     state = InboundState.ERASED
                     session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
