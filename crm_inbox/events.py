@@ -55,9 +55,9 @@ _listeners_guard = threading.Lock()
 
 
 def record(session: Session, type: str, subject_type: str, subject_id: int,
-           payload: dict[str, Any] | None = None) -> Event:
+           payload: dict[str, Any] | None = None) -> int:
     """Write an event row and its webhook deliveries (one per matching active subscription); the payload must
-    be JSON-ready (money as strings). Returns a detached copy of the row (its id is known): Core statements,
+    be JSON-ready (money as strings). Returns the event's id. Core statements,
     so an event costs one INSERT that also reads the active subscriptions and, if any match, one INSERT."""
     now = utcnow()
     values = {"type": type, "subject_type": subject_type, "subject_id": subject_id,
@@ -100,9 +100,10 @@ def fan_out_along(session: Session, rows: Sequence[Sequence[Any]], type: str, su
     return row_id
 
 
-def fan_out(session: Session, rows: Sequence[Sequence[Any]], values: dict[str, Any]) -> Event:
+def fan_out(session: Session, rows: Sequence[Sequence[Any]], values: dict[str, Any]) -> int:
     """The deliveries of the event just inserted, from rows ``(event_id, subscription id, event_types,
-    failing_since)`` (one with NULLs when there is no subscription); ``values``: the event's columns."""
+    failing_since)`` (one with NULLs when there is no subscription); ``values``: the event's columns. Returns the
+    event's id (no ORM object: building one cost more than deciding the deliveries)."""
     event_id, now, type = rows[0][0], values["created_at"], values["type"]
     wanted = [(sub_id, failing) for _, sub_id, patterns, failing in rows
               if sub_id is not None and wants(patterns or (), type)]
@@ -110,7 +111,7 @@ def fan_out(session: Session, rows: Sequence[Sequence[Any]], values: dict[str, A
         add_deliveries(session, event_id, subject_of(values["subject_type"], values["subject_id"]),
                        [s for s, _ in wanted],
                        {s: now + held_for(failing, now) for s, failing in wanted if failing is not None})
-    return Event(id=event_id, **values)
+    return int(event_id)
 
 
 def held_for(failing_since: datetime, now: datetime) -> timedelta:

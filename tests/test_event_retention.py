@@ -50,7 +50,7 @@ def test_old_events_go_with_their_deliveries_unless_one_is_pending_for_an_active
     with unit_of_work(factory) as session:
         active = subs.create(session, settings, url=HOOK, event_types=["contact.*"], actor=None).id
         disabled = subs.create(session, settings, url=HOOK + "2", event_types=["order.*"], actor=None).id
-        ids = [events.record(session, kind, subject, n, {"id": n}).id for kind, subject, n in (
+        ids = [events.record(session, kind, subject, n, {"id": n}) for kind, subject, n in (
             ("contact.created", "contact", 1), ("contact.updated", "contact", 2), ("order.created", "order", 3),
             ("ticket.created", "ticket", 4), ("contact.updated", "contact", 5))]
     delivered, pending, _held, _unheard, recent = ids

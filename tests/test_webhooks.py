@@ -39,7 +39,7 @@ def subscribe(factory: sessionmaker[Session], settings: Settings, url: str, patt
 
 def record(factory: sessionmaker[Session], *items: tuple[str, str, int]) -> list[int]:
     with unit_of_work(factory) as session:
-        return [events.record(session, kind, subject_type, subject_id, {"id": subject_id, "name": "Anna Schmidt"}).id
+        return [events.record(session, kind, subject_type, subject_id, {"id": subject_id, "name": "Anna Schmidt"})
                 for kind, subject_type, subject_id in items]
 
 
