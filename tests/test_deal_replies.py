@@ -18,13 +18,19 @@ from crm_inbox.correspondence.service import MailDraft, send_mail
 from crm_inbox.db import unit_of_work
 from crm_inbox.intake.store import Envelope, store
 from crm_inbox.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignState,
+    Channel,
     Direction,
     Interaction,
+    InteractionKind,
     InteractionOpportunity,
     Opportunity,
     Order,
     Quote,
     QuoteState,
+    RecipientState,
     Reminder,
     ReminderState,
     StaffUser,
@@ -46,7 +52,8 @@ from crm_inbox.sales.replies import (
     suggested,
 )
 from crm_inbox.staff.service import add_staff, hash_password
-from tests.conftest import CRM
+from crm_inbox.timeline.service import record_interaction
+from tests.conftest import CRM, SUPPORT
 from tests.mailfactory import make_mail
 
 # --- the decision, as a table ---
@@ -255,3 +262,38 @@ def test_staff_put_a_suggested_mail_on_the_deal_from_the_triage_page(factory, se
         assert "deal_suggestions" not in session.get_one(Interaction, interaction_id).details
         assert session.execute(suggested()).first() is None
     assert action not in client.get("/triage").get_data(as_text=True)
+
+
+def test_one_reply_to_a_ticket_a_quote_mail_and_a_campaign_mail_lands_in_all_three(factory, settings, deals):
+    # The pipeline reads what a reply answers in one statement for tickets, deals and campaigns: each still gets
+    # exactly its own rows.
+    request = feed(factory, settings, make_mail(f"Petra Weber <{PETRA}>", SUPPORT, "Lieferung Regale",
+                                                "Wann wird geliefert?", message_id="<anfrage-1@weber-logistik.de>"))
+    with unit_of_work(factory) as session:
+        ticket_id = session.get_one(Interaction, request).ticket_id
+        campaign = Campaign(name="Frühjahrsaktion", channel=Channel.EMAIL, state=CampaignState.SENDING,
+                            subject="Frühjahrsaktion", body="{{ greeting }}", recipient_count=1)
+        session.add(campaign)
+        session.flush()
+        mailed = record_interaction(session, kind=InteractionKind.EMAIL, direction=Direction.OUT,
+                                    occurred_at=utcnow() - timedelta(hours=1), subject="Frühjahrsaktion", text="…",
+                                    source_ref="<aktion-1@beispiel-firma.de>", contacts=[],
+                                    details={"campaign_id": campaign.id})
+        recipient = CampaignRecipient(campaign_id=campaign.id, contact_id=deals.petra, address=PETRA,
+                                      state=RecipientState.RELEASED, basis="consent",
+                                      message_id="<aktion-1@beispiel-firma.de>", interaction_id=mailed.id,
+                                      released_at=utcnow() - timedelta(hours=1))
+        session.add(recipient)
+        session.flush()
+        campaign_id, recipient_id = campaign.id, recipient.id
+    assert ticket_id is not None
+    refs = f"<anfrage-1@weber-logistik.de> {deals.quote_mail} <aktion-1@beispiel-firma.de>"
+    reply = feed(factory, settings, make_mail(
+        f"Petra Weber <{PETRA}>", SUPPORT, "AW: Lieferung Regale", "Passt so, bitte liefern.",
+        date=utcnow() + timedelta(minutes=1), headers={"In-Reply-To": deals.quote_mail, "References": refs}))
+    assert deal_links(factory, reply) == [(deals.ours, f"answers our mail of {deals.quote_mail_day}")]
+    with factory() as session:
+        item = session.get_one(Interaction, reply)
+        assert item.ticket_id == ticket_id  # threaded into Petra's ticket
+        assert item.details.get("campaign_id") == campaign_id
+        assert session.get_one(CampaignRecipient, recipient_id).reply_interaction_id == reply
