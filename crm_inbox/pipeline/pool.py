@@ -12,8 +12,9 @@ processed on two cores. What keeps this as safe as one worker:
   processed after it, so it threads into the original's ticket (``runner.process(wait_for_references=True)``).
 
 Workers are forked from a fork server (``multiprocessing``'s, started on first need) that has imported
-processing once: a worker starts in a few milliseconds instead of a second and a half of imports, which would
-otherwise fall into the very burst that needs it, and again after each idle minute.
+processing once: two workers start and answer in about a tenth of a second (measured), not after a second and
+a half of imports each, which would otherwise fall into the very burst that needs them, and again after each
+idle minute.
 
 To a worker: one JSON message per message to process; from a worker: one JSON message per outcome. A worker
 exits when its input closes, so it never outlives the service, not even after a SIGKILL (the fork server ends
