@@ -265,7 +265,8 @@ def test_staff_put_a_suggested_mail_on_the_deal_from_the_triage_page(factory, se
 
 
 def test_one_reply_to_a_ticket_a_quote_mail_and_a_campaign_mail_lands_in_all_three(factory, settings, deals):
-    # Tickets, deals and campaigns each look up what the reply answers by its References: each finds its own.
+    # The pipeline reads what a reply answers in one statement for tickets, deals and campaigns: each still gets
+    # exactly its own rows.
     request = feed(factory, settings, make_mail(f"Petra Weber <{PETRA}>", SUPPORT, "Lieferung Regale",
                                                 "Wann wird geliefert?", message_id="<anfrage-1@weber-logistik.de>"))
     with unit_of_work(factory) as session:

@@ -175,17 +175,27 @@ def _variants(references: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(out))[:MAX_REFERENCES * 2]
 
 
-# Asked for every person's mail that answers another: built once (SQLAlchemy reuses its compiled form).
-_RECIPIENTS_BY_MESSAGE_ID = select(CampaignRecipient.id, CampaignRecipient.message_id).where(
-    CampaignRecipient.message_id.in_(bindparam("refs", expanding=True)))
+def variants(references: Sequence[str]) -> list[str]:
+    """The Message-IDs ``RECIPIENTS_BY_MESSAGE_ID`` is asked for (its ``variants``) for a mail's references."""
+    return _variants(references[:MAX_REFERENCES])
 
 
-def recipient_for(session: Session, references: Sequence[str]) -> CampaignRecipient | None:
-    """The send-ledger row of the campaign mail the first of ``references`` that is ours names."""
-    refs = _variants(references[:MAX_REFERENCES])
+# Asked for every person's mail that answers another: built once (SQLAlchemy reuses its compiled form). Rows:
+# the send-ledger row's id and the Message-ID of the campaign mail.
+RECIPIENTS_BY_MESSAGE_ID = select(CampaignRecipient.id, CampaignRecipient.message_id).where(
+    CampaignRecipient.message_id.in_(bindparam("variants", expanding=True)))
+
+
+def recipient_for(session: Session, references: Sequence[str],
+                  answered: Sequence[tuple[int, str]] | None = None) -> CampaignRecipient | None:
+    """The send-ledger row of the campaign mail the first of ``references`` that is ours names. ``answered``: the
+    rows of ``RECIPIENTS_BY_MESSAGE_ID`` when the caller read them already (the pipeline reads a reply's
+    look-ups in one statement), else they are read here."""
+    refs = variants(references)
     if not refs:
         return None
-    rows = session.connection().execute(_RECIPIENTS_BY_MESSAGE_ID, {"refs": refs}).all()  # Core: every reply asks
+    rows = (session.connection().execute(RECIPIENTS_BY_MESSAGE_ID, {"variants": refs}).all()  # Core: every reply asks
+            if answered is None else answered)
     if not rows:
         return None
     by_id = {message_id: rid for rid, message_id in rows}
@@ -193,12 +203,13 @@ def recipient_for(session: Session, references: Sequence[str]) -> CampaignRecipi
     return session.get_one(CampaignRecipient, first)
 
 
-def link_reply(session: Session, interaction: Interaction, references: Sequence[str]) -> CampaignRecipient | None:
+def link_reply(session: Session, interaction: Interaction, references: Sequence[str],
+               answered: Sequence[tuple[int, str]] | None = None) -> CampaignRecipient | None:
     """A reply to a campaign mail (our Message-ID in its In-Reply-To/References): the recipient's first reply and
     its time go into the send ledger, the campaign into the reply's details (the timeline links it). Later replies
     of the same person are linked to the campaign too but do not replace the first. None when it answers no
-    campaign mail. The caller decides it is a person's reply (not a robot's)."""
-    recipient = recipient_for(session, references)
+    campaign mail. The caller decides it is a person's reply (not a robot's). ``answered``: see ``recipient_for``."""
+    recipient = recipient_for(session, references, answered)
     if recipient is None:
         return None
     campaign = session.get_one(Campaign, recipient.campaign_id)
@@ -292,19 +303,21 @@ class MailFacts:
     inbound_id: int | None
 
 
-def file_mail(session: Session, interaction: Interaction, parsed: ParsedMail, facts: MailFacts) -> list[str]:
+def file_mail(session: Session, interaction: Interaction, parsed: ParsedMail, facts: MailFacts,
+              answered: Sequence[tuple[int, str]] | None = None) -> list[str]:
     """Replies, wishes to unsubscribe, complaints and bounces of campaign mail (see the module); notes for the
-    mail's reason. Most mail costs no query: only reports and mail that answers something are looked at."""
+    mail's reason. Most mail costs no query: only reports and mail that answers something are looked at.
+    ``answered``: see ``recipient_for``."""
     if facts.automatic:
-        return _robot(session, interaction, parsed, facts)
+        return _robot(session, interaction, parsed, facts, answered)
     references = [*parsed.in_reply_to, *parsed.references]
     if facts.direction != Direction.IN or not references:
         return []
     if facts.spoof_suspected:
-        recipient = recipient_for(session, references)
+        recipient = recipient_for(session, references, answered)
         return [f"answers a mail of campaign {recipient.campaign_id}, not counted: the mail may be spoofed"] \
             if recipient is not None else []
-    recipient = link_reply(session, interaction, references)
+    recipient = link_reply(session, interaction, references, answered)
     if recipient is None:
         return []
     notes = [f"reply to campaign {recipient.campaign_id} “{interaction.details.get('campaign')}”"]
@@ -330,7 +343,8 @@ def _subject_wish(session: Session, recipient: CampaignRecipient, subject: str) 
     return None if mailed is not None and unsubscribe_wish(mailed.subject or "") else wish
 
 
-def _robot(session: Session, interaction: Interaction, parsed: ParsedMail, facts: MailFacts) -> list[str]:
+def _robot(session: Session, interaction: Interaction, parsed: ParsedMail, facts: MailFacts,
+           answered: Sequence[tuple[int, str]] | None) -> list[str]:
     notes: list[str] = []
     msg = parsed.message
     kind = report_type(msg)
@@ -347,7 +361,7 @@ def _robot(session: Session, interaction: Interaction, parsed: ParsedMail, facts
     if facts.bounced:
         return mark_bounced(session, msg, parsed.text, facts.bounced, at=at)
     if facts.direction == Direction.IN and (parsed.in_reply_to or parsed.references):
-        recipient = recipient_for(session, [*parsed.in_reply_to, *parsed.references])
+        recipient = recipient_for(session, [*parsed.in_reply_to, *parsed.references], answered)
         if recipient is not None:  # an out-of-office answer: no responder, no lead
             notes.append(f"an automatic answer to campaign {recipient.campaign_id}: not counted as a reply")
     return notes

@@ -14,6 +14,7 @@ from crm_inbox.mail.attribution import Attribution
 from crm_inbox.mail.automatic import Automatic
 from crm_inbox.mail.parse import ParsedMail
 from crm_inbox.models import Interaction
+from crm_inbox.pipeline.answered import Answered
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class MailContext:
     contacts: list[tuple[ContactRef, str]] = field(default_factory=list)
     new_contacts: list[ContactRef] = field(default_factory=list)
     interaction: Interaction | None = None
+    answered: Answered | None = None  # what a reply answers (None: it names no other mail)
     queued_mail: bool = False  # an acknowledgement or other mail waits in the outbox
     stopped: str | None = None
     erased: bool = False  # a copy of erased mail: the row becomes a tombstone again

@@ -25,6 +25,7 @@ from crm_inbox.models import (
     InteractionKind,
     utcnow,
 )
+from crm_inbox.pipeline import answered
 from crm_inbox.pipeline.context import MailContext, Step
 from crm_inbox.privacy.service import is_erased_message
 from crm_inbox.reminders import service as reminders
@@ -197,6 +198,13 @@ def record(ctx: MailContext) -> None:
              [c.id for c, _ in ctx.contacts] or "none", decision.reason)
 
 
+def look_up_answered(ctx: MailContext) -> None:
+    """The tickets, deals and campaign mails a reply's In-Reply-To and References name, in one statement for the
+    three steps after it (each still decides alone what they mean)."""
+    assert ctx.parsed is not None
+    ctx.answered = answered.look_up(ctx.session, [*ctx.parsed.in_reply_to, *ctx.parsed.references])
+
+
 def tickets(ctx: MailContext) -> None:
     """Open a ticket for a new request to support; thread follow-ups (customer or staff) into theirs."""
     assert ctx.parsed is not None and ctx.attribution is not None and ctx.interaction is not None
@@ -212,7 +220,8 @@ def tickets(ctx: MailContext) -> None:
         ctx.session, ctx.settings, facts, ctx.interaction, subject=parsed.subject,
         references=[*parsed.in_reply_to, *parsed.references], message_id=parsed.message_id,
         contact=ctx.contacts[0][0] if ctx.contacts else None,
-        staff_id=ctx.directory.staff_by_email.get(decision.staff[0]) if decision.staff else None)
+        staff_id=ctx.directory.staff_by_email.get(decision.staff[0]) if decision.staff else None,
+        answered=ctx.answered.tickets if ctx.answered else None)
     if filed.note:
         ctx.note(filed.note)
     ctx.queued_mail = ctx.queued_mail or filed.queued_mail
@@ -227,7 +236,8 @@ def link_deals(ctx: MailContext) -> None:
         ctx.session, ctx.settings, ctx.interaction, direction=decision.direction,
         automatic=decision.automatic is not None, spoof_suspected=decision.spoof_suspected,
         contacts=[(ref.id, ref.company_id) for ref, _ in ctx.contacts], subject=ctx.interaction.subject or "",
-        text=parsed.text, references=[*parsed.in_reply_to, *parsed.references])
+        text=parsed.text, references=[*parsed.in_reply_to, *parsed.references],
+        answered=ctx.answered.deals if ctx.answered else None)
     for note in notes:
         ctx.note(note)
 
@@ -242,7 +252,7 @@ def link_campaigns(ctx: MailContext) -> None:
         direction=decision.direction, automatic=decision.automatic is not None,
         bounced=ctx.automatic.bounced if ctx.automatic is not None else (),
         spoof_suspected=decision.spoof_suspected, contact_ids=tuple(ref.id for ref, _ in ctx.contacts),
-        inbound_id=ctx.inbound.id))
+        inbound_id=ctx.inbound.id), answered=ctx.answered.campaign_mails if ctx.answered else None)
     for note in notes:
         ctx.note(note)
 
@@ -274,6 +284,8 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     Step("match_contacts", "link the parties to contacts; unknown people become leads", match_contacts),
     Step("mark_bounces", "flag addresses a delivery report says are failing", mark_bounces),
     Step("record", "write the interaction on the timeline", record),
+    Step("look_up_answered", "read what a reply answers (ticket, deals, campaign mail) in one query",
+         look_up_answered, writes=False),
     Step("tickets", "open a support ticket or thread the mail into its ticket", tickets),
     Step("link_deals", "link a reply about a quote or order to its deal and complete the follow-up", link_deals),
     Step("link_campaigns", "link a reply to its campaign; complaints opt out, bounces are counted", link_campaigns),

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Row, Select, bindparam, literal_column, select, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_inbox import audit
@@ -183,7 +183,7 @@ def _deal(opp: Opportunity) -> Deal:
 
 # Asked for every customer's mail that answers another, as one statement (built once: SQLAlchemy reuses its
 # compiled form): the deals of our mail it answers (part 0) and of the quotes we sent it answers (part 1).
-_DEALS_OF_REFS: CompoundSelect = union_all(
+DEALS_OF_REFS: CompoundSelect = union_all(
     select(literal_column("0").label("part"), InteractionOpportunity.opportunity_id,
            Interaction.occurred_at.label("at"), Interaction.id.label("row_id"))
     .join(Interaction, Interaction.id == InteractionOpportunity.interaction_id)
@@ -192,20 +192,24 @@ _DEALS_OF_REFS: CompoundSelect = union_all(
     .where(Quote.sent_message_id.in_(bindparam("refs", expanding=True))))
 
 
-def _newest_first(row: Row[Any]) -> tuple[int, float]:
+def _newest_first(row: Any) -> tuple[int, float]:
     """Our mail by its time, newest first; then the quotes, the latest first."""
     return (row.part, -(row.at.timestamp() if row.part == 0 else row.row_id))
 
 
 def pointers(session: Session, settings: Settings, *, subject: str, text: str,
-             references: Sequence[str]) -> list[Pointer]:
-    """The deals the mail points at: by our Message-IDs it answers, then by the numbers it names."""
+             references: Sequence[str], answered: Sequence[Any] | None = None) -> list[Pointer]:
+    """The deals the mail points at: by our Message-IDs it answers, then by the numbers it names. ``answered``:
+    the rows of ``DEALS_OF_REFS`` (``part``, ``opportunity_id``, ``at``, ``row_id``) when the caller read them
+    already (the pipeline reads a reply's look-ups in one statement), else they are read here."""
     found: list[tuple[int, str]] = []
     refs = [r for r in dict.fromkeys(references) if r][:MAX_REFERENCES]
     if refs:
         # Core on the session's connection (rows of earlier mails: nothing pending to flush): half the cost
         # of the ORM's execution, and a reply runs these for every mail it references.
-        rows = sorted(session.connection().execute(_DEALS_OF_REFS, {"refs": refs}).all(), key=_newest_first)
+        if answered is None:
+            answered = session.connection().execute(DEALS_OF_REFS, {"refs": refs}).all()
+        rows = sorted(answered, key=_newest_first)
         first: dict[int, datetime | None] = {}
         for row in rows:  # the quote mail is usually both: one reason per deal
             first.setdefault(row.opportunity_id, row.at)
@@ -250,11 +254,13 @@ def apply(session: Session, interaction: Interaction, decision: Decision) -> lis
 
 def file_reply(session: Session, settings: Settings, interaction: Interaction, *, direction: Direction,
                automatic: bool, spoof_suspected: bool, contacts: Iterable[tuple[int, int | None]],
-               subject: str, text: str, references: Sequence[str]) -> list[str]:
-    """The pipeline's step: ``contacts`` are (contact id, company id) of whom the mail was linked to."""
+               subject: str, text: str, references: Sequence[str], answered: Sequence[Any] | None = None,
+               ) -> list[str]:
+    """The pipeline's step: ``contacts`` are (contact id, company id) of whom the mail was linked to;
+    ``answered``: see ``pointers``."""
     if direction != Direction.IN or automatic:
         return []  # no query at all for most mail
-    found = pointers(session, settings, subject=subject, text=text, references=references)
+    found = pointers(session, settings, subject=subject, text=text, references=references, answered=answered)
     if not found:
         return []
     people = list(contacts)

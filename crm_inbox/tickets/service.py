@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as with_changes
 from datetime import timedelta
@@ -90,22 +90,34 @@ def _current(session: Session, ticket: Ticket | None) -> Ticket | None:
     return ticket
 
 
-# Asked for every mail that answers another: built once (SQLAlchemy reuses its compiled form).
-_TICKETS_BY_REF = select(Interaction.id, Interaction.ticket_id).where(
+# Asked for every mail that answers another: built once (SQLAlchemy reuses its compiled form). Rows: the
+# referenced mail's interaction id and its ticket id.
+MAX_REFERENCES = 50
+TICKETS_BY_REF = select(Interaction.id, Interaction.ticket_id).where(
     Interaction.source_ref.in_(bindparam("refs", expanding=True)), Interaction.ticket_id.is_not(None))
 
 
-def find_ticket(session: Session, prefix: str, subject: str, references: Iterable[str]) -> tuple[Ticket | None, str]:
+def referenced(references: Iterable[str]) -> list[str]:
+    """The Message-IDs a mail's In-Reply-To and References name, as the look-ups by them take them."""
+    return [r for r in dict.fromkeys(references) if r][:MAX_REFERENCES]
+
+
+def find_ticket(session: Session, prefix: str, subject: str, references: Iterable[str],
+                answered: Sequence[tuple[int, int]] | None = None) -> tuple[Ticket | None, str]:
+    """The ticket a mail belongs to: by the number in its subject, else by the mails it answers. ``answered``:
+    the rows of ``TICKETS_BY_REF`` for its references when the caller read them already (the pipeline reads a
+    reply's look-ups in one statement), else they are read here."""
     for number in ticket_numbers(subject, prefix):
         ticket = session.execute(select(Ticket).where(Ticket.number == number)).scalar_one_or_none()
         if ticket is not None:
             return _current(session, ticket), f"ticket number {prefix}{number} in the subject"
-    refs = [r for r in dict.fromkeys(references) if r][:50]
+    refs = referenced(references)
     if refs:
         # The newest match, picked here: with ORDER BY id LIMIT 1 PostgreSQL may walk the whole table backwards
         # by id instead of looking the few Message-IDs up (4 ms a mail at 10,000 interactions).
         # Core on the session's connection, as for every reply: the referenced mails are earlier ones.
-        matches = session.connection().execute(_TICKETS_BY_REF, {"refs": refs}).all()
+        matches = (session.connection().execute(TICKETS_BY_REF, {"refs": refs}).all() if answered is None
+                   else answered)
         ticket_id = max(matches)[1] if matches else None
         if ticket_id is not None:
             return _current(session, session.get(Ticket, ticket_id)), "In-Reply-To/References point into the ticket"
@@ -181,10 +193,11 @@ class Filed:
 
 def file_mail(session: Session, settings: Settings, facts: MailFacts, interaction: Interaction, *, subject: str,
               references: Iterable[str], message_id: str | None, contact: ContactRef | None,
-              staff_id: int | None) -> Filed:
-    """Thread a recorded mail into its ticket, or open one for a new request to support (see ``policy``)."""
+              staff_id: int | None, answered: Sequence[tuple[int, int]] | None = None) -> Filed:
+    """Thread a recorded mail into its ticket, or open one for a new request to support (see ``policy``).
+    ``answered``: see ``find_ticket``."""
     cfg = settings.tickets
-    ticket, how = find_ticket(session, cfg.subject_prefix, subject, references)
+    ticket, how = find_ticket(session, cfg.subject_prefix, subject, references, answered)
     if ticket is not None:
         action = policy.reply_in_thread(facts, ticket.state, ticket.closed_at or ticket.updated_at, cfg, utcnow())
         if action is InThread.STAFF_REPLY:
