@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_inbox.private_files import PRIVATE, create_private
@@ -35,7 +37,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
     statements also never run in parallel: they are short, and a prepared statement's generic plan can
     otherwise start parallel workers, which costs more than the statement (the reply look-up of
     ``pipeline.answered`` took 5-10 ms so, not 0.1 ms, once the interactions table held 30,000 mails).
-    ``pre_ping=False`` saves a round trip per transaction where a failed one is simply tried again.
+    ``pre_ping``: a PostgreSQL connection that sat in the pool for ``PING_AFTER_IDLE_SECONDS`` or longer is
+    tried before it is handed out, and replaced if the server dropped it (a restart, an idle timeout). One
+    used again at once is not: under load that ping was a round trip per request, one in seven of a phone
+    webhook's. ``pre_ping=False`` never pings, where a failed transaction is simply tried again.
     """
     sa_url = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -52,8 +57,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
         busy_seconds = float(str(sa_url.query.get("timeout", busy_seconds)))
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_seconds}
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
     engine = create_engine(sa_url, **kwargs)
+    if engine.dialect.name == "postgresql" and pre_ping:
+        _ping_after_idle(engine)
     if engine.dialect.name == "postgresql" and not durable:
         # A SET per connection, not libpq's ``options``: that would override PGOPTIONS, a service file's
         # options and the URL's own (a search_path), and PgBouncer refuses it.
@@ -62,6 +69,31 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, durable: b
         event.listen(engine, "connect", partial(_sqlite_pragmas, synchronous="FULL" if durable else "NORMAL",
                                                 busy_ms=int(busy_seconds * 1000)))
     return engine
+
+
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping`` pings at every checkout; this only after the connection sat idle. A
+    connection the server dropped meanwhile is replaced: the pool retries a checkout that raises
+    ``DisconnectionError`` with a new connection."""
+    dialect = engine.dialect
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one that was working a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"connection dropped while idle: {exc}") from exc
+
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checked_out)
 
 
 def _processing_settings(dbapi_connection: Any, _record: Any) -> None:
