@@ -241,6 +241,16 @@ def _msg_ids(value: str | None) -> list[str]:
     return [i for i in ids if len(i) > 2]
 
 
+MAX_REFERENCES = 50  # Message-IDs a look-up by In-Reply-To/References takes: a long thread's first ones
+
+
+def referenced(references: Iterable[str]) -> list[str]:
+    """The Message-IDs of a mail's In-Reply-To and References as the look-ups by them take them (tickets, deals):
+    once each, in order, at most ``MAX_REFERENCES``. One rule, so a look-up made alone and the pipeline's
+    combined one (``pipeline.answered``) ask for the same."""
+    return [r for r in dict.fromkeys(references) if r][:MAX_REFERENCES]
+
+
 def _header_addresses(msg: Message, name: str) -> list[Address]:
     """Addresses from the raw header: split first, display names decoded after (``parse_addresses``)."""
     return parse_addresses(*(_unfold(_header_bytes_to_text(v, msg)) for v in _raw_values(msg, name)))

@@ -18,6 +18,7 @@ from sqlalchemy import Integer, String, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_inbox.campaigns import responses as campaign_responses
+from crm_inbox.mail.parse import referenced
 from crm_inbox.sales import replies as sales_replies
 from crm_inbox.tickets import service as ticket_service
 
@@ -56,7 +57,7 @@ _ANSWERED = union_all(
 
 def look_up(session: Session, references: Sequence[str]) -> Answered | None:
     """What a mail with these In-Reply-To and References answers; None when it names none."""
-    refs = ticket_service.referenced(references)
+    refs = referenced(references)
     if not refs:
         return None
     # Core on the session's connection: the rows are earlier mails', nothing pending needs a flush.

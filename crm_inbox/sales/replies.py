@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from crm_inbox import audit
 from crm_inbox.config import SalesSettings, Settings
 from crm_inbox.errors import ValidationError
+from crm_inbox.mail.parse import referenced
 from crm_inbox.models import (
     Direction,
     Interaction,
@@ -42,7 +43,6 @@ from crm_inbox.sales import follow_up
 from crm_inbox.sales.opportunities import link_interaction
 
 SCAN_CHARS = 200_000  # of a mail's text: a number is near the top (or in the quoted mail below it)
-MAX_REFERENCES = 50
 
 
 # --- the decision ---
@@ -203,7 +203,7 @@ def pointers(session: Session, settings: Settings, *, subject: str, text: str,
     the rows of ``DEALS_OF_REFS`` (``part``, ``opportunity_id``, ``at``, ``row_id``) when the caller read them
     already (the pipeline reads a reply's look-ups in one statement), else they are read here."""
     found: list[tuple[int, str]] = []
-    refs = [r for r in dict.fromkeys(references) if r][:MAX_REFERENCES]
+    refs = referenced(references)
     if refs:
         # Core on the session's connection (rows of earlier mails: nothing pending to flush): half the cost
         # of the ORM's execution, and a reply runs these for every mail it references.

@@ -24,6 +24,7 @@ from crm_inbox.contacts.inputs import NOT_GIVEN
 from crm_inbox.correspondence.service import MailDraft, send_mail
 from crm_inbox.errors import ValidationError
 from crm_inbox.ids import is_id
+from crm_inbox.mail.parse import referenced
 from crm_inbox.models import (
     Contact,
     Direction,
@@ -92,14 +93,8 @@ def _current(session: Session, ticket: Ticket | None) -> Ticket | None:
 
 # Asked for every mail that answers another: built once (SQLAlchemy reuses its compiled form). Rows: the
 # referenced mail's interaction id and its ticket id.
-MAX_REFERENCES = 50
 TICKETS_BY_REF = select(Interaction.id, Interaction.ticket_id).where(
     Interaction.source_ref.in_(bindparam("refs", expanding=True)), Interaction.ticket_id.is_not(None))
-
-
-def referenced(references: Iterable[str]) -> list[str]:
-    """The Message-IDs a mail's In-Reply-To and References name, as the look-ups by them take them."""
-    return [r for r in dict.fromkeys(references) if r][:MAX_REFERENCES]
 
 
 def find_ticket(session: Session, prefix: str, subject: str, references: Iterable[str],
