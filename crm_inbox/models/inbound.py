@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import LargeBinary, String, Text
+from sqlalchemy import Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_inbox.models.base import Base, str_enum, utcnow
@@ -23,6 +23,11 @@ class InboundState(enum.StrEnum):
 
 class InboundMessage(Base):
     __tablename__ = "inbound_messages"
+    # Partial: only tombstones have a hash. A full index holds one key (NULL) for every other row, and once
+    # ANALYZE has counted that, SQLite prefers scanning the table for each message processed (5x slower).
+    __table_args__ = (Index("ix_inbound_messages_message_id_sha256", "message_id_sha256",
+                            sqlite_where=text("message_id_sha256 IS NOT NULL"),
+                            postgresql_where=text("message_id_sha256 IS NOT NULL")),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded only when needed
@@ -53,4 +58,4 @@ class InboundMessage(Base):
     raw_deleted_at: Mapped[datetime | None]
     # An erased message keeps only the SHA-256 of its Message-ID: a re-sent copy with changed content
     # (a relay that rewrote something) is still known as the erased message.
-    message_id_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    message_id_sha256: Mapped[str | None] = mapped_column(String(64))
