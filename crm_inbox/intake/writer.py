@@ -26,10 +26,9 @@ import signal
 import struct
 import sys
 import threading
-import time
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 
 from crm_inbox.db import make_engine
@@ -40,9 +39,9 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!IQ")
 MAX_BATCH = 64
 MAX_BATCH_BYTES = 8 << 20
-COMMITTERS = {"postgresql": 2}  # connections committing side by side (see ``_Committer``); others: 1
-# How long the first committer may be busy before a spare takes the next batch (see ``_FreeCommitters``).
-SPARE_AFTER_SECONDS = 0.002
+# PostgreSQL: how long the writer's commit waits for a row lock (another node inserting the same message right
+# now) before that message goes to the patient committer (see ``_Committer``).
+LOCK_TIMEOUT = "20ms"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -97,7 +96,7 @@ def _answer(number: int, outcome: Accepted | Exception) -> bytes:
 
 
 def serve(inp: int, out: BinaryIO) -> None:
-    """The writer's loop: take what has arrived (up to a batch), hand it to a free committer; until input ends."""
+    """The writer's loop: take what has arrived (up to a batch) and commit it; until input ends."""
     frames = FrameReader(inp)
     first = frames.next(block=True)
     if first is None:
@@ -110,24 +109,41 @@ def serve(inp: int, out: BinaryIO) -> None:
     # ``commit_batch``), no ping: a batch that meets a dropped connection is tried again message by message,
     # and SQLAlchemy reconnects for the first of them. This costs the fewest round trips per batch.
     url = make_url(config["url"])
-    count = COMMITTERS.get(url.get_backend_name(), 1)
-    engine = make_engine(config["url"], pool_size=count, pre_ping=False).execution_options(
-        isolation_level="AUTOCOMMIT")
     answers = _Answers(out)
-    idle = _FreeCommitters()
-    committers = [_Committer(engine, answers, idle, threaded=count > 1) for _ in range(count)]
+    patient: _Committer | None = None
+    if url.get_backend_name() == "postgresql":
+        patient = _Committer(_autocommit_engine(config["url"]), answers, threaded=True)
+    committer = _Committer(_autocommit_engine(config["url"], lock_timeout=patient is not None), answers,
+                           threaded=False, patient=patient)
     try:
         while (item := frames.next(block=True)) is not None:
-            committer = idle.get(committers[0])  # while it waits, more mail gathers in the pipe
+            # While the last batch was committed, more mail gathered in the pipe: it goes in one batch now.
             batch, size = [item], len(item[1])
             while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and (item := frames.next(block=False)):
                 batch.append(item)
                 size += len(item[1])
             committer.hand(batch)
     finally:
-        for committer in committers:
-            committer.stop()
-        engine.dispose()
+        committer.stop()
+        if patient is not None:
+            patient.stop()
+
+
+def _autocommit_engine(url: str, lock_timeout: bool = False) -> Engine:
+    engine = make_engine(url, pool_size=1, pre_ping=False)
+    if lock_timeout:
+        event.listen(engine, "connect", _set_lock_timeout)  # every connection, also one made after a drop
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _set_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cur:
+        cur.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+    dbapi_connection.commit()
+
+
+def _waited_too_long(outcome: Accepted | Exception) -> bool:
+    return getattr(getattr(outcome, "orig", None), "sqlstate", None) == "55P03"  # lock_not_available
 
 
 class _Answers:
@@ -144,56 +160,28 @@ class _Answers:
             self.out.flush()
 
 
-class _FreeCommitters:
-    """The committers free to take a batch, the first of them preferred.
-
-    A spare takes a batch only when the first has been busy for ``SPARE_AFTER_SECONDS``: a commit that waits
-    (on another node's lock, on a slow disk) holds up other mail no longer than that. An ordinary commit is
-    over sooner (0.4 ms here), and the mail that arrived meanwhile goes in one batch: one INSERT and one
-    fsync for all of it. Handing each message to whichever committer was free made batches of one or two,
-    and the SMTP intake on PostgreSQL 20 % slower (bench/ingest.py, 4 senders, alternated A/B)."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._free: list[_Committer] = []
-
-    def put(self, committer: _Committer) -> None:
-        with self._changed:
-            self._free.append(committer)
-            self._changed.notify()
-
-    def get(self, first: _Committer) -> _Committer:
-        with self._changed:
-            patience = first.busy_since + SPARE_AFTER_SECONDS - time.monotonic()
-            if not self._changed.wait_for(lambda: first in self._free, timeout=max(0.0, patience)):
-                self._changed.wait_for(lambda: bool(self._free))
-            committer = first if first in self._free else self._free[0]
-            self._free.remove(committer)
-            committer.busy_since = time.monotonic()
-            return committer
-
-
 class _Committer:
-    """Its own connection, committing the batches handed to it one at a time: in a thread of its own when
-    there are several, else in the writer's loop (a thread would only add a hand-over per batch).
+    """Its own connection, committing the batches handed to it one at a time, in the writer's loop (a thread
+    would only add a hand-over per batch), or, for the patient committer, in a thread of its own.
 
-    Why a spare on PostgreSQL: a commit there can wait, for the WAL's fsync on a slow disk or for another node
-    that holds the same message uncommitted, and mail that arrives meanwhile would wait for it. After
-    ``SPARE_AFTER_SECONDS`` a second connection sends that mail (``_FreeCommitters``). SQLite takes one
-    writer at a time: one committer there."""
+    Why a patient committer on PostgreSQL: another node may be inserting the very same message (a sender's
+    retry that reached both), and this commit then waits on the unique index until that node's transaction
+    ends. The writer's loop would wait with it, and all other mail behind it. So the loop's connection waits
+    for a lock at most ``LOCK_TIMEOUT``; a message that waited longer is handed to the patient committer,
+    which waits as long as it takes, and the loop goes on. SQLite takes one writer at a time: no second
+    committer there. (Two committers taking turns made batches of one or two, one INSERT and one fsync
+    each, and the SMTP intake on PostgreSQL 20 % slower: docs/intake.md.)"""
 
-    def __init__(self, engine: Engine, answers: _Answers, idle: _FreeCommitters, threaded: bool) -> None:
+    def __init__(self, engine: Engine, answers: _Answers, threaded: bool, patient: _Committer | None = None) -> None:
         self.engine = engine
         self.answers = answers
-        self.idle = idle
-        self.busy_since = 0.0
+        self.patient = patient
         self.connection: Connection | None = None
         self.jobs: queue.SimpleQueue[list[tuple[dict[str, Any], bytes]] | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
         if threaded:
             self.thread = threading.Thread(target=self._run, name="crm-inbox-intake-commit", daemon=True)
             self.thread.start()
-        idle.put(self)
 
     def hand(self, batch: list[tuple[dict[str, Any], bytes]]) -> None:
         if self.thread is None:
@@ -222,8 +210,13 @@ class _Committer:
             outcomes = [exc] * len(items)
         else:
             outcomes = commit_batch(self.connection, items)
-        self.answers.send(batch, outcomes)
-        self.idle.put(self)
+        waited = [k for k, outcome in enumerate(outcomes) if _waited_too_long(outcome)]
+        if self.patient is not None and waited:
+            self.answers.send([b for k, b in enumerate(batch) if k not in waited],
+                              [o for k, o in enumerate(outcomes) if k not in waited])
+            self.patient.hand([batch[k] for k in waited])
+        else:
+            self.answers.send(batch, outcomes)
 
     def _close(self) -> None:
         if self.connection is not None:
@@ -233,9 +226,10 @@ class _Committer:
         """Commit and answer what was handed over, then close the connection."""
         if self.thread is None:
             self._close()
-            return
-        self.jobs.put(None)
-        self.thread.join()
+        else:
+            self.jobs.put(None)
+            self.thread.join()
+        self.engine.dispose()
 
 
 def main() -> None:
