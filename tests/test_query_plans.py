@@ -1,5 +1,6 @@
-"""Processing a mail stays on the indexes after the database has gathered statistics (SQLite's ANALYZE, which
-``PRAGMA optimize`` and administrators run): no statement scans a table that grows with the mail."""
+"""Processing a mail stays on the indexes: after SQLite has gathered statistics (ANALYZE, which ``PRAGMA
+optimize`` and administrators run) no statement scans a table that grows with the mail, and PostgreSQL's plan of
+a prepared statement, made once for any values, reads the rows it needs by their key."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import re
 import sqlite3
 
 import pytest
-from sqlalchemy import event, text
+from psycopg import sql as psql
+from sqlalchemy import event, select, text
 
 from crm_inbox.db import make_engine, make_sessionmaker
 from crm_inbox.intake.store import Envelope, store
-from crm_inbox.pipeline.runner import process
+from crm_inbox.pipeline.runner import _OTHERS_WAITING, process
 from crm_inbox.privacy.service import message_id_hash
 from tests.conftest import CRM
 from tests.mailfactory import make_mail
@@ -59,3 +61,35 @@ def test_after_analyze_no_statement_of_a_mails_processing_scans_a_growing_table(
     raw.close()
     assert any("FROM inbound_messages AS other" in sql for sql in executed)  # the erasure check was looked at
     assert scans == {}
+
+
+def test_a_claims_generic_plan_reads_the_other_workers_messages_by_id_not_every_waiting_one(database_url):
+    """PostgreSQL: psycopg prepares a statement after a few runs, and PostgreSQL then plans it once for any values
+    (a generic plan). The claim asks which of the other workers' messages still wait; planned so, it must look
+    them up by id, not read every message of the backlog that waits (2 ms a claim in a backlog of 4,000)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's generic plans of prepared statements (SQLite plans each statement: the test above)")
+    engine = make_engine(database_url)
+    factory = make_sessionmaker(engine)
+    ids = [store(factory, make_mail(sender=f"Kunde {i} <kunde{i}@firma{i % 7}.example>", subject=f"Frage {i}"),
+                 Envelope(mail_from=f"kunde{i}@firma{i % 7}.example", rcpt_to=(CRM,))).inbound_id
+           for i in range(1500)]
+    expanded = select(_OTHERS_WAITING).compile(dialect=engine.dialect).construct_expanded_state(
+        {"others": ids[1:5]})
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", expanded.statement)))
+    numbered = expanded.statement
+    for n, name in enumerate(names, 1):
+        numbered = numbered.replace(f"%({name})s", f"${n}")
+    values = psql.SQL(", ").join(psql.Literal(expanded.parameters[name]) for name in names)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            raw.execute("SET plan_cache_mode = force_generic_plan")
+            raw.execute(f"PREPARE others_waiting AS {numbered}")
+            plan = "\n".join(row[0] for row in raw.execute(
+                psql.SQL("EXPLAIN (ANALYZE, COSTS OFF) EXECUTE others_waiting({})").format(values)))
+            waiting = raw.execute(psql.SQL("EXECUTE others_waiting({})").format(values)).fetchone()
+    finally:
+        engine.dispose()
+    assert waiting is not None and sorted(int(line.split()[0]) for line in waiting[0].split("\n")) == ids[1:5]
+    assert "pk_inbound_messages" in plan and "ix_inbound_messages_state" not in plan, plan

@@ -51,9 +51,12 @@ _REUSED = exists().where(_OTHER.c.message_id == _T.c.message_id, _OTHER.c.conten
 # reply to one of them waits for it (see ``process``). Read with the row, so a worker pays no round trip for it.
 _OTHERS = _T.alias("others")
 _OTHER_PAIR = cast(_OTHERS.c.id, String) + literal(" ") + _OTHERS.c.message_id  # "id message-id"
-_OTHERS_WAITING = (select(func.aggregate_strings(_OTHER_PAIR, "\n"))
-                   .where(_OTHERS.c.id.in_(bindparam("others", expanding=True)),
-                          _OTHERS.c.state == InboundState.RECEIVED.value)
+# "Not done yet" is the aggregate's FILTER, not the WHERE: PostgreSQL's generic plan cannot tell 'received' from
+# any other state, so with it in the WHERE it chose the state index, read every message still waiting (4,000 in
+# a backlog of 4,000) and took 2 ms per claim instead of 0.1 (auto_explain).
+_OTHERS_WAITING = (select(func.aggregate_strings(_OTHER_PAIR, "\n")
+                          .filter(_OTHERS.c.state == InboundState.RECEIVED.value))
+                   .where(_OTHERS.c.id.in_(bindparam("others", expanding=True)))
                    .scalar_subquery().label("others_waiting"))
 
 # One statement brings what the first steps would each ask for: the erasure and reuse checks and the version of
