@@ -99,7 +99,8 @@ def test_a_worker_process_that_dies_loses_nothing(settings, factory):
         assert all(o.error == "the worker process ended" for o in seen if o.retry_soon)
         again = list(pool.run(lost))
     assert sorted(o.inbound_id for o in seen) == ids
-    assert all(o.state == InboundState.PROCESSED for o in again)
+    # None: the dead worker had committed it (its batch) but not said so yet; recorded once all the same (below).
+    assert all(o.state in (InboundState.PROCESSED, None) for o in again)
     with factory() as session:
         assert Counter(session.execute(select(InboundMessage.state)).scalars()) == {InboundState.PROCESSED: 40}
         assert session.scalar(select(func.count()).select_from(Interaction)) == 40
