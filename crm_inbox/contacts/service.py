@@ -51,9 +51,11 @@ def lead_name(address: Address) -> str | None:
 def lock_new_addresses(session: Session, emails: Iterable[str]) -> bool:
     """Before making leads for addresses nobody has: with several nodes on one PostgreSQL database, two mails
     from one new sender processed at once would each make a lead. A transaction-scoped advisory lock per
-    address (taken in sorted order, so two messages never wait for each other) makes the second wait for the
-    first's commit; looking again then finds the first's lead. True when locks were taken (and a second look
-    is due); SQLite has one writing process, so nothing to lock there."""
+    address (taken in sorted order, so two single messages never wait for each other) makes the second wait for
+    the first's commit; looking again then finds the first's lead. Several messages in one transaction
+    (``runner.process_batch``) take them message by message: two such batches can deadlock, and PostgreSQL's
+    deadlock detection ends one, which is then processed a message at a time. True when locks were taken (and a
+    second look is due); SQLite has one writing process, so nothing to lock there."""
     if session.get_bind().dialect.name != "postgresql":
         return False
     for email in sorted({e.lower() for e in emails}):
