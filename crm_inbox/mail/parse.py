@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from weakref import WeakKeyDictionary
 
-from crm_inbox.mail import charsets
+from crm_inbox.mail import boundaries, charsets
 from crm_inbox.mail.addresses import Address, parse_addresses
 from crm_inbox.mail.attachments import safe_filename
 from crm_inbox.mail.encoded_words import decode_words
@@ -28,6 +28,7 @@ from crm_inbox.mail.html import html_to_text, sanitise_html
 from crm_inbox.time_range import in_range
 
 Message = email.message.Message
+boundaries.install()  # Python 3.13's boundary matching on 3.11 and 3.12 (mail/boundaries.py)
 
 
 class MailParseError(Exception):
