@@ -75,6 +75,7 @@ def test_a_form_posted_without_its_csrf_token_changes_nothing(page, live, staff_
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.get_by_role("row").filter(has_text="Bleibt offen").get_by_role("button", name="Done").click()
     assert posted.value.status == 400
+    page.wait_for_load_state()  # the POST navigates to its 400 page: no navigation in flight when the context closes
     with live.factory() as session:
         assert session.execute(select(Reminder.state)).scalar_one() == ReminderState.OPEN
 
